@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "lib/err.h"
+
+/*
+ * The default local "bridge" network: one Linux bridge on the node
+ * (<prefix>0, e.g. "shoal0"), a /16 (default 10.213.0.0/16, configurable)
+ * with the gateway (.1) on the bridge, a veth pair per container (host side
+ * "<prefix>v<8 hex>", container side moved into the container's netns and
+ * renamed eth0), an IP per container from a bitmap IPAM, a default route via
+ * the gateway, and outbound masquerading of the subnet to anything not on the
+ * bridge (nftables table "ip <prefix>_nat", via libnftables).
+ *
+ * All links made through netlink (libnl-route-3). Everything carries the
+ * prefix, so several agents with different prefixes and netns never collide,
+ * and bridge_net_teardown() removes all of it.
+ */
+
+struct bridge_net;
+
+struct bridge_net_options {
+	const char *prefix;		/* device/table name prefix, e.g. "shoal" (<= 8 chars) */
+	const char *subnet;		/* CIDR, default "10.213.0.0/16" */
+	const char *netns_dir;		/* where container netns are bind-mounted: $rundir/netns */
+	int mtu;			/* 0 = the default route's device MTU, else 1500 */
+};
+
+/* Creates (or adopts, if it exists with the same config) the bridge, its
+ * address, the NAT table, enables ip_forward. */
+int bridge_net_setup(const struct bridge_net_options *opts, struct bridge_net **ret,
+		     struct shoal_err *err);
+/* Frees memory only; kernel objects stay (containers keep working). */
+void bridge_net_free(struct bridge_net *bn);
+/* Removes the bridge, every <prefix>v* veth and the NAT table. */
+int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err *err);
+
+/* Marks an address in use (re-adoption after an agent restart). */
+int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_err *err);
+
+struct bridge_endpoint {
+	char netns_path[256];		/* bind mount of the container's netns */
+	char host_ifname[16];
+	struct in_addr addr;
+	struct in_addr gateway;
+	uint8_t prefixlen;
+	uint8_t mac[6];
+};
+
+/* Creates a new netns bind-mounted at <netns_dir>/<id>, brings lo up, makes the
+ * veth pair, moves the peer in as eth0 with a free address, MAC derived from
+ * the address (02:42:a.b.c.d as Docker), default route via the gateway.
+ * This is on the container start path: keep it to a handful of netlink
+ * round trips (target well under 5 ms). */
+int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
+		      struct shoal_err *err);
+/* Deletes the veth, unmounts and removes the netns file, releases the address.
+ * Idempotent: missing pieces are not errors. */
+int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr,
+		      struct shoal_err *err);
+
+/* A netns for --network none that the agent can hold the same way: created,
+ * lo up, bind-mounted at <netns_dir>/<id>. (The runtime can also make its own;
+ * this exists for callers that need the path before start.) */
+int netns_create(const char *path, struct shoal_err *err);
+int netns_remove(const char *path);
+
+/* IPAM over one IPv4 subnet; pure logic, unit-tested without root. The network
+ * address, the gateway (.1) and broadcast are never handed out. Allocation is
+ * next-fit so that a just-released address is not reused at once. */
+struct ipam;
+int ipam_new(const char *cidr, struct ipam **ret, struct shoal_err *err);
+void ipam_free(struct ipam *ip);
+int ipam_alloc(struct ipam *ip, struct in_addr *ret);
+int ipam_reserve(struct ipam *ip, struct in_addr addr);	/* -EEXIST if taken, -ERANGE if outside */
+int ipam_release(struct ipam *ip, struct in_addr addr);
+struct in_addr ipam_gateway(const struct ipam *ip);
+uint8_t ipam_prefixlen(const struct ipam *ip);
+uint32_t ipam_free_count(const struct ipam *ip);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+/*
+ * The image store, under a root directory (the agent passes $datadir/images):
+ *
+ *   blobs/sha256/<hex>        verified blobs (image config JSON; compressed layers are
+ *                             not kept once unpacked)
+ *   layers/<chainid-hex>/     one unpacked layer (diff dir) per chain id, shared by every
+ *                             image that has it; unpacked once
+ *   images/<config-hex>.json  image record: id, repo tags, layer chain ids (lowest
+ *                             first), size, created
+ *   tmp/                      staging; anything here at open is left-over and removed
+ *
+ * A load is all or nothing: a bad tarball leaves the store exactly as it was.
+ * Every function is safe to call from a worker thread while others run (one
+ * mutex inside); load/import are slow and belong on a worker, not the event loop.
+ */
+
+struct image_store;
+
+/* Limits on what a tarball may make us do. */
+#define IMAGE_MAX_MANIFEST_BYTES (4u << 20)
+#define IMAGE_MAX_CONFIG_BYTES	 (4u << 20)
+#define IMAGE_MAX_LAYERS	 127
+#define IMAGE_MAX_ENTRY_PATH	 4096
+
+int image_store_open(const char *root, struct image_store **ret, struct shoal_err *err);
+void image_store_free(struct image_store *s);
+
+/* Loads a docker-archive (`docker save`) or OCI image-layout tarball, itself
+ * plain, gzip or zstd compressed, from fd (read to EOF, need not be seekable).
+ * ret_loaded: JSON array of strings, Docker's "Loaded image: NAME" lines, i.e.
+ * ["docker.io/library/busybox:latest"] (or "sha256:<id>" for untagged images).
+ * ret_warnings (may be NULL): JSON array of strings (skipped device nodes, ...). */
+int image_store_load(struct image_store *s, int fd, json_t **ret_loaded, json_t **ret_warnings,
+		     struct shoal_err *err);
+
+/* Imports a root file system tarball (plain/gzip/zstd) from fd as a one-layer image
+ * tagged ref (normalised). ret_id: "sha256:<hex>". */
+int image_store_import(struct image_store *s, int fd, const char *ref, json_t *config_overrides,
+		       char **ret_id, struct shoal_err *err);
+
+/* Docker's GET /images/json array: Id, RepoTags, RepoDigests, Created, Size, ... */
+int image_store_list(struct image_store *s, json_t **ret, struct shoal_err *err);
+
+/* Removes a tag (or, given an id / when the last tag goes, the image and every layer
+ * no other image uses). ret: Docker's [{"Untagged": ...}, {"Deleted": ...}] array.
+ * The caller checks for containers using the image first. */
+int image_store_remove(struct image_store *s, const char *ref, json_t **ret,
+		       struct shoal_err *err);
+
+struct image_info {
+	char *id;		/* "sha256:<hex>" */
+	char *ref;		/* normalised name it was found by, or the id */
+	char **layer_dirs;	/* absolute paths of unpacked layers, lowest first; NULL-terminated */
+	size_t n_layers;
+	json_t *config;		/* the image config's "config" object: Env, Cmd, Entrypoint,
+				 * WorkingDir, User, ExposedPorts, Healthcheck, StopSignal ... */
+};
+
+/* Finds an image by name (normalised), "sha256:<hex>", or a unique id prefix
+ * (>= 4 hex). -ENOENT with a message saying how to load it if absent. */
+int image_store_resolve(struct image_store *s, const char *ref, struct image_info **ret,
+			struct shoal_err *err);
+void image_info_free(struct image_info *info);
+
+/* Docker's reference normalisation: "busybox" -> "docker.io/library/busybox:latest",
+ * "me/app:1" -> "docker.io/me/app:1", "reg:5000/x" -> "reg:5000/x:latest".
+ * -EINVAL for a malformed reference. */
+int image_ref_normalize(const char *ref, char **ret);
+/* The short form Docker shows: "busybox:latest", "me/app:1". */
+int image_ref_familiar(const char *normalized, char **ret);
