@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/err.h"
+
+/*
+ * Container cgroups behind one interface, with backends in an ops table
+ * (cgroup-internal.h): v2 (unified, what production runs), v1 (one hierarchy
+ * per controller) and hybrid (v1 controllers cpu, memory, pids mounted under
+ * /sys/fs/cgroup/<ctrl>, plus membership in the v2 tree at
+ * /sys/fs/cgroup/unified so cgroup BPF hooks see the container). The layout is
+ * detected once from /proc/self/mountinfo.
+ *
+ * A parent is given relative to the calling process's own cgroup in each
+ * hierarchy ("shoal" -> <own>/shoal) or absolute from each hierarchy's root
+ * ("/shoal-test"). A container's cgroup is <parent>/<id> everywhere.
+ */
+
+enum rt_cgroup_layout { RT_CGROUP_V2, RT_CGROUP_V1, RT_CGROUP_HYBRID };
+
+struct rt_cgroup_limits {
+	int64_t memory;		/* bytes, 0 = unlimited */
+	int64_t memory_swap;	/* bytes incl. memory; 0 = 2x memory (Docker), -1 = unlimited */
+	int64_t nano_cpus;	/* 0 = unlimited; quota = nano_cpus * period / 1e9, period 100ms */
+	int64_t cpu_shares;	/* 0 = default; v2 weight converted as runc does */
+	int64_t pids_limit;	/* <= 0 = unlimited */
+};
+
+struct rt_cgroup;
+
+int rt_cgroup_detect(enum rt_cgroup_layout *ret, struct shoal_err *err);
+/* Creates the parent in every hierarchy (idempotent), enabling v2 controllers
+ * in subtree_control where needed. Returns the resolved v2 path of the parent
+ * (for BPF attach), or "" when there is no v2 tree. */
+int rt_cgroup_parent_prepare(const char *parent, char *ret_v2_path, size_t len,
+			     struct shoal_err *err);
+/* Removes the (empty) parent from every hierarchy. */
+int rt_cgroup_parent_remove(const char *parent, struct shoal_err *err);
+
+int rt_cgroup_create(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
+		     struct rt_cgroup **ret, struct shoal_err *err);
+/* Opens an existing container cgroup (after an agent or monitor restart). */
+int rt_cgroup_open(const char *parent, const char *id, struct rt_cgroup **ret,
+		   struct shoal_err *err);
+int rt_cgroup_attach(struct rt_cgroup *cg, pid_t pid, struct shoal_err *err);
+/* True when the kernel OOM-killed a process in the cgroup (memory.events oom_kill
+ * on v2; memory.oom_control oom_kill on v1). */
+bool rt_cgroup_oom_killed(struct rt_cgroup *cg);
+/* Current memory usage in bytes (0 if unknown). */
+int64_t rt_cgroup_memory_usage(struct rt_cgroup *cg);
+/* Kills every process left, then removes the cgroup from every hierarchy. */
+int rt_cgroup_destroy(struct rt_cgroup *cg, struct shoal_err *err);
+/* Frees memory only. */
+void rt_cgroup_free(struct rt_cgroup *cg);
+/* Absolute directory of the container cgroup in the hierarchy of controller
+ * ("memory", "cpu", "pids", or "" for v2). NULL if not present. */
+const char *rt_cgroup_path(struct rt_cgroup *cg, const char *controller);
