@@ -83,6 +83,14 @@ struct rt_spec {
 	 * NULL with seccomp_unconfined = true for --security-opt seccomp=unconfined. */
 	const char *seccomp_path;	/* file holding the BPF program */
 	bool seccomp_unconfined;
+
+	/* A connected stream socket (or -1) that the monitor adopts as an attached
+	 * client (as after an "attach" request with stdin = open_stdin, stdout and
+	 * stderr true) BEFORE the container's process is let go, so that a client
+	 * attached before start (`shoal run` in the foreground) sees all output from
+	 * the first byte. rt_spawn passes it to the monitor; the caller closes its
+	 * copy after rt_spawn returns. */
+	int attach_fd;
 };
 
 struct rt_started {
