@@ -81,3 +81,9 @@ int ipam_release(struct ipam *ip, struct in_addr addr);
 struct in_addr ipam_gateway(const struct ipam *ip);
 uint8_t ipam_prefixlen(const struct ipam *ip);
 uint32_t ipam_free_count(const struct ipam *ip);
+/* Parses "a.b.c.d/n" (n in 8..30, host bits clear) with a message on error. */
+int ipam_parse_cidr(const char *cidr, struct in_addr *ret_net, uint8_t *ret_prefixlen,
+		    struct shoal_err *err);
+bool ipam_contains(const struct ipam *ip, struct in_addr addr);
+struct in_addr ipam_network(const struct ipam *ip);
+struct in_addr ipam_broadcast(const struct ipam *ip);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include "lib/err.h"
+
+/* Makes dir a shared mount point (bind-mounting it on itself first if it is
+ * not one), as `ip netns add` does for /run/netns: netns bind mounts made
+ * under it then propagate to mount namespaces created later, and unmounting
+ * one here unmounts it there too, so a namespace is not kept alive by a copy
+ * of its mount in some container's mount table. */
+int netns_dir_prepare(const char *dir, struct shoal_err *err);
+
+/* Creates a network namespace bind-mounted at path (the file must not exist;
+ * its directory must have been prepared) and returns an fd to it and a
+ * NETLINK_ROUTE socket opened inside it. lo is left down. */
+int netns_create_open(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
+
+/* Brings lo up through a netlink socket opened in the namespace. */
+int netns_lo_up(int nlfd, struct shoal_err *err);
