@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/err.h"
@@ -17,8 +18,28 @@ uint64_t rt_caps_all(void);
 int rt_cap_from_name(const char *name, int *ret, struct shoal_err *err);
 const char *rt_cap_to_name(int cap);
 /* default (or all when privileged), plus adds, minus drops; "ALL" in either list as Docker. */
-int rt_caps_compute(const char *const *add, const char *const *drop, bool privileged,
-		    uint64_t *ret, struct shoal_err *err);
+int rt_caps_compute(const char *const *add, const char *const *drop, bool privileged, uint64_t *ret,
+		    struct shoal_err *err);
+/* "CAP_CHOWN,CAP_KILL,..." in bit order into buf (truncated names never appear:
+ * -ENOBUFS when buf is too small). Returns the length written. */
+int rt_caps_format(uint64_t mask, char *buf, size_t len);
+/* Highest capability number this kernel knows (cap_last_cap). */
+int rt_cap_last(void);
+
 /* In the container child, after setuid work: bounding set, then effective,
- * permitted, inheritable and ambient (for non-root users) set to mask. */
+ * permitted, inheritable and ambient (for non-root users) set to mask.
+ *
+ * Ordering expected from the caller (the child, right before execve):
+ *   1. prctl(PR_SET_KEEPCAPS, 1) while still uid 0, so that the permitted set
+ *      survives the switch to a non-root uid;
+ *   2. setgroups(), setresgid(), setresuid() to the container user;
+ *   3. rt_caps_apply(mask): raises the effective set back to the (kept)
+ *      permitted set, drops every capability outside mask from the bounding set
+ *      (this needs CAP_SETPCAP, which is why it runs before the capset), then
+ *      sets effective = permitted = inheritable = mask and, for a non-root
+ *      uid, raises each capability of mask in the ambient set so it survives
+ *      execve of an ordinary binary;
+ *   4. prctl(PR_SET_NO_NEW_PRIVS, 1), seccomp load, execve.
+ * No allocation, no file access (the last capability is probed with
+ * PR_CAPBSET_READ), so it works inside the container's new root. */
 int rt_caps_apply(uint64_t mask, struct shoal_err *err);

@@ -17,22 +17,41 @@
  *
  * A parent is given relative to the calling process's own cgroup in each
  * hierarchy ("shoal" -> <own>/shoal) or absolute from each hierarchy's root
- * ("/shoal-test"). A container's cgroup is <parent>/<id> everywhere.
+ * ("/shoal-test"); NULL or "" is the process's own cgroup. A container's cgroup
+ * is <parent>/<id> everywhere.
+ *
+ * rt_cgroup_create() is on the container start path: it costs one mkdir per
+ * hierarchy plus one write per limit that is set, and no directory scans. A
+ * missing parent is created on the way (as rt_cgroup_parent_prepare does).
  */
 
 enum rt_cgroup_layout { RT_CGROUP_V2, RT_CGROUP_V1, RT_CGROUP_HYBRID };
 
 struct rt_cgroup_limits {
-	int64_t memory;		/* bytes, 0 = unlimited */
-	int64_t memory_swap;	/* bytes incl. memory; 0 = 2x memory (Docker), -1 = unlimited */
-	int64_t nano_cpus;	/* 0 = unlimited; quota = nano_cpus * period / 1e9, period 100ms */
-	int64_t cpu_shares;	/* 0 = default; v2 weight converted as runc does */
-	int64_t pids_limit;	/* <= 0 = unlimited */
+	int64_t memory;	     /* bytes, 0 = unlimited */
+	int64_t memory_swap; /* bytes incl. memory; 0 = 2x memory (Docker), -1 = unlimited */
+	int64_t nano_cpus;   /* 0 = unlimited; quota = nano_cpus * period / 1e9, period 100ms */
+	int64_t cpu_shares;  /* 0 = default; v2 weight converted as runc does */
+	int64_t pids_limit;  /* <= 0 = unlimited */
 };
 
 struct rt_cgroup;
 
+/* CFS period used for CPU limits, in microseconds (Docker's). */
+#define RT_CGROUP_CPU_PERIOD_US 100000
+/* CFS quota in microseconds per period for nano_cpus (1e9 = one CPU); 0 when
+ * nano_cpus <= 0 (unlimited). The kernel refuses quotas below 1000 us. */
+int64_t rt_cgroup_cpu_quota(int64_t nano_cpus, int64_t period_us);
+/* v2 cpu.weight for v1 cpu.shares as runc converts: 1 + ((shares - 2) * 9999) / 262142,
+ * shares clamped to [2, 262144]; 0 for 0 (default). */
+uint64_t rt_cgroup_shares_to_weight(uint64_t shares);
+/* Checks limits as Docker does (memory at least 6 MB, swap needs memory and is
+ * at least memory, nano_cpus at least 0.01 CPU); -EINVAL with status 400. */
+int rt_cgroup_limits_validate(const struct rt_cgroup_limits *lim, struct shoal_err *err);
+
 int rt_cgroup_detect(enum rt_cgroup_layout *ret, struct shoal_err *err);
+/* "v2", "v1" or "hybrid". */
+const char *rt_cgroup_layout_name(enum rt_cgroup_layout layout);
 /* Creates the parent in every hierarchy (idempotent), enabling v2 controllers
  * in subtree_control where needed. Returns the resolved v2 path of the parent
  * (for BPF attach), or "" when there is no v2 tree. */
