@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include "agent/http.h"
+
+/* System */
+void api_ping(struct api_req *r);
+void api_version(struct api_req *r);
+void api_info(struct api_req *r);
+
+/* Containers */
+void api_container_create(struct api_req *r);
+void api_container_list(struct api_req *r);
+void api_container_inspect(struct api_req *r);
+void api_container_start(struct api_req *r);
+void api_container_stop(struct api_req *r);
+void api_container_kill(struct api_req *r);
+void api_container_wait(struct api_req *r);
+void api_container_delete(struct api_req *r);
+void api_container_attach(struct api_req *r);
+void api_container_resize(struct api_req *r);
+void api_container_logs(struct api_req *r);
+
+/* Exec */
+void api_exec_create(struct api_req *r);
+void api_exec_start(struct api_req *r);
+void api_exec_inspect(struct api_req *r);
+void api_exec_resize(struct api_req *r);
+
+/* Images */
+void api_image_load(struct api_req *r);
+void api_image_create(struct api_req *r);
+void api_image_list(struct api_req *r);
+void api_image_inspect(struct api_req *r);
+void api_image_delete(struct api_req *r);

@@ -1,0 +1,1449 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "agent/agent.h"
+#include "agent/container.h"
+#include "agent/stream.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "overlay/bridge.h"
+#include "runtime/caps.h"
+#include "runtime/image.h"
+#include "runtime/runtime.h"
+#include "runtime/seccomp.h"
+
+static void container_exited(struct container *c, const struct rt_exit *ex);
+static void container_free(struct container *c);
+static void container_unlink_and_free(struct container *c);
+
+const char *container_state_name(enum container_state s)
+{
+	switch (s) {
+	case CONTAINER_CREATED:
+		return "created";
+	case CONTAINER_STARTING:
+		return "created";
+	case CONTAINER_RUNNING:
+		return "running";
+	case CONTAINER_EXITED:
+		return "exited";
+	case CONTAINER_REMOVING:
+		return "removing";
+	}
+	return "dead";
+}
+
+static enum container_state state_from_name(const char *s)
+{
+	if (strcmp(s, "running") == 0)
+		return CONTAINER_RUNNING;
+	if (strcmp(s, "exited") == 0)
+		return CONTAINER_EXITED;
+	if (strcmp(s, "starting") == 0)
+		return CONTAINER_STARTING;
+	if (strcmp(s, "removing") == 0)
+		return CONTAINER_REMOVING;
+	return CONTAINER_CREATED;
+}
+
+int parse_signal(const char *s, int *ret)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} sigs[] = {
+		{ "HUP", SIGHUP },   { "INT", SIGINT },	    { "QUIT", SIGQUIT }, { "ILL", SIGILL },
+		{ "TRAP", SIGTRAP }, { "ABRT", SIGABRT },   { "BUS", SIGBUS },	 { "FPE", SIGFPE },
+		{ "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+		{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM },   { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
+		{ "CONT", SIGCONT }, { "STOP", SIGSTOP },   { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
+		{ "TTOU", SIGTTOU }, { "URG", SIGURG },	    { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+		{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+		{ "PWR", SIGPWR },   { "SYS", SIGSYS },
+	};
+	if (!s || !*s)
+		return -EINVAL;
+	if (isdigit((unsigned char)*s)) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (*end || v <= 0 || v > 64)
+			return -EINVAL;
+		*ret = (int)v;
+		return 0;
+	}
+	const char *n = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (strcasecmp(n, sigs[i].name) == 0) {
+			*ret = sigs[i].sig;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* ---- table ---- */
+
+struct container *container_find(struct agent *a, const char *ref, struct shoal_err *err)
+{
+	if (!ref || !*ref) {
+		shoal_err_set_status(err, 404, ENOENT, "No such container: (empty name)");
+		return NULL;
+	}
+	const char *name = ref[0] == '/' ? ref + 1 : ref;
+	for (struct container *c = a->containers; c; c = c->next)
+		if (strcmp(c->id, ref) == 0 || strcmp(c->name, name) == 0)
+			return c;
+	struct container *match = NULL;
+	size_t len = strlen(ref);
+	for (struct container *c = a->containers; c; c = c->next)
+		if (strncmp(c->id, ref, len) == 0) {
+			if (match) {
+				shoal_err_set_status(err, 400, EINVAL,
+						     "multiple containers match the id prefix %s; use more characters",
+						     ref);
+				return NULL;
+			}
+			match = c;
+		}
+	if (!match)
+		shoal_err_set_status(err, 404, ENOENT, "No such container: %s", ref);
+	return match;
+}
+
+bool container_uses_image(struct agent *a, const char *image_id, struct container **ret)
+{
+	for (struct container *c = a->containers; c; c = c->next)
+		if (c->image_id && strcmp(c->image_id, image_id) == 0) {
+			if (ret)
+				*ret = c;
+			return true;
+		}
+	return false;
+}
+
+static bool name_valid(const char *n)
+{
+	size_t len = strlen(n);
+	if (len < 1 || len > 127 || !isalnum((unsigned char)n[0]))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!isalnum((unsigned char)n[i]) && !strchr("_.-", n[i]))
+			return false;
+	return true;
+}
+
+static void generate_name(struct agent *a, char *out, size_t len)
+{
+	static const char *const adj[] = { "brave",  "calm",   "eager", "fond",   "gentle",
+					   "happy",  "jolly",  "keen",  "lucid",  "merry",
+					   "nimble", "proud",  "quiet", "rapid",  "sharp",
+					   "swift",  "tender", "vivid", "wise",   "zealous" };
+	static const char *const noun[] = { "anchovy", "barracuda", "carp",    "dory",
+					    "eel",     "flounder",  "grouper", "herring",
+					    "ide",     "jack",      "koi",     "ling",
+					    "marlin",  "perch",     "roach",   "salmon",
+					    "tuna",    "wrasse",    "pike",    "sprat" };
+	for (unsigned tries = 0;; tries++) {
+		unsigned r1 = (unsigned)random(), r2 = (unsigned)random();
+		if (tries < 32)
+			snprintf(out, len, "%s_%s", adj[r1 % ARRAY_SIZE(adj)],
+				 noun[r2 % ARRAY_SIZE(noun)]);
+		else
+			snprintf(out, len, "%s_%s%u", adj[r1 % ARRAY_SIZE(adj)],
+				 noun[r2 % ARRAY_SIZE(noun)], tries);
+		bool taken = false;
+		for (struct container *c = a->containers; c; c = c->next)
+			if (strcmp(c->name, out) == 0)
+				taken = true;
+		if (!taken)
+			return;
+	}
+}
+
+/* ---- persistence ---- */
+
+static json_t *strv_to_json(char **v)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; v && v[i]; i++)
+		json_array_append_new(arr, json_string(v[i]));
+	return arr;
+}
+
+static char **json_to_strv(json_t *arr)
+{
+	char **v = calloc(1, sizeof(char *));
+	size_t i;
+	json_t *e;
+	if (!v)
+		return NULL;
+	json_array_foreach(arr, i, e)
+	{
+		if (json_is_string(e) && strv_push(&v, json_string_value(e)) < 0) {
+			strv_free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+int container_persist(struct container *c)
+{
+	char ip[INET_ADDRSTRLEN] = "", gw[INET_ADDRSTRLEN] = "";
+	if (c->net_attached) {
+		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
+		inet_ntop(AF_INET, &c->gateway, gw, sizeof(gw));
+	}
+	const char *state = c->state == CONTAINER_STARTING ? "starting" : container_state_name(c->state);
+	json_t *j = json_pack(
+		"{s:s, s:s, s:I, s:O, s:O, s:s, s:s, s:o, s:{s:s, s:i, s:i, s:i, s:b, s:I, s:I, s:s, s:i},"
+		" s:{s:s, s:b, s:s, s:s, s:i}}",
+		"Id", c->id, "Name", c->name, "Created", (json_int_t)c->created_ns, "Config",
+		c->config, "HostConfig", c->host_config, "ImageRef", c->image_ref, "Image",
+		c->image_id, "LayerDirs", strv_to_json(c->layer_dirs), "State", "Status", state,
+		"Pid", (int)c->pid, "MonitorPid", (int)c->monitor_pid, "ExitCode", c->exit_code,
+		"OOMKilled", c->oom_killed, "StartedAt", (json_int_t)c->started_ns, "FinishedAt",
+		(json_int_t)c->finished_ns, "Error", c->error, "RestartCount", c->restart_count,
+		"Network", "Mode", c->net_mode, "Attached", c->net_attached, "IPAddress", ip,
+		"Gateway", gw, "PrefixLen", (int)c->prefixlen);
+	if (!j)
+		return -ENOMEM;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/container.json", c->bundle_dir);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return -ENOMEM;
+	int r = write_file_atomic(path, s, strlen(s), 0600);
+	free(s);
+	return r;
+}
+
+static void container_paths(struct agent *a, struct container *c)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s/containers/%s", a->cfg.data_dir, c->id);
+	c->bundle_dir = strdup(buf);
+	snprintf(buf, sizeof(buf), "%s/containers/%s", a->cfg.run_dir, c->id);
+	c->run_dir = strdup(buf);
+	snprintf(buf, sizeof(buf), "%s/containers/%s/%s-json.log", a->cfg.data_dir, c->id, c->id);
+	c->log_path = strdup(buf);
+}
+
+static struct container *container_new(struct agent *a)
+{
+	struct container *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->agent = a;
+	c->spawn_fd = -1;
+	return c;
+}
+
+static void container_link(struct agent *a, struct container *c)
+{
+	c->next = a->containers;
+	a->containers = c;
+	a->n_containers++;
+}
+
+static int container_load_one(struct agent *a, const char *id, struct shoal_err *err)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/containers/%s/container.json", a->cfg.data_dir, id);
+	json_error_t jerr;
+	json_t *j = json_load_file(path, 0, &jerr);
+	if (!j)
+		return shoal_err_set(err, EBADMSG, "reading %s: %s", path, jerr.text);
+	struct container *c = container_new(a);
+	if (!c) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	json_t *st = json_object_get(j, "State"), *net = json_object_get(j, "Network");
+	snprintf(c->id, sizeof(c->id), "%s", json_string_value(json_object_get(j, "Id")) ?: id);
+	snprintf(c->name, sizeof(c->name), "%s",
+		 json_string_value(json_object_get(j, "Name")) ?: id);
+	c->created_ns = json_integer_value(json_object_get(j, "Created"));
+	c->config = json_incref(json_object_get(j, "Config"));
+	c->host_config = json_incref(json_object_get(j, "HostConfig"));
+	if (!c->config)
+		c->config = json_object();
+	if (!c->host_config)
+		c->host_config = json_object();
+	c->image_ref = strdup(json_string_value(json_object_get(j, "ImageRef")) ?: "");
+	c->image_id = strdup(json_string_value(json_object_get(j, "Image")) ?: "");
+	c->layer_dirs = json_to_strv(json_object_get(j, "LayerDirs"));
+	c->state = state_from_name(json_string_value(json_object_get(st, "Status")) ?: "created");
+	c->pid = (pid_t)json_integer_value(json_object_get(st, "Pid"));
+	c->monitor_pid = (pid_t)json_integer_value(json_object_get(st, "MonitorPid"));
+	c->exit_code = (int)json_integer_value(json_object_get(st, "ExitCode"));
+	c->oom_killed = json_is_true(json_object_get(st, "OOMKilled"));
+	c->started_ns = json_integer_value(json_object_get(st, "StartedAt"));
+	c->finished_ns = json_integer_value(json_object_get(st, "FinishedAt"));
+	c->restart_count = (int)json_integer_value(json_object_get(st, "RestartCount"));
+	snprintf(c->error, sizeof(c->error), "%s",
+		 json_string_value(json_object_get(st, "Error")) ?: "");
+	snprintf(c->net_mode, sizeof(c->net_mode), "%s",
+		 json_string_value(json_object_get(net, "Mode")) ?: "none");
+	c->net_attached = json_is_true(json_object_get(net, "Attached"));
+	inet_pton(AF_INET, json_string_value(json_object_get(net, "IPAddress")) ?: "0.0.0.0",
+		  &c->ip);
+	inet_pton(AF_INET, json_string_value(json_object_get(net, "Gateway")) ?: "0.0.0.0",
+		  &c->gateway);
+	c->prefixlen = (uint8_t)json_integer_value(json_object_get(net, "PrefixLen"));
+	json_decref(j);
+	container_paths(a, c);
+	if (!c->bundle_dir || !c->run_dir || !c->log_path || !c->image_ref || !c->image_id ||
+	    !c->layer_dirs) {
+		container_free(c);
+		return -ENOMEM;
+	}
+	container_link(a, c);
+	return 0;
+}
+
+/* ---- the monitor's wait connection: how the agent learns of an exit ---- */
+
+static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct container *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (!line)
+		return;
+	struct rt_exit ex = { .exit_code = 255 };
+	json_t *j = json_loads(line, 0, NULL);
+	free(line);
+	if (j) {
+		ex.exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
+		ex.oom_killed = json_is_true(json_object_get(j, "oom_killed"));
+		ex.finished_at_ns = json_integer_value(json_object_get(j, "finished_at"));
+		snprintf(ex.error, sizeof(ex.error), "%s",
+			 json_string_value(json_object_get(j, "error")) ?: "");
+		json_decref(j);
+	}
+	container_exited(c, &ex);
+}
+
+static void exit_from_disk(struct container *c)
+{
+	struct rt_exit ex;
+	if (rt_exit_read(c->bundle_dir, &ex) < 0) {
+		memset(&ex, 0, sizeof(ex));
+		ex.exit_code = 255;
+		ex.finished_at_ns = now_ns();
+		snprintf(ex.error, sizeof(ex.error),
+			 "the container's monitor exited without recording an exit status");
+	}
+	container_exited(c, &ex);
+}
+
+static void wait_conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct container *c = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		exit_from_disk(c);
+}
+
+static int container_watch_exit(struct container *c, struct shoal_err *err)
+{
+	json_t *req = json_pack("{s:s}", "op", "wait");
+	int fd = rt_ctl_connect(c->run_dir, req, err);
+	json_decref(req);
+	if (fd < 0)
+		return fd;
+	fd_set_nonblock(fd, true);
+	c->wait_bev = bufferevent_socket_new(c->agent->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->wait_bev) {
+		close(fd);
+		return shoal_err_set(err, ENOMEM, "bufferevent_socket_new");
+	}
+	bufferevent_setcb(c->wait_bev, wait_conn_read_cb, NULL, wait_conn_event_cb, c);
+	bufferevent_enable(c->wait_bev, EV_READ);
+	return 0;
+}
+
+static void network_release(struct container *c)
+{
+	struct agent *a = c->agent;
+	if (!c->net_attached)
+		return;
+	struct shoal_err err = { 0 };
+	if (a->bridge && bridge_net_detach(a->bridge, c->id, c->ip, &err) < 0)
+		log_warn("container %.12s: releasing its network endpoint: %s", c->id, err.msg);
+	c->net_attached = false;
+}
+
+int container_load_all(struct agent *a, struct shoal_err *err)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/containers", a->cfg.data_dir);
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : shoal_err_errno(err, errno, "opening %s", dir);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct shoal_err e = { 0 };
+		int r = container_load_one(a, de->d_name, &e);
+		if (r < 0)
+			log_warn("skipping container %s: %s", de->d_name, e.msg);
+	}
+	/* Re-adopt: a running container's monitor answers on its control socket;
+	 * one that ended while we were away left exit.json behind. */
+	for (struct container *c = a->containers, *next; c; c = next) {
+		next = c->next;
+		if (c->net_attached && a->bridge)
+			bridge_net_reserve(a->bridge, c->ip, NULL);
+		if (c->state == CONTAINER_REMOVING) {
+			container_unlink_and_free(c);
+			continue;
+		}
+		if (c->state != CONTAINER_RUNNING && c->state != CONTAINER_STARTING)
+			continue;
+		struct shoal_err e = { 0 };
+		if (container_watch_exit(c, &e) == 0) {
+			c->state = CONTAINER_RUNNING;
+			log_info("container %.12s (%s): re-adopted, pid %d", c->id, c->name,
+				 (int)c->pid);
+		} else {
+			log_info("container %.12s (%s): exited while the agent was away", c->id,
+				 c->name);
+			exit_from_disk(c);
+		}
+	}
+	return 0;
+}
+
+/* ---- create ---- */
+
+static int merge_env(char **image_env, char **user_env, char ***ret)
+{
+	_cleanup_strv_ char **out = calloc(1, sizeof(char *));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; image_env && image_env[i]; i++)
+		if (strv_push(&out, image_env[i]) < 0)
+			return -ENOMEM;
+	for (size_t i = 0; user_env && user_env[i]; i++) {
+		const char *eq = strchr(user_env[i], '=');
+		size_t klen = eq ? (size_t)(eq - user_env[i]) : strlen(user_env[i]);
+		bool replaced = false;
+		for (size_t k = 0; out[k]; k++)
+			if (strncmp(out[k], user_env[i], klen) == 0 &&
+			    (out[k][klen] == '=' || out[k][klen] == '\0')) {
+				char *n = strdup(user_env[i]);
+				if (!n)
+					return -ENOMEM;
+				free(out[k]);
+				out[k] = n;
+				replaced = true;
+				break;
+			}
+		if (!replaced && strv_push(&out, user_env[i]) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+static int validate_host_config(json_t *hc, struct shoal_err *err)
+{
+	int64_t v;
+	bool b;
+	const char *s;
+	int r;
+	if ((r = json_get_int(hc, "Memory", &v, err)) == 0) {
+		if (v < 0)
+			return shoal_err_set(err, EINVAL, "HostConfig.Memory must not be negative");
+		if (v > 0 && v < 6 * 1024 * 1024)
+			return shoal_err_set(err, EINVAL, "Minimum memory limit allowed is 6MB");
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_int(hc, "MemorySwap", &v, err)) == 0) {
+		int64_t mem = 0;
+		json_get_int(hc, "Memory", &mem, NULL);
+		if (v > 0 && v < mem)
+			return shoal_err_set(err, EINVAL,
+					     "Minimum memoryswap limit should be larger than memory limit, see usage");
+		if (v > 0 && mem == 0)
+			return shoal_err_set(err, EINVAL,
+					     "You should always set the Memory limit when using Memoryswap limit, see usage");
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_int(hc, "NanoCpus", &v, err)) == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		if (v < 0 || (v > 0 && v < 10000000) || v > (int64_t)ncpu * 1000000000LL)
+			return shoal_err_set(err, EINVAL,
+					     "Range of CPUs is from 0.01 to %ld.00, as there are only %ld CPUs available",
+					     ncpu, ncpu);
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_int(hc, "CpuShares", &v, err)) == 0) {
+		if (v < 0 || (v > 0 && v < 2) || v > 262144)
+			return shoal_err_set(err, EINVAL,
+					     "HostConfig.CpuShares %lld is out of range (2 to 262144)",
+					     (long long)v);
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_int(hc, "PidsLimit", &v, err)) < 0 && r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	const char *bools[] = { "ReadonlyRootfs", "Privileged", "AutoRemove" };
+	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
+		if ((r = json_get_bool(hc, bools[i], &b, err)) < 0 && r != -ENOENT)
+			return shoal_err_wrap(err, "HostConfig");
+	const char *caplists[] = { "CapAdd", "CapDrop" };
+	for (size_t i = 0; i < ARRAY_SIZE(caplists); i++) {
+		_cleanup_strv_ char **caps = NULL;
+		if ((r = json_get_strv(hc, caplists[i], false, &caps, err)) == -ENOENT)
+			continue;
+		if (r < 0)
+			return shoal_err_wrap(err, "HostConfig");
+		for (size_t k = 0; caps[k]; k++) {
+			int cap;
+			if (strcasecmp(caps[k], "ALL") == 0)
+				continue;
+			if (rt_cap_from_name(caps[k], &cap, err) < 0)
+				return shoal_err_wrap(err, "HostConfig.%s", caplists[i]);
+		}
+	}
+	_cleanup_strv_ char **secopts = NULL;
+	if ((r = json_get_strv(hc, "SecurityOpt", false, &secopts, err)) == 0) {
+		for (size_t k = 0; secopts[k]; k++)
+			if (strcmp(secopts[k], "seccomp=unconfined") != 0 &&
+			    strcmp(secopts[k], "seccomp:unconfined") != 0 &&
+			    strcmp(secopts[k], "no-new-privileges") != 0 &&
+			    strcmp(secopts[k], "no-new-privileges:true") != 0 &&
+			    strcmp(secopts[k], "no-new-privileges=true") != 0)
+				return shoal_err_set(err, EINVAL,
+						     "invalid --security-opt %s: supported are seccomp=unconfined and no-new-privileges",
+						     secopts[k]);
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_string(hc, "NetworkMode", &s, err)) == 0) {
+		if (*s && strcmp(s, "default") != 0 && strcmp(s, "bridge") != 0 &&
+		    strcmp(s, "none") != 0 && strcmp(s, "host") != 0)
+			return shoal_err_set_status(err, 404, ENOENT, "network %s not found", s);
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	json_t *pb;
+	if ((r = json_get_object(hc, "PortBindings", &pb, err)) == 0) {
+		if (json_object_size(pb) > 0)
+			return shoal_err_set(err, EINVAL,
+					     "HostConfig.PortBindings: publishing ports is not available in this version of shoald");
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	json_t *lc, *lcc;
+	if ((r = json_get_object(hc, "LogConfig", &lc, err)) == 0) {
+		if (json_get_string(lc, "Type", &s, err) == 0 && *s && strcmp(s, "json-file") != 0)
+			return shoal_err_set(err, EINVAL,
+					     "HostConfig.LogConfig.Type %s: only json-file is supported", s);
+		if (json_get_object(lc, "Config", &lcc, err) == 0) {
+			int64_t size;
+			if (json_get_string(lcc, "max-size", &s, err) == 0 &&
+			    (parse_size(s, &size) < 0 || size < 4096))
+				return shoal_err_set(err, EINVAL,
+						     "log-opt max-size=%s: expected a size of at least 4k like 10m",
+						     s);
+			if (json_get_string(lcc, "max-file", &s, err) == 0 &&
+			    (atoi(s) < 1 || atoi(s) > 100))
+				return shoal_err_set(err, EINVAL,
+						     "log-opt max-file=%s: expected a number from 1 to 100", s);
+		}
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	return 0;
+}
+
+int container_create(struct agent *a, const char *name, json_t *body, struct container **ret,
+		     json_t **ret_warnings, struct shoal_err *err)
+{
+	const char *image = NULL, *s;
+	bool b;
+	int r;
+	if (a->n_containers >= AGENT_MAX_CONTAINERS)
+		return shoal_err_set_status(err, 409, ENOSPC,
+					    "this node already has %u containers, the limit; remove some first",
+					    AGENT_MAX_CONTAINERS);
+	if ((r = json_get_string(body, "Image", &image, err)) == -ENOENT || (r == 0 && !*image))
+		return shoal_err_set(err, EINVAL, "Image: required, the image to run (e.g. \"busybox\")");
+	if (r < 0)
+		return r;
+	const char *strs[] = { "WorkingDir", "User", "Hostname", "Domainname", "StopSignal" };
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if ((r = json_get_string(body, strs[i], &s, err)) < 0 && r != -ENOENT)
+			return r;
+	const char *bools[] = { "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout",
+				"AttachStderr", "NetworkDisabled" };
+	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
+		if ((r = json_get_bool(body, bools[i], &b, err)) < 0 && r != -ENOENT)
+			return r;
+	_cleanup_strv_ char **cmd = NULL, **entrypoint = NULL, **env = NULL;
+	bool has_cmd = false, has_ep = false;
+	if ((r = json_get_strv(body, "Cmd", true, &cmd, err)) == 0)
+		has_cmd = true;
+	else if (r != -ENOENT)
+		return r;
+	if ((r = json_get_strv(body, "Entrypoint", true, &entrypoint, err)) == 0)
+		has_ep = true;
+	else if (r != -ENOENT)
+		return r;
+	if ((r = json_get_strv(body, "Env", false, &env, err)) < 0 && r != -ENOENT)
+		return r;
+	for (size_t i = 0; env && env[i]; i++)
+		if (!env[i][0] || env[i][0] == '=')
+			return shoal_err_set(err, EINVAL, "Env[%zu]: invalid environment variable \"%s\"",
+					     i, env[i]);
+	if (json_get_string(body, "WorkingDir", &s, NULL) == 0 && *s && *s != '/')
+		return shoal_err_set(err, EINVAL,
+				     "the working directory '%s' is invalid, it needs to be an absolute path",
+				     s);
+	if (json_get_string(body, "Hostname", &s, NULL) == 0 && strlen(s) > 63)
+		return shoal_err_set(err, EINVAL, "Hostname: longer than 63 characters");
+	json_t *labels;
+	if ((r = json_get_object(body, "Labels", &labels, err)) == 0) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(labels, k, v)
+		{
+			if (!json_is_string(v))
+				return shoal_err_set(err, EINVAL, "Labels.%s: expected a string", k);
+		}
+	} else if (r != -ENOENT)
+		return r;
+	json_t *hc = NULL;
+	if ((r = json_get_object(body, "HostConfig", &hc, err)) < 0 && r != -ENOENT)
+		return r;
+	if (hc && (r = validate_host_config(hc, err)) < 0)
+		return r;
+
+	char cname[128];
+	if (name && *name) {
+		const char *n = name[0] == '/' ? name + 1 : name;
+		if (!name_valid(n))
+			return shoal_err_set(err, EINVAL,
+					     "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+					     n);
+		for (struct container *c = a->containers; c; c = c->next)
+			if (strcmp(c->name, n) == 0)
+				return shoal_err_set_status(
+					err, 409, EEXIST,
+					"Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.",
+					n, c->id);
+		snprintf(cname, sizeof(cname), "%s", n);
+	} else {
+		generate_name(a, cname, sizeof(cname));
+	}
+
+	struct image_info *info = NULL;
+	if ((r = image_store_resolve(a->images, image, &info, err)) < 0) {
+		if (r == -ENOENT)
+			err->status = 404;
+		return r;
+	}
+	struct container *c = container_new(a);
+	if (!c) {
+		image_info_free(info);
+		return -ENOMEM;
+	}
+	if ((r = random_hex_id(c->id)) < 0) {
+		image_info_free(info);
+		container_free(c);
+		return shoal_err_errno(err, -r, "generating a container id");
+	}
+	snprintf(c->name, sizeof(c->name), "%s", cname);
+	c->created_ns = now_ns();
+	c->image_ref = strdup(image);
+	c->image_id = strdup(info->id);
+	c->layer_dirs = strv_copy(info->layer_dirs);
+	c->config = json_deep_copy(body);
+	json_object_del(c->config, "HostConfig");
+	json_object_del(c->config, "NetworkingConfig");
+	c->host_config = hc ? json_deep_copy(hc) : json_object();
+
+	/* Resolve what runs now, as Docker does at create: an Entrypoint given here
+	 * drops the image's Cmd. */
+	json_t *icfg = info->config;
+	_cleanup_strv_ char **img_ep = NULL, **img_cmd = NULL, **img_env = NULL, **merged = NULL;
+	json_get_strv(icfg, "Entrypoint", true, &img_ep, NULL);
+	json_get_strv(icfg, "Cmd", true, &img_cmd, NULL);
+	json_get_strv(icfg, "Env", false, &img_env, NULL);
+	char **use_ep = has_ep ? entrypoint : img_ep;
+	char **use_cmd = has_cmd ? cmd : (has_ep ? NULL : img_cmd);
+	json_object_set_new(c->config, "Entrypoint", strv_to_json(use_ep));
+	json_object_set_new(c->config, "Cmd", strv_to_json(use_cmd));
+	if (strv_length(use_ep) + strv_length(use_cmd) == 0) {
+		image_info_free(info);
+		container_free(c);
+		return shoal_err_set(err, EINVAL,
+				     "no command specified: the image has no Cmd or Entrypoint; give one after the image name");
+	}
+	if (merge_env(img_env, env, &merged) < 0) {
+		image_info_free(info);
+		container_free(c);
+		return -ENOMEM;
+	}
+	json_object_set_new(c->config, "Env", strv_to_json(merged));
+	if (json_get_string(c->config, "WorkingDir", &s, NULL) < 0 || !*s) {
+		const char *iw = NULL;
+		json_get_string(icfg, "WorkingDir", &iw, NULL);
+		json_object_set_new(c->config, "WorkingDir", json_string(iw ? iw : ""));
+	}
+	if (json_get_string(c->config, "User", &s, NULL) < 0 || !*s) {
+		const char *iu = NULL;
+		json_get_string(icfg, "User", &iu, NULL);
+		json_object_set_new(c->config, "User", json_string(iu ? iu : ""));
+	}
+	if (json_get_string(c->config, "Hostname", &s, NULL) < 0 || !*s) {
+		char hn[13];
+		snprintf(hn, sizeof(hn), "%.12s", c->id);
+		json_object_set_new(c->config, "Hostname", json_string(hn));
+	}
+	json_object_set_new(c->config, "Image", json_string(image));
+	const char *nm = NULL;
+	json_get_string(c->host_config, "NetworkMode", &nm, NULL);
+	snprintf(c->net_mode, sizeof(c->net_mode), "%s",
+		 (!nm || !*nm || strcmp(nm, "default") == 0) ? "bridge" : nm);
+	image_info_free(info);
+
+	container_paths(a, c);
+	if (!c->bundle_dir || !c->run_dir || !c->log_path || !c->image_ref || !c->image_id ||
+	    !c->layer_dirs || !c->config) {
+		container_free(c);
+		return -ENOMEM;
+	}
+	if ((r = mkdir_p(c->bundle_dir, 0700)) < 0 || (r = container_persist(c)) < 0) {
+		rm_rf(c->bundle_dir);
+		container_free(c);
+		return shoal_err_errno(err, -r, "creating the container's directory");
+	}
+	container_link(a, c);
+	if (ret_warnings)
+		*ret_warnings = json_array();
+	*ret = c;
+	return 0;
+}
+
+/* ---- start ---- */
+
+static char *make_hosts(struct container *c, const char *hostname)
+{
+	char ip[INET_ADDRSTRLEN];
+	char *s = NULL;
+	if (c->net_attached) {
+		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
+		if (asprintf(&s,
+			     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+			     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+			     "ff02::2\tip6-allrouters\n%s\t%s\n",
+			     ip, hostname) < 0)
+			return NULL;
+	} else if (asprintf(&s,
+			    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+			    "127.0.1.1\t%s\n",
+			    hostname) < 0) {
+		return NULL;
+	}
+	return s;
+}
+
+/* The node's resolv.conf, less loopback resolvers a container cannot reach. */
+static char *make_resolv_conf(void)
+{
+	_cleanup_free_ char *host = NULL;
+	if (read_file("/etc/resolv.conf", 64 * 1024, &host, NULL) < 0)
+		return strdup("");
+	size_t cap = strlen(host) + 1;
+	char *out = calloc(1, cap);
+	if (!out)
+		return NULL;
+	char *save = NULL;
+	for (char *line = strtok_r(host, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (str_has_prefix(line, "nameserver") &&
+		    (strstr(line, " 127.") || strstr(line, " ::1")))
+			continue;
+		strcat(out, line);
+		strcat(out, "\n");
+	}
+	return out;
+}
+
+static int seccomp_for(struct agent *a, struct container *c, char *path, size_t len,
+		       bool *ret_unconfined, struct shoal_err *err)
+{
+	_cleanup_strv_ char **add = NULL, **drop = NULL, **opts = NULL;
+	bool privileged = false;
+	json_get_strv(c->host_config, "CapAdd", false, &add, NULL);
+	json_get_strv(c->host_config, "CapDrop", false, &drop, NULL);
+	json_get_strv(c->host_config, "SecurityOpt", false, &opts, NULL);
+	json_get_bool(c->host_config, "Privileged", &privileged, NULL);
+	*ret_unconfined = privileged;
+	for (size_t i = 0; opts && opts[i]; i++)
+		if (strstr(opts[i], "seccomp") && strstr(opts[i], "unconfined"))
+			*ret_unconfined = true;
+	if (*ret_unconfined)
+		return 0;
+	uint64_t caps;
+	int r = rt_caps_compute((const char *const *)add, (const char *const *)drop, privileged,
+				&caps, err);
+	if (r < 0)
+		return r;
+	if (caps == rt_caps_default()) {
+		snprintf(path, len, "%s", a->seccomp_default);
+		return 0;
+	}
+	/* Docker's profile opens syscalls per capability: compile once per set. */
+	snprintf(path, len, "%s/seccomp/caps-%016llx.bpf", a->cfg.data_dir,
+		 (unsigned long long)caps);
+	if (access(path, R_OK) == 0)
+		return 0;
+	return rt_seccomp_compile_caps(path, caps, err);
+}
+
+static void start_fail(struct container *c, struct shoal_err *err)
+{
+	log_info("container %.12s (%s): start failed: %s", c->id, c->name, err->msg);
+	network_release(c);
+	c->state = CONTAINER_CREATED;
+	snprintf(c->error, sizeof(c->error), "%s", err->msg);
+	c->exit_code = err->status == 400 ? 127 : 128;
+	container_persist(c);
+	stream_sess_abort_pending(c);
+	if (c->start_req) {
+		api_reply_err(c->start_req, err);
+		c->start_req = NULL;
+	}
+	char cg[4096];
+	snprintf(cg, sizeof(cg), "%s", c->agent->cfg.cgroup_parent);
+	rt_cleanup(c->run_dir, cg, c->id, NULL);
+	if (c->remove_on_exit)
+		container_remove(c, true, NULL);
+}
+
+static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct container *c = arg;
+	struct rt_started st = { 0 };
+	struct shoal_err err = { 0 };
+	event_free(c->spawn_ev);
+	c->spawn_ev = NULL;
+	c->spawn_fd = -1;
+	int r = rt_spawn_finish(fd, &st, &err);
+	if (r < 0) {
+		start_fail(c, &err);
+		return;
+	}
+	c->state = CONTAINER_RUNNING;
+	c->pid = st.pid;
+	c->monitor_pid = st.monitor_pid;
+	c->started_ns = st.started_at_ns ? st.started_at_ns : now_ns();
+	c->error[0] = '\0';
+	c->exit_code = 0;
+	c->oom_killed = false;
+	container_persist(c);
+	stream_sess_connect_pending(c);
+	if (container_watch_exit(c, &err) < 0) {
+		/* It may have ended already, taking its socket with it. */
+		log_debug("container %.12s: wait connection: %s", c->id, err.msg);
+		if (c->start_req) {
+			api_reply_empty(c->start_req, 204);
+			c->start_req = NULL;
+		}
+		exit_from_disk(c);
+		return;
+	}
+	if (c->start_req) {
+		api_reply_empty(c->start_req, 204);
+		c->start_req = NULL;
+	}
+}
+
+static void start_req_cancel(struct api_req *r)
+{
+	struct container *c = r->userdata;
+	if (c && c->start_req == r)
+		c->start_req = NULL;
+	api_req_free(r);
+}
+
+void container_start(struct container *c, struct api_req *req)
+{
+	struct agent *a = c->agent;
+	struct shoal_err err = { 0 };
+	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
+		api_reply_empty(req, 304);
+		return;
+	}
+	if (c->state == CONTAINER_REMOVING) {
+		api_reply_error(req, 409, "container %s is marked for removal and cannot be started",
+				c->name);
+		return;
+	}
+	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
+	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
+	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
+	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
+	json_get_strv(c->config, "Env", false, &env, NULL);
+	json_get_strv(c->host_config, "CapAdd", false, &cap_add, NULL);
+	json_get_strv(c->host_config, "CapDrop", false, &cap_drop, NULL);
+	argv = calloc(1, sizeof(char *));
+	for (size_t i = 0; ep && ep[i]; i++)
+		strv_push(&argv, ep[i]);
+	for (size_t i = 0; cmd && cmd[i]; i++)
+		strv_push(&argv, cmd[i]);
+	const char *hostname = "", *cwd = "", *user = "";
+	json_get_string(c->config, "Hostname", &hostname, NULL);
+	json_get_string(c->config, "WorkingDir", &cwd, NULL);
+	json_get_string(c->config, "User", &user, NULL);
+	bool has_hostname_env = false;
+	for (size_t i = 0; env && env[i]; i++)
+		if (str_has_prefix(env[i], "HOSTNAME="))
+			has_hostname_env = true;
+	if (!has_hostname_env) {
+		char hn[300];
+		snprintf(hn, sizeof(hn), "HOSTNAME=%s", hostname);
+		strv_push(&env, hn);
+	}
+
+	struct rt_spec spec = {
+		.id = c->id,
+		.name = c->name,
+		.layer_dirs = (const char *const *)c->layer_dirs,
+		.bundle_dir = c->bundle_dir,
+		.run_dir = c->run_dir,
+		.argv = (const char *const *)argv,
+		.env = (const char *const *)env,
+		.cwd = cwd,
+		.user = user,
+		.hostname = hostname,
+		.cap_add = (const char *const *)cap_add,
+		.cap_drop = (const char *const *)cap_drop,
+		.cgroup_parent = a->cfg.cgroup_parent,
+		.log_max_size = a->cfg.log_max_size,
+		.log_max_files = a->cfg.log_max_files,
+		.attach_fd = -1,
+	};
+	bool b = false;
+	json_get_bool(c->config, "Tty", &b, NULL);
+	spec.tty = b;
+	b = false;
+	json_get_bool(c->config, "OpenStdin", &b, NULL);
+	spec.open_stdin = b;
+	b = false;
+	json_get_bool(c->config, "StdinOnce", &b, NULL);
+	spec.stdin_once = b;
+	b = false;
+	json_get_bool(c->host_config, "ReadonlyRootfs", &b, NULL);
+	spec.read_only = b;
+	b = false;
+	json_get_bool(c->host_config, "Privileged", &b, NULL);
+	spec.privileged = b;
+	json_get_int(c->host_config, "Memory", &spec.memory, NULL);
+	json_get_int(c->host_config, "MemorySwap", &spec.memory_swap, NULL);
+	json_get_int(c->host_config, "NanoCpus", &spec.nano_cpus, NULL);
+	json_get_int(c->host_config, "CpuShares", &spec.cpu_shares, NULL);
+	json_get_int(c->host_config, "PidsLimit", &spec.pids_limit, NULL);
+	json_t *lc = json_object_get(json_object_get(c->host_config, "LogConfig"), "Config");
+	const char *s;
+	if (json_get_string(lc, "max-size", &s, NULL) == 0)
+		parse_size(s, &spec.log_max_size);
+	if (json_get_string(lc, "max-file", &s, NULL) == 0)
+		spec.log_max_files = atoi(s);
+
+	char seccomp_path[4096] = "";
+	bool unconfined = false;
+	if (seccomp_for(a, c, seccomp_path, sizeof(seccomp_path), &unconfined, &err) < 0) {
+		shoal_err_wrap(&err, "preparing the seccomp profile");
+		api_reply_err(req, &err);
+		return;
+	}
+	spec.seccomp_path = unconfined ? NULL : seccomp_path;
+	spec.seccomp_unconfined = unconfined;
+
+	/* network */
+	struct bridge_endpoint ep_info;
+	if (strcmp(c->net_mode, "host") == 0) {
+		spec.net_mode = RT_NET_HOST;
+	} else if (strcmp(c->net_mode, "none") == 0) {
+		spec.net_mode = RT_NET_NONE;
+	} else {
+		if (!a->bridge) {
+			struct bridge_net_options bo = {
+				.prefix = a->cfg.device_prefix,
+				.subnet = a->cfg.bridge_subnet,
+			};
+			char nsdir[4096];
+			snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
+			bo.netns_dir = nsdir;
+			if (bridge_net_setup(&bo, &a->bridge, &err) < 0) {
+				shoal_err_wrap(&err, "setting up the bridge network");
+				api_reply_err(req, &err);
+				return;
+			}
+			for (struct container *o = a->containers; o; o = o->next)
+				if (o->net_attached)
+					bridge_net_reserve(a->bridge, o->ip, NULL);
+		}
+		if (bridge_net_attach(a->bridge, c->id, &ep_info, &err) < 0) {
+			shoal_err_wrap(&err, "connecting the container to the bridge network");
+			api_reply_err(req, &err);
+			return;
+		}
+		c->net_attached = true;
+		c->ip = ep_info.addr;
+		c->gateway = ep_info.gateway;
+		c->prefixlen = ep_info.prefixlen;
+		memcpy(c->mac, ep_info.mac, 6);
+		spec.net_mode = RT_NET_JOIN;
+		spec.net_path = ep_info.netns_path;
+	}
+	_cleanup_free_ char *hosts = make_hosts(c, hostname);
+	_cleanup_free_ char *resolv = make_resolv_conf();
+	spec.hosts = hosts ? hosts : "";
+	spec.resolv_conf = resolv ? resolv : "";
+
+	_cleanup_close_ int attach_peer = -EBADF;
+	if (c->pending_attach) {
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0) {
+			spec.attach_fd = sp[1];
+			attach_peer = sp[1];
+			stream_sess_set_monitor_fd(c->pending_attach, sp[0]);
+		}
+	}
+	c->start_req = req;
+	req->userdata = c;
+	req->on_cancel = start_req_cancel;
+	api_req_defer(req);
+	struct rt_options ro = { .monitor_path = a->cfg.monitor_path };
+	int status_fd = -1;
+	int r = rt_spawn(&ro, &spec, &status_fd, &err);
+	if (r < 0) {
+		start_fail(c, &err);
+		return;
+	}
+	c->state = CONTAINER_STARTING;
+	c->spawn_fd = status_fd;
+	c->spawn_ev = event_new(a->base, status_fd, EV_READ, spawn_done_cb, c);
+	event_add(c->spawn_ev, NULL);
+}
+
+/* ---- signals, stop, wait ---- */
+
+int container_signal(struct container *c, int sig, struct shoal_err *err)
+{
+	if (c->state != CONTAINER_RUNNING)
+		return shoal_err_set_status(err, 409, EINVAL, "Container %s is not running", c->id);
+	json_t *req = json_pack("{s:s, s:i}", "op", "kill", "signal", sig);
+	_cleanup_close_ int fd = rt_ctl_connect(c->run_dir, req, err);
+	json_decref(req);
+	if (fd < 0)
+		return fd;
+	/* The monitor answers at once; bound the wait anyway. */
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char buf[512];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0; /* it exited as we asked: the wait connection reports it */
+	buf[n] = '\0';
+	json_t *j = json_loads(buf, 0, NULL);
+	const char *e = json_string_value(json_object_get(j, "error"));
+	int r = 0;
+	if (e)
+		r = shoal_err_set(err, EIO, "sending signal %d: %s", sig, e);
+	json_decref(j);
+	return r;
+}
+
+static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct container *c = arg;
+	log_info("container %.12s (%s): did not stop in time, killing it", c->id, c->name);
+	container_signal(c, SIGKILL, NULL);
+}
+
+static void stop_req_cancel(struct api_req *r)
+{
+	struct container *c = r->userdata;
+	for (size_t i = 0; c && i < c->n_stop_reqs; i++)
+		if (c->stop_reqs[i] == r)
+			c->stop_reqs[i] = NULL;
+	api_req_free(r);
+}
+
+void container_stop(struct container *c, int64_t timeout_s, struct api_req *r)
+{
+	struct shoal_err err = { 0 };
+	if (c->state != CONTAINER_RUNNING) {
+		api_reply_empty(r, 304);
+		return;
+	}
+	struct api_req **n = realloc(c->stop_reqs, (c->n_stop_reqs + 1) * sizeof(*n));
+	if (!n) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	c->stop_reqs = n;
+	c->stop_reqs[c->n_stop_reqs++] = r;
+	r->userdata = c;
+	r->on_cancel = stop_req_cancel;
+	api_req_defer(r);
+	int sig = SIGTERM;
+	const char *ss = NULL;
+	if (json_get_string(c->config, "StopSignal", &ss, NULL) == 0 && *ss)
+		parse_signal(ss, &sig);
+	if (timeout_s < 0)
+		sig = SIGKILL, timeout_s = 0;
+	if (container_signal(c, timeout_s == 0 ? SIGKILL : sig, &err) < 0)
+		log_warn("container %.12s: stop: %s", c->id, err.msg);
+	if (timeout_s > 0 && !c->stop_timer) {
+		struct timeval tv = { .tv_sec = timeout_s };
+		c->stop_timer = evtimer_new(c->agent->base, stop_timer_cb, c);
+		evtimer_add(c->stop_timer, &tv);
+	}
+}
+
+static json_t *wait_body(struct container *c)
+{
+	if (c->error[0] && c->state != CONTAINER_RUNNING)
+		return json_pack("{s:i, s:{s:s}}", "StatusCode", c->exit_code, "Error", "Message",
+				 c->error);
+	return json_pack("{s:i, s:n}", "StatusCode", c->exit_code, "Error");
+}
+
+static void waiter_cancel(struct api_req *r)
+{
+	struct waiter *w = r->userdata;
+	if (w)
+		w->req = NULL;
+	api_req_free(r);
+}
+
+void container_wait(struct container *c, enum wait_condition cond, struct api_req *r)
+{
+	if (cond == WAIT_NOT_RUNNING && c->state != CONTAINER_RUNNING &&
+	    c->state != CONTAINER_STARTING) {
+		api_reply_json(r, 200, wait_body(c));
+		return;
+	}
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	w->req = r;
+	w->cond = cond;
+	w->c = c;
+	w->next = c->waiters;
+	c->waiters = w;
+	r->userdata = w;
+	r->on_cancel = waiter_cancel;
+	api_req_defer(r);
+}
+
+static void notify_waiters(struct container *c, bool removed)
+{
+	struct waiter **pp = &c->waiters;
+	while (*pp) {
+		struct waiter *w = *pp;
+		if (w->cond == WAIT_REMOVED && !removed) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (w->req) {
+			w->req->userdata = NULL;
+			w->req->on_cancel = NULL;
+			api_reply_json(w->req, 200, wait_body(c));
+		}
+		free(w);
+	}
+}
+
+static void container_exited(struct container *c, const struct rt_exit *ex)
+{
+	struct agent *a = c->agent;
+	if (c->wait_bev) {
+		bufferevent_free(c->wait_bev);
+		c->wait_bev = NULL;
+	}
+	if (c->stop_timer) {
+		event_free(c->stop_timer);
+		c->stop_timer = NULL;
+	}
+	c->state = CONTAINER_EXITED;
+	c->exit_code = ex->exit_code;
+	c->oom_killed = ex->oom_killed;
+	c->finished_ns = ex->finished_at_ns ? ex->finished_at_ns : now_ns();
+	snprintf(c->error, sizeof(c->error), "%s", ex->error);
+	c->pid = 0;
+	c->monitor_pid = 0;
+	log_info("container %.12s (%s): exited with %d%s", c->id, c->name, c->exit_code,
+		 c->oom_killed ? " (OOM killed)" : "");
+	network_release(c);
+	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
+	container_persist(c);
+	for (size_t i = 0; i < c->n_stop_reqs; i++)
+		if (c->stop_reqs[i]) {
+			c->stop_reqs[i]->on_cancel = NULL;
+			api_reply_empty(c->stop_reqs[i], 204);
+		}
+	free(c->stop_reqs);
+	c->stop_reqs = NULL;
+	c->n_stop_reqs = 0;
+	notify_waiters(c, false);
+	bool auto_remove = false;
+	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
+	if (c->remove_on_exit || auto_remove) {
+		struct api_req *rr = c->remove_req;
+		c->remove_req = NULL;
+		container_remove(c, true, rr);
+	}
+}
+
+/* ---- remove ---- */
+
+static void remove_req_cancel(struct api_req *r)
+{
+	struct container *c = r->userdata;
+	if (c && c->remove_req == r)
+		c->remove_req = NULL;
+	api_req_free(r);
+}
+
+void container_remove(struct container *c, bool force, struct api_req *r)
+{
+	struct agent *a = c->agent;
+	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
+		if (!force) {
+			if (r)
+				api_reply_error(r, 409,
+						"You cannot remove a running container %s. Stop the container before attempting removal or force remove",
+						c->id);
+			return;
+		}
+		c->remove_on_exit = true;
+		if (r) {
+			if (c->remove_req) {
+				api_reply_error(r, 409, "removal of container %s is already in progress",
+						c->name);
+				return;
+			}
+			c->remove_req = r;
+			r->userdata = c;
+			r->on_cancel = remove_req_cancel;
+			api_req_defer(r);
+		}
+		if (c->state == CONTAINER_RUNNING)
+			container_signal(c, SIGKILL, NULL);
+		return;
+	}
+	if (c->state == CONTAINER_REMOVING) {
+		if (r)
+			api_reply_error(r, 409, "removal of container %s is already in progress",
+					c->name);
+		return;
+	}
+	c->state = CONTAINER_REMOVING;
+	container_persist(c);
+	stream_sess_abort_pending(c);
+	network_release(c);
+	struct shoal_err err = { 0 };
+	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
+	if (rt_remove(c->bundle_dir, &err) < 0) {
+		log_warn("container %.12s: removing %s: %s", c->id, c->bundle_dir, err.msg);
+		c->state = CONTAINER_EXITED;
+		container_persist(c);
+		if (r)
+			api_reply_err(r, &err);
+		return;
+	}
+	notify_waiters(c, true);
+	if (r) {
+		r->on_cancel = NULL;
+		api_reply_empty(r, 204);
+	}
+	container_unlink_and_free(c);
+}
+
+static void container_free(struct container *c)
+{
+	if (!c)
+		return;
+	if (c->spawn_ev)
+		event_free(c->spawn_ev);
+	if (c->wait_bev)
+		bufferevent_free(c->wait_bev);
+	if (c->stop_timer)
+		event_free(c->stop_timer);
+	for (struct waiter *w = c->waiters, *n; w; w = n) {
+		n = w->next;
+		if (w->req) {
+			w->req->userdata = NULL;
+			w->req->on_cancel = NULL;
+			api_reply_error(w->req, 500, "the agent is shutting down");
+		}
+		free(w);
+	}
+	free(c->stop_reqs);
+	json_decref(c->config);
+	json_decref(c->host_config);
+	free(c->image_ref);
+	free(c->image_id);
+	strv_free(c->layer_dirs);
+	free(c->bundle_dir);
+	free(c->run_dir);
+	free(c->log_path);
+	free(c);
+}
+
+static void container_unlink_and_free(struct container *c)
+{
+	struct agent *a = c->agent;
+	for (struct container **pp = &a->containers; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			a->n_containers--;
+			break;
+		}
+	container_free(c);
+}
+
+void container_free_all(struct agent *a)
+{
+	while (a->containers) {
+		struct container *c = a->containers;
+		a->containers = c->next;
+		container_free(c);
+	}
+	a->n_containers = 0;
+}
+
+/* ---- views ---- */
+
+static json_t *network_settings(struct container *c)
+{
+	char ip[INET_ADDRSTRLEN] = "", gw[INET_ADDRSTRLEN] = "", mac[18] = "";
+	if (c->net_attached) {
+		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
+		inet_ntop(AF_INET, &c->gateway, gw, sizeof(gw));
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1],
+			 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
+	}
+	json_t *nets = json_object();
+	json_object_set_new(nets, c->net_mode,
+			    json_pack("{s:s, s:s, s:i, s:s}", "IPAddress", ip, "Gateway", gw,
+				      "IPPrefixLen", c->net_attached ? c->prefixlen : 0,
+				      "MacAddress", mac));
+	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:{}}", "IPAddress", ip, "Gateway", gw,
+			 "IPPrefixLen", c->net_attached ? c->prefixlen : 0, "MacAddress", mac,
+			 "Networks", nets, "Ports");
+}
+
+json_t *container_inspect_json(struct container *c)
+{
+	char created[40], started[40], finished[40];
+	format_rfc3339(c->created_ns, created);
+	format_rfc3339(c->started_ns, started);
+	format_rfc3339(c->finished_ns, finished);
+	json_t *ep = json_object_get(c->config, "Entrypoint"),
+	       *cmd = json_object_get(c->config, "Cmd");
+	json_t *all = json_array();
+	json_array_extend(all, ep);
+	json_array_extend(all, cmd);
+	json_t *path = json_array_size(all) ? json_incref(json_array_get(all, 0)) : json_string("");
+	json_t *args = json_array();
+	for (size_t i = 1; i < json_array_size(all); i++)
+		json_array_append(args, json_array_get(all, i));
+	json_decref(all);
+	char name[130];
+	snprintf(name, sizeof(name), "/%s", c->name);
+	bool running = c->state == CONTAINER_RUNNING;
+	return json_pack(
+		"{s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s},"
+		" s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:o, s:{s:s, s:{s:s, s:s}}}",
+		"Id", c->id, "Created", created, "Path", path, "Args", args, "State", "Status",
+		container_state_name(c->state), "Running", running, "Paused", 0, "Restarting", 0,
+		"OOMKilled", c->oom_killed, "Dead", 0, "Pid", running ? (int)c->pid : 0,
+		"ExitCode", c->exit_code, "Error", c->error, "StartedAt", started, "FinishedAt",
+		finished, "Image", c->image_id, "Name", name, "ResolvConfPath",
+		c->bundle_dir, "HostnamePath", c->bundle_dir, "LogPath", c->log_path,
+		"RestartCount", c->restart_count, "Driver", "overlay", "Config", c->config,
+		"HostConfig", c->host_config, "NetworkSettings", network_settings(c),
+		"GraphDriver", "Name", "overlay", "Data", "UpperDir", c->bundle_dir, "LowerDir",
+		c->layer_dirs && c->layer_dirs[0] ? c->layer_dirs[0] : "");
+}
+
+static void format_ago(int64_t ns, char *out, size_t len)
+{
+	int64_t s = (now_ns() - ns) / 1000000000;
+	if (s < 1)
+		snprintf(out, len, "Less than a second");
+	else if (s < 60)
+		snprintf(out, len, "%lld second%s", (long long)s, s == 1 ? "" : "s");
+	else if (s < 3600)
+		snprintf(out, len, "%lld minute%s", (long long)(s / 60), s / 60 == 1 ? "" : "s");
+	else if (s < 86400)
+		snprintf(out, len, "%lld hour%s", (long long)(s / 3600), s / 3600 == 1 ? "" : "s");
+	else
+		snprintf(out, len, "%lld days", (long long)(s / 86400));
+}
+
+json_t *container_summary_json(struct container *c)
+{
+	char status[128], ago[64];
+	switch (c->state) {
+	case CONTAINER_RUNNING:
+		format_ago(c->started_ns, ago, sizeof(ago));
+		snprintf(status, sizeof(status), "Up %s", ago);
+		break;
+	case CONTAINER_EXITED:
+		format_ago(c->finished_ns, ago, sizeof(ago));
+		snprintf(status, sizeof(status), "Exited (%d) %s ago", c->exit_code, ago);
+		break;
+	case CONTAINER_REMOVING:
+		snprintf(status, sizeof(status), "Removal In Progress");
+		break;
+	default:
+		snprintf(status, sizeof(status), "Created");
+	}
+	_cleanup_strv_ char **ep = NULL, **cmd = NULL;
+	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
+	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
+	char command[1024] = "";
+	size_t off = 0;
+	for (size_t i = 0; ep && ep[i]; i++)
+		off += (size_t)snprintf(command + off, off < sizeof(command) ? sizeof(command) - off : 0,
+				       "%s%s", off ? " " : "", ep[i]);
+	for (size_t i = 0; cmd && cmd[i] && off < sizeof(command); i++)
+		off += (size_t)snprintf(command + off, off < sizeof(command) ? sizeof(command) - off : 0,
+				       "%s%s", off ? " " : "", cmd[i]);
+	char name[130];
+	snprintf(name, sizeof(name), "/%s", c->name);
+	json_t *labels = json_object_get(c->config, "Labels");
+	return json_pack("{s:s, s:[s], s:s, s:s, s:s, s:I, s:s, s:s, s:[], s:o, s:{s:s}}", "Id",
+			 c->id, "Names", name, "Image", c->image_ref, "ImageID", c->image_id,
+			 "Command", command, "Created", (json_int_t)(c->created_ns / 1000000000),
+			 "State", container_state_name(c->state), "Status", status, "Ports",
+			 "Labels", labels ? json_incref(labels) : json_object(), "HostConfig", "NetworkMode",
+			 c->net_mode);
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "agent/http.h"
+#include "lib/err.h"
+
+struct agent;
+struct stream_sess;
+
+enum container_state {
+	CONTAINER_CREATED,
+	CONTAINER_STARTING,
+	CONTAINER_RUNNING,
+	CONTAINER_EXITED,
+	CONTAINER_REMOVING,
+};
+
+enum wait_condition { WAIT_NOT_RUNNING, WAIT_NEXT_EXIT, WAIT_REMOVED };
+
+struct waiter {
+	struct waiter *next;
+	struct api_req *req;
+	enum wait_condition cond;
+	struct container *c;
+};
+
+struct container {
+	struct container *next;
+	struct agent *agent;
+	char id[65];
+	char name[128];
+	json_t *config;		/* Docker's Config, as given and completed */
+	json_t *host_config;	/* Docker's HostConfig */
+	char *image_ref;	/* as the user named it */
+	char *image_id;
+	char **layer_dirs;
+	char *bundle_dir;
+	char *run_dir;
+	char *log_path;
+
+	enum container_state state;
+	pid_t pid;
+	pid_t monitor_pid;
+	int exit_code;
+	bool oom_killed;
+	int64_t created_ns, started_ns, finished_ns;
+	char error[512];
+	int restart_count;
+
+	/* network */
+	char net_mode[32];
+	bool net_attached;
+	struct in_addr ip, gateway;
+	uint8_t prefixlen;
+	uint8_t mac[6];
+
+	/* in flight */
+	int spawn_fd;
+	struct event *spawn_ev;
+	struct api_req *start_req;
+	struct bufferevent *wait_bev;	/* monitor "wait" connection */
+	struct waiter *waiters;
+	struct api_req **stop_reqs;
+	size_t n_stop_reqs;
+	struct event *stop_timer;
+	bool remove_on_exit;
+	struct api_req *remove_req;
+	struct stream_sess *pending_attach;	/* attached before start */
+};
+
+/* Table */
+struct container *container_find(struct agent *a, const char *ref, struct shoal_err *err);
+int container_load_all(struct agent *a, struct shoal_err *err);
+void container_free_all(struct agent *a);
+
+/* Lifecycle */
+int container_create(struct agent *a, const char *name, json_t *body, struct container **ret,
+		     json_t **ret_warnings, struct shoal_err *err);
+/* Starts; replies to r (204, 304 or an error) when the container runs or fails. */
+void container_start(struct container *c, struct api_req *r);
+/* Sends a signal through the monitor. */
+int container_signal(struct container *c, int sig, struct shoal_err *err);
+/* TERM (or the stop signal), then KILL after timeout_s; replies to r when stopped. */
+void container_stop(struct container *c, int64_t timeout_s, struct api_req *r);
+void container_wait(struct container *c, enum wait_condition cond, struct api_req *r);
+/* Removes a container that is not running (force: kill first). Replies to r. */
+void container_remove(struct container *c, bool force, struct api_req *r);
+int container_persist(struct container *c);
+
+json_t *container_inspect_json(struct container *c);
+json_t *container_summary_json(struct container *c);
+const char *container_state_name(enum container_state s);
+bool container_uses_image(struct agent *a, const char *image_id, struct container **ret);
+int parse_signal(const char *s, int *ret);

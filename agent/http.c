@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "agent/agent.h"
+#include "agent/api.h"
+#include "agent/http.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+static const struct api_route routes[] = {
+	{ EVHTTP_REQ_GET, "/_ping", api_ping },
+	{ EVHTTP_REQ_HEAD, "/_ping", api_ping },
+	{ EVHTTP_REQ_GET, "/version", api_version },
+	{ EVHTTP_REQ_GET, "/info", api_info },
+	{ EVHTTP_REQ_POST, "/containers/create", api_container_create },
+	{ EVHTTP_REQ_GET, "/containers/json", api_container_list },
+	{ EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect },
+	{ EVHTTP_REQ_POST, "/containers/{}/start", api_container_start },
+	{ EVHTTP_REQ_POST, "/containers/{}/stop", api_container_stop },
+	{ EVHTTP_REQ_POST, "/containers/{}/kill", api_container_kill },
+	{ EVHTTP_REQ_POST, "/containers/{}/wait", api_container_wait },
+	{ EVHTTP_REQ_POST, "/containers/{}/attach", api_container_attach },
+	{ EVHTTP_REQ_POST, "/containers/{}/resize", api_container_resize },
+	{ EVHTTP_REQ_GET, "/containers/{}/logs", api_container_logs },
+	{ EVHTTP_REQ_DELETE, "/containers/{}", api_container_delete },
+	{ EVHTTP_REQ_POST, "/containers/{}/exec", api_exec_create },
+	{ EVHTTP_REQ_POST, "/exec/{}/start", api_exec_start },
+	{ EVHTTP_REQ_GET, "/exec/{}/json", api_exec_inspect },
+	{ EVHTTP_REQ_POST, "/exec/{}/resize", api_exec_resize },
+	{ EVHTTP_REQ_POST, "/images/load", api_image_load },
+	{ EVHTTP_REQ_POST, "/images/create", api_image_create },
+	{ EVHTTP_REQ_GET, "/images/json", api_image_list },
+	{ EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect },
+	{ EVHTTP_REQ_DELETE, "/images/{}", api_image_delete },
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	default:
+		return "OTHER";
+	}
+}
+
+/* Strips an optional "/v1.NN" API version prefix, as Docker accepts both. */
+static const char *strip_version(const char *path)
+{
+	if (path[0] == '/' && path[1] == 'v' && isdigit((unsigned char)path[2])) {
+		const char *p = path + 2;
+		while (isdigit((unsigned char)*p) || *p == '.')
+			p++;
+		if (*p == '/')
+			return p;
+	}
+	return path;
+}
+
+/* Matches path against a pattern; "{}" matches one non-empty segment (URL-decoded
+ * into r->param_buf). Image names contain '/', so a trailing "{}" after
+ * "/images/" and before "/json" may span segments. */
+static bool route_match(const char *pattern, const char *path, struct api_req *r)
+{
+	int np = 0;
+	const char *p = pattern, *s = path;
+	while (*p && *s) {
+		if (p[0] == '{' && p[1] == '}') {
+			p += 2;
+			const char *end;
+			if (str_has_prefix(pattern, "/images/")) {
+				/* greedy up to the pattern's remaining suffix */
+				size_t rest = strlen(p), sl = strlen(s);
+				if (sl <= rest || strcmp(s + sl - rest, p) != 0)
+					return false;
+				end = s + sl - rest;
+			} else {
+				end = strchr(s, '/');
+				if (!end)
+					end = s + strlen(s);
+			}
+			size_t len = (size_t)(end - s);
+			if (len == 0 || np >= 2)
+				return false;
+			char raw[256];
+			if (len >= sizeof(raw))
+				return false;
+			memcpy(raw, s, len);
+			raw[len] = '\0';
+			char *dec = evhttp_uridecode(raw, 0, NULL);
+			if (!dec)
+				return false;
+			snprintf(r->param_buf[np], sizeof(r->param_buf[np]), "%s", dec);
+			free(dec);
+			r->params[np] = r->param_buf[np];
+			np++;
+			s = end;
+			continue;
+		}
+		if (*p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	if (*s == '/' && s[1] == '\0')
+		s++;
+	return *p == '\0' && *s == '\0';
+}
+
+static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_req *r = arg;
+	/* libevent frees the request with the connection; the owner of a deferred
+	 * request learns it must not reply. */
+	r->cancelled = true;
+	r->req = NULL;
+	if (r->on_cancel)
+		r->on_cancel(r);
+}
+
+static void dispatch_cb(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	struct api_req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	r->agent = a;
+	r->req = req;
+	TAILQ_INIT(&r->query);
+	if (!path) {
+		api_reply_error(r, 400, "malformed request URI");
+		return;
+	}
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (q && evhttp_parse_query_str(q, &r->query) < 0) {
+		api_reply_error(r, 400, "malformed query string");
+		return;
+	}
+	path = strip_version(path);
+	log_debug("api: %s %s", method_name(m), evhttp_request_get_uri(req));
+	bool path_known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		struct api_req probe = { 0 };
+		if (!route_match(routes[i].pattern, path, &probe))
+			continue;
+		path_known = true;
+		if (routes[i].method != m)
+			continue;
+		memcpy(r->param_buf, probe.param_buf, sizeof(r->param_buf));
+		for (int k = 0; k < 2; k++)
+			r->params[k] = probe.params[k] ? r->param_buf[k] : NULL;
+		routes[i].fn(r);
+		return;
+	}
+	if (path_known)
+		api_reply_error(r, 405, "method %s not allowed on %s", method_name(m), path);
+	else
+		api_reply_error(r, 404, "page not found: %s", path);
+}
+
+int api_server_start(struct agent *a, struct shoal_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(a->cfg.socket_path) >= sizeof(sa.sun_path))
+		return shoal_err_set(err, ENAMETOOLONG, "socket path %s is too long (max %zu)",
+				     a->cfg.socket_path, sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, a->cfg.socket_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return shoal_err_errno(err, errno, "socket");
+	/* A live agent on this socket must not be displaced; a stale file may. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return shoal_err_set(err, EADDRINUSE,
+				     "another shoald is already serving %s; stop it or pass --socket",
+				     a->cfg.socket_path);
+	}
+	unlink(a->cfg.socket_path);
+	mode_t old = umask(0117);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 1024) < 0) {
+		int e = errno;
+		close(fd);
+		return shoal_err_errno(err, e, "listening on %s", a->cfg.socket_path);
+	}
+	chmod(a->cfg.socket_path, 0660);
+	a->http = evhttp_new(a->base);
+	if (!a->http) {
+		close(fd);
+		return shoal_err_set(err, ENOMEM, "evhttp_new");
+	}
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT);
+	evhttp_set_max_body_size(a->http, AGENT_MAX_IMAGE_BODY);
+	evhttp_set_max_headers_size(a->http, 64 * 1024);
+	evhttp_set_default_content_type(a->http, "application/json");
+	evhttp_set_gencb(a->http, dispatch_cb, a);
+	if (!evhttp_accept_socket_with_handle(a->http, fd)) {
+		close(fd);
+		return shoal_err_set(err, EIO, "evhttp_accept_socket failed");
+	}
+	return 0;
+}
+
+void api_server_stop(struct agent *a)
+{
+	if (a->http) {
+		evhttp_free(a->http);
+		a->http = NULL;
+	}
+	if (a->cfg.socket_path)
+		unlink(a->cfg.socket_path);
+}
+
+void api_req_free(struct api_req *r)
+{
+	if (!r)
+		return;
+	if (r->deferred && r->req) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+	}
+	evhttp_clear_headers(&r->query);
+	free(r);
+}
+
+void api_req_defer(struct api_req *r)
+{
+	r->deferred = true;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, conn_close_cb, r);
+}
+
+static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
+{
+	if (r->req && !r->cancelled) {
+		const char *reason = status < 300 ? "OK" : status == 304 ? "Not Modified" : "Error";
+		if (r->deferred) {
+			struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+			if (evcon)
+				evhttp_connection_set_closecb(evcon, NULL, NULL);
+			r->deferred = false;
+		}
+		evhttp_send_reply(r->req, status, reason, buf);
+	}
+	api_req_free(r);
+}
+
+void api_reply_json(struct api_req *r, int status, json_t *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (r->req) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evhttp_add_header(h, "Api-Version", "1.43");
+		evhttp_add_header(h, "Server", "shoald/" SHOAL_VERSION);
+	}
+	if (s) {
+		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, "\n", 1);
+		free(s);
+	}
+	send_buffer(r, status, buf);
+	evbuffer_free(buf);
+}
+
+void api_reply_empty(struct api_req *r, int status)
+{
+	if (r->req) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+		evhttp_add_header(h, "Api-Version", "1.43");
+	}
+	send_buffer(r, status, NULL);
+}
+
+void api_reply_raw(struct api_req *r, int status, const char *content_type, const void *data,
+		   size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+	if (r->req) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+		evhttp_add_header(h, "Content-Type", content_type);
+		evhttp_add_header(h, "Api-Version", "1.43");
+	}
+	evbuffer_add(buf, data, len);
+	send_buffer(r, status, buf);
+	evbuffer_free(buf);
+}
+
+void api_reply_error(struct api_req *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status >= 500)
+		log_error("api: %s", msg);
+	else
+		log_debug("api: %d %s", status, msg);
+	api_reply_json(r, status, json_pack("{s:s}", "message", msg));
+}
+
+void api_reply_err(struct api_req *r, const struct shoal_err *err)
+{
+	api_reply_error(r, shoal_err_http_status(err), "%s", err->msg);
+}
+
+const char *api_query(struct api_req *r, const char *key)
+{
+	return evhttp_find_header(&r->query, key);
+}
+
+bool api_query_bool(struct api_req *r, const char *key, bool def)
+{
+	const char *v = api_query(r, key);
+	if (!v)
+		return def;
+	return !(strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "") == 0);
+}
+
+int api_query_int(struct api_req *r, const char *key, int64_t def, int64_t *ret)
+{
+	const char *v = api_query(r, key);
+	if (!v || !*v) {
+		*ret = def;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end) {
+		api_reply_error(r, 400, "query parameter %s=%s is not an integer", key, v);
+		return -EINVAL;
+	}
+	*ret = n;
+	return 0;
+}
+
+json_t *api_body_json(struct api_req *r, bool allow_empty)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	if (len > AGENT_MAX_JSON_BODY) {
+		api_reply_error(r, 413, "request body is %zu bytes; the limit for JSON bodies is %u",
+				len, AGENT_MAX_JSON_BODY);
+		return NULL;
+	}
+	if (len == 0) {
+		if (allow_empty)
+			return json_object();
+		api_reply_error(r, 400, "request body is empty; a JSON object is required");
+		return NULL;
+	}
+	const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	json_error_t jerr;
+	json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j) {
+		api_reply_error(r, 400, "request body is not valid JSON: %s (line %d, column %d)",
+				jerr.text, jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		api_reply_error(r, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+struct bufferevent *api_hijack(struct api_req *r, const char *content_type)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	const char *upgrade = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+						 "Upgrade");
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	if (upgrade)
+		evbuffer_add_printf(bufferevent_get_output(bev),
+				    "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\n"
+				    "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+				    "Api-Version: 1.43\r\n\r\n",
+				    content_type);
+	else
+		evbuffer_add_printf(bufferevent_get_output(bev),
+				    "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+				    "Api-Version: 1.43\r\n\r\n",
+				    content_type);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return bev;
+}
+
+void api_hijack_close(struct evhttp_connection *evcon)
+{
+	evhttp_connection_free(evcon);
+}
+
+void api_stream_start(struct api_req *r, int status, const char *content_type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "Api-Version", "1.43");
+	evhttp_send_reply_start(r->req, status, "OK");
+}
+
+void api_stream_chunk(struct api_req *r, const void *data, size_t len)
+{
+	if (!r->req || r->cancelled || len == 0)
+		return;
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, data, len);
+	evhttp_send_reply_chunk(r->req, b);
+	evbuffer_free(b);
+}
+
+void api_stream_end(struct api_req *r)
+{
+	if (r->req && !r->cancelled) {
+		if (r->deferred) {
+			struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+			if (evcon)
+				evhttp_connection_set_closecb(evcon, NULL, NULL);
+			r->deferred = false;
+		}
+		evhttp_send_reply_end(r->req);
+	}
+	api_req_free(r);
+}
+
+static const char *json_type_name(json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
+	case JSON_INTEGER:
+		return "integer";
+	case JSON_REAL:
+		return "number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "boolean";
+	default:
+		return "null";
+	}
+}
+
+int json_get_string(json_t *obj, const char *key, const char **ret, struct shoal_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v))
+		return -ENOENT;
+	if (!json_is_string(v))
+		return shoal_err_set(err, EINVAL, "%s: expected a string, got %s", key,
+				     json_type_name(v));
+	*ret = json_string_value(v);
+	return 0;
+}
+
+int json_get_int(json_t *obj, const char *key, int64_t *ret, struct shoal_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v))
+		return -ENOENT;
+	if (json_is_integer(v)) {
+		*ret = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v)) {
+		*ret = (int64_t)json_real_value(v);
+		return 0;
+	}
+	return shoal_err_set(err, EINVAL, "%s: expected an integer, got %s", key, json_type_name(v));
+}
+
+int json_get_bool(json_t *obj, const char *key, bool *ret, struct shoal_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v))
+		return -ENOENT;
+	if (!json_is_boolean(v))
+		return shoal_err_set(err, EINVAL, "%s: expected a boolean, got %s", key,
+				     json_type_name(v));
+	*ret = json_is_true(v);
+	return 0;
+}
+
+int json_get_strv(json_t *obj, const char *key, bool allow_string, char ***ret,
+		  struct shoal_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v))
+		return -ENOENT;
+	_cleanup_strv_ char **out = calloc(1, sizeof(char *));
+	if (!out)
+		return -ENOMEM;
+	if (json_is_string(v) && allow_string) {
+		if (strv_push(&out, json_string_value(v)) < 0)
+			return -ENOMEM;
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			if (!json_is_string(e))
+				return shoal_err_set(err, EINVAL,
+						     "%s[%zu]: expected a string, got %s", key, i,
+						     json_type_name(e));
+			if (strv_push(&out, json_string_value(e)) < 0)
+				return -ENOMEM;
+		}
+	} else {
+		return shoal_err_set(err, EINVAL, "%s: expected an array of strings, got %s", key,
+				     json_type_name(v));
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+int json_get_object(json_t *obj, const char *key, json_t **ret, struct shoal_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v))
+		return -ENOENT;
+	if (!json_is_object(v))
+		return shoal_err_set(err, EINVAL, "%s: expected an object, got %s", key,
+				     json_type_name(v));
+	*ret = v;
+	return 0;
+}

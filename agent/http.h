@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct agent;
+
+/* One API request being served. Handlers either reply before returning or keep
+ * the request (api_req_defer) and reply later from another callback. */
+struct api_req {
+	struct agent *agent;
+	struct evhttp_request *req;
+	struct evkeyvalq query;
+	const char *params[2];		/* the {} segments of the route, in order */
+	char param_buf[2][256];
+	bool deferred;
+	bool cancelled;			/* client went away while deferred */
+	void (*on_cancel)(struct api_req *r);
+	void *userdata;
+};
+
+typedef void (*api_handler)(struct api_req *r);
+
+struct api_route {
+	enum evhttp_cmd_type method;
+	const char *pattern;		/* "/containers/{}/start" */
+	api_handler fn;
+};
+
+int api_server_start(struct agent *a, struct shoal_err *err);
+void api_server_stop(struct agent *a);
+
+/* Replies. Each frees r unless it was deferred-and-cancelled bookkeeping says otherwise. */
+void api_reply_json(struct api_req *r, int status, json_t *body);	/* steals body */
+void api_reply_empty(struct api_req *r, int status);
+void api_reply_raw(struct api_req *r, int status, const char *content_type, const void *data,
+		   size_t len);
+void api_reply_error(struct api_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void api_reply_err(struct api_req *r, const struct shoal_err *err);
+void api_req_defer(struct api_req *r);
+void api_req_free(struct api_req *r);
+
+/* Query parameters. */
+const char *api_query(struct api_req *r, const char *key);
+bool api_query_bool(struct api_req *r, const char *key, bool def);
+/* -EINVAL (and an error reply already sent) when present but not an integer. */
+int api_query_int(struct api_req *r, const char *key, int64_t def, int64_t *ret);
+
+/* Parses the body as a JSON object (empty body -> empty object when allow_empty).
+ * On failure replies 400/413 and returns NULL. */
+json_t *api_body_json(struct api_req *r, bool allow_empty);
+
+/* Takes over the connection for a raw stream (Docker's hijack). Sends the 101
+ * (when the client asked to upgrade) or a 200 with raw-stream content type,
+ * and returns the connection's bufferevent with timeouts cleared; the caller
+ * installs its callbacks and later calls api_hijack_close(). */
+struct bufferevent *api_hijack(struct api_req *r, const char *content_type);
+void api_hijack_close(struct evhttp_connection *evcon);
+
+/* Chunked streaming replies (logs, image load progress). */
+void api_stream_start(struct api_req *r, int status, const char *content_type);
+void api_stream_chunk(struct api_req *r, const void *data, size_t len);
+void api_stream_end(struct api_req *r);
+
+/* JSON field helpers: return 0, -ENOENT when absent/null, -EINVAL with a message
+ * naming the field and the expected type. */
+int json_get_string(json_t *obj, const char *key, const char **ret, struct shoal_err *err);
+int json_get_int(json_t *obj, const char *key, int64_t *ret, struct shoal_err *err);
+int json_get_bool(json_t *obj, const char *key, bool *ret, struct shoal_err *err);
+/* A string array (also accepts a single string when allow_string); NULL-terminated copy. */
+int json_get_strv(json_t *obj, const char *key, bool allow_string, char ***ret,
+		  struct shoal_err *err);
+int json_get_object(json_t *obj, const char *key, json_t **ret, struct shoal_err *err);

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <linux/magic.h>
+
+#include "agent/agent.h"
+#include "agent/container.h"
+#include "agent/http.h"
+#include "agent/store/store.h"
+#include "agent/stream.h"
+#include "agent/worker.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "overlay/bridge.h"
+#include "runtime/cgroup.h"
+#include "runtime/image.h"
+#include "runtime/runtime.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: shoald [OPTIONS]\n\n"
+		"The shoal node agent: runs containers and serves the API on a unix socket.\n\n"
+		"Options:\n"
+		"  --data-dir DIR        persistent state (default /var/lib/shoal)\n"
+		"  --run-dir DIR         runtime state (default /run/shoal)\n"
+		"  --socket PATH         API socket (default <run-dir>/shoal.sock)\n"
+		"  --cgroup-parent P     container cgroups parent, relative to shoald's own cgroup\n"
+		"                        or absolute with a leading / (default shoal)\n"
+		"  --bpffs-dir DIR       pinned BPF objects (default /sys/fs/bpf/shoal)\n"
+		"  --device-prefix P     prefix of every network device and table (default shoal)\n"
+		"  --bridge-subnet CIDR  subnet of the default bridge network (default 10.213.0.0/16)\n"
+		"  --store BACKEND       cluster store: sqlite (default)\n"
+		"  --store-endpoints URL etcd endpoints, for --store etcd\n"
+		"  --log-level LEVEL     error, warn, info (default), debug\n"
+		"  --log-max-size SIZE   container log rotation size (default 10m)\n"
+		"  --log-max-files N     container log files kept (default 3)\n"
+		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
+		"  --version             print the version\n"
+		"  -h, --help            this help\n");
+}
+
+static int parse_args(struct agent_config *cfg, int argc, char **argv)
+{
+	enum {
+		O_DATA = 256, O_RUN, O_SOCK, O_CG, O_BPF, O_PREFIX, O_SUBNET, O_STORE, O_EP,
+		O_LOG, O_LMS, O_LMF, O_MON, O_VER
+	};
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "run-dir", required_argument, NULL, O_RUN },
+		{ "socket", required_argument, NULL, O_SOCK },
+		{ "cgroup-parent", required_argument, NULL, O_CG },
+		{ "bpffs-dir", required_argument, NULL, O_BPF },
+		{ "device-prefix", required_argument, NULL, O_PREFIX },
+		{ "bridge-subnet", required_argument, NULL, O_SUBNET },
+		{ "store", required_argument, NULL, O_STORE },
+		{ "store-endpoints", required_argument, NULL, O_EP },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "log-max-size", required_argument, NULL, O_LMS },
+		{ "log-max-files", required_argument, NULL, O_LMF },
+		{ "monitor-path", required_argument, NULL, O_MON },
+		{ "version", no_argument, NULL, O_VER },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char **dst = NULL;
+		switch (c) {
+		case O_DATA:
+			dst = &cfg->data_dir;
+			break;
+		case O_RUN:
+			dst = &cfg->run_dir;
+			break;
+		case O_SOCK:
+			dst = &cfg->socket_path;
+			break;
+		case O_CG:
+			dst = &cfg->cgroup_parent;
+			break;
+		case O_BPF:
+			dst = &cfg->bpffs_dir;
+			break;
+		case O_PREFIX:
+			dst = &cfg->device_prefix;
+			break;
+		case O_SUBNET:
+			dst = &cfg->bridge_subnet;
+			break;
+		case O_STORE:
+			dst = &cfg->store_backend;
+			break;
+		case O_EP:
+			dst = &cfg->store_endpoints;
+			break;
+		case O_LOG:
+			dst = &cfg->log_level;
+			break;
+		case O_MON:
+			dst = &cfg->monitor_path;
+			break;
+		case O_LMS:
+			if (parse_size(optarg, &cfg->log_max_size) < 0 || cfg->log_max_size < 4096) {
+				fprintf(stderr, "shoald: --log-max-size %s: expected a size of at least 4k, like 10m\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_LMF: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 100) {
+				fprintf(stderr, "shoald: --log-max-files %s: expected 1 to 100\n", optarg);
+				return -EINVAL;
+			}
+			cfg->log_max_files = (int)v;
+			break;
+		}
+		case O_VER:
+			printf("shoald %s\n", SHOAL_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (dst) {
+			if (!*optarg) {
+				fprintf(stderr, "shoald: --%s must not be empty\n",
+					opts[c - O_DATA].name);
+				return -EINVAL;
+			}
+			free(*dst);
+			*dst = strdup(optarg);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shoald: unexpected argument %s\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+#define DEF(f, v)                  \
+	if (!cfg->f)               \
+		cfg->f = strdup(v)
+	DEF(data_dir, "/var/lib/shoal");
+	DEF(run_dir, "/run/shoal");
+	DEF(cgroup_parent, "shoal");
+	DEF(bpffs_dir, "/sys/fs/bpf/shoal");
+	DEF(device_prefix, "shoal");
+	DEF(bridge_subnet, "10.213.0.0/16");
+	DEF(store_backend, "sqlite");
+	DEF(log_level, "info");
+#undef DEF
+	if (!cfg->socket_path && asprintf(&cfg->socket_path, "%s/shoal.sock", cfg->run_dir) < 0)
+		return -ENOMEM;
+	if (!cfg->monitor_path) {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n < 0)
+			return -errno;
+		exe[n] = '\0';
+		if (asprintf(&cfg->monitor_path, "%s/shoal-monitor", dirname(exe)) < 0)
+			return -ENOMEM;
+	}
+	if (strlen(cfg->device_prefix) > 8) {
+		fprintf(stderr, "shoald: --device-prefix %s is longer than 8 characters\n",
+			cfg->device_prefix);
+		return -EINVAL;
+	}
+	if (!cfg->log_max_size)
+		cfg->log_max_size = 10 << 20;
+	if (!cfg->log_max_files)
+		cfg->log_max_files = 3;
+	return 0;
+}
+
+static void config_free(struct agent_config *cfg)
+{
+	free(cfg->data_dir);
+	free(cfg->run_dir);
+	free(cfg->socket_path);
+	free(cfg->cgroup_parent);
+	free(cfg->bpffs_dir);
+	free(cfg->device_prefix);
+	free(cfg->bridge_subnet);
+	free(cfg->store_backend);
+	free(cfg->store_endpoints);
+	free(cfg->monitor_path);
+	free(cfg->log_level);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent *a = arg;
+	log_info("shoald: signal %d, shutting down (containers keep running)", (int)sig);
+	event_base_loopbreak(a->base);
+}
+
+/* bpffs is not mounted at boot on these machines; pins need it. */
+static void ensure_bpffs(struct agent *a)
+{
+	if (!str_has_prefix(a->cfg.bpffs_dir, "/sys/fs/bpf"))
+		return;
+	struct statfs sfs;
+	if (statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC)
+		goto mkdir;
+	mkdir("/sys/fs/bpf", 0700);
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") < 0) {
+		log_warn("mounting bpffs at /sys/fs/bpf: %s", strerror(errno));
+		return;
+	}
+mkdir:
+	if (mkdir_p(a->cfg.bpffs_dir, 0700) < 0)
+		log_warn("creating %s: %s", a->cfg.bpffs_dir, strerror(errno));
+}
+
+static int node_identity(struct agent *a, struct shoal_err *err)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/node-id", a->cfg.data_dir);
+	_cleanup_free_ char *s = NULL;
+	if (read_file(path, 128, &s, NULL) == 0 && strlen(s) >= 64) {
+		snprintf(a->node_id, sizeof(a->node_id), "%.64s", s);
+	} else {
+		int r = random_hex_id(a->node_id);
+		if (r < 0 || (r = write_file_atomic(path, a->node_id, 64, 0600)) < 0)
+			return shoal_err_errno(err, -r, "writing %s", path);
+	}
+	if (gethostname(a->hostname, sizeof(a->hostname)) < 0)
+		snprintf(a->hostname, sizeof(a->hostname), "localhost");
+	return 0;
+}
+
+static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
+{
+	char path[4096];
+	int r;
+	const char *dirs[] = { a->cfg.data_dir, a->cfg.run_dir };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if ((r = mkdir_p(dirs[i], 0711)) < 0)
+			return shoal_err_errno(err, -r, "creating %s", dirs[i]);
+	const char *subs[][2] = { { a->cfg.data_dir, "containers" },
+				  { a->cfg.data_dir, "seccomp" },
+				  { a->cfg.run_dir, "containers" },
+				  { a->cfg.run_dir, "netns" } };
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", subs[i][0], subs[i][1]);
+		if ((r = mkdir_p(path, 0700)) < 0)
+			return shoal_err_errno(err, -r, "creating %s", path);
+	}
+	snprintf(path, sizeof(path), "%s/shoald.lock", a->cfg.data_dir);
+	*lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*lock_fd < 0)
+		return shoal_err_errno(err, errno, "opening %s", path);
+	if (flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return shoal_err_set(err, EBUSY,
+				     "another shoald is using %s; give each agent its own --data-dir",
+				     a->cfg.data_dir);
+	if ((r = node_identity(a, err)) < 0)
+		return r;
+	ensure_bpffs(a);
+
+	snprintf(path, sizeof(path), "%s/state.db", a->cfg.data_dir);
+	struct store_options so = {
+		.backend = a->cfg.store_backend,
+		.path = path,
+		.endpoints = a->cfg.store_endpoints,
+		.base = a->base,
+	};
+	if ((r = store_open(&so, &a->store, err)) < 0)
+		return shoal_err_wrap(err, "opening the %s store", a->cfg.store_backend);
+	snprintf(path, sizeof(path), "%s/images", a->cfg.data_dir);
+	if ((r = image_store_open(path, &a->images, err)) < 0)
+		return shoal_err_wrap(err, "opening the image store");
+	char v2[4096];
+	if ((r = rt_cgroup_parent_prepare(a->cfg.cgroup_parent, v2, sizeof(v2), err)) < 0)
+		return shoal_err_wrap(err, "preparing cgroup parent %s", a->cfg.cgroup_parent);
+	snprintf(a->seccomp_default, sizeof(a->seccomp_default), "%s/seccomp/default.bpf",
+		 a->cfg.data_dir);
+	if ((r = rt_seccomp_compile(a->seccomp_default, err)) < 0)
+		return shoal_err_wrap(err, "compiling the default seccomp profile");
+	if (access(a->cfg.monitor_path, X_OK) < 0)
+		return shoal_err_errno(err, errno, "monitor binary %s", a->cfg.monitor_path);
+	if ((r = worker_new(a->base, &a->worker)) < 0)
+		return shoal_err_errno(err, -r, "starting the worker thread");
+
+	struct bridge_net_options bo = {
+		.prefix = a->cfg.device_prefix,
+		.subnet = a->cfg.bridge_subnet,
+	};
+	char nsdir[4096];
+	snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
+	bo.netns_dir = nsdir;
+	if (bridge_net_setup(&bo, &a->bridge, &a->bridge_err) < 0)
+		log_warn("bridge network unavailable (containers can still use --network none or host): %s",
+			 a->bridge_err.msg);
+	if ((r = container_load_all(a, err)) < 0)
+		return shoal_err_wrap(err, "loading containers");
+	if ((r = api_server_start(a, err)) < 0)
+		return r;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { 0 };
+	struct shoal_err err = { 0 };
+	if (parse_args(&a.cfg, argc, argv) < 0)
+		return 2;
+	enum log_level lvl;
+	if (log_level_parse(a.cfg.log_level, &lvl) < 0) {
+		fprintf(stderr, "shoald: --log-level %s: use error, warn, info or debug\n",
+			a.cfg.log_level);
+		return 2;
+	}
+	log_set_level(lvl);
+	if (geteuid() != 0) {
+		fprintf(stderr, "shoald: must run as root (it creates namespaces, cgroups and network devices)\n");
+		return 1;
+	}
+	srandom((unsigned)(now_ns() ^ getpid()));
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	a.base = event_base_new();
+	a.started_ns = now_ns();
+	_cleanup_close_ int lock_fd = -EBADF;
+	int rc = 0;
+	if (!a.base) {
+		log_error("shoald: cannot create the event loop");
+		rc = 1;
+		goto out;
+	}
+	if (agent_init(&a, &lock_fd, &err) < 0) {
+		log_error("shoald: %s", err.msg);
+		rc = 1;
+		goto out;
+	}
+	a.sig_term = evsignal_new(a.base, SIGTERM, signal_cb, &a);
+	a.sig_int = evsignal_new(a.base, SIGINT, signal_cb, &a);
+	event_add(a.sig_term, NULL);
+	event_add(a.sig_int, NULL);
+	log_info("shoald %s: node %.12s, listening on %s, data %s, %u container(s)", SHOAL_VERSION,
+		 a.node_id, a.cfg.socket_path, a.cfg.data_dir, a.n_containers);
+	event_base_dispatch(a.base);
+out:
+	api_server_stop(&a);
+	if (a.sig_term)
+		event_free(a.sig_term);
+	if (a.sig_int)
+		event_free(a.sig_int);
+	worker_free(a.worker);
+	exec_free_all(&a);
+	container_free_all(&a);
+	bridge_net_free(a.bridge);
+	image_store_free(a.images);
+	store_close(a.store);
+	if (a.base)
+		event_base_free(a.base);
+	config_free(&a.cfg);
+	return rc;
+}
