@@ -80,7 +80,10 @@ struct store_event {
 };
 
 /* Called on the agent's event loop thread with a batch of events in revision order.
- * A watch whose start revision was compacted gets err->code == ECANCELED and no events. */
+ * A watch whose start revision was compacted gets err->code == ECANCELED and no events.
+ * err is NULL for a batch of events; a non-NULL err ends the watch (no more calls), and the
+ * watch must still be released with store_watch_cancel(). A callback may read and write the
+ * store and cancel any watch, its own included; it must not close the store. */
 typedef void (*store_watch_cb)(const struct store_event *events, size_t n,
 			       const struct shoal_err *err, void *userdata);
 
@@ -94,7 +97,12 @@ struct store_options {
 	struct event_base *base;	/* loop for watches, lease expiry, keep-alives */
 };
 
+/* A store is used from one thread (the loop's). Several stores may open the same sqlite file,
+ * in one process or several: writes serialise and revisions stay consistent, but a watch
+ * sees another handle's writes only when its own handle next wakes it. Without opts->base,
+ * reads and writes work; watches and lease grants fail with -EINVAL. */
 int store_open(const struct store_options *opts, struct store **ret, struct shoal_err *err);
+/* Closes the store and frees every watch still open on it. */
 void store_close(struct store *s);
 
 /* Get one key (ret->n is 0 or 1) or, with prefix=true, every key under it in key order.
