@@ -10,3 +10,5 @@ shoal_add_unit_test(test-seccomp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-seccomp.
 	LIBS shoal_rtsec_san shoal_lib_san)
 shoal_add_unit_test(test-cgroup SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-cgroup.c
 	LIBS shoal_rtsec_san shoal_lib_san)
+shoal_add_unit_test(test-cgroup-v2 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-cgroup-v2.c
+	LIBS shoal_rtsec_san shoal_lib_san)

@@ -113,7 +113,24 @@ enum probe {
 	P_SOCKET_UNIX,
 	P_MOUNT,
 	P_CLONE_NEWNET,
+	P_I386_GETPID,
+	P_I386_KEYCTL,
 };
+
+#if defined(__x86_64__)
+/* A 32-bit x86 system call through int 0x80 from a 64-bit process. */
+static long int80(long nr, long a1, long a2, long a3)
+{
+	long ret;
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "a"(nr), "b"(a1), "c"(a2), "d"(a3)
+			 : "memory", "r8", "r9", "r10", "r11");
+	return ret;
+}
+#define I386_NR_GETPID 20
+#define I386_NR_KEYCTL 288
+#endif
 
 /* Runs one call in a child that first loads the filter; returns the child's
  * errno for the call (0 = it succeeded). */
@@ -166,6 +183,26 @@ static int probe_in_child(const char *path, enum probe what)
 		case P_MOUNT:
 			r = mount("none", "/nonexistent-shoal", "tmpfs", 0, NULL);
 			break;
+#if defined(__x86_64__)
+		case P_I386_GETPID:
+			r = int80(I386_NR_GETPID, 0, 0, 0);
+			if (r == getpid())
+				r = 0;
+			else if (r < 0)
+				errno = (int)-r, r = -1;
+			else
+				errno = ESRCH, r = -1;
+			break;
+		case P_I386_KEYCTL:
+			r = int80(I386_NR_KEYCTL, 0, -3, 0);
+			if (r < 0)
+				errno = (int)-r, r = -1;
+			break;
+#else
+		case P_I386_GETPID:
+		case P_I386_KEYCTL:
+			break;
+#endif
 		case P_CLONE_NEWNET: {
 			r = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
 			if (r == 0)
@@ -215,6 +252,24 @@ static void test_default_profile_blocks(void **state)
 	assert_int_equal(probe_in_child(f->path, P_CLONE_NEWNET), EPERM);
 }
 
+/* The filter covers the 32-bit ABI too (Docker's archMap): without the x86
+ * sub-architecture an int 0x80 call would be killed as a bad architecture, or
+ * with it missing from the rules reach the kernel unfiltered. */
+static void test_i386_abi(void **state)
+{
+#if defined(__x86_64__)
+	struct fixture *f = *state;
+	struct shoal_err err = {};
+	if (int80(I386_NR_GETPID, 0, 0, 0) != getpid())
+		skip(); /* no IA32 emulation in this kernel */
+	assert_int_equal(rt_seccomp_compile(f->path, &err), 0);
+	assert_int_equal(probe_in_child(f->path, P_I386_GETPID), 0);
+	assert_int_equal(probe_in_child(f->path, P_I386_KEYCTL), EPERM);
+#else
+	skip();
+#endif
+}
+
 static void test_cap_conditional(void **state)
 {
 	struct fixture *f = *state;
@@ -242,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_compile_bad_path),
 		cmocka_unit_test_setup_teardown(test_load_bad_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_profile_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i386_abi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cap_conditional, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
