@@ -155,6 +155,7 @@ struct sq_store {
 	struct event_base *base;
 	struct event *lease_timer;
 	struct sq_watch *watches;
+	int64_t history_keep; /* revisions of history to keep; 0 = all */
 };
 
 /* One write transaction in progress. */
@@ -167,6 +168,7 @@ struct sq_write {
 		bool prefix;
 	} touched[STORE_TXN_OPS_MAX];
 	size_t n_touched;
+	int64_t compacted_to; /* > 0: this write also compacted history below it */
 };
 
 #define SQ(s)  ((struct sq_store *)(s))
@@ -685,6 +687,7 @@ static int sq_write_begin(struct sq_store *sq, struct sq_write *wr, struct shoal
 
 	wr->sub = 0;
 	wr->n_touched = 0;
+	wr->compacted_to = 0;
 	int r = sq_exec_id(sq, ST_BEGIN_IMMEDIATE, err, "starting a write");
 	if (r < 0)
 		return r;
@@ -697,6 +700,51 @@ static int sq_write_begin(struct sq_store *sq, struct sq_write *wr, struct shoal
 	return 0;
 }
 
+static int sq_compact_locked(struct sq_store *sq, int64_t revision, struct shoal_err *err)
+{
+	sqlite3_stmt *st;
+	int r = sq_stmt(sq, ST_HIST_COMPACT, &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, revision);
+	r = sq_run(sq, st, err, "compacting history");
+	if (r < 0)
+		return r;
+	return sq_meta_set(sq, "compact_revision", revision, err);
+}
+
+/* Watches still behind the compaction point learn it now. */
+static void sq_watches_compacted(struct sq_store *sq, int64_t revision)
+{
+	for (struct sq_watch *w = sq->watches; w; w = w->next)
+		if (w->next_rev < revision)
+			sq_watch_queue(w);
+}
+
+/* Keeps history to about history_keep revisions. It runs once the excess reaches a tenth
+ * of that, so that the delete is paid for by many writes, not each one. */
+static int sq_auto_compact(struct sq_store *sq, struct sq_write *wr, struct shoal_err *err)
+{
+	int64_t compacted;
+
+	if (sq->history_keep <= 0)
+		return 0;
+	int64_t target = wr->rev - sq->history_keep;
+	int64_t slack = sq->history_keep / 10 > 0 ? sq->history_keep / 10 : 1;
+	if (target <= 0)
+		return 0;
+	int r = sq_meta_get(sq, "compact_revision", &compacted, err);
+	if (r < 0)
+		return r;
+	if (target - compacted < slack)
+		return 0;
+	r = sq_compact_locked(sq, target, err);
+	if (r < 0)
+		return r;
+	wr->compacted_to = target;
+	return 0;
+}
+
 static int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *ret_revision,
 			   struct shoal_err *err)
 {
@@ -704,6 +752,9 @@ static int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *re
 
 	if (wr->sub > 0) {
 		r = sq_meta_set(sq, "revision", wr->rev, err);
+		if (r < 0)
+			goto fail;
+		r = sq_auto_compact(sq, wr, err);
 		if (r < 0)
 			goto fail;
 	}
@@ -714,6 +765,8 @@ static int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *re
 		*ret_revision = wr->sub > 0 ? wr->rev : wr->rev - 1;
 	if (wr->sub > 0)
 		sq_notify(sq, wr);
+	if (wr->compacted_to > 0)
+		sq_watches_compacted(sq, wr->compacted_to);
 	return 0;
 fail:
 	sq_rollback(sq);
@@ -1236,7 +1289,6 @@ static int sq_compact(struct store *s, int64_t revision, struct shoal_err *err)
 {
 	struct sq_store *sq = SQ(s);
 	int64_t cur, compacted;
-	sqlite3_stmt *st;
 	int r;
 
 	r = sq_exec_id(sq, ST_BEGIN_IMMEDIATE, err, "starting a write");
@@ -1259,24 +1311,13 @@ static int sq_compact(struct store *s, int64_t revision, struct shoal_err *err)
 				  (long long)revision, (long long)compacted);
 		goto fail;
 	}
-	r = sq_stmt(sq, ST_HIST_COMPACT, &st, err);
-	if (r < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, revision);
-	r = sq_run(sq, st, err, "compacting history");
-	if (r < 0)
-		goto fail;
-	r = sq_meta_set(sq, "compact_revision", revision, err);
+	r = sq_compact_locked(sq, revision, err);
 	if (r < 0)
 		goto fail;
 	r = sq_exec_id(sq, ST_COMMIT, err, "committing");
 	if (r < 0)
 		goto fail;
-
-	/* Watches still behind the compaction point learn it now. */
-	for (struct sq_watch *w = sq->watches; w; w = w->next)
-		if (w->next_rev < revision)
-			sq_watch_queue(w);
+	sq_watches_compacted(sq, revision);
 	return 0;
 fail:
 	sq_rollback(sq);
@@ -1311,6 +1352,9 @@ static int sq_open(const struct store_options *opts, struct store **ret, struct 
 	if (!sq)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	sq->base = opts->base;
+	sq->history_keep = opts->history_revisions == 0	 ? STORE_HISTORY_DEFAULT
+			   : opts->history_revisions < 0 ? 0
+							 : opts->history_revisions;
 	sq->path = strdup(opts->path);
 	if (!sq->path) {
 		r = shoal_err_set(err, ENOMEM, "out of memory");

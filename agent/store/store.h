@@ -95,7 +95,13 @@ struct store_options {
 	const char *path;	/* sqlite: database file */
 	const char *endpoints;	/* etcd: comma-separated http://host:port */
 	struct event_base *base;	/* loop for watches, lease expiry, keep-alives */
+	/* sqlite: history kept for watches from a past revision, in revisions; older history is
+	 * compacted as writes go on (a watch that falls further behind gets ECANCELED).
+	 * 0 = STORE_HISTORY_DEFAULT, < 0 = keep everything until store_compact(). */
+	int64_t history_revisions;
 };
+
+#define STORE_HISTORY_DEFAULT 100000
 
 /* A store is used from one thread (the loop's). Several stores may open the same sqlite file,
  * in one process or several: writes serialise and revisions stay consistent, but a watch

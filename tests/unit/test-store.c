@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -1007,6 +1008,56 @@ static void test_two_handles(void **state)
 	store_close(b);
 }
 
+static void test_history_limit(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	static struct collect old, recent;
+	memset(&old, 0, sizeof(old));
+	memset(&recent, 0, sizeof(recent));
+	char path[192];
+	struct store *s = NULL;
+
+	snprintf(path, sizeof(path), "%s/short.db", f->dir);
+	struct store_options o = {.path = path, .base = f->base, .history_revisions = 10};
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	for (int i = 0; i < 40; i++)
+		put(s, "/hist", "v");
+	int64_t rev = current_revision(s);
+
+	/* History older than about 10 revisions is gone; the recent part is there. */
+	struct store_watch *w_old = watch(s, "/hist", false, 2, &old);
+	struct store_watch *w_recent = watch(s, "/hist", false, rev - 9, &recent);
+	drain(f->base);
+	assert_int_equal(old.err_code, ECANCELED);
+	assert_int_equal(recent.err_calls, 0);
+	assert_int_equal(recent.n, 10);
+	assert_int_equal(recent.ev[9].mod, rev);
+	assert_int_equal(recent.ev[9].version, 40);
+	store_watch_cancel(w_old);
+	store_watch_cancel(w_recent);
+	store_close(s);
+}
+
+static void test_file(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+
+	put(f->s, "/f", "x");
+	/* Cluster state is private to the agent, and the journal is a WAL. */
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1027,6 +1078,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
