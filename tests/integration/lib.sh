@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Shared harness for agent integration tests: a private shoald in a fresh
+# network namespace with its own data, run, cgroup and device roots, torn down
+# on exit whatever happens. Source it, then call node_start.
+#
+# Environment: SHOAL_BUILD (build dir with shoald, shoal, images/busybox.tar).
+set -uo pipefail
+
+SKIP=77
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit $SKIP; }
+: "${SHOAL_BUILD:?SHOAL_BUILD must point at the build directory}"
+SHOALD_BIN="$SHOAL_BUILD/agent/shoald"
+SHOAL_BIN="$SHOAL_BUILD/cli/shoal"
+TEST_IMAGE="$SHOAL_BUILD/images/busybox.tar"
+for f in "$SHOALD_BIN" "$SHOAL_BIN" "$TEST_IMAGE"; do
+	[ -e "$f" ] || { echo "FAIL: $f is missing (build first)"; exit 1; }
+done
+
+TAG="t$(printf '%05d' $(($$ % 100000)))"
+T=$(mktemp -d "/tmp/shoal-it-$TAG.XXXXXX")
+NETNS="shoal-it-$TAG"
+CG_PARENT="/shoal-it-$TAG"
+SOCK="$T/shoal.sock"
+AGENT_PID=""
+FAILURES=0
+export SHOAL_HOST="unix://$SOCK"
+
+log() { printf '%s %s\n' "$(date +%T.%3N)" "$*"; }
+fail() {
+	log "FAIL: $*"
+	FAILURES=$((FAILURES + 1))
+}
+ok() { log "ok: $*"; }
+
+expect_eq() { # expect_eq WHAT EXPECTED ACTUAL
+	if [ "$2" == "$3" ]; then ok "$1"; else fail "$1: expected [$2], got [$3]"; fi
+}
+expect_contains() { # expect_contains WHAT NEEDLE HAYSTACK
+	if [[ "$3" == *"$2"* ]]; then ok "$1"; else fail "$1: [$2] not in [$3]"; fi
+}
+expect_not_contains() {
+	if [[ "$3" != *"$2"* ]]; then ok "$1"; else fail "$1: [$2] unexpectedly in [$3]"; fi
+}
+
+shoal() { "$SHOAL_BIN" "$@"; }
+
+# Runs a command inside the node's network namespace without remounting /sys.
+in_node() { nsenter --net="/run/netns/$NETNS" "$@"; }
+
+# Raw API call: api METHOD PATH [BODY] -> prints "STATUS BODY"
+api() {
+	local method=$1 path=$2 body=${3-}
+	local out
+	if [ -n "$body" ]; then
+		out=$(curl -s --max-time 30 --unix-socket "$SOCK" -X "$method" -H 'Content-Type: application/json' \
+			--data-binary "$body" -w '\n%{http_code}' "http://shoal$path")
+	else
+		out=$(curl -s --max-time 30 --unix-socket "$SOCK" -X "$method" -w '\n%{http_code}' "http://shoal$path")
+	fi
+	local code=${out##*$'\n'}
+	printf '%s %s\n' "$code" "${out%$'\n'*}"
+}
+
+agent_start() {
+	in_node "$SHOALD_BIN" --data-dir "$T/data" --run-dir "$T/run" --socket "$SOCK" \
+		--cgroup-parent "$CG_PARENT" --bpffs-dir "/sys/fs/bpf/shoal-it-$TAG" \
+		--device-prefix "$TAG" --bridge-subnet 10.213.0.0/16 --log-level "${AGENT_LOG_LEVEL:-info}" \
+		"$@" >>"$T/shoald.log" 2>&1 &
+	AGENT_PID=$!
+	for _ in $(seq 1 200); do
+		if curl -s --max-time 1 --unix-socket "$SOCK" http://shoal/_ping >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$AGENT_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	log "shoald did not come up:"
+	cat "$T/shoald.log"
+	exit 1
+}
+
+agent_kill9() {
+	[ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null
+	wait "$AGENT_PID" 2>/dev/null
+	AGENT_PID=""
+}
+
+agent_stop() {
+	if [ -n "$AGENT_PID" ]; then
+		kill -TERM "$AGENT_PID" 2>/dev/null
+		wait "$AGENT_PID" 2>/dev/null
+		AGENT_PID=""
+	fi
+}
+
+node_start() {
+	ip netns add "$NETNS" || { echo "FAIL: ip netns add"; exit 1; }
+	ip -n "$NETNS" link set lo up
+	agent_start "$@"
+	shoal image load -i "$TEST_IMAGE" >/dev/null || { fail "loading the test image"; exit 1; }
+}
+
+# Every process in a cgroup tree, in every hierarchy.
+cg_pids() {
+	local d
+	for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+		[ -d "$d${CG_PARENT#/}" ] || continue
+		find "$d${CG_PARENT#/}" -name cgroup.procs -exec cat {} + 2>/dev/null
+	done | sort -u
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	agent_kill9
+	# monitors are not in the container cgroups: find them by their run dir
+	for p in $(pgrep -f "shoal-monitor" 2>/dev/null); do
+		if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "$T"; then kill -9 "$p"; fi
+	done
+	for _ in 1 2 3 4 5; do
+		local pids
+		pids=$(cg_pids)
+		[ -z "$pids" ] && break
+		kill -9 $pids 2>/dev/null
+		sleep 0.1
+	done
+	local d
+	for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+		[ -d "$d${CG_PARENT#/}" ] || continue
+		find "$d${CG_PARENT#/}" -depth -type d -exec rmdir {} \; 2>/dev/null
+	done
+	if [ -d "$T/run/netns" ]; then
+		for f in "$T"/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+	fi
+	grep " $T" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	ip netns del "$NETNS" 2>/dev/null
+	rm -rf "/sys/fs/bpf/shoal-it-$TAG" 2>/dev/null
+	if [ "$FAILURES" -ne 0 ] || [ "$rc" -ne 0 ]; then
+		echo "---- shoald log ----"
+		tail -n 60 "$T/shoald.log" 2>/dev/null
+	fi
+	rm -rf "$T"
+	if [ "$FAILURES" -ne 0 ]; then
+		echo "$FAILURES check(s) failed"
+		exit 1
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+finish() {
+	if [ "$FAILURES" -eq 0 ]; then echo "all checks passed"; fi
+	exit 0
+}
