@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cli/http.h"
+#include "lib/err.h"
+
+#define CLI_API_VERSION "1.43"
+#define CLI_DEFAULT_HOST "unix:///run/shoal/shoal.sock"
+
+/* Exit statuses, as docker uses them. */
+#define CLI_EXIT_USAGE 125 /* bad flags; `run` failing before the container starts */
+
+/* State every command sees: the agent address and the command path for messages. */
+struct cli_ctx {
+	const char *host; /* "unix:///run/shoal/shoal.sock" */
+	char sock_path[108];
+	char cmdpath[128]; /* "shoal image load", for usage and errors */
+};
+
+/* One row of a command table: `shoal <name> ...` runs fn with argv[0] = name.
+ * fn returns the process exit status. Adding a command = a row + a file. */
+struct cli_command {
+	const char *name;
+	int (*fn)(struct cli_ctx *ctx, int argc, char **argv);
+	const char *help; /* one line for `shoal --help`; NULL hides the row */
+};
+
+extern const struct cli_command cli_commands[]; /* top level, NULL-terminated */
+extern const struct cli_command cli_image_commands[]; /* `shoal image ...` */
+extern const struct cli_command cli_container_commands[]; /* `shoal container ...` */
+
+/* Runs the whole CLI (main() calls this; tests too). */
+int cli_main(int argc, char **argv);
+/* Runs a subcommand from table, argv[0] being the group's name. */
+int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_command *table, int argc,
+		 char **argv);
+
+/* Commands (cmd-container.c, cmd-image.c, cmd-system.c). */
+int cli_cmd_run(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_create(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_kill(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_rm(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_wait(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_inspect(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_container_inspect(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_container(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_inspect(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
+ * clustered booleans -dit, --bool=false, "--" ends flags. */
+enum cli_opt_kind { CLI_OPT_BOOL, CLI_OPT_VALUE };
+struct cli_opt {
+	int id; /* returned by cli_opts_next; use the short letter when there is one */
+	const char *name; /* long name, without "--" */
+	char shortname; /* 0: none */
+	enum cli_opt_kind kind;
+	const char *argname; /* placeholder in help: "string", "list", "int" */
+	const char *help;
+};
+#define CLI_OPT_HELP (-2) /* --help / -h was given */
+#define CLI_OPT_ERROR (-1)
+
+struct cli_opts {
+	const struct cli_opt *opts; /* terminated by an entry with id 0 */
+	int argc;
+	char **argv; /* argv[0] is the command name */
+	bool stop_at_positional; /* run/exec: the first non-flag ends the flags */
+	int i; /* next argv index */
+	const char *cluster; /* rest of a short-flag cluster */
+	char **pos; /* positional arguments, in order */
+	int npos;
+	const char *value; /* value of the last option (bools: "true"/"false") */
+	char error[256];
+};
+
+void cli_opts_init(struct cli_opts *p, const struct cli_opt *opts, int argc, char **argv,
+		   bool stop_at_positional);
+/* Returns the next option's id, 0 when done, CLI_OPT_HELP or CLI_OPT_ERROR
+ * (p->error says why). For bools, p->value is "true" or "false". */
+int cli_opts_next(struct cli_opts *p);
+void cli_opts_done(struct cli_opts *p);
+bool cli_opts_bool(const struct cli_opts *p);
+/* Prints "Usage:  <cmdpath> <usage>\n\n<desc>\n\nOptions:\n..." to stdout. */
+void cli_usage(const struct cli_ctx *ctx, const char *usage, const char *desc,
+	       const struct cli_opt *opts);
+/* Flag error: "<msg>\nSee '<cmdpath> --help'." on stderr; returns 125. */
+int cli_usage_error(const struct cli_ctx *ctx, const char *msg);
+/* Argument count error as docker prints it; returns 1. */
+int cli_args_error(const struct cli_ctx *ctx, const char *usage, const char *desc,
+		   const char *requirement);
+
+/* API calls. Errors carry what the user should see in err->msg and the HTTP
+ * status in err->status (0 when the daemon was not reached). */
+struct cli_call {
+	const char *method;
+	const char *path;
+	json_t *body; /* sent as application/json; borrowed */
+	int body_fd; /* or a streamed body (< 0: none) */
+	int64_t body_fd_len; /* Content-Length for body_fd, < 0 chunked */
+	const char *content_type; /* for body_fd */
+	bool upgrade; /* hijack: the stream follows the 101 (or 200) head */
+};
+/* Connects to the agent; err says "Cannot connect to the shoal daemon at ...". */
+int cli_connect(const struct cli_ctx *ctx, struct cli_http **ret, struct shoal_err *err);
+/* Sends the call and reads the head; non-2xx statuses become errors carrying the
+ * daemon's message. On success the body is left to read from *ret_conn. */
+int cli_request(const struct cli_ctx *ctx, const struct cli_call *call, struct cli_http **ret_conn,
+		struct cli_http_resp *ret_resp, struct shoal_err *err);
+/* A whole request/response; *ret_json is NULL for empty bodies. */
+int cli_call_json(const struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		  int *ret_status, json_t **ret_json, struct shoal_err *err);
+/* Percent-escapes a path segment or query value. */
+char *cli_escape(const char *s);
+/* Prints err->msg to stderr. */
+void cli_print_err(const struct shoal_err *err);
+
+/* Attached stream pumping for run, start -a, exec. */
+struct cli_stream_opts {
+	bool tty; /* raw stream, terminal in raw mode, resize on SIGWINCH */
+	bool multiplexed; /* stdcopy frames (from the response Content-Type) */
+	bool attach_stdin;
+	bool sig_proxy; /* forward SIGINT/SIGTERM/... to the container */
+	const char *container_id; /* for kill */
+	const char *resize_path; /* "/containers/<id>/resize" or "/exec/<id>/resize" */
+	int in_fd, out_fd, err_fd;
+};
+/* Pumps until the server closes its side. Returns 0 or -errno with err set. */
+int cli_stream_pump(const struct cli_ctx *ctx, struct cli_http *conn,
+		    const struct cli_stream_opts *opts, struct shoal_err *err);
+/* Installs signal handlers that feed cli_stream_pump (before start, so that
+ * no signal between start and pumping is lost); restored by the pump. */
+int cli_signals_install(bool sig_proxy, bool tty);
+void cli_signals_restore(void);
+/* Sends the terminal size (when out_fd is a terminal) to resize_path. */
+void cli_resize(const struct cli_ctx *ctx, const char *resize_path, int tty_fd);
+/* Puts the terminal in raw mode, restored by cli_tty_restore (also at exit). */
+int cli_tty_raw(int fd);
+void cli_tty_restore(void);
+
+/* Building the `run`/`create` request, exposed for tests. */
+struct cli_run_config {
+	json_t *body; /* the /containers/create body */
+	char *name;
+	char *image;
+	bool detach, interactive, tty, rm, sig_proxy;
+};
+/* Parses `run` flags (argv[0] is the command name) into cfg. Returns 0,
+ * CLI_OPT_HELP (after printing usage), or a nonzero exit status with the error
+ * printed. */
+int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
+		  struct cli_run_config *cfg);
+void cli_run_config_done(struct cli_run_config *cfg);
+/* "0.5" -> 500000000; -EINVAL on a bad or too precise value. */
+int cli_parse_cpus(const char *s, int64_t *ret);
+/* "[ip:][hostport:]containerport[/proto]" (ranges "8000-8001:80-81") into
+ * ExposedPorts and PortBindings objects. */
+int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char *err,
+		      size_t errsize);

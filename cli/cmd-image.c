@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/format.h"
+#include "lib/cleanup.h"
+#include "lib/util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cli_http *, cli_http_free)
+#define _cleanup_json_ _cleanup_(json_decrefp)
+#define _cleanup_http_ _cleanup_(cli_http_freep)
+
+enum { OPT_NO_TRUNC = 1000, OPT_FORMAT, OPT_NO_PRUNE };
+
+static int oom(void)
+{
+	fprintf(stderr, "Error: out of memory\n");
+	return 1;
+}
+
+int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return cli_dispatch(ctx, "shoal image", cli_image_commands, argc, argv);
+}
+
+/* Prints one progress message (docker's jsonmessage); 1 when it was an error. */
+static int print_message(const char *line, size_t len)
+{
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return 0;
+	json_error_t jerr;
+	_cleanup_json_ json_t *m = json_loadb(line, len, 0, &jerr);
+	if (!m) {
+		fprintf(stderr, "Error: malformed progress message from daemon: %.*s\n", (int)(len > 200 ? 200 : len), line);
+		return 1;
+	}
+	const char *emsg = json_string_value(json_object_get(json_object_get(m, "errorDetail"), "message"));
+	if (!emsg)
+		emsg = json_string_value(json_object_get(m, "error"));
+	if (emsg) {
+		fprintf(stderr, "%s\n", emsg);
+		return 1;
+	}
+	const char *stream = json_string_value(json_object_get(m, "stream"));
+	if (stream) {
+		fputs(stream, stdout);
+		fflush(stdout);
+		return 0;
+	}
+	const char *status = json_string_value(json_object_get(m, "status"));
+	if (status) {
+		const char *id = json_string_value(json_object_get(m, "id"));
+		const char *progress = json_string_value(json_object_get(m, "progress"));
+		printf("%s%s%s%s%s\n", id ? id : "", id ? ": " : "", status, progress ? " " : "",
+		       progress ? progress : "");
+		fflush(stdout);
+	}
+	return 0;
+}
+
+/* Streams body_fd to path and prints the JSON message stream that comes back. */
+static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
+{
+	struct stat st;
+	int64_t len = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		len = st.st_size;
+	struct cli_call call = {
+		.method = "POST",
+		.path = path,
+		.body_fd = fd,
+		.body_fd_len = len,
+		.content_type = "application/x-tar",
+	};
+	struct shoal_err err = { 0 };
+	_cleanup_http_ struct cli_http *c = NULL;
+	struct cli_http_resp resp;
+	if (cli_request(ctx, &call, &c, &resp, &err) < 0) {
+		cli_print_err(&err);
+		return 1;
+	}
+	size_t cap = 64 * 1024, used = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return oom();
+	int status = 0;
+	for (;;) {
+		if (used == cap) {
+			if (cap >= 16 * 1024 * 1024) {
+				fprintf(stderr, "Error: progress message from daemon too long\n");
+				return 1;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				return oom();
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = cli_http_read_body(c, buf + used, cap - used);
+		if (n < 0) {
+			fprintf(stderr, "Error reading response from daemon: %s\n", strerror((int)-n));
+			return 1;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		char *start = buf, *nl;
+		while ((nl = memchr(start, '\n', used - (size_t)(start - buf)))) {
+			status |= print_message(start, (size_t)(nl - start));
+			start = nl + 1;
+		}
+		used -= (size_t)(start - buf);
+		memmove(buf, start, used);
+	}
+	if (used > 0)
+		status |= print_message(buf, used);
+	return status;
+}
+
+static const struct cli_opt load_opts[] = {
+	{ 'i', "input", 'i', CLI_OPT_VALUE, "string", "Read from tar archive file, instead of STDIN" },
+	{ 'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress the load output" },
+	{ 0 },
+};
+
+int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS]", desc[] = "Load an image from a tar archive or STDIN";
+	const char *input = NULL;
+	bool quiet = false;
+	struct cli_opts p;
+	cli_opts_init(&p, load_opts, argc, argv, false);
+	int id;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'i') {
+			input = p.value;
+		} else if (id == 'q') {
+			quiet = cli_opts_bool(&p);
+		} else if (id == CLI_OPT_HELP) {
+			cli_opts_done(&p);
+			cli_usage(ctx, usage, desc, load_opts);
+			return 0;
+		} else {
+			cli_opts_done(&p);
+			return cli_usage_error(ctx, p.error);
+		}
+	}
+	int npos = p.npos;
+	cli_opts_done(&p);
+	if (npos > 0)
+		return cli_args_error(ctx, usage, desc, "accepts no arguments");
+	_cleanup_close_ int fd = -EBADF;
+	if (input) {
+		fd = open(input, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "open %s: %s\n", input, strerror(errno));
+			return 1;
+		}
+	} else if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "requested load from stdin, but stdin is empty\n");
+		return 1;
+	}
+	return upload_tar(ctx, quiet ? "/images/load?quiet=1" : "/images/load",
+			  input ? fd : STDIN_FILENO);
+}
+
+static const struct cli_opt import_opts[] = {
+	{ 'm', "message", 'm', CLI_OPT_VALUE, "string", "Set commit message for imported image" },
+	{ 'c', "change", 'c', CLI_OPT_VALUE, "list", "Apply Dockerfile instruction to the created image" },
+	{ 0 },
+};
+
+/* Splits "repo[:tag]" (a ':' after the last '/' starts the tag). */
+static void split_ref(const char *ref, char **ret_repo, const char **ret_tag)
+{
+	const char *slash = strrchr(ref, '/');
+	const char *colon = strrchr(ref, ':');
+	if (colon && (!slash || colon > slash)) {
+		*ret_repo = strndup(ref, (size_t)(colon - ref));
+		*ret_tag = colon + 1;
+	} else {
+		*ret_repo = strdup(ref);
+		*ret_tag = "";
+	}
+}
+
+static int query_add(char **q, const char *key, const char *value)
+{
+	_cleanup_free_ char *e = cli_escape(value);
+	char *n = NULL;
+	if (!e || asprintf(&n, "%s%s%s=%s", *q ? *q : "", *q && **q ? "&" : "", key, e) < 0)
+		return -ENOMEM;
+	free(*q);
+	*q = n;
+	return 0;
+}
+
+int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS] file|- [REPOSITORY[:TAG]]",
+			  desc[] = "Import the contents from a tarball to create a filesystem image";
+	_cleanup_free_ char *q = strdup("fromSrc=-");
+	if (!q)
+		return oom();
+	struct cli_opts p;
+	cli_opts_init(&p, import_opts, argc, argv, false);
+	int id, r = 0;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'm') {
+			r |= query_add(&q, "message", p.value);
+		} else if (id == 'c') {
+			r |= query_add(&q, "changes", p.value);
+		} else if (id == CLI_OPT_HELP) {
+			cli_opts_done(&p);
+			cli_usage(ctx, usage, desc, import_opts);
+			return 0;
+		} else {
+			cli_opts_done(&p);
+			return cli_usage_error(ctx, p.error);
+		}
+	}
+	if (p.npos < 1 || p.npos > 2) {
+		cli_opts_done(&p);
+		return cli_args_error(ctx, usage, desc,
+				      p.npos < 1 ? "requires at least 1 argument" : "requires at most 2 arguments");
+	}
+	const char *file = p.pos[0];
+	if (p.npos == 2) {
+		_cleanup_free_ char *repo = NULL;
+		const char *tag;
+		split_ref(p.pos[1], &repo, &tag);
+		if (!repo) {
+			cli_opts_done(&p);
+			return oom();
+		}
+		r |= query_add(&q, "repo", repo);
+		if (*tag)
+			r |= query_add(&q, "tag", tag);
+	}
+	_cleanup_close_ int fd = -EBADF;
+	if (strcmp(file, "-") != 0) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "open %s: %s\n", file, strerror(errno));
+			cli_opts_done(&p);
+			return 1;
+		}
+	}
+	cli_opts_done(&p);
+	_cleanup_free_ char *path = NULL;
+	if (r || asprintf(&path, "/images/create?%s", q) < 0)
+		return oom();
+	return upload_tar(ctx, path, fd >= 0 ? fd : STDIN_FILENO);
+}
+
+static const struct cli_opt ls_opts[] = {
+	{ 'a', "all", 'a', CLI_OPT_BOOL, NULL, "Show all images" },
+	{ 'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only show image IDs" },
+	{ OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Don't truncate output" },
+	{ OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string", "Format output using a template (fields: .ID .Repository .Tag .CreatedSince .CreatedAt .Size)" },
+	{ 0 },
+};
+
+int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS] [REPOSITORY[:TAG]]", desc[] = "List images";
+	bool all = false, quiet = false, trunc = true;
+	const char *format = NULL;
+	struct cli_opts p;
+	cli_opts_init(&p, ls_opts, argc, argv, false);
+	int id;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'a') {
+			all = cli_opts_bool(&p);
+		} else if (id == 'q') {
+			quiet = cli_opts_bool(&p);
+		} else if (id == OPT_NO_TRUNC) {
+			trunc = !cli_opts_bool(&p);
+		} else if (id == OPT_FORMAT) {
+			format = p.value;
+		} else if (id == CLI_OPT_HELP) {
+			cli_opts_done(&p);
+			cli_usage(ctx, usage, desc, ls_opts);
+			return 0;
+		} else {
+			cli_opts_done(&p);
+			return cli_usage_error(ctx, p.error);
+		}
+	}
+	if (p.npos > 1) {
+		cli_opts_done(&p);
+		return cli_args_error(ctx, usage, desc, "requires at most 1 argument");
+	}
+	_cleanup_free_ char *match = p.npos == 1 ? strdup(p.pos[0]) : NULL;
+	cli_opts_done(&p);
+
+	struct shoal_err err = { 0 };
+	_cleanup_json_ json_t *list = NULL;
+	if (cli_call_json(ctx, "GET", all ? "/images/json?all=1" : "/images/json", NULL, NULL, &list, &err) < 0) {
+		cli_print_err(&err);
+		return 1;
+	}
+	if (!json_is_array(list)) {
+		fprintf(stderr, "Error: malformed image list from daemon\n");
+		return 1;
+	}
+	struct cli_table *t = cli_table_new(5);
+	if (!t)
+		return oom();
+	static const char *const head[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE" };
+	cli_table_add(t, head);
+	_cleanup_json_ json_t *seen = json_object();
+	int status = 0;
+	size_t i;
+	json_t *img;
+	json_array_foreach (list, i, img) {
+		const char *iid = json_string_value(json_object_get(img, "Id"));
+		char idbuf[128], ago[80], size[32], created[64];
+		if (!iid)
+			iid = "";
+		if (trunc)
+			cli_short_id(iid, idbuf, sizeof(idbuf));
+		else
+			snprintf(idbuf, sizeof(idbuf), "%s", iid);
+		json_int_t ct = json_integer_value(json_object_get(img, "Created"));
+		cli_human_duration((int64_t)time(NULL) - ct, ago, sizeof(ago));
+		strcat(ago, " ago");
+		time_t tt = (time_t)ct;
+		struct tm tm;
+		localtime_r(&tt, &tm);
+		strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S %z %Z", &tm);
+		json_t *sz = json_object_get(img, "Size");
+		cli_human_size(json_is_number(sz) ? json_number_value(sz) : 0, 3, size, sizeof(size));
+		json_t *tags = json_object_get(img, "RepoTags");
+		size_t ntags = json_array_size(tags);
+		for (size_t k = 0; k < (ntags ? ntags : 1); k++) {
+			const char *rt = ntags ? json_string_value(json_array_get(tags, k)) : NULL;
+			_cleanup_free_ char *repo = NULL;
+			const char *tag = "<none>";
+			if (rt && strcmp(rt, "<none>:<none>") != 0) {
+				split_ref(rt, &repo, &tag);
+				if (!*tag)
+					tag = "<none>";
+			}
+			if (match && (!rt || (strcmp(rt, match) != 0 && (!repo || strcmp(repo, match) != 0))))
+				continue;
+			if (quiet) {
+				if (!json_object_get(seen, idbuf)) {
+					json_object_set_new(seen, idbuf, json_true());
+					printf("%s\n", idbuf);
+				}
+				continue;
+			}
+			if (format) {
+				_cleanup_json_ json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "ID", idbuf,
+								       "Repository", repo ? repo : "<none>", "Tag", tag,
+								       "CreatedSince", ago, "CreatedAt", created, "Size", size);
+				char terr[256];
+				_cleanup_free_ char *s = row ? cli_template_render(format, row, terr, sizeof(terr)) : NULL;
+				if (!s) {
+					fprintf(stderr, "template parsing error: %s\n", row ? terr : "out of memory");
+					status = 1;
+					goto out;
+				}
+				printf("%s\n", s);
+				continue;
+			}
+			const char *cells[] = { repo ? repo : "<none>", tag, idbuf, ago, size };
+			cli_table_add(t, cells);
+		}
+	}
+	if (!quiet && !format)
+		cli_table_print(t, stdout);
+out:
+	cli_table_free(t);
+	return status;
+}
+
+static const struct cli_opt rmi_opts[] = {
+	{ 'f', "force", 'f', CLI_OPT_BOOL, NULL, "Force removal of the image" },
+	{ OPT_NO_PRUNE, "no-prune", 0, CLI_OPT_BOOL, NULL, "Do not delete untagged parents" },
+	{ 0 },
+};
+
+int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS] IMAGE [IMAGE...]", desc[] = "Remove one or more images";
+	bool force = false, noprune = false;
+	struct cli_opts p;
+	cli_opts_init(&p, rmi_opts, argc, argv, false);
+	int id;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'f') {
+			force = cli_opts_bool(&p);
+		} else if (id == OPT_NO_PRUNE) {
+			noprune = cli_opts_bool(&p);
+		} else if (id == CLI_OPT_HELP) {
+			cli_opts_done(&p);
+			cli_usage(ctx, usage, desc, rmi_opts);
+			return 0;
+		} else {
+			cli_opts_done(&p);
+			return cli_usage_error(ctx, p.error);
+		}
+	}
+	if (p.npos < 1) {
+		cli_opts_done(&p);
+		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
+	}
+	int status = 0;
+	for (int i = 0; i < p.npos; i++) {
+		_cleanup_free_ char *e = cli_escape(p.pos[i]), *path = NULL;
+		if (!e || asprintf(&path, "/images/%s%s%s%s", e, force || noprune ? "?" : "",
+				   force ? "force=1" : "", noprune ? (force ? "&noprune=1" : "noprune=1") : "") < 0) {
+			status = oom();
+			break;
+		}
+		struct shoal_err err = { 0 };
+		_cleanup_json_ json_t *resp = NULL;
+		if (cli_call_json(ctx, "DELETE", path, NULL, NULL, &resp, &err) < 0) {
+			cli_print_err(&err);
+			status = 1;
+			continue;
+		}
+		size_t k;
+		json_t *item;
+		json_array_foreach (resp, k, item) {
+			const char *u = json_string_value(json_object_get(item, "Untagged"));
+			const char *d = json_string_value(json_object_get(item, "Deleted"));
+			if (u)
+				printf("Untagged: %s\n", u);
+			if (d)
+				printf("Deleted: %s\n", d);
+		}
+	}
+	cli_opts_done(&p);
+	return status;
+}
