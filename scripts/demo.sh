@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `make demo`: start shoald on the embedded store, load the bundled test image,
+# run a container, and say what to try next. `make demo-stop` stops it.
+set -euo pipefail
+BUILD=${1:-build}
+BUILD=$(cd "$BUILD" && pwd)
+SHOALD="$BUILD/agent/shoald"
+SHOAL="$BUILD/cli/shoal"
+PIDFILE=/run/shoal/shoald.pid
+LOG=/var/log/shoald.log
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "demo: shoald needs root (namespaces, cgroups, network devices): run 'sudo make demo'" >&2
+	exit 1
+fi
+
+if [ "${2:-}" = "stop" ]; then
+	if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+		"$SHOAL" rm -f $("$SHOAL" ps -aq) >/dev/null 2>&1 || true
+		kill "$(cat "$PIDFILE")"
+		rm -f "$PIDFILE"
+		echo "shoald stopped and its containers removed."
+	else
+		echo "shoald is not running (no live pid in $PIDFILE)."
+	fi
+	exit 0
+fi
+
+mkdir -p /run/shoal
+if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+	echo "shoald is already running (pid $(cat "$PIDFILE"))."
+else
+	echo "Starting shoald (data in /var/lib/shoal, socket /run/shoal/shoal.sock, log $LOG)..."
+	setsid "$SHOALD" >>"$LOG" 2>&1 </dev/null &
+	echo $! >"$PIDFILE"
+	for _ in $(seq 1 100); do
+		"$SHOAL" version >/dev/null 2>&1 && break
+		kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -n 20 "$LOG"; exit 1; }
+		sleep 0.05
+	done
+fi
+
+echo
+echo "\$ shoal image load -i $BUILD/images/busybox.tar"
+"$SHOAL" image load -i "$BUILD/images/busybox.tar"
+echo
+echo "\$ shoal run --rm busybox sh -c 'echo hello from \$(hostname), pid \$\$, address \$(ip -4 -o addr show eth0 | awk \"{print \\\$4}\")'"
+"$SHOAL" run --rm busybox sh -c 'echo hello from $(hostname), pid $$, address $(ip -4 -o addr show eth0 | awk "{print \$4}")'
+echo
+echo "\$ shoal run -d --name web busybox httpd -f -p 80 -h /var/www"
+"$SHOAL" rm -f web >/dev/null 2>&1 || true
+"$SHOAL" run -d --name web busybox httpd -f -p 80 -h /var/www
+echo
+echo "\$ shoal ps"
+"$SHOAL" ps
+cat <<EOT
+
+shoald is running in the background. Try next (the CLI is $SHOAL):
+
+  export PATH=$BUILD/cli:\$PATH
+  shoal exec web wget -qO- http://127.0.0.1/  # (busybox wget; or: shoal exec web cat /var/www/index.html)
+  shoal run -it busybox sh                      # an interactive shell in a new container
+  shoal run --rm --memory 16m --cpus 0.5 busybox sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; id'
+  shoal logs -f web                             # follow a container's log
+  shoal inspect web                             # everything about it
+  shoal bench start                             # container start latency, side by side with runc
+  make demo-stop                                # stop shoald and remove the demo containers
+EOT
