@@ -59,7 +59,7 @@ cat <<EOT
 shoald is running in the background. Try next (the CLI is $SHOAL):
 
   export PATH=$BUILD/cli:\$PATH
-  shoal exec web wget -qO- http://127.0.0.1/  # (busybox wget; or: shoal exec web cat /var/www/index.html)
+  shoal exec web sh -c 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc 127.0.0.1 80'   # ask the web server
   shoal run -it busybox sh                      # an interactive shell in a new container
   shoal run --rm --memory 16m --cpus 0.5 busybox sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; id'
   shoal logs -f web                             # follow a container's log
