@@ -39,7 +39,10 @@ int rt_cap_last(void);
  *      sets effective = permitted = inheritable = mask and, for a non-root
  *      uid, raises each capability of mask in the ambient set so it survives
  *      execve of an ordinary binary;
- *   4. prctl(PR_SET_NO_NEW_PRIVS, 1), seccomp load, execve.
+ *   4. prctl(PR_SET_NO_NEW_PRIVS, 1), rt_seccomp_install(), execve.
+ * The seccomp program is read (rt_seccomp_read_file) before pivot_root and
+ * before step 2: with a reduced set (no CAP_DAC_OVERRIDE) or a new root the
+ * agent's filter file can no longer be opened.
  * No allocation, no file access (the last capability is probed with
  * PR_CAPBSET_READ), so it works inside the container's new root. */
 int rt_caps_apply(uint64_t mask, struct shoal_err *err);

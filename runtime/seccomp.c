@@ -21,8 +21,6 @@
 #include "runtime/seccomp.h"
 #include "runtime/seccomp-profile.h"
 
-#define SECCOMP_FILE_MAX (64 * 1024)
-
 static inline void seccomp_releasep(scmp_filter_ctx *ctx)
 {
 	if (*ctx)
@@ -176,7 +174,7 @@ int rt_seccomp_compile_caps(const char *path, uint64_t caps, struct shoal_err *e
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || st.st_size == 0 || st.st_size % sizeof(struct sock_filter) ||
-	    st.st_size > SECCOMP_FILE_MAX) {
+	    st.st_size > RT_SECCOMP_FILE_MAX) {
 		unlink(tmp);
 		return shoal_err_set(err, EINVAL, "seccomp: exported filter has a bad size");
 	}
@@ -193,28 +191,26 @@ int rt_seccomp_compile(const char *path, struct shoal_err *err)
 	return rt_seccomp_compile_caps(path, rt_caps_default(), err);
 }
 
-int rt_seccomp_load_file(const char *path, struct shoal_err *err)
+int rt_seccomp_read_file(const char *path, void *buf, size_t size, size_t *ret_len,
+			 struct shoal_err *err)
 {
-	/* Static, not malloc'd: this runs in a freshly forked child. */
-	static struct sock_filter prog_buf[SECCOMP_FILE_MAX / sizeof(struct sock_filter)];
-
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return shoal_err_errno(err, errno, "seccomp: opening %s", path);
 
 	size_t len = 0;
-	char *p = (char *)prog_buf;
+	char *p = buf;
 	for (;;) {
-		if (len == sizeof(prog_buf)) {
+		if (len == size) {
 			char extra;
 			ssize_t k = read(fd, &extra, 1);
 			if (k > 0)
 				return shoal_err_set(err, EFBIG,
-						     "seccomp: %s is larger than %d bytes", path,
-						     SECCOMP_FILE_MAX);
+						     "seccomp: %s is larger than %zu bytes", path,
+						     size);
 			break;
 		}
-		ssize_t k = read(fd, p + len, sizeof(prog_buf) - len);
+		ssize_t k = read(fd, p + len, size - len);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -227,12 +223,31 @@ int rt_seccomp_load_file(const char *path, struct shoal_err *err)
 	if (len == 0 || len % sizeof(struct sock_filter))
 		return shoal_err_set(err, EINVAL, "seccomp: %s is not a BPF program (%zu bytes)",
 				     path, len);
-
-	struct sock_fprog prog = {
-		.len = (unsigned short)(len / sizeof(struct sock_filter)),
-		.filter = prog_buf,
-	};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-		return shoal_err_errno(err, errno, "seccomp: installing filter from %s", path);
+	*ret_len = len;
 	return 0;
+}
+
+int rt_seccomp_install(const void *prog, size_t len, struct shoal_err *err)
+{
+	if (len == 0 || len % sizeof(struct sock_filter) ||
+	    len / sizeof(struct sock_filter) > USHRT_MAX)
+		return shoal_err_set(err, EINVAL, "seccomp: bad program length %zu", len);
+	struct sock_fprog fprog = {
+		.len = (unsigned short)(len / sizeof(struct sock_filter)),
+		.filter = (struct sock_filter *)prog,
+	};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
+		return shoal_err_errno(err, errno, "seccomp: installing filter");
+	return 0;
+}
+
+int rt_seccomp_load_file(const char *path, struct shoal_err *err)
+{
+	/* Static, not malloc'd: this runs in a freshly forked child. */
+	static struct sock_filter prog[RT_SECCOMP_FILE_MAX / sizeof(struct sock_filter)];
+	size_t len;
+	int r = rt_seccomp_read_file(path, prog, sizeof(prog), &len, err);
+	if (r < 0)
+		return r;
+	return rt_seccomp_install(prog, len, err);
 }

@@ -98,6 +98,18 @@ static void test_load_bad_file(void **state)
 	assert_int_equal(write_file_atomic(bad, "12345", 5, 0644), 0);
 	assert_int_equal(rt_seccomp_load_file(bad, &err), -EINVAL);
 	assert_int_equal(rt_seccomp_load_file("/nonexistent-shoal.bpf", &err), -ENOENT);
+
+	/* The split form: a buffer too small for the program, a torn length. */
+	char good[160];
+	snprintf(good, sizeof(good), "%s/good.bpf", f->dir);
+	assert_int_equal(rt_seccomp_compile(good, &err), 0);
+	static char buf[RT_SECCOMP_FILE_MAX];
+	size_t len = 0;
+	assert_int_equal(rt_seccomp_read_file(good, buf, 64, &len, &err), -EFBIG);
+	assert_int_equal(rt_seccomp_read_file(good, buf, sizeof(buf), &len, &err), 0);
+	assert_int_equal((off_t)len, file_size(good));
+	assert_int_equal(rt_seccomp_install(buf, len - 3, &err), -EINVAL);
+	assert_int_equal(rt_seccomp_install(buf, 0, &err), -EINVAL);
 }
 
 enum probe {
