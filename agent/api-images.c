@@ -137,8 +137,9 @@ static void submit_image_job(struct api_req *r, bool import, const char *ref)
 	}
 	j->fd = body_to_memfd(r);
 	if (j->fd < 0) {
+		int e = -j->fd;
 		free(j);
-		api_reply_error(r, 500, "buffering the image: %s", strerror(-j->fd));
+		api_reply_error(r, 500, "buffering the image: %s", strerror(e));
 		return;
 	}
 	j->r = r;
