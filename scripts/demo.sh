@@ -5,8 +5,8 @@
 set -euo pipefail
 BUILD=${1:-build}
 BUILD=$(cd "$BUILD" && pwd)
-SHOALD="$BUILD/agent/shoald"
-SHOAL="$BUILD/cli/shoal"
+SHOALD="$BUILD/bin/shoald"
+SHOAL="$BUILD/bin/shoal"
 PIDFILE=/run/shoal/shoald.pid
 LOG=/var/log/shoald.log
 
@@ -58,7 +58,7 @@ cat <<EOT
 
 shoald is running in the background. Try next (the CLI is $SHOAL):
 
-  export PATH=$BUILD/cli:\$PATH
+  export PATH=$BUILD/bin:\$PATH
   shoal exec web sh -c 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc 127.0.0.1 80'   # ask the web server
   shoal run -it busybox sh                      # an interactive shell in a new container
   shoal run --rm --memory 16m --cpus 0.5 busybox sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; id'

@@ -10,8 +10,8 @@ set -uo pipefail
 SKIP=77
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit $SKIP; }
 : "${SHOAL_BUILD:?SHOAL_BUILD must point at the build directory}"
-SHOALD_BIN="$SHOAL_BUILD/agent/shoald"
-SHOAL_BIN="$SHOAL_BUILD/cli/shoal"
+SHOALD_BIN="$SHOAL_BUILD/bin/shoald"
+SHOAL_BIN="$SHOAL_BUILD/bin/shoal"
 TEST_IMAGE="$SHOAL_BUILD/images/busybox.tar"
 for f in "$SHOALD_BIN" "$SHOAL_BIN" "$TEST_IMAGE"; do
 	[ -e "$f" ] || { echo "FAIL: $f is missing (build first)"; exit 1; }
