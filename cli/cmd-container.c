@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -204,6 +205,13 @@ int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char 
 	} else if (s[0] == '[') {
 		snprintf(err, errsize, "invalid port specification: %s", spec);
 		return -EINVAL;
+	}
+	if (ip[0]) {
+		unsigned char addr[16];
+		if (inet_pton(AF_INET, ip, addr) != 1 && inet_pton(AF_INET6, ip, addr) != 1) {
+			snprintf(err, errsize, "invalid IP address: %s", ip);
+			return -EINVAL;
+		}
 	}
 	if (!bindings && (host[0] || ip[0])) {
 		snprintf(err, errsize, "invalid port format for --expose: %s", spec);

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+shoal_add_unit_test(test-cli SOURCES test-cli.c LIBS shoal_cli_san)
