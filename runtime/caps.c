@@ -323,9 +323,11 @@ int rt_caps_apply(uint64_t mask, struct shoal_err *err)
 	if (r < 0)
 		return shoal_err_errno(err, r, "setting capabilities");
 
+	/* Ambient capabilities matter only to a non-root uid (root's execve grants
+	 * the permitted set from the bounding set); clear what may be inherited. */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return shoal_err_errno(err, errno, "clearing ambient capabilities");
 	if (getuid() != 0 || geteuid() != 0) {
-		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-			return shoal_err_errno(err, errno, "clearing ambient capabilities");
 		for (int i = 0; i <= last; i++) {
 			if (!(mask & BIT(i)))
 				continue;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,6 +55,11 @@ struct cg_ops {
 extern const struct cg_ops cg_ops_v1;
 extern const struct cg_ops cg_ops_v2;
 extern const struct cg_ops cg_ops_hybrid;
+
+/* Fills ret from the text of /proc/self/mountinfo and /proc/self/cgroup;
+ * -ENOENT when no cgroup hierarchy is mounted. Not thread-safe (detection runs
+ * once, under pthread_once). */
+int cg_system_parse(FILE *mountinfo, FILE *proc_cgroup, struct cg_system *ret);
 
 /* Shared by the backends (cgroup.c). */
 int cg_write_knob(const char *dir, const char *knob, const char *value);

@@ -191,20 +191,14 @@ struct mnt_info {
 	bool found;
 };
 
-static void detect_locked(void)
+int cg_system_parse(FILE *mountinfo, FILE *proc_cgroup, struct cg_system *ret)
 {
 	struct mnt_info mi[CG_H_MAX] = {};
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f) {
-		cg_sys_err = -errno;
-		return;
-	}
 	char *line = NULL;
 	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
+	while (getline(&line, &cap, mountinfo) > 0) {
 		char root[PATH_MAX], mnt[PATH_MAX];
-		int n = 0;
-		if (sscanf(line, "%*s %*s %*s %4095s %4095s %n", root, mnt, &n) < 2)
+		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) < 2)
 			continue;
 		const char *sep = strstr(line, " - ");
 		if (!sep)
@@ -239,18 +233,11 @@ static void detect_locked(void)
 			}
 		}
 	}
-	free(line);
 
-	/* Own cgroup per hierarchy. */
-	char own[CG_H_MAX][PATH_MAX] = {};
-	_cleanup_fclose_ FILE *c = fopen("/proc/self/cgroup", "re");
-	if (!c) {
-		cg_sys_err = -errno;
-		return;
-	}
-	line = NULL;
-	cap = 0;
-	while (getline(&line, &cap, c) > 0) {
+	/* Own cgroup per hierarchy: "N:ctrl,ctrl:/path" for v1, "0::/path" for v2. */
+	static char own[CG_H_MAX][PATH_MAX];
+	memset(own, 0, sizeof(own));
+	while (getline(&line, &cap, proc_cgroup) > 0) {
 		line[strcspn(line, "\n")] = '\0';
 		char *c1 = strchr(line, ':');
 		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -273,35 +260,52 @@ static void detect_locked(void)
 	}
 	free(line);
 
+	memset(ret, 0, sizeof(*ret));
 	bool any_v1 = false;
 	for (int h = 0; h < CG_H_MAX; h++) {
 		if (!mi[h].found)
 			continue;
-		struct cg_hierarchy *hh = &cg_sys.h[h];
+		struct cg_hierarchy *hh = &ret->h[h];
 		hh->present = true;
 		snprintf(hh->mnt, sizeof(hh->mnt), "%s", mi[h].mnt);
 		hier_set_own(hh, mi[h].root, own[h][0] ? own[h] : "/");
 		if (h != CG_H_UNIFIED)
 			any_v1 = true;
 	}
-	bool v2 = cg_sys.h[CG_H_UNIFIED].present;
+	bool v2 = ret->h[CG_H_UNIFIED].present;
 	if (any_v1 && v2) {
-		cg_sys.layout = RT_CGROUP_HYBRID;
-		cg_sys.ops = &cg_ops_hybrid;
+		ret->layout = RT_CGROUP_HYBRID;
+		ret->ops = &cg_ops_hybrid;
 	} else if (any_v1) {
-		cg_sys.layout = RT_CGROUP_V1;
-		cg_sys.ops = &cg_ops_v1;
+		ret->layout = RT_CGROUP_V1;
+		ret->ops = &cg_ops_v1;
 	} else if (v2) {
-		cg_sys.layout = RT_CGROUP_V2;
-		cg_sys.ops = &cg_ops_v2;
+		ret->layout = RT_CGROUP_V2;
+		ret->ops = &cg_ops_v2;
 	} else {
-		cg_sys_err = -ENOENT;
+		return -ENOENT;
 	}
+	return 0;
+}
+
+static void detect_once(void)
+{
+	_cleanup_fclose_ FILE *m = fopen("/proc/self/mountinfo", "re");
+	if (!m) {
+		cg_sys_err = -errno;
+		return;
+	}
+	_cleanup_fclose_ FILE *c = fopen("/proc/self/cgroup", "re");
+	if (!c) {
+		cg_sys_err = -errno;
+		return;
+	}
+	cg_sys_err = cg_system_parse(m, c, &cg_sys);
 }
 
 static int system_get(const struct cg_system **ret, struct shoal_err *err)
 {
-	pthread_once(&cg_sys_once, detect_locked);
+	pthread_once(&cg_sys_once, detect_once);
 	if (cg_sys_err < 0)
 		return shoal_err_errno(err, cg_sys_err, "detecting cgroup hierarchies");
 	*ret = &cg_sys;

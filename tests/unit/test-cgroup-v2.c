@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The v2 backend driven directly on whatever cgroup2 tree is mounted (on a
  * hybrid machine: the controller-less one), so that its kill and removal paths
- * are exercised even where the detected layout is not v2. */
+ * are exercised even where the detected layout is not v2; and layout detection
+ * on recorded mountinfo / cgroup files of other machines. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -172,12 +173,89 @@ static void test_keyed_file(void **state)
 	rm_rf(dir);
 }
 
+static int parse(const char *mountinfo, const char *proc_cgroup, struct cg_system *sys)
+{
+	FILE *m = fmemopen((void *)mountinfo, strlen(mountinfo), "r");
+	FILE *c = fmemopen((void *)proc_cgroup, strlen(proc_cgroup), "r");
+	assert_non_null(m);
+	assert_non_null(c);
+	int r = cg_system_parse(m, c, sys);
+	fclose(m);
+	fclose(c);
+	return r;
+}
+
+static void test_parse_hybrid(void **state)
+{
+	static struct cg_system sys;
+	const char *mi =
+		"22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw\n"
+		"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+		"32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+		"33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+		"35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+		"39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+		"40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+		"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+	const char *cg = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/abc\n"
+			 "2:cpuacct:/\n1:cpu:/\n0::/\n";
+	assert_int_equal(parse(mi, cg, &sys), 0);
+	assert_int_equal(sys.layout, RT_CGROUP_HYBRID);
+	assert_ptr_equal(sys.ops, &cg_ops_hybrid);
+	assert_string_equal(sys.h[CG_H_MEMORY].own, "/sys/fs/cgroup/memory/process_api/abc");
+	assert_string_equal(sys.h[CG_H_CPU].own, "/sys/fs/cgroup/cpu");
+	assert_string_equal(sys.h[CG_H_PIDS].mnt, "/sys/fs/cgroup/pids");
+	assert_string_equal(sys.h[CG_H_UNIFIED].own, "/sys/fs/cgroup/unified");
+}
+
+static void test_parse_v2(void **state)
+{
+	static struct cg_system sys;
+	const char *mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - "
+			 "cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+	const char *cg = "0::/system.slice/shoald.service\n";
+	assert_int_equal(parse(mi, cg, &sys), 0);
+	assert_int_equal(sys.layout, RT_CGROUP_V2);
+	assert_ptr_equal(sys.ops, &cg_ops_v2);
+	assert_string_equal(sys.h[CG_H_UNIFIED].own, "/sys/fs/cgroup/system.slice/shoald.service");
+	assert_false(sys.h[CG_H_MEMORY].present);
+}
+
+static void test_parse_v1_container_view(void **state)
+{
+	static struct cg_system sys;
+	/* Inside a container: each hierarchy's mount root is the container's own
+	 * cgroup, and cpu is co-mounted with cpuacct. */
+	const char *mi = "700 690 0:40 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro - cgroup cgroup "
+			 "rw,cpu,cpuacct\n"
+			 "701 690 0:41 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup "
+			 "rw,memory\n";
+	const char *cg = "5:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc/inner\n";
+	assert_int_equal(parse(mi, cg, &sys), 0);
+	assert_int_equal(sys.layout, RT_CGROUP_V1);
+	assert_string_equal(sys.h[CG_H_CPU].mnt, "/sys/fs/cgroup/cpu,cpuacct");
+	assert_string_equal(sys.h[CG_H_CPU].own, "/sys/fs/cgroup/cpu,cpuacct/inner");
+	assert_string_equal(sys.h[CG_H_MEMORY].own, "/sys/fs/cgroup/memory");
+	assert_false(sys.h[CG_H_PIDS].present);
+	assert_false(sys.h[CG_H_UNIFIED].present);
+}
+
+static void test_parse_none(void **state)
+{
+	static struct cg_system sys;
+	assert_int_equal(parse("22 1 0:21 / /sys rw - sysfs sysfs rw\n", "0::/\n", &sys), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_v2_kill_and_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_limits_need_controllers, setup, teardown),
 		cmocka_unit_test(test_keyed_file),
+		cmocka_unit_test(test_parse_hybrid),
+		cmocka_unit_test(test_parse_v2),
+		cmocka_unit_test(test_parse_v1_container_view),
+		cmocka_unit_test(test_parse_none),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
