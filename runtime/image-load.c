@@ -807,7 +807,7 @@ static int import_config(struct load *l, const char *diff_hex, json_t *overrides
 		}
 	}
 	_cleanup_(json_decrefp) json_t *img = json_pack(
-		"{s:s, s:s, s:s, s:O, s:{s:s, s:[s++]}, s:[{s:s, s:s}]}", "architecture",
+		"{s:s, s:s, s:s, s:O, s:{s:s, s:[s+]}, s:[{s:s, s:s}]}", "architecture",
 		host_arch(), "os", "linux", "created", created, "config", config, "rootfs", "type",
 		"layers", "diff_ids", "sha256:", diff_hex, "history", "created", created,
 		"comment", "Imported from -");

@@ -152,7 +152,7 @@ static json_t *rec_to_json(const struct image_rec *r)
 		json_array_append_new(layers, json_sprintf("sha256:%s", r->chain[i]));
 		json_array_append_new(diffs, json_sprintf("sha256:%s", r->diff[i]));
 	}
-	return json_pack("{s:s++, s:o, s:o, s:o, s:o, s:I, s:I}", "Id", "sha256:", r->hex,
+	return json_pack("{s:s+, s:o, s:o, s:o, s:o, s:I, s:I}", "Id", "sha256:", r->hex,
 			 "RepoTags", tags, "RepoDigests", digests, "Layers", layers, "DiffIds",
 			 diffs, "Size", (json_int_t)r->size, "Created", (json_int_t)r->created);
 }
@@ -644,7 +644,7 @@ int image_store_list(struct image_store *s, json_t **ret, struct shoal_err *err)
 		struct image_rec *r = s->recs[i];
 		_cleanup_(json_decrefp) json_t *cfg = read_config_blob(s, r->hex);
 		json_t *labels = json_object_get(json_object_get(cfg, "config"), "Labels");
-		items[i] = json_pack("{s:s++, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I}", "Id",
+		items[i] = json_pack("{s:s+, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:O, s:I}", "Id",
 				     "sha256:", r->hex, "ParentId", "", "RepoTags",
 				     familiar_array(r->tags), "RepoDigests",
 				     familiar_array(r->digests), "Created", (json_int_t)r->created,
