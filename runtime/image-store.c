@@ -283,6 +283,41 @@ static int load_records(struct image_store *s, struct shoal_err *err)
 	return 0;
 }
 
+static bool layer_used(struct image_store *s, const char *hex);
+
+static bool blob_used(struct image_store *s, const char *hex)
+{
+	for (size_t i = 0; i < s->n_recs; i++)
+		if (strcmp(s->recs[i]->hex, hex) == 0)
+			return true;
+	return false;
+}
+
+/* Layers and configs that no record refers to: left by a load that failed after a
+ * concurrent remove skipped its pinned layers, or by a crash during commit. */
+static void collect_garbage(struct image_store *s)
+{
+	static const char *const dirs[] = { "layers", "blobs/sha256" };
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s/%s", s->root, dirs[k]);
+		_cleanup_closedir_ DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			bool used = k == 0 ? layer_used(s, de->d_name) : blob_used(s, de->d_name);
+			if (used)
+				continue;
+			char path[PATH_MAX];
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			rm_rf(path);
+		}
+	}
+}
+
 int image_store_open(const char *root, struct image_store **ret, struct shoal_err *err)
 {
 	if (!root || root[0] != '/')
@@ -319,6 +354,7 @@ int image_store_open(const char *root, struct image_store **ret, struct shoal_er
 		image_store_free(s);
 		return r;
 	}
+	collect_garbage(s);
 	*ret = s;
 	return 0;
 }

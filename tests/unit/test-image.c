@@ -223,15 +223,18 @@ struct da_opts {
 	bool skip_manifest, skip_layer, skip_config;
 	const char *manifest_text;
 	size_t n_listed_layers; /* 0: im->n */
+	bool blobs_layout;	/* Docker 25+: config and layers under blobs/sha256/ */
+	bool link_last_layer;	/* the last layer is a symlink to a copy elsewhere */
 };
 
 static void write_docker_archive(const struct img *im, const struct da_opts *o, struct buf *out)
 {
 	struct archive *a = tar_new(out, o->outer_filter);
 	char name[128];
-	snprintf(name, sizeof(name), "%s.json",
+	snprintf(name, sizeof(name), "%s%s%s", o->blobs_layout ? "blobs/sha256/" : "",
 		 o->wrong_config_name ? "0000000000000000000000000000000000000000000000000000000000000000"
-				      : im->config_hex);
+				      : im->config_hex,
+		 o->blobs_layout ? "" : ".json");
 	if (!o->skip_config)
 		tar_file(a, name, im->config);
 	json_t *layers = json_array();
@@ -239,11 +242,17 @@ static void write_docker_archive(const struct img *im, const struct da_opts *o, 
 	for (size_t i = 0; i < listed; i++) {
 		size_t k = i % im->n;
 		char lname[128];
-		snprintf(lname, sizeof(lname), "%s/layer.tar", im->diff[k]);
+		if (o->blobs_layout)
+			snprintf(lname, sizeof(lname), "blobs/sha256/%s", im->diff[k]);
+		else
+			snprintf(lname, sizeof(lname), "%s/layer.tar", im->diff[k]);
 		json_array_append_new(layers, json_string(lname));
 		if (i >= im->n || (o->skip_layer && i == im->n - 1))
 			continue;
-		if (o->layer_filter) {
+		if (o->link_last_layer && i == im->n - 1) {
+			tar_buf(a, "copy/layer.tar", &im->layers[k]);
+			tar_add(a, lname, T_SYMLINK, 0777, NULL, 0, "../copy/layer.tar");
+		} else if (o->layer_filter) {
 			struct buf c = {};
 			compress(&im->layers[k], o->layer_filter, &c);
 			tar_buf(a, lname, &c);
@@ -688,6 +697,45 @@ static void load_compressed(struct fx *f, const char *layer_filter, const char *
 	img_free(&im);
 }
 
+static void expect_refused(struct fx *f, const struct buf *b, const char *needle);
+
+static void test_docker_layouts(void **state)
+{
+	struct fx *f = *state;
+	struct img im = {};
+	im.n = 2;
+	layer_simple(&im.layers[0], "layout-a");
+	layer_simple(&im.layers[1], "layout-b");
+	img_finish(&im, NULL);
+	struct buf out = {};
+	write_docker_archive(&im, &(struct da_opts){ .tag = "blobs:1", .blobs_layout = true },
+			     &out);
+	struct shoal_err err = {};
+	if (load_buf(f, &out, NULL, NULL, &err) < 0)
+		fail_msg("%s", err.msg);
+	buf_free(&out);
+	write_docker_archive(&im, &(struct da_opts){ .tag = "linked:1", .link_last_layer = true },
+			     &out);
+	if (load_buf(f, &out, NULL, NULL, &err) < 0)
+		fail_msg("%s", err.msg);
+	buf_free(&out);
+	struct image_info *a = NULL, *b = NULL;
+	assert_int_equal(image_store_resolve(f->s, "blobs:1", &a, &err), 0);
+	assert_int_equal(image_store_resolve(f->s, "linked:1", &b, &err), 0);
+	assert_string_equal(a->id, b->id);
+	image_info_free(a);
+	image_info_free(b);
+	assert_int_equal(count_layers(f), 2);
+
+	/* a config blob whose content does not match its name */
+	write_docker_archive(&im,
+			     &(struct da_opts){ .blobs_layout = true, .wrong_config_name = true },
+			     &out);
+	expect_refused(f, &out, "digest mismatch");
+	buf_free(&out);
+	img_free(&im);
+}
+
 static void test_compressed_layers(void **state)
 {
 	load_compressed(*state, "gzip", "zstd");
@@ -1116,6 +1164,78 @@ static void test_tag_move_and_remove(void **state)
 	assert_int_equal(count_layers(f), 2);
 	assert_int_equal(image_store_resolve(f->s, "x:2", &info, &err), 0);
 	image_info_free(info);
+
+	/* what no record refers to is collected when the store is opened */
+	char stray[PATH_MAX];
+	snprintf(stray, sizeof(stray), "%s/layers/%064d/etc", store_root(f), 7);
+	assert_int_equal(mkdir_p(stray, 0755), 0);
+	snprintf(stray, sizeof(stray), "%s/blobs/sha256/%064d", store_root(f), 7);
+	assert_int_equal(write_file_atomic(stray, "{}", 2, 0644), 0);
+	assert_int_equal(count_layers(f), 3);
+	image_store_free(f->s);
+	assert_int_equal(image_store_open(store_root(f), &f->s, &err), 0);
+	assert_int_equal(count_layers(f), 2);
+	snprintf(p, sizeof(p), "%s/blobs/sha256", store_root(f));
+	assert_int_equal(count_dir(p), 1);
+	assert_int_equal(image_store_resolve(f->s, "x:2", &info, &err), 0);
+	image_info_free(info);
+}
+
+struct par_load {
+	struct fx *f;
+	struct buf b;
+	int r;
+	struct shoal_err err;
+};
+
+static void *par_load_thread(void *arg)
+{
+	struct par_load *pl = arg;
+	for (int i = 0; i < 3 && pl->r == 0; i++)
+		pl->r = load_buf(pl->f, &pl->b, NULL, NULL, &pl->err);
+	return NULL;
+}
+
+static void test_concurrent_loads(void **state)
+{
+	struct fx *f = *state;
+	struct par_load pl[2] = { { .f = f }, { .f = f } };
+	for (int k = 0; k < 2; k++) {
+		struct img im = {};
+		im.n = 2;
+		layer_simple(&im.layers[0], "shared-base");
+		layer_simple(&im.layers[1], k ? "top-1" : "top-0");
+		img_finish(&im, NULL);
+		write_docker_archive(&im, &(struct da_opts){ .tag = k ? "par:1" : "par:0" },
+				     &pl[k].b);
+		img_free(&im);
+	}
+	pthread_t t[2];
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(pthread_create(&t[k], NULL, par_load_thread, &pl[k]), 0);
+	/* resolve keeps working (and never sees a half-made image) meanwhile */
+	for (int i = 0; i < 200; i++) {
+		struct image_info *info = NULL;
+		struct shoal_err err = {};
+		int r = image_store_resolve(f->s, "par:0", &info, &err);
+		assert_true(r == 0 || r == -ENOENT);
+		if (r == 0) {
+			assert_int_equal(info->n_layers, 2);
+			struct stat st;
+			assert_int_equal(stat(info->layer_dirs[1], &st), 0);
+			image_info_free(info);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		pthread_join(t[k], NULL);
+		if (pl[k].r < 0)
+			fail_msg("load %d: %s", k, pl[k].err.msg);
+		buf_free(&pl[k].b);
+	}
+	assert_int_equal(count_layers(f), 3);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/tmp", store_root(f));
+	assert_int_equal(count_dir(p), 0);
 }
 
 static void test_import(void **state)
@@ -1195,11 +1315,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_busybox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_layer_sharing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_layers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_docker_layouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_unsafe_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oci_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tag_move_and_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_default_env, setup, teardown),
 	};
