@@ -12,14 +12,14 @@
 struct image_store;
 
 /* At most this many warnings are kept; the rest are counted in one last line. */
-#define IMAGE_MAX_WARNINGS	 64
+#define IMAGE_MAX_WARNINGS 64
 /* Entries an outer tarball may hold (each is staged as a file). */
-#define IMAGE_MAX_OUTER_ENTRIES	 16384
+#define IMAGE_MAX_OUTER_ENTRIES 16384
 /* Entries one layer may hold. */
-#define IMAGE_MAX_LAYER_ENTRIES	 (1u << 20)
+#define IMAGE_MAX_LAYER_ENTRIES (1u << 20)
 /* Nesting of OCI indexes, and symlink hops inside the outer tarball. */
-#define IMAGE_MAX_INDEX_DEPTH	 4
-#define IMAGE_MAX_LINK_HOPS	 8
+#define IMAGE_MAX_INDEX_DEPTH 4
+#define IMAGE_MAX_LINK_HOPS   8
 
 /* A parsed reference; repo is normalised ("docker.io/library/busybox"), tag and
  * digest ("sha256:<hex>") are NULL when absent. */
@@ -43,8 +43,7 @@ int image_stream_digest(const char *path, char ret_hex[65], uint64_t *ret_size,
 /* Unpacks the layer tarball at src (any compression) into dest, which must not
  * exist; creates it. Whiteouts become overlayfs whiteouts. Refuses unsafe entries
  * (the message names the entry). On failure dest may be left half-written. */
-int image_layer_unpack(const char *src, const char *dest, json_t *warnings,
-		       struct shoal_err *err);
+int image_layer_unpack(const char *src, const char *dest, json_t *warnings, struct shoal_err *err);
 
 /* One image ready to be committed: everything verified, its new layers staged as
  * <stage>/layers/<chain-hex>. */
@@ -73,8 +72,8 @@ void image_store_unpin_layers(struct image_store *s, char (*chain)[65], size_t n
 
 /* Moves staged layers and configs into place and writes the image records; all
  * or nothing. ret_loaded as image_store_load's. */
-int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n,
-		       const char *stage, json_t **ret_loaded, struct shoal_err *err);
+int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n, const char *stage,
+		       json_t **ret_loaded, struct shoal_err *err);
 
 /* Parses an RFC 3339 time into seconds since the epoch; 0 when absent or bad. */
 int64_t image_parse_time(const char *s);

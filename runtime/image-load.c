@@ -30,15 +30,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
 
 #define MAX_IMAGES_PER_LOAD 256
 
-#define MT_OCI_INDEX	 "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST	 "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST	 "application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_OCI_INDEX	   "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST	   "application/vnd.oci.image.manifest.v1+json"
+#define MT_DOCKER_LIST	   "application/vnd.docker.distribution.manifest.list.v2+json"
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 
 struct staged {
-	char *name;  /* clean path inside the outer tarball */
-	char *path;  /* staged file; NULL for links */
-	char *link;  /* clean path of what a symlink or hard link points at */
+	char *name; /* clean path inside the outer tarball */
+	char *path; /* staged file; NULL for links */
+	char *link; /* clean path of what a symlink or hard link points at */
 	char hex[65];
 	uint64_t size;
 	bool have_diff; /* diff_hex/diff_size computed */
@@ -153,8 +153,8 @@ static int stage_entry(struct load *l, struct archive *a, struct archive_entry *
 	if (!raw || (type != AE_IFREG && type != AE_IFLNK && !hardlink))
 		return 0; /* directories and the like carry nothing we read */
 	if (strlen(raw) > IMAGE_MAX_ENTRY_PATH)
-		return shoal_err_set(l->err, ENAMETOOLONG, "tarball entry \"%.64s...\": path too long",
-				     raw);
+		return shoal_err_set(l->err, ENAMETOOLONG,
+				     "tarball entry \"%.64s...\": path too long", raw);
 	if (l->n_files >= IMAGE_MAX_OUTER_ENTRIES)
 		return shoal_err_set(l->err, E2BIG, "tarball has more than %d files",
 				     IMAGE_MAX_OUTER_ENTRIES);
@@ -176,8 +176,8 @@ static int stage_entry(struct load *l, struct archive *a, struct archive_entry *
 			const char *target = archive_entry_symlink(e);
 			_cleanup_free_ char *dir = strdup(f->name);
 			if (!dir || !target)
-				return shoal_err_set(l->err, EBADMSG, "tarball entry \"%s\": bad link",
-						     raw);
+				return shoal_err_set(l->err, EBADMSG,
+						     "tarball entry \"%s\": bad link", raw);
 			char *slash = strrchr(dir, '/');
 			if (slash)
 				*slash = '\0';
@@ -205,8 +205,8 @@ static int stage_entry(struct load *l, struct archive *a, struct archive_entry *
 		la_ssize_t k = archive_read_data(a, buf, sizeof(buf));
 		if (k < 0)
 			return shoal_err_set(l->err, EBADMSG,
-					     "truncated or corrupt tarball at entry \"%s\": %s", raw,
-					     archive_error_string(a));
+					     "truncated or corrupt tarball at entry \"%s\": %s",
+					     raw, archive_error_string(a));
 		if (k == 0)
 			break;
 		EVP_DigestUpdate(md, buf, (size_t)k);
@@ -248,9 +248,10 @@ static int read_outer(struct load *l, int fd)
 		if (k == ARCHIVE_EOF)
 			return 0;
 		if (k != ARCHIVE_OK && k != ARCHIVE_WARN)
-			return shoal_err_set(l->err, EBADMSG,
-					     "truncated or corrupt tarball (not a tar archive?): %s",
-					     archive_error_string(a));
+			return shoal_err_set(
+				l->err, EBADMSG,
+				"truncated or corrupt tarball (not a tar archive?): %s",
+				archive_error_string(a));
 		int r = stage_entry(l, a, e);
 		if (r < 0)
 			return r;
@@ -259,8 +260,7 @@ static int read_outer(struct load *l, int fd)
 
 /* ---- JSON from the stage ---- */
 
-static int read_json(struct load *l, struct staged *f, const char *what, size_t max,
-		     json_t **ret)
+static int read_json(struct load *l, struct staged *f, const char *what, size_t max, json_t **ret)
 {
 	if (f->size > max)
 		return shoal_err_set(l->err, EFBIG, "%s is %llu bytes, more than the %zu allowed",
@@ -369,9 +369,10 @@ static int plan_fill(struct load *l, struct image_plan *p, struct staged *config
 	if (!json_is_array(diffs))
 		return shoal_err_set(l->err, EBADMSG, "%s: no rootfs.diff_ids", what);
 	if (json_array_size(diffs) != n_layers)
-		return shoal_err_set(l->err, EBADMSG,
-				     "%s: rootfs.diff_ids lists %zu layers but the manifest has %zu",
-				     what, json_array_size(diffs), n_layers);
+		return shoal_err_set(
+			l->err, EBADMSG,
+			"%s: rootfs.diff_ids lists %zu layers but the manifest has %zu", what,
+			json_array_size(diffs), n_layers);
 	if (n_layers == 0)
 		return shoal_err_set(l->err, EBADMSG, "%s: image has no layers", what);
 	const char *created = json_string_value(json_object_get(cfg, "created"));
@@ -395,7 +396,8 @@ static int plan_fill(struct load *l, struct image_plan *p, struct staged *config
 				memcpy(f->diff_hex, f->hex, 65);
 				f->diff_size = f->size;
 			} else {
-				r = image_stream_digest(f->path, f->diff_hex, &f->diff_size, l->err);
+				r = image_stream_digest(f->path, f->diff_hex, &f->diff_size,
+							l->err);
 				if (r < 0)
 					return shoal_err_wrap(l->err, "layer %s", layer_names[i]);
 			}
@@ -436,7 +438,8 @@ static int docker_archive(struct load *l, struct staged *manifest_file)
 		return shoal_err_set(l->err, EBADMSG, "manifest.json: expected a non-empty array");
 	size_t i;
 	json_t *entry;
-	json_array_foreach(manifest, i, entry) {
+	json_array_foreach(manifest, i, entry)
+	{
 		const char *config_name = json_string_value(json_object_get(entry, "Config"));
 		json_t *layers = json_object_get(entry, "Layers");
 		json_t *tags = json_object_get(entry, "RepoTags");
@@ -458,10 +461,11 @@ static int docker_archive(struct load *l, struct staged *manifest_file)
 		size_t blen = strlen(base);
 		if ((blen == 64 || (blen == 69 && strcmp(base + 64, ".json") == 0)) &&
 		    image_is_hex(base, 64) && strncmp(base, config->hex, 64) != 0)
-			return shoal_err_set(l->err, EBADMSG,
-					     "config %s: digest mismatch: expected sha256:%.64s, got "
-					     "sha256:%s",
-					     config_name, base, config->hex);
+			return shoal_err_set(
+				l->err, EBADMSG,
+				"config %s: digest mismatch: expected sha256:%.64s, got "
+				"sha256:%s",
+				config_name, base, config->hex);
 
 		struct staged *files[IMAGE_MAX_LAYERS];
 		const char *names[IMAGE_MAX_LAYERS];
@@ -481,7 +485,8 @@ static int docker_archive(struct load *l, struct staged *manifest_file)
 			return -l->err->code;
 		size_t t;
 		json_t *tag;
-		json_array_foreach(tags, t, tag) {
+		json_array_foreach(tags, t, tag)
+		{
 			if (!json_is_string(tag))
 				return shoal_err_set(l->err, EBADMSG,
 						     "manifest.json: RepoTags must be strings");
@@ -593,8 +598,7 @@ static int oci_manifest(struct load *l, json_t *desc, const char *name, const ch
 	return plan_fill(l, p, config, config->name, files, names, n);
 }
 
-static int oci_index(struct load *l, json_t *index, const char *what, const char *name,
-		     int depth)
+static int oci_index(struct load *l, json_t *index, const char *what, const char *name, int depth)
 {
 	if (depth > IMAGE_MAX_INDEX_DEPTH)
 		return shoal_err_set(l->err, E2BIG, "%s: indexes nested deeper than %d", what,
@@ -605,7 +609,8 @@ static int oci_index(struct load *l, json_t *index, const char *what, const char
 	size_t before = l->n_plans;
 	size_t i;
 	json_t *desc;
-	json_array_foreach(manifests, i, desc) {
+	json_array_foreach(manifests, i, desc)
+	{
 		const char *mt = json_string_value(json_object_get(desc, "mediaType"));
 		const char *n = oci_name(desc, name);
 		if (!mt)
@@ -624,7 +629,8 @@ static int oci_index(struct load *l, json_t *index, const char *what, const char
 			if (r < 0)
 				return r;
 			r = oci_index(l, j, sub, n, depth + 1);
-		} else if (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_MANIFEST) == 0) {
+		} else if (strcmp(mt, MT_OCI_MANIFEST) == 0 ||
+			   strcmp(mt, MT_DOCKER_MANIFEST) == 0) {
 			/* other platforms' manifests are usually not in the layout at all */
 			if (!platform_ok(desc))
 				continue;
@@ -762,7 +768,8 @@ static int merge_env(json_t *env, json_t *add)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(add, i, v) {
+	json_array_foreach(add, i, v)
+	{
 		const char *s = json_string_value(v);
 		if (!s)
 			return -EINVAL;
@@ -770,7 +777,8 @@ static int merge_env(json_t *env, json_t *add)
 		size_t j;
 		json_t *old;
 		bool replaced = false;
-		json_array_foreach(env, j, old) {
+		json_array_foreach(env, j, old)
+		{
 			const char *o = json_string_value(old);
 			if (o && strncmp(o, s, klen) == 0 && (o[klen] == '=' || o[klen] == '\0')) {
 				json_array_set(env, j, v);
@@ -784,8 +792,7 @@ static int merge_env(json_t *env, json_t *add)
 	return 0;
 }
 
-static int import_config(struct load *l, const char *diff_hex, json_t *overrides,
-			 char ret_hex[65])
+static int import_config(struct load *l, const char *diff_hex, json_t *overrides, char ret_hex[65])
 {
 	if (overrides && !json_is_object(overrides))
 		return shoal_err_set(l->err, EINVAL, "config overrides must be a JSON object");
@@ -796,7 +803,8 @@ static int import_config(struct load *l, const char *diff_hex, json_t *overrides
 		return shoal_err_set(l->err, ENOMEM, "out of memory");
 	const char *key;
 	json_t *v;
-	json_object_foreach(overrides, key, v) {
+	json_object_foreach(overrides, key, v)
+	{
 		if (strcmp(key, "Env") == 0) {
 			if (!json_is_array(v) || merge_env(json_object_get(config, "Env"), v) < 0)
 				return shoal_err_set(l->err, EINVAL,
@@ -806,11 +814,11 @@ static int import_config(struct load *l, const char *diff_hex, json_t *overrides
 			json_object_set(config, key, v);
 		}
 	}
-	_cleanup_(json_decrefp) json_t *img = json_pack(
-		"{s:s, s:s, s:s, s:O, s:{s:s, s:[s+]}, s:[{s:s, s:s}]}", "architecture",
-		host_arch(), "os", "linux", "created", created, "config", config, "rootfs", "type",
-		"layers", "diff_ids", "sha256:", diff_hex, "history", "created", created,
-		"comment", "Imported from -");
+	_cleanup_(json_decrefp) json_t *img =
+		json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:[s+]}, s:[{s:s, s:s}]}", "architecture",
+			  host_arch(), "os", "linux", "created", created, "config", config,
+			  "rootfs", "type", "layers", "diff_ids", "sha256:", diff_hex, "history",
+			  "created", created, "comment", "Imported from -");
 	if (!img)
 		return shoal_err_set(l->err, ENOMEM, "out of memory");
 	_cleanup_free_ char *text = json_dumps(img, JSON_COMPACT | JSON_SORT_KEYS);

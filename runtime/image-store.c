@@ -20,7 +20,6 @@
 #include "runtime/image-internal.h"
 #include "runtime/image.h"
 
-
 struct image_rec {
 	char hex[65];
 	char **tags;
@@ -176,7 +175,8 @@ static int strv_from_json(json_t *arr, char ***ret)
 		return -ENOMEM;
 	size_t i;
 	json_t *x;
-	json_array_foreach(arr, i, x) {
+	json_array_foreach(arr, i, x)
+	{
 		if (!json_is_string(x) || strv_push(&v, json_string_value(x)) < 0) {
 			strv_free(v);
 			return -EBADMSG;
@@ -297,7 +297,7 @@ static bool blob_used(struct image_store *s, const char *hex)
  * concurrent remove skipped its pinned layers, or by a crash during commit. */
 static void collect_garbage(struct image_store *s)
 {
-	static const char *const dirs[] = { "layers", "blobs/sha256" };
+	static const char *const dirs[] = {"layers", "blobs/sha256"};
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof(dir), "%s/%s", s->root, dirs[k]);
@@ -331,8 +331,7 @@ int image_store_open(const char *root, struct image_store **ret, struct shoal_er
 		image_store_free(s);
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	}
-	static const char *const subdirs[] = { "", "/blobs/sha256", "/layers", "/images",
-					       "/tmp" };
+	static const char *const subdirs[] = {"", "/blobs/sha256", "/layers", "/images", "/tmp"};
 	char path[PATH_MAX];
 	int r;
 	snprintf(path, sizeof(path), "%s/tmp", root);
@@ -482,9 +481,9 @@ static int find_by_prefix(struct image_store *s, const char *prefix, struct imag
 		if (strncmp(s->recs[i]->hex, prefix, len) != 0)
 			continue;
 		if (found)
-			return shoal_err_set(err, EINVAL,
-					     "image id prefix %s is ambiguous; give more characters",
-					     prefix);
+			return shoal_err_set(
+				err, EINVAL,
+				"image id prefix %s is ambiguous; give more characters", prefix);
 		found = s->recs[i];
 	}
 	if (!found)
@@ -772,8 +771,7 @@ static int delete_image(struct image_store *s, struct image_rec *rec, json_t *ou
 	return 0;
 }
 
-int image_store_remove(struct image_store *s, const char *ref, json_t **ret,
-		       struct shoal_err *err)
+int image_store_remove(struct image_store *s, const char *ref, json_t **ret, struct shoal_err *err)
 {
 	_cleanup_(json_decrefp) json_t *out = json_array();
 	_cleanup_strv_ char **gc = NULL;
@@ -801,7 +799,7 @@ int image_store_remove(struct image_store *s, const char *ref, json_t **ret,
 		for (char **t = rec->digests; t && *t; t++)
 			append_untagged(out, *t);
 	}
-	if (!delete && strv_length(rec->tags) + strv_length(rec->digests) == 0)
+	if (!delete &&strv_length(rec->tags) + strv_length(rec->digests) == 0)
 		delete = true;
 	if (delete) {
 		r = delete_image(s, rec, out, &gc, err);
@@ -888,8 +886,8 @@ static int rename_new(const char *src, const char *dst, char ***moved)
 	return 0;
 }
 
-int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n,
-		       const char *stage, json_t **ret_loaded, struct shoal_err *err)
+int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n, const char *stage,
+		       json_t **ret_loaded, struct shoal_err *err)
 {
 	_cleanup_strv_ char **moved = NULL;
 	_cleanup_(json_decrefp) json_t *loaded = json_array();

@@ -185,8 +185,8 @@ static int open_parent(struct unpack *u, const char *path, bool create, int *ret
 			break;
 		size_t n = (size_t)(slash - p);
 		if (n > NAME_MAX)
-			return shoal_err_set(u->err, ENAMETOOLONG, "entry \"%s\": component too long",
-					     path);
+			return shoal_err_set(u->err, ENAMETOOLONG,
+					     "entry \"%s\": component too long", path);
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -198,10 +198,11 @@ static int open_parent(struct unpack *u, const char *path, bool create, int *ret
 		}
 		if (nfd < 0) {
 			if (errno == ELOOP || errno == ENOTDIR)
-				return shoal_err_set(u->err, EINVAL,
-						     "entry \"%s\": path goes through \"%.*s\", which "
-						     "is not a directory (symlink?)",
-						     path, (int)(slash - path), path);
+				return shoal_err_set(
+					u->err, EINVAL,
+					"entry \"%s\": path goes through \"%.*s\", which "
+					"is not a directory (symlink?)",
+					path, (int)(slash - path), path);
 			return shoal_err_errno(u->err, errno, "entry \"%s\": opening %.*s", path,
 					       (int)(slash - path), path);
 		}
@@ -605,8 +606,7 @@ static int unpack_stream(struct unpack *u, const char *src)
 	return apply_dir_times(u);
 }
 
-int image_layer_unpack(const char *src, const char *dest, json_t *warnings,
-		       struct shoal_err *err)
+int image_layer_unpack(const char *src, const char *dest, json_t *warnings, struct shoal_err *err)
 {
 	if (mkdir(dest, 0755) < 0)
 		return shoal_err_errno(err, errno, "creating %s", dest);

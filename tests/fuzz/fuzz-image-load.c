@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (image_store_load(store, fd, &loaded, &warnings, &err) == 0) {
 		size_t i;
 		json_t *name;
-		json_array_foreach(loaded, i, name) {
+		json_array_foreach(loaded, i, name)
+		{
 			json_t *out = NULL;
 			if (image_store_remove(store, json_string_value(name), &out, &err) == 0)
 				json_decref(out);

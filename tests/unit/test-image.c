@@ -94,8 +94,8 @@ static void tar_close(struct archive *a)
 
 enum { T_FILE, T_DIR, T_SYMLINK, T_HARDLINK, T_CHR, T_FIFO };
 
-static void tar_add(struct archive *a, const char *name, int type, unsigned mode,
-		    const void *data, size_t len, const char *link)
+static void tar_add(struct archive *a, const char *name, int type, unsigned mode, const void *data,
+		    size_t len, const char *link)
 {
 	struct archive_entry *e = archive_entry_new();
 	archive_entry_set_pathname(e, name);
@@ -232,8 +232,9 @@ static void write_docker_archive(const struct img *im, const struct da_opts *o, 
 	struct archive *a = tar_new(out, o->outer_filter);
 	char name[128];
 	snprintf(name, sizeof(name), "%s%s%s", o->blobs_layout ? "blobs/sha256/" : "",
-		 o->wrong_config_name ? "0000000000000000000000000000000000000000000000000000000000000000"
-				      : im->config_hex,
+		 o->wrong_config_name
+			 ? "0000000000000000000000000000000000000000000000000000000000000000"
+			 : im->config_hex,
 		 o->blobs_layout ? "" : ".json");
 	if (!o->skip_config)
 		tar_file(a, name, im->config);
@@ -327,7 +328,7 @@ static int load_buf(struct fx *f, const struct buf *b, json_t **loaded, json_t *
 {
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	struct feeder fd = { .fd = p[1], .b = b };
+	struct feeder fd = {.fd = p[1], .b = b};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, feed_thread, &fd), 0);
 	json_t *l = NULL, *w = NULL;
@@ -444,18 +445,18 @@ static void test_ref_normalize(void **state)
 	static const struct {
 		const char *in, *out;
 	} ok[] = {
-		{ "busybox", "docker.io/library/busybox:latest" },
-		{ "busybox:1.36", "docker.io/library/busybox:1.36" },
-		{ "me/app:1", "docker.io/me/app:1" },
-		{ "reg:5000/x", "reg:5000/x:latest" },
-		{ "localhost/foo", "localhost/foo:latest" },
-		{ "localhost:5000/a/b:v_1.0-rc", "localhost:5000/a/b:v_1.0-rc" },
-		{ "docker.io/busybox", "docker.io/library/busybox:latest" },
-		{ "index.docker.io/library/busybox:1", "docker.io/library/busybox:1" },
-		{ "quay.io/a/b/c:v1", "quay.io/a/b/c:v1" },
-		{ "my-org/my_app__x.y", "docker.io/my-org/my_app__x.y:latest" },
-		{ "Example.com/foo", "Example.com/foo:latest" },
-		{ "docker.io/library/busybox:latest", "docker.io/library/busybox:latest" },
+		{"busybox", "docker.io/library/busybox:latest"},
+		{"busybox:1.36", "docker.io/library/busybox:1.36"},
+		{"me/app:1", "docker.io/me/app:1"},
+		{"reg:5000/x", "reg:5000/x:latest"},
+		{"localhost/foo", "localhost/foo:latest"},
+		{"localhost:5000/a/b:v_1.0-rc", "localhost:5000/a/b:v_1.0-rc"},
+		{"docker.io/busybox", "docker.io/library/busybox:latest"},
+		{"index.docker.io/library/busybox:1", "docker.io/library/busybox:1"},
+		{"quay.io/a/b/c:v1", "quay.io/a/b/c:v1"},
+		{"my-org/my_app__x.y", "docker.io/my-org/my_app__x.y:latest"},
+		{"Example.com/foo", "Example.com/foo:latest"},
+		{"docker.io/library/busybox:latest", "docker.io/library/busybox:latest"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		char *out = NULL;
@@ -476,10 +477,14 @@ static void test_ref_normalize(void **state)
 	free(out);
 
 	static const char *const bad[] = {
-		"",	       "Busybox",    "busybox:",      ":tag",	  "a//b",
-		"-a",	       "a-",	     "a@sha256:123",  "a:b:c",	  "a/b:-x",
-		"a..b",	       "a/B",	     "reg:port/x",    "/a",	  "a/",
-		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		"",	      "Busybox",
+		"busybox:",   ":tag",
+		"a//b",	      "-a",
+		"a-",	      "a@sha256:123",
+		"a:b:c",      "a/b:-x",
+		"a..b",	      "a/B",
+		"reg:port/x", "/a",
+		"a/",	      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		out = NULL;
@@ -490,10 +495,10 @@ static void test_ref_normalize(void **state)
 	static const struct {
 		const char *in, *out;
 	} fam[] = {
-		{ "docker.io/library/busybox:latest", "busybox:latest" },
-		{ "docker.io/me/app:1", "me/app:1" },
-		{ "reg:5000/x:latest", "reg:5000/x:latest" },
-		{ "docker.io/library/a/b:1", "library/a/b:1" },
+		{"docker.io/library/busybox:latest", "busybox:latest"},
+		{"docker.io/me/app:1", "me/app:1"},
+		{"reg:5000/x:latest", "reg:5000/x:latest"},
+		{"docker.io/library/a/b:1", "library/a/b:1"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(fam); i++) {
 		assert_int_equal(image_ref_familiar(fam[i].in, &out), 0);
@@ -649,7 +654,7 @@ static void test_layer_sharing(void **state)
 	layer_simple(&im.layers[1], "other");
 	img_finish(&im, NULL);
 	struct buf out = {};
-	struct da_opts o = { .tag = "other:1" };
+	struct da_opts o = {.tag = "other:1"};
 	write_docker_archive(&im, &o, &out);
 	assert_int_equal(load_buf(f, &out, NULL, NULL, &err), 0);
 	assert_int_equal(count_layers(f), 3);
@@ -674,8 +679,8 @@ static void load_compressed(struct fx *f, const char *layer_filter, const char *
 	layer_simple(&im.layers[1], outer_filter);
 	img_finish(&im, NULL);
 	struct buf out = {};
-	struct da_opts o = { .tag = "comp:1", .layer_filter = layer_filter,
-			     .outer_filter = outer_filter };
+	struct da_opts o = {
+		.tag = "comp:1", .layer_filter = layer_filter, .outer_filter = outer_filter};
 	write_docker_archive(&im, &o, &out);
 	struct shoal_err err = {};
 	if (load_buf(f, &out, NULL, NULL, &err) < 0)
@@ -708,13 +713,12 @@ static void test_docker_layouts(void **state)
 	layer_simple(&im.layers[1], "layout-b");
 	img_finish(&im, NULL);
 	struct buf out = {};
-	write_docker_archive(&im, &(struct da_opts){ .tag = "blobs:1", .blobs_layout = true },
-			     &out);
+	write_docker_archive(&im, &(struct da_opts){.tag = "blobs:1", .blobs_layout = true}, &out);
 	struct shoal_err err = {};
 	if (load_buf(f, &out, NULL, NULL, &err) < 0)
 		fail_msg("%s", err.msg);
 	buf_free(&out);
-	write_docker_archive(&im, &(struct da_opts){ .tag = "linked:1", .link_last_layer = true },
+	write_docker_archive(&im, &(struct da_opts){.tag = "linked:1", .link_last_layer = true},
 			     &out);
 	if (load_buf(f, &out, NULL, NULL, &err) < 0)
 		fail_msg("%s", err.msg);
@@ -728,9 +732,8 @@ static void test_docker_layouts(void **state)
 	assert_int_equal(count_layers(f), 2);
 
 	/* a config blob whose content does not match its name */
-	write_docker_archive(&im,
-			     &(struct da_opts){ .blobs_layout = true, .wrong_config_name = true },
-			     &out);
+	write_docker_archive(
+		&im, &(struct da_opts){.blobs_layout = true, .wrong_config_name = true}, &out);
 	expect_refused(f, &out, "digest mismatch");
 	buf_free(&out);
 	img_free(&im);
@@ -760,8 +763,7 @@ static void expect_refused(struct fx *f, const struct buf *b, const char *needle
 	free(after);
 }
 
-static void refuse_docker(struct fx *f, struct img *im, const struct da_opts *o,
-			  const char *needle)
+static void refuse_docker(struct fx *f, struct img *im, const struct da_opts *o, const char *needle)
 {
 	struct buf out = {};
 	write_docker_archive(im, o, &out);
@@ -791,15 +793,15 @@ static void test_refuse_malformed(void **state)
 	buf_free(&cut);
 	buf_free(&good);
 
-	refuse_docker(f, &im, &(struct da_opts){ .wrong_config_name = true }, "digest mismatch");
-	refuse_docker(f, &im, &(struct da_opts){ .skip_manifest = true }, "manifest.json");
-	refuse_docker(f, &im, &(struct da_opts){ .skip_layer = true }, "missing layer");
-	refuse_docker(f, &im, &(struct da_opts){ .skip_config = true }, "missing config");
-	refuse_docker(f, &im, &(struct da_opts){ .manifest_text = "[{\"Config\": " },
+	refuse_docker(f, &im, &(struct da_opts){.wrong_config_name = true}, "digest mismatch");
+	refuse_docker(f, &im, &(struct da_opts){.skip_manifest = true}, "manifest.json");
+	refuse_docker(f, &im, &(struct da_opts){.skip_layer = true}, "missing layer");
+	refuse_docker(f, &im, &(struct da_opts){.skip_config = true}, "missing config");
+	refuse_docker(f, &im, &(struct da_opts){.manifest_text = "[{\"Config\": "},
 		      "malformed JSON in manifest.json");
-	refuse_docker(f, &im, &(struct da_opts){ .n_listed_layers = IMAGE_MAX_LAYERS + 1 },
+	refuse_docker(f, &im, &(struct da_opts){.n_listed_layers = IMAGE_MAX_LAYERS + 1},
 		      "too many layers");
-	refuse_docker(f, &im, &(struct da_opts){ .tag = "Bad Name" }, "invalid image name");
+	refuse_docker(f, &im, &(struct da_opts){.tag = "Bad Name"}, "invalid image name");
 
 	/* diff_id in the config does not match the layer */
 	struct img bad = {};
@@ -819,7 +821,7 @@ static void test_refuse_malformed(void **state)
 	char *pad = malloc(IMAGE_MAX_MANIFEST_BYTES + 2);
 	memset(pad, 'x', IMAGE_MAX_MANIFEST_BYTES + 1);
 	pad[IMAGE_MAX_MANIFEST_BYTES + 1] = '\0';
-	refuse_docker(f, &im, &(struct da_opts){ .manifest_text = pad }, "manifest.json is");
+	refuse_docker(f, &im, &(struct da_opts){.manifest_text = pad}, "manifest.json is");
 	struct img big = {};
 	big.n = 1;
 	layer_simple(&big.layers[0], "big");
@@ -931,7 +933,7 @@ static void test_entry_types(void **state)
 	tar_close(a);
 	img_finish(&im, NULL);
 	struct buf out = {};
-	write_docker_archive(&im, &(struct da_opts){ .tag = "mixed" }, &out);
+	write_docker_archive(&im, &(struct da_opts){.tag = "mixed"}, &out);
 	struct shoal_err err = {};
 	json_t *warnings = NULL;
 	if (load_buf(f, &out, NULL, &warnings, &err) < 0)
@@ -1007,17 +1009,17 @@ static void write_oci(const struct img *im, bool corrupt_blob, struct buf *out, 
 		} else {
 			oci_blob(a, &c, lhex);
 		}
-		json_array_append_new(layers,
-				      json_pack("{s:s, s:s+, s:I}", "mediaType",
-						"application/vnd.oci.image.layer.v1.tar+gzip",
-						"digest", "sha256:", lhex, "size", (json_int_t)c.len));
+		json_array_append_new(
+			layers, json_pack("{s:s, s:s+, s:I}", "mediaType",
+					  "application/vnd.oci.image.layer.v1.tar+gzip", "digest",
+					  "sha256:", lhex, "size", (json_int_t)c.len));
 		buf_free(&c);
 	}
-	json_t *m = json_pack("{s:i, s:s, s:{s:s, s:s+, s:I}, s:o}", "schemaVersion", 2,
-			      "mediaType", "application/vnd.oci.image.manifest.v1+json", "config",
-			      "mediaType", "application/vnd.oci.image.config.v1+json", "digest",
-			      "sha256:", chex, "size", (json_int_t)strlen(im->config), "layers",
-			      layers);
+	json_t *m =
+		json_pack("{s:i, s:s, s:{s:s, s:s+, s:I}, s:o}", "schemaVersion", 2, "mediaType",
+			  "application/vnd.oci.image.manifest.v1+json", "config", "mediaType",
+			  "application/vnd.oci.image.config.v1+json", "digest", "sha256:", chex,
+			  "size", (json_int_t)strlen(im->config), "layers", layers);
 	char *mt = json_dumps(m, JSON_COMPACT);
 	oci_blob_text(a, mt, mhex);
 	json_t *nested = json_pack(
@@ -1031,11 +1033,11 @@ static void write_oci(const struct img *im, bool corrupt_blob, struct buf *out, 
 	char *nt = json_dumps(nested, JSON_COMPACT);
 	char nhex[65];
 	oci_blob_text(a, nt, nhex);
-	json_t *index = json_pack(
-		"{s:i, s:[{s:s, s:s+, s:I, s:{s:s}}]}", "schemaVersion", 2, "manifests",
-		"mediaType", "application/vnd.oci.image.index.v1+json", "digest", "sha256:", nhex,
-		"size", (json_int_t)strlen(nt), "annotations", "io.containerd.image.name",
-		"example.com/oci/app:v2");
+	json_t *index =
+		json_pack("{s:i, s:[{s:s, s:s+, s:I, s:{s:s}}]}", "schemaVersion", 2, "manifests",
+			  "mediaType", "application/vnd.oci.image.index.v1+json", "digest",
+			  "sha256:", nhex, "size", (json_int_t)strlen(nt), "annotations",
+			  "io.containerd.image.name", "example.com/oci/app:v2");
 	char *it = json_dumps(index, JSON_COMPACT);
 	tar_file(a, "index.json", it);
 	tar_close(a);
@@ -1068,8 +1070,7 @@ static void test_oci_layout(void **state)
 	json_t *loaded = NULL;
 	if (load_buf(f, &out, &loaded, NULL, &err) < 0)
 		fail_msg("%s", err.msg);
-	assert_string_equal(json_string_value(json_array_get(loaded, 0)),
-			    "example.com/oci/app:v2");
+	assert_string_equal(json_string_value(json_array_get(loaded, 0)), "example.com/oci/app:v2");
 	json_decref(loaded);
 	struct image_info *info = NULL;
 	assert_int_equal(image_store_resolve(f->s, "example.com/oci/app:v2", &info, &err), 0);
@@ -1098,7 +1099,7 @@ static void load_simple(struct fx *f, const char *tag, const char *seed, const c
 	layer_simple(&im.layers[1], seed2);
 	img_finish(&im, NULL);
 	struct buf out = {};
-	write_docker_archive(&im, &(struct da_opts){ .tag = tag }, &out);
+	write_docker_archive(&im, &(struct da_opts){.tag = tag}, &out);
 	struct shoal_err err = {};
 	if (load_buf(f, &out, NULL, NULL, &err) < 0)
 		fail_msg("%s", err.msg);
@@ -1199,14 +1200,14 @@ static void *par_load_thread(void *arg)
 static void test_concurrent_loads(void **state)
 {
 	struct fx *f = *state;
-	struct par_load pl[2] = { { .f = f }, { .f = f } };
+	struct par_load pl[2] = {{.f = f}, {.f = f}};
 	for (int k = 0; k < 2; k++) {
 		struct img im = {};
 		im.n = 2;
 		layer_simple(&im.layers[0], "shared-base");
 		layer_simple(&im.layers[1], k ? "top-1" : "top-0");
 		img_finish(&im, NULL);
-		write_docker_archive(&im, &(struct da_opts){ .tag = k ? "par:1" : "par:0" },
+		write_docker_archive(&im, &(struct da_opts){.tag = k ? "par:1" : "par:0"},
 				     &pl[k].b);
 		img_free(&im);
 	}
@@ -1248,11 +1249,11 @@ static void test_import(void **state)
 	tar_close(a);
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	struct feeder fd = { .fd = p[1], .b = &rootfs };
+	struct feeder fd = {.fd = p[1], .b = &rootfs};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, feed_thread, &fd), 0);
-	json_t *ov = json_pack("{s:[s], s:[s, s]}", "Cmd", "/bin/hello", "Env", "FOO=bar",
-			       "PATH=/bin");
+	json_t *ov =
+		json_pack("{s:[s], s:[s, s]}", "Cmd", "/bin/hello", "Env", "FOO=bar", "PATH=/bin");
 	char *id = NULL;
 	struct shoal_err err = {};
 	int r = image_store_import(f->s, p[0], "imported:v1", ov, &id, &err);
@@ -1271,8 +1272,9 @@ static void test_import(void **state)
 	assert_int_equal(json_array_size(env), 2);
 	assert_string_equal(json_string_value(json_array_get(env, 0)), "PATH=/bin");
 	assert_string_equal(json_string_value(json_array_get(env, 1)), "FOO=bar");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(info->config, "Cmd"), 0)),
-			    "/bin/hello");
+	assert_string_equal(
+		json_string_value(json_array_get(json_object_get(info->config, "Cmd"), 0)),
+		"/bin/hello");
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/bin/hello", info->layer_dirs[0]);
 	struct stat st;
