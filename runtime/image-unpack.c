@@ -501,6 +501,18 @@ static int unpack_special(struct unpack *u, struct archive_entry *e, const char 
 	return 0;
 }
 
+static bool under_aufs_meta(const char *path)
+{
+	for (const char *p = path;;) {
+		const char *slash = strchr(p, '/');
+		if (!slash)
+			return false;
+		if (str_has_prefix(p, WHITEOUT_META))
+			return true;
+		p = slash + 1;
+	}
+}
+
 static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e)
 {
 	const char *raw = archive_entry_pathname(e);
@@ -513,6 +525,9 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
 	mode_t type = archive_entry_filetype(e);
 	const char *link = archive_entry_hardlink(e);
 
+	/* aufs keeps hard link bookkeeping under .wh..wh.plnk/: none of it is content */
+	if (under_aufs_meta(path))
+		return 0;
 	if (!*path) {
 		if (type == AE_IFDIR && !link)
 			return unpack_dir(u, e, path, -EBADF, "");

@@ -921,6 +921,8 @@ static void layer_mixed(struct archive *a)
 	tar_add(a, "usr/bin/a", T_FILE, 04755, "abc", 3, NULL);
 	tar_add(a, "usr/bin/b", T_HARDLINK, 0755, NULL, 0, "usr/bin/a");
 	tar_add(a, "usr/bin/c", T_SYMLINK, 0777, NULL, 0, "a");
+	tar_add(a, ".wh..wh.plnk", T_DIR, 0700, NULL, 0, NULL);
+	tar_file(a, ".wh..wh.plnk/1234.5678", "aufs");
 }
 
 static void test_entry_types(void **state)
@@ -965,6 +967,8 @@ static void test_entry_types(void **state)
 	snprintf(p, sizeof(p), "%s/usr/bin/c", l);
 	assert_int_equal(lstat(p, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
+	snprintf(p, sizeof(p), "%s/.wh..wh.plnk", l);
+	assert_int_equal(lstat(p, &st), -1);
 	image_info_free(info);
 	buf_free(&out);
 	img_free(&im);
