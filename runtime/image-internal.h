@@ -71,9 +71,10 @@ int image_store_pin_layers(struct image_store *s, char (*chain)[65], size_t n, b
 void image_store_unpin_layers(struct image_store *s, char (*chain)[65], size_t n);
 
 /* Moves staged layers and configs into place and writes the image records; all
- * or nothing. ret_loaded as image_store_load's. */
+ * or nothing. Tags taken from other images are reported in warnings (may be
+ * NULL). ret_loaded as image_store_load's. */
 int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n, const char *stage,
-		       json_t **ret_loaded, struct shoal_err *err);
+		       json_t *warnings, json_t **ret_loaded, struct shoal_err *err);
 
 /* Parses an RFC 3339 time into seconds since the epoch; 0 when absent or bad. */
 int64_t image_parse_time(const char *s);

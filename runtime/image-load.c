@@ -734,7 +734,8 @@ static int load_run(struct load *l, int fd, json_t **ret_loaded)
 	r = unpack_layers(l);
 	if (r < 0)
 		return r;
-	return image_store_commit(l->s, l->plans, l->n_plans, l->stage, ret_loaded, l->err);
+	return image_store_commit(l->s, l->plans, l->n_plans, l->stage, l->warnings, ret_loaded,
+				  l->err);
 }
 
 int image_store_load(struct image_store *s, int fd, json_t **ret_loaded, json_t **ret_warnings,
@@ -889,7 +890,8 @@ static int import_run(struct load *l, int fd, const char *ref, json_t *overrides
 	r = unpack_layers(l);
 	if (r < 0)
 		return r;
-	return image_store_commit(l->s, l->plans, l->n_plans, l->stage, ret_loaded, l->err);
+	return image_store_commit(l->s, l->plans, l->n_plans, l->stage, l->warnings, ret_loaded,
+				  l->err);
 }
 
 int image_store_import(struct image_store *s, int fd, const char *ref, json_t *config_overrides,

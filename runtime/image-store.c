@@ -820,7 +820,7 @@ unlock:
 
 /* ---- commit ---- */
 
-static int merge_plan(struct image_rec ***recs, size_t *n, struct image_plan *p)
+static int merge_plan(struct image_rec ***recs, size_t *n, struct image_plan *p, json_t *warnings)
 {
 	struct image_rec *rec = find_by_hex(*recs, *n, p->config_hex);
 	if (!rec) {
@@ -852,9 +852,16 @@ static int merge_plan(struct image_rec ***recs, size_t *n, struct image_plan *p)
 		if (strv_contains(rec->tags, *t))
 			continue;
 		/* the tag moves: whoever had it loses it */
-		for (size_t i = 0; i < *n; i++)
-			if ((*recs)[i] != rec && strv_remove((*recs)[i]->tags, *t))
-				(*recs)[i]->dirty = true;
+		for (size_t i = 0; i < *n; i++) {
+			if ((*recs)[i] == rec || !strv_remove((*recs)[i]->tags, *t))
+				continue;
+			(*recs)[i]->dirty = true;
+			_cleanup_free_ char *fam = NULL;
+			image_warn(warnings,
+				   "The image %s already exists, renaming the old one with ID "
+				   "sha256:%s to empty string",
+				   image_ref_familiar(*t, &fam) == 0 ? fam : *t, (*recs)[i]->hex);
+		}
 		if (strv_push(&rec->tags, *t) < 0)
 			return -ENOMEM;
 		rec->dirty = true;
@@ -887,7 +894,7 @@ static int rename_new(const char *src, const char *dst, char ***moved)
 }
 
 int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n, const char *stage,
-		       json_t **ret_loaded, struct shoal_err *err)
+		       json_t *warnings, json_t **ret_loaded, struct shoal_err *err)
 {
 	_cleanup_strv_ char **moved = NULL;
 	_cleanup_(json_decrefp) json_t *loaded = json_array();
@@ -936,7 +943,7 @@ int image_store_commit(struct image_store *s, struct image_plan *plans, size_t n
 		n_view++;
 	}
 	for (size_t i = 0; i < n; i++) {
-		r = merge_plan(&view, &n_view, &plans[i]);
+		r = merge_plan(&view, &n_view, &plans[i], warnings);
 		if (r < 0) {
 			r = shoal_err_set(err, ENOMEM, "out of memory");
 			goto rollback;

@@ -1117,7 +1117,30 @@ static void test_tag_move_and_remove(void **state)
 	struct fx *f = *state;
 	char a[72], b[72];
 	load_simple(f, "app:1", "base", "top-a", a);
-	load_simple(f, "app:1", "base", "top-b", b);
+	{
+		struct img im = {};
+		im.n = 2;
+		layer_simple(&im.layers[0], "base");
+		layer_simple(&im.layers[1], "top-b");
+		img_finish(&im, NULL);
+		struct buf buf = {};
+		write_docker_archive(&im, &(struct da_opts){.tag = "app:1"}, &buf);
+		json_t *warnings = NULL;
+		struct shoal_err e = {};
+		if (load_buf(f, &buf, NULL, &warnings, &e) < 0)
+			fail_msg("%s", e.msg);
+		char want[200];
+		snprintf(want, sizeof(want),
+			 "The image app:1 already exists, renaming the old one with ID %s to "
+			 "empty string",
+			 a);
+		assert_int_equal(json_array_size(warnings), 1);
+		assert_string_equal(json_string_value(json_array_get(warnings, 0)), want);
+		json_decref(warnings);
+		snprintf(b, 72, "sha256:%s", im.config_hex);
+		buf_free(&buf);
+		img_free(&im);
+	}
 	assert_int_equal(count_layers(f), 3);
 
 	struct shoal_err err = {};
