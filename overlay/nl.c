@@ -96,7 +96,10 @@ int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, voi
 		if (n == NL_BATCH_MAX)
 			return -E2BIG;
 		nlh->nlmsg_seq = ++s->seq;
-		if (!(nlh->nlmsg_flags & NLM_F_DUMP))
+		/* NLM_F_DUMP shares a bit with NLM_F_EXCL: only a GET is a dump. */
+		bool dump = (nlh->nlmsg_type & 3) == 2 &&
+			    (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+		if (!dump)
 			nlh->nlmsg_flags |= NLM_F_ACK;
 		seqs[n++] = nlh->nlmsg_seq;
 	}
