@@ -10,7 +10,7 @@ void bridge_host_ifname(const char *prefix, const char *id, char ret[16]);
 bool bridge_is_host_ifname(const char *prefix, const char *name);
 
 #define BRIDGE_NFT_CHAINS_MAX 16
-#define BRIDGE_NFT_RULES_MAX 64
+#define BRIDGE_NFT_RULES_MAX  64
 
 struct bridge_nft_chain {
 	char family[8];

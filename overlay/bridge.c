@@ -19,10 +19,10 @@
 #include "overlay/netns-internal.h"
 #include "overlay/nl-internal.h"
 
-#define DEFAULT_SUBNET "10.213.0.0/16"
-#define NET_PREFIX_MAX 8
-#define ID_MAX 128
-#define FALLBACK_MTU 1500
+#define DEFAULT_SUBNET	 "10.213.0.0/16"
+#define NET_PREFIX_MAX	 8
+#define ID_MAX		 128
+#define FALLBACK_MTU	 1500
 #define LOOPBACK_IFINDEX 1
 
 struct bridge_net {
@@ -59,9 +59,10 @@ static int check_prefix(const char *prefix, struct shoal_err *err)
 				     prefix);
 	for (const char *p = prefix; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '_')
-			return shoal_err_set(err, EINVAL,
-					     "network prefix \"%s\" may hold only letters, digits and '_'",
-					     prefix);
+			return shoal_err_set(
+				err, EINVAL,
+				"network prefix \"%s\" may hold only letters, digits and '_'",
+				prefix);
 	return 0;
 }
 
@@ -154,7 +155,7 @@ static int nft_run(const char *cmd, bool handles, char **ret_out, struct shoal_e
  */
 void bridge_nft_scan_ruleset(char *text, const char *comment, struct bridge_nft_scan *sc)
 {
-	struct bridge_nft_chain cur = { 0 };
+	struct bridge_nft_chain cur = {0};
 	char want[96];
 	snprintf(want, sizeof(want), "comment \"%s\"", comment);
 	for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
@@ -262,8 +263,8 @@ static int nft_teardown(const char *prefix, struct shoal_err *err)
 	int r = nft_scan(fwd_comment, &sc, err);
 	if (r < 0)
 		return shoal_err_wrap(err, "reading the nftables ruleset");
-	size_t off = (size_t)snprintf(cmd, sizeof(cmd), "add table ip %1$s_nat\ndelete table ip %1$s_nat\n",
-				      prefix);
+	size_t off = (size_t)snprintf(cmd, sizeof(cmd),
+				      "add table ip %1$s_nat\ndelete table ip %1$s_nat\n", prefix);
 	for (size_t i = 0; i < sc.n_ours; i++) {
 		const struct bridge_nft_rule *o = &sc.ours[i];
 		int n = snprintf(cmd + off, sizeof(cmd) - off, "delete rule %s %s %s handle %lu\n",
@@ -391,12 +392,13 @@ static int bridge_adopt(struct bridge_net *bn, const struct nl_link *l, struct s
 {
 	char ext[256], a1[INET_ADDRSTRLEN], a2[INET_ADDRSTRLEN];
 	if (strcmp(l->kind, "bridge") != 0)
-		return shoal_err_set(err, EEXIST,
-				     "%s exists and is a %s device, not a bridge: delete it or choose another prefix",
-				     bn->bridge, l->kind[0] ? l->kind : "plain");
+		return shoal_err_set(
+			err, EEXIST,
+			"%s exists and is a %s device, not a bridge: delete it or choose another prefix",
+			bn->bridge, l->kind[0] ? l->kind : "plain");
 	bn->bridge_ifindex = l->ifindex;
 
-	struct addr_list al = { .ifindex = l->ifindex };
+	struct addr_list al = {.ifindex = l->ifindex};
 	struct nlmsghdr *nlh = nl_build_addr_dump(bn->buf);
 	int r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, addr_collect_cb, &al, ext,
 				 sizeof(ext));
@@ -411,11 +413,12 @@ static int bridge_adopt(struct bridge_net *bn, const struct nl_link *l, struct s
 			have_gw = true;
 			continue;
 		}
-		return shoal_err_set(err, EEXIST,
-				     "bridge %s has address %s/%u but the configured subnet is %s (gateway %s/%u): "
-				     "configure the subnet the bridge has, or tear the network down first",
-				     bn->bridge, fmt_addr(al.v[i].addr, a1), al.v[i].prefixlen,
-				     bn->subnet, fmt_addr(gw, a2), ipam_prefixlen(bn->ipam));
+		return shoal_err_set(
+			err, EEXIST,
+			"bridge %s has address %s/%u but the configured subnet is %s (gateway %s/%u): "
+			"configure the subnet the bridge has, or tear the network down first",
+			bn->bridge, fmt_addr(al.v[i].addr, a1), al.v[i].prefixlen, bn->subnet,
+			fmt_addr(gw, a2), ipam_prefixlen(bn->ipam));
 	}
 
 	size_t off = 0;
@@ -443,7 +446,7 @@ static int bridge_create(struct bridge_net *bn, struct shoal_err *err)
 
 	size_t off = nl_build_bridge_new(bn->buf, bn->bridge, bn->mtu, mac)->nlmsg_len;
 	off += nl_build_link_get(bn->buf + off, bn->bridge)->nlmsg_len;
-	struct nl_link l = { 0 };
+	struct nl_link l = {0};
 	int r = nl_sock_transact(&bn->nl, bn->buf, off, link_get_cb, &l, ext, sizeof(ext));
 	if (r < 0)
 		return nl_error(err, r, ext, "creating bridge %s", bn->bridge);
@@ -481,7 +484,8 @@ int bridge_net_setup(const struct bridge_net_options *opts, struct bridge_net **
 	if (r < 0)
 		return r;
 	const char *subnet = opts->subnet && *opts->subnet ? opts->subnet : DEFAULT_SUBNET;
-	if (!opts->netns_dir || !*opts->netns_dir || strlen(opts->netns_dir) >= PATH_MAX - ID_MAX - 2)
+	if (!opts->netns_dir || !*opts->netns_dir ||
+	    strlen(opts->netns_dir) >= PATH_MAX - ID_MAX - 2)
 		return shoal_err_set(err, EINVAL, "bridge network needs a netns directory");
 
 	_cleanup_(bridge_net_freep) struct bridge_net *bn = calloc(1, sizeof(*bn));
@@ -502,7 +506,7 @@ int bridge_net_setup(const struct bridge_net_options *opts, struct bridge_net **
 	if (r < 0)
 		return shoal_err_errno(err, r, "opening a netlink socket");
 
-	struct link_list links = { 0 };
+	struct link_list links = {0};
 	r = dump_links(&bn->nl, bn->buf, &links, err);
 	if (r >= 0)
 		r = resolve_mtu(bn, &links, opts->mtu, err);
@@ -544,12 +548,12 @@ int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err 
 	char bridge[IFNAMSIZ], ext[256];
 	snprintf(bridge, sizeof(bridge), "%s0", opts->prefix);
 
-	struct nl_sock s = { .fd = -EBADF };
+	struct nl_sock s = {.fd = -EBADF};
 	r = nl_sock_open(&s);
 	if (r < 0)
 		return shoal_err_errno(err, r, "opening a netlink socket");
 	_cleanup_free_ char *buf = malloc(NL_BUF_SIZE);
-	struct link_list links = { 0 };
+	struct link_list links = {0};
 	if (!buf)
 		r = shoal_err_set(err, ENOMEM, "allocating netlink buffer");
 	else
@@ -559,7 +563,8 @@ int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err 
 	 * went away meanwhile, and ENODEV is fine here. */
 	for (size_t i = 0; r >= 0 && i < links.n; i++) {
 		const struct nl_link *l = &links.v[i];
-		bool ours = (!strcmp(l->kind, "veth") && bridge_is_host_ifname(opts->prefix, l->ifname)) ||
+		bool ours = (!strcmp(l->kind, "veth") &&
+			     bridge_is_host_ifname(opts->prefix, l->ifname)) ||
 			    (!strcmp(l->kind, "bridge") && !strcmp(l->ifname, bridge));
 		if (!ours)
 			continue;
@@ -599,7 +604,7 @@ static int endpoint_configure(struct bridge_net *bn, int nlfd, struct bridge_end
 
 	/* Its index in the new namespace is the kernel's choice. */
 	struct nlmsghdr *nlh = nl_build_link_get(bn->buf, "eth0");
-	struct nl_link l = { 0 };
+	struct nl_link l = {0};
 	int r = nl_sock_transact(&s, bn->buf, nlh->nlmsg_len, link_get_cb, &l, ext, sizeof(ext));
 	if (r < 0)
 		return nl_error(err, r, ext, "finding eth0 in %s", ep->netns_path);
@@ -622,7 +627,7 @@ int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpo
 	int r = check_id(id, err);
 	if (r < 0)
 		return r;
-	struct bridge_endpoint ep = { 0 };
+	struct bridge_endpoint ep = {0};
 	int n = snprintf(ep.netns_path, sizeof(ep.netns_path), "%s/%s", bn->netns_dir, id);
 	if (n < 0 || (size_t)n >= sizeof(ep.netns_path))
 		return shoal_err_set(err, ENAMETOOLONG, "netns path %s/%s is too long",
@@ -638,9 +643,10 @@ int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpo
 
 	r = ipam_alloc(bn->ipam, &ep.addr);
 	if (r < 0)
-		return shoal_err_set(err, ENOSPC,
-				     "no free address left in %s on %s: remove containers or use a larger subnet",
-				     bn->subnet, bn->bridge);
+		return shoal_err_set(
+			err, ENOSPC,
+			"no free address left in %s on %s: remove containers or use a larger subnet",
+			bn->subnet, bn->bridge);
 	ep.gateway = ipam_gateway(bn->ipam);
 	ep.prefixlen = ipam_prefixlen(bn->ipam);
 	mac_from_addr(ep.addr, ep.mac);
@@ -709,7 +715,8 @@ int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr
 	if (addr.s_addr != 0) {
 		r = ipam_release(bn->ipam, addr);
 		if (r == -ERANGE || r == -EINVAL)
-			return shoal_err_set(err, EINVAL, "address %s is not an endpoint address of %s",
+			return shoal_err_set(err, EINVAL,
+					     "address %s is not an endpoint address of %s",
 					     fmt_addr(addr, a), bn->subnet);
 	}
 	return 0;

@@ -21,13 +21,15 @@
  * and bridge_net_teardown() removes all of it.
  */
 
+/* A bridge_net is used by one thread at a time (it keeps one netlink socket
+ * and one request buffer). */
 struct bridge_net;
 
 struct bridge_net_options {
-	const char *prefix;		/* device/table name prefix, e.g. "shoal" (<= 8 chars) */
-	const char *subnet;		/* CIDR, default "10.213.0.0/16" */
-	const char *netns_dir;		/* where container netns are bind-mounted: $rundir/netns */
-	int mtu;			/* 0 = the default route's device MTU, else 1500 */
+	const char *prefix;    /* device/table name prefix, e.g. "shoal" (<= 8 chars) */
+	const char *subnet;    /* CIDR, default "10.213.0.0/16" */
+	const char *netns_dir; /* where container netns are bind-mounted: $rundir/netns */
+	int mtu;	       /* 0 = the default route's device MTU, else 1500 */
 };
 
 /* Creates (or adopts, if it exists with the same config) the bridge, its
@@ -36,14 +38,16 @@ int bridge_net_setup(const struct bridge_net_options *opts, struct bridge_net **
 		     struct shoal_err *err);
 /* Frees memory only; kernel objects stay (containers keep working). */
 void bridge_net_free(struct bridge_net *bn);
-/* Removes the bridge, every <prefix>v* veth and the NAT table. */
+/* Removes the bridge, every <prefix>v* veth, the NAT table and the forward
+ * accept rules setup added. Endpoint netns files under netns_dir stay (their
+ * owners detach them). */
 int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err *err);
 
 /* Marks an address in use (re-adoption after an agent restart). */
 int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_err *err);
 
 struct bridge_endpoint {
-	char netns_path[256];		/* bind mount of the container's netns */
+	char netns_path[256]; /* bind mount of the container's netns */
 	char host_ifname[16];
 	struct in_addr addr;
 	struct in_addr gateway;
@@ -55,11 +59,14 @@ struct bridge_endpoint {
  * veth pair, moves the peer in as eth0 with a free address, MAC derived from
  * the address (02:42:a.b.c.d as Docker), default route via the gateway.
  * This is on the container start path: keep it to a handful of netlink
- * round trips (target well under 5 ms). */
+ * round trips (target well under 5 ms). -EEXIST if <netns_dir>/<id> exists,
+ * -ENOSPC when the subnet is full; on error nothing is left behind. */
 int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
 		      struct shoal_err *err);
-/* Deletes the veth, unmounts and removes the netns file, releases the address.
- * Idempotent: missing pieces are not errors. */
+/* Deletes the veth, unmounts and removes the netns file, releases the address
+ * (addr 0.0.0.0: none to release). Idempotent: missing pieces are not errors.
+ * The veth deletion waits for the kernel's RCU grace periods: tens of ms, so
+ * callers on an event loop run it on a worker. */
 int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr,
 		      struct shoal_err *err);
 
@@ -76,7 +83,8 @@ struct ipam;
 int ipam_new(const char *cidr, struct ipam **ret, struct shoal_err *err);
 void ipam_free(struct ipam *ip);
 int ipam_alloc(struct ipam *ip, struct in_addr *ret);
-int ipam_reserve(struct ipam *ip, struct in_addr addr);	/* -EEXIST if taken, -ERANGE if outside */
+int ipam_reserve(struct ipam *ip, struct in_addr addr); /* -EEXIST if taken, -ERANGE if outside */
+/* -ENOENT if not in use, -EINVAL for network/gateway/broadcast, -ERANGE if outside. */
 int ipam_release(struct ipam *ip, struct in_addr addr);
 struct in_addr ipam_gateway(const struct ipam *ip);
 uint8_t ipam_prefixlen(const struct ipam *ip);

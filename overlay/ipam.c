@@ -14,9 +14,9 @@
  * released address is reused only after the rest of the range went round.
  */
 struct ipam {
-	uint32_t network;	/* host byte order */
-	uint32_t size;		/* addresses in the subnet, 2^(32 - prefixlen) */
-	uint32_t next;		/* index where the next search starts */
+	uint32_t network; /* host byte order */
+	uint32_t size;	  /* addresses in the subnet, 2^(32 - prefixlen) */
+	uint32_t next;	  /* index where the next search starts */
 	uint32_t free;
 	uint8_t prefixlen;
 	uint64_t *bits;
@@ -44,24 +44,27 @@ int ipam_parse_cidr(const char *cidr, struct in_addr *ret_net, uint8_t *ret_pref
 		    struct shoal_err *err)
 {
 	if (!cidr || !*cidr)
-		return shoal_err_set(err, EINVAL, "empty subnet: give one as CIDR, e.g. 10.213.0.0/16");
+		return shoal_err_set(err, EINVAL,
+				     "empty subnet: give one as CIDR, e.g. 10.213.0.0/16");
 
 	const char *slash = strchr(cidr, '/');
 	if (!slash)
-		return shoal_err_set(err, EINVAL,
-				     "subnet \"%s\" has no prefix length: give it as CIDR, e.g. 10.213.0.0/16",
-				     cidr);
+		return shoal_err_set(
+			err, EINVAL,
+			"subnet \"%s\" has no prefix length: give it as CIDR, e.g. 10.213.0.0/16",
+			cidr);
 	size_t alen = (size_t)(slash - cidr);
 	char abuf[INET_ADDRSTRLEN];
 	if (alen == 0 || alen >= sizeof(abuf))
-		return shoal_err_set(err, EINVAL, "subnet \"%s\": not an IPv4 address before '/'", cidr);
+		return shoal_err_set(err, EINVAL, "subnet \"%s\": not an IPv4 address before '/'",
+				     cidr);
 	memcpy(abuf, cidr, alen);
 	abuf[alen] = '\0';
 
 	struct in_addr a;
 	if (inet_pton(AF_INET, abuf, &a) != 1)
-		return shoal_err_set(err, EINVAL, "subnet \"%s\": \"%s\" is not an IPv4 address", cidr,
-				     abuf);
+		return shoal_err_set(err, EINVAL, "subnet \"%s\": \"%s\" is not an IPv4 address",
+				     cidr, abuf);
 
 	const char *p = slash + 1;
 	if (*p < '0' || *p > '9' || strlen(p) > 2 || (p[1] && (p[1] < '0' || p[1] > '9')))
@@ -69,14 +72,15 @@ int ipam_parse_cidr(const char *cidr, struct in_addr *ret_net, uint8_t *ret_pref
 				     cidr);
 	int len = atoi(p);
 	if (len < IPAM_MIN_PREFIX || len > IPAM_MAX_PREFIX)
-		return shoal_err_set(err, EINVAL,
-				     "subnet \"%s\": prefix length /%d is not supported; use /%d to /%d",
-				     cidr, len, IPAM_MIN_PREFIX, IPAM_MAX_PREFIX);
+		return shoal_err_set(
+			err, EINVAL,
+			"subnet \"%s\": prefix length /%d is not supported; use /%d to /%d", cidr,
+			len, IPAM_MIN_PREFIX, IPAM_MAX_PREFIX);
 
 	uint32_t host = ntohl(a.s_addr);
 	uint32_t mask = ~UINT32_C(0) << (32 - len);
 	if (host & ~mask) {
-		struct in_addr n = { .s_addr = htonl(host & mask) };
+		struct in_addr n = {.s_addr = htonl(host & mask)};
 		char nbuf[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &n, nbuf, sizeof(nbuf));
 		return shoal_err_set(err, EINVAL,
@@ -206,17 +210,17 @@ bool ipam_contains(const struct ipam *ip, struct in_addr addr)
 
 struct in_addr ipam_network(const struct ipam *ip)
 {
-	return (struct in_addr){ .s_addr = htonl(ip->network) };
+	return (struct in_addr){.s_addr = htonl(ip->network)};
 }
 
 struct in_addr ipam_gateway(const struct ipam *ip)
 {
-	return (struct in_addr){ .s_addr = htonl(ip->network + 1) };
+	return (struct in_addr){.s_addr = htonl(ip->network + 1)};
 }
 
 struct in_addr ipam_broadcast(const struct ipam *ip)
 {
-	return (struct in_addr){ .s_addr = htonl(ip->network + ip->size - 1) };
+	return (struct in_addr){.s_addr = htonl(ip->network + ip->size - 1)};
 }
 
 uint8_t ipam_prefixlen(const struct ipam *ip)

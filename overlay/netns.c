@@ -91,7 +91,7 @@ int netns_create_open(const char *path, int *ret_nsfd, int *ret_nlfd, struct sho
 	}
 	close(fd);
 
-	struct ns_job job = { .path = path, .nsfd = -EBADF, .nlfd = -EBADF, .err = err, .r = -EIO };
+	struct ns_job job = {.path = path, .nsfd = -EBADF, .nlfd = -EBADF, .err = err, .r = -EIO};
 	pthread_t t;
 	int r = pthread_create(&t, NULL, ns_thread, &job);
 	if (r != 0) {

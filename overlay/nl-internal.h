@@ -21,7 +21,7 @@
  * with hand-built messages.
  */
 
-#define NL_BUF_SIZE 16384
+#define NL_BUF_SIZE  16384
 #define NL_BATCH_MAX 16
 
 struct nl_sock {
@@ -43,8 +43,8 @@ typedef int (*nl_msg_cb)(const struct nlmsghdr *nlh, void *data);
  * alone), asking an ACK for each non-dump request, and waits until each is
  * answered. cb (may be NULL) sees every data message. Returns 0 or the first
  * -errno; ext (may be NULL) gets the kernel's extended ACK text, or "". */
-int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, void *data,
-		     char *ext, size_t extlen);
+int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, void *data, char *ext,
+		     size_t extlen);
 
 /* Builders: each writes one message at buf (NL_BUF_SIZE free bytes at most
  * used) and returns it; sequence numbers are set by nl_sock_transact(). */
@@ -53,12 +53,12 @@ struct nlmsghdr *nl_build_link_dump(void *buf);
 /* mac may be NULL (random); a set MAC keeps the bridge from taking a port's. */
 struct nlmsghdr *nl_build_bridge_new(void *buf, const char *ifname, int mtu, const uint8_t *mac);
 struct nl_veth_spec {
-	const char *ifname;		/* host side */
-	int master;			/* ifindex of the bridge, 0 = none */
-	int mtu;			/* 0 = kernel default */
+	const char *ifname; /* host side */
+	int master;	    /* ifindex of the bridge, 0 = none */
+	int mtu;	    /* 0 = kernel default */
 	const char *peer_ifname;
-	int peer_netns_fd;		/* -1 = same netns */
-	const uint8_t *peer_mac;	/* NULL = random */
+	int peer_netns_fd;	 /* -1 = same netns */
+	const uint8_t *peer_mac; /* NULL = random */
 };
 struct nlmsghdr *nl_build_veth_new(void *buf, const struct nl_veth_spec *spec);
 /* ifindex > 0 selects by index, else by ifname. up < 0 leaves flags alone;

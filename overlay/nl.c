@@ -21,7 +21,7 @@ int nl_socket_fd(void)
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int r = -errno;
 		close(fd);
@@ -75,18 +75,18 @@ static void ext_ack_text(const struct nlmsghdr *nlh, char *ext, size_t extlen)
 		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
 	if (mnl_nlmsg_get_payload_len(nlh) < off)
 		return;
-	const struct nlattr *tb[NLMSGERR_ATTR_MAX + 1] = { 0 };
+	const struct nlattr *tb[NLMSGERR_ATTR_MAX + 1] = {0};
 	if (mnl_attr_parse(nlh, (unsigned int)off, ext_ack_attr_cb, tb) < 0)
 		return;
 	if (tb[NLMSGERR_ATTR_MSG])
 		snprintf(ext, extlen, "%s", mnl_attr_get_str(tb[NLMSGERR_ATTR_MSG]));
 }
 
-int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, void *data,
-		     char *ext, size_t extlen)
+int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, void *data, char *ext,
+		     size_t extlen)
 {
 	uint32_t seqs[NL_BATCH_MAX];
-	bool done[NL_BATCH_MAX] = { 0 };
+	bool done[NL_BATCH_MAX] = {0};
 	size_t n = 0;
 
 	if (ext && extlen)
@@ -97,8 +97,8 @@ int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, voi
 			return -E2BIG;
 		nlh->nlmsg_seq = ++s->seq;
 		/* NLM_F_DUMP shares a bit with NLM_F_EXCL: only a GET is a dump. */
-		bool dump = (nlh->nlmsg_type & 3) == 2 &&
-			    (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+		bool dump =
+			(nlh->nlmsg_type & 3) == 2 && (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
 		if (!dump)
 			nlh->nlmsg_flags |= NLM_F_ACK;
 		seqs[n++] = nlh->nlmsg_seq;
@@ -106,7 +106,7 @@ int nl_sock_transact(struct nl_sock *s, void *buf, size_t len, nl_msg_cb cb, voi
 	if (n == 0)
 		return -EINVAL;
 
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	ssize_t w;
 	do
 		w = sendto(s->fd, buf, len, 0, (struct sockaddr *)&sa, sizeof(sa));
@@ -337,13 +337,13 @@ static int parse_attrs(const struct nlmsghdr *nlh, size_t hdr, const struct nlat
 {
 	if (mnl_nlmsg_get_payload_len(nlh) < hdr)
 		return -EBADMSG;
-	struct attr_tb t = { tb, max };
+	struct attr_tb t = {tb, max};
 	return mnl_attr_parse(nlh, (unsigned int)hdr, attr_cb, &t) < 0 ? -EBADMSG : 0;
 }
 
 static int parse_nested(const struct nlattr *nest, const struct nlattr **tb, int max)
 {
-	struct attr_tb t = { tb, max };
+	struct attr_tb t = {tb, max};
 	return mnl_attr_parse_nested(nest, attr_cb, &t) < 0 ? -EBADMSG : 0;
 }
 
@@ -363,12 +363,12 @@ int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *ret)
 {
 	if (nlh->nlmsg_type != RTM_NEWLINK)
 		return -EBADMSG;
-	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
 	int r = parse_attrs(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX);
 	if (r < 0)
 		return r;
 	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-	struct nl_link l = { .ifindex = ifi->ifi_index, .flags = ifi->ifi_flags };
+	struct nl_link l = {.ifindex = ifi->ifi_index, .flags = ifi->ifi_flags};
 	if (tb[IFLA_IFNAME])
 		copy_str(l.ifname, sizeof(l.ifname), tb[IFLA_IFNAME]);
 	if (tb[IFLA_MASTER])
@@ -380,7 +380,7 @@ int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *ret)
 		l.has_mac = true;
 	}
 	if (tb[IFLA_LINKINFO]) {
-		const struct nlattr *li[IFLA_INFO_MAX + 1] = { 0 };
+		const struct nlattr *li[IFLA_INFO_MAX + 1] = {0};
 		if (parse_nested(tb[IFLA_LINKINFO], li, IFLA_INFO_MAX) == 0 && li[IFLA_INFO_KIND])
 			copy_str(l.kind, sizeof(l.kind), li[IFLA_INFO_KIND]);
 	}
@@ -392,7 +392,7 @@ int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret)
 {
 	if (nlh->nlmsg_type != RTM_NEWADDR)
 		return -EBADMSG;
-	const struct nlattr *tb[IFA_MAX + 1] = { 0 };
+	const struct nlattr *tb[IFA_MAX + 1] = {0};
 	int r = parse_attrs(nlh, sizeof(struct ifaddrmsg), tb, IFA_MAX);
 	if (r < 0)
 		return r;
@@ -402,7 +402,7 @@ int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret)
 	const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
 	if (!a || mnl_attr_get_payload_len(a) != 4)
 		return -EBADMSG;
-	struct nl_addr out = { .ifindex = (int)ifa->ifa_index, .prefixlen = ifa->ifa_prefixlen };
+	struct nl_addr out = {.ifindex = (int)ifa->ifa_index, .prefixlen = ifa->ifa_prefixlen};
 	memcpy(&out.addr, mnl_attr_get_payload(a), 4);
 	*ret = out;
 	return 0;
@@ -412,14 +412,14 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 {
 	if (nlh->nlmsg_type != RTM_NEWROUTE)
 		return -EBADMSG;
-	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	const struct nlattr *tb[RTA_MAX + 1] = {0};
 	int r = parse_attrs(nlh, sizeof(struct rtmsg), tb, RTA_MAX);
 	if (r < 0)
 		return r;
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	if (rtm->rtm_family != AF_INET)
 		return -EAFNOSUPPORT;
-	struct nl_route out = { .dst_len = rtm->rtm_dst_len, .table = rtm->rtm_table };
+	struct nl_route out = {.dst_len = rtm->rtm_dst_len, .table = rtm->rtm_table};
 	if (tb[RTA_TABLE])
 		out.table = mnl_attr_get_u32(tb[RTA_TABLE]);
 	if (tb[RTA_OIF])

@@ -22,31 +22,31 @@
 #include "lib/util.h"
 #include "overlay/bridge.h"
 
-#define PREFIX "snt"
-#define SUBNET "10.251.0.0/24"
+#define PREFIX	 "snt"
+#define SUBNET	 "10.251.0.0/24"
 #define OUT_ADDR "192.0.2.2"
-#define BENCH_N 100
+#define BENCH_N	 100
 
 static int failures;
 
-#define CHECK(cond, ...)                                                         \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
+#define CHECK(cond, ...)                                                                \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
 			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                            \
-			fputc('\n', stderr);                                     \
-			failures++;                                              \
-		}                                                                \
+			fprintf(stderr, __VA_ARGS__);                                   \
+			fputc('\n', stderr);                                            \
+			failures++;                                                     \
+		}                                                                       \
 	} while (0)
 
-#define REQUIRE(cond, ...)                                                       \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
+#define REQUIRE(cond, ...)                                                              \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
 			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                            \
-			fputc('\n', stderr);                                     \
-			exit(1);                                                 \
-		}                                                                \
+			fprintf(stderr, __VA_ARGS__);                                   \
+			fputc('\n', stderr);                                            \
+			exit(1);                                                        \
+		}                                                                       \
 	} while (0)
 
 /* Runs a shell command, returns its exit status and (if out) its stdout. */
@@ -101,7 +101,7 @@ static int run_in_netns(const char *nspath, char *const argv[])
 
 static int ping_from(const char *nspath, const char *addr)
 {
-	char *argv[] = { "/bin/busybox", "ping", "-c", "1", "-W", "3", (char *)addr, NULL };
+	char *argv[] = {"/bin/busybox", "ping", "-c", "1", "-W", "3", (char *)addr, NULL};
 	return run_in_netns(nspath, argv);
 }
 
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 	char netns_dir[512], out_ns[512], buf[16384];
 	snprintf(netns_dir, sizeof(netns_dir), "%s/netns", argv[1]);
 	snprintf(out_ns, sizeof(out_ns), "%s/outside", argv[1]);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 
 	/* A forward chain with a drop policy, as a firewall would have. */
 	REQUIRE(sh(NULL, 0,
@@ -144,7 +144,8 @@ int main(int argc, char **argv)
 	REQUIRE(sh(NULL, 0,
 		   "ip link add sntup type veth peer name eth0 netns %1$s && "
 		   "ip addr add 192.0.2.1/24 dev sntup && ip link set sntup up && "
-		   "nsenter --net=%1$s ip addr add " OUT_ADDR "/24 dev eth0 && nsenter --net=%1$s ip link set eth0 up",
+		   "nsenter --net=%1$s ip addr add " OUT_ADDR
+		   "/24 dev eth0 && nsenter --net=%1$s ip link set eth0 up",
 		   out_ns) == 0,
 		"wiring the outside namespace");
 
@@ -167,8 +168,7 @@ int main(int argc, char **argv)
 	      "ip_forward not enabled");
 	CHECK(sh(buf, sizeof(buf), "nft list table ip " PREFIX "_nat") == 0 &&
 		      strstr(buf, "masquerade") && strstr(buf, "ip saddr 10.251.0.0/24") &&
-		      strstr(buf, "oifname != \"" PREFIX "0\"") &&
-		      strstr(buf, "hook postrouting"),
+		      strstr(buf, "oifname != \"" PREFIX "0\"") && strstr(buf, "hook postrouting"),
 	      "NAT table: %s", buf);
 	CHECK(sh(buf, sizeof(buf), "nft list chain inet sntfilt forward") == 0 &&
 		      strstr(buf, "ip saddr 10.251.0.0/24 accept") &&
@@ -179,8 +179,8 @@ int main(int argc, char **argv)
 	bridge_net_free(bn);
 	bn = NULL;
 	REQUIRE(bridge_net_setup(&opts, &bn, &err) == 0, "second setup: %s", err.msg);
-	CHECK(sh(buf, sizeof(buf), "nft list chain inet sntfilt forward | grep -c " PREFIX "_fwd") ==
-			      0 &&
+	CHECK(sh(buf, sizeof(buf),
+		 "nft list chain inet sntfilt forward | grep -c " PREFIX "_fwd") == 0 &&
 		      atoi(buf) == 2,
 	      "forward rules after re-setup: %s", buf);
 	CHECK(sh(buf, sizeof(buf), "nft list table ip " PREFIX "_nat | grep -c masquerade") == 0 &&
@@ -215,13 +215,15 @@ int main(int argc, char **argv)
 	CHECK(a.prefixlen == 24, "prefixlen %u", a.prefixlen);
 	CHECK(a.addr.s_addr != b.addr.s_addr, "same address twice");
 	CHECK(a.mac[0] == 0x02 && a.mac[1] == 0x42 && !memcmp(a.mac + 2, &a.addr, 4), "mac");
-	CHECK(bridge_net_attach(bn, ida, &b, &err) == -EEXIST, "attaching an id twice: %s", err.msg);
+	CHECK(bridge_net_attach(bn, ida, &b, &err) == -EEXIST, "attaching an id twice: %s",
+	      err.msg);
 
 	CHECK(sh(buf, sizeof(buf), "ip -d link show dev %s", a.host_ifname) == 0 &&
 		      strstr(buf, "master " PREFIX "0") && strstr(buf, "veth") &&
 		      strstr(buf, "state UP"),
 	      "host side: %s", buf);
-	CHECK(sh(buf, sizeof(buf), "nsenter --net=%s ip -o -4 addr show dev eth0", a.netns_path) == 0 &&
+	CHECK(sh(buf, sizeof(buf), "nsenter --net=%s ip -o -4 addr show dev eth0", a.netns_path) ==
+			      0 &&
 		      strstr(buf, sa),
 	      "address inside: %s", buf);
 	CHECK(sh(buf, sizeof(buf), "nsenter --net=%s ip link show dev eth0", a.netns_path) == 0 &&
@@ -255,7 +257,8 @@ int main(int argc, char **argv)
 	int64_t t0 = mono_ns();
 	int attached = 0;
 	for (int i = 0; i < BENCH_N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "%08x%08x", 0xbe000000u + (unsigned)i, (unsigned)i);
+		snprintf(ids[i], sizeof(ids[i]), "%08x%08x", 0xbe000000u + (unsigned)i,
+			 (unsigned)i);
 		if (bridge_net_attach(bn, ids[i], &eps[i], &err) != 0) {
 			CHECK(0, "bench attach %d: %s", i, err.msg);
 			break;

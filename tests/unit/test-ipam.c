@@ -12,14 +12,14 @@
 
 #include "overlay/bridge.h"
 
-static struct in_addr A(const char *s)
-{
+static struct in_addr A(const char *s) {
 	struct in_addr a;
 	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
 	return a;
 }
 
-static const char *S(struct in_addr a)
+static const char *
+S(struct in_addr a)
 {
 	static char buf[4][INET_ADDRSTRLEN];
 	static int i;
@@ -30,14 +30,27 @@ static const char *S(struct in_addr a)
 static void test_bad_cidrs(void **state)
 {
 	static const char *bad[] = {
-		"",		"10.0.0.0",	"10.0.0.0/",	 "10.0.0.0/7",	  "0.0.0.0/0",
-		"10.0.0.0/31", "10.0.0.0/32", "10.0.0.0/33", "10.0.0/24",	  "10.0.0.256/24",
-		"x/24",	"10.0.0.0/2a", "10.0.0.0/-1",	 "10.0.0.1/24", "10.213.0.0/8",
-		"/16",		"10.0.0.0/016",
+		"",
+		"10.0.0.0",
+		"10.0.0.0/",
+		"10.0.0.0/7",
+		"0.0.0.0/0",
+		"10.0.0.0/31",
+		"10.0.0.0/32",
+		"10.0.0.0/33",
+		"10.0.0/24",
+		"10.0.0.256/24",
+		"x/24",
+		"10.0.0.0/2a",
+		"10.0.0.0/-1",
+		"10.0.0.1/24",
+		"10.213.0.0/8",
+		"/16",
+		"10.0.0.0/016",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct ipam *ip = NULL;
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		int r = ipam_new(bad[i], &ip, &err);
 		if (r != -EINVAL)
 			fail_msg("\"%s\" gave %d, expected -EINVAL", bad[i], r);
@@ -47,7 +60,7 @@ static void test_bad_cidrs(void **state)
 	}
 
 	struct ipam *ip = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	assert_int_equal(ipam_new("10.0.0.7/24", &ip, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "10.0.0.0/24"));
 	assert_int_equal(ipam_new("10.0.0.0/31", &ip, &err), -EINVAL);
@@ -83,7 +96,7 @@ static void test_exhaust(void **state)
 	assert_string_equal(S(ipam_gateway(ip)), "172.20.4.1");
 	assert_int_equal(ipam_prefixlen(ip), 22);
 
-	uint8_t seen[1024] = { 0 };
+	uint8_t seen[1024] = {0};
 	struct in_addr a;
 	for (int i = 0; i < 1021; i++) {
 		assert_int_equal(ipam_alloc(ip, &a), 0);
@@ -166,8 +179,8 @@ static void test_reserve_release(void **state)
 
 	assert_int_equal(ipam_reserve(ip, A("10.213.0.2")), 0);
 	assert_int_equal(ipam_reserve(ip, A("10.213.0.2")), -EEXIST);
-	assert_int_equal(ipam_reserve(ip, A("10.213.0.1")), -EEXIST);	 /* gateway */
-	assert_int_equal(ipam_reserve(ip, A("10.213.0.0")), -EEXIST);	 /* network */
+	assert_int_equal(ipam_reserve(ip, A("10.213.0.1")), -EEXIST);	  /* gateway */
+	assert_int_equal(ipam_reserve(ip, A("10.213.0.0")), -EEXIST);	  /* network */
 	assert_int_equal(ipam_reserve(ip, A("10.213.255.255")), -EEXIST); /* broadcast */
 	assert_int_equal(ipam_reserve(ip, A("10.214.0.2")), -ERANGE);
 	assert_int_equal(ipam_reserve(ip, A("10.212.255.255")), -ERANGE);
@@ -196,9 +209,9 @@ static void test_reserve_release(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_cidrs),     cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_exhaust),	      cmocka_unit_test(test_next_fit_wrap),
-		cmocka_unit_test(test_wrap_large),    cmocka_unit_test(test_reserve_release),
+		cmocka_unit_test(test_bad_cidrs),  cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_exhaust),	   cmocka_unit_test(test_next_fit_wrap),
+		cmocka_unit_test(test_wrap_large), cmocka_unit_test(test_reserve_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

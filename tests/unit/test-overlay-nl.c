@@ -48,7 +48,8 @@ static void parse_nested(const struct nlattr *nest, struct tb *t)
 static void parse_peer(const struct nlattr *p, struct tb *t)
 {
 	memset(t, 0, sizeof(*t));
-	const char *start = (const char *)mnl_attr_get_payload(p) + NLMSG_ALIGN(sizeof(struct ifinfomsg));
+	const char *start =
+		(const char *)mnl_attr_get_payload(p) + NLMSG_ALIGN(sizeof(struct ifinfomsg));
 	int left = (int)((const char *)p + p->nla_len - start);
 	for (const struct nlattr *a = (const void *)start; mnl_attr_ok(a, left);
 	     a = mnl_attr_next(a)) {
@@ -58,17 +59,17 @@ static void parse_peer(const struct nlattr *p, struct tb *t)
 	assert_true(left <= 0);
 }
 
-static struct in_addr A(const char *s)
-{
+static struct in_addr A(const char *s) {
 	struct in_addr a;
 	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
 	return a;
 }
 
-static void test_veth(void **state)
+static void
+test_veth(void **state)
 {
 	static char buf[NL_BUF_SIZE];
-	const uint8_t mac[6] = { 0x02, 0x42, 10, 213, 0, 7 };
+	const uint8_t mac[6] = {0x02, 0x42, 10, 213, 0, 7};
 	struct nl_veth_spec spec = {
 		.ifname = "shoalv0123abcd",
 		.master = 42,
@@ -131,7 +132,7 @@ static void test_veth(void **state)
 static void test_bridge_parse_back(void **state)
 {
 	static char buf[NL_BUF_SIZE];
-	const uint8_t mac[6] = { 0x02, 0x42, 10, 213, 0, 1 };
+	const uint8_t mac[6] = {0x02, 0x42, 10, 213, 0, 1};
 	struct nlmsghdr *nlh = nl_build_bridge_new(buf, "shoal0", 1500, mac);
 	assert_int_equal(nlh->nlmsg_type, RTM_NEWLINK);
 	assert_true(nlh->nlmsg_flags & NLM_F_CREATE);
@@ -202,8 +203,7 @@ static void test_link_set_del_get(void **state)
 static void test_addr(void **state)
 {
 	static char buf[NL_BUF_SIZE];
-	struct nlmsghdr *nlh =
-		nl_build_addr_new(buf, 9, A("10.213.0.7"), 16, A("10.213.255.255"));
+	struct nlmsghdr *nlh = nl_build_addr_new(buf, 9, A("10.213.0.7"), 16, A("10.213.255.255"));
 	assert_int_equal(nlh->nlmsg_type, RTM_NEWADDR);
 	assert_true(nlh->nlmsg_flags & NLM_F_EXCL);
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
@@ -222,7 +222,7 @@ static void test_addr(void **state)
 	assert_int_equal(a.prefixlen, 16);
 	assert_int_equal(a.addr.s_addr, A("10.213.0.7").s_addr);
 
-	nlh = nl_build_addr_new(buf, 9, A("10.0.0.2"), 30, (struct in_addr){ 0 });
+	nlh = nl_build_addr_new(buf, 9, A("10.0.0.2"), 30, (struct in_addr){0});
 	parse(nlh, sizeof(*ifa), &t);
 	assert_null(t.a[IFA_BROADCAST]);
 }
@@ -281,10 +281,9 @@ static void test_transact_kernel(void **state)
 	struct nl_sock s;
 	if (nl_sock_open(&s) < 0)
 		skip();
-	struct nl_link l = { 0 };
+	struct nl_link l = {0};
 	struct nlmsghdr *nlh = nl_build_link_get(buf, "lo");
-	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len,
-				 link_cb, &l, NULL, 0);
+	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, link_cb, &l, NULL, 0);
 	assert_int_equal(r, 0);
 	assert_int_equal(l.ifindex, 1);
 	assert_string_equal(l.ifname, "lo");
@@ -302,9 +301,7 @@ static void test_transact_kernel(void **state)
 	/* the socket is still in step: the next request gets its own answer */
 	nlh = nl_build_link_get(buf, "lo");
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(nl_sock_transact(&s, buf, nlh->nlmsg_len,
-					  link_cb, &l, NULL, 0),
-			 0);
+	assert_int_equal(nl_sock_transact(&s, buf, nlh->nlmsg_len, link_cb, &l, NULL, 0), 0);
 	assert_int_equal(l.ifindex, 1);
 	nl_sock_close(&s);
 }
@@ -389,10 +386,14 @@ static void test_nft_scan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_veth),	       cmocka_unit_test(test_bridge_parse_back),
-		cmocka_unit_test(test_link_set_del_get), cmocka_unit_test(test_addr),
-		cmocka_unit_test(test_route),	       cmocka_unit_test(test_batch_layout),
-		cmocka_unit_test(test_transact_kernel), cmocka_unit_test(test_host_ifname),
+		cmocka_unit_test(test_veth),
+		cmocka_unit_test(test_bridge_parse_back),
+		cmocka_unit_test(test_link_set_del_get),
+		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_batch_layout),
+		cmocka_unit_test(test_transact_kernel),
+		cmocka_unit_test(test_host_ifname),
 		cmocka_unit_test(test_nft_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
