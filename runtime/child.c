@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/cleanup.h"
+#include "runtime/caps.h"
+#include "runtime/runtime-internal.h"
+#include "runtime/seccomp.h"
+
+#define ENV_MAX 4096
+
+void rt_child_fail(int fd, const struct shoal_err *err)
+{
+	struct rt_child_err m = {.code = err->code ? err->code : EIO, .status = err->status};
+	snprintf(m.msg, sizeof(m.msg), "%s", err->msg);
+	ssize_t n;
+	do {
+		n = write(fd, &m, sizeof(m));
+	} while (n < 0 && errno == EINTR);
+	/* As a shell reports them: 127 for a command not found, 126 otherwise. */
+	_exit(m.code == ENOENT ? 127 : 126);
+}
+
+void rt_child_reset_signals(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	}
+	/* Everything the monitor holds is closed at execve. */
+	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+}
+
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void raise_nofile(void)
+{
+	/* Docker's default; kept as is when the kernel's nr_open is lower. */
+	struct rlimit rl = {1048576, 1048576};
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err)
+{
+	struct rt_user u;
+	int r = rt_user_resolve(p->user, "/etc/passwd", "/etc/group", &u, err);
+	if (r < 0)
+		return r;
+
+	/* The environment, with HOME, PATH (and TERM for a tty) as Docker adds them. */
+	static const char *envp[ENV_MAX];
+	static char home[PATH_MAX + 8];
+	size_t n = 0;
+	for (const char *const *e = p->env; e && *e; e++) {
+		if (n >= ENV_MAX - 4)
+			return shoal_err_set_status(err, 400, E2BIG, "too many environment variables");
+		envp[n++] = *e;
+	}
+	if (!rt_env_get(p->env, "PATH"))
+		envp[n++] = "PATH=" RT_DEFAULT_PATH;
+	if (!rt_env_get(p->env, "HOME")) {
+		snprintf(home, sizeof(home), "HOME=%s", u.home);
+		envp[n++] = home;
+	}
+	if (p->tty && !rt_env_get(p->env, "TERM"))
+		envp[n++] = "TERM=xterm";
+	envp[n] = NULL;
+
+	const char *cwd = p->cwd && *p->cwd ? p->cwd : "/";
+	if (chdir(cwd) < 0) {
+		if (errno != ENOENT || mkdir_parents(cwd) < 0 || chdir(cwd) < 0)
+			return shoal_err_set_status(err, 400, errno,
+						    "chdir to cwd (\"%s\") set in config.json failed: %s",
+						    cwd, strerror(errno));
+	}
+	raise_nofile();
+
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return shoal_err_errno(err, errno, "prctl(PR_SET_KEEPCAPS)");
+	if (setgroups(u.ngroups, u.groups) < 0)
+		return shoal_err_errno(err, errno, "setgroups");
+	if (setresgid(u.gid, u.gid, u.gid) < 0)
+		return shoal_err_errno(err, errno, "setting gid %u", (unsigned)u.gid);
+	if (setresuid(u.uid, u.uid, u.uid) < 0)
+		return shoal_err_errno(err, errno, "setting uid %u", (unsigned)u.uid);
+	r = rt_caps_apply(p->caps, err);
+	if (r < 0)
+		return r;
+
+	const char *path_env = rt_env_get(envp, "PATH");
+	char exe[PATH_MAX];
+	r = rt_lookup_exec(p->argv[0], path_env, exe, sizeof(exe), err);
+	if (r < 0)
+		return r;
+
+	if (!p->privileged) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return shoal_err_errno(err, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+		if (p->seccomp_path) {
+			r = rt_seccomp_load_file(p->seccomp_path, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	execve(exe, (char *const *)p->argv, (char *const *)envp);
+	if (errno == ENOENT)
+		return shoal_err_set_status(err, 400, ENOENT,
+					    "exec: \"%s\": stat %s: no such file or directory",
+					    p->argv[0], exe);
+	if (errno == EACCES)
+		return shoal_err_set_status(err, 400, EACCES, "exec: \"%s\": permission denied",
+					    p->argv[0]);
+	return shoal_err_errno(err, errno, "exec %s", exe);
+}
+
+int rt_proc_pin_seccomp(struct rt_proc *p, char *buf, size_t len, struct shoal_err *err)
+{
+	if (!p->seccomp_path || p->privileged)
+		return 0;
+	int fd = open(p->seccomp_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return shoal_err_errno(err, errno, "opening seccomp filter %s", p->seccomp_path);
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+	p->seccomp_path = buf;
+	return 0;
+}
+
+static int loopback_up(struct shoal_err *err)
+{
+	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return shoal_err_errno(err, errno, "socket");
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return shoal_err_errno(err, errno, "reading flags of lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return shoal_err_errno(err, errno, "bringing lo up");
+	return 0;
+}
+
+static int setup_stdio(const struct rt_child_args *a, struct shoal_err *err)
+{
+	if (setsid() < 0)
+		return shoal_err_errno(err, errno, "setsid");
+	for (int i = 0; i < 3; i++) {
+		if (dup2(a->stdio[i], i) < 0)
+			return shoal_err_errno(err, errno, "dup2");
+	}
+	if (a->proc.tty && ioctl(0, TIOCSCTTY, 0) < 0)
+		return shoal_err_errno(err, errno, "setting the controlling terminal");
+	return 0;
+}
+
+void rt_container_child(const struct rt_child_args *a)
+{
+	struct shoal_err err = {0};
+	const struct rt_spec *s = a->spec;
+	char c;
+	ssize_t n;
+
+	do {
+		n = read(a->sync_fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(127);
+	if (setup_stdio(a, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	if (s->net_mode == RT_NET_JOIN && setns(a->net_fd, CLONE_NEWNET) < 0) {
+		shoal_err_errno(&err, errno, "joining network namespace %s", s->net_path);
+		rt_child_fail(a->err_fd, &err);
+	}
+	struct rt_proc proc = a->proc;
+	char filter[64];
+	if (rt_proc_pin_seccomp(&proc, filter, sizeof(filter), &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	if (rt_rootfs_setup(s, a->proc.tty, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	const char *hn = s->hostname && *s->hostname ? s->hostname : NULL;
+	if (hn && sethostname(hn, strlen(hn)) < 0) {
+		shoal_err_errno(&err, errno, "sethostname %s", hn);
+		rt_child_fail(a->err_fd, &err);
+	}
+	if (s->domainname && *s->domainname &&
+	    setdomainname(s->domainname, strlen(s->domainname)) < 0) {
+		shoal_err_errno(&err, errno, "setdomainname %s", s->domainname);
+		rt_child_fail(a->err_fd, &err);
+	}
+	if (s->net_mode == RT_NET_NONE && loopback_up(&err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	rt_proc_exec(&proc, &err);
+	rt_child_fail(a->err_fd, &err);
+}

@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "lib/cleanup.h"
+#include "lib/util.h"
+#include "runtime/caps.h"
+#include "runtime/cgroup.h"
+#include "runtime/monitor-internal.h"
+#include "runtime/runtime-internal.h"
+
+/*
+ * shoal-monitor: one per container. Started by rt_spawn() with the spec on fd 3
+ * and the status socket on fd 4; forks once so that the agent is not its parent,
+ * starts the container and then serves its control socket until it exits.
+ */
+
+struct monitor M = {
+	.ctr_out = -1,
+	.ctr_err = -1,
+	.ctr_in = -1,
+	.listen_fd = -1,
+	.status_fd = -1,
+	.epfd = -1,
+	.sig_fd = -1,
+};
+
+static char readbuf[32 * 1024];
+
+int mon_watch(int fd, uint32_t events, struct mon_watch *w, int kind, void *ptr)
+{
+	w->kind = kind;
+	w->ptr = ptr;
+	w->fd = fd;
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	if (epoll_ctl(M.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void mon_unwatch(int fd)
+{
+	epoll_ctl(M.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void write_status(json_t *j)
+{
+	if (M.status_fd < 0)
+		return;
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (s) {
+		send(M.status_fd, s, strlen(s), MSG_NOSIGNAL);
+		free(s);
+	}
+	close(M.status_fd);
+	M.status_fd = -1;
+}
+
+static void remove_run_files(void)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/ctl.sock", M.spec->run_dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/monitor.pid", M.spec->run_dir);
+	unlink(p);
+	rmdir(M.spec->run_dir);
+}
+
+static __attribute__((noreturn)) void fail_start(const struct shoal_err *err)
+{
+	/* Clean up first: the agent may look at the run dir as soon as it hears. */
+	if (M.cg) {
+		rt_cgroup_destroy(M.cg, NULL);
+		rt_cgroup_free(M.cg);
+	}
+	if (M.spec)
+		remove_run_files();
+	json_t *j = json_pack("{s:s,s:i,s:i}", "error", err->msg, "code", err->code ? err->code : EIO,
+			      "status", err->status ? err->status : 500);
+	write_status(j);
+	json_decref(j);
+	_exit(1);
+}
+
+static int read_spec(struct shoal_err *err)
+{
+	struct stat st;
+	if (fstat(3, &st) < 0)
+		return shoal_err_errno(err, errno, "reading the container spec");
+	if (st.st_size <= 0 || st.st_size > (off_t)RT_SPEC_MAX)
+		return shoal_err_set(err, EINVAL, "bad container spec size");
+	char *text = malloc((size_t)st.st_size);
+	if (!text)
+		return shoal_err_errno(err, ENOMEM, "reading the container spec");
+	ssize_t n = pread(3, text, (size_t)st.st_size, 0);
+	if (n != st.st_size) {
+		free(text);
+		return shoal_err_errno(err, n < 0 ? errno : EIO, "reading the container spec");
+	}
+	json_error_t jerr;
+	json_t *root = json_loadb(text, (size_t)n, 0, &jerr);
+	free(text);
+	close(3);
+	if (!root)
+		return shoal_err_set(err, EINVAL, "bad container spec: %s", jerr.text);
+	int r = rt_spec_from_json(root, &M.owned, err);
+	json_decref(root);
+	if (r < 0)
+		return r;
+	M.spec = &M.owned.spec;
+	return 0;
+}
+
+static int write_bundle_file(const char *name, const char *content, struct shoal_err *err)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", M.spec->bundle_dir, name);
+	_cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return shoal_err_errno(err, errno, "creating %s", p);
+	int r = write_all(fd, content, strlen(content));
+	if (r < 0)
+		return shoal_err_errno(err, -r, "writing %s", p);
+	return 0;
+}
+
+static int prepare_bundle(struct shoal_err *err)
+{
+	const struct rt_spec *s = M.spec;
+	char p[PATH_MAX];
+	static const char *const dirs[] = {"upper", "work", "merged"};
+	int r = mkdir_p(s->bundle_dir, 0710);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "creating %s", s->bundle_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(p, sizeof(p), "%s/%s", s->bundle_dir, dirs[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return shoal_err_errno(err, errno, "creating %s", p);
+	}
+	const char *hn = s->hostname && *s->hostname ? s->hostname : "localhost";
+	char hosts[1024];
+	if (!s->hosts)
+		snprintf(hosts, sizeof(hosts),
+			 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+			 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+			 "ff02::2\tip6-allrouters\n");
+	char hostname[300];
+	snprintf(hostname, sizeof(hostname), "%s\n", hn);
+	if ((r = write_bundle_file("hosts", s->hosts ? s->hosts : hosts, err)) < 0 ||
+	    (r = write_bundle_file("hostname", hostname, err)) < 0)
+		return r;
+	if (s->resolv_conf && (r = write_bundle_file("resolv.conf", s->resolv_conf, err)) < 0)
+		return r;
+	return 0;
+}
+
+static int listen_ctl(struct shoal_err *err)
+{
+	const struct rt_spec *s = M.spec;
+	int r = mkdir_p(s->run_dir, 0711);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "creating %s", s->run_dir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int dfd = -EBADF;
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ctl.sock", s->run_dir);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		dfd = open(s->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return shoal_err_errno(err, errno, "opening %s", s->run_dir);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/ctl.sock", dfd);
+	}
+	unlink(sa.sun_path);
+	M.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (M.listen_fd < 0)
+		return shoal_err_errno(err, errno, "socket");
+	if (bind(M.listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return shoal_err_errno(err, errno, "binding %s/ctl.sock", s->run_dir);
+	if (listen(M.listen_fd, 64) < 0)
+		return shoal_err_errno(err, errno, "listen");
+	char p[PATH_MAX], pid[32];
+	snprintf(p, sizeof(p), "%s/monitor.pid", s->run_dir);
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	r = write_file_atomic(p, pid, strlen(pid), 0644);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "writing %s", p);
+	return 0;
+}
+
+static int open_pty(int *ret_master, int *ret_slave, struct shoal_err *err)
+{
+	_cleanup_close_ int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return shoal_err_errno(err, errno, "opening a pseudo terminal");
+	if (grantpt(m) < 0 || unlockpt(m) < 0)
+		return shoal_err_errno(err, errno, "unlocking the pseudo terminal");
+	int peer = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (peer < 0)
+		return shoal_err_errno(err, errno, "opening the terminal's slave side");
+	*ret_master = TAKE_FD(m);
+	*ret_slave = peer;
+	return 0;
+}
+
+int mon_stdio_create(bool tty, bool open_stdin, int child[3], int *ret_out, int *ret_err,
+		     int *ret_in, struct shoal_err *err)
+{
+	if (tty) {
+		int m = -1, s = -1;
+		int r = open_pty(&m, &s, err);
+		if (r < 0)
+			return r;
+		child[0] = child[1] = child[2] = s;
+		fd_set_nonblock(m, true);
+		*ret_out = m;
+		*ret_err = -1;
+		*ret_in = open_stdin ? m : -1;
+		return 0;
+	}
+	int po[2], pe[2], pi[2] = {-1, -1};
+	if (pipe2(po, O_CLOEXEC) < 0)
+		return shoal_err_errno(err, errno, "pipe");
+	if (pipe2(pe, O_CLOEXEC) < 0) {
+		close(po[0]);
+		close(po[1]);
+		return shoal_err_errno(err, errno, "pipe");
+	}
+	if (open_stdin) {
+		if (pipe2(pi, O_CLOEXEC) < 0) {
+			close(po[0]);
+			close(po[1]);
+			close(pe[0]);
+			close(pe[1]);
+			return shoal_err_errno(err, errno, "pipe");
+		}
+		fd_set_nonblock(pi[1], true);
+	} else {
+		pi[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	fd_set_nonblock(po[0], true);
+	fd_set_nonblock(pe[0], true);
+	child[0] = pi[0];
+	child[1] = po[1];
+	child[2] = pe[1];
+	*ret_out = po[0];
+	*ret_err = pe[0];
+	*ret_in = pi[1];
+	return 0;
+}
+
+void mon_stdio_close_child(int child[3])
+{
+	close(child[0]);
+	if (child[1] != child[0])
+		close(child[1]);
+	if (child[2] != child[0] && child[2] != child[1])
+		close(child[2]);
+}
+
+static int start_container(struct shoal_err *err)
+{
+	const struct rt_spec *s = M.spec;
+	int r;
+
+	struct rt_cgroup_limits lim = {
+		.memory = s->memory,
+		.memory_swap = s->memory_swap,
+		.nano_cpus = s->nano_cpus,
+		.cpu_shares = s->cpu_shares,
+		.pids_limit = s->pids_limit,
+	};
+	r = rt_cgroup_create(s->cgroup_parent ? s->cgroup_parent : "shoal", s->id, &lim, &M.cg,
+			     err);
+	if (r < 0)
+		return r;
+	r = rt_caps_compute(s->cap_add, s->cap_drop, s->privileged, &M.caps, err);
+	if (r < 0) {
+		if (err)
+			err->status = 400;
+		return r;
+	}
+	M.seccomp_path = !s->privileged && !s->seccomp_unconfined ? s->seccomp_path : NULL;
+
+	int child_stdio[3];
+	r = mon_stdio_create(s->tty, s->open_stdin, child_stdio, &M.ctr_out, &M.ctr_err,
+			     &M.ctr_in, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int net_fd = -EBADF;
+	if (s->net_mode == RT_NET_JOIN) {
+		net_fd = open(s->net_path, O_RDONLY | O_CLOEXEC);
+		if (net_fd < 0)
+			return shoal_err_errno(err, errno, "opening network namespace %s",
+					       s->net_path);
+	}
+	int syncp[2], errp[2];
+	if (pipe2(syncp, O_CLOEXEC) < 0)
+		return shoal_err_errno(err, errno, "pipe");
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close(syncp[0]);
+		close(syncp[1]);
+		return shoal_err_errno(err, errno, "pipe");
+	}
+
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (s->net_mode == RT_NET_NONE)
+		flags |= CLONE_NEWNET;
+	/* A fork with new namespaces: the child runs on a copy of our memory. */
+	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
+	if (pid < 0) {
+		r = shoal_err_errno(err, errno, "creating the container's namespaces");
+		close(syncp[0]);
+		close(syncp[1]);
+		close(errp[0]);
+		close(errp[1]);
+		return r;
+	}
+	if (pid == 0) {
+		rt_child_reset_signals();
+		struct rt_child_args a = {
+			.spec = s,
+			.proc =
+				{
+					.argv = s->argv,
+					.env = s->env,
+					.cwd = s->cwd,
+					.user = s->user,
+					.tty = s->tty,
+					.privileged = s->privileged,
+					.caps = M.caps,
+					.seccomp_path = M.seccomp_path,
+				},
+			.sync_fd = syncp[0],
+			.err_fd = errp[1],
+			.stdio = {child_stdio[0], child_stdio[1], child_stdio[2]},
+			.net_fd = net_fd,
+		};
+		rt_container_child(&a);
+	}
+	close(syncp[0]);
+	close(errp[1]);
+	mon_stdio_close_child(child_stdio);
+	M.ctr_pid = pid;
+
+	r = rt_cgroup_attach(M.cg, pid, err);
+	char go = r < 0 ? 'x' : 'g';
+	if (r >= 0 && write(syncp[1], &go, 1) != 1)
+		r = shoal_err_errno(err, errno, "starting the container process");
+	close(syncp[1]);
+
+	struct rt_child_err ce;
+	ssize_t n;
+	do {
+		n = read(errp[0], &ce, sizeof(ce));
+	} while (n < 0 && errno == EINTR);
+	close(errp[0]);
+	if (r >= 0 && n > 0) {
+		ce.msg[sizeof(ce.msg) - 1] = '\0';
+		r = shoal_err_set_status(err, ce.status ? ce.status : 500, ce.code ? ce.code : EIO,
+					 "%s", ce.msg);
+	}
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		M.ctr_pid = 0;
+		return r;
+	}
+	M.started_at = now_ns();
+	M.running = true;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct shoal_err err = {0};
+	int r;
+
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	fcntl(4, F_SETFD, FD_CLOEXEC);
+	M.status_fd = 4;
+
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+
+	/* The agent stops a container through the control socket; a signal sent
+	 * to the monitor (SIGTERM at shutdown) must not take the container down. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	umask(022);
+
+	if (read_spec(&err) < 0)
+		fail_start(&err);
+	if (listen_ctl(&err) < 0 || prepare_bundle(&err) < 0)
+		fail_start(&err);
+	char logpath[PATH_MAX];
+	snprintf(logpath, sizeof(logpath), "%s/%s-json.log", M.spec->bundle_dir, M.spec->id);
+	r = rt_log_open(&M.log, logpath, M.spec->log_max_size, M.spec->log_max_files);
+	if (r < 0) {
+		shoal_err_errno(&err, -r, "opening %s", logpath);
+		fail_start(&err);
+	}
+	M.epfd = epoll_create1(EPOLL_CLOEXEC);
+	M.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (M.epfd < 0 || M.sig_fd < 0) {
+		shoal_err_errno(&err, errno, "setting up the monitor's event loop");
+		fail_start(&err);
+	}
+	if (start_container(&err) < 0)
+		fail_start(&err);
+
+	json_t *j = json_pack("{s:i,s:i,s:I}", "monitor_pid", (int)getpid(), "pid", (int)M.ctr_pid,
+			      "started_at", (json_int_t)M.started_at);
+	write_status(j);
+	json_decref(j);
+
+	return mon_loop();
+}
+
+/* Reads container output from fd and hands it to the log and the attached clients. */
+void mon_ctr_output(int *fdp, enum rt_log_stream stream)
+{
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(*fdp, readbuf, sizeof(readbuf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			/* EOF, or EIO from a pty master whose slave is gone. */
+			rt_log_flush(&M.log, stream, now_ns());
+			mon_unwatch(*fdp);
+			if (M.ctr_in == *fdp)
+				M.ctr_in = -1;
+			close(*fdp);
+			*fdp = -1;
+			return;
+		}
+		rt_log_write(&M.log, stream, readbuf, (size_t)n, now_ns());
+		mon_fanout(stream == RT_LOG_STDERR ? RT_FRAME_STDERR : RT_FRAME_STDOUT, readbuf,
+			   (size_t)n);
+	}
+}
+
+void mon_finish(void)
+{
+	int64_t t = now_ns();
+	rt_log_flush(&M.log, RT_LOG_STDOUT, t);
+	rt_log_flush(&M.log, RT_LOG_STDERR, t);
+	rt_log_close(&M.log);
+
+	struct rt_exit e = {0};
+	if (WIFSIGNALED(M.ctr_status))
+		e.exit_code = 128 + WTERMSIG(M.ctr_status);
+	else
+		e.exit_code = WEXITSTATUS(M.ctr_status);
+	e.oom_killed = M.cg && rt_cgroup_oom_killed(M.cg);
+	e.finished_at_ns = t;
+
+	json_t *j = rt_exit_to_json(&e);
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (text) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/exit.json", M.spec->bundle_dir);
+		write_file_atomic(p, text, strlen(text), 0644);
+	}
+	if (M.cg) {
+		rt_cgroup_destroy(M.cg, NULL);
+		rt_cgroup_free(M.cg);
+		M.cg = NULL;
+	}
+	remove_run_files();
+	mon_clients_finish(text ? text : "{}");
+	free(text);
+	_exit(0);
+}

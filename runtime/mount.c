@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "lib/cleanup.h"
+#include "runtime/runtime-internal.h"
+
+/*
+ * The container's file system, set up by the container child in its own mount
+ * namespace. The overlay is mounted, then the child pivots into it at once:
+ * every later mount target is resolved inside the new root, so a symlink in
+ * the image (etc -> /somewhere) can never make us create or cover a host path.
+ * What must come from the host (the bundle's generated files, /sys for host
+ * networking) is cloned into detached mounts with open_tree() before the pivot
+ * and attached with move_mount() after it (a plain bind from the old root is
+ * refused once that root is detached).
+ */
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+static int clone_tree(const char *path, bool recursive, struct shoal_err *err)
+{
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+			      OPEN_TREE_CLONE | O_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+	if (fd < 0)
+		return shoal_err_errno(err, errno, "cloning mount of %s", path);
+	return fd;
+}
+
+static int attach_tree(int fd, const char *target, struct shoal_err *err)
+{
+	if (syscall(SYS_move_mount, fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return shoal_err_errno(err, errno, "mounting onto %s", target);
+	return 0;
+}
+
+static const char *const masked_paths[] = {
+	"/proc/asound",	     "/proc/acpi",	 "/proc/kcore",	      "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi",	     "/sys/firmware",
+};
+
+static const char *const readonly_paths[] = {
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+static int do_mount(const char *src, const char *target, const char *type, unsigned long flags,
+		    const char *data, struct shoal_err *err)
+{
+	if (mount(src, target, type, flags, data) < 0)
+		return shoal_err_errno(err, errno, "mounting %s on %s",
+				       src ? src : (type ? type : "(remount)"), target);
+	return 0;
+}
+
+static int ensure_dir(const char *path, struct shoal_err *err)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return shoal_err_errno(err, errno, "creating mount point %s", path);
+	return 0;
+}
+
+static int ensure_file(const char *path, struct shoal_err *err)
+{
+	struct stat st;
+	/* An existing file is used as is: opening it for writing would copy it up. */
+	if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode))
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0)
+		return shoal_err_errno(err, errno, "creating mount point %s", path);
+	close(fd);
+	return 0;
+}
+
+static int mount_overlay(const struct rt_spec *spec, const char *merged, struct shoal_err *err)
+{
+	size_t nlayers = 0;
+	for (const char *const *l = spec->layer_dirs; l && *l; l++)
+		nlayers++;
+	if (nlayers == 0)
+		return shoal_err_set(err, EINVAL, "the image has no layers");
+
+	/* Mount data is limited to a page; with many layers go relative to their
+	 * common parent directory (the mount is done with that as cwd). */
+	char opts[4096];
+	const char *common = NULL;
+	size_t common_len = 0;
+	size_t total = 0;
+	for (size_t i = 0; i < nlayers; i++)
+		total += strlen(spec->layer_dirs[i]) + 1;
+	if (total + strlen(spec->bundle_dir) * 2 + 64 > sizeof(opts)) {
+		const char *first = spec->layer_dirs[0];
+		const char *slash = strrchr(first, '/');
+		if (slash && slash != first) {
+			common = first;
+			common_len = (size_t)(slash - first);
+			for (size_t i = 1; i < nlayers; i++) {
+				const char *l = spec->layer_dirs[i];
+				if (strncmp(l, common, common_len) != 0 || l[common_len] != '/' ||
+				    strchr(l + common_len + 1, '/')) {
+					common = NULL;
+					break;
+				}
+			}
+		}
+	}
+	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
+	/* overlayfs wants the topmost layer first; layer_dirs are lowest first. */
+	for (size_t i = nlayers; i-- > 0;) {
+		const char *l = spec->layer_dirs[i];
+		if (common)
+			l += common_len + 1;
+		int n = snprintf(opts + o, sizeof(opts) - o, "%s%s", l, i > 0 ? ":" : "");
+		if (n < 0 || (size_t)n >= sizeof(opts) - o)
+			return shoal_err_set(err, E2BIG, "too many image layers for one overlay mount");
+		o += (size_t)n;
+	}
+	int n = snprintf(opts + o, sizeof(opts) - o, ",upperdir=%s/upper,workdir=%s/work",
+			 spec->bundle_dir, spec->bundle_dir);
+	if (n < 0 || (size_t)n >= sizeof(opts) - o)
+		return shoal_err_set(err, E2BIG, "too many image layers for one overlay mount");
+
+	if (common) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.*s", (int)common_len, common);
+		if (chdir(dir) < 0)
+			return shoal_err_errno(err, errno, "entering %s", dir);
+	}
+	if (mount("overlay", merged, "overlay", 0, opts) < 0)
+		return shoal_err_errno(err, errno, "mounting the container rootfs (overlay of %zu "
+						   "layers) on %s",
+				       nlayers, merged);
+	return 0;
+}
+
+static int mount_dev(int console_fd, struct shoal_err *err)
+{
+	static const struct {
+		const char *name;
+		unsigned maj, min;
+	} nodes[] = {
+		{"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+		{"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+	};
+	static const char *const links[][2] = {
+		{"/proc/self/fd", "/dev/fd"},	  {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+		{"pts/ptmx", "/dev/ptmx"},	  {"/proc/kcore", "/dev/core"},
+	};
+	int r;
+	if ((r = ensure_dir("/dev", err)) < 0 ||
+	    (r = do_mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME,
+			  "mode=755,size=65536k", err)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		if (mknod(nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+			return shoal_err_errno(err, errno, "creating %s", nodes[i].name);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+		if (symlink(links[i][0], links[i][1]) < 0)
+			return shoal_err_errno(err, errno, "creating %s", links[i][1]);
+	}
+	if ((r = ensure_dir("/dev/pts", err)) < 0 ||
+	    (r = do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			  "newinstance,ptmxmode=0666,mode=0620,gid=5", err)) < 0)
+		return r;
+	if ((r = ensure_dir("/dev/shm", err)) < 0 ||
+	    (r = do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "mode=1777,size=65536k", err)) < 0)
+		return r;
+	if ((r = ensure_dir("/dev/mqueue", err)) < 0 ||
+	    (r = do_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  NULL, err)) < 0)
+		return r;
+	if (console_fd >= 0) {
+		/* The console is the container's terminal, as Docker sets it up. */
+		if ((r = ensure_file("/dev/console", err)) < 0 ||
+		    (r = attach_tree(console_fd, "/dev/console", err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int bind_file(int tree_fd, const char *target, struct shoal_err *err)
+{
+	int r = ensure_file(target, err);
+	if (r < 0)
+		return r;
+	return attach_tree(tree_fd, target, err);
+}
+
+static int mask_paths(struct shoal_err *err)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
+		const char *p = masked_paths[i];
+		struct stat st;
+		if (lstat(p, &st) < 0)
+			continue;
+		int r;
+		if (S_ISDIR(st.st_mode))
+			r = do_mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL, err);
+		else
+			r = do_mount("/dev/null", p, NULL, MS_BIND, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(readonly_paths); i++) {
+		const char *p = readonly_paths[i];
+		if (access(p, F_OK) < 0)
+			continue;
+		int r = do_mount(p, p, NULL, MS_BIND | MS_REC, NULL, err);
+		if (r < 0)
+			return r;
+		r = do_mount(p, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
+{
+	char merged[PATH_MAX];
+	int r;
+	if (snprintf(merged, sizeof(merged), "%s/merged", spec->bundle_dir) >= (int)sizeof(merged))
+		return shoal_err_set(err, ENAMETOOLONG, "bundle path too long");
+
+	/* Host mount events still reach us, ours never reach the host. */
+	if ((r = do_mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL, err)) < 0)
+		return r;
+	char p[PATH_MAX + 16];
+	_cleanup_close_ int hosts_fd = -EBADF, hostname_fd = -EBADF, resolv_fd = -EBADF;
+	_cleanup_close_ int sys_fd = -EBADF, console_fd = -EBADF;
+	if (tty) {
+		/* By path: the fd on 0 refers to the mount in the monitor's namespace. */
+		ssize_t n = readlink("/proc/self/fd/0", p, sizeof(p) - 1);
+		if (n < 0)
+			return shoal_err_errno(err, errno, "finding the terminal's name");
+		p[n] = '\0';
+		if ((console_fd = clone_tree(p, false, err)) < 0)
+			return console_fd;
+	}
+	snprintf(p, sizeof(p), "%s/hosts", spec->bundle_dir);
+	if ((hosts_fd = clone_tree(p, false, err)) < 0)
+		return hosts_fd;
+	snprintf(p, sizeof(p), "%s/hostname", spec->bundle_dir);
+	if ((hostname_fd = clone_tree(p, false, err)) < 0)
+		return hostname_fd;
+	if (spec->resolv_conf) {
+		snprintf(p, sizeof(p), "%s/resolv.conf", spec->bundle_dir);
+		if ((resolv_fd = clone_tree(p, false, err)) < 0)
+			return resolv_fd;
+	}
+	if (spec->net_mode == RT_NET_HOST && (sys_fd = clone_tree("/sys", true, err)) < 0)
+		return sys_fd;
+	if ((r = mount_overlay(spec, merged, err)) < 0)
+		return r;
+
+	if (chdir(merged) < 0)
+		return shoal_err_errno(err, errno, "entering %s", merged);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return shoal_err_errno(err, errno, "pivot_root into %s", merged);
+	if (umount2(".", MNT_DETACH) < 0)
+		return shoal_err_errno(err, errno, "detaching the old root");
+	if (chdir("/") < 0)
+		return shoal_err_errno(err, errno, "chdir /");
+
+	if ((r = ensure_dir("/proc", err)) < 0 ||
+	    (r = do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err)) < 0)
+		return r;
+	if ((r = mount_dev(console_fd, err)) < 0)
+		return r;
+	if ((r = ensure_dir("/sys", err)) < 0)
+		return r;
+	if (sys_fd >= 0) {
+		if ((r = attach_tree(sys_fd, "/sys", err)) < 0 ||
+		    (r = do_mount(NULL, "/sys", NULL,
+				  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  NULL, err)) < 0)
+			return r;
+	} else if ((r = do_mount("sysfs", "/sys", "sysfs",
+				 MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL, err)) < 0) {
+		return r;
+	}
+	if ((r = ensure_dir("/etc", err)) < 0 ||
+	    (r = bind_file(hosts_fd, "/etc/hosts", err)) < 0 ||
+	    (r = bind_file(hostname_fd, "/etc/hostname", err)) < 0)
+		return r;
+	if (resolv_fd >= 0 && (r = bind_file(resolv_fd, "/etc/resolv.conf", err)) < 0)
+		return r;
+	if ((r = mask_paths(err)) < 0)
+		return r;
+	if (spec->read_only &&
+	    (r = do_mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err)) < 0)
+		return r;
+	return 0;
+}
