@@ -293,6 +293,20 @@ int main(int argc, char **argv)
 	CHECK(bridge_net_detach(bn, ida, a.addr, &err) == 0, "second detach: %s", err.msg);
 	CHECK(ping_from(b.netns_path, "10.251.0.1") == 0, "b lost the gateway after a left");
 
+	/* A failed attach leaves nothing behind: the host name is taken by a
+	 * device that is not ours. */
+	REQUIRE(sh(NULL, 0, "ip link add " PREFIX "vfeedface type bridge") == 0, "foreign link");
+	struct bridge_endpoint x;
+	char xpath[600];
+	snprintf(xpath, sizeof(xpath), "%s/feedface0000", netns_dir);
+	CHECK(bridge_net_attach(bn, "feedface0000", &x, &err) == -EEXIST,
+	      "attach over a taken name");
+	CHECK(strstr(err.msg, "creating veth " PREFIX "vfeedface") != NULL, "message: %s", err.msg);
+	CHECK(access(xpath, F_OK) < 0 && errno == ENOENT, "netns file left behind");
+	CHECK(sh(buf, sizeof(buf), "ip -o link show master " PREFIX "0 | wc -l") == 0 &&
+		      atoi(buf) == 1,
+	      "ports after a failed attach: %s", buf);
+
 	/* The address of a is free again (reserve succeeds). */
 	CHECK(bridge_net_reserve(bn, a.addr, &err) == 0, "a's address not released: %s", err.msg);
 	bridge_net_free(bn);
@@ -307,6 +321,8 @@ int main(int argc, char **argv)
 		      !strstr(buf, PREFIX "_fwd") && strstr(buf, "policy drop"),
 	      "forward rules after teardown: %s", buf);
 	CHECK(sh(NULL, 0, "ip link show sntup >/dev/null") == 0, "teardown removed a foreign link");
+	CHECK(link_exists(PREFIX "vfeedface"), "teardown removed a non-veth link that matched the name");
+	sh(NULL, 0, "ip link del " PREFIX "vfeedface");
 	CHECK(bridge_net_teardown(&opts, &err) == 0, "second teardown: %s", err.msg);
 
 	netns_remove(b.netns_path);
