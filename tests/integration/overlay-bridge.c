@@ -321,7 +321,8 @@ int main(int argc, char **argv)
 		      !strstr(buf, PREFIX "_fwd") && strstr(buf, "policy drop"),
 	      "forward rules after teardown: %s", buf);
 	CHECK(sh(NULL, 0, "ip link show sntup >/dev/null") == 0, "teardown removed a foreign link");
-	CHECK(link_exists(PREFIX "vfeedface"), "teardown removed a non-veth link that matched the name");
+	CHECK(link_exists(PREFIX "vfeedface"),
+	      "teardown removed a non-veth link that matched the name");
 	sh(NULL, 0, "ip link del " PREFIX "vfeedface");
 	CHECK(bridge_net_teardown(&opts, &err) == 0, "second teardown: %s", err.msg);
 
