@@ -701,16 +701,21 @@ int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr
 	bridge_host_ifname(bn->prefix, id, ifname);
 	snprintf(path, sizeof(path), "%s/%s", bn->netns_dir, id);
 
-	/* The veth goes first: its peer dies with it at once, while a netns
-	 * freed by the unmount is cleaned up by the kernel later. */
-	struct nlmsghdr *nlh = nl_build_link_del(bn->buf, 0, ifname);
-	r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
-	if (r < 0 && r != -ENODEV)
-		return nl_error(err, r, ext, "deleting veth %s", ifname);
-
+	/* Deleting a veth waits for the kernel to quiesce the device (about
+	 * 20-30 ms each, on the caller's thread). Dropping the last reference to
+	 * the netns instead hands the pair to the kernel's batched, asynchronous
+	 * netns cleanup. Only a veth whose netns is already gone is deleted here. */
+	bool had_netns = access(path, F_OK) == 0;
 	r = netns_remove(path);
 	if (r < 0)
 		return shoal_err_errno(err, r, "removing network namespace %s", path);
+	if (!had_netns) {
+		struct nlmsghdr *nlh = nl_build_link_del(bn->buf, 0, ifname);
+		r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext,
+				     sizeof(ext));
+		if (r < 0 && r != -ENODEV)
+			return nl_error(err, r, ext, "deleting veth %s", ifname);
+	}
 
 	if (addr.s_addr != 0) {
 		r = ipam_release(bn->ipam, addr);
