@@ -89,7 +89,8 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err)
 	size_t n = 0;
 	for (const char *const *e = p->env; e && *e; e++) {
 		if (n >= ENV_MAX - 4)
-			return shoal_err_set_status(err, 400, E2BIG, "too many environment variables");
+			return shoal_err_set_status(err, 400, E2BIG,
+						    "too many environment variables");
 		envp[n++] = *e;
 	}
 	if (!rt_env_get(p->env, "PATH"))
@@ -105,9 +106,10 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err)
 	const char *cwd = p->cwd && *p->cwd ? p->cwd : "/";
 	if (chdir(cwd) < 0) {
 		if (errno != ENOENT || mkdir_parents(cwd) < 0 || chdir(cwd) < 0)
-			return shoal_err_set_status(err, 400, errno,
-						    "chdir to cwd (\"%s\") set in config.json failed: %s",
-						    cwd, strerror(errno));
+			return shoal_err_set_status(
+				err, 400, errno,
+				"chdir to cwd (\"%s\") set in config.json failed: %s", cwd,
+				strerror(errno));
 	}
 	raise_nofile();
 

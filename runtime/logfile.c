@@ -15,8 +15,8 @@ void rt_format_time_nano(int64_t ns, char ret[40])
 	long frac = (long)(ns % 1000000000);
 	struct tm tm;
 	gmtime_r(&s, &tm);
-	int n = snprintf(ret, 40, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	int n = snprintf(ret, 40, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	if (frac > 0) {
 		char f[16];
 		snprintf(f, sizeof(f), "%09ld", frac);

@@ -128,8 +128,7 @@ void mon_client_send_raw(struct mon_client *c, const char *data, size_t len)
 	client_queue(c, data, len);
 }
 
-void mon_client_send(struct mon_client *c, enum rt_frame_type type, const char *data,
-		     size_t len)
+void mon_client_send(struct mon_client *c, enum rt_frame_type type, const char *data, size_t len)
 {
 	uint8_t hdr[8];
 	rt_frame_header(hdr, type, (uint32_t)len);
@@ -320,8 +319,8 @@ static bool frames_feed(struct mon_client *c, const char *data, size_t len)
 
 static json_t *state_json(void)
 {
-	return json_pack("{s:i,s:b,s:I}", "pid", (int)M.ctr_pid, "running", M.running,
-			 "started_at", (json_int_t)M.started_at);
+	return json_pack("{s:i,s:b,s:I}", "pid", (int)M.ctr_pid, "running", M.running, "started_at",
+			 (json_int_t)M.started_at);
 }
 
 static void handle_request(struct mon_client *c, const char *line, size_t len)

@@ -319,8 +319,8 @@ void mon_exec_check_done(struct mon_exec *e, int64_t now)
 		return;
 	struct mon_client *c = e->client;
 	if (c && !c->done && e->pid > 0) {
-		int code = WIFSIGNALED(e->status) ? 128 + WTERMSIG(e->status)
-						  : WEXITSTATUS(e->status);
+		int code =
+			WIFSIGNALED(e->status) ? 128 + WTERMSIG(e->status) : WEXITSTATUS(e->status);
 		json_t *j = json_pack("{s:i}", "exit_code", code);
 		if (e->error[0])
 			json_object_set_new(j, "error", json_string(e->error));

@@ -10,9 +10,9 @@
 
 /* Limits on what clients of the control socket can make the monitor hold. */
 #define MON_MAX_CLIENTS	   64
-#define MON_CLIENT_BUF_MAX (4u << 20)	/* queued output per client before it is dropped */
-#define MON_STDIN_BUF_MAX  (1u << 20)	/* stdin waiting for the container to read it */
-#define MON_DRAIN_NS	   (2ll * 1000000000)	/* output read after exit, at most */
+#define MON_CLIENT_BUF_MAX (4u << 20)	      /* queued output per client before it is dropped */
+#define MON_STDIN_BUF_MAX  (1u << 20)	      /* stdin waiting for the container to read it */
+#define MON_DRAIN_NS	   (2ll * 1000000000) /* output read after exit, at most */
 
 enum mon_watch_kind {
 	W_LISTEN,
@@ -54,8 +54,8 @@ struct mon_client {
 	size_t ctl_len;
 	struct mon_buf out;
 	bool want_out, want_err, want_in;
-	bool done;		/* close once out is flushed */
-	bool reading;		/* EPOLLIN registered */
+	bool done;    /* close once out is flushed */
+	bool reading; /* EPOLLIN registered */
 	struct mon_exec *exec;
 	struct mon_client *next;
 };
@@ -117,8 +117,7 @@ void mon_clients_finish(const char *exit_json);
 
 int mon_buf_append(struct mon_buf *b, const void *data, size_t len, size_t max);
 void mon_buf_consume(struct mon_buf *b, size_t n);
-void mon_client_send(struct mon_client *c, enum rt_frame_type type, const char *data,
-		     size_t len);
+void mon_client_send(struct mon_client *c, enum rt_frame_type type, const char *data, size_t len);
 void mon_client_send_raw(struct mon_client *c, const char *data, size_t len);
 void mon_client_close(struct mon_client *c);
 /* Writes to a stdin fd through its pending buffer; false when the buffer is full. */

@@ -93,8 +93,9 @@ static __attribute__((noreturn)) void fail_start(const struct shoal_err *err)
 	}
 	if (M.spec)
 		remove_run_files();
-	json_t *j = json_pack("{s:s,s:i,s:i}", "error", err->msg, "code", err->code ? err->code : EIO,
-			      "status", err->status ? err->status : 500);
+	json_t *j =
+		json_pack("{s:s,s:i,s:i}", "error", err->msg, "code", err->code ? err->code : EIO,
+			  "status", err->status ? err->status : 500);
 	write_status(j);
 	json_decref(j);
 	_exit(1);
@@ -299,8 +300,8 @@ static int start_container(struct shoal_err *err)
 	M.seccomp_path = !s->privileged && !s->seccomp_unconfined ? s->seccomp_path : NULL;
 
 	int child_stdio[3];
-	r = mon_stdio_create(s->tty, s->open_stdin, child_stdio, &M.ctr_out, &M.ctr_err,
-			     &M.ctr_in, err);
+	r = mon_stdio_create(s->tty, s->open_stdin, child_stdio, &M.ctr_out, &M.ctr_err, &M.ctr_in,
+			     err);
 	if (r < 0)
 		return r;
 	_cleanup_close_ int net_fd = -EBADF;

@@ -50,9 +50,9 @@ static int attach_tree(int fd, const char *target, struct shoal_err *err)
 }
 
 static const char *const masked_paths[] = {
-	"/proc/asound",	     "/proc/acpi",	 "/proc/kcore",	      "/proc/keys",
+	"/proc/asound",	       "/proc/acpi",	   "/proc/kcore",	"/proc/keys",
 	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-	"/proc/scsi",	     "/sys/firmware",
+	"/proc/scsi",	       "/sys/firmware",
 };
 
 static const char *const readonly_paths[] = {
@@ -128,7 +128,8 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 			l += common_len + 1;
 		int n = snprintf(opts + o, sizeof(opts) - o, "%s%s", l, i > 0 ? ":" : "");
 		if (n < 0 || (size_t)n >= sizeof(opts) - o)
-			return shoal_err_set(err, E2BIG, "too many image layers for one overlay mount");
+			return shoal_err_set(err, E2BIG,
+					     "too many image layers for one overlay mount");
 		o += (size_t)n;
 	}
 	int n = snprintf(opts + o, sizeof(opts) - o, ",upperdir=%s/upper,workdir=%s/work",
@@ -143,8 +144,9 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 			return shoal_err_errno(err, errno, "entering %s", dir);
 	}
 	if (mount("overlay", merged, "overlay", 0, opts) < 0)
-		return shoal_err_errno(err, errno, "mounting the container rootfs (overlay of %zu "
-						   "layers) on %s",
+		return shoal_err_errno(err, errno,
+				       "mounting the container rootfs (overlay of %zu "
+				       "layers) on %s",
 				       nlayers, merged);
 	return 0;
 }
@@ -159,9 +161,9 @@ static int mount_dev(int console_fd, struct shoal_err *err)
 		{"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 	};
 	static const char *const links[][2] = {
-		{"/proc/self/fd", "/dev/fd"},	  {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd", "/dev/fd"},	    {"/proc/self/fd/0", "/dev/stdin"},
 		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
-		{"pts/ptmx", "/dev/ptmx"},	  {"/proc/kcore", "/dev/core"},
+		{"pts/ptmx", "/dev/ptmx"},	    {"/proc/kcore", "/dev/core"},
 	};
 	int r;
 	if ((r = ensure_dir("/dev", err)) < 0 ||
@@ -185,8 +187,8 @@ static int mount_dev(int console_fd, struct shoal_err *err)
 			  "mode=1777,size=65536k", err)) < 0)
 		return r;
 	if ((r = ensure_dir("/dev/mqueue", err)) < 0 ||
-	    (r = do_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			  NULL, err)) < 0)
+	    (r = do_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+			  err)) < 0)
 		return r;
 	if (console_fd >= 0) {
 		/* The console is the container's terminal, as Docker sets it up. */
@@ -282,7 +284,8 @@ int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
 		return shoal_err_errno(err, errno, "chdir /");
 
 	if ((r = ensure_dir("/proc", err)) < 0 ||
-	    (r = do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err)) < 0)
+	    (r = do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err)) <
+		    0)
 		return r;
 	if ((r = mount_dev(console_fd, err)) < 0)
 		return r;
@@ -291,15 +294,15 @@ int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
 	if (sys_fd >= 0) {
 		if ((r = attach_tree(sys_fd, "/sys", err)) < 0 ||
 		    (r = do_mount(NULL, "/sys", NULL,
-				  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV |
+					  MS_NOEXEC,
 				  NULL, err)) < 0)
 			return r;
 	} else if ((r = do_mount("sysfs", "/sys", "sysfs",
 				 MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL, err)) < 0) {
 		return r;
 	}
-	if ((r = ensure_dir("/etc", err)) < 0 ||
-	    (r = bind_file(hosts_fd, "/etc/hosts", err)) < 0 ||
+	if ((r = ensure_dir("/etc", err)) < 0 || (r = bind_file(hosts_fd, "/etc/hosts", err)) < 0 ||
 	    (r = bind_file(hostname_fd, "/etc/hostname", err)) < 0)
 		return r;
 	if (resolv_fd >= 0 && (r = bind_file(resolv_fd, "/etc/resolv.conf", err)) < 0)

@@ -125,10 +125,10 @@ int rt_proc_pin_seccomp(struct rt_proc *p, char *buf, size_t len, struct shoal_e
 struct rt_child_args {
 	const struct rt_spec *spec;
 	struct rt_proc proc;
-	int sync_fd;	/* read end; the monitor writes one byte once cgroups are set */
-	int err_fd;	/* write end, close-on-exec */
+	int sync_fd; /* read end; the monitor writes one byte once cgroups are set */
+	int err_fd;  /* write end, close-on-exec */
 	int stdio[3];
-	int net_fd;	/* RT_NET_JOIN: the netns to enter */
+	int net_fd; /* RT_NET_JOIN: the netns to enter */
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
 

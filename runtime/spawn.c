@@ -20,7 +20,6 @@
 #include "runtime/cgroup.h"
 #include "runtime/runtime-internal.h"
 
-
 extern char **environ;
 
 /* The monitor finds its spec on fd 3 and reports on fd 4 (see monitor.c). */
@@ -33,8 +32,8 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 	if (!opts || !opts->monitor_path)
 		return shoal_err_set(err, EINVAL, "no path to shoal-monitor");
 	if (!spec->id || !spec->bundle_dir || !spec->run_dir || !spec->argv || !spec->argv[0])
-		return shoal_err_set_status(err, 400, EINVAL,
-					    "container spec needs an id, directories and a command");
+		return shoal_err_set_status(
+			err, 400, EINVAL, "container spec needs an id, directories and a command");
 
 	_cleanup_(json_decrefp) json_t *j = rt_spec_to_json(spec);
 	if (!j)
@@ -204,7 +203,8 @@ int rt_ctl_connect(const char *run_dir, json_t *request, struct shoal_err *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return shoal_err_errno(err, errno, "sending request to the container monitor");
+			return shoal_err_errno(err, errno,
+					       "sending request to the container monitor");
 		}
 		p += w;
 		left -= (size_t)w;

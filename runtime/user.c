@@ -183,9 +183,9 @@ int rt_user_resolve(const char *user, const char *passwd_path, const char *group
 		u.gid = 0;
 		snprintf(u.home, sizeof(u.home), "/");
 	} else {
-		return shoal_err_set_status(err, 400, ENOENT,
-					    "unable to find user %s: no matching entries in passwd file",
-					    uname);
+		return shoal_err_set_status(
+			err, 400, ENOENT,
+			"unable to find user %s: no matching entries in passwd file", uname);
 	}
 
 	if (gname && *gname) {
@@ -198,7 +198,8 @@ int rt_user_resolve(const char *user, const char *passwd_path, const char *group
 		else
 			return shoal_err_set_status(
 				err, 400, ENOENT,
-				"unable to find group %s: no matching entries in group file", gname);
+				"unable to find group %s: no matching entries in group file",
+				gname);
 	}
 	if (e.found) {
 		int r = supplementary_groups(gr, e.name, &u);
@@ -243,17 +244,18 @@ int rt_lookup_exec(const char *file, const char *path_env, char *ret, size_t len
 	if (strchr(file, '/')) {
 		int r = check_exec(file);
 		if (r == -ENOENT)
-			return shoal_err_set_status(err, 400, ENOENT,
-						    "exec: \"%s\": stat %s: no such file or directory",
-						    file, file);
+			return shoal_err_set_status(
+				err, 400, ENOENT,
+				"exec: \"%s\": stat %s: no such file or directory", file, file);
 		if (r == -EISDIR)
-			return shoal_err_set_status(err, 400, EACCES, "exec: \"%s\": is a directory",
-						    file);
+			return shoal_err_set_status(err, 400, EACCES,
+						    "exec: \"%s\": is a directory", file);
 		if (r < 0)
 			return shoal_err_set_status(err, 400, -r, "exec: \"%s\": permission denied",
 						    file);
 		if (strlen(file) >= len)
-			return shoal_err_set(err, ENAMETOOLONG, "exec: \"%s\": name too long", file);
+			return shoal_err_set(err, ENAMETOOLONG, "exec: \"%s\": name too long",
+					     file);
 		snprintf(ret, len, "%s", file);
 		return 0;
 	}
@@ -267,8 +269,7 @@ int rt_lookup_exec(const char *file, const char *path_env, char *ret, size_t len
 		/* An empty PATH element means the current directory, as in execvp. */
 		int n = dl == 0 ? snprintf(cand, sizeof(cand), "./%s", file)
 				: snprintf(cand, sizeof(cand), "%.*s/%s", (int)dl, p, file);
-		if (n > 0 && (size_t)n < sizeof(cand) && check_exec(cand) == 0 &&
-		    (size_t)n < len) {
+		if (n > 0 && (size_t)n < sizeof(cand) && check_exec(cand) == 0 && (size_t)n < len) {
 			memcpy(ret, cand, (size_t)n + 1);
 			return 0;
 		}

@@ -33,14 +33,14 @@ static char cg_parent[64];
 static int failures;
 static int counter;
 
-#define CHECK(cond, ...)                                                               \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
+#define CHECK(cond, ...)                                                                \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
 			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                      \
+			fprintf(stderr, __VA_ARGS__);                                   \
+			fprintf(stderr, "\n");                                          \
+			failures++;                                                     \
+		}                                                                       \
 	} while (0)
 
 struct ctr {
@@ -78,7 +78,8 @@ static void ctr_init(struct ctr *c, const char *const *argv)
 static int ctr_start(struct ctr *c)
 {
 	int fd;
-	int r = rt_spawn(&(struct rt_options){.monitor_path = monitor_path}, &c->spec, &fd, &c->err);
+	int r = rt_spawn(&(struct rt_options){.monitor_path = monitor_path}, &c->spec, &fd,
+			 &c->err);
 	if (r < 0)
 		return r;
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -442,24 +443,26 @@ static void test_confinement(void)
 	CHECK(run_simple((const char *[]){"touch", "/x", NULL}, NULL, NULL) == 0, "rw rootfs");
 	CHECK(run_simple((const char *[]){"touch", "/dev/shm/x", NULL}, tweak_ro, NULL) == 0,
 	      "ro rootfs keeps /dev/shm writable");
-	CHECK(run_simple((const char *[]){"chown", "1000", "/tmp", NULL}, NULL, NULL) == 0,
-	      "chown with CAP_CHOWN");
+	char *clog = NULL;
+	int ccode = run_simple((const char *[]){"chown", "1000", "/tmp", NULL}, NULL, &clog);
+	CHECK(ccode == 0, "chown with CAP_CHOWN: %d %s", ccode, clog);
+	free(clog);
 	CHECK(run_simple((const char *[]){"chown", "1000", "/tmp", NULL}, tweak_nochown, NULL) == 1,
 	      "chown without CAP_CHOWN");
 	char *log = NULL;
-	run_simple((const char *[]){"sh", "-c", "wc -c < /proc/keys; cat /proc/mounts",
-				    NULL},
-		   NULL, &log);
+	run_simple((const char *[]){"sh", "-c", "wc -c < /proc/keys; cat /proc/mounts", NULL}, NULL,
+		   &log);
 	CHECK(strstr(log, "\"0\\n\""), "/proc/keys masked: %s", log);
 	CHECK(strstr(log, "proc /proc/sys proc ro,"), "/proc/sys read-only: %s", log);
 	free(log);
 	/* unshare is allowed by Docker's profile only with CAP_SYS_ADMIN in the
 	 * compiled mask; the agent's default filter was compiled without it. */
-	int code = run_simple((const char *[]){"unshare", "-m", "true", NULL}, tweak_sysadmin, &log);
+	int code =
+		run_simple((const char *[]){"unshare", "-m", "true", NULL}, tweak_sysadmin, &log);
 	CHECK(code != 0, "seccomp blocks unshare: %d", code);
 	free(log);
-	code = run_simple((const char *[]){"unshare", "-m", "true", NULL}, tweak_sysadmin_unconfined,
-			  NULL);
+	code = run_simple((const char *[]){"unshare", "-m", "true", NULL},
+			  tweak_sysadmin_unconfined, NULL);
 	CHECK(code == 0, "unconfined unshare: %d", code);
 }
 
@@ -496,10 +499,11 @@ static void test_limits(void)
 	if (ctr_start(&c) == 0) {
 		/* The shell dies at the first fork the limit refuses; what it started stays. */
 		char log[4096];
-		int code = exec_in(&c,
-				   "{\"op\":\"exec\",\"argv\":[\"sh\",\"-c\","
-				   "\"for i in $(seq 1 30); do sleep 100 & done; echo all-forked\"]}",
-				   log, sizeof(log));
+		int code =
+			exec_in(&c,
+				"{\"op\":\"exec\",\"argv\":[\"sh\",\"-c\","
+				"\"for i in $(seq 1 30); do sleep 100 & done; echo all-forked\"]}",
+				log, sizeof(log));
 		char p[512];
 		snprintf(p, sizeof(p), "/sys/fs/cgroup/pids%s/%s/pids.current", cg_parent, c.id);
 		int64_t cur = -1;
@@ -579,10 +583,10 @@ static void test_agent_gone(void)
 
 static int build_rootfs(void)
 {
-	static const char *const applets[] = {
-		"sh",	 "true",  "false", "cat",   "echo", "sleep", "id",	  "ls",	   "touch",
-		"ip",	 "pwd",	  "tty",   "test",  "hostname", "chown", "dd",  "seq", "grep",
-		"wc",	 "kill",  "unshare", "tr", "env", NULL};
+	static const char *const applets[] = {"sh",   "true",	  "false",   "cat", "echo", "sleep",
+					      "id",   "ls",	  "touch",   "ip",  "pwd",  "tty",
+					      "test", "hostname", "chown",   "dd",  "seq",  "grep",
+					      "wc",   "kill",	  "unshare", "tr",  "env",  NULL};
 	char p[512];
 	snprintf(p, sizeof(p), "%s/bin", rootfs);
 	mkdir_p(p, 0755);
