@@ -447,6 +447,31 @@ static void accept_clients(void)
 	}
 }
 
+void mon_adopt_attach(int fd)
+{
+	struct mon_client *c = calloc(1, sizeof(*c));
+	if (!c || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->kind = C_ATTACH;
+	c->reading = true;
+	c->want_out = c->want_err = true;
+	c->want_in = M.spec->open_stdin;
+	if (mon_watch(fd, EPOLLIN, &c->w, W_CLIENT, c) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	if (c->want_in && !M.stdin_owner && M.ctr_in >= 0)
+		M.stdin_owner = c;
+	c->next = M.clients;
+	M.clients = c;
+	M.nclients++;
+}
+
 static void reap(void)
 {
 	struct signalfd_siginfo si;

@@ -110,6 +110,9 @@ int mon_stdio_create(bool tty, bool open_stdin, int child[3], int *ret_out, int 
 void mon_stdio_close_child(int child[3]);
 
 int mon_loop(void);
+/* Takes a connected socket as an attached client (stdout, stderr, and stdin
+ * when the container has it open). */
+void mon_adopt_attach(int fd);
 void mon_ctr_output(int *fdp, enum rt_log_stream stream);
 void mon_fanout(enum rt_frame_type type, const char *data, size_t len);
 __attribute__((noreturn)) void mon_finish(void);

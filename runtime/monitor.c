@@ -397,6 +397,11 @@ int main(int argc, char **argv)
 	fcntl(3, F_SETFD, FD_CLOEXEC);
 	fcntl(4, F_SETFD, FD_CLOEXEC);
 	M.status_fd = 4;
+	int attach_fd = -1;
+	if (argc > 2 && strcmp(argv[2], "--attach-fd=5") == 0) {
+		attach_fd = 5;
+		fcntl(attach_fd, F_SETFD, FD_CLOEXEC);
+	}
 
 	pid_t pid = fork();
 	if (pid < 0)
@@ -437,6 +442,10 @@ int main(int argc, char **argv)
 	}
 	if (start_container(&err) < 0)
 		fail_start(&err);
+	/* The client attached before start is registered before the loop first
+	 * reads the container's output, so it sees every byte. */
+	if (attach_fd >= 0)
+		mon_adopt_attach(attach_fd);
 
 	json_t *j = json_pack("{s:i,s:i,s:I}", "monitor_pid", (int)getpid(), "pid", (int)M.ctr_pid,
 			      "started_at", (json_int_t)M.started_at);

@@ -25,6 +25,8 @@ extern char **environ;
 /* The monitor finds its spec on fd 3 and reports on fd 4 (see monitor.c). */
 #define MONITOR_SPEC_FD	  3
 #define MONITOR_STATUS_FD 4
+/* and, when the caller attached before start, that client's socket on fd 5 */
+#define MONITOR_ATTACH_FD 5
 
 int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret_status_fd,
 	     struct shoal_err *err)
@@ -67,6 +69,13 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 	if (theirs < 0)
 		return shoal_err_errno(err, errno, "fcntl");
 
+	_cleanup_close_ int attach = -EBADF;
+	if (spec->attach_fd >= 0) {
+		attach = fcntl(spec->attach_fd, F_DUPFD_CLOEXEC, 10);
+		if (attach < 0)
+			return shoal_err_errno(err, errno, "fcntl");
+	}
+
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_init(&fa);
@@ -76,6 +85,8 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 	posix_spawn_file_actions_adddup2(&fa, 0, 2);
 	posix_spawn_file_actions_adddup2(&fa, mfd, MONITOR_SPEC_FD);
 	posix_spawn_file_actions_adddup2(&fa, theirs, MONITOR_STATUS_FD);
+	if (attach >= 0)
+		posix_spawn_file_actions_adddup2(&fa, attach, MONITOR_ATTACH_FD);
 	sigset_t none, all;
 	sigemptyset(&none);
 	sigfillset(&all);
@@ -85,7 +96,8 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 						POSIX_SPAWN_SETSID);
-	char *argv[] = {(char *)"shoal-monitor", (char *)spec->id, NULL};
+	char *argv[] = {(char *)"shoal-monitor", (char *)spec->id,
+			attach >= 0 ? (char *)"--attach-fd=5" : NULL, NULL};
 	pid_t pid;
 	r = posix_spawn(&pid, opts->monitor_path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
