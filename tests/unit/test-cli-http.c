@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +43,7 @@ struct fake {
 	char log[64][256];
 	int nlog;
 	bool started, attach_done;
+	bool send_sigint, killed, tty;
 	char *create_body;
 	char *load_body;
 	size_t load_len;
@@ -194,6 +196,15 @@ static void set_flag(bool *flag)
 	pthread_mutex_unlock(&fk->mu);
 }
 
+static void serve_raw(int fd)
+{
+	send_str(fd, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+		     "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+	wait_for(&fk->started);
+	/* Bytes that would parse as a stdcopy header must pass through untouched. */
+	send(fd, "\x01\x00\x00\x00raw\r\n", 9, MSG_NOSIGNAL);
+}
+
 static void serve_hijack(int fd, bool with_stdin)
 {
 	char buf[600];
@@ -204,6 +215,10 @@ static void serve_hijack(int fd, bool with_stdin)
 	size_t n = sizeof(head) - 1 + frame(buf + sizeof(head) - 1, 1, "first\n");
 	send(fd, buf, n, MSG_NOSIGNAL);
 	wait_for(&fk->started);
+	if (fk->send_sigint) {
+		kill(getpid(), SIGINT);
+		wait_for(&fk->killed);
+	}
 	if (with_stdin) {
 		for (;;) {
 			ssize_t r = read(fd, fk->stdin_got + fk->nstdin, sizeof(fk->stdin_got) - 1 - fk->nstdin);
@@ -238,16 +253,23 @@ static void *conn_thread(void *arg)
 	} else if (!strcmp(r.method, "POST") && !strncmp(p, "/containers/create", 18)) {
 		free(fk->create_body);
 		fk->create_body = r.body ? strdup(r.body) : NULL;
+		fk->tty = r.body && strstr(r.body, "\"Tty\":true");
 		if (r.body && strstr(r.body, "\"Image\":\"nope\""))
 			reply(fd, 404, "{\"message\":\"No such image: nope:latest\"}");
 		else
 			reply(fd, 201, "{\"Id\":\"" CID "\",\"Warnings\":[\"be careful\"]}");
 	} else if (!strncmp(p, "/containers/" CID "/attach", 12 + 64 + 7)) {
-		serve_hijack(fd, strstr(p, "stdin=1") != NULL);
+		if (fk->tty)
+			serve_raw(fd);
+		else
+			serve_hijack(fd, strstr(p, "stdin=1") != NULL);
 		set_flag(&fk->attach_done);
 	} else if (!strncmp(p, "/containers/" CID "/wait", 12 + 64 + 5)) {
 		wait_for(&fk->attach_done);
 		reply(fd, 200, "{\"StatusCode\":3,\"Error\":null}");
+	} else if (!strcmp(p, "/containers/" CID "/kill?signal=SIGINT")) {
+		set_flag(&fk->killed);
+		reply(fd, 204, NULL);
 	} else if (!strcmp(p, "/containers/" CID "/start")) {
 		set_flag(&fk->started);
 		reply(fd, 204, NULL);
@@ -471,6 +493,35 @@ static void test_run_interactive_stdin(void **state)
 	assert_non_null(strstr(fk->create_body, "\"OpenStdin\":true"));
 	assert_non_null(strstr(fk->create_body, "\"StdinOnce\":true"));
 	assert_true(log_index("POST /containers/" CID "/attach?stream=1&stdout=1&stderr=1&stdin=1") >= 0);
+	free(out);
+	free(err);
+}
+
+static void test_run_sig_proxy(void **state)
+{
+	char *out, *err;
+	fk->send_sigint = true;
+	int rc = run_cli(NULL, &out, &err, "run", "busybox", NULL);
+	assert_int_equal(rc, 3);
+	assert_true(fk->killed);
+	assert_true(log_index("POST /containers/" CID "/kill?signal=SIGINT") >= 0);
+	assert_string_equal(out, "first\nout\n");
+	/* The CLI's own SIGINT disposition is back to what it was. */
+	struct sigaction sa;
+	sigaction(SIGINT, NULL, &sa);
+	assert_true(sa.sa_handler == SIG_DFL);
+	free(out);
+	free(err);
+}
+
+static void test_run_tty_raw_stream(void **state)
+{
+	char *out, *err;
+	int rc = run_cli(NULL, &out, &err, "run", "-t", "--sig-proxy=false", "busybox", NULL);
+	assert_int_equal(rc, 3);
+	assert_int_equal(out[0], 1);
+	assert_memory_equal(out, "\x01\x00\x00\x00raw\r\n", 9);
+	assert_non_null(strstr(fk->create_body, "\"Tty\":true"));
 	free(out);
 	free(err);
 }
@@ -712,6 +763,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_run_foreground, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_interactive_stdin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_sig_proxy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_tty_raw_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_detached_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ps_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logs_chunked_mux, setup, teardown),
