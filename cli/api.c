@@ -49,8 +49,9 @@ int cli_connect(const struct cli_ctx *ctx, struct cli_http **ret, struct shoal_e
 {
 	int r = cli_http_connect(ctx->sock_path, ret);
 	if (r < 0)
-		return shoal_err_set(err, r, "Cannot connect to the shoal daemon at %s: %s. Is shoald running?",
-				     ctx->host, strerror(-r));
+		return shoal_err_set(
+			err, r, "Cannot connect to the shoal daemon at %s: %s. Is shoald running?",
+			ctx->host, strerror(-r));
 	return 0;
 }
 
@@ -80,7 +81,7 @@ int cli_request(const struct cli_ctx *ctx, const struct cli_call *call, struct c
 		req.body_fd = -1;
 	}
 	log_debug("%s %s", call->method, call->path);
-	struct shoal_err send_err = { 0 };
+	struct shoal_err send_err = {0};
 	int sr = cli_http_send(c, &req, &send_err);
 	/* The daemon may answer (with an error) before taking the whole body. */
 	struct cli_http_resp resp;
@@ -100,8 +101,8 @@ int cli_request(const struct cli_ctx *ctx, const struct cli_call *call, struct c
 			if (cli_http_read_body_all(c, 1024 * 1024, &ebody, NULL) < 0)
 				ebody = NULL;
 			cli_daemon_error(resp.status, ebody, msg, sizeof(msg));
-			return shoal_err_set_status(err, resp.status, resp.status == 404 ? ENOENT : EIO,
-						    "%s", msg);
+			return shoal_err_set_status(err, resp.status,
+						    resp.status == 404 ? ENOENT : EIO, "%s", msg);
 		}
 	}
 	if (sr < 0) {
@@ -118,7 +119,7 @@ int cli_call_json(const struct cli_ctx *ctx, const char *method, const char *pat
 {
 	_cleanup_(cli_http_freep) struct cli_http *c = NULL;
 	struct cli_http_resp resp;
-	struct cli_call call = { .method = method, .path = path, .body = body, .body_fd = -1 };
+	struct cli_call call = {.method = method, .path = path, .body = body, .body_fd = -1};
 	int r = cli_request(ctx, &call, &c, &resp, err);
 	if (r < 0)
 		return r;
@@ -132,7 +133,8 @@ int cli_call_json(const struct cli_ctx *ctx, const char *method, const char *pat
 		json_error_t jerr;
 		j = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
 		if (!j)
-			return shoal_err_set(err, EBADMSG, "Error: malformed response from daemon: %s",
+			return shoal_err_set(err, EBADMSG,
+					     "Error: malformed response from daemon: %s",
 					     jerr.text);
 	}
 	if (ret_status)
@@ -188,15 +190,15 @@ void cli_resize(const struct cli_ctx *ctx, const char *resize_path, int tty_fd)
 		return;
 	char path[512];
 	snprintf(path, sizeof(path), "%s?h=%u&w=%u", resize_path, ws.ws_row, ws.ws_col);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cli_call_json(ctx, "POST", path, NULL, NULL, NULL, &err) < 0)
 		log_debug("resize: %s", err.msg);
 }
 
 /* Signals reach the pump through a pipe. */
 
-static int sig_pipe[2] = { -1, -1 };
-static const int proxied_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+static int sig_pipe[2] = {-1, -1};
+static const int proxied_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 static struct sigaction saved_actions[ARRAY_SIZE(proxied_signals) + 1];
 static bool sig_installed;
 
@@ -215,7 +217,7 @@ int cli_signals_install(bool sig_proxy, bool tty)
 		return 0;
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
-	struct sigaction sa = { .sa_handler = sig_handler, .sa_flags = SA_RESTART };
+	struct sigaction sa = {.sa_handler = sig_handler, .sa_flags = SA_RESTART};
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < ARRAY_SIZE(saved_actions); i++)
 		saved_actions[i].sa_handler = SIG_ERR;
@@ -252,7 +254,7 @@ static void forward_signal(const struct cli_ctx *ctx, const char *id, int sig)
 	_cleanup_free_ char *eid = cli_escape(id);
 	char path[512];
 	snprintf(path, sizeof(path), "/containers/%s/kill?signal=SIG%s", eid ? eid : id, abbrev);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cli_call_json(ctx, "POST", path, NULL, NULL, NULL, &err) < 0)
 		log_debug("forwarding signal %s: %s", abbrev, err.msg);
 }
@@ -289,8 +291,8 @@ int cli_stream_pump(const struct cli_ctx *ctx, struct cli_http *conn,
 	_cleanup_free_ char *buf = malloc(64 * 1024);
 	if (!buf)
 		return shoal_err_set(err, ENOMEM, "out of memory");
-	struct cli_stdcopy sc = { 0 };
-	struct pump_out out = { .opts = opts, .err = err };
+	struct cli_stdcopy sc = {0};
+	struct pump_out out = {.opts = opts, .err = err};
 	int sock = cli_http_fd(conn);
 	bool stdin_open = opts->attach_stdin && opts->in_fd >= 0;
 	int r = 0;
@@ -298,9 +300,9 @@ int cli_stream_pump(const struct cli_ctx *ctx, struct cli_http *conn,
 	for (;;) {
 		if (cli_http_buffered(conn) == 0) {
 			struct pollfd pfd[3] = {
-				{ .fd = sock, .events = POLLIN },
-				{ .fd = stdin_open ? opts->in_fd : -1, .events = POLLIN },
-				{ .fd = sig_pipe[0], .events = POLLIN },
+				{.fd = sock, .events = POLLIN},
+				{.fd = stdin_open ? opts->in_fd : -1, .events = POLLIN},
+				{.fd = sig_pipe[0], .events = POLLIN},
 			};
 			if (poll(pfd, 3, -1) < 0) {
 				if (errno == EINTR)
@@ -333,7 +335,8 @@ int cli_stream_pump(const struct cli_ctx *ctx, struct cli_http *conn,
 						if (w < 0 && errno == EINTR)
 							continue;
 						if (w < 0) {
-							/* The container closed its stdin; keep reading output. */
+							/* The container closed its stdin; keep
+							 * reading output. */
 							stdin_open = false;
 							break;
 						}
@@ -358,7 +361,8 @@ int cli_stream_pump(const struct cli_ctx *ctx, struct cli_http *conn,
 			r = cli_stdcopy_feed(&sc, buf, (size_t)n, demux_cb, &out);
 			if (r < 0) {
 				if (r == -EBADMSG)
-					shoal_err_set(err, EBADMSG, "Error: malformed output stream from daemon");
+					shoal_err_set(err, EBADMSG,
+						      "Error: malformed output stream from daemon");
 				break;
 			}
 		} else {

@@ -8,55 +8,60 @@
 #include "lib/log.h"
 
 const struct cli_command cli_commands[] = {
-	{ "run", cli_cmd_run, "Create and run a new container from an image" },
-	{ "create", cli_cmd_create, "Create a new container" },
-	{ "exec", cli_cmd_exec, "Execute a command in a running container" },
-	{ "ps", cli_cmd_ps, "List containers" },
-	{ "logs", cli_cmd_logs, "Fetch the logs of a container" },
-	{ "start", cli_cmd_start, "Start one or more stopped containers" },
-	{ "stop", cli_cmd_stop, "Stop one or more running containers" },
-	{ "kill", cli_cmd_kill, "Kill one or more running containers" },
-	{ "rm", cli_cmd_rm, "Remove one or more containers" },
-	{ "wait", cli_cmd_wait, "Block until one or more containers stop, then print their exit codes" },
-	{ "inspect", cli_cmd_inspect, "Return low-level information on containers or images" },
-	{ "images", cli_cmd_image_ls, "List images" },
-	{ "load", cli_cmd_image_load, "Load an image from a tar archive or STDIN" },
-	{ "import", cli_cmd_image_import, "Import the contents from a tarball to create a filesystem image" },
-	{ "rmi", cli_cmd_image_rm, "Remove one or more images" },
-	{ "container", cli_cmd_container, "Manage containers" },
-	{ "image", cli_cmd_image, "Manage images" },
-	{ "version", cli_cmd_version, "Show the shoal version information" },
-	{ "info", cli_cmd_info, "Display system-wide information" },
-	{ NULL, NULL, NULL },
+	{"run", cli_cmd_run, "Create and run a new container from an image"},
+	{"create", cli_cmd_create, "Create a new container"},
+	{"exec", cli_cmd_exec, "Execute a command in a running container"},
+	{"ps", cli_cmd_ps, "List containers"},
+	{"logs", cli_cmd_logs, "Fetch the logs of a container"},
+	{"start", cli_cmd_start, "Start one or more stopped containers"},
+	{"stop", cli_cmd_stop, "Stop one or more running containers"},
+	{"kill", cli_cmd_kill, "Kill one or more running containers"},
+	{"rm", cli_cmd_rm, "Remove one or more containers"},
+	{"wait", cli_cmd_wait,
+	 "Block until one or more containers stop, then print their exit codes"},
+	{"inspect", cli_cmd_inspect, "Return low-level information on containers or images"},
+	{"images", cli_cmd_image_ls, "List images"},
+	{"load", cli_cmd_image_load, "Load an image from a tar archive or STDIN"},
+	{"import", cli_cmd_image_import,
+	 "Import the contents from a tarball to create a filesystem image"},
+	{"rmi", cli_cmd_image_rm, "Remove one or more images"},
+	{"container", cli_cmd_container, "Manage containers"},
+	{"image", cli_cmd_image, "Manage images"},
+	{"version", cli_cmd_version, "Show the shoal version information"},
+	{"info", cli_cmd_info, "Display system-wide information"},
+	{NULL, NULL, NULL},
 };
 
 const struct cli_command cli_image_commands[] = {
-	{ "load", cli_cmd_image_load, "Load an image from a tar archive or STDIN" },
-	{ "import", cli_cmd_image_import, "Import the contents from a tarball to create a filesystem image" },
-	{ "ls", cli_cmd_image_ls, "List images" },
-	{ "list", cli_cmd_image_ls, NULL },
-	{ "rm", cli_cmd_image_rm, "Remove one or more images" },
-	{ "remove", cli_cmd_image_rm, NULL },
-	{ "inspect", cli_cmd_image_inspect, "Display detailed information on one or more images" },
-	{ NULL, NULL, NULL },
+	{"load", cli_cmd_image_load, "Load an image from a tar archive or STDIN"},
+	{"import", cli_cmd_image_import,
+	 "Import the contents from a tarball to create a filesystem image"},
+	{"ls", cli_cmd_image_ls, "List images"},
+	{"list", cli_cmd_image_ls, NULL},
+	{"rm", cli_cmd_image_rm, "Remove one or more images"},
+	{"remove", cli_cmd_image_rm, NULL},
+	{"inspect", cli_cmd_image_inspect, "Display detailed information on one or more images"},
+	{NULL, NULL, NULL},
 };
 
 const struct cli_command cli_container_commands[] = {
-	{ "run", cli_cmd_run, "Create and run a new container from an image" },
-	{ "create", cli_cmd_create, "Create a new container" },
-	{ "exec", cli_cmd_exec, "Execute a command in a running container" },
-	{ "ls", cli_cmd_ps, "List containers" },
-	{ "list", cli_cmd_ps, NULL },
-	{ "ps", cli_cmd_ps, NULL },
-	{ "logs", cli_cmd_logs, "Fetch the logs of a container" },
-	{ "start", cli_cmd_start, "Start one or more stopped containers" },
-	{ "stop", cli_cmd_stop, "Stop one or more running containers" },
-	{ "kill", cli_cmd_kill, "Kill one or more running containers" },
-	{ "rm", cli_cmd_rm, "Remove one or more containers" },
-	{ "remove", cli_cmd_rm, NULL },
-	{ "wait", cli_cmd_wait, "Block until one or more containers stop, then print their exit codes" },
-	{ "inspect", cli_cmd_container_inspect, "Display detailed information on one or more containers" },
-	{ NULL, NULL, NULL },
+	{"run", cli_cmd_run, "Create and run a new container from an image"},
+	{"create", cli_cmd_create, "Create a new container"},
+	{"exec", cli_cmd_exec, "Execute a command in a running container"},
+	{"ls", cli_cmd_ps, "List containers"},
+	{"list", cli_cmd_ps, NULL},
+	{"ps", cli_cmd_ps, NULL},
+	{"logs", cli_cmd_logs, "Fetch the logs of a container"},
+	{"start", cli_cmd_start, "Start one or more stopped containers"},
+	{"stop", cli_cmd_stop, "Stop one or more running containers"},
+	{"kill", cli_cmd_kill, "Kill one or more running containers"},
+	{"rm", cli_cmd_rm, "Remove one or more containers"},
+	{"remove", cli_cmd_rm, NULL},
+	{"wait", cli_cmd_wait,
+	 "Block until one or more containers stop, then print their exit codes"},
+	{"inspect", cli_cmd_container_inspect,
+	 "Display detailed information on one or more containers"},
+	{NULL, NULL, NULL},
 };
 
 static void print_table(const struct cli_command *table, const char *title)
@@ -72,16 +77,18 @@ static void print_table(const struct cli_command *table, const char *title)
 }
 
 static const struct cli_opt global_opts[] = {
-	{ 'H', "host", 'H', CLI_OPT_VALUE, "string", "Daemon socket to connect to (unix:///path)" },
-	{ 'l', "log-level", 'l', CLI_OPT_VALUE, "string", "Set the logging level (\"debug\"|\"info\"|\"warn\"|\"error\")" },
-	{ 'D', "debug", 'D', CLI_OPT_BOOL, NULL, "Enable debug mode" },
-	{ 'v', "version", 'v', CLI_OPT_BOOL, NULL, "Print version information and quit" },
-	{ 0 },
+	{'H', "host", 'H', CLI_OPT_VALUE, "string", "Daemon socket to connect to (unix:///path)"},
+	{'l', "log-level", 'l', CLI_OPT_VALUE, "string",
+	 "Set the logging level (\"debug\"|\"info\"|\"warn\"|\"error\")"},
+	{'D', "debug", 'D', CLI_OPT_BOOL, NULL, "Enable debug mode"},
+	{'v', "version", 'v', CLI_OPT_BOOL, NULL, "Print version information and quit"},
+	{0},
 };
 
 static void main_usage(const struct cli_ctx *ctx)
 {
-	cli_usage(ctx, "[OPTIONS] COMMAND", "A per-node container agent's command line", global_opts);
+	cli_usage(ctx, "[OPTIONS] COMMAND", "A per-node container agent's command line",
+		  global_opts);
 	printf("\n");
 	print_table(cli_commands, "Commands");
 	printf("\nRun '%s COMMAND --help' for more information on a command.\n", ctx->cmdpath);
@@ -95,7 +102,8 @@ int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_comman
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		printf("\nUsage:  %s COMMAND\n\n", ctx->cmdpath);
 		print_table(table, "Commands");
-		printf("\nRun '%s COMMAND --help' for more information on a command.\n", ctx->cmdpath);
+		printf("\nRun '%s COMMAND --help' for more information on a command.\n",
+		       ctx->cmdpath);
 		return argc < 2 ? 0 : 0;
 	}
 	for (const struct cli_command *c = table; c->name; c++) {
@@ -113,7 +121,7 @@ int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_comman
 
 int cli_main(int argc, char **argv)
 {
-	struct cli_ctx ctx = { 0 };
+	struct cli_ctx ctx = {0};
 	snprintf(ctx.cmdpath, sizeof(ctx.cmdpath), "shoal");
 	signal(SIGPIPE, SIG_IGN);
 
@@ -142,7 +150,8 @@ int cli_main(int argc, char **argv)
 			break;
 		case 'v':
 			if (cli_opts_bool(&p)) {
-				printf("shoal version %s, API %s\n", SHOAL_VERSION, CLI_API_VERSION);
+				printf("shoal version %s, API %s\n", SHOAL_VERSION,
+				       CLI_API_VERSION);
 				cli_opts_done(&p);
 				return 0;
 			}

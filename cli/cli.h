@@ -10,7 +10,7 @@
 #include "cli/http.h"
 #include "lib/err.h"
 
-#define CLI_API_VERSION "1.43"
+#define CLI_API_VERSION	 "1.43"
 #define CLI_DEFAULT_HOST "unix:///run/shoal/shoal.sock"
 
 /* Exit statuses, as docker uses them. */
@@ -31,8 +31,8 @@ struct cli_command {
 	const char *help; /* one line for `shoal --help`; NULL hides the row */
 };
 
-extern const struct cli_command cli_commands[]; /* top level, NULL-terminated */
-extern const struct cli_command cli_image_commands[]; /* `shoal image ...` */
+extern const struct cli_command cli_commands[];		  /* top level, NULL-terminated */
+extern const struct cli_command cli_image_commands[];	  /* `shoal image ...` */
 extern const struct cli_command cli_container_commands[]; /* `shoal container ...` */
 
 /* Runs the whole CLI (main() calls this; tests too). */
@@ -68,24 +68,24 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv);
  * clustered booleans -dit, --bool=false, "--" ends flags. */
 enum cli_opt_kind { CLI_OPT_BOOL, CLI_OPT_VALUE };
 struct cli_opt {
-	int id; /* returned by cli_opts_next; use the short letter when there is one */
+	int id;		  /* returned by cli_opts_next; use the short letter when there is one */
 	const char *name; /* long name, without "--" */
-	char shortname; /* 0: none */
+	char shortname;	  /* 0: none */
 	enum cli_opt_kind kind;
 	const char *argname; /* placeholder in help: "string", "list", "int" */
 	const char *help;
 };
-#define CLI_OPT_HELP (-2) /* --help / -h was given */
+#define CLI_OPT_HELP  (-2) /* --help / -h was given */
 #define CLI_OPT_ERROR (-1)
 
 struct cli_opts {
 	const struct cli_opt *opts; /* terminated by an entry with id 0 */
 	int argc;
-	char **argv; /* argv[0] is the command name */
+	char **argv;		 /* argv[0] is the command name */
 	bool stop_at_positional; /* run/exec: the first non-flag ends the flags */
-	int i; /* next argv index */
-	const char *cluster; /* rest of a short-flag cluster */
-	char **pos; /* positional arguments, in order */
+	int i;			 /* next argv index */
+	const char *cluster;	 /* rest of a short-flag cluster */
+	char **pos;		 /* positional arguments, in order */
 	int npos;
 	const char *value; /* value of the last option (bools: "true"/"false") */
 	char error[256];
@@ -112,11 +112,11 @@ int cli_args_error(const struct cli_ctx *ctx, const char *usage, const char *des
 struct cli_call {
 	const char *method;
 	const char *path;
-	json_t *body; /* sent as application/json; borrowed */
-	int body_fd; /* or a streamed body (< 0: none) */
-	int64_t body_fd_len; /* Content-Length for body_fd, < 0 chunked */
+	json_t *body;		  /* sent as application/json; borrowed */
+	int body_fd;		  /* or a streamed body (< 0: none) */
+	int64_t body_fd_len;	  /* Content-Length for body_fd, < 0 chunked */
 	const char *content_type; /* for body_fd */
-	bool upgrade; /* hijack: the stream follows the 101 (or 200) head */
+	bool upgrade;		  /* hijack: the stream follows the 101 (or 200) head */
 };
 /* Connects to the agent; err says "Cannot connect to the shoal daemon at ...". */
 int cli_connect(const struct cli_ctx *ctx, struct cli_http **ret, struct shoal_err *err);
@@ -134,12 +134,12 @@ void cli_print_err(const struct shoal_err *err);
 
 /* Attached stream pumping for run, start -a, exec. */
 struct cli_stream_opts {
-	bool tty; /* raw stream, terminal in raw mode, resize on SIGWINCH */
+	bool tty;	  /* raw stream, terminal in raw mode, resize on SIGWINCH */
 	bool multiplexed; /* stdcopy frames (from the response Content-Type) */
 	bool attach_stdin;
-	bool sig_proxy; /* forward SIGINT/SIGTERM/... to the container */
+	bool sig_proxy;		  /* forward SIGINT/SIGTERM/... to the container */
 	const char *container_id; /* for kill */
-	const char *resize_path; /* "/containers/<id>/resize" or "/exec/<id>/resize" */
+	const char *resize_path;  /* "/containers/<id>/resize" or "/exec/<id>/resize" */
 	int in_fd, out_fd, err_fd;
 };
 /* Pumps until the server closes its side. Returns 0 or -errno with err set. */

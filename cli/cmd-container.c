@@ -65,36 +65,48 @@ enum {
 };
 
 static const struct cli_opt run_opts[] = {
-	{ 'd', "detach", 'd', CLI_OPT_BOOL, NULL, "Run container in background and print container ID" },
-	{ 'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Keep STDIN open even if not attached" },
-	{ 't', "tty", 't', CLI_OPT_BOOL, NULL, "Allocate a pseudo-TTY" },
-	{ OPT_RM, "rm", 0, CLI_OPT_BOOL, NULL, "Automatically remove the container when it exits" },
-	{ OPT_NAME, "name", 0, CLI_OPT_VALUE, "string", "Assign a name to the container" },
-	{ 'e', "env", 'e', CLI_OPT_VALUE, "list", "Set environment variables" },
-	{ OPT_ENV_FILE, "env-file", 0, CLI_OPT_VALUE, "list", "Read in a file of environment variables" },
-	{ 'w', "workdir", 'w', CLI_OPT_VALUE, "string", "Working directory inside the container" },
-	{ 'u', "user", 'u', CLI_OPT_VALUE, "string", "Username or UID (format: <name|uid>[:<group|gid>])" },
-	{ 'h', "hostname", 'h', CLI_OPT_VALUE, "string", "Container host name" },
-	{ OPT_ENTRYPOINT, "entrypoint", 0, CLI_OPT_VALUE, "string", "Overwrite the default ENTRYPOINT of the image" },
-	{ 'm', "memory", 'm', CLI_OPT_VALUE, "bytes", "Memory limit" },
-	{ OPT_MEMORY_SWAP, "memory-swap", 0, CLI_OPT_VALUE, "bytes", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap" },
-	{ OPT_CPUS, "cpus", 0, CLI_OPT_VALUE, "decimal", "Number of CPUs" },
-	{ 'c', "cpu-shares", 'c', CLI_OPT_VALUE, "int", "CPU shares (relative weight)" },
-	{ OPT_PIDS_LIMIT, "pids-limit", 0, CLI_OPT_VALUE, "int", "Tune container pids limit (set -1 for unlimited)" },
-	{ OPT_READ_ONLY, "read-only", 0, CLI_OPT_BOOL, NULL, "Mount the container's root filesystem as read only" },
-	{ OPT_CAP_ADD, "cap-add", 0, CLI_OPT_VALUE, "list", "Add Linux capabilities" },
-	{ OPT_CAP_DROP, "cap-drop", 0, CLI_OPT_VALUE, "list", "Drop Linux capabilities" },
-	{ OPT_PRIVILEGED, "privileged", 0, CLI_OPT_BOOL, NULL, "Give extended privileges to this container" },
-	{ OPT_SECURITY_OPT, "security-opt", 0, CLI_OPT_VALUE, "list", "Security Options" },
-	{ OPT_NETWORK, "network", 0, CLI_OPT_VALUE, "network", "Connect a container to a network (none, host, bridge)" },
-	{ OPT_NET, "net", 0, CLI_OPT_VALUE, "network", "Alias of --network" },
-	{ 'l', "label", 'l', CLI_OPT_VALUE, "list", "Set meta data on a container" },
-	{ OPT_LOG_DRIVER, "log-driver", 0, CLI_OPT_VALUE, "string", "Logging driver for the container" },
-	{ OPT_LOG_OPT, "log-opt", 0, CLI_OPT_VALUE, "list", "Log driver options (max-size=, max-file=)" },
-	{ 'p', "publish", 'p', CLI_OPT_VALUE, "list", "Publish a container's port(s) to the host" },
-	{ OPT_EXPOSE, "expose", 0, CLI_OPT_VALUE, "list", "Expose a port or a range of ports" },
-	{ OPT_SIG_PROXY, "sig-proxy", 0, CLI_OPT_BOOL, NULL, "Proxy received signals to the process (default true)" },
-	{ 0 },
+	{'d', "detach", 'd', CLI_OPT_BOOL, NULL,
+	 "Run container in background and print container ID"},
+	{'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Keep STDIN open even if not attached"},
+	{'t', "tty", 't', CLI_OPT_BOOL, NULL, "Allocate a pseudo-TTY"},
+	{OPT_RM, "rm", 0, CLI_OPT_BOOL, NULL, "Automatically remove the container when it exits"},
+	{OPT_NAME, "name", 0, CLI_OPT_VALUE, "string", "Assign a name to the container"},
+	{'e', "env", 'e', CLI_OPT_VALUE, "list", "Set environment variables"},
+	{OPT_ENV_FILE, "env-file", 0, CLI_OPT_VALUE, "list",
+	 "Read in a file of environment variables"},
+	{'w', "workdir", 'w', CLI_OPT_VALUE, "string", "Working directory inside the container"},
+	{'u', "user", 'u', CLI_OPT_VALUE, "string",
+	 "Username or UID (format: <name|uid>[:<group|gid>])"},
+	{'h', "hostname", 'h', CLI_OPT_VALUE, "string", "Container host name"},
+	{OPT_ENTRYPOINT, "entrypoint", 0, CLI_OPT_VALUE, "string",
+	 "Overwrite the default ENTRYPOINT of the image"},
+	{'m', "memory", 'm', CLI_OPT_VALUE, "bytes", "Memory limit"},
+	{OPT_MEMORY_SWAP, "memory-swap", 0, CLI_OPT_VALUE, "bytes",
+	 "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"},
+	{OPT_CPUS, "cpus", 0, CLI_OPT_VALUE, "decimal", "Number of CPUs"},
+	{'c', "cpu-shares", 'c', CLI_OPT_VALUE, "int", "CPU shares (relative weight)"},
+	{OPT_PIDS_LIMIT, "pids-limit", 0, CLI_OPT_VALUE, "int",
+	 "Tune container pids limit (set -1 for unlimited)"},
+	{OPT_READ_ONLY, "read-only", 0, CLI_OPT_BOOL, NULL,
+	 "Mount the container's root filesystem as read only"},
+	{OPT_CAP_ADD, "cap-add", 0, CLI_OPT_VALUE, "list", "Add Linux capabilities"},
+	{OPT_CAP_DROP, "cap-drop", 0, CLI_OPT_VALUE, "list", "Drop Linux capabilities"},
+	{OPT_PRIVILEGED, "privileged", 0, CLI_OPT_BOOL, NULL,
+	 "Give extended privileges to this container"},
+	{OPT_SECURITY_OPT, "security-opt", 0, CLI_OPT_VALUE, "list", "Security Options"},
+	{OPT_NETWORK, "network", 0, CLI_OPT_VALUE, "network",
+	 "Connect a container to a network (none, host, bridge)"},
+	{OPT_NET, "net", 0, CLI_OPT_VALUE, "network", "Alias of --network"},
+	{'l', "label", 'l', CLI_OPT_VALUE, "list", "Set meta data on a container"},
+	{OPT_LOG_DRIVER, "log-driver", 0, CLI_OPT_VALUE, "string",
+	 "Logging driver for the container"},
+	{OPT_LOG_OPT, "log-opt", 0, CLI_OPT_VALUE, "list",
+	 "Log driver options (max-size=, max-file=)"},
+	{'p', "publish", 'p', CLI_OPT_VALUE, "list", "Publish a container's port(s) to the host"},
+	{OPT_EXPOSE, "expose", 0, CLI_OPT_VALUE, "list", "Expose a port or a range of ports"},
+	{OPT_SIG_PROXY, "sig-proxy", 0, CLI_OPT_BOOL, NULL,
+	 "Proxy received signals to the process (default true)"},
+	{0},
 };
 
 #define RUN_USAGE "[OPTIONS] IMAGE [COMMAND] [ARG...]"
@@ -228,7 +240,8 @@ int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char 
 			return -EINVAL;
 		}
 		if (hhi - hlo != chi - clo && !(hlo != hhi && clo == chi)) {
-			snprintf(err, errsize, "invalid ranges specified for container and host Ports: %s and %s",
+			snprintf(err, errsize,
+				 "invalid ranges specified for container and host Ports: %s and %s",
 				 cont, host);
 			return -EINVAL;
 		}
@@ -253,7 +266,8 @@ int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char 
 			if (!arr || json_object_set_new(bindings, key, arr) < 0)
 				return -ENOMEM;
 		}
-		if (json_array_append_new(arr, json_pack("{s:s,s:s}", "HostIp", ip, "HostPort", hp)) < 0)
+		if (json_array_append_new(arr,
+					  json_pack("{s:s,s:s}", "HostIp", ip, "HostPort", hp)) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -297,7 +311,8 @@ static int env_file_add(json_t *env, const char *path, char *err, size_t errsize
 		}
 		for (size_t i = 0; i < keylen; i++)
 			if (isspace((unsigned char)line[i])) {
-				snprintf(err, errsize, "variable '%.*s' contains whitespaces", (int)keylen, line);
+				snprintf(err, errsize, "variable '%.*s' contains whitespaces",
+					 (int)keylen, line);
 				return -EINVAL;
 			}
 		r = env_add(env, line);
@@ -312,7 +327,7 @@ void cli_run_config_done(struct cli_run_config *cfg)
 	json_decref(cfg->body);
 	free(cfg->name);
 	free(cfg->image);
-	*cfg = (struct cli_run_config){ 0 };
+	*cfg = (struct cli_run_config){0};
 }
 
 static int set_size(json_t *hc, const char *key, const char *v, char *err, size_t errsize)
@@ -334,9 +349,10 @@ static int set_int(json_t *obj, const char *key, const char *v, const char *flag
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
 	if (errno || end == v || *end) {
-		snprintf(err, errsize,
-			 "invalid argument \"%s\" for \"%s\" flag: strconv.ParseInt: parsing \"%s\": invalid syntax",
-			 v, flag, v);
+		snprintf(
+			err, errsize,
+			"invalid argument \"%s\" for \"%s\" flag: strconv.ParseInt: parsing \"%s\": invalid syntax",
+			v, flag, v);
 		return -EINVAL;
 	}
 	return json_object_set_new(obj, key, json_integer(n));
@@ -357,8 +373,9 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		  struct cli_run_config *cfg)
 {
 	_cleanup_json_ json_t *body = json_object(), *hc = json_object(), *env = json_array(),
-			      *envfile = json_array(), *labels = json_object(), *exposed = json_object(),
-			      *bindings = json_object(), *logcfg = json_object();
+			      *envfile = json_array(), *labels = json_object(),
+			      *exposed = json_object(), *bindings = json_object(),
+			      *logcfg = json_object();
 	_cleanup_free_ char *name = NULL;
 	const char *logdriver = NULL;
 	char err[512] = "";
@@ -425,7 +442,10 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		case OPT_CPUS: {
 			int64_t nano;
 			if (cli_parse_cpus(v, &nano) < 0) {
-				snprintf(err, sizeof(err), "invalid argument \"%s\" for \"--cpus\" flag: failed to parse %s as a rational number", v, v);
+				snprintf(
+					err, sizeof(err),
+					"invalid argument \"%s\" for \"--cpus\" flag: failed to parse %s as a rational number",
+					v, v);
 				r = -EINVAL;
 			} else {
 				r = json_object_set_new(hc, "NanoCpus", json_integer(nano));
@@ -445,7 +465,8 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			r = strv_json_push(hc, "CapDrop", v);
 			break;
 		case OPT_SECURITY_OPT:
-			if (!strchr(v, '=') && !strchr(v, ':') && strcmp(v, "no-new-privileges") != 0) {
+			if (!strchr(v, '=') && !strchr(v, ':') &&
+			    strcmp(v, "no-new-privileges") != 0) {
 				snprintf(err, sizeof(err), "invalid --security-opt: \"%s\"", v);
 				r = -EINVAL;
 			} else {
@@ -471,7 +492,8 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		case OPT_LOG_OPT: {
 			const char *eq = strchr(v, '=');
 			if (!eq || eq == v) {
-				snprintf(err, sizeof(err), "invalid key value pair format in log options: %s", v);
+				snprintf(err, sizeof(err),
+					 "invalid key value pair format in log options: %s", v);
 				r = -EINVAL;
 				break;
 			}
@@ -487,7 +509,10 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			break;
 		case CLI_OPT_HELP:
 			cli_opts_done(&p);
-			cli_usage(ctx, RUN_USAGE, create_only ? "Create a new container" : "Create and run a new container from an image", run_opts);
+			cli_usage(ctx, RUN_USAGE,
+				  create_only ? "Create a new container"
+					      : "Create and run a new container from an image",
+				  run_opts);
 			return CLI_OPT_HELP;
 		default:
 			cli_opts_done(&p);
@@ -502,7 +527,8 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 	}
 	if (p.npos < 1) {
 		cli_opts_done(&p);
-		return cli_args_error(ctx, RUN_USAGE, "Create and run a new container from an image",
+		return cli_args_error(ctx, RUN_USAGE,
+				      "Create and run a new container from an image",
 				      "requires at least 1 argument");
 	}
 	if (create_only)
@@ -539,8 +565,9 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		r |= json_object_set(hc, "PortBindings", bindings);
 	if (logdriver || json_object_size(logcfg))
 		r |= json_object_set_new(hc, "LogConfig",
-					 json_pack("{s:s,s:O}", "Type", logdriver ? logdriver : "json-file",
-						   "Config", logcfg));
+					 json_pack("{s:s,s:O}", "Type",
+						   logdriver ? logdriver : "json-file", "Config",
+						   logcfg));
 	r |= json_object_set(body, "HostConfig", hc);
 	if (r)
 		goto nomem;
@@ -582,9 +609,8 @@ static int create_container(struct cli_ctx *ctx, struct cli_run_config *cfg, cha
 		return shoal_err_set(err, EBADMSG, "Error: the daemon's create response has no Id");
 	json_t *w;
 	size_t i;
-	json_array_foreach (json_object_get(resp, "Warnings"), i, w)
-		if (json_is_string(w))
-			fprintf(stderr, "WARNING: %s\n", json_string_value(w));
+	json_array_foreach(json_object_get(resp, "Warnings"), i, w) if (json_is_string(w))
+		fprintf(stderr, "WARNING: %s\n", json_string_value(w));
 	*ret_id = strdup(id);
 	return *ret_id ? 0 : shoal_err_set(err, ENOMEM, "out of memory");
 }
@@ -616,12 +642,13 @@ static bool stream_multiplexed(const struct cli_http_resp *resp, bool tty)
 static int attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool interactive,
 			bool sig_proxy, bool do_start)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_free_ char *attach_path = NULL, *wait_path = NULL, *start_path = NULL,
-			     *resize_path = obj_path("/containers", id, "/resize");
+			    *resize_path = obj_path("/containers", id, "/resize");
 	_cleanup_free_ char *base = obj_path("/containers", id, NULL);
 	if (!base || !resize_path ||
-	    asprintf(&attach_path, "%s/attach?stream=1&stdout=1&stderr=1%s", base, interactive ? "&stdin=1" : "") < 0 ||
+	    asprintf(&attach_path, "%s/attach?stream=1&stdout=1&stderr=1%s", base,
+		     interactive ? "&stdin=1" : "") < 0 ||
 	    asprintf(&wait_path, "%s/wait?condition=next-exit", base) < 0 ||
 	    asprintf(&start_path, "%s/start", base) < 0)
 		return oom();
@@ -633,7 +660,8 @@ static int attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool inte
 	_cleanup_free_ char *wbody = NULL;
 	_cleanup_json_ json_t *wj = NULL;
 	struct cli_http_resp aresp;
-	struct cli_call acall = { .method = "POST", .path = attach_path, .body_fd = -1, .upgrade = true };
+	struct cli_call acall = {
+		.method = "POST", .path = attach_path, .body_fd = -1, .upgrade = true};
 	if (cli_request(ctx, &acall, &stream, &aresp, &err) < 0) {
 		cli_print_err(&err);
 		goto out;
@@ -642,7 +670,7 @@ static int attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool inte
 		cli_print_err(&err);
 		goto out;
 	}
-	struct cli_http_req wreq = { .method = "POST", .path = wait_path, .body_fd = -1 };
+	struct cli_http_req wreq = {.method = "POST", .path = wait_path, .body_fd = -1};
 	if (cli_http_send(waitc, &wreq, &err) < 0) {
 		cli_print_err(&err);
 		goto out;
@@ -681,7 +709,8 @@ static int attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool inte
 	if (cli_http_read_head(waitc, &wresp, &err) < 0 ||
 	    cli_http_read_body_all(waitc, 1024 * 1024, &wbody, NULL) < 0) {
 		if (!err.msg[0])
-			shoal_err_set(&err, EIO, "Error waiting for the container: connection lost");
+			shoal_err_set(&err, EIO,
+				      "Error waiting for the container: connection lost");
 		cli_print_err(&err);
 		goto out;
 	}
@@ -697,7 +726,8 @@ static int attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool inte
 		fprintf(stderr, "Error: malformed wait response from daemon\n");
 		goto out;
 	}
-	const char *emsg = json_string_value(json_object_get(json_object_get(wj, "Error"), "Message"));
+	const char *emsg =
+		json_string_value(json_object_get(json_object_get(wj, "Error"), "Message"));
 	if (emsg && *emsg)
 		fprintf(stderr, "Error: %s\n", emsg);
 	status = (int)json_integer_value(code);
@@ -709,7 +739,7 @@ out:
 
 static int run_or_create(struct cli_ctx *ctx, int argc, char **argv, bool create_only)
 {
-	struct cli_run_config cfg = { 0 };
+	struct cli_run_config cfg = {0};
 	int r = cli_run_parse(ctx, argc, argv, create_only, &cfg);
 	if (r == CLI_OPT_HELP)
 		return 0;
@@ -720,7 +750,7 @@ static int run_or_create(struct cli_ctx *ctx, int argc, char **argv, bool create
 		cli_run_config_done(&cfg);
 		return 1;
 	}
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_free_ char *id = NULL;
 	if (create_container(ctx, &cfg, &id, &err) < 0) {
 		cli_print_err(&err);
@@ -762,12 +792,13 @@ int cli_cmd_create(struct cli_ctx *ctx, int argc, char **argv)
 /* ps */
 
 static const struct cli_opt ps_opts[] = {
-	{ 'a', "all", 'a', CLI_OPT_BOOL, NULL, "Show all containers (default shows just running)" },
-	{ 'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only display container IDs" },
-	{ OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Don't truncate output" },
-	{ 'f', "filter", 'f', CLI_OPT_VALUE, "filter", "Filter output based on conditions provided" },
-	{ OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string", "Format output using a template (fields: .ID .Image .Command .CreatedAt .RunningFor .Ports .Status .State .Names .Labels)" },
-	{ 0 },
+	{'a', "all", 'a', CLI_OPT_BOOL, NULL, "Show all containers (default shows just running)"},
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only display container IDs"},
+	{OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Don't truncate output"},
+	{'f', "filter", 'f', CLI_OPT_VALUE, "filter", "Filter output based on conditions provided"},
+	{OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string",
+	 "Format output using a template (fields: .ID .Image .Command .CreatedAt .RunningFor .Ports .Status .State .Names .Labels)"},
+	{0},
 };
 
 static char *format_ports(json_t *ports)
@@ -775,14 +806,15 @@ static char *format_ports(json_t *ports)
 	struct {
 		char *p;
 		size_t len;
-	} b = { 0 };
+	} b = {0};
 	FILE *f = open_memstream(&b.p, &b.len);
 	if (!f)
 		return NULL;
 	size_t i;
 	json_t *pt;
 	bool first = true;
-	json_array_foreach (ports, i, pt) {
+	json_array_foreach(ports, i, pt)
+	{
 		json_int_t priv = json_integer_value(json_object_get(pt, "PrivatePort"));
 		json_int_t pub = json_integer_value(json_object_get(pt, "PublicPort"));
 		const char *ip = json_string_value(json_object_get(pt, "IP"));
@@ -795,7 +827,8 @@ static char *format_ports(json_t *ports)
 		if (pub) {
 			bool v6 = ip && strchr(ip, ':');
 			fprintf(f, "%s%s%s:%" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT "/%s",
-				v6 ? "[" : "", ip && *ip ? ip : "0.0.0.0", v6 ? "]" : "", pub, priv, type);
+				v6 ? "[" : "", ip && *ip ? ip : "0.0.0.0", v6 ? "]" : "", pub, priv,
+				type);
 		} else {
 			fprintf(f, "%" JSON_INTEGER_FORMAT "/%s", priv, type);
 		}
@@ -809,7 +842,8 @@ static char *format_names(json_t *names)
 	size_t i;
 	json_t *n;
 	_cleanup_free_ char *out = strdup("");
-	json_array_foreach (names, i, n) {
+	json_array_foreach(names, i, n)
+	{
 		const char *s = json_string_value(n);
 		if (!s)
 			continue;
@@ -857,8 +891,8 @@ static json_t *ps_row(json_t *c, bool trunc)
 	_cleanup_free_ char *names = format_names(json_object_get(c, "Names"));
 	json_t *labels = json_object_get(c, "Labels");
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "ID", idbuf, "Image",
-			 image ? image : "", "Command", quoted ? quoted : "\"\"", "CreatedAt", created,
-			 "RunningFor", ago, "Ports", ports ? ports : "", "Status",
+			 image ? image : "", "Command", quoted ? quoted : "\"\"", "CreatedAt",
+			 created, "RunningFor", ago, "Ports", ports ? ports : "", "Status",
 			 json_string_value(json_object_get(c, "Status")) ?: "", "State",
 			 json_string_value(json_object_get(c, "State")) ?: "", "Names",
 			 names ? names : "", "Labels", labels ? labels : json_null());
@@ -912,7 +946,8 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		case 'f':
 			if (add_filter(filters, p.value) < 0) {
 				char msg[300];
-				snprintf(msg, sizeof(msg), "bad format of filter (expected name=value)");
+				snprintf(msg, sizeof(msg),
+					 "bad format of filter (expected name=value)");
 				cli_opts_done(&p);
 				return cli_usage_error(ctx, msg);
 			}
@@ -933,10 +968,10 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 
 	_cleanup_free_ char *fq = filters_query(filters);
 	_cleanup_free_ char *path = NULL;
-	if (!fq || asprintf(&path, "/containers/json%s%s%s%s", all || *fq ? "?" : "", all ? "all=1" : "",
-			    all && *fq ? "&" : "", fq) < 0)
+	if (!fq || asprintf(&path, "/containers/json%s%s%s%s", all || *fq ? "?" : "",
+			    all ? "all=1" : "", all && *fq ? "&" : "", fq) < 0)
 		return oom();
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *list = NULL;
 	if (cli_call_json(ctx, "GET", path, NULL, NULL, &list, &err) < 0) {
 		cli_print_err(&err);
@@ -949,12 +984,14 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	struct cli_table *t = cli_table_new(7);
 	if (!t)
 		return oom();
-	static const char *const head[] = { "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES" };
+	static const char *const head[] = {"CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+					   "STATUS",	   "PORTS", "NAMES"};
 	cli_table_add(t, head);
 	size_t i;
 	json_t *c;
 	int status = 0;
-	json_array_foreach (list, i, c) {
+	json_array_foreach(list, i, c)
+	{
 		_cleanup_json_ json_t *row = ps_row(c, trunc);
 		if (!row) {
 			status = oom();
@@ -964,7 +1001,8 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			printf("%s\n", json_string_value(json_object_get(row, "ID")));
 		} else if (format) {
 			char terr[256];
-			_cleanup_free_ char *s = cli_template_render(format, row, terr, sizeof(terr));
+			_cleanup_free_ char *s =
+				cli_template_render(format, row, terr, sizeof(terr));
 			if (!s) {
 				fprintf(stderr, "template parsing error: %s\n", terr);
 				status = 1;
@@ -973,7 +1011,8 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			printf("%s\n", s);
 		} else {
 			const char *cells[7];
-			static const char *const keys[] = { "ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names" };
+			static const char *const keys[] = {
+				"ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"};
 			for (size_t k = 0; k < 7; k++)
 				cells[k] = json_string_value(json_object_get(row, keys[k]));
 			cli_table_add(t, cells);
@@ -988,12 +1027,15 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 /* logs */
 
 static const struct cli_opt logs_opts[] = {
-	{ 'f', "follow", 'f', CLI_OPT_BOOL, NULL, "Follow log output" },
-	{ 'n', "tail", 'n', CLI_OPT_VALUE, "string", "Number of lines to show from the end of the logs (default \"all\")" },
-	{ 't', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps" },
-	{ OPT_SINCE, "since", 0, CLI_OPT_VALUE, "string", "Show logs since timestamp (unix seconds) " },
-	{ OPT_UNTIL, "until", 0, CLI_OPT_VALUE, "string", "Show logs before a timestamp (unix seconds)" },
-	{ 0 },
+	{'f', "follow", 'f', CLI_OPT_BOOL, NULL, "Follow log output"},
+	{'n', "tail", 'n', CLI_OPT_VALUE, "string",
+	 "Number of lines to show from the end of the logs (default \"all\")"},
+	{'t', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps"},
+	{OPT_SINCE, "since", 0, CLI_OPT_VALUE, "string",
+	 "Show logs since timestamp (unix seconds) "},
+	{OPT_UNTIL, "until", 0, CLI_OPT_VALUE, "string",
+	 "Show logs before a timestamp (unix seconds)"},
+	{0},
 };
 
 static int write_cb(void *userdata, int stream, const void *data, size_t len)
@@ -1056,7 +1098,7 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	const char *name = p.pos[0];
 	cli_opts_done(&p);
 
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *info = inspect_container(ctx, name, &err);
 	if (!info) {
 		cli_print_err(&err);
@@ -1068,19 +1110,20 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 			    *euntil = until ? cli_escape(until) : NULL;
 	_cleanup_free_ char *path = NULL;
 	if (!base || !etail ||
-	    asprintf(&path, "%s?stdout=1&stderr=1%s&tail=%s%s%s%s%s%s", base, follow ? "&follow=1" : "",
-		     etail, ts ? "&timestamps=1" : "", esince ? "&since=" : "", esince ? esince : "",
-		     euntil ? "&until=" : "", euntil ? euntil : "") < 0)
+	    asprintf(&path, "%s?stdout=1&stderr=1%s&tail=%s%s%s%s%s%s", base,
+		     follow ? "&follow=1" : "", etail, ts ? "&timestamps=1" : "",
+		     esince ? "&since=" : "", esince ? esince : "", euntil ? "&until=" : "",
+		     euntil ? euntil : "") < 0)
 		return oom();
 	_cleanup_http_ struct cli_http *c = NULL;
 	struct cli_http_resp resp;
-	struct cli_call call = { .method = "GET", .path = path, .body_fd = -1 };
+	struct cli_call call = {.method = "GET", .path = path, .body_fd = -1};
 	if (cli_request(ctx, &call, &c, &resp, &err) < 0) {
 		cli_print_err(&err);
 		return 1;
 	}
 	bool mux = stream_multiplexed(&resp, tty);
-	struct cli_stdcopy sc = { 0 };
+	struct cli_stdcopy sc = {0};
 	_cleanup_free_ char *buf = malloc(64 * 1024);
 	if (!buf)
 		return oom();
@@ -1107,15 +1150,18 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 /* exec */
 
 static const struct cli_opt exec_opts[] = {
-	{ 'd', "detach", 'd', CLI_OPT_BOOL, NULL, "Detached mode: run command in the background" },
-	{ 'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Keep STDIN open even if not attached" },
-	{ 't', "tty", 't', CLI_OPT_BOOL, NULL, "Allocate a pseudo-TTY" },
-	{ 'e', "env", 'e', CLI_OPT_VALUE, "list", "Set environment variables" },
-	{ OPT_ENV_FILE, "env-file", 0, CLI_OPT_VALUE, "list", "Read in a file of environment variables" },
-	{ 'u', "user", 'u', CLI_OPT_VALUE, "string", "Username or UID (format: <name|uid>[:<group|gid>])" },
-	{ 'w', "workdir", 'w', CLI_OPT_VALUE, "string", "Working directory inside the container" },
-	{ OPT_PRIVILEGED, "privileged", 0, CLI_OPT_BOOL, NULL, "Give extended privileges to the command" },
-	{ 0 },
+	{'d', "detach", 'd', CLI_OPT_BOOL, NULL, "Detached mode: run command in the background"},
+	{'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Keep STDIN open even if not attached"},
+	{'t', "tty", 't', CLI_OPT_BOOL, NULL, "Allocate a pseudo-TTY"},
+	{'e', "env", 'e', CLI_OPT_VALUE, "list", "Set environment variables"},
+	{OPT_ENV_FILE, "env-file", 0, CLI_OPT_VALUE, "list",
+	 "Read in a file of environment variables"},
+	{'u', "user", 'u', CLI_OPT_VALUE, "string",
+	 "Username or UID (format: <name|uid>[:<group|gid>])"},
+	{'w', "workdir", 'w', CLI_OPT_VALUE, "string", "Working directory inside the container"},
+	{OPT_PRIVILEGED, "privileged", 0, CLI_OPT_BOOL, NULL,
+	 "Give extended privileges to the command"},
+	{0},
 };
 
 int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
@@ -1188,14 +1234,15 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 		json_decref(cmd);
 		return oom();
 	}
-	_cleanup_json_ json_t *body = json_pack(
-		"{s:b,s:b,s:b,s:b,s:o,s:O,s:s,s:s,s:b}", "AttachStdin", !detach && interactive,
-		"AttachStdout", !detach, "AttachStderr", !detach, "Tty", tty, "Cmd", cmd, "Env", envfile,
-		"User", user ? user : "", "WorkingDir", workdir ? workdir : "", "Privileged", privileged);
+	_cleanup_json_ json_t *body =
+		json_pack("{s:b,s:b,s:b,s:b,s:o,s:O,s:s,s:s,s:b}", "AttachStdin",
+			  !detach && interactive, "AttachStdout", !detach, "AttachStderr", !detach,
+			  "Tty", tty, "Cmd", cmd, "Env", envfile, "User", user ? user : "",
+			  "WorkingDir", workdir ? workdir : "", "Privileged", privileged);
 	_cleanup_free_ char *cpath = obj_path("/containers", container, "/exec");
 	if (!body || !cpath)
 		return oom();
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *created = NULL;
 	if (cli_call_json(ctx, "POST", cpath, body, NULL, &created, &err) < 0) {
 		cli_print_err(&err);
@@ -1223,7 +1270,8 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 		return oom();
 	_cleanup_http_ struct cli_http *stream = NULL;
 	struct cli_http_resp resp;
-	struct cli_call call = { .method = "POST", .path = spath, .body = sbody, .body_fd = -1, .upgrade = true };
+	struct cli_call call = {
+		.method = "POST", .path = spath, .body = sbody, .body_fd = -1, .upgrade = true};
 	if (cli_request(ctx, &call, &stream, &resp, &err) < 0) {
 		cli_signals_restore();
 		cli_print_err(&err);
@@ -1262,9 +1310,9 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 /* start, stop, kill, rm, wait: one request per container. */
 
 static const struct cli_opt start_opts[] = {
-	{ 'a', "attach", 'a', CLI_OPT_BOOL, NULL, "Attach STDOUT/STDERR and forward signals" },
-	{ 'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Attach container's STDIN" },
-	{ 0 },
+	{'a', "attach", 'a', CLI_OPT_BOOL, NULL, "Attach STDOUT/STDERR and forward signals"},
+	{'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Attach container's STDIN"},
+	{0},
 };
 
 int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv)
@@ -1293,12 +1341,13 @@ int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv)
 		cli_opts_done(&p);
 		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
 	}
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int status = 0;
 	if (attach || interactive) {
 		if (p.npos > 1) {
 			cli_opts_done(&p);
-			fprintf(stderr, "you cannot start and attach multiple containers at once\n");
+			fprintf(stderr,
+				"you cannot start and attach multiple containers at once\n");
 			return 1;
 		}
 		_cleanup_json_ json_t *info = inspect_container(ctx, p.pos[0], &err);
@@ -1346,7 +1395,7 @@ static int each_container(struct cli_ctx *ctx, struct cli_opts *p, const char *m
 			  const char *suffix, bool print_status)
 {
 	int status = 0;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	for (int i = 0; i < p->npos; i++) {
 		_cleanup_free_ char *path = obj_path("/containers", p->pos[i], suffix);
 		if (!path)
@@ -1359,7 +1408,8 @@ static int each_container(struct cli_ctx *ctx, struct cli_opts *p, const char *m
 		}
 		if (print_status) {
 			json_t *code = json_object_get(resp, "StatusCode");
-			const char *emsg = json_string_value(json_object_get(json_object_get(resp, "Error"), "Message"));
+			const char *emsg = json_string_value(
+				json_object_get(json_object_get(resp, "Error"), "Message"));
 			if (emsg && *emsg)
 				fprintf(stderr, "%s\n", emsg);
 			printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(code));
@@ -1372,9 +1422,9 @@ static int each_container(struct cli_ctx *ctx, struct cli_opts *p, const char *m
 }
 
 static const struct cli_opt stop_opts[] = {
-	{ 't', "time", 't', CLI_OPT_VALUE, "int", "Seconds to wait before killing the container" },
-	{ 's', "signal", 's', CLI_OPT_VALUE, "string", "Signal to send to the container" },
-	{ 0 },
+	{'t', "time", 't', CLI_OPT_VALUE, "int", "Seconds to wait before killing the container"},
+	{'s', "signal", 's', CLI_OPT_VALUE, "string", "Signal to send to the container"},
+	{0},
 };
 
 int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
@@ -1392,7 +1442,10 @@ int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 			long v = strtol(p.value, &end, 10);
 			if (errno || end == p.value || *end) {
 				char msg[300];
-				snprintf(msg, sizeof(msg), "invalid argument \"%s\" for \"-t, --time\" flag: strconv.ParseInt: parsing \"%s\": invalid syntax", p.value, p.value);
+				snprintf(
+					msg, sizeof(msg),
+					"invalid argument \"%s\" for \"-t, --time\" flag: strconv.ParseInt: parsing \"%s\": invalid syntax",
+					p.value, p.value);
 				cli_opts_done(&p);
 				return cli_usage_error(ctx, msg);
 			}
@@ -1429,8 +1482,9 @@ int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_opt kill_opts[] = {
-	{ 's', "signal", 's', CLI_OPT_VALUE, "string", "Signal to send to the container (default \"KILL\")" },
-	{ 0 },
+	{'s', "signal", 's', CLI_OPT_VALUE, "string",
+	 "Signal to send to the container (default \"KILL\")"},
+	{0},
 };
 
 int cli_cmd_kill(struct cli_ctx *ctx, int argc, char **argv)
@@ -1468,9 +1522,11 @@ int cli_cmd_kill(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_opt rm_opts[] = {
-	{ 'f', "force", 'f', CLI_OPT_BOOL, NULL, "Force the removal of a running container (uses SIGKILL)" },
-	{ 'v', "volumes", 'v', CLI_OPT_BOOL, NULL, "Remove anonymous volumes associated with the container" },
-	{ 0 },
+	{'f', "force", 'f', CLI_OPT_BOOL, NULL,
+	 "Force the removal of a running container (uses SIGKILL)"},
+	{'v', "volumes", 'v', CLI_OPT_BOOL, NULL,
+	 "Remove anonymous volumes associated with the container"},
+	{0},
 };
 
 int cli_cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
@@ -1499,18 +1555,22 @@ int cli_cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 		cli_opts_done(&p);
 		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
 	}
-	const char *suffix = force && volumes ? "?force=1&v=1" : force ? "?force=1" : volumes ? "?v=1" : "";
+	const char *suffix = force && volumes ? "?force=1&v=1"
+			     : force	      ? "?force=1"
+			     : volumes	      ? "?v=1"
+					      : "";
 	int r = each_container(ctx, &p, "DELETE", suffix, false);
 	cli_opts_done(&p);
 	return r;
 }
 
-static const struct cli_opt no_opts[] = { { 0 } };
+static const struct cli_opt no_opts[] = {{0}};
 
 int cli_cmd_wait(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "CONTAINER [CONTAINER...]",
-			  desc[] = "Block until one or more containers stop, then print their exit codes";
+	static const char
+		usage[] = "CONTAINER [CONTAINER...]",
+		desc[] = "Block until one or more containers stop, then print their exit codes";
 	struct cli_opts p;
 	cli_opts_init(&p, no_opts, argc, argv, false);
 	int id;
@@ -1534,10 +1594,12 @@ int cli_cmd_wait(struct cli_ctx *ctx, int argc, char **argv)
 /* inspect */
 
 static const struct cli_opt inspect_opts[] = {
-	{ 'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template: {{.A.B}}, {{json .A}}, {{index .A \"k\"}}, {{join .A \",\"}}, {{len .A}}, {{upper .A}}, {{lower .A}}" },
-	{ OPT_TYPE, "type", 0, CLI_OPT_VALUE, "string", "Return JSON for specified type (container or image)" },
-	{ 's', "size", 's', CLI_OPT_BOOL, NULL, "Display total file sizes if the type is container" },
-	{ 0 },
+	{'f', "format", 'f', CLI_OPT_VALUE, "string",
+	 "Format output using a template: {{.A.B}}, {{json .A}}, {{index .A \"k\"}}, {{join .A \",\"}}, {{len .A}}, {{upper .A}}, {{lower .A}}"},
+	{OPT_TYPE, "type", 0, CLI_OPT_VALUE, "string",
+	 "Return JSON for specified type (container or image)"},
+	{'s', "size", 's', CLI_OPT_BOOL, NULL, "Display total file sizes if the type is container"},
+	{0},
 };
 
 /* kind: NULL (containers, then images), "container" or "image". */
@@ -1557,7 +1619,8 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 			type = p.value;
 			if (strcmp(type, "container") && strcmp(type, "image")) {
 				char msg[300];
-				snprintf(msg, sizeof(msg), "\"%s\" is not a valid value for --type", type);
+				snprintf(msg, sizeof(msg), "\"%s\" is not a valid value for --type",
+					 type);
 				cli_opts_done(&p);
 				return cli_usage_error(ctx, msg);
 			}
@@ -1569,7 +1632,8 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 			return 0;
 		} else {
 			cli_opts_done(&p);
-			return cli_usage_error(ctx, id == OPT_TYPE ? "unknown flag: --type" : p.error);
+			return cli_usage_error(ctx,
+					       id == OPT_TYPE ? "unknown flag: --type" : p.error);
 		}
 	}
 	if (p.npos < 1) {
@@ -1584,11 +1648,12 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 	int status = 0;
 	for (int i = 0; i < p.npos; i++) {
 		const char *name = p.pos[i];
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		json_t *obj = NULL;
 		bool tried_container = false;
 		if (!type || strcmp(type, "container") == 0) {
-			_cleanup_free_ char *path = obj_path("/containers", name, size ? "/json?size=1" : "/json");
+			_cleanup_free_ char *path =
+				obj_path("/containers", name, size ? "/json?size=1" : "/json");
 			tried_container = true;
 			if (path)
 				cli_call_json(ctx, "GET", path, NULL, NULL, &obj, &err);
@@ -1603,7 +1668,10 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 		if (!obj) {
 			if (err.status == 404)
 				fprintf(stderr, "Error: No such %s: %s\n",
-					!type ? "object" : strcmp(type, "image") == 0 ? "image" : "container", name);
+					!type			     ? "object"
+					: strcmp(type, "image") == 0 ? "image"
+								     : "container",
+					name);
 			else
 				cli_print_err(&err);
 			status = 1;
@@ -1615,9 +1683,11 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 	if (format) {
 		size_t i;
 		json_t *obj;
-		json_array_foreach (all, i, obj) {
+		json_array_foreach(all, i, obj)
+		{
 			char terr[256];
-			_cleanup_free_ char *s = cli_template_render(format, obj, terr, sizeof(terr));
+			_cleanup_free_ char *s =
+				cli_template_render(format, obj, terr, sizeof(terr));
 			if (!s) {
 				fprintf(stderr, "template parsing error: %s\n", terr);
 				return 1;

@@ -41,10 +41,12 @@ static int print_message(const char *line, size_t len)
 	json_error_t jerr;
 	_cleanup_json_ json_t *m = json_loadb(line, len, 0, &jerr);
 	if (!m) {
-		fprintf(stderr, "Error: malformed progress message from daemon: %.*s\n", (int)(len > 200 ? 200 : len), line);
+		fprintf(stderr, "Error: malformed progress message from daemon: %.*s\n",
+			(int)(len > 200 ? 200 : len), line);
 		return 1;
 	}
-	const char *emsg = json_string_value(json_object_get(json_object_get(m, "errorDetail"), "message"));
+	const char *emsg =
+		json_string_value(json_object_get(json_object_get(m, "errorDetail"), "message"));
 	if (!emsg)
 		emsg = json_string_value(json_object_get(m, "error"));
 	if (emsg) {
@@ -82,7 +84,7 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 		.body_fd_len = len,
 		.content_type = "application/x-tar",
 	};
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_http_ struct cli_http *c = NULL;
 	struct cli_http_resp resp;
 	if (cli_request(ctx, &call, &c, &resp, &err) < 0) {
@@ -108,7 +110,8 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 		}
 		ssize_t n = cli_http_read_body(c, buf + used, cap - used);
 		if (n < 0) {
-			fprintf(stderr, "Error reading response from daemon: %s\n", strerror((int)-n));
+			fprintf(stderr, "Error reading response from daemon: %s\n",
+				strerror((int)-n));
 			return 1;
 		}
 		if (n == 0)
@@ -128,14 +131,16 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 }
 
 static const struct cli_opt load_opts[] = {
-	{ 'i', "input", 'i', CLI_OPT_VALUE, "string", "Read from tar archive file, instead of STDIN" },
-	{ 'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress the load output" },
-	{ 0 },
+	{'i', "input", 'i', CLI_OPT_VALUE, "string",
+	 "Read from tar archive file, instead of STDIN"},
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress the load output"},
+	{0},
 };
 
 int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "[OPTIONS]", desc[] = "Load an image from a tar archive or STDIN";
+	static const char usage[] = "[OPTIONS]",
+			  desc[] = "Load an image from a tar archive or STDIN";
 	const char *input = NULL;
 	bool quiet = false;
 	struct cli_opts p;
@@ -175,9 +180,10 @@ int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_opt import_opts[] = {
-	{ 'm', "message", 'm', CLI_OPT_VALUE, "string", "Set commit message for imported image" },
-	{ 'c', "change", 'c', CLI_OPT_VALUE, "list", "Apply Dockerfile instruction to the created image" },
-	{ 0 },
+	{'m', "message", 'm', CLI_OPT_VALUE, "string", "Set commit message for imported image"},
+	{'c', "change", 'c', CLI_OPT_VALUE, "list",
+	 "Apply Dockerfile instruction to the created image"},
+	{0},
 };
 
 /* Splits "repo[:tag]" (a ':' after the last '/' starts the tag). */
@@ -208,7 +214,8 @@ static int query_add(char **q, const char *key, const char *value)
 int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS] file|- [REPOSITORY[:TAG]]",
-			  desc[] = "Import the contents from a tarball to create a filesystem image";
+			  desc[] =
+				  "Import the contents from a tarball to create a filesystem image";
 	_cleanup_free_ char *q = strdup("fromSrc=-");
 	if (!q)
 		return oom();
@@ -232,7 +239,8 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 	if (p.npos < 1 || p.npos > 2) {
 		cli_opts_done(&p);
 		return cli_args_error(ctx, usage, desc,
-				      p.npos < 1 ? "requires at least 1 argument" : "requires at most 2 arguments");
+				      p.npos < 1 ? "requires at least 1 argument"
+						 : "requires at most 2 arguments");
 	}
 	const char *file = p.pos[0];
 	if (p.npos == 2) {
@@ -264,11 +272,12 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_opt ls_opts[] = {
-	{ 'a', "all", 'a', CLI_OPT_BOOL, NULL, "Show all images" },
-	{ 'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only show image IDs" },
-	{ OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Don't truncate output" },
-	{ OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string", "Format output using a template (fields: .ID .Repository .Tag .CreatedSince .CreatedAt .Size)" },
-	{ 0 },
+	{'a', "all", 'a', CLI_OPT_BOOL, NULL, "Show all images"},
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only show image IDs"},
+	{OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Don't truncate output"},
+	{OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string",
+	 "Format output using a template (fields: .ID .Repository .Tag .CreatedSince .CreatedAt .Size)"},
+	{0},
 };
 
 int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
@@ -304,9 +313,10 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *match = p.npos == 1 ? strdup(p.pos[0]) : NULL;
 	cli_opts_done(&p);
 
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *list = NULL;
-	if (cli_call_json(ctx, "GET", all ? "/images/json?all=1" : "/images/json", NULL, NULL, &list, &err) < 0) {
+	if (cli_call_json(ctx, "GET", all ? "/images/json?all=1" : "/images/json", NULL, NULL,
+			  &list, &err) < 0) {
 		cli_print_err(&err);
 		return 1;
 	}
@@ -317,13 +327,14 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 	struct cli_table *t = cli_table_new(5);
 	if (!t)
 		return oom();
-	static const char *const head[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE" };
+	static const char *const head[] = {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"};
 	cli_table_add(t, head);
 	_cleanup_json_ json_t *seen = json_object();
 	int status = 0;
 	size_t i;
 	json_t *img;
-	json_array_foreach (list, i, img) {
+	json_array_foreach(list, i, img)
+	{
 		const char *iid = json_string_value(json_object_get(img, "Id"));
 		char idbuf[128], ago[80], size[32], created[64];
 		if (!iid)
@@ -340,7 +351,8 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 		localtime_r(&tt, &tm);
 		strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S %z %Z", &tm);
 		json_t *sz = json_object_get(img, "Size");
-		cli_human_size(json_is_number(sz) ? json_number_value(sz) : 0, 3, size, sizeof(size));
+		cli_human_size(json_is_number(sz) ? json_number_value(sz) : 0, 3, size,
+			       sizeof(size));
 		json_t *tags = json_object_get(img, "RepoTags");
 		size_t ntags = json_array_size(tags);
 		for (size_t k = 0; k < (ntags ? ntags : 1); k++) {
@@ -352,7 +364,8 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 				if (!*tag)
 					tag = "<none>";
 			}
-			if (match && (!rt || (strcmp(rt, match) != 0 && (!repo || strcmp(repo, match) != 0))))
+			if (match && (!rt || (strcmp(rt, match) != 0 &&
+					      (!repo || strcmp(repo, match) != 0))))
 				continue;
 			if (quiet) {
 				if (!json_object_get(seen, idbuf)) {
@@ -362,20 +375,24 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 				continue;
 			}
 			if (format) {
-				_cleanup_json_ json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "ID", idbuf,
-								       "Repository", repo ? repo : "<none>", "Tag", tag,
-								       "CreatedSince", ago, "CreatedAt", created, "Size", size);
+				_cleanup_json_ json_t *row = json_pack(
+					"{s:s,s:s,s:s,s:s,s:s,s:s}", "ID", idbuf, "Repository",
+					repo ? repo : "<none>", "Tag", tag, "CreatedSince", ago,
+					"CreatedAt", created, "Size", size);
 				char terr[256];
-				_cleanup_free_ char *s = row ? cli_template_render(format, row, terr, sizeof(terr)) : NULL;
+				_cleanup_free_ char *s =
+					row ? cli_template_render(format, row, terr, sizeof(terr))
+					    : NULL;
 				if (!s) {
-					fprintf(stderr, "template parsing error: %s\n", row ? terr : "out of memory");
+					fprintf(stderr, "template parsing error: %s\n",
+						row ? terr : "out of memory");
 					status = 1;
 					goto out;
 				}
 				printf("%s\n", s);
 				continue;
 			}
-			const char *cells[] = { repo ? repo : "<none>", tag, idbuf, ago, size };
+			const char *cells[] = {repo ? repo : "<none>", tag, idbuf, ago, size};
 			cli_table_add(t, cells);
 		}
 	}
@@ -387,14 +404,15 @@ out:
 }
 
 static const struct cli_opt rmi_opts[] = {
-	{ 'f', "force", 'f', CLI_OPT_BOOL, NULL, "Force removal of the image" },
-	{ OPT_NO_PRUNE, "no-prune", 0, CLI_OPT_BOOL, NULL, "Do not delete untagged parents" },
-	{ 0 },
+	{'f', "force", 'f', CLI_OPT_BOOL, NULL, "Force removal of the image"},
+	{OPT_NO_PRUNE, "no-prune", 0, CLI_OPT_BOOL, NULL, "Do not delete untagged parents"},
+	{0},
 };
 
 int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "[OPTIONS] IMAGE [IMAGE...]", desc[] = "Remove one or more images";
+	static const char usage[] = "[OPTIONS] IMAGE [IMAGE...]",
+			  desc[] = "Remove one or more images";
 	bool force = false, noprune = false;
 	struct cli_opts p;
 	cli_opts_init(&p, rmi_opts, argc, argv, false);
@@ -421,11 +439,12 @@ int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
 	for (int i = 0; i < p.npos; i++) {
 		_cleanup_free_ char *e = cli_escape(p.pos[i]), *path = NULL;
 		if (!e || asprintf(&path, "/images/%s%s%s%s", e, force || noprune ? "?" : "",
-				   force ? "force=1" : "", noprune ? (force ? "&noprune=1" : "noprune=1") : "") < 0) {
+				   force ? "force=1" : "",
+				   noprune ? (force ? "&noprune=1" : "noprune=1") : "") < 0) {
 			status = oom();
 			break;
 		}
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		_cleanup_json_ json_t *resp = NULL;
 		if (cli_call_json(ctx, "DELETE", path, NULL, NULL, &resp, &err) < 0) {
 			cli_print_err(&err);
@@ -434,7 +453,8 @@ int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		size_t k;
 		json_t *item;
-		json_array_foreach (resp, k, item) {
+		json_array_foreach(resp, k, item)
+		{
 			const char *u = json_string_value(json_object_get(item, "Untagged"));
 			const char *d = json_string_value(json_object_get(item, "Deleted"));
 			if (u)

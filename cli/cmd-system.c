@@ -11,8 +11,9 @@
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 static const struct cli_opt format_opts[] = {
-	{ 'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template (see inspect --help)" },
-	{ 0 },
+	{'f', "format", 'f', CLI_OPT_VALUE, "string",
+	 "Format output using a template (see inspect --help)"},
+	{0},
 };
 
 /* Parses the only flag these commands take; returns -1 to go on, else an exit status. */
@@ -79,10 +80,13 @@ int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv)
 	uname(&u);
 	char osarch[128];
 	snprintf(osarch, sizeof(osarch), "linux/%s",
-		 strcmp(u.machine, "x86_64") == 0 ? "amd64" : strcmp(u.machine, "aarch64") == 0 ? "arm64" : u.machine);
-	_cleanup_json_ json_t *client = json_pack("{s:s,s:s,s:s,s:s}", "Version", SHOAL_VERSION,
-						  "ApiVersion", CLI_API_VERSION, "Os", "linux", "Arch", osarch + 6);
-	struct shoal_err err = { 0 };
+		 strcmp(u.machine, "x86_64") == 0    ? "amd64"
+		 : strcmp(u.machine, "aarch64") == 0 ? "arm64"
+						     : u.machine);
+	_cleanup_json_ json_t *client =
+		json_pack("{s:s,s:s,s:s,s:s}", "Version", SHOAL_VERSION, "ApiVersion",
+			  CLI_API_VERSION, "Os", "linux", "Arch", osarch + 6);
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *server = NULL;
 	int cr = cli_call_json(ctx, "GET", "/version", NULL, NULL, &server, &err);
 	if (format) {
@@ -130,7 +134,8 @@ int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv)
 		printf("  Kernel version:   %s\n", kernel);
 	size_t i;
 	json_t *comp;
-	json_array_foreach (json_object_get(server, "Components"), i, comp) {
+	json_array_foreach(json_object_get(server, "Components"), i, comp)
+	{
 		const char *name = json_string_value(json_object_get(comp, "Name"));
 		const char *ver = json_string_value(json_object_get(comp, "Version"));
 		if (name && strcmp(name, "Engine") != 0)
@@ -145,7 +150,7 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 	int r = parse_format(ctx, argc, argv, "Display system-wide information", &format);
 	if (r >= 0)
 		return r;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_json_ json_t *info = NULL;
 	if (cli_call_json(ctx, "GET", "/info", NULL, NULL, &info, &err) < 0) {
 		cli_print_err(&err);
@@ -188,8 +193,7 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 	kv(1, "Debug Mode", info, "Debug");
 	size_t i;
 	json_t *w;
-	json_array_foreach (json_object_get(info, "Warnings"), i, w)
-		if (json_is_string(w))
-			fprintf(stderr, "%s\n", json_string_value(w));
+	json_array_foreach(json_object_get(info, "Warnings"), i, w) if (json_is_string(w))
+		fprintf(stderr, "%s\n", json_string_value(w));
 	return 0;
 }

@@ -51,13 +51,14 @@ static void custom_size(double v, double base, const char *const *units, size_t 
 
 void cli_human_size(double bytes, int precision, char *buf, size_t size)
 {
-	static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB" };
+	static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
 	custom_size(bytes, 1000.0, units, ARRAY_SIZE(units), precision, buf, size);
 }
 
 void cli_bytes_size(double bytes, char *buf, size_t size)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB" };
+	static const char *const units[] = {"B",   "KiB", "MiB", "GiB", "TiB",
+					    "PiB", "EiB", "ZiB", "YiB"};
 	custom_size(bytes, 1024.0, units, ARRAY_SIZE(units), 4, buf, size);
 }
 
@@ -294,7 +295,7 @@ static void tval_clear(struct tval *t)
 {
 	if (t->owned)
 		json_decref(t->v);
-	*t = (struct tval){ 0 };
+	*t = (struct tval){0};
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -327,7 +328,8 @@ static void go_print(struct tbuf *b, json_t *v)
 		size_t i;
 		json_t *e;
 		tb_puts(b, "[");
-		json_array_foreach (v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			if (i)
 				tb_puts(b, " ");
 			go_print(b, e);
@@ -344,8 +346,7 @@ static void go_print(struct tbuf *b, json_t *v)
 		}
 		const char *k;
 		json_t *e;
-		json_object_foreach (v, k, e)
-			keys[i++] = k;
+		json_object_foreach(v, k, e) keys[i++] = k;
 		qsort(keys, n, sizeof(char *), cmp_str);
 		tb_puts(b, "map[");
 		for (i = 0; i < n; i++) {
@@ -426,13 +427,14 @@ static int eval_path(const char *path, json_t *root, struct tval *ret, char *err
 			if (json_is_null(v)) {
 				snprintf(err, errsize, "nil pointer evaluating %s", path);
 			} else {
-				snprintf(err, errsize, "can't evaluate field %.*s in %s", (int)n, p, path);
+				snprintf(err, errsize, "can't evaluate field %.*s in %s", (int)n, p,
+					 path);
 			}
 			return -EINVAL;
 		}
 		json_t *next = json_object_getn(v, p, n);
 		if (!next) {
-			*ret = (struct tval){ .missing = true };
+			*ret = (struct tval){.missing = true};
 			return 0;
 		}
 		v = next;
@@ -440,7 +442,7 @@ static int eval_path(const char *path, json_t *root, struct tval *ret, char *err
 		if (*p == '.')
 			p++;
 	}
-	*ret = (struct tval){ .v = v };
+	*ret = (struct tval){.v = v};
 	return 0;
 }
 
@@ -448,11 +450,11 @@ static int eval_arg(const char *w, bool quoted, json_t *root, struct tval *ret, 
 		    size_t errsize)
 {
 	if (quoted) {
-		*ret = (struct tval){ .v = json_string(w), .owned = true };
+		*ret = (struct tval){.v = json_string(w), .owned = true};
 		return ret->v ? 0 : -ENOMEM;
 	}
 	if (isdigit((unsigned char)w[0]) || (w[0] == '-' && isdigit((unsigned char)w[1]))) {
-		*ret = (struct tval){ .v = json_integer(strtoll(w, NULL, 10)), .owned = true };
+		*ret = (struct tval){.v = json_integer(strtoll(w, NULL, 10)), .owned = true};
 		return ret->v ? 0 : -ENOMEM;
 	}
 	return eval_path(w, root, ret, err, errsize);
@@ -469,7 +471,7 @@ static int render_action(struct tbuf *b, char *action, json_t *root, char *err, 
 		snprintf(err, errsize, "missing value for command");
 		return -EINVAL;
 	}
-	struct tval args[MAX_WORDS] = { 0 };
+	struct tval args[MAX_WORDS] = {0};
 	int r = 0;
 	const char *fn = quoted[0] || words[0][0] == '.' ? NULL : words[0];
 	for (int i = fn ? 1 : 0; i < n; i++) {
@@ -494,7 +496,8 @@ static int render_action(struct tbuf *b, char *action, json_t *root, char *err, 
 		if (a[0].missing) {
 			tb_puts(b, "null");
 		} else {
-			_cleanup_free_ char *s = json_dumps(a[0].v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+			_cleanup_free_ char *s = json_dumps(a[0].v, JSON_COMPACT | JSON_ENCODE_ANY |
+									    JSON_PRESERVE_ORDER);
 			if (!s) {
 				r = -ENOMEM;
 				goto out;
@@ -517,7 +520,8 @@ static int render_action(struct tbuf *b, char *action, json_t *root, char *err, 
 		} else if (json_is_array(c) && json_is_integer(k)) {
 			json_int_t i = json_integer_value(k);
 			if (i < 0 || (size_t)i >= json_array_size(c)) {
-				snprintf(err, errsize, "index out of range: %" JSON_INTEGER_FORMAT, i);
+				snprintf(err, errsize, "index out of range: %" JSON_INTEGER_FORMAT,
+					 i);
 				r = -EINVAL;
 				goto out;
 			}
@@ -536,19 +540,21 @@ static int render_action(struct tbuf *b, char *action, json_t *root, char *err, 
 		}
 		size_t i;
 		json_t *e;
-		json_array_foreach (a[0].v, i, e) {
+		json_array_foreach(a[0].v, i, e)
+		{
 			if (i)
 				tb_puts(b, json_string_value(a[1].v));
 			go_print(b, e);
 		}
 	} else if ((strcmp(fn, "upper") == 0 || strcmp(fn, "lower") == 0) && nargs == 1) {
-		struct tbuf t = { 0 };
+		struct tbuf t = {0};
 		if (a[0].missing)
 			tb_puts(&t, "<no value>");
 		else
 			go_print(&t, a[0].v);
 		for (size_t i = 0; i < t.len; i++)
-			t.p[i] = (char)(fn[0] == 'u' ? toupper((unsigned char)t.p[i]) : tolower((unsigned char)t.p[i]));
+			t.p[i] = (char)(fn[0] == 'u' ? toupper((unsigned char)t.p[i])
+						     : tolower((unsigned char)t.p[i]));
 		if (t.p)
 			tb_add(b, t.p, t.len);
 		free(t.p);
@@ -565,7 +571,8 @@ static int render_action(struct tbuf *b, char *action, json_t *root, char *err, 
 			r = -EINVAL;
 		}
 	} else {
-		snprintf(err, errsize, "function \"%s\" not defined or wrong number of arguments", fn);
+		snprintf(err, errsize, "function \"%s\" not defined or wrong number of arguments",
+			 fn);
 		r = -EINVAL;
 	}
 out:
@@ -576,7 +583,7 @@ out:
 
 char *cli_template_render(const char *tmpl, json_t *value, char *ret_error, size_t errsize)
 {
-	struct tbuf b = { 0 };
+	struct tbuf b = {0};
 	const char *p = tmpl;
 	tb_puts(&b, "");
 	while (*p) {

@@ -18,7 +18,7 @@ enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
 struct cli_http {
 	int fd;
-	char *buf; /* CLI_HTTP_MAX_HEAD bytes */
+	char *buf;	   /* CLI_HTTP_MAX_HEAD bytes */
 	size_t start, end; /* unread bytes are buf[start..end) */
 	enum body_mode mode;
 	uint64_t remaining;
@@ -58,7 +58,7 @@ int cli_http_from_fd(int fd, struct cli_http **ret)
 
 int cli_http_connect(const char *path, struct cli_http **ret)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
@@ -149,7 +149,8 @@ static int send_fd_body(int sock, int fd, bool chunked)
 int cli_http_send(struct cli_http *c, const struct cli_http_req *req, struct shoal_err *err)
 {
 	char head[4096];
-	int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: shoal\r\nUser-Agent: shoal-cli/%s\r\n",
+	int n = snprintf(head, sizeof(head),
+			 "%s %s HTTP/1.1\r\nHost: shoal\r\nUser-Agent: shoal-cli/%s\r\n",
 			 req->method, req->path, SHOAL_VERSION);
 	if (n < 0 || (size_t)n >= sizeof(head) - 512)
 		return shoal_err_set(err, ENAMETOOLONG, "request path too long");
@@ -170,7 +171,8 @@ int cli_http_send(struct cli_http *c, const struct cli_http_req *req, struct sho
 			APPEND("Transfer-Encoding: chunked\r\n");
 			chunked = true;
 		}
-	} else if (req->body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
+	} else if (req->body || strcmp(req->method, "POST") == 0 ||
+		   strcmp(req->method, "PUT") == 0) {
 		APPEND("Content-Length: %zu\r\n", req->body ? req->body_len : 0);
 	}
 	APPEND("\r\n");
@@ -252,9 +254,11 @@ int cli_http_read_head(struct cli_http *c, struct cli_http_resp *ret, struct sho
 		if (n < 0)
 			return shoal_err_errno(err, (int)n, "reading response");
 		if (n == 0)
-			return shoal_err_set(err, ECONNRESET,
-					     c->end == c->start ? "the daemon closed the connection without a response"
-								: "the daemon closed the connection in the middle of a response");
+			return shoal_err_set(
+				err, ECONNRESET,
+				c->end == c->start
+					? "the daemon closed the connection without a response"
+					: "the daemon closed the connection in the middle of a response");
 	}
 	size_t headlen = (size_t)(headend - (c->buf + c->start)) + 1;
 	_cleanup_free_ char *head = strndup(c->buf + c->start, headlen);
@@ -262,7 +266,7 @@ int cli_http_read_head(struct cli_http *c, struct cli_http_resp *ret, struct sho
 		return -ENOMEM;
 	c->start += headlen + seplen - 1;
 
-	struct cli_http_resp resp = { .content_length = -1 };
+	struct cli_http_resp resp = {.content_length = -1};
 	char *save = NULL;
 	char *line = strtok_r(head, "\n", &save);
 	if (!line)
@@ -270,8 +274,8 @@ int cli_http_read_head(struct cli_http *c, struct cli_http_resp *ret, struct sho
 	line = trim(line);
 	int minor = 0;
 	int consumed = 0;
-	if (sscanf(line, "HTTP/1.%d %d%n", &minor, &resp.status, &consumed) != 2 || resp.status < 100 ||
-	    resp.status > 999)
+	if (sscanf(line, "HTTP/1.%d %d%n", &minor, &resp.status, &consumed) != 2 ||
+	    resp.status < 100 || resp.status > 999)
 		return shoal_err_set(err, EBADMSG, "malformed response status line: %.80s", line);
 	snprintf(resp.reason, sizeof(resp.reason), "%s", trim(line + consumed));
 	while ((line = strtok_r(NULL, "\n", &save))) {
@@ -285,7 +289,8 @@ int cli_http_read_head(struct cli_http *c, struct cli_http_resp *ret, struct sho
 			errno = 0;
 			long long v = strtoll(value, &end, 10);
 			if (errno || *end || v < 0)
-				return shoal_err_set(err, EBADMSG, "malformed Content-Length: %.40s", value);
+				return shoal_err_set(err, EBADMSG,
+						     "malformed Content-Length: %.40s", value);
 			resp.content_length = v;
 		} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
 			if (strcasestr(value, "chunked"))
@@ -326,7 +331,8 @@ ssize_t cli_chunked_decode(struct cli_chunked *d, const void *in, size_t len, si
 			if (isxdigit(ch)) {
 				if (d->linelen >= 15)
 					return -EBADMSG;
-				unsigned v = isdigit(ch) ? (unsigned)(ch - '0') : (unsigned)(tolower(ch) - 'a' + 10);
+				unsigned v = isdigit(ch) ? (unsigned)(ch - '0')
+							 : (unsigned)(tolower(ch) - 'a' + 10);
 				d->remaining = d->remaining * 16 + v;
 				d->linelen++;
 				i++;
@@ -463,7 +469,8 @@ ssize_t cli_http_read_body(struct cli_http *c, void *buf, size_t len)
 			if (c->chunked.done)
 				return 0;
 			size_t used = 0;
-			ssize_t n = cli_chunked_decode(&c->chunked, c->buf + c->start, avail, &used, buf, len);
+			ssize_t n = cli_chunked_decode(&c->chunked, c->buf + c->start, avail, &used,
+						       buf, len);
 			if (n < 0)
 				return n;
 			c->start += used;

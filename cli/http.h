@@ -12,20 +12,20 @@
  * per connection, Content-Length or chunked bodies both ways, and Docker's
  * hijack (101 UPGRADED, then a raw byte stream on the same socket). */
 
-#define CLI_HTTP_MAX_HEAD (64 * 1024) /* status line + headers */
+#define CLI_HTTP_MAX_HEAD (64 * 1024)	     /* status line + headers */
 #define CLI_HTTP_MAX_BODY (64 * 1024 * 1024) /* bodies read whole into memory */
 
 struct cli_http;
 
 struct cli_http_req {
 	const char *method;
-	const char *path; /* with query string, already escaped */
+	const char *path;	  /* with query string, already escaped */
 	const char *content_type; /* NULL: none */
-	const void *body; /* sent with Content-Length */
+	const void *body;	  /* sent with Content-Length */
 	size_t body_len;
-	int body_fd; /* >= 0: stream the body from this fd (see body_fd_len) */
+	int body_fd;	     /* >= 0: stream the body from this fd (see body_fd_len) */
 	int64_t body_fd_len; /* >= 0: Content-Length of body_fd, < 0: chunked upload */
-	bool upgrade; /* Connection: Upgrade, Upgrade: tcp */
+	bool upgrade;	     /* Connection: Upgrade, Upgrade: tcp */
 };
 
 struct cli_http_resp {

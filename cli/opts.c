@@ -55,9 +55,10 @@ static int parse_bool_value(struct cli_opts *p, const char *name, const char *v)
 		 !strcmp(v, "False"))
 		p->value = "false";
 	else {
-		snprintf(p->error, sizeof(p->error),
-			 "invalid argument \"%s\" for \"%s\" flag: strconv.ParseBool: parsing \"%s\": invalid syntax",
-			 v, name, v);
+		snprintf(
+			p->error, sizeof(p->error),
+			"invalid argument \"%s\" for \"%s\" flag: strconv.ParseBool: parsing \"%s\": invalid syntax",
+			v, name, v);
 		return CLI_OPT_ERROR;
 	}
 	return 0;
@@ -75,8 +76,8 @@ int cli_opts_next(struct cli_opts *p)
 			return CLI_OPT_HELP;
 		const struct cli_opt *o = find_short(p->opts, c);
 		if (!o) {
-			snprintf(p->error, sizeof(p->error), "unknown shorthand flag: '%c' in %s", c,
-				 p->argv[p->i - 1]);
+			snprintf(p->error, sizeof(p->error), "unknown shorthand flag: '%c' in %s",
+				 c, p->argv[p->i - 1]);
 			return CLI_OPT_ERROR;
 		}
 		if (o->kind == CLI_OPT_BOOL) {
@@ -90,7 +91,8 @@ int cli_opts_next(struct cli_opts *p)
 		}
 		p->cluster = NULL;
 		if (p->i >= p->argc) {
-			snprintf(p->error, sizeof(p->error), "flag needs an argument: '%c' in -%c", c, c);
+			snprintf(p->error, sizeof(p->error), "flag needs an argument: '%c' in -%c",
+				 c, c);
 			return CLI_OPT_ERROR;
 		}
 		p->value = p->argv[p->i++];
@@ -124,7 +126,8 @@ int cli_opts_next(struct cli_opts *p)
 			if (!o) {
 				if (n == 4 && strncmp(name, "help", 4) == 0)
 					return CLI_OPT_HELP;
-				snprintf(p->error, sizeof(p->error), "unknown flag: --%.*s", (int)n, name);
+				snprintf(p->error, sizeof(p->error), "unknown flag: --%.*s", (int)n,
+					 name);
 				return CLI_OPT_ERROR;
 			}
 			if (o->kind == CLI_OPT_BOOL) {
@@ -138,7 +141,8 @@ int cli_opts_next(struct cli_opts *p)
 				return o->id;
 			}
 			if (p->i >= p->argc) {
-				snprintf(p->error, sizeof(p->error), "flag needs an argument: --%s", o->name);
+				snprintf(p->error, sizeof(p->error), "flag needs an argument: --%s",
+					 o->name);
 				return CLI_OPT_ERROR;
 			}
 			p->value = p->argv[p->i++];
@@ -159,7 +163,8 @@ void cli_usage(const struct cli_ctx *ctx, const char *usage, const char *desc,
 	printf("\nOptions:\n");
 	size_t width = 0;
 	for (const struct cli_opt *o = opts; o->id; o++) {
-		size_t w = strlen(o->name) + (o->kind == CLI_OPT_VALUE && o->argname ? strlen(o->argname) + 1 : 0);
+		size_t w = strlen(o->name) +
+			   (o->kind == CLI_OPT_VALUE && o->argname ? strlen(o->argname) + 1 : 0);
 		if (w > width)
 			width = w;
 	}

@@ -17,25 +17,25 @@
 
 static struct cli_ctx test_ctx(void)
 {
-	struct cli_ctx ctx = { .host = "unix:///nonexistent.sock", .sock_path = "/nonexistent.sock" };
+	struct cli_ctx ctx = {.host = "unix:///nonexistent.sock", .sock_path = "/nonexistent.sock"};
 	snprintf(ctx.cmdpath, sizeof(ctx.cmdpath), "shoal run");
 	return ctx;
 }
 
 static const struct cli_opt t_opts[] = {
-	{ 'd', "detach", 'd', CLI_OPT_BOOL, NULL, "" },
-	{ 'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "" },
-	{ 't', "tty", 't', CLI_OPT_BOOL, NULL, "" },
-	{ 'e', "env", 'e', CLI_OPT_VALUE, "list", "" },
-	{ 1000, "name", 0, CLI_OPT_VALUE, "string", "" },
-	{ 1001, "rm", 0, CLI_OPT_BOOL, NULL, "" },
-	{ 0 },
+	{'d', "detach", 'd', CLI_OPT_BOOL, NULL, ""},
+	{'i', "interactive", 'i', CLI_OPT_BOOL, NULL, ""},
+	{'t', "tty", 't', CLI_OPT_BOOL, NULL, ""},
+	{'e', "env", 'e', CLI_OPT_VALUE, "list", ""},
+	{1000, "name", 0, CLI_OPT_VALUE, "string", ""},
+	{1001, "rm", 0, CLI_OPT_BOOL, NULL, ""},
+	{0},
 };
 
 static void test_opts_cluster_and_forms(void **state)
 {
-	char *argv[] = { "run", "-dit", "--name=web", "-eA=1", "-e", "B=2", "--env", "C", "--rm=false",
-			 "img", "-d", "--name", "x", NULL };
+	char *argv[] = {"run", "-dit",	     "--name=web", "-eA=1", "-e",     "B=2", "--env",
+			"C",   "--rm=false", "img",	   "-d",    "--name", "x",   NULL};
 	struct cli_opts p;
 	cli_opts_init(&p, t_opts, 13, argv, true);
 	const char *seen[16];
@@ -68,7 +68,7 @@ static void test_opts_cluster_and_forms(void **state)
 
 static void test_opts_interspersed_and_errors(void **state)
 {
-	char *argv[] = { "stop", "a", "-d", "b", "--", "-c", NULL };
+	char *argv[] = {"stop", "a", "-d", "b", "--", "-c", NULL};
 	struct cli_opts p;
 	cli_opts_init(&p, t_opts, 6, argv, false);
 	assert_int_equal(cli_opts_next(&p), 'd');
@@ -79,26 +79,26 @@ static void test_opts_interspersed_and_errors(void **state)
 	assert_string_equal(p.pos[2], "-c");
 	cli_opts_done(&p);
 
-	char *bad1[] = { "run", "--bogus", NULL };
+	char *bad1[] = {"run", "--bogus", NULL};
 	cli_opts_init(&p, t_opts, 2, bad1, true);
 	assert_int_equal(cli_opts_next(&p), CLI_OPT_ERROR);
 	assert_string_equal(p.error, "unknown flag: --bogus");
 	cli_opts_done(&p);
 
-	char *bad2[] = { "run", "-dx", NULL };
+	char *bad2[] = {"run", "-dx", NULL};
 	cli_opts_init(&p, t_opts, 2, bad2, true);
 	assert_int_equal(cli_opts_next(&p), 'd');
 	assert_int_equal(cli_opts_next(&p), CLI_OPT_ERROR);
 	assert_string_equal(p.error, "unknown shorthand flag: 'x' in -dx");
 	cli_opts_done(&p);
 
-	char *bad3[] = { "run", "--name", NULL };
+	char *bad3[] = {"run", "--name", NULL};
 	cli_opts_init(&p, t_opts, 2, bad3, true);
 	assert_int_equal(cli_opts_next(&p), CLI_OPT_ERROR);
 	assert_string_equal(p.error, "flag needs an argument: --name");
 	cli_opts_done(&p);
 
-	char *help[] = { "run", "--help", NULL };
+	char *help[] = {"run", "--help", NULL};
 	cli_opts_init(&p, t_opts, 2, help, true);
 	assert_int_equal(cli_opts_next(&p), CLI_OPT_HELP);
 	cli_opts_done(&p);
@@ -129,7 +129,8 @@ static void test_parse_publish(void **state)
 	json_t *exp = json_object(), *bind = json_object();
 	char err[256];
 	assert_int_equal(cli_parse_publish("8080:80", exp, bind, err, sizeof(err)), 0);
-	assert_int_equal(cli_parse_publish("127.0.0.1:5353:53/udp", exp, bind, err, sizeof(err)), 0);
+	assert_int_equal(cli_parse_publish("127.0.0.1:5353:53/udp", exp, bind, err, sizeof(err)),
+			 0);
 	assert_int_equal(cli_parse_publish("9000", exp, bind, err, sizeof(err)), 0);
 	assert_int_equal(cli_parse_publish("7000-7001:70-71", exp, bind, err, sizeof(err)), 0);
 	assert_int_equal(cli_parse_publish("[::1]:8443:443", exp, bind, err, sizeof(err)), 0);
@@ -164,16 +165,63 @@ static void test_run_body(void **state)
 	close(fd);
 	setenv("TEST_CLI_FROM_HOST", "hv", 1);
 	unsetenv("TEST_CLI_UNSET");
-	char *argv[] = { "run", "-i", "--rm", "--name", "web", "-e", "A=1", "-e", "TEST_CLI_FROM_HOST",
-			 "-e", "TEST_CLI_UNSET", "--env-file", envfile, "-w", "/srv", "-u", "1000:1000",
-			 "--hostname", "h1", "--entrypoint", "/bin/sh", "--memory", "64m", "--memory-swap",
-			 "-1", "--cpus", "0.5", "--cpu-shares", "512", "--pids-limit", "100", "--read-only",
-			 "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--security-opt", "seccomp=unconfined",
-			 "--network", "none", "--label", "a=b", "--label", "flag", "--log-opt",
-			 "max-size=1m", "--log-opt", "max-file=3", "-p", "8080:80", "busybox", "sh", "-c",
-			 "echo hi", NULL };
+	char *argv[] = {"run",
+			"-i",
+			"--rm",
+			"--name",
+			"web",
+			"-e",
+			"A=1",
+			"-e",
+			"TEST_CLI_FROM_HOST",
+			"-e",
+			"TEST_CLI_UNSET",
+			"--env-file",
+			envfile,
+			"-w",
+			"/srv",
+			"-u",
+			"1000:1000",
+			"--hostname",
+			"h1",
+			"--entrypoint",
+			"/bin/sh",
+			"--memory",
+			"64m",
+			"--memory-swap",
+			"-1",
+			"--cpus",
+			"0.5",
+			"--cpu-shares",
+			"512",
+			"--pids-limit",
+			"100",
+			"--read-only",
+			"--cap-add",
+			"NET_ADMIN",
+			"--cap-drop",
+			"ALL",
+			"--security-opt",
+			"seccomp=unconfined",
+			"--network",
+			"none",
+			"--label",
+			"a=b",
+			"--label",
+			"flag",
+			"--log-opt",
+			"max-size=1m",
+			"--log-opt",
+			"max-file=3",
+			"-p",
+			"8080:80",
+			"busybox",
+			"sh",
+			"-c",
+			"echo hi",
+			NULL};
 	int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
-	struct cli_run_config cfg = { 0 };
+	struct cli_run_config cfg = {0};
 	assert_int_equal(cli_run_parse(&ctx, argc, argv, false, &cfg), 0);
 	unlink(envfile);
 	assert_string_equal(cfg.name, "web");
@@ -186,7 +234,8 @@ static void test_run_body(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "Image")), "busybox");
 	char *s = json_dumps(json_object_get(b, "Env"), JSON_COMPACT);
 	/* env-file entries first, then -e; unset bare names are dropped. */
-	assert_string_equal(s, "[\"FROMFILE=1\",\"TEST_CLI_FROM_HOST=hv\",\"A=1\",\"TEST_CLI_FROM_HOST=hv\"]");
+	assert_string_equal(
+		s, "[\"FROMFILE=1\",\"TEST_CLI_FROM_HOST=hv\",\"A=1\",\"TEST_CLI_FROM_HOST=hv\"]");
 	free(s);
 	s = json_dumps(json_object_get(b, "Cmd"), JSON_COMPACT);
 	assert_string_equal(s, "[\"sh\",\"-c\",\"echo hi\"]");
@@ -202,7 +251,8 @@ static void test_run_body(void **state)
 	assert_true(json_is_true(json_object_get(b, "OpenStdin")));
 	assert_true(json_is_true(json_object_get(b, "StdinOnce")));
 	assert_true(json_is_false(json_object_get(b, "Tty")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(b, "Labels"), "flag")), "");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(b, "Labels"), "flag")), "");
 	assert_non_null(json_object_get(json_object_get(b, "ExposedPorts"), "80/tcp"));
 	json_t *hc = json_object_get(b, "HostConfig");
 	assert_int_equal(json_integer_value(json_object_get(hc, "Memory")), 64 * 1024 * 1024);
@@ -215,7 +265,8 @@ static void test_run_body(void **state)
 	assert_true(json_is_false(json_object_get(hc, "Privileged")));
 	assert_string_equal(json_string_value(json_object_get(hc, "NetworkMode")), "none");
 	s = json_dumps(json_object_get(hc, "LogConfig"), JSON_COMPACT | JSON_SORT_KEYS);
-	assert_string_equal(s, "{\"Config\":{\"max-file\":\"3\",\"max-size\":\"1m\"},\"Type\":\"json-file\"}");
+	assert_string_equal(
+		s, "{\"Config\":{\"max-file\":\"3\",\"max-size\":\"1m\"},\"Type\":\"json-file\"}");
 	free(s);
 	s = json_dumps(json_object_get(hc, "CapAdd"), JSON_COMPACT);
 	assert_string_equal(s, "[\"NET_ADMIN\"]");
@@ -232,8 +283,8 @@ static void test_run_body(void **state)
 static void test_run_detach_defaults(void **state)
 {
 	struct cli_ctx ctx = test_ctx();
-	char *argv[] = { "run", "-d", "-t", "alpine", NULL };
-	struct cli_run_config cfg = { 0 };
+	char *argv[] = {"run", "-d", "-t", "alpine", NULL};
+	struct cli_run_config cfg = {0};
 	assert_int_equal(cli_run_parse(&ctx, 4, argv, false, &cfg), 0);
 	assert_true(cfg.detach);
 	assert_false(cfg.sig_proxy); /* never with a tty */
@@ -253,17 +304,17 @@ static void test_run_detach_defaults(void **state)
 static void test_run_bad_values(void **state)
 {
 	struct cli_ctx ctx = test_ctx();
-	struct cli_run_config cfg = { 0 };
+	struct cli_run_config cfg = {0};
 	/* Usage errors exit 125 like docker; a missing IMAGE is an argument error (1). */
-	char *a1[] = { "run", "--memory", "lots", "img", NULL };
+	char *a1[] = {"run", "--memory", "lots", "img", NULL};
 	assert_int_equal(cli_run_parse(&ctx, 4, a1, false, &cfg), 125);
-	char *a2[] = { "run", "--cpus", "x", "img", NULL };
+	char *a2[] = {"run", "--cpus", "x", "img", NULL};
 	assert_int_equal(cli_run_parse(&ctx, 4, a2, false, &cfg), 125);
-	char *a3[] = { "run", "-d", NULL };
+	char *a3[] = {"run", "-d", NULL};
 	assert_int_equal(cli_run_parse(&ctx, 2, a3, false, &cfg), 1);
-	char *a4[] = { "run", "--log-opt", "nokey", "img", NULL };
+	char *a4[] = {"run", "--log-opt", "nokey", "img", NULL};
 	assert_int_equal(cli_run_parse(&ctx, 4, a4, false, &cfg), 125);
-	char *a5[] = { "run", "-p", "1:2:3:4", "img", NULL };
+	char *a5[] = {"run", "-p", "1:2:3:4", "img", NULL};
 	assert_int_equal(cli_run_parse(&ctx, 4, a5, false, &cfg), 125);
 	assert_null(cfg.body);
 }
@@ -310,8 +361,8 @@ static void test_stdcopy_split(void **state)
 	n += frame(buf + n, 1, "world\n");
 	/* Every way of splitting the stream in two, then one byte at a time. */
 	for (size_t cut = 0; cut <= n; cut++) {
-		struct cli_stdcopy sc = { 0 };
-		struct collected c = { 0 };
+		struct cli_stdcopy sc = {0};
+		struct collected c = {0};
 		assert_int_equal(cli_stdcopy_feed(&sc, buf, cut, collect_cb, &c), 0);
 		assert_int_equal(cli_stdcopy_feed(&sc, buf + cut, n - cut, collect_cb, &c), 0);
 		assert_true(cli_stdcopy_idle(&sc));
@@ -320,8 +371,8 @@ static void test_stdcopy_split(void **state)
 		assert_int_equal(c.nerr, 5);
 		assert_memory_equal(c.err, "oops\n", 5);
 	}
-	struct cli_stdcopy sc = { 0 };
-	struct collected c = { 0 };
+	struct cli_stdcopy sc = {0};
+	struct collected c = {0};
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(cli_stdcopy_feed(&sc, buf + i, 1, collect_cb, &c), 0);
 		if (i == 3)
@@ -330,20 +381,21 @@ static void test_stdcopy_split(void **state)
 	assert_int_equal(c.nout, 12);
 	assert_memory_equal(c.out, "hello world\n", 12);
 
-	uint8_t bad[8] = { 7, 0, 0, 0, 0, 0, 0, 1 };
-	struct cli_stdcopy sc2 = { 0 };
+	uint8_t bad[8] = {7, 0, 0, 0, 0, 0, 0, 1};
+	struct cli_stdcopy sc2 = {0};
 	assert_int_equal(cli_stdcopy_feed(&sc2, bad, 8, collect_cb, &c), -EBADMSG);
 }
 
 static void decode_all(const char *in, size_t step, char *out, size_t outsize, size_t *ret_len,
 		       bool *ret_done)
 {
-	struct cli_chunked d = { 0 };
+	struct cli_chunked d = {0};
 	size_t len = strlen(in), off = 0, o = 0;
 	while (off < len && !d.done) {
 		size_t n = len - off < step ? len - off : step, used = 0;
 		/* Small output windows exercise resuming in the middle of a chunk. */
-		ssize_t r = cli_chunked_decode(&d, in + off, n, &used, out + o, 3 < outsize - o ? 3 : outsize - o);
+		ssize_t r = cli_chunked_decode(&d, in + off, n, &used, out + o,
+					       3 < outsize - o ? 3 : outsize - o);
 		assert_true(r >= 0);
 		o += (size_t)r;
 		off += used;
@@ -354,7 +406,8 @@ static void decode_all(const char *in, size_t step, char *out, size_t outsize, s
 
 static void test_chunked(void **state)
 {
-	const char *in = "5\r\nhello\r\n1;ext=1\r\n \r\nB\r\nchunked way\r\n0\r\nX-Trailer: y\r\n\r\n";
+	const char *in =
+		"5\r\nhello\r\n1;ext=1\r\n \r\nB\r\nchunked way\r\n0\r\nX-Trailer: y\r\n\r\n";
 	for (size_t step = 1; step <= strlen(in); step++) {
 		char out[64];
 		size_t n;
@@ -364,17 +417,18 @@ static void test_chunked(void **state)
 		assert_int_equal(n, 17);
 		assert_memory_equal(out, "hello chunked way", 17);
 	}
-	struct cli_chunked d = { 0 };
+	struct cli_chunked d = {0};
 	size_t used;
 	char out[16];
 	assert_int_equal(cli_chunked_decode(&d, "zz\r\n", 4, &used, out, sizeof(out)), -EBADMSG);
-	struct cli_chunked d2 = { 0 };
+	struct cli_chunked d2 = {0};
 	assert_int_equal(cli_chunked_decode(&d2, "2\r\nabX", 6, &used, out, sizeof(out)), -EBADMSG);
-	struct cli_chunked d3 = { 0 };
-	assert_int_equal(cli_chunked_decode(&d3, "ffffffffffffffffff\r\n", 20, &used, out, sizeof(out)),
-			 -EBADMSG);
+	struct cli_chunked d3 = {0};
+	assert_int_equal(
+		cli_chunked_decode(&d3, "ffffffffffffffffff\r\n", 20, &used, out, sizeof(out)),
+		-EBADMSG);
 	/* The decoder stops exactly after the last chunk: bytes after it stay unread. */
-	struct cli_chunked d4 = { 0 };
+	struct cli_chunked d4 = {0};
 	ssize_t r = cli_chunked_decode(&d4, "1\r\na\r\n0\r\n\r\nNEXT", 15, &used, out, sizeof(out));
 	assert_int_equal(r, 1);
 	assert_true(d4.done);
@@ -388,11 +442,12 @@ static void test_human(void **state)
 		int64_t s;
 		const char *want;
 	} d[] = {
-		{ 0, "Less than a second" }, { 1, "1 second" }, { 5, "5 seconds" }, { 59, "59 seconds" },
-		{ 60, "About a minute" }, { 119, "About a minute" }, { 120, "2 minutes" },
-		{ 3599, "59 minutes" }, { 3600, "About an hour" }, { 5399, "About an hour" },
-		{ 5400, "2 hours" }, { 47 * 3600, "47 hours" }, { 48 * 3600, "2 days" },
-		{ 14 * 86400, "2 weeks" }, { 60 * 86400, "2 months" }, { 800 * 86400, "2 years" },
+		{0, "Less than a second"}, {1, "1 second"},	    {5, "5 seconds"},
+		{59, "59 seconds"},	   {60, "About a minute"},  {119, "About a minute"},
+		{120, "2 minutes"},	   {3599, "59 minutes"},    {3600, "About an hour"},
+		{5399, "About an hour"},   {5400, "2 hours"},	    {47 * 3600, "47 hours"},
+		{48 * 3600, "2 days"},	   {14 * 86400, "2 weeks"}, {60 * 86400, "2 months"},
+		{800 * 86400, "2 years"},
 	};
 	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
 		cli_human_duration(d[i].s, b, sizeof(b));
@@ -449,9 +504,9 @@ static void test_daemon_error(void **state)
 static void test_table(void **state)
 {
 	struct cli_table *t = cli_table_new(3);
-	const char *h[] = { "CONTAINER ID", "IMAGE", "NAMES" };
-	const char *r1[] = { "0123456789ab", "busybox", "web" };
-	const char *r2[] = { "abc", "a-very-long-image-name", "x" };
+	const char *h[] = {"CONTAINER ID", "IMAGE", "NAMES"};
+	const char *r1[] = {"0123456789ab", "busybox", "web"};
+	const char *r2[] = {"abc", "a-very-long-image-name", "x"};
 	assert_int_equal(cli_table_add(t, h), 0);
 	assert_int_equal(cli_table_add(t, r1), 0);
 	assert_int_equal(cli_table_add(t, r2), 0);
@@ -469,29 +524,30 @@ static void test_table(void **state)
 
 static void test_template(void **state)
 {
-	json_t *v = json_loads("{\"Id\":\"abc\",\"State\":{\"ExitCode\":3,\"Running\":false,\"Pid\":null},"
-			       "\"Config\":{\"Cmd\":[\"sh\",\"-c\"],\"Labels\":{\"b\":\"2\",\"a\":\"1\"}},"
-			       "\"Ratio\":0.5}",
-			       0, NULL);
+	json_t *v = json_loads(
+		"{\"Id\":\"abc\",\"State\":{\"ExitCode\":3,\"Running\":false,\"Pid\":null},"
+		"\"Config\":{\"Cmd\":[\"sh\",\"-c\"],\"Labels\":{\"b\":\"2\",\"a\":\"1\"}},"
+		"\"Ratio\":0.5}",
+		0, NULL);
 	assert_non_null(v);
 	char err[256];
 	struct {
 		const char *t, *want;
 	} cases[] = {
-		{ "{{.State.ExitCode}}", "3" },
-		{ "id={{.Id}} running={{ .State.Running }}", "id=abc running=false" },
-		{ "{{.Config.Cmd}}", "[sh -c]" },
-		{ "{{.Config.Labels}}", "map[a:1 b:2]" },
-		{ "{{json .Config.Cmd}}", "[\"sh\",\"-c\"]" },
-		{ "{{index .Config.Labels \"b\"}}", "2" },
-		{ "{{index .Config.Cmd 1}}", "-c" },
-		{ "{{join .Config.Cmd \",\"}}", "sh,-c" },
-		{ "{{len .Config.Cmd}}", "2" },
-		{ "{{upper .Id}}", "ABC" },
-		{ "{{.Missing}}", "<no value>" },
-		{ "{{.State.Pid}}", "<nil>" },
-		{ "{{.Ratio}}", "0.5" },
-		{ "no actions", "no actions" },
+		{"{{.State.ExitCode}}", "3"},
+		{"id={{.Id}} running={{ .State.Running }}", "id=abc running=false"},
+		{"{{.Config.Cmd}}", "[sh -c]"},
+		{"{{.Config.Labels}}", "map[a:1 b:2]"},
+		{"{{json .Config.Cmd}}", "[\"sh\",\"-c\"]"},
+		{"{{index .Config.Labels \"b\"}}", "2"},
+		{"{{index .Config.Cmd 1}}", "-c"},
+		{"{{join .Config.Cmd \",\"}}", "sh,-c"},
+		{"{{len .Config.Cmd}}", "2"},
+		{"{{upper .Id}}", "ABC"},
+		{"{{.Missing}}", "<no value>"},
+		{"{{.State.Pid}}", "<nil>"},
+		{"{{.Ratio}}", "0.5"},
+		{"no actions", "no actions"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *s = cli_template_render(cases[i].t, v, err, sizeof(err));
