@@ -834,7 +834,9 @@ static void start_fail(struct container *c, struct shoal_err *err)
 	char cg[4096];
 	snprintf(cg, sizeof(cg), "%s", c->agent->cfg.cgroup_parent);
 	rt_cleanup(c->run_dir, cg, c->id, NULL);
-	if (c->remove_on_exit)
+	bool auto_remove = false;
+	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
+	if (c->remove_on_exit || auto_remove)
 		container_remove(c, true, NULL);
 }
 

@@ -338,6 +338,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shoald: must run as root (it creates namespaces, cgroups and network devices)\n");
 		return 1;
 	}
+	/* Inherited descriptors would leak into every monitor and keep, e.g., a
+	 * caller's pipe open for as long as containers run. */
+	close_range(3, ~0U, 0);
 	srandom((unsigned)(now_ns() ^ getpid()));
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();

@@ -402,6 +402,9 @@ int main(int argc, char **argv)
 		attach_fd = 5;
 		fcntl(attach_fd, F_SETFD, FD_CLOEXEC);
 	}
+	/* Nothing else the agent's parent left open may stay with us for the
+	 * container's lifetime (a test harness's output pipe, say). */
+	close_range(attach_fd >= 0 ? 6 : 5, ~0U, 0);
 
 	pid_t pid = fork();
 	if (pid < 0)

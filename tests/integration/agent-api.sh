@@ -37,7 +37,6 @@ check "duplicate key" 400 "not valid JSON" POST /containers/create '{"Image":"bu
 big=$(head -c 1200000 /dev/zero | tr '\0' a)
 check "oversized JSON body" 413 "limit" POST /containers/create "{\"Image\":\"$big\"}"
 check "no such container" 404 "No such container" POST /containers/abcdef/start
-check "bad signal" 400 "invalid signal" POST '/containers/abcdef/kill?signal=NOPE' 
 check "exec without Cmd" 404 "No such container" POST /containers/nope/exec '{}'
 expect_eq "nothing was created" 0 "$(shoal ps -aq | wc -l)"
 
@@ -45,6 +44,7 @@ out=$(api POST '/containers/create?name=dup' '{"Image":"busybox","Cmd":["true"]}
 expect_eq "create" 201 "${out%% *}"
 check "duplicate name" 409 "already in use" POST '/containers/create?name=dup' '{"Image":"busybox"}'
 check "exec in a stopped container" 409 "not running" POST /containers/dup/exec '{"Cmd":["true"]}'
+check "bad signal" 400 "invalid signal" POST '/containers/dup/kill?signal=NOPE'
 check "kill of a stopped container" 409 "not running" POST /containers/dup/kill
 check "bad wait condition" 400 "invalid condition" POST '/containers/dup/wait?condition=soon'
 check "logs without streams" 400 "at least one stream" GET /containers/dup/logs

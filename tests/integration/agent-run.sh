@@ -54,7 +54,7 @@ expect_eq "mknod allowed by default (CAP_MKNOD)" 0 $?
 shoal run --rm --network none --cap-drop MKNOD busybox mknod /x c 1 3 2>/dev/null
 expect_eq "mknod denied after --cap-drop MKNOD" 1 $?
 shoal run --rm --network none busybox ip link set lo down 2>/dev/null
-expect_eq "ip link set denied without NET_ADMIN" 1 $?
+[ $? -ne 0 ] && ok "ip link set denied without NET_ADMIN" || fail "ip link set allowed without NET_ADMIN"
 shoal run --rm --network none --cap-add NET_ADMIN busybox ip link set lo down
 expect_eq "ip link set allowed with --cap-add NET_ADMIN" 0 $?
 
@@ -88,7 +88,7 @@ expect_eq "logs" "line0
 line1" "$out"
 out=$(shoal logs --tail 1 web1 | wc -l)
 expect_eq "logs --tail 1" 1 "$out"
-out=$(timeout 5 shoal logs -f web1 | head -n 30 | tail -n 1)
+out=$(timeout 10 "$SHOAL_BIN" logs -f web1 | head -n 30 | tail -n 1)
 expect_contains "logs -f keeps following" "line" "$out"
 out=$(shoal exec web1 sh -c 'echo $$; hostname')
 expect_contains "exec runs inside (its own pid)" "$(echo "$id" | cut -c1-12)" "$out"
@@ -127,14 +127,14 @@ out=$(shoal run --rm busybox sh -c 'ping -c1 -W2 10.213.0.1 >/dev/null && echo r
 expect_eq "bridge gateway reachable" "reach" "$out"
 a=$(shoal run -d busybox httpd -f -p 8080 -h /var/www)
 aip=$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' "$a")
-out=$(shoal run --rm busybox nc "$aip" 8080 <<<$'GET / HTTP/1.0\r\n\r\n' 2>/dev/null | tail -n 1)
+out=$(shoal run --rm busybox sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\r\n\r\n' | nc $aip 8080 && break; sleep 0.2; done" 2>/dev/null | tail -n 1)
 expect_eq "container to container over the bridge" "hello from shoal" "$out"
 shoal rm -f "$a" >/dev/null
 out=$(shoal run --rm --network host busybox sh -c 'ls /sys/class/net | grep -c .')
 [ "$out" -ge 2 ] && ok "--network host sees the node's links" || fail "--network host: $out links"
 
 log "cleanup leaves nothing"
-left=$(shoal ps -aq | wc -l)
+left=$(shoal ps -aq | wc -l); [ "$left" -eq 0 ] || shoal ps -a
 expect_eq "no containers left" 0 "$left"
 expect_eq "no container cgroups left" "" "$(cg_pids)"
 expect_eq "no veths left" 0 "$(in_node ip -o link show | grep -c "${TAG}v")"

@@ -53,8 +53,8 @@ api() {
 	local method=$1 path=$2 body=${3-}
 	local out
 	if [ -n "$body" ]; then
-		out=$(curl -s --max-time 30 --unix-socket "$SOCK" -X "$method" -H 'Content-Type: application/json' \
-			--data-binary "$body" -w '\n%{http_code}' "http://shoal$path")
+		out=$(printf '%s' "$body" | curl -s --max-time 30 --unix-socket "$SOCK" -X "$method" \
+			-H 'Content-Type: application/json' --data-binary @- -w '\n%{http_code}' "http://shoal$path")
 	else
 		out=$(curl -s --max-time 30 --unix-socket "$SOCK" -X "$method" -w '\n%{http_code}' "http://shoal$path")
 	fi
@@ -63,7 +63,8 @@ api() {
 }
 
 agent_start() {
-	in_node "$SHOALD_BIN" --data-dir "$T/data" --run-dir "$T/run" --socket "$SOCK" \
+	# nsenter execs shoald, so $! is shoald's own pid (kill -9 must reach it)
+	nsenter --net="/run/netns/$NETNS" "$SHOALD_BIN" --data-dir "$T/data" --run-dir "$T/run" --socket "$SOCK" \
 		--cgroup-parent "$CG_PARENT" --bpffs-dir "/sys/fs/bpf/shoal-it-$TAG" \
 		--device-prefix "$TAG" --bridge-subnet 10.213.0.0/16 --log-level "${AGENT_LOG_LEVEL:-info}" \
 		"$@" >>"$T/shoald.log" 2>&1 &
