@@ -168,6 +168,9 @@ struct cli_run_config {
 int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		  struct cli_run_config *cfg);
 void cli_run_config_done(struct cli_run_config *cfg);
+/* A `logs --since/--until` value as the API's unix time: unix seconds pass
+ * through; "42m", "1h30m" are relative to now; RFC 3339 times are converted. */
+int cli_parse_timestamp(const char *s, int64_t now, char *buf, size_t size);
 /* "0.5" -> 500000000; -EINVAL on a bad or too precise value. */
 int cli_parse_cpus(const char *s, int64_t *ret);
 /* "[ip:][hostport:]containerport[/proto]" (ranges "8000-8001:80-81") into

@@ -1032,11 +1032,70 @@ static const struct cli_opt logs_opts[] = {
 	 "Number of lines to show from the end of the logs (default \"all\")"},
 	{'t', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps"},
 	{OPT_SINCE, "since", 0, CLI_OPT_VALUE, "string",
-	 "Show logs since timestamp (unix seconds) "},
+	 "Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\", unix seconds) or relative (e.g. \"42m\")"},
 	{OPT_UNTIL, "until", 0, CLI_OPT_VALUE, "string",
-	 "Show logs before a timestamp (unix seconds)"},
+	 "Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\", unix seconds) or relative (e.g. \"42m\")"},
 	{0},
 };
+
+int cli_parse_timestamp(const char *s, int64_t now, char *buf, size_t size)
+{
+	const char *p = s;
+	bool digits_only = *p != '\0';
+	for (; *p; p++)
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			digits_only = false;
+	if (digits_only) {
+		snprintf(buf, size, "%s", s);
+		return 0;
+	}
+	/* A Go duration: "90s", "42m", "1h30m", "1.5h". */
+	double total = 0;
+	p = s;
+	while (*p) {
+		char *end;
+		double v = strtod(p, &end);
+		if (end == p || v < 0)
+			break;
+		double unit = *end == 'h'		     ? 3600
+			      : *end == 'm' && end[1] != 's' ? 60
+			      : *end == 's'		     ? 1
+							     : 0;
+		if (unit == 0)
+			break;
+		total += v * unit;
+		p = end + 1;
+		if (!*p) {
+			snprintf(buf, size, "%" PRId64, now - (int64_t)total);
+			return 0;
+		}
+	}
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		end = strptime(s, "%Y-%m-%d", &tm);
+	if (!end)
+		return -EINVAL;
+	int64_t nsec = 0, scale = 100000000;
+	if (*end == '.')
+		for (end++; isdigit((unsigned char)*end); end++, scale /= 10)
+			nsec += (*end - '0') * scale;
+	int64_t off = 0;
+	if (*end == 'Z') {
+		end++;
+	} else if (*end == '+' || *end == '-') {
+		int hh, mm;
+		if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2)
+			return -EINVAL;
+		off = (hh * 3600 + mm * 60) * (*end == '-' ? -1 : 1);
+		end += 6;
+	}
+	if (*end)
+		return -EINVAL;
+	int64_t t = (int64_t)timegm(&tm) - off;
+	snprintf(buf, size, "%" PRId64 ".%09" PRId64, t, nsec);
+	return 0;
+}
 
 static int write_cb(void *userdata, int stream, const void *data, size_t len)
 {
@@ -1106,8 +1165,17 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	bool tty = json_is_true(json_object_get(json_object_get(info, "Config"), "Tty"));
 	_cleanup_free_ char *base = obj_path("/containers", name, "/logs");
-	_cleanup_free_ char *etail = cli_escape(tail), *esince = since ? cli_escape(since) : NULL,
-			    *euntil = until ? cli_escape(until) : NULL;
+	char since_ts[32], until_ts[32];
+	if (since && cli_parse_timestamp(since, time(NULL), since_ts, sizeof(since_ts)) < 0) {
+		fprintf(stderr, "invalid value for \"since\": %s\n", since);
+		return 1;
+	}
+	if (until && cli_parse_timestamp(until, time(NULL), until_ts, sizeof(until_ts)) < 0) {
+		fprintf(stderr, "invalid value for \"until\": %s\n", until);
+		return 1;
+	}
+	_cleanup_free_ char *etail = cli_escape(tail), *esince = since ? strdup(since_ts) : NULL,
+			    *euntil = until ? strdup(until_ts) : NULL;
 	_cleanup_free_ char *path = NULL;
 	if (!base || !etail ||
 	    asprintf(&path, "%s?stdout=1&stderr=1%s&tail=%s%s%s%s%s%s", base,
@@ -1275,7 +1343,8 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 	if (cli_request(ctx, &call, &stream, &resp, &err) < 0) {
 		cli_signals_restore();
 		cli_print_err(&err);
-		return 126;
+		int st = start_failure_status(err.msg);
+		return st == CLI_EXIT_USAGE ? 126 : st;
 	}
 	if (tty && interactive && isatty(STDIN_FILENO))
 		cli_tty_raw(STDIN_FILENO);

@@ -563,6 +563,23 @@ static void test_template(void **state)
 	json_decref(v);
 }
 
+static void test_parse_timestamp(void **state)
+{
+	char b[40];
+	assert_int_equal(cli_parse_timestamp("1700000000", 2000, b, sizeof(b)), 0);
+	assert_string_equal(b, "1700000000");
+	assert_int_equal(cli_parse_timestamp("42m", 10000, b, sizeof(b)), 0);
+	assert_string_equal(b, "7480");
+	assert_int_equal(cli_parse_timestamp("1h30m", 10000, b, sizeof(b)), 0);
+	assert_string_equal(b, "4600");
+	assert_int_equal(cli_parse_timestamp("2013-01-02T13:23:37Z", 0, b, sizeof(b)), 0);
+	assert_string_equal(b, "1357133017.000000000");
+	assert_int_equal(cli_parse_timestamp("2013-01-02T13:23:37.5+01:00", 0, b, sizeof(b)), 0);
+	assert_string_equal(b, "1357129417.500000000");
+	assert_true(cli_parse_timestamp("yesterday", 0, b, sizeof(b)) < 0);
+	assert_true(cli_parse_timestamp("5x", 0, b, sizeof(b)) < 0);
+}
+
 static void test_parse_host(void **state)
 {
 	char p[108];
@@ -591,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_daemon_error),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_template),
+		cmocka_unit_test(test_parse_timestamp),
 		cmocka_unit_test(test_parse_host),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
