@@ -104,7 +104,7 @@ int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_comman
 		print_table(table, "Commands");
 		printf("\nRun '%s COMMAND --help' for more information on a command.\n",
 		       ctx->cmdpath);
-		return argc < 2 ? 0 : 0;
+		return 0;
 	}
 	for (const struct cli_command *c = table; c->name; c++) {
 		if (strcmp(c->name, argv[1]) != 0)
