@@ -28,7 +28,7 @@
 #include "runtime/runtime.h"
 #include "runtime/seccomp.h"
 
-static void container_exited(struct container *c, const struct rt_exit *ex);
+static void container_exited(struct container *c, const struct rt_exit *ex, bool monitor_cleans);
 static void container_free(struct container *c);
 static void container_unlink_and_free(struct container *c);
 
@@ -339,7 +339,7 @@ static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
 			 json_string_value(json_object_get(j, "error")) ?: "");
 		json_decref(j);
 	}
-	container_exited(c, &ex);
+	container_exited(c, &ex, true);
 }
 
 static void exit_from_disk(struct container *c)
@@ -352,7 +352,7 @@ static void exit_from_disk(struct container *c)
 		snprintf(ex.error, sizeof(ex.error),
 			 "the container's monitor exited without recording an exit status");
 	}
-	container_exited(c, &ex);
+	container_exited(c, &ex, false);
 }
 
 static void wait_conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -853,6 +853,8 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 		start_fail(c, &err);
 		return;
 	}
+	log_debug("container %.12s: running %lld us after the start request", c->id,
+		  (long long)((mono_ns() - c->start_mono_ns) / 1000));
 	c->state = CONTAINER_RUNNING;
 	c->pid = st.pid;
 	c->monitor_pid = st.monitor_pid;
@@ -901,6 +903,7 @@ void container_start(struct container *c, struct api_req *req)
 	}
 	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
+	c->start_mono_ns = mono_ns();
 	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
 	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
 	json_get_strv(c->config, "Env", false, &env, NULL);
@@ -1042,6 +1045,8 @@ void container_start(struct container *c, struct api_req *req)
 		start_fail(c, &err);
 		return;
 	}
+	log_debug("container %.12s: monitor spawned %lld us after the start request", c->id,
+		  (long long)((mono_ns() - c->start_mono_ns) / 1000));
 	c->state = CONTAINER_STARTING;
 	c->spawn_fd = status_fd;
 	c->spawn_ev = event_new(a->base, status_fd, EV_READ, spawn_done_cb, c);
@@ -1181,7 +1186,7 @@ static void notify_waiters(struct container *c, bool removed)
 	}
 }
 
-static void container_exited(struct container *c, const struct rt_exit *ex)
+static void container_exited(struct container *c, const struct rt_exit *ex, bool monitor_cleans)
 {
 	struct agent *a = c->agent;
 	if (c->wait_bev) {
@@ -1201,8 +1206,13 @@ static void container_exited(struct container *c, const struct rt_exit *ex)
 	c->monitor_pid = 0;
 	log_info("container %.12s (%s): exited with %d%s", c->id, c->name, c->exit_code,
 		 c->oom_killed ? " (OOM killed)" : "");
+	log_debug("container %.12s: exit seen %lld us after the start request", c->id,
+		  (long long)((mono_ns() - c->start_mono_ns) / 1000));
 	network_release(c);
-	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
+	/* A monitor that reported the exit removes the cgroups and run files
+	 * itself, after telling us; one that vanished left them to us. */
+	if (!monitor_cleans)
+		rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
 	container_persist(c);
 	for (size_t i = 0; i < c->n_stop_reqs; i++)
 		if (c->stop_reqs[i]) {

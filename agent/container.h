@@ -51,6 +51,7 @@ struct container {
 	int exit_code;
 	bool oom_killed;
 	int64_t created_ns, started_ns, finished_ns;
+	int64_t start_mono_ns;	/* when the last start request came */
 	char error[512];
 	int restart_count;
 

@@ -172,32 +172,32 @@ static int runc_bundle(struct start_bench *b, const char *dir, struct shoal_err 
 		}
 	}
 	json_decref(img);
-	json_t *cfg = json_pack(
-		"{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:[s], s:s, s:{s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s], s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s]}, s:b},"
-		" s:{s:s, s:b}, s:s,"
-		" s:[{s:s, s:s, s:s}, {s:s, s:s, s:s, s:[s,s,s,s]}, {s:s, s:s, s:s, s:[s,s,s,s,s,s]}],"
-		" s:{s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s}], s:[s], s:[s]}}",
-		"ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args",
-		"/bin/true", "env", "PATH=/bin", "cwd", "/", "capabilities", "bounding",
-		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-		"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-		"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", "effective",
-		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-		"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-		"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-		"noNewPrivileges", 1, "root", "path", "rootfs", "readonly", 0, "hostname", "bench",
-		"mounts", "destination", "/proc", "type", "proc", "source", "proc", "destination",
-		"/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime",
-		"mode=755", "size=65536k", "destination", "/sys", "type", "sysfs", "source", "sysfs",
-		"options", "nosuid", "noexec", "nodev", "ro", "x", "x", "linux", "namespaces", "type",
-		"pid", "type", "network", "type", "ipc", "type", "uts", "type", "mount",
-		"maskedPaths", "/proc/kcore", "readonlyPaths", "/proc/sys");
+	/* The same confinement shoal gives /bin/true: Docker's default capabilities,
+	 * new pid, net, ipc, uts and mount namespaces, proc, dev and a read-only sys. */
+	static const char caps[] =
+		"[\"CAP_CHOWN\",\"CAP_DAC_OVERRIDE\",\"CAP_FSETID\",\"CAP_FOWNER\",\"CAP_MKNOD\","
+		"\"CAP_NET_RAW\",\"CAP_SETGID\",\"CAP_SETUID\",\"CAP_SETFCAP\",\"CAP_SETPCAP\","
+		"\"CAP_NET_BIND_SERVICE\",\"CAP_SYS_CHROOT\",\"CAP_KILL\",\"CAP_AUDIT_WRITE\"]";
+	char text[4096];
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\":\"1.0.2\","
+		 "\"process\":{\"terminal\":false,\"user\":{\"uid\":0,\"gid\":0},"
+		 "\"args\":[\"/bin/true\"],\"env\":[\"PATH=/bin\"],\"cwd\":\"/\","
+		 "\"capabilities\":{\"bounding\":%s,\"effective\":%s,\"permitted\":%s},"
+		 "\"noNewPrivileges\":true},"
+		 "\"root\":{\"path\":\"rootfs\",\"readonly\":false},\"hostname\":\"bench\","
+		 "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+		 "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+		 "\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
+		 "{\"destination\":\"/sys\",\"type\":\"sysfs\",\"source\":\"sysfs\","
+		 "\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]}],"
+		 "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},"
+		 "{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"}],"
+		 "\"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"]}}",
+		 caps, caps, caps);
+	json_t *cfg = json_loads(text, 0, NULL);
 	if (!cfg)
-		return shoal_err_set(err, ENOMEM, "building the runc config");
-	/* the two "x" placeholders above complete the sysfs options list */
-	json_t *sysopts = json_object_get(json_array_get(json_object_get(cfg, "mounts"), 2), "options");
-	json_array_remove(sysopts, 5);
-	json_array_remove(sysopts, 4);
+		return shoal_err_set(err, EINVAL, "building the runc config");
 	char cfgpath[4096];
 	snprintf(cfgpath, sizeof(cfgpath), "%s/config.json", dir);
 	r = json_dump_file(cfg, cfgpath, JSON_INDENT(1));
@@ -387,6 +387,7 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 	struct shoal_err err = { 0 };
 	json_t *out = json_object();
 	struct bench_samples none = { 0 }, bridge = { 0 }, runc = { 0 };
+	_cleanup_free_ char *runc_path = NULL;
 	int rc = 0;
 	if (!b.json)
 		printf("shoal bench start: create + start + wait of /bin/true in %s, %d runs each\n",
@@ -398,7 +399,7 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	json_object_set_new(out, "network_none", bench_summary(&none));
 	json_object_set_new(out, "network_bridge", bench_summary(&bridge));
-	_cleanup_free_ char *runc_path = no_runc ? NULL : find_in_path("runc");
+	runc_path = no_runc ? NULL : find_in_path("runc");
 	if (runc_path) {
 		if (bench_runc(&b, runc_path, &runc, &err) < 0) {
 			fprintf(stderr, "runc comparison skipped: %s\n", err.msg);

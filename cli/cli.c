@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "cli/cli.h"
 #include "lib/log.h"
 
@@ -29,6 +30,7 @@ const struct cli_command cli_commands[] = {
 	{"image", cli_cmd_image, "Manage images"},
 	{"version", cli_cmd_version, "Show the shoal version information"},
 	{"info", cli_cmd_info, "Display system-wide information"},
+	{"bench", cli_cmd_bench, "Run benchmarks, compared side by side in one run"},
 	{NULL, NULL, NULL},
 };
 

@@ -506,13 +506,15 @@ void mon_finish(void)
 		snprintf(p, sizeof(p), "%s/exit.json", M.spec->bundle_dir);
 		write_file_atomic(p, text, strlen(text), 0644);
 	}
+	/* Waiters hear of the exit first: the cgroup and run files are the
+	 * monitor's to clean up, and nobody needs to wait for that. */
+	mon_clients_finish(text ? text : "{}");
+	free(text);
 	if (M.cg) {
 		rt_cgroup_destroy(M.cg, NULL);
 		rt_cgroup_free(M.cg);
 		M.cg = NULL;
 	}
 	remove_run_files();
-	mon_clients_finish(text ? text : "{}");
-	free(text);
 	_exit(0);
 }
