@@ -1,21 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # fuzz-image-load: libFuzzer over image_store_load, built with clang only when
-# clang and its libFuzzer runtime are present. The image sources are compiled
+# clang and its libFuzzer runtime are present (probed in CMakeLists.txt). The image sources are compiled
 # with the fuzzer and ASan; shoal_lib is linked as built.
-find_program(SHOAL_CLANG NAMES clang clang-14)
-set(SHOAL_IMAGE_FUZZ OFF)
-if(SHOAL_CLANG)
-	set(_image_probe ${CMAKE_CURRENT_BINARY_DIR}/image-fuzz-probe.c)
-	file(WRITE ${_image_probe} "#include <stddef.h>\n#include <stdint.h>\n"
-		"int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return 0; }\n")
-	execute_process(COMMAND ${SHOAL_CLANG} -fsanitize=fuzzer,address ${_image_probe}
-			-o ${CMAKE_CURRENT_BINARY_DIR}/image-fuzz-probe
-		RESULT_VARIABLE _image_probe_rc OUTPUT_QUIET ERROR_QUIET)
-	if(_image_probe_rc EQUAL 0)
-		set(SHOAL_IMAGE_FUZZ ON)
-	endif()
-endif()
-
 if(SHOAL_IMAGE_FUZZ)
 	set(_image_fuzz_bin ${CMAKE_CURRENT_BINARY_DIR}/fuzz-image-load)
 	set(_image_fuzz_src

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+/* Checks a /containers/create body (Docker's Config + HostConfig) field by
+ * field: types, ranges, names. Pure: touches no state, so it is fuzzed. On
+ * failure err names the field and what it should be. */
+int container_config_check(json_t *body, struct shoal_err *err);
