@@ -18,14 +18,27 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct cli_http *, cli_http_free)
-
 void cli_print_err(const struct shoal_err *err)
 {
 	if (err->msg[0])
 		fprintf(stderr, "%s\n", err->msg);
 	else
 		fprintf(stderr, "Error: %s\n", strerror(err->code ? err->code : EIO));
+}
+
+char *cli_obj_path(const char *prefix, const char *id, const char *suffix)
+{
+	_cleanup_free_ char *e = cli_escape(id);
+	char *r = NULL;
+	if (!e || asprintf(&r, "%s/%s%s", prefix, e, suffix ? suffix : "") < 0)
+		return NULL;
+	return r;
+}
+
+int cli_oom(void)
+{
+	fprintf(stderr, "Error: out of memory\n");
+	return 1;
 }
 
 char *cli_escape(const char *s)

@@ -8,9 +8,14 @@
 #include <jansson.h>
 
 #include "cli/http.h"
+#include "lib/cleanup.h"
 #include "lib/err.h"
 
-#define CLI_API_VERSION	 "1.43"
+#define CLI_API_VERSION "1.43"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cli_http *, cli_http_free)
+#define _cleanup_http_	 _cleanup_(cli_http_freep)
+#define _cleanup_json_	 _cleanup_(json_decrefp)
 #define CLI_DEFAULT_HOST "unix:///run/shoal/shoal.sock"
 
 /* Exit statuses, as docker uses them. */
@@ -127,6 +132,10 @@ int cli_request(const struct cli_ctx *ctx, const struct cli_call *call, struct c
 /* A whole request/response; *ret_json is NULL for empty bodies. */
 int cli_call_json(const struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
 		  int *ret_status, json_t **ret_json, struct shoal_err *err);
+/* "<prefix>/<escaped id><suffix>", e.g. "/containers/abc/start"; NULL on ENOMEM. */
+char *cli_obj_path(const char *prefix, const char *id, const char *suffix);
+/* Prints "Error: out of memory" and returns exit status 1. */
+int cli_oom(void);
 /* Percent-escapes a path segment or query value. */
 char *cli_escape(const char *s);
 /* Prints err->msg to stderr. */

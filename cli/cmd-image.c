@@ -14,17 +14,7 @@
 #include "lib/cleanup.h"
 #include "lib/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct cli_http *, cli_http_free)
-#define _cleanup_json_ _cleanup_(json_decrefp)
-#define _cleanup_http_ _cleanup_(cli_http_freep)
-
 enum { OPT_NO_TRUNC = 1000, OPT_FORMAT, OPT_NO_PRUNE };
-
-static int oom(void)
-{
-	fprintf(stderr, "Error: out of memory\n");
-	return 1;
-}
 
 int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -94,7 +84,7 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 	size_t cap = 64 * 1024, used = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	if (!buf)
-		return oom();
+		return cli_oom();
 	int status = 0;
 	for (;;) {
 		if (used == cap) {
@@ -104,7 +94,7 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 			}
 			char *nb = realloc(buf, cap * 2);
 			if (!nb)
-				return oom();
+				return cli_oom();
 			buf = nb;
 			cap *= 2;
 		}
@@ -218,7 +208,7 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 				  "Import the contents from a tarball to create a filesystem image";
 	_cleanup_free_ char *q = strdup("fromSrc=-");
 	if (!q)
-		return oom();
+		return cli_oom();
 	struct cli_opts p;
 	cli_opts_init(&p, import_opts, argc, argv, false);
 	int id, r = 0;
@@ -249,7 +239,7 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 		split_ref(p.pos[1], &repo, &tag);
 		if (!repo) {
 			cli_opts_done(&p);
-			return oom();
+			return cli_oom();
 		}
 		r |= query_add(&q, "repo", repo);
 		if (*tag)
@@ -267,7 +257,7 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 	cli_opts_done(&p);
 	_cleanup_free_ char *path = NULL;
 	if (r || asprintf(&path, "/images/create?%s", q) < 0)
-		return oom();
+		return cli_oom();
 	return upload_tar(ctx, path, fd >= 0 ? fd : STDIN_FILENO);
 }
 
@@ -326,7 +316,7 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	struct cli_table *t = cli_table_new(5);
 	if (!t)
-		return oom();
+		return cli_oom();
 	static const char *const head[] = {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"};
 	cli_table_add(t, head);
 	_cleanup_json_ json_t *seen = json_object();
@@ -441,7 +431,7 @@ int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
 		if (!e || asprintf(&path, "/images/%s%s%s%s", e, force || noprune ? "?" : "",
 				   force ? "force=1" : "",
 				   noprune ? (force ? "&noprune=1" : "noprune=1") : "") < 0) {
-			status = oom();
+			status = cli_oom();
 			break;
 		}
 		struct shoal_err err = {0};
