@@ -282,7 +282,7 @@ ENUM_ADAPTER(parse_endpoint_mode, spec_parse_endpoint_mode, enum endpoint_mode)
 ENUM_ADAPTER(parse_protocol, spec_parse_protocol, enum port_protocol)
 ENUM_ADAPTER(parse_publish_mode, spec_parse_publish_mode, enum publish_mode)
 
-/* An array of strings; an empty array is stored as NULL, like an absent one. */
+/* An array of strings; an empty array is stored as NULL and counts as absent. */
 static int get_strv(struct pctx *c, json_t *obj, const char *key, size_t max_n, size_t max_len,
 		    char ***ret)
 {
@@ -317,7 +317,7 @@ static int get_strv(struct pctx *c, json_t *obj, const char *key, size_t max_n, 
 		if (ok) {
 			strv_free(*ret);
 			*ret = sv;
-			r = 1;
+			r = n ? 1 : 0;
 		} else {
 			strv_free(sv);
 		}
@@ -797,7 +797,10 @@ static void parse_networks(struct pctx *c, json_t *v, struct task_template *t)
 static void parse_task(struct pctx *c, json_t *o, struct task_template *t)
 {
 	size_t m = enter(c, "ContainerSpec");
-	parse_container(c, as_object(c, field(o, "ContainerSpec")), &t->container);
+	json_t *cs = field(o, "ContainerSpec");
+	/* Of the wrong type it is reported once, not again as a missing Image. */
+	if (!cs || as_object(c, cs))
+		parse_container(c, cs, &t->container);
 	leave(c, m);
 
 	m = enter(c, "Resources");
@@ -1032,7 +1035,9 @@ int service_spec_from_json(json_t *j, struct service_spec **ret, struct spec_err
 	get_labels(&c, j, "Labels", &s->labels);
 
 	m = enter(&c, "TaskTemplate");
-	parse_task(&c, as_object(&c, field(j, "TaskTemplate")), &s->task);
+	json_t *tt = field(j, "TaskTemplate");
+	if (!tt || as_object(&c, tt))
+		parse_task(&c, tt, &s->task);
 	leave(&c, m);
 
 	m = enter(&c, "Mode");
