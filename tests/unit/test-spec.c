@@ -947,6 +947,99 @@ static void test_container_config(void **state)
 	service_spec_free(s);
 }
 
+/* Every value in the full spec, replaced in turn by values of other types: the parser never
+ * crashes or leaks, names a problem at the value's path whenever it rejects, and what it
+ * accepts round-trips. */
+static size_t mutated;
+
+static void check_mutation(json_t *root, const char *path)
+{
+	struct spec_errors e;
+	struct service_spec *s = NULL;
+	int r = service_spec_from_json(root, &s, &e);
+	mutated++;
+	if (r == 0) {
+		json_t *j1 = service_spec_to_json(s);
+		struct service_spec *s2 = NULL;
+		assert_int_equal(service_spec_from_json(j1, &s2, &e), 0);
+		json_t *j2 = service_spec_to_json(s2);
+		assert_true(json_equal(j1, j2));
+		json_decref(j1);
+		json_decref(j2);
+		service_spec_free(s);
+		service_spec_free(s2);
+		return;
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_null(s);
+	assert_true(e.total >= 1);
+	for (size_t i = 0; i < e.n; i++)
+		assert_true(strlen(e.msg[i]) > 0);
+	/* At the path, or (for a check across fields) naming the field. */
+	const char *leaf = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
+	bool named = has_error(&e, path);
+	for (size_t i = 0; i < e.n && !named; i++)
+		named = strstr(e.msg[i], leaf) != NULL;
+	if (!named) {
+		print_errors(&e);
+		fail_msg("rejected without naming %s", path);
+	}
+}
+
+static void mutate_walk(json_t *root, json_t *v, char *path, size_t len)
+{
+	json_t *repl[] = {json_string("x"), json_integer(-1), json_real(1.5),	  json_array(),
+			  json_object(),    json_true(),      json_integer(70000)};
+	size_t nrepl = sizeof(repl) / sizeof(repl[0]);
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *child;
+		void *tmp;
+		json_object_foreach_safe(v, tmp, k, child)
+		{
+			int n = snprintf(path + len, 256 - len, "%s%s", len ? "." : "", k);
+			json_incref(child);
+			for (size_t i = 0; i < nrepl; i++) {
+				json_object_set(v, k, repl[i]);
+				check_mutation(root, path);
+			}
+			json_object_set(v, k, child);
+			mutate_walk(root, child, path, len + (size_t)n);
+			json_decref(child);
+			path[len] = '\0';
+		}
+	} else if (json_is_array(v)) {
+		for (size_t idx = 0; idx < json_array_size(v); idx++) {
+			json_t *child = json_incref(json_array_get(v, idx));
+			int n = snprintf(path + len, 256 - len, "[%zu]", idx);
+			for (size_t i = 0; i < nrepl; i++) {
+				json_array_set(v, idx, repl[i]);
+				check_mutation(root, path);
+			}
+			json_array_set(v, idx, child);
+			mutate_walk(root, child, path, len + (size_t)n);
+			json_decref(child);
+			path[len] = '\0';
+		}
+	}
+	for (size_t i = 0; i < nrepl; i++)
+		json_decref(repl[i]);
+}
+
+static void test_mutations(void **state)
+{
+	json_t *root = load(full_spec);
+	char path[256] = "";
+	mutated = 0;
+	mutate_walk(root, root, path, 0);
+	assert_true(mutated > 500);
+	/* The walk restores every value it replaced. */
+	json_t *orig = load(full_spec);
+	assert_true(json_equal(root, orig));
+	json_decref(orig);
+	json_decref(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -963,6 +1056,7 @@ int main(void)
 		cmocka_unit_test(test_publish),
 		cmocka_unit_test(test_enums_and_names),
 		cmocka_unit_test(test_container_config),
+		cmocka_unit_test(test_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
