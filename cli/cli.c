@@ -28,6 +28,8 @@ const struct cli_command cli_commands[] = {
 	{"rmi", cli_cmd_image_rm, "Remove one or more images"},
 	{"container", cli_cmd_container, "Manage containers"},
 	{"image", cli_cmd_image, "Manage images"},
+	{"service", cli_cmd_service, "Manage swarm services"},
+	{"node", cli_cmd_node, "Manage swarm nodes"},
 	{"version", cli_cmd_version, "Show the shoal version information"},
 	{"info", cli_cmd_info, "Display system-wide information"},
 	{"bench", cli_cmd_bench, "Run benchmarks, compared side by side in one run"},

@@ -68,6 +68,11 @@ int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image_inspect(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv);
+/* Swarm-mode services and nodes (cmd-service.c, cmd-node.c). */
+extern const struct cli_command cli_service_commands[]; /* `shoal service ...` */
+extern const struct cli_command cli_node_commands[];	/* `shoal node ...` */
+int cli_cmd_service(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_node(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
  * clustered booleans -dit, --bool=false, "--" ends flags. */
@@ -186,3 +191,48 @@ int cli_parse_cpus(const char *s, int64_t *ret);
  * ExposedPorts and PortBindings objects. */
 int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char *err,
 		      size_t errsize);
+
+/* `service create` / `service update` flags, kept in the order given so that update can
+ * apply them to the service's current Spec after fetching it. */
+struct cli_service_flag {
+	int id;
+	const char *name; /* long flag name, for messages */
+	char *value;	  /* bools: "true" / "false" */
+};
+struct cli_service_args {
+	struct cli_service_flag *flags;
+	size_t nflags;
+	char **pos; /* positional arguments, NULL-terminated */
+	int npos;
+	bool update, detach, quiet, dry_run, rollback;
+};
+/* Parses `service create` (update false) or `service update` flags, argv[0] being the
+ * command name. Returns 0, CLI_OPT_HELP (after printing usage), or a nonzero exit status
+ * with the error printed. */
+int cli_service_args_parse(struct cli_ctx *ctx, int argc, char **argv, bool update,
+			   struct cli_service_args *ret);
+void cli_service_args_done(struct cli_service_args *a);
+/* Applies the flags to a ServiceSpec: create fills an empty object (IMAGE and ARGs from
+ * the positionals), update edits the service's current Spec. Returns 0, or -EINVAL /
+ * -ENOMEM with a message (docker's wording) in err. */
+int cli_service_spec_apply(const struct cli_service_args *a, json_t *spec, char *err,
+			   size_t errsize);
+/* "web=3" -> "web", 3. Returns 0 or -EINVAL with err set. */
+int cli_service_scale_parse(const char *arg, char **ret_name, uint64_t *ret_replicas, char *err,
+			    size_t errsize);
+/* The progress block `service create/update` shows for a Service and its tasks:
+ * "overall progress: 2 out of 3 tasks\n1/3: running\n...". *ret_converged tells whether
+ * every desired task runs. NULL on ENOMEM. */
+char *cli_service_progress_text(json_t *service, json_t *tasks, bool *ret_converged);
+/* `service ps` table for tasks (GET /tasks), services (to name them) and nodes (to show
+ * hostnames; may be NULL), relative to the unix time now. NULL on ENOMEM. */
+char *cli_service_ps_render(json_t *tasks, json_t *services, json_t *nodes, bool trunc,
+			    int64_t now);
+/* Bounds how long create/update/scale wait for convergence (default 120 s). */
+void cli_service_set_wait_limit(int64_t ns);
+/* The NodeSpec `node update` posts: node's Spec with the changes applied. label_add
+ * entries are "K=V" or "K"; removing a missing label is an error, as in docker.
+ * NULL with err set. */
+json_t *cli_node_spec_edit(json_t *node, const char *availability, const char *role,
+			   char *const *label_add, char *const *label_rm, char *err,
+			   size_t errsize);
