@@ -55,6 +55,8 @@ struct agent {
 	struct exec_inst *execs;
 
 	struct worker *worker;
+	struct manager *manager;
+	struct executor *executor;
 };
 
 /* Limits. */

@@ -33,3 +33,16 @@ void api_image_create(struct api_req *r);
 void api_image_list(struct api_req *r);
 void api_image_inspect(struct api_req *r);
 void api_image_delete(struct api_req *r);
+
+/* Services, tasks, nodes */
+void api_service_create(struct api_req *r);
+void api_service_list(struct api_req *r);
+void api_service_inspect(struct api_req *r);
+void api_service_update(struct api_req *r);
+void api_service_delete(struct api_req *r);
+void api_service_logs(struct api_req *r);
+void api_task_list(struct api_req *r);
+void api_task_inspect(struct api_req *r);
+void api_node_list(struct api_req *r);
+void api_node_inspect(struct api_req *r);
+void api_node_update(struct api_req *r);

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include "/tmp/latency-tools/mark.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "agent/agent.h"
 #include "agent/container.h"
+#include "agent/cluster.h"
 #include "agent/container-config.h"
 #include "agent/stream.h"
 #include "lib/cleanup.h"
@@ -698,6 +700,7 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->spawn_ev);
 	c->spawn_ev = NULL;
 	c->spawn_fd = -1;
+	lat_mark("agent status readable");
 	int r = rt_spawn_finish(fd, &st, &err);
 	if (r < 0) {
 		start_fail(c, &err);
@@ -754,6 +757,7 @@ void container_start(struct container *c, struct api_req *req)
 	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
 	c->start_mono_ns = mono_ns();
+	lat_mark("agent start");
 	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
 	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
 	json_get_strv(c->config, "Env", false, &env, NULL);
@@ -890,6 +894,7 @@ void container_start(struct container *c, struct api_req *req)
 	api_req_defer(req);
 	struct rt_options ro = { .monitor_path = a->cfg.monitor_path };
 	int status_fd = -1;
+	lat_mark("agent rt_spawn");
 	int r = rt_spawn(&ro, &spec, &status_fd, &err);
 	if (r < 0) {
 		start_fail(c, &err);
@@ -1056,6 +1061,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->monitor_pid = 0;
 	log_info("container %.12s (%s): exited with %d%s", c->id, c->name, c->exit_code,
 		 c->oom_killed ? " (OOM killed)" : "");
+	lat_mark("agent exit seen");
 	log_debug("container %.12s: exit seen %lld us after the start request", c->id,
 		  (long long)((mono_ns() - c->start_mono_ns) / 1000));
 	network_release(c);
@@ -1073,6 +1079,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->stop_reqs = NULL;
 	c->n_stop_reqs = 0;
 	notify_waiters(c, false);
+	executor_container_exited(a, c);
 	bool auto_remove = false;
 	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
 	if (c->remove_on_exit || auto_remove) {

@@ -49,6 +49,17 @@ static const struct api_route routes[] = {
 	{ EVHTTP_REQ_GET, "/images/json", api_image_list },
 	{ EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect },
 	{ EVHTTP_REQ_DELETE, "/images/{}", api_image_delete },
+	{ EVHTTP_REQ_POST, "/services/create", api_service_create },
+	{ EVHTTP_REQ_GET, "/services", api_service_list },
+	{ EVHTTP_REQ_GET, "/services/{}", api_service_inspect },
+	{ EVHTTP_REQ_POST, "/services/{}/update", api_service_update },
+	{ EVHTTP_REQ_DELETE, "/services/{}", api_service_delete },
+	{ EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs },
+	{ EVHTTP_REQ_GET, "/tasks", api_task_list },
+	{ EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect },
+	{ EVHTTP_REQ_GET, "/nodes", api_node_list },
+	{ EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect },
+	{ EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update },
 };
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -256,9 +267,24 @@ void api_req_free(struct api_req *r)
 	free(r);
 }
 
+struct api_req *api_req_internal(struct agent *a, void (*on_reply)(void *, int, const char *),
+				 void *arg)
+{
+	struct api_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->agent = a;
+	TAILQ_INIT(&r->query);
+	r->on_reply = on_reply;
+	r->reply_arg = arg;
+	return r;
+}
+
 void api_req_defer(struct api_req *r)
 {
 	r->deferred = true;
+	if (!r->req)
+		return;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, conn_close_cb, r);
@@ -266,6 +292,19 @@ void api_req_defer(struct api_req *r)
 
 static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
 {
+	if (r->on_reply) {
+		size_t n = buf ? evbuffer_get_length(buf) : 0;
+		char *body = malloc(n + 1);
+		if (body) {
+			if (n)
+				evbuffer_copyout(buf, body, n);
+			body[n] = '\0';
+		}
+		r->on_reply(r->reply_arg, status, body ? body : "");
+		free(body);
+		api_req_free(r);
+		return;
+	}
 	if (r->req && !r->cancelled) {
 		const char *reason = status < 300 ? "OK" : status == 304 ? "Not Modified" : "Error";
 		if (r->deferred) {

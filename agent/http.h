@@ -26,6 +26,11 @@ struct api_req {
 	bool cancelled;			/* client went away while deferred */
 	void (*on_cancel)(struct api_req *r);
 	void *userdata;
+	/* Internal requests (the agent calling its own handlers, e.g. the task
+	 * executor starting a container) have no HTTP request; the reply goes
+	 * here instead: status and body (NUL-terminated, may be ""). */
+	void (*on_reply)(void *arg, int status, const char *body);
+	void *reply_arg;
 };
 
 typedef void (*api_handler)(struct api_req *r);
@@ -48,6 +53,9 @@ void api_reply_error(struct api_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void api_reply_err(struct api_req *r, const struct shoal_err *err);
 void api_req_defer(struct api_req *r);
+/* A request with no HTTP behind it, answered through on_reply. */
+struct api_req *api_req_internal(struct agent *a, void (*on_reply)(void *, int, const char *),
+				 void *arg);
 void api_req_free(struct api_req *r);
 
 /* Query parameters. */

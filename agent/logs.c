@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/cluster.h"
 #include "agent/container.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -264,4 +265,265 @@ void api_container_logs(struct api_req *r)
 	lr->timer = evtimer_new(r->agent->base, follow_cb, lr);
 	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
 	evtimer_add(lr->timer, &tv);
+}
+
+/* ---- service logs: the task containers' logs, each line prefixed with its task ---- */
+
+#define SVC_LOG_MAX_TASKS 256
+
+struct svc_log_src {
+	char container_id[65];
+	char prefix[160];
+	int fd;
+	char *path;
+	struct evbuffer *partial;
+};
+
+struct svc_log_req {
+	struct api_req *r;
+	struct agent *agent;
+	char service_id[64];
+	bool out, err, timestamps;
+	struct svc_log_src src[SVC_LOG_MAX_TASKS];
+	size_t n;
+	struct event *timer;
+};
+
+struct svc_record {
+	char *time;
+	const struct svc_log_src *src;
+	bool is_err;
+	char *text;
+	size_t len;
+};
+
+static void svc_emit(struct svc_log_req *sl, const struct svc_log_src *src, bool is_err,
+		     const char *time, const char *text, size_t len)
+{
+	if ((is_err && !sl->err) || (!is_err && !sl->out))
+		return;
+	struct evbuffer *b = evbuffer_new();
+	size_t plen = strlen(src->prefix) + 3 + len + (sl->timestamps && time ? strlen(time) + 1 : 0);
+	uint8_t hdr[8] = { is_err ? 2 : 1, 0, 0, 0, (uint8_t)(plen >> 24), (uint8_t)(plen >> 16),
+			   (uint8_t)(plen >> 8), (uint8_t)plen };
+	evbuffer_add(b, hdr, 8);
+	if (sl->timestamps && time)
+		evbuffer_add_printf(b, "%s ", time);
+	evbuffer_add_printf(b, "%s | ", src->prefix);
+	evbuffer_add(b, text, len);
+	size_t n = evbuffer_get_length(b);
+	api_stream_chunk(sl->r, evbuffer_pullup(b, (ev_ssize_t)n), n);
+	evbuffer_free(b);
+}
+
+static bool svc_parse(const char *line, size_t len, bool *is_err, char **time, char **text,
+		      size_t *tlen)
+{
+	json_t *j = json_loadb(line, len, 0, NULL);
+	if (!j)
+		return false;
+	const char *s = json_string_value(json_object_get(j, "stream"));
+	const char *t = json_string_value(json_object_get(j, "log"));
+	if (!t) {
+		json_decref(j);
+		return false;
+	}
+	*is_err = s && strcmp(s, "stderr") == 0;
+	*time = strdup(json_string_value(json_object_get(j, "time")) ?: "");
+	*tlen = json_string_length(json_object_get(j, "log"));
+	*text = malloc(*tlen + 1);
+	if (*text)
+		memcpy(*text, t, *tlen + 1);
+	json_decref(j);
+	return *time && *text;
+}
+
+static int svc_record_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct svc_record *)a)->time, ((const struct svc_record *)b)->time);
+}
+
+static void svc_log_free(struct svc_log_req *sl)
+{
+	for (size_t i = 0; i < sl->n; i++) {
+		if (sl->src[i].fd >= 0)
+			close(sl->src[i].fd);
+		if (sl->src[i].partial)
+			evbuffer_free(sl->src[i].partial);
+		free(sl->src[i].path);
+	}
+	if (sl->timer)
+		event_free(sl->timer);
+	free(sl);
+}
+
+static void svc_follow_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc_log_req *sl = arg;
+	for (size_t i = 0; i < sl->n; i++) {
+		struct svc_log_src *src = &sl->src[i];
+		if (src->fd < 0)
+			continue;
+		while (evbuffer_read(src->partial, src->fd, 65536) > 0)
+			;
+		size_t len;
+		char *line;
+		while ((line = evbuffer_readln(src->partial, &len, EVBUFFER_EOL_LF))) {
+			bool is_err;
+			char *time = NULL, *text = NULL;
+			size_t tlen;
+			if (svc_parse(line, len, &is_err, &time, &text, &tlen))
+				svc_emit(sl, src, is_err, time, text, tlen);
+			free(time);
+			free(text);
+			free(line);
+		}
+	}
+	json_t *svc = NULL;
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, sl->service_id);
+	if (cluster_get(sl->agent, key, &svc, NULL, NULL) < 0 ||
+	    json_is_true(json_object_get(svc, "Removed"))) {
+		json_decref(svc);
+		sl->r->on_cancel = NULL;
+		sl->r->userdata = NULL;
+		api_stream_end(sl->r);
+		svc_log_free(sl);
+		return;
+	}
+	json_decref(svc);
+	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	evtimer_add(sl->timer, &tv);
+}
+
+static void svc_log_cancel(struct api_req *r)
+{
+	struct svc_log_req *sl = r->userdata;
+	if (sl)
+		svc_log_free(sl);
+	api_req_free(r);
+}
+
+void api_service_logs(struct api_req *r)
+{
+	struct agent *a = r->agent;
+	json_t *services = NULL, *tasks = NULL;
+	struct shoal_err err = { 0 };
+	if (cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0 ||
+	    cluster_list(a, CLUSTER_TASKS, &tasks, &err) < 0) {
+		json_decref(services);
+		api_reply_err(r, &err);
+		return;
+	}
+	json_t *svc = NULL;
+	size_t i;
+	json_t *o;
+	json_array_foreach(services, i, o)
+	{
+		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
+		const char *name =
+			json_string_value(json_object_get(json_object_get(o, "Spec"), "Name")) ?: "";
+		if (!json_is_true(json_object_get(o, "Removed")) &&
+		    (strcmp(id, r->params[0]) == 0 || strcmp(name, r->params[0]) == 0 ||
+		     (strlen(r->params[0]) >= 4 && str_has_prefix(id, r->params[0]))))
+			svc = o;
+	}
+	if (!svc) {
+		json_decref(services);
+		json_decref(tasks);
+		api_reply_error(r, 404, "service %s not found", r->params[0]);
+		return;
+	}
+	struct svc_log_req *sl = calloc(1, sizeof(*sl));
+	if (!sl) {
+		json_decref(services);
+		json_decref(tasks);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	sl->r = r;
+	sl->agent = a;
+	sl->out = api_query_bool(r, "stdout", true);
+	sl->err = api_query_bool(r, "stderr", true);
+	sl->timestamps = api_query_bool(r, "timestamps", false);
+	snprintf(sl->service_id, sizeof(sl->service_id), "%s",
+		 json_string_value(json_object_get(svc, "ID")));
+	const char *sname = json_string_value(json_object_get(json_object_get(svc, "Spec"), "Name"));
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sl->service_id))
+			continue;
+		const char *cid = json_string_value(json_object_get(
+			json_object_get(json_object_get(t, "Status"), "ContainerStatus"),
+			"ContainerID"));
+		struct container *c = cid ? container_find(a, cid, NULL) : NULL;
+		if (!c || sl->n >= SVC_LOG_MAX_TASKS)
+			continue;
+		struct svc_log_src *src = &sl->src[sl->n++];
+		snprintf(src->container_id, sizeof(src->container_id), "%s", c->id);
+		snprintf(src->prefix, sizeof(src->prefix), "%s.%lld.%.12s@%s", sname,
+			 (long long)json_integer_value(json_object_get(t, "Slot")),
+			 json_string_value(json_object_get(t, "ID")) ?: "", a->hostname);
+		src->path = strdup(c->log_path);
+		src->fd = open(c->log_path, O_RDONLY | O_CLOEXEC);
+		src->partial = evbuffer_new();
+	}
+	json_decref(services);
+	json_decref(tasks);
+	/* What is there now, merged in time order. */
+	struct svc_record *recs = NULL;
+	size_t nrec = 0, cap = 0;
+	for (size_t k = 0; k < sl->n; k++) {
+		struct svc_log_src *src = &sl->src[k];
+		if (src->fd < 0)
+			continue;
+		while (evbuffer_read(src->partial, src->fd, 65536) > 0)
+			;
+		size_t len;
+		char *line;
+		while ((line = evbuffer_readln(src->partial, &len, EVBUFFER_EOL_LF))) {
+			struct svc_record rec = { .src = src };
+			if (svc_parse(line, len, &rec.is_err, &rec.time, &rec.text, &rec.len)) {
+				if (nrec == cap) {
+					cap = cap ? cap * 2 : 256;
+					struct svc_record *nr = realloc(recs, cap * sizeof(*nr));
+					if (!nr)
+						break;
+					recs = nr;
+				}
+				recs[nrec++] = rec;
+			} else {
+				free(rec.time);
+				free(rec.text);
+			}
+			free(line);
+		}
+	}
+	if (nrec)
+		qsort(recs, nrec, sizeof(*recs), svc_record_cmp);
+	int64_t tail = -1;
+	const char *tq = api_query(r, "tail");
+	if (tq && *tq && strcmp(tq, "all") != 0)
+		tail = strtoll(tq, NULL, 10);
+	api_stream_start(r, 200, "application/vnd.docker.multiplexed-stream");
+	for (size_t k = 0; k < nrec; k++) {
+		if (tail < 0 || (int64_t)(nrec - k) <= tail)
+			svc_emit(sl, recs[k].src, recs[k].is_err, recs[k].time, recs[k].text,
+				 recs[k].len);
+		free(recs[k].time);
+		free(recs[k].text);
+	}
+	free(recs);
+	if (!api_query_bool(r, "follow", false)) {
+		api_stream_end(r);
+		svc_log_free(sl);
+		return;
+	}
+	r->userdata = sl;
+	r->on_cancel = svc_log_cancel;
+	api_req_defer(r);
+	sl->timer = evtimer_new(a->base, svc_follow_cb, sl);
+	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	evtimer_add(sl->timer, &tv);
 }

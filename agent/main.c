@@ -21,6 +21,7 @@
 #include "agent/agent.h"
 #include "agent/container.h"
 #include "agent/http.h"
+#include "agent/manager.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "agent/worker.h"
@@ -316,6 +317,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 			 a->bridge_err.msg);
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
+	if ((r = manager_start(a, err)) < 0)
+		return shoal_err_wrap(err, "starting the manager");
 	if ((r = api_server_start(a, err)) < 0)
 		return r;
 	return 0;
@@ -367,6 +370,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(a.base);
 out:
 	api_server_stop(&a);
+	manager_stop(&a);
 	if (a.sig_term)
 		event_free(a.sig_term);
 	if (a.sig_int)

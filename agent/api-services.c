@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/api.h"
+#include "agent/cluster.h"
+#include "agent/manager.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sched/spec.h"
+#include "sched/update.h"
+
+/* Services, tasks and nodes: Docker's swarm API objects, kept in the store. */
+
+static void id25(char out[26])
+{
+	char hex[65];
+	random_hex_id(hex);
+	memcpy(out, hex, 25);
+	out[25] = '\0';
+}
+
+/* A service by full id, unique id prefix or name; NULL and a reply if none. */
+static json_t *find_object(struct api_req *r, const char *prefix, const char *ref,
+			   const char *what, bool by_name)
+{
+	struct shoal_err err = { 0 };
+	json_t *all = NULL;
+	if (cluster_list(r->agent, prefix, &all, &err) < 0) {
+		api_reply_err(r, &err);
+		return NULL;
+	}
+	json_t *match = NULL;
+	size_t i, n = 0;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
+		const char *name = json_string_value(
+			json_object_get(json_object_get(o, "Spec"), "Name")) ?: "";
+		if (json_is_true(json_object_get(o, "Removed")))
+			continue;
+		if (strcmp(id, ref) == 0 || (by_name && strcmp(name, ref) == 0)) {
+			match = o;
+			n = 1;
+			break;
+		}
+		if (str_has_prefix(id, ref)) {
+			match = o;
+			n++;
+		}
+	}
+	if (n == 1)
+		json_incref(match);
+	json_decref(all);
+	if (n == 0)
+		api_reply_error(r, 404, "%s %s not found", what, ref);
+	else if (n > 1)
+		api_reply_error(r, 400, "%s %s is ambiguous (%zu matches); use more characters", what,
+				ref, n);
+	return n == 1 ? match : NULL;
+}
+
+static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_spec **ret_spec)
+{
+	struct spec_errors errs;
+	spec_errors_init(&errs);
+	struct service_spec *spec = NULL;
+	int ret = service_spec_from_json(body, &spec, &errs);
+	if (ret < 0) {
+		struct shoal_err err = { 0 };
+		if (ret == -ENOMEM)
+			api_reply_error(r, 500, "out of memory");
+		else {
+			spec_errors_format(&errs, &err);
+			api_reply_err(r, &err);
+		}
+		return NULL;
+	}
+	json_t *full = service_spec_to_json(spec);
+	if (ret_spec)
+		*ret_spec = spec;
+	else
+		service_spec_free(spec);
+	return full;
+}
+
+static bool name_taken(struct agent *a, const char *name, const char *except_id)
+{
+	json_t *all = NULL;
+	if (cluster_list(a, CLUSTER_SERVICES, &all, NULL) < 0)
+		return false;
+	bool taken = false;
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		const char *n = json_string_value(json_object_get(json_object_get(o, "Spec"), "Name"));
+		const char *id = json_string_value(json_object_get(o, "ID"));
+		if (json_is_true(json_object_get(o, "Removed")))
+			continue;
+		if (n && strcmp(n, name) == 0 && (!except_id || !id || strcmp(id, except_id) != 0))
+			taken = true;
+	}
+	json_decref(all);
+	return taken;
+}
+
+void api_service_create(struct api_req *r)
+{
+	json_t *body = api_body_json(r, false);
+	if (!body)
+		return;
+	char id[26];
+	id25(id);
+	const char *given = json_string_value(json_object_get(body, "Name"));
+	if (!json_object_get(body, "Name") || (given && !*given)) {
+		/* Docker's CLI names unnamed services; shoald does, from the id */
+		char n[32];
+		snprintf(n, sizeof(n), "svc-%.8s", id);
+		json_object_set_new(body, "Name", json_string(n));
+	}
+	struct service_spec *spec = NULL;
+	json_t *full = spec_from_body(r, body, &spec);
+	json_decref(body);
+	if (!full)
+		return;
+	char name[128];
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(full, "Name")) ?: "");
+	if (api_query_bool(r, "dryRun", false)) {
+		struct shoal_err err = { 0 };
+		json_t *plan = NULL;
+		if (manager_plan(r->agent, id, spec, &plan, &err) < 0)
+			api_reply_err(r, &err);
+		else
+			api_reply_json(r, 200, json_pack("{s:o}", "Plan", plan));
+		service_spec_free(spec);
+		json_decref(full);
+		return;
+	}
+	service_spec_free(spec);
+	if (name_taken(r->agent, name, NULL)) {
+		json_decref(full);
+		api_reply_error(r, 409, "service %s already exists; pick another name or update it",
+				name);
+		return;
+	}
+	char now[40], key[128];
+	format_rfc3339(now_ns(), now);
+	json_t *svc = json_pack("{s:s, s:s, s:s, s:o, s:i}", "ID", id, "CreatedAt", now,
+				"UpdatedAt", now, "Spec", full, "SpecVersion", 1);
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, id);
+	struct shoal_err err = { 0 };
+	int ret = cluster_put(r->agent, key, svc, 0, NULL, &err);
+	json_decref(svc);
+	if (ret < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	log_info("service %s (%s) created", name, id);
+	api_reply_json(r, 201, json_pack("{s:s, s:[]}", "ID", id, "Warnings"));
+}
+
+void api_service_list(struct api_req *r)
+{
+	struct shoal_err err = { 0 };
+	json_t *all = NULL;
+	if (cluster_list(r->agent, CLUSTER_SERVICES, &all, &err) < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		if (json_is_true(json_object_get(o, "Removed")))
+			continue;
+		manager_service_status(r->agent, o);
+		json_array_append(out, o);
+	}
+	json_decref(all);
+	api_reply_json(r, 200, out);
+}
+
+void api_service_inspect(struct api_req *r)
+{
+	json_t *svc = find_object(r, CLUSTER_SERVICES, r->params[0], "service", true);
+	if (!svc)
+		return;
+	manager_service_status(r->agent, svc);
+	api_reply_json(r, 200, svc);
+}
+
+void api_service_update(struct api_req *r)
+{
+	json_t *svc = find_object(r, CLUSTER_SERVICES, r->params[0], "service", true);
+	if (!svc)
+		return;
+	int64_t version;
+	if (api_query_int(r, "version", -1, &version) < 0) {
+		json_decref(svc);
+		return;
+	}
+	if (version < 0) {
+		json_decref(svc);
+		api_reply_error(r, 400, "version is required: the service's Version.Index you read");
+		return;
+	}
+	json_t *body = api_body_json(r, false);
+	if (!body) {
+		json_decref(svc);
+		return;
+	}
+	const char *rollback = api_query(r, "rollback");
+	json_t *full;
+	json_t *cur = json_object_get(svc, "Spec");
+	char now[40];
+	format_rfc3339(now_ns(), now);
+	json_int_t curv = json_integer_value(json_object_get(svc, "SpecVersion"));
+	if (curv <= 0)
+		curv = 1;
+	if (rollback && strcmp(rollback, "previous") == 0) {
+		json_t *prev = json_object_get(svc, "PreviousSpec");
+		if (!prev) {
+			json_decref(body);
+			json_decref(svc);
+			api_reply_error(r, 400, "service %s has no previous spec to roll back to",
+					r->params[0]);
+			return;
+		}
+		full = json_incref(prev);
+		json_int_t prevv = json_integer_value(json_object_get(svc, "PreviousSpecVersion"));
+		struct orch_update u = { 0 };
+		orch_update_from_json(json_object_get(svc, "Updater"), &u, NULL);
+		orch_update_rollback(&u, (uint64_t)curv, (uint64_t)prevv, now_ns(), NULL);
+		json_object_set_new(svc, "Updater", orch_update_to_json(&u));
+		orch_update_clear(&u);
+		json_object_set_new(svc, "SpecVersion", json_integer(prevv));
+		json_object_set_new(svc, "PreviousSpecVersion", json_integer(curv));
+	} else {
+		full = spec_from_body(r, body, NULL);
+		if (!full) {
+			json_decref(body);
+			json_decref(svc);
+			return;
+		}
+		if (strcmp(json_string_value(json_object_get(full, "Name")) ?: "",
+			   json_string_value(json_object_get(cur, "Name")) ?: "") != 0) {
+			json_decref(full);
+			json_decref(body);
+			json_decref(svc);
+			api_reply_error(r, 400, "renaming a service is not supported");
+			return;
+		}
+		if (!json_equal(json_object_get(full, "TaskTemplate"),
+				json_object_get(cur, "TaskTemplate"))) {
+			/* a new spec version: the orchestrator rolls it out */
+			json_object_set_new(svc, "SpecVersion", json_integer(curv + 1));
+			json_object_set_new(svc, "PreviousSpecVersion", json_integer(curv));
+		} else {
+			/* same tasks (scale, labels, update settings): no new version */
+			json_decref(body);
+			json_object_set_new(svc, "Spec", full);
+			json_object_set_new(svc, "UpdatedAt", json_string(now));
+			goto write;
+		}
+	}
+	json_decref(body);
+	json_object_set(svc, "PreviousSpec", cur);
+	json_object_set_new(svc, "Spec", full);
+	json_object_set_new(svc, "UpdatedAt", json_string(now));
+write:;
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
+		 json_string_value(json_object_get(svc, "ID")));
+	struct shoal_err err = { 0 };
+	int ret = cluster_put(r->agent, key, svc, version, NULL, &err);
+	json_decref(svc);
+	if (ret < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	api_reply_json(r, 200, json_pack("{s:[]}", "Warnings"));
+}
+
+void api_service_delete(struct api_req *r)
+{
+	json_t *svc = find_object(r, CLUSTER_SERVICES, r->params[0], "service", true);
+	if (!svc)
+		return;
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
+		 json_string_value(json_object_get(svc, "ID")));
+	int64_t rev = json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
+	/* The record stays, marked, until the orchestrator has removed its tasks. */
+	json_object_set_new(svc, "Removed", json_true());
+	struct shoal_err err = { 0 };
+	int ret = cluster_put(r->agent, key, svc, rev, NULL, &err);
+	json_decref(svc);
+	if (ret < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	api_reply_empty(r, 200);
+}
+
+/* filters={"service":{"web":true},"node":{...},"desired-state":{"running":true}} */
+static bool filter_match(json_t *filters, const char *key, const char *v1, const char *v2)
+{
+	json_t *f = json_object_get(filters, key);
+	if (!f || json_object_size(f) == 0)
+		return true;
+	const char *k;
+	json_t *val;
+	json_object_foreach(f, k, val)
+	{
+		if ((v1 && (strcmp(k, v1) == 0 || (strlen(k) >= 4 && str_has_prefix(v1, k)))) ||
+		    (v2 && strcmp(k, v2) == 0))
+			return true;
+	}
+	return false;
+}
+
+void api_task_list(struct api_req *r)
+{
+	json_t *filters = NULL;
+	const char *fq = api_query(r, "filters");
+	if (fq && *fq) {
+		filters = json_loads(fq, 0, NULL);
+		if (!json_is_object(filters)) {
+			json_decref(filters);
+			api_reply_error(r, 400, "filters must be a JSON object like {\"service\":{\"web\":true}}");
+			return;
+		}
+	}
+	struct shoal_err err = { 0 };
+	json_t *tasks = NULL, *services = NULL;
+	if (cluster_list(r->agent, CLUSTER_TASKS, &tasks, &err) < 0 ||
+	    cluster_list(r->agent, CLUSTER_SERVICES, &services, &err) < 0) {
+		json_decref(filters);
+		json_decref(tasks);
+		api_reply_err(r, &err);
+		return;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *sid = json_string_value(json_object_get(t, "ServiceID"));
+		const char *sname = NULL;
+		size_t k;
+		json_t *s;
+		json_array_foreach(services, k, s)
+		{
+			if (sid && strcmp(json_string_value(json_object_get(s, "ID")) ?: "", sid) == 0)
+				sname = json_string_value(
+					json_object_get(json_object_get(s, "Spec"), "Name"));
+		}
+		if (!filter_match(filters, "service", sid, sname) ||
+		    !filter_match(filters, "node", json_string_value(json_object_get(t, "NodeID")),
+				  NULL) ||
+		    !filter_match(filters, "desired-state",
+				  json_string_value(json_object_get(t, "DesiredState")), NULL) ||
+		    !filter_match(filters, "id", json_string_value(json_object_get(t, "ID")), NULL))
+			continue;
+		json_array_append(out, t);
+	}
+	json_decref(tasks);
+	json_decref(services);
+	json_decref(filters);
+	api_reply_json(r, 200, out);
+}
+
+void api_task_inspect(struct api_req *r)
+{
+	json_t *t = find_object(r, CLUSTER_TASKS, r->params[0], "task", false);
+	if (t)
+		api_reply_json(r, 200, t);
+}
+
+void api_node_list(struct api_req *r)
+{
+	struct shoal_err err = { 0 };
+	json_t *all = NULL;
+	if (cluster_list(r->agent, CLUSTER_NODES, &all, &err) < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	api_reply_json(r, 200, all);
+}
+
+static json_t *find_node(struct api_req *r, const char *ref)
+{
+	/* nodes are found by id, id prefix or hostname */
+	struct shoal_err err = { 0 };
+	json_t *all = NULL;
+	if (cluster_list(r->agent, CLUSTER_NODES, &all, &err) < 0) {
+		api_reply_err(r, &err);
+		return NULL;
+	}
+	json_t *match = NULL;
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
+		const char *hn = json_string_value(
+			json_object_get(json_object_get(o, "Description"), "Hostname")) ?: "";
+		if (strcmp(id, ref) == 0 || strcmp(hn, ref) == 0 ||
+		    (strcmp(ref, "self") == 0 && strcmp(id, r->agent->node_id) == 0) ||
+		    (strlen(ref) >= 4 && str_has_prefix(id, ref)))
+			match = o;
+	}
+	if (match)
+		json_incref(match);
+	json_decref(all);
+	if (!match)
+		api_reply_error(r, 404, "node %s not found", ref);
+	return match;
+}
+
+void api_node_inspect(struct api_req *r)
+{
+	json_t *n = find_node(r, r->params[0]);
+	if (n)
+		api_reply_json(r, 200, n);
+}
+
+void api_node_update(struct api_req *r)
+{
+	json_t *n = find_node(r, r->params[0]);
+	if (!n)
+		return;
+	int64_t version;
+	if (api_query_int(r, "version", -1, &version) < 0) {
+		json_decref(n);
+		return;
+	}
+	json_t *body = api_body_json(r, false);
+	if (!body) {
+		json_decref(n);
+		return;
+	}
+	const char *avail = json_string_value(json_object_get(body, "Availability"));
+	const char *role = json_string_value(json_object_get(body, "Role"));
+	json_t *labels = json_object_get(body, "Labels");
+	const char *problem = NULL;
+	if (version < 0)
+		problem = "version is required: the node's Version.Index you read";
+	else if (avail && strcmp(avail, "active") && strcmp(avail, "pause") && strcmp(avail, "drain"))
+		problem = "Availability must be active, pause or drain";
+	else if (role && strcmp(role, "worker") && strcmp(role, "manager"))
+		problem = "Role must be worker or manager";
+	else if (labels && !json_is_object(labels))
+		problem = "Labels must be an object of strings";
+	if (!problem && labels) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(labels, k, v) if (!json_is_string(v)) problem =
+			"Labels must be an object of strings";
+	}
+	if (problem) {
+		json_decref(body);
+		json_decref(n);
+		api_reply_error(r, 400, "%s", problem);
+		return;
+	}
+	json_t *spec = json_object_get(n, "Spec");
+	if (avail)
+		json_object_set_new(spec, "Availability", json_string(avail));
+	if (role)
+		json_object_set_new(spec, "Role", json_string(role));
+	json_object_set(spec, "Labels", labels ? labels : json_object());
+	if (json_string_value(json_object_get(body, "Name")))
+		json_object_set(spec, "Name", json_object_get(body, "Name"));
+	char now[40], key[128];
+	format_rfc3339(now_ns(), now);
+	json_object_set_new(n, "UpdatedAt", json_string(now));
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_NODES, json_string_value(json_object_get(n, "ID")));
+	struct shoal_err err = { 0 };
+	int ret = cluster_put(r->agent, key, n, version, NULL, &err);
+	json_decref(body);
+	json_decref(n);
+	if (ret < 0) {
+		api_reply_err(r, &err);
+		return;
+	}
+	api_reply_empty(r, 200);
+}

@@ -1,0 +1,589 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "agent/agent.h"
+#include "agent/cluster.h"
+#include "agent/container.h"
+#include "agent/executor.h"
+#include "agent/manager.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "runtime/image.h"
+#include "runtime/runtime.h"
+#include "sched/spec.h"
+#include "sched/task.h"
+
+/*
+ * The task executor: runs the tasks the scheduler assigned to this node, one
+ * container each, and writes their observed state back to the store:
+ * assigned -> accepted -> preparing -> starting -> running -> complete | failed
+ * | shutdown | rejected. A task with a health check stays starting until its
+ * first healthy probe; one that turns unhealthy fails and is replaced by the
+ * orchestrator.
+ */
+
+#define HEALTH_DEFAULT_INTERVAL (30LL * 1000000000)
+#define HEALTH_DEFAULT_TIMEOUT	(30LL * 1000000000)
+#define HEALTH_DEFAULT_RETRIES	3
+#define HEALTH_OUTPUT_MAX	4096
+
+struct probe;
+
+struct task_run {
+	struct task_run *next;
+	struct agent *agent;
+	char task_id[64];
+	char container_id[65];
+	bool start_inflight;
+	bool stopping;
+	bool ended;
+	/* health */
+	char **health_test; /* argv to exec; NULL = no health check */
+	int64_t interval_ns, timeout_ns, start_period_ns;
+	int64_t retries;
+	int failing;
+	bool healthy;
+	int64_t started_mono;
+	struct event *health_timer;
+	struct probe *probe;
+};
+
+struct probe {
+	struct task_run *run;
+	struct bufferevent *bev;
+	struct event *timeout;
+	struct evbuffer *output;
+};
+
+struct executor {
+	struct task_run *runs;
+};
+
+static struct executor *ex_of(struct agent *a)
+{
+	if (!a->executor)
+		a->executor = calloc(1, sizeof(struct executor));
+	return a->executor;
+}
+
+static struct task_run *run_find(struct agent *a, const char *task_id)
+{
+	for (struct task_run *r = ex_of(a)->runs; r; r = r->next)
+		if (strcmp(r->task_id, task_id) == 0)
+			return r;
+	return NULL;
+}
+
+static struct task_run *run_by_container(struct agent *a, const char *cid)
+{
+	for (struct task_run *r = ex_of(a)->runs; r; r = r->next)
+		if (strcmp(r->container_id, cid) == 0)
+			return r;
+	return NULL;
+}
+
+static void probe_free(struct probe *p)
+{
+	if (!p)
+		return;
+	if (p->bev)
+		bufferevent_free(p->bev);
+	if (p->timeout)
+		event_free(p->timeout);
+	if (p->output)
+		evbuffer_free(p->output);
+	if (p->run && p->run->probe == p)
+		p->run->probe = NULL;
+	free(p);
+}
+
+static void run_free(struct task_run *r)
+{
+	if (r->health_timer)
+		event_free(r->health_timer);
+	probe_free(r->probe);
+	strv_free(r->health_test);
+	free(r);
+}
+
+static void run_unlink(struct agent *a, struct task_run *run)
+{
+	for (struct task_run **pp = &ex_of(a)->runs; *pp; pp = &(*pp)->next)
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	run_free(run);
+}
+
+/* Reports the task's observed state (forward only; late reports are dropped). */
+static int task_set_state(struct agent *a, const char *task_id, const char *state,
+			  const char *message, const char *errmsg, const struct container *c)
+{
+	enum task_state st;
+	if (task_state_from_name(state, &st) < 0)
+		return -EINVAL;
+	return task_observe(a, task_id, st, message, errmsg, c ? c->id : NULL,
+			    c ? c->exit_code : 0, -1);
+}
+
+static void task_set_health(struct agent *a, const char *task_id, enum task_health h)
+{
+	json_t *t = NULL;
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, task_id);
+	if (cluster_get(a, key, &t, NULL, NULL) < 0)
+		return;
+	enum task_state st = TASK_NEW;
+	task_state_from_name(json_string_value(json_object_get(json_object_get(t, "Status"),
+							       "State")) ?: "new",
+			     &st);
+	json_decref(t);
+	task_observe(a, task_id, st, NULL, NULL, NULL, 0, (int)h);
+}
+
+/* ---- health checks: exec through the container's monitor ---- */
+
+static void health_schedule(struct task_run *run, int64_t ns);
+
+static void probe_done(struct probe *p, int exit_code, bool timed_out)
+{
+	struct task_run *run = p->run;
+	struct agent *a = run->agent;
+	probe_free(p);
+	bool ok = !timed_out && exit_code == 0;
+	int64_t since = mono_ns() - run->started_mono;
+	if (ok) {
+		run->failing = 0;
+		if (!run->healthy) {
+			run->healthy = true;
+			struct container *c = container_find(a, run->container_id, NULL);
+			task_set_health(a, run->task_id, TASK_HEALTH_HEALTHY);
+			task_set_state(a, run->task_id, "running", "started (healthy)", NULL, c);
+		}
+	} else if (run->healthy || since > run->start_period_ns) {
+		/* failures in the start period do not count until the first success */
+		run->failing++;
+		log_info("task %s: health check failed (%d/%lld)%s", run->task_id, run->failing,
+			 (long long)run->retries, timed_out ? ": timed out" : "");
+		if (run->failing >= run->retries) {
+			struct container *c = container_find(a, run->container_id, NULL);
+			task_set_health(a, run->task_id, TASK_HEALTH_UNHEALTHY);
+			task_set_state(a, run->task_id, "failed", "unhealthy container",
+				       "task: unhealthy container", c);
+			run->ended = true;
+			if (c && c->state == CONTAINER_RUNNING)
+				container_signal(c, SIGKILL, NULL);
+			return;
+		}
+	}
+	health_schedule(run, run->interval_ns);
+}
+
+static void probe_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct probe *p = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	for (;;) {
+		uint8_t hdr[8];
+		if (evbuffer_copyout(in, hdr, 8) < 8)
+			return;
+		uint32_t len = ((uint32_t)hdr[4] << 24) | ((uint32_t)hdr[5] << 16) |
+			       ((uint32_t)hdr[6] << 8) | hdr[7];
+		if (len > RT_FRAME_MAX) {
+			probe_done(p, 1, false);
+			return;
+		}
+		if (evbuffer_get_length(in) < 8 + (size_t)len)
+			return;
+		evbuffer_drain(in, 8);
+		if (hdr[0] == RT_FRAME_EXIT) {
+			char buf[256] = "";
+			size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
+			evbuffer_remove(in, buf, n);
+			json_t *j = json_loads(buf, 0, NULL);
+			int code = j ? (int)json_integer_value(json_object_get(j, "exit_code")) : 1;
+			json_decref(j);
+			probe_done(p, code, false);
+			return;
+		}
+		if (evbuffer_get_length(p->output) < HEALTH_OUTPUT_MAX)
+			evbuffer_remove_buffer(in, p->output, len);
+		else
+			evbuffer_drain(in, len);
+	}
+}
+
+static void probe_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		probe_done(arg, 1, false);
+}
+
+static void probe_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	probe_done(arg, 1, true);
+}
+
+static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct task_run *run = arg;
+	struct agent *a = run->agent;
+	struct container *c = container_find(a, run->container_id, NULL);
+	if (!c || c->state != CONTAINER_RUNNING || run->probe || run->ended)
+		return;
+	json_t *argv = json_array();
+	for (size_t i = 0; run->health_test[i]; i++)
+		json_array_append_new(argv, json_string(run->health_test[i]));
+	json_t *req = json_pack("{s:s, s:o, s:[], s:s, s:s, s:b, s:b}", "op", "exec", "argv", argv,
+				"env", "user", "", "cwd", "", "tty", 0, "stdin", 0);
+	struct shoal_err err = { 0 };
+	int sock = rt_ctl_connect(c->run_dir, req, &err);
+	json_decref(req);
+	if (sock < 0) {
+		health_schedule(run, run->interval_ns);
+		return;
+	}
+	struct probe *p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(sock);
+		return;
+	}
+	p->run = run;
+	run->probe = p;
+	p->output = evbuffer_new();
+	fd_set_nonblock(sock, true);
+	p->bev = bufferevent_socket_new(a->base, sock, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(p->bev, probe_read_cb, NULL, probe_event_cb, p);
+	bufferevent_enable(p->bev, EV_READ);
+	p->timeout = evtimer_new(a->base, probe_timeout_cb, p);
+	struct timeval tv = { .tv_sec = run->timeout_ns / 1000000000,
+			      .tv_usec = (run->timeout_ns % 1000000000) / 1000 };
+	evtimer_add(p->timeout, &tv);
+}
+
+static void health_schedule(struct task_run *run, int64_t ns)
+{
+	if (!run->health_timer)
+		run->health_timer = evtimer_new(run->agent->base, health_timer_cb, run);
+	struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000 };
+	evtimer_add(run->health_timer, &tv);
+}
+
+/* Docker's Healthcheck: {"Test":["CMD-SHELL","..."]|["CMD",...]|["NONE"], "Interval",
+ * "Timeout", "Retries", "StartPeriod"}; the service's wins over the image's. */
+static void health_setup(struct task_run *run, json_t *svc_hc, json_t *img_hc)
+{
+	json_t *hc = svc_hc && json_array_size(json_object_get(svc_hc, "Test")) ? svc_hc : img_hc;
+	json_t *test = json_object_get(hc, "Test");
+	const char *kind = json_string_value(json_array_get(test, 0));
+	if (!kind || strcmp(kind, "NONE") == 0)
+		return;
+	char **argv = calloc(1, sizeof(char *));
+	if (!argv)
+		return;
+	if (strcmp(kind, "CMD-SHELL") == 0) {
+		strv_push(&argv, "/bin/sh");
+		strv_push(&argv, "-c");
+		strv_push(&argv, json_string_value(json_array_get(test, 1)) ?: "true");
+	} else {
+		for (size_t i = 1; i < json_array_size(test); i++)
+			strv_push(&argv, json_string_value(json_array_get(test, i)) ?: "");
+	}
+	if (!argv[0]) {
+		strv_free(argv);
+		return;
+	}
+	run->health_test = argv;
+	json_int_t v;
+#define PICK(field, dflt)                                                                  \
+	(v = json_integer_value(json_object_get(svc_hc, field)),                           \
+	 v > 0 ? v : ((v = json_integer_value(json_object_get(img_hc, field))) > 0 ? v : (dflt)))
+	run->interval_ns = PICK("Interval", HEALTH_DEFAULT_INTERVAL);
+	run->timeout_ns = PICK("Timeout", HEALTH_DEFAULT_TIMEOUT);
+	run->start_period_ns = PICK("StartPeriod", 0);
+	run->retries = PICK("Retries", HEALTH_DEFAULT_RETRIES);
+#undef PICK
+}
+
+/* ---- starting and stopping ---- */
+
+struct start_ctx {
+	struct agent *agent;
+	char task_id[64];
+};
+
+static void start_reply(void *arg, int status, const char *body)
+{
+	struct start_ctx *sc = arg;
+	struct agent *a = sc->agent;
+	struct task_run *run = run_find(a, sc->task_id);
+	free(sc);
+	if (!run)
+		return;
+	run->start_inflight = false;
+	struct container *c = container_find(a, run->container_id, NULL);
+	if (status >= 300) {
+		json_t *j = json_loads(body, 0, NULL);
+		const char *msg = json_string_value(json_object_get(j, "message")) ?: "start failed";
+		task_set_state(a, run->task_id, "rejected", "starting container failed", msg, c);
+		json_decref(j);
+		run->ended = true;
+		return;
+	}
+	run->started_mono = mono_ns();
+	if (c && c->state != CONTAINER_RUNNING) {
+		/* it ran and ended before we heard it started */
+		executor_container_exited(a, c);
+		return;
+	}
+	if (run->health_test) {
+		task_set_health(a, run->task_id, TASK_HEALTH_STARTING);
+		task_set_state(a, run->task_id, "starting", "starting (health check pending)", NULL, c);
+		/* the first probe after one interval, as Docker; a short start period probes sooner */
+		health_schedule(run, run->start_period_ns > 0 && run->start_period_ns < run->interval_ns
+					     ? run->start_period_ns
+					     : run->interval_ns);
+	} else {
+		task_set_state(a, run->task_id, "starting", "starting", NULL, c);
+		task_set_state(a, run->task_id, "running", "started", NULL, c);
+	}
+}
+
+static void task_start(struct agent *a, json_t *task)
+{
+	const char *tid = json_string_value(json_object_get(task, "ID"));
+	const char *sname = json_string_value(json_object_get(task, "ServiceName")) ?: "task";
+	json_int_t slot = json_integer_value(json_object_get(task, "Slot"));
+	struct task_run *run = calloc(1, sizeof(*run));
+	if (!run)
+		return;
+	run->agent = a;
+	snprintf(run->task_id, sizeof(run->task_id), "%s", tid);
+	run->next = ex_of(a)->runs;
+	ex_of(a)->runs = run;
+
+	task_set_state(a, tid, "accepted", "accepted", NULL, NULL);
+	task_set_state(a, tid, "preparing", "preparing", NULL, NULL);
+	/* The task carries its service's spec as it was when the task was made. */
+	json_t *sj = json_pack("{s:s, s:O}", "Name", sname, "TaskTemplate",
+			       json_object_get(task, "Spec"));
+	struct service_spec *spec = NULL;
+	struct spec_errors errs;
+	spec_errors_init(&errs);
+	struct shoal_err err = { 0 };
+	if (service_spec_from_json(sj, &spec, &errs) < 0) {
+		json_decref(sj);
+		spec_errors_format(&errs, &err);
+		task_set_state(a, tid, "rejected", "invalid task spec", err.msg, NULL);
+		run->ended = true;
+		return;
+	}
+	json_decref(sj);
+	char name[256];
+	if (slot > 0)
+		snprintf(name, sizeof(name), "%s.%lld.%s", sname, (long long)slot, tid);
+	else
+		snprintf(name, sizeof(name), "%s.%.12s.%s", sname,
+			 json_string_value(json_object_get(task, "NodeID")) ?: "", tid);
+	json_t *body = service_task_container_config(spec, name);
+	service_spec_free(spec);
+	if (!body) {
+		task_set_state(a, tid, "rejected", "out of memory", "out of memory", NULL);
+		run->ended = true;
+		return;
+	}
+	json_t *labels = json_object_get(body, "Labels");
+	if (!labels) {
+		labels = json_object();
+		json_object_set_new(body, "Labels", labels);
+	}
+	json_object_set_new(labels, "com.docker.swarm.task.id", json_string(tid));
+	json_object_set(labels, "com.docker.swarm.service.id", json_object_get(task, "ServiceID"));
+	json_object_set_new(labels, "com.docker.swarm.service.name", json_string(sname));
+	struct container *c = NULL;
+	int r = container_create(a, name, body, &c, NULL, &err);
+	if (r < 0) {
+		json_decref(body);
+		task_set_state(a, tid, "rejected", "creating container failed", err.msg, NULL);
+		run->ended = true;
+		return;
+	}
+	snprintf(run->container_id, sizeof(run->container_id), "%s", c->id);
+	/* health check: the service's, else the image's */
+	struct image_info *info = NULL;
+	json_t *img_hc = NULL;
+	if (image_store_resolve(a->images, c->image_id, &info, NULL) == 0)
+		img_hc = json_incref(json_object_get(info->config, "Healthcheck"));
+	image_info_free(info);
+	health_setup(run, json_object_get(json_object_get(json_object_get(task, "Spec"),
+							   "ContainerSpec"),
+					  "Healthcheck"),
+		     img_hc);
+	json_decref(img_hc);
+	json_decref(body);
+	struct start_ctx *sc = calloc(1, sizeof(*sc));
+	struct api_req *req = sc ? api_req_internal(a, start_reply, sc) : NULL;
+	if (!req) {
+		free(sc);
+		return;
+	}
+	sc->agent = a;
+	snprintf(sc->task_id, sizeof(sc->task_id), "%s", tid);
+	run->start_inflight = true;
+	container_start(c, req);
+}
+
+static void task_stop(struct agent *a, struct task_run *run, json_t *task)
+{
+	struct container *c = container_find(a, run->container_id, NULL);
+	run->stopping = true;
+	if (run->health_timer)
+		event_del(run->health_timer);
+	if (!c || c->state != CONTAINER_RUNNING) {
+		task_set_state(a, run->task_id, "shutdown", "shutdown", NULL, c);
+		run->ended = true;
+		return;
+	}
+	json_int_t grace = json_integer_value(json_object_get(
+		json_object_get(json_object_get(task, "Spec"), "ContainerSpec"), "StopGracePeriod"));
+	int64_t secs = grace > 0 ? (grace + 999999999) / 1000000000 : 10;
+	struct api_req *req = api_req_internal(a, NULL, NULL);
+	if (req) {
+		req->on_reply = NULL;
+		container_stop(c, secs, req);
+	}
+}
+
+void executor_container_exited(struct agent *a, struct container *c)
+{
+	struct task_run *run = run_by_container(a, c->id);
+	if (!run || run->start_inflight)
+		return;
+	if (run->health_timer)
+		event_del(run->health_timer);
+	probe_free(run->probe);
+	if (run->stopping) {
+		task_set_state(a, run->task_id, "shutdown", "shutdown", NULL, c);
+	} else if (!run->ended) {
+		char msg[128];
+		if (c->exit_code == 0) {
+			task_set_state(a, run->task_id, "complete", "finished", NULL, c);
+		} else {
+			snprintf(msg, sizeof(msg), "task: non-zero exit (%d)%s", c->exit_code,
+				 c->oom_killed ? ": OOM killed" : "");
+			task_set_state(a, run->task_id, "failed", "failed", msg, c);
+		}
+	}
+	run->ended = true;
+}
+
+/* Re-adopts the task containers that survived an agent restart. */
+static void executor_adopt(struct agent *a)
+{
+	for (struct container *c = a->containers; c; c = c->next) {
+		const char *tid = json_string_value(json_object_get(
+			json_object_get(c->config, "Labels"), "com.docker.swarm.task.id"));
+		if (!tid || run_find(a, tid))
+			continue;
+		struct task_run *run = calloc(1, sizeof(*run));
+		if (!run)
+			return;
+		run->agent = a;
+		snprintf(run->task_id, sizeof(run->task_id), "%s", tid);
+		snprintf(run->container_id, sizeof(run->container_id), "%s", c->id);
+		run->ended = c->state != CONTAINER_RUNNING;
+		run->healthy = true;
+		run->started_mono = mono_ns();
+		run->next = ex_of(a)->runs;
+		ex_of(a)->runs = run;
+	}
+}
+
+void executor_reconcile(struct agent *a, json_t *tasks)
+{
+	static bool adopted;
+	if (!adopted) {
+		executor_adopt(a);
+		adopted = true;
+	}
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *node = json_string_value(json_object_get(t, "NodeID"));
+		const char *tid = json_string_value(json_object_get(t, "ID"));
+		if (!node || !tid || strcmp(node, a->node_id) != 0)
+			continue;
+		const char *desired = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+		const char *state =
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State")) ?: "";
+		struct task_run *run = run_find(a, tid);
+		if (strcmp(desired, "running") == 0) {
+			if (!run && strcmp(state, "assigned") == 0)
+				task_start(a, t);
+			else if (run && !run->ended && !run->start_inflight && !run->stopping) {
+				/* an adopted container that ended while we were away */
+				struct container *c = container_find(a, run->container_id, NULL);
+				if (!c || c->state == CONTAINER_EXITED) {
+					if (c)
+						executor_container_exited(a, c);
+					else
+						task_set_state(a, tid, "failed", "container vanished",
+							       "task: container vanished", NULL);
+					run->ended = true;
+				}
+			}
+		} else if (strcmp(desired, "ready") == 0) {
+			/* held by the orchestrator (a restart delay, or the task it
+			 * replaces still stopping): not started yet */
+		} else {
+			if (run && !run->ended && !run->stopping && !run->start_inflight)
+				task_stop(a, run, t);
+			else if (!run && (strcmp(state, "assigned") == 0 ||
+					  strcmp(state, "pending") == 0 || strcmp(state, "new") == 0))
+				task_set_state(a, tid, "shutdown", "shut down before it started", NULL,
+					       NULL);
+		}
+	}
+	/* Tasks gone from the store take their containers with them. */
+	for (struct task_run *run = ex_of(a)->runs, *next; run; run = next) {
+		next = run->next;
+		bool present = false;
+		json_array_foreach(tasks, i, t)
+		{
+			if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "", run->task_id) == 0)
+				present = true;
+		}
+		if (present || run->start_inflight)
+			continue;
+		struct container *c = container_find(a, run->container_id, NULL);
+		if (c)
+			container_remove(c, true, NULL);
+		run_unlink(a, run);
+	}
+}
+
+void executor_free(struct agent *a)
+{
+	struct executor *ex = a->executor;
+	if (!ex)
+		return;
+	while (ex->runs) {
+		struct task_run *r = ex->runs;
+		ex->runs = r->next;
+		run_free(r);
+	}
+	free(ex);
+	a->executor = NULL;
+}

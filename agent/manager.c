@@ -1,0 +1,848 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "agent/agent.h"
+#include "agent/cluster.h"
+#include "agent/executor.h"
+#include "agent/manager.h"
+#include "agent/store/store.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sched/orchestrator.h"
+#include "sched/scheduler.h"
+#include "sched/spec.h"
+
+/* Store events are coalesced for this long before a reconcile pass. */
+#define MANAGER_DEBOUNCE_US 5000
+/* A full pass at least this often, whatever happens. */
+#define MANAGER_RESYNC_S 2
+
+struct manager {
+	struct event *kick;
+	struct event *resync;
+	struct store_watch *watch;
+	bool pending;
+	bool running;
+};
+
+static struct manager *mgr(struct agent *a)
+{
+	return a->manager;
+}
+
+/* ---- task records ---- */
+
+static const char *desired_name(enum task_state s)
+{
+	return s == TASK_PREPARING ? "ready" : task_state_name(s);
+}
+
+void task_record_sync(json_t *rec)
+{
+	struct orch_task t = { 0 };
+	if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0)
+		return;
+	char ts[40], created[40];
+	format_rfc3339(t.state_ns[t.state] ? t.state_ns[t.state] : t.created_ns, ts);
+	format_rfc3339(t.created_ns, created);
+	json_object_set_new(rec, "ID", json_string(t.id));
+	json_object_set_new(rec, "ServiceID", json_string(t.service_id));
+	json_object_set_new(rec, "Slot", json_integer((json_int_t)t.slot));
+	json_object_set_new(rec, "NodeID", json_string(t.node_id));
+	json_object_set_new(rec, "CreatedAt", json_string(created));
+	json_object_set_new(rec, "DesiredState", json_string(desired_name(t.desired_state)));
+	json_t *st = json_object_get(rec, "Status");
+	if (!json_is_object(st)) {
+		st = json_object();
+		json_object_set_new(rec, "Status", st);
+	}
+	json_object_set_new(st, "State", json_string(task_state_name(t.state)));
+	json_object_set_new(st, "Timestamp", json_string(ts));
+	json_object_set_new(st, "Message", json_string(t.message));
+	if (t.err[0])
+		json_object_set_new(st, "Err", json_string(t.err));
+	else
+		json_object_del(st, "Err");
+	json_object_set_new(st, "Health", json_string(task_health_name(t.health)));
+	json_t *cs = json_object_get(st, "ContainerStatus");
+	if (json_is_object(cs))
+		json_object_set_new(cs, "ExitCode", json_integer(t.exit_code));
+	orch_task_clear(&t);
+}
+
+json_t *task_record_new(const struct orch_task *t, const char *service_name, json_t *task_spec)
+{
+	json_t *rec = json_pack("{s:o, s:s, s:O}", "Orch", orch_task_to_json(t), "ServiceName",
+				service_name, "Spec", task_spec ? task_spec : json_null());
+	if (rec)
+		task_record_sync(rec);
+	return rec;
+}
+
+int task_observe(struct agent *a, const char *task_id, enum task_state state,
+		 const char *message, const char *error, const char *container_id, int exit_code,
+		 int health)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, task_id);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		json_t *rec = NULL;
+		int64_t rev = 0;
+		if (cluster_get(a, key, &rec, &rev, NULL) < 0)
+			return -ENOENT;
+		struct orch_task t = { 0 };
+		if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0) {
+			json_decref(rec);
+			return -EBADMSG;
+		}
+		int64_t now = now_ns();
+		bool changed = false;
+		if (health >= 0 && t.health != (enum task_health)health) {
+			t.health = (enum task_health)health;
+			changed = true;
+		}
+		if (state != t.state && task_transition_allowed(t.state, state)) {
+			if (error && (state == TASK_FAILED || state == TASK_REJECTED))
+				orch_task_fail(&t, now, error, NULL);
+			else
+				orch_task_set_state(&t, state, now, message, NULL);
+			if (t.state == state) {
+				t.exit_code = exit_code;
+				changed = true;
+			}
+		}
+		if (!changed) {
+			orch_task_clear(&t);
+			json_decref(rec);
+			return 0;
+		}
+		if (message && state == t.state)
+			snprintf(t.message, sizeof(t.message), "%s", message);
+		json_object_set_new(rec, "Orch", orch_task_to_json(&t));
+		orch_task_clear(&t);
+		if (container_id) {
+			json_t *st = json_object_get(rec, "Status");
+			if (!json_is_object(st)) {
+				st = json_object();
+				json_object_set_new(rec, "Status", st);
+			}
+			json_object_set_new(st, "ContainerStatus",
+					    json_pack("{s:s, s:i}", "ContainerID", container_id,
+						      "ExitCode", exit_code));
+		}
+		task_record_sync(rec);
+		int r = cluster_put(a, key, rec, rev, NULL, NULL);
+		json_decref(rec);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return -EAGAIN;
+}
+
+/* ---- nodes ---- */
+
+static int node_register(struct agent *a, struct shoal_err *err)
+{
+	char key[128], now[40];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_NODES, a->node_id);
+	format_rfc3339(now_ns(), now);
+	struct sysinfo si;
+	sysinfo(&si);
+	struct utsname u;
+	uname(&u);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		json_t *n = NULL;
+		int64_t rev = 0;
+		int r = cluster_get(a, key, &n, &rev, NULL);
+		if (r < 0) {
+			rev = 0;
+			n = json_pack("{s:s, s:s, s:{s:s, s:{}, s:s, s:s}}", "ID", a->node_id,
+				      "CreatedAt", now, "Spec", "Name", "", "Labels", "Role",
+				      "manager", "Availability", "active");
+		}
+		json_object_set_new(n, "UpdatedAt", json_string(now));
+		json_object_set_new(
+			n, "Description",
+			json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:s}}", "Hostname",
+				  a->hostname, "Platform", "Architecture", u.machine, "OS", "linux",
+				  "Resources", "NanoCPUs",
+				  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000000000LL,
+				  "MemoryBytes", (json_int_t)si.totalram * si.mem_unit, "Engine",
+				  "EngineVersion", SHOAL_VERSION));
+		json_object_set_new(n, "Status", json_pack("{s:s, s:s}", "State", "ready", "Addr",
+							   "127.0.0.1"));
+		json_object_set_new(n, "ManagerStatus",
+				    json_pack("{s:b, s:s, s:s}", "Leader", 1, "Reachability",
+					      "reachable", "Addr", "127.0.0.1"));
+		r = cluster_put(a, key, n, rev, NULL, err);
+		json_decref(n);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return shoal_err_set(err, EAGAIN, "registering node %s: the store kept changing", a->node_id);
+}
+
+static enum node_availability node_avail(json_t *n)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
+	if (s && strcmp(s, "pause") == 0)
+		return NODE_PAUSE;
+	if (s && strcmp(s, "drain") == 0)
+		return NODE_DRAIN;
+	return NODE_ACTIVE;
+}
+
+/* The scheduler's view of the cluster: nodes, and the tasks holding resources. */
+static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t *services)
+{
+	struct sched_cluster *cl = sched_cluster_new();
+	if (!cl)
+		return NULL;
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n)
+	{
+		json_t *desc = json_object_get(n, "Description");
+		json_t *lab = json_object_get(json_object_get(n, "Spec"), "Labels");
+		char **labels = calloc(json_object_size(lab) + 1, sizeof(char *));
+		size_t k = 0;
+		const char *lk;
+		json_t *lv;
+		json_object_foreach(lab, lk, lv)
+		{
+			if (asprintf(&labels[k], "%s=%s", lk, json_string_value(lv) ?: "") >= 0)
+				k++;
+		}
+		const char *role = json_string_value(json_object_get(json_object_get(n, "Spec"), "Role"));
+		struct sched_node_desc d = {
+			.id = json_string_value(json_object_get(n, "ID")),
+			.hostname = json_string_value(json_object_get(desc, "Hostname")),
+			.role = role && strcmp(role, "worker") == 0 ? NODE_WORKER : NODE_MANAGER,
+			.os = "linux",
+			.arch = json_string_value(json_object_get(json_object_get(desc, "Platform"),
+								  "Architecture")),
+			.labels = (const char *const *)labels,
+			.availability = node_avail(n),
+			.ready = strcmp(json_string_value(json_object_get(json_object_get(n, "Status"),
+									  "State")) ?: "",
+					"ready") == 0,
+			.total = { .nano_cpus = json_integer_value(json_object_get(
+					   json_object_get(desc, "Resources"), "NanoCPUs")),
+				   .memory_bytes = json_integer_value(json_object_get(
+					   json_object_get(desc, "Resources"), "MemoryBytes")) },
+		};
+		if (d.id)
+			sched_cluster_add_node(cl, &d, NULL);
+		strv_free(labels);
+	}
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *node = json_string_value(json_object_get(t, "NodeID"));
+		const char *state = json_string_value(json_object_get(json_object_get(t, "Status"),
+								      "State")) ?: "";
+		enum task_state st = TASK_NEW;
+		task_state_from_name(state, &st);
+		if (!node || !*node || task_state_is_terminal(st))
+			continue;
+		int idx = sched_cluster_find_node(cl, node);
+		if (idx < 0)
+			continue;
+		json_t *res = json_object_get(json_object_get(json_object_get(t, "Spec"), "Resources"),
+					      "Reservations");
+		struct sched_task st_ = {
+			.service_id = json_string_value(json_object_get(t, "ServiceID")),
+			.reservations = { .nano_cpus = json_integer_value(json_object_get(res, "NanoCPUs")),
+					  .memory_bytes = json_integer_value(
+						  json_object_get(res, "MemoryBytes")) },
+		};
+		if (st_.service_id)
+			sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
+	}
+	(void)services;
+	return cl;
+}
+
+static void request_from_spec(const char *sid, const struct service_spec *spec, uint32_t count,
+			      struct sched_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->service_id = sid;
+	req->count = count;
+	req->reservations = spec->task.reservations;
+	req->constraints = spec->task.constraints;
+	req->n_constraints = spec->task.n_constraints;
+	req->prefs = spec->task.prefs;
+	req->n_prefs = spec->task.n_prefs;
+	req->max_replicas = spec->task.max_replicas;
+	req->ports = spec->ports;
+	req->n_ports = spec->n_ports;
+}
+
+static struct service_spec *parse_spec(json_t *spec_json)
+{
+	struct service_spec *spec = NULL;
+	if (service_spec_from_json(spec_json, &spec, NULL) < 0)
+		return NULL;
+	return spec;
+}
+
+int manager_plan(struct agent *a, const char *service_id, const struct service_spec *spec,
+		 json_t **ret, struct shoal_err *err)
+{
+	json_t *nodes = NULL, *tasks = NULL;
+	if (cluster_list(a, CLUSTER_NODES, &nodes, err) < 0)
+		return -EIO;
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, err) < 0) {
+		json_decref(nodes);
+		return -EIO;
+	}
+	struct sched_cluster *cl = build_cluster(nodes, tasks, NULL);
+	json_decref(tasks);
+	json_t *plan = json_array();
+	int r = 0;
+	if (spec->mode == SERVICE_GLOBAL) {
+		struct sched_request req;
+		request_from_spec(service_id, spec, 1, &req);
+		req.dry_run = true;
+		size_t i;
+		json_t *n;
+		json_array_foreach(nodes, i, n)
+		{
+			const char *id = json_string_value(json_object_get(n, "ID"));
+			int idx = sched_cluster_find_node(cl, id);
+			struct shoal_err e = { 0 };
+			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &e) == 0)
+				json_array_append_new(
+					plan, json_pack("{s:s, s:s}", "NodeID", id, "NodeHostname",
+							json_string_value(json_object_get(
+								json_object_get(n, "Description"),
+								"Hostname")) ?: ""));
+			else
+				json_array_append_new(plan, json_pack("{s:s, s:s}", "NodeID", id,
+								      "Unplaced", e.msg));
+		}
+	} else {
+		struct sched_request req;
+		request_from_spec(service_id, spec, (uint32_t)spec->replicas, &req);
+		req.dry_run = true;
+		struct sched_result res = { 0 };
+		r = sched_place(cl, &req, &res, err);
+		for (uint32_t i = 0; r >= 0 && i < res.count; i++) {
+			if (res.nodes[i] < 0) {
+				json_array_append_new(plan, json_pack("{s:I, s:s}", "Slot",
+								      (json_int_t)i + 1, "Unplaced",
+								      res.explanation ?: "no suitable node"));
+				continue;
+			}
+			const char *nid = sched_cluster_node_id(cl, (uint32_t)res.nodes[i]);
+			const char *hn = "";
+			size_t k;
+			json_t *n;
+			json_array_foreach(nodes, k, n)
+			{
+				if (strcmp(json_string_value(json_object_get(n, "ID")) ?: "", nid) == 0)
+					hn = json_string_value(json_object_get(
+						json_object_get(n, "Description"), "Hostname")) ?: "";
+			}
+			json_array_append_new(plan, json_pack("{s:I, s:s, s:s}", "Slot",
+							      (json_int_t)i + 1, "NodeID", nid,
+							      "NodeHostname", hn));
+		}
+		sched_result_done(&res);
+	}
+	sched_cluster_free(cl);
+	json_decref(nodes);
+	if (r < 0) {
+		json_decref(plan);
+		return r;
+	}
+	*ret = plan;
+	return 0;
+}
+
+void manager_service_status(struct agent *a, json_t *svc)
+{
+	json_t *tasks = NULL;
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) < 0)
+		return;
+	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+	json_int_t running = 0, desired = 0, completed = 0;
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0)
+			continue;
+		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
+								   "State")) ?: "";
+		if (strcmp(ds, "running") == 0) {
+			desired++;
+			if (strcmp(st, "running") == 0)
+				running++;
+		}
+		if (strcmp(st, "complete") == 0)
+			completed++;
+	}
+	json_decref(tasks);
+	json_t *spec = json_object_get(svc, "Spec");
+	json_t *rep = json_object_get(json_object_get(spec, "Mode"), "Replicated");
+	if (rep)
+		desired = json_integer_value(json_object_get(rep, "Replicas"));
+	json_object_set_new(svc, "ServiceStatus",
+			    json_pack("{s:I, s:I, s:I}", "RunningTasks", running, "DesiredTasks",
+				      desired, "CompletedTasks", completed));
+	json_t *upd = json_object_get(svc, "Updater");
+	if (upd) {
+		struct orch_update u = { 0 };
+		if (orch_update_from_json(upd, &u, NULL) == 0) {
+			json_t *us = orch_update_status_json(&u);
+			if (us)
+				json_object_set_new(svc, "UpdateStatus", us);
+			orch_update_clear(&u);
+		}
+	}
+}
+
+/* ---- reconcile ---- */
+
+static json_t *tasks_of(json_t *tasks, const char *sid)
+{
+	json_t *out = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) == 0)
+			json_array_append(out, t);
+	}
+	return out;
+}
+
+static int put_task(struct agent *a, json_t *rec, int64_t rev)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+		 json_string_value(json_object_get(rec, "ID")) ?: "");
+	return cluster_put(a, key, rec, rev, NULL, NULL);
+}
+
+/* Applies START, SHUTDOWN, ORPHAN to the stored task. */
+static void apply_to_task(struct agent *a, json_t *tasks, const struct orch_action *act,
+			  int64_t now)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "", act->task_id) != 0)
+			continue;
+		struct orch_task ot = { 0 };
+		if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
+			return;
+		struct shoal_err err = { 0 };
+		if (orch_action_apply(&ot, act, now, &err) == 0) {
+			json_t *rec = json_deep_copy(t);
+			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+			task_record_sync(rec);
+			int64_t rev = json_integer_value(
+				json_object_get(json_object_get(t, "Version"), "Index"));
+			put_task(a, rec, rev);
+			json_decref(rec);
+		} else {
+			log_debug("manager: %s on task %s: %s", orch_action_type_name(act->type),
+				  act->task_id, err.msg);
+		}
+		orch_task_clear(&ot);
+		return;
+	}
+}
+
+static json_t *spec_for_version(json_t *svc, uint64_t version)
+{
+	uint64_t cur = (uint64_t)json_integer_value(json_object_get(svc, "SpecVersion"));
+	if (version != cur && json_object_get(svc, "PreviousSpec") &&
+	    (uint64_t)json_integer_value(json_object_get(svc, "PreviousSpecVersion")) == version)
+		return json_object_get(svc, "PreviousSpec");
+	return json_object_get(svc, "Spec");
+}
+
+static void service_rollback(struct agent *a, json_t *svc, uint64_t to_version)
+{
+	/* The orchestrator asked for the previous spec: swap it in. */
+	json_t *s = json_deep_copy(svc);
+	json_t *prev = json_object_get(s, "PreviousSpec");
+	if (!prev)
+		return;
+	json_t *cur = json_incref(json_object_get(s, "Spec"));
+	json_int_t curv = json_integer_value(json_object_get(s, "SpecVersion"));
+	json_object_set(s, "Spec", prev);
+	json_object_set_new(s, "PreviousSpec", cur);
+	json_object_set_new(s, "SpecVersion", json_integer((json_int_t)to_version));
+	json_object_set_new(s, "PreviousSpecVersion", json_integer(curv));
+	char key[128];
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
+		 json_string_value(json_object_get(s, "ID")) ?: "");
+	int64_t rev = json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
+	cluster_put(a, key, s, rev, NULL, NULL);
+	json_decref(s);
+}
+
+static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks, json_t *nodes,
+				 struct sched_cluster *cl, int64_t now)
+{
+	const char *sid = json_string_value(json_object_get(svc, "ID"));
+	json_t *spec_json = json_object_get(svc, "Spec");
+	struct service_spec *spec = parse_spec(spec_json);
+	if (!sid || !spec) {
+		log_warn("manager: service %s has an unreadable spec; skipped", sid ? sid : "?");
+		service_spec_free(spec);
+		return 0;
+	}
+	json_t *mine = tasks_of(all_tasks, sid);
+	size_t nt = json_array_size(mine);
+	struct orch_task *ots = calloc(nt ? nt : 1, sizeof(*ots));
+	size_t n_ok = 0;
+	for (size_t i = 0; ots && i < nt; i++)
+		if (orch_task_from_json(json_object_get(json_array_get(mine, i), "Orch"), &ots[n_ok],
+					NULL) == 0)
+			n_ok++;
+	size_t nn = json_array_size(nodes);
+	struct orch_node *ons = calloc(nn ? nn : 1, sizeof(*ons));
+	struct sched_request greq;
+	request_from_spec(sid, spec, 1, &greq);
+	greq.dry_run = true;
+	for (size_t i = 0; ons && i < nn; i++) {
+		json_t *n = json_array_get(nodes, i);
+		ons[i].id = json_string_value(json_object_get(n, "ID"));
+		ons[i].ready = strcmp(json_string_value(json_object_get(json_object_get(n, "Status"),
+									"State")) ?: "",
+				      "ready") == 0;
+		ons[i].availability = node_avail(n);
+		int idx = sched_cluster_find_node(cl, ons[i].id);
+		/* eligibility for global mode: constraints only, not free resources */
+		struct sched_request creq = greq;
+		creq.reservations = (struct sched_resources){ 0 };
+		creq.ports = NULL;
+		creq.n_ports = 0;
+		creq.max_replicas = 0;
+		ons[i].eligible = idx >= 0 &&
+				  sched_place_on_node(cl, &creq, (uint32_t)idx, NULL) == 0;
+	}
+	struct orch_update upd = { 0 };
+	if (json_object_get(svc, "Updater"))
+		orch_update_from_json(json_object_get(svc, "Updater"), &upd, NULL);
+	struct orch_service os = {
+		.id = sid,
+		.mode = spec->mode == SERVICE_GLOBAL ? ORCH_GLOBAL : ORCH_REPLICATED,
+		.replicas = spec->replicas,
+		.spec_version = (uint64_t)json_integer_value(json_object_get(svc, "SpecVersion")),
+		.prev_spec_version =
+			(uint64_t)json_integer_value(json_object_get(svc, "PreviousSpecVersion")),
+		.restart = spec->task.restart,
+		.update = spec->update,
+		.rollback = spec->rollback,
+		.stop_grace_ns = spec->task.container.stop_grace_period_ns,
+		.removed = json_is_true(json_object_get(svc, "Removed")),
+	};
+	if (os.spec_version == 0)
+		os.spec_version = 1;
+	struct orch_input in = { .service = &os, .tasks = ots, .n_tasks = n_ok, .nodes = ons,
+				 .n_nodes = nn, .update = &upd };
+	struct orch_result res = { 0 };
+	struct shoal_err err = { 0 };
+	int64_t wake = 0;
+	if (ots && ons && orch_reconcile(&in, now, &res, &err) == 0) {
+		wake = res.wake_ns;
+		for (size_t i = 0; i < res.n_actions; i++) {
+			const struct orch_action *act = &res.actions[i];
+			switch (act->type) {
+			case ORCH_ACT_CREATE: {
+				char id[26], hex[65];
+				random_hex_id(hex);
+				memcpy(id, hex, 25);
+				id[25] = '\0';
+				struct orch_task nt_ = { 0 };
+				if (orch_task_from_action(&nt_, act, id, NULL) < 0)
+					break;
+				json_t *tspec = json_object_get(spec_for_version(svc, nt_.spec_version),
+								"TaskTemplate");
+				json_t *rec = task_record_new(&nt_, json_string_value(json_object_get(
+									    spec_json, "Name")) ?: sid,
+							      tspec);
+				put_task(a, rec, 0);
+				json_decref(rec);
+				orch_task_clear(&nt_);
+				break;
+			}
+			case ORCH_ACT_START:
+			case ORCH_ACT_SHUTDOWN:
+			case ORCH_ACT_ORPHAN:
+				apply_to_task(a, mine, act, now);
+				break;
+			case ORCH_ACT_DELETE: {
+				char key[128];
+				snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
+				cluster_delete(a, key, -1, NULL);
+				break;
+			}
+			case ORCH_ACT_ROLLBACK:
+				service_rollback(a, svc, act->spec_version);
+				break;
+			}
+		}
+		char key[128];
+		snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, sid);
+		if (res.service_gone) {
+			cluster_delete(a, key, -1, NULL);
+		} else if (res.update_changed) {
+			/* re-read: a rollback above may have moved the version */
+			json_t *cur = NULL;
+			int64_t rev = 0;
+			if (cluster_get(a, key, &cur, &rev, NULL) == 0) {
+				json_object_set_new(cur, "Updater", orch_update_to_json(&upd));
+				cluster_put(a, key, cur, rev, NULL, NULL);
+				json_decref(cur);
+			}
+		}
+	} else if (err.msg[0]) {
+		log_warn("manager: service %s: %s", sid, err.msg);
+	}
+	orch_result_clear(&res);
+	orch_update_clear(&upd);
+	for (size_t i = 0; i < n_ok; i++)
+		orch_task_clear(&ots[i]);
+	free(ots);
+	free(ons);
+	json_decref(mine);
+	service_spec_free(spec);
+	return wake;
+}
+
+/* Pending tasks of a service (desired running or held, no node) go to nodes. */
+static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct sched_cluster *cl)
+{
+	const char *sid = json_string_value(json_object_get(svc, "ID"));
+	json_t *pending = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *node = json_string_value(json_object_get(t, "NodeID")) ?: "";
+		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
+								   "State")) ?: "";
+		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
+		    *node || (strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
+		    (strcmp(st, "new") != 0 && strcmp(st, "pending") != 0))
+			continue;
+		json_array_append(pending, t);
+	}
+	size_t n = json_array_size(pending);
+	if (n == 0) {
+		json_decref(pending);
+		return;
+	}
+	/* the spec the pending tasks run; tasks of one service share reservations
+	 * and placement rules across versions closely enough to place as a batch */
+	json_t *tspec = json_object_get(json_array_get(pending, 0), "Spec");
+	json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate", tspec, "EndpointSpec",
+			       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
+	struct service_spec *spec = parse_spec(sj);
+	json_decref(sj);
+	if (!spec) {
+		json_decref(pending);
+		return;
+	}
+	struct sched_request req;
+	request_from_spec(sid, spec, (uint32_t)n, &req);
+	struct sched_result res = { 0 };
+	struct shoal_err err = { 0 };
+	if (sched_place(cl, &req, &res, &err) < 0) {
+		log_warn("manager: scheduling %s: %s", sid, err.msg);
+	} else {
+		int64_t now = now_ns();
+		for (size_t k = 0; k < n; k++) {
+			json_t *rec = json_deep_copy(json_array_get(pending, k));
+			int64_t rev = json_integer_value(json_object_get(
+				json_object_get(json_array_get(pending, k), "Version"), "Index"));
+			struct orch_task ot = { 0 };
+			if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) < 0) {
+				json_decref(rec);
+				continue;
+			}
+			if (k < res.count && res.nodes[k] >= 0) {
+				snprintf(ot.node_id, sizeof(ot.node_id), "%s",
+					 sched_cluster_node_id(cl, (uint32_t)res.nodes[k]));
+				if (ot.state < TASK_PENDING)
+					orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
+				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node", NULL);
+				ot.err[0] = '\0';
+			} else {
+				if (ot.state < TASK_PENDING)
+					orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
+				snprintf(ot.err, sizeof(ot.err), "%s",
+					 res.explanation ? res.explanation : "no suitable node");
+				snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
+			}
+			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+			orch_task_clear(&ot);
+			task_record_sync(rec);
+			if (!json_equal(rec, json_array_get(pending, k)))
+				put_task(a, rec, rev);
+			json_decref(rec);
+		}
+	}
+	sched_result_done(&res);
+	service_spec_free(spec);
+	json_decref(pending);
+}
+
+static void manager_pass(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	m->pending = false;
+	json_t *nodes = NULL, *services = NULL, *tasks = NULL;
+	struct shoal_err err = { 0 };
+	if (cluster_list(a, CLUSTER_NODES, &nodes, &err) < 0 ||
+	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0 ||
+	    cluster_list(a, CLUSTER_TASKS, &tasks, &err) < 0) {
+		log_warn("manager: reading the store: %s", err.msg);
+		json_decref(nodes);
+		json_decref(services);
+		return;
+	}
+	int64_t now = now_ns(), wake = 0;
+	struct sched_cluster *cl = build_cluster(nodes, tasks, services);
+	size_t i;
+	json_t *svc;
+	json_array_foreach(services, i, svc)
+	{
+		int64_t w = reconcile_service(a, svc, tasks, nodes, cl, now);
+		if (w > 0 && (wake == 0 || w < wake))
+			wake = w;
+	}
+	/* Tasks whose service record is gone entirely are removed. */
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *sid = json_string_value(json_object_get(t, "ServiceID")) ?: "";
+		bool found = false;
+		size_t k;
+		json_array_foreach(services, k, svc)
+		{
+			if (strcmp(json_string_value(json_object_get(svc, "ID")) ?: "", sid) == 0)
+				found = true;
+		}
+		if (!found) {
+			char key[128];
+			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+				 json_string_value(json_object_get(t, "ID")) ?: "");
+			cluster_delete(a, key, -1, NULL);
+		}
+	}
+	json_decref(tasks);
+	/* Place what the orchestrator created, on a fresh read. */
+	tasks = NULL;
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
+		json_array_foreach(services, i, svc) schedule_service(a, svc, tasks, cl);
+		json_decref(tasks);
+		tasks = NULL;
+	}
+	sched_cluster_free(cl);
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0)
+		executor_reconcile(a, tasks);
+	json_decref(tasks);
+	json_decref(nodes);
+	json_decref(services);
+	if (wake > 0) {
+		int64_t d = wake - now_ns();
+		if (d < 1000000)
+			d = 1000000;
+		struct timeval tv = { .tv_sec = d / 1000000000, .tv_usec = (d % 1000000000) / 1000 };
+		event_add(m->kick, &tv);
+		m->pending = true;
+	}
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct manager *m = mgr(a);
+	if (m->running) {
+		/* a pass is writing: the writes kick us; run once more afterwards */
+		m->pending = false;
+		manager_kick(a);
+		return;
+	}
+	m->running = true;
+	manager_pass(a);
+	m->running = false;
+}
+
+static void resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	manager_kick(arg);
+}
+
+void manager_kick(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	if (!m || m->pending)
+		return;
+	m->pending = true;
+	struct timeval tv = { 0, MANAGER_DEBOUNCE_US };
+	event_add(m->kick, &tv);
+}
+
+static void watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
+		     void *userdata)
+{
+	manager_kick(userdata);
+}
+
+int manager_start(struct agent *a, struct shoal_err *err)
+{
+	struct manager *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	a->manager = m;
+	m->kick = evtimer_new(a->base, kick_cb, a);
+	m->resync = event_new(a->base, -1, EV_PERSIST, resync_cb, a);
+	int r = node_register(a, err);
+	if (r < 0)
+		return r;
+	struct timeval tv = { MANAGER_RESYNC_S, 0 };
+	event_add(m->resync, &tv);
+	r = store_watch(a->store, "/shoal/", true, 0, watch_cb, a, &m->watch, err);
+	if (r < 0)
+		return r;
+	manager_kick(a);
+	return 0;
+}
+
+void manager_stop(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	if (!m)
+		return;
+	if (m->watch)
+		store_watch_cancel(m->watch);
+	if (m->kick)
+		event_free(m->kick);
+	if (m->resync)
+		event_free(m->resync);
+	free(m);
+	a->manager = NULL;
+	executor_free(a);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct agent;
+struct service_spec;
+
+/* The manager: turns services (desired state) into tasks placed on nodes, with
+ * the orchestrator (sched/orchestrator.h) and the scheduler (sched/scheduler.h),
+ * on every store change (coalesced) and on a periodic resync. */
+int manager_start(struct agent *a, struct shoal_err *err);
+void manager_stop(struct agent *a);
+void manager_kick(struct agent *a);
+
+/* The placement plan for a service spec, changing nothing:
+ * [{"Slot":1,"NodeID":..,"NodeHostname":..} | {"Slot":3,"Unplaced":"reason"}]. */
+int manager_plan(struct agent *a, const char *service_id, const struct service_spec *spec,
+		 json_t **ret, struct shoal_err *err);
+/* Adds Docker's ServiceStatus {RunningTasks, DesiredTasks, CompletedTasks} and
+ * UpdateStatus to a service object read from the store. */
+void manager_service_status(struct agent *a, json_t *svc);
+
+/* Task records: Docker's Task fields derived from the orchestrator's record,
+ * which is kept whole under "Orch". */
+#include "sched/types.h"
+struct orch_task;
+/* The record for a task, from the orchestrator's task. */
+json_t *task_record_new(const struct orch_task *t, const char *service_name, json_t *task_spec);
+/* Refreshes the Docker fields from rec's "Orch". */
+void task_record_sync(json_t *rec);
+/* The node's view: moves the observed state forward (CAS on the store), with a
+ * message, an error, the container's exit code and health. Ignores moves the
+ * state machine does not allow (a late report). */
+int task_observe(struct agent *a, const char *task_id, enum task_state state,
+		 const char *message, const char *error, const char *container_id, int exit_code,
+		 int health);

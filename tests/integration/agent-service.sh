@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Services on one node: replicas, restarts, scaling, health checks, rolling
+# updates and rollbacks, global mode, placement failures, stale updates, and an
+# agent restart in the middle of an update.
+. "$(dirname "$0")/lib.sh"
+node_start
+
+# wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds
+wait_until() {
+	local t=$1
+	shift
+	local end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+svc_id() { api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["ID"])'; }
+tasks_json() { curl -s --unix-socket "$SOCK" -G --data-urlencode "filters={\"service\":{\"$1\":true}}" http://shoal/tasks; }
+# count of the service's tasks with desired state running and observed state $2
+count_state() {
+	tasks_json "$1" | python3 -c '
+import json,sys
+want=sys.argv[1]
+print(sum(1 for t in json.load(sys.stdin) if t["DesiredState"]=="running" and t["Status"]["State"]==want))' "$2"
+}
+running_is() { [ "$(count_state "$1" running)" = "$2" ]; }
+update_state() { api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print((json.load(sys.stdin).get("UpdateStatus") or {}).get("State",""))'; }
+update_state_is() { [ "$(update_state "$1")" = "$2" ]; }
+task_env_all() { # every running task's container has env $2
+	local ids
+	ids=$(tasks_json "$1" | python3 -c '
+import json,sys
+for t in json.load(sys.stdin):
+    if t["DesiredState"]=="running" and t["Status"]["State"]=="running":
+        print(t["Status"]["ContainerStatus"]["ContainerID"])')
+	[ -n "$ids" ] || return 1
+	for c in $ids; do shoal exec "$c" sh -c "echo \$V" | grep -qx "$2" || return 1; done
+}
+
+log "3 replicas come up"
+shoal service create -d --name web --replicas 3 --env V=1 --restart-delay 100ms \
+	busybox sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
+expect_eq "service created" 0 $?
+wait_until 30 running_is web 3 && ok "3 tasks running" || fail "3 tasks running: $(count_state web running)"
+n=$(shoal service ls | grep -c ' web ')
+expect_eq "service ls lists it" 1 "$n"
+expect_contains "service ls shows 3/3" "3/3" "$(shoal service ls)"
+
+log "a killed container is replaced (restart policy any)"
+victim=$(tasks_json web | python3 -c '
+import json,sys
+print([t for t in json.load(sys.stdin) if t["Status"]["State"]=="running"][0]["Status"]["ContainerStatus"]["ContainerID"])')
+shoal kill "$victim" >/dev/null
+wait_until 30 sh -c "[ \$(tasks_json web | grep -o '\"State\":\"failed\"' | wc -l) -ge 1 ]"
+wait_until 30 running_is web 3 && ok "back to 3 running after a kill" || fail "after kill: $(count_state web running) running"
+expect_contains "service ps shows the failed task" "Failed" "$(shoal service ps web)"
+
+log "scale up and down"
+shoal service scale web=5 -d >/dev/null
+wait_until 30 running_is web 5 && ok "scaled to 5" || fail "scale to 5: $(count_state web running)"
+shoal service scale web=2 -d >/dev/null
+wait_until 30 running_is web 2 && ok "scaled to 2" || fail "scale to 2: $(count_state web running)"
+wait_until 20 sh -c "[ \$(shoal ps -q | wc -l) -eq 2 ]" && ok "scale down stopped the extra containers" || fail "containers after scale down: $(shoal ps -q | wc -l)"
+
+log "stale-version update is refused"
+sid=$(svc_id web)
+spec=$(api GET "/services/$sid" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["Spec"]))')
+out=$(api POST "/services/$sid/update?version=1" "$spec")
+expect_eq "stale version: 409" 409 "${out%% *}"
+expect_contains "stale version: message" "out of sequence" "$out"
+
+log "rolling update changes every task"
+shoal service update -d --env-add V=2 --update-parallelism 1 --update-delay 200ms web >/dev/null
+wait_until 60 update_state_is web completed && ok "update completed" || fail "update state: $(update_state web)"
+wait_until 20 task_env_all web 2 && ok "every running task runs the new spec" || fail "tasks not all on V=2"
+wait_until 20 running_is web 2 && ok "still 2 running after the update" || fail "after update: $(count_state web running)"
+
+log "a failing update rolls back automatically"
+shoal service update -d --args "sh -c 'exit 3'" --update-failure-action rollback \
+	--update-monitor 2s --update-parallelism 1 web >/dev/null 2>&1 ||
+	shoal service update -d --args "exit 3" --update-failure-action rollback --update-monitor 2s web >/dev/null
+wait_until 60 update_state_is web rollback_completed && ok "rolled back" || fail "rollback state: $(update_state web)"
+wait_until 30 task_env_all web 2 && ok "tasks run the previous spec again" || fail "tasks after rollback"
+
+log "manual rollback"
+shoal service update -d --env-add V=3 web >/dev/null
+wait_until 60 update_state_is web completed && ok "update to V=3 completed" || fail "update to V=3: $(update_state web)"
+shoal service rollback -d web >/dev/null
+wait_until 60 update_state_is web rollback_completed && ok "manual rollback completed" || fail "manual rollback: $(update_state web)"
+wait_until 30 task_env_all web 2 && ok "manual rollback restored V=2" || fail "manual rollback tasks"
+
+log "failing health check gets its task replaced"
+shoal service create -d --name sick --health-cmd 'test -f /tmp/ok' --health-interval 200ms \
+	--health-retries 2 --health-timeout 1s --restart-delay 100ms \
+	busybox sh -c 'touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100' >/dev/null
+wait_until 30 running_is sick 1 && ok "healthy task is running" || fail "sick never became running"
+wait_until 30 sh -c "tasks_json sick | grep -q 'unhealthy'" && ok "unhealthy task failed" || fail "no unhealthy failure"
+wait_until 30 sh -c "[ \$(tasks_json sick | grep -o '\"ID\":' | wc -l) -ge 2 ]" && ok "a replacement task was created" || fail "no replacement"
+shoal service rm sick >/dev/null
+
+log "global mode"
+shoal service create -d --name everywhere --mode global busybox sleep 1000 >/dev/null
+wait_until 30 running_is everywhere 1 && ok "global: one task on the node" || fail "global: $(count_state everywhere running)"
+shoal service rm everywhere >/dev/null
+
+log "an unsatisfiable constraint stays pending with its reason"
+shoal service create -d --name nowhere --constraint node.labels.zone==nowhere busybox sleep 1 >/dev/null
+wait_until 20 sh -c "tasks_json nowhere | grep -q 'constraint'" && ok "pending with a constraint reason" || fail "reason: $(tasks_json nowhere | head -c 400)"
+expect_eq "no task runs" 0 "$(count_state nowhere running)"
+shoal service rm nowhere >/dev/null
+
+log "the agent restarted mid-update finishes the update"
+shoal service scale web=3 -d >/dev/null
+wait_until 30 running_is web 3
+shoal service update -d --env-add V=4 --update-parallelism 1 --update-delay 1s web >/dev/null
+wait_until 20 sh -c "[ \"\$(update_state web)\" = updating ]"
+sleep 1.2
+agent_kill9
+agent_start
+wait_until 90 update_state_is web completed && ok "update completed after the restart" || fail "after restart: $(update_state web)"
+wait_until 30 task_env_all web 4 && ok "all tasks on V=4 after the restart" || fail "tasks after restart"
+wait_until 30 running_is web 3 && ok "3 running, no duplicates" || fail "after restart: $(count_state web running) running"
+expect_eq "exactly 3 containers" 3 "$(shoal ps -q | wc -l)"
+
+log "service rm removes everything"
+shoal service rm web >/dev/null
+wait_until 30 sh -c "[ \$(shoal ps -aq | wc -l) -eq 0 ]" && ok "all task containers removed" || fail "containers left: $(shoal ps -a)"
+expect_eq "no services left" "" "$(shoal service ls -q)"
+finish
