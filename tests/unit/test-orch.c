@@ -400,6 +400,23 @@ static void test_scale_up_down(void **state)
 	sim_free(s);
 }
 
+/* Scale down takes a task that is not up (health check starting) before a
+ * healthy one in a higher slot. */
+static void test_scale_down_prefers_not_up(void **state)
+{
+	struct sim *s = sim_new(ORCH_REPLICATED, 3, 2);
+
+	sim_settle(s);
+	live_in_slot(s, 1)->health = TASK_HEALTH_STARTING;
+	s->svc.replicas = 2;
+	sim_pass(s);
+	assert_int_equal(s->last.n_actions, 1);
+	assert_int_equal(s->last.actions[0].cause, ORCH_STOP_SCALE_DOWN);
+	assert_null(live_in_slot(s, 1));
+	assert_non_null(live_in_slot(s, 3));
+	sim_free(s);
+}
+
 /* Rebuilding every record from the store (JSON) and reconciling yields no
  * action and no duplicate. */
 static void test_agent_restart_no_duplicates(void **state)
@@ -1073,6 +1090,33 @@ static void test_update_resume_after_restart(void **state)
 	sim_free(s);
 }
 
+static void test_update_global(void **state)
+{
+	struct sim *s = sim_new(ORCH_GLOBAL, 0, 3);
+	s->svc.update.delay_ns = 10 * SEC;
+
+	sim_settle(s);
+	s->svc.prev_spec_version = 1;
+	s->svc.spec_version = 2;
+	sim_pass(s);
+	assert_int_equal(count_actions(s, ORCH_ACT_SHUTDOWN), 1);
+	assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 1);
+	/* The new task goes to the node the old one ran on. */
+	const char *nid = s->last.actions[1].task.node_id;
+	assert_string_equal(nid, "n1");
+	for (int i = 0; i < 6; i++) {
+		sim_settle(s);
+		s->now += 10 * SEC;
+	}
+	assert_int_equal(s->u.state, UPDATE_COMPLETED);
+	for (int i = 1; i <= 3; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "n%d", i);
+		assert_int_equal(live_on_node(s, id)->spec_version, 2);
+	}
+	sim_free(s);
+}
+
 static void test_service_removed(void **state)
 {
 	struct sim *s = sim_new(ORCH_REPLICATED, 3, 2);
@@ -1111,6 +1155,7 @@ int main(void)
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_task_json),
 		cmocka_unit_test(test_scale_up_down),
+		cmocka_unit_test(test_scale_down_prefers_not_up),
 		cmocka_unit_test(test_agent_restart_no_duplicates),
 		cmocka_unit_test(test_duplicate_in_slot),
 		cmocka_unit_test(test_node_down_and_orphan),
@@ -1131,6 +1176,7 @@ int main(void)
 		cmocka_unit_test(test_update_failure_rollback),
 		cmocka_unit_test(test_rollback_keeps_target_tasks),
 		cmocka_unit_test(test_update_resume_after_restart),
+		cmocka_unit_test(test_update_global),
 		cmocka_unit_test(test_service_removed),
 		cmocka_unit_test(test_bad_input),
 	};
