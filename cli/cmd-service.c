@@ -1157,11 +1157,11 @@ int cli_service_scale_parse(const char *arg, char **ret_name, uint64_t *ret_repl
 	char *end;
 	errno = 0;
 	unsigned long long n = strtoull(v, &end, 10);
-	if (!*v || *v == '-' || *end || errno || n > SPEC_MAX_REPLICAS) {
+	bool syntax = !*v || *v == '-' || *end;
+	if (syntax || errno || n > SPEC_MAX_REPLICAS) {
 		snprintf(err, errsize,
 			 "invalid replicas value %s: strconv.ParseUint: parsing \"%s\": %s", v, v,
-			 errno == ERANGE || n > SPEC_MAX_REPLICAS ? "value out of range"
-								  : "invalid syntax");
+			 syntax ? "invalid syntax" : "value out of range");
 		return -EINVAL;
 	}
 	char *name = strndup(arg, (size_t)(eq - arg));
