@@ -335,6 +335,11 @@ static void handle_request(struct mon_client *c, const char *line, size_t len)
 	}
 	if (strcmp(op, "wait") == 0) {
 		c->kind = C_WAIT;
+		if (M.exit_json) {
+			client_queue(c, M.exit_json, strlen(M.exit_json));
+			client_queue(c, "\n", 1);
+			c->done = true;
+		}
 	} else if (strcmp(op, "state") == 0) {
 		reply_json(c, state_json());
 	} else if (strcmp(op, "kill") == 0) {
@@ -355,6 +360,10 @@ static void handle_request(struct mon_client *c, const char *line, size_t len)
 		c->want_in = json_is_true(json_object_get(req, "stdin"));
 		if (c->want_in && M.spec->open_stdin && !M.stdin_owner && M.ctr_in >= 0)
 			M.stdin_owner = c;
+		if (M.exit_json) {
+			mon_client_send(c, RT_FRAME_EXIT, M.exit_json, strlen(M.exit_json));
+			c->done = true;
+		}
 	} else if (strcmp(op, "exec") == 0) {
 		c->kind = C_EXEC;
 		mon_exec_start(c, req);
@@ -580,13 +589,23 @@ static int housekeeping(void)
 			}
 		}
 	}
+	if (M.exit_json) {
+		/* Finished: answer what is queued, then go. */
+		accept_clients();
+		if (!M.clients || now > M.linger_until)
+			_exit(0);
+		int left = (int)((M.linger_until - now) / 1000000) + 1;
+		return timeout < 0 || left < timeout ? left : timeout;
+	}
 	if (!M.running) {
 		bool execs_running = false;
 		for (struct mon_exec *e = M.execs; e; e = e->next)
 			execs_running |= !e->exited;
 		bool drained = M.ctr_out < 0 && M.ctr_err < 0 && !execs_running;
-		if (drained || now - M.exited_at > MON_DRAIN_NS)
+		if (drained || now - M.exited_at > MON_DRAIN_NS) {
 			mon_finish();
+			return 0;
+		}
 		int left = (int)((M.exited_at + MON_DRAIN_NS - now) / 1000000) + 1;
 		if (timeout < 0 || left < timeout)
 			timeout = left;
@@ -629,7 +648,10 @@ void mon_clients_finish(const char *exit_json)
 		} else if (c->kind == C_EXEC && c->exec) {
 			static const char killed[] = "{\"exit_code\":137}";
 			mon_client_send(c, RT_FRAME_EXIT, killed, sizeof(killed) - 1);
+		} else {
+			continue;
 		}
+		c->done = true;
 	}
 	/* The last words go out with a bounded wait; then the monitor is gone. */
 	for (struct mon_client *c = M.clients; c; c = c->next) {

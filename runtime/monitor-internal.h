@@ -13,6 +13,7 @@
 #define MON_CLIENT_BUF_MAX (4u << 20)	      /* queued output per client before it is dropped */
 #define MON_STDIN_BUF_MAX  (1u << 20)	      /* stdin waiting for the container to read it */
 #define MON_DRAIN_NS	   (2ll * 1000000000) /* output read after exit, at most */
+#define MON_LINGER_NS	   (1ll * 1000000000) /* answering late clients after exit, at most */
 
 enum mon_watch_kind {
 	W_LISTEN,
@@ -83,10 +84,13 @@ struct monitor {
 	const char *seccomp_path;
 
 	pid_t ctr_pid;
+	int ns_fds[4]; /* the container's namespaces, held until its exit is reported */
 	int ctr_status;
 	bool running;
 	int64_t started_at;
 	int64_t exited_at; /* monotonic */
+	char *exit_json;   /* the exit record, once the exit has been reported */
+	int64_t linger_until;
 
 	int ctr_out, ctr_err, ctr_in;
 	struct mon_buf stdin_pending;
@@ -115,7 +119,9 @@ int mon_loop(void);
 void mon_adopt_attach(int fd);
 void mon_ctr_output(int *fdp, enum rt_log_stream stream);
 void mon_fanout(enum rt_frame_type type, const char *data, size_t len);
-__attribute__((noreturn)) void mon_finish(void);
+/* Records the exit, tells the clients, and cleans up; the loop then answers the
+ * clients still queued on the (already unlinked) control socket and exits. */
+void mon_finish(void);
 void mon_clients_finish(const char *exit_json);
 
 int mon_buf_append(struct mon_buf *b, const void *data, size_t len, size_t max);

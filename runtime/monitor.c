@@ -41,6 +41,7 @@ struct monitor M = {
 	.status_fd = -1,
 	.epfd = -1,
 	.sig_fd = -1,
+	.ns_fds = {-1, -1, -1, -1},
 };
 
 static char readbuf[32 * 1024];
@@ -275,6 +276,38 @@ void mon_stdio_close_child(int child[3])
 		close(child[2]);
 }
 
+/* The container's namespaces, held until its exit has been reported: the last
+ * process to leave a namespace tears it down (unmounting every mount, for one)
+ * before its parent hears of the exit. */
+static void hold_namespaces(pid_t pid, unsigned long flags)
+{
+	static const struct {
+		unsigned long flag;
+		const char *name;
+	} ns[] = {
+		{CLONE_NEWNS, "mnt"},
+		{CLONE_NEWNET, "net"},
+		{CLONE_NEWIPC, "ipc"},
+		{CLONE_NEWUTS, "uts"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ns) && i < ARRAY_SIZE(M.ns_fds); i++) {
+		if (!(flags & ns[i].flag))
+			continue;
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns[i].name);
+		M.ns_fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+	}
+}
+
+static void release_namespaces(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(M.ns_fds); i++) {
+		if (M.ns_fds[i] >= 0)
+			close(M.ns_fds[i]);
+		M.ns_fds[i] = -1;
+	}
+}
+
 static int start_container(struct shoal_err *err)
 {
 	const struct rt_spec *s = M.spec;
@@ -359,6 +392,8 @@ static int start_container(struct shoal_err *err)
 	close(errp[1]);
 	mon_stdio_close_child(child_stdio);
 	M.ctr_pid = pid;
+	/* It waits for our go before it could exit: its namespaces are there. */
+	hold_namespaces(pid, flags);
 
 	r = rt_cgroup_attach(M.cg, pid, err);
 	char go = r < 0 ? 'x' : 'g';
@@ -501,20 +536,25 @@ void mon_finish(void)
 	json_t *j = rt_exit_to_json(&e);
 	char *text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	if (text) {
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/exit.json", M.spec->bundle_dir);
-		write_file_atomic(p, text, strlen(text), 0644);
-	}
-	/* Waiters hear of the exit first: the cgroup and run files are the
-	 * monitor's to clean up, and nobody needs to wait for that. */
-	mon_clients_finish(text ? text : "{}");
-	free(text);
+	M.exit_json = text ? text : strdup("{}");
+	if (!M.exit_json)
+		_exit(1);
+	/* On disk before anyone hears: a waiter, or a client that can no longer
+	 * connect, finds it there. */
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/exit.json", M.spec->bundle_dir);
+	write_file_atomic(p, M.exit_json, strlen(M.exit_json), 0644);
+	/* Waiters hear of the exit next: the namespaces, the cgroup and the run
+	 * files are the monitor's to clean up, and nobody needs to wait for that. */
+	mon_clients_finish(M.exit_json);
+	release_namespaces();
 	if (M.cg) {
 		rt_cgroup_destroy(M.cg, NULL);
 		rt_cgroup_free(M.cg);
 		M.cg = NULL;
 	}
+	/* A client that connected before the unlink is in the listen queue: the
+	 * loop answers it with the exit record before the monitor goes. */
 	remove_run_files();
-	_exit(0);
+	M.linger_until = mono_ns() + MON_LINGER_NS;
 }
