@@ -629,11 +629,57 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 	return wake;
 }
 
+/* Global tasks come with their node: check it can take them, then assign. */
+static void place_pinned(struct agent *a, json_t *svc, json_t *pinned, struct sched_cluster *cl)
+{
+	const char *sid = json_string_value(json_object_get(svc, "ID"));
+	int64_t now = now_ns();
+	size_t i;
+	json_t *t;
+	json_array_foreach(pinned, i, t)
+	{
+		json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
+				       json_object_get(t, "Spec"), "EndpointSpec",
+				       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
+		struct service_spec *spec = parse_spec(sj);
+		json_decref(sj);
+		if (!spec)
+			continue;
+		struct sched_request req;
+		request_from_spec(sid, spec, 1, &req);
+		struct orch_task ot = { 0 };
+		json_t *rec = json_deep_copy(t);
+		if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) == 0) {
+			int idx = sched_cluster_find_node(cl, ot.node_id);
+			struct shoal_err err = { 0 };
+			if (ot.state < TASK_PENDING)
+				orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
+			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0) {
+				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node", NULL);
+				ot.err[0] = '\0';
+			} else {
+				snprintf(ot.err, sizeof(ot.err), "%s",
+					 err.msg[0] ? err.msg : "the node is not in the cluster");
+				snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
+			}
+			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+			orch_task_clear(&ot);
+			task_record_sync(rec);
+			if (!json_equal(rec, t))
+				put_task(a, rec,
+					 json_integer_value(
+						 json_object_get(json_object_get(t, "Version"), "Index")));
+		}
+		json_decref(rec);
+		service_spec_free(spec);
+	}
+}
+
 /* Pending tasks of a service (desired running or held, no node) go to nodes. */
 static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct sched_cluster *cl)
 {
 	const char *sid = json_string_value(json_object_get(svc, "ID"));
-	json_t *pending = json_array();
+	json_t *pending = json_array(), *pinned = json_array();
 	size_t i;
 	json_t *t;
 	json_array_foreach(tasks, i, t)
@@ -643,16 +689,22 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
 								   "State")) ?: "";
 		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
-		    *node || (strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
+		    (strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
 		    (strcmp(st, "new") != 0 && strcmp(st, "pending") != 0))
 			continue;
-		json_array_append(pending, t);
+		if (*node)
+			json_array_append(pinned, t);
+		else
+			json_array_append(pending, t);
 	}
+	place_pinned(a, svc, pinned, cl);
+	json_decref(pinned);
 	size_t n = json_array_size(pending);
 	if (n == 0) {
 		json_decref(pending);
 		return;
 	}
+	/* one batch per spec version: held restarts may run an older one */
 	/* the spec the pending tasks run; tasks of one service share reservations
 	 * and placement rules across versions closely enough to place as a batch */
 	json_t *tspec = json_object_get(json_array_get(pending, 0), "Spec");

@@ -54,7 +54,8 @@ victim=$(tasks_json web | python3 -c '
 import json,sys
 print([t for t in json.load(sys.stdin) if t["Status"]["State"]=="running"][0]["Status"]["ContainerStatus"]["ContainerID"])')
 shoal kill "$victim" >/dev/null
-wait_until 30 sh -c "[ \$(tasks_json web | grep -o '\"State\":\"failed\"' | wc -l) -ge 1 ]"
+has_failed() { [ "$(tasks_json web | grep -o '"State":"failed"' | wc -l)" -ge 1 ]; }
+wait_until 30 has_failed
 wait_until 30 running_is web 3 && ok "back to 3 running after a kill" || fail "after kill: $(count_state web running) running"
 expect_contains "service ps shows the failed task" "Failed" "$(shoal service ps web)"
 
@@ -63,7 +64,8 @@ shoal service scale web=5 -d >/dev/null
 wait_until 30 running_is web 5 && ok "scaled to 5" || fail "scale to 5: $(count_state web running)"
 shoal service scale web=2 -d >/dev/null
 wait_until 30 running_is web 2 && ok "scaled to 2" || fail "scale to 2: $(count_state web running)"
-wait_until 20 sh -c "[ \$(shoal ps -q | wc -l) -eq 2 ]" && ok "scale down stopped the extra containers" || fail "containers after scale down: $(shoal ps -q | wc -l)"
+containers_are() { [ "$(shoal ps -q | wc -l)" -eq "$1" ]; }
+wait_until 20 containers_are 2 && ok "scale down stopped the extra containers" || fail "containers after scale down: $(shoal ps -q | wc -l)"
 
 log "stale-version update is refused"
 sid=$(svc_id web)
@@ -97,8 +99,10 @@ shoal service create -d --name sick --health-cmd 'test -f /tmp/ok' --health-inte
 	--health-retries 2 --health-timeout 1s --restart-delay 100ms \
 	busybox sh -c 'touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100' >/dev/null
 wait_until 30 running_is sick 1 && ok "healthy task is running" || fail "sick never became running"
-wait_until 30 sh -c "tasks_json sick | grep -q 'unhealthy'" && ok "unhealthy task failed" || fail "no unhealthy failure"
-wait_until 30 sh -c "[ \$(tasks_json sick | grep -o '\"ID\":' | wc -l) -ge 2 ]" && ok "a replacement task was created" || fail "no replacement"
+sick_unhealthy() { tasks_json sick | grep -q 'unhealthy'; }
+wait_until 30 sick_unhealthy && ok "unhealthy task failed" || fail "no unhealthy failure"
+sick_replaced() { [ "$(tasks_json sick | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge 2 ]; }
+wait_until 30 sick_replaced && ok "a replacement task was created" || fail "no replacement"
 shoal service rm sick >/dev/null
 
 log "global mode"
@@ -108,7 +112,8 @@ shoal service rm everywhere >/dev/null
 
 log "an unsatisfiable constraint stays pending with its reason"
 shoal service create -d --name nowhere --constraint node.labels.zone==nowhere busybox sleep 1 >/dev/null
-wait_until 20 sh -c "tasks_json nowhere | grep -q 'constraint'" && ok "pending with a constraint reason" || fail "reason: $(tasks_json nowhere | head -c 400)"
+nowhere_reason() { tasks_json nowhere | grep -q 'constraint node.labels.zone==nowhere'; }
+wait_until 20 nowhere_reason && ok "pending with a constraint reason" || fail "reason: $(tasks_json nowhere | head -c 400)"
 expect_eq "no task runs" 0 "$(count_state nowhere running)"
 shoal service rm nowhere >/dev/null
 
@@ -116,7 +121,7 @@ log "the agent restarted mid-update finishes the update"
 shoal service scale web=3 -d >/dev/null
 wait_until 30 running_is web 3
 shoal service update -d --env-add V=4 --update-parallelism 1 --update-delay 1s web >/dev/null
-wait_until 20 sh -c "[ \"\$(update_state web)\" = updating ]"
+wait_until 20 update_state_is web updating
 sleep 1.2
 agent_kill9
 agent_start
@@ -127,6 +132,7 @@ expect_eq "exactly 3 containers" 3 "$(shoal ps -q | wc -l)"
 
 log "service rm removes everything"
 shoal service rm web >/dev/null
-wait_until 30 sh -c "[ \$(shoal ps -aq | wc -l) -eq 0 ]" && ok "all task containers removed" || fail "containers left: $(shoal ps -a)"
+all_gone() { [ "$(shoal ps -aq | wc -l)" -eq 0 ]; }
+wait_until 30 all_gone && ok "all task containers removed" || fail "containers left: $(shoal ps -a)"
 expect_eq "no services left" "" "$(shoal service ls -q)"
 finish
