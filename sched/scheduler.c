@@ -296,8 +296,9 @@ struct tnode {
 	uint32_t lo, hi; /* range in cands */
 	uint32_t first_child, n_child;
 	uint64_t tasks; /* of the service, on the nodes below */
+	uint64_t cap;	/* more tasks the nodes below can take */
 	uint32_t heap_n;
-	bool full, heap_built;
+	bool heap_built;
 };
 
 struct scratch {
@@ -1200,23 +1201,31 @@ static uint32_t place_leaf(struct plan *p, struct tnode *t, uint32_t want)
 		sift_down(h, t->heap_n, 0);
 	}
 	t->tasks += placed;
-	if (!t->heap_n)
-		t->full = true;
+	t->cap -= placed;
 	return placed;
 }
 
-static int cmp_child_cb(const void *a, const void *b, void *arg)
+/* Tasks a child takes to reach level, within its capacity. */
+static inline uint64_t fill_to(const struct tnode *t, uint64_t level)
 {
-	const struct tnode *t = arg;
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	if (t[x].tasks != t[y].tasks)
-		return t[x].tasks < t[y].tasks ? -1 : 1;
-	return (x > y) - (x < y);
+	if (level <= t->tasks)
+		return 0;
+	return level - t->tasks < t->cap ? level - t->tasks : t->cap;
 }
 
-/* Spreads want tasks over the subtree: water-filling over the children's task
- * counts (ties to the first branch in value order), round after round while a
- * branch runs out of room. */
+static uint64_t filled(const struct tnode *child, uint32_t n, uint64_t level)
+{
+	uint64_t f = 0;
+	for (uint32_t i = 0; i < n; i++)
+		f += fill_to(&child[i], level);
+	return f;
+}
+
+/* Spreads want tasks over the subtree: capacity-aware water-filling over the
+ * children's task counts (the highest level the tasks can raise every branch to,
+ * branches that fill up before it keep what fits), the rest one each to the
+ * first branches in value order at that level. This is what placing the tasks
+ * one by one on the emptiest branch gives, computed once per level. */
 static int place_subtree(struct plan *p, uint32_t ti, uint32_t want, uint32_t *ret)
 {
 	struct scratch *s = &p->c->s;
@@ -1225,56 +1234,56 @@ static int place_subtree(struct plan *p, uint32_t ti, uint32_t want, uint32_t *r
 		*ret = place_leaf(p, t, want);
 		return 0;
 	}
-	_cleanup_free_ uint32_t *act = malloc(t->n_child * sizeof(*act));
-	if (!act)
-		return -ENOMEM;
-	uint32_t placed = 0;
-	while (placed < want) {
-		uint32_t k = 0;
-		for (uint32_t i = 0; i < t->n_child; i++)
-			if (!s->t[t->first_child + i].full)
-				act[k++] = t->first_child + i;
-		if (!k) {
-			t->full = true;
-			break;
-		}
-		qsort_r(act, k, sizeof(*act), cmp_child_cb, s->t);
-		uint64_t m = want - placed, sum = 0, level = 0;
-		for (uint32_t j = 1; j <= k; j++) {
-			sum += s->t[act[j - 1]].tasks;
-			level = (m + sum) / j;
-			if (j == k || level <= s->t[act[j]].tasks)
-				break;
-		}
-		uint64_t given = 0;
-		for (uint32_t i = 0; i < t->n_child; i++) {
-			uint32_t ci = t->first_child + i;
-			s->quota[ci] = 0;
-			if (!s->t[ci].full && s->t[ci].tasks < level) {
-				s->quota[ci] = level - s->t[ci].tasks;
-				given += s->quota[ci];
+	uint32_t first = t->first_child, nc = t->n_child, placed = 0;
+	for (uint32_t round = UINT32_MAX; placed < want && t->cap > 0 && round != placed;) {
+		const struct tnode *ch = &s->t[first];
+		round = placed;
+		uint64_t m = want - placed;
+		if (m >= t->cap) {
+			for (uint32_t i = 0; i < nc; i++)
+				s->quota[first + i] = ch[i].cap;
+		} else {
+			uint64_t lo = UINT64_MAX, hi = 0;
+			for (uint32_t i = 0; i < nc; i++) {
+				if (!ch[i].cap)
+					continue;
+				lo = ch[i].tasks < lo ? ch[i].tasks : lo;
+				hi = ch[i].tasks + ch[i].cap > hi ? ch[i].tasks + ch[i].cap : hi;
+			}
+			/* filled(lo) = 0 <= m < filled(hi) = t->cap */
+			while (hi - lo > 1) {
+				uint64_t mid = lo + (hi - lo) / 2;
+				if (filled(ch, nc, mid) <= m)
+					lo = mid;
+				else
+					hi = mid;
+			}
+			uint64_t given = 0;
+			for (uint32_t i = 0; i < nc; i++) {
+				s->quota[first + i] = fill_to(&ch[i], lo);
+				given += s->quota[first + i];
+			}
+			for (uint32_t i = 0; i < nc && given < m; i++) {
+				uint64_t *q = &s->quota[first + i];
+				if (ch[i].tasks + *q == lo && *q < ch[i].cap) {
+					(*q)++;
+					given++;
+				}
 			}
 		}
-		/* The rest, one each, to the first branches (value order) at the level. */
-		for (uint32_t i = 0; i < t->n_child && given < m; i++) {
-			uint32_t ci = t->first_child + i;
-			if (!s->t[ci].full && s->t[ci].tasks + s->quota[ci] == level) {
-				s->quota[ci]++;
-				given++;
-			}
-		}
-		for (uint32_t i = 0; i < t->n_child; i++) {
-			uint32_t ci = t->first_child + i, got = 0;
-			if (!s->quota[ci])
+		for (uint32_t i = 0; i < nc; i++) {
+			uint32_t got = 0;
+			if (!s->quota[first + i])
 				continue;
-			int r = place_subtree(p, ci, (uint32_t)s->quota[ci], &got);
+			int r = place_subtree(p, first + i, (uint32_t)s->quota[first + i], &got);
 			if (r < 0)
 				return r;
-			t = &s->t[ti];
 			placed += got;
-			if (got < s->quota[ci])
-				s->t[ci].full = true;
 		}
+		t = &s->t[ti];
+		t->cap = 0;
+		for (uint32_t i = 0; i < nc; i++)
+			t->cap += s->t[first + i].cap;
 	}
 	t->tasks += placed;
 	*ret = placed;
@@ -1383,11 +1392,15 @@ static int build_tree(struct plan *p)
 	for (uint32_t ti = s->n_t; ti-- > 0;) {
 		struct tnode *t = &s->t[ti];
 		if (t->n_child) {
-			for (uint32_t i = 0; i < t->n_child; i++)
+			for (uint32_t i = 0; i < t->n_child; i++) {
 				t->tasks += s->t[t->first_child + i].tasks;
+				t->cap += s->t[t->first_child + i].cap;
+			}
 		} else {
-			for (uint32_t i = t->lo; i < t->hi; i++)
+			for (uint32_t i = t->lo; i < t->hi; i++) {
 				t->tasks += p->cands[i].cnt;
+				t->cap += p->cands[i].room;
+			}
 		}
 	}
 	for (uint32_t i = 0; i < n; i++)
