@@ -1296,8 +1296,17 @@ static void progress_done(struct progress *p)
 	*p = (struct progress){0};
 }
 
+/* A task made from the service's current TaskTemplate (docker's "_up-to-date"): tasks
+ * carry the template they were made from as their Spec. */
+static bool task_current(json_t *svc, json_t *task)
+{
+	json_t *want = jget(svc, "Spec.TaskTemplate"), *have = jget(task, "Spec");
+	return !want || !have || json_equal(want, have);
+}
+
 /* The task that stands for each slot (replicated) or node (global): the newest whose
- * desired state is running, else the newest at all. */
+ * desired state is running, else the newest at all. Only tasks of the current spec
+ * count, so that an update is followed by its new tasks. */
 static int progress_compute(json_t *svc, json_t *tasks, struct progress *ret)
 {
 	struct progress p = {.global = jget(svc, "Spec.Mode.Global") != NULL};
@@ -1317,7 +1326,7 @@ static int progress_compute(json_t *svc, json_t *tasks, struct progress *ret)
 		json_array_foreach(tasks, i, t)
 		{
 			json_int_t slot = jint(t, "Slot");
-			if (slot < 1 || (uint64_t)slot > p.desired)
+			if (slot < 1 || (uint64_t)slot > p.desired || !task_current(svc, t))
 				continue;
 			struct progress_row *r = &p.rows[slot - 1];
 			bool cur = r->task && desired_running(r->task);
@@ -1334,7 +1343,7 @@ static int progress_compute(json_t *svc, json_t *tasks, struct progress *ret)
 			const char *node = jstr(t, "NodeID");
 			char key[80];
 			short_id(node, true, key, sizeof(key));
-			if (!node || !desired_running(t))
+			if (!node || !desired_running(t) || !task_current(svc, t))
 				continue;
 			struct progress_row *r = NULL;
 			for (size_t k = 0; k < p.nrows && !r; k++)
@@ -1496,6 +1505,32 @@ static void explain_not_converged(const char *name, const struct progress *p, in
 	}
 }
 
+/* After a paused or rolled back update: the task failures since the update started,
+ * which say why. */
+static void explain_update_failure(struct cli_ctx *ctx, json_t *svc)
+{
+	struct shoal_err err = {0};
+	_cleanup_json_ json_t *tasks = get_tasks(ctx, jstr(svc, "ID"), false, NULL, &err);
+	int64_t started = parse_time(jstr(svc, "UpdateStatus.StartedAt"));
+	size_t i, shown = 0;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *state = jstr(t, "Status.State") ?: "";
+		const char *e = jstr(t, "Status.Err");
+		if (!e || !*e || (strcmp(state, "failed") && strcmp(state, "rejected")))
+			continue;
+		if (started && parse_time(jstr(t, "CreatedAt")) + 1 < started)
+			continue;
+		if (shown++ == 5)
+			break;
+		char idb[16];
+		short_id(jstr(t, "ID"), true, idb, sizeof(idb));
+		fprintf(stderr, "  task %s (slot %" JSON_INTEGER_FORMAT "): %s: %s\n", idb,
+			jint(t, "Slot"), state, e);
+	}
+}
+
 /* Polls the service and its tasks until they converge, as docker's progress does. */
 static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind, bool quiet)
 {
@@ -1522,14 +1557,17 @@ static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind
 		if (kind != WAIT_CREATE) {
 			if (strcmp(ustate, "paused") == 0) {
 				fprintf(stderr, "service update paused: %s\n", umsg);
+				explain_update_failure(ctx, svc);
 				return 1;
 			}
 			if (strcmp(ustate, "rollback_paused") == 0) {
 				fprintf(stderr, "service rollback paused: %s\n", umsg);
+				explain_update_failure(ctx, svc);
 				return 1;
 			}
 			if (strcmp(ustate, "rollback_completed") == 0 && kind == WAIT_UPDATE) {
 				fprintf(stderr, "service rolled back: %s\n", umsg);
+				explain_update_failure(ctx, svc);
 				return 1;
 			}
 			if (strcmp(ustate, "rollback_started") == 0) {
@@ -1572,7 +1610,7 @@ static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind
 				snprintf(l, sizeof(l),
 					 "verify: Waiting %" PRId64
 					 " seconds to verify that tasks are stable...",
-					 left / 1000000000 + 1);
+					 (left + 999999999) / 1000000000);
 			}
 			json_array_append_new(extra, json_string(l));
 		} else if (converged_at) {

@@ -397,6 +397,27 @@ static void test_progress_text(void **state)
 	free(text);
 	json_decref(tasks);
 	json_decref(svc);
+
+	/* During an update only tasks of the new TaskTemplate count. */
+	svc = json_loads("{\"ID\":\"s1\",\"Spec\":{\"Name\":\"web\",\"Mode\":{\"Replicated\":"
+			 "{\"Replicas\":2}},\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+			 "\"busybox:latest@sha256:abc\"},\"ForceUpdate\":1}}}",
+			 0, NULL);
+	tasks = json_loads(
+		"[" TASK("old1", 1, "running", "running", "2024-01-01T00:00:01Z", "") "," TASK(
+			"old2", 2, "running", "running", "2024-01-01T00:00:01Z",
+			"") ","
+			    "{\"ID\":\"new1\",\"ServiceID\":\"s1\",\"Slot\":1,\"DesiredState\":"
+			    "\"running\",\"Spec\":{\"ContainerSpec\":{\"Image\":\"busybox:latest@"
+			    "sha256:abc\"},\"ForceUpdate\":1},\"Status\":{\"State\":\"starting\"}}]",
+		0, NULL);
+	assert_non_null(tasks);
+	text = cli_service_progress_text(svc, tasks, &converged);
+	assert_false(converged);
+	assert_string_equal(text, "overall progress: 0 out of 2 tasks\n1/2: starting\n");
+	free(text);
+	json_decref(tasks);
+	json_decref(svc);
 }
 
 static void test_ps_render(void **state)
@@ -583,6 +604,15 @@ static void serve(int fd)
 		      "[{\"ID\":\"tk\",\"ServiceID\":\"stuck1\",\"Slot\":1,\"DesiredState\":\"running\","
 		      "\"Status\":{\"State\":\"pending\",\"Err\":\"no suitable node (1 node not "
 		      "available for new tasks)\"}}]");
+	} else if (!strcmp(method, "GET") && !strncmp(p, "/tasks?filters=", 15) &&
+		   !strstr(p, "_up-to-date")) {
+		/* The whole history: what explains a paused update. */
+		reply(fd, 200,
+		      "[" FTASK(
+			      "ta", 1, "running",
+			      "") ",{\"ID\":\"t9\",\"Slot\":2,\"ServiceID\":\"" SVC_ID
+				  "\",\"DesiredState\":\"shutdown\",\"Status\":{\"State\":\"rejected\","
+				  "\"Err\":\"No such image: nope\"}}]");
 	} else if (!strcmp(method, "GET") && !strncmp(p, "/tasks?filters=", 15)) {
 		pthread_mutex_lock(&fk->mu);
 		int n = fk->task_polls++;
@@ -862,7 +892,8 @@ static void test_update_flow_and_stale_version(void **state)
 	json_decref(body);
 	assert_string_equal(out, "web\n");
 	assert_string_equal(err, "service update paused: update paused due to failure or early "
-				 "termination of task t9\n");
+				 "termination of task t9\n"
+				 "  task t9 (slot 2): rejected: No such image: nope\n");
 	free(out);
 	free(err);
 
