@@ -1383,14 +1383,18 @@ static void row_status(json_t *task, char *buf, size_t size)
 		snprintf(buf, size, "%s", state);
 }
 
+/* docker's progress bar: "[=====>      ]", 50 steps, full at running. */
 static void bar(int rank, char *buf, size_t size)
 {
 	int max = (int)ARRAY_SIZE(task_states), width = 50;
 	int fill = rank * width / max;
 	char b[64];
 	int n = 0;
-	for (int k = 0; k < width; k++)
-		b[n++] = k < fill - 1 ? '=' : k == fill - 1 ? '>' : ' ';
+	for (int k = 0; k < fill; k++)
+		b[n++] = '=';
+	b[n++] = '>';
+	for (int k = fill; k < width; k++)
+		b[n++] = ' ';
 	b[n] = '\0';
 	snprintf(buf, size, "[%s]", b);
 }
@@ -1464,7 +1468,13 @@ static void display_lines(struct display *d, json_t *lines)
 		if (d->drawn)
 			printf("\033[%zuA", d->drawn);
 		json_array_foreach(lines, i, l) printf("\033[2K%s\n", json_string_value(l));
-		d->drawn = json_array_size(lines);
+		/* A shorter block clears what the longer one left below it. */
+		size_t n = json_array_size(lines);
+		for (size_t k = n; k < d->drawn; k++)
+			printf("\033[2K\n");
+		if (d->drawn > n)
+			printf("\033[%zuA", d->drawn - n);
+		d->drawn = n;
 		fflush(stdout);
 		return;
 	}
