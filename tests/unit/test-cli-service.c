@@ -638,6 +638,35 @@ static void serve(int fd)
 		reply(fd, 409,
 		      "{\"message\":\"update out of sequence: the service changed since version "
 		      "was read (now 8); read it again\"}");
+	} else if (!strcmp(method, "GET") && !strcmp(p, "/services?status=true")) {
+		reply(fd, 200,
+		      "[{\"ID\":\"" SVC_ID "\",\"Spec\":{\"Name\":\"web\",\"TaskTemplate\":{"
+		      "\"ContainerSpec\":{\"Image\":\"busybox:latest@sha256:abc\"},\"Placement\":{"
+		      "\"MaxReplicas\":2}},\"Mode\":{\"Replicated\":{\"Replicas\":3}}},"
+		      "\"Endpoint\":{\"Ports\":[{\"Protocol\":\"tcp\",\"TargetPort\":80,"
+		      "\"PublishedPort\":8080,\"PublishMode\":\"ingress\"},{\"Protocol\":\"udp\","
+		      "\"TargetPort\":53,\"PublishedPort\":53,\"PublishMode\":\"host\"}]},"
+		      "\"ServiceStatus\":{\"RunningTasks\":2,\"DesiredTasks\":3}},"
+		      "{\"ID\":\"glob1aaaaaaaaaaaaaaaaaaaa\",\"Spec\":{\"Name\":\"agent\",\"TaskTemplate\":{"
+		      "\"ContainerSpec\":{\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}},"
+		      "\"ServiceStatus\":{\"RunningTasks\":1,\"DesiredTasks\":1}}]");
+	} else if (!strcmp(method, "GET") &&
+		   !strcmp(p,
+			   "/services/web/logs?stdout=1&stderr=1&follow=1&tail=5&timestamps=1")) {
+		const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+				    "application/vnd.docker.multiplexed-stream\r\n\r\n";
+		send(fd, head, strlen(head), MSG_NOSIGNAL);
+		const char *msgs[] = {"web.1.ta@n1    | hello\n", "web.2.tb@n1    | oops\n"};
+		for (int k = 0; k < 2; k++) {
+			char fr[128];
+			size_t n = strlen(msgs[k]);
+			fr[0] = (char)(k + 1);
+			fr[1] = fr[2] = fr[3] = 0;
+			fr[4] = fr[5] = fr[6] = 0;
+			fr[7] = (char)n;
+			memcpy(fr + 8, msgs[k], n);
+			send(fd, fr, n + 8, MSG_NOSIGNAL);
+		}
 	} else if (!strcmp(method, "GET") && !strcmp(p, "/info")) {
 		reply(fd, 200,
 		      "{\"ID\":\"n1aaaaaaaaaaaaaaa\",\"Swarm\":{\"NodeID\":\"n1aaaaaaaaaaaaaaa\"}}");
@@ -961,6 +990,30 @@ static void test_node_ls_and_update(void **state)
 	free(err);
 }
 
+static void test_ls_and_logs(void **state)
+{
+	char *out, *err;
+	int rc = run_cli(&out, &err, "service", "ls", NULL);
+	assert_int_equal(rc, 0);
+	assert_string_equal(
+		out,
+		"ID             NAME      MODE         REPLICAS               IMAGE            PORTS\n"
+		"svc1aaaaaaaa   web       replicated   2/3 (max 2 per node)   busybox:latest   *:8080->80/tcp\n"
+		"glob1aaaaaaa   agent     global       1/1                    busybox          \n");
+	free(out);
+	free(err);
+	rc = run_cli(&out, &err, "service", "ls", "-q", NULL);
+	assert_string_equal(out, SVC_ID "\nglob1aaaaaaaaaaaaaaaaaaaa\n");
+	free(out);
+	free(err);
+	rc = run_cli(&out, &err, "service", "logs", "-f", "--tail", "5", "-t", "web", NULL);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, "web.1.ta@n1    | hello\n");
+	assert_string_equal(err, "web.2.tb@n1    | oops\n");
+	free(out);
+	free(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -978,6 +1031,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_scale_errors_and_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_ls_and_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ls_and_logs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
