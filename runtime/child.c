@@ -191,6 +191,15 @@ static int setup_stdio(const struct rt_child_args *a, struct shoal_err *err)
 	return 0;
 }
 
+void rt_child_ready(int fd)
+{
+	struct rt_child_err m = {0};
+	ssize_t n;
+	do {
+		n = write(fd, &m, sizeof(m));
+	} while (n < 0 && errno == EINTR);
+}
+
 void rt_container_child(const struct rt_child_args *a)
 {
 	struct shoal_err err = {0};
@@ -198,13 +207,15 @@ void rt_container_child(const struct rt_child_args *a)
 	char c;
 	ssize_t n;
 
-	do {
-		n = read(a->sync_fd, &c, 1);
-	} while (n < 0 && errno == EINTR);
-	if (n != 1)
-		_exit(127);
 	if (setup_stdio(a, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
+	/* The namespaces are made here rather than by clone(): building them
+	 * (a network namespace above all) then overlaps with the monitor's own
+	 * setup instead of delaying it. */
+	if (unshare(a->ns_flags) < 0) {
+		shoal_err_errno(&err, errno, "creating the container's namespaces");
+		rt_child_fail(a->err_fd, &err);
+	}
 	if (s->net_mode == RT_NET_JOIN && setns(a->net_fd, CLONE_NEWNET) < 0) {
 		shoal_err_errno(&err, errno, "joining network namespace %s", s->net_path);
 		rt_child_fail(a->err_fd, &err);
@@ -212,6 +223,8 @@ void rt_container_child(const struct rt_child_args *a)
 	struct rt_proc proc = a->proc;
 	char filter[64];
 	if (rt_proc_pin_seccomp(&proc, filter, sizeof(filter), &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	if (rt_bundle_prepare(s, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	if (rt_rootfs_setup(s, a->proc.tty, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
@@ -227,6 +240,15 @@ void rt_container_child(const struct rt_child_args *a)
 	}
 	if (s->net_mode == RT_NET_NONE && loopback_up(&err) < 0)
 		rt_child_fail(a->err_fd, &err);
+
+	/* Nothing of the image runs before the monitor has placed us in the
+	 * container's cgroups. */
+	rt_child_ready(a->err_fd);
+	do {
+		n = read(a->sync_fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1 || c != 'g')
+		_exit(127);
 	rt_proc_exec(&proc, &err);
 	rt_child_fail(a->err_fd, &err);
 }

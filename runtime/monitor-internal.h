@@ -84,7 +84,9 @@ struct monitor {
 	const char *seccomp_path;
 
 	pid_t ctr_pid;
-	int ns_fds[4]; /* the container's namespaces, held until its exit is reported */
+	int ctr_ns_flags;	     /* the namespaces made for the container */
+	int ctr_sync_fd, ctr_err_fd; /* to and from the container child until it execs */
+	int ns_fds[4];		     /* its namespaces, held until its exit is reported */
 	int ctr_status;
 	bool running;
 	int64_t started_at;

@@ -41,6 +41,8 @@ struct monitor M = {
 	.status_fd = -1,
 	.epfd = -1,
 	.sig_fd = -1,
+	.ctr_sync_fd = -1,
+	.ctr_err_fd = -1,
 	.ns_fds = {-1, -1, -1, -1},
 };
 
@@ -88,6 +90,11 @@ static void remove_run_files(void)
 static __attribute__((noreturn)) void fail_start(const struct shoal_err *err)
 {
 	/* Clean up first: the agent may look at the run dir as soon as it hears. */
+	if (M.ctr_pid > 0) {
+		kill(M.ctr_pid, SIGKILL);
+		while (waitpid(M.ctr_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (M.cg) {
 		rt_cgroup_destroy(M.cg, NULL);
 		rt_cgroup_free(M.cg);
@@ -128,49 +135,6 @@ static int read_spec(struct shoal_err *err)
 	if (r < 0)
 		return r;
 	M.spec = &M.owned.spec;
-	return 0;
-}
-
-static int write_bundle_file(const char *name, const char *content, struct shoal_err *err)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/%s", M.spec->bundle_dir, name);
-	_cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return shoal_err_errno(err, errno, "creating %s", p);
-	int r = write_all(fd, content, strlen(content));
-	if (r < 0)
-		return shoal_err_errno(err, -r, "writing %s", p);
-	return 0;
-}
-
-static int prepare_bundle(struct shoal_err *err)
-{
-	const struct rt_spec *s = M.spec;
-	char p[PATH_MAX];
-	static const char *const dirs[] = {"upper", "work", "merged"};
-	int r = mkdir_p(s->bundle_dir, 0710);
-	if (r < 0)
-		return shoal_err_errno(err, -r, "creating %s", s->bundle_dir);
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(p, sizeof(p), "%s/%s", s->bundle_dir, dirs[i]);
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return shoal_err_errno(err, errno, "creating %s", p);
-	}
-	const char *hn = s->hostname && *s->hostname ? s->hostname : "localhost";
-	char hosts[1024];
-	if (!s->hosts)
-		snprintf(hosts, sizeof(hosts),
-			 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-			 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-			 "ff02::2\tip6-allrouters\n");
-	char hostname[300];
-	snprintf(hostname, sizeof(hostname), "%s\n", hn);
-	if ((r = write_bundle_file("hosts", s->hosts ? s->hosts : hosts, err)) < 0 ||
-	    (r = write_bundle_file("hostname", hostname, err)) < 0)
-		return r;
-	if (s->resolv_conf && (r = write_bundle_file("resolv.conf", s->resolv_conf, err)) < 0)
-		return r;
 	return 0;
 }
 
@@ -276,54 +240,35 @@ void mon_stdio_close_child(int child[3])
 		close(child[2]);
 }
 
-/* The container's namespaces, held until its exit has been reported: the last
- * process to leave a namespace tears it down (unmounting every mount, for one)
- * before its parent hears of the exit. */
-static void hold_namespaces(pid_t pid, unsigned long flags)
+/* Reads one record from the child's error pipe: 1 for the ready record, 0 at
+ * EOF (the child exec'd or died), < 0 for an error the child reported. */
+static int child_report(int fd, struct shoal_err *err)
 {
-	static const struct {
-		unsigned long flag;
-		const char *name;
-	} ns[] = {
-		{CLONE_NEWNS, "mnt"},
-		{CLONE_NEWNET, "net"},
-		{CLONE_NEWIPC, "ipc"},
-		{CLONE_NEWUTS, "uts"},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(ns) && i < ARRAY_SIZE(M.ns_fds); i++) {
-		if (!(flags & ns[i].flag))
-			continue;
-		char p[64];
-		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns[i].name);
-		M.ns_fds[i] = open(p, O_RDONLY | O_CLOEXEC);
-	}
+	struct rt_child_err ce;
+	ssize_t n;
+	do {
+		n = read(fd, &ce, sizeof(ce));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return shoal_err_errno(err, errno, "reading from the container process");
+	if (n == 0)
+		return 0;
+	if ((size_t)n != sizeof(ce))
+		return shoal_err_set(err, EPROTO, "short report from the container process");
+	if (ce.code == 0)
+		return 1;
+	ce.msg[sizeof(ce.msg) - 1] = '\0';
+	return shoal_err_set_status(err, ce.status ? ce.status : 500, ce.code, "%s", ce.msg);
 }
 
-static void release_namespaces(void)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(M.ns_fds); i++) {
-		if (M.ns_fds[i] >= 0)
-			close(M.ns_fds[i]);
-		M.ns_fds[i] = -1;
-	}
-}
-
-static int start_container(struct shoal_err *err)
+/* Forks the container's first process into a new pid namespace. It makes its
+ * other namespaces and the root file system while the monitor goes on with
+ * start_finish(). */
+static int start_begin(struct shoal_err *err)
 {
 	const struct rt_spec *s = M.spec;
 	int r;
 
-	struct rt_cgroup_limits lim = {
-		.memory = s->memory,
-		.memory_swap = s->memory_swap,
-		.nano_cpus = s->nano_cpus,
-		.cpu_shares = s->cpu_shares,
-		.pids_limit = s->pids_limit,
-	};
-	r = rt_cgroup_create(s->cgroup_parent ? s->cgroup_parent : "shoal", s->id, &lim, &M.cg,
-			     err);
-	if (r < 0)
-		return r;
 	r = rt_caps_compute(s->cap_add, s->cap_drop, s->privileged, &M.caps, err);
 	if (r < 0) {
 		if (err)
@@ -340,26 +285,32 @@ static int start_container(struct shoal_err *err)
 	_cleanup_close_ int net_fd = -EBADF;
 	if (s->net_mode == RT_NET_JOIN) {
 		net_fd = open(s->net_path, O_RDONLY | O_CLOEXEC);
-		if (net_fd < 0)
+		if (net_fd < 0) {
+			mon_stdio_close_child(child_stdio);
 			return shoal_err_errno(err, errno, "opening network namespace %s",
 					       s->net_path);
+		}
 	}
 	int syncp[2], errp[2];
-	if (pipe2(syncp, O_CLOEXEC) < 0)
+	if (pipe2(syncp, O_CLOEXEC) < 0) {
+		mon_stdio_close_child(child_stdio);
 		return shoal_err_errno(err, errno, "pipe");
+	}
 	if (pipe2(errp, O_CLOEXEC) < 0) {
+		mon_stdio_close_child(child_stdio);
 		close(syncp[0]);
 		close(syncp[1]);
 		return shoal_err_errno(err, errno, "pipe");
 	}
 
-	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	int ns_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (s->net_mode == RT_NET_NONE)
-		flags |= CLONE_NEWNET;
-	/* A fork with new namespaces: the child runs on a copy of our memory. */
-	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
+		ns_flags |= CLONE_NEWNET;
+	/* A fork into a new pid namespace: the child runs on a copy of our memory. */
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, NULL, NULL, 0);
 	if (pid < 0) {
-		r = shoal_err_errno(err, errno, "creating the container's namespaces");
+		r = shoal_err_errno(err, errno, "creating the container's pid namespace");
+		mon_stdio_close_child(child_stdio);
 		close(syncp[0]);
 		close(syncp[1]);
 		close(errp[0]);
@@ -381,6 +332,7 @@ static int start_container(struct shoal_err *err)
 					.caps = M.caps,
 					.seccomp_path = M.seccomp_path,
 				},
+			.ns_flags = ns_flags,
 			.sync_fd = syncp[0],
 			.err_fd = errp[1],
 			.stdio = {child_stdio[0], child_stdio[1], child_stdio[2]},
@@ -392,36 +344,87 @@ static int start_container(struct shoal_err *err)
 	close(errp[1]);
 	mon_stdio_close_child(child_stdio);
 	M.ctr_pid = pid;
-	/* It waits for our go before it could exit: its namespaces are there. */
-	hold_namespaces(pid, flags);
+	M.ctr_ns_flags = ns_flags;
+	M.ctr_sync_fd = syncp[1];
+	M.ctr_err_fd = errp[0];
+	return 0;
+}
 
-	r = rt_cgroup_attach(M.cg, pid, err);
-	char go = r < 0 ? 'x' : 'g';
-	if (r >= 0 && write(syncp[1], &go, 1) != 1)
-		r = shoal_err_errno(err, errno, "starting the container process");
-	close(syncp[1]);
+/* The container's namespaces, held until its exit has been reported: when the
+ * last process of a namespace exits it tears the namespace down (unmounting
+ * every mount, for one) before its parent hears of the exit. */
+static void hold_namespaces(void)
+{
+	static const struct {
+		int flag;
+		const char *name;
+	} ns[] = {
+		{CLONE_NEWNS, "mnt"},
+		{CLONE_NEWNET, "net"},
+		{CLONE_NEWIPC, "ipc"},
+		{CLONE_NEWUTS, "uts"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ns) && i < ARRAY_SIZE(M.ns_fds); i++) {
+		if (!(M.ctr_ns_flags & ns[i].flag))
+			continue;
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)M.ctr_pid, ns[i].name);
+		M.ns_fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+	}
+}
 
-	struct rt_child_err ce;
+static void release_namespaces(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(M.ns_fds); i++) {
+		if (M.ns_fds[i] >= 0)
+			close(M.ns_fds[i]);
+		M.ns_fds[i] = -1;
+	}
+}
+
+/* Waits until the child is ready (it is in the container's cgroups by then),
+ * holds its namespaces, lets it exec and waits for the exec (or its error). */
+static int start_finish(struct shoal_err *err)
+{
+	int r = child_report(M.ctr_err_fd, err);
+	if (r == 0)
+		r = shoal_err_set(err, EIO, "the container process exited during setup");
+	if (r < 0)
+		return r;
+	hold_namespaces();
+	char go = 'g';
 	ssize_t n;
 	do {
-		n = read(errp[0], &ce, sizeof(ce));
+		n = write(M.ctr_sync_fd, &go, 1);
 	} while (n < 0 && errno == EINTR);
-	close(errp[0]);
-	if (r >= 0 && n > 0) {
-		ce.msg[sizeof(ce.msg) - 1] = '\0';
-		r = shoal_err_set_status(err, ce.status ? ce.status : 500, ce.code ? ce.code : EIO,
-					 "%s", ce.msg);
-	}
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		M.ctr_pid = 0;
+	if (n != 1)
+		return shoal_err_errno(err, errno, "starting the container process");
+	close(M.ctr_sync_fd);
+	M.ctr_sync_fd = -1;
+	r = child_report(M.ctr_err_fd, err);
+	close(M.ctr_err_fd);
+	M.ctr_err_fd = -1;
+	if (r < 0)
 		return r;
-	}
+	if (r > 0)
+		return shoal_err_set(err, EPROTO, "unexpected report from the container process");
 	M.started_at = now_ns();
 	M.running = true;
 	return 0;
+}
+
+static int cgroup_create(struct shoal_err *err)
+{
+	const struct rt_spec *s = M.spec;
+	struct rt_cgroup_limits lim = {
+		.memory = s->memory,
+		.memory_swap = s->memory_swap,
+		.nano_cpus = s->nano_cpus,
+		.cpu_shares = s->cpu_shares,
+		.pids_limit = s->pids_limit,
+	};
+	return rt_cgroup_create(s->cgroup_parent ? s->cgroup_parent : "shoal", s->id, &lim, &M.cg,
+				err);
 }
 
 int main(int argc, char **argv)
@@ -463,7 +466,13 @@ int main(int argc, char **argv)
 
 	if (read_spec(&err) < 0)
 		fail_start(&err);
-	if (listen_ctl(&err) < 0 || prepare_bundle(&err) < 0)
+	/* The child sets up the container's namespaces and root file system
+	 * while the monitor makes the cgroups, the control socket and the log. */
+	if (start_begin(&err) < 0)
+		fail_start(&err);
+	if (cgroup_create(&err) < 0 || rt_cgroup_attach(M.cg, M.ctr_pid, &err) < 0)
+		fail_start(&err);
+	if (listen_ctl(&err) < 0)
 		fail_start(&err);
 	char logpath[PATH_MAX];
 	snprintf(logpath, sizeof(logpath), "%s/%s-json.log", M.spec->bundle_dir, M.spec->id);
@@ -478,7 +487,7 @@ int main(int argc, char **argv)
 		shoal_err_errno(&err, errno, "setting up the monitor's event loop");
 		fail_start(&err);
 	}
-	if (start_container(&err) < 0)
+	if (start_finish(&err) < 0)
 		fail_start(&err);
 	/* The client attached before start is registered before the loop first
 	 * reads the container's output, so it sees every byte. */

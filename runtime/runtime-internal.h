@@ -95,6 +95,9 @@ struct rt_child_err {
 	char msg[1024];
 };
 
+/* The bundle's upper, work and merged directories and its generated hosts,
+ * hostname and resolv.conf files (written where they are missing or stale). */
+int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
 /* In the container child: mounts the overlay rootfs, pivots into it, and mounts
  * /proc, /dev, /sys, the generated /etc files, masked and read-only paths. */
 int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err);
@@ -120,17 +123,25 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err);
  * and points p at it through /proc/self/fd (buf holds that path). */
 int rt_proc_pin_seccomp(struct rt_proc *p, char *buf, size_t len, struct shoal_err *err);
 
-/* The container's first process, run in the child that clone() made with the
- * new namespaces. Never returns: execs or reports on err_fd and exits. */
+/* The container's first process, run in the child that clone() made with a
+ * new pid namespace. It makes its other namespaces itself (unshare), prepares
+ * the bundle and the root file system while the monitor creates the cgroups
+ * and its control socket in parallel, then reports ready on err_fd (a record
+ * with code 0) and waits for the monitor's go on sync_fd before it drops
+ * privileges and execs. Never returns: execs (err_fd closes) or reports an
+ * error record on err_fd and exits. */
 struct rt_child_args {
 	const struct rt_spec *spec;
 	struct rt_proc proc;
-	int sync_fd; /* read end; the monitor writes one byte once cgroups are set */
-	int err_fd;  /* write end, close-on-exec */
+	int ns_flags; /* CLONE_NEW* to unshare */
+	int sync_fd;  /* read end; the monitor writes one byte once cgroups are set */
+	int err_fd;   /* write end, close-on-exec */
 	int stdio[3];
 	int net_fd; /* RT_NET_JOIN: the netns to enter */
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
+/* The record a container child writes on err_fd when it is ready for the go. */
+void rt_child_ready(int fd);
 
 /* Reports err on fd (one write) and exits. */
 __attribute__((noreturn)) void rt_child_fail(int fd, const struct shoal_err *err);
