@@ -86,6 +86,8 @@ static json_t *get_node(struct cli_ctx *ctx, const char *ref, struct shoal_err *
 	return j;
 }
 
+enum { NOPT_AVAILABILITY = 3000, NOPT_LABEL_ADD, NOPT_LABEL_RM, NOPT_ROLE, NOPT_PRETTY };
+
 /* ls */
 
 static const struct cli_opt ls_opts[] = {
@@ -210,7 +212,7 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 
 static const struct cli_opt inspect_opts[] = {
 	{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
-	{OPT_TYPE, "pretty", 0, CLI_OPT_BOOL, NULL,
+	{NOPT_PRETTY, "pretty", 0, CLI_OPT_BOOL, NULL,
 	 "Print the information in a human friendly format"},
 	{0},
 };
@@ -270,7 +272,7 @@ static int node_inspect(struct cli_ctx *ctx, int argc, char **argv)
 		if (id == 'f') {
 			free(fmt);
 			fmt = strdup(p.value);
-		} else if (id == OPT_TYPE) {
+		} else if (id == NOPT_PRETTY) {
 			pretty = cli_opts_bool(&p);
 		} else if (id == CLI_OPT_HELP) {
 			cli_opts_done(&p);
@@ -338,8 +340,6 @@ static int node_inspect(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 /* update */
-
-enum { NOPT_AVAILABILITY = 3000, NOPT_LABEL_ADD, NOPT_LABEL_RM, NOPT_ROLE };
 
 static const struct cli_opt update_opts[] = {
 	{NOPT_AVAILABILITY, "availability", 0, CLI_OPT_VALUE, "string",

@@ -206,6 +206,7 @@ enum {
 	SOPT_ARGS,
 	SOPT_FORCE,
 	SOPT_ROLLBACK,
+	SOPT_PRETTY,
 };
 
 #define SERVICE_COMMON_OPTS                                                                          \
@@ -1914,9 +1915,6 @@ static int service_scale(struct cli_ctx *ctx, int argc, char **argv)
 	if (!detach) {
 		size_t i;
 		json_t *sid;
-		if (json_array_size(scaled))
-			printf("Since --detach=false was used, tasks will be scaled in the "
-			       "background.\n");
 		json_array_foreach(scaled, i, sid)
 		{
 			if (service_wait(ctx, json_string_value(sid), WAIT_UPDATE, false) != 0)
@@ -2328,7 +2326,7 @@ static int service_ps(struct cli_ctx *ctx, int argc, char **argv)
 
 static const struct cli_opt inspect_opts[] = {
 	{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
-	{OPT_TYPE, "pretty", 0, CLI_OPT_BOOL, NULL,
+	{SOPT_PRETTY, "pretty", 0, CLI_OPT_BOOL, NULL,
 	 "Print the information in a human friendly format"},
 	{0},
 };
@@ -2491,7 +2489,7 @@ static int service_inspect(struct cli_ctx *ctx, int argc, char **argv)
 	while ((id = cli_opts_next(&p)) != 0) {
 		if (id == 'f') {
 			format = p.value;
-		} else if (id == OPT_TYPE) {
+		} else if (id == SOPT_PRETTY) {
 			pretty = cli_opts_bool(&p);
 		} else if (id == CLI_OPT_HELP) {
 			cli_opts_done(&p);
