@@ -1291,6 +1291,11 @@ struct progress {
 	bool global;
 };
 
+static bool progress_converged(const struct progress *p)
+{
+	return p->running == p->desired && !(p->global && p->nrows == 0);
+}
+
 static void progress_done(struct progress *p)
 {
 	free(p->rows);
@@ -1407,8 +1412,13 @@ static json_t *progress_lines(const struct progress *p, bool with_bars)
 	char line[1024];
 	if (!lines)
 		return NULL;
-	snprintf(line, sizeof(line), "overall progress: %" PRIu64 " out of %" PRIu64 " tasks",
-		 p->running, p->desired);
+	if (p->global && p->nrows == 0)
+		/* The orchestrator has not made the tasks yet, or no node is eligible. */
+		snprintf(line, sizeof(line), "overall progress: waiting for new tasks");
+	else
+		snprintf(line, sizeof(line),
+			 "overall progress: %" PRIu64 " out of %" PRIu64 " tasks", p->running,
+			 p->desired);
 	json_array_append_new(lines, json_string(line));
 	for (size_t k = 0; k < p->nrows; k++) {
 		json_t *task = p->rows[k].task;
@@ -1436,7 +1446,7 @@ char *cli_service_progress_text(json_t *service, json_t *tasks, bool *ret_conver
 		return NULL;
 	_cleanup_json_ json_t *lines = progress_lines(&p, false);
 	if (ret_converged)
-		*ret_converged = p.running == p.desired;
+		*ret_converged = progress_converged(&p);
 	progress_done(&p);
 	if (!lines)
 		return NULL;
@@ -1602,7 +1612,7 @@ static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind
 		struct progress p;
 		if (progress_compute(svc, tasks, &p) < 0)
 			return cli_oom();
-		bool converged = p.running == p.desired && !in_progress;
+		bool converged = progress_converged(&p) && !in_progress;
 		int64_t now = mono_ns();
 		int64_t monitor = jint(svc, kind == WAIT_ROLLBACK ? "Spec.RollbackConfig.Monitor"
 								  : "Spec.UpdateConfig.Monitor");

@@ -403,6 +403,24 @@ static void test_progress_text(void **state)
 	json_decref(tasks);
 	json_decref(svc);
 
+	/* A global service without tasks yet waits for them. */
+	svc = json_loads("{\"ID\":\"g\",\"Spec\":{\"Mode\":{\"Global\":{}}}}", 0, NULL);
+	tasks = json_array();
+	text = cli_service_progress_text(svc, tasks, &converged);
+	assert_false(converged);
+	assert_string_equal(text, "overall progress: waiting for new tasks\n");
+	free(text);
+	json_decref(tasks);
+	tasks = json_loads("[{\"ID\":\"t\",\"NodeID\":\"node1abcdefghijk\",\"DesiredState\":"
+			   "\"running\",\"Status\":{\"State\":\"running\"}}]",
+			   0, NULL);
+	text = cli_service_progress_text(svc, tasks, &converged);
+	assert_true(converged);
+	assert_string_equal(text, "overall progress: 1 out of 1 tasks\nnode1abcdefg: running\n");
+	free(text);
+	json_decref(tasks);
+	json_decref(svc);
+
 	/* During an update only tasks of the new TaskTemplate count. */
 	svc = json_loads("{\"ID\":\"s1\",\"Spec\":{\"Name\":\"web\",\"Mode\":{\"Replicated\":"
 			 "{\"Replicas\":2}},\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
