@@ -109,6 +109,8 @@ static __attribute__((noreturn)) void fail_start(const struct shoal_err *err)
 	_exit(1);
 }
 
+static int monitor_run(int attach_fd);
+
 static int read_spec(struct shoal_err *err)
 {
 	struct stat st;
@@ -427,14 +429,93 @@ static int cgroup_create(struct shoal_err *err)
 				err);
 }
 
+/*
+ * Zygote mode ("shoal-monitor --zygote", the socket on fd 3): a process the
+ * agent starts once and keeps, so that a container start costs a fork of this
+ * small process instead of an exec of the monitor. Each message carries the
+ * spec memfd, the status socket and, when set, the attach socket; the zygote
+ * forks, and the child becomes that container's monitor exactly as an exec'd
+ * one would after its own fork. The zygote goes when the agent closes its end.
+ */
+#define ZYGOTE_MSG_ATTACH 'a'
+
+static int zygote_main(void)
+{
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	close_range(4, ~0U, 0);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	/* Monitors are reaped by the kernel while the zygote is their parent;
+	 * they reset this before anything of theirs runs. */
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		char msg[8];
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(3 * sizeof(int))];
+		} u;
+		struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg)};
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = u.buf,
+			.msg_controllen = sizeof(u.buf),
+		};
+		ssize_t n = recvmsg(3, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(0);
+		int fds[3] = {-1, -1, -1};
+		size_t nfds = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (nfds < ARRAY_SIZE(fds))
+					fds[nfds++] = fd;
+				else
+					close(fd);
+			}
+		}
+		bool attach = msg[0] == ZYGOTE_MSG_ATTACH;
+		if (nfds == (attach ? 3u : 2u) && (mh.msg_flags & MSG_CTRUNC) == 0) {
+			pid = fork();
+			if (pid == 0) {
+				signal(SIGCHLD, SIG_DFL);
+				signal(SIGPIPE, SIG_DFL);
+				/* dup3 onto 3..5 from fds above them; the pipe to the
+				 * agent goes with close_range below. */
+				int hi[3];
+				for (size_t i = 0; i < nfds; i++)
+					hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
+				for (size_t i = 0; i < nfds; i++)
+					if (hi[i] < 0 || dup3(hi[i], 3 + (int)i, O_CLOEXEC) < 0)
+						_exit(1);
+				close_range(3 + (unsigned)nfds, ~0U, 0);
+				return monitor_run(attach ? 5 : -1);
+			}
+		}
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	struct shoal_err err = {0};
-	int r;
+	if (argc > 1 && strcmp(argv[1], "--zygote") == 0)
+		return zygote_main();
 
 	fcntl(3, F_SETFD, FD_CLOEXEC);
 	fcntl(4, F_SETFD, FD_CLOEXEC);
-	M.status_fd = 4;
 	int attach_fd = -1;
 	if (argc > 2 && strcmp(argv[2], "--attach-fd=5") == 0) {
 		attach_fd = 5;
@@ -449,6 +530,17 @@ int main(int argc, char **argv)
 		return 1;
 	if (pid > 0)
 		_exit(0);
+	return monitor_run(attach_fd);
+}
+
+/* The monitor proper, detached from the agent: spec on fd 3, status on fd 4,
+ * the attached client's socket on attach_fd (or -1). */
+static int monitor_run(int attach_fd)
+{
+	struct shoal_err err = {0};
+	int r;
+
+	M.status_fd = 4;
 	setsid();
 
 	/* The agent stops a container through the control socket; a signal sent

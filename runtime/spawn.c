@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -27,6 +28,131 @@ extern char **environ;
 #define MONITOR_STATUS_FD 4
 /* and, when the caller attached before start, that client's socket on fd 5 */
 #define MONITOR_ATTACH_FD 5
+
+/*
+ * The monitor zygote (see monitor.c): started on the first rt_spawn() and kept
+ * for the life of this process, so that later starts fork it rather than exec
+ * a new monitor. Any failure to reach it falls back to spawning the monitor.
+ */
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	pid_t owner; /* the process that started it; a forked copy does not share it */
+	char path[PATH_MAX];
+} zygote = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+static int spawn_detached(const char *path, char *const argv[], const int *fds, size_t nfds)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+	posix_spawn_file_actions_adddup2(&fa, 0, 1);
+	posix_spawn_file_actions_adddup2(&fa, 0, 2);
+	for (size_t i = 0; i < nfds; i++)
+		posix_spawn_file_actions_adddup2(&fa, fds[i], 3 + (int)i);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						POSIX_SPAWN_SETSID);
+	pid_t pid;
+	int r = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0)
+		return -r;
+	/* It forks once more and this first process exits at once, so what
+	 * stays is reparented away from us. */
+	int st;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -EIO;
+	return 0;
+}
+
+static void zygote_close(void)
+{
+	if (zygote.fd >= 0)
+		close(zygote.fd);
+	zygote.fd = -1;
+}
+
+static int zygote_start(const char *path)
+{
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	_cleanup_close_ int theirs_raw = sp[1];
+	_cleanup_close_ int ours = sp[0];
+	_cleanup_close_ int theirs = fcntl(theirs_raw, F_DUPFD_CLOEXEC, 10);
+	if (theirs < 0)
+		return -errno;
+	char *argv[] = {(char *)"shoal-monitor", (char *)"--zygote", NULL};
+	int r = spawn_detached(path, argv, &theirs, 1);
+	if (r < 0)
+		return r;
+	zygote.fd = TAKE_FD(ours);
+	zygote.owner = getpid();
+	snprintf(zygote.path, sizeof(zygote.path), "%s", path);
+	return 0;
+}
+
+static int zygote_send(const int *fds, size_t nfds)
+{
+	char msg = nfds > 2 ? 'a' : 's';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = &msg, .iov_len = 1};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = CMSG_SPACE(nfds * sizeof(int)),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	for (;;) {
+		ssize_t n = sendmsg(zygote.fd, &mh, MSG_NOSIGNAL);
+		if (n == 1)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : -EIO;
+	}
+}
+
+/* Hands the monitor's fds to the zygote, starting it (again) when needed. */
+static int zygote_spawn(const char *path, const int *fds, size_t nfds)
+{
+	pthread_mutex_lock(&zygote.lock);
+	int r = -ENOTCONN;
+	for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
+		if (zygote.fd >= 0 && (zygote.owner != getpid() || strcmp(zygote.path, path) != 0))
+			zygote_close();
+		if (zygote.fd < 0 && (r = zygote_start(path)) < 0)
+			break;
+		r = zygote_send(fds, nfds);
+		if (r < 0)
+			zygote_close();
+	}
+	pthread_mutex_unlock(&zygote.lock);
+	return r;
+}
 
 int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret_status_fd,
 	     struct shoal_err *err)
@@ -76,44 +202,18 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 			return shoal_err_errno(err, errno, "fcntl");
 	}
 
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
-	posix_spawn_file_actions_adddup2(&fa, 0, 1);
-	posix_spawn_file_actions_adddup2(&fa, 0, 2);
-	posix_spawn_file_actions_adddup2(&fa, mfd, MONITOR_SPEC_FD);
-	posix_spawn_file_actions_adddup2(&fa, theirs, MONITOR_STATUS_FD);
-	if (attach >= 0)
-		posix_spawn_file_actions_adddup2(&fa, attach, MONITOR_ATTACH_FD);
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-						POSIX_SPAWN_SETSID);
-	char *argv[] = {(char *)"shoal-monitor", (char *)spec->id,
-			attach >= 0 ? (char *)"--attach-fd=5" : NULL, NULL};
-	pid_t pid;
-	r = posix_spawn(&pid, opts->monitor_path, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (r != 0)
-		return shoal_err_errno(err, r, "starting %s", opts->monitor_path);
-
-	/* The monitor forks once more and this first process exits at once, so
-	 * the monitor is reparented away from the agent. */
-	int st;
-	while (waitpid(pid, &st, 0) < 0) {
-		if (errno != EINTR)
-			return shoal_err_errno(err, errno, "waiting for shoal-monitor");
+	int fds[3] = {mfd, theirs, attach};
+	size_t nfds = attach >= 0 ? 3 : 2;
+	r = zygote_spawn(opts->monitor_path, fds, nfds);
+	if (r < 0) {
+		char *argv[] = {(char *)"shoal-monitor", (char *)spec->id,
+				attach >= 0 ? (char *)"--attach-fd=5" : NULL, NULL};
+		r = spawn_detached(opts->monitor_path, argv, fds, nfds);
+		if (r == -EIO)
+			return shoal_err_set(err, EIO, "shoal-monitor failed to start");
+		if (r < 0)
+			return shoal_err_errno(err, -r, "starting %s", opts->monitor_path);
 	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return shoal_err_set(err, EIO, "shoal-monitor failed to start (status %d)", st);
 
 	r = fd_set_nonblock(ours, true);
 	if (r < 0)
