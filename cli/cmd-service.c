@@ -209,178 +209,92 @@ enum {
 	SOPT_PRETTY,
 };
 
-#define SERVICE_COMMON_OPTS                                                                          \
-	{                                                                                            \
-		'd',  "detach",                                                                      \
-		'd',  CLI_OPT_BOOL,                                                                  \
-		NULL, "Exit immediately instead of waiting for the service to converge"},            \
-		{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress progress output"},                 \
-		{'w',		"workdir", 'w',                                                      \
-		 CLI_OPT_VALUE, "string",  "Working directory inside the container"},                \
-		{'u',		"user",	  'u',                                                       \
-		 CLI_OPT_VALUE, "string", "Username or UID (format: <name|uid>[:<group|gid>])"},     \
-		{SOPT_HOSTNAME, "hostname", 0, CLI_OPT_VALUE, "string", "Container hostname"},       \
-		{SOPT_ENTRYPOINT, "entrypoint", 0,                                                   \
-		 CLI_OPT_VALUE,	  "command",	"Overwrite the default ENTRYPOINT of the image"},    \
-		{SOPT_REPLICAS, "replicas", 0, CLI_OPT_VALUE, "uint", "Number of tasks"},            \
-		{SOPT_MAX_PER_NODE,                                                                  \
-		 "replicas-max-per-node",                                                            \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "uint",                                                                             \
-		 "Maximum number of tasks per node (default 0 = unlimited)"},                        \
-		{SOPT_LIMIT_CPU, "limit-cpu", 0, CLI_OPT_VALUE, "decimal", "Limit CPUs"},            \
-		{SOPT_LIMIT_MEMORY, "limit-memory", 0, CLI_OPT_VALUE, "bytes", "Limit Memory"},      \
-		{SOPT_LIMIT_PIDS,                                                                    \
-		 "limit-pids",                                                                       \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "int",                                                                              \
-		 "Limit maximum number of processes (default 0 = unlimited)"},                       \
-		{SOPT_RESERVE_CPU, "reserve-cpu", 0, CLI_OPT_VALUE, "decimal", "Reserve CPUs"},      \
-		{SOPT_RESERVE_MEMORY, "reserve-memory", 0,                                           \
-		 CLI_OPT_VALUE,	      "bytes",		"Reserve Memory"},                           \
-		{SOPT_RESTART_CONDITION,                                                             \
-		 "restart-condition",                                                                \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "string",                                                                           \
-		 "Restart when condition is met (\"none\", \"on-failure\", \"any\")"},               \
-		{SOPT_RESTART_DELAY,                                                                 \
-		 "restart-delay",                                                                    \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Delay between restart attempts (ns|us|ms|s|m|h)"},                                 \
-		{SOPT_RESTART_MAX_ATTEMPTS,                                                          \
-		 "restart-max-attempts",                                                             \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "uint",                                                                             \
-		 "Maximum number of restarts before giving up"},                                     \
-		{SOPT_RESTART_WINDOW,                                                                \
-		 "restart-window",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Window used to evaluate the restart policy (ns|us|ms|s|m|h)"},                     \
-		{SOPT_UPDATE_PARALLELISM,                                                            \
-		 "update-parallelism",                                                               \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "uint",                                                                             \
-		 "Maximum number of tasks updated simultaneously (0 to update all at once)"},        \
-		{SOPT_UPDATE_DELAY, "update-delay", 0,                                               \
-		 CLI_OPT_VALUE,	    "duration",	    "Delay between updates (ns|us|ms|s|m|h)"},       \
-		{SOPT_UPDATE_FAILURE_ACTION,                                                         \
-		 "update-failure-action",                                                            \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "string",                                                                           \
-		 "Action on update failure (\"pause\", \"continue\", \"rollback\")"},                \
-		{SOPT_UPDATE_MONITOR,                                                                \
-		 "update-monitor",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Duration after each task update to monitor for failure (ns|us|ms|s|m|h)"},         \
-		{SOPT_UPDATE_MAX_FAILURE_RATIO,                                                      \
-		 "update-max-failure-ratio",                                                         \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "float",                                                                            \
-		 "Failure rate to tolerate during an update"},                                       \
-		{SOPT_UPDATE_ORDER,                                                                  \
-		 "update-order",                                                                     \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "string",                                                                           \
-		 "Update order (\"start-first\", \"stop-first\")"},                                  \
-		{SOPT_ROLLBACK_PARALLELISM,                                                          \
-		 "rollback-parallelism",                                                             \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "uint",                                                                             \
-		 "Maximum number of tasks rolled back simultaneously (0 to roll back all at once)"}, \
-		{SOPT_ROLLBACK_DELAY,                                                                \
-		 "rollback-delay",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Delay between task rollbacks (ns|us|ms|s|m|h)"},                                   \
-		{SOPT_ROLLBACK_FAILURE_ACTION,                                                       \
-		 "rollback-failure-action",                                                          \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "string",                                                                           \
-		 "Action on rollback failure (\"pause\", \"continue\")"},                            \
-		{SOPT_ROLLBACK_MONITOR,                                                              \
-		 "rollback-monitor",                                                                 \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Duration after each task rollback to monitor for failure (ns|us|ms|s|m|h)"},       \
-		{SOPT_ROLLBACK_MAX_FAILURE_RATIO,                                                    \
-		 "rollback-max-failure-ratio",                                                       \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "float",                                                                            \
-		 "Failure rate to tolerate during a rollback"},                                      \
-		{SOPT_ROLLBACK_ORDER,                                                                \
-		 "rollback-order",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "string",                                                                           \
-		 "Rollback order (\"start-first\", \"stop-first\")"},                                \
-		{SOPT_HEALTH_CMD, "health-cmd", 0,                                                   \
-		 CLI_OPT_VALUE,	  "string",	"Command to run to check health"},                   \
-		{SOPT_HEALTH_INTERVAL,                                                               \
-		 "health-interval",                                                                  \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Time between running the check (ms|s|m|h)"},                                       \
-		{SOPT_HEALTH_TIMEOUT,                                                                \
-		 "health-timeout",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Maximum time to allow one check to run (ms|s|m|h)"},                               \
-		{SOPT_HEALTH_RETRIES,                                                                \
-		 "health-retries",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "int",                                                                              \
-		 "Consecutive failures needed to report unhealthy"},                                 \
-		{SOPT_HEALTH_START_PERIOD,                                                           \
-		 "health-start-period",                                                              \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Start period for the container to initialize before counting retries towards "     \
-		 "unstable (ms|s|m|h)"},                                                             \
-		{SOPT_NO_HEALTHCHECK,                                                                \
-		 "no-healthcheck",                                                                   \
-		 0,                                                                                  \
-		 CLI_OPT_BOOL,                                                                       \
-		 NULL,                                                                               \
-		 "Disable any container-specified HEALTHCHECK"},                                     \
-		{SOPT_STOP_GRACE_PERIOD,                                                             \
-		 "stop-grace-period",                                                                \
-		 0,                                                                                  \
-		 CLI_OPT_VALUE,                                                                      \
-		 "duration",                                                                         \
-		 "Time to wait before force killing a container (ns|us|ms|s|m|h) (default 10s)"},    \
-		{SOPT_STOP_SIGNAL, "stop-signal", 0,                                                 \
-		 CLI_OPT_VALUE,	   "string",	  "Signal to stop the container"},                   \
-		{SOPT_READ_ONLY, "read-only", 0,                                                     \
-		 CLI_OPT_BOOL,	 NULL,	      "Mount the container's root filesystem as read only"}, \
-		{SOPT_CAP_ADD, "cap-add", 0, CLI_OPT_VALUE, "list", "Add Linux capabilities"},       \
-		{SOPT_CAP_DROP, "cap-drop", 0, CLI_OPT_VALUE, "list", "Drop Linux capabilities"},    \
-	{                                                                                            \
-		SOPT_ENDPOINT_MODE, "endpoint-mode", 0, CLI_OPT_VALUE, "string",                     \
-			"Endpoint mode (vip or dnsrr) (default \"vip\")"                             \
-	}
+/* Flags create and update share. */
+/* clang-format off */
+#define SERVICE_COMMON_OPTS \
+	{'d', "detach", 'd', CLI_OPT_BOOL, NULL, \
+	 "Exit immediately instead of waiting for the service to converge"}, \
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, \
+	 "Suppress progress output"}, \
+	{'w', "workdir", 'w', CLI_OPT_VALUE, "string", \
+	 "Working directory inside the container"}, \
+	{'u', "user", 'u', CLI_OPT_VALUE, "string", \
+	 "Username or UID (format: <name|uid>[:<group|gid>])"}, \
+	{SOPT_HOSTNAME, "hostname", 0, CLI_OPT_VALUE, "string", \
+	 "Container hostname"}, \
+	{SOPT_ENTRYPOINT, "entrypoint", 0, CLI_OPT_VALUE, "command", \
+	 "Overwrite the default ENTRYPOINT of the image"}, \
+	{SOPT_REPLICAS, "replicas", 0, CLI_OPT_VALUE, "uint", \
+	 "Number of tasks"}, \
+	{SOPT_MAX_PER_NODE, "replicas-max-per-node", 0, CLI_OPT_VALUE, "uint", \
+	 "Maximum number of tasks per node (default 0 = unlimited)"}, \
+	{SOPT_LIMIT_CPU, "limit-cpu", 0, CLI_OPT_VALUE, "decimal", \
+	 "Limit CPUs"}, \
+	{SOPT_LIMIT_MEMORY, "limit-memory", 0, CLI_OPT_VALUE, "bytes", \
+	 "Limit Memory"}, \
+	{SOPT_LIMIT_PIDS, "limit-pids", 0, CLI_OPT_VALUE, "int", \
+	 "Limit maximum number of processes (default 0 = unlimited)"}, \
+	{SOPT_RESERVE_CPU, "reserve-cpu", 0, CLI_OPT_VALUE, "decimal", \
+	 "Reserve CPUs"}, \
+	{SOPT_RESERVE_MEMORY, "reserve-memory", 0, CLI_OPT_VALUE, "bytes", \
+	 "Reserve Memory"}, \
+	{SOPT_RESTART_CONDITION, "restart-condition", 0, CLI_OPT_VALUE, "string", \
+	 "Restart when condition is met (\"none\", \"on-failure\", \"any\")"}, \
+	{SOPT_RESTART_DELAY, "restart-delay", 0, CLI_OPT_VALUE, "duration", \
+	 "Delay between restart attempts (ns|us|ms|s|m|h)"}, \
+	{SOPT_RESTART_MAX_ATTEMPTS, "restart-max-attempts", 0, CLI_OPT_VALUE, "uint", \
+	 "Maximum number of restarts before giving up"}, \
+	{SOPT_RESTART_WINDOW, "restart-window", 0, CLI_OPT_VALUE, "duration", \
+	 "Window used to evaluate the restart policy (ns|us|ms|s|m|h)"}, \
+	{SOPT_UPDATE_PARALLELISM, "update-parallelism", 0, CLI_OPT_VALUE, "uint", \
+	 "Maximum number of tasks updated simultaneously (0 to update all at once)"}, \
+	{SOPT_UPDATE_DELAY, "update-delay", 0, CLI_OPT_VALUE, "duration", \
+	 "Delay between updates (ns|us|ms|s|m|h)"}, \
+	{SOPT_UPDATE_FAILURE_ACTION, "update-failure-action", 0, CLI_OPT_VALUE, "string", \
+	 "Action on update failure (\"pause\", \"continue\", \"rollback\")"}, \
+	{SOPT_UPDATE_MONITOR, "update-monitor", 0, CLI_OPT_VALUE, "duration", \
+	 "Duration after each task update to monitor for failure (ns|us|ms|s|m|h)"}, \
+	{SOPT_UPDATE_MAX_FAILURE_RATIO, "update-max-failure-ratio", 0, CLI_OPT_VALUE, "float", \
+	 "Failure rate to tolerate during an update"}, \
+	{SOPT_UPDATE_ORDER, "update-order", 0, CLI_OPT_VALUE, "string", \
+	 "Update order (\"start-first\", \"stop-first\")"}, \
+	{SOPT_ROLLBACK_PARALLELISM, "rollback-parallelism", 0, CLI_OPT_VALUE, "uint", \
+	 "Maximum number of tasks rolled back simultaneously (0 to roll back all at once)"}, \
+	{SOPT_ROLLBACK_DELAY, "rollback-delay", 0, CLI_OPT_VALUE, "duration", \
+	 "Delay between task rollbacks (ns|us|ms|s|m|h)"}, \
+	{SOPT_ROLLBACK_FAILURE_ACTION, "rollback-failure-action", 0, CLI_OPT_VALUE, "string", \
+	 "Action on rollback failure (\"pause\", \"continue\")"}, \
+	{SOPT_ROLLBACK_MONITOR, "rollback-monitor", 0, CLI_OPT_VALUE, "duration", \
+	 "Duration after each task rollback to monitor for failure (ns|us|ms|s|m|h)"}, \
+	{SOPT_ROLLBACK_MAX_FAILURE_RATIO, "rollback-max-failure-ratio", 0, CLI_OPT_VALUE, "float", \
+	 "Failure rate to tolerate during a rollback"}, \
+	{SOPT_ROLLBACK_ORDER, "rollback-order", 0, CLI_OPT_VALUE, "string", \
+	 "Rollback order (\"start-first\", \"stop-first\")"}, \
+	{SOPT_HEALTH_CMD, "health-cmd", 0, CLI_OPT_VALUE, "string", \
+	 "Command to run to check health"}, \
+	{SOPT_HEALTH_INTERVAL, "health-interval", 0, CLI_OPT_VALUE, "duration", \
+	 "Time between running the check (ms|s|m|h)"}, \
+	{SOPT_HEALTH_TIMEOUT, "health-timeout", 0, CLI_OPT_VALUE, "duration", \
+	 "Maximum time to allow one check to run (ms|s|m|h)"}, \
+	{SOPT_HEALTH_RETRIES, "health-retries", 0, CLI_OPT_VALUE, "int", \
+	 "Consecutive failures needed to report unhealthy"}, \
+	{SOPT_HEALTH_START_PERIOD, "health-start-period", 0, CLI_OPT_VALUE, "duration", \
+	 "Start period for the container to initialize before counting retries towards unstable (ms|s|m|h)"}, \
+	{SOPT_NO_HEALTHCHECK, "no-healthcheck", 0, CLI_OPT_BOOL, NULL, \
+	 "Disable any container-specified HEALTHCHECK"}, \
+	{SOPT_STOP_GRACE_PERIOD, "stop-grace-period", 0, CLI_OPT_VALUE, "duration", \
+	 "Time to wait before force killing a container (ns|us|ms|s|m|h) (default 10s)"}, \
+	{SOPT_STOP_SIGNAL, "stop-signal", 0, CLI_OPT_VALUE, "string", \
+	 "Signal to stop the container"}, \
+	{SOPT_READ_ONLY, "read-only", 0, CLI_OPT_BOOL, NULL, \
+	 "Mount the container's root filesystem as read only"}, \
+	{SOPT_CAP_ADD, "cap-add", 0, CLI_OPT_VALUE, "list", \
+	 "Add Linux capabilities"}, \
+	{SOPT_CAP_DROP, "cap-drop", 0, CLI_OPT_VALUE, "list", \
+	 "Drop Linux capabilities"}, \
+	{SOPT_ENDPOINT_MODE, "endpoint-mode", 0, CLI_OPT_VALUE, "string", \
+	 "Endpoint mode (vip or dnsrr) (default \"vip\")"}
+/* clang-format on */
 
 static const struct cli_opt create_opts[] = {
 	SERVICE_COMMON_OPTS,
