@@ -2,7 +2,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include "/tmp/latency-tools/mark.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -700,7 +699,6 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->spawn_ev);
 	c->spawn_ev = NULL;
 	c->spawn_fd = -1;
-	lat_mark("agent status readable");
 	int r = rt_spawn_finish(fd, &st, &err);
 	if (r < 0) {
 		start_fail(c, &err);
@@ -757,7 +755,6 @@ void container_start(struct container *c, struct api_req *req)
 	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
 	c->start_mono_ns = mono_ns();
-	lat_mark("agent start");
 	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
 	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
 	json_get_strv(c->config, "Env", false, &env, NULL);
@@ -894,7 +891,6 @@ void container_start(struct container *c, struct api_req *req)
 	api_req_defer(req);
 	struct rt_options ro = { .monitor_path = a->cfg.monitor_path };
 	int status_fd = -1;
-	lat_mark("agent rt_spawn");
 	int r = rt_spawn(&ro, &spec, &status_fd, &err);
 	if (r < 0) {
 		start_fail(c, &err);
@@ -1061,7 +1057,6 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->monitor_pid = 0;
 	log_info("container %.12s (%s): exited with %d%s", c->id, c->name, c->exit_code,
 		 c->oom_killed ? " (OOM killed)" : "");
-	lat_mark("agent exit seen");
 	log_debug("container %.12s: exit seen %lld us after the start request", c->id,
 		  (long long)((mono_ns() - c->start_mono_ns) / 1000));
 	network_release(c);
