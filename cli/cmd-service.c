@@ -1466,8 +1466,12 @@ static void explain_update_failure(struct cli_ctx *ctx, json_t *svc)
 	}
 }
 
-/* Polls the service and its tasks until they converge, as docker's progress does. */
-static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind, bool quiet)
+/* Polls the service and its tasks until they converge, as docker's progress does.
+ * before: UpdateStatus.StartedAt read before the update was posted; an outcome from that
+ * earlier update (paused, rolled back) is not this one's, until the orchestrator starts
+ * this one. */
+static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind, bool quiet,
+			const char *before)
 {
 	struct display d = {.tty = isatty(STDOUT_FILENO), .quiet = quiet, .shown = json_object()};
 	_cleanup_json_ json_t *shown = d.shown;
@@ -1485,23 +1489,24 @@ static int service_wait(struct cli_ctx *ctx, const char *id, enum wait_kind kind
 		const char *name = jstr(svc, "Spec.Name") ?: id;
 		const char *ustate = jstr(svc, "UpdateStatus.State") ?: "";
 		const char *umsg = jstr(svc, "UpdateStatus.Message") ?: "";
+		const char *started = jstr(svc, "UpdateStatus.StartedAt");
+		bool stale = before && started && strcmp(before, started) == 0;
 		bool in_progress = false;
 		_cleanup_json_ json_t *extra = json_array();
 		if (!extra)
 			return cli_oom();
 		if (kind != WAIT_CREATE) {
-			if (strcmp(ustate, "paused") == 0) {
-				fprintf(stderr, "service update paused: %s\n", umsg);
-				explain_update_failure(ctx, svc);
-				return 1;
-			}
-			if (strcmp(ustate, "rollback_paused") == 0) {
-				fprintf(stderr, "service rollback paused: %s\n", umsg);
-				explain_update_failure(ctx, svc);
-				return 1;
-			}
-			if (strcmp(ustate, "rollback_completed") == 0 && kind == WAIT_UPDATE) {
-				fprintf(stderr, "service rolled back: %s\n", umsg);
+			const char *failed = NULL;
+			if (stale)
+				failed = NULL; /* the earlier update's outcome */
+			else if (strcmp(ustate, "paused") == 0)
+				failed = "service update paused";
+			else if (strcmp(ustate, "rollback_paused") == 0)
+				failed = "service rollback paused";
+			else if (strcmp(ustate, "rollback_completed") == 0 && kind == WAIT_UPDATE)
+				failed = "service rolled back";
+			if (failed) {
+				fprintf(stderr, "%s: %s\n", failed, umsg);
 				explain_update_failure(ctx, svc);
 				return 1;
 			}
@@ -1646,7 +1651,7 @@ static int service_create(struct cli_ctx *ctx, int argc, char **argv)
 	fflush(stdout);
 	if (detach)
 		return 0;
-	return service_wait(ctx, id, WAIT_CREATE, quiet);
+	return service_wait(ctx, id, WAIT_CREATE, quiet, NULL);
 }
 
 /* update, rollback, scale */
@@ -1697,7 +1702,7 @@ static int service_update_args(struct cli_ctx *ctx, struct cli_service_args *a)
 	if (a->detach)
 		return 0;
 	return service_wait(ctx, jstr(svc, "ID"), a->rollback ? WAIT_ROLLBACK : WAIT_UPDATE,
-			    a->quiet);
+			    a->quiet, jstr(svc, "UpdateStatus.StartedAt"));
 }
 
 static int service_update(struct cli_ctx *ctx, int argc, char **argv)
@@ -1831,17 +1836,20 @@ static int service_scale(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		printf("%s scaled to %" PRIu64 "\n", name, replicas);
 		fflush(stdout);
-		json_array_append_new(scaled, json_string(jstr(svc, "ID")));
+		json_array_append_new(scaled,
+				      json_pack("{s:s,s:s?}", "ID", jstr(svc, "ID"), "StartedAt",
+						jstr(svc, "UpdateStatus.StartedAt")));
 	}
 	cli_opts_done(&p);
 	if (!scaled)
 		return cli_oom();
 	if (!detach) {
 		size_t i;
-		json_t *sid;
-		json_array_foreach(scaled, i, sid)
+		json_t *sc;
+		json_array_foreach(scaled, i, sc)
 		{
-			if (service_wait(ctx, json_string_value(sid), WAIT_UPDATE, false) != 0)
+			if (service_wait(ctx, jstr(sc, "ID"), WAIT_UPDATE, false,
+					 jstr(sc, "StartedAt")) != 0)
 				status = 1;
 		}
 	}
