@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
+#include "sched/scheduler.h"
 
 /* `shoal bench start`: create + start + wait of /bin/true through the API, with
  * --network none and with the default bridge, beside `runc run` of the same
@@ -453,11 +454,17 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		printf("Usage:  shoal bench COMMAND\n\nBenchmarks, compared side by side in one run\n\n"
-		       "Commands:\n  start       Container start latency (shoal vs runc) and memory\n");
+		       "Commands:\n  start       Container start latency (shoal vs runc) and memory\n"
+		       "  sched       The scheduler on a simulated cluster (placements/s, spread)\n"
+		       "  converge    A replicated service from create to all tasks running\n");
 		return argc < 2 ? 1 : 0;
 	}
 	if (strcmp(argv[1], "start") == 0)
 		return bench_start(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "converge") == 0)
+		return bench_converge(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "sched") == 0)
+		return bench_sched(ctx, argc - 1, argv + 1);
 	fprintf(stderr, "shoal bench: unknown benchmark %s; see 'shoal bench --help'\n", argv[1]);
 	return 1;
 }
