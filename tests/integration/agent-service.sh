@@ -130,6 +130,15 @@ wait_until 30 task_env_all web 4 && ok "all tasks on V=4 after the restart" || f
 wait_until 30 running_is web 3 && ok "3 running, no duplicates" || fail "after restart: $(count_state web running) running"
 expect_eq "exactly 3 containers" 3 "$(shoal ps -q | wc -l)"
 
+log "draining the node moves tasks off; active brings them back"
+node=$(shoal node ls -q | head -1)
+shoal node update --availability drain "$node" >/dev/null
+wait_until 40 running_is web 0 && ok "drained: no task runs" || fail "drained: $(count_state web running) running"
+drain_reason() { tasks_json web | grep -q 'draining'; }
+wait_until 20 drain_reason && ok "pending tasks say the node is draining" || fail "no draining reason"
+shoal node update --availability active "$node" >/dev/null
+wait_until 40 running_is web 3 && ok "active again: 3 running" || fail "after active: $(count_state web running)"
+
 log "service rm removes everything"
 shoal service rm web >/dev/null
 all_gone() { [ "$(shoal ps -aq | wc -l)" -eq 0 ]; }
