@@ -30,7 +30,7 @@ shoal rm -f $(shoal ps -aq) >/dev/null
 expect_eq "none left" 0 "$(shoal ps -aq | wc -l)"
 sleep 0.5
 expect_eq "no container processes left" "" "$(cg_pids)"
-expect_eq "no veths left" 0 "$(in_node ip -o link show | grep -c "${TAG}v")"
+eventually 10 no_veths && ok "no veths left" || fail "veths left: $(in_node ip -o link show | grep -c "${TAG}v")"
 left=$(ls "$T/run/netns" 2>/dev/null | wc -l)
 expect_eq "no netns left" 0 "$left"
 finish

@@ -137,5 +137,5 @@ log "cleanup leaves nothing"
 left=$(shoal ps -aq | wc -l); [ "$left" -eq 0 ] || shoal ps -a
 expect_eq "no containers left" 0 "$left"
 expect_eq "no container cgroups left" "" "$(cg_pids)"
-expect_eq "no veths left" 0 "$(in_node ip -o link show | grep -c "${TAG}v")"
+eventually 10 no_veths && ok "no veths left" || fail "veths left: $(in_node ip -o link show | grep -c "${TAG}v")"
 finish

@@ -45,6 +45,19 @@ expect_not_contains() {
 
 shoal() { "$SHOAL_BIN" "$@"; }
 
+# eventually SECONDS CMD...: retries CMD every 0.1 s until it succeeds
+eventually() {
+	local end=$((SECONDS + $1))
+	shift
+	while [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	"$@" >/dev/null 2>&1
+}
+# the kernel frees a container's veth pair with its netns, asynchronously
+no_veths() { [ "$(in_node ip -o link show | grep -c "${TAG}v")" -eq 0 ]; }
+
 # Runs a command inside the node's network namespace without remounting /sys.
 in_node() { nsenter --net="/run/netns/$NETNS" "$@"; }
 
