@@ -145,6 +145,10 @@ int rt_seccomp_compile_caps(const char *path, uint64_t caps, struct shoal_err *e
 	/* The child sets no_new_privs itself; the exported program must not rely
 	 * on libseccomp doing it. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	/* A binary tree of syscall numbers instead of one long chain: the kernel
+	 * walks far fewer instructions per syscall, and loading the filter (which
+	 * the kernel checks and converts on every container start) is cheaper. */
+	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 
 	unsigned int arch = native_arch();
 	int kmajor, kminor;
