@@ -81,6 +81,12 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 		}
 		return NULL;
 	}
+	if (spec->n_ports > 0) {
+		service_spec_free(spec);
+		api_reply_error(r, 400,
+				"EndpointSpec.Ports: publishing ports is not available in this version of shoald");
+		return NULL;
+	}
 	json_t *full = service_spec_to_json(spec);
 	if (ret_spec)
 		*ret_spec = spec;
