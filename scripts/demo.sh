@@ -17,6 +17,11 @@ fi
 
 if [ "${2:-}" = "stop" ]; then
 	if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+		"$SHOAL" service rm $("$SHOAL" service ls -q) >/dev/null 2>&1 || true
+		for _ in $(seq 1 150); do
+			[ -z "$("$SHOAL" ps -q 2>/dev/null)" ] && break
+			sleep 0.1
+		done
 		"$SHOAL" rm -f $("$SHOAL" ps -aq) >/dev/null 2>&1 || true
 		kill "$(cat "$PIDFILE")"
 		rm -f "$PIDFILE"
@@ -52,6 +57,13 @@ echo "\$ shoal run -d --name web busybox httpd -f -p 80 -h /var/www"
 "$SHOAL" rm -f web >/dev/null 2>&1 || true
 "$SHOAL" run -d --name web busybox httpd -f -p 80 -h /var/www
 echo
+echo "\$ shoal service create --name hello --replicas 3 busybox httpd -f -p 80 -h /var/www"
+"$SHOAL" service rm hello >/dev/null 2>&1 && sleep 1 || true
+"$SHOAL" service create --name hello --replicas 3 --stop-grace-period 1s busybox httpd -f -p 80 -h /var/www
+echo
+echo "\$ shoal service ps hello"
+"$SHOAL" service ps hello
+echo
 echo "\$ shoal ps"
 "$SHOAL" ps
 cat <<EOT
@@ -61,8 +73,11 @@ shoald is running in the background. Try next (the CLI is $SHOAL):
   export PATH=$BUILD/bin:\$PATH
   shoal exec web sh -c 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc 127.0.0.1 80'   # ask the web server
   shoal run -it busybox sh                      # an interactive shell in a new container
-  shoal run --rm --memory 16m --cpus 0.5 busybox sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; id'
+  shoal run --rm --memory 16m busybox sh -c 'x=\$(head -c 64000000 /dev/zero | tr "\\0" a)'; echo \$?   # 137: OOM-killed
   shoal logs -f web                             # follow a container's log
+  shoal service scale hello=5                   # more replicas, placed by the scheduler
+  shoal service update --env-add V=2 hello      # a rolling update, one task at a time
+  shoal service rollback hello                  # and back
   shoal inspect web                             # everything about it
   shoal bench start                             # container start latency, side by side with runc
   make demo-stop                                # stop shoald and remove the demo containers
