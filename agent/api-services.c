@@ -249,12 +249,29 @@ void api_service_update(struct api_req *r)
 		json_object_set_new(svc, "SpecVersion", json_integer(prevv));
 		json_object_set_new(svc, "PreviousSpecVersion", json_integer(curv));
 	} else {
-		full = spec_from_body(r, body, NULL);
+		struct service_spec *nspec = NULL;
+		full = spec_from_body(r, body, &nspec);
 		if (!full) {
 			json_decref(body);
 			json_decref(svc);
 			return;
 		}
+		if (api_query_bool(r, "dryRun", false)) {
+			/* where the updated service's tasks would go; nothing changes */
+			struct shoal_err perr = { 0 };
+			json_t *plan = NULL;
+			if (manager_plan(r->agent, json_string_value(json_object_get(svc, "ID")),
+					 nspec, &plan, &perr) < 0)
+				api_reply_err(r, &perr);
+			else
+				api_reply_json(r, 200, json_pack("{s:o}", "Plan", plan));
+			service_spec_free(nspec);
+			json_decref(full);
+			json_decref(body);
+			json_decref(svc);
+			return;
+		}
+		service_spec_free(nspec);
 		if (strcmp(json_string_value(json_object_get(full, "Name")) ?: "",
 			   json_string_value(json_object_get(cur, "Name")) ?: "") != 0) {
 			json_decref(full);

@@ -306,7 +306,17 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 		json_decref(nodes);
 		return -EIO;
 	}
-	struct sched_cluster *cl = build_cluster(nodes, tasks, NULL);
+	/* the service's own tasks would be replaced: they hold nothing in the plan */
+	json_t *others = json_array();
+	size_t ti;
+	json_t *tt;
+	json_array_foreach(tasks, ti, tt)
+	{
+		if (strcmp(json_string_value(json_object_get(tt, "ServiceID")) ?: "", service_id) != 0)
+			json_array_append(others, tt);
+	}
+	struct sched_cluster *cl = build_cluster(nodes, others, NULL);
+	json_decref(others);
 	json_decref(tasks);
 	json_t *plan = json_array();
 	int r = 0;
