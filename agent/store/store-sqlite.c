@@ -11,10 +11,8 @@
  *
  * Every write runs in one BEGIN IMMEDIATE transaction: the revision is read,
  * bumped once if anything changed, and committed with the data or not at all.
- * Watches are served from the history table: after a commit, the watches the
- * write may touch are made active on the event loop, and their callback reads
- * history from the watch's cursor, so a callback may write without recursion and
- * a watch from a past revision is the same code as a live one.
+ * This file holds the statements, reads, writes and transactions, compaction and
+ * opening; watches are in store-sqlite-watch.c, leases in store-sqlite-lease.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,49 +20,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <sqlite3.h>
-
-#include "agent/store/store-internal.h"
+#include "agent/store/store-sqlite-internal.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
 
 #define SCHEMA_VERSION	1
 #define BUSY_TIMEOUT_MS 5000
-/* Events per watch callback; a longer backlog is delivered over several loop turns. */
-#define WATCH_BATCH_MAX	   1000
-#define LEASE_EXPIRE_BATCH 64
-/* After a failed expiry (disk full, database locked) the timer retries this late. */
-#define LEASE_RETRY_NS 1000000000LL
-#define NSEC_PER_SEC   1000000000LL
-
-enum event_kind { EV_KIND_PUT = 0, EV_KIND_DELETE = 1 };
-
-enum stmt_id {
-	ST_BEGIN_IMMEDIATE,
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_META_GET,
-	ST_META_SET,
-	ST_KV_RANGE,
-	ST_KV_PUT_META,
-	ST_KV_UPSERT,
-	ST_KV_DELETE_RANGE,
-	ST_KV_DELETE_LEASE,
-	ST_HIST_PUT,
-	ST_HIST_DELETE_RANGE,
-	ST_HIST_DELETE_LEASE,
-	ST_HIST_RANGE,
-	ST_HIST_COMPACT,
-	ST_LEASE_INSERT,
-	ST_LEASE_GET,
-	ST_LEASE_DELETE,
-	ST_LEASE_KEEPALIVE,
-	ST_LEASE_EXPIRED,
-	ST_LEASE_NEXT,
-	ST__MAX
-};
 
 static const char *const stmt_sql[ST__MAX] = {
 	[ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
@@ -127,61 +88,7 @@ static const char schema_sql[] =
 
 struct sq_store;
 
-struct sq_watch {
-	struct store_watch pub;
-	struct sq_store *sq;
-	struct sq_watch *prev, *next;
-	char *key;
-	bool prefix;
-	/* The watched keys are [key, end). */
-	char *end;
-	size_t end_len;
-	/* Next event to deliver. */
-	int64_t next_rev, next_sub;
-	store_watch_cb cb;
-	void *userdata;
-	struct event *ev;
-	bool queued; /* made active, callback not run yet */
-	bool in_cb;
-	bool cancelled; /* cancelled from its own callback; freed when it returns */
-	bool dead;	/* ended with an error; waits for store_watch_cancel */
-};
-
-struct sq_store {
-	struct store pub;
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmts[ST__MAX];
-	struct event_base *base;
-	struct event *lease_timer;
-	struct sq_watch *watches;
-	int64_t history_keep; /* revisions of history to keep; 0 = all */
-};
-
-/* One write transaction in progress. */
-struct sq_write {
-	int64_t rev; /* the revision this write creates if it changes anything */
-	int64_t sub; /* events recorded at rev so far */
-	/* What the write touched, to wake only the watches it concerns. */
-	struct {
-		const char *key;
-		bool prefix;
-	} touched[STORE_TXN_OPS_MAX];
-	size_t n_touched;
-	int64_t compacted_to; /* > 0: this write also compacted history below it */
-};
-
-#define SQ(s)  ((struct sq_store *)(s))
-#define SQW(w) ((struct sq_watch *)(w))
-
-static void sq_stmt_resetp(sqlite3_stmt **st)
-{
-	if (*st)
-		sqlite3_reset(*st);
-}
-#define _cleanup_reset_ _cleanup_(sq_stmt_resetp)
-
-static int sq_fail(struct sq_store *sq, int rc, struct shoal_err *err, const char *what)
+int sq_fail(struct sq_store *sq, int rc, struct shoal_err *err, const char *what)
 {
 	int code;
 
@@ -220,7 +127,7 @@ static int sq_fail(struct sq_store *sq, int rc, struct shoal_err *err, const cha
 			     sq->db ? sqlite3_errmsg(sq->db) : sqlite3_errstr(rc), sq->path);
 }
 
-static int sq_stmt(struct sq_store *sq, enum stmt_id id, sqlite3_stmt **ret, struct shoal_err *err)
+int sq_stmt(struct sq_store *sq, enum stmt_id id, sqlite3_stmt **ret, struct shoal_err *err)
 {
 	if (!sq->stmts[id]) {
 		int rc = sqlite3_prepare_v3(sq->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -235,7 +142,7 @@ static int sq_stmt(struct sq_store *sq, enum stmt_id id, sqlite3_stmt **ret, str
 }
 
 /* Binds bytes as a BLOB; zero bytes are an empty BLOB, never NULL. */
-static void sq_bind_bytes(sqlite3_stmt *st, int idx, const void *p, size_t n)
+void sq_bind_bytes(sqlite3_stmt *st, int idx, const void *p, size_t n)
 {
 	if (n == 0)
 		sqlite3_bind_zeroblob(st, idx, 0);
@@ -243,13 +150,13 @@ static void sq_bind_bytes(sqlite3_stmt *st, int idx, const void *p, size_t n)
 		sqlite3_bind_blob64(st, idx, p, n, SQLITE_STATIC);
 }
 
-static void sq_bind_key(sqlite3_stmt *st, int idx, const char *key)
+void sq_bind_key(sqlite3_stmt *st, int idx, const char *key)
 {
 	sq_bind_bytes(st, idx, key, strlen(key));
 }
 
 /* Steps st once; SQLITE_ROW and SQLITE_DONE are returned, errors become -errno. */
-static int sq_step(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err, const char *what)
+int sq_step(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err, const char *what)
 {
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
@@ -258,7 +165,7 @@ static int sq_step(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err,
 }
 
 /* Runs a statement to completion, ignoring rows. */
-static int sq_run(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err, const char *what)
+int sq_run(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err, const char *what)
 {
 	int r;
 	do {
@@ -268,7 +175,7 @@ static int sq_run(struct sq_store *sq, sqlite3_stmt *st, struct shoal_err *err, 
 	return r < 0 ? r : 0;
 }
 
-static int sq_exec_id(struct sq_store *sq, enum stmt_id id, struct shoal_err *err, const char *what)
+int sq_exec_id(struct sq_store *sq, enum stmt_id id, struct shoal_err *err, const char *what)
 {
 	sqlite3_stmt *st;
 	int r = sq_stmt(sq, id, &st, err);
@@ -277,13 +184,13 @@ static int sq_exec_id(struct sq_store *sq, enum stmt_id id, struct shoal_err *er
 	return sq_run(sq, st, err, what);
 }
 
-static void sq_rollback(struct sq_store *sq)
+void sq_rollback(struct sq_store *sq)
 {
 	if (!sqlite3_get_autocommit(sq->db))
 		sq_exec_id(sq, ST_ROLLBACK, NULL, "rolling back");
 }
 
-static int sq_meta_get(struct sq_store *sq, const char *name, int64_t *ret, struct shoal_err *err)
+int sq_meta_get(struct sq_store *sq, const char *name, int64_t *ret, struct shoal_err *err)
 {
 	_cleanup_reset_ sqlite3_stmt *st = NULL;
 	int r = sq_stmt(sq, ST_META_GET, &st, err);
@@ -299,7 +206,7 @@ static int sq_meta_get(struct sq_store *sq, const char *name, int64_t *ret, stru
 	return 0;
 }
 
-static int sq_meta_set(struct sq_store *sq, const char *name, int64_t value, struct shoal_err *err)
+int sq_meta_set(struct sq_store *sq, const char *name, int64_t value, struct shoal_err *err)
 {
 	sqlite3_stmt *st;
 	int r = sq_stmt(sq, ST_META_SET, &st, err);
@@ -313,7 +220,7 @@ static int sq_meta_set(struct sq_store *sq, const char *name, int64_t value, str
 /* [key, end) for a key or a prefix. A key's end is key + NUL, the first blob after
  * it; a prefix with no end covers everything, and a run of 0xff one byte longer
  * than any allowed key stands for that. */
-static int sq_range_end(const char *key, bool prefix, char **ret, size_t *ret_len)
+int sq_range_end(const char *key, bool prefix, char **ret, size_t *ret_len)
 {
 	size_t n = strlen(key);
 	char *end;
@@ -342,7 +249,7 @@ static int sq_range_end(const char *key, bool prefix, char **ret, size_t *ret_le
 	return 0;
 }
 
-static char *sq_column_dup(sqlite3_stmt *st, int col, size_t *ret_len)
+char *sq_column_dup(sqlite3_stmt *st, int col, size_t *ret_len)
 {
 	const void *p = sqlite3_column_blob(st, col);
 	int n = sqlite3_column_bytes(st, col);
@@ -421,267 +328,9 @@ static void sq_kvs_clear(struct store_kvs *kvs)
 	*kvs = (struct store_kvs){};
 }
 
-/* Watches. */
-
-static void sq_watch_queue(struct sq_watch *w)
-{
-	if (w->queued || w->dead || w->cancelled)
-		return;
-	w->queued = true;
-	event_active(w->ev, EV_TIMEOUT, 0);
-}
-
-static void sq_watch_free(struct sq_watch *w)
-{
-	struct sq_store *sq = w->sq;
-
-	if (w->prev)
-		w->prev->next = w->next;
-	else if (sq->watches == w)
-		sq->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	if (w->ev)
-		event_free(w->ev);
-	free(w->key);
-	free(w->end);
-	free(w);
-}
-
-static void sq_touch(struct sq_write *wr, const char *key, bool prefix)
-{
-	if (wr->n_touched == ARRAY_SIZE(wr->touched)) {
-		/* More ranges than one txn can carry: wake everything. */
-		wr->touched[0].key = "";
-		wr->touched[0].prefix = true;
-		wr->n_touched = 1;
-		return;
-	}
-	wr->touched[wr->n_touched].key = key;
-	wr->touched[wr->n_touched].prefix = prefix;
-	wr->n_touched++;
-}
-
-/* After a commit of revision wr->rev: queue the watches it concerns; watches it
- * does not concern and that were caught up skip the revision. */
-static void sq_notify(struct sq_store *sq, const struct sq_write *wr)
-{
-	for (struct sq_watch *w = sq->watches; w; w = w->next) {
-		if (w->dead || w->cancelled)
-			continue;
-		bool hit = false;
-		for (size_t i = 0; i < wr->n_touched && !hit; i++)
-			hit = store_ranges_overlap(wr->touched[i].key, wr->touched[i].prefix,
-						   w->key, w->prefix);
-		if (hit)
-			sq_watch_queue(w);
-		else if (!w->queued && w->next_rev == wr->rev && w->next_sub == 0)
-			w->next_rev = wr->rev + 1;
-	}
-}
-
-static void sq_events_free(struct store_event *evs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		store_kv_clear(&evs[i].kv);
-	free(evs);
-}
-
-/* Reads the next batch for w. *ret_more says the batch limit cut it. */
-static int sq_watch_fetch(struct sq_watch *w, struct store_event **ret, size_t *ret_n,
-			  bool *ret_more, struct shoal_err *err)
-{
-	struct sq_store *sq = w->sq;
-	struct store_event *evs = NULL;
-	size_t n = 0;
-	int64_t cur, compacted;
-	int r;
-
-	r = sq_exec_id(sq, ST_BEGIN, err, "starting a read");
-	if (r < 0)
-		return r;
-	r = sq_meta_get(sq, "revision", &cur, err);
-	if (r < 0)
-		goto fail;
-	r = sq_meta_get(sq, "compact_revision", &compacted, err);
-	if (r < 0)
-		goto fail;
-	if (w->next_rev < compacted) {
-		r = shoal_err_set(
-			err, ECANCELED,
-			"watch on %s needs revision %lld, but history before revision %lld was compacted; read the current state and watch again from there",
-			w->key, (long long)w->next_rev, (long long)compacted);
-		goto fail;
-	}
-
-	{
-		_cleanup_reset_ sqlite3_stmt *st = NULL;
-		r = sq_stmt(sq, ST_HIST_RANGE, &st, err);
-		if (r < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, w->next_rev);
-		sqlite3_bind_int64(st, 2, w->next_sub);
-		sqlite3_bind_int64(st, 3, cur);
-		sq_bind_key(st, 4, w->key);
-		sq_bind_bytes(st, 5, w->end, w->end_len);
-		sqlite3_bind_int64(st, 6, WATCH_BATCH_MAX);
-
-		evs = calloc(WATCH_BATCH_MAX, sizeof(*evs));
-		if (!evs) {
-			r = shoal_err_set(err, ENOMEM, "out of memory reading watch events");
-			goto fail;
-		}
-		int64_t last_rev = 0, last_sub = 0;
-		for (;;) {
-			r = sq_step(sq, st, err, "reading watch events");
-			if (r < 0)
-				goto fail;
-			if (r == SQLITE_DONE)
-				break;
-			struct store_event *e = &evs[n];
-			last_rev = sqlite3_column_int64(st, 0);
-			last_sub = sqlite3_column_int64(st, 1);
-			e->type = sqlite3_column_int(st, 2) == EV_KIND_DELETE ? STORE_EVENT_DELETE
-									      : STORE_EVENT_PUT;
-			e->kv.key = sq_column_dup(st, 3, NULL);
-			e->kv.value = sq_column_dup(st, 4, &e->kv.value_len);
-			if (!e->kv.key || !e->kv.value) {
-				store_kv_clear(&e->kv);
-				r = shoal_err_set(err, ENOMEM,
-						  "out of memory reading watch events");
-				goto fail;
-			}
-			e->kv.mod_revision = last_rev;
-			e->kv.create_revision = sqlite3_column_int64(st, 5);
-			e->kv.version = sqlite3_column_int64(st, 6);
-			e->kv.lease = sqlite3_column_int64(st, 7);
-			n++;
-		}
-		if (n == WATCH_BATCH_MAX) {
-			w->next_rev = last_rev;
-			w->next_sub = last_sub + 1;
-			*ret_more = true;
-		} else {
-			if (w->next_rev <= cur) {
-				w->next_rev = cur + 1;
-				w->next_sub = 0;
-			}
-			*ret_more = false;
-		}
-	}
-	r = sq_exec_id(sq, ST_COMMIT, err, "ending a read");
-	if (r < 0)
-		goto fail;
-	*ret = evs;
-	*ret_n = n;
-	return 0;
-fail:
-	sq_rollback(sq);
-	sq_events_free(evs, n);
-	return r;
-}
-
-static void sq_watch_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sq_watch *w = arg;
-	struct shoal_err err = {};
-	struct store_event *evs = NULL;
-	size_t n = 0;
-	bool more = false;
-
-	w->queued = false;
-	if (w->dead || w->cancelled)
-		return;
-	int r = sq_watch_fetch(w, &evs, &n, &more, &err);
-
-	w->in_cb = true;
-	if (r < 0) {
-		/* Locked by another process: try again on the next turn. */
-		if (r == -EBUSY) {
-			w->in_cb = false;
-			sq_watch_queue(w);
-			return;
-		}
-		w->dead = true;
-		w->cb(NULL, 0, &err, w->userdata);
-	} else if (n > 0) {
-		w->cb(evs, n, NULL, w->userdata);
-	}
-	w->in_cb = false;
-	sq_events_free(evs, n);
-
-	if (w->cancelled)
-		sq_watch_free(w);
-	else if (more)
-		sq_watch_queue(w);
-}
-
-static int sq_watch(struct store *s, const char *key, bool prefix, int64_t start_revision,
-		    store_watch_cb cb, void *userdata, struct store_watch **ret,
-		    struct shoal_err *err)
-{
-	struct sq_store *sq = SQ(s);
-	int r;
-
-	if (!sq->base)
-		return shoal_err_set(err, EINVAL,
-				     "watching %s needs an event loop; open the store with one",
-				     key);
-	struct sq_watch *w = calloc(1, sizeof(*w));
-	if (!w)
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	w->pub.store = s;
-	w->sq = sq;
-	w->prefix = prefix;
-	w->cb = cb;
-	w->userdata = userdata;
-	w->key = strdup(key);
-	if (!w->key || sq_range_end(key, prefix, &w->end, &w->end_len) < 0) {
-		r = shoal_err_set(err, ENOMEM, "out of memory");
-		goto fail;
-	}
-	w->ev = event_new(sq->base, -1, 0, sq_watch_cb, w);
-	if (!w->ev) {
-		r = shoal_err_set(err, ENOMEM, "cannot create the watch event");
-		goto fail;
-	}
-	if (start_revision == 0) {
-		int64_t cur;
-		r = sq_meta_get(sq, "revision", &cur, err);
-		if (r < 0)
-			goto fail;
-		w->next_rev = cur + 1;
-	} else {
-		w->next_rev = start_revision;
-	}
-
-	w->next = sq->watches;
-	if (sq->watches)
-		sq->watches->prev = w;
-	sq->watches = w;
-	if (start_revision != 0)
-		sq_watch_queue(w);
-	*ret = &w->pub;
-	return 0;
-fail:
-	sq_watch_free(w);
-	return r;
-}
-
-static void sq_watch_cancel(struct store_watch *pw)
-{
-	struct sq_watch *w = SQW(pw);
-
-	if (w->in_cb) {
-		w->cancelled = true;
-		return;
-	}
-	sq_watch_free(w);
-}
-
 /* Writes. */
 
-static int sq_write_begin(struct sq_store *sq, struct sq_write *wr, struct shoal_err *err)
+int sq_write_begin(struct sq_store *sq, struct sq_write *wr, struct shoal_err *err)
 {
 	int64_t cur;
 
@@ -713,14 +362,6 @@ static int sq_compact_locked(struct sq_store *sq, int64_t revision, struct shoal
 	return sq_meta_set(sq, "compact_revision", revision, err);
 }
 
-/* Watches still behind the compaction point learn it now. */
-static void sq_watches_compacted(struct sq_store *sq, int64_t revision)
-{
-	for (struct sq_watch *w = sq->watches; w; w = w->next)
-		if (w->next_rev < revision)
-			sq_watch_queue(w);
-}
-
 /* Keeps history to about history_keep revisions. It runs once the excess reaches a tenth
  * of that, so that the delete is paid for by many writes, not each one. */
 static int sq_auto_compact(struct sq_store *sq, struct sq_write *wr, struct shoal_err *err)
@@ -745,8 +386,8 @@ static int sq_auto_compact(struct sq_store *sq, struct sq_write *wr, struct shoa
 	return 0;
 }
 
-static int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *ret_revision,
-			   struct shoal_err *err)
+int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *ret_revision,
+		    struct shoal_err *err)
 {
 	int r;
 
@@ -771,23 +412,6 @@ static int sq_write_commit(struct sq_store *sq, struct sq_write *wr, int64_t *re
 fail:
 	sq_rollback(sq);
 	return r;
-}
-
-static int sq_lease_check(struct sq_store *sq, int64_t lease, const char *key,
-			  struct shoal_err *err)
-{
-	_cleanup_reset_ sqlite3_stmt *st = NULL;
-	int r = sq_stmt(sq, ST_LEASE_GET, &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, lease);
-	r = sq_step(sq, st, err, "reading a lease");
-	if (r < 0)
-		return r;
-	if (r != SQLITE_ROW)
-		return shoal_err_set(err, ENOENT, "lease %lld for %s not found; grant a new one",
-				     (long long)lease, key);
-	return 0;
 }
 
 static int sq_apply_put(struct sq_store *sq, struct sq_write *wr, const char *key,
@@ -891,129 +515,6 @@ static int sq_apply_delete(struct sq_store *sq, struct sq_write *wr, const char 
 	if (ret_deleted)
 		*ret_deleted = deleted;
 	return 0;
-}
-
-/* Deletes a lease and its keys in one write of its own. */
-static int sq_lease_remove(struct sq_store *sq, int64_t id, struct shoal_err *err)
-{
-	struct sq_write wr;
-	sqlite3_stmt *st;
-	int r;
-
-	r = sq_write_begin(sq, &wr, err);
-	if (r < 0)
-		return r;
-	{
-		_cleanup_reset_ sqlite3_stmt *q = NULL;
-		r = sq_stmt(sq, ST_LEASE_GET, &q, err);
-		if (r < 0)
-			goto fail;
-		sqlite3_bind_int64(q, 1, id);
-		r = sq_step(sq, q, err, "reading a lease");
-		if (r < 0)
-			goto fail;
-		if (r != SQLITE_ROW) {
-			r = shoal_err_set(err, ENOENT, "lease %lld not found", (long long)id);
-			goto fail;
-		}
-	}
-
-	r = sq_stmt(sq, ST_HIST_DELETE_LEASE, &st, err);
-	if (r < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, wr.rev);
-	sqlite3_bind_int64(st, 2, wr.sub);
-	sqlite3_bind_int64(st, 3, id);
-	r = sq_run(sq, st, err, "recording history");
-	if (r < 0)
-		goto fail;
-	wr.sub += sqlite3_changes64(sq->db);
-
-	r = sq_stmt(sq, ST_KV_DELETE_LEASE, &st, err);
-	if (r < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	r = sq_run(sq, st, err, "deleting leased keys");
-	if (r < 0)
-		goto fail;
-
-	r = sq_stmt(sq, ST_LEASE_DELETE, &st, err);
-	if (r < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	r = sq_run(sq, st, err, "deleting a lease");
-	if (r < 0)
-		goto fail;
-
-	/* The keys are not at hand; every watch looks. */
-	sq_touch(&wr, "", true);
-	return sq_write_commit(sq, &wr, NULL, err);
-fail:
-	sq_rollback(sq);
-	return r;
-}
-
-/* Removes every lease whose deadline has passed. */
-static int sq_expire_leases(struct sq_store *sq, struct shoal_err *err)
-{
-	for (;;) {
-		int64_t ids[LEASE_EXPIRE_BATCH];
-		size_t n = 0;
-		int r;
-		{
-			_cleanup_reset_ sqlite3_stmt *st = NULL;
-			r = sq_stmt(sq, ST_LEASE_EXPIRED, &st, err);
-			if (r < 0)
-				return r;
-			sqlite3_bind_int64(st, 1, now_ns());
-			sqlite3_bind_int64(st, 2, LEASE_EXPIRE_BATCH);
-			while ((r = sq_step(sq, st, err, "reading leases")) == SQLITE_ROW)
-				ids[n++] = sqlite3_column_int64(st, 0);
-			if (r < 0)
-				return r;
-		}
-		for (size_t i = 0; i < n; i++) {
-			r = sq_lease_remove(sq, ids[i], err);
-			/* Another handle on the same file may have expired it first. */
-			if (r < 0 && r != -ENOENT)
-				return r;
-		}
-		if (n < LEASE_EXPIRE_BATCH)
-			return 0;
-	}
-}
-
-static void sq_lease_timer_arm(struct sq_store *sq, bool retry)
-{
-	_cleanup_reset_ sqlite3_stmt *st = NULL;
-	int64_t delay;
-
-	if (!sq->lease_timer)
-		return;
-	if (sq_stmt(sq, ST_LEASE_NEXT, &st, NULL) < 0 ||
-	    sq_step(sq, st, NULL, "reading leases") != SQLITE_ROW) {
-		delay = LEASE_RETRY_NS;
-	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-		event_del(sq->lease_timer);
-		return;
-	} else {
-		delay = sqlite3_column_int64(st, 0) - now_ns();
-		if (delay < 0)
-			delay = 0;
-		if (retry && delay < LEASE_RETRY_NS)
-			delay = LEASE_RETRY_NS;
-	}
-	/* Rounded up to whole microseconds so the timer never fires before the deadline. */
-	int64_t us = (delay + 999) / 1000;
-	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
-	event_add(sq->lease_timer, &tv);
-}
-
-static void sq_lease_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sq_store *sq = arg;
-	int r = sq_expire_leases(sq, NULL);
-	sq_lease_timer_arm(sq, r < 0);
 }
 
 /* The ops. */
@@ -1208,80 +709,6 @@ fail:
 	sq_rollback(sq);
 fail_clear:
 	store_txn_result_clear(&res);
-	return r;
-}
-
-static int sq_lease_grant(struct store *s, int64_t ttl_s, int64_t *ret_id, struct shoal_err *err)
-{
-	struct sq_store *sq = SQ(s);
-	sqlite3_stmt *st;
-	int64_t id;
-	int r;
-
-	if (!sq->base)
-		return shoal_err_set(err, EINVAL,
-				     "leases need an event loop; open the store with one");
-	r = sq_exec_id(sq, ST_BEGIN_IMMEDIATE, err, "starting a write");
-	if (r < 0)
-		return r;
-	r = sq_meta_get(sq, "next_lease", &id, err);
-	if (r < 0)
-		goto fail;
-	r = sq_stmt(sq, ST_LEASE_INSERT, &st, err);
-	if (r < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, ttl_s);
-	sqlite3_bind_int64(st, 3, now_ns() + ttl_s * NSEC_PER_SEC);
-	r = sq_run(sq, st, err, "granting a lease");
-	if (r < 0)
-		goto fail;
-	r = sq_meta_set(sq, "next_lease", id + 1, err);
-	if (r < 0)
-		goto fail;
-	r = sq_exec_id(sq, ST_COMMIT, err, "committing");
-	if (r < 0)
-		goto fail;
-	sq_lease_timer_arm(sq, false);
-	*ret_id = id;
-	return 0;
-fail:
-	sq_rollback(sq);
-	return r;
-}
-
-static int sq_lease_keepalive(struct store *s, int64_t id, struct shoal_err *err)
-{
-	struct sq_store *sq = SQ(s);
-	sqlite3_stmt *st;
-
-	int r = sq_stmt(sq, ST_LEASE_KEEPALIVE, &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now_ns());
-	r = sq_run(sq, st, err, "renewing a lease");
-	if (r < 0)
-		return r;
-	if (sqlite3_changes64(sq->db) == 1) {
-		sq_lease_timer_arm(sq, false);
-		return 0;
-	}
-
-	/* Unknown, or past its deadline with the timer not run yet: then it expires now. */
-	r = sq_lease_remove(sq, id, err);
-	sq_lease_timer_arm(sq, false);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	return shoal_err_set(err, ENOENT, "lease %lld not found or expired; grant a new one",
-			     (long long)id);
-}
-
-static int sq_lease_revoke(struct store *s, int64_t id, struct shoal_err *err)
-{
-	struct sq_store *sq = SQ(s);
-	int r = sq_lease_remove(sq, id, err);
-	sq_lease_timer_arm(sq, false);
 	return r;
 }
 
