@@ -113,6 +113,9 @@ int sq_exec_id(struct sq_store *sq, enum stmt_id id, struct shoal_err *err, cons
 void sq_rollback(struct sq_store *sq);
 int sq_meta_get(struct sq_store *sq, const char *name, int64_t *ret, struct shoal_err *err);
 int sq_meta_set(struct sq_store *sq, const char *name, int64_t value, struct shoal_err *err);
+/* The store revision and the compaction point, in the caller's transaction. */
+int sq_revisions_get(struct sq_store *sq, int64_t *ret_revision, int64_t *ret_compacted,
+		     struct shoal_err *err);
 /* [key, end) for a key or a prefix; *ret is malloc'ed. */
 int sq_range_end(const char *key, bool prefix, char **ret, size_t *ret_len);
 /* A NUL-terminated copy of a BLOB column, or NULL when out of memory. */

@@ -26,9 +26,11 @@ int sq_lease_check(struct sq_store *sq, int64_t lease, const char *key, struct s
 	r = sq_step(sq, st, err, "reading a lease");
 	if (r < 0)
 		return r;
-	if (r != SQLITE_ROW)
+	if (r != SQLITE_ROW && key)
 		return shoal_err_set(err, ENOENT, "lease %lld for %s not found; grant a new one",
 				     (long long)lease, key);
+	if (r != SQLITE_ROW)
+		return shoal_err_set(err, ENOENT, "lease %lld not found", (long long)lease);
 	return 0;
 }
 
@@ -42,20 +44,9 @@ static int sq_lease_remove(struct sq_store *sq, int64_t id, struct shoal_err *er
 	r = sq_write_begin(sq, &wr, err);
 	if (r < 0)
 		return r;
-	{
-		_cleanup_reset_ sqlite3_stmt *q = NULL;
-		r = sq_stmt(sq, ST_LEASE_GET, &q, err);
-		if (r < 0)
-			goto fail;
-		sqlite3_bind_int64(q, 1, id);
-		r = sq_step(sq, q, err, "reading a lease");
-		if (r < 0)
-			goto fail;
-		if (r != SQLITE_ROW) {
-			r = shoal_err_set(err, ENOENT, "lease %lld not found", (long long)id);
-			goto fail;
-		}
-	}
+	r = sq_lease_check(sq, id, NULL, err);
+	if (r < 0)
+		goto fail;
 
 	r = sq_stmt(sq, ST_HIST_DELETE_LEASE, &st, err);
 	if (r < 0)

@@ -93,10 +93,7 @@ static int sq_watch_fetch(struct sq_watch *w, struct store_event **ret, size_t *
 	r = sq_exec_id(sq, ST_BEGIN, err, "starting a read");
 	if (r < 0)
 		return r;
-	r = sq_meta_get(sq, "revision", &cur, err);
-	if (r < 0)
-		goto fail;
-	r = sq_meta_get(sq, "compact_revision", &compacted, err);
+	r = sq_revisions_get(sq, &cur, &compacted, err);
 	if (r < 0)
 		goto fail;
 	if (w->next_rev < compacted) {

@@ -27,6 +27,13 @@
 #define SCHEMA_VERSION	1
 #define BUSY_TIMEOUT_MS 5000
 
+/* A delete event, at revision ?1 and from sub ?2 on in key order, for every kv row
+ * the WHERE clause that follows picks. */
+#define HIST_DELETE_SELECT                                                             \
+	"INSERT INTO history(rev, sub, type, key, value, create_rev, version, lease) " \
+	"SELECT ?1, ?2 + row_number() OVER (ORDER BY key) - 1, 1, key, x'', 0, 0, 0 "  \
+	"FROM kv WHERE "
+
 static const char *const stmt_sql[ST__MAX] = {
 	[ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
 	[ST_BEGIN] = "BEGIN",
@@ -47,14 +54,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_HIST_PUT] =
 		"INSERT INTO history(rev, sub, type, key, value, create_rev, version, lease) "
 		"VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
-	[ST_HIST_DELETE_RANGE] =
-		"INSERT INTO history(rev, sub, type, key, value, create_rev, version, lease) "
-		"SELECT ?1, ?2 + row_number() OVER (ORDER BY key) - 1, 1, key, x'', 0, 0, 0 "
-		"FROM kv WHERE key >= ?3 AND key < ?4",
-	[ST_HIST_DELETE_LEASE] =
-		"INSERT INTO history(rev, sub, type, key, value, create_rev, version, lease) "
-		"SELECT ?1, ?2 + row_number() OVER (ORDER BY key) - 1, 1, key, x'', 0, 0, 0 "
-		"FROM kv WHERE lease = ?3",
+	[ST_HIST_DELETE_RANGE] = HIST_DELETE_SELECT "key >= ?3 AND key < ?4",
+	[ST_HIST_DELETE_LEASE] = HIST_DELETE_SELECT "lease = ?3",
 	[ST_HIST_RANGE] = "SELECT rev, sub, type, key, value, create_rev, version, lease "
 			  "FROM history WHERE (rev, sub) >= (?1, ?2) AND rev <= ?3 "
 			  "AND key >= ?4 AND key < ?5 ORDER BY rev, sub LIMIT ?6",
@@ -215,6 +216,21 @@ int sq_meta_set(struct sq_store *sq, const char *name, int64_t value, struct sho
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, value);
 	return sq_run(sq, st, err, "writing the store revision");
+}
+
+int sq_revisions_get(struct sq_store *sq, int64_t *ret_revision, int64_t *ret_compacted,
+		     struct shoal_err *err)
+{
+	int64_t cur, compacted;
+	int r = sq_meta_get(sq, "revision", &cur, err);
+	if (r < 0)
+		return r;
+	r = sq_meta_get(sq, "compact_revision", &compacted, err);
+	if (r < 0)
+		return r;
+	*ret_revision = cur;
+	*ret_compacted = compacted;
+	return 0;
 }
 
 /* [key, end) for a key or a prefix. A key's end is key + NUL, the first blob after
@@ -721,10 +737,7 @@ static int sq_compact(struct store *s, int64_t revision, struct shoal_err *err)
 	r = sq_exec_id(sq, ST_BEGIN_IMMEDIATE, err, "starting a write");
 	if (r < 0)
 		return r;
-	r = sq_meta_get(sq, "revision", &cur, err);
-	if (r < 0)
-		goto fail;
-	r = sq_meta_get(sq, "compact_revision", &compacted, err);
+	r = sq_revisions_get(sq, &cur, &compacted, err);
 	if (r < 0)
 		goto fail;
 	if (revision > cur) {
