@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ServiceSpec JSON <-> struct service_spec: parsing with Docker's defaults, validation that
- * names every problem with its JSON path, and the JSON the API shows back. */
+/* ServiceSpec JSON -> struct service_spec: parsing with Docker's defaults, and validation
+ * that names every problem with its JSON path. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +14,7 @@
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
-#include "sched/spec.h"
+#include "sched/spec-internal.h"
 
 #define PATH_MAX_LEN	 256
 #define MIN_MEMORY_LIMIT (6LL * 1024 * 1024) /* Docker's minimum memory limit */
@@ -186,7 +186,9 @@ static int get_str(struct pctx *c, json_t *obj, const char *key, size_t max, cha
 	return r;
 }
 
-static int get_i64(struct pctx *c, json_t *obj, const char *key, int64_t *ret)
+/* A non-negative integer; expected says what it stands for in an error. */
+static int get_nonneg(struct pctx *c, json_t *obj, const char *key, const char *expected,
+		      int64_t *ret)
 {
 	json_t *v = field(obj, key);
 	if (!v)
@@ -194,13 +196,18 @@ static int get_i64(struct pctx *c, json_t *obj, const char *key, int64_t *ret)
 	size_t m = enter(c, key);
 	int r = -1;
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		perr_type(c, "a non-negative integer", v);
+		perr_type(c, expected, v);
 	} else {
 		*ret = json_integer_value(v);
 		r = 1;
 	}
 	leave(c, m);
 	return r;
+}
+
+static int get_i64(struct pctx *c, json_t *obj, const char *key, int64_t *ret)
+{
+	return get_nonneg(c, obj, key, "a non-negative integer", ret);
 }
 
 static int get_u64(struct pctx *c, json_t *obj, const char *key, uint64_t *ret)
@@ -214,19 +221,7 @@ static int get_u64(struct pctx *c, json_t *obj, const char *key, uint64_t *ret)
 
 static int get_duration(struct pctx *c, json_t *obj, const char *key, int64_t *ret)
 {
-	json_t *v = field(obj, key);
-	if (!v)
-		return 0;
-	size_t m = enter(c, key);
-	int r = -1;
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		perr_type(c, "a duration in nanoseconds (a non-negative integer)", v);
-	} else {
-		*ret = json_integer_value(v);
-		r = 1;
-	}
-	leave(c, m);
-	return r;
+	return get_nonneg(c, obj, key, "a duration in nanoseconds (a non-negative integer)", ret);
 }
 
 static int get_bool(struct pctx *c, json_t *obj, const char *key, bool *ret)
@@ -331,17 +326,6 @@ static int label_cmp(const void *a, const void *b)
 	return strcmp(((const struct spec_label *)a)->key, ((const struct spec_label *)b)->key);
 }
 
-static void labels_free(struct spec_labels *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].key);
-		free(l->v[i].value);
-	}
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
 static int get_labels(struct pctx *c, json_t *obj, const char *key, struct spec_labels *ret)
 {
 	json_t *v = field(obj, key);
@@ -384,11 +368,11 @@ static int get_labels(struct pctx *c, json_t *obj, const char *key, struct spec_
 		}
 		if (ok) {
 			qsort(l.v, l.n, sizeof(*l.v), label_cmp);
-			labels_free(ret);
+			spec_labels_free(ret);
 			*ret = l;
 			r = 1;
 		} else {
-			labels_free(&l);
+			spec_labels_free(&l);
 		}
 	}
 	leave(c, m);
@@ -1104,539 +1088,4 @@ int spec_errors_format(const struct spec_errors *errs, struct shoal_err *err)
 	if (shown < errs->total)
 		snprintf(buf + len, sizeof(buf) - len, "; and %zu more", errs->total - shown);
 	return shoal_err_set_status(err, 400, EINVAL, "%s", buf);
-}
-
-/* Freeing */
-
-static void healthcheck_free(struct healthcheck *h)
-{
-	if (!h)
-		return;
-	strv_free(h->test);
-	free(h);
-}
-
-static void container_done(struct container_spec *ct)
-{
-	free(ct->image);
-	strv_free(ct->command);
-	strv_free(ct->args);
-	strv_free(ct->env);
-	free(ct->dir);
-	free(ct->user);
-	free(ct->hostname);
-	labels_free(&ct->labels);
-	healthcheck_free(ct->healthcheck);
-	free(ct->stop_signal);
-	strv_free(ct->cap_add);
-	strv_free(ct->cap_drop);
-}
-
-static void task_done(struct task_template *t)
-{
-	container_done(&t->container);
-	for (size_t i = 0; i < t->n_constraints; i++)
-		spec_constraint_done(&t->constraints[i]);
-	free(t->constraints);
-	for (size_t i = 0; i < t->n_prefs; i++)
-		free(t->prefs[i].spread_key);
-	free(t->prefs);
-	for (size_t i = 0; i < t->n_networks; i++) {
-		free(t->networks[i].target);
-		strv_free(t->networks[i].aliases);
-	}
-	free(t->networks);
-}
-
-void service_spec_free(struct service_spec *s)
-{
-	if (!s)
-		return;
-	free(s->name);
-	labels_free(&s->labels);
-	task_done(&s->task);
-	if (s->port_names) {
-		for (size_t i = 0; i < s->n_ports; i++)
-			free(s->port_names[i]);
-	}
-	free(s->port_names);
-	free(s->ports);
-	free(s);
-}
-
-/* Serialising */
-
-struct jb {
-	bool fail;
-};
-
-static void put(struct jb *b, json_t *o, const char *key, json_t *v)
-{
-	if (json_object_set_new(o, key, v) < 0)
-		b->fail = true;
-}
-
-static void put_str(struct jb *b, json_t *o, const char *key, const char *s)
-{
-	if (s)
-		put(b, o, key, json_string(s));
-}
-
-static void put_int(struct jb *b, json_t *o, const char *key, int64_t v)
-{
-	put(b, o, key, json_integer(v));
-}
-
-static json_t *strv_json(struct jb *b, char *const *v)
-{
-	json_t *a = json_array();
-	if (!a) {
-		b->fail = true;
-		return NULL;
-	}
-	for (size_t i = 0; v && v[i]; i++) {
-		if (json_array_append_new(a, json_string(v[i])) < 0)
-			b->fail = true;
-	}
-	return a;
-}
-
-static void put_strv(struct jb *b, json_t *o, const char *key, char *const *v)
-{
-	if (v && v[0])
-		put(b, o, key, strv_json(b, v));
-}
-
-static json_t *labels_json(struct jb *b, const struct spec_labels *l)
-{
-	json_t *o = json_object();
-	if (!o)
-		b->fail = true;
-	for (size_t i = 0; o && i < l->n; i++)
-		put_str(b, o, l->v[i].key, l->v[i].value ? l->v[i].value : "");
-	return o;
-}
-
-static json_t *healthcheck_json(struct jb *b, const struct healthcheck *h)
-{
-	json_t *o = json_object();
-	put_strv(b, o, "Test", h->test);
-	if (h->interval_ns)
-		put_int(b, o, "Interval", h->interval_ns);
-	if (h->timeout_ns)
-		put_int(b, o, "Timeout", h->timeout_ns);
-	if (h->start_period_ns)
-		put_int(b, o, "StartPeriod", h->start_period_ns);
-	if (h->retries)
-		put_int(b, o, "Retries", h->retries);
-	if (!o)
-		b->fail = true;
-	return o;
-}
-
-static json_t *container_json(struct jb *b, const struct container_spec *ct)
-{
-	json_t *o = json_object();
-	put_str(b, o, "Image", ct->image);
-	put_strv(b, o, "Command", ct->command);
-	put_strv(b, o, "Args", ct->args);
-	put_strv(b, o, "Env", ct->env);
-	put_str(b, o, "Dir", ct->dir);
-	put_str(b, o, "User", ct->user);
-	put_str(b, o, "Hostname", ct->hostname);
-	if (ct->labels.n)
-		put(b, o, "Labels", labels_json(b, &ct->labels));
-	if (ct->healthcheck)
-		put(b, o, "Healthcheck", healthcheck_json(b, ct->healthcheck));
-	put_int(b, o, "StopGracePeriod", ct->stop_grace_period_ns);
-	put_str(b, o, "StopSignal", ct->stop_signal);
-	put(b, o, "ReadOnly", json_boolean(ct->read_only));
-	put_strv(b, o, "CapabilityAdd", ct->cap_add);
-	put_strv(b, o, "CapabilityDrop", ct->cap_drop);
-	if (ct->has_init)
-		put(b, o, "Init", json_boolean(ct->init));
-	if (!o)
-		b->fail = true;
-	return o;
-}
-
-static json_t *update_json(struct jb *b, const struct update_config *u)
-{
-	json_t *o = json_object();
-	put_int(b, o, "Parallelism", (int64_t)u->parallelism);
-	put_int(b, o, "Delay", u->delay_ns);
-	put_str(b, o, "FailureAction", spec_failure_action_str(u->failure_action));
-	put_int(b, o, "Monitor", u->monitor_ns);
-	put(b, o, "MaxFailureRatio", json_real(u->max_failure_ratio));
-	put_str(b, o, "Order", spec_update_order_str(u->order));
-	if (!o)
-		b->fail = true;
-	return o;
-}
-
-static json_t *task_json(struct jb *b, const struct task_template *t)
-{
-	json_t *o = json_object();
-	put(b, o, "ContainerSpec", container_json(b, &t->container));
-
-	json_t *lim = json_object(), *res = json_object(), *r = json_object();
-	put_int(b, lim, "NanoCPUs", t->limits.nano_cpus);
-	put_int(b, lim, "MemoryBytes", t->limits.memory_bytes);
-	put_int(b, lim, "Pids", t->limits.pids);
-	put_int(b, res, "NanoCPUs", t->reservations.nano_cpus);
-	put_int(b, res, "MemoryBytes", t->reservations.memory_bytes);
-	put(b, r, "Limits", lim);
-	put(b, r, "Reservations", res);
-	put(b, o, "Resources", r);
-
-	json_t *rp = json_object();
-	put_str(b, rp, "Condition", spec_restart_condition_str(t->restart.condition));
-	put_int(b, rp, "Delay", t->restart.delay_ns);
-	put_int(b, rp, "MaxAttempts", (int64_t)t->restart.max_attempts);
-	put_int(b, rp, "Window", t->restart.window_ns);
-	put(b, o, "RestartPolicy", rp);
-
-	json_t *pl = json_object();
-	if (t->n_constraints) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < t->n_constraints; i++) {
-			char *cs = spec_format_constraint(&t->constraints[i]);
-			if (!cs || json_array_append_new(a, json_string(cs)) < 0)
-				b->fail = true;
-			free(cs);
-		}
-		put(b, pl, "Constraints", a);
-	}
-	if (t->n_prefs) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < t->n_prefs; i++) {
-			json_t *sd = json_object(), *sp = json_object();
-			put_str(b, sd, "SpreadDescriptor", t->prefs[i].spread_key);
-			put(b, sp, "Spread", sd);
-			if (json_array_append_new(a, sp) < 0)
-				b->fail = true;
-		}
-		put(b, pl, "Preferences", a);
-	}
-	if (t->max_replicas)
-		put_int(b, pl, "MaxReplicas", (int64_t)t->max_replicas);
-	put(b, o, "Placement", pl);
-
-	if (t->n_networks) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < t->n_networks; i++) {
-			json_t *n = json_object();
-			put_str(b, n, "Target", t->networks[i].target);
-			put_strv(b, n, "Aliases", t->networks[i].aliases);
-			if (json_array_append_new(a, n) < 0)
-				b->fail = true;
-		}
-		put(b, o, "Networks", a);
-	}
-	put_int(b, o, "ForceUpdate", (int64_t)t->force_update);
-	if (!o)
-		b->fail = true;
-	return o;
-}
-
-json_t *service_spec_to_json(const struct service_spec *s)
-{
-	struct jb b = {0};
-	json_t *o = json_object();
-	put_str(&b, o, "Name", s->name);
-	put(&b, o, "Labels", labels_json(&b, &s->labels));
-	put(&b, o, "TaskTemplate", task_json(&b, &s->task));
-
-	json_t *mode = json_object();
-	if (s->mode == SERVICE_GLOBAL) {
-		put(&b, mode, "Global", json_object());
-	} else {
-		json_t *rep = json_object();
-		put_int(&b, rep, "Replicas", (int64_t)s->replicas);
-		put(&b, mode, "Replicated", rep);
-	}
-	put(&b, o, "Mode", mode);
-	put(&b, o, "UpdateConfig", update_json(&b, &s->update));
-	put(&b, o, "RollbackConfig", update_json(&b, &s->rollback));
-
-	json_t *ep = json_object();
-	put_str(&b, ep, "Mode", spec_endpoint_mode_str(s->endpoint_mode));
-	if (s->n_ports) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < s->n_ports; i++) {
-			const struct port_config *p = &s->ports[i];
-			json_t *po = json_object();
-			if (s->port_names)
-				put_str(&b, po, "Name", s->port_names[i]);
-			put_str(&b, po, "Protocol", spec_protocol_str(p->protocol));
-			put_int(&b, po, "TargetPort", p->target_port);
-			put_int(&b, po, "PublishedPort", p->published_port);
-			put_str(&b, po, "PublishMode", spec_publish_mode_str(p->mode));
-			if (json_array_append_new(a, po) < 0)
-				b.fail = true;
-		}
-		put(&b, ep, "Ports", a);
-	}
-	put(&b, o, "EndpointSpec", ep);
-
-	if (b.fail || !o) {
-		json_decref(o);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return o;
-}
-
-/* Copying */
-
-static char *sdup(bool *fail, const char *s)
-{
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*fail = true;
-	return d;
-}
-
-static char **vdup(bool *fail, char *const *v)
-{
-	if (!v)
-		return NULL;
-	char **d = strv_copy(v);
-	if (!d)
-		*fail = true;
-	return d;
-}
-
-static void *adup(bool *fail, const void *p, size_t n, size_t size)
-{
-	if (!p || !n)
-		return NULL;
-	void *d = calloc(n, size);
-	if (!d)
-		*fail = true;
-	return d;
-}
-
-static struct spec_labels labels_dup(bool *fail, const struct spec_labels *l)
-{
-	struct spec_labels d = {.v = adup(fail, l->v, l->n, sizeof(*l->v))};
-	for (size_t i = 0; d.v && i < l->n; i++) {
-		d.v[i].key = sdup(fail, l->v[i].key);
-		d.v[i].value = sdup(fail, l->v[i].value);
-		d.n++;
-	}
-	return d;
-}
-
-struct service_spec *service_spec_dup(const struct service_spec *s)
-{
-	bool fail = false;
-	struct service_spec *d = calloc(1, sizeof(*d));
-	if (!d)
-		return NULL;
-	*d = *s;
-	d->name = sdup(&fail, s->name);
-	d->labels = labels_dup(&fail, &s->labels);
-
-	const struct container_spec *sc = &s->task.container;
-	struct container_spec *dc = &d->task.container;
-	dc->image = sdup(&fail, sc->image);
-	dc->command = vdup(&fail, sc->command);
-	dc->args = vdup(&fail, sc->args);
-	dc->env = vdup(&fail, sc->env);
-	dc->dir = sdup(&fail, sc->dir);
-	dc->user = sdup(&fail, sc->user);
-	dc->hostname = sdup(&fail, sc->hostname);
-	dc->labels = labels_dup(&fail, &sc->labels);
-	dc->healthcheck = adup(&fail, sc->healthcheck, 1, sizeof(*sc->healthcheck));
-	if (dc->healthcheck) {
-		*dc->healthcheck = *sc->healthcheck;
-		dc->healthcheck->test = vdup(&fail, sc->healthcheck->test);
-	}
-	dc->stop_signal = sdup(&fail, sc->stop_signal);
-	dc->cap_add = vdup(&fail, sc->cap_add);
-	dc->cap_drop = vdup(&fail, sc->cap_drop);
-
-	const struct task_template *st = &s->task;
-	struct task_template *dt = &d->task;
-	dt->constraints = adup(&fail, st->constraints, st->n_constraints, sizeof(*st->constraints));
-	dt->n_constraints = 0;
-	for (size_t i = 0; dt->constraints && i < st->n_constraints; i++) {
-		dt->constraints[i].key = sdup(&fail, st->constraints[i].key);
-		dt->constraints[i].op = st->constraints[i].op;
-		dt->constraints[i].value = sdup(&fail, st->constraints[i].value);
-		dt->n_constraints++;
-	}
-	dt->prefs = adup(&fail, st->prefs, st->n_prefs, sizeof(*st->prefs));
-	dt->n_prefs = 0;
-	for (size_t i = 0; dt->prefs && i < st->n_prefs; i++) {
-		dt->prefs[i].spread_key = sdup(&fail, st->prefs[i].spread_key);
-		dt->n_prefs++;
-	}
-	dt->networks = adup(&fail, st->networks, st->n_networks, sizeof(*st->networks));
-	dt->n_networks = 0;
-	for (size_t i = 0; dt->networks && i < st->n_networks; i++) {
-		dt->networks[i].target = sdup(&fail, st->networks[i].target);
-		dt->networks[i].aliases = vdup(&fail, st->networks[i].aliases);
-		dt->n_networks++;
-	}
-
-	d->ports = adup(&fail, s->ports, s->n_ports, sizeof(*s->ports));
-	d->port_names = adup(&fail, s->ports, s->n_ports, sizeof(*s->port_names));
-	if (!d->ports || !d->port_names)
-		d->n_ports = 0;
-	if (d->n_ports)
-		memcpy(d->ports, s->ports, s->n_ports * sizeof(*s->ports));
-	for (size_t i = 0; s->port_names && i < d->n_ports; i++)
-		d->port_names[i] = sdup(&fail, s->port_names[i]);
-
-	if (fail) {
-		service_spec_free(d);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return d;
-}
-
-/* Comparing */
-
-static bool str_eq(const char *a, const char *b)
-{
-	if (!a || !b)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-/* NULL and empty vectors are the same: both mean "the image's". */
-static bool strv_eq(char *const *a, char *const *b)
-{
-	size_t n = strv_length(a);
-	if (n != strv_length(b))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	}
-	return true;
-}
-
-static bool labels_eq(const struct spec_labels *a, const struct spec_labels *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++) {
-		if (!str_eq(a->v[i].key, b->v[i].key) || !str_eq(a->v[i].value, b->v[i].value))
-			return false;
-	}
-	return true;
-}
-
-static bool healthcheck_eq(const struct healthcheck *a, const struct healthcheck *b)
-{
-	if (!a || !b)
-		return a == b;
-	return strv_eq(a->test, b->test) && a->interval_ns == b->interval_ns &&
-	       a->timeout_ns == b->timeout_ns && a->start_period_ns == b->start_period_ns &&
-	       a->retries == b->retries;
-}
-
-static bool container_eq(const struct container_spec *a, const struct container_spec *b)
-{
-	return str_eq(a->image, b->image) && strv_eq(a->command, b->command) &&
-	       strv_eq(a->args, b->args) && strv_eq(a->env, b->env) && str_eq(a->dir, b->dir) &&
-	       str_eq(a->user, b->user) && str_eq(a->hostname, b->hostname) &&
-	       labels_eq(&a->labels, &b->labels) &&
-	       healthcheck_eq(a->healthcheck, b->healthcheck) &&
-	       a->stop_grace_period_ns == b->stop_grace_period_ns &&
-	       str_eq(a->stop_signal, b->stop_signal) && a->read_only == b->read_only &&
-	       strv_eq(a->cap_add, b->cap_add) && strv_eq(a->cap_drop, b->cap_drop) &&
-	       a->has_init == b->has_init && (!a->has_init || a->init == b->init);
-}
-
-static bool resources_eq(const struct sched_resources *a, const struct sched_resources *b)
-{
-	return a->nano_cpus == b->nano_cpus && a->memory_bytes == b->memory_bytes &&
-	       a->pids == b->pids;
-}
-
-bool service_spec_task_equal(const struct service_spec *a, const struct service_spec *b)
-{
-	const struct task_template *x = &a->task, *y = &b->task;
-	if (!container_eq(&x->container, &y->container) || !resources_eq(&x->limits, &y->limits) ||
-	    !resources_eq(&x->reservations, &y->reservations) ||
-	    x->restart.condition != y->restart.condition ||
-	    x->restart.delay_ns != y->restart.delay_ns ||
-	    x->restart.max_attempts != y->restart.max_attempts ||
-	    x->restart.window_ns != y->restart.window_ns || x->max_replicas != y->max_replicas ||
-	    x->force_update != y->force_update || x->n_constraints != y->n_constraints ||
-	    x->n_prefs != y->n_prefs || x->n_networks != y->n_networks)
-		return false;
-	for (size_t i = 0; i < x->n_constraints; i++) {
-		const struct constraint *p = &x->constraints[i], *q = &y->constraints[i];
-		if (p->op != q->op || !str_eq(p->key, q->key) || !str_eq(p->value, q->value))
-			return false;
-	}
-	for (size_t i = 0; i < x->n_prefs; i++) {
-		if (!str_eq(x->prefs[i].spread_key, y->prefs[i].spread_key))
-			return false;
-	}
-	for (size_t i = 0; i < x->n_networks; i++) {
-		if (!str_eq(x->networks[i].target, y->networks[i].target) ||
-		    !strv_eq(x->networks[i].aliases, y->networks[i].aliases))
-			return false;
-	}
-	return true;
-}
-
-/* The container a task runs, as Docker's swarm executor builds it: Command replaces the
- * entrypoint (and then the image's cmd is not used), Args replaces the cmd. */
-json_t *service_task_container_config(const struct service_spec *s, const char *task_name)
-{
-	struct jb b = {0};
-	const struct container_spec *ct = &s->task.container;
-	json_t *o = json_object();
-	put_str(&b, o, "Image", ct->image);
-	if (ct->command && ct->command[0]) {
-		put(&b, o, "Entrypoint", strv_json(&b, ct->command));
-		put(&b, o, "Cmd", strv_json(&b, ct->args));
-	} else if (ct->args && ct->args[0]) {
-		put(&b, o, "Cmd", strv_json(&b, ct->args));
-	}
-	put_strv(&b, o, "Env", ct->env);
-	put_str(&b, o, "WorkingDir", ct->dir);
-	put_str(&b, o, "User", ct->user);
-	put_str(&b, o, "Hostname", ct->hostname);
-
-	json_t *labels = labels_json(&b, &ct->labels);
-	put_str(&b, labels, "com.docker.swarm.service.name", s->name);
-	put_str(&b, labels, "com.docker.swarm.task.name", task_name);
-	put(&b, o, "Labels", labels);
-
-	put_str(&b, o, "StopSignal", ct->stop_signal);
-	/* Whole seconds, rounded up so a grace period is never cut short. */
-	put_int(&b, o, "StopTimeout", (ct->stop_grace_period_ns + 999999999) / 1000000000);
-	if (ct->healthcheck)
-		put(&b, o, "Healthcheck", healthcheck_json(&b, ct->healthcheck));
-
-	json_t *hc = json_object();
-	put_int(&b, hc, "Memory", s->task.limits.memory_bytes);
-	put_int(&b, hc, "MemoryReservation", s->task.reservations.memory_bytes);
-	put_int(&b, hc, "NanoCpus", s->task.limits.nano_cpus);
-	if (s->task.limits.pids > 0)
-		put_int(&b, hc, "PidsLimit", s->task.limits.pids);
-	put(&b, hc, "ReadonlyRootfs", json_boolean(ct->read_only));
-	put_strv(&b, hc, "CapAdd", ct->cap_add);
-	put_strv(&b, hc, "CapDrop", ct->cap_drop);
-	if (ct->has_init)
-		put(&b, hc, "Init", json_boolean(ct->init));
-	put(&b, o, "HostConfig", hc);
-
-	if (b.fail || !o) {
-		json_decref(o);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return o;
 }
