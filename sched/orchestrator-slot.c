@@ -67,26 +67,27 @@ int orch_wtask_shutdown(struct orch_ctx *c, struct orch_wtask *w, enum task_stat
 	return orch_action_apply(&w->t, a, c->now, c->err);
 }
 
-static int do_start(struct orch_ctx *c, struct orch_wtask *w)
+/* A START or ORPHAN action on w, with its message. */
+static int do_act(struct orch_ctx *c, struct orch_wtask *w, enum orch_action_type type,
+		  const char *msg)
 {
-	struct orch_action *a = orch_ctx_push(c, ORCH_ACT_START);
+	struct orch_action *a = orch_ctx_push(c, type);
 	if (!a)
 		return -errno;
 	snprintf(a->task_id, sizeof(a->task_id), "%s", w->t.id);
-	snprintf(a->message, sizeof(a->message), "starting");
+	snprintf(a->message, sizeof(a->message), "%s", msg);
 	w->touched = true;
 	return orch_action_apply(&w->t, a, c->now, c->err);
 }
 
+static int do_start(struct orch_ctx *c, struct orch_wtask *w)
+{
+	return do_act(c, w, ORCH_ACT_START, "starting");
+}
+
 static int do_orphan(struct orch_ctx *c, struct orch_wtask *w, const char *why)
 {
-	struct orch_action *a = orch_ctx_push(c, ORCH_ACT_ORPHAN);
-	if (!a)
-		return -errno;
-	snprintf(a->task_id, sizeof(a->task_id), "%s", w->t.id);
-	snprintf(a->message, sizeof(a->message), "%s", why);
-	w->touched = true;
-	return orch_action_apply(&w->t, a, c->now, c->err);
+	return do_act(c, w, ORCH_ACT_ORPHAN, why);
 }
 
 static int do_delete(struct orch_ctx *c, struct orch_wtask *w)
