@@ -3,13 +3,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "cli/cli.h"
 
-/* Shared between the container commands: option ids (short options use their
- * letter) and the run/attach helpers that start, exec and logs reuse. */
+/* Shared between the command files: option ids (short options use their letter), the
+ * run/attach helpers that start, exec and logs reuse, and the helpers of cmd-common.c. */
 enum {
 	OPT_RM = 1000,
 	OPT_NAME,
@@ -36,6 +37,8 @@ enum {
 	OPT_SINCE,
 	OPT_UNTIL,
 	OPT_TYPE,
+	OPT_PRETTY,
+	OPT_NO_PRUNE,
 };
 
 int cli_attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool interactive,
@@ -45,3 +48,76 @@ int cli_env_file_add(json_t *env, const char *path, char *err, size_t errsize);
 int cli_start_failure_status(const char *msg);
 bool cli_stream_multiplexed(const struct cli_http_resp *resp, bool tty);
 int cli_strv_json_push(json_t *obj, const char *key, const char *v);
+int cli_attach_pump(struct cli_ctx *ctx, struct cli_http *stream, const struct cli_http_resp *resp,
+		    bool tty, bool interactive, bool sig_proxy, const char *container_id,
+		    const char *resize_path, struct shoal_err *err);
+
+/* JSON (cmd-common.c) */
+
+/* The value at a dotted path ("Spec.Mode.Replicated.Replicas"); NULL when absent or null. */
+json_t *cli_json_get(json_t *o, const char *path);
+const char *cli_json_str(json_t *o, const char *path);
+/* The number at path, 0 when absent. */
+json_int_t cli_json_int(json_t *o, const char *path);
+/* The object under key (or at a dotted path), created when missing; NULL on ENOMEM. */
+json_t *cli_json_obj(json_t *o, const char *key);
+json_t *cli_json_obj_path(json_t *o, const char *path);
+/* "running" -> "Running" */
+void cli_title(const char *s, char *buf, size_t size);
+/* RFC 3339 (with optional fraction and offset) to unix seconds; 0 when unparsable. */
+int64_t cli_time_parse(const char *s);
+/* A swarm object id cut to 12 characters when trunc. */
+void cli_id_trunc(const char *id, bool trunc, char *buf, size_t size);
+
+/* Commands (cmd-common.c) */
+
+/* Ends a flag loop on an id the command does not handle: CLI_OPT_HELP prints the usage
+ * (exit status 0), anything else prints p->error (125). Frees p either way. */
+int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,
+		  const char *desc);
+/* Frees p and prints a wrong argument count (exit status 1). */
+int cli_opts_args_fail(const struct cli_ctx *ctx, struct cli_opts *p, const char *usage,
+		       const char *desc, const char *requirement);
+/* Prints fmt expanded for v and a newline; v NULL counts as out of memory. Returns 0, or 1
+ * after printing the template error. */
+int cli_template_println(const char *fmt, json_t *v);
+/* `inspect` output for the objects in all: pretty (when given) prints each object, else
+ * format expands for each, else all is printed as indented JSON. Returns 0 or an exit
+ * status. */
+int cli_inspect_print(json_t *all, const char *format, void (*pretty)(json_t *obj, size_t index));
+/* `service inspect` and `node inspect`: -f/--format, --pretty, one GET per argument. */
+struct cli_inspect_kind {
+	const char *usage, *desc;
+	const char *noun; /* "node": "Error: no such node: NAME" on a 404 */
+	json_t *(*get)(struct cli_ctx *ctx, const char *ref, struct shoal_err *err);
+	void (*pretty)(json_t *obj, size_t index);
+};
+int cli_inspect_swarm(struct cli_ctx *ctx, int argc, char **argv,
+		      const struct cli_inspect_kind *kind);
+/* Sends method to <prefix>/<argument><suffix> for every positional argument of p; prints
+ * the argument (with print_status: a wait's StatusCode) per success and the daemon's
+ * error per failure. Returns the exit status. */
+int cli_each_request(struct cli_ctx *ctx, const struct cli_opts *p, const char *prefix,
+		     const char *method, const char *suffix, bool print_status);
+/* GETs path, a log stream (multiplexed unless the daemon says raw or tty), and copies it
+ * to stdout and stderr. Returns the exit status. */
+int cli_logs_stream(struct cli_ctx *ctx, const char *path, bool tty);
+
+/* Services (cmd-service-progress.c) */
+
+enum cli_service_wait_kind { CLI_WAIT_CREATE, CLI_WAIT_UPDATE, CLI_WAIT_ROLLBACK };
+/* GET /services/<name>; NULL with err set. */
+json_t *cli_service_get(struct cli_ctx *ctx, const char *name, struct shoal_err *err);
+/* GET /tasks for one service (NULL: all), up_to_date adding docker's "_up-to-date" filter,
+ * extra_filters ({"key": {"value": true}}) merged in. NULL with err set. */
+json_t *cli_service_tasks_get(struct cli_ctx *ctx, const char *service_id, bool up_to_date,
+			      json_t *extra_filters, struct shoal_err *err);
+/* Polls the service until its tasks converge, showing progress unless quiet. before:
+ * UpdateStatus.StartedAt read before the update was posted (NULL for create). Returns the
+ * exit status. */
+int cli_service_wait(struct cli_ctx *ctx, const char *id, enum cli_service_wait_kind kind,
+		     bool quiet, const char *before);
+/* Whether a task's desired state is running (or on its way to it). */
+bool cli_task_desired_running(json_t *task);
+/* Newer of two tasks for one slot (b may be NULL): later CreatedAt, then higher Version. */
+bool cli_task_newer(json_t *a, json_t *b);

@@ -149,6 +149,7 @@ static char *filters_query(json_t *filters)
 
 int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
+	static const char usage[] = "[OPTIONS]", desc[] = "List containers";
 	bool all = false, quiet = false, trunc = true;
 	const char *format = NULL;
 	_cleanup_json_ json_t *filters = json_object();
@@ -178,19 +179,14 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 				return cli_usage_error(ctx, msg);
 			}
 			break;
-		case CLI_OPT_HELP:
-			cli_opts_done(&p);
-			cli_usage(ctx, "[OPTIONS]", "List containers", ps_opts);
-			return 0;
 		default:
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
 	int npos = p.npos;
 	cli_opts_done(&p);
 	if (npos > 0)
-		return cli_args_error(ctx, "[OPTIONS]", "List containers", "accepts no arguments");
+		return cli_args_error(ctx, usage, desc, "accepts no arguments");
 
 	_cleanup_free_ char *fq = filters_query(filters);
 	_cleanup_free_ char *path = NULL;
@@ -226,15 +222,9 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		if (quiet) {
 			printf("%s\n", json_string_value(json_object_get(row, "ID")));
 		} else if (format) {
-			char terr[256];
-			_cleanup_free_ char *s =
-				cli_template_render(format, row, terr, sizeof(terr));
-			if (!s) {
-				fprintf(stderr, "template parsing error: %s\n", terr);
-				status = 1;
+			status = cli_template_println(format, row);
+			if (status)
 				break;
-			}
-			printf("%s\n", s);
 		} else {
 			const char *cells[7];
 			static const char *const keys[] = {
@@ -323,12 +313,6 @@ int cli_parse_timestamp(const char *s, int64_t now, char *buf, size_t size)
 	return 0;
 }
 
-static int write_cb(void *userdata, int stream, const void *data, size_t len)
-{
-	int r = write_all(stream == CLI_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO, data, len);
-	return r == -EPIPE ? r : 0;
-}
-
 static json_t *inspect_container(struct cli_ctx *ctx, const char *name, struct shoal_err *err)
 {
 	_cleanup_free_ char *path = cli_obj_path("/containers", name, "/json");
@@ -367,19 +351,12 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 		case OPT_UNTIL:
 			until = p.value;
 			break;
-		case CLI_OPT_HELP:
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, logs_opts);
-			return 0;
 		default:
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos != 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires exactly 1 argument");
-	}
+	if (p.npos != 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires exactly 1 argument");
 	const char *name = p.pos[0];
 	cli_opts_done(&p);
 
@@ -409,36 +386,7 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 		     esince ? "&since=" : "", esince ? esince : "", euntil ? "&until=" : "",
 		     euntil ? euntil : "") < 0)
 		return cli_oom();
-	_cleanup_http_ struct cli_http *c = NULL;
-	struct cli_http_resp resp;
-	struct cli_call call = {.method = "GET", .path = path, .body_fd = -1};
-	if (cli_request(ctx, &call, &c, &resp, &err) < 0) {
-		cli_print_err(&err);
-		return 1;
-	}
-	bool mux = cli_stream_multiplexed(&resp, tty);
-	struct cli_stdcopy sc = {0};
-	_cleanup_free_ char *buf = malloc(64 * 1024);
-	if (!buf)
-		return cli_oom();
-	for (;;) {
-		ssize_t n = cli_http_read_body(c, buf, 64 * 1024);
-		if (n < 0) {
-			fprintf(stderr, "Error reading logs: %s\n", strerror((int)-n));
-			return 1;
-		}
-		if (n == 0)
-			break;
-		int r = mux ? cli_stdcopy_feed(&sc, buf, (size_t)n, write_cb, NULL)
-			    : write_all(STDOUT_FILENO, buf, (size_t)n);
-		if (r == -EPIPE)
-			return 0;
-		if (r < 0) {
-			fprintf(stderr, "Error: malformed log stream from daemon\n");
-			return 1;
-		}
-	}
-	return 0;
+	return cli_logs_stream(ctx, path, tty);
 }
 
 /* exec */
@@ -497,23 +445,16 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 		case 'w':
 			workdir = p.value;
 			break;
-		case CLI_OPT_HELP:
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, exec_opts);
-			return 0;
 		default:
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
 	if (r < 0) {
 		cli_opts_done(&p);
 		return cli_usage_error(ctx, err_text[0] ? err_text : strerror(-r));
 	}
-	if (p.npos < 2) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 2 arguments");
-	}
+	if (p.npos < 2)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 2 arguments");
 	if (!detach && tty && interactive && !isatty(STDIN_FILENO)) {
 		cli_opts_done(&p);
 		fprintf(stderr, "the input device is not a TTY\n");
@@ -572,21 +513,7 @@ int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 		int st = cli_start_failure_status(err.msg);
 		return st == CLI_EXIT_USAGE ? 126 : st;
 	}
-	if (tty && interactive && isatty(STDIN_FILENO))
-		cli_tty_raw(STDIN_FILENO);
-	if (tty)
-		cli_resize(ctx, rpath, STDOUT_FILENO);
-	struct cli_stream_opts so = {
-		.tty = tty,
-		.multiplexed = cli_stream_multiplexed(&resp, tty),
-		.attach_stdin = interactive,
-		.resize_path = rpath,
-		.in_fd = STDIN_FILENO,
-		.out_fd = STDOUT_FILENO,
-		.err_fd = STDERR_FILENO,
-	};
-	int pr = cli_stream_pump(ctx, stream, &so, &err);
-	cli_tty_restore();
+	int pr = cli_attach_pump(ctx, stream, &resp, tty, interactive, false, NULL, rpath, &err);
 	cli_signals_restore();
 	if (pr < 0) {
 		cli_print_err(&err);
@@ -623,19 +550,11 @@ int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv)
 			attach = cli_opts_bool(&p);
 		else if (id == 'i')
 			interactive = cli_opts_bool(&p);
-		else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, start_opts);
-			return 0;
-		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
-		}
+		else
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	struct shoal_err err = {0};
 	int status = 0;
 	if (attach || interactive) {
@@ -662,57 +581,8 @@ int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv)
 		status = cli_attach_start(ctx, cid, tty, interactive && open_stdin, !tty, true);
 		return status == CLI_EXIT_USAGE ? 1 : status;
 	}
-	for (int i = 0; i < p.npos; i++) {
-		_cleanup_free_ char *path = cli_obj_path("/containers", p.pos[i], "/start");
-		if (!path) {
-			status = cli_oom();
-			break;
-		}
-		if (cli_call_json(ctx, "POST", path, NULL, NULL, NULL, &err) < 0) {
-			cli_print_err(&err);
-			status = 1;
-			continue;
-		}
-		printf("%s\n", p.pos[i]);
-	}
+	status = cli_each_request(ctx, &p, "/containers", "POST", "/start", false);
 	cli_opts_done(&p);
-	return status;
-}
-
-struct simple_cmd {
-	const char *usage, *desc;
-	const struct cli_opt *opts;
-};
-
-/* Runs method on prefix/<name><suffix> for every positional; prints the name
- * (or the wait status) per success, the daemon's error per failure. */
-static int each_container(struct cli_ctx *ctx, struct cli_opts *p, const char *method,
-			  const char *suffix, bool print_status)
-{
-	int status = 0;
-	struct shoal_err err = {0};
-	for (int i = 0; i < p->npos; i++) {
-		_cleanup_free_ char *path = cli_obj_path("/containers", p->pos[i], suffix);
-		if (!path)
-			return cli_oom();
-		_cleanup_json_ json_t *resp = NULL;
-		if (cli_call_json(ctx, method, path, NULL, NULL, &resp, &err) < 0) {
-			cli_print_err(&err);
-			status = 1;
-			continue;
-		}
-		if (print_status) {
-			json_t *code = json_object_get(resp, "StatusCode");
-			const char *emsg = json_string_value(
-				json_object_get(json_object_get(resp, "Error"), "Message"));
-			if (emsg && *emsg)
-				fprintf(stderr, "%s\n", emsg);
-			printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(code));
-		} else {
-			printf("%s\n", p->pos[i]);
-		}
-		fflush(stdout);
-	}
 	return status;
 }
 
@@ -752,26 +622,19 @@ int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 			free(sig_q);
 			if (!e || asprintf(&sig_q, "signal=%s", e) < 0)
 				sig_q = NULL;
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, stop_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	_cleanup_free_ char *suffix = NULL;
 	if (asprintf(&suffix, "/stop%s%s%s%s", time_q || sig_q ? "?" : "", time_q ? time_q : "",
 		     time_q && sig_q ? "&" : "", sig_q ? sig_q : "") < 0) {
 		cli_opts_done(&p);
 		return cli_oom();
 	}
-	int r = each_container(ctx, &p, "POST", suffix, false);
+	int r = cli_each_request(ctx, &p, "/containers", "POST", suffix, false);
 	cli_opts_done(&p);
 	return r;
 }
@@ -793,25 +656,18 @@ int cli_cmd_kill(struct cli_ctx *ctx, int argc, char **argv)
 	while ((id = cli_opts_next(&p)) != 0) {
 		if (id == 's') {
 			sig = p.value;
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, kill_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	_cleanup_free_ char *esig = cli_escape(sig), *suffix = NULL;
 	if (!esig || asprintf(&suffix, "/kill?signal=%s", esig) < 0) {
 		cli_opts_done(&p);
 		return cli_oom();
 	}
-	int r = each_container(ctx, &p, "POST", suffix, false);
+	int r = cli_each_request(ctx, &p, "/containers", "POST", suffix, false);
 	cli_opts_done(&p);
 	return r;
 }
@@ -837,24 +693,17 @@ int cli_cmd_rm(struct cli_ctx *ctx, int argc, char **argv)
 			force = cli_opts_bool(&p);
 		} else if (id == 'v') {
 			volumes = cli_opts_bool(&p);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, rm_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	const char *suffix = force && volumes ? "?force=1&v=1"
 			     : force	      ? "?force=1"
 			     : volumes	      ? "?v=1"
 					      : "";
-	int r = each_container(ctx, &p, "DELETE", suffix, false);
+	int r = cli_each_request(ctx, &p, "/containers", "DELETE", suffix, false);
 	cli_opts_done(&p);
 	return r;
 }
@@ -869,19 +718,11 @@ int cli_cmd_wait(struct cli_ctx *ctx, int argc, char **argv)
 	struct cli_opts p;
 	cli_opts_init(&p, no_opts, argc, argv, false);
 	int id;
-	while ((id = cli_opts_next(&p)) != 0) {
-		cli_opts_done(&p);
-		if (id == CLI_OPT_HELP) {
-			cli_usage(ctx, usage, desc, no_opts);
-			return 0;
-		}
-		return cli_usage_error(ctx, p.error);
-	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
-	int r = each_container(ctx, &p, "POST", "/wait", true);
+	if ((id = cli_opts_next(&p)) != 0)
+		return cli_opts_fail(ctx, &p, id, usage, desc);
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
+	int r = cli_each_request(ctx, &p, "/containers", "POST", "/wait", true);
 	cli_opts_done(&p);
 	return r;
 }
@@ -921,20 +762,14 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 			}
 		} else if (id == 's') {
 			size = cli_opts_bool(&p);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, inspect_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx,
-					       id == OPT_TYPE ? "unknown flag: --type" : p.error);
+			if (id == OPT_TYPE)
+				snprintf(p.error, sizeof(p.error), "unknown flag: --type");
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	_cleanup_json_ json_t *all = json_array();
 	if (!all) {
 		cli_opts_done(&p);
@@ -975,27 +810,8 @@ static int inspect_objects(struct cli_ctx *ctx, int argc, char **argv, const cha
 		json_array_append_new(all, obj);
 	}
 	cli_opts_done(&p);
-	if (format) {
-		size_t i;
-		json_t *obj;
-		json_array_foreach(all, i, obj)
-		{
-			char terr[256];
-			_cleanup_free_ char *s =
-				cli_template_render(format, obj, terr, sizeof(terr));
-			if (!s) {
-				fprintf(stderr, "template parsing error: %s\n", terr);
-				return 1;
-			}
-			printf("%s\n", s);
-		}
-	} else {
-		_cleanup_free_ char *s = json_dumps(all, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-		if (!s)
-			return cli_oom();
-		printf("%s\n", s);
-	}
-	return status;
+	int r = cli_inspect_print(all, format, NULL);
+	return r ? r : status;
 }
 
 int cli_cmd_inspect(struct cli_ctx *ctx, int argc, char **argv)

@@ -9,12 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
-
-enum { OPT_NO_TRUNC = 1000, OPT_FORMAT, OPT_NO_PRUNE };
 
 int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -141,13 +140,8 @@ int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv)
 			input = p.value;
 		} else if (id == 'q') {
 			quiet = cli_opts_bool(&p);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, load_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
 	int npos = p.npos;
@@ -217,21 +211,14 @@ int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv)
 			r |= query_add(&q, "message", p.value);
 		} else if (id == 'c') {
 			r |= query_add(&q, "changes", p.value);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, import_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1 || p.npos > 2) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc,
-				      p.npos < 1 ? "requires at least 1 argument"
-						 : "requires at most 2 arguments");
-	}
+	if (p.npos < 1 || p.npos > 2)
+		return cli_opts_args_fail(ctx, &p, usage, desc,
+					  p.npos < 1 ? "requires at least 1 argument"
+						     : "requires at most 2 arguments");
 	const char *file = p.pos[0];
 	if (p.npos == 2) {
 		_cleanup_free_ char *repo = NULL;
@@ -287,19 +274,12 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 			trunc = !cli_opts_bool(&p);
 		} else if (id == OPT_FORMAT) {
 			format = p.value;
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, ls_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos > 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at most 1 argument");
-	}
+	if (p.npos > 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at most 1 argument");
 	_cleanup_free_ char *match = p.npos == 1 ? strdup(p.pos[0]) : NULL;
 	cli_opts_done(&p);
 
@@ -412,19 +392,12 @@ int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv)
 			force = cli_opts_bool(&p);
 		} else if (id == OPT_NO_PRUNE) {
 			noprune = cli_opts_bool(&p);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, rmi_opts);
-			return 0;
 		} else {
-			cli_opts_done(&p);
-			return cli_usage_error(ctx, p.error);
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	int status = 0;
 	for (int i = 0; i < p.npos; i++) {
 		_cleanup_free_ char *e = cli_escape(p.pos[i]), *path = NULL;

@@ -15,40 +15,6 @@
 
 #define MAX_LABEL_FLAGS 256
 
-static json_t *jget(json_t *o, const char *path)
-{
-	char key[128];
-	while (o && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		if (n >= sizeof(key))
-			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
-		o = json_object_get(o, key);
-		path += n + (dot ? 1 : 0);
-	}
-	return json_is_null(o) ? NULL : o;
-}
-
-static const char *jstr(json_t *o, const char *path)
-{
-	return json_string_value(jget(o, path));
-}
-
-static json_int_t jint(json_t *o, const char *path)
-{
-	json_t *v = jget(o, path);
-	return json_is_number(v) ? (json_int_t)json_number_value(v) : 0;
-}
-
-static void title(const char *s, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s", s ? s : "");
-	if (buf[0])
-		buf[0] = (char)toupper((unsigned char)buf[0]);
-}
-
 /* This node's id: /info's Swarm.NodeID, else its ID. NULL when unknown. */
 static char *self_id(struct cli_ctx *ctx)
 {
@@ -56,9 +22,9 @@ static char *self_id(struct cli_ctx *ctx)
 	struct shoal_err e = {0};
 	if (cli_call_json(ctx, "GET", "/info", NULL, NULL, &info, &e) < 0)
 		return NULL;
-	const char *id = jstr(info, "Swarm.NodeID");
+	const char *id = cli_json_str(info, "Swarm.NodeID");
 	if (!id || !*id)
-		id = jstr(info, "ID");
+		id = cli_json_str(info, "ID");
 	return id && *id ? strdup(id) : NULL;
 }
 
@@ -78,7 +44,7 @@ static json_t *get_node(struct cli_ctx *ctx, const char *ref, struct shoal_err *
 	json_t *j = NULL;
 	if (cli_call_json(ctx, "GET", path, NULL, NULL, &j, err) < 0)
 		return NULL;
-	if (!json_is_object(j) || !jstr(j, "ID")) {
+	if (!json_is_object(j) || !cli_json_str(j, "ID")) {
 		json_decref(j);
 		shoal_err_set(err, EIO, "Error: malformed node from daemon");
 		return NULL;
@@ -86,7 +52,7 @@ static json_t *get_node(struct cli_ctx *ctx, const char *ref, struct shoal_err *
 	return j;
 }
 
-enum { NOPT_AVAILABILITY = 3000, NOPT_LABEL_ADD, NOPT_LABEL_RM, NOPT_ROLE, NOPT_PRETTY };
+enum { NOPT_AVAILABILITY = 3000, NOPT_LABEL_ADD, NOPT_LABEL_RM, NOPT_ROLE };
 
 /* ls */
 
@@ -100,9 +66,9 @@ static const struct cli_opt ls_opts[] = {
 static int node_cmp(const void *a, const void *b)
 {
 	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int c = strcmp(jstr(x, "Description.Hostname") ?: "",
-		       jstr(y, "Description.Hostname") ?: "");
-	return c ? c : strcmp(jstr(x, "ID") ?: "", jstr(y, "ID") ?: "");
+	int c = strcmp(cli_json_str(x, "Description.Hostname") ?: "",
+		       cli_json_str(y, "Description.Hostname") ?: "");
+	return c ? c : strcmp(cli_json_str(x, "ID") ?: "", cli_json_str(y, "ID") ?: "");
 }
 
 static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
@@ -123,14 +89,8 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 				cli_opts_done(&p);
 				return cli_oom();
 			}
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, ls_opts);
-			return 0;
 		} else {
-			int r = cli_usage_error(ctx, p.error);
-			cli_opts_done(&p);
-			return r;
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
 	int npos = p.npos;
@@ -156,7 +116,7 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 	qsort(sorted, n, sizeof(*sorted), node_cmp);
 	if (quiet) {
 		for (size_t i = 0; i < n; i++)
-			printf("%s\n", jstr(sorted[i], "ID") ?: "");
+			printf("%s\n", cli_json_str(sorted[i], "ID") ?: "");
 		return 0;
 	}
 	_cleanup_free_ char *self = self_id(ctx);
@@ -169,35 +129,31 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 	int status = 0;
 	for (size_t i = 0; i < n; i++) {
 		json_t *node = sorted[i];
-		const char *nid = jstr(node, "ID") ?: "";
+		const char *nid = cli_json_str(node, "ID") ?: "";
 		bool is_self = self && strcmp(self, nid) == 0;
 		char idb[160], st[32], av[32], mgr[32] = "";
 		snprintf(idb, sizeof(idb), "%s%s", nid, is_self ? " *" : "");
-		title(jstr(node, "Status.State"), st, sizeof(st));
-		title(jstr(node, "Spec.Availability"), av, sizeof(av));
-		if (jget(node, "ManagerStatus")) {
-			if (json_is_true(jget(node, "ManagerStatus.Leader")))
+		cli_title(cli_json_str(node, "Status.State"), st, sizeof(st));
+		cli_title(cli_json_str(node, "Spec.Availability"), av, sizeof(av));
+		if (cli_json_get(node, "ManagerStatus")) {
+			if (json_is_true(cli_json_get(node, "ManagerStatus.Leader")))
 				snprintf(mgr, sizeof(mgr), "Leader");
 			else
-				title(jstr(node, "ManagerStatus.Reachability"), mgr, sizeof(mgr));
+				cli_title(cli_json_str(node, "ManagerStatus.Reachability"), mgr,
+					  sizeof(mgr));
 		}
-		const char *cells[] = {idb, jstr(node, "Description.Hostname") ?: "",
-				       st,  av,
-				       mgr, jstr(node, "Description.Engine.EngineVersion") ?: ""};
+		const char *cells[] = {
+			idb, cli_json_str(node, "Description.Hostname") ?: "",
+			st,  av,
+			mgr, cli_json_str(node, "Description.Engine.EngineVersion") ?: ""};
 		if (fmt) {
 			_cleanup_json_ json_t *row = json_pack(
 				"{s:s,s:b,s:s,s:s,s:s,s:s,s:s}", "ID", nid, "Self", is_self,
 				"Hostname", cells[1], "Status", st, "Availability", av,
 				"ManagerStatus", mgr, "EngineVersion", cells[5]);
-			char terr[256] = "";
-			_cleanup_free_ char *out =
-				row ? cli_template_render(fmt, row, terr, sizeof(terr)) : NULL;
-			if (!out) {
-				fprintf(stderr, "template parsing error: %s\n", terr);
-				status = 1;
+			status = cli_template_println(fmt, row);
+			if (status)
 				break;
-			}
-			printf("%s\n", out);
 		} else {
 			cli_table_add(t, cells);
 		}
@@ -210,20 +166,15 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 
 /* inspect */
 
-static const struct cli_opt inspect_opts[] = {
-	{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
-	{NOPT_PRETTY, "pretty", 0, CLI_OPT_BOOL, NULL,
-	 "Print the information in a human friendly format"},
-	{0},
-};
-
-static void pretty_node(json_t *n)
+static void pretty_node(json_t *n, size_t index)
 {
 	char b[64];
-	printf("ID:\t\t\t%s\n", jstr(n, "ID") ?: "");
-	if (jstr(n, "Spec.Name") && *jstr(n, "Spec.Name"))
-		printf("Name:\t\t\t%s\n", jstr(n, "Spec.Name"));
-	json_t *labels = jget(n, "Spec.Labels");
+	if (index)
+		printf("\n");
+	printf("ID:\t\t\t%s\n", cli_json_str(n, "ID") ?: "");
+	if (cli_json_str(n, "Spec.Name") && *cli_json_str(n, "Spec.Name"))
+		printf("Name:\t\t\t%s\n", cli_json_str(n, "Spec.Name"));
+	json_t *labels = cli_json_get(n, "Spec.Labels");
 	if (json_object_size(labels)) {
 		printf("Labels:\n");
 		const char *k;
@@ -231,112 +182,46 @@ static void pretty_node(json_t *n)
 		json_object_foreach(labels, k, v)
 			printf(" - %s=%s\n", k, json_string_value(v) ?: "");
 	}
-	printf("Hostname:\t\t%s\n", jstr(n, "Description.Hostname") ?: "");
-	printf("Joined at:\t\t%s\n", jstr(n, "CreatedAt") ?: "");
+	printf("Hostname:\t\t%s\n", cli_json_str(n, "Description.Hostname") ?: "");
+	printf("Joined at:\t\t%s\n", cli_json_str(n, "CreatedAt") ?: "");
 	printf("Status:\n");
-	title(jstr(n, "Status.State"), b, sizeof(b));
+	cli_title(cli_json_str(n, "Status.State"), b, sizeof(b));
 	printf(" State:\t\t\t%s\n", b);
-	if (jstr(n, "Status.Message") && *jstr(n, "Status.Message"))
-		printf(" Message:\t\t%s\n", jstr(n, "Status.Message"));
-	title(jstr(n, "Spec.Availability"), b, sizeof(b));
+	if (cli_json_str(n, "Status.Message") && *cli_json_str(n, "Status.Message"))
+		printf(" Message:\t\t%s\n", cli_json_str(n, "Status.Message"));
+	cli_title(cli_json_str(n, "Spec.Availability"), b, sizeof(b));
 	printf(" Availability:\t\t%s\n", b);
-	printf(" Address:\t\t%s\n", jstr(n, "Status.Addr") ?: "");
-	if (jget(n, "ManagerStatus")) {
+	printf(" Address:\t\t%s\n", cli_json_str(n, "Status.Addr") ?: "");
+	if (cli_json_get(n, "ManagerStatus")) {
 		printf("Manager Status:\n");
-		printf(" Address:\t\t%s\n", jstr(n, "ManagerStatus.Addr") ?: "");
-		title(jstr(n, "ManagerStatus.Reachability"), b, sizeof(b));
+		printf(" Address:\t\t%s\n", cli_json_str(n, "ManagerStatus.Addr") ?: "");
+		cli_title(cli_json_str(n, "ManagerStatus.Reachability"), b, sizeof(b));
 		printf(" Raft Status:\t\t%s\n", b);
 		printf(" Leader:\t\t%s\n",
-		       json_is_true(jget(n, "ManagerStatus.Leader")) ? "Yes" : "No");
+		       json_is_true(cli_json_get(n, "ManagerStatus.Leader")) ? "Yes" : "No");
 	}
 	printf("Platform:\n");
-	printf(" Operating System:\t%s\n", jstr(n, "Description.Platform.OS") ?: "");
-	printf(" Architecture:\t\t%s\n", jstr(n, "Description.Platform.Architecture") ?: "");
+	printf(" Operating System:\t%s\n", cli_json_str(n, "Description.Platform.OS") ?: "");
+	printf(" Architecture:\t\t%s\n",
+	       cli_json_str(n, "Description.Platform.Architecture") ?: "");
 	printf("Resources:\n");
-	printf(" CPUs:\t\t\t%g\n", (double)jint(n, "Description.Resources.NanoCPUs") / 1e9);
-	cli_bytes_size((double)jint(n, "Description.Resources.MemoryBytes"), b, sizeof(b));
+	printf(" CPUs:\t\t\t%g\n", (double)cli_json_int(n, "Description.Resources.NanoCPUs") / 1e9);
+	cli_bytes_size((double)cli_json_int(n, "Description.Resources.MemoryBytes"), b, sizeof(b));
 	printf(" Memory:\t\t%s\n", b);
-	printf("Engine Version:\t\t%s\n", jstr(n, "Description.Engine.EngineVersion") ?: "");
+	printf("Engine Version:\t\t%s\n",
+	       cli_json_str(n, "Description.Engine.EngineVersion") ?: "");
 }
 
 static int node_inspect(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "[OPTIONS] self|NODE [NODE...]",
-			  desc[] = "Display detailed information on one or more nodes";
-	_cleanup_free_ char *fmt = NULL;
-	bool pretty = false;
-	struct cli_opts p;
-	cli_opts_init(&p, inspect_opts, argc, argv, false);
-	int id;
-	while ((id = cli_opts_next(&p)) != 0) {
-		if (id == 'f') {
-			free(fmt);
-			fmt = strdup(p.value);
-		} else if (id == NOPT_PRETTY) {
-			pretty = cli_opts_bool(&p);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, inspect_opts);
-			return 0;
-		} else {
-			int r = cli_usage_error(ctx, p.error);
-			cli_opts_done(&p);
-			return r;
-		}
-	}
-	if (p.npos < 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires at least 1 argument");
-	}
-	if (pretty && fmt) {
-		cli_opts_done(&p);
-		return cli_usage_error(ctx, "--format is incompatible with human friendly format");
-	}
-	_cleanup_json_ json_t *all = json_array();
-	int status = 0;
-	for (int i = 0; all && i < p.npos; i++) {
-		struct shoal_err e = {0};
-		json_t *node = get_node(ctx, p.pos[i], &e);
-		if (!node) {
-			if (e.status == 404)
-				fprintf(stderr, "Error: no such node: %s\n", p.pos[i]);
-			else
-				cli_print_err(&e);
-			status = 1;
-			continue;
-		}
-		json_array_append_new(all, node);
-	}
-	cli_opts_done(&p);
-	if (!all)
-		return cli_oom();
-	size_t i;
-	json_t *n;
-	if (pretty) {
-		json_array_foreach(all, i, n)
-		{
-			if (i)
-				printf("\n");
-			pretty_node(n);
-		}
-	} else if (fmt) {
-		json_array_foreach(all, i, n)
-		{
-			char terr[256];
-			_cleanup_free_ char *out = cli_template_render(fmt, n, terr, sizeof(terr));
-			if (!out) {
-				fprintf(stderr, "template parsing error: %s\n", terr);
-				return 1;
-			}
-			printf("%s\n", out);
-		}
-	} else {
-		_cleanup_free_ char *out = json_dumps(all, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-		if (!out)
-			return cli_oom();
-		printf("%s\n", out);
-	}
-	return status;
+	static const struct cli_inspect_kind kind = {
+		.usage = "[OPTIONS] self|NODE [NODE...]",
+		.desc = "Display detailed information on one or more nodes",
+		.noun = "node",
+		.get = get_node,
+		.pretty = pretty_node,
+	};
+	return cli_inspect_swarm(ctx, argc, argv, &kind);
 }
 
 /* update */
@@ -352,6 +237,25 @@ static const struct cli_opt update_opts[] = {
 	{0},
 };
 
+/* Sets spec[key] to value (when given) if it is one of choices (NULL-terminated), else
+ * says in err what was expected, as docker does for --availability and --role. */
+static int spec_set_choice(json_t *spec, const char *key, const char *value,
+			   const char *const *choices, const char *expected, char *err,
+			   size_t errsize)
+{
+	if (!value)
+		return 0;
+	for (size_t i = 0; choices[i]; i++)
+		if (strcmp(value, choices[i]) == 0)
+			return json_object_set_new(spec, key, json_string(value)) < 0 ? -ENOMEM : 0;
+	char flag[32];
+	snprintf(flag, sizeof(flag), "%s", key);
+	flag[0] = (char)tolower((unsigned char)flag[0]);
+	snprintf(err, errsize, "invalid argument \"%s\" for \"--%s\" flag: expected %s", value,
+		 flag, expected);
+	return -EINVAL;
+}
+
 json_t *cli_node_spec_edit(json_t *node, const char *availability, const char *role,
 			   char *const *label_add, char *const *label_rm, char *err, size_t errsize)
 {
@@ -360,30 +264,17 @@ json_t *cli_node_spec_edit(json_t *node, const char *availability, const char *r
 	_cleanup_json_ json_t *spec = json_is_object(cur) ? json_deep_copy(cur) : json_object();
 	if (!spec)
 		goto oom;
-	if (availability) {
-		if (strcmp(availability, "active") && strcmp(availability, "pause") &&
-		    strcmp(availability, "drain")) {
-			snprintf(err, errsize,
-				 "invalid argument \"%s\" for \"--availability\" flag: expected "
-				 "\"active\", \"pause\" or \"drain\"",
-				 availability);
-			return NULL;
-		}
-		if (json_object_set_new(spec, "Availability", json_string(availability)) < 0)
-			goto oom;
-	}
-	if (role) {
-		if (strcmp(role, "worker") && strcmp(role, "manager")) {
-			snprintf(
-				err, errsize,
-				"invalid argument \"%s\" for \"--role\" flag: expected \"worker\" or "
-				"\"manager\"",
-				role);
-			return NULL;
-		}
-		if (json_object_set_new(spec, "Role", json_string(role)) < 0)
-			goto oom;
-	}
+	static const char *const availabilities[] = {"active", "pause", "drain", NULL};
+	static const char *const roles[] = {"worker", "manager", NULL};
+	int r = spec_set_choice(spec, "Availability", availability, availabilities,
+				"\"active\", \"pause\" or \"drain\"", err, errsize);
+	if (r == 0)
+		r = spec_set_choice(spec, "Role", role, roles, "\"worker\" or \"manager\"", err,
+				    errsize);
+	if (r == -ENOMEM)
+		goto oom;
+	if (r < 0)
+		return NULL;
 	json_t *labels = json_object_get(spec, "Labels");
 	if (!json_is_object(labels)) {
 		labels = json_object();
@@ -431,24 +322,16 @@ static int node_update(struct cli_ctx *ctx, int argc, char **argv)
 		} else if (id == NOPT_LABEL_ADD || id == NOPT_LABEL_RM) {
 			char ***v = id == NOPT_LABEL_ADD ? &add : &rm;
 			r = strv_length(*v) >= MAX_LABEL_FLAGS ? -E2BIG : strv_push(v, p.value);
-		} else if (id == CLI_OPT_HELP) {
-			cli_opts_done(&p);
-			cli_usage(ctx, usage, desc, update_opts);
-			return 0;
 		} else {
-			int st = cli_usage_error(ctx, p.error);
-			cli_opts_done(&p);
-			return st;
+			return cli_opts_fail(ctx, &p, id, usage, desc);
 		}
 	}
 	if (r < 0) {
 		cli_opts_done(&p);
 		return r == -E2BIG ? cli_usage_error(ctx, "too many label flags") : cli_oom();
 	}
-	if (p.npos != 1) {
-		cli_opts_done(&p);
-		return cli_args_error(ctx, usage, desc, "requires exactly 1 argument");
-	}
+	if (p.npos != 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires exactly 1 argument");
 	_cleanup_free_ char *ref = strdup(p.pos[0]);
 	cli_opts_done(&p);
 	if (!ref)
@@ -468,8 +351,8 @@ static int node_update(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	char suffix[64];
 	snprintf(suffix, sizeof(suffix), "/update?version=%" JSON_INTEGER_FORMAT,
-		 jint(node, "Version.Index"));
-	_cleanup_free_ char *path = cli_obj_path("/nodes", jstr(node, "ID"), suffix);
+		 cli_json_int(node, "Version.Index"));
+	_cleanup_free_ char *path = cli_obj_path("/nodes", cli_json_str(node, "ID"), suffix);
 	if (!path)
 		return cli_oom();
 	if (cli_call_json(ctx, "POST", path, spec, NULL, NULL, &e) < 0) {

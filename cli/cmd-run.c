@@ -590,6 +590,32 @@ bool cli_stream_multiplexed(const struct cli_http_resp *resp, bool tty)
 	return !tty;
 }
 
+/* Pumps an attached stream in the foreground between the terminal and the container (or
+ * exec): the terminal raw when interactive on a tty, its size sent first. */
+int cli_attach_pump(struct cli_ctx *ctx, struct cli_http *stream, const struct cli_http_resp *resp,
+		    bool tty, bool interactive, bool sig_proxy, const char *container_id,
+		    const char *resize_path, struct shoal_err *err)
+{
+	if (tty && interactive && isatty(STDIN_FILENO))
+		cli_tty_raw(STDIN_FILENO);
+	if (tty)
+		cli_resize(ctx, resize_path, STDOUT_FILENO);
+	struct cli_stream_opts so = {
+		.tty = tty,
+		.multiplexed = cli_stream_multiplexed(resp, tty),
+		.attach_stdin = interactive,
+		.sig_proxy = sig_proxy,
+		.container_id = container_id,
+		.resize_path = resize_path,
+		.in_fd = STDIN_FILENO,
+		.out_fd = STDOUT_FILENO,
+		.err_fd = STDERR_FILENO,
+	};
+	int r = cli_stream_pump(ctx, stream, &so, err);
+	cli_tty_restore();
+	return r;
+}
+
 /* Attach, wait, start, pump: the foreground half of `run` and `start -a`.
  * Returns the exit status to use. */
 int cli_attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool interactive,
@@ -636,24 +662,8 @@ int cli_attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool interac
 			goto out;
 		}
 	}
-	if (tty && interactive && isatty(STDIN_FILENO))
-		cli_tty_raw(STDIN_FILENO);
-	if (tty)
-		cli_resize(ctx, resize_path, STDOUT_FILENO);
-
-	struct cli_stream_opts so = {
-		.tty = tty,
-		.multiplexed = cli_stream_multiplexed(&aresp, tty),
-		.attach_stdin = interactive,
-		.sig_proxy = sig_proxy,
-		.container_id = id,
-		.resize_path = resize_path,
-		.in_fd = STDIN_FILENO,
-		.out_fd = STDOUT_FILENO,
-		.err_fd = STDERR_FILENO,
-	};
-	int pr = cli_stream_pump(ctx, stream, &so, &err);
-	cli_tty_restore();
+	int pr = cli_attach_pump(ctx, stream, &aresp, tty, interactive, sig_proxy, id, resize_path,
+				 &err);
 	if (pr < 0)
 		cli_print_err(&err);
 	stream = cli_http_free(stream);
