@@ -447,8 +447,100 @@ static int put_task(struct agent *a, json_t *rec, int64_t rev)
 	return cluster_put(a, key, rec, rev, NULL, NULL);
 }
 
+/* One orchestrator call's actions go to the store as one transaction (chunked
+ * at the store's per-transaction limit), each write guarded by the revision
+ * the orchestrator saw: if anything moved meanwhile nothing is written and
+ * the next pass recomputes. */
+#define BATCH_MAX 128
+
+struct batch {
+	struct agent *agent;
+	struct store_cmp cmps[BATCH_MAX];
+	struct store_op ops[BATCH_MAX];
+	char *keys[BATCH_MAX];
+	char *vals[BATCH_MAX];
+	size_t n;
+	bool failed;
+};
+
+static void batch_flush(struct batch *b)
+{
+	if (b->n > 0 && !b->failed) {
+		struct store_txn_result res = { 0 };
+		struct shoal_err err = { 0 };
+		if (store_txn(b->agent->store, b->cmps, b->n, b->ops, b->n, NULL, 0, &res, &err) < 0) {
+			log_warn("manager: writing %zu change(s): %s", b->n, err.msg);
+			b->failed = true;
+		} else if (!res.succeeded) {
+			log_debug("manager: %zu change(s) raced with another write; recomputing", b->n);
+			b->failed = true;
+		}
+		store_txn_result_clear(&res);
+		cluster_kick(b->agent);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->keys[i]);
+		free(b->vals[i]);
+	}
+	b->n = 0;
+}
+
+/* expect_rev 0: the key must not exist yet. */
+static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t expect_rev)
+{
+	char *k = NULL, *v = NULL;
+	/* a key written twice in one call: the later write wins, the first guard stays
+	 * (a transaction may not touch a key twice) */
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->keys[i], key) == 0) {
+			if (obj) {
+				json_t *copy = json_copy(obj);
+				json_object_del(copy, "Version");
+				v = json_dumps(copy, JSON_COMPACT);
+				json_decref(copy);
+				if (!v) {
+					b->failed = true;
+					return;
+				}
+			}
+			free(b->vals[i]);
+			b->vals[i] = v;
+			b->ops[i].type = v ? STORE_OP_PUT : STORE_OP_DELETE;
+			b->ops[i].value = v;
+			b->ops[i].value_len = v ? strlen(v) : 0;
+			return;
+		}
+	if (b->n == BATCH_MAX)
+		batch_flush(b);
+	k = strdup(key);
+	if (obj) {
+		json_t *copy = json_copy(obj);
+		json_object_del(copy, "Version");
+		v = json_dumps(copy, JSON_COMPACT);
+		json_decref(copy);
+	}
+	if (!k || (obj && !v)) {
+		free(k);
+		free(v);
+		b->failed = true;
+		return;
+	}
+	size_t i = b->n++;
+	b->keys[i] = k;
+	b->vals[i] = v;
+	b->cmps[i] = (struct store_cmp){ .key = k, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ,
+					 .num = expect_rev };
+	b->ops[i] = (struct store_op){ .type = v ? STORE_OP_PUT : STORE_OP_DELETE, .key = k,
+				       .value = v, .value_len = v ? strlen(v) : 0 };
+}
+
+static int64_t task_rev(json_t *t)
+{
+	return json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
+}
+
 /* Applies START, SHUTDOWN, ORPHAN to the stored task. */
-static void apply_to_task(struct agent *a, json_t *tasks, const struct orch_action *act,
+static void apply_to_task(struct batch *b, json_t *tasks, const struct orch_action *act,
 			  int64_t now)
 {
 	size_t i;
@@ -465,9 +557,9 @@ static void apply_to_task(struct agent *a, json_t *tasks, const struct orch_acti
 			json_t *rec = json_deep_copy(t);
 			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
 			task_record_sync(rec);
-			int64_t rev = json_integer_value(
-				json_object_get(json_object_get(t, "Version"), "Index"));
-			put_task(a, rec, rev);
+			char key[128];
+			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
+			batch_add(b, key, rec, task_rev(t));
 			json_decref(rec);
 		} else {
 			log_debug("manager: %s on task %s: %s", orch_action_type_name(act->type),
@@ -487,10 +579,10 @@ static json_t *spec_for_version(json_t *svc, uint64_t version)
 	return json_object_get(svc, "Spec");
 }
 
-static void service_rollback(struct agent *a, json_t *svc, uint64_t to_version)
+/* The orchestrator asked for the previous spec: swap it in (on s, a copy of the
+ * service record that the transaction writes). */
+static void service_rollback(json_t *s, uint64_t to_version)
 {
-	/* The orchestrator asked for the previous spec: swap it in. */
-	json_t *s = json_deep_copy(svc);
 	json_t *prev = json_object_get(s, "PreviousSpec");
 	if (!prev)
 		return;
@@ -500,12 +592,6 @@ static void service_rollback(struct agent *a, json_t *svc, uint64_t to_version)
 	json_object_set_new(s, "PreviousSpec", cur);
 	json_object_set_new(s, "SpecVersion", json_integer((json_int_t)to_version));
 	json_object_set_new(s, "PreviousSpecVersion", json_integer(curv));
-	char key[128];
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
-		 json_string_value(json_object_get(s, "ID")) ?: "");
-	int64_t rev = json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
-	cluster_put(a, key, s, rev, NULL, NULL);
-	json_decref(s);
 }
 
 static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks, json_t *nodes,
@@ -574,8 +660,12 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 	int64_t wake = 0;
 	if (ots && ons && orch_reconcile(&in, now, &res, &err) == 0) {
 		wake = res.wake_ns;
+		struct batch b = { .agent = a };
+		json_t *svc_new = json_deep_copy(svc);
+		bool svc_changed = res.update_changed;
 		for (size_t i = 0; i < res.n_actions; i++) {
 			const struct orch_action *act = &res.actions[i];
+			char key[128];
 			switch (act->type) {
 			case ORCH_ACT_CREATE: {
 				char id[26], hex[65];
@@ -590,7 +680,8 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 				json_t *rec = task_record_new(&nt_, json_string_value(json_object_get(
 									    spec_json, "Name")) ?: sid,
 							      tspec);
-				put_task(a, rec, 0);
+				snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, id);
+				batch_add(&b, key, rec, 0);
 				json_decref(rec);
 				orch_task_clear(&nt_);
 				break;
@@ -598,33 +689,38 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 			case ORCH_ACT_START:
 			case ORCH_ACT_SHUTDOWN:
 			case ORCH_ACT_ORPHAN:
-				apply_to_task(a, mine, act, now);
+				apply_to_task(&b, mine, act, now);
 				break;
 			case ORCH_ACT_DELETE: {
-				char key[128];
-				snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
-				cluster_delete(a, key, -1, NULL);
+				size_t k;
+				json_t *t;
+				json_array_foreach(mine, k, t)
+				{
+					if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "",
+						   act->task_id) == 0) {
+						snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+							 act->task_id);
+						batch_add(&b, key, NULL, task_rev(t));
+					}
+				}
 				break;
 			}
 			case ORCH_ACT_ROLLBACK:
-				service_rollback(a, svc, act->spec_version);
+				service_rollback(svc_new, act->spec_version);
+				svc_changed = true;
 				break;
 			}
 		}
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, sid);
 		if (res.service_gone) {
-			cluster_delete(a, key, -1, NULL);
-		} else if (res.update_changed) {
-			/* re-read: a rollback above may have moved the version */
-			json_t *cur = NULL;
-			int64_t rev = 0;
-			if (cluster_get(a, key, &cur, &rev, NULL) == 0) {
-				json_object_set_new(cur, "Updater", orch_update_to_json(&upd));
-				cluster_put(a, key, cur, rev, NULL, NULL);
-				json_decref(cur);
-			}
+			batch_add(&b, key, NULL, task_rev(svc));
+		} else if (svc_changed) {
+			json_object_set_new(svc_new, "Updater", orch_update_to_json(&upd));
+			batch_add(&b, key, svc_new, task_rev(svc));
 		}
+		batch_flush(&b);
+		json_decref(svc_new);
 	} else if (err.msg[0]) {
 		log_warn("manager: service %s: %s", sid, err.msg);
 	}
