@@ -48,6 +48,20 @@ int cli_env_file_add(json_t *env, const char *path, char *err, size_t errsize);
 int cli_start_failure_status(const char *msg);
 bool cli_stream_multiplexed(const struct cli_http_resp *resp, bool tty);
 int cli_strv_json_push(json_t *obj, const char *key, const char *v);
+/* `logs` flags that services and containers share. */
+/* clang-format off */
+#define CLI_LOGS_OPTS \
+	{'f', "follow", 'f', CLI_OPT_BOOL, NULL, "Follow log output"}, \
+	{'n', "tail", 'n', CLI_OPT_VALUE, "string", \
+	 "Number of lines to show from the end of the logs (default \"all\")"}, \
+	{'t', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps"}
+/* Flags of the service commands that wait for convergence. */
+#define CLI_SERVICE_WAIT_OPTS \
+	{'d', "detach", 'd', CLI_OPT_BOOL, NULL, \
+	 "Exit immediately instead of waiting for the service to converge"}, \
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress progress output"}
+/* clang-format on */
+
 int cli_attach_pump(struct cli_ctx *ctx, struct cli_http *stream, const struct cli_http_resp *resp,
 		    bool tty, bool interactive, bool sig_proxy, const char *container_id,
 		    const char *resize_path, struct shoal_err *err);
@@ -62,6 +76,10 @@ json_int_t cli_json_int(json_t *o, const char *path);
 /* The object under key (or at a dotted path), created when missing; NULL on ENOMEM. */
 json_t *cli_json_obj(json_t *o, const char *key);
 json_t *cli_json_obj_path(json_t *o, const char *path);
+/* The array under key, created when missing; NULL on ENOMEM. */
+json_t *cli_json_arr(json_t *o, const char *key);
+/* Sets labels["K"] from "K=V" (or "K": ""). 0 or -ENOMEM (labels NULL too). */
+int cli_json_label_set(json_t *labels, const char *kv);
 /* "running" -> "Running" */
 void cli_title(const char *s, char *buf, size_t size);
 /* RFC 3339 (with optional fraction and offset) to unix seconds; 0 when unparsable. */
@@ -71,6 +89,17 @@ void cli_id_trunc(const char *id, bool trunc, char *buf, size_t size);
 
 /* Commands (cmd-common.c) */
 
+/* GET <prefix>/<ref><suffix>. With noun, the answer must be an object with an "ID"
+ * ("Error: malformed <noun> from daemon" otherwise). NULL with err set. */
+json_t *cli_object_get(struct cli_ctx *ctx, const char *prefix, const char *ref, const char *suffix,
+		       const char *noun, struct shoal_err *err);
+/* GET path, which must answer a JSON array; NULL after printing why not. */
+json_t *cli_list_get(struct cli_ctx *ctx, const char *path, const char *noun);
+/* The flags of an `ls` that has -q and --format (ids 'q' and OPT_FORMAT in opts) and takes
+ * no argument. Returns 0 (*ret_format malloc'd or NULL), CLI_OPT_HELP after printing the
+ * usage, or an exit status after printing the error. */
+int cli_ls_parse(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
+		 const char *usage, const char *desc, bool *ret_quiet, char **ret_format);
 /* Ends a flag loop on an id the command does not handle: CLI_OPT_HELP prints the usage
  * (exit status 0), anything else prints p->error (125). Frees p either way. */
 int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,

@@ -54,20 +54,41 @@ json_int_t cli_json_int(json_t *o, const char *path)
 	return json_is_number(v) ? (json_int_t)json_number_value(v) : 0;
 }
 
-json_t *cli_json_obj(json_t *o, const char *key)
+static json_t *json_child(json_t *o, const char *key, bool array)
 {
 	json_t *c = json_object_get(o, key);
-	if (json_is_object(c))
+	if (array ? json_is_array(c) : json_is_object(c))
 		return c;
-	c = json_object();
+	c = array ? json_array() : json_object();
 	if (!c || json_object_set_new(o, key, c) < 0)
 		return NULL;
 	return c;
 }
 
+json_t *cli_json_obj(json_t *o, const char *key)
+{
+	return json_child(o, key, false);
+}
+
+json_t *cli_json_arr(json_t *o, const char *key)
+{
+	return json_child(o, key, true);
+}
+
 json_t *cli_json_obj_path(json_t *o, const char *path)
 {
 	return json_walk(o, path, cli_json_obj);
+}
+
+int cli_json_label_set(json_t *labels, const char *kv)
+{
+	if (!labels)
+		return -ENOMEM;
+	const char *eq = strchr(kv, '=');
+	_cleanup_free_ char *k = eq ? strndup(kv, (size_t)(eq - kv)) : strdup(kv);
+	if (!k)
+		return -ENOMEM;
+	return json_object_set_new(labels, k, json_string(eq ? eq + 1 : "")) == 0 ? 0 : -ENOMEM;
 }
 
 void cli_title(const char *s, char *buf, size_t size)
@@ -99,6 +120,72 @@ int64_t cli_time_parse(const char *s)
 void cli_id_trunc(const char *id, bool trunc, char *buf, size_t size)
 {
 	snprintf(buf, size, "%.*s", trunc ? 12 : (int)(size - 1), id ? id : "");
+}
+
+json_t *cli_object_get(struct cli_ctx *ctx, const char *prefix, const char *ref, const char *suffix,
+		       const char *noun, struct shoal_err *err)
+{
+	_cleanup_free_ char *path = cli_obj_path(prefix, ref, suffix);
+	if (!path) {
+		shoal_err_set(err, ENOMEM, "Error: out of memory");
+		return NULL;
+	}
+	json_t *j = NULL;
+	if (cli_call_json(ctx, "GET", path, NULL, NULL, &j, err) < 0)
+		return NULL;
+	if (noun && (!json_is_object(j) || !cli_json_str(j, "ID"))) {
+		json_decref(j);
+		shoal_err_set(err, EIO, "Error: malformed %s from daemon", noun);
+		return NULL;
+	}
+	return j;
+}
+
+json_t *cli_list_get(struct cli_ctx *ctx, const char *path, const char *noun)
+{
+	struct shoal_err err = {0};
+	json_t *list = NULL;
+	if (cli_call_json(ctx, "GET", path, NULL, NULL, &list, &err) < 0) {
+		cli_print_err(&err);
+		return NULL;
+	}
+	if (!json_is_array(list)) {
+		json_decref(list);
+		fprintf(stderr, "Error: malformed %s list from daemon\n", noun);
+		return NULL;
+	}
+	return list;
+}
+
+int cli_ls_parse(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
+		 const char *usage, const char *desc, bool *ret_quiet, char **ret_format)
+{
+	bool quiet = false;
+	_cleanup_free_ char *fmt = NULL;
+	struct cli_opts p;
+	cli_opts_init(&p, opts, argc, argv, false);
+	int id;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'q') {
+			quiet = cli_opts_bool(&p);
+		} else if (id == OPT_FORMAT) {
+			free(fmt);
+			fmt = strdup(p.value);
+			if (!fmt) {
+				cli_opts_done(&p);
+				return cli_oom();
+			}
+		} else {
+			int r = cli_opts_fail(ctx, &p, id, usage, desc);
+			return id == CLI_OPT_HELP ? CLI_OPT_HELP : r;
+		}
+	}
+	if (p.npos > 0)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "accepts no arguments");
+	cli_opts_done(&p);
+	*ret_quiet = quiet;
+	*ret_format = TAKE_PTR(fmt);
+	return 0;
 }
 
 int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,

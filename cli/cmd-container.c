@@ -193,16 +193,9 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	if (!fq || asprintf(&path, "/containers/json%s%s%s%s", all || *fq ? "?" : "",
 			    all ? "all=1" : "", all && *fq ? "&" : "", fq) < 0)
 		return cli_oom();
-	struct shoal_err err = {0};
-	_cleanup_json_ json_t *list = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &list, &err) < 0) {
-		cli_print_err(&err);
+	_cleanup_json_ json_t *list = cli_list_get(ctx, path, "container");
+	if (!list)
 		return 1;
-	}
-	if (!json_is_array(list)) {
-		fprintf(stderr, "Error: malformed container list from daemon\n");
-		return 1;
-	}
 	struct cli_table *t = cli_table_new(7);
 	if (!t)
 		return cli_oom();
@@ -243,10 +236,7 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 /* logs */
 
 static const struct cli_opt logs_opts[] = {
-	{'f', "follow", 'f', CLI_OPT_BOOL, NULL, "Follow log output"},
-	{'n', "tail", 'n', CLI_OPT_VALUE, "string",
-	 "Number of lines to show from the end of the logs (default \"all\")"},
-	{'t', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps"},
+	CLI_LOGS_OPTS,
 	{OPT_SINCE, "since", 0, CLI_OPT_VALUE, "string",
 	 "Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\", unix seconds) or relative (e.g. \"42m\")"},
 	{OPT_UNTIL, "until", 0, CLI_OPT_VALUE, "string",
@@ -313,19 +303,6 @@ int cli_parse_timestamp(const char *s, int64_t now, char *buf, size_t size)
 	return 0;
 }
 
-static json_t *inspect_container(struct cli_ctx *ctx, const char *name, struct shoal_err *err)
-{
-	_cleanup_free_ char *path = cli_obj_path("/containers", name, "/json");
-	if (!path) {
-		shoal_err_set(err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	json_t *j = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &j, err) < 0)
-		return NULL;
-	return j;
-}
-
 int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS] CONTAINER", desc[] = "Fetch the logs of a container";
@@ -361,7 +338,7 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	cli_opts_done(&p);
 
 	struct shoal_err err = {0};
-	_cleanup_json_ json_t *info = inspect_container(ctx, name, &err);
+	_cleanup_json_ json_t *info = cli_object_get(ctx, "/containers", name, "/json", NULL, &err);
 	if (!info) {
 		cli_print_err(&err);
 		return 1;
@@ -564,7 +541,8 @@ int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv)
 				"you cannot start and attach multiple containers at once\n");
 			return 1;
 		}
-		_cleanup_json_ json_t *info = inspect_container(ctx, p.pos[0], &err);
+		_cleanup_json_ json_t *info =
+			cli_object_get(ctx, "/containers", p.pos[0], "/json", NULL, &err);
 		cli_opts_done(&p);
 		if (!info) {
 			cli_print_err(&err);

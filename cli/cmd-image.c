@@ -283,17 +283,10 @@ int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *match = p.npos == 1 ? strdup(p.pos[0]) : NULL;
 	cli_opts_done(&p);
 
-	struct shoal_err err = {0};
-	_cleanup_json_ json_t *list = NULL;
-	if (cli_call_json(ctx, "GET", all ? "/images/json?all=1" : "/images/json", NULL, NULL,
-			  &list, &err) < 0) {
-		cli_print_err(&err);
+	_cleanup_json_ json_t *list =
+		cli_list_get(ctx, all ? "/images/json?all=1" : "/images/json", "image");
+	if (!list)
 		return 1;
-	}
-	if (!json_is_array(list)) {
-		fprintf(stderr, "Error: malformed image list from daemon\n");
-		return 1;
-	}
 	struct cli_table *t = cli_table_new(5);
 	if (!t)
 		return cli_oom();

@@ -36,20 +36,7 @@ static json_t *get_node(struct cli_ctx *ctx, const char *ref, struct shoal_err *
 		shoal_err_set(err, ENOENT, "Error: this node is not part of a cluster");
 		return NULL;
 	}
-	_cleanup_free_ char *path = cli_obj_path("/nodes", self ? self : ref, NULL);
-	if (!path) {
-		shoal_err_set(err, ENOMEM, "Error: out of memory");
-		return NULL;
-	}
-	json_t *j = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &j, err) < 0)
-		return NULL;
-	if (!json_is_object(j) || !cli_json_str(j, "ID")) {
-		json_decref(j);
-		shoal_err_set(err, EIO, "Error: malformed node from daemon");
-		return NULL;
-	}
-	return j;
+	return cli_object_get(ctx, "/nodes", self ? self : ref, NULL, "node", err);
 }
 
 enum { NOPT_AVAILABILITY = 3000, NOPT_LABEL_ADD, NOPT_LABEL_RM, NOPT_ROLE };
@@ -76,37 +63,12 @@ static int node_ls(struct cli_ctx *ctx, int argc, char **argv)
 	static const char usage[] = "[OPTIONS]", desc[] = "List nodes in the cluster";
 	bool quiet = false;
 	_cleanup_free_ char *fmt = NULL;
-	struct cli_opts p;
-	cli_opts_init(&p, ls_opts, argc, argv, false);
-	int id;
-	while ((id = cli_opts_next(&p)) != 0) {
-		if (id == 'q') {
-			quiet = cli_opts_bool(&p);
-		} else if (id == OPT_FORMAT) {
-			free(fmt);
-			fmt = strdup(p.value);
-			if (!fmt) {
-				cli_opts_done(&p);
-				return cli_oom();
-			}
-		} else {
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		}
-	}
-	int npos = p.npos;
-	cli_opts_done(&p);
-	if (npos > 0)
-		return cli_args_error(ctx, usage, desc, "accepts no arguments");
-	struct shoal_err e = {0};
-	_cleanup_json_ json_t *list = NULL;
-	if (cli_call_json(ctx, "GET", "/nodes", NULL, NULL, &list, &e) < 0) {
-		cli_print_err(&e);
+	int r = cli_ls_parse(ctx, argc, argv, ls_opts, usage, desc, &quiet, &fmt);
+	if (r)
+		return r == CLI_OPT_HELP ? 0 : r;
+	_cleanup_json_ json_t *list = cli_list_get(ctx, "/nodes", "node");
+	if (!list)
 		return 1;
-	}
-	if (!json_is_array(list)) {
-		fprintf(stderr, "Error: malformed node list from daemon\n");
-		return 1;
-	}
 	size_t n = json_array_size(list);
 	_cleanup_free_ json_t **sorted = calloc(n + 1, sizeof(*sorted));
 	if (!sorted)
@@ -289,13 +251,9 @@ json_t *cli_node_spec_edit(json_t *node, const char *availability, const char *r
 		}
 		json_object_del(labels, label_rm[i]);
 	}
-	for (size_t i = 0; label_add && label_add[i]; i++) {
-		const char *eq = strchr(label_add[i], '=');
-		_cleanup_free_ char *k = eq ? strndup(label_add[i], (size_t)(eq - label_add[i]))
-					    : strdup(label_add[i]);
-		if (!k || json_object_set_new(labels, k, json_string(eq ? eq + 1 : "")) < 0)
+	for (size_t i = 0; label_add && label_add[i]; i++)
+		if (cli_json_label_set(labels, label_add[i]) < 0)
 			goto oom;
-	}
 	return TAKE_PTR(spec);
 oom:
 	snprintf(err, errsize, "out of memory");

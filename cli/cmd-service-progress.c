@@ -18,7 +18,6 @@
 #define DEFAULT_WAIT_NS	   (120 * 1000000000LL)
 #define DEFAULT_MONITOR_NS 5000000000LL
 #define POLL_NS		   200000000LL
-#define MAX_FLAGS	   512
 
 static int64_t wait_limit_ns = DEFAULT_WAIT_NS;
 
@@ -31,20 +30,7 @@ void cli_service_set_wait_limit(int64_t ns)
 
 json_t *cli_service_get(struct cli_ctx *ctx, const char *name, struct shoal_err *err)
 {
-	_cleanup_free_ char *path = cli_obj_path("/services", name, NULL);
-	if (!path) {
-		shoal_err_set(err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	json_t *j = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &j, err) < 0)
-		return NULL;
-	if (!json_is_object(j) || !cli_json_str(j, "ID")) {
-		json_decref(j);
-		shoal_err_set(err, EIO, "Error: malformed service from daemon");
-		return NULL;
-	}
-	return j;
+	return cli_object_get(ctx, "/services", name, NULL, "service", err);
 }
 
 /* "/tasks?filters=..." for one service (NULL: all); NULL on ENOMEM. */

@@ -15,17 +15,6 @@
 
 #define MAX_FLAGS 512
 
-static json_t *jarr(json_t *o, const char *key)
-{
-	json_t *c = json_object_get(o, key);
-	if (json_is_array(c))
-		return c;
-	c = json_array();
-	if (!c || json_object_set_new(o, key, c) < 0)
-		return NULL;
-	return c;
-}
-
 /* Flags */
 
 enum {
@@ -96,10 +85,7 @@ enum {
 /* Flags create and update share. */
 /* clang-format off */
 #define SERVICE_COMMON_OPTS \
-	{'d', "detach", 'd', CLI_OPT_BOOL, NULL, \
-	 "Exit immediately instead of waiting for the service to converge"}, \
-	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, \
-	 "Suppress progress output"}, \
+	CLI_SERVICE_WAIT_OPTS, \
 	{'w', "workdir", 'w', CLI_OPT_VALUE, "string", \
 	 "Working directory inside the container"}, \
 	{'u', "user", 'u', CLI_OPT_VALUE, "string", \
@@ -399,18 +385,6 @@ static int set_str(json_t *o, const char *key, const char *v)
 	return o && json_object_set_new(o, key, json_string(v)) == 0 ? 0 : -ENOMEM;
 }
 
-/* "K=V" or "K" (value ""). */
-static int label_set(json_t *labels, const char *kv)
-{
-	if (!labels)
-		return -ENOMEM;
-	const char *eq = strchr(kv, '=');
-	_cleanup_free_ char *k = eq ? strndup(kv, (size_t)(eq - kv)) : strdup(kv);
-	if (!k)
-		return -ENOMEM;
-	return json_object_set_new(labels, k, json_string(eq ? eq + 1 : "")) == 0 ? 0 : -ENOMEM;
-}
-
 /* Removes "KEY=..." (and a bare "KEY") entries from a string array. */
 static void strarr_remove_key(json_t *arr, const char *key)
 {
@@ -519,7 +493,7 @@ static int apply_publish(struct apply *ap, json_t *spec, bool add)
 	struct shoal_err e = {0};
 	if (spec_parse_publish(ap->f->value, &pc, &e) < 0)
 		return bad_value(ap, e.msg);
-	json_t *ports = jarr(cli_json_obj(spec, "EndpointSpec"), "Ports");
+	json_t *ports = cli_json_arr(cli_json_obj(spec, "EndpointSpec"), "Ports");
 	if (!ports)
 		return -ENOMEM;
 	/* A published port is unique per protocol: add replaces, rm removes by target. */
@@ -549,7 +523,8 @@ static int apply_constraint(struct apply *ap, json_t *spec, bool add)
 		return bad_value(ap, e.msg);
 	_cleanup_free_ char *norm = spec_format_constraint(&c);
 	spec_constraint_done(&c);
-	json_t *arr = jarr(cli_json_obj_path(spec, "TaskTemplate.Placement"), "Constraints");
+	json_t *arr =
+		cli_json_arr(cli_json_obj_path(spec, "TaskTemplate.Placement"), "Constraints");
 	if (!norm || !arr)
 		return -ENOMEM;
 	/* Existing entries compare in normal form: "a == b" and "a==b" are one constraint. */
@@ -578,7 +553,8 @@ static int apply_pref(struct apply *ap, json_t *spec, bool add)
 	if (spec_parse_placement_pref(ap->f->value, &pp, &e) < 0)
 		return bad_value(ap, e.msg);
 	_cleanup_free_ char *key = pp.spread_key;
-	json_t *arr = jarr(cli_json_obj_path(spec, "TaskTemplate.Placement"), "Preferences");
+	json_t *arr =
+		cli_json_arr(cli_json_obj_path(spec, "TaskTemplate.Placement"), "Preferences");
 	if (!arr)
 		return -ENOMEM;
 	for (size_t i = 0; i < json_array_size(arr);) {
@@ -598,7 +574,7 @@ static int apply_pref(struct apply *ap, json_t *spec, bool add)
 
 static int apply_network(json_t *spec, const char *name, bool add)
 {
-	json_t *arr = jarr(cli_json_obj(spec, "TaskTemplate"), "Networks");
+	json_t *arr = cli_json_arr(cli_json_obj(spec, "TaskTemplate"), "Networks");
 	if (!arr)
 		return -ENOMEM;
 	for (size_t i = 0; i < json_array_size(arr);) {
@@ -719,7 +695,7 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		return set_int(cli_json_obj(tt, "Placement"), "MaxReplicas", (json_int_t)u);
 	case 'e':
 	case SOPT_ENV_ADD: {
-		json_t *env = jarr(cs, "Env");
+		json_t *env = cli_json_arr(cs, "Env");
 		if (!env)
 			return -ENOMEM;
 		if (f->id == SOPT_ENV_ADD)
@@ -731,13 +707,13 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		return 0;
 	case 'l':
 	case SOPT_LABEL_ADD:
-		return label_set(cli_json_obj(spec, "Labels"), f->value);
+		return cli_json_label_set(cli_json_obj(spec, "Labels"), f->value);
 	case SOPT_LABEL_RM:
 		json_object_del(json_object_get(spec, "Labels"), f->value);
 		return 0;
 	case SOPT_CLABEL:
 	case SOPT_CLABEL_ADD:
-		return label_set(cli_json_obj(cs, "Labels"), f->value);
+		return cli_json_label_set(cli_json_obj(cs, "Labels"), f->value);
 	case SOPT_CLABEL_RM:
 		json_object_del(json_object_get(cs, "Labels"), f->value);
 		return 0;
@@ -866,7 +842,8 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		bool add = f->id == SOPT_CAP_ADD;
 		/* Adding what was dropped (or the reverse) undoes the earlier choice. */
 		strarr_remove(json_object_get(cs, add ? "CapabilityDrop" : "CapabilityAdd"), cap);
-		return strarr_add_unique(jarr(cs, add ? "CapabilityAdd" : "CapabilityDrop"), cap);
+		return strarr_add_unique(cli_json_arr(cs, add ? "CapabilityAdd" : "CapabilityDrop"),
+					 cap);
 	}
 	case 'p':
 	case SOPT_PUBLISH_ADD:

@@ -179,9 +179,7 @@ static int service_update(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_opt rollback_opts[] = {
-	{'d', "detach", 'd', CLI_OPT_BOOL, NULL,
-	 "Exit immediately instead of waiting for the service to converge"},
-	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress progress output"},
+	CLI_SERVICE_WAIT_OPTS,
 	{0},
 };
 
@@ -312,26 +310,23 @@ static const struct cli_opt ls_opts[] = {
 	{0},
 };
 
-/* "*:8080->80/tcp" for every ingress port. */
-static char *service_ports(json_t *svc)
+/* "*:8080->80/tcp, ..." for ports (PortConfig objects); ingress_only for a service's
+ * routed ports, leaving out the host-mode ones and those without a published port. */
+static char *ports_text(json_t *ports, bool ingress_only)
 {
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 	if (!f)
 		return NULL;
-	json_t *ports = cli_json_get(svc, "Endpoint.Ports");
-	if (!ports)
-		ports = cli_json_get(svc, "Spec.EndpointSpec.Ports");
 	size_t i;
 	json_t *pt;
 	bool first = true;
 	json_array_foreach(ports, i, pt)
 	{
 		const char *mode = cli_json_str(pt, "PublishMode");
-		if (mode && strcmp(mode, "ingress") != 0)
-			continue;
-		if (!cli_json_int(pt, "PublishedPort"))
+		if (ingress_only &&
+		    ((mode && strcmp(mode, "ingress") != 0) || !cli_json_int(pt, "PublishedPort")))
 			continue;
 		fprintf(f, "%s*:%" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT "/%s",
 			first ? "" : ", ", cli_json_int(pt, "PublishedPort"),
@@ -346,36 +341,14 @@ static int service_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS]", desc[] = "List services";
 	bool quiet = false;
-	const char *format = NULL;
-	struct cli_opts p;
-	cli_opts_init(&p, ls_opts, argc, argv, false);
-	int id;
-	while ((id = cli_opts_next(&p)) != 0) {
-		if (id == 'q') {
-			quiet = cli_opts_bool(&p);
-		} else if (id == OPT_FORMAT) {
-			format = p.value;
-		} else {
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		}
-	}
-	int npos = p.npos;
-	_cleanup_free_ char *fmt = format ? strdup(format) : NULL;
-	cli_opts_done(&p);
-	if (npos > 0)
-		return cli_args_error(ctx, usage, desc, "accepts no arguments");
-	if (format && !fmt)
-		return cli_oom();
+	_cleanup_free_ char *fmt = NULL;
+	int r = cli_ls_parse(ctx, argc, argv, ls_opts, usage, desc, &quiet, &fmt);
+	if (r)
+		return r == CLI_OPT_HELP ? 0 : r;
+	_cleanup_json_ json_t *list = cli_list_get(ctx, "/services?status=true", "service");
+	if (!list)
+		return 1;
 	struct shoal_err e = {0};
-	_cleanup_json_ json_t *list = NULL;
-	if (cli_call_json(ctx, "GET", "/services?status=true", NULL, NULL, &list, &e) < 0) {
-		cli_print_err(&e);
-		return 1;
-	}
-	if (!json_is_array(list)) {
-		fprintf(stderr, "Error: malformed service list from daemon\n");
-		return 1;
-	}
 	if (quiet) {
 		size_t i;
 		json_t *s;
@@ -438,7 +411,9 @@ static int service_ls(struct cli_ctx *ctx, int argc, char **argv)
 			snprintf(reps, sizeof(reps),
 				 "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, running,
 				 desired);
-		_cleanup_free_ char *ports = service_ports(s);
+		json_t *pj = cli_json_get(s, "Endpoint.Ports");
+		_cleanup_free_ char *ports =
+			ports_text(pj ? pj : cli_json_get(s, "Spec.EndpointSpec.Ports"), true);
 		const char *cells[] = {idb,
 				       cli_json_str(s, "Spec.Name") ?: "",
 				       global ? "global" : "replicated",
@@ -508,28 +483,6 @@ static const char *lookup_field(json_t *list, const char *id, const char *path)
 	return NULL;
 }
 
-/* "*:8080->80/tcp" for a task's host-mode ports. */
-static char *task_ports(json_t *task)
-{
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	if (!f)
-		return NULL;
-	size_t i;
-	json_t *pt;
-	bool first = true;
-	json_array_foreach(cli_json_get(task, "Status.PortStatus.Ports"), i, pt)
-	{
-		fprintf(f, "%s*:%" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT "/%s",
-			first ? "" : ", ", cli_json_int(pt, "PublishedPort"),
-			cli_json_int(pt, "TargetPort"), cli_json_str(pt, "Protocol") ?: "tcp");
-		first = false;
-	}
-	fclose(f);
-	return out;
-}
-
 char *cli_service_ps_render(json_t *tasks, json_t *services, json_t *nodes, bool trunc, int64_t now)
 {
 	size_t n = json_array_size(tasks);
@@ -586,7 +539,8 @@ char *cli_service_ps_render(json_t *tasks, json_t *services, json_t *nodes, bool
 			_cleanup_free_ char *cut = cli_ellipsis(e, trunc ? 30 : (size_t)-1);
 			snprintf(errb, sizeof(errb), "\"%s\"", cut ? cut : e);
 		}
-		_cleanup_free_ char *ports = task_ports(task);
+		_cleanup_free_ char *ports =
+			ports_text(cli_json_get(task, "Status.PortStatus.Ports"), false);
 		const char *cells[] = {idb,	   node ?: node_id ?: "", desired, current, errb,
 				       ports ?: ""};
 		const char *row[] = {cells[0], name,	 img,	   cells[1],
@@ -870,10 +824,7 @@ static int service_rm(struct cli_ctx *ctx, int argc, char **argv)
 /* logs */
 
 static const struct cli_opt logs_opts[] = {
-	{'f', "follow", 'f', CLI_OPT_BOOL, NULL, "Follow log output"},
-	{'n', "tail", 'n', CLI_OPT_VALUE, "string",
-	 "Number of lines to show from the end of the logs (default \"all\")"},
-	{'t', "timestamps", 't', CLI_OPT_BOOL, NULL, "Show timestamps"},
+	CLI_LOGS_OPTS,
 	{0},
 };
 
