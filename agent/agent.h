@@ -19,16 +19,16 @@ struct exec_inst;
 /* Everything shoald creates lives under these roots and carries the prefix, so
  * several agents (one per test node) can share a machine. */
 struct agent_config {
-	char *data_dir;		/* /var/lib/shoal */
-	char *run_dir;		/* /run/shoal */
-	char *socket_path;	/* <run_dir>/shoal.sock */
-	char *cgroup_parent;	/* "shoal": relative to the agent's own cgroup */
-	char *bpffs_dir;	/* /sys/fs/bpf/shoal */
-	char *device_prefix;	/* "shoal" */
-	char *bridge_subnet;	/* 10.213.0.0/16 */
-	char *store_backend;	/* sqlite */
-	char *store_endpoints;	/* etcd endpoints */
-	char *monitor_path;	/* shoal-monitor beside shoald */
+	char *data_dir;	       /* /var/lib/shoal */
+	char *run_dir;	       /* /run/shoal */
+	char *socket_path;     /* <run_dir>/shoal.sock */
+	char *cgroup_parent;   /* "shoal": relative to the agent's own cgroup */
+	char *bpffs_dir;       /* /sys/fs/bpf/shoal */
+	char *device_prefix;   /* "shoal" */
+	char *bridge_subnet;   /* 10.213.0.0/16 */
+	char *store_backend;   /* sqlite */
+	char *store_endpoints; /* etcd endpoints */
+	char *monitor_path;    /* shoal-monitor beside shoald */
 	char *log_level;
 	int64_t log_max_size;
 	int log_max_files;
@@ -41,16 +41,16 @@ struct agent {
 	struct event *sig_term, *sig_int, *sig_pipe;
 	struct store *store;
 	struct image_store *images;
-	struct bridge_net *bridge;	/* NULL until the first bridge container */
+	struct bridge_net *bridge; /* NULL until the first bridge container */
 	struct shoal_err bridge_err;
 
-	char seccomp_default[4096];	/* compiled default profile */
+	char seccomp_default[4096]; /* compiled default profile */
 	char node_id[65];
 	char hostname[256];
 	int64_t started_ns;
 
 	/* containers by id; names in a second index */
-	struct container *containers;	/* list head */
+	struct container *containers; /* list head */
 	unsigned n_containers;
 	struct exec_inst *execs;
 
@@ -60,7 +60,7 @@ struct agent {
 };
 
 /* Limits. */
-#define AGENT_MAX_JSON_BODY   (1u << 20)	/* API JSON bodies */
-#define AGENT_MAX_IMAGE_BODY  (1024LL << 20)	/* image tarballs through the API */
-#define AGENT_MAX_CONTAINERS  10000
-#define AGENT_MAX_EXECS	      4096
+#define AGENT_MAX_JSON_BODY  (1u << 20)	    /* API JSON bodies */
+#define AGENT_MAX_IMAGE_BODY (1024LL << 20) /* image tarballs through the API */
+#define AGENT_MAX_CONTAINERS 10000
+#define AGENT_MAX_EXECS	     4096

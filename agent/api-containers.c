@@ -13,7 +13,7 @@
 
 static struct container *find_or_reply(struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	struct container *c = container_find(r->agent, r->params[0], &err);
 	if (!c)
 		api_reply_err(r, &err);
@@ -25,7 +25,7 @@ void api_container_create(struct api_req *r)
 	json_t *body = api_body_json(r, false);
 	if (!body)
 		return;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	struct container *c;
 	json_t *warnings = NULL;
 	int ret = container_create(r->agent, api_query(r, "name"), body, &c, &warnings, &err);
@@ -92,7 +92,7 @@ void api_container_kill(struct api_req *r)
 		api_reply_error(r, 400, "invalid signal: %s", s);
 		return;
 	}
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (container_signal(c, sig, &err) < 0) {
 		api_reply_err(r, &err);
 		return;
@@ -113,9 +113,10 @@ void api_container_wait(struct api_req *r)
 		else if (strcmp(cond, "removed") == 0)
 			wc = WAIT_REMOVED;
 		else if (strcmp(cond, "not-running") != 0) {
-			api_reply_error(r, 400,
-					"invalid condition %s: use not-running, next-exit or removed",
-					cond);
+			api_reply_error(
+				r, 400,
+				"invalid condition %s: use not-running, next-exit or removed",
+				cond);
 			return;
 		}
 	}
@@ -156,7 +157,7 @@ void api_container_resize(struct api_req *r)
 	int h, w;
 	if (!c || parse_size_query(r, &h, &w) < 0)
 		return;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (stream_resize(c, h, w, &err) < 0) {
 		api_reply_err(r, &err);
 		return;
@@ -173,7 +174,7 @@ void api_exec_create(struct api_req *r)
 	json_t *body = api_body_json(r, false);
 	if (!body)
 		return;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	_cleanup_strv_ char **cmd = NULL, **env = NULL;
 	const char *s;
 	bool b;
@@ -183,9 +184,9 @@ void api_exec_create(struct api_req *r)
 		api_reply_error(r, 400, "Cmd: required, the command to run in the container");
 		return;
 	}
-	const char *strs[] = { "User", "WorkingDir" };
-	const char *bools[] = { "Tty", "AttachStdin", "AttachStdout", "AttachStderr", "Privileged",
-				"Detach" };
+	const char *strs[] = {"User", "WorkingDir"};
+	const char *bools[] = {"Tty",	       "AttachStdin", "AttachStdout",
+			       "AttachStderr", "Privileged",  "Detach"};
 	for (size_t i = 0; ret >= 0 && i < ARRAY_SIZE(strs); i++)
 		if ((ret = json_get_string(body, strs[i], &s, &err)) == -ENOENT)
 			ret = 0;
@@ -245,7 +246,7 @@ void api_exec_start(struct api_req *r)
 	if (!body)
 		return;
 	bool detach = false;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (json_get_bool(body, "Detach", &detach, &err) == -EINVAL) {
 		json_decref(body);
 		api_reply_err(r, &err);
@@ -273,12 +274,12 @@ void api_exec_inspect(struct api_req *r)
 	struct exec_inst *ex = exec_or_reply(r);
 	if (!ex)
 		return;
-	api_reply_json(r, 200,
-		       json_pack("{s:s, s:s, s:b, s:O, s:o}", "ID", ex->id, "ContainerID",
-				 ex->container_id, "Running", ex->running, "ProcessConfig", ex->config,
-				 "ExitCode",
-				 ex->started && !ex->running ? json_integer(ex->exit_code)
-							     : json_null()));
+	api_reply_json(
+		r, 200,
+		json_pack("{s:s, s:s, s:b, s:O, s:o}", "ID", ex->id, "ContainerID",
+			  ex->container_id, "Running", ex->running, "ProcessConfig", ex->config,
+			  "ExitCode",
+			  ex->started && !ex->running ? json_integer(ex->exit_code) : json_null()));
 }
 
 void api_exec_resize(struct api_req *r)
@@ -287,7 +288,7 @@ void api_exec_resize(struct api_req *r)
 	int h, w;
 	if (!ex || parse_size_query(r, &h, &w) < 0)
 		return;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (stream_exec_resize(r->agent, ex, h, w, &err) < 0) {
 		api_reply_err(r, &err);
 		return;

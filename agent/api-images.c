@@ -62,7 +62,8 @@ static void image_work(void *arg)
 	if (j->import)
 		j->ret = image_store_import(j->agent->images, j->fd, j->ref, NULL, &j->id, &j->err);
 	else
-		j->ret = image_store_load(j->agent->images, j->fd, &j->loaded, &j->warnings, &j->err);
+		j->ret = image_store_load(j->agent->images, j->fd, &j->loaded, &j->warnings,
+					  &j->err);
 	close(j->fd);
 	j->fd = -1;
 }
@@ -87,8 +88,8 @@ static void image_done(void *arg)
 			json_t *v;
 			json_array_foreach(j->warnings, i, v)
 			{
-				json_t *m = json_pack("{s:s+}", "stream", "Warning: ",
-						      json_string_value(v));
+				json_t *m = json_pack("{s:s+}", "stream",
+						      "Warning: ", json_string_value(v));
 				char *s = json_dumps(m, JSON_COMPACT);
 				evbuffer_add_printf(b, "%s\n", s);
 				free(s);
@@ -102,8 +103,8 @@ static void image_done(void *arg)
 				if (!is_id && image_ref_familiar(name, &fam) == 0)
 					name = fam;
 				char line[1200];
-				snprintf(line, sizeof(line), "Loaded image%s: %s\n", is_id ? " ID" : "",
-					 name);
+				snprintf(line, sizeof(line), "Loaded image%s: %s\n",
+					 is_id ? " ID" : "", name);
 				json_t *m = json_pack("{s:s}", "stream", line);
 				char *s = json_dumps(m, JSON_COMPACT);
 				evbuffer_add_printf(b, "%s\n", s);
@@ -112,7 +113,8 @@ static void image_done(void *arg)
 			}
 			log_info("images: loaded %zu image(s)", json_array_size(j->loaded));
 			size_t n = evbuffer_get_length(b);
-			api_reply_raw(j->r, 200, "application/json", evbuffer_pullup(b, (ev_ssize_t)n), n);
+			api_reply_raw(j->r, 200, "application/json",
+				      evbuffer_pullup(b, (ev_ssize_t)n), n);
 			evbuffer_free(b);
 		}
 	}
@@ -132,7 +134,8 @@ static void submit_image_job(struct api_req *r, bool import, const char *ref)
 	}
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) == 0) {
 		free(j);
-		api_reply_error(r, 400, "request body is empty: send the image tarball as the body");
+		api_reply_error(r, 400,
+				"request body is empty: send the image tarball as the body");
 		return;
 	}
 	j->fd = body_to_memfd(r);
@@ -170,12 +173,15 @@ void api_image_create(struct api_req *r)
 	const char *src = api_query(r, "fromSrc");
 	const char *from_image = api_query(r, "fromImage");
 	if (!src && from_image) {
-		api_reply_error(r, 400,
-				"shoald does not pull from registries: save the image to a tarball and use `shoal image load -i FILE`");
+		api_reply_error(
+			r, 400,
+			"shoald does not pull from registries: save the image to a tarball and use `shoal image load -i FILE`");
 		return;
 	}
 	if (!src || strcmp(src, "-") != 0) {
-		api_reply_error(r, 400, "fromSrc=- is required: send the root file system tarball as the body");
+		api_reply_error(
+			r, 400,
+			"fromSrc=- is required: send the root file system tarball as the body");
 		return;
 	}
 	const char *repo = api_query(r, "repo"), *tag = api_query(r, "tag");
@@ -199,7 +205,7 @@ void api_image_create(struct api_req *r)
 void api_image_list(struct api_req *r)
 {
 	json_t *list = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (image_store_list(r->agent->images, &list, &err) < 0) {
 		api_reply_err(r, &err);
 		return;
@@ -222,7 +228,7 @@ void api_image_list(struct api_req *r)
 void api_image_inspect(struct api_req *r)
 {
 	struct image_info *info = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (image_store_resolve(r->agent->images, r->params[0], &info, &err) < 0) {
 		if (err.code == ENOENT)
 			err.status = 404;
@@ -235,22 +241,21 @@ void api_image_inspect(struct api_req *r)
 		json_t *img;
 		json_array_foreach(list, i, img)
 		{
-			if (strcmp(json_string_value(json_object_get(img, "Id")) ?: "", info->id) == 0)
+			if (strcmp(json_string_value(json_object_get(img, "Id")) ?: "", info->id) ==
+			    0)
 				entry = img;
 		}
 	}
 	json_t *layers = json_array();
 	for (size_t i = 0; i < info->n_layers; i++)
 		json_array_append_new(layers, json_string(info->layer_dirs[i]));
-	json_t *out = json_pack("{s:s, s:O, s:O, s:I, s:s, s:s, s:O, s:{s:s, s:o}}", "Id", info->id,
-				"RepoTags",
-				entry ? json_object_get(entry, "RepoTags") : json_array(),
-				"RepoDigests",
-				entry ? json_object_get(entry, "RepoDigests") : json_array(),
-				"Size",
-				entry ? json_integer_value(json_object_get(entry, "Size")) : 0,
-				"Os", "linux", "Architecture", "amd64", "Config", info->config,
-				"RootFS", "Type", "layers", "Layers", layers);
+	json_t *out = json_pack(
+		"{s:s, s:O, s:O, s:I, s:s, s:s, s:O, s:{s:s, s:o}}", "Id", info->id, "RepoTags",
+		entry ? json_object_get(entry, "RepoTags") : json_array(), "RepoDigests",
+		entry ? json_object_get(entry, "RepoDigests") : json_array(), "Size",
+		entry ? json_integer_value(json_object_get(entry, "Size")) : 0, "Os", "linux",
+		"Architecture", "amd64", "Config", info->config, "RootFS", "Type", "layers",
+		"Layers", layers);
 	json_decref(list);
 	image_info_free(info);
 	api_reply_json(r, 200, out);
@@ -259,7 +264,7 @@ void api_image_inspect(struct api_req *r)
 void api_image_delete(struct api_req *r)
 {
 	struct image_info *info = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (image_store_resolve(r->agent->images, r->params[0], &info, &err) < 0) {
 		if (err.code == ENOENT)
 			err.status = 404;
@@ -268,9 +273,10 @@ void api_image_delete(struct api_req *r)
 	}
 	struct container *c = NULL;
 	if (container_uses_image(r->agent, info->id, &c)) {
-		api_reply_error(r, 409,
-				"conflict: unable to remove image %s: container %.12s (%s) is using it; remove the container first",
-				r->params[0], c->id, c->name);
+		api_reply_error(
+			r, 409,
+			"conflict: unable to remove image %s: container %.12s (%s) is using it; remove the container first",
+			r->params[0], c->id, c->name);
 		image_info_free(info);
 		return;
 	}

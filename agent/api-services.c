@@ -25,10 +25,10 @@ static void id25(char out[26])
 }
 
 /* A service by full id, unique id prefix or name; NULL and a reply if none. */
-static json_t *find_object(struct api_req *r, const char *prefix, const char *ref,
-			   const char *what, bool by_name)
+static json_t *find_object(struct api_req *r, const char *prefix, const char *ref, const char *what,
+			   bool by_name)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *all = NULL;
 	if (cluster_list(r->agent, prefix, &all, &err) < 0) {
 		api_reply_err(r, &err);
@@ -40,8 +40,9 @@ static json_t *find_object(struct api_req *r, const char *prefix, const char *re
 	json_array_foreach(all, i, o)
 	{
 		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
-		const char *name = json_string_value(
-			json_object_get(json_object_get(o, "Spec"), "Name")) ?: "";
+		const char *name =
+			json_string_value(json_object_get(json_object_get(o, "Spec"), "Name"))
+				?: "";
 		if (json_is_true(json_object_get(o, "Removed")))
 			continue;
 		if (strcmp(id, ref) == 0 || (by_name && strcmp(name, ref) == 0)) {
@@ -60,8 +61,8 @@ static json_t *find_object(struct api_req *r, const char *prefix, const char *re
 	if (n == 0)
 		api_reply_error(r, 404, "%s %s not found", what, ref);
 	else if (n > 1)
-		api_reply_error(r, 400, "%s %s is ambiguous (%zu matches); use more characters", what,
-				ref, n);
+		api_reply_error(r, 400, "%s %s is ambiguous (%zu matches); use more characters",
+				what, ref, n);
 	return n == 1 ? match : NULL;
 }
 
@@ -72,7 +73,7 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 	struct service_spec *spec = NULL;
 	int ret = service_spec_from_json(body, &spec, &errs);
 	if (ret < 0) {
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		if (ret == -ENOMEM)
 			api_reply_error(r, 500, "out of memory");
 		else {
@@ -83,8 +84,9 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 	}
 	if (spec->n_ports > 0) {
 		service_spec_free(spec);
-		api_reply_error(r, 400,
-				"EndpointSpec.Ports: publishing ports is not available in this version of shoald");
+		api_reply_error(
+			r, 400,
+			"EndpointSpec.Ports: publishing ports is not available in this version of shoald");
 		return NULL;
 	}
 	json_t *full = service_spec_to_json(spec);
@@ -105,7 +107,8 @@ static bool name_taken(struct agent *a, const char *name, const char *except_id)
 	json_t *o;
 	json_array_foreach(all, i, o)
 	{
-		const char *n = json_string_value(json_object_get(json_object_get(o, "Spec"), "Name"));
+		const char *n =
+			json_string_value(json_object_get(json_object_get(o, "Spec"), "Name"));
 		const char *id = json_string_value(json_object_get(o, "ID"));
 		if (json_is_true(json_object_get(o, "Removed")))
 			continue;
@@ -138,7 +141,7 @@ void api_service_create(struct api_req *r)
 	char name[128];
 	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(full, "Name")) ?: "");
 	if (api_query_bool(r, "dryRun", false)) {
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		json_t *plan = NULL;
 		if (manager_plan(r->agent, id, spec, &plan, &err) < 0)
 			api_reply_err(r, &err);
@@ -160,7 +163,7 @@ void api_service_create(struct api_req *r)
 	json_t *svc = json_pack("{s:s, s:s, s:s, s:o, s:i}", "ID", id, "CreatedAt", now,
 				"UpdatedAt", now, "Spec", full, "SpecVersion", 1);
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, id);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int ret = cluster_put(r->agent, key, svc, 0, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
@@ -173,7 +176,7 @@ void api_service_create(struct api_req *r)
 
 void api_service_list(struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *all = NULL;
 	if (cluster_list(r->agent, CLUSTER_SERVICES, &all, &err) < 0) {
 		api_reply_err(r, &err);
@@ -214,7 +217,8 @@ void api_service_update(struct api_req *r)
 	}
 	if (version < 0) {
 		json_decref(svc);
-		api_reply_error(r, 400, "version is required: the service's Version.Index you read");
+		api_reply_error(r, 400,
+				"version is required: the service's Version.Index you read");
 		return;
 	}
 	json_t *body = api_body_json(r, false);
@@ -241,7 +245,7 @@ void api_service_update(struct api_req *r)
 		}
 		full = json_incref(prev);
 		json_int_t prevv = json_integer_value(json_object_get(svc, "PreviousSpecVersion"));
-		struct orch_update u = { 0 };
+		struct orch_update u = {0};
 		orch_update_from_json(json_object_get(svc, "Updater"), &u, NULL);
 		orch_update_rollback(&u, (uint64_t)curv, (uint64_t)prevv, now_ns(), NULL);
 		json_object_set_new(svc, "Updater", orch_update_to_json(&u));
@@ -258,7 +262,7 @@ void api_service_update(struct api_req *r)
 		}
 		if (api_query_bool(r, "dryRun", false)) {
 			/* where the updated service's tasks would go; nothing changes */
-			struct shoal_err perr = { 0 };
+			struct shoal_err perr = {0};
 			json_t *plan = NULL;
 			if (manager_plan(r->agent, json_string_value(json_object_get(svc, "ID")),
 					 nspec, &plan, &perr) < 0)
@@ -301,7 +305,7 @@ write:;
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
 		 json_string_value(json_object_get(svc, "ID")));
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int ret = cluster_put(r->agent, key, svc, version, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
@@ -322,7 +326,7 @@ void api_service_delete(struct api_req *r)
 	int64_t rev = json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
 	/* The record stays, marked, until the orchestrator has removed its tasks. */
 	json_object_set_new(svc, "Removed", json_true());
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int ret = cluster_put(r->agent, key, svc, rev, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
@@ -357,11 +361,13 @@ void api_task_list(struct api_req *r)
 		filters = json_loads(fq, 0, NULL);
 		if (!json_is_object(filters)) {
 			json_decref(filters);
-			api_reply_error(r, 400, "filters must be a JSON object like {\"service\":{\"web\":true}}");
+			api_reply_error(
+				r, 400,
+				"filters must be a JSON object like {\"service\":{\"web\":true}}");
 			return;
 		}
 	}
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *tasks = NULL, *services = NULL;
 	if (cluster_list(r->agent, CLUSTER_TASKS, &tasks, &err) < 0 ||
 	    cluster_list(r->agent, CLUSTER_SERVICES, &services, &err) < 0) {
@@ -381,7 +387,8 @@ void api_task_list(struct api_req *r)
 		json_t *s;
 		json_array_foreach(services, k, s)
 		{
-			if (sid && strcmp(json_string_value(json_object_get(s, "ID")) ?: "", sid) == 0)
+			if (sid &&
+			    strcmp(json_string_value(json_object_get(s, "ID")) ?: "", sid) == 0)
 				sname = json_string_value(
 					json_object_get(json_object_get(s, "Spec"), "Name"));
 		}
@@ -409,7 +416,7 @@ void api_task_inspect(struct api_req *r)
 
 void api_node_list(struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *all = NULL;
 	if (cluster_list(r->agent, CLUSTER_NODES, &all, &err) < 0) {
 		api_reply_err(r, &err);
@@ -421,7 +428,7 @@ void api_node_list(struct api_req *r)
 static json_t *find_node(struct api_req *r, const char *ref)
 {
 	/* nodes are found by id, id prefix or hostname */
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *all = NULL;
 	if (cluster_list(r->agent, CLUSTER_NODES, &all, &err) < 0) {
 		api_reply_err(r, &err);
@@ -433,8 +440,9 @@ static json_t *find_node(struct api_req *r, const char *ref)
 	json_array_foreach(all, i, o)
 	{
 		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
-		const char *hn = json_string_value(
-			json_object_get(json_object_get(o, "Description"), "Hostname")) ?: "";
+		const char *hn = json_string_value(json_object_get(
+					 json_object_get(o, "Description"), "Hostname"))
+					 ?: "";
 		if (strcmp(id, ref) == 0 || strcmp(hn, ref) == 0 ||
 		    (strcmp(ref, "self") == 0 && strcmp(id, r->agent->node_id) == 0) ||
 		    (strlen(ref) >= 4 && str_has_prefix(id, ref)))
@@ -476,7 +484,8 @@ void api_node_update(struct api_req *r)
 	const char *problem = NULL;
 	if (version < 0)
 		problem = "version is required: the node's Version.Index you read";
-	else if (avail && strcmp(avail, "active") && strcmp(avail, "pause") && strcmp(avail, "drain"))
+	else if (avail && strcmp(avail, "active") && strcmp(avail, "pause") &&
+		 strcmp(avail, "drain"))
 		problem = "Availability must be active, pause or drain";
 	else if (role && strcmp(role, "worker") && strcmp(role, "manager"))
 		problem = "Role must be worker or manager";
@@ -505,8 +514,9 @@ void api_node_update(struct api_req *r)
 	char now[40], key[128];
 	format_rfc3339(now_ns(), now);
 	json_object_set_new(n, "UpdatedAt", json_string(now));
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_NODES, json_string_value(json_object_get(n, "ID")));
-	struct shoal_err err = { 0 };
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_NODES,
+		 json_string_value(json_object_get(n, "ID")));
+	struct shoal_err err = {0};
 	int ret = cluster_put(r->agent, key, n, version, NULL, &err);
 	json_decref(body);
 	json_decref(n);

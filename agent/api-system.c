@@ -23,8 +23,7 @@ void api_version(struct api_req *r)
 	api_reply_json(r, 200,
 		       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Version", SHOAL_VERSION,
 				 "ApiVersion", "1.43", "MinAPIVersion", "1.24", "Os", "linux",
-				 "Arch", "amd64", "KernelVersion", u.release, "Platform",
-				 "shoal"));
+				 "Arch", "amd64", "KernelVersion", u.release, "Platform", "shoal"));
 }
 
 void api_info(struct api_req *r)
@@ -58,11 +57,13 @@ void api_info(struct api_req *r)
 			  "ContainersRunning", running, "ContainersPaused", 0, "ContainersStopped",
 			  stopped, "Images", (int)nimages, "Driver", "overlay", "CgroupDriver",
 			  "cgroupfs", "CgroupVersion", cgv, "CgroupLayout",
-			  layout == RT_CGROUP_HYBRID ? "hybrid" : layout == RT_CGROUP_V1 ? "v1" : "v2",
+			  layout == RT_CGROUP_HYBRID ? "hybrid"
+			  : layout == RT_CGROUP_V1   ? "v1"
+						     : "v2",
 			  "KernelVersion", u.release, "OperatingSystem", "linux", "NCPU",
 			  (int)sysconf(_SC_NPROCESSORS_ONLN), "MemTotal",
 			  (json_int_t)si.totalram * si.mem_unit, "ServerVersion", SHOAL_VERSION,
-			  "DockerRootDir", a->cfg.data_dir, "RunDir", a->cfg.run_dir, "CgroupParent",
-			  a->cfg.cgroup_parent, "StoreBackend", a->cfg.store_backend, "DefaultRuntime",
-			  "shoal"));
+			  "DockerRootDir", a->cfg.data_dir, "RunDir", a->cfg.run_dir,
+			  "CgroupParent", a->cfg.cgroup_parent, "StoreBackend",
+			  a->cfg.store_backend, "DefaultRuntime", "shoal"));
 }

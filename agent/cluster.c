@@ -33,8 +33,8 @@ int cluster_get(struct agent *a, const char *key, json_t **ret, int64_t *ret_rev
 	}
 	if (ret_rev)
 		*ret_rev = kvs->kvs[0].mod_revision;
-	json_object_set_new(j, "Version", json_pack("{s:I}", "Index",
-						    (json_int_t)kvs->kvs[0].mod_revision));
+	json_object_set_new(j, "Version",
+			    json_pack("{s:I}", "Index", (json_int_t)kvs->kvs[0].mod_revision));
 	store_kvs_free(kvs);
 	*ret = j;
 	return 0;
@@ -53,8 +53,9 @@ int cluster_list(struct agent *a, const char *prefix, json_t **ret, struct shoal
 			log_warn("store: %s is not JSON; skipped", kvs->kvs[i].key);
 			continue;
 		}
-		json_object_set_new(j, "Version", json_pack("{s:I}", "Index",
-							    (json_int_t)kvs->kvs[i].mod_revision));
+		json_object_set_new(
+			j, "Version",
+			json_pack("{s:I}", "Index", (json_int_t)kvs->kvs[i].mod_revision));
 		json_array_append_new(arr, j);
 	}
 	store_kvs_free(kvs);
@@ -62,8 +63,8 @@ int cluster_list(struct agent *a, const char *prefix, json_t **ret, struct shoal
 	return 0;
 }
 
-int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_rev,
-		int64_t *ret_rev, struct shoal_err *err)
+int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_rev, int64_t *ret_rev,
+		struct shoal_err *err)
 {
 	json_t *copy = json_copy(obj);
 	json_object_del(copy, "Version");
@@ -71,8 +72,8 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 	json_decref(copy);
 	if (!s)
 		return shoal_err_set(err, ENOMEM, "encoding %s", key);
-	struct store_op op = { .type = STORE_OP_PUT, .key = key, .value = s, .value_len = strlen(s) };
-	struct store_txn_result res = { 0 };
+	struct store_op op = {.type = STORE_OP_PUT, .key = key, .value = s, .value_len = strlen(s)};
+	struct store_txn_result res = {0};
 	int r;
 	if (expect_rev < 0) {
 		int64_t rev = 0;
@@ -83,8 +84,8 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 		cluster_kick(a);
 		return r;
 	}
-	struct store_cmp cmp = { .key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ,
-				 .num = expect_rev };
+	struct store_cmp cmp = {
+		.key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
 	r = store_txn(a->store, &cmp, 1, &op, 1, NULL, 0, &res, err);
 	free(s);
 	if (r < 0)
@@ -110,19 +111,19 @@ int cluster_delete(struct agent *a, const char *key, int64_t expect_rev, struct 
 		cluster_kick(a);
 		return r;
 	}
-	struct store_cmp cmp = { .key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ,
-				 .num = expect_rev };
-	struct store_op op = { .type = STORE_OP_DELETE, .key = key };
-	struct store_txn_result res = { 0 };
+	struct store_cmp cmp = {
+		.key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
+	struct store_op op = {.type = STORE_OP_DELETE, .key = key};
+	struct store_txn_result res = {0};
 	int r = store_txn(a->store, &cmp, 1, &op, 1, NULL, 0, &res, err);
 	if (r < 0)
 		return r;
 	bool ok = res.succeeded;
 	store_txn_result_clear(&res);
 	if (!ok)
-		return shoal_err_set_status(err, 409, EAGAIN,
-					    "%s changed since version %lld; read it again and retry",
-					    key, (long long)expect_rev);
+		return shoal_err_set_status(
+			err, 409, EAGAIN, "%s changed since version %lld; read it again and retry",
+			key, (long long)expect_rev);
 	cluster_kick(a);
 	return 0;
 }

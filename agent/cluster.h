@@ -27,8 +27,8 @@ int cluster_get(struct agent *a, const char *key, json_t **ret, int64_t *ret_rev
 int cluster_list(struct agent *a, const char *prefix, json_t **ret, struct shoal_err *err);
 /* Writes obj at key if its version is still expect_rev (0: only if absent;
  * -1: unconditionally). -EAGAIN (HTTP 409) when someone else wrote first. */
-int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_rev,
-		int64_t *ret_rev, struct shoal_err *err);
+int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_rev, int64_t *ret_rev,
+		struct shoal_err *err);
 int cluster_delete(struct agent *a, const char *key, int64_t expect_rev, struct shoal_err *err);
 
 /* Asks the manager to reconcile soon (coalesced). */

@@ -29,35 +29,39 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 		int64_t mem = 0;
 		json_get_int(hc, "Memory", &mem, NULL);
 		if (v > 0 && v < mem)
-			return shoal_err_set(err, EINVAL,
-					     "Minimum memoryswap limit should be larger than memory limit, see usage");
+			return shoal_err_set(
+				err, EINVAL,
+				"Minimum memoryswap limit should be larger than memory limit, see usage");
 		if (v > 0 && mem == 0)
-			return shoal_err_set(err, EINVAL,
-					     "You should always set the Memory limit when using Memoryswap limit, see usage");
+			return shoal_err_set(
+				err, EINVAL,
+				"You should always set the Memory limit when using Memoryswap limit, see usage");
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	if ((r = json_get_int(hc, "NanoCpus", &v, err)) == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		if (v < 0 || (v > 0 && v < 10000000) || v > (int64_t)ncpu * 1000000000LL)
-			return shoal_err_set(err, EINVAL,
-					     "Range of CPUs is from 0.01 to %ld.00, as there are only %ld CPUs available",
-					     ncpu, ncpu);
+			return shoal_err_set(
+				err, EINVAL,
+				"Range of CPUs is from 0.01 to %ld.00, as there are only %ld CPUs available",
+				ncpu, ncpu);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	if ((r = json_get_int(hc, "CpuShares", &v, err)) == 0) {
 		if (v < 0 || (v > 0 && v < 2) || v > 262144)
-			return shoal_err_set(err, EINVAL,
-					     "HostConfig.CpuShares %lld is out of range (2 to 262144)",
-					     (long long)v);
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.CpuShares %lld is out of range (2 to 262144)",
+				(long long)v);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	if ((r = json_get_int(hc, "PidsLimit", &v, err)) < 0 && r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
-	const char *bools[] = { "ReadonlyRootfs", "Privileged", "AutoRemove" };
+	const char *bools[] = {"ReadonlyRootfs", "Privileged", "AutoRemove"};
 	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
 		if ((r = json_get_bool(hc, bools[i], &b, err)) < 0 && r != -ENOENT)
 			return shoal_err_wrap(err, "HostConfig");
-	const char *caplists[] = { "CapAdd", "CapDrop" };
+	const char *caplists[] = {"CapAdd", "CapDrop"};
 	for (size_t i = 0; i < ARRAY_SIZE(caplists); i++) {
 		_cleanup_strv_ char **caps = NULL;
 		if ((r = json_get_strv(hc, caplists[i], false, &caps, err)) == -ENOENT)
@@ -80,9 +84,10 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 			    strcmp(secopts[k], "no-new-privileges") != 0 &&
 			    strcmp(secopts[k], "no-new-privileges:true") != 0 &&
 			    strcmp(secopts[k], "no-new-privileges=true") != 0)
-				return shoal_err_set(err, EINVAL,
-						     "invalid --security-opt %s: supported are seccomp=unconfined and no-new-privileges",
-						     secopts[k]);
+				return shoal_err_set(
+					err, EINVAL,
+					"invalid --security-opt %s: supported are seccomp=unconfined and no-new-privileges",
+					secopts[k]);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	if ((r = json_get_string(hc, "NetworkMode", &s, err)) == 0) {
@@ -94,26 +99,30 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 	json_t *pb;
 	if ((r = json_get_object(hc, "PortBindings", &pb, err)) == 0) {
 		if (json_object_size(pb) > 0)
-			return shoal_err_set(err, EINVAL,
-					     "HostConfig.PortBindings: publishing ports is not available in this version of shoald");
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.PortBindings: publishing ports is not available in this version of shoald");
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	json_t *lc, *lcc;
 	if ((r = json_get_object(hc, "LogConfig", &lc, err)) == 0) {
 		if (json_get_string(lc, "Type", &s, err) == 0 && *s && strcmp(s, "json-file") != 0)
-			return shoal_err_set(err, EINVAL,
-					     "HostConfig.LogConfig.Type %s: only json-file is supported", s);
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.LogConfig.Type %s: only json-file is supported", s);
 		if (json_get_object(lc, "Config", &lcc, err) == 0) {
 			int64_t size;
 			if (json_get_string(lcc, "max-size", &s, err) == 0 &&
 			    (parse_size(s, &size) < 0 || size < 4096))
-				return shoal_err_set(err, EINVAL,
-						     "log-opt max-size=%s: expected a size of at least 4k like 10m",
-						     s);
+				return shoal_err_set(
+					err, EINVAL,
+					"log-opt max-size=%s: expected a size of at least 4k like 10m",
+					s);
 			if (json_get_string(lcc, "max-file", &s, err) == 0 &&
 			    (atoi(s) < 1 || atoi(s) > 100))
-				return shoal_err_set(err, EINVAL,
-						     "log-opt max-file=%s: expected a number from 1 to 100", s);
+				return shoal_err_set(
+					err, EINVAL,
+					"log-opt max-file=%s: expected a number from 1 to 100", s);
 		}
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
@@ -126,15 +135,16 @@ int container_config_check(json_t *body, struct shoal_err *err)
 	bool b;
 	int r;
 	if ((r = json_get_string(body, "Image", &image, err)) == -ENOENT || (r == 0 && !*image))
-		return shoal_err_set(err, EINVAL, "Image: required, the image to run (e.g. \"busybox\")");
+		return shoal_err_set(err, EINVAL,
+				     "Image: required, the image to run (e.g. \"busybox\")");
 	if (r < 0)
 		return r;
-	const char *strs[] = { "WorkingDir", "User", "Hostname", "Domainname", "StopSignal" };
+	const char *strs[] = {"WorkingDir", "User", "Hostname", "Domainname", "StopSignal"};
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if ((r = json_get_string(body, strs[i], &s, err)) < 0 && r != -ENOENT)
 			return r;
-	const char *bools[] = { "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout",
-				"AttachStderr", "NetworkDisabled" };
+	const char *bools[] = {"Tty",	       "OpenStdin",    "StdinOnce",	 "AttachStdin",
+			       "AttachStdout", "AttachStderr", "NetworkDisabled"};
 	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
 		if ((r = json_get_bool(body, bools[i], &b, err)) < 0 && r != -ENOENT)
 			return r;
@@ -147,12 +157,14 @@ int container_config_check(json_t *body, struct shoal_err *err)
 		return r;
 	for (size_t i = 0; env && env[i]; i++)
 		if (!env[i][0] || env[i][0] == '=')
-			return shoal_err_set(err, EINVAL, "Env[%zu]: invalid environment variable \"%s\"",
-					     i, env[i]);
+			return shoal_err_set(err, EINVAL,
+					     "Env[%zu]: invalid environment variable \"%s\"", i,
+					     env[i]);
 	if (json_get_string(body, "WorkingDir", &s, NULL) == 0 && *s && *s != '/')
-		return shoal_err_set(err, EINVAL,
-				     "the working directory '%s' is invalid, it needs to be an absolute path",
-				     s);
+		return shoal_err_set(
+			err, EINVAL,
+			"the working directory '%s' is invalid, it needs to be an absolute path",
+			s);
 	if (json_get_string(body, "Hostname", &s, NULL) == 0 && strlen(s) > 63)
 		return shoal_err_set(err, EINVAL, "Hostname: longer than 63 characters");
 	json_t *labels;
@@ -162,7 +174,8 @@ int container_config_check(json_t *body, struct shoal_err *err)
 		json_object_foreach(labels, k, v)
 		{
 			if (!json_is_string(v))
-				return shoal_err_set(err, EINVAL, "Labels.%s: expected a string", k);
+				return shoal_err_set(err, EINVAL, "Labels.%s: expected a string",
+						     k);
 		}
 	} else if (r != -ENOENT)
 		return r;

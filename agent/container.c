@@ -54,9 +54,10 @@ struct container *container_find(struct agent *a, const char *ref, struct shoal_
 	for (struct container *c = a->containers; c; c = c->next)
 		if (strncmp(c->id, ref, len) == 0) {
 			if (match) {
-				shoal_err_set_status(err, 400, EINVAL,
-						     "multiple containers match the id prefix %s; use more characters",
-						     ref);
+				shoal_err_set_status(
+					err, 400, EINVAL,
+					"multiple containers match the id prefix %s; use more characters",
+					ref);
 				return NULL;
 			}
 			match = c;
@@ -90,15 +91,14 @@ static bool name_valid(const char *n)
 
 static void generate_name(struct agent *a, char *out, size_t len)
 {
-	static const char *const adj[] = { "brave",  "calm",   "eager", "fond",   "gentle",
-					   "happy",  "jolly",  "keen",  "lucid",  "merry",
-					   "nimble", "proud",  "quiet", "rapid",  "sharp",
-					   "swift",  "tender", "vivid", "wise",   "zealous" };
-	static const char *const noun[] = { "anchovy", "barracuda", "carp",    "dory",
-					    "eel",     "flounder",  "grouper", "herring",
-					    "ide",     "jack",      "koi",     "ling",
-					    "marlin",  "perch",     "roach",   "salmon",
-					    "tuna",    "wrasse",    "pike",    "sprat" };
+	static const char *const adj[] = {"brave",  "calm",   "eager", "fond",	"gentle",
+					  "happy",  "jolly",  "keen",  "lucid", "merry",
+					  "nimble", "proud",  "quiet", "rapid", "sharp",
+					  "swift",  "tender", "vivid", "wise",	"zealous"};
+	static const char *const noun[] = {"anchovy",  "barracuda", "carp",    "dory",	"eel",
+					   "flounder", "grouper",   "herring", "ide",	"jack",
+					   "koi",      "ling",	    "marlin",  "perch", "roach",
+					   "salmon",   "tuna",	    "wrasse",  "pike",	"sprat"};
 	for (unsigned tries = 0;; tries++) {
 		unsigned r1 = (unsigned)random(), r2 = (unsigned)random();
 		if (tries < 32)
@@ -171,7 +171,8 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	c->image_ref = strdup(json_string_value(json_object_get(j, "ImageRef")) ?: "");
 	c->image_id = strdup(json_string_value(json_object_get(j, "Image")) ?: "");
 	c->layer_dirs = json_to_strv(json_object_get(j, "LayerDirs"));
-	c->state = container_state_from_name(json_string_value(json_object_get(st, "Status")) ?: "created");
+	c->state = container_state_from_name(json_string_value(json_object_get(st, "Status"))
+						     ?: "created");
 	c->pid = (pid_t)json_integer_value(json_object_get(st, "Pid"));
 	c->monitor_pid = (pid_t)json_integer_value(json_object_get(st, "MonitorPid"));
 	c->exit_code = (int)json_integer_value(json_object_get(st, "ExitCode"));
@@ -210,7 +211,7 @@ static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
 	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
 	if (!line)
 		return;
-	struct rt_exit ex = { .exit_code = 255 };
+	struct rt_exit ex = {.exit_code = 255};
 	json_t *j = json_loads(line, 0, NULL);
 	free(line);
 	if (j) {
@@ -267,7 +268,7 @@ static void network_release(struct container *c)
 	struct agent *a = c->agent;
 	if (!c->net_attached)
 		return;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (a->bridge && bridge_net_detach(a->bridge, c->id, c->ip, &err) < 0)
 		log_warn("container %.12s: releasing its network endpoint: %s", c->id, err.msg);
 	c->net_attached = false;
@@ -284,7 +285,7 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		struct shoal_err e = { 0 };
+		struct shoal_err e = {0};
 		int r = container_load_one(a, de->d_name, &e);
 		if (r < 0)
 			log_warn("skipping container %s: %s", de->d_name, e.msg);
@@ -301,7 +302,7 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 		}
 		if (c->state != CONTAINER_RUNNING && c->state != CONTAINER_STARTING)
 			continue;
-		struct shoal_err e = { 0 };
+		struct shoal_err e = {0};
 		if (container_watch_exit(c, &e) == 0) {
 			c->state = CONTAINER_RUNNING;
 			log_info("container %.12s (%s): re-adopted, pid %d", c->id, c->name,
@@ -353,9 +354,10 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	const char *image = NULL, *s;
 	int r;
 	if (a->n_containers >= AGENT_MAX_CONTAINERS)
-		return shoal_err_set_status(err, 409, ENOSPC,
-					    "this node already has %u containers, the limit; remove some first",
-					    AGENT_MAX_CONTAINERS);
+		return shoal_err_set_status(
+			err, 409, ENOSPC,
+			"this node already has %u containers, the limit; remove some first",
+			AGENT_MAX_CONTAINERS);
 	if ((r = container_config_check(body, err)) < 0)
 		return r;
 	json_get_string(body, "Image", &image, NULL);
@@ -370,9 +372,10 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	if (name && *name) {
 		const char *n = name[0] == '/' ? name + 1 : name;
 		if (!name_valid(n))
-			return shoal_err_set(err, EINVAL,
-					     "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-					     n);
+			return shoal_err_set(
+				err, EINVAL,
+				"Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+				n);
 		for (struct container *c = a->containers; c; c = c->next)
 			if (strcmp(c->name, n) == 0)
 				return shoal_err_set_status(
@@ -424,8 +427,9 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	if (strv_length(use_ep) + strv_length(use_cmd) == 0) {
 		image_info_free(info);
 		container_free(c);
-		return shoal_err_set(err, EINVAL,
-				     "no command specified: the image has no Cmd or Entrypoint; give one after the image name");
+		return shoal_err_set(
+			err, EINVAL,
+			"no command specified: the image has no Cmd or Entrypoint; give one after the image name");
 	}
 	if (merge_env(img_env, env, &merged) < 0) {
 		image_info_free(info);
@@ -481,11 +485,12 @@ static char *make_hosts(struct container *c, const char *hostname)
 	char *s = NULL;
 	if (c->net_attached) {
 		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
-		if (asprintf(&s,
-			     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-			     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-			     "ff02::2\tip6-allrouters\n%s\t%s\n",
-			     ip, hostname) < 0)
+		if (asprintf(
+			    &s,
+			    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+			    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+			    "ff02::2\tip6-allrouters\n%s\t%s\n",
+			    ip, hostname) < 0)
 			return NULL;
 	} else if (asprintf(&s,
 			    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -574,8 +579,8 @@ static void start_fail(struct container *c, struct shoal_err *err)
 static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct container *c = arg;
-	struct rt_started st = { 0 };
-	struct shoal_err err = { 0 };
+	struct rt_started st = {0};
+	struct shoal_err err = {0};
 	event_free(c->spawn_ev);
 	c->spawn_ev = NULL;
 	c->spawn_fd = -1;
@@ -622,13 +627,14 @@ static void start_req_cancel(struct api_req *r)
 void container_start(struct container *c, struct api_req *req)
 {
 	struct agent *a = c->agent;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
 		api_reply_empty(req, 304);
 		return;
 	}
 	if (c->state == CONTAINER_REMOVING) {
-		api_reply_error(req, 409, "container %s is marked for removal and cannot be started",
+		api_reply_error(req, 409,
+				"container %s is marked for removal and cannot be started",
 				c->name);
 		return;
 	}
@@ -769,7 +775,7 @@ void container_start(struct container *c, struct api_req *req)
 	req->userdata = c;
 	req->on_cancel = start_req_cancel;
 	api_req_defer(req);
-	struct rt_options ro = { .monitor_path = a->cfg.monitor_path };
+	struct rt_options ro = {.monitor_path = a->cfg.monitor_path};
 	int status_fd = -1;
 	int r = rt_spawn(&ro, &spec, &status_fd, &err);
 	if (r < 0) {
@@ -796,7 +802,7 @@ int container_signal(struct container *c, int sig, struct shoal_err *err)
 	if (fd < 0)
 		return fd;
 	/* The monitor answers at once; bound the wait anyway. */
-	struct timeval tv = { .tv_sec = 2 };
+	struct timeval tv = {.tv_sec = 2};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	char buf[512];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -830,7 +836,7 @@ static void stop_req_cancel(struct api_req *r)
 
 void container_stop(struct container *c, int64_t timeout_s, struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (c->state != CONTAINER_RUNNING) {
 		api_reply_empty(r, 304);
 		return;
@@ -854,7 +860,7 @@ void container_stop(struct container *c, int64_t timeout_s, struct api_req *r)
 	if (container_signal(c, timeout_s == 0 ? SIGKILL : sig, &err) < 0)
 		log_warn("container %.12s: stop: %s", c->id, err.msg);
 	if (timeout_s > 0 && !c->stop_timer) {
-		struct timeval tv = { .tv_sec = timeout_s };
+		struct timeval tv = {.tv_sec = timeout_s};
 		c->stop_timer = evtimer_new(c->agent->base, stop_timer_cb, c);
 		evtimer_add(c->stop_timer, &tv);
 	}
@@ -980,15 +986,17 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
 		if (!force) {
 			if (r)
-				api_reply_error(r, 409,
-						"You cannot remove a running container %s. Stop the container before attempting removal or force remove",
-						c->id);
+				api_reply_error(
+					r, 409,
+					"You cannot remove a running container %s. Stop the container before attempting removal or force remove",
+					c->id);
 			return;
 		}
 		c->remove_on_exit = true;
 		if (r) {
 			if (c->remove_req) {
-				api_reply_error(r, 409, "removal of container %s is already in progress",
+				api_reply_error(r, 409,
+						"removal of container %s is already in progress",
 						c->name);
 				return;
 			}
@@ -1011,7 +1019,7 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 	container_persist(c);
 	stream_sess_abort_pending(c);
 	network_release(c);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
 	if (rt_remove(c->bundle_dir, &err) < 0) {
 		log_warn("container %.12s: removing %s: %s", c->id, c->bundle_dir, err.msg);
@@ -1081,4 +1089,3 @@ void container_free_all(struct agent *a)
 	}
 	a->n_containers = 0;
 }
-

@@ -36,9 +36,9 @@ struct container {
 	struct agent *agent;
 	char id[65];
 	char name[128];
-	json_t *config;		/* Docker's Config, as given and completed */
-	json_t *host_config;	/* Docker's HostConfig */
-	char *image_ref;	/* as the user named it */
+	json_t *config;	     /* Docker's Config, as given and completed */
+	json_t *host_config; /* Docker's HostConfig */
+	char *image_ref;     /* as the user named it */
 	char *image_id;
 	char **layer_dirs;
 	char *bundle_dir;
@@ -51,7 +51,7 @@ struct container {
 	int exit_code;
 	bool oom_killed;
 	int64_t created_ns, started_ns, finished_ns;
-	int64_t start_mono_ns;	/* when the last start request came */
+	int64_t start_mono_ns; /* when the last start request came */
 	char error[512];
 	int restart_count;
 
@@ -66,14 +66,14 @@ struct container {
 	int spawn_fd;
 	struct event *spawn_ev;
 	struct api_req *start_req;
-	struct bufferevent *wait_bev;	/* monitor "wait" connection */
+	struct bufferevent *wait_bev; /* monitor "wait" connection */
 	struct waiter *waiters;
 	struct api_req **stop_reqs;
 	size_t n_stop_reqs;
 	struct event *stop_timer;
 	bool remove_on_exit;
 	struct api_req *remove_req;
-	struct stream_sess *pending_attach;	/* attached before start */
+	struct stream_sess *pending_attach; /* attached before start */
 };
 
 /* Table */

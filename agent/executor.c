@@ -133,8 +133,8 @@ static int task_set_state(struct agent *a, const char *task_id, const char *stat
 	enum task_state st;
 	if (task_state_from_name(state, &st) < 0)
 		return -EINVAL;
-	return task_observe(a, task_id, st, message, errmsg, c ? c->id : NULL,
-			    c ? c->exit_code : 0, -1);
+	return task_observe(a, task_id, st, message, errmsg, c ? c->id : NULL, c ? c->exit_code : 0,
+			    -1);
 }
 
 static void task_set_health(struct agent *a, const char *task_id, enum task_health h)
@@ -145,9 +145,9 @@ static void task_set_health(struct agent *a, const char *task_id, enum task_heal
 	if (cluster_get(a, key, &t, NULL, NULL) < 0)
 		return;
 	enum task_state st = TASK_NEW;
-	task_state_from_name(json_string_value(json_object_get(json_object_get(t, "Status"),
-							       "State")) ?: "new",
-			     &st);
+	task_state_from_name(
+		json_string_value(json_object_get(json_object_get(t, "Status"), "State")) ?: "new",
+		&st);
 	json_decref(t);
 	task_observe(a, task_id, st, NULL, NULL, NULL, 0, (int)h);
 }
@@ -247,7 +247,7 @@ static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
 		json_array_append_new(argv, json_string(run->health_test[i]));
 	json_t *req = json_pack("{s:s, s:o, s:[], s:s, s:s, s:b, s:b}", "op", "exec", "argv", argv,
 				"env", "user", "", "cwd", "", "tty", 0, "stdin", 0);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int sock = rt_ctl_connect(c->run_dir, req, &err);
 	json_decref(req);
 	if (sock < 0) {
@@ -267,8 +267,8 @@ static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_setcb(p->bev, probe_read_cb, NULL, probe_event_cb, p);
 	bufferevent_enable(p->bev, EV_READ);
 	p->timeout = evtimer_new(a->base, probe_timeout_cb, p);
-	struct timeval tv = { .tv_sec = run->timeout_ns / 1000000000,
-			      .tv_usec = (run->timeout_ns % 1000000000) / 1000 };
+	struct timeval tv = {.tv_sec = run->timeout_ns / 1000000000,
+			     .tv_usec = (run->timeout_ns % 1000000000) / 1000};
 	evtimer_add(p->timeout, &tv);
 }
 
@@ -276,7 +276,7 @@ static void health_schedule(struct task_run *run, int64_t ns)
 {
 	if (!run->health_timer)
 		run->health_timer = evtimer_new(run->agent->base, health_timer_cb, run);
-	struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000 };
+	struct timeval tv = {.tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000};
 	evtimer_add(run->health_timer, &tv);
 }
 
@@ -306,8 +306,8 @@ static void health_setup(struct task_run *run, json_t *svc_hc, json_t *img_hc)
 	}
 	run->health_test = argv;
 	json_int_t v;
-#define PICK(field, dflt)                                                                  \
-	(v = json_integer_value(json_object_get(svc_hc, field)),                           \
+#define PICK(field, dflt)                                        \
+	(v = json_integer_value(json_object_get(svc_hc, field)), \
 	 v > 0 ? v : ((v = json_integer_value(json_object_get(img_hc, field))) > 0 ? v : (dflt)))
 	run->interval_ns = PICK("Interval", HEALTH_DEFAULT_INTERVAL);
 	run->timeout_ns = PICK("Timeout", HEALTH_DEFAULT_TIMEOUT);
@@ -335,7 +335,8 @@ static void start_reply(void *arg, int status, const char *body)
 	struct container *c = container_find(a, run->container_id, NULL);
 	if (status >= 300) {
 		json_t *j = json_loads(body, 0, NULL);
-		const char *msg = json_string_value(json_object_get(j, "message")) ?: "start failed";
+		const char *msg =
+			json_string_value(json_object_get(j, "message")) ?: "start failed";
 		task_set_state(a, run->task_id, "rejected", "starting container failed", msg, c);
 		json_decref(j);
 		run->ended = true;
@@ -349,11 +350,14 @@ static void start_reply(void *arg, int status, const char *body)
 	}
 	if (run->health_test) {
 		task_set_health(a, run->task_id, TASK_HEALTH_STARTING);
-		task_set_state(a, run->task_id, "starting", "starting (health check pending)", NULL, c);
-		/* the first probe after one interval, as Docker; a short start period probes sooner */
-		health_schedule(run, run->start_period_ns > 0 && run->start_period_ns < run->interval_ns
-					     ? run->start_period_ns
-					     : run->interval_ns);
+		task_set_state(a, run->task_id, "starting", "starting (health check pending)", NULL,
+			       c);
+		/* the first probe after one interval, as Docker; a short start period probes sooner
+		 */
+		health_schedule(run,
+				run->start_period_ns > 0 && run->start_period_ns < run->interval_ns
+					? run->start_period_ns
+					: run->interval_ns);
 	} else {
 		task_set_state(a, run->task_id, "starting", "starting", NULL, c);
 		task_set_state(a, run->task_id, "running", "started", NULL, c);
@@ -381,7 +385,7 @@ static void task_start(struct agent *a, json_t *task)
 	struct service_spec *spec = NULL;
 	struct spec_errors errs;
 	spec_errors_init(&errs);
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (service_spec_from_json(sj, &spec, &errs) < 0) {
 		json_decref(sj);
 		spec_errors_format(&errs, &err);
@@ -426,10 +430,11 @@ static void task_start(struct agent *a, json_t *task)
 	if (image_store_resolve(a->images, c->image_id, &info, NULL) == 0)
 		img_hc = json_incref(json_object_get(info->config, "Healthcheck"));
 	image_info_free(info);
-	health_setup(run, json_object_get(json_object_get(json_object_get(task, "Spec"),
-							   "ContainerSpec"),
-					  "Healthcheck"),
-		     img_hc);
+	health_setup(
+		run,
+		json_object_get(json_object_get(json_object_get(task, "Spec"), "ContainerSpec"),
+				"Healthcheck"),
+		img_hc);
 	json_decref(img_hc);
 	json_decref(body);
 	struct start_ctx *sc = calloc(1, sizeof(*sc));
@@ -455,8 +460,9 @@ static void task_stop(struct agent *a, struct task_run *run, json_t *task)
 		run->ended = true;
 		return;
 	}
-	json_int_t grace = json_integer_value(json_object_get(
-		json_object_get(json_object_get(task, "Spec"), "ContainerSpec"), "StopGracePeriod"));
+	json_int_t grace = json_integer_value(
+		json_object_get(json_object_get(json_object_get(task, "Spec"), "ContainerSpec"),
+				"StopGracePeriod"));
 	int64_t secs = grace > 0 ? (grace + 999999999) / 1000000000 : 10;
 	struct api_req *req = api_req_internal(a, NULL, NULL);
 	if (req) {
@@ -527,7 +533,8 @@ void executor_reconcile(struct agent *a, json_t *tasks)
 			continue;
 		const char *desired = json_string_value(json_object_get(t, "DesiredState")) ?: "";
 		const char *state =
-			json_string_value(json_object_get(json_object_get(t, "Status"), "State")) ?: "";
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
+				?: "";
 		struct task_run *run = run_find(a, tid);
 		if (strcmp(desired, "running") == 0) {
 			if (!run && strcmp(state, "assigned") == 0)
@@ -539,7 +546,8 @@ void executor_reconcile(struct agent *a, json_t *tasks)
 					if (c)
 						executor_container_exited(a, c);
 					else
-						task_set_state(a, tid, "failed", "container vanished",
+						task_set_state(a, tid, "failed",
+							       "container vanished",
 							       "task: container vanished", NULL);
 					run->ended = true;
 				}
@@ -550,10 +558,11 @@ void executor_reconcile(struct agent *a, json_t *tasks)
 		} else {
 			if (run && !run->ended && !run->stopping && !run->start_inflight)
 				task_stop(a, run, t);
-			else if (!run && (strcmp(state, "assigned") == 0 ||
-					  strcmp(state, "pending") == 0 || strcmp(state, "new") == 0))
-				task_set_state(a, tid, "shutdown", "shut down before it started", NULL,
-					       NULL);
+			else if (!run &&
+				 (strcmp(state, "assigned") == 0 || strcmp(state, "pending") == 0 ||
+				  strcmp(state, "new") == 0))
+				task_set_state(a, tid, "shutdown", "shut down before it started",
+					       NULL, NULL);
 		}
 	}
 	/* Tasks gone from the store take their containers with them. */
@@ -562,7 +571,8 @@ void executor_reconcile(struct agent *a, json_t *tasks)
 		bool present = false;
 		json_array_foreach(tasks, i, t)
 		{
-			if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "", run->task_id) == 0)
+			if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "",
+				   run->task_id) == 0)
 				present = true;
 		}
 		if (present || run->start_inflight)

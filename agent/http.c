@@ -25,41 +25,41 @@
 #include "lib/util.h"
 
 static const struct api_route routes[] = {
-	{ EVHTTP_REQ_GET, "/_ping", api_ping },
-	{ EVHTTP_REQ_HEAD, "/_ping", api_ping },
-	{ EVHTTP_REQ_GET, "/version", api_version },
-	{ EVHTTP_REQ_GET, "/info", api_info },
-	{ EVHTTP_REQ_POST, "/containers/create", api_container_create },
-	{ EVHTTP_REQ_GET, "/containers/json", api_container_list },
-	{ EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect },
-	{ EVHTTP_REQ_POST, "/containers/{}/start", api_container_start },
-	{ EVHTTP_REQ_POST, "/containers/{}/stop", api_container_stop },
-	{ EVHTTP_REQ_POST, "/containers/{}/kill", api_container_kill },
-	{ EVHTTP_REQ_POST, "/containers/{}/wait", api_container_wait },
-	{ EVHTTP_REQ_POST, "/containers/{}/attach", api_container_attach },
-	{ EVHTTP_REQ_POST, "/containers/{}/resize", api_container_resize },
-	{ EVHTTP_REQ_GET, "/containers/{}/logs", api_container_logs },
-	{ EVHTTP_REQ_DELETE, "/containers/{}", api_container_delete },
-	{ EVHTTP_REQ_POST, "/containers/{}/exec", api_exec_create },
-	{ EVHTTP_REQ_POST, "/exec/{}/start", api_exec_start },
-	{ EVHTTP_REQ_GET, "/exec/{}/json", api_exec_inspect },
-	{ EVHTTP_REQ_POST, "/exec/{}/resize", api_exec_resize },
-	{ EVHTTP_REQ_POST, "/images/load", api_image_load },
-	{ EVHTTP_REQ_POST, "/images/create", api_image_create },
-	{ EVHTTP_REQ_GET, "/images/json", api_image_list },
-	{ EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect },
-	{ EVHTTP_REQ_DELETE, "/images/{}", api_image_delete },
-	{ EVHTTP_REQ_POST, "/services/create", api_service_create },
-	{ EVHTTP_REQ_GET, "/services", api_service_list },
-	{ EVHTTP_REQ_GET, "/services/{}", api_service_inspect },
-	{ EVHTTP_REQ_POST, "/services/{}/update", api_service_update },
-	{ EVHTTP_REQ_DELETE, "/services/{}", api_service_delete },
-	{ EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs },
-	{ EVHTTP_REQ_GET, "/tasks", api_task_list },
-	{ EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect },
-	{ EVHTTP_REQ_GET, "/nodes", api_node_list },
-	{ EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect },
-	{ EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update },
+	{EVHTTP_REQ_GET, "/_ping", api_ping},
+	{EVHTTP_REQ_HEAD, "/_ping", api_ping},
+	{EVHTTP_REQ_GET, "/version", api_version},
+	{EVHTTP_REQ_GET, "/info", api_info},
+	{EVHTTP_REQ_POST, "/containers/create", api_container_create},
+	{EVHTTP_REQ_GET, "/containers/json", api_container_list},
+	{EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect},
+	{EVHTTP_REQ_POST, "/containers/{}/start", api_container_start},
+	{EVHTTP_REQ_POST, "/containers/{}/stop", api_container_stop},
+	{EVHTTP_REQ_POST, "/containers/{}/kill", api_container_kill},
+	{EVHTTP_REQ_POST, "/containers/{}/wait", api_container_wait},
+	{EVHTTP_REQ_POST, "/containers/{}/attach", api_container_attach},
+	{EVHTTP_REQ_POST, "/containers/{}/resize", api_container_resize},
+	{EVHTTP_REQ_GET, "/containers/{}/logs", api_container_logs},
+	{EVHTTP_REQ_DELETE, "/containers/{}", api_container_delete},
+	{EVHTTP_REQ_POST, "/containers/{}/exec", api_exec_create},
+	{EVHTTP_REQ_POST, "/exec/{}/start", api_exec_start},
+	{EVHTTP_REQ_GET, "/exec/{}/json", api_exec_inspect},
+	{EVHTTP_REQ_POST, "/exec/{}/resize", api_exec_resize},
+	{EVHTTP_REQ_POST, "/images/load", api_image_load},
+	{EVHTTP_REQ_POST, "/images/create", api_image_create},
+	{EVHTTP_REQ_GET, "/images/json", api_image_list},
+	{EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect},
+	{EVHTTP_REQ_DELETE, "/images/{}", api_image_delete},
+	{EVHTTP_REQ_POST, "/services/create", api_service_create},
+	{EVHTTP_REQ_GET, "/services", api_service_list},
+	{EVHTTP_REQ_GET, "/services/{}", api_service_inspect},
+	{EVHTTP_REQ_POST, "/services/{}/update", api_service_update},
+	{EVHTTP_REQ_DELETE, "/services/{}", api_service_delete},
+	{EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs},
+	{EVHTTP_REQ_GET, "/tasks", api_task_list},
+	{EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect},
+	{EVHTTP_REQ_GET, "/nodes", api_node_list},
+	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect},
+	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update},
 };
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -181,7 +181,7 @@ static void dispatch_cb(struct evhttp_request *req, void *arg)
 	log_debug("api: %s %s", method_name(m), evhttp_request_get_uri(req));
 	bool path_known = false;
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-		struct api_req probe = { 0 };
+		struct api_req probe = {0};
 		if (!route_match(routes[i].pattern, path, &probe))
 			continue;
 		path_known = true;
@@ -201,7 +201,7 @@ static void dispatch_cb(struct evhttp_request *req, void *arg)
 
 int api_server_start(struct agent *a, struct shoal_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(a->cfg.socket_path) >= sizeof(sa.sun_path))
 		return shoal_err_set(err, ENAMETOOLONG, "socket path %s is too long (max %zu)",
 				     a->cfg.socket_path, sizeof(sa.sun_path) - 1);
@@ -212,9 +212,10 @@ int api_server_start(struct agent *a, struct shoal_err *err)
 	/* A live agent on this socket must not be displaced; a stale file may. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		close(fd);
-		return shoal_err_set(err, EADDRINUSE,
-				     "another shoald is already serving %s; stop it or pass --socket",
-				     a->cfg.socket_path);
+		return shoal_err_set(
+			err, EADDRINUSE,
+			"another shoald is already serving %s; stop it or pass --socket",
+			a->cfg.socket_path);
 	}
 	unlink(a->cfg.socket_path);
 	mode_t old = umask(0117);
@@ -416,8 +417,9 @@ json_t *api_body_json(struct api_req *r, bool allow_empty)
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
 	if (len > AGENT_MAX_JSON_BODY) {
-		api_reply_error(r, 413, "request body is %zu bytes; the limit for JSON bodies is %u",
-				len, AGENT_MAX_JSON_BODY);
+		api_reply_error(r, 413,
+				"request body is %zu bytes; the limit for JSON bodies is %u", len,
+				AGENT_MAX_JSON_BODY);
 		return NULL;
 	}
 	if (len == 0) {
@@ -446,8 +448,8 @@ struct bufferevent *api_hijack(struct api_req *r, const char *content_type)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-	const char *upgrade = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-						 "Upgrade");
+	const char *upgrade =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Upgrade");
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	if (upgrade)
@@ -501,4 +503,3 @@ void api_stream_end(struct api_req *r)
 	}
 	api_req_free(r);
 }
-

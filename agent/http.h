@@ -20,10 +20,10 @@ struct api_req {
 	struct agent *agent;
 	struct evhttp_request *req;
 	struct evkeyvalq query;
-	const char *params[2];		/* the {} segments of the route, in order */
+	const char *params[2]; /* the {} segments of the route, in order */
 	char param_buf[2][256];
 	bool deferred;
-	bool cancelled;			/* client went away while deferred */
+	bool cancelled; /* client went away while deferred */
 	void (*on_cancel)(struct api_req *r);
 	void *userdata;
 	/* Internal requests (the agent calling its own handlers, e.g. the task
@@ -37,7 +37,7 @@ typedef void (*api_handler)(struct api_req *r);
 
 struct api_route {
 	enum evhttp_cmd_type method;
-	const char *pattern;		/* "/containers/{}/start" */
+	const char *pattern; /* "/containers/{}/start" */
 	api_handler fn;
 };
 
@@ -45,7 +45,7 @@ int api_server_start(struct agent *a, struct shoal_err *err);
 void api_server_stop(struct agent *a);
 
 /* Replies. Each frees r unless it was deferred-and-cancelled bookkeeping says otherwise. */
-void api_reply_json(struct api_req *r, int status, json_t *body);	/* steals body */
+void api_reply_json(struct api_req *r, int status, json_t *body); /* steals body */
 void api_reply_empty(struct api_req *r, int status);
 void api_reply_raw(struct api_req *r, int status, const char *content_type, const void *data,
 		   size_t len);
@@ -79,4 +79,3 @@ void api_hijack_close(struct evhttp_connection *evcon);
 void api_stream_start(struct api_req *r, int status, const char *content_type);
 void api_stream_chunk(struct api_req *r, const void *data, size_t len);
 void api_stream_end(struct api_req *r);
-

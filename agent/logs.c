@@ -52,8 +52,14 @@ static void emit_record(struct log_req *lr, const char *line, size_t len)
 	struct evbuffer *b = evbuffer_new();
 	size_t plen = tlen + (lr->timestamps && time ? strlen(time) + 1 : 0);
 	if (!lr->tty) {
-		uint8_t hdr[8] = { is_err ? 2 : 1, 0, 0, 0, (uint8_t)(plen >> 24),
-				   (uint8_t)(plen >> 16), (uint8_t)(plen >> 8), (uint8_t)plen };
+		uint8_t hdr[8] = {is_err ? 2 : 1,
+				  0,
+				  0,
+				  0,
+				  (uint8_t)(plen >> 24),
+				  (uint8_t)(plen >> 16),
+				  (uint8_t)(plen >> 8),
+				  (uint8_t)plen};
 		evbuffer_add(b, hdr, 8);
 	}
 	if (lr->timestamps && time)
@@ -117,7 +123,7 @@ static void follow_cb(evutil_socket_t fd, short what, void *arg)
 		log_req_free(lr);
 		return;
 	}
-	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	struct timeval tv = {0, LOG_FOLLOW_INTERVAL_MS * 1000};
 	evtimer_add(lr->timer, &tv);
 }
 
@@ -165,7 +171,7 @@ static int64_t count_lines(const char *path)
 
 void api_container_logs(struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	struct container *c = container_find(r->agent, r->params[0], &err);
 	if (!c) {
 		api_reply_err(r, &err);
@@ -173,7 +179,8 @@ void api_container_logs(struct api_req *r)
 	}
 	bool out = api_query_bool(r, "stdout", false), errs = api_query_bool(r, "stderr", false);
 	if (!out && !errs) {
-		api_reply_error(r, 400, "You must choose at least one stream (stdout=1 or stderr=1)");
+		api_reply_error(r, 400,
+				"You must choose at least one stream (stdout=1 or stderr=1)");
 		return;
 	}
 	int64_t tail = -1;
@@ -182,7 +189,8 @@ void api_container_logs(struct api_req *r)
 		char *endp;
 		tail = strtoll(t, &endp, 10);
 		if (*endp || tail < 0) {
-			api_reply_error(r, 400, "tail=%s: expected a number of lines or \"all\"", t);
+			api_reply_error(r, 400, "tail=%s: expected a number of lines or \"all\"",
+					t);
 			return;
 		}
 	}
@@ -263,7 +271,7 @@ void api_container_logs(struct api_req *r)
 	r->on_cancel = log_cancel;
 	api_req_defer(r);
 	lr->timer = evtimer_new(r->agent->base, follow_cb, lr);
-	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	struct timeval tv = {0, LOG_FOLLOW_INTERVAL_MS * 1000};
 	evtimer_add(lr->timer, &tv);
 }
 
@@ -303,9 +311,16 @@ static void svc_emit(struct svc_log_req *sl, const struct svc_log_src *src, bool
 	if ((is_err && !sl->err) || (!is_err && !sl->out))
 		return;
 	struct evbuffer *b = evbuffer_new();
-	size_t plen = strlen(src->prefix) + 3 + len + (sl->timestamps && time ? strlen(time) + 1 : 0);
-	uint8_t hdr[8] = { is_err ? 2 : 1, 0, 0, 0, (uint8_t)(plen >> 24), (uint8_t)(plen >> 16),
-			   (uint8_t)(plen >> 8), (uint8_t)plen };
+	size_t plen =
+		strlen(src->prefix) + 3 + len + (sl->timestamps && time ? strlen(time) + 1 : 0);
+	uint8_t hdr[8] = {is_err ? 2 : 1,
+			  0,
+			  0,
+			  0,
+			  (uint8_t)(plen >> 24),
+			  (uint8_t)(plen >> 16),
+			  (uint8_t)(plen >> 8),
+			  (uint8_t)plen};
 	evbuffer_add(b, hdr, 8);
 	if (sl->timestamps && time)
 		evbuffer_add_printf(b, "%s ", time);
@@ -392,7 +407,7 @@ static void svc_follow_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	json_decref(svc);
-	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	struct timeval tv = {0, LOG_FOLLOW_INTERVAL_MS * 1000};
 	evtimer_add(sl->timer, &tv);
 }
 
@@ -408,7 +423,7 @@ void api_service_logs(struct api_req *r)
 {
 	struct agent *a = r->agent;
 	json_t *services = NULL, *tasks = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0 ||
 	    cluster_list(a, CLUSTER_TASKS, &tasks, &err) < 0) {
 		json_decref(services);
@@ -422,7 +437,8 @@ void api_service_logs(struct api_req *r)
 	{
 		const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
 		const char *name =
-			json_string_value(json_object_get(json_object_get(o, "Spec"), "Name")) ?: "";
+			json_string_value(json_object_get(json_object_get(o, "Spec"), "Name"))
+				?: "";
 		if (!json_is_true(json_object_get(o, "Removed")) &&
 		    (strcmp(id, r->params[0]) == 0 || strcmp(name, r->params[0]) == 0 ||
 		     (strlen(r->params[0]) >= 4 && str_has_prefix(id, r->params[0]))))
@@ -448,11 +464,13 @@ void api_service_logs(struct api_req *r)
 	sl->timestamps = api_query_bool(r, "timestamps", false);
 	snprintf(sl->service_id, sizeof(sl->service_id), "%s",
 		 json_string_value(json_object_get(svc, "ID")));
-	const char *sname = json_string_value(json_object_get(json_object_get(svc, "Spec"), "Name"));
+	const char *sname =
+		json_string_value(json_object_get(json_object_get(svc, "Spec"), "Name"));
 	json_t *t;
 	json_array_foreach(tasks, i, t)
 	{
-		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sl->service_id))
+		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
+			   sl->service_id))
 			continue;
 		const char *cid = json_string_value(json_object_get(
 			json_object_get(json_object_get(t, "Status"), "ContainerStatus"),
@@ -483,7 +501,7 @@ void api_service_logs(struct api_req *r)
 		size_t len;
 		char *line;
 		while ((line = evbuffer_readln(src->partial, &len, EVBUFFER_EOL_LF))) {
-			struct svc_record rec = { .src = src };
+			struct svc_record rec = {.src = src};
 			if (svc_parse(line, len, &rec.is_err, &rec.time, &rec.text, &rec.len)) {
 				if (nrec == cap) {
 					cap = cap ? cap * 2 : 256;
@@ -524,6 +542,6 @@ void api_service_logs(struct api_req *r)
 	r->on_cancel = svc_log_cancel;
 	api_req_defer(r);
 	sl->timer = evtimer_new(a->base, svc_follow_cb, sl);
-	struct timeval tv = { 0, LOG_FOLLOW_INTERVAL_MS * 1000 };
+	struct timeval tv = {0, LOG_FOLLOW_INTERVAL_MS * 1000};
 	evtimer_add(sl->timer, &tv);
 }

@@ -60,26 +60,38 @@ static void usage(FILE *f)
 static int parse_args(struct agent_config *cfg, int argc, char **argv)
 {
 	enum {
-		O_DATA = 256, O_RUN, O_SOCK, O_CG, O_BPF, O_PREFIX, O_SUBNET, O_STORE, O_EP,
-		O_LOG, O_LMS, O_LMF, O_MON, O_VER
+		O_DATA = 256,
+		O_RUN,
+		O_SOCK,
+		O_CG,
+		O_BPF,
+		O_PREFIX,
+		O_SUBNET,
+		O_STORE,
+		O_EP,
+		O_LOG,
+		O_LMS,
+		O_LMF,
+		O_MON,
+		O_VER
 	};
 	static const struct option opts[] = {
-		{ "data-dir", required_argument, NULL, O_DATA },
-		{ "run-dir", required_argument, NULL, O_RUN },
-		{ "socket", required_argument, NULL, O_SOCK },
-		{ "cgroup-parent", required_argument, NULL, O_CG },
-		{ "bpffs-dir", required_argument, NULL, O_BPF },
-		{ "device-prefix", required_argument, NULL, O_PREFIX },
-		{ "bridge-subnet", required_argument, NULL, O_SUBNET },
-		{ "store", required_argument, NULL, O_STORE },
-		{ "store-endpoints", required_argument, NULL, O_EP },
-		{ "log-level", required_argument, NULL, O_LOG },
-		{ "log-max-size", required_argument, NULL, O_LMS },
-		{ "log-max-files", required_argument, NULL, O_LMF },
-		{ "monitor-path", required_argument, NULL, O_MON },
-		{ "version", no_argument, NULL, O_VER },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"data-dir", required_argument, NULL, O_DATA},
+		{"run-dir", required_argument, NULL, O_RUN},
+		{"socket", required_argument, NULL, O_SOCK},
+		{"cgroup-parent", required_argument, NULL, O_CG},
+		{"bpffs-dir", required_argument, NULL, O_BPF},
+		{"device-prefix", required_argument, NULL, O_PREFIX},
+		{"bridge-subnet", required_argument, NULL, O_SUBNET},
+		{"store", required_argument, NULL, O_STORE},
+		{"store-endpoints", required_argument, NULL, O_EP},
+		{"log-level", required_argument, NULL, O_LOG},
+		{"log-max-size", required_argument, NULL, O_LMS},
+		{"log-max-files", required_argument, NULL, O_LMF},
+		{"monitor-path", required_argument, NULL, O_MON},
+		{"version", no_argument, NULL, O_VER},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -119,8 +131,10 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			dst = &cfg->monitor_path;
 			break;
 		case O_LMS:
-			if (parse_size(optarg, &cfg->log_max_size) < 0 || cfg->log_max_size < 4096) {
-				fprintf(stderr, "shoald: --log-max-size %s: expected a size of at least 4k, like 10m\n",
+			if (parse_size(optarg, &cfg->log_max_size) < 0 ||
+			    cfg->log_max_size < 4096) {
+				fprintf(stderr,
+					"shoald: --log-max-size %s: expected a size of at least 4k, like 10m\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -129,7 +143,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (*end || v < 1 || v > 100) {
-				fprintf(stderr, "shoald: --log-max-files %s: expected 1 to 100\n", optarg);
+				fprintf(stderr, "shoald: --log-max-files %s: expected 1 to 100\n",
+					optarg);
 				return -EINVAL;
 			}
 			cfg->log_max_files = (int)v;
@@ -160,9 +175,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		usage(stderr);
 		return -EINVAL;
 	}
-#define DEF(f, v)                  \
-	if (!cfg->f)               \
-		cfg->f = strdup(v)
+#define DEF(f, v)    \
+	if (!cfg->f) \
+	cfg->f = strdup(v)
 	DEF(data_dir, "/var/lib/shoal");
 	DEF(run_dir, "/run/shoal");
 	DEF(cgroup_parent, "shoal");
@@ -256,14 +271,14 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 {
 	char path[4096];
 	int r;
-	const char *dirs[] = { a->cfg.data_dir, a->cfg.run_dir };
+	const char *dirs[] = {a->cfg.data_dir, a->cfg.run_dir};
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
 		if ((r = mkdir_p(dirs[i], 0711)) < 0)
 			return shoal_err_errno(err, -r, "creating %s", dirs[i]);
-	const char *subs[][2] = { { a->cfg.data_dir, "containers" },
-				  { a->cfg.data_dir, "seccomp" },
-				  { a->cfg.run_dir, "containers" },
-				  { a->cfg.run_dir, "netns" } };
+	const char *subs[][2] = {{a->cfg.data_dir, "containers"},
+				 {a->cfg.data_dir, "seccomp"},
+				 {a->cfg.run_dir, "containers"},
+				 {a->cfg.run_dir, "netns"}};
 	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", subs[i][0], subs[i][1]);
 		if ((r = mkdir_p(path, 0700)) < 0)
@@ -274,9 +289,10 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	if (*lock_fd < 0)
 		return shoal_err_errno(err, errno, "opening %s", path);
 	if (flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return shoal_err_set(err, EBUSY,
-				     "another shoald is using %s; give each agent its own --data-dir",
-				     a->cfg.data_dir);
+		return shoal_err_set(
+			err, EBUSY,
+			"another shoald is using %s; give each agent its own --data-dir",
+			a->cfg.data_dir);
 	if ((r = node_identity(a, err)) < 0)
 		return r;
 	ensure_bpffs(a);
@@ -313,8 +329,9 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
 	bo.netns_dir = nsdir;
 	if (bridge_net_setup(&bo, &a->bridge, &a->bridge_err) < 0)
-		log_warn("bridge network unavailable (containers can still use --network none or host): %s",
-			 a->bridge_err.msg);
+		log_warn(
+			"bridge network unavailable (containers can still use --network none or host): %s",
+			a->bridge_err.msg);
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
 	if ((r = manager_start(a, err)) < 0)
@@ -326,8 +343,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { 0 };
-	struct shoal_err err = { 0 };
+	struct agent a = {0};
+	struct shoal_err err = {0};
 	if (parse_args(&a.cfg, argc, argv) < 0)
 		return 2;
 	enum log_level lvl;
@@ -338,7 +355,8 @@ int main(int argc, char **argv)
 	}
 	log_set_level(lvl);
 	if (geteuid() != 0) {
-		fprintf(stderr, "shoald: must run as root (it creates namespaces, cgroups and network devices)\n");
+		fprintf(stderr,
+			"shoald: must run as root (it creates namespaces, cgroups and network devices)\n");
 		return 1;
 	}
 	/* Inherited descriptors would leak into every monitor and keep, e.g., a

@@ -48,7 +48,7 @@ static const char *desired_name(enum task_state s)
 
 void task_record_sync(json_t *rec)
 {
-	struct orch_task t = { 0 };
+	struct orch_task t = {0};
 	if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0)
 		return;
 	char ts[40], created[40];
@@ -88,9 +88,8 @@ json_t *task_record_new(const struct orch_task *t, const char *service_name, jso
 	return rec;
 }
 
-int task_observe(struct agent *a, const char *task_id, enum task_state state,
-		 const char *message, const char *error, const char *container_id, int exit_code,
-		 int health)
+int task_observe(struct agent *a, const char *task_id, enum task_state state, const char *message,
+		 const char *error, const char *container_id, int exit_code, int health)
 {
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, task_id);
@@ -99,7 +98,7 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state,
 		int64_t rev = 0;
 		if (cluster_get(a, key, &rec, &rev, NULL) < 0)
 			return -ENOENT;
-		struct orch_task t = { 0 };
+		struct orch_task t = {0};
 		if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0) {
 			json_decref(rec);
 			return -EBADMSG;
@@ -178,8 +177,8 @@ static int node_register(struct agent *a, struct shoal_err *err)
 				  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000000000LL,
 				  "MemoryBytes", (json_int_t)si.totalram * si.mem_unit, "Engine",
 				  "EngineVersion", SHOAL_VERSION));
-		json_object_set_new(n, "Status", json_pack("{s:s, s:s}", "State", "ready", "Addr",
-							   "127.0.0.1"));
+		json_object_set_new(n, "Status",
+				    json_pack("{s:s, s:s}", "State", "ready", "Addr", "127.0.0.1"));
 		json_object_set_new(n, "ManagerStatus",
 				    json_pack("{s:b, s:s, s:s}", "Leader", 1, "Reachability",
 					      "reachable", "Addr", "127.0.0.1"));
@@ -188,12 +187,14 @@ static int node_register(struct agent *a, struct shoal_err *err)
 		if (r != -EAGAIN)
 			return r;
 	}
-	return shoal_err_set(err, EAGAIN, "registering node %s: the store kept changing", a->node_id);
+	return shoal_err_set(err, EAGAIN, "registering node %s: the store kept changing",
+			     a->node_id);
 }
 
 static enum node_availability node_avail(json_t *n)
 {
-	const char *s = json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
+	const char *s =
+		json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
 	if (s && strcmp(s, "pause") == 0)
 		return NODE_PAUSE;
 	if (s && strcmp(s, "drain") == 0)
@@ -222,23 +223,25 @@ static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t 
 			if (asprintf(&labels[k], "%s=%s", lk, json_string_value(lv) ?: "") >= 0)
 				k++;
 		}
-		const char *role = json_string_value(json_object_get(json_object_get(n, "Spec"), "Role"));
+		const char *role =
+			json_string_value(json_object_get(json_object_get(n, "Spec"), "Role"));
 		struct sched_node_desc d = {
 			.id = json_string_value(json_object_get(n, "ID")),
 			.hostname = json_string_value(json_object_get(desc, "Hostname")),
 			.role = role && strcmp(role, "worker") == 0 ? NODE_WORKER : NODE_MANAGER,
 			.os = "linux",
-			.arch = json_string_value(json_object_get(json_object_get(desc, "Platform"),
-								  "Architecture")),
+			.arch = json_string_value(
+				json_object_get(json_object_get(desc, "Platform"), "Architecture")),
 			.labels = (const char *const *)labels,
 			.availability = node_avail(n),
-			.ready = strcmp(json_string_value(json_object_get(json_object_get(n, "Status"),
-									  "State")) ?: "",
+			.ready = strcmp(json_string_value(json_object_get(
+						json_object_get(n, "Status"), "State"))
+						?: "",
 					"ready") == 0,
-			.total = { .nano_cpus = json_integer_value(json_object_get(
-					   json_object_get(desc, "Resources"), "NanoCPUs")),
-				   .memory_bytes = json_integer_value(json_object_get(
-					   json_object_get(desc, "Resources"), "MemoryBytes")) },
+			.total = {.nano_cpus = json_integer_value(json_object_get(
+					  json_object_get(desc, "Resources"), "NanoCPUs")),
+				  .memory_bytes = json_integer_value(json_object_get(
+					  json_object_get(desc, "Resources"), "MemoryBytes"))},
 		};
 		if (d.id)
 			sched_cluster_add_node(cl, &d, NULL);
@@ -248,8 +251,9 @@ static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t 
 	json_array_foreach(tasks, i, t)
 	{
 		const char *node = json_string_value(json_object_get(t, "NodeID"));
-		const char *state = json_string_value(json_object_get(json_object_get(t, "Status"),
-								      "State")) ?: "";
+		const char *state =
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
+				?: "";
 		enum task_state st = TASK_NEW;
 		task_state_from_name(state, &st);
 		if (!node || !*node || task_state_is_terminal(st))
@@ -257,13 +261,14 @@ static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t 
 		int idx = sched_cluster_find_node(cl, node);
 		if (idx < 0)
 			continue;
-		json_t *res = json_object_get(json_object_get(json_object_get(t, "Spec"), "Resources"),
-					      "Reservations");
+		json_t *res = json_object_get(
+			json_object_get(json_object_get(t, "Spec"), "Resources"), "Reservations");
 		struct sched_task st_ = {
 			.service_id = json_string_value(json_object_get(t, "ServiceID")),
-			.reservations = { .nano_cpus = json_integer_value(json_object_get(res, "NanoCPUs")),
-					  .memory_bytes = json_integer_value(
-						  json_object_get(res, "MemoryBytes")) },
+			.reservations = {.nano_cpus = json_integer_value(
+						 json_object_get(res, "NanoCPUs")),
+					 .memory_bytes = json_integer_value(
+						 json_object_get(res, "MemoryBytes"))},
 		};
 		if (st_.service_id)
 			sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
@@ -312,7 +317,8 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 	json_t *tt;
 	json_array_foreach(tasks, ti, tt)
 	{
-		if (strcmp(json_string_value(json_object_get(tt, "ServiceID")) ?: "", service_id) != 0)
+		if (strcmp(json_string_value(json_object_get(tt, "ServiceID")) ?: "", service_id) !=
+		    0)
 			json_array_append(others, tt);
 	}
 	struct sched_cluster *cl = build_cluster(nodes, others, NULL);
@@ -330,13 +336,14 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 		{
 			const char *id = json_string_value(json_object_get(n, "ID"));
 			int idx = sched_cluster_find_node(cl, id);
-			struct shoal_err e = { 0 };
+			struct shoal_err e = {0};
 			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &e) == 0)
 				json_array_append_new(
 					plan, json_pack("{s:s, s:s}", "NodeID", id, "NodeHostname",
 							json_string_value(json_object_get(
 								json_object_get(n, "Description"),
-								"Hostname")) ?: ""));
+								"Hostname"))
+								?: ""));
 			else
 				json_array_append_new(plan, json_pack("{s:s, s:s}", "NodeID", id,
 								      "Unplaced", e.msg));
@@ -345,13 +352,14 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 		struct sched_request req;
 		request_from_spec(service_id, spec, (uint32_t)spec->replicas, &req);
 		req.dry_run = true;
-		struct sched_result res = { 0 };
+		struct sched_result res = {0};
 		r = sched_place(cl, &req, &res, err);
 		for (uint32_t i = 0; r >= 0 && i < res.count; i++) {
 			if (res.nodes[i] < 0) {
-				json_array_append_new(plan, json_pack("{s:I, s:s}", "Slot",
-								      (json_int_t)i + 1, "Unplaced",
-								      res.explanation ?: "no suitable node"));
+				json_array_append_new(
+					plan, json_pack("{s:I, s:s}", "Slot", (json_int_t)i + 1,
+							"Unplaced",
+							res.explanation ?: "no suitable node"));
 				continue;
 			}
 			const char *nid = sched_cluster_node_id(cl, (uint32_t)res.nodes[i]);
@@ -360,9 +368,11 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 			json_t *n;
 			json_array_foreach(nodes, k, n)
 			{
-				if (strcmp(json_string_value(json_object_get(n, "ID")) ?: "", nid) == 0)
+				if (strcmp(json_string_value(json_object_get(n, "ID")) ?: "",
+					   nid) == 0)
 					hn = json_string_value(json_object_get(
-						json_object_get(n, "Description"), "Hostname")) ?: "";
+						     json_object_get(n, "Description"), "Hostname"))
+						     ?: "";
 			}
 			json_array_append_new(plan, json_pack("{s:I, s:s, s:s}", "Slot",
 							      (json_int_t)i + 1, "NodeID", nid,
@@ -394,8 +404,9 @@ void manager_service_status(struct agent *a, json_t *svc)
 		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0)
 			continue;
 		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
-		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
-								   "State")) ?: "";
+		const char *st =
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
+				?: "";
 		if (strcmp(ds, "running") == 0) {
 			desired++;
 			if (strcmp(st, "running") == 0)
@@ -414,7 +425,7 @@ void manager_service_status(struct agent *a, json_t *svc)
 				      desired, "CompletedTasks", completed));
 	json_t *upd = json_object_get(svc, "Updater");
 	if (upd) {
-		struct orch_update u = { 0 };
+		struct orch_update u = {0};
 		if (orch_update_from_json(upd, &u, NULL) == 0) {
 			json_t *us = orch_update_status_json(&u);
 			if (us)
@@ -466,13 +477,15 @@ struct batch {
 static void batch_flush(struct batch *b)
 {
 	if (b->n > 0 && !b->failed) {
-		struct store_txn_result res = { 0 };
-		struct shoal_err err = { 0 };
-		if (store_txn(b->agent->store, b->cmps, b->n, b->ops, b->n, NULL, 0, &res, &err) < 0) {
+		struct store_txn_result res = {0};
+		struct shoal_err err = {0};
+		if (store_txn(b->agent->store, b->cmps, b->n, b->ops, b->n, NULL, 0, &res, &err) <
+		    0) {
 			log_warn("manager: writing %zu change(s): %s", b->n, err.msg);
 			b->failed = true;
 		} else if (!res.succeeded) {
-			log_debug("manager: %zu change(s) raced with another write; recomputing", b->n);
+			log_debug("manager: %zu change(s) raced with another write; recomputing",
+				  b->n);
 			b->failed = true;
 		}
 		store_txn_result_clear(&res);
@@ -528,10 +541,12 @@ static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t exp
 	size_t i = b->n++;
 	b->keys[i] = k;
 	b->vals[i] = v;
-	b->cmps[i] = (struct store_cmp){ .key = k, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ,
-					 .num = expect_rev };
-	b->ops[i] = (struct store_op){ .type = v ? STORE_OP_PUT : STORE_OP_DELETE, .key = k,
-				       .value = v, .value_len = v ? strlen(v) : 0 };
+	b->cmps[i] = (struct store_cmp){
+		.key = k, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
+	b->ops[i] = (struct store_op){.type = v ? STORE_OP_PUT : STORE_OP_DELETE,
+				      .key = k,
+				      .value = v,
+				      .value_len = v ? strlen(v) : 0};
 }
 
 static int64_t task_rev(json_t *t)
@@ -549,10 +564,10 @@ static void apply_to_task(struct batch *b, json_t *tasks, const struct orch_acti
 	{
 		if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "", act->task_id) != 0)
 			continue;
-		struct orch_task ot = { 0 };
+		struct orch_task ot = {0};
 		if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
 			return;
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		if (orch_action_apply(&ot, act, now, &err) == 0) {
 			json_t *rec = json_deep_copy(t);
 			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
@@ -610,8 +625,8 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 	struct orch_task *ots = calloc(nt ? nt : 1, sizeof(*ots));
 	size_t n_ok = 0;
 	for (size_t i = 0; ots && i < nt; i++)
-		if (orch_task_from_json(json_object_get(json_array_get(mine, i), "Orch"), &ots[n_ok],
-					NULL) == 0)
+		if (orch_task_from_json(json_object_get(json_array_get(mine, i), "Orch"),
+					&ots[n_ok], NULL) == 0)
 			n_ok++;
 	size_t nn = json_array_size(nodes);
 	struct orch_node *ons = calloc(nn ? nn : 1, sizeof(*ons));
@@ -621,21 +636,22 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 	for (size_t i = 0; ons && i < nn; i++) {
 		json_t *n = json_array_get(nodes, i);
 		ons[i].id = json_string_value(json_object_get(n, "ID"));
-		ons[i].ready = strcmp(json_string_value(json_object_get(json_object_get(n, "Status"),
-									"State")) ?: "",
+		ons[i].ready = strcmp(json_string_value(json_object_get(
+					      json_object_get(n, "Status"), "State"))
+					      ?: "",
 				      "ready") == 0;
 		ons[i].availability = node_avail(n);
 		int idx = sched_cluster_find_node(cl, ons[i].id);
 		/* eligibility for global mode: constraints only, not free resources */
 		struct sched_request creq = greq;
-		creq.reservations = (struct sched_resources){ 0 };
+		creq.reservations = (struct sched_resources){0};
 		creq.ports = NULL;
 		creq.n_ports = 0;
 		creq.max_replicas = 0;
-		ons[i].eligible = idx >= 0 &&
-				  sched_place_on_node(cl, &creq, (uint32_t)idx, NULL) == 0;
+		ons[i].eligible =
+			idx >= 0 && sched_place_on_node(cl, &creq, (uint32_t)idx, NULL) == 0;
 	}
-	struct orch_update upd = { 0 };
+	struct orch_update upd = {0};
 	if (json_object_get(svc, "Updater"))
 		orch_update_from_json(json_object_get(svc, "Updater"), &upd, NULL);
 	struct orch_service os = {
@@ -653,14 +669,18 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 	};
 	if (os.spec_version == 0)
 		os.spec_version = 1;
-	struct orch_input in = { .service = &os, .tasks = ots, .n_tasks = n_ok, .nodes = ons,
-				 .n_nodes = nn, .update = &upd };
-	struct orch_result res = { 0 };
-	struct shoal_err err = { 0 };
+	struct orch_input in = {.service = &os,
+				.tasks = ots,
+				.n_tasks = n_ok,
+				.nodes = ons,
+				.n_nodes = nn,
+				.update = &upd};
+	struct orch_result res = {0};
+	struct shoal_err err = {0};
 	int64_t wake = 0;
 	if (ots && ons && orch_reconcile(&in, now, &res, &err) == 0) {
 		wake = res.wake_ns;
-		struct batch b = { .agent = a };
+		struct batch b = {.agent = a};
 		json_t *svc_new = json_deep_copy(svc);
 		bool svc_changed = res.update_changed;
 		for (size_t i = 0; i < res.n_actions; i++) {
@@ -672,14 +692,16 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 				random_hex_id(hex);
 				memcpy(id, hex, 25);
 				id[25] = '\0';
-				struct orch_task nt_ = { 0 };
+				struct orch_task nt_ = {0};
 				if (orch_task_from_action(&nt_, act, id, NULL) < 0)
 					break;
-				json_t *tspec = json_object_get(spec_for_version(svc, nt_.spec_version),
-								"TaskTemplate");
-				json_t *rec = task_record_new(&nt_, json_string_value(json_object_get(
-									    spec_json, "Name")) ?: sid,
-							      tspec);
+				json_t *tspec = json_object_get(
+					spec_for_version(svc, nt_.spec_version), "TaskTemplate");
+				json_t *rec = task_record_new(
+					&nt_,
+					json_string_value(json_object_get(spec_json, "Name"))
+						?: sid,
+					tspec);
 				snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, id);
 				batch_add(&b, key, rec, 0);
 				json_decref(rec);
@@ -696,7 +718,8 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 				json_t *t;
 				json_array_foreach(mine, k, t)
 				{
-					if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "",
+					if (strcmp(json_string_value(json_object_get(t, "ID"))
+							   ?: "",
 						   act->task_id) == 0) {
 						snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
 							 act->task_id);
@@ -744,24 +767,26 @@ static void place_pinned(struct agent *a, json_t *svc, json_t *pinned, struct sc
 	json_t *t;
 	json_array_foreach(pinned, i, t)
 	{
-		json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
-				       json_object_get(t, "Spec"), "EndpointSpec",
-				       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
+		json_t *sj =
+			json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
+				  json_object_get(t, "Spec"), "EndpointSpec",
+				  json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
 		struct service_spec *spec = parse_spec(sj);
 		json_decref(sj);
 		if (!spec)
 			continue;
 		struct sched_request req;
 		request_from_spec(sid, spec, 1, &req);
-		struct orch_task ot = { 0 };
+		struct orch_task ot = {0};
 		json_t *rec = json_deep_copy(t);
 		if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) == 0) {
 			int idx = sched_cluster_find_node(cl, ot.node_id);
-			struct shoal_err err = { 0 };
+			struct shoal_err err = {0};
 			if (ot.state < TASK_PENDING)
 				orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
 			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0) {
-				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node", NULL);
+				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node",
+						    NULL);
 				ot.err[0] = '\0';
 			} else {
 				snprintf(ot.err, sizeof(ot.err), "%s",
@@ -773,8 +798,8 @@ static void place_pinned(struct agent *a, json_t *svc, json_t *pinned, struct sc
 			task_record_sync(rec);
 			if (!json_equal(rec, t))
 				put_task(a, rec,
-					 json_integer_value(
-						 json_object_get(json_object_get(t, "Version"), "Index")));
+					 json_integer_value(json_object_get(
+						 json_object_get(t, "Version"), "Index")));
 		}
 		json_decref(rec);
 		service_spec_free(spec);
@@ -792,8 +817,9 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 	{
 		const char *node = json_string_value(json_object_get(t, "NodeID")) ?: "";
 		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
-		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
-								   "State")) ?: "";
+		const char *st =
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
+				?: "";
 		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
 		    (strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
 		    (strcmp(st, "new") != 0 && strcmp(st, "pending") != 0))
@@ -814,8 +840,9 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 	/* the spec the pending tasks run; tasks of one service share reservations
 	 * and placement rules across versions closely enough to place as a batch */
 	json_t *tspec = json_object_get(json_array_get(pending, 0), "Spec");
-	json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate", tspec, "EndpointSpec",
-			       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
+	json_t *sj =
+		json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate", tspec, "EndpointSpec",
+			  json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
 	struct service_spec *spec = parse_spec(sj);
 	json_decref(sj);
 	if (!spec) {
@@ -824,8 +851,8 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 	}
 	struct sched_request req;
 	request_from_spec(sid, spec, (uint32_t)n, &req);
-	struct sched_result res = { 0 };
-	struct shoal_err err = { 0 };
+	struct sched_result res = {0};
+	struct shoal_err err = {0};
 	if (sched_place(cl, &req, &res, &err) < 0) {
 		log_warn("manager: scheduling %s: %s", sid, err.msg);
 	} else {
@@ -834,7 +861,7 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 			json_t *rec = json_deep_copy(json_array_get(pending, k));
 			int64_t rev = json_integer_value(json_object_get(
 				json_object_get(json_array_get(pending, k), "Version"), "Index"));
-			struct orch_task ot = { 0 };
+			struct orch_task ot = {0};
 			if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) < 0) {
 				json_decref(rec);
 				continue;
@@ -843,12 +870,15 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 				snprintf(ot.node_id, sizeof(ot.node_id), "%s",
 					 sched_cluster_node_id(cl, (uint32_t)res.nodes[k]));
 				if (ot.state < TASK_PENDING)
-					orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
-				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node", NULL);
+					orch_task_set_state(&ot, TASK_PENDING, now, "pending",
+							    NULL);
+				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node",
+						    NULL);
 				ot.err[0] = '\0';
 			} else {
 				if (ot.state < TASK_PENDING)
-					orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
+					orch_task_set_state(&ot, TASK_PENDING, now, "pending",
+							    NULL);
 				snprintf(ot.err, sizeof(ot.err), "%s",
 					 res.explanation ? res.explanation : "no suitable node");
 				snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
@@ -871,7 +901,7 @@ static void manager_pass(struct agent *a)
 	struct manager *m = mgr(a);
 	m->pending = false;
 	json_t *nodes = NULL, *services = NULL, *tasks = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cluster_list(a, CLUSTER_NODES, &nodes, &err) < 0 ||
 	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0 ||
 	    cluster_list(a, CLUSTER_TASKS, &tasks, &err) < 0) {
@@ -927,7 +957,7 @@ static void manager_pass(struct agent *a)
 		int64_t d = wake - now_ns();
 		if (d < 1000000)
 			d = 1000000;
-		struct timeval tv = { .tv_sec = d / 1000000000, .tv_usec = (d % 1000000000) / 1000 };
+		struct timeval tv = {.tv_sec = d / 1000000000, .tv_usec = (d % 1000000000) / 1000};
 		event_add(m->kick, &tv);
 		m->pending = true;
 	}
@@ -959,7 +989,7 @@ void manager_kick(struct agent *a)
 	if (!m || m->pending)
 		return;
 	m->pending = true;
-	struct timeval tv = { 0, MANAGER_DEBOUNCE_US };
+	struct timeval tv = {0, MANAGER_DEBOUNCE_US};
 	event_add(m->kick, &tv);
 }
 
@@ -980,7 +1010,7 @@ int manager_start(struct agent *a, struct shoal_err *err)
 	int r = node_register(a, err);
 	if (r < 0)
 		return r;
-	struct timeval tv = { MANAGER_RESYNC_S, 0 };
+	struct timeval tv = {MANAGER_RESYNC_S, 0};
 	event_add(m->resync, &tv);
 	r = store_watch(a->store, "/shoal/", true, 0, watch_cb, a, &m->watch, err);
 	if (r < 0)

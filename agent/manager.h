@@ -34,6 +34,5 @@ void task_record_sync(json_t *rec);
 /* The node's view: moves the observed state forward (CAS on the store), with a
  * message, an error, the container's exit code and health. Ignores moves the
  * state machine does not allow (a late report). */
-int task_observe(struct agent *a, const char *task_id, enum task_state state,
-		 const char *message, const char *error, const char *container_id, int exit_code,
-		 int health);
+int task_observe(struct agent *a, const char *task_id, enum task_state state, const char *message,
+		 const char *error, const char *container_id, int exit_code, int health);

@@ -21,10 +21,10 @@
 #define STREAM_HIGH_WATER (4u << 20)
 
 struct stream_sess {
-	struct stream_sess *next;	/* in the container's pending list */
+	struct stream_sess *next; /* in the container's pending list */
 	struct agent *agent;
-	struct container *c;		/* attach sessions */
-	struct exec_inst *ex;		/* exec sessions */
+	struct container *c;  /* attach sessions */
+	struct exec_inst *ex; /* exec sessions */
 	struct evhttp_connection *evcon;
 	struct bufferevent *client;
 	struct bufferevent *mon;
@@ -172,8 +172,8 @@ static void mon_read_cb(struct bufferevent *bev, void *arg)
 				buf[len] = '\0';
 				json_t *j = json_loads(buf, 0, NULL);
 				if (s->ex) {
-					s->ex->exit_code =
-						(int)json_integer_value(json_object_get(j, "exit_code"));
+					s->ex->exit_code = (int)json_integer_value(
+						json_object_get(j, "exit_code"));
 					s->ex->running = false;
 				}
 				json_decref(j);
@@ -248,13 +248,14 @@ void stream_attach(struct container *c, struct api_req *r)
 	json_get_bool(c->config, "Tty", &tty, NULL);
 	json_get_bool(c->config, "OpenStdin", &stdin_open, NULL);
 	bool want_stdin = api_query_bool(r, "stdin", false) && stdin_open;
-	bool want_out = api_query_bool(r, "stdout", false), want_err = api_query_bool(r, "stderr", false);
+	bool want_out = api_query_bool(r, "stdout", false),
+	     want_err = api_query_bool(r, "stderr", false);
 	if (!api_query_bool(r, "stream", false) && !api_query_bool(r, "logs", false)) {
 		api_reply_error(r, 400, "attach needs stream=1 (live output) or logs=1");
 		return;
 	}
 	int fd = -1;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (c->state == CONTAINER_RUNNING) {
 		json_t *req = json_pack("{s:s, s:b, s:b, s:b}", "op", "attach", "stdin", want_stdin,
 					"stdout", want_out, "stderr", want_err);
@@ -358,7 +359,7 @@ struct exec_inst *exec_find(struct agent *a, const char *id)
 void stream_exec_start(struct agent *a, struct exec_inst *ex, struct container *c, bool detach,
 		       struct api_req *r)
 {
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	bool tty = false, in = false, priv = false;
 	json_get_bool(ex->config, "Tty", &tty, NULL);
 	json_get_bool(ex->config, "AttachStdin", &in, NULL);

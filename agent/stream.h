@@ -13,12 +13,12 @@ struct exec_inst {
 	struct exec_inst *next;
 	char id[65];
 	char container_id[65];
-	json_t *config;		/* Cmd, Env, User, WorkingDir, Tty, Attach*, Privileged */
+	json_t *config; /* Cmd, Env, User, WorkingDir, Tty, Attach*, Privileged */
 	bool running;
 	bool started;
 	int exit_code;
 	int64_t created_ns;
-	struct stream_sess *sess;	/* while its stream is open */
+	struct stream_sess *sess; /* while its stream is open */
 };
 
 /*

@@ -17,13 +17,14 @@ static int running_tasks(struct cli_ctx *ctx, const char *id, int *ret)
 {
 	char path[256];
 	_cleanup_free_ char *q = NULL;
-	if (asprintf(&q, "{\"service\":{\"%s\":true},\"desired-state\":{\"running\":true}}", id) < 0)
+	if (asprintf(&q, "{\"service\":{\"%s\":true},\"desired-state\":{\"running\":true}}", id) <
+	    0)
 		return -ENOMEM;
 	_cleanup_free_ char *eq = cli_escape(q);
 	snprintf(path, sizeof(path), "/tasks?filters=%s", eq);
 	json_t *tasks = NULL;
 	int status = 0;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cli_call_json(ctx, "GET", path, NULL, &status, &tasks, &err) < 0 || status != 200) {
 		json_decref(tasks);
 		return -EIO;
@@ -33,8 +34,8 @@ static int running_tasks(struct cli_ctx *ctx, const char *id, int *ret)
 	json_t *t;
 	json_array_foreach(tasks, i, t)
 	{
-		const char *st = json_string_value(json_object_get(json_object_get(t, "Status"),
-								   "State"));
+		const char *st =
+			json_string_value(json_object_get(json_object_get(t, "Status"), "State"));
 		if (st && strcmp(st, "running") == 0)
 			n++;
 	}
@@ -58,10 +59,10 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 {
 	enum { O_REPLICAS = 1, O_JSON, O_IMAGE };
 	static const struct cli_opt opts[] = {
-		{ O_REPLICAS, "replicas", 0, CLI_OPT_VALUE, "int", "Replicas (default 100)" },
-		{ O_IMAGE, "image", 0, CLI_OPT_VALUE, "string", "Image (default busybox)" },
-		{ O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON" },
-		{ 0 },
+		{O_REPLICAS, "replicas", 0, CLI_OPT_VALUE, "int", "Replicas (default 100)"},
+		{O_IMAGE, "image", 0, CLI_OPT_VALUE, "string", "Image (default busybox)"},
+		{O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON"},
+		{0},
 	};
 	long replicas = 100;
 	const char *image = "busybox";
@@ -104,7 +105,7 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 				 "Mode", "Replicated", "Replicas", (json_int_t)replicas);
 	json_t *resp = NULL;
 	int status = 0;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	int64_t t0 = mono_ns();
 	int r = cli_call_json(ctx, "POST", "/services/create", spec, &status, &resp, &err);
 	json_decref(spec);
@@ -129,7 +130,7 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 			first = mono_ns();
 		if (n >= replicas)
 			break;
-		struct timespec ts = { 0, 10 * 1000000 };
+		struct timespec ts = {0, 10 * 1000000};
 		nanosleep(&ts, NULL);
 	}
 	int64_t t1 = mono_ns();
@@ -141,13 +142,13 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 	while (mono_ns() < t1 + 120LL * 1000000000) {
 		if (containers(ctx, &left) < 0 || left <= before)
 			break;
-		struct timespec ts = { 0, 20 * 1000000 };
+		struct timespec ts = {0, 20 * 1000000};
 		nanosleep(&ts, NULL);
 	}
 	int64_t t2 = mono_ns();
 	if (n < replicas) {
-		fprintf(stderr, "shoal bench converge: only %d of %ld tasks running after 120 s\n", n,
-			replicas);
+		fprintf(stderr, "shoal bench converge: only %d of %ld tasks running after 120 s\n",
+			n, replicas);
 		rc = 1;
 	}
 	if (json) {

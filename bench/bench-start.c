@@ -29,8 +29,8 @@ struct start_bench {
 	bool quiet;
 };
 
-static int call(struct start_bench *b, const char *method, const char *path, json_t *body,
-		int want, json_t **ret, struct shoal_err *err)
+static int call(struct start_bench *b, const char *method, const char *path, json_t *body, int want,
+		json_t **ret, struct shoal_err *err)
 {
 	int status = 0;
 	json_t *j = NULL;
@@ -68,7 +68,7 @@ static int create(struct start_bench *b, const char *net, const char *const *cmd
 
 static int one_start(struct start_bench *b, const char *net, int64_t *ret_ns, struct shoal_err *err)
 {
-	static const char *const cmd[] = { "/bin/true", NULL };
+	static const char *const cmd[] = {"/bin/true", NULL};
 	char id[65], path[128];
 	int64_t t0 = mono_ns();
 	int r = create(b, net, cmd, id, err);
@@ -166,7 +166,7 @@ static int runc_bundle(struct start_bench *b, const char *dir, struct shoal_err 
 	{
 		char src[4096];
 		snprintf(src, sizeof(src), "%s/.", json_string_value(l));
-		char *argv[] = { (char *)"/bin/cp", (char *)"-a", src, rootfs, NULL };
+		char *argv[] = {(char *)"/bin/cp", (char *)"-a", src, rootfs, NULL};
 		if (run_cmd(argv, true) != 0) {
 			json_decref(img);
 			return shoal_err_set(err, EIO, "copying layer %s for runc", src);
@@ -216,12 +216,12 @@ static int bench_runc(struct start_bench *b, const char *runc, struct bench_samp
 	for (int i = 0; r >= 0 && i < b->runs + 3; i++) {
 		char id[64];
 		snprintf(id, sizeof(id), "shoal-bench-%d-%d", (int)getpid(), i);
-		char *argv[] = { (char *)runc, (char *)"run", (char *)"--bundle", dir, id, NULL };
+		char *argv[] = {(char *)runc, (char *)"run", (char *)"--bundle", dir, id, NULL};
 		int64_t t0 = mono_ns();
 		int rc = run_cmd(argv, false);
 		int64_t dt = mono_ns() - t0;
 		if (rc != 0) {
-			char *del[] = { (char *)runc, (char *)"delete", (char *)"-f", id, NULL };
+			char *del[] = {(char *)runc, (char *)"delete", (char *)"-f", id, NULL};
 			run_cmd(del, true);
 			r = shoal_err_set(err, EIO, "runc run exited with %d", rc);
 			break;
@@ -238,13 +238,13 @@ static int bench_runc(struct start_bench *b, const char *runc, struct bench_samp
 static pid_t agent_pid(struct start_bench *b)
 {
 	struct cli_http *c = NULL;
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	if (cli_connect(b->ctx, &c, &err) < 0)
 		return -1;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	pid_t pid = getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid
-											 : -1;
+	pid_t pid =
+		getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : -1;
 	cli_http_free(c);
 	return pid;
 }
@@ -270,10 +270,10 @@ static int bench_memory(struct start_bench *b, json_t *out, struct shoal_err *er
 	if (apid <= 0)
 		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
 	int64_t idle = bench_rss_kib(apid);
-	char (*ids)[65] = calloc((size_t)b->containers, sizeof(*ids));
+	char(*ids)[65] = calloc((size_t)b->containers, sizeof(*ids));
 	if (!ids)
 		return -ENOMEM;
-	static const char *const cmd[] = { "sleep", "3600", NULL };
+	static const char *const cmd[] = {"sleep", "3600", NULL};
 	int started = 0, r = 0;
 	for (int i = 0; i < b->containers; i++) {
 		char path[128];
@@ -285,7 +285,7 @@ static int bench_memory(struct start_bench *b, json_t *out, struct shoal_err *er
 			break;
 	}
 	int64_t loaded = bench_rss_kib(apid);
-	struct bench_samples mon = { 0 };
+	struct bench_samples mon = {0};
 	for (int i = 0; r >= 0 && i < started; i++) {
 		char path[128];
 		json_t *j = NULL;
@@ -332,15 +332,15 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 {
 	enum { O_RUNS = 1, O_JSON, O_CONT, O_IMAGE, O_NORUNC };
 	static const struct cli_opt opts[] = {
-		{ O_RUNS, "runs", 0, CLI_OPT_VALUE, "int", "Timed runs per variant (default 50)" },
-		{ O_CONT, "containers", 0, CLI_OPT_VALUE, "int",
-		  "Containers kept running for the memory figures (default 500, 0 skips)" },
-		{ O_IMAGE, "image", 0, CLI_OPT_VALUE, "string", "Image to run (default busybox)" },
-		{ O_NORUNC, "no-runc", 0, CLI_OPT_BOOL, NULL, "Do not run runc for comparison" },
-		{ O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON" },
-		{ 0 },
+		{O_RUNS, "runs", 0, CLI_OPT_VALUE, "int", "Timed runs per variant (default 50)"},
+		{O_CONT, "containers", 0, CLI_OPT_VALUE, "int",
+		 "Containers kept running for the memory figures (default 500, 0 skips)"},
+		{O_IMAGE, "image", 0, CLI_OPT_VALUE, "string", "Image to run (default busybox)"},
+		{O_NORUNC, "no-runc", 0, CLI_OPT_BOOL, NULL, "Do not run runc for comparison"},
+		{O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON"},
+		{0},
 	};
-	struct start_bench b = { .ctx = ctx, .image = "busybox", .runs = 50, .containers = 500 };
+	struct start_bench b = {.ctx = ctx, .image = "busybox", .runs = 50, .containers = 500};
 	bool no_runc = false;
 	struct cli_opts p;
 	cli_opts_init(&p, opts, argc, argv, false);
@@ -353,8 +353,9 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 			long v = strtol(p.value, &end, 10);
 			if (*end || v < (o == O_RUNS ? 1 : 0) || v > 100000) {
 				cli_opts_done(&p);
-				return cli_usage_error(ctx, o == O_RUNS ? "--runs: expected 1 to 100000"
-									: "--containers: expected 0 to 100000");
+				return cli_usage_error(
+					ctx, o == O_RUNS ? "--runs: expected 1 to 100000"
+							 : "--containers: expected 0 to 100000");
 			}
 			if (o == O_RUNS)
 				b.runs = (int)v;
@@ -374,9 +375,10 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (o == CLI_OPT_HELP) {
-		cli_usage(ctx, "[OPTIONS]",
-			  "Measure container create+start+wait latency through the API, beside runc",
-			  opts);
+		cli_usage(
+			ctx, "[OPTIONS]",
+			"Measure container create+start+wait latency through the API, beside runc",
+			opts);
 		cli_opts_done(&p);
 		return 0;
 	}
@@ -385,9 +387,9 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 		cli_opts_done(&p);
 		return r;
 	}
-	struct shoal_err err = { 0 };
+	struct shoal_err err = {0};
 	json_t *out = json_object();
-	struct bench_samples none = { 0 }, bridge = { 0 }, runc = { 0 };
+	struct bench_samples none = {0}, bridge = {0}, runc = {0};
 	_cleanup_free_ char *runc_path = NULL;
 	int rc = 0;
 	if (!b.json)
@@ -436,9 +438,11 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(out, "shoald_rss_idle_kib")));
 		printf("  shoald RSS, %4lld containers:    %6lld KiB\n",
 		       (long long)json_integer_value(json_object_get(out, "loaded_containers")),
-		       (long long)json_integer_value(json_object_get(out, "shoald_rss_loaded_kib")));
+		       (long long)json_integer_value(
+			       json_object_get(out, "shoald_rss_loaded_kib")));
 		printf("  monitor RSS per container:       %6lld KiB median, %lld KiB max\n",
-		       (long long)json_integer_value(json_object_get(out, "monitor_rss_median_kib")),
+		       (long long)json_integer_value(
+			       json_object_get(out, "monitor_rss_median_kib")),
 		       (long long)json_integer_value(json_object_get(out, "monitor_rss_max_kib")));
 	}
 out:

@@ -55,25 +55,25 @@ static inline void strv_freep(char ***v)
 #define _cleanup_strv_	   _cleanup_(strv_freep)
 
 /* Define a cleanup function for a type whose destructor takes the pointer. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)   \
-	static inline void func##p(type *p)       \
-	{                                         \
-		if (*p)                           \
-			func(*p);                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+	static inline void func##p(type *p)     \
+	{                                       \
+		if (*p)                         \
+			func(*p);               \
 	}
 
-#define TAKE_PTR(p)                               \
-	({                                        \
-		__typeof__(p) _ptr_ = (p);        \
-		(p) = NULL;                       \
-		_ptr_;                            \
+#define TAKE_PTR(p)                        \
+	({                                 \
+		__typeof__(p) _ptr_ = (p); \
+		(p) = NULL;                \
+		_ptr_;                     \
 	})
 
-#define TAKE_FD(fd)                               \
-	({                                        \
-		int _fd_ = (fd);                  \
-		(fd) = -EBADF;                    \
-		_fd_;                             \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -EBADF;   \
+		_fd_;            \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -8,8 +8,8 @@
  * once, or turns it into an API response. Wrapping prepends context on the
  * way up ("starting container web: mounting rootfs: No such device"). */
 struct shoal_err {
-	int code;	/* positive errno; 0 = no error */
-	int status;	/* HTTP status the API should answer with; 0 = derive from code */
+	int code;   /* positive errno; 0 = no error */
+	int status; /* HTTP status the API should answer with; 0 = derive from code */
 	char msg[1024];
 };
 
@@ -20,7 +20,8 @@ int shoal_err_set(struct shoal_err *err, int code, const char *fmt, ...)
 int shoal_err_set_status(struct shoal_err *err, int status, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Prefixes the message with context; returns -err->code. */
-int shoal_err_wrap(struct shoal_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int shoal_err_wrap(struct shoal_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* shoal_err_set with ": strerror(code)" appended. */
 int shoal_err_errno(struct shoal_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -57,7 +57,8 @@ int json_get_int(json_t *obj, const char *key, int64_t *ret, struct shoal_err *e
 		}
 		return shoal_err_set(err, EINVAL, "%s: expected an integer, got %g", key, d);
 	}
-	return shoal_err_set(err, EINVAL, "%s: expected an integer, got %s", key, json_type_name(v));
+	return shoal_err_set(err, EINVAL, "%s: expected an integer, got %s", key,
+			     json_type_name(v));
 }
 
 int json_get_bool(json_t *obj, const char *key, bool *ret, struct shoal_err *err)

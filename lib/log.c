@@ -8,7 +8,7 @@
 #include "log.h"
 
 static enum log_level cur_level = LOG_LVL_INFO;
-static const char *const names[] = { "error", "warn", "info", "debug" };
+static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level lvl)
 {

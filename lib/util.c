@@ -209,9 +209,8 @@ void format_rfc3339(int64_t ns, char ret[40])
 	time_t s = (time_t)(ns / 1000000000);
 	struct tm tm;
 	gmtime_r(&s, &tm);
-	snprintf(ret, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long)(ns % 1000000000));
+	snprintf(ret, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ns % 1000000000));
 }
 
 int fd_set_nonblock(int fd, bool on)

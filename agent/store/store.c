@@ -261,7 +261,7 @@ int store_delete(struct store *s, const char *key, bool prefix, int64_t *ret_del
 	int r = check_key(key, prefix, err);
 	if (r < 0)
 		return r;
-	return s->ops->delete(s, key, prefix, ret_deleted, err);
+	return s->ops->delete (s, key, prefix, ret_deleted, err);
 }
 
 int store_txn(struct store *s, const struct store_cmp *cmps, size_t n_cmps,

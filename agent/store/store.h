@@ -28,19 +28,19 @@ struct store;
 
 struct store_kv {
 	char *key;
-	char *value;	/* NUL-terminated for convenience; value_len excludes it */
+	char *value; /* NUL-terminated for convenience; value_len excludes it */
 	size_t value_len;
 	int64_t create_revision;
 	int64_t mod_revision;
 	int64_t version;
-	int64_t lease;	/* 0 = none */
+	int64_t lease; /* 0 = none */
 };
 
 struct store_kvs {
 	struct store_kv *kvs;
 	size_t n;
-	int64_t revision;	/* store revision at which the read was served */
-	bool more;		/* limit cut the result */
+	int64_t revision; /* store revision at which the read was served */
+	bool more;	  /* limit cut the result */
 };
 
 enum store_cmp_target { STORE_CMP_MOD, STORE_CMP_CREATE, STORE_CMP_VERSION, STORE_CMP_VALUE };
@@ -50,8 +50,8 @@ struct store_cmp {
 	const char *key;
 	enum store_cmp_target target;
 	enum store_cmp_op op;
-	int64_t num;		/* for MOD, CREATE, VERSION (0 = key absent) */
-	const char *value;	/* for VALUE */
+	int64_t num;	   /* for MOD, CREATE, VERSION (0 = key absent) */
+	const char *value; /* for VALUE */
 	size_t value_len;
 };
 
@@ -68,7 +68,7 @@ struct store_op {
 struct store_txn_result {
 	bool succeeded;
 	int64_t revision;	/* revision after the txn */
-	struct store_kvs *gets;	/* one entry per STORE_OP_GET in the branch taken, in order */
+	struct store_kvs *gets; /* one entry per STORE_OP_GET in the branch taken, in order */
 	size_t n_gets;
 };
 
@@ -76,7 +76,7 @@ enum store_event_type { STORE_EVENT_PUT, STORE_EVENT_DELETE };
 
 struct store_event {
 	enum store_event_type type;
-	struct store_kv kv;	/* for delete: key and mod_revision set, value empty */
+	struct store_kv kv; /* for delete: key and mod_revision set, value empty */
 };
 
 /* Called on the agent's event loop thread with a batch of events in revision order.
@@ -91,10 +91,10 @@ struct store_watch;
 struct event_base;
 
 struct store_options {
-	const char *backend;	/* "sqlite" (default) or "etcd" */
-	const char *path;	/* sqlite: database file */
-	const char *endpoints;	/* etcd: comma-separated http://host:port */
-	struct event_base *base;	/* loop for watches, lease expiry, keep-alives */
+	const char *backend;	 /* "sqlite" (default) or "etcd" */
+	const char *path;	 /* sqlite: database file */
+	const char *endpoints;	 /* etcd: comma-separated http://host:port */
+	struct event_base *base; /* loop for watches, lease expiry, keep-alives */
 	/* sqlite: history kept for watches from a past revision, in revisions; older history is
 	 * compacted as writes go on (a watch that falls further behind gets ECANCELED).
 	 * 0 = STORE_HISTORY_DEFAULT, < 0 = keep everything until store_compact(). */
