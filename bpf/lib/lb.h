@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/lib/jhash.h"
+#include "bpf/lib/maps.h"
+#include "bpf/lib/nat.h"
+#include "bpf/lib/parse.h"
+
+/* Maglev table entries per service; set by lb_open() before load. The
+ * verifier reads it as a constant, which bounds the table index. */
+const volatile __u32 lb_maglev_size = LB_MAGLEV_DEFAULT;
+
+static __always_inline void lb_stats_add(void *map, __u32 id, __u32 len, bool new_flow)
+{
+	struct lb_stats *st = bpf_map_lookup_elem(map, &id);
+
+	if (!st)
+		return;
+	st->packets++;
+	st->bytes += len;
+	if (new_flow)
+		st->new_flows++;
+}
+
+static __always_inline struct lb_svc *lb_svc_lookup(const struct lb_flow_key *k)
+{
+	struct lb_svc_key sk = {.addr = k->daddr, .port = k->dport, .proto = k->proto};
+	struct lb_svc *svc;
+
+	svc = bpf_map_lookup_elem(&lb_services, &sk);
+	if (svc)
+		return svc;
+	sk.addr = 0;
+	return bpf_map_lookup_elem(&lb_services, &sk);
+}
+
+/* A backend an existing flow may keep: still this service's, and active or
+ * draining. Maintenance, removal or reuse by another service re-picks. */
+static __always_inline struct lb_backend *lb_backend_for_flow(__u32 id, __u32 svc_id)
+{
+	struct lb_backend *be = bpf_map_lookup_elem(&lb_backends, &id);
+
+	if (!be || be->svc_id != svc_id)
+		return NULL;
+	if (be->state != LB_BACKEND_ACTIVE && be->state != LB_BACKEND_DRAINING)
+		return NULL;
+	return be;
+}
+
+/* New flow: hash the 5-tuple into the service's Maglev table. Only active
+ * backends are in the table. */
+static __always_inline int lb_maglev_pick(const struct lb_svc *svc, const struct lb_flow_key *k,
+					  __u32 *ret_id)
+{
+	__u32 zero = 0, svc_id = svc->id, slot, id;
+	struct lb_backend *be;
+	void *inner;
+	__u32 *table;
+
+	if (svc->active == 0)
+		return LB_DROP_NO_BACKEND;
+	inner = bpf_map_lookup_elem(&lb_maglev, &svc_id);
+	if (!inner)
+		return LB_DROP_NO_TABLE;
+	table = bpf_map_lookup_elem(inner, &zero);
+	if (!table)
+		return LB_DROP_NO_TABLE;
+
+	slot = lb_jhash_3words(k->saddr, k->daddr,
+			       ((__u32)k->sport << 16 | k->dport) ^ ((__u32)k->proto << 8), 0);
+	slot %= lb_maglev_size;
+	if (slot >= lb_maglev_size)
+		return LB_DROP_NO_TABLE;
+	id = table[slot];
+	be = bpf_map_lookup_elem(&lb_backends, &id);
+	if (id == 0 || !be || be->svc_id != svc_id || be->state != LB_BACKEND_ACTIVE)
+		return LB_DROP_BACKEND_INVALID;
+	*ret_id = id;
+	return 0;
+}
+
+/* tc ingress on the uplink: service lookup, conntrack, Maglev, DNAT. The
+ * kernel then routes the rewritten packet to the backend; its replies are
+ * reverse-NATed by lb_egress4() when they leave through the same uplink. */
+static __always_inline int lb_ingress4(struct __sk_buff *skb)
+{
+	struct lb_pkt p = {};
+	struct lb_svc *svc;
+	struct lb_ct_entry *ct, nct = {};
+	struct lb_backend *be = NULL;
+	struct lb_flow_key rk = {};
+	struct lb_rnat_entry rn = {};
+	__u32 be_id = 0;
+	bool new_flow = false;
+	__u64 now;
+	int ret;
+
+	ret = lb_parse4(skb, &p);
+	if (ret != LB_PARSE_OK)
+		return ret;
+	svc = lb_svc_lookup(&p.key);
+	if (!svc)
+		return 0;
+	/* The rest of the datagram would reach the node unrewritten; dropping
+	 * the first fragment fails it fast instead of half-delivering it. */
+	if (p.first_frag)
+		return LB_DROP_FRAGMENT;
+
+	now = bpf_ktime_get_ns();
+	ct = bpf_map_lookup_elem(&lb_ct, &p.key);
+	if (ct && ct->svc_id == svc->id) {
+		be_id = ct->backend_id;
+		be = lb_backend_for_flow(be_id, svc->id);
+	}
+	if (!be) {
+		ret = lb_maglev_pick(svc, &p.key, &be_id);
+		if (ret < 0)
+			return ret;
+		be = bpf_map_lookup_elem(&lb_backends, &be_id);
+		if (!be)
+			return LB_DROP_BACKEND_INVALID;
+		nct.backend_id = be_id;
+		nct.svc_id = svc->id;
+		nct.created_ns = now;
+		nct.last_seen_ns = now;
+		if (bpf_map_update_elem(&lb_ct, &p.key, &nct, BPF_ANY) < 0)
+			return LB_DROP_CT_UPDATE;
+		new_flow = true;
+	} else if (now - ct->last_seen_ns > LB_CT_TOUCH_NS) {
+		ct->last_seen_ns = now;
+	}
+
+	rk.saddr = be->addr;
+	rk.daddr = p.key.saddr;
+	rk.sport = be->port;
+	rk.dport = p.key.sport;
+	rk.proto = p.key.proto;
+	/* The reverse entry lives in its own LRU and may be evicted apart from
+	 * the forward one: restore it whenever it is missing. */
+	if (new_flow || !bpf_map_lookup_elem(&lb_rnat, &rk)) {
+		rn.addr = p.key.daddr;
+		rn.port = p.key.dport;
+		rn.svc_id = svc->id;
+		if (bpf_map_update_elem(&lb_rnat, &rk, &rn, BPF_ANY) < 0)
+			return LB_DROP_CT_UPDATE;
+	}
+
+	ret = lb_rewrite4(skb, &p, true, p.key.daddr, be->addr, p.key.dport, be->port);
+	if (ret < 0)
+		return ret;
+	lb_stats_add(&lb_svc_stats, svc->id, p.len, new_flow);
+	lb_stats_add(&lb_be_stats, be_id, p.len, new_flow);
+	return 0;
+}
+
+/* tc egress on the uplink: replies of load-balanced flows get the service
+ * address and port back as their source. Fragments pass unchanged: a reply
+ * that the node fragments cannot be rewritten consistently, which is why
+ * services must not send datagrams over the path MTU. */
+static __always_inline int lb_egress4(struct __sk_buff *skb)
+{
+	struct lb_pkt p = {};
+	struct lb_rnat_entry *rn;
+	int ret;
+
+	ret = lb_parse4(skb, &p);
+	if (ret != LB_PARSE_OK)
+		return ret;
+	if (p.first_frag)
+		return 0;
+	rn = bpf_map_lookup_elem(&lb_rnat, &p.key);
+	if (!rn)
+		return 0;
+	return lb_rewrite4(skb, &p, false, p.key.saddr, rn->addr, p.key.sport, rn->port);
+}
+
+/* Entry points end here: a negative code is a drop, counted once by reason. */
+static __always_inline int lb_verdict(int ret)
+{
+	__u32 idx;
+	__u64 *cnt;
+
+	if (ret >= 0)
+		return TC_ACT_OK;
+	idx = -ret;
+	cnt = bpf_map_lookup_elem(&lb_drops, &idx);
+	if (cnt)
+		(*cnt)++;
+	return TC_ACT_SHOT;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/shared/lb_drop.h"
+#include "bpf/shared/lb_structs.h"
+
+#define LB_IP_MF	 0x2000
+#define LB_IP_OFFSET 0x1fff
+
+/* What the programs need to know about an IPv4 TCP/UDP packet. */
+struct lb_pkt {
+	struct lb_flow_key key; /* as on the wire */
+	__u32 l4_off;		/* from the start of the Ethernet header */
+	__u32 csum_off;		/* L4 checksum, from the start of the packet */
+	__u32 len;		/* skb->len, for the byte counters */
+	bool first_frag;	/* MF set, offset 0: ports present, rest elsewhere */
+	bool udp;
+};
+
+enum {
+	LB_PARSE_PASS = 0, /* not IPv4 TCP/UDP, or a fragment without ports */
+	LB_PARSE_OK = 1,
+};
+
+/* Reads headers with bpf_skb_load_bytes() rather than direct packet access:
+ * it copes with non-linear skbs (GRO) and with a variable IP header length
+ * without re-validating packet pointers after every check.
+ *
+ * Verdicts for what cannot be load balanced:
+ * - shorter than an Ethernet header, or not IPv4 (IPv6, ARP, VLAN-tagged
+ *   frames the NIC did not untag): pass, unchanged;
+ * - IPv4 with version != 4, ihl < 5, a total length below the header length
+ *   or above what the frame carries: LB_DROP_MALFORMED_L3 (ip_rcv() would
+ *   drop it too). A total length of 0 is accepted on frames over 64 KiB
+ *   (BIG TCP super-packets);
+ * - IP options (ihl > 5) are fine: the L4 header is found after them;
+ * - protocols other than TCP and UDP: pass;
+ * - non-first fragments carry no ports: pass, unchanged (a datagram to a
+ *   service that was fragmented has its first fragment dropped, below);
+ * - a TCP header shorter than 20 bytes or a UDP header shorter than 8, within
+ *   the frame or within the IP total length: LB_DROP_MALFORMED_L4. */
+static __always_inline int lb_parse4(struct __sk_buff *skb, struct lb_pkt *p)
+{
+	struct iphdr iph;
+	__u32 ihl_len, tot_len, avail, l4_need;
+	__be16 ports[2];
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return LB_PARSE_PASS;
+	if (skb->len < ETH_HLEN)
+		return LB_PARSE_PASS;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &iph, sizeof(iph)) < 0)
+		return LB_DROP_MALFORMED_L3;
+	if (iph.version != 4 || iph.ihl < 5)
+		return LB_DROP_MALFORMED_L3;
+
+	ihl_len = iph.ihl * 4;
+	tot_len = bpf_ntohs(iph.tot_len);
+	avail = skb->len - ETH_HLEN;
+	if (tot_len == 0 && avail > 0xffff)
+		tot_len = avail;
+	if (tot_len < ihl_len || tot_len > avail)
+		return LB_DROP_MALFORMED_L3;
+
+	if (iph.protocol != IPPROTO_TCP && iph.protocol != IPPROTO_UDP)
+		return LB_PARSE_PASS;
+	if (bpf_ntohs(iph.frag_off) & LB_IP_OFFSET)
+		return LB_PARSE_PASS;
+
+	p->udp = iph.protocol == IPPROTO_UDP;
+	l4_need = p->udp ? sizeof(struct udphdr) : sizeof(struct tcphdr);
+	p->l4_off = ETH_HLEN + ihl_len;
+	if (tot_len < ihl_len + l4_need)
+		return LB_DROP_MALFORMED_L4;
+	if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
+		return LB_DROP_MALFORMED_L4;
+
+	p->first_frag = bpf_ntohs(iph.frag_off) & LB_IP_MF;
+	p->csum_off = p->l4_off +
+		      (p->udp ? offsetof(struct udphdr, check) : offsetof(struct tcphdr, check));
+	p->len = skb->len;
+	p->key.saddr = iph.saddr;
+	p->key.daddr = iph.daddr;
+	p->key.sport = ports[0];
+	p->key.dport = ports[1];
+	p->key.proto = iph.protocol;
+	return LB_PARSE_OK;
+}

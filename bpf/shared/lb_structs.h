@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <linux/types.h>
+
+/* Map keys and values shared by the tc programs and lb/. Addresses and ports
+ * are in network byte order, as they sit in the packet.
+ *
+ * IPv6 fits the same layout: each key grows a family byte and 16-byte
+ * addresses (a union with the IPv4 address, as in the flow key below would
+ * become), the programs get an ETH_P_IPV6 parse branch (no checksum to fix in
+ * the IPv6 header, the L4 pseudo-header still changes), and the maps stay the
+ * same maps so that one service can have backends of either family. */
+
+/* Service lookup key: a published port has addr 0 (any address of this
+ * node); a VIP has its address. The programs try the exact key first. */
+struct lb_svc_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct lb_svc {
+	__u32 id;     /* index into lb_maglev and lb_svc_stats */
+	__u32 active; /* backends in the Maglev table; 0: new flows are dropped */
+	__u32 flags;
+	__u32 pad;
+};
+
+enum lb_backend_state {
+	LB_BACKEND_UNUSED = 0,	    /* free slot */
+	LB_BACKEND_ACTIVE = 1,	    /* new and existing flows */
+	LB_BACKEND_DRAINING = 2,    /* existing flows only */
+	LB_BACKEND_MAINTENANCE = 3, /* no flows: existing ones are moved */
+};
+
+struct lb_backend {
+	__be32 addr;
+	__be16 port;
+	__u8 state; /* enum lb_backend_state */
+	__u8 flags;
+	__u32 svc_id; /* owning service: a flow whose backend moved is re-picked */
+};
+
+/* A flow as seen on the wire: forward direction for lb_ct (client ->
+ * service), reply direction for lb_rnat (backend -> client). */
+struct lb_flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb_ct_entry {
+	__u32 backend_id;
+	__u32 svc_id;
+	__u64 created_ns; /* bpf_ktime_get_ns() */
+	__u64 last_seen_ns;
+};
+
+/* What a reply's source is rewritten back to. */
+struct lb_rnat_entry {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+	__u32 svc_id;
+};
+
+struct lb_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+};
+
+/* lb_meta[0]: how the pinned maps were sized, so that a later lb_open()
+ * reuses them with the same geometry or refuses clearly. */
+struct lb_meta {
+	__u32 magic;
+	__u32 version;
+	__u32 maglev_size;
+	__u32 ct_size;
+	__u32 max_services;
+	__u32 max_backends;
+};

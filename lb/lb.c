@@ -1,0 +1,845 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lib/cleanup.h"
+#include "lib/err.h"
+#include "lib/util.h"
+#include "lb/lb.h"
+#include "lb/maglev.h"
+#include "tc_egress.skel.h"
+#include "tc_ingress.skel.h"
+
+/* Our tc filters: a fixed handle and priority per hook, so that a restarted
+ * agent replaces its own programs and never touches anyone else's. */
+#define LB_TC_HANDLE 0x5348
+#define LB_TC_PRIO   0x5348
+#define LB_MAX_HOOKS 64
+
+/* Maps pinned under pin_dir: all the state flows and services need. */
+static const char *const lb_pinned_maps[] = {
+	"lb_services", "lb_backends", "lb_maglev", "lb_ct",   "lb_rnat",
+	"lb_svc_stats", "lb_be_stats", "lb_drops", "lb_meta",
+};
+
+struct lb_be {
+	uint32_t id;
+	uint32_t addr; /* network order */
+	uint16_t port; /* host order */
+	uint8_t state;
+};
+
+struct lb_svc_state {
+	bool used;
+	struct lb_svc_key key; /* as in the map */
+	uint32_t active;
+	size_t n;
+	struct lb_be *be;
+};
+
+struct lb {
+	struct tc_ingress *in;
+	struct tc_egress *eg;
+	uint32_t maglev_size;
+	uint32_t ct_size;
+	int ncpus;
+	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops;
+	struct lb_svc_state *svcs; /* by service id; 0 unused */
+	uint8_t *be_used;	   /* by backend id; 0 reserved */
+	uint32_t be_next;	   /* ids are handed out round-robin: reuse is late */
+	int hooks[LB_MAX_HOOKS];
+	size_t n_hooks;
+};
+
+static const char *const lb_drop_names[LB_DROP_MAX + 1] = {
+#define LB_DROP_NAME_(name, num, str) [num] = str,
+	LB_DROP_REASONS(LB_DROP_NAME_)
+#undef LB_DROP_NAME_
+};
+
+const char *lb_drop_reason_name(int reason)
+{
+	if (reason >= 0 || -reason > LB_DROP_MAX)
+		return NULL;
+	return lb_drop_names[-reason];
+}
+
+uint32_t lb_maglev_size(const struct lb *lb)
+{
+	return lb->maglev_size;
+}
+
+int lb_prog_fd(const struct lb *lb, enum lb_hook hook)
+{
+	if (hook == LB_HOOK_INGRESS)
+		return bpf_program__fd(lb->in->progs.lb_ingress);
+	if (hook == LB_HOOK_EGRESS)
+		return bpf_program__fd(lb->eg->progs.lb_egress);
+	return -EINVAL;
+}
+
+static void lb_svc_state_clear(struct lb_svc_state *s)
+{
+	free(s->be);
+	*s = (struct lb_svc_state){};
+}
+
+struct lb *lb_close(struct lb *lb)
+{
+	if (!lb)
+		return NULL;
+	tc_egress__destroy(lb->eg);
+	tc_ingress__destroy(lb->in);
+	if (lb->svcs)
+		for (uint32_t i = 0; i < LB_MAX_SERVICES; i++)
+			lb_svc_state_clear(&lb->svcs[i]);
+	free(lb->svcs);
+	free(lb->be_used);
+	free(lb);
+	return NULL;
+}
+
+/* Reads the geometry of maps already pinned under dir. 0 if there is none. */
+static int lb_pinned_meta(const char *dir, struct lb_meta *ret, struct shoal_err *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct lb_meta meta = {};
+	uint32_t zero = 0;
+
+	if (asprintf(&path, "%s/lb_meta", dir) < 0)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return shoal_err_errno(err, errno, "opening pinned map %s", path);
+	}
+	if (bpf_map_lookup_elem(fd, &zero, &meta) < 0)
+		return shoal_err_errno(err, errno, "reading %s", path);
+	if (meta.magic == 0)
+		return 0; /* pinned by a load that did not finish */
+	if (meta.magic != LB_META_MAGIC || meta.version != LB_META_VERSION ||
+	    meta.max_services != LB_MAX_SERVICES || meta.max_backends != LB_MAX_BACKENDS)
+		return shoal_err_set(err, EEXIST,
+				     "the load balancer maps pinned in %s have another layout; remove "
+				     "them (the flows they hold are lost) or run the matching shoald",
+				     dir);
+	*ret = meta;
+	return 1;
+}
+
+static int lb_map_fd(struct bpf_object *obj, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
+{
+	struct bpf_map *map;
+	int r;
+
+	lb->in = tc_ingress__open();
+	if (!lb->in)
+		return shoal_err_errno(err, errno, "opening the tc ingress program");
+	lb->in->rodata->lb_maglev_size = lb->maglev_size;
+	r = bpf_map__set_value_size(bpf_map__inner_map(lb->in->maps.lb_maglev),
+				    sizeof(uint32_t) * lb->maglev_size);
+	if (r >= 0)
+		r = bpf_map__set_max_entries(lb->in->maps.lb_ct, lb->ct_size);
+	if (r >= 0)
+		r = bpf_map__set_max_entries(lb->in->maps.lb_rnat, lb->ct_size);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "sizing the load balancer maps");
+	for (size_t i = 0; pin_dir && i < ARRAY_SIZE(lb_pinned_maps); i++) {
+		_cleanup_free_ char *path = NULL;
+
+		map = bpf_object__find_map_by_name(lb->in->obj, lb_pinned_maps[i]);
+		if (!map)
+			return shoal_err_set(err, ENOENT, "map %s missing from the program",
+					     lb_pinned_maps[i]);
+		if (asprintf(&path, "%s/%s", pin_dir, lb_pinned_maps[i]) < 0)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		r = bpf_map__set_pin_path(map, path);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "pinning %s", path);
+	}
+	r = tc_ingress__load(lb->in);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "loading the tc ingress program%s%s",
+				       pin_dir ? " with the maps pinned in " : "",
+				       pin_dir ? pin_dir : "");
+
+	/* The egress program shares every map with the ingress one. */
+	lb->eg = tc_egress__open();
+	if (!lb->eg)
+		return shoal_err_errno(err, errno, "opening the tc egress program");
+	lb->eg->rodata->lb_maglev_size = lb->maglev_size;
+	bpf_object__for_each_map(map, lb->eg->obj)
+	{
+		int fd;
+
+		if (bpf_map__is_internal(map))
+			continue;
+		fd = lb_map_fd(lb->in->obj, bpf_map__name(map));
+		if (fd < 0)
+			return shoal_err_set(err, ENOENT, "map %s missing from the ingress program",
+					     bpf_map__name(map));
+		r = bpf_map__reuse_fd(map, fd);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "sharing map %s", bpf_map__name(map));
+	}
+	r = tc_egress__load(lb->eg);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "loading the tc egress program");
+
+	lb->fd_services = bpf_map__fd(lb->in->maps.lb_services);
+	lb->fd_backends = bpf_map__fd(lb->in->maps.lb_backends);
+	lb->fd_maglev = bpf_map__fd(lb->in->maps.lb_maglev);
+	lb->fd_svc_stats = bpf_map__fd(lb->in->maps.lb_svc_stats);
+	lb->fd_be_stats = bpf_map__fd(lb->in->maps.lb_be_stats);
+	lb->fd_drops = bpf_map__fd(lb->in->maps.lb_drops);
+	return 0;
+}
+
+/* Rebuilds the in-memory view from the maps (they may come from a pin). */
+static int lb_recover(struct lb *lb, struct shoal_err *err)
+{
+	struct lb_svc_key key, next;
+	struct lb_svc svc;
+	bool first = true;
+
+	for (;;) {
+		struct lb_svc_state *s;
+
+		if (bpf_map_get_next_key(lb->fd_services, first ? NULL : &key, &next) < 0) {
+			if (errno == ENOENT)
+				break;
+			return shoal_err_errno(err, errno, "listing services");
+		}
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(lb->fd_services, &key, &svc) < 0)
+			continue;
+		if (svc.id == 0 || svc.id >= LB_MAX_SERVICES || lb->svcs[svc.id].used)
+			return shoal_err_set(err, EUCLEAN, "pinned service map holds a bad id %u",
+					     svc.id);
+		s = &lb->svcs[svc.id];
+		s->used = true;
+		s->key = key;
+		s->active = svc.active;
+	}
+
+	for (uint32_t id = 1; id < LB_MAX_BACKENDS; id++) {
+		struct lb_backend be;
+		struct lb_svc_state *s;
+		struct lb_be *nbe;
+
+		if (bpf_map_lookup_elem(lb->fd_backends, &id, &be) < 0)
+			return shoal_err_errno(err, errno, "reading backend %u", id);
+		if (be.state == LB_BACKEND_UNUSED)
+			continue;
+		if (be.svc_id == 0 || be.svc_id >= LB_MAX_SERVICES || !lb->svcs[be.svc_id].used)
+			continue; /* left by an update that failed halfway; reusable */
+		s = &lb->svcs[be.svc_id];
+		nbe = reallocarray(s->be, s->n + 1, sizeof(*s->be));
+		if (!nbe)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		s->be = nbe;
+		s->be[s->n++] = (struct lb_be){
+			.id = id, .addr = be.addr, .port = ntohs(be.port), .state = be.state};
+		lb->be_used[id] = 1;
+		lb->be_next = id + 1;
+	}
+	return 0;
+}
+
+int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *err)
+{
+	const struct lb_open_opts none = {};
+	struct lb_meta meta = {};
+	struct lb *lb;
+	uint32_t zero = 0;
+	bool pinned = false;
+	int r;
+
+	if (!opts)
+		opts = &none;
+	if (opts->maglev_size && !lb_maglev_size_valid(opts->maglev_size))
+		return shoal_err_set(err, EINVAL,
+				     "Maglev table size %u is not a prime between %u and %u",
+				     opts->maglev_size, LB_MAGLEV_MIN, LB_MAGLEV_MAX);
+	if (opts->pin_dir) {
+		r = mkdir_p(opts->pin_dir, 0700);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "creating %s", opts->pin_dir);
+		r = lb_pinned_meta(opts->pin_dir, &meta, err);
+		if (r < 0)
+			return r;
+		pinned = r > 0;
+	}
+	if (pinned && opts->maglev_size && opts->maglev_size != meta.maglev_size)
+		return shoal_err_set(err, EEXIST,
+				     "the maps pinned in %s have Maglev tables of %u entries, not "
+				     "%u; open with that size or remove the pins",
+				     opts->pin_dir, meta.maglev_size, opts->maglev_size);
+	if (pinned && opts->ct_size && opts->ct_size != meta.ct_size)
+		return shoal_err_set(err, EEXIST,
+				     "the maps pinned in %s hold %u flows, not %u; open with that "
+				     "size or remove the pins",
+				     opts->pin_dir, meta.ct_size, opts->ct_size);
+
+	lb = calloc(1, sizeof(*lb));
+	if (!lb)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	lb->maglev_size = pinned ? meta.maglev_size
+				 : (opts->maglev_size ? opts->maglev_size : LB_MAGLEV_DEFAULT);
+	lb->ct_size = pinned ? meta.ct_size : (opts->ct_size ? opts->ct_size : LB_CT_DEFAULT);
+	lb->be_next = 1;
+	lb->svcs = calloc(LB_MAX_SERVICES, sizeof(*lb->svcs));
+	lb->be_used = calloc(LB_MAX_BACKENDS, 1);
+	lb->ncpus = libbpf_num_possible_cpus();
+	if (!lb->svcs || !lb->be_used) {
+		r = shoal_err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (lb->ncpus < 0) {
+		r = shoal_err_errno(err, -lb->ncpus, "counting possible CPUs");
+		goto fail;
+	}
+	r = lb_load(lb, opts->pin_dir, err);
+	if (r < 0)
+		goto fail;
+	if (!pinned) {
+		meta = (struct lb_meta){
+			.magic = LB_META_MAGIC,
+			.version = LB_META_VERSION,
+			.maglev_size = lb->maglev_size,
+			.ct_size = lb->ct_size,
+			.max_services = LB_MAX_SERVICES,
+			.max_backends = LB_MAX_BACKENDS,
+		};
+		if (bpf_map_update_elem(bpf_map__fd(lb->in->maps.lb_meta), &zero, &meta, 0) < 0) {
+			r = shoal_err_errno(err, errno, "writing lb_meta");
+			goto fail;
+		}
+	}
+	r = lb_recover(lb, err);
+	if (r < 0)
+		goto fail;
+	*ret = lb;
+	return 0;
+fail:
+	lb_close(lb);
+	return r;
+}
+
+/* ---- tc hooks ---- */
+
+static bool lb_prog_is_ours(uint32_t prog_id, const char *name)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	_cleanup_close_ int fd = bpf_prog_get_fd_by_id(prog_id);
+
+	if (fd < 0)
+		return false;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return false;
+	return strcmp(info.name, name) == 0;
+}
+
+static int lb_tc_detach_one(int ifindex, enum bpf_tc_attach_point point, const char *name)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, d, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO);
+	int r;
+
+	r = bpf_tc_query(&hook, &q);
+	if (r == -ENOENT || r == -EINVAL)
+		return 0; /* no such filter (or no clsact at all) */
+	if (r < 0)
+		return r;
+	if (!lb_prog_is_ours(q.prog_id, name))
+		return -EBUSY;
+	r = bpf_tc_detach(&hook, &d);
+	return r == -ENOENT ? 0 : r;
+}
+
+static int lb_tc_attach_one(int ifindex, enum bpf_tc_attach_point point, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int r;
+
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST)
+		return r;
+	return bpf_tc_attach(&hook, &o);
+}
+
+int lb_attach(struct lb *lb, int ifindex, struct shoal_err *err)
+{
+	bool known = false;
+	int r;
+
+	if (ifindex <= 0)
+		return shoal_err_set(err, EINVAL, "bad interface index %d", ifindex);
+	for (size_t i = 0; i < lb->n_hooks; i++)
+		known |= lb->hooks[i] == ifindex;
+	if (!known && lb->n_hooks == LB_MAX_HOOKS)
+		return shoal_err_set(err, ENOSPC, "the load balancer is on %d interfaces already",
+				     LB_MAX_HOOKS);
+	r = lb_tc_attach_one(ifindex, BPF_TC_INGRESS, lb_prog_fd(lb, LB_HOOK_INGRESS));
+	if (r < 0)
+		return shoal_err_errno(err, -r, "attaching tc ingress on interface %d", ifindex);
+	r = lb_tc_attach_one(ifindex, BPF_TC_EGRESS, lb_prog_fd(lb, LB_HOOK_EGRESS));
+	if (r < 0) {
+		lb_tc_detach_one(ifindex, BPF_TC_INGRESS, "lb_ingress");
+		return shoal_err_errno(err, -r, "attaching tc egress on interface %d", ifindex);
+	}
+	if (!known)
+		lb->hooks[lb->n_hooks++] = ifindex;
+	return 0;
+}
+
+int lb_attach_ifname(struct lb *lb, const char *ifname, struct shoal_err *err)
+{
+	unsigned int idx = if_nametoindex(ifname);
+
+	if (idx == 0)
+		return shoal_err_errno(err, errno, "interface %s", ifname);
+	return lb_attach(lb, (int)idx, err);
+}
+
+int lb_detach(struct lb *lb, int ifindex, struct shoal_err *err)
+{
+	int r1, r2;
+
+	r1 = lb_tc_detach_one(ifindex, BPF_TC_INGRESS, "lb_ingress");
+	r2 = lb_tc_detach_one(ifindex, BPF_TC_EGRESS, "lb_egress");
+	for (size_t i = 0; i < lb->n_hooks; i++)
+		if (lb->hooks[i] == ifindex) {
+			lb->hooks[i] = lb->hooks[--lb->n_hooks];
+			break;
+		}
+	if (r1 == -EBUSY || r2 == -EBUSY)
+		return shoal_err_set(err, EBUSY,
+				     "interface %d has another program at the load balancer's tc "
+				     "handle; left in place",
+				     ifindex);
+	if (r1 < 0 || r2 < 0)
+		return shoal_err_errno(err, r1 < 0 ? -r1 : -r2,
+				       "detaching the load balancer from interface %d", ifindex);
+	return 0;
+}
+
+/* ---- services ---- */
+
+static struct lb_svc_key lb_key_to_map(const struct lb_service_key *k)
+{
+	return (struct lb_svc_key){.addr = k->addr, .port = htons(k->port), .proto = k->proto};
+}
+
+static struct lb_svc_state *lb_find(struct lb *lb, const struct lb_service_key *key,
+				    uint32_t *ret_id)
+{
+	struct lb_svc_key mk = lb_key_to_map(key);
+
+	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++)
+		if (lb->svcs[id].used && memcmp(&lb->svcs[id].key, &mk, sizeof(mk)) == 0) {
+			if (ret_id)
+				*ret_id = id;
+			return &lb->svcs[id];
+		}
+	return NULL;
+}
+
+static struct lb_be *lb_svc_find_be(struct lb_svc_state *s, uint32_t addr, uint16_t port)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->be[i].addr == addr && s->be[i].port == port)
+			return &s->be[i];
+	return NULL;
+}
+
+static int lb_be_alloc(struct lb *lb, uint32_t *ret)
+{
+	for (uint32_t i = 0; i < LB_MAX_BACKENDS - 1; i++) {
+		uint32_t id = lb->be_next + i;
+
+		if (id >= LB_MAX_BACKENDS)
+			id -= LB_MAX_BACKENDS - 1;
+		if (!lb->be_used[id]) {
+			lb->be_used[id] = 1;
+			lb->be_next = id + 1 >= LB_MAX_BACKENDS ? 1 : id + 1;
+			*ret = id;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static int lb_stats_zero(struct lb *lb, int fd, uint32_t id)
+{
+	_cleanup_free_ struct lb_stats *z = calloc(lb->ncpus, sizeof(*z));
+
+	if (!z)
+		return -ENOMEM;
+	return bpf_map_update_elem(fd, &id, z, 0) < 0 ? -errno : 0;
+}
+
+static int lb_be_write(struct lb *lb, const struct lb_be *be, uint32_t svc_id)
+{
+	struct lb_backend v = {
+		.addr = be->addr, .port = htons(be->port), .state = be->state, .svc_id = svc_id};
+
+	if (!be->state)
+		v = (struct lb_backend){};
+	return bpf_map_update_elem(lb->fd_backends, &be->id, &v, 0) < 0 ? -errno : 0;
+}
+
+/* Builds the service's Maglev table from its active backends and swaps it
+ * in as a new inner map: readers see the old table or the new one. */
+static int lb_table_install(struct lb *lb, uint32_t svc_id, const struct lb_be *be, size_t n,
+			    struct shoal_err *err)
+{
+	_cleanup_free_ uint64_t *keys = calloc(n ? n : 1, sizeof(*keys));
+	_cleanup_free_ uint32_t *ids = calloc(n ? n : 1, sizeof(*ids));
+	_cleanup_free_ uint32_t *table = calloc(lb->maglev_size, sizeof(*table));
+	_cleanup_close_ int inner = -EBADF;
+	size_t na = 0;
+	uint32_t zero = 0;
+	int r;
+
+	if (!keys || !ids || !table)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (be[i].state == LB_BACKEND_ACTIVE) {
+			keys[na] = (uint64_t)ntohl(be[i].addr) << 16 | be[i].port;
+			ids[na++] = be[i].id;
+		}
+	if (na == 0) {
+		if (bpf_map_delete_elem(lb->fd_maglev, &svc_id) < 0 && errno != ENOENT)
+			return shoal_err_errno(err, errno, "removing the Maglev table");
+		return 0;
+	}
+	r = lb_maglev_build(keys, na, lb->maglev_size, table);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "building the Maglev table");
+	for (uint32_t s = 0; s < lb->maglev_size; s++)
+		table[s] = ids[table[s]];
+
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_maglev_tbl", sizeof(uint32_t),
+			       sizeof(uint32_t) * lb->maglev_size, 1, NULL);
+	if (inner < 0)
+		return shoal_err_errno(err, errno, "creating a Maglev table");
+	if (bpf_map_update_elem(inner, &zero, table, 0) < 0)
+		return shoal_err_errno(err, errno, "filling the Maglev table");
+	if (bpf_map_update_elem(lb->fd_maglev, &svc_id, &inner, 0) < 0)
+		return shoal_err_errno(err, errno, "installing the Maglev table");
+	return 0;
+}
+
+static int lb_validate(const struct lb *lb, const struct lb_service_key *key,
+		       const struct lb_backend_spec *backends, size_t n, struct shoal_err *err)
+{
+	size_t active = 0;
+
+	if (!key || (key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP))
+		return shoal_err_set(err, EINVAL, "service protocol must be TCP or UDP");
+	if (key->port == 0)
+		return shoal_err_set(err, EINVAL, "service port must not be 0");
+	if (n > LB_MAX_BACKENDS_PER_SERVICE)
+		return shoal_err_set(err, E2BIG, "%zu backends; a service can have at most %d", n,
+				     LB_MAX_BACKENDS_PER_SERVICE);
+	for (size_t i = 0; i < n; i++) {
+		const struct lb_backend_spec *b = &backends[i];
+
+		if (b->addr == 0 || b->port == 0)
+			return shoal_err_set(err, EINVAL, "backend %zu has no address or port", i);
+		if (b->state < LB_BACKEND_ACTIVE || b->state > LB_BACKEND_MAINTENANCE)
+			return shoal_err_set(err, EINVAL, "backend %zu has a bad state %d", i,
+					     b->state);
+		for (size_t j = 0; j < i; j++)
+			if (backends[j].addr == b->addr && backends[j].port == b->port)
+				return shoal_err_set(err, EINVAL,
+						     "backend %zu is listed twice (as %zu)", i, j);
+		active += b->state == LB_BACKEND_ACTIVE;
+	}
+	if (active * LB_MAGLEV_BACKENDS_FACTOR > lb->maglev_size)
+		return shoal_err_set(err, E2BIG,
+				     "%zu active backends need a Maglev table of at least %zu "
+				     "entries; the load balancer was opened with %u",
+				     active, active * LB_MAGLEV_BACKENDS_FACTOR, lb->maglev_size);
+	return 0;
+}
+
+int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
+		      const struct lb_backend_spec *backends, size_t n, struct shoal_err *err)
+{
+	_cleanup_free_ struct lb_be *nbe = NULL;
+	struct lb_svc_state *s;
+	struct lb_svc_key mk;
+	struct lb_svc sv = {};
+	uint32_t svc_id = 0;
+	size_t active = 0;
+	bool created = false;
+	int r;
+
+	r = lb_validate(lb, key, backends, n, err);
+	if (r < 0)
+		return r;
+	s = lb_find(lb, key, &svc_id);
+	if (!s) {
+		for (uint32_t id = 1; id < LB_MAX_SERVICES && !s; id++)
+			if (!lb->svcs[id].used) {
+				svc_id = id;
+				s = &lb->svcs[id];
+			}
+		if (!s)
+			return shoal_err_set(err, ENOSPC, "all %d service slots are in use",
+					     LB_MAX_SERVICES - 1);
+		created = true;
+		r = lb_stats_zero(lb, lb->fd_svc_stats, svc_id);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "resetting service counters");
+	}
+	mk = lb_key_to_map(key);
+
+	nbe = calloc(n ? n : 1, sizeof(*nbe));
+	if (!nbe)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct lb_be *old = created ? NULL : lb_svc_find_be(s, backends[i].addr,
+								      backends[i].port);
+
+		nbe[i] = (struct lb_be){.addr = backends[i].addr,
+					.port = backends[i].port,
+					.state = backends[i].state};
+		active += nbe[i].state == LB_BACKEND_ACTIVE;
+		if (old) {
+			nbe[i].id = old->id;
+			continue;
+		}
+		r = lb_be_alloc(lb, &nbe[i].id);
+		if (r == 0)
+			r = lb_stats_zero(lb, lb->fd_be_stats, nbe[i].id);
+		if (r < 0) {
+			shoal_err_errno(err, -r, "allocating a backend id");
+			goto undo;
+		}
+	}
+
+	/* Order matters to packets in flight: a backend is active in the
+	 * backends map before any table names it, and leaves the table before
+	 * it stops being active. */
+	for (size_t i = 0; i < n; i++)
+		if (nbe[i].state == LB_BACKEND_ACTIVE) {
+			r = lb_be_write(lb, &nbe[i], svc_id);
+			if (r < 0) {
+				shoal_err_errno(err, -r, "writing backend %u", nbe[i].id);
+				goto undo;
+			}
+		}
+	r = lb_table_install(lb, svc_id, nbe, n, err);
+	if (r < 0)
+		goto undo;
+	for (size_t i = 0; i < n; i++)
+		if (nbe[i].state != LB_BACKEND_ACTIVE) {
+			r = lb_be_write(lb, &nbe[i], svc_id);
+			if (r < 0) {
+				shoal_err_errno(err, -r, "writing backend %u", nbe[i].id);
+				goto undo;
+			}
+		}
+	sv.id = svc_id;
+	sv.active = active;
+	if (bpf_map_update_elem(lb->fd_services, &mk, &sv, 0) < 0) {
+		r = shoal_err_errno(err, errno, "writing the service");
+		goto undo;
+	}
+
+	/* Backends no longer listed: their flows re-pick on the next packet. */
+	for (size_t i = 0; !created && i < s->n; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < n && !kept; j++)
+			kept = nbe[j].id == s->be[i].id;
+		if (kept)
+			continue;
+		s->be[i].state = LB_BACKEND_UNUSED;
+		lb_be_write(lb, &s->be[i], 0);
+		lb->be_used[s->be[i].id] = 0;
+	}
+	free(s->be);
+	s->be = TAKE_PTR(nbe);
+	s->n = n;
+	s->used = true;
+	s->key = mk;
+	s->active = active;
+	return 0;
+
+undo:
+	/* Ids handed out by this call go back; entries written for them are
+	 * cleared so that a restart does not adopt them. */
+	for (size_t i = 0; i < n; i++) {
+		if (nbe[i].id == 0 || (!created && lb_svc_find_be(s, nbe[i].addr, nbe[i].port)))
+			continue;
+		nbe[i].state = LB_BACKEND_UNUSED;
+		lb_be_write(lb, &nbe[i], 0);
+		lb->be_used[nbe[i].id] = 0;
+	}
+	if (created)
+		bpf_map_delete_elem(lb->fd_maglev, &svc_id);
+	return r;
+}
+
+int lb_service_delete(struct lb *lb, const struct lb_service_key *key, struct shoal_err *err)
+{
+	struct lb_svc_state *s;
+	uint32_t svc_id;
+
+	s = lb ? lb_find(lb, key, &svc_id) : NULL;
+	if (!s)
+		return shoal_err_set(err, ENOENT, "no such service");
+	if (bpf_map_delete_elem(lb->fd_services, &s->key) < 0 && errno != ENOENT)
+		return shoal_err_errno(err, errno, "removing the service");
+	if (bpf_map_delete_elem(lb->fd_maglev, &svc_id) < 0 && errno != ENOENT)
+		return shoal_err_errno(err, errno, "removing the Maglev table");
+	for (size_t i = 0; i < s->n; i++) {
+		s->be[i].state = LB_BACKEND_UNUSED;
+		lb_be_write(lb, &s->be[i], 0);
+		lb->be_used[s->be[i].id] = 0;
+	}
+	lb_svc_state_clear(s);
+	return 0;
+}
+
+int lb_backend_set_state(struct lb *lb, const struct lb_service_key *key, uint32_t addr,
+			 uint16_t port, enum lb_backend_state state, struct shoal_err *err)
+{
+	_cleanup_free_ struct lb_backend_spec *spec = NULL;
+	struct lb_svc_state *s = lb_find(lb, key, NULL);
+	bool found = false;
+
+	if (!s)
+		return shoal_err_set(err, ENOENT, "no such service");
+	spec = calloc(s->n ? s->n : 1, sizeof(*spec));
+	if (!spec)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < s->n; i++) {
+		spec[i] = (struct lb_backend_spec){
+			.addr = s->be[i].addr, .port = s->be[i].port, .state = s->be[i].state};
+		if (spec[i].addr == addr && spec[i].port == port) {
+			spec[i].state = state;
+			found = true;
+		}
+	}
+	if (!found)
+		return shoal_err_set(err, ENOENT, "the service has no such backend");
+	return lb_service_upsert(lb, key, spec, s->n, err);
+}
+
+int lb_service_list(struct lb *lb, struct lb_service_key **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct lb_service_key *v = NULL;
+	size_t n = 0;
+
+	v = calloc(LB_MAX_SERVICES, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++)
+		if (lb->svcs[id].used)
+			v[n++] = (struct lb_service_key){.addr = lb->svcs[id].key.addr,
+							 .port = ntohs(lb->svcs[id].key.port),
+							 .proto = lb->svcs[id].key.proto};
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+int lb_service_backends(struct lb *lb, const struct lb_service_key *key,
+			struct lb_backend_spec **ret, size_t *ret_n)
+{
+	struct lb_svc_state *s = lb_find(lb, key, NULL);
+	struct lb_backend_spec *v;
+
+	if (!s)
+		return -ENOENT;
+	v = calloc(s->n ? s->n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		v[i] = (struct lb_backend_spec){
+			.addr = s->be[i].addr, .port = s->be[i].port, .state = s->be[i].state};
+	*ret = v;
+	*ret_n = s->n;
+	return 0;
+}
+
+/* ---- counters ---- */
+
+static int lb_stats_sum(struct lb *lb, int fd, uint32_t id, struct lb_counters *ret)
+{
+	_cleanup_free_ struct lb_stats *v = calloc(lb->ncpus, sizeof(*v));
+	struct lb_counters c = {};
+
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &id, v) < 0)
+		return -errno;
+	for (int i = 0; i < lb->ncpus; i++) {
+		c.packets += v[i].packets;
+		c.bytes += v[i].bytes;
+		c.new_flows += v[i].new_flows;
+	}
+	*ret = c;
+	return 0;
+}
+
+int lb_service_counters(struct lb *lb, const struct lb_service_key *key, struct lb_counters *ret)
+{
+	uint32_t id;
+
+	if (!lb_find(lb, key, &id))
+		return -ENOENT;
+	return lb_stats_sum(lb, lb->fd_svc_stats, id, ret);
+}
+
+int lb_backend_counters(struct lb *lb, const struct lb_service_key *key, uint32_t addr,
+			uint16_t port, struct lb_counters *ret)
+{
+	struct lb_svc_state *s = lb_find(lb, key, NULL);
+	struct lb_be *be = s ? lb_svc_find_be(s, addr, port) : NULL;
+
+	if (!be)
+		return -ENOENT;
+	return lb_stats_sum(lb, lb->fd_be_stats, be->id, ret);
+}
+
+int lb_drops_read(struct lb *lb, uint64_t ret[LB_DROP_MAX + 1])
+{
+	_cleanup_free_ uint64_t *v = calloc(lb->ncpus, sizeof(*v));
+	uint64_t out[LB_DROP_MAX + 1] = {};
+
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t idx = 1; idx <= LB_DROP_MAX; idx++) {
+		if (bpf_map_lookup_elem(lb->fd_drops, &idx, v) < 0)
+			return -errno;
+		for (int i = 0; i < lb->ncpus; i++)
+			out[idx] += v[i];
+	}
+	memcpy(ret, out, sizeof(out));
+	return 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/shared/lb_consts.h"
+#include "bpf/shared/lb_drop.h"
+#include "bpf/shared/lb_structs.h"
+#include "lib/err.h"
+
+/* North-south load balancing on a node's uplink (published ports, VIPs).
+ *
+ * Data path: tc ingress on the uplink looks the packet up by (destination
+ * address, port, protocol), then by (any address, port, protocol); keeps a
+ * flow on its backend through an LRU conntrack; picks new flows' backends
+ * by Maglev; DNATs to the backend, keeping the client's source address; the
+ * kernel routes the packet on to the backend. tc egress on the same uplink
+ * rewrites the replies' source back to the address and port the client used.
+ * Backends must therefore be reached through this node and answer through
+ * its uplink: local tasks (bridge, veth) are.
+ *
+ * Remote backends (a task on another node) need SNAT to this node's address
+ * on top, so that replies come back here for reverse NAT: a per-backend
+ * flag, a source port allocated per flow from a node range, a conntrack
+ * entry keyed by the SNATed reply tuple on ingress and bpf_redirect() out
+ * of the uplink. Not part of this data plane yet: every backend is treated
+ * as local.
+ *
+ * Backend states: active backends take new flows; draining ones keep the
+ * flows they have; in maintenance, a backend's flows move to active ones.
+ *
+ * All state is in maps pinned under opts->pin_dir: a new lb_open() on the
+ * same dir (agent restart) reuses them, flows included, and lb_close() leaves
+ * the tc hooks running. Changes are map updates: a backend set change swaps
+ * one service's Maglev table, nothing else is rebuilt.
+ *
+ * Not thread-safe: one caller (the agent's loop) at a time. */
+
+struct lb;
+
+struct lb_open_opts {
+	/* bpffs directory for the pinned maps (created if missing); NULL:
+	 * nothing is pinned and the state dies with the last reference. */
+	const char *pin_dir;
+	/* Maglev table size per service, prime, at least 100 times the largest
+	 * number of active backends of a service. 0: LB_MAGLEV_DEFAULT, or the
+	 * size of the maps already pinned. */
+	uint32_t maglev_size;
+	/* Flow entries. 0: LB_CT_DEFAULT, or the pinned maps' size. */
+	uint32_t ct_size;
+};
+
+/* Addresses in network byte order, ports in host byte order. */
+struct lb_service_key {
+	uint32_t addr; /* 0: a published port, on every address of the node */
+	uint16_t port;
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+};
+
+struct lb_backend_spec {
+	uint32_t addr;
+	uint16_t port;
+	enum lb_backend_state state; /* ACTIVE, DRAINING or MAINTENANCE */
+};
+
+struct lb_counters {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t new_flows;
+};
+
+enum lb_hook {
+	LB_HOOK_INGRESS,
+	LB_HOOK_EGRESS,
+};
+
+/* Loads the programs, creating or reusing the pinned maps, and reloads the
+ * services and backends they hold. */
+int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *err);
+/* Frees the handle; the hooks stay attached and the pinned maps stay. */
+struct lb *lb_close(struct lb *lb);
+
+uint32_t lb_maglev_size(const struct lb *lb);
+int lb_prog_fd(const struct lb *lb, enum lb_hook hook);
+
+/* Attaches ingress and egress tc programs to an interface (clsact qdisc
+ * created when missing), replacing our own earlier programs there. */
+int lb_attach(struct lb *lb, int ifindex, struct shoal_err *err);
+int lb_attach_ifname(struct lb *lb, const char *ifname, struct shoal_err *err);
+/* Removes our programs from the interface; other filters, and the clsact
+ * qdisc that may hold them, are left alone. */
+int lb_detach(struct lb *lb, int ifindex, struct shoal_err *err);
+
+/* Creates or updates a service with exactly these backends. Backends are
+ * matched by (addr, port): a kept backend keeps its flows; a dropped one's
+ * flows move to the remaining active backends. */
+int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
+		      const struct lb_backend_spec *backends, size_t n, struct shoal_err *err);
+int lb_service_delete(struct lb *lb, const struct lb_service_key *key, struct shoal_err *err);
+int lb_backend_set_state(struct lb *lb, const struct lb_service_key *key, uint32_t addr,
+			 uint16_t port, enum lb_backend_state state, struct shoal_err *err);
+
+/* Services currently programmed, in id order; *ret is malloc'ed. */
+int lb_service_list(struct lb *lb, struct lb_service_key **ret, size_t *ret_n);
+/* A service's backends as programmed; *ret is malloc'ed. */
+int lb_service_backends(struct lb *lb, const struct lb_service_key *key,
+			struct lb_backend_spec **ret, size_t *ret_n);
+
+/* Counters summed over CPUs. */
+int lb_service_counters(struct lb *lb, const struct lb_service_key *key, struct lb_counters *ret);
+int lb_backend_counters(struct lb *lb, const struct lb_service_key *key, uint32_t addr,
+			uint16_t port, struct lb_counters *ret);
+/* ret[-reason] for each drop reason; ret[0] is 0. */
+int lb_drops_read(struct lb *lb, uint64_t ret[LB_DROP_MAX + 1]);
+/* "malformed-ipv4" etc. for a negative reason; NULL if unknown. */
+const char *lb_drop_reason_name(int reason);
