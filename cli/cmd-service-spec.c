@@ -187,6 +187,8 @@ static const struct cli_opt create_opts[] = {
 
 static const struct cli_opt update_opts[] = {
 	SERVICE_COMMON_OPTS,
+	{SOPT_DRY_RUN, "dry-run", 0, CLI_OPT_BOOL, NULL,
+	 "Show where the updated service's tasks would be placed, change nothing"},
 	{SOPT_IMAGE, "image", 0, CLI_OPT_VALUE, "string", "Service image tag"},
 	{SOPT_ARGS, "args", 0, CLI_OPT_VALUE, "command", "Service command args"},
 	{SOPT_ENV_ADD, "env-add", 0, CLI_OPT_VALUE, "list",

@@ -117,12 +117,13 @@ static int service_create(struct cli_ctx *ctx, int argc, char **argv)
 
 /* update, rollback, scale */
 
-static int post_update(struct cli_ctx *ctx, json_t *svc, json_t *spec, bool rollback)
+static int post_update(struct cli_ctx *ctx, json_t *svc, json_t *spec, bool rollback, bool dry_run)
 {
 	const char *id = cli_json_str(svc, "ID");
 	char suffix[96];
-	snprintf(suffix, sizeof(suffix), "/update?version=%" JSON_INTEGER_FORMAT "%s",
-		 cli_json_int(svc, "Version.Index"), rollback ? "&rollback=previous" : "");
+	snprintf(suffix, sizeof(suffix), "/update?version=%" JSON_INTEGER_FORMAT "%s%s",
+		 cli_json_int(svc, "Version.Index"), rollback ? "&rollback=previous" : "",
+		 dry_run ? "&dryRun=1" : "");
 	_cleanup_free_ char *path = cli_obj_path("/services", id, suffix);
 	if (!path)
 		return cli_oom();
@@ -132,6 +133,8 @@ static int post_update(struct cli_ctx *ctx, json_t *svc, json_t *spec, bool roll
 		cli_print_err(&e);
 		return 1;
 	}
+	if (dry_run)
+		return print_plan(resp);
 	print_warnings(resp);
 	return 0;
 }
@@ -155,8 +158,10 @@ static int service_update_args(struct cli_ctx *ctx, struct cli_service_args *a)
 		return cli_oom();
 	if (r < 0)
 		return cli_usage_error(ctx, err);
-	r = post_update(ctx, svc, spec, a->rollback);
-	if (r)
+	if (a->dry_run && a->rollback)
+		return cli_usage_error(ctx, "--dry-run cannot be combined with --rollback");
+	r = post_update(ctx, svc, spec, a->rollback, a->dry_run);
+	if (r || a->dry_run)
 		return r;
 	printf("%s\n", name);
 	fflush(stdout);
@@ -275,7 +280,7 @@ static int service_scale(struct cli_ctx *ctx, int argc, char **argv)
 			status = cli_oom();
 			continue;
 		}
-		if (post_update(ctx, svc, nspec, false) != 0) {
+		if (post_update(ctx, svc, nspec, false, false) != 0) {
 			status = 1;
 			continue;
 		}
