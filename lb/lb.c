@@ -23,8 +23,8 @@
 
 /* Maps pinned under pin_dir: all the state flows and services need. */
 static const char *const lb_pinned_maps[] = {
-	"lb_services", "lb_backends", "lb_maglev", "lb_ct",   "lb_rnat",
-	"lb_svc_stats", "lb_be_stats", "lb_drops", "lb_meta",
+	"lb_services",	"lb_backends", "lb_maglev", "lb_ct",   "lb_rnat",
+	"lb_svc_stats", "lb_be_stats", "lb_drops",  "lb_meta",
 };
 
 struct lb_be {
@@ -61,6 +61,8 @@ static const char *const lb_drop_names[LB_DROP_MAX + 1] = {
 	LB_DROP_REASONS(LB_DROP_NAME_)
 #undef LB_DROP_NAME_
 };
+
+_Static_assert(LB_DROP_REWRITE == -LB_DROP_MAX, "LB_DROP_MAX is the last drop reason");
 
 const char *lb_drop_reason_name(int reason)
 {
@@ -126,10 +128,11 @@ static int lb_pinned_meta(const char *dir, struct lb_meta *ret, struct shoal_err
 		return 0; /* pinned by a load that did not finish */
 	if (meta.magic != LB_META_MAGIC || meta.version != LB_META_VERSION ||
 	    meta.max_services != LB_MAX_SERVICES || meta.max_backends != LB_MAX_BACKENDS)
-		return shoal_err_set(err, EEXIST,
-				     "the load balancer maps pinned in %s have another layout; remove "
-				     "them (the flows they hold are lost) or run the matching shoald",
-				     dir);
+		return shoal_err_set(
+			err, EEXIST,
+			"the load balancer maps pinned in %s have another layout; remove "
+			"them (the flows they hold are lost) or run the matching shoald",
+			dir);
 	*ret = meta;
 	return 1;
 }
@@ -620,8 +623,8 @@ int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
 	if (!nbe)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		struct lb_be *old = created ? NULL : lb_svc_find_be(s, backends[i].addr,
-								      backends[i].port);
+		struct lb_be *old =
+			created ? NULL : lb_svc_find_be(s, backends[i].addr, backends[i].port);
 
 		nbe[i] = (struct lb_be){.addr = backends[i].addr,
 					.port = backends[i].port,

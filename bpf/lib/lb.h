@@ -73,6 +73,7 @@ static __always_inline int lb_maglev_pick(const struct lb_svc *svc, const struct
 	slot = lb_jhash_3words(k->saddr, k->daddr,
 			       ((__u32)k->sport << 16 | k->dport) ^ ((__u32)k->proto << 8), 0);
 	slot %= lb_maglev_size;
+	/* Redundant for the CPU; tells the verifier the index is in bounds. */
 	if (slot >= lb_maglev_size)
 		return LB_DROP_NO_TABLE;
 	id = table[slot];

@@ -29,8 +29,8 @@ static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pk
 		if (bpf_l4_csum_replace(skb, p->csum_off, old_addr, new_addr,
 					l4_flags | BPF_F_PSEUDO_HDR | sizeof(new_addr)) < 0)
 			return LB_DROP_REWRITE;
-		if (bpf_l3_csum_replace(skb, LB_IP_CSUM_OFF, old_addr, new_addr,
-					sizeof(new_addr)) < 0)
+		if (bpf_l3_csum_replace(skb, LB_IP_CSUM_OFF, old_addr, new_addr, sizeof(new_addr)) <
+		    0)
 			return LB_DROP_REWRITE;
 		if (bpf_skb_store_bytes(skb, addr_off, &new_addr, sizeof(new_addr), 0) < 0)
 			return LB_DROP_REWRITE;

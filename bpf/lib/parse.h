@@ -15,7 +15,7 @@
 #include "bpf/shared/lb_drop.h"
 #include "bpf/shared/lb_structs.h"
 
-#define LB_IP_MF	 0x2000
+#define LB_IP_MF     0x2000
 #define LB_IP_OFFSET 0x1fff
 
 /* What the programs need to know about an IPv4 TCP/UDP packet. */

@@ -28,7 +28,7 @@
 #ifndef LB_MAGLEV_MAX
 #define LB_MAGLEV_MAX 131071
 #endif
-#define LB_MAGLEV_MIN		    101
+#define LB_MAGLEV_MIN		  101
 #define LB_MAGLEV_BACKENDS_FACTOR 100
 
 /* Flow entries (forward conntrack and reverse NAT each hold this many). */

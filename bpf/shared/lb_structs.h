@@ -6,11 +6,11 @@
 /* Map keys and values shared by the tc programs and lb/. Addresses and ports
  * are in network byte order, as they sit in the packet.
  *
- * IPv6 fits the same layout: each key grows a family byte and 16-byte
- * addresses (a union with the IPv4 address, as in the flow key below would
- * become), the programs get an ETH_P_IPV6 parse branch (no checksum to fix in
- * the IPv6 header, the L4 pseudo-header still changes), and the maps stay the
- * same maps so that one service can have backends of either family. */
+ * IPv6 fits in without new maps: the service, backend, flow and reverse NAT
+ * structs grow a family byte and 16-byte addresses (IPv4 kept in the same
+ * field as a mapped address), the programs get an ETH_P_IPV6 parse branch
+ * (extension headers walked to the L4 header; no IP checksum to fix, only
+ * the L4 pseudo-header), and one service may then mix backend families. */
 
 /* Service lookup key: a published port has addr 0 (any address of this
  * node); a VIP has its address. The programs try the exact key first. */

@@ -59,13 +59,13 @@ struct pkt_spec {
 	uint32_t saddr_n, daddr_n; /* used when the string is NULL */
 	uint16_t sport, dport;
 	uint16_t payload;
-	uint8_t ihl;	       /* 0: 5 */
-	uint16_t frag_off;     /* host order, flags included */
+	uint8_t ihl;	   /* 0: 5 */
+	uint16_t frag_off; /* host order, flags included */
 	bool udp_no_csum;
-	uint16_t ethertype;    /* 0: IPv4 */
-	int tot_len_delta;     /* added to the IP total length */
-	uint8_t version;       /* 0: 4 */
-	int cut;	       /* bytes removed from the end of the frame */
+	uint16_t ethertype; /* 0: IPv4 */
+	int tot_len_delta;  /* added to the IP total length */
+	uint8_t version;    /* 0: 4 */
+	int cut;	    /* bytes removed from the end of the frame */
 	/* Newer kernels refuse to BPF_PROG_TEST_RUN an IPv4 frame shorter than
 	 * an IP header (-EINVAL): the case then only checks that refusal. */
 	bool kernel_may_refuse;
@@ -113,7 +113,9 @@ static void build(const struct pkt_spec *s, struct pkt *p)
 	struct iphdr *ip = (struct iphdr *)(p->b + ETH_HLEN);
 	uint8_t ihl = s->ihl ? s->ihl : 5;
 	uint8_t *l4 = (uint8_t *)ip + ihl * 4;
-	uint16_t l4len = (s->proto == IPPROTO_TCP ? 20 : s->proto == IPPROTO_UDP ? 8 : 8) +
+	uint16_t l4len = (s->proto == IPPROTO_TCP   ? 20
+			  : s->proto == IPPROTO_UDP ? 8
+						    : 8) +
 			 s->payload;
 
 	memset(p, 0, sizeof(*p));
@@ -279,9 +281,9 @@ static int teardown(void **state)
 /* ---- table: one packet in, one verdict and packet out ---- */
 
 enum expect {
-	EXPECT_PASS,	/* TC_ACT_OK, packet unchanged */
-	EXPECT_DNAT,	/* TC_ACT_OK, destination = one of the backends */
-	EXPECT_DROP,	/* TC_ACT_SHOT, counted under reason */
+	EXPECT_PASS, /* TC_ACT_OK, packet unchanged */
+	EXPECT_DNAT, /* TC_ACT_OK, destination = one of the backends */
+	EXPECT_DROP, /* TC_ACT_SHOT, counted under reason */
 };
 
 struct table_case {
@@ -296,18 +298,26 @@ struct table_case {
 static const struct table_case ingress_table[] = {
 	{"tcp published port hit",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40000, .dport = 80, .payload = 32},
-	 .expect = EXPECT_DNAT, .backends = {"10.1.0.1", "10.1.0.2", "10.1.0.3"}, .backend_port = 8080},
+	 .expect = EXPECT_DNAT,
+	 .backends = {"10.1.0.1", "10.1.0.2", "10.1.0.3"},
+	 .backend_port = 8080},
 	{"udp VIP hit",
 	 {IPPROTO_UDP, "198.51.100.1", "192.0.2.10", .sport = 40001, .dport = 53, .payload = 29},
-	 .expect = EXPECT_DNAT, .backends = {"10.2.0.1"}, .backend_port = 5353},
+	 .expect = EXPECT_DNAT,
+	 .backends = {"10.2.0.1"},
+	 .backend_port = 5353},
 	{"udp VIP hit without checksum",
 	 {IPPROTO_UDP, "198.51.100.1", "192.0.2.10", .sport = 40002, .dport = 53, .payload = 12,
 	  .udp_no_csum = true},
-	 .expect = EXPECT_DNAT, .backends = {"10.2.0.1"}, .backend_port = 5353},
+	 .expect = EXPECT_DNAT,
+	 .backends = {"10.2.0.1"},
+	 .backend_port = 5353},
 	{"ip options, service hit",
 	 {IPPROTO_TCP, "198.51.100.2", "203.0.113.5", .sport = 40003, .dport = 80, .payload = 5,
 	  .ihl = 7},
-	 .expect = EXPECT_DNAT, .backends = {"10.1.0.1", "10.1.0.2", "10.1.0.3"}, .backend_port = 8080},
+	 .expect = EXPECT_DNAT,
+	 .backends = {"10.1.0.1", "10.1.0.2", "10.1.0.3"},
+	 .backend_port = 8080},
 	{"udp VIP port on another address: miss",
 	 {IPPROTO_UDP, "198.51.100.1", "192.0.2.11", .sport = 40004, .dport = 53, .payload = 8},
 	 .expect = EXPECT_PASS},
@@ -317,9 +327,12 @@ static const struct table_case ingress_table[] = {
 	{"udp to a tcp service port: miss",
 	 {IPPROTO_UDP, "198.51.100.1", "203.0.113.5", .sport = 40006, .dport = 80, .payload = 8},
 	 .expect = EXPECT_PASS},
-	{"icmp: pass", {IPPROTO_ICMP, "198.51.100.1", "203.0.113.5", .payload = 8}, .expect = EXPECT_PASS},
+	{"icmp: pass",
+	 {IPPROTO_ICMP, "198.51.100.1", "203.0.113.5", .payload = 8},
+	 .expect = EXPECT_PASS},
 	{"arp: pass",
-	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 1, .dport = 80, .ethertype = ETH_P_ARP},
+	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 1, .dport = 80,
+	  .ethertype = ETH_P_ARP},
 	 .expect = EXPECT_PASS},
 	{"ipv6 ethertype: pass",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 1, .dport = 80,
@@ -332,36 +345,44 @@ static const struct table_case ingress_table[] = {
 	{"first fragment to a service: drop",
 	 {IPPROTO_UDP, "198.51.100.1", "192.0.2.10", .sport = 40008, .dport = 53, .payload = 16,
 	  .frag_off = 0x2000},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_FRAGMENT},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_FRAGMENT},
 	{"first fragment elsewhere: pass",
 	 {IPPROTO_UDP, "198.51.100.1", "192.0.2.10", .sport = 40009, .dport = 54, .payload = 16,
 	  .frag_off = 0x2000},
 	 .expect = EXPECT_PASS},
 	{"ihl 4: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40010, .dport = 80, .ihl = 4},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L3},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L3},
 	{"version 6 in an IPv4 frame: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40011, .dport = 80, .version = 6},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L3},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L3},
 	{"total length beyond the frame: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40012, .dport = 80, .payload = 8,
 	  .tot_len_delta = 40},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L3},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L3},
 	{"truncated ip header: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40013, .dport = 80, .cut = 21,
 	  .kernel_may_refuse = true},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L3},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L3},
 	{"tcp header cut in the frame: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40014, .dport = 80, .cut = 18,
 	  .tot_len_delta = -18},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L4},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L4},
 	{"tcp header beyond the total length: malformed",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40015, .dport = 80,
 	  .tot_len_delta = -4},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_MALFORMED_L4},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_MALFORMED_L4},
 	{"service without active backends: drop",
 	 {IPPROTO_TCP, "198.51.100.1", "203.0.113.5", .sport = 40016, .dport = 81, .payload = 8},
-	 .expect = EXPECT_DROP, .reason = LB_DROP_NO_BACKEND},
+	 .expect = EXPECT_DROP,
+	 .reason = LB_DROP_NO_BACKEND},
 };
 
 static void test_ingress_table(void **state)
@@ -416,8 +437,8 @@ static void test_ingress_table(void **state)
 /* Sends one TCP packet of a flow; returns the backend address it went to. */
 static uint32_t send_flow(const char *client, uint16_t sport, uint16_t dport)
 {
-	struct pkt_spec s = {IPPROTO_TCP, client, "203.0.113.5", .sport = sport, .dport = dport,
-			     .payload = 10};
+	struct pkt_spec s = {IPPROTO_TCP,    client,	     "203.0.113.5",
+			     .sport = sport, .dport = dport, .payload = 10};
 	struct pkt in, out;
 
 	build(&s, &in);
@@ -460,8 +481,8 @@ static void test_counters(void **state)
 {
 	struct lb_counters s0, s1, b0, b1;
 	uint32_t be;
-	struct pkt_spec s = {IPPROTO_TCP, "198.51.100.21", "203.0.113.5", .sport = 33333,
-			     .dport = 80, .payload = 10};
+	struct pkt_spec s = {IPPROTO_TCP,    "198.51.100.21", "203.0.113.5",
+			     .sport = 33333, .dport = 80,     .payload = 10};
 	struct pkt in;
 
 	build(&s, &in);
@@ -515,9 +536,8 @@ static void test_drain_and_maintenance(void **state)
 	uint32_t drained = send_flow("198.51.100.40", 23000, 80);
 	struct lb_counters c;
 
-	assert_int_equal(lb_backend_set_state(lb, &svc_web, drained, 8080, LB_BACKEND_DRAINING,
-					      &err),
-			 0);
+	assert_int_equal(
+		lb_backend_set_state(lb, &svc_web, drained, 8080, LB_BACKEND_DRAINING, &err), 0);
 	/* The old flow keeps its backend; no new flow gets it. */
 	assert_int_equal(send_flow("198.51.100.40", 23000, 80), drained);
 	for (int i = 0; i < 300; i++)
@@ -525,25 +545,23 @@ static void test_drain_and_maintenance(void **state)
 	assert_int_equal(lb_backend_counters(lb, &svc_web, drained, 8080, &c), 0);
 
 	/* Maintenance: even the old flow moves. */
-	assert_int_equal(lb_backend_set_state(lb, &svc_web, drained, 8080,
-					      LB_BACKEND_MAINTENANCE, &err),
-			 0);
+	assert_int_equal(
+		lb_backend_set_state(lb, &svc_web, drained, 8080, LB_BACKEND_MAINTENANCE, &err), 0);
 	assert_int_not_equal(send_flow("198.51.100.40", 23000, 80), drained);
 
-	assert_int_equal(lb_backend_set_state(lb, &svc_web, drained, 8080, LB_BACKEND_ACTIVE,
-					      &err),
+	assert_int_equal(lb_backend_set_state(lb, &svc_web, drained, 8080, LB_BACKEND_ACTIVE, &err),
 			 0);
-	assert_int_equal(lb_backend_set_state(lb, &svc_web, A("10.9.9.9"), 8080,
-					      LB_BACKEND_ACTIVE, &err),
-			 -ENOENT);
+	assert_int_equal(
+		lb_backend_set_state(lb, &svc_web, A("10.9.9.9"), 8080, LB_BACKEND_ACTIVE, &err),
+		-ENOENT);
 }
 
 static void test_reverse_nat(void **state)
 {
-	struct pkt_spec fwd = {IPPROTO_TCP, "198.51.100.50", "203.0.113.5", .sport = 25000,
-			       .dport = 80, .payload = 20};
-	struct pkt_spec rep = {IPPROTO_TCP, NULL, "198.51.100.50", .sport = 8080, .dport = 25000,
-			       .payload = 40};
+	struct pkt_spec fwd = {IPPROTO_TCP,    "198.51.100.50", "203.0.113.5",
+			       .sport = 25000, .dport = 80,	.payload = 20};
+	struct pkt_spec rep = {IPPROTO_TCP,   NULL,	      "198.51.100.50",
+			       .sport = 8080, .dport = 25000, .payload = 40};
 	struct pkt in, out, want;
 	uint32_t be;
 
@@ -564,10 +582,10 @@ static void test_reverse_nat(void **state)
 	assert_int_equal(sport_of(&out), 80);
 
 	/* A UDP reply from the VIP's backend gets the VIP back. */
-	struct pkt_spec ufwd = {IPPROTO_UDP, "198.51.100.51", "192.0.2.10", .sport = 25001,
-				.dport = 53, .payload = 20};
-	struct pkt_spec urep = {IPPROTO_UDP, "10.2.0.1", "198.51.100.51", .sport = 5353,
-				.dport = 25001, .payload = 100};
+	struct pkt_spec ufwd = {IPPROTO_UDP,	"198.51.100.51", "192.0.2.10",
+				.sport = 25001, .dport = 53,	 .payload = 20};
+	struct pkt_spec urep = {IPPROTO_UDP,   "10.2.0.1",     "198.51.100.51",
+				.sport = 5353, .dport = 25001, .payload = 100};
 
 	build(&ufwd, &in);
 	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
@@ -581,8 +599,8 @@ static void test_reverse_nat(void **state)
 
 	/* Traffic that is no reply of ours leaves untouched: another client
 	 * port, and the backend talking on another port. */
-	rep = (struct pkt_spec){IPPROTO_TCP, NULL, "198.51.100.50", .sport = 8080,
-				.dport = 25999, .payload = 4};
+	rep = (struct pkt_spec){IPPROTO_TCP,   NULL,	       "198.51.100.50",
+				.sport = 8080, .dport = 25999, .payload = 4};
 	rep.saddr_n = be;
 	build(&rep, &in);
 	assert_int_equal(run(LB_HOOK_EGRESS, &in, &out), TC_ACT_OK);
@@ -686,8 +704,7 @@ static void test_upsert_errors(void **state)
 						   {A("10.5.0.1"), 1, LB_BACKEND_DRAINING}};
 
 	for (int i = 0; i < 20; i++)
-		many[i] = (struct lb_backend_spec){A("10.5.0.1") + htonl(i), 80,
-						   LB_BACKEND_ACTIVE};
+		many[i] = (struct lb_backend_spec){A("10.5.0.1") + htonl(i), 80, LB_BACKEND_ACTIVE};
 	/* 1009 entries hold 10 backends at 100 slots each. */
 	assert_int_equal(lb_service_upsert(lb, &k, many, 11, &err), -E2BIG);
 	assert_int_equal(lb_service_upsert(lb, &k, dup, 2, &err), -EINVAL);

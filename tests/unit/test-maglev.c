@@ -35,7 +35,7 @@ static void test_sizes(void **state)
 	assert_true(lb_maglev_size_valid(LB_MAGLEV_MIN));
 	assert_false(lb_maglev_size_valid(16383)); /* 3 * 43 * 127 */
 	assert_false(lb_maglev_size_valid(16384));
-	assert_false(lb_maglev_size_valid(97));	   /* prime, below the minimum */
+	assert_false(lb_maglev_size_valid(97)); /* prime, below the minimum */
 	assert_false(lb_maglev_size_valid(LB_MAGLEV_MAX + 2));
 }
 
