@@ -110,6 +110,13 @@ shoal service create -d --name everywhere --mode global busybox sleep 1000 >/dev
 wait_until 30 running_is everywhere 1 && ok "global: one task on the node" || fail "global: $(count_state everywhere running)"
 shoal service rm everywhere >/dev/null
 
+log "dry run: the plan, and nothing created"
+out=$(shoal service create --dry-run --name plan --replicas 2 busybox true)
+expect_contains "dry run places on the node" "$(shoal node ls -q | head -1 | cut -c1-12)" "$out"
+out=$(shoal service create --dry-run --name plan --replicas 2 --constraint node.labels.zone==nowhere busybox true)
+expect_contains "dry run explains what cannot be placed" "constraint node.labels.zone==nowhere" "$out"
+expect_eq "dry run created nothing" 0 "$(shoal service ls | grep -c ' plan ')"
+
 log "an unsatisfiable constraint stays pending with its reason"
 shoal service create -d --name nowhere --constraint node.labels.zone==nowhere busybox sleep 1 >/dev/null
 nowhere_reason() { tasks_json nowhere | grep -q 'constraint node.labels.zone==nowhere'; }
