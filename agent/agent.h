@@ -56,6 +56,7 @@ struct agent {
 
 	struct worker *worker;
 	struct manager *manager;
+	struct publish *publish;
 	struct executor *executor;
 };
 

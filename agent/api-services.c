@@ -8,6 +8,7 @@
 #include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/manager.h"
+#include "agent/publish.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -22,6 +23,64 @@ static void id25(char out[26])
 	random_hex_id(hex);
 	memcpy(out, hex, 25);
 	out[25] = '\0';
+}
+
+/* Published ports: the data plane must be there, a port of 0 gets one from the
+ * assignment range, and a port published by someone else is a conflict. */
+static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id)
+{
+	json_t *ports = json_object_get(json_object_get(full, "EndpointSpec"), "Ports");
+	if (json_array_size(ports) == 0)
+		return true;
+	struct shoal_err err = {0};
+	if (!publish_available(r->agent, &err)) {
+		api_reply_error(r, 400, "EndpointSpec.Ports: cannot publish ports: %s", err.msg);
+		return false;
+	}
+	size_t i;
+	json_t *pc;
+	json_array_foreach(ports, i, pc)
+	{
+		const char *pr = json_string_value(json_object_get(pc, "Protocol"));
+		int proto = pr && strcmp(pr, "udp") == 0 ? 17 : 6;
+		if (pr && strcmp(pr, "tcp") != 0 && strcmp(pr, "udp") != 0) {
+			api_reply_error(
+				r, 400,
+				"EndpointSpec.Ports[%zu]: protocol %s cannot be published yet (tcp and udp can)",
+				i, pr);
+			return false;
+		}
+		int port = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+		if (port == 0) {
+			port = publish_port_assign(r->agent, proto);
+			if (port < 0) {
+				api_reply_error(
+					r, 409,
+					"EndpointSpec.Ports[%zu]: no free port left in %d-%d", i,
+					PUBLISH_PORT_MIN, PUBLISH_PORT_MAX);
+				return false;
+			}
+			json_object_set_new(pc, "PublishedPort", json_integer(port));
+		}
+		char owner[160];
+		if (publish_port_owner(r->agent, proto, port, except_id, owner, sizeof(owner))) {
+			api_reply_error(r, 409, "port %d/%s is already published by %s", port,
+					proto == 17 ? "udp" : "tcp", owner);
+			return false;
+		}
+		for (size_t k = 0; k < i; k++) {
+			json_t *o = json_array_get(ports, k);
+			const char *op = json_string_value(json_object_get(o, "Protocol"));
+			if (json_integer_value(json_object_get(o, "PublishedPort")) == port &&
+			    (op && strcmp(op, "udp") == 0 ? 17 : 6) == proto) {
+				api_reply_error(r, 400,
+						"EndpointSpec.Ports: port %d/%s is published twice",
+						port, proto == 17 ? "udp" : "tcp");
+				return false;
+			}
+		}
+	}
+	return true;
 }
 
 /* A service by full id, unique id prefix or name; NULL and a reply if none. */
@@ -80,13 +139,6 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 			spec_errors_format(&errs, &err);
 			api_reply_err(r, &err);
 		}
-		return NULL;
-	}
-	if (spec->n_ports > 0) {
-		service_spec_free(spec);
-		api_reply_error(
-			r, 400,
-			"EndpointSpec.Ports: publishing ports is not available in this version of shoald");
 		return NULL;
 	}
 	json_t *full = service_spec_to_json(spec);
@@ -152,6 +204,10 @@ void api_service_create(struct api_req *r)
 		return;
 	}
 	service_spec_free(spec);
+	if (!ports_prepare(r, full, NULL)) {
+		json_decref(full);
+		return;
+	}
 	if (name_taken(r->agent, name, NULL)) {
 		json_decref(full);
 		api_reply_error(r, 409, "service %s already exists; pick another name or update it",
@@ -276,6 +332,12 @@ void api_service_update(struct api_req *r)
 			return;
 		}
 		service_spec_free(nspec);
+		if (!ports_prepare(r, full, json_string_value(json_object_get(svc, "ID")))) {
+			json_decref(full);
+			json_decref(body);
+			json_decref(svc);
+			return;
+		}
 		if (strcmp(json_string_value(json_object_get(full, "Name")) ?: "",
 			   json_string_value(json_object_get(cur, "Name")) ?: "") != 0) {
 			json_decref(full);

@@ -98,10 +98,48 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 		return shoal_err_wrap(err, "HostConfig");
 	json_t *pb;
 	if ((r = json_get_object(hc, "PortBindings", &pb, err)) == 0) {
-		if (json_object_size(pb) > 0)
-			return shoal_err_set(
-				err, EINVAL,
-				"HostConfig.PortBindings: publishing ports is not available in this version of shoald");
+		const char *k;
+		json_t *binds;
+		json_object_foreach(pb, k, binds)
+		{
+			char *end;
+			long cport = strtol(k, &end, 10);
+			if (cport < 1 || cport > 65535 ||
+			    (*end && strcmp(end, "/tcp") != 0 && strcmp(end, "/udp") != 0))
+				return shoal_err_set(
+					err, EINVAL,
+					"HostConfig.PortBindings: \"%s\" is not PORT/tcp or PORT/udp",
+					k);
+			if (!json_is_array(binds))
+				return shoal_err_set(
+					err, EINVAL,
+					"HostConfig.PortBindings.%s: expected an array of {\"HostPort\": \"N\"}",
+					k);
+			size_t i;
+			json_t *bind;
+			json_array_foreach(binds, i, bind)
+			{
+				const char *hp = NULL, *hip = NULL;
+				if (!json_is_object(bind) ||
+				    json_get_string(bind, "HostPort", &hp, NULL) < 0)
+					return shoal_err_set(
+						err, EINVAL,
+						"HostConfig.PortBindings.%s[%zu]: HostPort is required",
+						k, i);
+				long hport = strtol(hp, &end, 10);
+				if (*end || hport < 1 || hport > 65535)
+					return shoal_err_set(
+						err, EINVAL,
+						"HostConfig.PortBindings.%s[%zu]: HostPort \"%s\" is not a port (1-65535)",
+						k, i, hp);
+				if (json_get_string(bind, "HostIp", &hip, NULL) == 0 && *hip &&
+				    strcmp(hip, "0.0.0.0") != 0)
+					return shoal_err_set(
+						err, EINVAL,
+						"HostConfig.PortBindings.%s[%zu]: publishing on one address (%s) is not supported; ports are published on every address",
+						k, i, hip);
+			}
+		}
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	json_t *lc, *lcc;

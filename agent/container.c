@@ -21,6 +21,8 @@
 #include "agent/cluster.h"
 #include "agent/container-config.h"
 #include "agent/container-internal.h"
+#include "agent/manager.h"
+#include "agent/publish.h"
 #include "agent/stream.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -348,6 +350,35 @@ static int merge_env(char **image_env, char **user_env, char ***ret)
 	return 0;
 }
 
+/* Published ports need the data plane and must be free. */
+static int container_ports_check(struct agent *a, json_t *body, struct shoal_err *err)
+{
+	json_t *pb = json_object_get(json_object_get(body, "HostConfig"), "PortBindings");
+	if (json_object_size(pb) == 0)
+		return 0;
+	if (!publish_available(a, err))
+		return shoal_err_wrap(err, "cannot publish ports");
+	const char *k;
+	json_t *binds;
+	json_object_foreach(pb, k, binds)
+	{
+		int proto = strstr(k, "/udp") ? 17 : 6;
+		size_t i;
+		json_t *b;
+		json_array_foreach(binds, i, b)
+		{
+			int port = atoi(json_string_value(json_object_get(b, "HostPort")) ?: "0");
+			char owner[160];
+			if (publish_port_owner(a, proto, port, NULL, owner, sizeof(owner)))
+				return shoal_err_set_status(err, 409, EADDRINUSE,
+							    "port %d/%s is already published by %s",
+							    port, proto == 17 ? "udp" : "tcp",
+							    owner);
+		}
+	}
+	return 0;
+}
+
 int container_create(struct agent *a, const char *name, json_t *body, struct container **ret,
 		     json_t **ret_warnings, struct shoal_err *err)
 {
@@ -359,6 +390,8 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 			"this node already has %u containers, the limit; remove some first",
 			AGENT_MAX_CONTAINERS);
 	if ((r = container_config_check(body, err)) < 0)
+		return r;
+	if ((r = container_ports_check(a, body, err)) < 0)
 		return r;
 	json_get_string(body, "Image", &image, NULL);
 	_cleanup_strv_ char **cmd = NULL, **entrypoint = NULL, **env = NULL;
@@ -600,6 +633,7 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	c->oom_killed = false;
 	container_persist(c);
 	stream_sess_connect_pending(c);
+	manager_kick(c->agent);
 	if (container_watch_exit(c, &err) < 0) {
 		/* It may have ended already, taking its socket with it. */
 		log_debug("container %.12s: wait connection: %s", c->id, err.msg);
@@ -961,6 +995,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->n_stop_reqs = 0;
 	notify_waiters(c, false);
 	executor_container_exited(a, c);
+	manager_kick(a);
 	bool auto_remove = false;
 	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
 	if (c->remove_on_exit || auto_remove) {

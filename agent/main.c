@@ -22,6 +22,7 @@
 #include "agent/container.h"
 #include "agent/http.h"
 #include "agent/manager.h"
+#include "agent/publish.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "agent/worker.h"
@@ -332,6 +333,9 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		log_warn(
 			"bridge network unavailable (containers can still use --network none or host): %s",
 			a->bridge_err.msg);
+	struct shoal_err perr = {0};
+	if (publish_init(a, &perr) < 0)
+		log_warn("published ports unavailable: %s", perr.msg);
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
 	if ((r = manager_start(a, err)) < 0)
@@ -389,6 +393,7 @@ int main(int argc, char **argv)
 out:
 	api_server_stop(&a);
 	manager_stop(&a);
+	publish_free(&a);
 	if (a.sig_term)
 		event_free(a.sig_term);
 	if (a.sig_int)

@@ -13,6 +13,7 @@
 #include "agent/cluster.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
+#include "agent/publish.h"
 #include "agent/store/store.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -423,6 +424,27 @@ void manager_service_status(struct agent *a, json_t *svc)
 	json_object_set_new(svc, "ServiceStatus",
 			    json_pack("{s:I, s:I, s:I}", "RunningTasks", running, "DesiredTasks",
 				      desired, "CompletedTasks", completed));
+	/* Docker's Endpoint, with the data plane's counters per published port */
+	json_t *eps = json_object_get(spec, "EndpointSpec");
+	json_t *ports = json_object_get(eps, "Ports");
+	if (json_array_size(ports)) {
+		json_t *out = json_array();
+		size_t k;
+		json_t *pc;
+		json_array_foreach(ports, k, pc)
+		{
+			json_t *e = json_deep_copy(pc);
+			const char *pr = json_string_value(json_object_get(pc, "Protocol"));
+			json_t *stats = publish_port_stats(
+				a, pr && strcmp(pr, "udp") == 0 ? 17 : 6,
+				(int)json_integer_value(json_object_get(pc, "PublishedPort")));
+			if (stats)
+				json_object_set_new(e, "Stats", stats);
+			json_array_append_new(out, e);
+		}
+		json_object_set_new(svc, "Endpoint",
+				    json_pack("{s:O, s:o}", "Spec", eps, "Ports", out));
+	}
 	json_t *upd = json_object_get(svc, "Updater");
 	if (upd) {
 		struct orch_update u = {0};
@@ -948,8 +970,10 @@ static void manager_pass(struct agent *a)
 		tasks = NULL;
 	}
 	sched_cluster_free(cl);
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0)
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
 		executor_reconcile(a, tasks);
+		publish_sync(a, services, tasks);
+	}
 	json_decref(tasks);
 	json_decref(nodes);
 	json_decref(services);
@@ -980,6 +1004,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
+	publish_scan_uplinks(arg);
 	manager_kick(arg);
 }
 

@@ -115,6 +115,25 @@ node_start() {
 	shoal image load -i "$TEST_IMAGE" >/dev/null || { fail "loading the test image"; exit 1; }
 }
 
+# A client host: its own netns, a veth into the node's netns (the node's
+# uplink), 10.250.0.1 on the node side and 10.250.0.2 on the client's.
+CLIENT_NS="$NETNS-c"
+NODE_ADDR=10.250.0.1
+client_start() {
+	ip netns add "$CLIENT_NS" || { echo "FAIL: ip netns add $CLIENT_NS"; exit 1; }
+	ip link add "up${TAG}" type veth peer name "cl${TAG}" || exit 1
+	ip link set "up${TAG}" netns "$NETNS"
+	ip link set "cl${TAG}" netns "$CLIENT_NS"
+	ip -n "$NETNS" addr add "$NODE_ADDR/24" dev "up${TAG}"
+	ip -n "$NETNS" link set "up${TAG}" up
+	ip -n "$CLIENT_NS" addr add 10.250.0.2/24 dev "cl${TAG}"
+	ip -n "$CLIENT_NS" link set "cl${TAG}" up
+	ip -n "$CLIENT_NS" link set lo up
+}
+in_client() { nsenter --net="/run/netns/$CLIENT_NS" "$@"; }
+# http_get PORT: one HTTP/1.0 request from the client to the node's address
+http_get() { in_client busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $NODE_ADDR $1" 2>/dev/null | tail -n 1; }
+
 # Every process in a cgroup tree, in every hierarchy.
 cg_pids() {
 	local d
@@ -149,6 +168,7 @@ cleanup() {
 	fi
 	grep " $T" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	ip netns del "$NETNS" 2>/dev/null
+	ip netns del "$CLIENT_NS" 2>/dev/null
 	rm -rf "/sys/fs/bpf/shoal-it-$TAG" 2>/dev/null
 	if [ "$FAILURES" -ne 0 ] || [ "$rc" -ne 0 ]; then
 		echo "---- shoald log ----"

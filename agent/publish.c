@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
+
+#include "agent/agent.h"
+#include "agent/cluster.h"
+#include "agent/container.h"
+#include "agent/publish.h"
+#include "lb/lb.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define PUBLISH_MAX_UPLINKS 64
+
+struct publish {
+	struct lb *lb;
+	struct shoal_err err;
+	int uplinks[PUBLISH_MAX_UPLINKS];
+	size_t n_uplinks;
+	json_t *programmed; /* "tcp/8080" -> "addr:port:state,..." as last written */
+	bool swept;	    /* stale pinned services removed once */
+};
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* libbpf speaks through the agent's log, at debug level only */
+	if (level == LIBBPF_DEBUG || log_get_level() < LOG_LVL_DEBUG)
+		return 0;
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+int publish_init(struct agent *a, struct shoal_err *err)
+{
+	struct publish *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	a->publish = p;
+	p->programmed = json_object();
+	libbpf_set_print(libbpf_quiet);
+	char pins[4096];
+	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
+	struct lb_open_opts o = {.pin_dir = pins};
+	int r = lb_open(&o, &p->lb, &p->err);
+	if (r < 0) {
+		shoal_err_wrap(&p->err, "the eBPF load balancer is unavailable");
+		if (err)
+			*err = p->err;
+		return r;
+	}
+	publish_scan_uplinks(a);
+	return 0;
+}
+
+void publish_free(struct agent *a)
+{
+	struct publish *p = a->publish;
+	if (!p)
+		return;
+	/* hooks and pinned maps stay: established flows survive a restart */
+	lb_close(p->lb);
+	json_decref(p->programmed);
+	free(p);
+	a->publish = NULL;
+}
+
+bool publish_available(struct agent *a, struct shoal_err *err)
+{
+	struct publish *p = a->publish;
+	if (p && p->lb)
+		return true;
+	if (err) {
+		if (p)
+			*err = p->err;
+		else
+			shoal_err_set(err, ENODEV, "the eBPF load balancer is not set up");
+		err->status = 400;
+	}
+	return false;
+}
+
+void publish_scan_uplinks(struct agent *a)
+{
+	struct publish *p = a->publish;
+	if (!p || !p->lb)
+		return;
+	/* the agent's own network namespace (sysfs may show another one's) */
+	struct if_nameindex *ifs = if_nameindex();
+	if (!ifs)
+		return;
+	for (struct if_nameindex *it = ifs; it->if_index; it++) {
+		const char *n = it->if_name;
+		if (strcmp(n, "lo") == 0 || str_has_prefix(n, a->cfg.device_prefix))
+			continue;
+		int idx = (int)it->if_index;
+		bool have = false;
+		for (size_t i = 0; i < p->n_uplinks; i++)
+			if (p->uplinks[i] == idx)
+				have = true;
+		if (have || p->n_uplinks == PUBLISH_MAX_UPLINKS)
+			continue;
+		struct shoal_err err = {0};
+		if (lb_attach(p->lb, idx, &err) < 0) {
+			log_warn("publish: attaching to uplink %s: %s", n, err.msg);
+			continue;
+		}
+		log_info("publish: balancing published ports on uplink %s", n);
+		p->uplinks[p->n_uplinks++] = idx;
+	}
+	if_freenameindex(ifs);
+}
+
+static int proto_num(const char *s)
+{
+	if (!s || !*s || strcasecmp(s, "tcp") == 0)
+		return IPPROTO_TCP;
+	if (strcasecmp(s, "udp") == 0)
+		return IPPROTO_UDP;
+	return -1;
+}
+
+static const char *proto_name(int proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static void desired_add(json_t *desired, int proto, int port, struct in_addr addr, int tport,
+			enum lb_backend_state st)
+{
+	char key[32], be[64], ip[INET_ADDRSTRLEN];
+	snprintf(key, sizeof(key), "%s/%d", proto_name(proto), port);
+	json_t *arr = json_object_get(desired, key);
+	if (!arr) {
+		arr = json_array();
+		json_object_set_new(desired, key, arr);
+	}
+	if (addr.s_addr == 0)
+		return;
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(be, sizeof(be), "%s:%d:%d", ip, tport, (int)st);
+	json_array_append_new(arr, json_string(be));
+}
+
+/* Task -> the local container's address, or 0. */
+static struct in_addr task_addr(struct agent *a, json_t *t)
+{
+	struct in_addr none = {0};
+	const char *cid = json_string_value(json_object_get(
+		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
+	struct container *c = cid ? container_find(a, cid, NULL) : NULL;
+	if (!c || c->state != CONTAINER_RUNNING || !c->net_attached)
+		return none;
+	return c->ip;
+}
+
+static void services_desired(struct agent *a, json_t *services, json_t *tasks, json_t *desired)
+{
+	size_t i;
+	json_t *svc;
+	json_array_foreach(services, i, svc)
+	{
+		if (json_is_true(json_object_get(svc, "Removed")))
+			continue;
+		json_t *ports = json_object_get(
+			json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"), "Ports");
+		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		size_t k;
+		json_t *pc;
+		json_array_foreach(ports, k, pc)
+		{
+			int proto = proto_num(json_string_value(json_object_get(pc, "Protocol")));
+			int pub = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+			int tgt = (int)json_integer_value(json_object_get(pc, "TargetPort"));
+			if (proto < 0 || pub <= 0 || tgt <= 0)
+				continue;
+			desired_add(desired, proto, pub, (struct in_addr){0}, 0, 0);
+			size_t m;
+			json_t *t;
+			json_array_foreach(tasks, m, t)
+			{
+				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
+					   sid))
+					continue;
+				json_t *st = json_object_get(t, "Status");
+				const char *obs =
+					json_string_value(json_object_get(st, "State")) ?: "";
+				const char *health =
+					json_string_value(json_object_get(st, "Health")) ?: "";
+				const char *ds =
+					json_string_value(json_object_get(t, "DesiredState")) ?: "";
+				if (strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
+					continue;
+				/* a task being stopped keeps its flows, takes no new ones */
+				enum lb_backend_state bs = strcmp(ds, "running") == 0
+								   ? LB_BACKEND_ACTIVE
+								   : LB_BACKEND_DRAINING;
+				desired_add(desired, proto, pub, task_addr(a, t), tgt, bs);
+			}
+		}
+	}
+}
+
+/* `shoal run -p HOST:CONTAINER[/udp]`: {"80/tcp":[{"HostPort":"8080"}]} */
+static void containers_desired(struct agent *a, json_t *desired)
+{
+	for (struct container *c = a->containers; c; c = c->next) {
+		json_t *pb = json_object_get(c->host_config, "PortBindings");
+		if (!json_is_object(pb) || json_object_size(pb) == 0)
+			continue;
+		const char *k;
+		json_t *binds;
+		json_object_foreach(pb, k, binds)
+		{
+			int tport = atoi(k);
+			const char *slash = strchr(k, '/');
+			int proto = proto_num(slash ? slash + 1 : "tcp");
+			size_t i;
+			json_t *b;
+			json_array_foreach(binds, i, b)
+			{
+				int hport = atoi(json_string_value(json_object_get(b, "HostPort"))
+							 ?: "0");
+				if (proto < 0 || hport <= 0 || tport <= 0)
+					continue;
+				struct in_addr addr = {0};
+				if (c->state == CONTAINER_RUNNING && c->net_attached)
+					addr = c->ip;
+				desired_add(desired, proto, hport, addr, tport, LB_BACKEND_ACTIVE);
+			}
+		}
+	}
+}
+
+static int parse_key(const char *key, struct lb_service_key *ret)
+{
+	char proto[8];
+	int port;
+	if (sscanf(key, "%7[a-z]/%d", proto, &port) != 2)
+		return -EINVAL;
+	*ret = (struct lb_service_key){
+		.addr = 0, .port = (uint16_t)port, .proto = (uint8_t)proto_num(proto)};
+	return 0;
+}
+
+void publish_sync(struct agent *a, json_t *services, json_t *tasks)
+{
+	struct publish *p = a->publish;
+	if (!p || !p->lb)
+		return;
+	json_t *desired = json_object();
+	services_desired(a, services, tasks, desired);
+	containers_desired(a, desired);
+	const char *key;
+	json_t *arr;
+	json_object_foreach(desired, key, arr)
+	{
+		/* one string per port, so a change is one comparison */
+		size_t n = json_array_size(arr);
+		char *joined = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&joined, &len);
+		struct lb_backend_spec *bs = calloc(n ? n : 1, sizeof(*bs));
+		size_t nb = 0;
+		for (size_t i = 0; f && bs && i < n; i++) {
+			const char *s = json_string_value(json_array_get(arr, i));
+			char ip[INET_ADDRSTRLEN];
+			int port, st;
+			fprintf(f, "%s,", s);
+			if (sscanf(s, "%15[0-9.]:%d:%d", ip, &port, &st) != 3)
+				continue;
+			struct in_addr in;
+			if (inet_pton(AF_INET, ip, &in) != 1)
+				continue;
+			bs[nb++] = (struct lb_backend_spec){.addr = in.s_addr,
+							    .port = (uint16_t)port,
+							    .state = (enum lb_backend_state)st};
+		}
+		if (f)
+			fclose(f);
+		const char *was = json_string_value(json_object_get(p->programmed, key));
+		struct lb_service_key sk;
+		if (joined && (!was || strcmp(was, joined) != 0) && parse_key(key, &sk) == 0) {
+			struct shoal_err err = {0};
+			if (lb_service_upsert(p->lb, &sk, bs, nb, &err) < 0) {
+				log_warn("publish: port %s: %s", key, err.msg);
+			} else {
+				log_debug("publish: port %s -> %zu backend(s)", key, nb);
+				json_object_set_new(p->programmed, key, json_string(joined));
+			}
+		}
+		free(bs);
+		free(joined);
+	}
+	/* ports no longer published */
+	void *tmp;
+	json_object_foreach_safe(p->programmed, tmp, key, arr)
+	{
+		if (json_object_get(desired, key))
+			continue;
+		struct lb_service_key sk;
+		if (parse_key(key, &sk) == 0)
+			lb_service_delete(p->lb, &sk, NULL);
+		json_object_del(p->programmed, key);
+	}
+	if (!p->swept) {
+		/* pins outlive the agent: drop what nothing publishes any more */
+		struct lb_service_key *keys = NULL;
+		size_t nk = 0;
+		if (lb_service_list(p->lb, &keys, &nk) == 0) {
+			for (size_t i = 0; i < nk; i++) {
+				char k[32];
+				snprintf(k, sizeof(k), "%s/%u", proto_name(keys[i].proto),
+					 (unsigned)keys[i].port);
+				if (keys[i].addr != 0 || !json_object_get(desired, k))
+					lb_service_delete(p->lb, &keys[i], NULL);
+			}
+			free(keys);
+		}
+		p->swept = true;
+	}
+	json_decref(desired);
+}
+
+const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,
+			       char *buf, size_t len)
+{
+	json_t *services = NULL;
+	if (cluster_list(a, CLUSTER_SERVICES, &services, NULL) == 0) {
+		size_t i;
+		json_t *svc;
+		json_array_foreach(services, i, svc)
+		{
+			const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+			if (json_is_true(json_object_get(svc, "Removed")) ||
+			    (except_id && strcmp(sid, except_id) == 0))
+				continue;
+			json_t *ports = json_object_get(
+				json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"),
+				"Ports");
+			size_t k;
+			json_t *pc;
+			json_array_foreach(ports, k, pc)
+			{
+				if (proto_num(json_string_value(json_object_get(pc, "Protocol"))) ==
+					    proto &&
+				    json_integer_value(json_object_get(pc, "PublishedPort")) ==
+					    port) {
+					snprintf(buf, len, "service %s",
+						 json_string_value(json_object_get(
+							 json_object_get(svc, "Spec"), "Name"))
+							 ?: sid);
+					json_decref(services);
+					return buf;
+				}
+			}
+		}
+		json_decref(services);
+	}
+	for (struct container *c = a->containers; c; c = c->next) {
+		if (except_id && strcmp(c->id, except_id) == 0)
+			continue;
+		json_t *pb = json_object_get(c->host_config, "PortBindings");
+		const char *k;
+		json_t *binds;
+		json_object_foreach(pb, k, binds)
+		{
+			const char *slash = strchr(k, '/');
+			if (proto_num(slash ? slash + 1 : "tcp") != proto)
+				continue;
+			size_t i;
+			json_t *b;
+			json_array_foreach(binds, i, b)
+			{
+				if (atoi(json_string_value(json_object_get(b, "HostPort"))
+						 ?: "0") == port) {
+					snprintf(buf, len, "container %s", c->name);
+					return buf;
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+int publish_port_assign(struct agent *a, int proto)
+{
+	char buf[128];
+	for (int port = PUBLISH_PORT_MIN; port <= PUBLISH_PORT_MAX; port++)
+		if (!publish_port_owner(a, proto, port, NULL, buf, sizeof(buf)))
+			return port;
+	return -ENOSPC;
+}
+
+json_t *publish_port_stats(struct agent *a, int proto, int port)
+{
+	struct publish *p = a->publish;
+	if (!p || !p->lb)
+		return NULL;
+	struct lb_service_key sk = {.addr = 0, .port = (uint16_t)port, .proto = (uint8_t)proto};
+	struct lb_counters sc = {0};
+	if (lb_service_counters(p->lb, &sk, &sc) < 0)
+		return NULL;
+	json_t *out =
+		json_pack("{s:I, s:I, s:I, s:[]}", "Packets", (json_int_t)sc.packets, "Bytes",
+			  (json_int_t)sc.bytes, "NewFlows", (json_int_t)sc.new_flows, "Backends");
+	struct lb_backend_spec *bs = NULL;
+	size_t n = 0;
+	if (lb_service_backends(p->lb, &sk, &bs, &n) == 0) {
+		static const char *const states[] = {"unused", "active", "draining", "maintenance"};
+		for (size_t i = 0; i < n; i++) {
+			struct lb_counters bc = {0};
+			lb_backend_counters(p->lb, &sk, bs[i].addr, bs[i].port, &bc);
+			char ip[INET_ADDRSTRLEN];
+			struct in_addr in = {.s_addr = bs[i].addr};
+			inet_ntop(AF_INET, &in, ip, sizeof(ip));
+			json_array_append_new(
+				json_object_get(out, "Backends"),
+				json_pack("{s:s, s:i, s:s, s:I, s:I, s:I}", "Addr", ip, "Port",
+					  (int)bs[i].port, "State",
+					  bs[i].state < 4 ? states[bs[i].state] : "unknown",
+					  "Packets", (json_int_t)bc.packets, "Bytes",
+					  (json_int_t)bc.bytes, "NewFlows",
+					  (json_int_t)bc.new_flows));
+		}
+		free(bs);
+	}
+	return out;
+}

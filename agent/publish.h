@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct agent;
+
+/*
+ * Published ports: services' EndpointSpec.Ports and containers' PortBindings,
+ * balanced by the eBPF data plane (lb/) on the node's uplinks: every interface
+ * of the agent's network namespace but loopback and the agent's own devices,
+ * rescanned on every resync so that interfaces that appear later get it too.
+ * Backends follow tasks: running and healthy ones take new flows; stopping ones
+ * are drained (existing flows only). Changes are map updates of the services
+ * that changed, never a rebuild.
+ */
+#define PUBLISH_PORT_MIN 30000 /* published ports assigned when none is given */
+#define PUBLISH_PORT_MAX 32767
+
+/* Opens (or re-opens, keeping flows) the pinned maps. Failure is not fatal:
+ * publishing is then refused with the reason. */
+int publish_init(struct agent *a, struct shoal_err *err);
+void publish_free(struct agent *a);
+/* True when the data plane is there; otherwise err says why not. */
+bool publish_available(struct agent *a, struct shoal_err *err);
+/* Programs the data plane from the store's services and tasks and the
+ * node's containers. */
+void publish_sync(struct agent *a, json_t *services, json_t *tasks);
+/* Attaches to uplinks that appeared since the last scan. */
+void publish_scan_uplinks(struct agent *a);
+/* Who publishes proto/port already ("service web", "container x"), or NULL.
+ * except_id: a service or container id to leave out (its own update). */
+const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,
+			       char *buf, size_t len);
+/* The first free port in the assignment range, or -ENOSPC. */
+int publish_port_assign(struct agent *a, int proto);
+/* Counters of one published port, for inspect: {"Packets","Bytes","NewFlows",
+ * "Backends":[{"Addr","Port","State","Packets","Bytes","NewFlows"}]} or NULL. */
+json_t *publish_port_stats(struct agent *a, int proto, int port);

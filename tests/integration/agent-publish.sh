@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Published ports through the eBPF data plane: a client in its own network
+# namespace reaches a service's replicas (and a container's -p port) through
+# the node's uplink; backends follow tasks; flows survive an agent restart.
+. "$(dirname "$0")/lib.sh"
+node_start
+client_start
+# the uplink appeared after the agent: it is picked up on the next resync
+sleep 2.5
+
+wait_until() {
+	local t=$1
+	shift
+	local end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# distinct answers among N requests to PORT
+distinct() { for _ in $(seq 1 "$2"); do http_get "$1"; done | sort -u | grep -c .; }
+answers() { [ -n "$(http_get "$1")" ]; }
+
+log "a published port reaches every replica"
+shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
+	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+wait_until 30 answers 8080 && ok "port 8080 answers from the client namespace" || fail "8080 never answered"
+sleep 0.5
+n=$(distinct 8080 30)
+expect_eq "30 requests spread over the 3 replicas" 3 "$n"
+expect_contains "service inspect shows the published port's counters" '"NewFlows"' "$(api GET /services/pub)"
+
+log "scaling changes the backends"
+shoal service scale pub=1 -d >/dev/null
+one_backend() { [ "$(distinct 8080 10)" = 1 ]; }
+wait_until 30 one_backend && ok "after scaling to 1, one replica answers" || fail "after scale: $(distinct 8080 10) replicas answer"
+shoal service scale pub=2 -d >/dev/null
+two_backends() { [ "$(distinct 8080 20)" = 2 ]; }
+wait_until 30 two_backends && ok "after scaling to 2, two replicas answer" || fail "after scale to 2: $(distinct 8080 20)"
+
+log "conflicts and bad input"
+out=$(api POST /services/create '{"Name":"dup","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"EndpointSpec":{"Ports":[{"TargetPort":80,"PublishedPort":8080}]}}')
+expect_eq "a port already published: 409" 409 "${out%% *}"
+expect_contains "names who publishes it" "service pub" "$out"
+out=$(api POST /containers/create '{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"99999"}]}}}')
+expect_eq "a bad host port: 400" 400 "${out%% *}"
+out=$(api POST /services/create '{"Name":"auto","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Command":["sleep","100"]}},"EndpointSpec":{"Ports":[{"TargetPort":80}]}}')
+expect_eq "a port of 0 is assigned" 201 "${out%% *}"
+expect_contains "assigned from 30000 up" '"PublishedPort":30000' "$(api GET /services/auto)"
+shoal service rm auto >/dev/null
+
+log "shoal run -p"
+shoal run -d --name single -p 8081:80 busybox sh -c 'echo single > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+wait_until 20 answers 8081 && ok "a container's published port answers" || fail "8081 never answered"
+expect_eq "it is the container" single "$(http_get 8081)"
+shoal rm -f single >/dev/null
+gone() { ! answers 8081; }
+wait_until 20 gone && ok "removing the container unpublishes the port" || fail "8081 still answers"
+
+log "the data plane outlives the agent"
+agent_kill9
+expect_contains "while shoald is down the port still answers" "" "$(http_get 8080)"
+[ -n "$(http_get 8080)" ] && ok "port answers with the agent down" || fail "no answer with the agent down"
+agent_start
+wait_until 20 two_backends && ok "after the restart both replicas answer" || fail "after restart: $(distinct 8080 20)"
+
+log "removal"
+shoal service rm pub >/dev/null
+unpublished() { ! answers 8080; }
+wait_until 30 unpublished && ok "service rm unpublishes the port" || fail "8080 still answers"
+finish
