@@ -10,6 +10,7 @@
 #include "agent/container.h"
 #include "runtime/cgroup.h"
 #include "runtime/image.h"
+#include "agent/publish.h"
 
 void api_ping(struct api_req *r)
 {
@@ -66,4 +67,86 @@ void api_info(struct api_req *r)
 			  "DockerRootDir", a->cfg.data_dir, "RunDir", a->cfg.run_dir,
 			  "CgroupParent", a->cfg.cgroup_parent, "StoreBackend",
 			  a->cfg.store_backend, "DefaultRuntime", "shoal"));
+}
+
+/* shoal's own: the published ports and where their traffic goes. */
+void api_lb_list(struct api_req *r)
+{
+	api_reply_json(r, 200, publish_list(r->agent));
+}
+
+static void metric(FILE *f, const char *name, const char *labels, long long v)
+{
+	fprintf(f, "%s%s%s%s %lld\n", name, labels ? "{" : "", labels ? labels : "",
+		labels ? "}" : "", v);
+}
+
+/* Prometheus text format. */
+void api_metrics(struct api_req *r)
+{
+	struct agent *a = r->agent;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	long long running = 0, total = 0;
+	for (struct container *c = a->containers; c; c = c->next) {
+		total++;
+		running += c->state == CONTAINER_RUNNING;
+	}
+	fprintf(f,
+		"# HELP shoal_containers Containers on this node.\n# TYPE shoal_containers gauge\n");
+	metric(f, "shoal_containers", "state=\"running\"", running);
+	metric(f, "shoal_containers", "state=\"all\"", total);
+	json_t *lb = publish_list(a);
+	fprintf(f, "# HELP shoal_lb_packets_total Packets to a published port.\n"
+		   "# TYPE shoal_lb_packets_total counter\n");
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(lb, "Ports"), i, p)
+	{
+		char lab[256];
+		snprintf(lab, sizeof(lab), "proto=\"%s\",port=\"%lld\"",
+			 json_string_value(json_object_get(p, "Protocol")),
+			 (long long)json_integer_value(json_object_get(p, "PublishedPort")));
+		metric(f, "shoal_lb_packets_total", lab,
+		       json_integer_value(json_object_get(p, "Packets")));
+		metric(f, "shoal_lb_bytes_total", lab,
+		       json_integer_value(json_object_get(p, "Bytes")));
+		metric(f, "shoal_lb_new_flows_total", lab,
+		       json_integer_value(json_object_get(p, "NewFlows")));
+		size_t k;
+		json_t *b;
+		json_array_foreach(json_object_get(p, "Backends"), k, b)
+		{
+			char blab[384];
+			snprintf(blab, sizeof(blab), "%s,backend=\"%s:%lld\",state=\"%s\"", lab,
+				 json_string_value(json_object_get(b, "Addr")),
+				 (long long)json_integer_value(json_object_get(b, "Port")),
+				 json_string_value(json_object_get(b, "State")));
+			metric(f, "shoal_lb_backend_packets_total", blab,
+			       json_integer_value(json_object_get(b, "Packets")));
+			metric(f, "shoal_lb_backend_bytes_total", blab,
+			       json_integer_value(json_object_get(b, "Bytes")));
+			metric(f, "shoal_lb_backend_new_flows_total", blab,
+			       json_integer_value(json_object_get(b, "NewFlows")));
+		}
+	}
+	fprintf(f, "# HELP shoal_lb_drops_total Packets the data plane dropped, by reason.\n"
+		   "# TYPE shoal_lb_drops_total counter\n");
+	const char *reason;
+	json_t *n;
+	json_object_foreach(json_object_get(lb, "Drops"), reason, n)
+	{
+		char lab[128];
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", reason);
+		metric(f, "shoal_lb_drops_total", lab, json_integer_value(n));
+	}
+	json_decref(lb);
+	fclose(f);
+	api_reply_raw(r, 200, "text/plain; version=0.0.4", text, len);
+	free(text);
 }

@@ -7,6 +7,8 @@
 void api_ping(struct api_req *r);
 void api_version(struct api_req *r);
 void api_info(struct api_req *r);
+void api_lb_list(struct api_req *r);
+void api_metrics(struct api_req *r);
 
 /* Containers */
 void api_container_create(struct api_req *r);

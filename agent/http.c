@@ -29,6 +29,8 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_HEAD, "/_ping", api_ping},
 	{EVHTTP_REQ_GET, "/version", api_version},
 	{EVHTTP_REQ_GET, "/info", api_info},
+	{EVHTTP_REQ_GET, "/lb", api_lb_list},
+	{EVHTTP_REQ_GET, "/metrics", api_metrics},
 	{EVHTTP_REQ_POST, "/containers/create", api_container_create},
 	{EVHTTP_REQ_GET, "/containers/json", api_container_list},
 	{EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect},

@@ -437,3 +437,36 @@ json_t *publish_port_stats(struct agent *a, int proto, int port)
 	}
 	return out;
 }
+
+json_t *publish_list(struct agent *a)
+{
+	struct publish *p = a->publish;
+	json_t *out = json_pack("{s:[], s:{}, s:b}", "Ports", "Drops", "Available", p && p->lb);
+	if (!p || !p->lb)
+		return out;
+	const char *key;
+	json_t *v;
+	json_object_foreach(p->programmed, key, v)
+	{
+		struct lb_service_key sk;
+		if (parse_key(key, &sk) < 0)
+			continue;
+		json_t *e = publish_port_stats(a, sk.proto, sk.port);
+		if (!e)
+			continue;
+		char owner[160];
+		json_object_set_new(e, "Protocol", json_string(proto_name(sk.proto)));
+		json_object_set_new(e, "PublishedPort", json_integer(sk.port));
+		json_object_set_new(e, "Owner",
+				    json_string(publish_port_owner(a, sk.proto, sk.port, NULL,
+								   owner, sizeof(owner))
+							?: ""));
+		json_array_append_new(json_object_get(out, "Ports"), e);
+	}
+	uint64_t drops[LB_DROP_MAX + 1] = {0};
+	if (lb_drops_read(p->lb, drops) == 0)
+		for (int i = 1; i <= LB_DROP_MAX; i++)
+			json_object_set_new(json_object_get(out, "Drops"), lb_drop_reason_name(-i),
+					    json_integer((json_int_t)drops[i]));
+	return out;
+}

@@ -39,3 +39,6 @@ int publish_port_assign(struct agent *a, int proto);
 /* Counters of one published port, for inspect: {"Packets","Bytes","NewFlows",
  * "Backends":[{"Addr","Port","State","Packets","Bytes","NewFlows"}]} or NULL. */
 json_t *publish_port_stats(struct agent *a, int proto, int port);
+/* Every published port with its owner, backends and counters, and the drops by
+ * reason: {"Ports":[{"Protocol","PublishedPort","Owner",...stats}],"Drops":{reason:n}}. */
+json_t *publish_list(struct agent *a);

@@ -73,6 +73,7 @@ extern const struct cli_command cli_service_commands[]; /* `shoal service ...` *
 extern const struct cli_command cli_node_commands[];	/* `shoal node ...` */
 int cli_cmd_service(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_node(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_lb(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
  * clustered booleans -dit, --bool=false, "--" ends flags. */

@@ -31,6 +31,9 @@ sleep 0.5
 n=$(distinct 8080 30)
 expect_eq "30 requests spread over the 3 replicas" 3 "$n"
 expect_contains "service inspect shows the published port's counters" '"NewFlows"' "$(api GET /services/pub)"
+expect_eq "shoal lb ls lists the 3 backends" 3 "$(shoal lb ls | grep -c ':80 .*active')"
+flows=$(curl -s --unix-socket "$SOCK" http://shoal/metrics | sed -n 's/^shoal_lb_new_flows_total{proto="tcp",port="8080"} //p')
+[ "${flows:-0}" -ge 30 ] && ok "/metrics counts the new flows ($flows)" || fail "/metrics new flows: [$flows]"
 
 log "scaling changes the backends"
 shoal service scale pub=1 -d >/dev/null
