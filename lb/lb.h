@@ -116,3 +116,26 @@ int lb_backend_counters(struct lb *lb, const struct lb_service_key *key, uint32_
 int lb_drops_read(struct lb *lb, uint64_t ret[LB_DROP_MAX + 1]);
 /* "malformed-ipv4" etc. for a negative reason; NULL if unknown. */
 const char *lb_drop_reason_name(int reason);
+
+/* East-west: socket-level balancing of service VIPs on cgroup v2 hooks.
+ *
+ * connect4 (TCP, connected UDP) and sendmsg4 (each unconnected UDP
+ * datagram) rewrite a destination that is a service with a nonzero address
+ * to one of its backends, chosen by Maglev over the active backends with
+ * the socket cookie as the hash; a UDP socket keeps its backend while that
+ * backend stays active or draining. getpeername4 and recvmsg4 show the VIP
+ * instead of the backend to the socket that was sent there. The programs
+ * share the service, backend and Maglev maps with the tc path, so every
+ * lb_service_upsert() reaches both. A service without an active backend
+ * fails connect()/sendmsg() with EPERM, counted in lb_drops_read().
+ * Counters: new_flows per connect() or new UDP socket-to-service pair,
+ * packets per UDP datagram sent; no bytes.
+ *
+ * cgroup_path is a cgroup v2 directory; the hooks apply to every process in
+ * it and its descendants (hybrid hosts: under /sys/fs/cgroup/unified). They
+ * stay attached when the handle is closed; a later lb_sock_attach() on the
+ * same cgroup (a restarted agent) replaces our programs in place, keeping
+ * their per-socket maps, and leaves other programs alone. */
+int lb_sock_attach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);
+/* Removes our four programs from the cgroup; others' stay. */
+int lb_sock_detach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);

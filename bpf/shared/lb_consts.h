@@ -46,3 +46,9 @@
  * version is refused instead of being misread. */
 #define LB_META_MAGIC	0x73686c62 /* "shlb" */
 #define LB_META_VERSION 1
+
+/* Socket-level (east-west) balancing: entries of lb_sock_flows (UDP socket
+ * -> backend) and of lb_sock_rnat (socket + backend -> service address). */
+#ifndef LB_SOCK_FLOWS_DEFAULT
+#define LB_SOCK_FLOWS_DEFAULT 65536
+#endif

@@ -85,3 +85,22 @@ struct lb_meta {
 	__u32 max_services;
 	__u32 max_backends;
 };
+
+/* Socket-level balancing (cgroup connect4/sendmsg4/recvmsg4/getpeername4).
+ * A socket is named by its cookie, which the kernel never reuses. Forward:
+ * (socket, service address) -> backend, for UDP, so that the datagrams of
+ * one socket stay on one backend while it is active or draining. Reverse:
+ * (socket, backend address) -> the service address the application used,
+ * as a struct lb_rnat_entry, shown by getpeername() and recvmsg(). */
+struct lb_sock_key {
+	__u64 cookie;
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct lb_sock_flow {
+	__u32 backend_id;
+	__u32 svc_id;
+};

@@ -11,3 +11,15 @@ if(CMOCKA_FOUND)
 	set_tests_properties(bpf/lb PROPERTIES LABELS "bpf" TIMEOUT 300 SKIP_RETURN_CODE 77
 		ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")
 endif()
+
+# East-west socket hooks on a child cgroup v2 (tests/bpf/): root, cgroup v2;
+# skip with 77 otherwise.
+if(CMOCKA_FOUND)
+	add_executable(test-sock-lb ${PROJECT_SOURCE_DIR}/tests/bpf/test-sock-lb.c)
+	target_compile_options(test-sock-lb PRIVATE ${SHOAL_SAN_FLAGS})
+	target_link_options(test-sock-lb PRIVATE -fsanitize=address,undefined)
+	target_link_libraries(test-sock-lb PRIVATE shoal_lb_san PkgConfig::CMOCKA)
+	add_test(NAME bpf/sock-lb COMMAND test-sock-lb)
+	set_tests_properties(bpf/sock-lb PROPERTIES LABELS "bpf" TIMEOUT 300 SKIP_RETURN_CODE 77
+		ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")
+endif()
