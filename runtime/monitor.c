@@ -184,7 +184,7 @@ static int open_pty(int *ret_master, int *ret_slave, struct shoal_err *err)
 		return shoal_err_errno(err, errno, "opening the terminal's slave side");
 	/* A size until the client sends its own: programs that ask before the
 	 * first resize see 24x80 rather than 0x0. */
-	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
 	ioctl(m, TIOCSWINSZ, &ws);
 	*ret_master = TAKE_FD(m);
 	*ret_slave = peer;

@@ -28,60 +28,60 @@
  */
 
 enum rt_net_mode {
-	RT_NET_NONE,	/* new netns with only loopback, brought up */
-	RT_NET_HOST,	/* the agent's netns */
-	RT_NET_JOIN,	/* join the netns bind-mounted at net_path (bridge/overlay: the agent
-			 * created it and configured its interfaces before start) */
+	RT_NET_NONE, /* new netns with only loopback, brought up */
+	RT_NET_HOST, /* the agent's netns */
+	RT_NET_JOIN, /* join the netns bind-mounted at net_path (bridge/overlay: the agent
+		      * created it and configured its interfaces before start) */
 };
 
 /* Capability names as Docker spells them ("CAP_NET_RAW" or "NET_RAW"; "ALL"). */
 struct rt_spec {
-	const char *id;			/* 64 hex */
+	const char *id; /* 64 hex */
 	const char *name;
-	const char *const *layer_dirs;	/* image layers, lowest first, NULL-terminated */
-	const char *bundle_dir;		/* $datadir/containers/<id> */
-	const char *run_dir;		/* $rundir/containers/<id> */
+	const char *const *layer_dirs; /* image layers, lowest first, NULL-terminated */
+	const char *bundle_dir;	       /* $datadir/containers/<id> */
+	const char *run_dir;	       /* $rundir/containers/<id> */
 
-	const char *const *argv;	/* entrypoint + cmd, resolved by the agent; NULL-terminated */
-	const char *const *env;		/* "K=V", NULL-terminated */
-	const char *cwd;		/* "" or NULL = "/" */
-	const char *user;		/* "", "uid", "uid:gid", "name", "name:group" (looked up in
-					 * the container's /etc/passwd and /etc/group) */
+	const char *const *argv; /* entrypoint + cmd, resolved by the agent; NULL-terminated */
+	const char *const *env;	 /* "K=V", NULL-terminated */
+	const char *cwd;	 /* "" or NULL = "/" */
+	const char *user;	 /* "", "uid", "uid:gid", "name", "name:group" (looked up in
+				  * the container's /etc/passwd and /etc/group) */
 	const char *hostname;
 	const char *domainname;
 
 	bool tty;
 	bool open_stdin;
 	bool stdin_once;
-	bool read_only;			/* read-only rootfs */
+	bool read_only; /* read-only rootfs */
 	bool privileged;
 
-	int64_t memory;			/* bytes, 0 = unlimited */
-	int64_t memory_swap;		/* bytes, 0 = default (2x memory as Docker), -1 = unlimited */
-	int64_t nano_cpus;		/* 1e9 = one CPU; 0 = unlimited */
-	int64_t cpu_shares;		/* Docker's relative weight (1024 default); 0 = default */
-	int64_t pids_limit;		/* 0 or -1 = unlimited */
+	int64_t memory;	     /* bytes, 0 = unlimited */
+	int64_t memory_swap; /* bytes, 0 = default (2x memory as Docker), -1 = unlimited */
+	int64_t nano_cpus;   /* 1e9 = one CPU; 0 = unlimited */
+	int64_t cpu_shares;  /* Docker's relative weight (1024 default); 0 = default */
+	int64_t pids_limit;  /* 0 or -1 = unlimited */
 
-	const char *const *cap_add;	/* NULL-terminated or NULL */
+	const char *const *cap_add; /* NULL-terminated or NULL */
 	const char *const *cap_drop;
 
 	enum rt_net_mode net_mode;
-	const char *net_path;		/* RT_NET_JOIN */
+	const char *net_path; /* RT_NET_JOIN */
 	/* Contents for the generated files bind-mounted into the container. */
-	const char *hosts;		/* /etc/hosts */
-	const char *resolv_conf;	/* /etc/resolv.conf */
+	const char *hosts;	 /* /etc/hosts */
+	const char *resolv_conf; /* /etc/resolv.conf */
 
 	/* Cgroup placement: the container's cgroup is <cgroup_parent>/<id> in every
 	 * hierarchy the cgroup backend uses (see cgroup.h). */
 	const char *cgroup_parent;
 
 	/* Logs: rotate the json log at this size, keep this many files (>= 1). */
-	int64_t log_max_size;		/* 0 = 10 MiB */
-	int log_max_files;		/* 0 = 3 */
+	int64_t log_max_size; /* 0 = 10 MiB */
+	int log_max_files;    /* 0 = 3 */
 
 	/* Precompiled seccomp filter (struct sock_filter array) from rt_seccomp_compile();
 	 * NULL with seccomp_unconfined = true for --security-opt seccomp=unconfined. */
-	const char *seccomp_path;	/* file holding the BPF program */
+	const char *seccomp_path; /* file holding the BPF program */
 	bool seccomp_unconfined;
 
 	/* A connected stream socket (or -1) that the monitor adopts as an attached
@@ -95,13 +95,13 @@ struct rt_spec {
 
 struct rt_started {
 	pid_t monitor_pid;
-	pid_t pid;			/* container init, in the agent's pid namespace */
+	pid_t pid; /* container init, in the agent's pid namespace */
 	int64_t started_at_ns;
 };
 
 /* Where the runtime finds its helper binary. */
 struct rt_options {
-	const char *monitor_path;	/* path to shoal-monitor */
+	const char *monitor_path; /* path to shoal-monitor */
 };
 
 /* Starts the monitor for spec and returns at once with a non-blocking fd that
@@ -117,10 +117,10 @@ int rt_spawn_finish(int status_fd, struct rt_started *ret, struct shoal_err *err
 
 /* The exit record the monitor writes to exit.json (and sends to waiters). */
 struct rt_exit {
-	int exit_code;			/* 128+signal when killed by a signal */
+	int exit_code; /* 128+signal when killed by a signal */
 	bool oom_killed;
 	int64_t finished_at_ns;
-	char error[256];		/* set when the monitor itself failed */
+	char error[256]; /* set when the monitor itself failed */
 };
 int rt_exit_read(const char *bundle_dir, struct rt_exit *ret);
 
@@ -169,6 +169,7 @@ int rt_seccomp_compile(const char *path, struct shoal_err *err);
 
 /* Cleans up what a container left behind after it exited: its cgroups, run dir.
  * The bundle (logs, upper layer) stays until rt_remove(). */
-int rt_cleanup(const char *run_dir, const char *cgroup_parent, const char *id, struct shoal_err *err);
+int rt_cleanup(const char *run_dir, const char *cgroup_parent, const char *id,
+	       struct shoal_err *err);
 /* Removes the bundle directory. */
 int rt_remove(const char *bundle_dir, struct shoal_err *err);

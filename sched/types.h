@@ -12,18 +12,18 @@
  */
 
 struct sched_resources {
-	int64_t nano_cpus;	/* 1e9 = one CPU */
+	int64_t nano_cpus; /* 1e9 = one CPU */
 	int64_t memory_bytes;
-	int64_t pids;		/* limits only; 0 = unlimited */
+	int64_t pids; /* limits only; 0 = unlimited */
 };
 
 enum restart_condition { RESTART_NONE, RESTART_ON_FAILURE, RESTART_ANY };
 
 struct restart_policy {
-	enum restart_condition condition;	/* default any */
-	int64_t delay_ns;			/* default 5 s */
-	uint64_t max_attempts;			/* 0 = unlimited */
-	int64_t window_ns;			/* 0 = unbounded */
+	enum restart_condition condition; /* default any */
+	int64_t delay_ns;		  /* default 5 s */
+	uint64_t max_attempts;		  /* 0 = unlimited */
+	int64_t window_ns;		  /* 0 = unbounded */
 };
 
 enum update_failure_action { FAILURE_PAUSE, FAILURE_CONTINUE, FAILURE_ROLLBACK };
@@ -63,7 +63,7 @@ enum publish_mode { PUBLISH_INGRESS, PUBLISH_HOST };
 struct port_config {
 	enum port_protocol protocol;
 	uint16_t target_port;
-	uint16_t published_port;	/* 0 = assign */
+	uint16_t published_port; /* 0 = assign */
 	enum publish_mode mode;
 };
 

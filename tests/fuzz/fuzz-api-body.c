@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (!j)
 		return 0;
 	if (json_is_object(j)) {
-		struct shoal_err err = { 0 };
+		struct shoal_err err = {0};
 		if (container_config_check(j, &err) < 0 && err.msg[0] == '\0')
 			__builtin_trap(); /* every refusal names its reason */
 	}
