@@ -35,6 +35,36 @@ struct log_req {
 	struct event *timer;
 };
 
+/* One log record to a streaming reply: a stdcopy frame (raw for a tty), with
+ * the time and a "prefix | " when asked. */
+static void log_send(struct api_req *r, bool tty, bool is_err, const char *time, const char *prefix,
+		     const char *text, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	size_t plen = len + (time ? strlen(time) + 1 : 0) + (prefix ? strlen(prefix) + 3 : 0);
+	if (!tty) {
+		uint8_t hdr[8] = {is_err ? 2 : 1,
+				  0,
+				  0,
+				  0,
+				  (uint8_t)(plen >> 24),
+				  (uint8_t)(plen >> 16),
+				  (uint8_t)(plen >> 8),
+				  (uint8_t)plen};
+		evbuffer_add(b, hdr, 8);
+	}
+	if (time)
+		evbuffer_add_printf(b, "%s ", time);
+	if (prefix)
+		evbuffer_add_printf(b, "%s | ", prefix);
+	evbuffer_add(b, text, len);
+	size_t n = evbuffer_get_length(b);
+	api_stream_chunk(r, evbuffer_pullup(b, (ev_ssize_t)n), n);
+	evbuffer_free(b);
+}
+
 static void emit_record(struct log_req *lr, const char *line, size_t len)
 {
 	json_t *j = json_loadb(line, len, 0, NULL);
@@ -49,25 +79,7 @@ static void emit_record(struct log_req *lr, const char *line, size_t len)
 		json_decref(j);
 		return;
 	}
-	struct evbuffer *b = evbuffer_new();
-	size_t plen = tlen + (lr->timestamps && time ? strlen(time) + 1 : 0);
-	if (!lr->tty) {
-		uint8_t hdr[8] = {is_err ? 2 : 1,
-				  0,
-				  0,
-				  0,
-				  (uint8_t)(plen >> 24),
-				  (uint8_t)(plen >> 16),
-				  (uint8_t)(plen >> 8),
-				  (uint8_t)plen};
-		evbuffer_add(b, hdr, 8);
-	}
-	if (lr->timestamps && time)
-		evbuffer_add_printf(b, "%s ", time);
-	evbuffer_add(b, text, tlen);
-	size_t n = evbuffer_get_length(b);
-	api_stream_chunk(lr->r, evbuffer_pullup(b, (ev_ssize_t)n), n);
-	evbuffer_free(b);
+	log_send(lr->r, lr->tty, is_err, lr->timestamps ? time : NULL, NULL, text, tlen);
 	json_decref(j);
 }
 
@@ -310,25 +322,7 @@ static void svc_emit(struct svc_log_req *sl, const struct svc_log_src *src, bool
 {
 	if ((is_err && !sl->err) || (!is_err && !sl->out))
 		return;
-	struct evbuffer *b = evbuffer_new();
-	size_t plen =
-		strlen(src->prefix) + 3 + len + (sl->timestamps && time ? strlen(time) + 1 : 0);
-	uint8_t hdr[8] = {is_err ? 2 : 1,
-			  0,
-			  0,
-			  0,
-			  (uint8_t)(plen >> 24),
-			  (uint8_t)(plen >> 16),
-			  (uint8_t)(plen >> 8),
-			  (uint8_t)plen};
-	evbuffer_add(b, hdr, 8);
-	if (sl->timestamps && time)
-		evbuffer_add_printf(b, "%s ", time);
-	evbuffer_add_printf(b, "%s | ", src->prefix);
-	evbuffer_add(b, text, len);
-	size_t n = evbuffer_get_length(b);
-	api_stream_chunk(sl->r, evbuffer_pullup(b, (ev_ssize_t)n), n);
-	evbuffer_free(b);
+	log_send(sl->r, false, is_err, sl->timestamps ? time : NULL, src->prefix, text, len);
 }
 
 static bool svc_parse(const char *line, size_t len, bool *is_err, char **time, char **text,
