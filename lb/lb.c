@@ -560,16 +560,22 @@ static int lb_validate(const struct lb *lb, const struct lb_service_key *key,
 
 	if (!key || (key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP))
 		return shoal_err_set(err, EINVAL, "service protocol must be TCP or UDP");
-	if (key->port == 0)
-		return shoal_err_set(err, EINVAL, "service port must not be 0");
+	/* port 0: a virtual IP balanced on every port, by the socket hooks only;
+	 * its backends take the port each connection asked for (port 0) */
+	bool any_port = key->port == 0;
+	if (any_port && key->addr == 0)
+		return shoal_err_set(err, EINVAL, "a published port must not be 0");
 	if (n > LB_MAX_BACKENDS_PER_SERVICE)
 		return shoal_err_set(err, E2BIG, "%zu backends; a service can have at most %d", n,
 				     LB_MAX_BACKENDS_PER_SERVICE);
 	for (size_t i = 0; i < n; i++) {
 		const struct lb_backend_spec *b = &backends[i];
 
-		if (b->addr == 0 || b->port == 0)
-			return shoal_err_set(err, EINVAL, "backend %zu has no address or port", i);
+		if (b->addr == 0 || (b->port == 0) != any_port)
+			return shoal_err_set(err, EINVAL,
+					     any_port ? "backend %zu of an any-port service must have port 0"
+						      : "backend %zu has no address or port",
+					     i);
 		if (b->state < LB_BACKEND_ACTIVE || b->state > LB_BACKEND_MAINTENANCE)
 			return shoal_err_set(err, EINVAL, "backend %zu has a bad state %d", i,
 					     b->state);

@@ -73,14 +73,21 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 	sk.proto = proto;
 	if (sk.addr == 0)
 		return 0;
+	/* the exact port, else a VIP balanced on every port (port 0), whose
+	 * backends then take the port the socket asked for */
+	__be16 req_port = sk.port;
 	svc = bpf_map_lookup_elem(&lb_services, &sk);
-	if (!svc)
-		return 0;
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&lb_services, &sk);
+		if (!svc)
+			return 0;
+	}
 
 	cookie = bpf_get_socket_cookie(ctx);
 	fk.cookie = cookie;
 	fk.addr = sk.addr;
-	fk.port = sk.port;
+	fk.port = req_port;
 	fk.proto = proto;
 	if (udp) {
 		fl = bpf_map_lookup_elem(&lb_sock_flows, &fk);
@@ -95,7 +102,7 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 		 * finds the same backend again while the table is unchanged. */
 		hk.saddr = (__u32)cookie;
 		hk.daddr = (__u32)(cookie >> 32) ^ sk.addr;
-		hk.dport = sk.port;
+		hk.dport = req_port;
 		hk.proto = proto;
 		ret = lb_maglev_pick(svc, &hk, &be_id);
 		if (ret < 0)
@@ -112,20 +119,21 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 		}
 	}
 
+	__be16 be_port = be->port ? be->port : req_port;
 	rk.cookie = cookie;
 	rk.addr = be->addr;
-	rk.port = be->port;
+	rk.port = be_port;
 	rk.proto = proto;
 	if (new_flow || !bpf_map_lookup_elem(&lb_sock_rnat, &rk)) {
 		rn.addr = sk.addr;
-		rn.port = sk.port;
+		rn.port = req_port;
 		rn.svc_id = svc->id;
 		if (bpf_map_update_elem(&lb_sock_rnat, &rk, &rn, BPF_ANY) < 0)
 			return LB_DROP_CT_UPDATE;
 	}
 
 	ctx->user_ip4 = be->addr;
-	ctx->user_port = (__u32)be->port;
+	ctx->user_port = (__u32)be_port;
 	lb_sock_stats_add(&lb_svc_stats, svc->id, datagram, new_flow);
 	lb_sock_stats_add(&lb_be_stats, be_id, datagram, new_flow);
 	return 0;
