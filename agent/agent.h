@@ -45,6 +45,7 @@ struct agent {
 	struct shoal_err bridge_err;
 
 	char seccomp_default[4096]; /* compiled default profile */
+	char cgroup_v2[4096];	    /* the cgroup parent in the v2 tree ("" if none) */
 	char node_id[65];
 	char hostname[256];
 	int64_t started_ns;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,10 +215,26 @@ void api_service_create(struct api_req *r)
 				name);
 		return;
 	}
+	/* a virtual IP, unless the service asks for DNS round robin */
+	char vip[INET_ADDRSTRLEN] = "";
+	const char *emode =
+		json_string_value(json_object_get(json_object_get(full, "EndpointSpec"), "Mode"));
+	if ((!emode || strcmp(emode, "dnsrr") != 0) &&
+	    publish_vip_assign(r->agent, vip, sizeof(vip)) < 0) {
+		json_decref(full);
+		api_reply_error(r, 409, "no free virtual IP left for the service");
+		return;
+	}
 	char now[40], key[128];
 	format_rfc3339(now_ns(), now);
 	json_t *svc = json_pack("{s:s, s:s, s:s, s:o, s:i}", "ID", id, "CreatedAt", now,
 				"UpdatedAt", now, "Spec", full, "SpecVersion", 1);
+	if (vip[0]) {
+		json_object_set_new(svc, "VirtualIP", json_string(vip));
+		json_object_set_new(svc, "Endpoint",
+				    json_pack("{s:[{s:s, s:s+}]}", "VirtualIPs", "NetworkID", "bridge",
+					      "Addr", vip, "/32"));
+	}
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, id);
 	struct shoal_err err = {0};
 	int ret = cluster_put(r->agent, key, svc, 0, NULL, &err);

@@ -310,8 +310,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	snprintf(path, sizeof(path), "%s/images", a->cfg.data_dir);
 	if ((r = image_store_open(path, &a->images, err)) < 0)
 		return shoal_err_wrap(err, "opening the image store");
-	char v2[4096];
-	if ((r = rt_cgroup_parent_prepare(a->cfg.cgroup_parent, v2, sizeof(v2), err)) < 0)
+	if ((r = rt_cgroup_parent_prepare(a->cfg.cgroup_parent, a->cgroup_v2, sizeof(a->cgroup_v2),
+					  err)) < 0)
 		return shoal_err_wrap(err, "preparing cgroup parent %s", a->cfg.cgroup_parent);
 	snprintf(a->seccomp_default, sizeof(a->seccomp_default), "%s/seccomp/default.bpf",
 		 a->cfg.data_dir);

@@ -442,8 +442,13 @@ void manager_service_status(struct agent *a, json_t *svc)
 				json_object_set_new(e, "Stats", stats);
 			json_array_append_new(out, e);
 		}
-		json_object_set_new(svc, "Endpoint",
-				    json_pack("{s:O, s:o}", "Spec", eps, "Ports", out));
+		json_t *ep = json_object_get(svc, "Endpoint");
+		if (!json_is_object(ep)) {
+			ep = json_object();
+			json_object_set_new(svc, "Endpoint", ep);
+		}
+		json_object_set(ep, "Spec", eps);
+		json_object_set_new(ep, "Ports", out);
 	}
 	json_t *upd = json_object_get(svc, "Updater");
 	if (upd) {

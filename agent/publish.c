@@ -60,6 +60,12 @@ int publish_init(struct agent *a, struct shoal_err *err)
 		return r;
 	}
 	publish_scan_uplinks(a);
+	/* east-west: service VIPs balanced at connect() for every container */
+	struct shoal_err serr = { 0 };
+	if (!a->cgroup_v2[0])
+		log_warn("publish: no cgroup v2 tree; service virtual IPs are not balanced");
+	else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) < 0)
+		log_warn("publish: service virtual IPs are not balanced: %s", serr.msg);
 	return 0;
 }
 
@@ -135,11 +141,15 @@ static const char *proto_name(int proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
-static void desired_add(json_t *desired, int proto, int port, struct in_addr addr, int tport,
-			enum lb_backend_state st)
+/* A key is "tcp/8080" for a published port, "tcp/10.214.0.2/0" for a VIP. */
+static void desired_add_key(json_t *desired, const char *vip, int proto, int port,
+			    struct in_addr addr, int tport, enum lb_backend_state st)
 {
-	char key[32], be[64], ip[INET_ADDRSTRLEN];
-	snprintf(key, sizeof(key), "%s/%d", proto_name(proto), port);
+	char key[64], be[64], ip[INET_ADDRSTRLEN];
+	if (vip)
+		snprintf(key, sizeof(key), "%s/%s/%d", proto_name(proto), vip, port);
+	else
+		snprintf(key, sizeof(key), "%s/%d", proto_name(proto), port);
 	json_t *arr = json_object_get(desired, key);
 	if (!arr) {
 		arr = json_array();
@@ -150,6 +160,12 @@ static void desired_add(json_t *desired, int proto, int port, struct in_addr add
 	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
 	snprintf(be, sizeof(be), "%s:%d:%d", ip, tport, (int)st);
 	json_array_append_new(arr, json_string(be));
+}
+
+static void desired_add(json_t *desired, int proto, int port, struct in_addr addr, int tport,
+			enum lb_backend_state st)
+{
+	desired_add_key(desired, NULL, proto, port, addr, tport, st);
 }
 
 /* Task -> the local container's address, or 0. */
@@ -211,6 +227,40 @@ static void services_desired(struct agent *a, json_t *services, json_t *tasks, j
 	}
 }
 
+/* Service VIPs: every port, TCP and UDP, to the same port of a task. */
+static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_t *desired)
+{
+	size_t i;
+	json_t *svc;
+	json_array_foreach(services, i, svc)
+	{
+		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
+		if (!vip || json_is_true(json_object_get(svc, "Removed")))
+			continue;
+		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		for (int pi = 0; pi < 2; pi++) {
+			int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
+			desired_add_key(desired, vip, proto, 0, (struct in_addr){ 0 }, 0, 0);
+			size_t m;
+			json_t *t;
+			json_array_foreach(tasks, m, t)
+			{
+				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid))
+					continue;
+				json_t *st = json_object_get(t, "Status");
+				const char *obs = json_string_value(json_object_get(st, "State")) ?: "";
+				const char *health = json_string_value(json_object_get(st, "Health")) ?: "";
+				const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+				if (strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
+					continue;
+				desired_add_key(desired, vip, proto, 0, task_addr(a, t), 0,
+						strcmp(ds, "running") == 0 ? LB_BACKEND_ACTIVE
+									   : LB_BACKEND_DRAINING);
+			}
+		}
+	}
+}
+
 /* `shoal run -p HOST:CONTAINER[/udp]`: {"80/tcp":[{"HostPort":"8080"}]} */
 static void containers_desired(struct agent *a, json_t *desired)
 {
@@ -244,12 +294,17 @@ static void containers_desired(struct agent *a, json_t *desired)
 
 static int parse_key(const char *key, struct lb_service_key *ret)
 {
-	char proto[8];
+	char proto[8], vip[INET_ADDRSTRLEN];
 	int port;
-	if (sscanf(key, "%7[a-z]/%d", proto, &port) != 2)
+	struct in_addr in = {0};
+	if (sscanf(key, "%7[a-z]/%15[0-9.]/%d", proto, vip, &port) == 3) {
+		if (inet_pton(AF_INET, vip, &in) != 1)
+			return -EINVAL;
+	} else if (sscanf(key, "%7[a-z]/%d", proto, &port) != 2) {
 		return -EINVAL;
+	}
 	*ret = (struct lb_service_key){
-		.addr = 0, .port = (uint16_t)port, .proto = (uint8_t)proto_num(proto)};
+		.addr = in.s_addr, .port = (uint16_t)port, .proto = (uint8_t)proto_num(proto)};
 	return 0;
 }
 
@@ -260,6 +315,7 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 		return;
 	json_t *desired = json_object();
 	services_desired(a, services, tasks, desired);
+	vips_desired(a, services, tasks, desired);
 	containers_desired(a, desired);
 	const char *key;
 	json_t *arr;
@@ -319,10 +375,16 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 		size_t nk = 0;
 		if (lb_service_list(p->lb, &keys, &nk) == 0) {
 			for (size_t i = 0; i < nk; i++) {
-				char k[32];
-				snprintf(k, sizeof(k), "%s/%u", proto_name(keys[i].proto),
-					 (unsigned)keys[i].port);
-				if (keys[i].addr != 0 || !json_object_get(desired, k))
+				char k[64], ip[INET_ADDRSTRLEN];
+				struct in_addr in = {.s_addr = keys[i].addr};
+				inet_ntop(AF_INET, &in, ip, sizeof(ip));
+				if (keys[i].addr)
+					snprintf(k, sizeof(k), "%s/%s/%u", proto_name(keys[i].proto), ip,
+						 (unsigned)keys[i].port);
+				else
+					snprintf(k, sizeof(k), "%s/%u", proto_name(keys[i].proto),
+						 (unsigned)keys[i].port);
+				if (!json_object_get(desired, k))
 					lb_service_delete(p->lb, &keys[i], NULL);
 			}
 			free(keys);
@@ -469,4 +531,39 @@ json_t *publish_list(struct agent *a)
 			json_object_set_new(json_object_get(out, "Drops"), lb_drop_reason_name(-i),
 					    json_integer((json_int_t)drops[i]));
 	return out;
+}
+
+int publish_vip_assign(struct agent *a, char *ret, size_t len)
+{
+	json_t *services = NULL;
+	if (cluster_list(a, CLUSTER_SERVICES, &services, NULL) < 0)
+		return -EIO;
+	struct in_addr base;
+	inet_pton(AF_INET, PUBLISH_VIP_BASE, &base);
+	uint32_t first = ntohl(base.s_addr) + 1;
+	_cleanup_free_ uint8_t *used = calloc(PUBLISH_VIP_COUNT, 1);
+	if (!used) {
+		json_decref(services);
+		return -ENOMEM;
+	}
+	size_t i;
+	json_t *svc;
+	json_array_foreach(services, i, svc)
+	{
+		struct in_addr in;
+		const char *v = json_string_value(json_object_get(svc, "VirtualIP"));
+		if (v && inet_pton(AF_INET, v, &in) == 1) {
+			uint32_t h = ntohl(in.s_addr);
+			if (h >= first && h - first < PUBLISH_VIP_COUNT)
+				used[h - first] = 1;
+		}
+	}
+	json_decref(services);
+	for (uint32_t k = 0; k < PUBLISH_VIP_COUNT; k++)
+		if (!used[k]) {
+			struct in_addr in = { .s_addr = htonl(first + k) };
+			inet_ntop(AF_INET, &in, ret, (socklen_t)len);
+			return 0;
+		}
+	return -ENOSPC;
 }

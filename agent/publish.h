@@ -34,6 +34,12 @@ void publish_scan_uplinks(struct agent *a);
  * except_id: a service or container id to leave out (its own update). */
 const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,
 			       char *buf, size_t len);
+/* Service virtual IPs come from this range; they are never routed: the socket
+ * hooks translate them at connect(). */
+#define PUBLISH_VIP_BASE  "10.214.0.0"
+#define PUBLISH_VIP_COUNT 65534
+/* The lowest free virtual IP ("10.214.0.1" first), or -ENOSPC. */
+int publish_vip_assign(struct agent *a, char *ret, size_t len);
 /* The first free port in the assignment range, or -ENOSPC. */
 int publish_port_assign(struct agent *a, int proto);
 /* Counters of one published port, for inspect: {"Packets","Bytes","NewFlows",
