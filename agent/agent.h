@@ -58,6 +58,7 @@ struct agent {
 	struct worker *worker;
 	struct manager *manager;
 	struct publish *publish;
+	struct dns *dns;
 	struct executor *executor;
 };
 

@@ -232,8 +232,8 @@ void api_service_create(struct api_req *r)
 	if (vip[0]) {
 		json_object_set_new(svc, "VirtualIP", json_string(vip));
 		json_object_set_new(svc, "Endpoint",
-				    json_pack("{s:[{s:s, s:s+}]}", "VirtualIPs", "NetworkID", "bridge",
-					      "Addr", vip, "/32"));
+				    json_pack("{s:[{s:s, s:s+}]}", "VirtualIPs", "NetworkID",
+					      "bridge", "Addr", vip, "/32"));
 	}
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, id);
 	struct shoal_err err = {0};

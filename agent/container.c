@@ -534,20 +534,31 @@ static char *make_hosts(struct container *c, const char *hostname)
 	return s;
 }
 
-/* The node's resolv.conf, less loopback resolvers a container cannot reach. */
-static char *make_resolv_conf(void)
+/* The node's resolv.conf, less loopback resolvers a container cannot reach;
+ * on the bridge, the agent's DNS server (service discovery) instead of every
+ * resolver: it forwards what is not a service or a container. */
+static char *make_resolv_conf(struct container *c)
 {
+	struct agent *a = c->agent;
+	bool own_dns = c->net_attached && a->dns;
 	_cleanup_free_ char *host = NULL;
 	if (read_file("/etc/resolv.conf", 64 * 1024, &host, NULL) < 0)
-		return strdup("");
-	size_t cap = strlen(host) + 1;
+		host = strdup("");
+	if (!host)
+		return NULL;
+	size_t cap = strlen(host) + 64;
 	char *out = calloc(1, cap);
 	if (!out)
 		return NULL;
+	if (own_dns) {
+		char gw[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &c->gateway, gw, sizeof(gw));
+		snprintf(out, cap, "nameserver %s\n", gw);
+	}
 	char *save = NULL;
 	for (char *line = strtok_r(host, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (str_has_prefix(line, "nameserver") &&
-		    (strstr(line, " 127.") || strstr(line, " ::1")))
+		    (own_dns || strstr(line, " 127.") || strstr(line, " ::1")))
 			continue;
 		strcat(out, line);
 		strcat(out, "\n");
@@ -792,7 +803,7 @@ void container_start(struct container *c, struct api_req *req)
 		spec.net_path = ep_info.netns_path;
 	}
 	_cleanup_free_ char *hosts = make_hosts(c, hostname);
-	_cleanup_free_ char *resolv = make_resolv_conf();
+	_cleanup_free_ char *resolv = make_resolv_conf(c);
 	spec.hosts = hosts ? hosts : "";
 	spec.resolv_conf = resolv ? resolv : "";
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include "agent/agent.h"
 #include "agent/container.h"
 #include "agent/http.h"
+#include "agent/dns.h"
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
@@ -333,6 +335,18 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		log_warn(
 			"bridge network unavailable (containers can still use --network none or host): %s",
 			a->bridge_err.msg);
+	if (a->bridge) {
+		/* service discovery on the bridge gateway */
+		struct in_addr net;
+		uint8_t plen;
+		if (ipam_parse_cidr(a->cfg.bridge_subnet, &net, &plen, NULL) == 0) {
+			struct in_addr gw = {.s_addr = htonl(ntohl(net.s_addr) + 1)};
+			int dr = dns_start(a, gw);
+			if (dr < 0)
+				log_warn("service discovery unavailable: DNS on %s:53: %s",
+					 inet_ntoa(gw), strerror(-dr));
+		}
+	}
 	struct shoal_err perr = {0};
 	if (publish_init(a, &perr) < 0)
 		log_warn("published ports unavailable: %s", perr.msg);
@@ -393,6 +407,7 @@ int main(int argc, char **argv)
 out:
 	api_server_stop(&a);
 	manager_stop(&a);
+	dns_stop(&a);
 	publish_free(&a);
 	if (a.sig_term)
 		event_free(a.sig_term);

@@ -61,7 +61,7 @@ int publish_init(struct agent *a, struct shoal_err *err)
 	}
 	publish_scan_uplinks(a);
 	/* east-west: service VIPs balanced at connect() for every container */
-	struct shoal_err serr = { 0 };
+	struct shoal_err serr = {0};
 	if (!a->cgroup_v2[0])
 		log_warn("publish: no cgroup v2 tree; service virtual IPs are not balanced");
 	else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) < 0)
@@ -240,17 +240,21 @@ static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 		for (int pi = 0; pi < 2; pi++) {
 			int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
-			desired_add_key(desired, vip, proto, 0, (struct in_addr){ 0 }, 0, 0);
+			desired_add_key(desired, vip, proto, 0, (struct in_addr){0}, 0, 0);
 			size_t m;
 			json_t *t;
 			json_array_foreach(tasks, m, t)
 			{
-				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid))
+				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
+					   sid))
 					continue;
 				json_t *st = json_object_get(t, "Status");
-				const char *obs = json_string_value(json_object_get(st, "State")) ?: "";
-				const char *health = json_string_value(json_object_get(st, "Health")) ?: "";
-				const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+				const char *obs =
+					json_string_value(json_object_get(st, "State")) ?: "";
+				const char *health =
+					json_string_value(json_object_get(st, "Health")) ?: "";
+				const char *ds =
+					json_string_value(json_object_get(t, "DesiredState")) ?: "";
 				if (strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
 					continue;
 				desired_add_key(desired, vip, proto, 0, task_addr(a, t), 0,
@@ -379,7 +383,8 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 				struct in_addr in = {.s_addr = keys[i].addr};
 				inet_ntop(AF_INET, &in, ip, sizeof(ip));
 				if (keys[i].addr)
-					snprintf(k, sizeof(k), "%s/%s/%u", proto_name(keys[i].proto), ip,
+					snprintf(k, sizeof(k), "%s/%s/%u",
+						 proto_name(keys[i].proto), ip,
 						 (unsigned)keys[i].port);
 				else
 					snprintf(k, sizeof(k), "%s/%u", proto_name(keys[i].proto),
@@ -561,7 +566,7 @@ int publish_vip_assign(struct agent *a, char *ret, size_t len)
 	json_decref(services);
 	for (uint32_t k = 0; k < PUBLISH_VIP_COUNT; k++)
 		if (!used[k]) {
-			struct in_addr in = { .s_addr = htonl(first + k) };
+			struct in_addr in = {.s_addr = htonl(first + k)};
 			inet_ntop(AF_INET, &in, ret, (socklen_t)len);
 			return 0;
 		}

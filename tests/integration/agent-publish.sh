@@ -35,6 +35,19 @@ expect_eq "shoal lb ls lists the 3 backends" 3 "$(shoal lb ls | grep -c ':80 .*a
 flows=$(curl -s --unix-socket "$SOCK" http://shoal/metrics | sed -n 's/^shoal_lb_new_flows_total{proto="tcp",port="8080"} //p')
 [ "${flows:-0}" -ge 30 ] && ok "/metrics counts the new flows ($flows)" || fail "/metrics new flows: [$flows]"
 
+log "the service's name and virtual IP from inside a container"
+vip=$(api GET /services/pub | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["VirtualIP"])')
+out=$(shoal run --rm busybox nslookup -type=a pub 2>&1)
+expect_contains "the service name resolves to its virtual IP" "$vip" "$out"
+out=$(shoal run --rm busybox nslookup -type=a tasks.pub 2>&1 | grep -c 'Address: 10\.213\.')
+expect_eq "tasks.NAME resolves to the 3 task addresses" 3 "$out"
+out=$(shoal run --rm busybox sh -c 'for i in $(seq 1 30); do printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 pub 80 | tail -n 1; done' | sort -u | grep -c .)
+expect_eq "connections to the service name spread over the 3 replicas" 3 "$out"
+shoal run -d --name named busybox sleep 60 >/dev/null
+out=$(shoal run --rm busybox nslookup -type=a named 2>&1)
+expect_contains "a container's name resolves to its address" "$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' named)" "$out"
+shoal rm -f named >/dev/null
+
 log "scaling changes the backends"
 shoal service scale pub=1 -d >/dev/null
 one_backend() { [ "$(distinct 8080 10)" = 1 ]; }
