@@ -460,7 +460,8 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		printf("Usage:  shoal bench COMMAND\n\nBenchmarks, compared side by side in one run\n\n"
 		       "Commands:\n  start       Container start latency (shoal vs runc) and memory\n"
 		       "  sched       The scheduler on a simulated cluster (placements/s, spread)\n"
-		       "  converge    A replicated service from create to all tasks running\n");
+		       "  converge    A replicated service from create to all tasks running\n"
+		       "  lb          Published-port load balancing vs direct, iptables, nftables\n");
 		return argc < 2 ? 1 : 0;
 	}
 	if (strcmp(argv[1], "start") == 0)
@@ -469,6 +470,8 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		return bench_converge(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "sched") == 0)
 		return bench_sched(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "lb") == 0)
+		return bench_lb(ctx, argc - 1, argv + 1);
 	fprintf(stderr, "shoal bench: unknown benchmark %s; see 'shoal bench --help'\n", argv[1]);
 	return 1;
 }

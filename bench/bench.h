@@ -13,6 +13,7 @@ struct cli_ctx;
 int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv);
 int bench_start(struct cli_ctx *ctx, int argc, char **argv);
 int bench_converge(struct cli_ctx *ctx, int argc, char **argv);
+int bench_lb(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Latency samples in nanoseconds. */
 struct bench_samples {

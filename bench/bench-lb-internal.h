@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The HTTP load generator of `shoal bench lb`. */
+struct bench_lb_load {
+	uint64_t requests; /* answered, after the warm-up */
+	uint64_t errors;   /* connections refused, reset or closed early */
+	double per_sec;	   /* requests (keep-alive) or connections (new) per second */
+	int64_t p50_ns, p99_ns;
+};
+
+/* Runs `conns` concurrent HTTP/1.1 clients against addr:port (network byte
+ * order address, host order port) for `seconds` in the calling process's
+ * network namespace. new_conn: one request per connection ("Connection:
+ * close"), latency from connect() to the last byte; otherwise keep-alive,
+ * latency per request. */
+int bench_lb_load_run(uint32_t addr, uint16_t port, int conns, double seconds, bool new_conn,
+		      struct bench_lb_load *ret);

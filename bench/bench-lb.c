@@ -1,0 +1,1078 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bench/bench-lb-internal.h"
+#include "bench/bench.h"
+#include "cli/cli.h"
+#include "cli/http.h"
+#include "lb/lb.h"
+#include "lib/cleanup.h"
+#include "lib/util.h"
+
+/* `shoal bench lb`: published-port load balancing, side by side in one run.
+ *
+ * Topology, built here and torn down on exit: a client network namespace
+ * with a veth into the agent's network namespace (the node); a service of
+ * the bench image publishing a port; the same backends behind iptables DNAT
+ * (statistic random, as kube-proxy), nftables DNAT (numgen), and haproxy when
+ * installed, each on its own port of the node. The client measures
+ * keep-alive requests/s and new connections/s against each, and directly
+ * against one backend (routed through the node) as the reference. Then the
+ * data plane is filled with services through lb/ on the agent's pinned maps
+ * (the agent's own services and ids are left alone), shoal is measured again
+ * and so is the latency of one service's backend update; last, the tc
+ * program's per-packet cost through BPF_PROG_TEST_RUN. */
+
+#define LOAD_PORT_BASE 40000 /* the filler services: 40000 and up, never published */
+
+struct lb_bench {
+	struct cli_ctx *ctx;
+	bool json;
+	double duration;
+	int backends;
+	int conns;
+	int port; /* shoal; +1 iptables, +2 nftables, +3 haproxy */
+	int services, total_backends;
+	char image_tar[4096];
+	char pin_dir[4096];
+
+	pid_t agent;
+	int node_ns, client_ns, host_ns;
+	char cns[32], veth_node[16], veth_client[16], chain[32], nft_table[32];
+	char node_ip[16], client_ip[16];
+	struct in_addr node_addr;
+	char svc[48];
+	char tmp[64];
+	bool have_cns, have_veth, svc_created, ipt, ipt_nat_existed, nft;
+	pid_t haproxy;
+	struct lb *lb;
+	struct lb_backend_spec *be;
+	size_t nbe;
+	struct lb_service_key *loaded;
+	size_t nloaded;
+	json_t *out;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+/* ---- commands ---- */
+
+enum where { HOST, NODE, CLIENT };
+
+static int ns_fd(struct lb_bench *b, enum where w)
+{
+	return w == NODE ? b->node_ns : w == CLIENT ? b->client_ns : b->host_ns;
+}
+
+/* Runs a command split on spaces, in a namespace; its exit status. */
+static int runf(struct lb_bench *b, enum where w, const char *input, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	char *argv[64];
+	int n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(line, " ", &save); t && n < 63; t = strtok_r(NULL, " ", &save))
+		argv[n++] = t;
+	argv[n] = NULL;
+	int in[2] = {-1, -1};
+	if (input && pipe2(in, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(input ? in[0] : fd, 0);
+		dup2(fd, 1);
+		if (!getenv("SHOAL_BENCH_DEBUG"))
+			dup2(fd, 2);
+		if (setns(ns_fd(b, w), CLONE_NEWNET) < 0)
+			_exit(126);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (input) {
+		close(in[0]);
+		write_all(in[1], input, strlen(input));
+		close(in[1]);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static bool have_prog(const char *name)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = strdup(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	if (!copy)
+		return false;
+	char *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s/%s", d, name);
+		if (access(p, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int call(struct lb_bench *b, const char *method, const char *path, json_t *body, int *status,
+		json_t **ret, struct shoal_err *err)
+{
+	int st = 0;
+	json_t *j = NULL;
+	int r = cli_call_json(b->ctx, method, path, body, &st, &j, err);
+	if (r < 0)
+		return r;
+	if (status)
+		*status = st;
+	if (ret)
+		*ret = j;
+	else
+		json_decref(j);
+	return 0;
+}
+
+/* ---- setup ---- */
+
+static pid_t find_agent(struct lb_bench *b)
+{
+	struct cli_http *c = NULL;
+	struct shoal_err err = {0};
+	if (cli_connect(b->ctx, &c, &err) < 0)
+		return -1;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	pid_t pid =
+		getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : -1;
+	cli_http_free(c);
+	return pid;
+}
+
+/* The agent's --bpffs-dir from its command line, else its default. */
+static void find_pin_dir(struct lb_bench *b)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)b->agent);
+	_cleanup_free_ char *cmd = NULL;
+	size_t len = 0;
+	const char *dir = "/sys/fs/bpf/shoal";
+	if (read_file(path, 65536, &cmd, &len) >= 0) {
+		for (size_t i = 0; i < len;) {
+			const char *a = cmd + i;
+			size_t al = strnlen(a, len - i);
+			if (strcmp(a, "--bpffs-dir") == 0 && i + al + 1 < len)
+				dir = a + al + 1;
+			else if (strncmp(a, "--bpffs-dir=", 12) == 0)
+				dir = a + 12;
+			i += al + 1;
+		}
+	}
+	snprintf(b->pin_dir, sizeof(b->pin_dir), "%s/lb", dir);
+}
+
+static int topology_up(struct lb_bench *b, struct shoal_err *err)
+{
+	int id = (int)(getpid() % 100000);
+	int sub = (int)(getpid() % 250) + 1;
+	snprintf(b->cns, sizeof(b->cns), "shoal-blb-%d", id);
+	snprintf(b->veth_node, sizeof(b->veth_node), "blbn%d", id);
+	snprintf(b->veth_client, sizeof(b->veth_client), "blbc%d", id);
+	snprintf(b->node_ip, sizeof(b->node_ip), "10.252.%d.1", sub);
+	snprintf(b->client_ip, sizeof(b->client_ip), "10.252.%d.2", sub);
+	inet_pton(AF_INET, b->node_ip, &b->node_addr);
+	if (runf(b, HOST, NULL, "ip netns add %s", b->cns) != 0)
+		return shoal_err_set(err, EIO, "ip netns add %s failed", b->cns);
+	b->have_cns = true;
+	char path[64];
+	snprintf(path, sizeof(path), "/run/netns/%s", b->cns);
+	b->client_ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (b->client_ns < 0)
+		return shoal_err_errno(err, errno, "open %s", path);
+	if (runf(b, NODE, NULL, "ip link add %s type veth peer name %s netns %s", b->veth_node,
+		 b->veth_client, b->cns) != 0)
+		return shoal_err_set(err, EIO, "creating the veth %s in the agent's namespace",
+				     b->veth_node);
+	b->have_veth = true;
+	if (runf(b, NODE, NULL, "ip addr add %s/24 dev %s", b->node_ip, b->veth_node) != 0 ||
+	    runf(b, NODE, NULL, "ip link set %s up", b->veth_node) != 0 ||
+	    runf(b, CLIENT, NULL, "ip addr add %s/24 dev %s", b->client_ip, b->veth_client) != 0 ||
+	    runf(b, CLIENT, NULL, "ip link set %s up", b->veth_client) != 0 ||
+	    runf(b, CLIENT, NULL, "ip link set lo up") != 0)
+		return shoal_err_set(err, EIO, "configuring the client veth");
+	return 0;
+}
+
+static int image_ensure(struct lb_bench *b, struct shoal_err *err)
+{
+	int st = 0;
+	if (call(b, "GET", "/images/shoal-bench/json", NULL, &st, NULL, err) < 0)
+		return -EIO;
+	if (st == 200)
+		return 0;
+	if (!b->image_tar[0]) {
+		/* next to the binary: BUILD/bin/shoal -> BUILD/images/bench.tar */
+		char exe[4096];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			char *s = strrchr(exe, '/');
+			if (s)
+				*s = '\0';
+			snprintf(b->image_tar, sizeof(b->image_tar), "%s/../images/bench.tar", exe);
+		}
+	}
+	if (access(b->image_tar, R_OK) < 0)
+		return shoal_err_set(err, ENOENT,
+				     "image shoal-bench is not loaded and %s is missing; "
+				     "build target shoal_bench_image or pass --image-tar",
+				     b->image_tar);
+	char *argv[] = {(char *)"load", (char *)"-q", (char *)"-i", b->image_tar, NULL};
+	if (cli_cmd_image_load(b->ctx, 4, argv) != 0)
+		return shoal_err_set(err, EIO, "loading %s", b->image_tar);
+	return 0;
+}
+
+static int backends_read(struct lb_bench *b, size_t *ret_active)
+{
+	struct lb_service_key k = {.addr = 0, .port = (uint16_t)b->port, .proto = IPPROTO_TCP};
+	free(b->be);
+	b->be = NULL;
+	b->nbe = 0;
+	int r = lb_service_backends(b->lb, &k, &b->be, &b->nbe);
+	if (r < 0)
+		return r;
+	size_t a = 0;
+	for (size_t i = 0; i < b->nbe; i++)
+		if (b->be[i].state == LB_BACKEND_ACTIVE)
+			b->be[a++] = b->be[i];
+	b->nbe = a;
+	*ret_active = a;
+	return 0;
+}
+
+static int service_up(struct lb_bench *b, struct shoal_err *err)
+{
+	snprintf(b->svc, sizeof(b->svc), "shoal-bench-lb-%d", (int)getpid());
+	json_t *body = json_pack("{s:s, s:{s:{s:s, s:I}}, s:{s:{s:i}}, s:{s:[{s:s, s:i, s:i}]}}",
+				 "Name", b->svc, "TaskTemplate", "ContainerSpec", "Image",
+				 "shoal-bench", "StopGracePeriod", (json_int_t)1000000000, "Mode",
+				 "Replicated", "Replicas", b->backends, "EndpointSpec", "Ports",
+				 "Protocol", "tcp", "TargetPort", 80, "PublishedPort", b->port);
+	int st = 0;
+	json_t *resp = NULL;
+	int r = call(b, "POST", "/services/create", body, &st, &resp, err);
+	json_decref(body);
+	if (r < 0)
+		return r;
+	if (st != 201) {
+		const char *m = json_string_value(json_object_get(resp, "message"));
+		r = shoal_err_set(err, EIO, "creating service %s: %d %s", b->svc, st, m ?: "");
+		json_decref(resp);
+		return r;
+	}
+	json_decref(resp);
+	b->svc_created = true;
+	/* running tasks are the active backends of the published port */
+	size_t active = 0;
+	for (int i = 0; i < 1200 && !interrupted; i++) {
+		if (backends_read(b, &active) == 0 && active == (size_t)b->backends)
+			break;
+		usleep(50000);
+	}
+	if (active != (size_t)b->backends)
+		return shoal_err_set(err, ETIMEDOUT, "%zu of %d backends running after 60 s",
+				     active, b->backends);
+	return 0;
+}
+
+/* The agent attaches to new uplinks on its next scan: wait for our veth. */
+static int wait_published(struct lb_bench *b, struct shoal_err *err)
+{
+	for (int i = 0; i < 300 && !interrupted; i++) {
+		struct bench_lb_load l;
+		if (runf(b, NODE, NULL, "tc filter show dev %s ingress", b->veth_node) == 0) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				if (setns(b->client_ns, CLONE_NEWNET) < 0)
+					_exit(2);
+				_exit(bench_lb_load_run(b->node_addr.s_addr, (uint16_t)b->port, 1,
+							0.05, false, &l) == 0
+					      ? 0
+					      : 1);
+			}
+			int st = 1;
+			if (pid > 0)
+				waitpid(pid, &st, 0);
+			if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				return 0;
+		}
+		usleep(100000);
+	}
+	return shoal_err_set(err, ETIMEDOUT, "the published port %d never answered on %s", b->port,
+			     b->veth_node);
+}
+
+/* ---- measurements ---- */
+
+/* Load from the client namespace, in a child so that this process stays in
+ * the namespace the agent's socket and the other tools expect. */
+static int measure(struct lb_bench *b, uint32_t addr, int port, bool new_conn,
+		   struct bench_lb_load *ret)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(p[0]);
+		struct bench_lb_load l = {0};
+		int r = setns(b->client_ns, CLONE_NEWNET) < 0
+				? -errno
+				: bench_lb_load_run(addr, (uint16_t)port, b->conns, b->duration,
+						    new_conn, &l);
+		if (r == 0)
+			write_all(p[1], &l, sizeof(l));
+		_exit(r == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	struct bench_lb_load l;
+	ssize_t n = read(p[0], &l, sizeof(l));
+	close(p[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(l))
+		return -ECONNREFUSED;
+	*ret = l;
+	return 0;
+}
+
+static json_t *load_json(const struct bench_lb_load *l)
+{
+	return json_pack("{s:f, s:f, s:f, s:I, s:I}", "per_sec", l->per_sec, "p50_us",
+			 (double)l->p50_ns / 1e3, "p99_us", (double)l->p99_ns / 1e3, "requests",
+			 (json_int_t)l->requests, "errors", (json_int_t)l->errors);
+}
+
+/* Both modes against one target, into out[name]. */
+static int measure_target(struct lb_bench *b, const char *name, uint32_t addr, int port,
+			  struct shoal_err *err)
+{
+	struct bench_lb_load ka, nc;
+	if (!b->json)
+		fprintf(stderr, "  measuring %s ...\n", name);
+	if (measure(b, addr, port, false, &ka) < 0 || measure(b, addr, port, true, &nc) < 0)
+		return shoal_err_set(err, ECONNREFUSED, "%s: no answer on port %d", name, port);
+	json_object_set_new(
+		b->out, name,
+		json_pack("{s:o, s:o}", "keepalive", load_json(&ka), "newconn", load_json(&nc)));
+	return 0;
+}
+
+static void be_ip(const struct lb_backend_spec *be, char *buf)
+{
+	struct in_addr a = {.s_addr = be->addr};
+	inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+}
+
+static int iptables_up(struct lb_bench *b, struct shoal_err *err)
+{
+	b->ipt_nat_existed = runf(b, NODE, NULL, "nft list table ip nat") == 0;
+	snprintf(b->chain, sizeof(b->chain), "SHOAL-BLB-%d", (int)(getpid() % 100000));
+	if (runf(b, NODE, NULL, "iptables -w -t nat -N %s", b->chain) != 0)
+		return shoal_err_set(err, EIO, "iptables -t nat -N %s failed", b->chain);
+	b->ipt = true;
+	for (size_t i = 0; i < b->nbe; i++) {
+		char ip[INET_ADDRSTRLEN];
+		be_ip(&b->be[i], ip);
+		int r;
+		if (i + 1 < b->nbe)
+			r = runf(b, NODE, NULL,
+				 "iptables -w -t nat -A %s -m statistic --mode random "
+				 "--probability %.5f -j DNAT --to-destination %s:%u",
+				 b->chain, 1.0 / (double)(b->nbe - i), ip, b->be[i].port);
+		else
+			r = runf(b, NODE, NULL,
+				 "iptables -w -t nat -A %s -j DNAT --to-destination %s:%u",
+				 b->chain, ip, b->be[i].port);
+		if (r != 0)
+			return shoal_err_set(err, EIO, "adding the iptables DNAT rules");
+	}
+	if (runf(b, NODE, NULL, "iptables -w -t nat -I PREROUTING -d %s -p tcp --dport %d -j %s",
+		 b->node_ip, b->port + 1, b->chain) != 0)
+		return shoal_err_set(err, EIO, "adding the iptables PREROUTING rule");
+	return 0;
+}
+
+static void iptables_down(struct lb_bench *b)
+{
+	if (!b->ipt)
+		return;
+	runf(b, NODE, NULL, "iptables -w -t nat -D PREROUTING -d %s -p tcp --dport %d -j %s",
+	     b->node_ip, b->port + 1, b->chain);
+	runf(b, NODE, NULL, "iptables -w -t nat -F %s", b->chain);
+	runf(b, NODE, NULL, "iptables -w -t nat -X %s", b->chain);
+	/* the nat table with its base chains keeps conntrack on: drop it if we made it */
+	if (!b->ipt_nat_existed)
+		runf(b, NODE, NULL, "iptables -w -t nat -F");
+	if (!b->ipt_nat_existed)
+		runf(b, NODE, NULL, "nft delete table ip nat");
+	b->ipt = false;
+}
+
+static int nft_up(struct lb_bench *b, struct shoal_err *err)
+{
+	snprintf(b->nft_table, sizeof(b->nft_table), "shoal_blb_%d", (int)(getpid() % 100000));
+	char script[8192];
+	size_t o = 0;
+	o += (size_t)snprintf(script + o, sizeof(script) - o, "table ip %s {\n", b->nft_table);
+	for (size_t i = 0; i < b->nbe && o < sizeof(script) - 256; i++) {
+		char ip[INET_ADDRSTRLEN];
+		be_ip(&b->be[i], ip);
+		o += (size_t)snprintf(script + o, sizeof(script) - o,
+				      "chain be%zu { dnat to %s:%u }\n", i, ip, b->be[i].port);
+	}
+	o += (size_t)snprintf(script + o, sizeof(script) - o,
+			      "chain pre { type nat hook prerouting priority dstnat; "
+			      "ip daddr %s tcp dport %d numgen random mod %zu vmap {",
+			      b->node_ip, b->port + 2, b->nbe);
+	for (size_t i = 0; i < b->nbe && o < sizeof(script) - 64; i++)
+		o += (size_t)snprintf(script + o, sizeof(script) - o, "%s %zu : goto be%zu",
+				      i ? "," : "", i, i);
+	snprintf(script + o, sizeof(script) - o, " } }\n}\n");
+	if (runf(b, NODE, script, "nft -f -") != 0)
+		return shoal_err_set(err, EIO, "loading the nftables DNAT table");
+	b->nft = true;
+	return 0;
+}
+
+static void nft_down(struct lb_bench *b)
+{
+	if (b->nft)
+		runf(b, NODE, NULL, "nft delete table ip %s", b->nft_table);
+	b->nft = false;
+}
+
+static int haproxy_up(struct lb_bench *b, struct shoal_err *err)
+{
+	char cfg[4096], text[8192];
+	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", b->tmp);
+	size_t o = (size_t)snprintf(text, sizeof(text),
+				    "global\n  maxconn 20000\n  nbthread 1\n"
+				    "defaults\n  mode http\n  timeout connect 5s\n"
+				    "  timeout client 30s\n  timeout server 30s\n"
+				    "  option http-keep-alive\n"
+				    "frontend fe\n  bind %s:%d\n  default_backend be\n"
+				    "backend be\n  balance random\n",
+				    b->node_ip, b->port + 3);
+	for (size_t i = 0; i < b->nbe && o < sizeof(text) - 128; i++) {
+		char ip[INET_ADDRSTRLEN];
+		be_ip(&b->be[i], ip);
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "  server s%zu %s:%u\n", i, ip,
+				      b->be[i].port);
+	}
+	if (write_file_atomic(cfg, text, o, 0600) < 0)
+		return shoal_err_errno(err, errno, "writing %s", cfg);
+	pid_t pid = fork();
+	if (pid < 0)
+		return shoal_err_errno(err, errno, "fork");
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		if (!getenv("SHOAL_BENCH_DEBUG"))
+			dup2(fd, 2);
+		if (setns(b->node_ns, CLONE_NEWNET) < 0)
+			_exit(126);
+		execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
+		_exit(127);
+	}
+	b->haproxy = pid;
+	/* up when it answers */
+	for (int i = 0; i < 100; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			b->haproxy = 0;
+			return shoal_err_set(err, EIO, "haproxy exited at start");
+		}
+		pid_t c = fork();
+		if (c == 0) {
+			struct bench_lb_load l;
+			if (setns(b->client_ns, CLONE_NEWNET) < 0)
+				_exit(2);
+			_exit(bench_lb_load_run(b->node_addr.s_addr, (uint16_t)(b->port + 3), 1,
+						0.05, false, &l) == 0
+				      ? 0
+				      : 1);
+		}
+		if (c > 0 && waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return shoal_err_set(err, ETIMEDOUT, "haproxy never answered");
+}
+
+static void haproxy_down(struct lb_bench *b)
+{
+	if (b->haproxy <= 0)
+		return;
+	kill(b->haproxy, SIGTERM);
+	int st;
+	while (waitpid(b->haproxy, &st, 0) < 0 && errno == EINTR)
+		;
+	b->haproxy = 0;
+}
+
+/* ---- the data plane loaded ---- */
+
+static int load_services(struct lb_bench *b, struct shoal_err *err)
+{
+	_cleanup_free_ struct lb_service_key *have = NULL;
+	size_t nhave = 0;
+	if (lb_service_list(b->lb, &have, &nhave) < 0)
+		return shoal_err_set(err, EIO, "listing the programmed services");
+	size_t used_be = 0;
+	for (size_t i = 0; i < nhave; i++) {
+		_cleanup_free_ struct lb_backend_spec *bs = NULL;
+		size_t nb = 0;
+		if (lb_service_backends(b->lb, &have[i], &bs, &nb) == 0)
+			used_be += nb;
+	}
+	/* what the maps hold (LB_MAX_*), minus what the agent uses, kept in reserve
+	 * for its own changes during the run */
+	size_t svc_room = LB_MAX_SERVICES - 1 - nhave - 16;
+	size_t be_room = LB_MAX_BACKENDS - 1 - used_be - 256;
+	size_t ns = (size_t)b->services < svc_room ? (size_t)b->services : svc_room;
+	size_t total = (size_t)b->total_backends < be_room ? (size_t)b->total_backends : be_room;
+	size_t per = ns ? total / ns : 0;
+	if (per > LB_MAX_BACKENDS_PER_SERVICE)
+		per = LB_MAX_BACKENDS_PER_SERVICE;
+	if (per < 1)
+		per = 1;
+	b->loaded = calloc(ns ? ns : 1, sizeof(*b->loaded));
+	_cleanup_free_ struct lb_backend_spec *bs = calloc(per, sizeof(*bs));
+	if (!b->loaded || !bs)
+		return -ENOMEM;
+	int64_t t0 = mono_ns();
+	for (size_t i = 0; i < ns && !interrupted; i++) {
+		struct lb_service_key k = {.port = (uint16_t)(LOAD_PORT_BASE + i),
+					   .proto = IPPROTO_TCP};
+		/* unrouted backends in 10.253/16: the filler never carries traffic */
+		for (size_t j = 0; j < per; j++)
+			bs[j] = (struct lb_backend_spec){
+				.addr = htonl(0x0afd0000u | (uint32_t)((i * per + j) & 0xffff)),
+				.port = (uint16_t)(1024 + (i * per + j) / 0x10000),
+				.state = LB_BACKEND_ACTIVE};
+		if (lb_service_upsert(b->lb, &k, bs, per, err) < 0)
+			return shoal_err_wrap(err, "filler service %zu of %zu", i + 1, ns);
+		b->loaded[b->nloaded++] = k;
+	}
+	json_object_set_new(b->out, "loaded",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "services",
+				      (json_int_t)b->nloaded, "backends",
+				      (json_int_t)(b->nloaded * per), "requested_services",
+				      (json_int_t)b->services, "requested_backends",
+				      (json_int_t)b->total_backends, "max_services",
+				      (json_int_t)LB_MAX_SERVICES, "load_seconds",
+				      (double)(mono_ns() - t0) / 1e9));
+	return 0;
+}
+
+/* Changes one loaded service's backend set back and forth, timing each. */
+static int update_latency(struct lb_bench *b, struct shoal_err *err)
+{
+	if (!b->nloaded)
+		return 0;
+	struct lb_service_key k = b->loaded[b->nloaded / 2];
+	_cleanup_free_ struct lb_backend_spec *cur = NULL;
+	size_t n = 0;
+	if (lb_service_backends(b->lb, &k, &cur, &n) < 0 || n == 0)
+		return shoal_err_set(err, EIO, "reading a filler service's backends");
+	struct bench_samples s = {0};
+	int r = 0;
+	for (int i = 0; i < 1000 && !interrupted; i++) {
+		/* one backend leaves, then comes back */
+		size_t m = (i & 1) ? n : n - 1;
+		if (m == 0)
+			m = n;
+		int64_t t0 = mono_ns();
+		if ((r = lb_service_upsert(b->lb, &k, cur, m, err)) < 0)
+			break;
+		bench_samples_add(&s, mono_ns() - t0);
+	}
+	if (r >= 0)
+		json_object_set_new(b->out, "update",
+				    json_pack("{s:I, s:f, s:f, s:f}", "runs", (json_int_t)s.n,
+					      "p50_us", (double)bench_quantile(&s, 0.5) / 1e3,
+					      "p99_us", (double)bench_quantile(&s, 0.99) / 1e3,
+					      "max_us", (double)bench_quantile(&s, 1.0) / 1e3));
+	bench_samples_free(&s);
+	return r;
+}
+
+static void unload_services(struct lb_bench *b)
+{
+	for (size_t i = 0; i < b->nloaded; i++)
+		lb_service_delete(b->lb, &b->loaded[i], NULL);
+	b->nloaded = 0;
+}
+
+/* ---- per-packet cost ---- */
+
+static uint16_t csum16(const void *p, size_t n)
+{
+	const uint16_t *w = p;
+	uint32_t s = 0;
+	for (; n > 1; n -= 2)
+		s += *w++;
+	if (n)
+		s += *(const uint8_t *)w;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static size_t tcp_packet(uint8_t *buf, uint32_t saddr, uint32_t daddr, uint16_t sport,
+			 uint16_t dport)
+{
+	memset(buf, 0, 128);
+	struct ethhdr *eth = (struct ethhdr *)buf;
+	memcpy(eth->h_dest, "\x02\x00\x00\x00\x00\x01", 6);
+	memcpy(eth->h_source, "\x02\x00\x00\x00\x00\x02", 6);
+	eth->h_proto = htons(ETH_P_IP);
+	struct iphdr *ip = (struct iphdr *)(eth + 1);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_TCP;
+	ip->tot_len = htons(sizeof(*ip) + sizeof(struct tcphdr) + 32);
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = csum16(ip, sizeof(*ip));
+	struct tcphdr *th = (struct tcphdr *)(ip + 1);
+	th->source = htons(sport);
+	th->dest = htons(dport);
+	th->seq = htonl(1);
+	th->ack_seq = htonl(1);
+	th->doff = 5;
+	th->ack = 1;
+	th->psh = 1;
+	th->window = htons(65535);
+	return sizeof(*eth) + sizeof(*ip) + sizeof(*th) + 32;
+}
+
+static int test_run(int fd, const uint8_t *pkt, size_t len, double *ret_ns)
+{
+	uint8_t out[256];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1000000);
+	if (bpf_prog_test_run_opts(fd, &o) < 0)
+		return -errno;
+	*ret_ns = (double)o.duration;
+	return 0;
+}
+
+static int packet_cost(struct lb_bench *b, struct shoal_err *err)
+{
+	struct bpf_insn insns[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = TC_ACT_OK},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	_cleanup_close_ int empty =
+		bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shoal_empty", "GPL", insns, 2, NULL);
+	if (empty < 0)
+		return shoal_err_errno(err, -empty, "loading an empty tc program");
+	uint8_t pkt[128];
+	uint32_t client = htonl(0xc0a86401); /* never sent: BPF_PROG_TEST_RUN only */
+	/* a hit: the service under test with the filler loaded, or the published port */
+	uint16_t hit_port = b->nloaded ? b->loaded[b->nloaded / 3].port : (uint16_t)b->port;
+	double hit = 0, miss = 0, none = 0;
+	int fd = lb_prog_fd(b->lb, LB_HOOK_INGRESS);
+	size_t len = tcp_packet(pkt, client, b->node_addr.s_addr, 43210, hit_port);
+	int r = test_run(fd, pkt, len, &hit);
+	if (r >= 0) {
+		len = tcp_packet(pkt, client, b->node_addr.s_addr, 43210, 9);
+		r = test_run(fd, pkt, len, &miss);
+	}
+	if (r >= 0)
+		r = test_run(empty, pkt, len, &none);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "BPF_PROG_TEST_RUN");
+	json_object_set_new(b->out, "packet_ns",
+			    json_pack("{s:f, s:f, s:f, s:I}", "hit", hit, "miss", miss,
+				      "empty_program", none, "repeat", (json_int_t)1000000));
+	return 0;
+}
+
+/* ---- report ---- */
+
+static double get(json_t *o, const char *a, const char *m, const char *f)
+{
+	return json_real_value(json_object_get(json_object_get(json_object_get(o, a), m), f));
+}
+
+static void ratios(struct lb_bench *b)
+{
+	json_t *r = json_object();
+	const char *names[] = {"shoal", "iptables", "nftables", "haproxy", "shoal_loaded"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!json_object_get(b->out, names[i]))
+			continue;
+		json_object_set_new(r, names[i],
+				    json_pack("{s:f, s:f}", "keepalive",
+					      get(b->out, names[i], "keepalive", "per_sec") /
+						      get(b->out, "direct", "keepalive", "per_sec"),
+					      "newconn",
+					      get(b->out, names[i], "newconn", "per_sec") /
+						      get(b->out, "direct", "newconn", "per_sec")));
+	}
+	if (json_object_get(b->out, "shoal_loaded"))
+		json_object_set_new(r, "loaded_vs_one_service",
+				    json_pack("{s:f, s:f}", "keepalive",
+					      get(b->out, "shoal_loaded", "keepalive", "per_sec") /
+						      get(b->out, "shoal", "keepalive", "per_sec"),
+					      "newconn",
+					      get(b->out, "shoal_loaded", "newconn", "per_sec") /
+						      get(b->out, "shoal", "newconn", "per_sec")));
+	json_object_set_new(b->out, "ratio_to_direct", r);
+}
+
+static void print_table(struct lb_bench *b)
+{
+	json_t *o = b->out;
+	printf("\nshoal bench lb: %d backends, %d connections, %.0f s per figure\n\n", b->backends,
+	       b->conns, b->duration);
+	printf("  %-22s %12s %6s %9s %9s %12s %6s %9s %9s\n", "", "keep-alive/s", "ratio", "p50 us",
+	       "p99 us", "new conn/s", "ratio", "p50 us", "p99 us");
+	const char *names[] = {"direct",   "shoal",   "iptables",
+			       "nftables", "haproxy", "shoal_loaded"};
+	const char *labels[] = {"direct (one backend)", "shoal (tc eBPF)", "iptables DNAT random",
+				"nftables DNAT numgen", "haproxy",	   "shoal, loaded"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!json_object_get(o, names[i]))
+			continue;
+		printf("  %-22s %12.0f %6.3f %9.1f %9.1f %12.0f %6.3f %9.1f %9.1f\n", labels[i],
+		       get(o, names[i], "keepalive", "per_sec"),
+		       get(o, names[i], "keepalive", "per_sec") /
+			       get(o, "direct", "keepalive", "per_sec"),
+		       get(o, names[i], "keepalive", "p50_us"),
+		       get(o, names[i], "keepalive", "p99_us"),
+		       get(o, names[i], "newconn", "per_sec"),
+		       get(o, names[i], "newconn", "per_sec") /
+			       get(o, "direct", "newconn", "per_sec"),
+		       get(o, names[i], "newconn", "p50_us"),
+		       get(o, names[i], "newconn", "p99_us"));
+	}
+	json_t *ld = json_object_get(o, "loaded");
+	if (ld) {
+		json_t *r = json_object_get(json_object_get(o, "ratio_to_direct"),
+					    "loaded_vs_one_service");
+		printf("\n  loaded: %lld services, %lld backends (asked %lld and %lld; the maps hold "
+		       "%lld services), in %.2f s\n",
+		       (long long)json_integer_value(json_object_get(ld, "services")),
+		       (long long)json_integer_value(json_object_get(ld, "backends")),
+		       (long long)json_integer_value(json_object_get(ld, "requested_services")),
+		       (long long)json_integer_value(json_object_get(ld, "requested_backends")),
+		       (long long)json_integer_value(json_object_get(ld, "max_services")),
+		       json_real_value(json_object_get(ld, "load_seconds")));
+		if (r)
+			printf("  loaded / one service: keep-alive %.3f, new connections %.3f\n",
+			       json_real_value(json_object_get(r, "keepalive")),
+			       json_real_value(json_object_get(r, "newconn")));
+	}
+	json_t *u = json_object_get(o, "update");
+	if (u)
+		printf("  backend set update, loaded (lb_service_upsert): p50 %.1f us, p99 %.1f us, "
+		       "max %.1f us (%lld runs)\n",
+		       json_real_value(json_object_get(u, "p50_us")),
+		       json_real_value(json_object_get(u, "p99_us")),
+		       json_real_value(json_object_get(u, "max_us")),
+		       (long long)json_integer_value(json_object_get(u, "runs")));
+	json_t *p = json_object_get(o, "packet_ns");
+	if (p)
+		printf("  tc ingress per packet (BPF_PROG_TEST_RUN x1e6): hit %.1f ns, miss %.1f ns, "
+		       "empty program %.1f ns\n",
+		       json_real_value(json_object_get(p, "hit")),
+		       json_real_value(json_object_get(p, "miss")),
+		       json_real_value(json_object_get(p, "empty_program")));
+	json_t *sk = json_object_get(o, "skipped");
+	if (sk && json_object_size(sk)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(sk, k, v)
+		{
+			printf("  skipped %s: %s\n", k, json_string_value(v));
+		}
+	}
+}
+
+/* ---- teardown ---- */
+
+static void teardown(struct lb_bench *b)
+{
+	haproxy_down(b);
+	nft_down(b);
+	iptables_down(b);
+	if (b->lb) {
+		unload_services(b);
+		b->lb = lb_close(b->lb);
+	}
+	if (b->svc_created) {
+		char path[128];
+		snprintf(path, sizeof(path), "/services/%s", b->svc);
+		call(b, "DELETE", path, NULL, NULL, NULL, NULL);
+		b->svc_created = false;
+	}
+	if (b->have_veth)
+		runf(b, NODE, NULL, "ip link del %s", b->veth_node);
+	if (b->have_cns)
+		runf(b, HOST, NULL, "ip netns del %s", b->cns);
+	if (b->tmp[0])
+		rm_rf(b->tmp);
+	free(b->be);
+	free(b->loaded);
+	if (b->client_ns >= 0)
+		close(b->client_ns);
+	if (b->node_ns >= 0)
+		close(b->node_ns);
+	if (b->host_ns >= 0)
+		close(b->host_ns);
+}
+
+static int run(struct lb_bench *b, struct shoal_err *err)
+{
+	json_t *skipped = json_object();
+	json_object_set_new(b->out, "skipped", skipped);
+	b->agent = find_agent(b);
+	if (b->agent <= 0)
+		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)b->agent);
+	b->node_ns = open(path, O_RDONLY | O_CLOEXEC);
+	b->host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (b->node_ns < 0 || b->host_ns < 0)
+		return shoal_err_errno(err, errno, "opening %s (root needed)", path);
+	find_pin_dir(b);
+	struct lb_open_opts lo = {.pin_dir = b->pin_dir};
+	if (access(b->pin_dir, F_OK) < 0)
+		return shoal_err_set(err, ENOENT, "the agent's pinned maps are not at %s",
+				     b->pin_dir);
+	if (lb_open(&lo, &b->lb, err) < 0)
+		return shoal_err_wrap(err, "opening the agent's data plane at %s", b->pin_dir);
+	snprintf(b->tmp, sizeof(b->tmp), "/tmp/shoal-bench-lb.XXXXXX");
+	if (!mkdtemp(b->tmp)) {
+		b->tmp[0] = '\0';
+		return shoal_err_errno(err, errno, "mkdtemp");
+	}
+	int r;
+	if ((r = image_ensure(b, err)) < 0 || (r = topology_up(b, err)) < 0 ||
+	    (r = service_up(b, err)) < 0 || (r = wait_published(b, err)) < 0)
+		return r;
+	/* direct: the client reaches the first backend through the node */
+	char ip[INET_ADDRSTRLEN];
+	be_ip(&b->be[0], ip);
+	if (runf(b, CLIENT, NULL, "ip route add %s/32 via %s", ip, b->node_ip) != 0)
+		return shoal_err_set(err, EIO, "routing the client to %s", ip);
+	if ((r = measure_target(b, "direct", b->be[0].addr, b->be[0].port, err)) < 0 ||
+	    (r = measure_target(b, "shoal", b->node_addr.s_addr, b->port, err)) < 0)
+		return r;
+	if (interrupted)
+		return -EINTR;
+	if (!have_prog("iptables")) {
+		json_object_set_new(skipped, "iptables", json_string("iptables is not installed"));
+	} else {
+		if ((r = iptables_up(b, err)) < 0 ||
+		    (r = measure_target(b, "iptables", b->node_addr.s_addr, b->port + 1, err)) < 0)
+			return r;
+		iptables_down(b);
+	}
+	if (interrupted)
+		return -EINTR;
+	if ((r = nft_up(b, err)) < 0 ||
+	    (r = measure_target(b, "nftables", b->node_addr.s_addr, b->port + 2, err)) < 0)
+		return r;
+	nft_down(b);
+	if (interrupted)
+		return -EINTR;
+	if (!have_prog("haproxy")) {
+		json_object_set_new(skipped, "haproxy", json_string("haproxy is not installed"));
+	} else {
+		if ((r = haproxy_up(b, err)) < 0 ||
+		    (r = measure_target(b, "haproxy", b->node_addr.s_addr, b->port + 3, err)) < 0)
+			return r;
+		haproxy_down(b);
+	}
+	if (interrupted)
+		return -EINTR;
+	if (!b->json)
+		fprintf(stderr, "  loading %d services, %d backends ...\n", b->services,
+			b->total_backends);
+	if ((r = load_services(b, err)) < 0 ||
+	    (r = measure_target(b, "shoal_loaded", b->node_addr.s_addr, b->port, err)) < 0 ||
+	    (r = update_latency(b, err)) < 0 || (r = packet_cost(b, err)) < 0)
+		return r;
+	ratios(b);
+	return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
+{
+	enum { O_JSON = 1, O_DUR, O_BE, O_CONNS, O_PORT, O_SVCS, O_TOTAL, O_TAR };
+	static const struct cli_opt opts[] = {
+		{O_DUR, "duration", 0, CLI_OPT_VALUE, "int", "Seconds per figure (default 5)"},
+		{O_BE, "backends", 0, CLI_OPT_VALUE, "int", "Backend tasks (default 2)"},
+		{O_CONNS, "connections", 0, CLI_OPT_VALUE, "int",
+		 "Concurrent client connections (default 32)"},
+		{O_PORT, "port", 0, CLI_OPT_VALUE, "int",
+		 "Published port; the next three serve iptables, nftables and haproxy "
+		 "(default 28080)"},
+		{O_SVCS, "services", 0, CLI_OPT_VALUE, "int",
+		 "Services loaded into the data plane (default 10000, capped by its maps)"},
+		{O_TOTAL, "loaded-backends", 0, CLI_OPT_VALUE, "int",
+		 "Backends over the loaded services (default 100000, capped by its maps)"},
+		{O_TAR, "image-tar", 0, CLI_OPT_VALUE, "path",
+		 "Bench image to load when shoal-bench is missing (default BUILD/images/bench.tar)"},
+		{O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON"},
+		{0},
+	};
+	struct lb_bench b = {.ctx = ctx,
+			     .duration = 5,
+			     .backends = 2,
+			     .conns = 32,
+			     .port = 28080,
+			     .services = 10000,
+			     .total_backends = 100000,
+			     .node_ns = -1,
+			     .client_ns = -1,
+			     .host_ns = -1};
+	struct cli_opts p;
+	cli_opts_init(&p, opts, argc, argv, false);
+	int o;
+	while ((o = cli_opts_next(&p)) > 0) {
+		long v = 0;
+		int bad = 0;
+		switch (o) {
+		case O_DUR:
+			bad = parse_int(p.value, 1, 3600, &v);
+			b.duration = (double)v;
+			break;
+		case O_BE:
+			bad = parse_int(p.value, 1, 64, &v);
+			b.backends = (int)v;
+			break;
+		case O_CONNS:
+			bad = parse_int(p.value, 1, 1024, &v);
+			b.conns = (int)v;
+			break;
+		case O_PORT:
+			bad = parse_int(p.value, 1, 65532, &v);
+			b.port = (int)v;
+			break;
+		case O_SVCS:
+			bad = parse_int(p.value, 0, 1000000, &v);
+			b.services = (int)v;
+			break;
+		case O_TOTAL:
+			bad = parse_int(p.value, 1, 10000000, &v);
+			b.total_backends = (int)v;
+			break;
+		case O_TAR:
+			snprintf(b.image_tar, sizeof(b.image_tar), "%s", p.value);
+			break;
+		case O_JSON:
+			b.json = cli_opts_bool(&p);
+			break;
+		}
+		if (bad) {
+			cli_opts_done(&p);
+			return cli_usage_error(ctx, "a numeric option is out of range; see --help");
+		}
+	}
+	if (o == CLI_OPT_HELP) {
+		cli_usage(ctx, "[OPTIONS]",
+			  "Compare published-port load balancing (shoal's eBPF data plane, "
+			  "iptables, nftables, haproxy) against direct access, as ratios",
+			  opts);
+		cli_opts_done(&p);
+		return 0;
+	}
+	if (o == CLI_OPT_ERROR || p.npos > 0) {
+		int r = cli_usage_error(ctx, o == CLI_OPT_ERROR ? p.error : "unexpected argument");
+		cli_opts_done(&p);
+		return r;
+	}
+	cli_opts_done(&p);
+	if (b.port >= LOAD_PORT_BASE && b.port < LOAD_PORT_BASE + b.services + 4)
+		return cli_usage_error(ctx, "--port: the loaded services use 40000 and up");
+	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	libbpf_set_print(NULL);
+	b.out = json_object();
+	struct shoal_err err = {0};
+	int r = run(&b, &err);
+	teardown(&b);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	int rc = 0;
+	if (r < 0) {
+		if (r == -EINTR && !err.msg[0])
+			shoal_err_set(&err, EINTR, "interrupted");
+		cli_print_err(&err);
+		rc = 1;
+	} else if (b.json) {
+		char *s = json_dumps(b.out, JSON_INDENT(2));
+		printf("%s\n", s);
+		free(s);
+	} else {
+		print_table(&b);
+	}
+	json_decref(b.out);
+	return rc;
+}
