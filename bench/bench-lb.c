@@ -238,9 +238,9 @@ static int topology_up(struct lb_bench *b, struct shoal_err *err)
 static int image_ensure(struct lb_bench *b, struct shoal_err *err)
 {
 	int st = 0;
-	if (call(b, "GET", "/images/shoal-bench/json", NULL, &st, NULL, err) < 0)
-		return -EIO;
-	if (st == 200)
+	struct shoal_err e = {0};
+	/* a missing image is an error answer: then load it */
+	if (call(b, "GET", "/images/shoal-bench/json", NULL, &st, NULL, &e) >= 0 && st == 200)
 		return 0;
 	if (!b->image_tar[0]) {
 		/* next to the binary: BUILD/bin/shoal -> BUILD/images/bench.tar */
@@ -307,10 +307,17 @@ static int service_up(struct lb_bench *b, struct shoal_err *err)
 	b->svc_created = true;
 	/* running tasks are the active backends of the published port */
 	size_t active = 0;
-	for (int i = 0; i < 1200 && !interrupted; i++) {
+	struct lb_open_opts lo = {.pin_dir = b->pin_dir};
+	for (int i = 0; i < 300 && !interrupted; i++) {
+		/* a handle sees the maps as they were when it opened them: reopen until
+		 * the agent has programmed every backend */
+		b->lb = lb_close(b->lb);
+		if (lb_open(&lo, &b->lb, err) < 0)
+			return shoal_err_wrap(err, "opening the agent's data plane at %s",
+					      b->pin_dir);
 		if (backends_read(b, &active) == 0 && active == (size_t)b->backends)
 			break;
-		usleep(50000);
+		usleep(200000);
 	}
 	if (active != (size_t)b->backends)
 		return shoal_err_set(err, ETIMEDOUT, "%zu of %d backends running after 60 s",
@@ -423,12 +430,12 @@ static int iptables_up(struct lb_bench *b, struct shoal_err *err)
 		int r;
 		if (i + 1 < b->nbe)
 			r = runf(b, NODE, NULL,
-				 "iptables -w -t nat -A %s -m statistic --mode random "
+				 "iptables -w -t nat -A %s -p tcp -m statistic --mode random "
 				 "--probability %.5f -j DNAT --to-destination %s:%u",
 				 b->chain, 1.0 / (double)(b->nbe - i), ip, b->be[i].port);
 		else
 			r = runf(b, NODE, NULL,
-				 "iptables -w -t nat -A %s -j DNAT --to-destination %s:%u",
+				 "iptables -w -t nat -A %s -p tcp -j DNAT --to-destination %s:%u",
 				 b->chain, ip, b->be[i].port);
 		if (r != 0)
 			return shoal_err_set(err, EIO, "adding the iptables DNAT rules");
@@ -465,16 +472,17 @@ static int nft_up(struct lb_bench *b, struct shoal_err *err)
 		char ip[INET_ADDRSTRLEN];
 		be_ip(&b->be[i], ip);
 		o += (size_t)snprintf(script + o, sizeof(script) - o,
-				      "chain be%zu { dnat to %s:%u }\n", i, ip, b->be[i].port);
+				      "chain be%zu {\n  meta l4proto tcp dnat to %s:%u\n}\n", i, ip,
+				      b->be[i].port);
 	}
 	o += (size_t)snprintf(script + o, sizeof(script) - o,
-			      "chain pre { type nat hook prerouting priority dstnat; "
+			      "chain pre {\n  type nat hook prerouting priority dstnat;\n  "
 			      "ip daddr %s tcp dport %d numgen random mod %zu vmap {",
 			      b->node_ip, b->port + 2, b->nbe);
 	for (size_t i = 0; i < b->nbe && o < sizeof(script) - 64; i++)
 		o += (size_t)snprintf(script + o, sizeof(script) - o, "%s %zu : goto be%zu",
 				      i ? "," : "", i, i);
-	snprintf(script + o, sizeof(script) - o, " } }\n}\n");
+	snprintf(script + o, sizeof(script) - o, " }\n}\n}\n");
 	if (runf(b, NODE, script, "nft -f -") != 0)
 		return shoal_err_set(err, EIO, "loading the nftables DNAT table");
 	b->nft = true;
@@ -493,7 +501,7 @@ static int haproxy_up(struct lb_bench *b, struct shoal_err *err)
 	char cfg[4096], text[8192];
 	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", b->tmp);
 	size_t o = (size_t)snprintf(text, sizeof(text),
-				    "global\n  maxconn 20000\n  nbthread 1\n"
+				    "global\n  maxconn 4096\n  nbthread 1\n"
 				    "defaults\n  mode http\n  timeout connect 5s\n"
 				    "  timeout client 30s\n  timeout server 30s\n"
 				    "  option http-keep-alive\n"
@@ -888,12 +896,9 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 	if (b->node_ns < 0 || b->host_ns < 0)
 		return shoal_err_errno(err, errno, "opening %s (root needed)", path);
 	find_pin_dir(b);
-	struct lb_open_opts lo = {.pin_dir = b->pin_dir};
 	if (access(b->pin_dir, F_OK) < 0)
 		return shoal_err_set(err, ENOENT, "the agent's pinned maps are not at %s",
 				     b->pin_dir);
-	if (lb_open(&lo, &b->lb, err) < 0)
-		return shoal_err_wrap(err, "opening the agent's data plane at %s", b->pin_dir);
 	snprintf(b->tmp, sizeof(b->tmp), "/tmp/shoal-bench-lb.XXXXXX");
 	if (!mkdtemp(b->tmp)) {
 		b->tmp[0] = '\0';
