@@ -976,8 +976,10 @@ static void manager_pass(struct agent *a)
 	}
 	sched_cluster_free(cl);
 	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
-		executor_reconcile(a, tasks);
+		/* the data plane first: a task about to be stopped is drained
+		 * before its container gets the signal */
 		publish_sync(a, services, tasks);
+		executor_reconcile(a, tasks);
 	}
 	json_decref(tasks);
 	json_decref(nodes);

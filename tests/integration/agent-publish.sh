@@ -22,6 +22,7 @@ wait_until() {
 # distinct answers among N requests to PORT
 distinct() { for _ in $(seq 1 "$2"); do http_get "$1"; done | sort -u | grep -c .; }
 answers() { [ -n "$(http_get "$1")" ]; }
+update_done() { [ "$(api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print((json.load(sys.stdin).get("UpdateStatus") or {}).get("State",""))')" = completed ]; }
 
 log "a published port reaches every replica"
 shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
@@ -81,6 +82,34 @@ expect_contains "while shoald is down the port still answers" "" "$(http_get 808
 [ -n "$(http_get 8080)" ] && ok "port answers with the agent down" || fail "no answer with the agent down"
 agent_start
 wait_until 20 two_backends && ok "after the restart both replicas answer" || fail "after restart: $(distinct 8080 20)"
+
+log "rolling updates under load lose no request"
+# a request every 20 ms from the client during the update; each must get an answer
+load() { # load SECONDS -> prints failures
+	local end=$((SECONDS + $1)) fails=0 n=0
+	while [ $SECONDS -lt $end ]; do
+		[ -n "$(http_get 8080)" ] || fails=$((fails + 1))
+		n=$((n + 1))
+		sleep 0.02
+	done
+	echo "$fails $n"
+}
+shoal service update -d --health-cmd 'nc 127.0.0.1 80 </dev/null' --health-interval 200ms \
+	--health-retries 2 pub >/dev/null
+wait_until 60 update_done pub
+for order in start-first stop-first; do
+	load 12 >"$T/load.$order" &
+	lp=$!
+	sleep 1
+	shoal service update -d --env-add ROUND=$order --update-order $order --update-parallelism 1 \
+		--update-delay 500ms pub >/dev/null
+	wait $lp
+	read -r fails n <"$T/load.$order"
+	expect_eq "$order update: no failed request (of $n)" 0 "$fails"
+	wait_until 60 update_done pub || fail "$order update did not complete"
+done
+moved=$(api GET /services/pub | grep -o '"NewFlows":[0-9]*' | head -1 | cut -d: -f2)
+[ "${moved:-0}" -gt 0 ] && ok "the counters show traffic on the new tasks ($moved new flows on the port)" || fail "no flows counted"
 
 log "removal"
 shoal service rm pub >/dev/null
