@@ -77,11 +77,29 @@ gone() { ! answers 8081; }
 wait_until 20 gone && ok "removing the container unpublishes the port" || fail "8081 still answers"
 
 log "the data plane outlives the agent"
+shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat >/dev/null
+echo_up() { [ "$(in_client busybox sh -c "echo ping | nc -w 2 $NODE_ADDR 8082")" = ping ]; }
+wait_until 30 echo_up && ok "echo service answers" || fail "echo service never answered"
+# one TCP connection held open across kill -9 and restart of shoald
+coproc ECHO { in_client busybox nc "$NODE_ADDR" 8082; }
+echo before >&"${ECHO[1]}"
+read -r -t 5 line <&"${ECHO[0]}"
+expect_eq "the held connection works" before "$line"
 agent_kill9
 expect_contains "while shoald is down the port still answers" "" "$(http_get 8080)"
 [ -n "$(http_get 8080)" ] && ok "port answers with the agent down" || fail "no answer with the agent down"
+echo during >&"${ECHO[1]}"
+read -r -t 5 line <&"${ECHO[0]}"
+expect_eq "the held connection works while shoald is down" during "$line"
 agent_start
 wait_until 20 two_backends && ok "after the restart both replicas answer" || fail "after restart: $(distinct 8080 20)"
+sleep 2.5
+echo after >&"${ECHO[1]}"
+read -r -t 5 line <&"${ECHO[0]}"
+expect_eq "the held connection survives the restart" after "$line"
+exec {ECHO[1]}>&-
+kill "$ECHO_PID" 2>/dev/null
+shoal service rm echo >/dev/null
 
 log "rolling updates under load lose no request"
 # a request every 20 ms from the client during the update; each must get an answer
