@@ -32,6 +32,7 @@ struct agent_config {
 	char *log_level;
 	int64_t log_max_size;
 	int log_max_files;
+	char **uplinks; /* --uplink; NULL = every interface but lo and our own */
 };
 
 struct agent {

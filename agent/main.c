@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"  --log-max-size SIZE   container log rotation size (default 10m)\n"
 		"  --log-max-files N     container log files kept (default 3)\n"
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
+		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
+		"                        default: every interface but lo and shoald's own)\n"
 		"  --version             print the version\n"
 		"  -h, --help            this help\n");
 }
@@ -76,7 +78,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_LMS,
 		O_LMF,
 		O_MON,
-		O_VER
+		O_VER,
+		O_UPLINK
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -93,6 +96,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"log-max-files", required_argument, NULL, O_LMF},
 		{"monitor-path", required_argument, NULL, O_MON},
 		{"version", no_argument, NULL, O_VER},
+		{"uplink", required_argument, NULL, O_UPLINK},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -153,6 +157,15 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			cfg->log_max_files = (int)v;
 			break;
 		}
+		case O_UPLINK:
+			if (!*optarg || strlen(optarg) >= 16) {
+				fprintf(stderr, "shoald: --uplink %s: not an interface name\n",
+					optarg);
+				return -EINVAL;
+			}
+			if (strv_push(&cfg->uplinks, optarg) < 0)
+				return -ENOMEM;
+			break;
 		case O_VER:
 			printf("shoald %s\n", SHOAL_VERSION);
 			exit(0);
@@ -226,6 +239,7 @@ static void config_free(struct agent_config *cfg)
 	free(cfg->store_endpoints);
 	free(cfg->monitor_path);
 	free(cfg->log_level);
+	strv_free(cfg->uplinks);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)

@@ -109,6 +109,12 @@ void publish_scan_uplinks(struct agent *a)
 		const char *n = it->if_name;
 		if (strcmp(n, "lo") == 0 || str_has_prefix(n, a->cfg.device_prefix))
 			continue;
+		bool named = !a->cfg.uplinks;
+		for (size_t u = 0; a->cfg.uplinks && a->cfg.uplinks[u]; u++)
+			if (strcmp(a->cfg.uplinks[u], n) == 0)
+				named = true;
+		if (!named)
+			continue;
 		int idx = (int)it->if_index;
 		bool have = false;
 		for (size_t i = 0; i < p->n_uplinks; i++)
