@@ -8,6 +8,7 @@ BUILD=$(cd "$BUILD" && pwd)
 SHOALD="$BUILD/bin/shoald"
 SHOAL="$BUILD/bin/shoal"
 PIDFILE=/run/shoal/shoald.pid
+CLIENT_NS=shoal-demo-client
 LOG=/var/log/shoald.log
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -25,6 +26,8 @@ if [ "${2:-}" = "stop" ]; then
 		"$SHOAL" rm -f $("$SHOAL" ps -aq) >/dev/null 2>&1 || true
 		kill "$(cat "$PIDFILE")"
 		rm -f "$PIDFILE"
+		ip netns del "$CLIENT_NS" 2>/dev/null || true
+		ip link del shdemo0 2>/dev/null || true
 		echo "shoald stopped and its containers removed."
 	else
 		echo "shoald is not running (no live pid in $PIDFILE)."
@@ -57,12 +60,34 @@ echo "\$ shoal run -d --name web busybox httpd -f -p 80 -h /var/www"
 "$SHOAL" rm -f web >/dev/null 2>&1 || true
 "$SHOAL" run -d --name web busybox httpd -f -p 80 -h /var/www
 echo
-echo "\$ shoal service create --name hello --replicas 3 busybox httpd -f -p 80 -h /var/www"
-"$SHOAL" service rm hello >/dev/null 2>&1 && sleep 1 || true
-"$SHOAL" service create --name hello --replicas 3 --stop-grace-period 1s busybox httpd -f -p 80 -h /var/www
+echo "\$ shoal service create --name hello --replicas 3 -p 8080:80 busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www'"
+"$SHOAL" service rm hello >/dev/null 2>&1 && sleep 2 || true
+"$SHOAL" service create --name hello --replicas 3 -p 8080:80 --stop-grace-period 1s \
+	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www'
 echo
 echo "\$ shoal service ps hello"
 "$SHOAL" service ps hello
+
+# A client host of its own (a network namespace with a veth into this one) asks
+# the published port; each answer names the replica that served it.
+if ! ip netns list | grep -q "^$CLIENT_NS"; then
+	ip netns add "$CLIENT_NS"
+	ip link add shdemo0 type veth peer name shdemoc
+	ip link set shdemoc netns "$CLIENT_NS"
+	ip addr add 10.252.0.1/30 dev shdemo0
+	ip link set shdemo0 up
+	ip -n "$CLIENT_NS" addr add 10.252.0.2/30 dev shdemoc
+	ip -n "$CLIENT_NS" link set shdemoc up
+	ip -n "$CLIENT_NS" link set lo up
+	sleep 2.5 # shoald picks the new uplink up on its next scan
+fi
+echo
+echo "\$ # from a client namespace: six requests to the published port 8080"
+for _ in 1 2 3 4 5 6; do
+	ip netns exec "$CLIENT_NS" busybox sh -c \
+		'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 10.252.0.1 8080' 2>/dev/null | tail -n 1 |
+		sed 's/^/answered by replica /'
+done
 echo
 echo "\$ shoal ps"
 "$SHOAL" ps
@@ -76,6 +101,8 @@ shoald is running in the background. Try next (the CLI is $SHOAL):
   shoal run --rm --memory 16m busybox sh -c 'x=\$(head -c 64000000 /dev/zero | tr "\\0" a)'; echo \$?   # 137: OOM-killed
   shoal logs -f web                             # follow a container's log
   shoal service scale hello=5                   # more replicas, placed by the scheduler
+  shoal lb ls                                   # the published port, its backends, counters
+  shoal run --rm busybox nslookup hello         # service discovery: the service's virtual IP
   shoal service update --env-add V=2 hello      # a rolling update, one task at a time
   shoal service rollback hello                  # and back
   shoal inspect web                             # everything about it
