@@ -16,6 +16,6 @@ struct bench_lb_load {
  * order address, host order port) for `seconds` in the calling process's
  * network namespace. new_conn: one request per connection ("Connection:
  * close"), latency from connect() to the last byte; otherwise keep-alive,
- * latency per request. */
-int bench_lb_load_run(uint32_t addr, uint16_t port, int conns, double seconds, bool new_conn,
-		      struct bench_lb_load *ret);
+ * latency per request. src: the clients' source address, 0 for any. */
+int bench_lb_load_run(uint32_t src, uint32_t addr, uint16_t port, int conns, double seconds,
+		      bool new_conn, struct bench_lb_load *ret);

@@ -28,7 +28,7 @@ static const char req_close[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: cl
 
 struct load {
 	int ep;
-	struct sockaddr_in to;
+	struct sockaddr_in from, to;
 	bool new_conn;
 	struct client *c;
 	int64_t measure_from;
@@ -55,6 +55,13 @@ static int client_open(struct load *l, struct client *c)
 		return -errno;
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (l->from.sin_addr.s_addr &&
+	    bind(c->fd, (struct sockaddr *)&l->from, sizeof(l->from)) < 0) {
+		int r = -errno;
+		close(c->fd);
+		c->fd = -1;
+		return r;
+	}
 	c->connected = false;
 	c->got = 0;
 	c->t0 = mono_ns();
@@ -153,8 +160,8 @@ static void client_event(struct load *l, struct client *c, uint32_t events)
 	}
 }
 
-int bench_lb_load_run(uint32_t addr, uint16_t port, int conns, double seconds, bool new_conn,
-		      struct bench_lb_load *ret)
+int bench_lb_load_run(uint32_t src, uint32_t addr, uint16_t port, int conns, double seconds,
+		      bool new_conn, struct bench_lb_load *ret)
 {
 	if (conns < 1 || conns > MAX_CONNS || seconds <= 0)
 		return -EINVAL;
@@ -167,6 +174,7 @@ int bench_lb_load_run(uint32_t addr, uint16_t port, int conns, double seconds, b
 	struct load l = {.new_conn = new_conn};
 	l.to = (struct sockaddr_in){
 		.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = addr};
+	l.from = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = src};
 	l.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (l.ep < 0)
 		return -errno;

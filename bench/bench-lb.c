@@ -51,6 +51,7 @@ struct lb_bench {
 	double duration;
 	int backends;
 	int conns;
+	int rounds;
 	int port; /* shoal; +1 iptables, +2 nftables, +3 haproxy */
 	int services, total_backends;
 	char image_tar[4096];
@@ -61,6 +62,11 @@ struct lb_bench {
 	char cns[32], veth_node[16], veth_client[16], chain[32], nft_table[32];
 	char node_ip[16], client_ip[16];
 	struct in_addr node_addr;
+	/* the direct figures' source: the data plane's flow table keeps closed
+	 * flows, and a direct connection reusing a balanced flow's 4-tuple would
+	 * have its replies rewritten to the published address */
+	struct in_addr direct_addr;
+	char direct_ip[16];
 	char svc[48];
 	char tmp[64];
 	bool have_cns, have_veth, svc_created, ipt, ipt_nat_existed, nft;
@@ -212,7 +218,9 @@ static int topology_up(struct lb_bench *b, struct shoal_err *err)
 	snprintf(b->veth_client, sizeof(b->veth_client), "blbc%d", id);
 	snprintf(b->node_ip, sizeof(b->node_ip), "10.252.%d.1", sub);
 	snprintf(b->client_ip, sizeof(b->client_ip), "10.252.%d.2", sub);
+	snprintf(b->direct_ip, sizeof(b->direct_ip), "10.252.%d.3", sub);
 	inet_pton(AF_INET, b->node_ip, &b->node_addr);
+	inet_pton(AF_INET, b->direct_ip, &b->direct_addr);
 	if (runf(b, HOST, NULL, "ip netns add %s", b->cns) != 0)
 		return shoal_err_set(err, EIO, "ip netns add %s failed", b->cns);
 	b->have_cns = true;
@@ -229,6 +237,7 @@ static int topology_up(struct lb_bench *b, struct shoal_err *err)
 	if (runf(b, NODE, NULL, "ip addr add %s/24 dev %s", b->node_ip, b->veth_node) != 0 ||
 	    runf(b, NODE, NULL, "ip link set %s up", b->veth_node) != 0 ||
 	    runf(b, CLIENT, NULL, "ip addr add %s/24 dev %s", b->client_ip, b->veth_client) != 0 ||
+	    runf(b, CLIENT, NULL, "ip addr add %s/24 dev %s", b->direct_ip, b->veth_client) != 0 ||
 	    runf(b, CLIENT, NULL, "ip link set %s up", b->veth_client) != 0 ||
 	    runf(b, CLIENT, NULL, "ip link set lo up") != 0)
 		return shoal_err_set(err, EIO, "configuring the client veth");
@@ -335,8 +344,8 @@ static int wait_published(struct lb_bench *b, struct shoal_err *err)
 			if (pid == 0) {
 				if (setns(b->client_ns, CLONE_NEWNET) < 0)
 					_exit(2);
-				_exit(bench_lb_load_run(b->node_addr.s_addr, (uint16_t)b->port, 1,
-							0.05, false, &l) == 0
+				_exit(bench_lb_load_run(0, b->node_addr.s_addr, (uint16_t)b->port,
+							1, 0.05, false, &l) == 0
 					      ? 0
 					      : 1);
 			}
@@ -370,8 +379,9 @@ static int measure(struct lb_bench *b, uint32_t addr, int port, bool new_conn,
 		struct bench_lb_load l = {0};
 		int r = setns(b->client_ns, CLONE_NEWNET) < 0
 				? -errno
-				: bench_lb_load_run(addr, (uint16_t)port, b->conns, b->duration,
-						    new_conn, &l);
+				: bench_lb_load_run(
+					  addr == b->be[0].addr ? b->direct_addr.s_addr : 0, addr,
+					  (uint16_t)port, b->conns, b->duration, new_conn, &l);
 		if (r == 0)
 			write_all(p[1], &l, sizeof(l));
 		_exit(r == 0 ? 0 : 1);
@@ -396,7 +406,7 @@ static json_t *load_json(const struct bench_lb_load *l)
 			 (json_int_t)l->requests, "errors", (json_int_t)l->errors);
 }
 
-/* Both modes against one target, into out[name]. */
+/* Both modes against one target, appended to rounds[name]. */
 static int measure_target(struct lb_bench *b, const char *name, uint32_t addr, int port,
 			  struct shoal_err *err)
 {
@@ -405,10 +415,52 @@ static int measure_target(struct lb_bench *b, const char *name, uint32_t addr, i
 		fprintf(stderr, "  measuring %s ...\n", name);
 	if (measure(b, addr, port, false, &ka) < 0 || measure(b, addr, port, true, &nc) < 0)
 		return shoal_err_set(err, ECONNREFUSED, "%s: no answer on port %d", name, port);
-	json_object_set_new(
-		b->out, name,
-		json_pack("{s:o, s:o}", "keepalive", load_json(&ka), "newconn", load_json(&nc)));
+	json_t *rounds = json_object_get(b->out, "rounds");
+	json_t *t = json_object_get(rounds, name);
+	if (!t) {
+		t = json_pack("{s:[], s:[]}", "keepalive", "newconn");
+		json_object_set_new(rounds, name, t);
+	}
+	json_array_append_new(json_object_get(t, "keepalive"), load_json(&ka));
+	json_array_append_new(json_object_get(t, "newconn"), load_json(&nc));
 	return 0;
+}
+
+static int by_rate(const void *x, const void *y)
+{
+	double a = json_real_value(json_object_get(*(json_t *const *)x, "per_sec"));
+	double c = json_real_value(json_object_get(*(json_t *const *)y, "per_sec"));
+	return a < c ? -1 : a > c;
+}
+
+/* Each target's figure is its median round by rate: the rounds interleave
+ * the targets, so that a slow moment of the machine does not land on one. */
+static void rounds_finish(struct lb_bench *b)
+{
+	json_t *rounds = json_object_get(b->out, "rounds");
+	const char *name;
+	json_t *t;
+	json_object_foreach(rounds, name, t)
+	{
+		json_t *res = json_object();
+		const char *mode;
+		json_t *arr;
+		json_object_foreach(t, mode, arr)
+		{
+			size_t n = json_array_size(arr);
+			json_t *v[64];
+			if (n == 0 || n > 64)
+				continue;
+			for (size_t i = 0; i < n; i++)
+				v[i] = json_array_get(arr, i);
+			qsort(v, n, sizeof(v[0]), by_rate);
+			json_object_set(res, mode, v[n / 2]);
+		}
+		json_object_set_new(
+			res, "rounds",
+			json_integer((json_int_t)json_array_size(json_object_get(t, "keepalive"))));
+		json_object_set_new(b->out, name, res);
+	}
 }
 
 static void be_ip(const struct lb_backend_spec *be, char *buf)
@@ -543,7 +595,7 @@ static int haproxy_up(struct lb_bench *b, struct shoal_err *err)
 			struct bench_lb_load l;
 			if (setns(b->client_ns, CLONE_NEWNET) < 0)
 				_exit(2);
-			_exit(bench_lb_load_run(b->node_addr.s_addr, (uint16_t)(b->port + 3), 1,
+			_exit(bench_lb_load_run(0, b->node_addr.s_addr, (uint16_t)(b->port + 3), 1,
 						0.05, false, &l) == 0
 				      ? 0
 				      : 1);
@@ -590,6 +642,8 @@ static int load_services(struct lb_bench *b, struct shoal_err *err)
 	size_t per = ns ? total / ns : 0;
 	if (per > LB_MAX_BACKENDS_PER_SERVICE)
 		per = LB_MAX_BACKENDS_PER_SERVICE;
+	if (per > lb_maglev_size(b->lb) / LB_MAGLEV_BACKENDS_FACTOR)
+		per = lb_maglev_size(b->lb) / LB_MAGLEV_BACKENDS_FACTOR;
 	if (per < 1)
 		per = 1;
 	b->loaded = calloc(ns ? ns : 1, sizeof(*b->loaded));
@@ -783,8 +837,9 @@ static void ratios(struct lb_bench *b)
 static void print_table(struct lb_bench *b)
 {
 	json_t *o = b->out;
-	printf("\nshoal bench lb: %d backends, %d connections, %.0f s per figure\n\n", b->backends,
-	       b->conns, b->duration);
+	printf("\nshoal bench lb: %d backends, %d connections, %.0f s per figure, median of %d "
+	       "rounds\n\n",
+	       b->backends, b->conns, b->duration, b->rounds);
 	printf("  %-22s %12s %6s %9s %9s %12s %6s %9s %9s\n", "", "keep-alive/s", "ratio", "p50 us",
 	       "p99 us", "new conn/s", "ratio", "p50 us", "p99 us");
 	const char *names[] = {"direct",   "shoal",   "iptables",
@@ -882,37 +937,12 @@ static void teardown(struct lb_bench *b)
 		close(b->host_ns);
 }
 
-static int run(struct lb_bench *b, struct shoal_err *err)
+/* Every target once, each netfilter table present only while it is measured:
+ * one NAT rule turns conntrack on for every flow of the node. */
+static int one_round(struct lb_bench *b, struct shoal_err *err)
 {
-	json_t *skipped = json_object();
-	json_object_set_new(b->out, "skipped", skipped);
-	b->agent = find_agent(b);
-	if (b->agent <= 0)
-		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)b->agent);
-	b->node_ns = open(path, O_RDONLY | O_CLOEXEC);
-	b->host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (b->node_ns < 0 || b->host_ns < 0)
-		return shoal_err_errno(err, errno, "opening %s (root needed)", path);
-	find_pin_dir(b);
-	if (access(b->pin_dir, F_OK) < 0)
-		return shoal_err_set(err, ENOENT, "the agent's pinned maps are not at %s",
-				     b->pin_dir);
-	snprintf(b->tmp, sizeof(b->tmp), "/tmp/shoal-bench-lb.XXXXXX");
-	if (!mkdtemp(b->tmp)) {
-		b->tmp[0] = '\0';
-		return shoal_err_errno(err, errno, "mkdtemp");
-	}
+	json_t *skipped = json_object_get(b->out, "skipped");
 	int r;
-	if ((r = image_ensure(b, err)) < 0 || (r = topology_up(b, err)) < 0 ||
-	    (r = service_up(b, err)) < 0 || (r = wait_published(b, err)) < 0)
-		return r;
-	/* direct: the client reaches the first backend through the node */
-	char ip[INET_ADDRSTRLEN];
-	be_ip(&b->be[0], ip);
-	if (runf(b, CLIENT, NULL, "ip route add %s/32 via %s", ip, b->node_ip) != 0)
-		return shoal_err_set(err, EIO, "routing the client to %s", ip);
 	if ((r = measure_target(b, "direct", b->be[0].addr, b->be[0].port, err)) < 0 ||
 	    (r = measure_target(b, "shoal", b->node_addr.s_addr, b->port, err)) < 0)
 		return r;
@@ -942,15 +972,54 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 			return r;
 		haproxy_down(b);
 	}
-	if (interrupted)
-		return -EINTR;
+	return interrupted ? -EINTR : 0;
+}
+
+static int run(struct lb_bench *b, struct shoal_err *err)
+{
+	json_object_set_new(b->out, "skipped", json_object());
+	json_object_set_new(b->out, "rounds", json_object());
+	b->agent = find_agent(b);
+	if (b->agent <= 0)
+		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)b->agent);
+	b->node_ns = open(path, O_RDONLY | O_CLOEXEC);
+	b->host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (b->node_ns < 0 || b->host_ns < 0)
+		return shoal_err_errno(err, errno, "opening %s (root needed)", path);
+	find_pin_dir(b);
+	if (access(b->pin_dir, F_OK) < 0)
+		return shoal_err_set(err, ENOENT, "the agent's pinned maps are not at %s",
+				     b->pin_dir);
+	snprintf(b->tmp, sizeof(b->tmp), "/tmp/shoal-bench-lb.XXXXXX");
+	if (!mkdtemp(b->tmp)) {
+		b->tmp[0] = '\0';
+		return shoal_err_errno(err, errno, "mkdtemp");
+	}
+	int r;
+	if ((r = image_ensure(b, err)) < 0 || (r = topology_up(b, err)) < 0 ||
+	    (r = service_up(b, err)) < 0 || (r = wait_published(b, err)) < 0)
+		return r;
+	/* direct: the client reaches the first backend through the node */
+	char ip[INET_ADDRSTRLEN];
+	be_ip(&b->be[0], ip);
+	if (runf(b, CLIENT, NULL, "ip route add %s/32 via %s", ip, b->node_ip) != 0)
+		return shoal_err_set(err, EIO, "routing the client to %s", ip);
+	for (int i = 0; i < b->rounds; i++)
+		if ((r = one_round(b, err)) < 0)
+			return r;
 	if (!b->json)
 		fprintf(stderr, "  loading %d services, %d backends ...\n", b->services,
 			b->total_backends);
-	if ((r = load_services(b, err)) < 0 ||
-	    (r = measure_target(b, "shoal_loaded", b->node_addr.s_addr, b->port, err)) < 0 ||
-	    (r = update_latency(b, err)) < 0 || (r = packet_cost(b, err)) < 0)
+	if ((r = load_services(b, err)) < 0)
 		return r;
+	for (int i = 0; i < b->rounds; i++)
+		if ((r = measure_target(b, "shoal_loaded", b->node_addr.s_addr, b->port, err)) < 0)
+			return r;
+	if ((r = update_latency(b, err)) < 0 || (r = packet_cost(b, err)) < 0)
+		return r;
+	rounds_finish(b);
 	ratios(b);
 	return 0;
 }
@@ -968,9 +1037,11 @@ static int parse_int(const char *s, long lo, long hi, long *ret)
 
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 {
-	enum { O_JSON = 1, O_DUR, O_BE, O_CONNS, O_PORT, O_SVCS, O_TOTAL, O_TAR };
+	enum { O_JSON = 1, O_ROUNDS, O_DUR, O_BE, O_CONNS, O_PORT, O_SVCS, O_TOTAL, O_TAR };
 	static const struct cli_opt opts[] = {
-		{O_DUR, "duration", 0, CLI_OPT_VALUE, "int", "Seconds per figure (default 5)"},
+		{O_DUR, "duration", 0, CLI_OPT_VALUE, "int", "Seconds per figure (default 3)"},
+		{O_ROUNDS, "rounds", 0, CLI_OPT_VALUE, "int",
+		 "Interleaved rounds over the targets; each figure is the median (default 3)"},
 		{O_BE, "backends", 0, CLI_OPT_VALUE, "int", "Backend tasks (default 2)"},
 		{O_CONNS, "connections", 0, CLI_OPT_VALUE, "int",
 		 "Concurrent client connections (default 32)"},
@@ -987,9 +1058,10 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		{0},
 	};
 	struct lb_bench b = {.ctx = ctx,
-			     .duration = 5,
+			     .duration = 3,
 			     .backends = 2,
 			     .conns = 32,
+			     .rounds = 3,
 			     .port = 28080,
 			     .services = 10000,
 			     .total_backends = 100000,
@@ -1006,6 +1078,10 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		case O_DUR:
 			bad = parse_int(p.value, 1, 3600, &v);
 			b.duration = (double)v;
+			break;
+		case O_ROUNDS:
+			bad = parse_int(p.value, 1, 64, &v);
+			b.rounds = (int)v;
 			break;
 		case O_BE:
 			bad = parse_int(p.value, 1, 64, &v);
