@@ -9,7 +9,7 @@ pkgs=(
 	libevent-dev libnl-3-dev libnl-route-3-dev libmnl-dev libbpf-dev
 	libjansson-dev libsqlite3-dev libarchive-dev libssl-dev libseccomp-dev
 	libcap-dev libcmocka-dev libclang-rt-14-dev libnftables-dev
-	busybox-static iproute2 nftables runc util-linux procps curl python3
+	busybox-static iproute2 nftables iptables haproxy runc util-linux procps curl python3
 )
 
 missing=()
