@@ -129,6 +129,22 @@ done
 moved=$(api GET /services/pub | grep -o '"NewFlows":[0-9]*' | head -1 | cut -d: -f2)
 [ "${moved:-0}" -gt 0 ] && ok "the counters show traffic on the new tasks ($moved new flows on the port)" || fail "no flows counted"
 
+log "a task whose health check fails stops receiving traffic"
+shoal service create -d --name hc --replicas 2 -p 8083:80 --stop-grace-period 1s \
+	--health-cmd 'test -f /var/www/index.html' --health-interval 200ms --health-retries 2 \
+	--restart-delay 10s busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+hc_two() { [ "$(distinct 8083 20)" = 2 ]; }
+wait_until 40 hc_two && ok "both healthy replicas answer" || fail "hc: $(distinct 8083 20) replicas"
+sick=$(shoal ps --format '{{.ID}} {{.Names}}' | awk '/ hc\.1\./ {print $1}')
+shoal exec "$sick" rm /var/www/index.html
+# a request that reaches the sick replica gets a 404 page instead of a hostname
+healthy=$(shoal ps --format '{{.ID}} {{.Names}}' | awk '/ hc\.2\./ {print $1}')
+# every one of 20 requests must be answered, by the healthy replica (its hostname)
+only_healthy() { [ "$(for _ in $(seq 1 20); do http_get 8083; done | sort | uniq -c | awk '{print $1" "$2}')" = "20 ${healthy:0:12}" ]; }
+sleep 1
+wait_until 20 only_healthy && ok "the unhealthy task gets no more requests" || fail "requests still reach the unhealthy task"
+shoal service rm hc >/dev/null
+
 log "removal"
 shoal service rm pub >/dev/null
 unpublished() { ! answers 8080; }
