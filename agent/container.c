@@ -350,6 +350,13 @@ static int merge_env(char **image_env, char **user_env, char ***ret)
 	return 0;
 }
 
+/* A container with published ports: its start and exit change the data plane
+ * (task containers reach the manager through their task records instead). */
+static bool container_publishes(struct container *c)
+{
+	return json_object_size(json_object_get(c->host_config, "PortBindings")) > 0;
+}
+
 /* Published ports need the data plane and must be free. */
 static int container_ports_check(struct agent *a, json_t *body, struct shoal_err *err)
 {
@@ -644,7 +651,8 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	c->oom_killed = false;
 	container_persist(c);
 	stream_sess_connect_pending(c);
-	manager_kick(c->agent);
+	if (container_publishes(c))
+		manager_kick(c->agent);
 	if (container_watch_exit(c, &err) < 0) {
 		/* It may have ended already, taking its socket with it. */
 		log_debug("container %.12s: wait connection: %s", c->id, err.msg);
@@ -1006,7 +1014,8 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->n_stop_reqs = 0;
 	notify_waiters(c, false);
 	executor_container_exited(a, c);
-	manager_kick(a);
+	if (container_publishes(c))
+		manager_kick(a);
 	bool auto_remove = false;
 	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
 	if (c->remove_on_exit || auto_remove) {
