@@ -572,10 +572,11 @@ static int lb_validate(const struct lb *lb, const struct lb_service_key *key,
 		const struct lb_backend_spec *b = &backends[i];
 
 		if (b->addr == 0 || (b->port == 0) != any_port)
-			return shoal_err_set(err, EINVAL,
-					     any_port ? "backend %zu of an any-port service must have port 0"
-						      : "backend %zu has no address or port",
-					     i);
+			return shoal_err_set(
+				err, EINVAL,
+				any_port ? "backend %zu of an any-port service must have port 0"
+					 : "backend %zu has no address or port",
+				i);
 		if (b->state < LB_BACKEND_ACTIVE || b->state > LB_BACKEND_MAINTENANCE)
 			return shoal_err_set(err, EINVAL, "backend %zu has a bad state %d", i,
 					     b->state);
