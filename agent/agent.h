@@ -33,6 +33,7 @@ struct agent_config {
 	int64_t log_max_size;
 	int log_max_files;
 	char **uplinks; /* --uplink; NULL = every interface but lo and our own */
+	bool teardown;	/* --teardown: remove the node-level objects and exit */
 };
 
 struct agent {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <net/if.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <linux/magic.h>
@@ -27,6 +29,7 @@
 #include "agent/publish.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
+#include "lb/lb.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -58,6 +61,9 @@ static void usage(FILE *f)
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
+		"  --teardown            remove what an agent with these roots left on the node\n"
+		"                        (tc hooks, pinned maps, the bridge and its nftables table,\n"
+		"                        the cgroup parent) and exit; run it with no agent running\n"
 		"  --version             print the version\n"
 		"  -h, --help            this help\n");
 }
@@ -79,7 +85,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_LMF,
 		O_MON,
 		O_VER,
-		O_UPLINK
+		O_UPLINK,
+		O_TEARDOWN
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -97,6 +104,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"monitor-path", required_argument, NULL, O_MON},
 		{"version", no_argument, NULL, O_VER},
 		{"uplink", required_argument, NULL, O_UPLINK},
+		{"teardown", no_argument, NULL, O_TEARDOWN},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -157,6 +165,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			cfg->log_max_files = (int)v;
 			break;
 		}
+		case O_TEARDOWN:
+			cfg->teardown = true;
+			break;
 		case O_UPLINK:
 			if (!*optarg || strlen(optarg) >= 16) {
 				fprintf(stderr, "shoald: --uplink %s: not an interface name\n",
@@ -373,6 +384,46 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	return 0;
 }
 
+/* --teardown: the node-level objects an agent with these roots leaves behind
+ * on purpose (so that traffic survives its restarts), removed for good. */
+static int teardown(struct agent *a)
+{
+	int rc = 0;
+	struct shoal_err err = {0};
+	char pins[4096];
+	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
+	struct lb *lb = NULL;
+	struct lb_open_opts o = {.pin_dir = pins};
+	libbpf_set_print(NULL); /* interfaces without our hooks are expected */
+	if (access(pins, F_OK) == 0 && lb_open(&o, &lb, &err) == 0) {
+		struct if_nameindex *ifs = if_nameindex();
+		for (struct if_nameindex *it = ifs; it && it->if_index; it++)
+			lb_detach(lb, (int)it->if_index, NULL);
+		if (ifs)
+			if_freenameindex(ifs);
+		if (a->cgroup_v2[0])
+			lb_sock_detach(lb, a->cgroup_v2, NULL);
+		lb_close(lb);
+	}
+	rm_rf(a->cfg.bpffs_dir);
+	struct bridge_net_options bo = {
+		.prefix = a->cfg.device_prefix,
+		.subnet = a->cfg.bridge_subnet,
+	};
+	char nsdir[4096];
+	snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
+	bo.netns_dir = nsdir;
+	if (bridge_net_teardown(&bo, &err) < 0) {
+		log_error("shoald: removing the bridge network: %s", err.msg);
+		rc = 1;
+	}
+	if (rt_cgroup_parent_remove(a->cfg.cgroup_parent, &err) < 0)
+		log_warn("shoald: removing cgroup parent %s: %s (containers still running?)",
+			 a->cfg.cgroup_parent, err.msg);
+	log_info("shoald: node objects of prefix %s removed", a->cfg.device_prefix);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = {0};
@@ -395,6 +446,13 @@ int main(int argc, char **argv)
 	 * caller's pipe open for as long as containers run. */
 	close_range(3, ~0U, 0);
 	srandom((unsigned)(now_ns() ^ getpid()));
+	if (a.cfg.teardown) {
+		rt_cgroup_parent_prepare(a.cfg.cgroup_parent, a.cgroup_v2, sizeof(a.cgroup_v2),
+					 NULL);
+		int trc = teardown(&a);
+		config_free(&a.cfg);
+		return trc;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	a.base = event_base_new();

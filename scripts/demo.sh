@@ -24,8 +24,12 @@ if [ "${2:-}" = "stop" ]; then
 			sleep 0.1
 		done
 		"$SHOAL" rm -f $("$SHOAL" ps -aq) >/dev/null 2>&1 || true
-		kill "$(cat "$PIDFILE")"
+		pid=$(cat "$PIDFILE")
+		kill "$pid"
+		for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		rm -f "$PIDFILE"
+		# the hooks, pinned maps, bridge and nftables table outlive the agent on purpose
+		"$SHOALD" --teardown >/dev/null 2>&1 || true
 		ip netns del "$CLIENT_NS" 2>/dev/null || true
 		ip link del shdemo0 2>/dev/null || true
 		echo "shoald stopped and its containers removed."
