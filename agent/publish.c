@@ -174,6 +174,21 @@ static void desired_add(json_t *desired, int proto, int port, struct in_addr add
 	desired_add_key(desired, NULL, proto, port, addr, tport, st);
 }
 
+/* Whether a task of service sid is a backend, and in which state: running and
+ * not unhealthy; one being stopped keeps its flows but takes no new ones. */
+static bool task_backend(json_t *t, const char *sid, enum lb_backend_state *ret)
+{
+	json_t *st = json_object_get(t, "Status");
+	const char *obs = json_string_value(json_object_get(st, "State")) ?: "";
+	const char *health = json_string_value(json_object_get(st, "Health")) ?: "";
+	const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+	if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
+	    strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
+		return false;
+	*ret = strcmp(ds, "running") == 0 ? LB_BACKEND_ACTIVE : LB_BACKEND_DRAINING;
+	return true;
+}
+
 /* Task -> the local container's address, or 0. */
 static struct in_addr task_addr(struct agent *a, json_t *t)
 {
@@ -211,23 +226,9 @@ static void services_desired(struct agent *a, json_t *services, json_t *tasks, j
 			json_t *t;
 			json_array_foreach(tasks, m, t)
 			{
-				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
-					   sid))
-					continue;
-				json_t *st = json_object_get(t, "Status");
-				const char *obs =
-					json_string_value(json_object_get(st, "State")) ?: "";
-				const char *health =
-					json_string_value(json_object_get(st, "Health")) ?: "";
-				const char *ds =
-					json_string_value(json_object_get(t, "DesiredState")) ?: "";
-				if (strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
-					continue;
-				/* a task being stopped keeps its flows, takes no new ones */
-				enum lb_backend_state bs = strcmp(ds, "running") == 0
-								   ? LB_BACKEND_ACTIVE
-								   : LB_BACKEND_DRAINING;
-				desired_add(desired, proto, pub, task_addr(a, t), tgt, bs);
+				enum lb_backend_state bs;
+				if (task_backend(t, sid, &bs))
+					desired_add(desired, proto, pub, task_addr(a, t), tgt, bs);
 			}
 		}
 	}
@@ -251,21 +252,10 @@ static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_
 			json_t *t;
 			json_array_foreach(tasks, m, t)
 			{
-				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
-					   sid))
-					continue;
-				json_t *st = json_object_get(t, "Status");
-				const char *obs =
-					json_string_value(json_object_get(st, "State")) ?: "";
-				const char *health =
-					json_string_value(json_object_get(st, "Health")) ?: "";
-				const char *ds =
-					json_string_value(json_object_get(t, "DesiredState")) ?: "";
-				if (strcmp(obs, "running") != 0 || strcmp(health, "unhealthy") == 0)
-					continue;
-				desired_add_key(desired, vip, proto, 0, task_addr(a, t), 0,
-						strcmp(ds, "running") == 0 ? LB_BACKEND_ACTIVE
-									   : LB_BACKEND_DRAINING);
+				enum lb_backend_state bs;
+				if (task_backend(t, sid, &bs))
+					desired_add_key(desired, vip, proto, 0, task_addr(a, t), 0,
+							bs);
 			}
 		}
 	}
