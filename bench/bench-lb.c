@@ -173,20 +173,6 @@ static int call(struct lb_bench *b, const char *method, const char *path, json_t
 
 /* ---- setup ---- */
 
-static pid_t find_agent(struct lb_bench *b)
-{
-	struct cli_http *c = NULL;
-	struct shoal_err err = {0};
-	if (cli_connect(b->ctx, &c, &err) < 0)
-		return -1;
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	pid_t pid =
-		getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : -1;
-	cli_http_free(c);
-	return pid;
-}
-
 /* The agent's --bpffs-dir from its command line, else its default. */
 static void find_pin_dir(struct lb_bench *b)
 {
@@ -979,7 +965,7 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 {
 	json_object_set_new(b->out, "skipped", json_object());
 	json_object_set_new(b->out, "rounds", json_object());
-	b->agent = find_agent(b);
+	b->agent = bench_agent_pid(b->ctx);
 	if (b->agent <= 0)
 		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
 	char path[64];

@@ -235,20 +235,6 @@ static int bench_runc(struct start_bench *b, const char *runc, struct bench_samp
 
 /* ---- memory ---- */
 
-static pid_t agent_pid(struct start_bench *b)
-{
-	struct cli_http *c = NULL;
-	struct shoal_err err = {0};
-	if (cli_connect(b->ctx, &c, &err) < 0)
-		return -1;
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	pid_t pid =
-		getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : -1;
-	cli_http_free(c);
-	return pid;
-}
-
 static pid_t parent_of(pid_t pid)
 {
 	char path[64], line[256];
@@ -266,7 +252,7 @@ static pid_t parent_of(pid_t pid)
 
 static int bench_memory(struct start_bench *b, json_t *out, struct shoal_err *err)
 {
-	pid_t apid = agent_pid(b);
+	pid_t apid = bench_agent_pid(b->ctx);
 	if (apid <= 0)
 		return shoal_err_set(err, ESRCH, "cannot find shoald's pid through its socket");
 	int64_t idle = bench_rss_kib(apid);

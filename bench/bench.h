@@ -27,5 +27,8 @@ int64_t bench_quantile(struct bench_samples *s, double q);
 /* {"runs","median_ms","p90_ms","p99_ms","min_ms","max_ms"} */
 json_t *bench_summary(struct bench_samples *s);
 
+/* The pid of the shoald serving ctx's socket (SO_PEERCRED), or -1. */
+pid_t bench_agent_pid(struct cli_ctx *ctx);
+
 /* Resident set size of a process in KiB (VmRSS), or -errno. */
 int64_t bench_rss_kib(pid_t pid);

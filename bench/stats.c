@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include "bench/bench.h"
+#include "cli/cli.h"
 
 int bench_samples_add(struct bench_samples *s, int64_t ns)
 {
@@ -69,4 +72,18 @@ int64_t bench_rss_kib(pid_t pid)
 		}
 	fclose(f);
 	return kib;
+}
+
+pid_t bench_agent_pid(struct cli_ctx *ctx)
+{
+	struct cli_http *c = NULL;
+	struct shoal_err err = {0};
+	if (cli_connect(ctx, &c, &err) < 0)
+		return -1;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	pid_t pid =
+		getsockopt(cli_http_fd(c), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ? cr.pid : -1;
+	cli_http_free(c);
+	return pid;
 }
