@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -106,13 +107,45 @@ struct lb *lb_close(struct lb *lb)
 	return NULL;
 }
 
-/* Reads the geometry of maps already pinned under dir. 0 if there is none. */
+/* True if the service map pinned under dir holds no service (or is gone). */
+static bool lb_pinned_services_empty(const char *dir)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	char key[64];
+
+	if (asprintf(&path, "%s/lb_services", dir) < 0)
+		return false;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT;
+	return bpf_map_get_next_key(fd, NULL, key) < 0 && errno == ENOENT;
+}
+
+static int lb_pinned_remove(const char *dir, struct shoal_err *err)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(lb_pinned_maps); i++) {
+		_cleanup_free_ char *path = NULL;
+
+		if (asprintf(&path, "%s/%s", dir, lb_pinned_maps[i]) < 0)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		if (unlink(path) < 0 && errno != ENOENT)
+			return shoal_err_errno(err, errno, "removing %s", path);
+	}
+	return 0;
+}
+
+/* Reads the geometry of maps already pinned under dir. 0 if there is none.
+ * Pins of another layout (an older shoald, other LB_MAX_* limits) are
+ * replaced when they hold no service, and refused otherwise: their flows
+ * would be misread. */
 static int lb_pinned_meta(const char *dir, struct lb_meta *ret, struct shoal_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	struct lb_meta meta = {};
 	uint32_t zero = 0;
+	bool same;
 
 	if (asprintf(&path, "%s/lb_meta", dir) < 0)
 		return shoal_err_set(err, ENOMEM, "out of memory");
@@ -124,15 +157,24 @@ static int lb_pinned_meta(const char *dir, struct lb_meta *ret, struct shoal_err
 	}
 	if (bpf_map_lookup_elem(fd, &zero, &meta) < 0)
 		return shoal_err_errno(err, errno, "reading %s", path);
+	same = meta.magic == LB_META_MAGIC && meta.version == LB_META_VERSION &&
+	       meta.max_services == LB_MAX_SERVICES && meta.max_backends == LB_MAX_BACKENDS;
+	if (!same && lb_pinned_services_empty(dir)) {
+		int r = lb_pinned_remove(dir, err);
+
+		return r < 0 ? r : 0;
+	}
 	if (meta.magic == 0)
 		return 0; /* pinned by a load that did not finish */
-	if (meta.magic != LB_META_MAGIC || meta.version != LB_META_VERSION ||
-	    meta.max_services != LB_MAX_SERVICES || meta.max_backends != LB_MAX_BACKENDS)
+	if (!same)
 		return shoal_err_set(
 			err, EEXIST,
-			"the load balancer maps pinned in %s have another layout; remove "
-			"them (the flows they hold are lost) or run the matching shoald",
-			dir);
+			"the load balancer maps pinned in %s have another layout (version %u, "
+			"%u services, %u backends; this shoald uses version %u, %u, %u) and hold "
+			"services: stop the agent and run `shoald --teardown` with the same roots "
+			"(the flows they hold are lost), then start it again",
+			dir, meta.version, meta.max_services, meta.max_backends, LB_META_VERSION,
+			LB_MAX_SERVICES, LB_MAX_BACKENDS);
 	*ret = meta;
 	return 1;
 }
@@ -153,8 +195,7 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 	if (!lb->in)
 		return shoal_err_errno(err, errno, "opening the tc ingress program");
 	lb->in->rodata->lb_maglev_size = lb->maglev_size;
-	r = bpf_map__set_value_size(bpf_map__inner_map(lb->in->maps.lb_maglev),
-				    sizeof(uint32_t) * lb->maglev_size);
+	r = bpf_map__set_value_size(lb->in->maps.lb_maglev, sizeof(uint32_t) * lb->maglev_size);
 	if (r >= 0)
 		r = bpf_map__set_max_entries(lb->in->maps.lb_ct, lb->ct_size);
 	if (r >= 0)
@@ -511,17 +552,15 @@ static int lb_be_write(struct lb *lb, const struct lb_be *be, uint32_t svc_id)
 	return bpf_map_update_elem(lb->fd_backends, &be->id, &v, 0) < 0 ? -errno : 0;
 }
 
-/* Builds the service's Maglev table from its active backends and swaps it
- * in as a new inner map: readers see the old table or the new one. */
+/* Builds the service's Maglev table from its active backends and writes it
+ * as one map value: readers see the old table or the new one. */
 static int lb_table_install(struct lb *lb, uint32_t svc_id, const struct lb_be *be, size_t n,
 			    struct shoal_err *err)
 {
 	_cleanup_free_ uint64_t *keys = calloc(n ? n : 1, sizeof(*keys));
 	_cleanup_free_ uint32_t *ids = calloc(n ? n : 1, sizeof(*ids));
 	_cleanup_free_ uint32_t *table = calloc(lb->maglev_size, sizeof(*table));
-	_cleanup_close_ int inner = -EBADF;
 	size_t na = 0;
-	uint32_t zero = 0;
 	int r;
 
 	if (!keys || !ids || !table)
@@ -542,13 +581,7 @@ static int lb_table_install(struct lb *lb, uint32_t svc_id, const struct lb_be *
 	for (uint32_t s = 0; s < lb->maglev_size; s++)
 		table[s] = ids[table[s]];
 
-	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_maglev_tbl", sizeof(uint32_t),
-			       sizeof(uint32_t) * lb->maglev_size, 1, NULL);
-	if (inner < 0)
-		return shoal_err_errno(err, errno, "creating a Maglev table");
-	if (bpf_map_update_elem(inner, &zero, table, 0) < 0)
-		return shoal_err_errno(err, errno, "filling the Maglev table");
-	if (bpf_map_update_elem(lb->fd_maglev, &svc_id, &inner, 0) < 0)
+	if (bpf_map_update_elem(lb->fd_maglev, &svc_id, table, 0) < 0)
 		return shoal_err_errno(err, errno, "installing the Maglev table");
 	return 0;
 }

@@ -56,17 +56,13 @@ static __always_inline struct lb_backend *lb_backend_for_flow(__u32 id, __u32 sv
 static __always_inline int lb_maglev_pick(const struct lb_svc *svc, const struct lb_flow_key *k,
 					  __u32 *ret_id)
 {
-	__u32 zero = 0, svc_id = svc->id, slot, id;
+	__u32 svc_id = svc->id, slot, id;
 	struct lb_backend *be;
-	void *inner;
 	__u32 *table;
 
 	if (svc->active == 0)
 		return LB_DROP_NO_BACKEND;
-	inner = bpf_map_lookup_elem(&lb_maglev, &svc_id);
-	if (!inner)
-		return LB_DROP_NO_TABLE;
-	table = bpf_map_lookup_elem(inner, &zero);
+	table = bpf_map_lookup_elem(&lb_maglev, &svc_id);
 	if (!table)
 		return LB_DROP_NO_TABLE;
 

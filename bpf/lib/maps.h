@@ -10,7 +10,7 @@
 
 /* Every map here is pinned by lb/ under the agent's bpffs dir and reused on
  * the next load, so that flows survive an agent restart. Sizes given here
- * are defaults; lb_open() resizes lb_maglev's inner table, lb_ct and lb_rnat. */
+ * are defaults; lb_open() resizes lb_maglev's value (the table), lb_ct and lb_rnat. */
 
 /* (addr, port, proto) -> service; addr 0 is a published port. */
 struct {
@@ -28,21 +28,19 @@ struct {
 	__type(value, struct lb_backend);
 } lb_backends SEC(".maps");
 
-/* Service id -> its Maglev table: a one-slot array whose value is the whole
- * table of backend ids. User space swaps in a new inner map on every backend
- * set change, so a packet sees either the old table or the new, never a mix. */
-struct lb_maglev_inner {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+/* Service id -> its Maglev table: the value is the whole table of backend
+ * ids (__u32[maglev_size]; lb_open() sets the value size before load). A
+ * hash without preallocation: an update of an existing key links a new
+ * element in place of the old one, so a packet sees either the old table or
+ * the new, never a mix, and the update returns without waiting for an RCU
+ * grace period (map-in-map updates do wait, about 16 ms each). Memory is
+ * taken only for the services that have a table: see lb_consts.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32) * LB_MAGLEV_DEFAULT);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, LB_MAX_SERVICES);
-	__type(key, __u32);
-	__array(values, struct lb_maglev_inner);
 } lb_maglev SEC(".maps");
 
 /* Forward flows (client -> service) -> chosen backend. An LRU with per-CPU

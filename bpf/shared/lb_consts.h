@@ -3,16 +3,34 @@
 
 /* Sizes of the load balancer maps. Each one can be overridden at build time
  * (-DLB_MAX_SERVICES=...); the Maglev table size and the conntrack size are
- * also load-time options of lb_open(), applied before the maps are created. */
+ * also load-time options of lb_open(), applied before the maps are created.
+ *
+ * Kernel memory of the maps these sizes govern, with the defaults below
+ * (N = possible CPUs; a hash element carries about 56 bytes of header):
+ *   lb_services   HASH, preallocated, 16384 x (56 + 8 + 16) B   = 1.3 MiB
+ *   lb_backends   ARRAY, 131072 x 16 B                          = 2 MiB
+ *   lb_maglev     HASH, not preallocated: one element per service
+ *                 with a table, 56 + 8 + 4 x maglev_size B each; at
+ *                 LB_MAGLEV_DEFAULT that is one 64 KiB allocation, so
+ *                 10,000 services take 640 MiB and 16383 take 1 GiB.
+ *                 (A table size whose element passes 64 KiB - 64 B
+ *                 doubles that: the allocation rounds up to 128 KiB.)
+ *   lb_ports      ARRAY, 2 x 65536 x 8 B                        = 1 MiB
+ *   lb_svc_stats  PERCPU_ARRAY, 16384 x 24 B x N                = 384 KiB x N
+ *   lb_be_stats   PERCPU_ARRAY, 131072 x 24 B x N               = 3 MiB x N
+ *   lb_ct, lb_rnat LRU_HASH, ct_size x (56 + 16 + 32) B each    = 6.5 MiB each
+ *                 at LB_CT_DEFAULT (not sized by the limits here)
+ * User space (lb/) keeps about 48 B per service slot and 1 B per backend
+ * slot on top. */
 
 /* Services (published ports and VIPs); service id 0 is never used. */
 #ifndef LB_MAX_SERVICES
-#define LB_MAX_SERVICES 1024
+#define LB_MAX_SERVICES 16384
 #endif
 
 /* Backends over all services; backend id 0 means "no backend". */
 #ifndef LB_MAX_BACKENDS
-#define LB_MAX_BACKENDS 16384
+#define LB_MAX_BACKENDS 131072
 #endif
 
 /* Backends listed for one service (any state). */
@@ -21,9 +39,11 @@
 #endif
 
 /* Maglev lookup table entries per service: a prime at least 100 times the
- * number of active backends, so that each backend's share stays within 1%. */
+ * number of active backends, so that each backend's share stays within 1%.
+ * The default is the largest prime whose lb_maglev element (table plus
+ * about 64 B of kernel header) fits one 64 KiB allocation. */
 #ifndef LB_MAGLEV_DEFAULT
-#define LB_MAGLEV_DEFAULT 16381
+#define LB_MAGLEV_DEFAULT 16363
 #endif
 #ifndef LB_MAGLEV_MAX
 #define LB_MAGLEV_MAX 131071
@@ -45,10 +65,16 @@
 /* Written into the pinned lb_meta map; a pin set with another magic or
  * version is refused instead of being misread. */
 #define LB_META_MAGIC	0x73686c62 /* "shlb" */
-#define LB_META_VERSION 1
+#define LB_META_VERSION 2
 
 /* Socket-level (east-west) balancing: entries of lb_sock_flows (UDP socket
  * -> backend) and of lb_sock_rnat (socket + backend -> service address). */
 #ifndef LB_SOCK_FLOWS_DEFAULT
 #define LB_SOCK_FLOWS_DEFAULT 65536
+#endif
+
+/* Local endpoints (containers on this node) that published-port traffic is
+ * redirected to directly, past the node's IP stack (lb_local_eps). */
+#ifndef LB_MAX_LOCAL_EPS
+#define LB_MAX_LOCAL_EPS 4096
 #endif

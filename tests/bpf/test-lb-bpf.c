@@ -697,6 +697,65 @@ static void test_reopen_keeps_state(void **state)
 		assert_int_equal(send_flow("198.51.100.70", 27000 + i, 80), flows[i]);
 }
 
+/* Writes version into the lb_meta pinned under dir. */
+static void set_pinned_version(const char *dir, uint32_t version)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct lb_meta meta;
+	uint32_t zero = 0;
+
+	assert_true(asprintf(&path, "%s/lb_meta", dir) > 0);
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &meta), 0);
+	assert_int_equal(meta.version, LB_META_VERSION);
+	meta.version = version;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &meta, 0), 0);
+}
+
+/* Pins of an older layout: refused while they hold services (the message
+ * names the way out), replaced when they hold none. */
+static void test_old_layout_pins(void **state)
+{
+	struct shoal_err err = {};
+	char dir[160];
+	struct lb_open_opts o = {.pin_dir = dir, .maglev_size = 1009, .ct_size = 1024};
+	struct lb_backend_spec be = {A("10.6.0.1"), 80, LB_BACKEND_ACTIVE};
+	struct lb_service_key k = {.port = 91, .proto = IPPROTO_TCP};
+	struct lb_service_key *keys = NULL;
+	struct lb *old = NULL;
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s-old", pin_dir);
+	assert_int_equal(lb_open(&o, &old, &err), 0);
+	assert_int_equal(lb_service_upsert(old, &k, &be, 1, &err), 0);
+	old = lb_close(old);
+	set_pinned_version(dir, LB_META_VERSION - 1);
+	assert_int_equal(lb_open(&o, &old, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "shoald --teardown"));
+	assert_null(old);
+
+	/* Emptied of services (as by an agent that removed them): recreated. */
+	{
+		_cleanup_free_ char *path = NULL;
+		_cleanup_close_ int fd = -EBADF;
+		struct lb_svc_key mk = {.port = htons(91), .proto = IPPROTO_TCP};
+
+		assert_true(asprintf(&path, "%s/lb_services", dir) > 0);
+		fd = bpf_obj_get(path);
+		assert_true(fd >= 0);
+		assert_int_equal(bpf_map_delete_elem(fd, &mk), 0);
+	}
+	assert_int_equal(lb_open(&o, &old, &err), 0);
+	assert_int_equal(lb_service_list(old, &keys, &n), 0);
+	assert_int_equal(n, 0);
+	free(keys);
+	old = lb_close(old);
+	set_pinned_version(dir, LB_META_VERSION); /* the new pins carry this version */
+	rm_rf(dir);
+}
+
 static void test_upsert_errors(void **state)
 {
 	struct shoal_err err = {};
@@ -830,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_backend_invalid_and_no_table),
 		cmocka_unit_test(test_upsert_errors),
 		cmocka_unit_test(test_reopen_keeps_state),
+		cmocka_unit_test(test_old_layout_pins),
 		cmocka_unit_test(test_attach_detach),
 		cmocka_unit_test(test_loopback_connection),
 	};
