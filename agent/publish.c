@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,6 +28,12 @@ struct publish {
 	size_t n_uplinks;
 	json_t *programmed; /* "tcp/8080" -> "addr:port:state,..." as last written */
 	bool swept;	    /* stale pinned services removed once */
+	/* published ports from the node itself: hooks pinned here, and the
+	 * node addresses last written for them */
+	char node_pins[4096];
+	bool node_hooks;
+	uint32_t node_addrs[LB_NODE_ADDRS_MAX];
+	size_t n_node_addrs;
 };
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -59,13 +66,23 @@ int publish_init(struct agent *a, struct shoal_err *err)
 			*err = p->err;
 		return r;
 	}
-	publish_scan_uplinks(a);
 	/* east-west: service VIPs balanced at connect() for every container */
 	struct shoal_err serr = {0};
 	if (!a->cgroup_v2[0])
 		log_warn("publish: no cgroup v2 tree; service virtual IPs are not balanced");
 	else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) < 0)
 		log_warn("publish: service virtual IPs are not balanced: %s", serr.msg);
+	/* published ports from the node's own processes (localhost:PORT) */
+	snprintf(p->node_pins, sizeof(p->node_pins), "%s/node", a->cfg.bpffs_dir);
+	serr = (struct shoal_err){0};
+	if (a->cgroup_v2[0]) {
+		if (lb_sock_node_attach(p->lb, a->cgroup_v2, p->node_pins, &serr) < 0)
+			log_warn("publish: published ports do not answer from the node itself: %s",
+				 serr.msg);
+		else
+			p->node_hooks = true;
+	}
+	publish_scan_uplinks(a);
 	return 0;
 }
 
@@ -96,11 +113,42 @@ bool publish_available(struct agent *a, struct shoal_err *err)
 	return false;
 }
 
+/* The node hooks translate connections to these addresses (and loopback). */
+static void node_addrs_sync(struct publish *p)
+{
+	struct ifaddrs *ifa = NULL;
+	uint32_t addrs[LB_NODE_ADDRS_MAX];
+	size_t n = 0;
+	if (!p->node_hooks || getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *it = ifa; it; it = it->ifa_next) {
+		if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET)
+			continue;
+		uint32_t in = ((struct sockaddr_in *)(void *)it->ifa_addr)->sin_addr.s_addr;
+		bool dup = (ntohl(in) >> 24) == 127;
+		for (size_t i = 0; i < n; i++)
+			dup = dup || addrs[i] == in;
+		if (!dup && n < LB_NODE_ADDRS_MAX)
+			addrs[n++] = in;
+	}
+	freeifaddrs(ifa);
+	if (n == p->n_node_addrs && memcmp(addrs, p->node_addrs, n * sizeof(*addrs)) == 0)
+		return;
+	struct shoal_err err = {0};
+	if (lb_sock_node_addrs(p->node_pins, addrs, n, &err) < 0) {
+		log_warn("publish: node addresses: %s", err.msg);
+		return;
+	}
+	memcpy(p->node_addrs, addrs, n * sizeof(*addrs));
+	p->n_node_addrs = n;
+}
+
 void publish_scan_uplinks(struct agent *a)
 {
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
+	node_addrs_sync(p);
 	/* the agent's own network namespace (sysfs may show another one's) */
 	struct if_nameindex *ifs = if_nameindex();
 	if (!ifs)

@@ -139,3 +139,27 @@ const char *lb_drop_reason_name(int reason);
 int lb_sock_attach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);
 /* Removes our four programs from the cgroup; others' stay. */
 int lb_sock_detach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);
+
+/* Published ports reached from the node itself: its own processes' packets
+ * never cross an uplink's tc hook, so four more programs (connect4,
+ * sendmsg4, recvmsg4, getpeername4) translate, at the socket, a destination
+ * that is loopback (127.0.0.0/8) or one of the node's addresses with the
+ * port of a published service (address 0 key) to one of its backends, the
+ * same way the VIP hooks do, and back for getpeername()/recvmsg(). They go
+ * on the root of the cgroup v2 tree that holds cgroup_path (every process
+ * of the machine is under it; on hybrid hosts /sys/fs/cgroup/unified),
+ * BPF_F_ALLOW_MULTI, and act only on sockets of the caller's network
+ * namespace (its cookie, in a config map), so that agents sharing a machine
+ * in their own namespaces leave each other alone.
+ *
+ * The attachments are bpf_links pinned in pin_dir (with the hooks' own
+ * maps): a later call with the same pin_dir (a restarted agent) swaps the
+ * programs in place, flows kept; removing pin_dir (shoald --teardown, or
+ * lb_sock_node_detach()) detaches them. */
+int lb_sock_node_attach(struct lb *lb, const char *cgroup_path, const char *pin_dir,
+			struct shoal_err *err);
+int lb_sock_node_detach(const char *pin_dir, struct shoal_err *err);
+/* Sets the node's own addresses (network byte order; loopback is implied),
+ * at most LB_NODE_ADDRS_MAX. */
+int lb_sock_node_addrs(const char *pin_dir, const uint32_t *addrs, size_t n,
+		       struct shoal_err *err);

@@ -3,6 +3,7 @@
 
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "bpf/lib/lb.h"
@@ -16,8 +17,16 @@
  * the VIP. Only services with an address are served here: a published port
  * (address 0) would otherwise capture every connection to its port.
  *
- * These maps are not pinned; lb/ hands them from the programs it replaces
- * to their successors, so a new agent finds the flows of the old one. */
+ * The node hooks (node = true) serve published ports to the node's own
+ * processes, whose packets never cross an uplink's tc hook: a destination
+ * that is loopback or one of the node's addresses, with the port of a
+ * published port, goes to one of its backends. They sit on the root of the
+ * cgroup v2 tree, where every process of the machine is, so they act only on
+ * sockets of the agent's network namespace (lb_node_cfg).
+ *
+ * For the VIP hooks these maps are not pinned; lb/ hands them from the
+ * programs it replaces to their successors, so a new agent finds the flows
+ * of the old one. The node hooks' copies are pinned by lb/. */
 
 /* (UDP socket, service address) -> backend its datagrams go to. */
 struct {
@@ -37,6 +46,39 @@ struct {
 	__type(value, struct lb_rnat_entry);
 } lb_sock_rnat SEC(".maps");
 
+/* [0]: the agent's network namespace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_node_cfg);
+} lb_node_cfg SEC(".maps");
+
+/* The node's own addresses (besides 127.0.0.0/8); the value is unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_NODE_ADDRS_MAX);
+	__type(key, __be32);
+	__type(value, __u8);
+} lb_node_addrs SEC(".maps");
+
+/* Whether the socket belongs to the agent's network namespace. */
+static __always_inline bool lb_node_netns(struct bpf_sock_addr *ctx)
+{
+	__u32 zero = 0;
+	struct lb_node_cfg *cfg = bpf_map_lookup_elem(&lb_node_cfg, &zero);
+
+	return cfg && cfg->netns_cookie && bpf_get_netns_cookie(ctx) == cfg->netns_cookie;
+}
+
+/* Loopback or one of the node's addresses. */
+static __always_inline bool lb_node_addr(__be32 addr)
+{
+	if ((bpf_ntohl(addr) >> 24) == 127)
+		return true;
+	return bpf_map_lookup_elem(&lb_node_addrs, &addr) != NULL;
+}
+
 /* The socket path sees no packets: it counts new flows (a connect(), a UDP
  * socket's first datagram to a service) and, for UDP, datagrams sent. */
 static __always_inline void lb_sock_stats_add(void *map, __u32 id, bool datagram, bool new_flow)
@@ -51,8 +93,9 @@ static __always_inline void lb_sock_stats_add(void *map, __u32 id, bool datagram
 		st->new_flows++;
 }
 
-/* Forward translation; datagram: called from sendmsg4, once per datagram. */
-static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram)
+/* Forward translation; datagram: called from sendmsg4, once per datagram;
+ * node: the node hooks (published ports), else the VIP hooks. */
+static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram, bool node)
 {
 	struct lb_svc_key sk = {};
 	struct lb_sock_key fk = {}, rk = {};
@@ -68,25 +111,36 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 0;
-	sk.addr = ctx->user_ip4;
-	sk.port = (__be16)ctx->user_port;
-	sk.proto = proto;
-	if (sk.addr == 0)
+	__be32 req_addr = ctx->user_ip4;
+	__be16 req_port = (__be16)ctx->user_port;
+
+	if (req_addr == 0)
 		return 0;
-	/* the exact port, else a VIP balanced on every port (port 0), whose
-	 * backends then take the port the socket asked for */
-	__be16 req_port = sk.port;
-	svc = bpf_map_lookup_elem(&lb_services, &sk);
-	if (!svc) {
-		sk.port = 0;
+	sk.port = req_port;
+	sk.proto = proto;
+	if (node) {
+		/* a published port: its key has address 0 */
+		if (!lb_node_addr(req_addr) || !lb_node_netns(ctx))
+			return 0;
 		svc = bpf_map_lookup_elem(&lb_services, &sk);
 		if (!svc)
 			return 0;
+	} else {
+		/* the exact port, else a VIP balanced on every port (port 0),
+		 * whose backends then take the port the socket asked for */
+		sk.addr = req_addr;
+		svc = bpf_map_lookup_elem(&lb_services, &sk);
+		if (!svc) {
+			sk.port = 0;
+			svc = bpf_map_lookup_elem(&lb_services, &sk);
+			if (!svc)
+				return 0;
+		}
 	}
 
 	cookie = bpf_get_socket_cookie(ctx);
 	fk.cookie = cookie;
-	fk.addr = sk.addr;
+	fk.addr = req_addr;
 	fk.port = req_port;
 	fk.proto = proto;
 	if (udp) {
@@ -101,7 +155,7 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 		 * connection hashes apart, and a UDP socket that lost its entry
 		 * finds the same backend again while the table is unchanged. */
 		hk.saddr = (__u32)cookie;
-		hk.daddr = (__u32)(cookie >> 32) ^ sk.addr;
+		hk.daddr = (__u32)(cookie >> 32) ^ req_addr;
 		hk.dport = req_port;
 		hk.proto = proto;
 		ret = lb_maglev_pick(svc, &hk, &be_id);
@@ -125,7 +179,7 @@ static __always_inline int lb_sock_fwd4(struct bpf_sock_addr *ctx, bool datagram
 	rk.port = be_port;
 	rk.proto = proto;
 	if (new_flow || !bpf_map_lookup_elem(&lb_sock_rnat, &rk)) {
-		rn.addr = sk.addr;
+		rn.addr = req_addr;
 		rn.port = req_port;
 		rn.svc_id = svc->id;
 		if (bpf_map_update_elem(&lb_sock_rnat, &rk, &rn, BPF_ANY) < 0)

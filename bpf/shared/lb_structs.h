@@ -104,3 +104,13 @@ struct lb_sock_flow {
 	__u32 backend_id;
 	__u32 svc_id;
 };
+
+/* Published ports from the node itself (the node hooks of sock_lb.bpf.c, on
+ * the root of the cgroup v2 tree): only sockets of the agent's own network
+ * namespace are translated, and only towards loopback or one of the node's
+ * addresses (lb_node_addrs, kept up to date by the agent). */
+#define LB_NODE_ADDRS_MAX 256
+
+struct lb_node_cfg {
+	__u64 netns_cookie; /* the agent's network namespace; 0: translate nothing */
+};
