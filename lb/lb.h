@@ -163,3 +163,58 @@ int lb_sock_node_detach(const char *pin_dir, struct shoal_err *err);
  * at most LB_NODE_ADDRS_MAX. */
 int lb_sock_node_addrs(const char *pin_dir, const uint32_t *addrs, size_t n,
 		       struct shoal_err *err);
+
+/* Host routing to local endpoints: published-port traffic to a backend
+ * that is a container on this node skips the node's IP stack.
+ *
+ * The tc ingress program on the uplink looks the backend's address up in
+ * lb_local_eps after the DNAT; when it is there, it addresses the frame to
+ * the container and redirects it into the container's end of the veth pair.
+ * A tc ingress program on the host end of each such veth (lb_veth_attach())
+ * takes the replies of those flows, reverse-NATs them and sends them out of
+ * the uplink the flow came in on. Everything else keeps the kernel's path:
+ * backends not registered here, the containers' other traffic, and the
+ * flows' packets whenever either program is not in place.
+ *
+ * A handle shares the maps of an open struct lb (which must outlive it).
+ * lb_local_eps and lb_fwd_flows are pinned in opts->pin_dir; a new handle on
+ * the same dir (an agent restart) carries the flows of the maps pinned there
+ * over into the new programs' maps, so that replies of established flows
+ * keep their path, and replaces the pins. Veth hooks stay when the handle is
+ * closed; a later lb_veth_attach() replaces our program in place. */
+struct lb_fwd;
+
+struct lb_fwd_open_opts {
+	/* bpffs directory for the pins (the load balancer's own); NULL: none. */
+	const char *pin_dir;
+};
+
+struct lb_endpoint {
+	uint32_t addr;	     /* network byte order */
+	int ifindex;	     /* host side of the container's veth pair */
+	uint8_t mac[6];	     /* the container's interface */
+	uint8_t host_mac[6]; /* the host side of the veth */
+};
+
+int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fwd **ret,
+		struct shoal_err *err);
+/* Frees the handle; veth hooks and pins stay. */
+struct lb_fwd *lb_fwd_close(struct lb_fwd *f);
+/* The veth program, for BPF_PROG_TEST_RUN. */
+int lb_fwd_prog_fd(const struct lb_fwd *f);
+
+/* Registers (or updates) a local endpoint. Attach the reply program to its
+ * veth first: a flow whose forward packets skip the stack must have its
+ * replies skip it too. */
+int lb_endpoint_set(struct lb_fwd *f, const struct lb_endpoint *ep, struct shoal_err *err);
+/* -ENOENT if addr was not registered. */
+int lb_endpoint_delete(struct lb_fwd *f, uint32_t addr, struct shoal_err *err);
+/* Registered endpoints; *ret is malloc'ed. */
+int lb_endpoint_list(struct lb_fwd *f, struct lb_endpoint **ret, size_t *ret_n);
+
+/* Attaches the reply program to tc ingress of a host-side veth (clsact
+ * created when missing), replacing our earlier program there. */
+int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err);
+/* Removes our program from the interface; a missing interface or filter is
+ * not an error, someone else's program at our handle is (-EBUSY). */
+int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err);

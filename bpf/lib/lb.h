@@ -5,6 +5,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpf/lib/fwd.h"
 #include "bpf/lib/jhash.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/nat.h"
@@ -151,7 +152,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 		return ret;
 	lb_stats_add(&lb_svc_stats, svc->id, p.len, new_flow);
 	lb_stats_add(&lb_be_stats, be_id, p.len, new_flow);
-	return 0;
+	return lb_fwd4(skb, be, &rk);
 }
 
 /* tc egress on the uplink: replies of load-balanced flows get the service
@@ -181,7 +182,9 @@ static __always_inline int lb_verdict(int ret)
 	__u32 idx;
 	__u64 *cnt;
 
-	if (ret >= 0)
+	if (ret > 0)
+		return ret; /* a tc action chosen already: lb_fwd4()'s redirect */
+	if (ret == 0)
 		return TC_ACT_OK;
 	idx = -ret;
 	cnt = bpf_map_lookup_elem(&lb_drops, &idx);

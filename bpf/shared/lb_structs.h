@@ -114,3 +114,21 @@ struct lb_sock_flow {
 struct lb_node_cfg {
 	__u64 netns_cookie; /* the agent's network namespace; 0: translate nothing */
 };
+
+/* lb_local_eps: a backend address that is a container on this node ->
+ * where its packets go. The tc ingress program on the uplink writes the two
+ * MAC addresses and hands the packet straight to the container's end of the
+ * veth pair (bpf_redirect_peer on the host end). */
+struct lb_local_ep {
+	__u32 ifindex;	  /* host-side veth */
+	__u8 mac[6];	  /* the container's interface: destination */
+	__u8 host_mac[6]; /* the host-side veth: source */
+};
+
+/* lb_fwd_flows: a reply flow (as struct lb_flow_key) whose forward packets
+ * were redirected to a local endpoint -> the uplink they came in on, where
+ * its replies are sent back out. */
+struct lb_fwd_flow {
+	__u32 ifindex;
+	__u32 pad;
+};

@@ -23,3 +23,15 @@ if(CMOCKA_FOUND)
 	set_tests_properties(bpf/sock-lb PROPERTIES LABELS "bpf" TIMEOUT 300 SKIP_RETURN_CODE 77
 		ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")
 endif()
+
+# Host routing to local endpoints (tests/bpf/): root, bpffs; skip with 77
+# otherwise.
+if(CMOCKA_FOUND)
+	add_executable(test-lb-fwd ${PROJECT_SOURCE_DIR}/tests/bpf/test-lb-fwd.c)
+	target_compile_options(test-lb-fwd PRIVATE ${SHOAL_SAN_FLAGS})
+	target_link_options(test-lb-fwd PRIVATE -fsanitize=address,undefined)
+	target_link_libraries(test-lb-fwd PRIVATE shoal_lb_san PkgConfig::CMOCKA)
+	add_test(NAME bpf/lb-fwd COMMAND test-lb-fwd)
+	set_tests_properties(bpf/lb-fwd PROPERTIES LABELS "bpf" TIMEOUT 300 SKIP_RETURN_CODE 77
+		ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")
+endif()

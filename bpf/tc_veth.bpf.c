@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: Apache-2.0
+/* tc ingress on the host side of a local container's veth: replies of
+ * published-port flows forwarded past the node's stack, reverse-NATed and
+ * sent out of the uplink towards the client. */
+#include "bpf/lib/fwd.h"
+
+SEC("tc")
+int lb_veth_ingress(struct __sk_buff *skb)
+{
+	return lb_fwd_verdict(lb_fwd_reply4(skb));
+}
+
+char LICENSE[] SEC("license") = "Apache-2.0";

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Host routing to local endpoints: the registry the uplink's ingress program
+ * reads (lb_local_eps) and the reply program on the containers' veths. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lib/cleanup.h"
+#include "lib/err.h"
+#include "lib/util.h"
+#include "lb/lb.h"
+#include "tc_veth.skel.h"
+
+/* Our filter on a veth's tc ingress: a fixed handle and priority, so that a
+ * restarted agent replaces its own program and never touches another. */
+#define LB_FWD_TC_HANDLE 0x5346
+#define LB_FWD_TC_PRIO	 0x5346
+#define LB_FWD_PROG_NAME "lb_veth_ingress"
+/* Maps a program uses that one query reads. */
+#define LB_FWD_QUERY_MAX 64
+
+/* The ingress program's maps that lb-fwd pins itself. */
+static const char *const lb_fwd_pinned[] = {"lb_local_eps", "lb_fwd_flows"};
+
+struct lb_fwd {
+	struct tc_veth *skel;
+	int fd_eps;   /* lb_local_eps of the loaded ingress program */
+	int fd_flows; /* lb_fwd_flows */
+	int *hooks;   /* ifindexes we attached to */
+	size_t n_hooks;
+};
+
+/* A new fd for the map called name that prog_fd uses; -ENOENT if none. */
+static int lb_fwd_prog_map(int prog_fd, const char *name)
+{
+	uint32_t ids[LB_FWD_QUERY_MAX];
+	struct bpf_prog_info info = {.nr_map_ids = LB_FWD_QUERY_MAX,
+				     .map_ids = (uint64_t)(uintptr_t)ids};
+	uint32_t len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0)
+		return -errno;
+	if (info.nr_map_ids > LB_FWD_QUERY_MAX)
+		return -E2BIG;
+	for (uint32_t i = 0; i < info.nr_map_ids; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t mlen = sizeof(mi);
+		_cleanup_close_ int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) < 0)
+			return -errno;
+		if (strncmp(mi.name, name, BPF_OBJ_NAME_LEN - 1) == 0)
+			return TAKE_FD(fd);
+	}
+	return -ENOENT;
+}
+
+static int lb_fwd_map_id(int fd, uint32_t *ret)
+{
+	struct bpf_map_info mi = {};
+	uint32_t len = sizeof(mi);
+
+	if (bpf_obj_get_info_by_fd(fd, &mi, &len) < 0)
+		return -errno;
+	*ret = mi.id;
+	return 0;
+}
+
+/* Copies every entry of from into to, which must have the same key and value
+ * sizes; entries that do not fit (a full map) are left out. */
+static int lb_fwd_copy_map(int from, int to)
+{
+	struct bpf_map_info mf = {}, mt = {};
+	uint32_t lf = sizeof(mf), lt = sizeof(mt);
+	_cleanup_free_ uint8_t *key = NULL, *next = NULL, *val = NULL;
+	bool first = true;
+
+	if (bpf_obj_get_info_by_fd(from, &mf, &lf) < 0 || bpf_obj_get_info_by_fd(to, &mt, &lt) < 0)
+		return -errno;
+	if (mf.key_size != mt.key_size || mf.value_size != mt.value_size)
+		return -EINVAL;
+	key = calloc(1, mf.key_size);
+	next = calloc(1, mf.key_size);
+	val = calloc(1, mf.value_size);
+	if (!key || !next || !val)
+		return -ENOMEM;
+	for (;;) {
+		if (bpf_map_get_next_key(from, first ? NULL : key, next) < 0)
+			return errno == ENOENT ? 0 : -errno;
+		first = false;
+		memcpy(key, next, mf.key_size);
+		if (bpf_map_lookup_elem(from, key, val) < 0)
+			continue; /* evicted meanwhile */
+		if (bpf_map_update_elem(to, key, val, BPF_ANY) < 0 && errno != E2BIG)
+			return -errno;
+	}
+}
+
+/* Pins fd at dir/name. A pin of another map there is replaced; with
+ * carry_over, that map's entries are copied into fd first. */
+static int lb_fwd_pin(const char *dir, const char *name, int fd, bool carry_over,
+		      struct shoal_err *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int old = -EBADF;
+	uint32_t id = 0, old_id = 0;
+	int r;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	r = lb_fwd_map_id(fd, &id);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "reading map %s", name);
+	old = bpf_obj_get(path);
+	if (old >= 0) {
+		r = lb_fwd_map_id(old, &old_id);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "reading pinned map %s", path);
+		if (old_id == id)
+			return 0;
+		if (carry_over) {
+			r = lb_fwd_copy_map(old, fd);
+			if (r < 0)
+				return shoal_err_errno(err, -r, "carrying %s over", path);
+		}
+		if (unlink(path) < 0 && errno != ENOENT)
+			return shoal_err_errno(err, errno, "removing the old pin %s", path);
+	} else if (errno != ENOENT) {
+		return shoal_err_errno(err, errno, "opening pinned map %s", path);
+	}
+	if (bpf_obj_pin(fd, path) < 0)
+		return shoal_err_errno(err, errno, "pinning %s", path);
+	return 0;
+}
+
+struct lb_fwd *lb_fwd_close(struct lb_fwd *f)
+{
+	if (!f)
+		return NULL;
+	tc_veth__destroy(f->skel);
+	if (f->fd_eps >= 0)
+		close(f->fd_eps);
+	if (f->fd_flows >= 0)
+		close(f->fd_flows);
+	free(f->hooks);
+	free(f);
+	return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct lb_fwd *, lb_fwd_close)
+
+/* The veth program shares the ingress program's maps; those it does not use
+ * are not created. */
+static int lb_fwd_load(struct lb_fwd *f, int ingress, struct shoal_err *err)
+{
+	struct bpf_map *map;
+	int r;
+
+	f->skel = tc_veth__open();
+	if (!f->skel)
+		return shoal_err_errno(err, errno, "opening the veth program");
+	bpf_object__for_each_map(map, f->skel->obj)
+	{
+		const char *name = bpf_map__name(map);
+		_cleanup_close_ int fd = -EBADF;
+
+		if (bpf_map__is_internal(map))
+			continue;
+		fd = lb_fwd_prog_map(ingress, name);
+		if (fd == -ENOENT) {
+			if (bpf_map__set_autocreate(map, false) < 0)
+				return shoal_err_set(err, EINVAL, "leaving out map %s", name);
+			continue;
+		}
+		if (fd < 0)
+			return shoal_err_errno(err, -fd, "finding the load balancer's map %s",
+					       name);
+		r = bpf_map__reuse_fd(map, fd);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "sharing map %s", name);
+	}
+	r = tc_veth__load(f->skel);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "loading the veth program");
+	return 0;
+}
+
+int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fwd **ret,
+		struct shoal_err *err)
+{
+	_cleanup_(lb_fwd_closep) struct lb_fwd *f = NULL;
+	int ingress, r;
+
+	if (!lb)
+		return shoal_err_set(err, EINVAL, "no load balancer to forward for");
+	ingress = lb_prog_fd(lb, LB_HOOK_INGRESS);
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	f->fd_eps = f->fd_flows = -EBADF;
+	f->fd_eps = lb_fwd_prog_map(ingress, "lb_local_eps");
+	if (f->fd_eps < 0)
+		return shoal_err_errno(err, -f->fd_eps,
+				       "the tc ingress program has no local endpoint map");
+	f->fd_flows = lb_fwd_prog_map(ingress, "lb_fwd_flows");
+	if (f->fd_flows < 0)
+		return shoal_err_errno(err, -f->fd_flows,
+				       "the tc ingress program has no forwarded flow map");
+	r = lb_fwd_load(f, ingress, err);
+	if (r < 0)
+		return r;
+	if (opts && opts->pin_dir) {
+		r = mkdir_p(opts->pin_dir, 0700);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "creating %s", opts->pin_dir);
+		/* Endpoints are registered again by the caller; flows are not. */
+		r = lb_fwd_pin(opts->pin_dir, lb_fwd_pinned[0], f->fd_eps, false, err);
+		if (r >= 0)
+			r = lb_fwd_pin(opts->pin_dir, lb_fwd_pinned[1], f->fd_flows, true, err);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(f);
+	return 0;
+}
+
+int lb_fwd_prog_fd(const struct lb_fwd *f)
+{
+	return bpf_program__fd(f->skel->progs.lb_veth_ingress);
+}
+
+/* ---- endpoints ---- */
+
+int lb_endpoint_set(struct lb_fwd *f, const struct lb_endpoint *ep, struct shoal_err *err)
+{
+	struct lb_local_ep v = {};
+
+	if (!ep || ep->addr == 0 || ep->ifindex <= 0)
+		return shoal_err_set(err, EINVAL, "a local endpoint needs an address and a veth");
+	v.ifindex = (uint32_t)ep->ifindex;
+	memcpy(v.mac, ep->mac, sizeof(v.mac));
+	memcpy(v.host_mac, ep->host_mac, sizeof(v.host_mac));
+	if (bpf_map_update_elem(f->fd_eps, &ep->addr, &v, BPF_ANY) < 0)
+		return shoal_err_errno(err, errno, "registering local endpoint");
+	return 0;
+}
+
+int lb_endpoint_delete(struct lb_fwd *f, uint32_t addr, struct shoal_err *err)
+{
+	if (bpf_map_delete_elem(f->fd_eps, &addr) < 0)
+		return shoal_err_errno(err, errno, "removing local endpoint");
+	return 0;
+}
+
+int lb_endpoint_list(struct lb_fwd *f, struct lb_endpoint **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct lb_endpoint *v = NULL;
+	uint32_t key = 0, next;
+	bool first = true;
+	size_t n = 0;
+
+	v = calloc(LB_MAX_LOCAL_EPS, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	while (n < LB_MAX_LOCAL_EPS) {
+		struct lb_local_ep e;
+
+		if (bpf_map_get_next_key(f->fd_eps, first ? NULL : &key, &next) < 0) {
+			if (errno == ENOENT)
+				break;
+			return -errno;
+		}
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(f->fd_eps, &key, &e) < 0)
+			continue;
+		v[n].addr = key;
+		v[n].ifindex = (int)e.ifindex;
+		memcpy(v[n].mac, e.mac, sizeof(e.mac));
+		memcpy(v[n].host_mac, e.host_mac, sizeof(e.host_mac));
+		n++;
+	}
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- veth hooks ---- */
+
+static bool lb_fwd_prog_is_ours(uint32_t prog_id)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	_cleanup_close_ int fd = bpf_prog_get_fd_by_id(prog_id);
+
+	if (fd < 0)
+		return false;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return false;
+	return strncmp(info.name, LB_FWD_PROG_NAME, BPF_OBJ_NAME_LEN - 1) == 0;
+}
+
+int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO,
+		    .prog_fd = lb_fwd_prog_fd(f), .flags = BPF_TC_F_REPLACE);
+	bool known = false;
+	int r;
+
+	if (ifindex <= 0)
+		return shoal_err_set(err, EINVAL, "bad interface index %d", ifindex);
+	for (size_t i = 0; i < f->n_hooks; i++)
+		known |= f->hooks[i] == ifindex;
+	if (!known && f->n_hooks >= LB_MAX_LOCAL_EPS)
+		return shoal_err_set(err, ENOSPC, "the reply program is on %d veths already",
+				     LB_MAX_LOCAL_EPS);
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST)
+		return shoal_err_errno(err, -r, "creating clsact on interface %d", ifindex);
+	r = bpf_tc_attach(&hook, &o);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "attaching the reply program to interface %d",
+				       ifindex);
+	if (!known) {
+		int *nh = reallocarray(f->hooks, f->n_hooks + 1, sizeof(*nh));
+
+		if (!nh)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		f->hooks = nh;
+		f->hooks[f->n_hooks++] = ifindex;
+	}
+	return 0;
+}
+
+int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, d, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO);
+	int r;
+
+	for (size_t i = 0; i < f->n_hooks; i++)
+		if (f->hooks[i] == ifindex) {
+			f->hooks[i] = f->hooks[--f->n_hooks];
+			break;
+		}
+	r = bpf_tc_query(&hook, &q);
+	if (r == -ENOENT || r == -EINVAL || r == -ENODEV)
+		return 0; /* no such filter, no clsact, or no interface */
+	if (r < 0)
+		return shoal_err_errno(err, -r, "reading the filters of interface %d", ifindex);
+	if (!lb_fwd_prog_is_ours(q.prog_id))
+		return shoal_err_set(err, EBUSY,
+				     "interface %d has another program at the reply program's tc "
+				     "handle; left in place",
+				     ifindex);
+	r = bpf_tc_detach(&hook, &d);
+	if (r < 0 && r != -ENOENT && r != -ENODEV)
+		return shoal_err_errno(err, -r, "detaching the reply program from interface %d",
+				       ifindex);
+	return 0;
+}
