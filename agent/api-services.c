@@ -27,7 +27,8 @@ static void id25(char out[26])
 }
 
 /* Published ports: the data plane must be there, a port of 0 gets one from the
- * assignment range, and a port published by someone else is a conflict. */
+ * assignment range (host mode: per task, where it runs), and a port published
+ * by someone else is a conflict. */
 static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id)
 {
 	json_t *ports = json_object_get(json_object_get(full, "EndpointSpec"), "Ports");
@@ -52,6 +53,9 @@ static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id
 			return false;
 		}
 		int port = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+		const char *mode = json_string_value(json_object_get(pc, "PublishMode"));
+		if (port == 0 && mode && strcmp(mode, "host") == 0)
+			continue; /* each task gets its own, where it runs */
 		if (port == 0) {
 			port = publish_port_assign(r->agent, proto);
 			if (port < 0) {

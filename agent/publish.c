@@ -195,6 +195,12 @@ static const char *proto_name(int proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
+static bool port_is_host(json_t *pc)
+{
+	const char *m = json_string_value(json_object_get(pc, "PublishMode"));
+	return m && strcmp(m, "host") == 0;
+}
+
 /* A key is "tcp/8080" for a published port, "tcp/10.214.0.2/0" for a VIP. */
 static void desired_add_key(json_t *desired, const char *vip, int proto, int port,
 			    struct in_addr addr, int tport, enum lb_backend_state st)
@@ -237,19 +243,24 @@ static bool task_backend(json_t *t, const char *sid, enum lb_backend_state *ret)
 	return true;
 }
 
-/* Task -> the local container's address, or 0. */
-static struct in_addr task_addr(struct agent *a, json_t *t)
+int publish_task_host_port(json_t *task, int proto, int target)
 {
-	struct in_addr none = {0};
-	const char *cid = json_string_value(json_object_get(
-		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
-	struct container *c = cid ? container_find(a, cid, NULL) : NULL;
-	if (!c || c->state != CONTAINER_RUNNING || !c->net_attached)
-		return none;
-	return c->ip;
+	size_t i;
+	json_t *pc;
+	json_array_foreach(
+		json_object_get(json_object_get(json_object_get(task, "Status"), "PortStatus"),
+				"Ports"),
+		i, pc)
+	{
+		if (proto_num(json_string_value(json_object_get(pc, "Protocol"))) == proto &&
+		    json_integer_value(json_object_get(pc, "TargetPort")) == target)
+			return (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+	}
+	return 0;
 }
 
-static void services_desired(struct agent *a, json_t *services, json_t *tasks, json_t *desired)
+static void services_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
+			     json_t *desired)
 {
 	size_t i;
 	json_t *svc;
@@ -267,23 +278,37 @@ static void services_desired(struct agent *a, json_t *services, json_t *tasks, j
 			int proto = proto_num(json_string_value(json_object_get(pc, "Protocol")));
 			int pub = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
 			int tgt = (int)json_integer_value(json_object_get(pc, "TargetPort"));
-			if (proto < 0 || pub <= 0 || tgt <= 0)
+			bool host = port_is_host(pc);
+			if (proto < 0 || tgt <= 0 || (!host && pub <= 0))
 				continue;
-			desired_add(desired, proto, pub, (struct in_addr){0}, 0, 0);
+			/* ingress: on the node whether or not a task runs here */
+			if (!host)
+				desired_add(desired, proto, pub, (struct in_addr){0}, 0, 0);
 			size_t m;
 			json_t *t;
 			json_array_foreach(tasks, m, t)
 			{
 				enum lb_backend_state bs;
-				if (task_backend(t, sid, &bs))
-					desired_add(desired, proto, pub, task_addr(a, t), tgt, bs);
+				if (!task_backend(t, sid, &bs))
+					continue;
+				struct in_addr in = addr_of(ctx, t);
+				if (!host) {
+					desired_add(desired, proto, pub, in, tgt, bs);
+					continue;
+				}
+				/* host: only where a task of the service runs, to that
+				 * node's tasks, on the port given or the task's own */
+				int hp = pub > 0 ? pub : publish_task_host_port(t, proto, tgt);
+				if (in.s_addr && hp > 0)
+					desired_add(desired, proto, hp, in, tgt, bs);
 			}
 		}
 	}
 }
 
 /* Service VIPs: every port, TCP and UDP, to the same port of a task. */
-static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_t *desired)
+static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
+			 json_t *desired)
 {
 	size_t i;
 	json_t *svc;
@@ -302,7 +327,7 @@ static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_
 			{
 				enum lb_backend_state bs;
 				if (task_backend(t, sid, &bs))
-					desired_add_key(desired, vip, proto, 0, task_addr(a, t), 0,
+					desired_add_key(desired, vip, proto, 0, addr_of(ctx, t), 0,
 							bs);
 			}
 		}
@@ -310,12 +335,19 @@ static void vips_desired(struct agent *a, json_t *services, json_t *tasks, json_
 }
 
 /* `shoal run -p HOST:CONTAINER[/udp]`: {"80/tcp":[{"HostPort":"8080"}]} */
-static void containers_desired(struct agent *a, json_t *desired)
+static void containers_desired(json_t *containers, json_t *desired)
 {
-	for (struct container *c = a->containers; c; c = c->next) {
-		json_t *pb = json_object_get(c->host_config, "PortBindings");
+	size_t ci;
+	json_t *c;
+	json_array_foreach(containers, ci, c)
+	{
+		json_t *pb = json_object_get(c, "PortBindings");
 		if (!json_is_object(pb) || json_object_size(pb) == 0)
 			continue;
+		struct in_addr addr = {0};
+		const char *ip = json_string_value(json_object_get(c, "Addr"));
+		if (ip && *ip && inet_pton(AF_INET, ip, &addr) != 1)
+			addr.s_addr = 0;
 		const char *k;
 		json_t *binds;
 		json_object_foreach(pb, k, binds)
@@ -331,16 +363,81 @@ static void containers_desired(struct agent *a, json_t *desired)
 							 ?: "0");
 				if (proto < 0 || hport <= 0 || tport <= 0)
 					continue;
-				struct in_addr addr = {0};
-				if (c->state == CONTAINER_RUNNING && c->net_attached)
-					addr = c->ip;
 				desired_add(desired, proto, hport, addr, tport, LB_BACKEND_ACTIVE);
 			}
 		}
 	}
 }
 
-static int parse_key(const char *key, struct lb_service_key *ret)
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
+			publish_addr_fn addr_of, void *ctx)
+{
+	json_t *raw = json_object(), *out = json_object();
+	if (!raw || !out) {
+		json_decref(raw);
+		json_decref(out);
+		return NULL;
+	}
+	services_desired(services, tasks, addr_of, ctx, raw);
+	vips_desired(services, tasks, addr_of, ctx, raw);
+	containers_desired(containers, raw);
+	/* one string per key, backends sorted, so that a change is one
+	 * comparison and the order of tasks does not matter */
+	const char *key;
+	json_t *arr;
+	json_object_foreach(raw, key, arr)
+	{
+		size_t n = json_array_size(arr), len = 1;
+		const char **v = calloc(n ? n : 1, sizeof(*v));
+		if (!v)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			v[i] = json_string_value(json_array_get(arr, i));
+			len += strlen(v[i]) + 1;
+		}
+		qsort(v, n, sizeof(*v), cmp_str);
+		char *joined = calloc(1, len);
+		for (size_t i = 0; joined && i < n; i++) {
+			/* the same backend twice (two ports of one task) once */
+			if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
+				continue;
+			strcat(joined, v[i]);
+			strcat(joined, ",");
+		}
+		if (joined)
+			json_object_set_new(out, key, json_string(joined));
+		free(joined);
+		free(v);
+	}
+	json_decref(raw);
+	return out;
+}
+
+json_t *publish_plan(json_t *desired, json_t *programmed)
+{
+	json_t *up = json_object(), *del = json_array();
+	const char *key;
+	json_t *v;
+	json_object_foreach(desired, key, v)
+	{
+		const char *was = json_string_value(json_object_get(programmed, key));
+		if (!was || strcmp(was, json_string_value(v) ?: "") != 0)
+			json_object_set(up, key, v);
+	}
+	json_object_foreach(programmed, key, v)
+	{
+		if (!json_object_get(desired, key))
+			json_array_append_new(del, json_string(key));
+	}
+	return json_pack("{s:o, s:o}", "Upsert", up, "Delete", del);
+}
+
+int publish_parse_key(const char *key, struct lb_service_key *ret)
 {
 	char proto[8], vip[INET_ADDRSTRLEN];
 	int port;
@@ -351,9 +448,173 @@ static int parse_key(const char *key, struct lb_service_key *ret)
 	} else if (sscanf(key, "%7[a-z]/%d", proto, &port) != 2) {
 		return -EINVAL;
 	}
+	int pn = proto_num(proto);
+	if (pn < 0 || port < 0 || port > 65535)
+		return -EINVAL;
 	*ret = (struct lb_service_key){
-		.addr = in.s_addr, .port = (uint16_t)port, .proto = (uint8_t)proto_num(proto)};
+		.addr = in.s_addr, .port = (uint16_t)port, .proto = (uint8_t)pn};
 	return 0;
+}
+
+int publish_parse_backends(const char *joined, struct lb_backend_spec **ret, size_t *ret_n)
+{
+	size_t n = 0, cap = 1;
+	for (const char *s = joined; *s; s++)
+		cap += *s == ',';
+	struct lb_backend_spec *bs = calloc(cap, sizeof(*bs));
+	if (!bs)
+		return -ENOMEM;
+	for (const char *s = joined; *s;) {
+		char ip[INET_ADDRSTRLEN];
+		int port, st;
+		struct in_addr in;
+		if (sscanf(s, "%15[0-9.]:%d:%d", ip, &port, &st) == 3 &&
+		    inet_pton(AF_INET, ip, &in) == 1 && port >= 0 && port <= 65535)
+			bs[n++] = (struct lb_backend_spec){.addr = in.s_addr,
+							   .port = (uint16_t)port,
+							   .state = (enum lb_backend_state)st};
+		const char *comma = strchr(s, ',');
+		if (!comma)
+			break;
+		s = comma + 1;
+	}
+	*ret = bs;
+	*ret_n = n;
+	return 0;
+}
+
+/* Task -> the local container's address, or 0. */
+static struct in_addr task_addr(void *ctx, json_t *t)
+{
+	struct agent *a = ctx;
+	struct in_addr none = {0};
+	const char *cid = json_string_value(json_object_get(
+		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
+	struct container *c = cid ? container_find(a, cid, NULL) : NULL;
+	if (!c || c->state != CONTAINER_RUNNING || !c->net_attached)
+		return none;
+	return c->ip;
+}
+
+/* The node's containers as publish_desired() takes them. */
+static json_t *containers_json(struct agent *a)
+{
+	json_t *out = json_array();
+	for (struct container *c = a->containers; c; c = c->next) {
+		json_t *pb = json_object_get(c->host_config, "PortBindings");
+		if (!json_is_object(pb) || json_object_size(pb) == 0)
+			continue;
+		char ip[INET_ADDRSTRLEN] = "";
+		if (c->state == CONTAINER_RUNNING && c->net_attached)
+			inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
+		json_array_append_new(out, json_pack("{s:s, s:O}", "Addr", ip, "PortBindings", pb));
+	}
+	return out;
+}
+
+/* Whether a (non-terminal) task holds proto/port as its own host port. */
+static bool task_ports_use(json_t *tasks, int proto, int port)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		size_t k;
+		json_t *pc;
+		json_array_foreach(
+			json_object_get(json_object_get(json_object_get(t, "Status"), "PortStatus"),
+					"Ports"),
+			k, pc)
+		{
+			if (proto_num(json_string_value(json_object_get(pc, "Protocol"))) ==
+				    proto &&
+			    json_integer_value(json_object_get(pc, "PublishedPort")) == port)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Host-mode ports of the node's running tasks, in Status.PortStatus.Ports as
+ * Docker shows them; a port without PublishedPort gets a free one per task.
+ * The record is written back (compare-and-swap) and the in-memory task too,
+ * so that this sync programs it. */
+static void tasks_port_status(struct agent *a, json_t *services, json_t *tasks)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		enum lb_backend_state bs;
+		const char *sid = json_string_value(json_object_get(t, "ServiceID")) ?: "";
+		if (!task_backend(t, sid, &bs) || task_addr(a, t).s_addr == 0)
+			continue;
+		json_t *svc = NULL;
+		size_t k;
+		json_t *s;
+		json_array_foreach(services, k, s)
+		{
+			if (strcmp(json_string_value(json_object_get(s, "ID")) ?: "", sid) == 0)
+				svc = s;
+		}
+		json_t *ports = json_object_get(
+			json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"), "Ports");
+		json_t *want = json_array();
+		json_t *pc;
+		json_array_foreach(ports, k, pc)
+		{
+			int proto = proto_num(json_string_value(json_object_get(pc, "Protocol")));
+			int tgt = (int)json_integer_value(json_object_get(pc, "TargetPort"));
+			int pub = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+			if (!port_is_host(pc) || proto < 0 || tgt <= 0)
+				continue;
+			if (pub <= 0)
+				pub = publish_task_host_port(t, proto, tgt);
+			for (int cand = PUBLISH_PORT_MIN; pub <= 0 && cand <= PUBLISH_PORT_MAX;
+			     cand++) {
+				char buf[128];
+				if (!task_ports_use(tasks, proto, cand) &&
+				    !publish_port_owner(a, proto, cand, NULL, buf, sizeof(buf)))
+					pub = cand;
+			}
+			if (pub <= 0) {
+				log_warn("publish: no free port left for task %s",
+					 json_string_value(json_object_get(t, "ID")) ?: "");
+				continue;
+			}
+			json_array_append_new(want, json_pack("{s:s, s:i, s:i, s:s}", "Protocol",
+							      proto_name(proto), "TargetPort", tgt,
+							      "PublishedPort", pub, "PublishMode",
+							      "host"));
+		}
+		json_t *st = json_object_get(t, "Status");
+		json_t *have = json_object_get(json_object_get(st, "PortStatus"), "Ports");
+		if (json_array_size(want) == 0 || json_equal(want, have)) {
+			json_decref(want);
+			continue;
+		}
+		json_object_set_new(st, "PortStatus", json_pack("{s:O}", "Ports", want));
+		char key[160];
+		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+			 json_string_value(json_object_get(t, "ID")) ?: "");
+		for (int attempt = 0; attempt < 5; attempt++) {
+			json_t *rec = NULL;
+			int64_t rev = 0;
+			if (cluster_get(a, key, &rec, &rev, NULL) < 0)
+				break;
+			json_t *rst = json_object_get(rec, "Status");
+			if (!json_is_object(rst)) {
+				rst = json_object();
+				json_object_set_new(rec, "Status", rst);
+			}
+			json_object_set_new(rst, "PortStatus", json_pack("{s:O}", "Ports", want));
+			int r = cluster_put(a, key, rec, rev, NULL, NULL);
+			json_decref(rec);
+			if (r != -EAGAIN)
+				break;
+		}
+		json_decref(want);
+	}
 }
 
 void publish_sync(struct agent *a, json_t *services, json_t *tasks)
@@ -361,80 +622,59 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
-	json_t *desired = json_object();
-	services_desired(a, services, tasks, desired);
-	vips_desired(a, services, tasks, desired);
-	containers_desired(a, desired);
+	tasks_port_status(a, services, tasks);
+	json_t *containers = containers_json(a);
+	json_t *desired = publish_desired(services, tasks, containers, task_addr, a);
+	json_decref(containers);
+	json_t *plan = desired ? publish_plan(desired, p->programmed) : NULL;
 	const char *key;
-	json_t *arr;
-	json_object_foreach(desired, key, arr)
+	json_t *v;
+	json_object_foreach(json_object_get(plan, "Upsert"), key, v)
 	{
-		/* one string per port, so a change is one comparison */
-		size_t n = json_array_size(arr);
-		char *joined = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&joined, &len);
-		struct lb_backend_spec *bs = calloc(n ? n : 1, sizeof(*bs));
-		size_t nb = 0;
-		for (size_t i = 0; f && bs && i < n; i++) {
-			const char *s = json_string_value(json_array_get(arr, i));
-			char ip[INET_ADDRSTRLEN];
-			int port, st;
-			fprintf(f, "%s,", s);
-			if (sscanf(s, "%15[0-9.]:%d:%d", ip, &port, &st) != 3)
-				continue;
-			struct in_addr in;
-			if (inet_pton(AF_INET, ip, &in) != 1)
-				continue;
-			bs[nb++] = (struct lb_backend_spec){.addr = in.s_addr,
-							    .port = (uint16_t)port,
-							    .state = (enum lb_backend_state)st};
-		}
-		if (f)
-			fclose(f);
-		const char *was = json_string_value(json_object_get(p->programmed, key));
 		struct lb_service_key sk;
-		if (joined && (!was || strcmp(was, joined) != 0) && parse_key(key, &sk) == 0) {
-			struct shoal_err err = {0};
-			if (lb_service_upsert(p->lb, &sk, bs, nb, &err) < 0) {
-				log_warn("publish: port %s: %s", key, err.msg);
-			} else {
-				log_debug("publish: port %s -> %zu backend(s)", key, nb);
-				json_object_set_new(p->programmed, key, json_string(joined));
-			}
+		struct lb_backend_spec *bs = NULL;
+		size_t nb = 0;
+		const char *joined = json_string_value(v) ?: "";
+		if (publish_parse_key(key, &sk) < 0 || publish_parse_backends(joined, &bs, &nb) < 0)
+			continue;
+		struct shoal_err err = {0};
+		if (lb_service_upsert(p->lb, &sk, bs, nb, &err) < 0) {
+			log_warn("publish: port %s: %s", key, err.msg);
+		} else {
+			log_debug("publish: port %s -> %zu backend(s)", key, nb);
+			json_object_set_new(p->programmed, key, json_string(joined));
 		}
 		free(bs);
-		free(joined);
 	}
 	/* ports no longer published */
-	void *tmp;
-	json_object_foreach_safe(p->programmed, tmp, key, arr)
+	size_t i;
+	json_array_foreach(json_object_get(plan, "Delete"), i, v)
 	{
-		if (json_object_get(desired, key))
-			continue;
 		struct lb_service_key sk;
-		if (parse_key(key, &sk) == 0)
+		key = json_string_value(v);
+		if (publish_parse_key(key, &sk) == 0)
 			lb_service_delete(p->lb, &sk, NULL);
 		json_object_del(p->programmed, key);
 	}
-	if (!p->swept) {
+	json_decref(plan);
+	if (desired && !p->swept) {
 		/* pins outlive the agent: drop what nothing publishes any more */
 		struct lb_service_key *keys = NULL;
 		size_t nk = 0;
 		if (lb_service_list(p->lb, &keys, &nk) == 0) {
-			for (size_t i = 0; i < nk; i++) {
-				char k[64], ip[INET_ADDRSTRLEN];
-				struct in_addr in = {.s_addr = keys[i].addr};
+			for (size_t k = 0; k < nk; k++) {
+				char kb[64], ip[INET_ADDRSTRLEN];
+				struct in_addr in = {.s_addr = keys[k].addr};
 				inet_ntop(AF_INET, &in, ip, sizeof(ip));
-				if (keys[i].addr)
-					snprintf(k, sizeof(k), "%s/%s/%u",
-						 proto_name(keys[i].proto), ip,
-						 (unsigned)keys[i].port);
+				if (keys[k].addr)
+					snprintf(kb, sizeof(kb), "%s/%s/%u",
+						 proto_name(keys[k].proto), ip,
+						 (unsigned)keys[k].port);
 				else
-					snprintf(k, sizeof(k), "%s/%u", proto_name(keys[i].proto),
-						 (unsigned)keys[i].port);
-				if (!json_object_get(desired, k))
-					lb_service_delete(p->lb, &keys[i], NULL);
+					snprintf(kb, sizeof(kb), "%s/%u", proto_name(keys[k].proto),
+						 (unsigned)keys[k].port);
+				if (!json_object_get(desired, kb))
+					lb_service_delete(p->lb, &keys[k], NULL);
 			}
 			free(keys);
 		}
@@ -560,7 +800,7 @@ json_t *publish_list(struct agent *a)
 	json_object_foreach(p->programmed, key, v)
 	{
 		struct lb_service_key sk;
-		if (parse_key(key, &sk) < 0)
+		if (publish_parse_key(key, &sk) < 0)
 			continue;
 		json_t *e = publish_port_stats(a, sk.proto, sk.port);
 		if (!e)

@@ -2,10 +2,15 @@
 #pragma once
 
 #include <jansson.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "lib/err.h"
 
 struct agent;
+struct lb_service_key;
+struct lb_backend_spec;
 
 /*
  * Published ports: services' EndpointSpec.Ports and containers' PortBindings,
@@ -15,6 +20,12 @@ struct agent;
  * Backends follow tasks: running and healthy ones take new flows; stopping ones
  * are drained (existing flows only). Changes are map updates of the services
  * that changed, never a rebuild.
+ *
+ * Publish modes (EndpointSpec.Ports[].PublishMode): ingress ports are
+ * published on the node whether or not a task runs there; host ports only
+ * while a task of the service runs on the node, to that node's tasks, on
+ * PublishedPort or, without one, on a port assigned per task and shown in
+ * the task's Status.PortStatus.Ports.
  */
 #define PUBLISH_PORT_MIN 30000 /* published ports assigned when none is given */
 #define PUBLISH_PORT_MAX 32767
@@ -28,7 +39,9 @@ bool publish_available(struct agent *a, struct shoal_err *err);
 /* Programs the data plane from the store's services and tasks and the
  * node's containers. */
 void publish_sync(struct agent *a, json_t *services, json_t *tasks);
-/* Attaches to uplinks that appeared since the last scan. */
+/* Attaches to uplinks that appeared since the last scan, and gives the node
+ * hooks (published ports reached from the node itself: localhost:PORT and
+ * the node's addresses) the node's current addresses. */
 void publish_scan_uplinks(struct agent *a);
 /* Who publishes proto/port already ("service web", "container x"), or NULL.
  * except_id: a service or container id to leave out (its own update). */
@@ -48,3 +61,22 @@ json_t *publish_port_stats(struct agent *a, int proto, int port);
 /* Every published port with its owner, backends and counters, and the drops by
  * reason: {"Ports":[{"Protocol","PublishedPort","Owner",...stats}],"Drops":{reason:n}}. */
 json_t *publish_list(struct agent *a);
+
+/* The pure part of publish_sync(), exposed for tests. */
+/* A task -> the address of its container on this node; 0 if none here. */
+typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task);
+/* What the data plane should hold: {"tcp/8080": "10.213.0.5:80:1,...",
+ * "udp/10.214.0.2/0": "..."}: per key ("proto/port" for a published port,
+ * "proto/vip/0" for a service VIP), its backends "addr:port:state," sorted.
+ * services and tasks as the store has them; containers:
+ * [{"Addr": "10.213.0.9" or "", "PortBindings": {"80/tcp": [{"HostPort": "8081"}]}}]. */
+json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
+			publish_addr_fn addr_of, void *ctx);
+/* The writes that take the data plane from programmed (same form, as last
+ * written) to desired: {"Upsert": {key: backends}, "Delete": [key]}. */
+json_t *publish_plan(json_t *desired, json_t *programmed);
+int publish_parse_key(const char *key, struct lb_service_key *ret);
+/* "addr:port:state,..." -> specs; *ret is malloc'ed. */
+int publish_parse_backends(const char *joined, struct lb_backend_spec **ret, size_t *ret_n);
+/* The task's own host port for proto/target (Status.PortStatus), or 0. */
+int publish_task_host_port(json_t *task, int proto, int target);

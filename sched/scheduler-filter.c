@@ -167,6 +167,10 @@ void sched_node_room(const struct sched_node *n, const struct sched_creq *q, str
 		for (size_t i = 0; i < q->n_ports && used == q->n_ports; i++)
 			if (sched_node_port_used(n, q->ports[i].code))
 				used = i;
+		/* A task of the service already on the node holds its host ports,
+		 * whether or not the caller listed them with the task. */
+		if (used == q->n_ports && cd->cnt > 0)
+			used = 0;
 		/* A host port taken by the first task makes the node full for the rest. */
 		room = min_room(room, used < q->n_ports ? 0 : 1, &cd->reason,
 				SCHED_FILTER_HOST_PORT);
