@@ -39,6 +39,11 @@ bool publish_available(struct agent *a, struct shoal_err *err);
 /* Programs the data plane from the store's services and tasks and the
  * node's containers. */
 void publish_sync(struct agent *a, json_t *services, json_t *tasks);
+/* Registers this node's running bridge containers as local endpoints of the
+ * load balancer lb (published-port traffic to them skips the node's stack,
+ * see lb_fwd_open()) and removes the ones gone. */
+struct lb;
+void publish_fwd_sync(struct agent *a, struct lb *lb);
 /* Attaches to uplinks that appeared since the last scan, and gives the node
  * hooks (published ports reached from the node itself: localhost:PORT and
  * the node's addresses) the node's current addresses. */

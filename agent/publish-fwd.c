@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Host routing for published ports: every running container on this node's
+ * bridge network is registered as a local endpoint (its address, the host
+ * side of its veth pair, both MACs), with the reply program on that veth, so
+ * that published-port traffic to it skips the node's IP stack both ways.
+ * Containers that are gone are removed. */
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/container.h"
+#include "agent/publish.h"
+#include "lb/lb.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "overlay/bridge-internal.h"
+
+/* One agent per process: the handle lives as long as the load balancer
+ * handle it was opened on. */
+static struct {
+	struct lb *lb;
+	struct lb_fwd *fwd;
+	bool warned;
+	struct lb_endpoint *eps; /* as last programmed */
+	size_t n;
+} fwd_state;
+
+static bool ep_equal(const struct lb_endpoint *x, const struct lb_endpoint *y)
+{
+	return x->addr == y->addr && x->ifindex == y->ifindex && memcmp(x->mac, y->mac, 6) == 0 &&
+	       memcmp(x->host_mac, y->host_mac, 6) == 0;
+}
+
+static const struct lb_endpoint *ep_find(const struct lb_endpoint *v, size_t n, uint32_t addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].addr == addr)
+			return &v[i];
+	return NULL;
+}
+
+static bool ifindex_in(const struct lb_endpoint *v, size_t n, int ifindex)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].ifindex == ifindex)
+			return true;
+	return false;
+}
+
+/* The container's endpoint as the bridge network made it; false when it has
+ * none on this node (not running, not on the bridge, veth gone). */
+static bool container_endpoint(struct agent *a, int sock, struct container *c,
+			       struct lb_endpoint *ret)
+{
+	struct ifreq ifr = {0};
+	static const uint8_t zero[6];
+	char name[IFNAMSIZ];
+	unsigned int idx;
+
+	if (c->state != CONTAINER_RUNNING || !c->net_attached || c->ip.s_addr == 0)
+		return false;
+	bridge_host_ifname(a->cfg.device_prefix, c->id, name);
+	idx = if_nametoindex(name);
+	if (idx == 0)
+		return false;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+		return false;
+	*ret = (struct lb_endpoint){.addr = c->ip.s_addr, .ifindex = (int)idx};
+	memcpy(ret->host_mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (memcmp(c->mac, zero, 6) != 0) {
+		memcpy(ret->mac, c->mac, 6);
+	} else {
+		/* not kept across an agent restart: the bridge network's rule */
+		ret->mac[0] = 0x02;
+		ret->mac[1] = 0x42;
+		memcpy(ret->mac + 2, &c->ip.s_addr, 4);
+	}
+	return true;
+}
+
+static int fwd_open(struct agent *a, struct lb *lb)
+{
+	struct shoal_err err = {0};
+	char pins[4096];
+
+	fwd_state.fwd = lb_fwd_close(fwd_state.fwd);
+	free(fwd_state.eps);
+	fwd_state.eps = NULL;
+	fwd_state.n = 0;
+	fwd_state.lb = lb;
+	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
+	struct lb_fwd_open_opts o = {.pin_dir = pins};
+	int r = lb_fwd_open(lb, &o, &fwd_state.fwd, &err);
+	if (r < 0) {
+		if (!fwd_state.warned)
+			log_warn("publish: published ports to local containers go through the "
+				 "node's stack: %s",
+				 err.msg);
+		fwd_state.warned = true;
+		return r;
+	}
+	fwd_state.warned = false;
+	return 0;
+}
+
+void publish_fwd_sync(struct agent *a, struct lb *lb)
+{
+	_cleanup_free_ struct lb_endpoint *want = NULL, *have = NULL;
+	_cleanup_close_ int sock = -EBADF;
+	size_t nw = 0, nh = 0;
+	struct shoal_err err = {0};
+
+	if (!lb)
+		return;
+	if ((fwd_state.lb != lb || !fwd_state.fwd) && fwd_open(a, lb) < 0)
+		return;
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	want = calloc(a->n_containers ? a->n_containers : 1, sizeof(*want));
+	if (sock < 0 || !want)
+		return;
+	for (struct container *c = a->containers; c && nw < a->n_containers; c = c->next) {
+		struct lb_endpoint ep;
+
+		if (container_endpoint(a, sock, c, &ep) && !ep_find(want, nw, ep.addr))
+			want[nw++] = ep;
+	}
+
+	/* Gone first: their addresses may be handed out again below. */
+	if (lb_endpoint_list(fwd_state.fwd, &have, &nh) == 0) {
+		for (size_t i = 0; i < nh; i++) {
+			const struct lb_endpoint *w = ep_find(want, nw, have[i].addr);
+
+			if (w && ep_equal(w, &have[i]))
+				continue;
+			if (!w)
+				lb_endpoint_delete(fwd_state.fwd, have[i].addr, NULL);
+			if (!ifindex_in(want, nw, have[i].ifindex) &&
+			    lb_veth_detach(fwd_state.fwd, have[i].ifindex, &err) < 0)
+				log_debug("publish: %s", err.msg);
+		}
+	}
+	for (size_t i = 0; i < nw; i++) {
+		const struct lb_endpoint *was = ep_find(fwd_state.eps, fwd_state.n, want[i].addr);
+		const struct lb_endpoint *in_map = ep_find(have, nh, want[i].addr);
+
+		if (was && in_map && ep_equal(was, &want[i]) && ep_equal(in_map, &want[i]))
+			continue;
+		/* The reply program goes in before the forward redirect can send
+		 * it anything. */
+		if (lb_veth_attach(fwd_state.fwd, want[i].ifindex, &err) < 0 ||
+		    lb_endpoint_set(fwd_state.fwd, &want[i], &err) < 0) {
+			log_warn("publish: direct forwarding to a local container: %s", err.msg);
+			lb_endpoint_delete(fwd_state.fwd, want[i].addr, NULL);
+			want[i].addr = 0; /* tried again on the next sync */
+			continue;
+		}
+		log_debug("publish: local endpoint on interface %d", want[i].ifindex);
+	}
+	free(fwd_state.eps);
+	fwd_state.eps = TAKE_PTR(want);
+	fwd_state.n = nw;
+}
