@@ -18,14 +18,15 @@
 
 /* Our tc filters: a fixed handle and priority per hook, so that a restarted
  * agent replaces its own programs and never touches anyone else's. */
-#define LB_TC_HANDLE 0x5348
-#define LB_TC_PRIO   0x5348
-#define LB_MAX_HOOKS 64
+#define LB_TC_HANDLE	 0x5348
+#define LB_TC_PRIO	 0x5348
+#define LB_MAX_HOOKS	 64
+#define LB_RECOVER_BATCH 4096
 
 /* Maps pinned under pin_dir: all the state flows and services need. */
 static const char *const lb_pinned_maps[] = {
 	"lb_services",	"lb_backends", "lb_maglev", "lb_ct",   "lb_rnat",
-	"lb_svc_stats", "lb_be_stats", "lb_drops",  "lb_meta",
+	"lb_svc_stats", "lb_be_stats", "lb_drops",  "lb_meta", "lb_ports",
 };
 
 struct lb_be {
@@ -49,10 +50,12 @@ struct lb {
 	uint32_t maglev_size;
 	uint32_t ct_size;
 	int ncpus;
-	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops;
+	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports;
+	uint32_t *port_kinds;	   /* lb_ports as written, by LB_PORT_INDEX() */
 	struct lb_svc_state *svcs; /* by service id; 0 unused */
 	uint8_t *be_used;	   /* by backend id; 0 reserved */
 	uint32_t be_next;	   /* ids are handed out round-robin: reuse is late */
+	uint32_t svc_next;
 	int hooks[LB_MAX_HOOKS];
 	size_t n_hooks;
 };
@@ -103,6 +106,7 @@ struct lb *lb_close(struct lb *lb)
 			lb_svc_state_clear(&lb->svcs[i]);
 	free(lb->svcs);
 	free(lb->be_used);
+	free(lb->port_kinds);
 	free(lb);
 	return NULL;
 }
@@ -250,6 +254,7 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 	lb->fd_svc_stats = bpf_map__fd(lb->in->maps.lb_svc_stats);
 	lb->fd_be_stats = bpf_map__fd(lb->in->maps.lb_be_stats);
 	lb->fd_drops = bpf_map__fd(lb->in->maps.lb_drops);
+	lb->fd_ports = bpf_map__fd(lb->in->maps.lb_ports);
 	return 0;
 }
 
@@ -280,27 +285,75 @@ static int lb_recover(struct lb *lb, struct shoal_err *err)
 		s->key = key;
 		s->active = svc.active;
 	}
+	/* lb_ports from the services found: pinned too, but rewritten whole so
+	 * that it matches them whatever happened to it. */
+	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++) {
+		const struct lb_svc_key *mk = &lb->svcs[id].key;
+		uint32_t *v = &lb->port_kinds[LB_PORT_INDEX(mk->proto, mk->port)];
 
-	for (uint32_t id = 1; id < LB_MAX_BACKENDS; id++) {
-		struct lb_backend be;
-		struct lb_svc_state *s;
-		struct lb_be *nbe;
-
-		if (bpf_map_lookup_elem(lb->fd_backends, &id, &be) < 0)
-			return shoal_err_errno(err, errno, "reading backend %u", id);
-		if (be.state == LB_BACKEND_UNUSED)
+		if (!lb->svcs[id].used || mk->port == 0)
 			continue;
-		if (be.svc_id == 0 || be.svc_id >= LB_MAX_SERVICES || !lb->svcs[be.svc_id].used)
-			continue; /* left by an update that failed halfway; reusable */
-		s = &lb->svcs[be.svc_id];
-		nbe = reallocarray(s->be, s->n + 1, sizeof(*s->be));
-		if (!nbe)
+		if (mk->addr)
+			*v += 1U << LB_PORT_VIPS_SHIFT;
+		else
+			*v |= LB_PORT_PUBLISHED;
+	}
+	{
+		_cleanup_free_ uint32_t *idx = calloc(2 * 65536, sizeof(*idx));
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		uint32_t count = 2 * 65536;
+
+		if (!idx)
 			return shoal_err_set(err, ENOMEM, "out of memory");
-		s->be = nbe;
-		s->be[s->n++] = (struct lb_be){
-			.id = id, .addr = be.addr, .port = ntohs(be.port), .state = be.state};
-		lb->be_used[id] = 1;
-		lb->be_next = id + 1;
+		for (uint32_t i = 0; i < count; i++)
+			idx[i] = i;
+		if (bpf_map_update_batch(lb->fd_ports, idx, lb->port_kinds, &count, &bo) < 0)
+			return shoal_err_errno(err, errno, "writing the service ports");
+	}
+
+	/* Read in batches: one system call per key would make every open of
+	 * LB_MAX_BACKENDS slots take a noticeable time. */
+	_cleanup_free_ uint32_t *ids = calloc(LB_RECOVER_BATCH, sizeof(*ids));
+	_cleanup_free_ struct lb_backend *bes = calloc(LB_RECOVER_BATCH, sizeof(*bes));
+	uint32_t in_batch = 0, out_batch = 0;
+	bool done = false;
+
+	if (!ids || !bes)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	for (bool start = true; !done; start = false) {
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		uint32_t count = LB_RECOVER_BATCH;
+		int r;
+
+		r = bpf_map_lookup_batch(lb->fd_backends, start ? NULL : &in_batch, &out_batch, ids,
+					 bes, &count, &bo);
+		if (r < 0 && errno != ENOENT)
+			return shoal_err_errno(err, errno, "reading the backends");
+		done = r < 0;
+		in_batch = out_batch;
+		for (uint32_t i = 0; i < count; i++) {
+			const struct lb_backend *be = &bes[i];
+			uint32_t id = ids[i];
+			struct lb_svc_state *s;
+			struct lb_be *nbe;
+
+			if (id == 0 || id >= LB_MAX_BACKENDS || be->state == LB_BACKEND_UNUSED)
+				continue;
+			if (be->svc_id == 0 || be->svc_id >= LB_MAX_SERVICES ||
+			    !lb->svcs[be->svc_id].used)
+				continue; /* left by an update that failed halfway; reusable */
+			s = &lb->svcs[be->svc_id];
+			nbe = reallocarray(s->be, s->n + 1, sizeof(*s->be));
+			if (!nbe)
+				return shoal_err_set(err, ENOMEM, "out of memory");
+			s->be = nbe;
+			s->be[s->n++] = (struct lb_be){.id = id,
+						       .addr = be->addr,
+						       .port = ntohs(be->port),
+						       .state = be->state};
+			lb->be_used[id] = 1;
+			lb->be_next = id + 1 >= LB_MAX_BACKENDS ? 1 : id + 1;
+		}
 	}
 	return 0;
 }
@@ -347,10 +400,12 @@ int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *
 				 : (opts->maglev_size ? opts->maglev_size : LB_MAGLEV_DEFAULT);
 	lb->ct_size = pinned ? meta.ct_size : (opts->ct_size ? opts->ct_size : LB_CT_DEFAULT);
 	lb->be_next = 1;
+	lb->svc_next = 1;
 	lb->svcs = calloc(LB_MAX_SERVICES, sizeof(*lb->svcs));
 	lb->be_used = calloc(LB_MAX_BACKENDS, 1);
+	lb->port_kinds = calloc(2 * 65536, sizeof(*lb->port_kinds));
 	lb->ncpus = libbpf_num_possible_cpus();
-	if (!lb->svcs || !lb->be_used) {
+	if (!lb->svcs || !lb->be_used || !lb->port_kinds) {
 		r = shoal_err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -494,18 +549,39 @@ static struct lb_svc_key lb_key_to_map(const struct lb_service_key *k)
 	return (struct lb_svc_key){.addr = k->addr, .port = htons(k->port), .proto = k->proto};
 }
 
+/* The service map is the index from key to id: every used slot has its
+ * entry there, written last by lb_service_upsert() and removed first by
+ * lb_service_delete(). */
 static struct lb_svc_state *lb_find(struct lb *lb, const struct lb_service_key *key,
 				    uint32_t *ret_id)
 {
 	struct lb_svc_key mk = lb_key_to_map(key);
+	struct lb_svc sv;
 
-	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++)
-		if (lb->svcs[id].used && memcmp(&lb->svcs[id].key, &mk, sizeof(mk)) == 0) {
-			if (ret_id)
-				*ret_id = id;
-			return &lb->svcs[id];
+	if (bpf_map_lookup_elem(lb->fd_services, &mk, &sv) < 0)
+		return NULL;
+	if (sv.id == 0 || sv.id >= LB_MAX_SERVICES || !lb->svcs[sv.id].used ||
+	    memcmp(&lb->svcs[sv.id].key, &mk, sizeof(mk)) != 0)
+		return NULL;
+	if (ret_id)
+		*ret_id = sv.id;
+	return &lb->svcs[sv.id];
+}
+
+/* A free service slot, searched from after the last one handed out. */
+static uint32_t lb_svc_alloc(struct lb *lb)
+{
+	for (uint32_t i = 0; i < LB_MAX_SERVICES - 1; i++) {
+		uint32_t id = lb->svc_next + i;
+
+		if (id >= LB_MAX_SERVICES)
+			id -= LB_MAX_SERVICES - 1;
+		if (!lb->svcs[id].used) {
+			lb->svc_next = id + 1 >= LB_MAX_SERVICES ? 1 : id + 1;
+			return id;
 		}
-	return NULL;
+	}
+	return 0;
 }
 
 static struct lb_be *lb_svc_find_be(struct lb_svc_state *s, uint32_t addr, uint16_t port)
@@ -586,6 +662,25 @@ static int lb_table_install(struct lb *lb, uint32_t svc_id, const struct lb_be *
 	return 0;
 }
 
+/* Counts a service in or out of lb_ports. A service balanced on every port
+ * (port 0) is the socket hooks' only: tc never looks it up. */
+static int lb_port_ref(struct lb *lb, const struct lb_svc_key *mk, int delta)
+{
+	uint32_t idx = LB_PORT_INDEX(mk->proto, mk->port);
+	uint32_t v = lb->port_kinds[idx];
+
+	if (mk->port == 0)
+		return 0;
+	if (mk->addr == 0)
+		v = delta > 0 ? v | LB_PORT_PUBLISHED : v & ~LB_PORT_PUBLISHED;
+	else
+		v += (uint32_t)delta << LB_PORT_VIPS_SHIFT;
+	if (bpf_map_update_elem(lb->fd_ports, &idx, &v, 0) < 0)
+		return -errno;
+	lb->port_kinds[idx] = v;
+	return 0;
+}
+
 static int lb_validate(const struct lb *lb, const struct lb_service_key *key,
 		       const struct lb_backend_spec *backends, size_t n, struct shoal_err *err)
 {
@@ -644,14 +739,11 @@ int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
 		return r;
 	s = lb_find(lb, key, &svc_id);
 	if (!s) {
-		for (uint32_t id = 1; id < LB_MAX_SERVICES && !s; id++)
-			if (!lb->svcs[id].used) {
-				svc_id = id;
-				s = &lb->svcs[id];
-			}
-		if (!s)
+		svc_id = lb_svc_alloc(lb);
+		if (svc_id == 0)
 			return shoal_err_set(err, ENOSPC, "all %d service slots are in use",
 					     LB_MAX_SERVICES - 1);
+		s = &lb->svcs[svc_id];
 		created = true;
 		r = lb_stats_zero(lb, lb->fd_svc_stats, svc_id);
 		if (r < 0)
@@ -707,8 +799,17 @@ int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
 		}
 	sv.id = svc_id;
 	sv.active = active;
+	if (created) {
+		r = lb_port_ref(lb, &mk, 1);
+		if (r < 0) {
+			shoal_err_errno(err, -r, "announcing the service's port");
+			goto undo;
+		}
+	}
 	if (bpf_map_update_elem(lb->fd_services, &mk, &sv, 0) < 0) {
 		r = shoal_err_errno(err, errno, "writing the service");
+		if (created)
+			lb_port_ref(lb, &mk, -1);
 		goto undo;
 	}
 
@@ -764,6 +865,7 @@ int lb_service_delete(struct lb *lb, const struct lb_service_key *key, struct sh
 		lb_be_write(lb, &s->be[i], 0);
 		lb->be_used[s->be[i].id] = 0;
 	}
+	lb_port_ref(lb, &s->key, -1);
 	lb_svc_state_clear(s);
 	return 0;
 }

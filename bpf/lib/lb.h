@@ -27,14 +27,27 @@ static __always_inline void lb_stats_add(void *map, __u32 id, __u32 len, bool ne
 		st->new_flows++;
 }
 
+/* The exact address first, then the published port (address 0); lb_ports
+ * says which of the two lookups can hit, so most packets pay one (a port
+ * without services, none). */
 static __always_inline struct lb_svc *lb_svc_lookup(const struct lb_flow_key *k)
 {
 	struct lb_svc_key sk = {.addr = k->daddr, .port = k->dport, .proto = k->proto};
+	__u32 idx = LB_PORT_INDEX(k->proto, k->dport), kinds;
 	struct lb_svc *svc;
+	__u32 *v;
 
-	svc = bpf_map_lookup_elem(&lb_services, &sk);
-	if (svc)
-		return svc;
+	v = bpf_map_lookup_elem(&lb_ports, &idx);
+	if (!v)
+		return NULL;
+	kinds = *v;
+	if (kinds >> LB_PORT_VIPS_SHIFT) {
+		svc = bpf_map_lookup_elem(&lb_services, &sk);
+		if (svc)
+			return svc;
+	}
+	if (!(kinds & LB_PORT_PUBLISHED))
+		return NULL;
 	sk.addr = 0;
 	return bpf_map_lookup_elem(&lb_services, &sk);
 }
@@ -81,9 +94,48 @@ static __always_inline int lb_maglev_pick(const struct lb_svc *svc, const struct
 	return 0;
 }
 
+/* TCP close tracking on a flow's entry, for a packet from the client
+ * (ingress) or the backend (egress). Returns true when this packet closed
+ * the flow. Two FINs crossing on two CPUs may each miss the other's mark:
+ * the flow then stays open, as it would without this tracking. */
+static __always_inline bool lb_ct_close_track(struct lb_ct_entry *ct, __u8 tcp_flags,
+					      bool from_client, __u64 now)
+{
+	if (ct->closed_ns)
+		return false;
+	if (!(tcp_flags & LB_TCP_RST)) {
+		if (!(tcp_flags & LB_TCP_FIN))
+			return false;
+		if (from_client)
+			ct->fin_client = 1;
+		else
+			ct->fin_backend = 1;
+		if (!ct->fin_client || !ct->fin_backend)
+			return false;
+	}
+	ct->closed_ns = now;
+	return true;
+}
+
+/* A closed flow's reverse entry says so, for tc egress. */
+static __always_inline void lb_rnat_mark_closed(const struct lb_flow_key *rk)
+{
+	struct lb_rnat_entry *rn = bpf_map_lookup_elem(&lb_rnat, rk);
+
+	if (rn)
+		rn->flags |= LB_RNAT_CLOSED;
+}
+
 /* tc ingress on the uplink: service lookup, conntrack, Maglev, DNAT. The
  * kernel then routes the rewritten packet to the backend; its replies are
- * reverse-NATed by lb_egress4() when they leave through the same uplink. */
+ * reverse-NATed by lb_egress4() when they leave through the same uplink.
+ *
+ * An established flow costs one conntrack lookup and one backend lookup;
+ * the reverse entry, which lives in its own LRU and may be evicted apart
+ * from the forward one, is checked (and restored) only when last_seen_ns is
+ * refreshed, at most once per LB_CT_TOUCH_NS. The clock is the coarse one
+ * (a tick's resolution is plenty for those intervals, and it costs no
+ * clock source read). */
 static __always_inline int lb_ingress4(struct __sk_buff *skb)
 {
 	struct lb_pkt p = {};
@@ -92,8 +144,8 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	struct lb_backend *be = NULL;
 	struct lb_flow_key rk = {};
 	struct lb_rnat_entry rn = {};
-	__u32 be_id = 0;
-	bool new_flow = false;
+	__u32 be_id = 0, closed = 0;
+	bool new_flow = false, touch = false;
 	__u64 now;
 	int ret;
 
@@ -108,9 +160,12 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	if (p.first_frag)
 		return LB_DROP_FRAGMENT;
 
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	ct = bpf_map_lookup_elem(&lb_ct, &p.key);
-	if (ct && ct->svc_id == svc->id) {
+	/* A SYN that finds a closed flow opens a new one: picked afresh, so a
+	 * draining backend gets no new connection on a reused tuple. */
+	if (ct && ct->svc_id == svc->id &&
+	    !(ct->closed_ns && (p.tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)) {
 		be_id = ct->backend_id;
 		be = lb_backend_for_flow(be_id, svc->id);
 	}
@@ -130,6 +185,8 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 		new_flow = true;
 	} else if (now - ct->last_seen_ns > LB_CT_TOUCH_NS) {
 		ct->last_seen_ns = now;
+		closed = ct->closed_ns ? LB_RNAT_CLOSED : 0;
+		touch = true;
 	}
 
 	rk.saddr = be->addr;
@@ -137,14 +194,18 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	rk.sport = be->port;
 	rk.dport = p.key.sport;
 	rk.proto = p.key.proto;
-	/* The reverse entry lives in its own LRU and may be evicted apart from
-	 * the forward one: restore it whenever it is missing. */
-	if (new_flow || !bpf_map_lookup_elem(&lb_rnat, &rk)) {
+	if (new_flow || (touch && !bpf_map_lookup_elem(&lb_rnat, &rk))) {
 		rn.addr = p.key.daddr;
 		rn.port = p.key.dport;
+		rn.flags = closed;
 		rn.svc_id = svc->id;
 		if (bpf_map_update_elem(&lb_rnat, &rk, &rn, BPF_ANY) < 0)
 			return LB_DROP_CT_UPDATE;
+	}
+	if (p.tcp_flags & (LB_TCP_FIN | LB_TCP_RST)) {
+		ct = bpf_map_lookup_elem(&lb_ct, &p.key);
+		if (ct && lb_ct_close_track(ct, p.tcp_flags, true, now))
+			lb_rnat_mark_closed(&rk);
 	}
 
 	ret = lb_rewrite4(skb, &p, true, p.key.daddr, be->addr, p.key.dport, be->port);
@@ -153,6 +214,42 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	lb_stats_add(&lb_svc_stats, svc->id, p.len, new_flow);
 	lb_stats_add(&lb_be_stats, be_id, p.len, new_flow);
 	return lb_fwd4(skb, be, &rk);
+}
+
+/* The reverse entry a reply of a load-balanced flow is rewritten with, or
+ * NULL. Close tracking for the backend's side happens here: a FIN or RST
+ * from the backend is recorded on the flow's lb_ct entry; a closed flow's
+ * replies are rewritten for LB_CT_CLOSE_GRACE_NS more, then its reverse
+ * entry is deleted and the tuple's packets pass unchanged (a later
+ * connection reusing it straight to the backend is not ours). */
+static __always_inline struct lb_rnat_entry *lb_rnat_for_reply(const struct lb_pkt *p)
+{
+	struct lb_flow_key fk = {};
+	struct lb_rnat_entry *rn;
+	struct lb_ct_entry *ct;
+	__u64 now;
+
+	rn = bpf_map_lookup_elem(&lb_rnat, &p->key);
+	if (!rn)
+		return NULL;
+	if (!(rn->flags & LB_RNAT_CLOSED) && !(p->tcp_flags & (LB_TCP_FIN | LB_TCP_RST)))
+		return rn;
+	fk.saddr = p->key.daddr;
+	fk.daddr = rn->addr;
+	fk.sport = p->key.dport;
+	fk.dport = rn->port;
+	fk.proto = p->key.proto;
+	now = bpf_ktime_get_coarse_ns();
+	ct = bpf_map_lookup_elem(&lb_ct, &fk);
+	if (ct && lb_ct_close_track(ct, p->tcp_flags, false, now))
+		rn->flags |= LB_RNAT_CLOSED;
+	if (!(rn->flags & LB_RNAT_CLOSED))
+		return rn;
+	/* Closed: without a flow entry there is no close time to go by. */
+	if (ct && ct->closed_ns && now - ct->closed_ns <= LB_CT_CLOSE_GRACE_NS)
+		return rn;
+	bpf_map_delete_elem(&lb_rnat, &p->key);
+	return NULL;
 }
 
 /* tc egress on the uplink: replies of load-balanced flows get the service
@@ -170,7 +267,7 @@ static __always_inline int lb_egress4(struct __sk_buff *skb)
 		return ret;
 	if (p.first_frag)
 		return 0;
-	rn = bpf_map_lookup_elem(&lb_rnat, &p.key);
+	rn = lb_rnat_for_reply(&p);
 	if (!rn)
 		return 0;
 	return lb_rewrite4(skb, &p, false, p.key.saddr, rn->addr, p.key.sport, rn->port);

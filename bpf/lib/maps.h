@@ -20,6 +20,15 @@ struct {
 	__type(value, struct lb_svc);
 } lb_services SEC(".maps");
 
+/* (proto, port) -> kinds of service on it (LB_PORT_*), written by user
+ * space before the services it announces and cleared after them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} lb_ports SEC(".maps");
+
 /* Backend id -> address, port, state, owning service. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -26,16 +26,23 @@ struct lb_pkt {
 	__u32 len;		/* skb->len, for the byte counters */
 	bool first_frag;	/* MF set, offset 0: ports present, rest elsewhere */
 	bool udp;
+	__u8 tcp_flags; /* byte 13 of the TCP header (LB_TCP_*); 0 for UDP */
 };
+
+#define LB_TCP_FIN 0x01
+#define LB_TCP_SYN 0x02
+#define LB_TCP_RST 0x04
+#define LB_TCP_ACK 0x10
 
 enum {
 	LB_PARSE_PASS = 0, /* not IPv4 TCP/UDP, or a fragment without ports */
 	LB_PARSE_OK = 1,
 };
 
-/* Reads headers with bpf_skb_load_bytes() rather than direct packet access:
- * it copes with non-linear skbs (GRO) and with a variable IP header length
- * without re-validating packet pointers after every check.
+/* Reads the headers straight from the packet when the linear part of the
+ * skb holds them (the common case: one load per field, no helper call), and
+ * with bpf_skb_load_bytes() otherwise: it copes with non-linear skbs (GRO)
+ * and with headers split across fragments.
  *
  * Verdicts for what cannot be load balanced:
  * - shorter than an Ethernet header, or not IPv4 (IPv6, ARP, VLAN-tagged
@@ -52,15 +59,20 @@ enum {
  *   the frame or within the IP total length: LB_DROP_MALFORMED_L4. */
 static __always_inline int lb_parse4(struct __sk_buff *skb, struct lb_pkt *p)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr iph;
 	__u32 ihl_len, tot_len, avail, l4_need;
 	__be16 ports[2];
+	__u8 tcp_flags = 0, *l4;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return LB_PARSE_PASS;
 	if (skb->len < ETH_HLEN)
 		return LB_PARSE_PASS;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &iph, sizeof(iph)) < 0)
+	if (data + ETH_HLEN + sizeof(iph) <= data_end)
+		__builtin_memcpy(&iph, data + ETH_HLEN, sizeof(iph));
+	else if (bpf_skb_load_bytes(skb, ETH_HLEN, &iph, sizeof(iph)) < 0)
 		return LB_DROP_MALFORMED_L3;
 	if (iph.version != 4 || iph.ihl < 5)
 		return LB_DROP_MALFORMED_L3;
@@ -83,13 +95,25 @@ static __always_inline int lb_parse4(struct __sk_buff *skb, struct lb_pkt *p)
 	p->l4_off = ETH_HLEN + ihl_len;
 	if (tot_len < ihl_len + l4_need)
 		return LB_DROP_MALFORMED_L4;
-	if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
-		return LB_DROP_MALFORMED_L4;
+	/* The ports, and for TCP the flags byte (offset 13) that tells a
+	 * flow's close. The mask only shows the verifier the bound it has:
+	 * l4_off is at most ETH_HLEN + 60. */
+	l4 = data + (p->l4_off & 0x7f);
+	if ((void *)(l4 + 14) <= data_end) {
+		__builtin_memcpy(ports, l4, sizeof(ports));
+		tcp_flags = l4[13];
+	} else {
+		if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
+			return LB_DROP_MALFORMED_L4;
+		if (!p->udp && bpf_skb_load_bytes(skb, p->l4_off + 13, &tcp_flags, 1) < 0)
+			return LB_DROP_MALFORMED_L4;
+	}
 
 	p->first_frag = bpf_ntohs(iph.frag_off) & LB_IP_MF;
 	p->csum_off = p->l4_off +
 		      (p->udp ? offsetof(struct udphdr, check) : offsetof(struct tcphdr, check));
 	p->len = skb->len;
+	p->tcp_flags = p->udp ? 0 : tcp_flags;
 	p->key.saddr = iph.saddr;
 	p->key.daddr = iph.daddr;
 	p->key.sport = ports[0];

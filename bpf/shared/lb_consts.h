@@ -18,7 +18,8 @@
  *   lb_ports      ARRAY, 2 x 65536 x 8 B                        = 1 MiB
  *   lb_svc_stats  PERCPU_ARRAY, 16384 x 24 B x N                = 384 KiB x N
  *   lb_be_stats   PERCPU_ARRAY, 131072 x 24 B x N               = 3 MiB x N
- *   lb_ct, lb_rnat LRU_HASH, ct_size x (56 + 16 + 32) B each    = 6.5 MiB each
+ *   lb_ct         LRU_HASH, ct_size x (48 + 16 + 40) B          = 6.5 MiB
+ *   lb_rnat       LRU_HASH, ct_size x (48 + 16 + 16) B          = 5 MiB
  *                 at LB_CT_DEFAULT (not sized by the limits here)
  * User space (lb/) keeps about 48 B per service slot and 1 B per backend
  * slot on top. */
@@ -60,6 +61,13 @@
  * the packets of a busy flow do not all dirty the same cache line. */
 #ifndef LB_CT_TOUCH_NS
 #define LB_CT_TOUCH_NS 1000000000ULL
+#endif
+
+/* A closed TCP flow (RST, or FIN both ways) still has its replies rewritten
+ * this long, for the last ACKs and retransmitted FINs; then tc egress drops
+ * its reverse entry and lets the tuple's packets pass unchanged. */
+#ifndef LB_CT_CLOSE_GRACE_NS
+#define LB_CT_CLOSE_GRACE_NS 3000000000ULL
 #endif
 
 /* Written into the pinned lb_meta map; a pin set with another magic or

@@ -54,20 +54,42 @@ struct lb_flow_key {
 	__u8 pad[3];
 };
 
+/* A TCP flow's close, as the programs see it: ingress sees the client's
+ * packets, egress the backend's. RST from either side, or FIN from both,
+ * closes it: a later SYN (without ACK) on the same tuple is a new flow, and
+ * egress stops rewriting replies LB_CT_CLOSE_GRACE_NS after the close.
+ * Each side writes only its own byte, so no update of the other is lost
+ * (the programs are built for BPF v1, which has no atomic OR). */
 struct lb_ct_entry {
 	__u32 backend_id;
 	__u32 svc_id;
-	__u64 created_ns; /* bpf_ktime_get_ns() */
+	__u64 created_ns; /* bpf_ktime_get_coarse_ns() */
 	__u64 last_seen_ns;
+	__u64 closed_ns; /* 0: open; else when it closed */
+	__u8 fin_client; /* the client sent FIN */
+	__u8 fin_backend;
+	__u8 pad[6];
 };
 
-/* What a reply's source is rewritten back to. */
+/* What a reply's source is rewritten back to. In lb_rnat, flags has
+ * LB_RNAT_CLOSED once the flow closed (the close time is in its lb_ct
+ * entry). */
+#define LB_RNAT_CLOSED 1U
+
 struct lb_rnat_entry {
 	__be32 addr;
 	__be16 port;
-	__u16 pad;
+	__u16 flags;
 	__u32 svc_id;
 };
+
+/* lb_ports[LB_PORT_INDEX(proto, port)]: which kinds of service use that
+ * port, so that a packet costs one service lookup (none for a port without
+ * services). Bit 0: a published port (address 0); the rest, value >>
+ * LB_PORT_VIPS_SHIFT: how many services with an address use it. */
+#define LB_PORT_PUBLISHED	      1U
+#define LB_PORT_VIPS_SHIFT	      1
+#define LB_PORT_INDEX(proto, port_be) (((proto) == 17 ? 0x10000U : 0U) | (__u16)(port_be))
 
 struct lb_stats {
 	__u64 packets;

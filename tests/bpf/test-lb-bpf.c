@@ -653,7 +653,18 @@ static void test_backend_invalid_and_no_table(void **state)
 	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
 	assert_int_equal(ip_of(&out)->daddr, A("10.4.0.1"));
 
-	/* A service entry without a table. */
+	/* A service entry without a table (its port announced in lb_ports as
+	 * the library would). */
+	{
+		_cleanup_free_ char *ppath = NULL;
+		_cleanup_close_ int pfd = -EBADF;
+		uint32_t idx = LB_PORT_INDEX(IPPROTO_TCP, htons(83)), kinds = LB_PORT_PUBLISHED;
+
+		assert_true(asprintf(&ppath, "%s/lb_ports", pin_dir) > 0);
+		pfd = bpf_obj_get(ppath);
+		assert_true(pfd >= 0);
+		assert_int_equal(bpf_map_update_elem(pfd, &idx, &kinds, 0), 0);
+	}
 	assert_int_equal(bpf_map_update_elem(sfd, &ghost, &gsv, 0), 0);
 	s.dport = 83;
 	build(&s, &in);
