@@ -2,7 +2,7 @@
 /* tc ingress on the host side of a local container's veth: replies of
  * published-port flows forwarded past the node's stack, reverse-NATed and
  * sent out of the uplink towards the client. */
-#include "bpf/lib/fwd.h"
+#include "bpf/lib/lb.h"
 
 SEC("tc")
 int lb_veth_ingress(struct __sk_buff *skb)

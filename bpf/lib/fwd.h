@@ -55,6 +55,11 @@ struct {
 
 #define LB_IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
 
+/* From lb.h, which includes this file first: the reverse entry of a reply,
+ * with the backend side's close tracking. Programs using lb_fwd_reply4()
+ * include lb.h. */
+static __always_inline struct lb_rnat_entry *lb_rnat_for_reply(const struct lb_pkt *p);
+
 /* Forwarding is a router hop: the TTL goes down by one, the IP checksum with
  * it. A packet whose TTL runs out is left to the kernel (1), which answers
  * with ICMP time exceeded. Returns 0, 1 or LB_DROP_REWRITE. */
@@ -121,11 +126,11 @@ static __always_inline int lb_fwd_reply4(struct __sk_buff *skb)
 
 	if (lb_parse4(skb, &p) != LB_PARSE_OK || p.first_frag)
 		return 0;
-	rn = bpf_map_lookup_elem(&lb_rnat, &p.key);
-	if (!rn)
-		return 0;
 	ff = bpf_map_lookup_elem(&lb_fwd_flows, &p.key);
 	if (!ff)
+		return 0;
+	rn = lb_rnat_for_reply(&p);
+	if (!rn)
 		return 0;
 	ifindex = ff->ifindex;
 	ret = lb_fwd_ttl_dec(skb);
