@@ -70,6 +70,7 @@ struct pkt_spec {
 	/* Newer kernels refuse to BPF_PROG_TEST_RUN an IPv4 frame shorter than
 	 * an IP header (-EINVAL): the case then only checks that refusal. */
 	bool kernel_may_refuse;
+	uint8_t tcp_flags; /* byte 13 of the TCP header; 0: SYN */
 };
 
 /* b + ETH_HLEN is 4-byte aligned, as the IP header wants. */
@@ -146,7 +147,10 @@ static void build(const struct pkt_spec *s, struct pkt *p)
 		th->dest = htons(s->dport);
 		th->seq = htonl(1000);
 		th->doff = 5;
-		th->syn = 1;
+		if (s->tcp_flags)
+			((uint8_t *)th)[13] = s->tcp_flags;
+		else
+			th->syn = 1;
 		th->window = htons(65535);
 		th->check = htons(csum_fold(csum_add(pseudo_sum(ip, l4len), l4, l4len)));
 	} else if (s->proto == IPPROTO_UDP) {
@@ -613,6 +617,204 @@ static void test_reverse_nat(void **state)
 	assert_memory_equal(out.b, in.b, in.len);
 }
 
+#define F_FIN 0x01
+#define F_SYN 0x02
+#define F_RST 0x04
+#define F_ACK 0x10
+
+static int pinned_fd(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return bpf_obj_get(path);
+}
+
+/* One TCP packet of client:sport -> 203.0.113.5:80 with these flags; the
+ * backend it was sent to. */
+static uint32_t client_pkt(const char *client, uint16_t sport, uint8_t flags)
+{
+	struct pkt_spec s = {IPPROTO_TCP, client,	"203.0.113.5",	   .sport = sport,
+			     .dport = 80, .payload = 4, .tcp_flags = flags};
+	struct pkt in, out;
+
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	assert_int_equal(dport_of(&out), 8080);
+	return ip_of(&out)->daddr;
+}
+
+/* A reply from backend be:8080 to client:dport; true if it left rewritten
+ * to the service's address and port, false if it left unchanged. */
+static bool backend_reply(uint32_t be, const char *client, uint16_t dport, uint8_t flags)
+{
+	struct pkt_spec s = {IPPROTO_TCP,	NULL,		client,
+			     .sport = 8080,	.dport = dport, .payload = 4,
+			     .tcp_flags = flags};
+	struct pkt in, out;
+
+	s.saddr_n = be;
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_EGRESS, &in, &out), TC_ACT_OK);
+	if (memcmp(out.b, in.b, in.len) == 0)
+		return false;
+	assert_int_equal(ip_of(&out)->saddr, A("203.0.113.5"));
+	assert_int_equal(sport_of(&out), 80);
+	assert_csums_valid(&out);
+	return true;
+}
+
+/* The flow entry of client:sport -> :80, read from the pinned lb_ct. */
+static int ct_entry(const char *client, uint16_t sport, struct lb_ct_entry *ret)
+{
+	_cleanup_close_ int fd = pinned_fd("lb_ct");
+	struct lb_flow_key k = {.saddr = A(client),
+				.daddr = A("203.0.113.5"),
+				.sport = htons(sport),
+				.dport = htons(80),
+				.proto = IPPROTO_TCP};
+
+	assert_true(fd >= 0);
+	return bpf_map_lookup_elem(fd, &k, ret);
+}
+
+/* Moves a closed flow's close time back past LB_CT_CLOSE_GRACE_NS. */
+static void age_close(const char *client, uint16_t sport)
+{
+	_cleanup_close_ int fd = pinned_fd("lb_ct");
+	struct lb_flow_key k = {.saddr = A(client),
+				.daddr = A("203.0.113.5"),
+				.sport = htons(sport),
+				.dport = htons(80),
+				.proto = IPPROTO_TCP};
+	struct lb_ct_entry e;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &k, &e), 0);
+	assert_true(e.closed_ns > LB_CT_CLOSE_GRACE_NS);
+	e.closed_ns -= LB_CT_CLOSE_GRACE_NS + 1000000000ULL;
+	assert_int_equal(bpf_map_update_elem(fd, &k, &e, 0), 0);
+}
+
+/* A closed TCP flow: RST from the client, or FIN both ways. Its replies are
+ * rewritten during the grace, then pass unchanged; a new SYN on its tuple
+ * is a new flow and no longer goes to a draining backend. */
+static void test_flow_close(void **state)
+{
+	struct shoal_err err = {};
+	const char *c = "198.51.100.90";
+	struct lb_ct_entry e;
+	uint32_t be, be2;
+
+	/* Open flow: a SYN again keeps its backend, even a draining one. */
+	be = client_pkt(c, 28000, F_SYN);
+	assert_true(backend_reply(be, c, 28000, F_SYN | F_ACK));
+	assert_int_equal(client_pkt(c, 28000, F_ACK), be);
+	assert_int_equal(lb_backend_set_state(lb, &svc_web, be, 8080, LB_BACKEND_DRAINING, &err),
+			 0);
+	assert_int_equal(client_pkt(c, 28000, F_SYN), be);
+	assert_int_equal(ct_entry(c, 28000, &e), 0);
+	assert_int_equal(e.closed_ns, 0);
+
+	/* RST from the client closes it; replies still rewritten (grace). */
+	assert_int_equal(client_pkt(c, 28000, F_RST | F_ACK), be);
+	assert_int_equal(ct_entry(c, 28000, &e), 0);
+	assert_true(e.closed_ns != 0);
+	assert_true(backend_reply(be, c, 28000, F_ACK));
+	/* A non-SYN packet of the closed flow still goes where it went. */
+	assert_int_equal(client_pkt(c, 28000, F_ACK), be);
+	/* After the grace, the reply passes unchanged, and keeps passing. */
+	age_close(c, 28000);
+	assert_false(backend_reply(be, c, 28000, F_ACK));
+	assert_false(backend_reply(be, c, 28000, F_ACK));
+	/* A new SYN on the tuple is a new flow: the draining backend gets none. */
+	be2 = client_pkt(c, 28000, F_SYN);
+	assert_int_not_equal(be2, be);
+	assert_int_equal(ct_entry(c, 28000, &e), 0);
+	assert_int_equal(e.closed_ns, 0);
+	assert_true(backend_reply(be2, c, 28000, F_SYN | F_ACK));
+	assert_int_equal(lb_backend_set_state(lb, &svc_web, be, 8080, LB_BACKEND_ACTIVE, &err), 0);
+
+	/* FIN from the client alone leaves the flow open; the backend's FIN
+	 * (seen on egress) closes it. */
+	be = client_pkt(c, 28001, F_SYN);
+	assert_true(backend_reply(be, c, 28001, F_SYN | F_ACK));
+	assert_int_equal(client_pkt(c, 28001, F_FIN | F_ACK), be);
+	assert_int_equal(ct_entry(c, 28001, &e), 0);
+	assert_int_equal(e.fin_client, 1);
+	assert_int_equal(e.closed_ns, 0);
+	assert_true(backend_reply(be, c, 28001, F_FIN | F_ACK));
+	assert_int_equal(ct_entry(c, 28001, &e), 0);
+	assert_int_equal(e.fin_backend, 1);
+	assert_true(e.closed_ns != 0);
+	assert_int_equal(client_pkt(c, 28001, F_ACK), be); /* the last ACK */
+	assert_true(backend_reply(be, c, 28001, F_ACK));
+	age_close(c, 28001);
+	assert_false(backend_reply(be, c, 28001, F_ACK));
+
+	/* RST from the backend closes it too; an open flow's SYN|ACK or ACK
+	 * does not. */
+	be = client_pkt(c, 28002, F_SYN);
+	assert_true(backend_reply(be, c, 28002, F_ACK));
+	assert_int_equal(ct_entry(c, 28002, &e), 0);
+	assert_int_equal(e.closed_ns, 0);
+	assert_true(backend_reply(be, c, 28002, F_RST));
+	assert_int_equal(ct_entry(c, 28002, &e), 0);
+	assert_true(e.closed_ns != 0);
+	age_close(c, 28002);
+	assert_false(backend_reply(be, c, 28002, F_ACK));
+}
+
+/* A port with a published service and a VIP service: each address finds
+ * its own, in both lookup orders lb_ports allows. */
+static void test_published_and_vip_on_one_port(void **state)
+{
+	struct shoal_err err = {};
+	struct lb_service_key vip = {.addr = A("192.0.2.20"), .port = 80, .proto = IPPROTO_TCP};
+	struct lb_service_key vip_only = {
+		.addr = A("192.0.2.21"), .port = 84, .proto = IPPROTO_TCP};
+	struct lb_backend_spec vb = {A("10.7.0.1"), 9090, LB_BACKEND_ACTIVE};
+	struct pkt_spec s = {IPPROTO_TCP, "198.51.100.95", "192.0.2.20", .sport = 29000,
+			     .dport = 80};
+	struct pkt in, out;
+
+	assert_int_equal(lb_service_upsert(lb, &vip, &vb, 1, &err), 0);
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	assert_int_equal(ip_of(&out)->daddr, A("10.7.0.1"));
+	assert_int_equal(dport_of(&out), 9090);
+	/* another address on the same port: the published service */
+	backend_index(client_pkt("198.51.100.95", 29001, F_SYN));
+
+	/* A VIP-only port: its address hits, any other passes. */
+	assert_int_equal(lb_service_upsert(lb, &vip_only, &vb, 1, &err), 0);
+	s.daddr = "192.0.2.21";
+	s.dport = 84;
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	assert_int_equal(ip_of(&out)->daddr, A("10.7.0.1"));
+	s.daddr = "203.0.113.5";
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	assert_memory_equal(out.b, in.b, in.len);
+
+	/* Deleted: the VIP's address on port 80 falls back to the published
+	 * service; port 84 passes. */
+	assert_int_equal(lb_service_delete(lb, &vip, &err), 0);
+	assert_int_equal(lb_service_delete(lb, &vip_only, &err), 0);
+	s.daddr = "192.0.2.20";
+	s.dport = 80;
+	s.sport = 29002;
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	backend_index(ip_of(&out)->daddr);
+	s.daddr = "192.0.2.21";
+	s.dport = 84;
+	build(&s, &in);
+	assert_int_equal(run(LB_HOOK_INGRESS, &in, &out), TC_ACT_OK);
+	assert_memory_equal(out.b, in.b, in.len);
+}
+
 /* The table names a backend the backends map no longer calls active (a
  * state written behind the library's back): a defined drop, not a DNAT to
  * a backend that should not get new flows. */
@@ -897,6 +1099,8 @@ int main(void)
 		cmocka_unit_test(test_flows_keep_backends_across_changes),
 		cmocka_unit_test(test_drain_and_maintenance),
 		cmocka_unit_test(test_reverse_nat),
+		cmocka_unit_test(test_flow_close),
+		cmocka_unit_test(test_published_and_vip_on_one_port),
 		cmocka_unit_test(test_backend_invalid_and_no_table),
 		cmocka_unit_test(test_upsert_errors),
 		cmocka_unit_test(test_reopen_keeps_state),
