@@ -30,11 +30,15 @@
  *
  * Backend states: active backends take new flows; draining ones keep the
  * flows they have; in maintenance, a backend's flows move to active ones.
+ * A TCP flow closes on RST, or on FIN from both sides: a later SYN on its
+ * tuple is a new flow (picked afresh), and its replies stop being rewritten
+ * LB_CT_CLOSE_GRACE_NS after the close.
  *
  * All state is in maps pinned under opts->pin_dir: a new lb_open() on the
  * same dir (agent restart) reuses them, flows included, and lb_close() leaves
- * the tc hooks running. Changes are map updates: a backend set change swaps
- * one service's Maglev table, nothing else is rebuilt.
+ * the tc hooks running. Changes are map updates: a backend set change
+ * replaces one service's Maglev table (one map value, written atomically and
+ * without waiting for an RCU grace period), nothing else is rebuilt.
  *
  * Not thread-safe: one caller (the agent's loop) at a time. */
 
