@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Published ports through the eBPF data plane: a client in its own network
 # namespace reaches a service's replicas (and a container's -p port) through
-# the node's uplink; backends follow tasks; flows survive an agent restart.
+# the node's uplink, TCP and UDP; the node's own processes reach them on
+# localhost and the node's address; host publish mode; backends follow tasks;
+# flows survive an agent restart.
 . "$(dirname "$0")/lib.sh"
 node_start
 client_start
@@ -22,6 +24,23 @@ wait_until() {
 # distinct answers among N requests to PORT
 distinct() { for _ in $(seq 1 "$2"); do http_get "$1"; done | sort -u | grep -c .; }
 answers() { [ -n "$(http_get "$1")" ]; }
+tasks_json() { curl -s --unix-socket "$SOCK" -G --data-urlencode "filters={\"service\":{\"$1\":true}}" http://shoal/tasks; }
+# node_get ADDR PORT: one HTTP/1.0 request from a process of the node itself
+# the program behind the node hook's pinned connect4 link
+node_prog() { bpftool -j link show pinned "/sys/fs/bpf/shoal-it-$TAG/node/link_node_connect4" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'; }
+root_progs() { bpftool -j cgroup show /sys/fs/cgroup/unified 2>/dev/null; }
+node_get() { in_node busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" 2>/dev/null | tail -n 1; }
+# udp_ask NS-CMD ADDR PORT: one datagram; prints "SOURCE-ADDR:PORT REPLY" of the answer
+udp_ask() {
+	"$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+data, src = s.recvfrom(512)
+print("%s:%d %s" % (src[0], src[1], data.decode().strip()))
+' "$2" "$3" 2>/dev/null
+}
 update_done() { [ "$(api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print((json.load(sys.stdin).get("UpdateStatus") or {}).get("State",""))')" = completed ]; }
 
 log "a published port reaches every replica"
@@ -35,6 +54,17 @@ expect_contains "service inspect shows the published port's counters" '"NewFlows
 expect_eq "shoal lb ls lists the 3 backends" 3 "$(shoal lb ls | grep -c ':80 .*active')"
 flows=$(curl -s --unix-socket "$SOCK" http://shoal/metrics | sed -n 's/^shoal_lb_new_flows_total{proto="tcp",port="8080"} //p')
 [ "${flows:-0}" -ge 30 ] && ok "/metrics counts the new flows ($flows)" || fail "/metrics new flows: [$flows]"
+
+log "published ports from the node itself"
+node_spread() { [ "$(for _ in $(seq 1 30); do node_get 127.0.0.1 8080; done | sort -u | grep -c .)" = 3 ]; }
+wait_until 10 node_spread && ok "127.0.0.1:8080 on the node reaches the 3 replicas" || fail "127.0.0.1:8080 from the node: [$(node_get 127.0.0.1 8080)]"
+[ -n "$(node_get localhost 8080)" ] && ok "localhost:8080 on the node answers" || fail "localhost:8080 from the node"
+node_addr_up() { [ -n "$(node_get "$NODE_ADDR" 8080)" ]; }
+wait_until 10 node_addr_up && ok "the node's address:8080 answers from the node itself" || fail "$NODE_ADDR:8080 from the node"
+out=$(in_node python3 -c 'import socket; s=socket.create_connection(("127.0.0.1",8080),3); print("%s:%d" % s.getpeername())' 2>&1)
+expect_eq "the node's socket sees 127.0.0.1:8080 as its peer" "127.0.0.1:8080" "$out"
+out=$(in_client busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 127.0.0.1 8080" 2>/dev/null | tail -n 1)
+expect_eq "another network namespace's localhost:8080 is left alone" "" "$out"
 
 log "the service's name and virtual IP from inside a container"
 vip=$(api GET /services/pub | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["VirtualIP"])')
@@ -76,6 +106,81 @@ shoal rm -f single >/dev/null
 gone() { ! answers 8081; }
 wait_until 20 gone && ok "removing the container unpublishes the port" || fail "8081 still answers"
 
+log "a UDP published port"
+# busybox has no UDP server: a static echo (source of the answer + hostname)
+cat >"$T/udpecho.c" <<'C'
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+	char host[64] = "", buf[512];
+	gethostname(host, sizeof(host) - 1);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return 1;
+	for (;;) {
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(s, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &len);
+		if (n < 0)
+			continue;
+		buf[n] = '\0';
+		char out[600];
+		int m = snprintf(out, sizeof(out), "%s %s", host, buf);
+		sendto(s, out, (size_t)m, 0, (struct sockaddr *)&from, len);
+	}
+}
+C
+mkdir -p "$T/udpimg"
+if cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" 2>"$T/cc.log"; then
+	tar -C "$T/udpimg" -cf "$T/udpimg.tar" udpecho
+	shoal image import "$T/udpimg.tar" udpecho:it >/dev/null || fail "importing the UDP echo image"
+	shoal service create -d --name udp --replicas 2 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho >/dev/null
+	udp_up() { udp_ask in_client "$NODE_ADDR" 5300 | grep -q ' ping$'; }
+	wait_until 30 udp_up && ok "UDP 5300 answers from the client namespace" || fail "UDP 5300: [$(udp_ask in_client "$NODE_ADDR" 5300)]"
+	expect_eq "the answer comes from the published address" "$NODE_ADDR:5300" "$(udp_ask in_client "$NODE_ADDR" 5300 | cut -d' ' -f1)"
+	n=$(for _ in $(seq 1 20); do udp_ask in_client "$NODE_ADDR" 5300; done | cut -d' ' -f2 | sort -u | grep -c .)
+	expect_eq "20 datagrams from new sockets spread over the 2 replicas" 2 "$n"
+	expect_eq "UDP from the node to 127.0.0.1:5300, answered from there" "127.0.0.1:5300" "$(udp_ask in_node 127.0.0.1 5300 | cut -d' ' -f1)"
+	shoal service rm udp >/dev/null
+else
+	fail "cannot build the static UDP echo: $(head -c 300 "$T/cc.log")"
+fi
+
+log "host publish mode"
+shoal service create -d --name hostm --stop-grace-period 1s -p published=8090,target=80,mode=host \
+	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+wait_until 30 answers 8090 && ok "a host-mode port answers where its task runs" || fail "8090 never answered"
+node_8090() { [ -n "$(node_get 127.0.0.1 8090)" ]; }
+wait_until 10 node_8090 && ok "and from the node itself" || fail "127.0.0.1:8090 from the node"
+expect_contains "the task shows its port in PortStatus" '"PublishedPort":8090' "$(tasks_json hostm)"
+shoal service scale hostm=2 -d >/dev/null
+host_reason() { tasks_json hostm | grep -q 'host port 8090/tcp in use'; }
+wait_until 20 host_reason && ok "a second task on the node stays pending, naming the port" || fail "no host port reason: $(tasks_json hostm | head -c 600)"
+running=$(tasks_json hostm | python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["Status"]["State"]=="running"))')
+expect_eq "one task of the host-mode service runs" 1 "$running"
+shoal service scale hostm=0 -d >/dev/null
+gone_8090() { ! answers 8090; }
+wait_until 30 gone_8090 && ok "scaled to 0, the host-mode port is not published" || fail "8090 still answers"
+expect_not_contains "shoal lb ls no longer lists it" "8090" "$(shoal lb ls)"
+shoal service rm hostm >/dev/null
+shoal service create -d --name hostany --stop-grace-period 1s -p target=80,mode=host \
+	busybox sh -c 'echo any > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+hp() { tasks_json hostany | python3 -c '
+import json,sys
+for t in json.load(sys.stdin):
+    for p in ((t.get("Status") or {}).get("PortStatus") or {}).get("Ports") or []:
+        print(p["PublishedPort"])' | head -n 1; }
+has_hp() { [ -n "$(hp)" ]; }
+wait_until 30 has_hp && ok "a host-mode port without a published port gets one per task ($(hp))" || fail "no PortStatus: $(tasks_json hostany | head -c 600)"
+any_up() { [ "$(http_get "$(hp)")" = any ]; }
+wait_until 20 any_up && ok "the task answers on its assigned port" || fail "port $(hp) does not answer"
+shoal service rm hostany >/dev/null
+
 log "the data plane outlives the agent"
 shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat >/dev/null
 echo_up() { [ "$(in_client busybox sh -c "echo ping | nc -w 2 $NODE_ADDR 8082")" = ping ]; }
@@ -85,6 +190,7 @@ coproc ECHO { in_client busybox nc "$NODE_ADDR" 8082; }
 echo before >&"${ECHO[1]}"
 read -r -t 5 line <&"${ECHO[0]}"
 expect_eq "the held connection works" before "$line"
+old_prog=$(node_prog)
 agent_kill9
 expect_contains "while shoald is down the port still answers" "" "$(http_get 8080)"
 [ -n "$(http_get 8080)" ] && ok "port answers with the agent down" || fail "no answer with the agent down"
@@ -93,6 +199,11 @@ read -r -t 5 line <&"${ECHO[0]}"
 expect_eq "the held connection works while shoald is down" during "$line"
 agent_start
 wait_until 20 two_backends && ok "after the restart both replicas answer" || fail "after restart: $(distinct 8080 20)"
+new_prog=$(node_prog)
+[ -n "$old_prog" ] && [ -n "$new_prog" ] && [ "$old_prog" != "$new_prog" ] &&
+	ok "the restarted agent swapped its node hooks in place" || fail "node hook program: [$old_prog] -> [$new_prog]"
+expect_not_contains "the old node hook is no longer on the cgroup root" "\"id\":$old_prog," "$(root_progs)"
+[ -n "$(node_get 127.0.0.1 8080)" ] && ok "127.0.0.1:8080 answers on the node after the restart" || fail "127.0.0.1:8080 after restart"
 sleep 2.5
 echo after >&"${ECHO[1]}"
 read -r -t 5 line <&"${ECHO[0]}"
@@ -149,4 +260,12 @@ log "removal"
 shoal service rm pub >/dev/null
 unpublished() { ! answers 8080; }
 wait_until 30 unpublished && ok "service rm unpublishes the port" || fail "8080 still answers"
+
+log "shoald --teardown"
+prog=$(node_prog)
+agent_stop
+in_node "$SHOALD_BIN" --data-dir "$T/data" --run-dir "$T/run" --socket "$SOCK" --cgroup-parent "$CG_PARENT" \
+	--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG" --device-prefix "$TAG" --bridge-subnet 10.213.0.0/16 \
+	--teardown >>"$T/shoald.log" 2>&1 || fail "shoald --teardown"
+expect_not_contains "the node hooks leave the cgroup root" "\"id\":$prog," "$(root_progs)"
 finish
