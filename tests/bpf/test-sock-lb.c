@@ -3,7 +3,9 @@
  * to a child cgroup v2, a VIP programmed with real backends listening on
  * loopback addresses of a private network namespace, and clients forked
  * into the cgroup. A listener on the VIP itself stands for "not balanced":
- * sockets outside the cgroup, or after detach, reach it.
+ * sockets outside the cgroup, or after detach, reach it. The node hooks
+ * (published ports from the node itself) go on the cgroup root and act on
+ * this namespace alone.
  * Needs root and cgroup v2 at /sys/fs/cgroup/unified; exits 77 otherwise. */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -691,6 +693,90 @@ static void test_detach_restores_direct_path(void **state)
 	assert_peer_is(&sh->r[0], VIP, VIP_TCP_PORT);
 }
 
+/* ---- published ports from the node itself (node hooks on the cgroup root) ---- */
+
+#define NODE_PORT   81
+#define NODE_PIN_FS "/sys/fs/bpf"
+static char node_pins[256];
+
+static int lo_up(void);
+
+/* In a network namespace of its own, with a listener of its own on
+ * 127.0.0.1:NODE_PORT: the node hooks of another namespace leave it alone. */
+static void other_netns_query(void)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct reply r = {.id = -EIO};
+		_cleanup_close_ int fd = -EBADF;
+
+		if (unshare(CLONE_NEWNET) == 0 && lo_up() == 0) {
+			fd = bound(SOCK_STREAM, "127.0.0.1", NODE_PORT);
+			pid_t srv = fd >= 0 ? fork() : -1;
+			if (srv == 0) {
+				int types[] = {SOCK_STREAM};
+				uint8_t ids[] = {DIRECT};
+
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				serve(&fd, types, ids, 1);
+				_exit(0);
+			}
+			if (srv > 0) {
+				r = tcp_query("127.0.0.1", NODE_PORT);
+				kill(srv, SIGKILL);
+				waitpid(srv, NULL, 0);
+			}
+		}
+		sh->r[0] = r;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+static void test_node_hooks(void **state)
+{
+	struct lb_service_key k = {.addr = 0, .port = NODE_PORT, .proto = IPPROTO_TCP};
+	struct lb_backend_spec be = {A(be_addrs[1]), BE_TCP_PORT, LB_BACKEND_ACTIVE};
+	struct shoal_err err = {};
+	uint32_t node_addr = A(VIP);
+	struct statfs fs;
+	struct reply r;
+
+	if (statfs(NODE_PIN_FS, &fs) < 0 || fs.f_type != 0xcafe4a11)
+		skip();
+	snprintf(node_pins, sizeof(node_pins), NODE_PIN_FS "/%s%d-node", CG_PREFIX, getpid());
+	assert_int_equal(lb_service_upsert(lb, &k, &be, 1, &err), 0);
+	/* nothing on the port yet: refused */
+	assert_int_equal(tcp_query("127.0.0.1", NODE_PORT).id, -ECONNREFUSED);
+
+	assert_int_equal(lb_sock_node_attach(lb, cg_path, node_pins, &err), 0);
+	/* this process is outside the agent's cgroup, but in its namespace */
+	r = tcp_query("127.0.0.1", NODE_PORT);
+	assert_int_equal(r.id, 1);
+	assert_peer_is(&r, "127.0.0.1", NODE_PORT);
+	assert_int_equal(tcp_query("127.0.0.9", NODE_PORT).id, 1);
+	/* a node address only once the agent lists it */
+	assert_int_equal(tcp_query(VIP, NODE_PORT).id, -ECONNREFUSED);
+	assert_int_equal(lb_sock_node_addrs(node_pins, &node_addr, 1, &err), 0);
+	assert_int_equal(tcp_query(VIP, NODE_PORT).id, 1);
+	assert_int_equal(lb_sock_node_addrs(node_pins, NULL, 0, &err), 0);
+	assert_int_equal(tcp_query(VIP, NODE_PORT).id, -ECONNREFUSED);
+	/* another network namespace is not the agent's */
+	other_netns_query();
+	assert_int_equal(sh->r[0].id, DIRECT);
+	/* a second attach (a restarted agent) swaps the programs in place */
+	assert_int_equal(lb_sock_node_attach(lb, cg_path, node_pins, &err), 0);
+	assert_int_equal(tcp_query("127.0.0.1", NODE_PORT).id, 1);
+
+	assert_int_equal(lb_sock_node_detach(node_pins, &err), 0);
+	node_pins[0] = 0;
+	assert_int_equal(tcp_query("127.0.0.1", NODE_PORT).id, -ECONNREFUSED);
+	assert_int_equal(lb_service_delete(lb, &k, &err), 0);
+}
+
 static void test_attach_refuses_v1_and_missing(void **state)
 {
 	struct shoal_err err = {};
@@ -713,6 +799,8 @@ static void cleanup(void)
 	}
 	if (lb && cg_path[0])
 		lb_sock_detach(lb, cg_path, &err);
+	if (node_pins[0])
+		lb_sock_node_detach(node_pins, &err);
 	lb = lb_close(lb);
 	if (cg_path[0]) {
 		/* The kernel may take a moment to let go of reaped members. */
@@ -742,18 +830,45 @@ static void remove_stale_cgroups(void)
 		snprintf(path, sizeof(path), "%s/%s", CG_ROOT, de->d_name);
 		rmdir(path);
 	}
+	/* and their node hooks, pinned in bpffs */
+	_cleanup_closedir_ DIR *b = opendir(NODE_PIN_FS);
+	while (b && (de = readdir(b))) {
+		char path[300];
+		int pid;
+		struct shoal_err err = {};
+
+		if (sscanf(de->d_name, CG_PREFIX "%d-node", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", NODE_PIN_FS, de->d_name);
+		lb_sock_node_detach(path, &err);
+	}
 }
 
-static int lo_up_with_vip(void)
+static int lo_up(void)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct ifreq ifr = {.ifr_name = "lo"};
-	struct sockaddr_in *sa = (struct sockaddr_in *)&ifr.ifr_addr;
 
 	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
 		return -errno;
 	ifr.ifr_flags |= IFF_UP;
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return -errno;
+	return 0;
+}
+
+static int lo_up_with_vip(void)
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ifr.ifr_addr;
+	int r = lo_up();
+
+	if (r < 0)
+		return r;
+	if (fd < 0)
 		return -errno;
 	/* The VIP as a /32 on lo, for the listeners that stand for "not
 	 * balanced". */
@@ -783,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_reattach_replaces_and_keeps_maps),
 		cmocka_unit_test(test_detach_restores_direct_path),
 		cmocka_unit_test(test_attach_refuses_v1_and_missing),
+		cmocka_unit_test(test_node_hooks),
 	};
 	struct shoal_err err = {};
 	struct statfs fs;
