@@ -25,8 +25,8 @@
 
 /* Maps pinned under pin_dir: all the state flows and services need. */
 static const char *const lb_pinned_maps[] = {
-	"lb_services",	"lb_backends", "lb_maglev", "lb_ct",   "lb_rnat",
-	"lb_svc_stats", "lb_be_stats", "lb_drops",  "lb_meta", "lb_ports",
+	"lb_services", "lb_backends", "lb_maglev", "lb_ct",    "lb_rnat",     "lb_svc_stats",
+	"lb_be_stats", "lb_drops",    "lb_meta",   "lb_ports", "lb_svc_keys",
 };
 
 struct lb_be {
@@ -50,7 +50,8 @@ struct lb {
 	uint32_t maglev_size;
 	uint32_t ct_size;
 	int ncpus;
-	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports;
+	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports,
+		fd_svc_keys;
 	uint32_t *port_kinds;	   /* lb_ports as written, by LB_PORT_INDEX() */
 	struct lb_svc_state *svcs; /* by service id; 0 unused */
 	uint8_t *be_used;	   /* by backend id; 0 reserved */
@@ -255,6 +256,7 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 	lb->fd_be_stats = bpf_map__fd(lb->in->maps.lb_be_stats);
 	lb->fd_drops = bpf_map__fd(lb->in->maps.lb_drops);
 	lb->fd_ports = bpf_map__fd(lb->in->maps.lb_ports);
+	lb->fd_svc_keys = bpf_map__fd(lb->in->maps.lb_svc_keys);
 	return 0;
 }
 
@@ -309,6 +311,23 @@ static int lb_recover(struct lb *lb, struct shoal_err *err)
 			idx[i] = i;
 		if (bpf_map_update_batch(lb->fd_ports, idx, lb->port_kinds, &count, &bo) < 0)
 			return shoal_err_errno(err, errno, "writing the service ports");
+	}
+	/* lb_svc_keys likewise: every slot, the free ones zeroed. */
+	{
+		_cleanup_free_ uint32_t *idx = calloc(LB_MAX_SERVICES, sizeof(*idx));
+		_cleanup_free_ struct lb_svc_key *keys = calloc(LB_MAX_SERVICES, sizeof(*keys));
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		uint32_t count = LB_MAX_SERVICES;
+
+		if (!idx || !keys)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		for (uint32_t i = 0; i < count; i++) {
+			idx[i] = i;
+			if (lb->svcs[i].used)
+				keys[i] = lb->svcs[i].key;
+		}
+		if (bpf_map_update_batch(lb->fd_svc_keys, idx, keys, &count, &bo) < 0)
+			return shoal_err_errno(err, errno, "writing the service keys");
 	}
 
 	/* Read in batches: one system call per key would make every open of
@@ -800,7 +819,9 @@ int lb_service_upsert(struct lb *lb, const struct lb_service_key *key,
 	sv.id = svc_id;
 	sv.active = active;
 	if (created) {
-		r = lb_port_ref(lb, &mk, 1);
+		r = bpf_map_update_elem(lb->fd_svc_keys, &svc_id, &mk, 0) < 0 ? -errno : 0;
+		if (r == 0)
+			r = lb_port_ref(lb, &mk, 1);
 		if (r < 0) {
 			shoal_err_errno(err, -r, "announcing the service's port");
 			goto undo;
@@ -866,6 +887,7 @@ int lb_service_delete(struct lb *lb, const struct lb_service_key *key, struct sh
 		lb->be_used[s->be[i].id] = 0;
 	}
 	lb_port_ref(lb, &s->key, -1);
+	bpf_map_update_elem(lb->fd_svc_keys, &svc_id, &(struct lb_svc_key){}, 0);
 	lb_svc_state_clear(s);
 	return 0;
 }

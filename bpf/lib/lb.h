@@ -52,6 +52,18 @@ static __always_inline struct lb_svc *lb_svc_lookup(const struct lb_flow_key *k)
 	return bpf_map_lookup_elem(&lb_services, &sk);
 }
 
+/* The flow entry's service is still the one for this packet: an id handed
+ * to another service since does not carry the flow along. */
+static __always_inline bool lb_ct_svc_matches(const struct lb_ct_entry *ct,
+					      const struct lb_flow_key *k)
+{
+	__u32 id = ct->svc_id;
+	struct lb_svc_key *sk = bpf_map_lookup_elem(&lb_svc_keys, &id);
+
+	return sk && sk->port == k->dport && sk->proto == k->proto &&
+	       (sk->addr == 0 || sk->addr == k->daddr);
+}
+
 /* A backend an existing flow may keep: still this service's, and active or
  * draining. Maintenance, removal or reuse by another service re-picks. */
 static __always_inline struct lb_backend *lb_backend_for_flow(__u32 id, __u32 svc_id)
@@ -130,21 +142,22 @@ static __always_inline void lb_rnat_mark_closed(const struct lb_flow_key *rk)
  * kernel then routes the rewritten packet to the backend; its replies are
  * reverse-NATed by lb_egress4() when they leave through the same uplink.
  *
- * An established flow costs one conntrack lookup and one backend lookup;
- * the reverse entry, which lives in its own LRU and may be evicted apart
- * from the forward one, is checked (and restored) only when last_seen_ns is
- * refreshed, at most once per LB_CT_TOUCH_NS. The clock is the coarse one
- * (a tick's resolution is plenty for those intervals, and it costs no
- * clock source read). */
+ * An established flow is found by its conntrack entry alone (the service
+ * it belongs to is checked by id, in an array): one hash lookup. Its
+ * service keeps it even if a service with the exact address appears later
+ * on a published port's flow. The reverse entry, which lives in its own LRU and may be evicted
+ * apart from the forward one, is checked (and restored) only when last_seen_ns is refreshed, at
+ * most once per LB_CT_TOUCH_NS. The clock is the coarse one (a tick's resolution is plenty for
+ * those intervals, and it costs no clock source read). */
 static __always_inline int lb_ingress4(struct __sk_buff *skb)
 {
 	struct lb_pkt p = {};
-	struct lb_svc *svc;
+	struct lb_svc *svc = NULL;
 	struct lb_ct_entry *ct, nct = {};
 	struct lb_backend *be = NULL;
 	struct lb_flow_key rk = {};
 	struct lb_rnat_entry rn = {};
-	__u32 be_id = 0, closed = 0;
+	__u32 be_id = 0, svc_id = 0, closed = 0, idx, *kinds;
 	bool new_flow = false, touch = false;
 	__u64 now;
 	int ret;
@@ -152,23 +165,31 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	ret = lb_parse4(skb, &p);
 	if (ret != LB_PARSE_OK)
 		return ret;
-	svc = lb_svc_lookup(&p.key);
-	if (!svc)
+	idx = LB_PORT_INDEX(p.key.proto, p.key.dport);
+	kinds = bpf_map_lookup_elem(&lb_ports, &idx);
+	if (!kinds || !*kinds)
 		return 0;
-	/* The rest of the datagram would reach the node unrewritten; dropping
-	 * the first fragment fails it fast instead of half-delivering it. */
-	if (p.first_frag)
-		return LB_DROP_FRAGMENT;
 
 	now = bpf_ktime_get_coarse_ns();
 	ct = bpf_map_lookup_elem(&lb_ct, &p.key);
 	/* A SYN that finds a closed flow opens a new one: picked afresh, so a
 	 * draining backend gets no new connection on a reused tuple. */
-	if (ct && ct->svc_id == svc->id &&
-	    !(ct->closed_ns && (p.tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)) {
+	if (ct && !(ct->closed_ns && (p.tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN) &&
+	    lb_ct_svc_matches(ct, &p.key)) {
+		svc_id = ct->svc_id;
 		be_id = ct->backend_id;
-		be = lb_backend_for_flow(be_id, svc->id);
+		be = lb_backend_for_flow(be_id, svc_id);
 	}
+	if (!be) {
+		svc = lb_svc_lookup(&p.key);
+		if (!svc)
+			return 0;
+		svc_id = svc->id;
+	}
+	/* The rest of the datagram would reach the node unrewritten; dropping
+	 * the first fragment fails it fast instead of half-delivering it. */
+	if (p.first_frag)
+		return LB_DROP_FRAGMENT;
 	if (!be) {
 		ret = lb_maglev_pick(svc, &p.key, &be_id);
 		if (ret < 0)
@@ -177,7 +198,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 		if (!be)
 			return LB_DROP_BACKEND_INVALID;
 		nct.backend_id = be_id;
-		nct.svc_id = svc->id;
+		nct.svc_id = svc_id;
 		nct.created_ns = now;
 		nct.last_seen_ns = now;
 		if (bpf_map_update_elem(&lb_ct, &p.key, &nct, BPF_ANY) < 0)
@@ -198,7 +219,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 		rn.addr = p.key.daddr;
 		rn.port = p.key.dport;
 		rn.flags = closed;
-		rn.svc_id = svc->id;
+		rn.svc_id = svc_id;
 		if (bpf_map_update_elem(&lb_rnat, &rk, &rn, BPF_ANY) < 0)
 			return LB_DROP_CT_UPDATE;
 	}
@@ -211,7 +232,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	ret = lb_rewrite4(skb, &p, true, p.key.daddr, be->addr, p.key.dport, be->port);
 	if (ret < 0)
 		return ret;
-	lb_stats_add(&lb_svc_stats, svc->id, p.len, new_flow);
+	lb_stats_add(&lb_svc_stats, svc_id, p.len, new_flow);
 	lb_stats_add(&lb_be_stats, be_id, p.len, new_flow);
 	return lb_fwd4(skb, be, &rk);
 }

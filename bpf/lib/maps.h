@@ -29,6 +29,16 @@ struct {
 	__type(value, __u32);
 } lb_ports SEC(".maps");
 
+/* Service id -> its key (struct lb_svc_key), so that an established flow
+ * is checked against its service without a lookup in lb_services. Written
+ * by user space before the service, zeroed after its removal. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct lb_svc_key);
+} lb_svc_keys SEC(".maps");
+
 /* Backend id -> address, port, state, owning service. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -765,6 +765,36 @@ static void test_flow_close(void **state)
 	assert_false(backend_reply(be, c, 28002, F_ACK));
 }
 
+/* An established flow is kept by its own service only: when the id in its
+ * entry names another service key (lb_svc_keys), the packet is looked up
+ * afresh and counted as a new flow. */
+static void test_flow_checks_its_service(void **state)
+{
+	_cleanup_close_ int sfd = pinned_fd("lb_services"), kfd = pinned_fd("lb_svc_keys");
+	struct lb_svc_key web = {.port = htons(80), .proto = IPPROTO_TCP}, saved,
+			  other = {.port = htons(99), .proto = IPPROTO_TCP};
+	const char *c = "198.51.100.91";
+	struct lb_counters c0, c1;
+	struct lb_svc sv;
+
+	assert_true(sfd >= 0 && kfd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(sfd, &web, &sv), 0);
+	assert_int_equal(bpf_map_lookup_elem(kfd, &sv.id, &saved), 0);
+	assert_memory_equal(&saved, &web, sizeof(web));
+
+	client_pkt(c, 28100, F_SYN);
+	assert_int_equal(lb_service_counters(lb, &svc_web, &c0), 0);
+	client_pkt(c, 28100, F_ACK);
+	assert_int_equal(lb_service_counters(lb, &svc_web, &c1), 0);
+	assert_int_equal(c1.new_flows, c0.new_flows);
+
+	assert_int_equal(bpf_map_update_elem(kfd, &sv.id, &other, 0), 0);
+	client_pkt(c, 28100, F_ACK);
+	assert_int_equal(bpf_map_update_elem(kfd, &sv.id, &saved, 0), 0);
+	assert_int_equal(lb_service_counters(lb, &svc_web, &c1), 0);
+	assert_int_equal(c1.new_flows, c0.new_flows + 1);
+}
+
 /* A port with a published service and a VIP service: each address finds
  * its own, in both lookup orders lb_ports allows. */
 static void test_published_and_vip_on_one_port(void **state)
@@ -1100,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(test_drain_and_maintenance),
 		cmocka_unit_test(test_reverse_nat),
 		cmocka_unit_test(test_flow_close),
+		cmocka_unit_test(test_flow_checks_its_service),
 		cmocka_unit_test(test_published_and_vip_on_one_port),
 		cmocka_unit_test(test_backend_invalid_and_no_table),
 		cmocka_unit_test(test_upsert_errors),
