@@ -148,7 +148,8 @@ static __always_inline void lb_rnat_mark_closed(const struct lb_flow_key *rk)
  * on a published port's flow. The reverse entry, which lives in its own LRU and may be evicted
  * apart from the forward one, is checked (and restored) only when last_seen_ns is refreshed, at
  * most once per LB_CT_TOUCH_NS. The clock is the coarse one (a tick's resolution is plenty for
- * those intervals, and it costs no clock source read). */
+ * those intervals), and an established flow's packet reads it only once per
+ * LB_CT_TOUCH_JIFFIES: jiffies is one load, the clock a helper call. */
 static __always_inline int lb_ingress4(struct __sk_buff *skb)
 {
 	struct lb_pkt p = {};
@@ -157,7 +158,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	struct lb_backend *be = NULL;
 	struct lb_flow_key rk = {};
 	struct lb_rnat_entry rn = {};
-	__u32 be_id = 0, svc_id = 0, closed = 0, idx, *kinds;
+	__u32 be_id = 0, svc_id = 0, closed = 0, idx, *kinds, jiffies;
 	bool new_flow = false, touch = false;
 	__u64 now;
 	int ret;
@@ -170,7 +171,6 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	if (!kinds || !*kinds)
 		return 0;
 
-	now = bpf_ktime_get_coarse_ns();
 	ct = bpf_map_lookup_elem(&lb_ct, &p.key);
 	/* A SYN that finds a closed flow opens a new one: picked afresh, so a
 	 * draining backend gets no new connection on a reused tuple. */
@@ -190,6 +190,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	 * the first fragment fails it fast instead of half-delivering it. */
 	if (p.first_frag)
 		return LB_DROP_FRAGMENT;
+	jiffies = (__u32)bpf_jiffies64();
 	if (!be) {
 		ret = lb_maglev_pick(svc, &p.key, &be_id);
 		if (ret < 0)
@@ -199,15 +200,21 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 			return LB_DROP_BACKEND_INVALID;
 		nct.backend_id = be_id;
 		nct.svc_id = svc_id;
+		now = bpf_ktime_get_coarse_ns();
 		nct.created_ns = now;
 		nct.last_seen_ns = now;
+		nct.touch_jiffies = jiffies;
 		if (bpf_map_update_elem(&lb_ct, &p.key, &nct, BPF_ANY) < 0)
 			return LB_DROP_CT_UPDATE;
 		new_flow = true;
-	} else if (now - ct->last_seen_ns > LB_CT_TOUCH_NS) {
-		ct->last_seen_ns = now;
-		closed = ct->closed_ns ? LB_RNAT_CLOSED : 0;
-		touch = true;
+	} else if (jiffies - ct->touch_jiffies >= LB_CT_TOUCH_JIFFIES) {
+		ct->touch_jiffies = jiffies;
+		now = bpf_ktime_get_coarse_ns();
+		if (now - ct->last_seen_ns > LB_CT_TOUCH_NS) {
+			ct->last_seen_ns = now;
+			closed = ct->closed_ns ? LB_RNAT_CLOSED : 0;
+			touch = true;
+		}
 	}
 
 	rk.saddr = be->addr;
@@ -225,7 +232,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 	}
 	if (p.tcp_flags & (LB_TCP_FIN | LB_TCP_RST)) {
 		ct = bpf_map_lookup_elem(&lb_ct, &p.key);
-		if (ct && lb_ct_close_track(ct, p.tcp_flags, true, now))
+		if (ct && lb_ct_close_track(ct, p.tcp_flags, true, bpf_ktime_get_coarse_ns()))
 			lb_rnat_mark_closed(&rk);
 	}
 

@@ -16,6 +16,7 @@
  *                 (A table size whose element passes 64 KiB - 64 B
  *                 doubles that: the allocation rounds up to 128 KiB.)
  *   lb_ports      ARRAY, 2 x 65536 x 8 B                        = 1 MiB
+ *   lb_svc_keys   ARRAY, 16384 x 8 B                            = 128 KiB
  *   lb_svc_stats  PERCPU_ARRAY, 16384 x 24 B x N                = 384 KiB x N
  *   lb_be_stats   PERCPU_ARRAY, 131072 x 24 B x N               = 3 MiB x N
  *   lb_ct         LRU_HASH, ct_size x (48 + 16 + 40) B          = 6.5 MiB
@@ -61,6 +62,12 @@
  * the packets of a busy flow do not all dirty the same cache line. */
 #ifndef LB_CT_TOUCH_NS
 #define LB_CT_TOUCH_NS 1000000000ULL
+#endif
+
+/* The coarse clock is read for that at most once per this many jiffies
+ * (bpf_jiffies64() costs nothing; at HZ 100 to 1000 it is 1 s to 100 ms). */
+#ifndef LB_CT_TOUCH_JIFFIES
+#define LB_CT_TOUCH_JIFFIES 100
 #endif
 
 /* A closed TCP flow (RST, or FIN both ways) still has its replies rewritten

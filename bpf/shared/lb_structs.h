@@ -68,7 +68,8 @@ struct lb_ct_entry {
 	__u64 closed_ns; /* 0: open; else when it closed */
 	__u8 fin_client; /* the client sent FIN */
 	__u8 fin_backend;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 touch_jiffies; /* low bits of jiffies when last_seen_ns was checked */
 };
 
 /* What a reply's source is rewritten back to. In lb_rnat, flags has

@@ -765,6 +765,39 @@ static void test_flow_close(void **state)
 	assert_false(backend_reply(be, c, 28002, F_ACK));
 }
 
+/* A reverse entry evicted apart from its flow comes back on the flow's next
+ * refresh of last_seen_ns (once per LB_CT_TOUCH_NS). */
+static void test_rnat_restored_on_touch(void **state)
+{
+	_cleanup_close_ int ctfd = pinned_fd("lb_ct"), rfd = pinned_fd("lb_rnat");
+	const char *c = "198.51.100.92";
+	struct lb_flow_key fk = {.saddr = A(c),
+				 .daddr = A("203.0.113.5"),
+				 .sport = htons(28200),
+				 .dport = htons(80),
+				 .proto = IPPROTO_TCP};
+	struct lb_flow_key rk = {
+		.daddr = A(c), .sport = htons(8080), .dport = htons(28200), .proto = IPPROTO_TCP};
+	struct lb_ct_entry e;
+	uint32_t be;
+
+	assert_true(ctfd >= 0 && rfd >= 0);
+	be = client_pkt(c, 28200, F_SYN);
+	rk.saddr = be;
+	assert_true(backend_reply(be, c, 28200, F_SYN | F_ACK));
+	assert_int_equal(bpf_map_delete_elem(rfd, &rk), 0);
+
+	/* As if the last refresh was long ago. */
+	assert_int_equal(bpf_map_lookup_elem(ctfd, &fk, &e), 0);
+	e.last_seen_ns = 0;
+	e.touch_jiffies -= LB_CT_TOUCH_JIFFIES;
+	assert_int_equal(bpf_map_update_elem(ctfd, &fk, &e, 0), 0);
+	assert_int_equal(client_pkt(c, 28200, F_ACK), be);
+	assert_true(backend_reply(be, c, 28200, F_ACK));
+	assert_int_equal(bpf_map_lookup_elem(ctfd, &fk, &e), 0);
+	assert_true(e.last_seen_ns != 0);
+}
+
 /* An established flow is kept by its own service only: when the id in its
  * entry names another service key (lb_svc_keys), the packet is looked up
  * afresh and counted as a new flow. */
@@ -1131,6 +1164,7 @@ int main(void)
 		cmocka_unit_test(test_reverse_nat),
 		cmocka_unit_test(test_flow_close),
 		cmocka_unit_test(test_flow_checks_its_service),
+		cmocka_unit_test(test_rnat_restored_on_touch),
 		cmocka_unit_test(test_published_and_vip_on_one_port),
 		cmocka_unit_test(test_backend_invalid_and_no_table),
 		cmocka_unit_test(test_upsert_errors),
