@@ -512,13 +512,32 @@ static json_t *containers_json(struct agent *a)
 	return out;
 }
 
-/* Whether a (non-terminal) task holds proto/port as its own host port. */
-static bool task_ports_use(json_t *tasks, int proto, int port)
+/* A task whose container is gone for good holds no port any more. */
+static bool task_ended(json_t *t)
+{
+	static const char *const ended[] = {"complete", "failed",   "shutdown",
+					    "rejected", "orphaned", "remove"};
+	const char *st =
+		json_string_value(json_object_get(json_object_get(t, "Status"), "State")) ?: "";
+	for (size_t i = 0; i < sizeof(ended) / sizeof(ended[0]); i++)
+		if (strcmp(st, ended[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Whether a task that has not ended holds proto/port as its own host port;
+ * *ret_task: which one. */
+static bool task_ports_use(json_t *tasks, int proto, int port, const char *except_sid,
+			   json_t **ret_task)
 {
 	size_t i;
 	json_t *t;
 	json_array_foreach(tasks, i, t)
 	{
+		if (task_ended(t) ||
+		    (except_sid && strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
+					  except_sid) == 0))
+			continue;
 		size_t k;
 		json_t *pc;
 		json_array_foreach(
@@ -528,8 +547,11 @@ static bool task_ports_use(json_t *tasks, int proto, int port)
 		{
 			if (proto_num(json_string_value(json_object_get(pc, "Protocol"))) ==
 				    proto &&
-			    json_integer_value(json_object_get(pc, "PublishedPort")) == port)
+			    json_integer_value(json_object_get(pc, "PublishedPort")) == port) {
+				if (ret_task)
+					*ret_task = t;
 				return true;
+			}
 		}
 	}
 	return false;
@@ -573,7 +595,7 @@ static void tasks_port_status(struct agent *a, json_t *services, json_t *tasks)
 			for (int cand = PUBLISH_PORT_MIN; pub <= 0 && cand <= PUBLISH_PORT_MAX;
 			     cand++) {
 				char buf[128];
-				if (!task_ports_use(tasks, proto, cand) &&
+				if (!task_ports_use(tasks, proto, cand, NULL, NULL) &&
 				    !publish_port_owner(a, proto, cand, NULL, buf, sizeof(buf)))
 					pub = cand;
 			}
@@ -622,7 +644,6 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
-	publish_fwd_sync(a, p->lb);
 	tasks_port_status(a, services, tasks);
 	json_t *containers = containers_json(a);
 	json_t *desired = publish_desired(services, tasks, containers, task_addr, a);
@@ -718,6 +739,18 @@ const char *publish_port_owner(struct agent *a, int proto, int port, const char 
 			}
 		}
 		json_decref(services);
+	}
+	/* host-mode ports assigned to tasks */
+	json_t *tasks = NULL;
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
+		json_t *t = NULL;
+		if (task_ports_use(tasks, proto, port, except_id, &t)) {
+			snprintf(buf, len, "task %s",
+				 json_string_value(json_object_get(t, "ID")) ?: "");
+			json_decref(tasks);
+			return buf;
+		}
+		json_decref(tasks);
 	}
 	for (struct container *c = a->containers; c; c = c->next) {
 		if (except_id && strcmp(c->id, except_id) == 0)

@@ -179,6 +179,11 @@ has_hp() { [ -n "$(hp)" ]; }
 wait_until 30 has_hp && ok "a host-mode port without a published port gets one per task ($(hp))" || fail "no PortStatus: $(tasks_json hostany | head -c 600)"
 any_up() { [ "$(http_get "$(hp)")" = any ]; }
 wait_until 20 any_up && ok "the task answers on its assigned port" || fail "port $(hp) does not answer"
+out=$(api POST /services/create '{"Name":"auto2","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Command":["sleep","100"]}},"EndpointSpec":{"Ports":[{"TargetPort":80}]}}')
+expect_eq "an ingress port of 0 is assigned" 201 "${out%% *}"
+auto2=$(api GET /services/auto2 | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["Spec"]["EndpointSpec"]["Ports"][0]["PublishedPort"])')
+[ -n "$auto2" ] && [ "$auto2" != "$(hp)" ] && ok "not the port a task holds ($auto2)" || fail "ingress port $auto2, task port $(hp)"
+shoal service rm auto2 >/dev/null
 shoal service rm hostany >/dev/null
 
 log "the data plane outlives the agent"
