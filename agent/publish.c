@@ -644,6 +644,7 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
+	publish_fwd_sync(a, p->lb);
 	tasks_port_status(a, services, tasks);
 	json_t *containers = containers_json(a);
 	json_t *desired = publish_desired(services, tasks, containers, task_addr, a);
