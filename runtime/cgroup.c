@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -620,6 +621,28 @@ int rt_cgroup_attach(struct rt_cgroup *cg, pid_t pid, struct shoal_err *err)
 					       cg->path[h]);
 	}
 	return 0;
+}
+
+int rt_cgroup_join_self(struct rt_cgroup *cg, bool skip_v2, struct shoal_err *err)
+{
+	for (int h = 0; h < CG_H_MAX; h++) {
+		if (!cg->path[h] || (h == CG_H_UNIFIED && skip_v2))
+			continue;
+		/* v2 has no per-thread move across domains: cgroup.procs it is. */
+		int r = cg_write_knob(cg->path[h], h == CG_H_UNIFIED ? "cgroup.procs" : "tasks",
+				      "0");
+		if (r < 0)
+			return shoal_err_errno(err, r, "joining cgroup %s", cg->path[h]);
+	}
+	return 0;
+}
+
+int rt_cgroup_v2_fd(struct rt_cgroup *cg)
+{
+	if (!cg->path[CG_H_UNIFIED])
+		return -ENOENT;
+	int fd = open(cg->path[CG_H_UNIFIED], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 bool rt_cgroup_oom_killed(struct rt_cgroup *cg)

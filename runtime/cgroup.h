@@ -66,6 +66,15 @@ int rt_cgroup_create(const char *parent, const char *id, const struct rt_cgroup_
 int rt_cgroup_open(const char *parent, const char *id, struct rt_cgroup **ret,
 		   struct shoal_err *err);
 int rt_cgroup_attach(struct rt_cgroup *cg, pid_t pid, struct shoal_err *err);
+/* Moves the calling process, which must be single-threaded, into the cgroup.
+ * On v1 hierarchies it writes "0" to tasks: moving only the caller spares the
+ * kernel's global threadgroup lock, whose write side waits for an RCU grace
+ * period (milliseconds) on every cgroup.procs write. skip_v2: the caller is
+ * already in the v2 cgroup (it was cloned into it with rt_cgroup_v2_fd()). */
+int rt_cgroup_join_self(struct rt_cgroup *cg, bool skip_v2, struct shoal_err *err);
+/* A directory fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP),
+ * close-on-exec; -ENOENT when the cgroup has no v2 part. */
+int rt_cgroup_v2_fd(struct rt_cgroup *cg);
 /* True when the kernel OOM-killed a process in the cgroup (memory.events oom_kill
  * on v2; memory.oom_control oom_kill on v1). */
 bool rt_cgroup_oom_killed(struct rt_cgroup *cg);

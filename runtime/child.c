@@ -19,6 +19,7 @@
 
 #include "lib/cleanup.h"
 #include "runtime/caps.h"
+#include "runtime/cgroup.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/seccomp.h"
 
@@ -207,6 +208,8 @@ void rt_container_child(const struct rt_child_args *a)
 	char c;
 	ssize_t n;
 
+	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
 	if (setup_stdio(a, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	/* The namespaces are made here rather than by clone(): building them
@@ -241,8 +244,8 @@ void rt_container_child(const struct rt_child_args *a)
 	if (s->net_mode == RT_NET_NONE && loopback_up(&err) < 0)
 		rt_child_fail(a->err_fd, &err);
 
-	/* Nothing of the image runs before the monitor has placed us in the
-	 * container's cgroups. */
+	/* Nothing of the image runs before the monitor holds our namespaces and
+	 * serves the control socket and the log. */
 	rt_child_ready(a->err_fd);
 	do {
 		n = read(a->sync_fd, &c, 1);

@@ -94,8 +94,8 @@ static void exec_free(struct mon_exec *e)
 }
 
 static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char *user,
-						 const char *cwd, bool privileged, int child[3],
-						 int errfd)
+						 const char *cwd, bool privileged, bool in_v2,
+						 int child[3], int errfd)
 {
 	static const char *const ns[] = {"ipc", "uts", "net", "pid", "mnt"};
 	static const int nstype[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
@@ -121,7 +121,7 @@ static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char 
 	if (rt_proc_pin_seccomp(&p, filter, sizeof(filter), &err) < 0)
 		rt_child_fail(errfd, &err);
 	/* Cgroups first: their files are not visible from the container's mount namespace. */
-	if (M.cg && rt_cgroup_attach(M.cg, getpid(), &err) < 0)
+	if (M.cg && rt_cgroup_join_self(M.cg, in_v2, &err) < 0)
 		rt_child_fail(errfd, &err);
 	for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
 		char nspath[64];
@@ -234,7 +234,8 @@ void mon_exec_start(struct mon_client *c, json_t *req)
 		e->exited = true;
 		return;
 	}
-	pid_t pid = fork();
+	bool in_v2 = false;
+	pid_t pid = mon_fork_in_cgroup(0, &in_v2);
 	if (pid < 0) {
 		close(errp[0]);
 		close(errp[1]);
@@ -245,7 +246,7 @@ void mon_exec_start(struct mon_client *c, json_t *req)
 	}
 	if (pid == 0) {
 		close(errp[0]);
-		exec_child(e, user, cwd, privileged, child, errp[1]);
+		exec_child(e, user, cwd, privileged, in_v2, child, errp[1]);
 	}
 	close(errp[1]);
 	mon_stdio_close_child(child);

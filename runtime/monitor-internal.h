@@ -115,6 +115,13 @@ int mon_stdio_create(bool tty, bool open_stdin, int child[3], int *ret_out, int 
 		     int *ret_in, struct shoal_err *err);
 void mon_stdio_close_child(int child[3]);
 
+/* A fork (the child runs on a copy of our memory; flags: CLONE_NEW* to add),
+ * born in the container's v2 cgroup where there is one: a process created
+ * there needs no migration, and a migration through cgroup.procs costs an RCU
+ * grace period. *ret_in_v2 says whether that worked (clone3 and
+ * CLONE_INTO_CGROUP exist); the child then joins the rest with
+ * rt_cgroup_join_self(). */
+pid_t mon_fork_in_cgroup(uint64_t flags, bool *ret_in_v2);
 int mon_loop(void);
 /* Takes a connected socket as an attached client (stdout, stderr, and stdin
  * when the container has it open). */

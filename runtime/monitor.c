@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,6 +268,27 @@ static int child_report(int fd, struct shoal_err *err)
 	return shoal_err_set_status(err, ce.status ? ce.status : 500, ce.code, "%s", ce.msg);
 }
 
+pid_t mon_fork_in_cgroup(uint64_t flags, bool *ret_in_v2)
+{
+	_cleanup_close_ int cgfd = M.cg ? rt_cgroup_v2_fd(M.cg) : -EBADF;
+	if (cgfd >= 0) {
+		struct clone_args ca = {
+			.flags = flags | CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cgfd,
+		};
+		long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid >= 0) {
+			*ret_in_v2 = true;
+			return (pid_t)pid;
+		}
+		if (errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EOPNOTSUPP)
+			return -1;
+	}
+	*ret_in_v2 = false;
+	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
+}
+
 /* Forks the container's first process into a new pid namespace. It makes its
  * other namespaces and the root file system while the monitor goes on with
  * start_finish(). */
@@ -312,8 +334,8 @@ static int start_begin(struct shoal_err *err)
 	int ns_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (s->net_mode == RT_NET_NONE)
 		ns_flags |= CLONE_NEWNET;
-	/* A fork into a new pid namespace: the child runs on a copy of our memory. */
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, NULL, NULL, 0);
+	bool in_v2 = false;
+	pid_t pid = mon_fork_in_cgroup(CLONE_NEWPID, &in_v2);
 	if (pid < 0) {
 		r = shoal_err_errno(err, errno, "creating the container's pid namespace");
 		mon_stdio_close_child(child_stdio);
@@ -343,6 +365,8 @@ static int start_begin(struct shoal_err *err)
 			.err_fd = errp[1],
 			.stdio = {child_stdio[0], child_stdio[1], child_stdio[2]},
 			.net_fd = net_fd,
+			.cg = M.cg,
+			.in_v2 = in_v2,
 		};
 		rt_container_child(&a);
 	}
@@ -562,11 +586,12 @@ static int monitor_run(int attach_fd)
 
 	if (read_spec(&err) < 0)
 		fail_start(&err);
-	/* The child sets up the container's namespaces and root file system
-	 * while the monitor makes the cgroups, the control socket and the log. */
-	if (start_begin(&err) < 0)
+	/* The cgroups first, so that the child is born in (or joins) them; it
+	 * then sets up the container's namespaces and root file system while the
+	 * monitor makes the control socket and the log. */
+	if (cgroup_create(&err) < 0)
 		fail_start(&err);
-	if (cgroup_create(&err) < 0 || rt_cgroup_attach(M.cg, M.ctr_pid, &err) < 0)
+	if (start_begin(&err) < 0)
 		fail_start(&err);
 	if (listen_ctl(&err) < 0)
 		fail_start(&err);

@@ -123,6 +123,8 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err);
  * and points p at it through /proc/self/fd (buf holds that path). */
 int rt_proc_pin_seccomp(struct rt_proc *p, char *buf, size_t len, struct shoal_err *err);
 
+struct rt_cgroup;
+
 /* The container's first process, run in the child that clone() made with a
  * new pid namespace. It makes its other namespaces itself (unshare), prepares
  * the bundle and the root file system while the monitor creates the cgroups
@@ -138,6 +140,10 @@ struct rt_child_args {
 	int err_fd;   /* write end, close-on-exec */
 	int stdio[3];
 	int net_fd; /* RT_NET_JOIN: the netns to enter */
+	/* The container's cgroups, made before the clone; the child joins them
+	 * itself before anything else (in_v2: clone3 already put it in the v2 one). */
+	struct rt_cgroup *cg;
+	bool in_v2;
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
 /* The record a container child writes on err_fd when it is ready for the go. */

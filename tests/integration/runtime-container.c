@@ -581,6 +581,82 @@ static void test_agent_gone(void)
 	ctr_done(&c);
 }
 
+/* Every line of a /proc/<pid>/cgroup text for the hierarchies shoal uses
+ * (memory, cpu, pids, and the v2 "0::" line where v2 is mounted) names the
+ * container's own cgroup. */
+static bool in_own_cgroups(const char *text, const char *id, const char **ret_bad)
+{
+	static const char *const want[] = {"memory", "cpu", "pids", ""};
+	char suffix[80];
+	snprintf(suffix, sizeof(suffix), "/%s", id);
+	size_t slen = strlen(suffix);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		char copy[4096];
+		snprintf(copy, sizeof(copy), "%s", text);
+		bool seen = false;
+		char *save = NULL;
+		for (char *line = strtok_r(copy, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			/* "N:ctrl,ctrl:/path" (v1) or "0::/path" (v2) */
+			char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+			if (!c2)
+				continue;
+			*c2 = '\0';
+			bool match = false;
+			if (!*want[i]) {
+				match = strcmp(line, "0:") == 0;
+			} else {
+				char *s2 = NULL;
+				for (char *t = strtok_r(c1 + 1, ",", &s2); t;
+				     t = strtok_r(NULL, ",", &s2))
+					match = match || strcmp(t, want[i]) == 0;
+			}
+			if (!match)
+				continue;
+			seen = true;
+			const char *path = c2 + 1;
+			size_t n = strlen(path);
+			if (n < slen || strcmp(path + n - slen, suffix) != 0) {
+				*ret_bad = want[i];
+				return false;
+			}
+		}
+		if (!seen && *want[i]) {
+			*ret_bad = want[i];
+			return false;
+		}
+	}
+	return true;
+}
+
+static void test_cgroup_membership(void)
+{
+	struct ctr c;
+	ctr_init(&c, (const char *[]){"sleep", "1000", NULL});
+	if (ctr_start(&c) < 0) {
+		CHECK(0, "start: %s", c.err.msg);
+		ctr_done(&c);
+		return;
+	}
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)c.started.pid);
+	char *text = NULL;
+	size_t len;
+	const char *bad = "";
+	CHECK(read_file(p, 1 << 16, &text, &len) == 0 && in_own_cgroups(text, c.id, &bad),
+	      "container init in its own cgroups (%s): %s", bad, text ? text : "");
+	free(text);
+	char out[4096];
+	int code = exec_in(&c, "{\"op\":\"exec\",\"argv\":[\"cat\",\"/proc/self/cgroup\"]}", out,
+			   sizeof(out));
+	bad = "";
+	CHECK(code == 0 && in_own_cgroups(out, c.id, &bad),
+	      "exec'd process in the container's cgroups (%s): %d %s", bad, code, out);
+	close(ctl(&c, "{\"op\":\"kill\",\"signal\":9}"));
+	ctr_wait(&c, NULL);
+	ctr_done(&c);
+}
+
 static int build_rootfs(void)
 {
 	static const char *const applets[] = {"sh",   "true",	  "false",   "cat", "echo", "sleep",
@@ -694,6 +770,7 @@ int main(int argc, char **argv)
 		void (*fn)(void);
 	} tests[] = {
 		{"exit codes", test_exit_codes},
+		{"cgroup membership", test_cgroup_membership},
 		{"env, cwd, logs", test_env_cwd_logs},
 		{"user", test_user},
 		{"start errors", test_start_errors},
