@@ -67,15 +67,24 @@ int lb_maglev_build(const uint64_t *keys, size_t n, uint32_t m, uint32_t *table)
 	for (uint32_t s = 0; s < m; s++)
 		table[s] = UINT32_MAX;
 	/* Every permutation visits every slot (skip and m are coprime as m is
-	 * prime), so each inner loop ends, and each round fills n slots. */
+	 * prime), so each inner loop ends, and each round fills n slots. pos
+	 * and skip are below m, so one subtraction stands for the modulo (a
+	 * division per step made this most of a backend set update). */
 	for (;;) {
 		for (size_t i = 0; i < n; i++) {
 			struct maglev_perm *p = &perm[i];
+			uint32_t pos = p->pos;
 
-			while (table[p->pos] != UINT32_MAX)
-				p->pos = (uint32_t)(((uint64_t)p->pos + p->skip) % m);
-			table[p->pos] = p->index;
-			p->pos = (uint32_t)(((uint64_t)p->pos + p->skip) % m);
+			while (table[pos] != UINT32_MAX) {
+				pos += p->skip;
+				if (pos >= m)
+					pos -= m;
+			}
+			table[pos] = p->index;
+			pos += p->skip;
+			if (pos >= m)
+				pos -= m;
+			p->pos = pos;
 			if (++filled == m)
 				return 0;
 		}
