@@ -114,6 +114,9 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err)
 	}
 	raise_nofile();
 
+	/* As runc does: the user owns its terminal (the group stays tty). */
+	if (p->chown_tty && fchown(0, u.uid, (gid_t)-1) < 0)
+		return shoal_err_errno(err, errno, "giving the terminal to uid %u", (unsigned)u.uid);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return shoal_err_errno(err, errno, "prctl(PR_SET_KEEPCAPS)");
 	if (setgroups(u.ngroups, u.groups) < 0)
@@ -179,16 +182,55 @@ static int loopback_up(struct shoal_err *err)
 	return 0;
 }
 
-static int setup_stdio(const struct rt_child_args *a, struct shoal_err *err)
+static int setup_stdio(const int stdio[3], bool tty, struct shoal_err *err)
 {
 	if (setsid() < 0)
 		return shoal_err_errno(err, errno, "setsid");
 	for (int i = 0; i < 3; i++) {
-		if (dup2(a->stdio[i], i) < 0)
+		if (dup2(stdio[i], i) < 0)
 			return shoal_err_errno(err, errno, "dup2");
 	}
-	if (a->proc.tty && ioctl(0, TIOCSCTTY, 0) < 0)
+	if (tty && ioctl(0, TIOCSCTTY, 0) < 0)
 		return shoal_err_errno(err, errno, "setting the controlling terminal");
+	return 0;
+}
+
+/* Hands the terminal's master side to the monitor and makes the slave side
+ * our stdio and controlling terminal. */
+static int console_handoff(int sock, int master, int slave, struct shoal_err *err)
+{
+	char c = 't';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	ssize_t n;
+	do {
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return shoal_err_errno(err, n < 0 ? errno : EIO,
+				       "handing the terminal to the monitor");
+	close(master);
+	close(sock);
+	int r = setup_stdio((const int[3]){slave, slave, slave}, true, err);
+	if (r < 0)
+		return r;
+	if (slave > 2)
+		close(slave);
 	return 0;
 }
 
@@ -210,7 +252,8 @@ void rt_container_child(const struct rt_child_args *a)
 
 	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
-	if (setup_stdio(a, &err) < 0)
+	bool tty = a->console_fd >= 0;
+	if (!tty && setup_stdio(a->stdio, false, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	/* The namespaces are made here rather than by clone(): building them
 	 * (a network namespace above all) then overlaps with the monitor's own
@@ -229,7 +272,10 @@ void rt_container_child(const struct rt_child_args *a)
 		rt_child_fail(a->err_fd, &err);
 	if (rt_bundle_prepare(s, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
-	if (rt_rootfs_setup(s, a->proc.tty, &err) < 0)
+	int pty_master = -1, pty_slave = -1;
+	if (rt_rootfs_setup(s, tty ? &pty_master : NULL, &pty_slave, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	if (tty && console_handoff(a->console_fd, pty_master, pty_slave, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	const char *hn = s->hostname && *s->hostname ? s->hostname : NULL;
 	if (hn && sethostname(hn, strlen(hn)) < 0) {

@@ -44,6 +44,7 @@ struct monitor M = {
 	.sig_fd = -1,
 	.ctr_sync_fd = -1,
 	.ctr_err_fd = -1,
+	.console_fd = -1,
 	.ns_fds = {-1, -1, -1, -1},
 };
 
@@ -305,11 +306,19 @@ static int start_begin(struct shoal_err *err)
 	}
 	M.seccomp_path = !s->privileged && !s->seccomp_unconfined ? s->seccomp_path : NULL;
 
-	int child_stdio[3];
-	r = mon_stdio_create(s->tty, s->open_stdin, child_stdio, &M.ctr_out, &M.ctr_err, &M.ctr_in,
-			     err);
-	if (r < 0)
-		return r;
+	/* With a tty the child opens the terminal in its own devpts and sends us
+	 * the master side over console[0]. */
+	int child_stdio[3] = {-1, -1, -1}, console[2] = {-1, -1};
+	if (s->tty) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0)
+			return shoal_err_errno(err, errno, "socketpair");
+		child_stdio[0] = child_stdio[1] = child_stdio[2] = console[1];
+	} else {
+		r = mon_stdio_create(false, s->open_stdin, child_stdio, &M.ctr_out, &M.ctr_err,
+				     &M.ctr_in, err);
+		if (r < 0)
+			return r;
+	}
 	_cleanup_close_ int net_fd = -EBADF;
 	if (s->net_mode == RT_NET_JOIN) {
 		net_fd = open(s->net_path, O_RDONLY | O_CLOEXEC);
@@ -356,6 +365,7 @@ static int start_begin(struct shoal_err *err)
 					.cwd = s->cwd,
 					.user = s->user,
 					.tty = s->tty,
+					.chown_tty = s->tty,
 					.privileged = s->privileged,
 					.caps = M.caps,
 					.seccomp_path = M.seccomp_path,
@@ -364,6 +374,7 @@ static int start_begin(struct shoal_err *err)
 			.sync_fd = syncp[0],
 			.err_fd = errp[1],
 			.stdio = {child_stdio[0], child_stdio[1], child_stdio[2]},
+			.console_fd = console[1],
 			.net_fd = net_fd,
 			.cg = M.cg,
 			.in_v2 = in_v2,
@@ -373,6 +384,7 @@ static int start_begin(struct shoal_err *err)
 	close(syncp[0]);
 	close(errp[1]);
 	mon_stdio_close_child(child_stdio);
+	M.console_fd = console[0];
 	M.ctr_pid = pid;
 	M.ctr_ns_flags = ns_flags;
 	M.ctr_sync_fd = syncp[1];
@@ -412,6 +424,40 @@ static void release_namespaces(void)
 	}
 }
 
+/* The master side of the container's terminal, sent by the child before it
+ * reported ready. */
+static int console_receive(struct shoal_err *err)
+{
+	char c;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	ssize_t n;
+	do {
+		n = recvmsg(M.console_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	close(M.console_fd);
+	M.console_fd = -1;
+	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return shoal_err_set(err, EPROTO, "the container process sent no terminal");
+	int m;
+	memcpy(&m, CMSG_DATA(cm), sizeof(int));
+	fd_set_nonblock(m, true);
+	M.ctr_out = m;
+	M.ctr_in = M.spec->open_stdin ? m : -1;
+	return 0;
+}
+
 /* Waits until the child is ready (it is in the container's cgroups by then),
  * holds its namespaces, lets it exec and waits for the exec (or its error). */
 static int start_finish(struct shoal_err *err)
@@ -422,6 +468,8 @@ static int start_finish(struct shoal_err *err)
 	if (r < 0)
 		return r;
 	hold_namespaces();
+	if (M.console_fd >= 0 && (r = console_receive(err)) < 0)
+		return r;
 	char go = 'g';
 	ssize_t n;
 	do {

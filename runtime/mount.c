@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -195,7 +196,7 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 	return 0;
 }
 
-static int mount_dev(int console_fd, struct shoal_err *err)
+static int mount_dev(struct shoal_err *err)
 {
 	static const struct {
 		const char *name;
@@ -234,12 +235,37 @@ static int mount_dev(int console_fd, struct shoal_err *err)
 	    (r = do_mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
 			  err)) < 0)
 		return r;
-	if (console_fd >= 0) {
-		/* The console is the container's terminal, as Docker sets it up. */
-		if ((r = ensure_file("/dev/console", err)) < 0 ||
-		    (r = attach_tree(console_fd, "/dev/console", err)) < 0)
-			return r;
-	}
+	return 0;
+}
+
+/*
+ * The container's terminal, from its own devpts instance (as runc's console
+ * socket does it): programs in the container find it as /dev/pts/0 and it
+ * dies with the container. The console is that terminal, as Docker sets it up.
+ */
+static int open_pty(int *ret_master, int *ret_slave, struct shoal_err *err)
+{
+	_cleanup_close_ int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return shoal_err_errno(err, errno, "opening /dev/pts/ptmx");
+	int unlock = 0, n = -1;
+	if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0)
+		return shoal_err_errno(err, errno, "unlocking the pseudo terminal");
+	_cleanup_close_ int sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (sl < 0)
+		return shoal_err_errno(err, errno, "opening the terminal's slave side");
+	/* A size until the client sends its own: programs that ask before the
+	 * first resize see 24x80 rather than 0x0. */
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	ioctl(m, TIOCSWINSZ, &ws);
+	char path[64];
+	snprintf(path, sizeof(path), "/dev/pts/%d", n);
+	int r;
+	if ((r = ensure_file("/dev/console", err)) < 0 ||
+	    (r = do_mount(path, "/dev/console", NULL, MS_BIND, NULL, err)) < 0)
+		return r;
+	*ret_master = TAKE_FD(m);
+	*ret_slave = TAKE_FD(sl);
 	return 0;
 }
 
@@ -280,7 +306,8 @@ static int mask_paths(struct shoal_err *err)
 	return 0;
 }
 
-int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
+int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pty_slave,
+		    struct shoal_err *err)
 {
 	char merged[PATH_MAX];
 	int r;
@@ -292,16 +319,7 @@ int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
 		return r;
 	char p[PATH_MAX + 16];
 	_cleanup_close_ int hosts_fd = -EBADF, hostname_fd = -EBADF, resolv_fd = -EBADF;
-	_cleanup_close_ int sys_fd = -EBADF, console_fd = -EBADF;
-	if (tty) {
-		/* By path: the fd on 0 refers to the mount in the monitor's namespace. */
-		ssize_t n = readlink("/proc/self/fd/0", p, sizeof(p) - 1);
-		if (n < 0)
-			return shoal_err_errno(err, errno, "finding the terminal's name");
-		p[n] = '\0';
-		if ((console_fd = clone_tree(p, false, err)) < 0)
-			return console_fd;
-	}
+	_cleanup_close_ int sys_fd = -EBADF;
 	snprintf(p, sizeof(p), "%s/hosts", spec->bundle_dir);
 	if ((hosts_fd = clone_tree(p, false, err)) < 0)
 		return hosts_fd;
@@ -331,7 +349,9 @@ int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err)
 	    (r = do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err)) <
 		    0)
 		return r;
-	if ((r = mount_dev(console_fd, err)) < 0)
+	if ((r = mount_dev(err)) < 0)
+		return r;
+	if (ret_pty_master && (r = open_pty(ret_pty_master, ret_pty_slave, err)) < 0)
 		return r;
 	if ((r = ensure_dir("/sys", err)) < 0)
 		return r;

@@ -99,8 +99,12 @@ struct rt_child_err {
  * hostname and resolv.conf files (written where they are missing or stale). */
 int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
 /* In the container child: mounts the overlay rootfs, pivots into it, and mounts
- * /proc, /dev, /sys, the generated /etc files, masked and read-only paths. */
-int rt_rootfs_setup(const struct rt_spec *spec, bool tty, struct shoal_err *err);
+ * /proc, /dev, /sys, the generated /etc files, masked and read-only paths.
+ * With ret_pty_master (a tty), it opens the container's terminal from its own
+ * devpts instance (/dev/pts/0 inside, bound on /dev/console as well) and
+ * returns both sides, close-on-exec. */
+int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pty_slave,
+		    struct shoal_err *err);
 
 /* What a process of the container (init or exec) runs, and as whom. */
 struct rt_proc {
@@ -109,6 +113,7 @@ struct rt_proc {
 	const char *cwd;
 	const char *user;
 	bool tty;
+	bool chown_tty; /* fd 0 is the container's own terminal: give it to the user */
 	bool privileged;
 	uint64_t caps;
 	const char *seccomp_path; /* NULL: no filter */
@@ -138,8 +143,9 @@ struct rt_child_args {
 	int ns_flags; /* CLONE_NEW* to unshare */
 	int sync_fd;  /* read end; the monitor writes one byte once cgroups are set */
 	int err_fd;   /* write end, close-on-exec */
-	int stdio[3];
-	int net_fd; /* RT_NET_JOIN: the netns to enter */
+	int stdio[3]; /* unused with a tty: the child makes its terminal (console_fd) */
+	int console_fd; /* tty: SOCK_SEQPACKET to the monitor, which gets the pty master */
+	int net_fd;	/* RT_NET_JOIN: the netns to enter */
 	/* The container's cgroups, made before the clone; the child joins them
 	 * itself before anything else (in_v2: clone3 already put it in the v2 one). */
 	struct rt_cgroup *cg;

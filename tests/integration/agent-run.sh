@@ -36,6 +36,12 @@ expect_eq "stderr only on stderr" "err" "$out"
 out=$(echo "piped in" | shoal run --rm -i --network none busybox cat)
 expect_eq "stdin with -i" "piped in" "$out"
 
+log "tty"
+out=$(shoal run --rm -t --network none busybox tty | tr -d '\r')
+expect_eq "the terminal is the container's own /dev/pts/0" "/dev/pts/0" "$out"
+out=$(shoal run --rm -t --network none busybox sh -c 'test -t 0 && test -t 1 && echo tty' | tr -d '\r')
+expect_eq "stdin and stdout are the terminal" "tty" "$out"
+
 log "read-only rootfs"
 shoal run --rm --network none --read-only busybox touch /x 2>/dev/null
 expect_eq "touch on read-only rootfs fails" 1 $?

@@ -306,6 +306,12 @@ static void tweak_tty(struct ctr *c)
 	c->spec.tty = true;
 }
 
+static void tweak_tty_app(struct ctr *c)
+{
+	c->spec.tty = true;
+	c->spec.user = "app";
+}
+
 static void test_tty(void)
 {
 	char *log = NULL;
@@ -314,8 +320,57 @@ static void test_tty(void)
 		tweak_tty, &log);
 	CHECK(code == 0, "exit %d", code);
 	CHECK(strstr(log, "is-a-tty\\r\\n\",\"stream\":\"stdout\""), "tty log: %s", log);
-	CHECK(strstr(log, "/dev/pts/0") || strstr(log, "/dev/console"), "tty name: %s", log);
+	CHECK(strstr(log, "/dev/pts/0\\r\\n"), "tty name: %s", log);
 	free(log);
+	/* The terminal comes from the container's own devpts, is its console, and
+	 * belongs to the container's user. */
+	code = run_simple((const char *[]){"sh", "-c",
+					   "ls -1 /dev/pts; test /dev/console -ef /dev/pts/0 && "
+					   "echo console-is-pts0; stat -c owner=%u /dev/pts/0",
+					   NULL},
+			  tweak_tty_app, &log);
+	CHECK(code == 0, "exit %d", code);
+	CHECK(strstr(log, "\"0\\r\\n") && strstr(log, "ptmx") && strstr(log, "console-is-pts0") &&
+		      strstr(log, "owner=1000"),
+	      "own devpts: %s", log);
+	free(log);
+}
+
+/* A resize frame reaches the terminal (of the container and of an exec) before
+ * the stdin sent after it. */
+static void test_tty_resize(void)
+{
+	struct ctr c;
+	ctr_init(&c, (const char *[]){"sh", "-c", "read l; stty size; read l", NULL});
+	c.spec.tty = true;
+	c.spec.open_stdin = true;
+	if (ctr_start(&c) < 0) {
+		CHECK(0, "start: %s", c.err.msg);
+		ctr_done(&c);
+		return;
+	}
+	int fd = ctl(&c, "{\"op\":\"exec\",\"argv\":[\"sh\",\"-c\",\"read l; stty size\"],"
+			 "\"tty\":true,\"stdin\":true}");
+	send_frame(fd, RT_FRAME_RESIZE, "{\"h\":33,\"w\":111}", 16);
+	send_frame(fd, RT_FRAME_STDIN, "go\n", 3);
+	char out[4096];
+	json_t *exit = read_frames(fd, out, sizeof(out));
+	close(fd);
+	CHECK(exit && json_integer_value(json_object_get(exit, "exit_code")) == 0 &&
+		      strstr(out, "33 111"),
+	      "exec resize: '%s'", out);
+	json_decref(exit);
+
+	fd = ctl(&c, "{\"op\":\"attach\",\"stdin\":true,\"stdout\":true,\"stderr\":true}");
+	send_frame(fd, RT_FRAME_RESIZE, "{\"h\":44,\"w\":122}", 16);
+	send_frame(fd, RT_FRAME_STDIN, "go\ngo\n", 6);
+	exit = read_frames(fd, out, sizeof(out));
+	close(fd);
+	CHECK(exit && json_integer_value(json_object_get(exit, "exit_code")) == 0 &&
+		      strstr(out, "44 122"),
+	      "run resize: '%s'", out);
+	json_decref(exit);
+	ctr_done(&c);
 }
 
 static int exec_in(struct ctr *c, const char *req, char *out, size_t outlen)
@@ -659,10 +714,10 @@ static void test_cgroup_membership(void)
 
 static int build_rootfs(void)
 {
-	static const char *const applets[] = {"sh",   "true",	  "false",   "cat", "echo", "sleep",
-					      "id",   "ls",	  "touch",   "ip",  "pwd",  "tty",
-					      "test", "hostname", "chown",   "dd",  "seq",  "grep",
-					      "wc",   "kill",	  "unshare", "tr",  "env",  NULL};
+	static const char *const applets[] = {
+		"sh", "true", "false",	 "cat",	 "echo",     "sleep", "id",   "ls",  "touch",
+		"ip", "pwd",  "tty",	 "test", "hostname", "chown", "dd",   "seq", "grep",
+		"wc", "kill", "unshare", "tr",	 "env",	     "stty",  "stat", NULL};
 	char p[512];
 	snprintf(p, sizeof(p), "%s/bin", rootfs);
 	mkdir_p(p, 0755);
@@ -776,6 +831,7 @@ int main(int argc, char **argv)
 		{"start errors", test_start_errors},
 		{"attach + stdin", test_attach_stdin},
 		{"tty", test_tty},
+		{"tty resize", test_tty_resize},
 		{"exec, kill, state, cleanup", test_exec_kill_state},
 		{"exec stdin", test_exec_stdin},
 		{"read-only, caps, seccomp, masks", test_confinement},
