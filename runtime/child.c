@@ -116,7 +116,8 @@ int rt_proc_exec(const struct rt_proc *p, struct shoal_err *err)
 
 	/* As runc does: the user owns its terminal (the group stays tty). */
 	if (p->chown_tty && fchown(0, u.uid, (gid_t)-1) < 0)
-		return shoal_err_errno(err, errno, "giving the terminal to uid %u", (unsigned)u.uid);
+		return shoal_err_errno(err, errno, "giving the terminal to uid %u",
+				       (unsigned)u.uid);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return shoal_err_errno(err, errno, "prctl(PR_SET_KEEPCAPS)");
 	if (setgroups(u.ngroups, u.groups) < 0)

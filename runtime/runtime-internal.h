@@ -140,10 +140,10 @@ struct rt_cgroup;
 struct rt_child_args {
 	const struct rt_spec *spec;
 	struct rt_proc proc;
-	int ns_flags; /* CLONE_NEW* to unshare */
-	int sync_fd;  /* read end; the monitor writes one byte once cgroups are set */
-	int err_fd;   /* write end, close-on-exec */
-	int stdio[3]; /* unused with a tty: the child makes its terminal (console_fd) */
+	int ns_flags;	/* CLONE_NEW* to unshare */
+	int sync_fd;	/* read end; the monitor writes one byte once cgroups are set */
+	int err_fd;	/* write end, close-on-exec */
+	int stdio[3];	/* unused with a tty: the child makes its terminal (console_fd) */
 	int console_fd; /* tty: SOCK_SEQPACKET to the monitor, which gets the pty master */
 	int net_fd;	/* RT_NET_JOIN: the netns to enter */
 	/* The container's cgroups, made before the clone; the child joins them
