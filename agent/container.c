@@ -775,10 +775,20 @@ void container_start(struct container *c, struct api_req *req)
 
 	/* network */
 	struct bridge_endpoint ep_info;
+	_cleanup_close_ int pool_netns = -EBADF;
 	if (strcmp(c->net_mode, "host") == 0) {
 		spec.net_mode = RT_NET_HOST;
 	} else if (strcmp(c->net_mode, "none") == 0) {
 		spec.net_mode = RT_NET_NONE;
+		/* One made ahead of time, off the start path; without one the
+		 * container makes its own. */
+		struct shoal_err e = {0};
+		if (netns_pool_take(&pool_netns, NULL, &e) == 0) {
+			spec.net_mode = RT_NET_FD;
+			spec.net_fd = pool_netns;
+		} else {
+			log_debug("container %.12s: no pooled network namespace: %s", c->id, e.msg);
+		}
 	} else {
 		if (!a->bridge) {
 			struct bridge_net_options bo = {

@@ -653,7 +653,7 @@ int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpo
 
 	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
 	bool veth = false;
-	r = netns_create_open(ep.netns_path, &nsfd, &nlfd, err);
+	r = netns_take_at(ep.netns_path, &nsfd, &nlfd, err);
 	if (r < 0)
 		goto fail;
 

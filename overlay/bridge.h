@@ -75,6 +75,12 @@ int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr
  * this exists for callers that need the path before start.) */
 int netns_create(const char *path, struct shoal_err *err);
 int netns_remove(const char *path);
+/* A fresh network namespace with lo up, nothing else, never used before: from
+ * a small pool that a background thread of this process keeps filled (started
+ * on the first call), or made on the spot when the pool is empty. Returns an
+ * fd to it and, with ret_nlfd, a NETLINK_ROUTE socket inside it (both
+ * close-on-exec). Thread-safe. */
+int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
 
 /* IPAM over one IPv4 subnet; pure logic, unit-tested without root. The network
  * address, the gateway (.1) and broadcast are never handed out. Allocation is
@@ -95,3 +101,6 @@ int ipam_parse_cidr(const char *cidr, struct in_addr *ret_net, uint8_t *ret_pref
 bool ipam_contains(const struct ipam *ip, struct in_addr addr);
 struct in_addr ipam_network(const struct ipam *ip);
 struct in_addr ipam_broadcast(const struct ipam *ip);
+
+/* Host-side veth name of endpoint id: "<prefix>v" and hex only, <= 15 chars. */
+void bridge_host_ifname(const char *prefix, const char *id, char ret[16]);

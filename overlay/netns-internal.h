@@ -17,3 +17,7 @@ int netns_create_open(const char *path, int *ret_nsfd, int *ret_nlfd, struct sho
 
 /* Brings lo up through a netlink socket opened in the namespace. */
 int netns_lo_up(int nlfd, struct shoal_err *err);
+
+/* A fresh namespace from the pool (see netns_pool_take() in bridge.h),
+ * bind-mounted at path (which must not exist), with a netlink socket in it. */
+int netns_take_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);

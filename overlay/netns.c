@@ -5,9 +5,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/cleanup.h"
@@ -77,6 +81,171 @@ static void *ns_thread(void *arg)
 	}
 	job->r = 0;
 	return NULL;
+}
+
+/* ---- the pool of fresh namespaces ---- */
+
+/*
+ * Creating a network namespace costs a few hundred microseconds of kernel
+ * work (and a thread, here); a container start should not wait for it. A
+ * background thread keeps a few fresh namespaces ready, lo up and nothing
+ * else, each used once: a taken namespace is exactly what a new one would be.
+ * The thread unshares into each new namespace in turn and never returns to
+ * another, so no other thread's namespace ever changes. It refills a moment
+ * after a take rather than at once, so that its work does not compete with
+ * the start that took the namespace.
+ */
+#define POOL_SIZE      4
+#define POOL_REFILL_NS (20 * 1000000L)
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started;
+	pid_t owner; /* a forked copy of the process has no thread: it refills nothing */
+	int nsfd[POOL_SIZE], nlfd[POOL_SIZE];
+	unsigned n;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+/* In the calling thread: a new namespace, entered, with lo up. */
+static int fresh_here(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
+{
+	if (unshare(CLONE_NEWNET) < 0)
+		return shoal_err_errno(err, errno, "creating network namespace");
+	_cleanup_close_ int nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return shoal_err_errno(err, errno, "opening the new network namespace");
+	_cleanup_close_ int nlfd = nl_socket_fd();
+	if (nlfd < 0)
+		return shoal_err_errno(err, -nlfd,
+				       "opening a netlink socket in the new network namespace");
+	int r = netns_lo_up(nlfd, err);
+	if (r < 0)
+		return r;
+	*ret_nsfd = TAKE_FD(nsfd);
+	*ret_nlfd = TAKE_FD(nlfd);
+	return 0;
+}
+
+static void *pool_thread(void *arg)
+{
+	for (;;) {
+		pthread_mutex_lock(&pool.lock);
+		while (pool.n >= POOL_SIZE)
+			pthread_cond_wait(&pool.cond, &pool.lock);
+		pthread_mutex_unlock(&pool.lock);
+		struct timespec ts = {.tv_nsec = POOL_REFILL_NS};
+		nanosleep(&ts, NULL);
+		int nsfd, nlfd;
+		if (fresh_here(&nsfd, &nlfd, NULL) < 0) {
+			/* Out of some resource: takes fall back to creating their own. */
+			ts.tv_sec = 1;
+			ts.tv_nsec = 0;
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		pthread_mutex_lock(&pool.lock);
+		if (pool.n < POOL_SIZE) {
+			pool.nsfd[pool.n] = nsfd;
+			pool.nlfd[pool.n] = nlfd;
+			pool.n++;
+			nsfd = nlfd = -1;
+		}
+		pthread_mutex_unlock(&pool.lock);
+		if (nsfd >= 0) {
+			close(nsfd);
+			close(nlfd);
+		}
+	}
+	return arg;
+}
+
+struct fresh_job {
+	int nsfd, nlfd, r;
+	struct shoal_err *err;
+};
+
+static void *fresh_thread(void *arg)
+{
+	struct fresh_job *job = arg;
+	job->r = fresh_here(&job->nsfd, &job->nlfd, job->err);
+	return NULL;
+}
+
+int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
+{
+	int nsfd = -1, nlfd = -1;
+	pthread_mutex_lock(&pool.lock);
+	if (!pool.started || pool.owner != getpid()) {
+		/* First use here (or in a forked copy, whose fds the parent's thread
+		 * does not fill): start the thread, detached, signals blocked. */
+		pool.n = 0;
+		pthread_t t;
+		pthread_attr_t attr;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (pthread_create(&t, &attr, pool_thread, NULL) == 0) {
+			pool.started = true;
+			pool.owner = getpid();
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	if (pool.n > 0) {
+		pool.n--;
+		nsfd = pool.nsfd[pool.n];
+		nlfd = pool.nlfd[pool.n];
+	}
+	pthread_cond_signal(&pool.cond);
+	pthread_mutex_unlock(&pool.lock);
+	if (nsfd < 0) {
+		struct fresh_job job = {.nsfd = -1, .nlfd = -1, .r = -EIO, .err = err};
+		pthread_t t;
+		int r = pthread_create(&t, NULL, fresh_thread, &job);
+		if (r != 0)
+			return shoal_err_errno(err, r, "starting the network namespace thread");
+		pthread_join(t, NULL);
+		if (job.r < 0)
+			return job.r;
+		nsfd = job.nsfd;
+		nlfd = job.nlfd;
+	}
+	*ret_nsfd = nsfd;
+	if (ret_nlfd)
+		*ret_nlfd = nlfd;
+	else
+		close(nlfd);
+	return 0;
+}
+
+int netns_take_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
+{
+	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
+	int r = netns_pool_take(&nsfd, &nlfd, err);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return shoal_err_set(err, EEXIST,
+					     "network namespace %s already exists: remove it first",
+					     path);
+		return shoal_err_errno(err, errno, "creating network namespace file %s", path);
+	}
+	close(fd);
+	char src[64];
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", nsfd);
+	if (mount(src, path, "none", MS_BIND, NULL) < 0) {
+		r = shoal_err_errno(err, errno, "bind-mounting network namespace at %s", path);
+		unlink(path);
+		return r;
+	}
+	*ret_nsfd = TAKE_FD(nsfd);
+	*ret_nlfd = TAKE_FD(nlfd);
+	return 0;
 }
 
 int netns_create_open(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)

@@ -263,8 +263,10 @@ void rt_container_child(const struct rt_child_args *a)
 		shoal_err_errno(&err, errno, "creating the container's namespaces");
 		rt_child_fail(a->err_fd, &err);
 	}
-	if (s->net_mode == RT_NET_JOIN && setns(a->net_fd, CLONE_NEWNET) < 0) {
-		shoal_err_errno(&err, errno, "joining network namespace %s", s->net_path);
+	if ((s->net_mode == RT_NET_JOIN || s->net_mode == RT_NET_FD) &&
+	    setns(a->net_fd, CLONE_NEWNET) < 0) {
+		shoal_err_errno(&err, errno, "joining network namespace %s",
+				s->net_mode == RT_NET_JOIN ? s->net_path : "(pool)");
 		rt_child_fail(a->err_fd, &err);
 	}
 	struct rt_proc proc = a->proc;

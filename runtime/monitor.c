@@ -45,6 +45,7 @@ struct monitor M = {
 	.ctr_sync_fd = -1,
 	.ctr_err_fd = -1,
 	.console_fd = -1,
+	.net_fd = -1,
 	.ns_fds = {-1, -1, -1, -1},
 };
 
@@ -111,7 +112,7 @@ static __attribute__((noreturn)) void fail_start(const struct shoal_err *err)
 	_exit(1);
 }
 
-static int monitor_run(int attach_fd);
+static int monitor_run(int attach_fd, int net_fd);
 
 static int read_spec(struct shoal_err *err)
 {
@@ -320,7 +321,13 @@ static int start_begin(struct shoal_err *err)
 			return r;
 	}
 	_cleanup_close_ int net_fd = -EBADF;
-	if (s->net_mode == RT_NET_JOIN) {
+	if (s->net_mode == RT_NET_FD) {
+		if (M.net_fd < 0) {
+			mon_stdio_close_child(child_stdio);
+			return shoal_err_set(err, EINVAL, "no network namespace to join");
+		}
+		net_fd = TAKE_FD(M.net_fd);
+	} else if (s->net_mode == RT_NET_JOIN) {
 		net_fd = open(s->net_path, O_RDONLY | O_CLOEXEC);
 		if (net_fd < 0) {
 			mon_stdio_close_child(child_stdio);
@@ -509,11 +516,13 @@ static int cgroup_create(struct shoal_err *err)
  * Zygote mode ("shoal-monitor --zygote", the socket on fd 3): a process the
  * agent starts once and keeps, so that a container start costs a fork of this
  * small process instead of an exec of the monitor. Each message carries the
- * spec memfd, the status socket and, when set, the attach socket; the zygote
- * forks, and the child becomes that container's monitor exactly as an exec'd
- * one would after its own fork. The zygote goes when the agent closes its end.
+ * spec memfd, the status socket and, when set, the attach socket and the
+ * network namespace (msg[0] 'a' and msg[1] 'n' say which); the zygote forks,
+ * and the child becomes that container's monitor exactly as an exec'd one
+ * would after its own fork. The zygote goes when the agent closes its end.
  */
 #define ZYGOTE_MSG_ATTACH 'a'
+#define ZYGOTE_MSG_NET	  'n'
 
 static int zygote_main(void)
 {
@@ -533,8 +542,9 @@ static int zygote_main(void)
 		char msg[8];
 		union {
 			struct cmsghdr h;
-			char buf[CMSG_SPACE(3 * sizeof(int))];
+			char buf[CMSG_SPACE(4 * sizeof(int))];
 		} u;
+		memset(msg, 0, sizeof(msg));
 		struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg)};
 		struct msghdr mh = {
 			.msg_iov = &iov,
@@ -547,7 +557,7 @@ static int zygote_main(void)
 			continue;
 		if (n <= 0)
 			_exit(0);
-		int fds[3] = {-1, -1, -1};
+		int fds[4] = {-1, -1, -1, -1};
 		size_t nfds = 0;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -562,22 +572,22 @@ static int zygote_main(void)
 					close(fd);
 			}
 		}
-		bool attach = msg[0] == ZYGOTE_MSG_ATTACH;
-		if (nfds == (attach ? 3u : 2u) && (mh.msg_flags & MSG_CTRUNC) == 0) {
+		bool attach = msg[0] == ZYGOTE_MSG_ATTACH, net = msg[1] == ZYGOTE_MSG_NET;
+		if (nfds == 2u + attach + net && (mh.msg_flags & MSG_CTRUNC) == 0) {
 			pid = fork();
 			if (pid == 0) {
 				signal(SIGCHLD, SIG_DFL);
 				signal(SIGPIPE, SIG_DFL);
-				/* dup3 onto 3..5 from fds above them; the pipe to the
+				/* dup3 onto 3..6 from fds above them; the pipe to the
 				 * agent goes with close_range below. */
-				int hi[3];
+				int hi[4];
 				for (size_t i = 0; i < nfds; i++)
 					hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
 				for (size_t i = 0; i < nfds; i++)
 					if (hi[i] < 0 || dup3(hi[i], 3 + (int)i, O_CLOEXEC) < 0)
 						_exit(1);
 				close_range(3 + (unsigned)nfds, ~0U, 0);
-				return monitor_run(attach ? 5 : -1);
+				return monitor_run(attach ? 5 : -1, net ? 5 + attach : -1);
 			}
 		}
 		for (size_t i = 0; i < nfds; i++)
@@ -590,33 +600,40 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--zygote") == 0)
 		return zygote_main();
 
-	fcntl(3, F_SETFD, FD_CLOEXEC);
-	fcntl(4, F_SETFD, FD_CLOEXEC);
-	int attach_fd = -1;
-	if (argc > 2 && strcmp(argv[2], "--attach-fd=5") == 0) {
-		attach_fd = 5;
-		fcntl(attach_fd, F_SETFD, FD_CLOEXEC);
+	int attach_fd = -1, net_fd = -1;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--attach-fd=5") == 0)
+			attach_fd = 5;
+		else if (strncmp(argv[i], "--net-fd=", 9) == 0)
+			net_fd = atoi(argv[i] + 9);
 	}
+	if (net_fd >= 0 && net_fd != (attach_fd >= 0 ? 6 : 5))
+		return 1;
+	int last = net_fd >= 0 ? net_fd : attach_fd >= 0 ? attach_fd : 4;
+	for (int fd = 3; fd <= last; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	/* Nothing else the agent's parent left open may stay with us for the
 	 * container's lifetime (a test harness's output pipe, say). */
-	close_range(attach_fd >= 0 ? 6 : 5, ~0U, 0);
+	close_range((unsigned)last + 1, ~0U, 0);
 
 	pid_t pid = fork();
 	if (pid < 0)
 		return 1;
 	if (pid > 0)
 		_exit(0);
-	return monitor_run(attach_fd);
+	return monitor_run(attach_fd, net_fd);
 }
 
 /* The monitor proper, detached from the agent: spec on fd 3, status on fd 4,
- * the attached client's socket on attach_fd (or -1). */
-static int monitor_run(int attach_fd)
+ * the attached client's socket on attach_fd and the network namespace to
+ * join on net_fd (or -1). */
+static int monitor_run(int attach_fd, int net_fd)
 {
 	struct shoal_err err = {0};
 	int r;
 
 	M.status_fd = 4;
+	M.net_fd = net_fd;
 	setsid();
 
 	/* The agent stops a container through the control socket; a signal sent

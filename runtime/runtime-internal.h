@@ -145,7 +145,7 @@ struct rt_child_args {
 	int err_fd;	/* write end, close-on-exec */
 	int stdio[3];	/* unused with a tty: the child makes its terminal (console_fd) */
 	int console_fd; /* tty: SOCK_SEQPACKET to the monitor, which gets the pty master */
-	int net_fd;	/* RT_NET_JOIN: the netns to enter */
+	int net_fd;	/* RT_NET_JOIN, RT_NET_FD: the netns to enter */
 	/* The container's cgroups, made before the clone; the child joins them
 	 * itself before anything else (in_v2: clone3 already put it in the v2 one). */
 	struct rt_cgroup *cg;

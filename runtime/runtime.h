@@ -32,6 +32,8 @@ enum rt_net_mode {
 	RT_NET_HOST, /* the agent's netns */
 	RT_NET_JOIN, /* join the netns bind-mounted at net_path (bridge/overlay: the agent
 		      * created it and configured its interfaces before start) */
+	RT_NET_FD,   /* as RT_NET_NONE, but join the netns open at net_fd: a fresh one
+		      * with only lo up (netns_pool_take()), made before it was needed */
 };
 
 /* Capability names as Docker spells them ("CAP_NET_RAW" or "NET_RAW"; "ALL"). */
@@ -67,6 +69,7 @@ struct rt_spec {
 
 	enum rt_net_mode net_mode;
 	const char *net_path; /* RT_NET_JOIN */
+	int net_fd;	      /* RT_NET_FD; rt_spawn passes it on, the caller closes its copy */
 	/* Contents for the generated files bind-mounted into the container. */
 	const char *hosts;	 /* /etc/hosts */
 	const char *resolv_conf; /* /etc/resolv.conf */

@@ -23,11 +23,9 @@
 
 extern char **environ;
 
-/* The monitor finds its spec on fd 3 and reports on fd 4 (see monitor.c). */
-#define MONITOR_SPEC_FD	  3
-#define MONITOR_STATUS_FD 4
-/* and, when the caller attached before start, that client's socket on fd 5 */
-#define MONITOR_ATTACH_FD 5
+/* The monitor finds its spec on fd 3 and reports on fd 4 (see monitor.c);
+ * then come, each when present, the socket of the client attached before
+ * start and the network namespace to join (fds 5 and 6, or 5). */
 
 /*
  * The monitor zygote (see monitor.c): started on the first rt_spawn() and kept
@@ -106,15 +104,15 @@ static int zygote_start(const char *path)
 	return 0;
 }
 
-static int zygote_send(const int *fds, size_t nfds)
+/* msg: [0] 'a' with an attach socket, else 's'; [1] 'n' with a netns fd, else '-'. */
+static int zygote_send(const char msg[2], const int *fds, size_t nfds)
 {
-	char msg = nfds > 2 ? 'a' : 's';
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(4 * sizeof(int))];
 	} u;
 	memset(&u, 0, sizeof(u));
-	struct iovec iov = {.iov_base = &msg, .iov_len = 1};
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = 2};
 	struct msghdr mh = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
@@ -128,7 +126,7 @@ static int zygote_send(const int *fds, size_t nfds)
 	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	for (;;) {
 		ssize_t n = sendmsg(zygote.fd, &mh, MSG_NOSIGNAL);
-		if (n == 1)
+		if (n == 2)
 			return 0;
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -137,7 +135,7 @@ static int zygote_send(const int *fds, size_t nfds)
 }
 
 /* Hands the monitor's fds to the zygote, starting it (again) when needed. */
-static int zygote_spawn(const char *path, const int *fds, size_t nfds)
+static int zygote_spawn(const char *path, const char msg[2], const int *fds, size_t nfds)
 {
 	pthread_mutex_lock(&zygote.lock);
 	int r = -ENOTCONN;
@@ -146,7 +144,7 @@ static int zygote_spawn(const char *path, const int *fds, size_t nfds)
 			zygote_close();
 		if (zygote.fd < 0 && (r = zygote_start(path)) < 0)
 			break;
-		r = zygote_send(fds, nfds);
+		r = zygote_send(msg, fds, nfds);
 		if (r < 0)
 			zygote_close();
 	}
@@ -202,12 +200,38 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 			return shoal_err_errno(err, errno, "fcntl");
 	}
 
-	int fds[3] = {mfd, theirs, attach};
-	size_t nfds = attach >= 0 ? 3 : 2;
-	r = zygote_spawn(opts->monitor_path, fds, nfds);
+	_cleanup_close_ int net = -EBADF;
+	if (spec->net_mode == RT_NET_FD) {
+		if (spec->net_fd < 0)
+			return shoal_err_set(err, EINVAL, "no network namespace to join");
+		net = fcntl(spec->net_fd, F_DUPFD_CLOEXEC, 10);
+		if (net < 0)
+			return shoal_err_errno(err, errno, "fcntl");
+	}
+
+	int fds[4] = {mfd, theirs};
+	size_t nfds = 2;
+	char msg[2] = {'s', '-'};
+	char attach_arg[32] = "", net_arg[32] = "";
+	if (attach >= 0) {
+		snprintf(attach_arg, sizeof(attach_arg), "--attach-fd=%zu", 3 + nfds);
+		fds[nfds++] = attach;
+		msg[0] = 'a';
+	}
+	if (net >= 0) {
+		snprintf(net_arg, sizeof(net_arg), "--net-fd=%zu", 3 + nfds);
+		fds[nfds++] = net;
+		msg[1] = 'n';
+	}
+	r = zygote_spawn(opts->monitor_path, msg, fds, nfds);
 	if (r < 0) {
-		char *argv[] = {(char *)"shoal-monitor", (char *)spec->id,
-				attach >= 0 ? (char *)"--attach-fd=5" : NULL, NULL};
+		char *argv[5] = {(char *)"shoal-monitor", (char *)spec->id};
+		size_t argc = 2;
+		if (attach_arg[0])
+			argv[argc++] = attach_arg;
+		if (net_arg[0])
+			argv[argc++] = net_arg;
+		argv[argc] = NULL;
 		r = spawn_detached(opts->monitor_path, argv, fds, nfds);
 		if (r == -EIO)
 			return shoal_err_set(err, EIO, "shoal-monitor failed to start");

@@ -160,7 +160,7 @@ int rt_spec_from_json(json_t *root, struct rt_spec_owned *ret, struct shoal_err 
 				  "container spec needs id, bundle_dir, run_dir and a command");
 		goto fail;
 	}
-	if (s->net_mode > RT_NET_JOIN || (s->net_mode == RT_NET_JOIN && !s->net_path)) {
+	if (s->net_mode > RT_NET_FD || (s->net_mode == RT_NET_JOIN && !s->net_path)) {
 		r = shoal_err_set(err, EINVAL, "container spec: bad network mode");
 		goto fail;
 	}

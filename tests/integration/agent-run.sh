@@ -127,6 +127,14 @@ shoal inspect gone1 >/dev/null 2>&1; expect_eq "--rm container is gone" 1 $?
 log "networks"
 out=$(shoal run --rm --network none busybox sh -c 'ls /sys/class/net | tr "\n" " "')
 expect_eq "--network none has only lo" "lo " "$out"
+out=$(shoal run --rm --network none busybox sh -c 'ip -o link show lo | grep -c "[<,]UP[,>]"')
+expect_eq "--network none has lo up" "1" "$out"
+n1=$(shoal run -d --network none busybox sleep 100)
+n2=$(shoal run -d --network none busybox sleep 100)
+ns1=$(shoal exec "$n1" readlink /proc/1/ns/net); ns2=$(shoal exec "$n2" readlink /proc/1/ns/net)
+[ -n "$ns1" ] && [ "$ns1" != "$ns2" ] && ok "each --network none container has its own netns" ||
+	fail "--network none containers share a netns: [$ns1] [$ns2]"
+shoal rm -f "$n1" "$n2" >/dev/null
 out=$(shoal run --rm busybox sh -c 'ip -4 -o addr show eth0 | awk "{print \$4}"')
 expect_contains "bridge network gives eth0 an address" "10.213." "$out"
 out=$(shoal run --rm busybox sh -c 'ping -c1 -W2 10.213.0.1 >/dev/null && echo reach')
