@@ -60,6 +60,7 @@ struct agent {
 	struct worker *worker;
 	struct manager *manager;
 	struct publish *publish;
+	struct publish_fwd *publish_fwd;
 	struct dns *dns;
 	struct executor *executor;
 };

@@ -20,17 +20,17 @@
 #include "lb/lb.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
-#include "overlay/bridge-internal.h"
+#include "overlay/bridge.h"
 
-/* One agent per process: the handle lives as long as the load balancer
- * handle it was opened on. */
-static struct {
+/* Per agent; the handle lives as long as the load balancer handle it was
+ * opened on. */
+struct publish_fwd {
 	struct lb *lb;
 	struct lb_fwd *fwd;
 	bool warned;
 	struct lb_endpoint *eps; /* as last programmed */
 	size_t n;
-} fwd_state;
+};
 
 static bool ep_equal(const struct lb_endpoint *x, const struct lb_endpoint *y)
 {
@@ -86,28 +86,28 @@ static bool container_endpoint(struct agent *a, int sock, struct container *c,
 	return true;
 }
 
-static int fwd_open(struct agent *a, struct lb *lb)
+static int fwd_open(struct agent *a, struct publish_fwd *st, struct lb *lb)
 {
 	struct shoal_err err = {0};
 	char pins[4096];
 
-	fwd_state.fwd = lb_fwd_close(fwd_state.fwd);
-	free(fwd_state.eps);
-	fwd_state.eps = NULL;
-	fwd_state.n = 0;
-	fwd_state.lb = lb;
+	st->fwd = lb_fwd_close(st->fwd);
+	free(st->eps);
+	st->eps = NULL;
+	st->n = 0;
+	st->lb = lb;
 	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
 	struct lb_fwd_open_opts o = {.pin_dir = pins};
-	int r = lb_fwd_open(lb, &o, &fwd_state.fwd, &err);
+	int r = lb_fwd_open(lb, &o, &st->fwd, &err);
 	if (r < 0) {
-		if (!fwd_state.warned)
+		if (!st->warned)
 			log_warn("publish: published ports to local containers go through the "
 				 "node's stack: %s",
 				 err.msg);
-		fwd_state.warned = true;
+		st->warned = true;
 		return r;
 	}
-	fwd_state.warned = false;
+	st->warned = false;
 	return 0;
 }
 
@@ -120,7 +120,10 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 
 	if (!lb)
 		return;
-	if ((fwd_state.lb != lb || !fwd_state.fwd) && fwd_open(a, lb) < 0)
+	if (!a->publish_fwd && !(a->publish_fwd = calloc(1, sizeof(*a->publish_fwd))))
+		return;
+	struct publish_fwd *st = a->publish_fwd;
+	if ((st->lb != lb || !st->fwd) && fwd_open(a, st, lb) < 0)
 		return;
 	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	want = calloc(a->n_containers ? a->n_containers : 1, sizeof(*want));
@@ -134,37 +137,51 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 	}
 
 	/* Gone first: their addresses may be handed out again below. */
-	if (lb_endpoint_list(fwd_state.fwd, &have, &nh) == 0) {
+	if (lb_endpoint_list(st->fwd, &have, &nh) == 0) {
 		for (size_t i = 0; i < nh; i++) {
 			const struct lb_endpoint *w = ep_find(want, nw, have[i].addr);
 
 			if (w && ep_equal(w, &have[i]))
 				continue;
 			if (!w)
-				lb_endpoint_delete(fwd_state.fwd, have[i].addr, NULL);
+				lb_endpoint_delete(st->fwd, have[i].addr, NULL);
 			if (!ifindex_in(want, nw, have[i].ifindex) &&
-			    lb_veth_detach(fwd_state.fwd, have[i].ifindex, &err) < 0)
+			    lb_veth_detach(st->fwd, have[i].ifindex, &err) < 0)
 				log_debug("publish: %s", err.msg);
 		}
 	}
 	for (size_t i = 0; i < nw; i++) {
-		const struct lb_endpoint *was = ep_find(fwd_state.eps, fwd_state.n, want[i].addr);
+		const struct lb_endpoint *was = ep_find(st->eps, st->n, want[i].addr);
 		const struct lb_endpoint *in_map = ep_find(have, nh, want[i].addr);
 
 		if (was && in_map && ep_equal(was, &want[i]) && ep_equal(in_map, &want[i]))
 			continue;
 		/* The reply program goes in before the forward redirect can send
 		 * it anything. */
-		if (lb_veth_attach(fwd_state.fwd, want[i].ifindex, &err) < 0 ||
-		    lb_endpoint_set(fwd_state.fwd, &want[i], &err) < 0) {
+		if (lb_veth_attach(st->fwd, want[i].ifindex, &err) < 0 ||
+		    lb_endpoint_set(st->fwd, &want[i], &err) < 0) {
 			log_warn("publish: direct forwarding to a local container: %s", err.msg);
-			lb_endpoint_delete(fwd_state.fwd, want[i].addr, NULL);
+			lb_endpoint_delete(st->fwd, want[i].addr, NULL);
 			want[i].addr = 0; /* tried again on the next sync */
 			continue;
 		}
 		log_debug("publish: local endpoint on interface %d", want[i].ifindex);
 	}
-	free(fwd_state.eps);
-	fwd_state.eps = TAKE_PTR(want);
-	fwd_state.n = nw;
+	free(st->eps);
+	st->eps = TAKE_PTR(want);
+	st->n = nw;
+}
+
+void publish_fwd_free(struct agent *a)
+{
+	struct publish_fwd *st = a->publish_fwd;
+
+	if (!st)
+		return;
+	/* the reply programs stay on the veths and the pins stay: flows
+	 * survive an agent restart */
+	lb_fwd_close(st->fwd);
+	free(st->eps);
+	free(st);
+	a->publish_fwd = NULL;
 }

@@ -92,6 +92,7 @@ void publish_free(struct agent *a)
 	if (!p)
 		return;
 	/* hooks and pinned maps stay: established flows survive a restart */
+	publish_fwd_free(a);
 	lb_close(p->lb);
 	json_decref(p->programmed);
 	free(p);

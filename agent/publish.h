@@ -44,6 +44,7 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks);
  * see lb_fwd_open()) and removes the ones gone. */
 struct lb;
 void publish_fwd_sync(struct agent *a, struct lb *lb);
+void publish_fwd_free(struct agent *a);
 /* Attaches to uplinks that appeared since the last scan, and gives the node
  * hooks (published ports reached from the node itself: localhost:PORT and
  * the node's addresses) the node's current addresses. */

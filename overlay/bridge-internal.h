@@ -4,8 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Host-side veth name of endpoint id: "<prefix>v" and hex only, <= 15 chars. */
-void bridge_host_ifname(const char *prefix, const char *id, char ret[16]);
+#include "overlay/bridge.h"
+
 /* Whether name has the shape bridge_host_ifname() gives for prefix. */
 bool bridge_is_host_ifname(const char *prefix, const char *name);
 

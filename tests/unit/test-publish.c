@@ -41,6 +41,10 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 {
 }
 
+void publish_fwd_free(struct agent *a)
+{
+}
+
 int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_rev, int64_t *ret_rev,
 		struct shoal_err *err)
 {
