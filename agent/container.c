@@ -783,7 +783,7 @@ void container_start(struct container *c, struct api_req *req)
 		/* One made ahead of time, off the start path; without one the
 		 * container makes its own. */
 		struct shoal_err e = {0};
-		if (netns_pool_take(&pool_netns, NULL, &e) == 0) {
+		if (netns_pool_take(false, &pool_netns, NULL, &e) == 0) {
 			spec.net_mode = RT_NET_FD;
 			spec.net_fd = pool_netns;
 		} else {

@@ -77,10 +77,12 @@ int netns_create(const char *path, struct shoal_err *err);
 int netns_remove(const char *path);
 /* A fresh network namespace with lo up, nothing else, never used before: from
  * a small pool that a background thread of this process keeps filled (started
- * on the first call), or made on the spot when the pool is empty. Returns an
- * fd to it and, with ret_nlfd, a NETLINK_ROUTE socket inside it (both
- * close-on-exec). Thread-safe. */
-int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
+ * on the first call, refilling at a lower priority), or, when the pool is
+ * empty, made on the spot (make) or not at all (-EAGAIN: the caller lets the
+ * container make its own, which costs the start less than waiting here).
+ * Returns an fd to it and, with ret_nlfd, a NETLINK_ROUTE socket inside it
+ * (both close-on-exec). Thread-safe. */
+int netns_pool_take(bool make, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
 
 /* IPAM over one IPv4 subnet; pure logic, unit-tested without root. The network
  * address, the gateway (.1) and broadcast are never handed out. Allocation is

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,12 +92,11 @@ static void *ns_thread(void *arg)
  * background thread keeps a few fresh namespaces ready, lo up and nothing
  * else, each used once: a taken namespace is exactly what a new one would be.
  * The thread unshares into each new namespace in turn and never returns to
- * another, so no other thread's namespace ever changes. It refills a moment
- * after a take rather than at once, so that its work does not compete with
- * the start that took the namespace.
+ * another, so no other thread's namespace ever changes. It runs at a lower
+ * priority than the agent's loop, so that refilling gives way to the starts
+ * that drain the pool.
  */
-#define POOL_SIZE      4
-#define POOL_REFILL_NS (20 * 1000000L)
+#define POOL_SIZE 4
 
 static struct {
 	pthread_mutex_t lock;
@@ -129,18 +129,17 @@ static int fresh_here(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
 
 static void *pool_thread(void *arg)
 {
+	/* Per thread on Linux: only this one runs at the lower priority. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	for (;;) {
 		pthread_mutex_lock(&pool.lock);
 		while (pool.n >= POOL_SIZE)
 			pthread_cond_wait(&pool.cond, &pool.lock);
 		pthread_mutex_unlock(&pool.lock);
-		struct timespec ts = {.tv_nsec = POOL_REFILL_NS};
-		nanosleep(&ts, NULL);
 		int nsfd, nlfd;
 		if (fresh_here(&nsfd, &nlfd, NULL) < 0) {
-			/* Out of some resource: takes fall back to creating their own. */
-			ts.tv_sec = 1;
-			ts.tv_nsec = 0;
+			/* Out of some resource: takes make their own meanwhile. */
+			struct timespec ts = {.tv_sec = 1};
 			nanosleep(&ts, NULL);
 			continue;
 		}
@@ -172,7 +171,7 @@ static void *fresh_thread(void *arg)
 	return NULL;
 }
 
-int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
+int netns_pool_take(bool make, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
 {
 	int nsfd = -1, nlfd = -1;
 	pthread_mutex_lock(&pool.lock);
@@ -201,6 +200,8 @@ int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
 	}
 	pthread_cond_signal(&pool.cond);
 	pthread_mutex_unlock(&pool.lock);
+	if (nsfd < 0 && !make)
+		return shoal_err_set(err, EAGAIN, "no network namespace ready");
 	if (nsfd < 0) {
 		struct fresh_job job = {.nsfd = -1, .nlfd = -1, .r = -EIO, .err = err};
 		pthread_t t;
@@ -224,7 +225,7 @@ int netns_pool_take(int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
 int netns_take_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
 {
 	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
-	int r = netns_pool_take(&nsfd, &nlfd, err);
+	int r = netns_pool_take(true, &nsfd, &nlfd, err);
 	if (r < 0)
 		return r;
 	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
