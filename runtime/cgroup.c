@@ -531,56 +531,91 @@ static void remove_dirs(struct rt_cgroup *cg)
 			rmdir(cg->path[h]);
 }
 
-int rt_cgroup_create(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
-		     struct rt_cgroup **ret, struct shoal_err *err)
+/* Creates the container's directory in the hierarchies of mask that it uses. */
+static int make_dirs(struct rt_cgroup *cg, const struct cg_system *sys, const char *parent,
+		     unsigned int mask, struct shoal_err *err)
 {
-	static const struct rt_cgroup_limits none;
+	for (int h = 0; h < CG_H_MAX; h++) {
+		if (!cg->path[h] || !(mask & CG_H_BIT(h)))
+			continue;
+		if (mkdir(cg->path[h], 0755) == 0 || errno == EEXIST)
+			continue;
+		if (errno != ENOENT)
+			return shoal_err_errno(err, errno, "creating cgroup %s", cg->path[h]);
+		/* The parent is missing: create (and delegate) it, then retry. */
+		char dir[PATH_MAX];
+		parent_dir(&sys->h[h], parent, dir, sizeof(dir));
+		int r = prepare_hier(sys, h, dir, err);
+		if (r < 0)
+			return r;
+		if (mkdir(cg->path[h], 0755) < 0 && errno != EEXIST)
+			return shoal_err_errno(err, errno, "creating cgroup %s", cg->path[h]);
+	}
+	return 0;
+}
+
+static int create_begin(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
+			unsigned int mask, struct rt_cgroup **ret, struct shoal_err *err)
+{
 	const struct cg_system *sys;
 	int r = system_get(&sys, err);
 	if (r < 0)
 		return r;
 	if ((r = check_parent(parent, err)) < 0 || (r = check_id(id, err)) < 0)
 		return r;
-	if (!lim)
-		lim = &none;
 	r = rt_cgroup_limits_validate(lim, err);
 	if (r < 0)
 		return r;
-
 	struct rt_cgroup *cg = cg_new(sys, parent, id, err);
 	if (!cg)
 		return -(err ? err->code : ENOMEM);
-
-	for (int h = 0; h < CG_H_MAX; h++) {
-		if (!cg->path[h])
-			continue;
-		if (mkdir(cg->path[h], 0755) == 0 || errno == EEXIST)
-			continue;
-		if (errno != ENOENT) {
-			r = shoal_err_errno(err, errno, "creating cgroup %s", cg->path[h]);
-			goto fail;
-		}
-		/* The parent is missing: create (and delegate) it, then retry. */
-		char dir[PATH_MAX];
-		parent_dir(&sys->h[h], parent, dir, sizeof(dir));
-		r = prepare_hier(sys, h, dir, err);
-		if (r < 0)
-			goto fail;
-		if (mkdir(cg->path[h], 0755) < 0 && errno != EEXIST) {
-			r = shoal_err_errno(err, errno, "creating cgroup %s", cg->path[h]);
-			goto fail;
-		}
+	r = make_dirs(cg, sys, parent, mask, err);
+	if (r < 0) {
+		remove_dirs(cg);
+		rt_cgroup_free(cg);
+		return r;
 	}
-
-	r = cg->ops->set_limits(cg, lim, err);
-	if (r < 0)
-		goto fail;
 	*ret = cg;
 	return 0;
-fail:
-	remove_dirs(cg);
-	rt_cgroup_free(cg);
-	return r;
+}
+
+int rt_cgroup_create_first(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
+			   struct rt_cgroup **ret, struct shoal_err *err)
+{
+	static const struct rt_cgroup_limits none;
+	return create_begin(parent, id, lim ? lim : &none, CG_H_BIT(CG_H_UNIFIED), ret, err);
+}
+
+int rt_cgroup_create_rest(struct rt_cgroup *cg, const char *parent,
+			  const struct rt_cgroup_limits *lim, struct shoal_err *err)
+{
+	static const struct rt_cgroup_limits none;
+	const struct cg_system *sys;
+	int r = system_get(&sys, err);
+	if (r < 0)
+		return r;
+	if ((r = make_dirs(cg, sys, parent, ~CG_H_BIT(CG_H_UNIFIED), err)) < 0 ||
+	    (r = cg->ops->set_limits(cg, lim ? lim : &none, err)) < 0) {
+		remove_dirs(cg);
+		return r;
+	}
+	return 0;
+}
+
+int rt_cgroup_create(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
+		     struct rt_cgroup **ret, struct shoal_err *err)
+{
+	struct rt_cgroup *cg = NULL;
+	int r = rt_cgroup_create_first(parent, id, lim, &cg, err);
+	if (r < 0)
+		return r;
+	r = rt_cgroup_create_rest(cg, parent, lim, err);
+	if (r < 0) {
+		rt_cgroup_free(cg);
+		return r;
+	}
+	*ret = cg;
+	return 0;
 }
 
 int rt_cgroup_open(const char *parent, const char *id, struct rt_cgroup **ret,

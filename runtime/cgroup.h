@@ -62,6 +62,14 @@ int rt_cgroup_parent_remove(const char *parent, struct shoal_err *err);
 
 int rt_cgroup_create(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
 		     struct rt_cgroup **ret, struct shoal_err *err);
+/* rt_cgroup_create() in two steps, for a start path that forks in between:
+ * _first makes only the v2 directory (what clone3(CLONE_INTO_CGROUP) needs;
+ * nothing on v1), _rest the other hierarchies and the limits (removing every
+ * directory on failure). */
+int rt_cgroup_create_first(const char *parent, const char *id, const struct rt_cgroup_limits *lim,
+			   struct rt_cgroup **ret, struct shoal_err *err);
+int rt_cgroup_create_rest(struct rt_cgroup *cg, const char *parent,
+			  const struct rt_cgroup_limits *lim, struct shoal_err *err);
 /* Opens an existing container cgroup (after an agent or monitor restart). */
 int rt_cgroup_open(const char *parent, const char *id, struct rt_cgroup **ret,
 		   struct shoal_err *err);

@@ -251,8 +251,6 @@ void rt_container_child(const struct rt_child_args *a)
 	char c;
 	ssize_t n;
 
-	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
-		rt_child_fail(a->err_fd, &err);
 	bool tty = a->console_fd >= 0;
 	if (!tty && setup_stdio(a->stdio, false, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
@@ -274,6 +272,16 @@ void rt_container_child(const struct rt_child_args *a)
 	if (rt_proc_pin_seccomp(&proc, filter, sizeof(filter), &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	if (rt_bundle_prepare(s, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	/* Into the cgroups while their files are still in view (before the
+	 * pivot), once the monitor has made them all. */
+	do {
+		n = read(a->cg_fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1 || c != 'c')
+		_exit(127);
+	close(a->cg_fd);
+	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	int pty_master = -1, pty_slave = -1;
 	if (rt_rootfs_setup(s, tty ? &pty_master : NULL, &pty_slave, &err) < 0)

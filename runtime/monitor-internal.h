@@ -86,6 +86,7 @@ struct monitor {
 	pid_t ctr_pid;
 	int ctr_ns_flags;	     /* the namespaces made for the container */
 	int ctr_sync_fd, ctr_err_fd; /* to and from the container child until it execs */
+	int ctr_cg_fd;		     /* to the child: its cgroups are all there */
 	int console_fd;		     /* tty: where the child sends its terminal's master */
 	int net_fd;		     /* RT_NET_FD: the netns for the child, until it has it */
 	int ns_fds[4];		     /* its namespaces, held until its exit is reported */

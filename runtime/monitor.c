@@ -44,6 +44,7 @@ struct monitor M = {
 	.sig_fd = -1,
 	.ctr_sync_fd = -1,
 	.ctr_err_fd = -1,
+	.ctr_cg_fd = -1,
 	.console_fd = -1,
 	.net_fd = -1,
 	.ns_fds = {-1, -1, -1, -1},
@@ -335,9 +336,15 @@ static int start_begin(struct shoal_err *err)
 					       s->net_path);
 		}
 	}
-	int syncp[2], errp[2];
+	int syncp[2], errp[2], cgp[2];
+	if (pipe2(cgp, O_CLOEXEC) < 0) {
+		mon_stdio_close_child(child_stdio);
+		return shoal_err_errno(err, errno, "pipe");
+	}
+	M.ctr_cg_fd = cgp[1];
 	if (pipe2(syncp, O_CLOEXEC) < 0) {
 		mon_stdio_close_child(child_stdio);
+		close(cgp[0]);
 		return shoal_err_errno(err, errno, "pipe");
 	}
 	if (pipe2(errp, O_CLOEXEC) < 0) {
@@ -384,10 +391,12 @@ static int start_begin(struct shoal_err *err)
 			.console_fd = console[1],
 			.net_fd = net_fd,
 			.cg = M.cg,
+			.cg_fd = cgp[0],
 			.in_v2 = in_v2,
 		};
 		rt_container_child(&a);
 	}
+	close(cgp[0]);
 	close(syncp[0]);
 	close(errp[1]);
 	mon_stdio_close_child(child_stdio);
@@ -498,18 +507,47 @@ static int start_finish(struct shoal_err *err)
 	return 0;
 }
 
-static int cgroup_create(struct shoal_err *err)
+static struct rt_cgroup_limits spec_limits(const struct rt_spec *s)
 {
-	const struct rt_spec *s = M.spec;
-	struct rt_cgroup_limits lim = {
+	return (struct rt_cgroup_limits){
 		.memory = s->memory,
 		.memory_swap = s->memory_swap,
 		.nano_cpus = s->nano_cpus,
 		.cpu_shares = s->cpu_shares,
 		.pids_limit = s->pids_limit,
 	};
-	return rt_cgroup_create(s->cgroup_parent ? s->cgroup_parent : "shoal", s->id, &lim, &M.cg,
-				err);
+}
+
+static const char *cgroup_parent(void)
+{
+	return M.spec->cgroup_parent ? M.spec->cgroup_parent : "shoal";
+}
+
+/* The v2 cgroup, before the clone that puts the child in it. */
+static int cgroup_create(struct shoal_err *err)
+{
+	struct rt_cgroup_limits lim = spec_limits(M.spec);
+	return rt_cgroup_create_first(cgroup_parent(), M.spec->id, &lim, &M.cg, err);
+}
+
+/* The other hierarchies and the limits, while the child sets up; then the
+ * child may join them. */
+static int cgroup_finish(struct shoal_err *err)
+{
+	struct rt_cgroup_limits lim = spec_limits(M.spec);
+	int r = rt_cgroup_create_rest(M.cg, cgroup_parent(), &lim, err);
+	if (r < 0)
+		return r;
+	char c = 'c';
+	ssize_t n;
+	do {
+		n = write(M.ctr_cg_fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return shoal_err_errno(err, errno, "starting the container process");
+	close(M.ctr_cg_fd);
+	M.ctr_cg_fd = -1;
+	return 0;
 }
 
 /*
@@ -651,12 +689,12 @@ static int monitor_run(int attach_fd, int net_fd)
 
 	if (read_spec(&err) < 0)
 		fail_start(&err);
-	/* The cgroups first, so that the child is born in (or joins) them; it
-	 * then sets up the container's namespaces and root file system while the
-	 * monitor makes the control socket and the log. */
+	/* The v2 cgroup first, so that the child is born in it; it then sets up
+	 * the container's namespaces and root file system while the monitor makes
+	 * the rest of its cgroups, the control socket and the log. */
 	if (cgroup_create(&err) < 0)
 		fail_start(&err);
-	if (start_begin(&err) < 0)
+	if (start_begin(&err) < 0 || cgroup_finish(&err) < 0)
 		fail_start(&err);
 	if (listen_ctl(&err) < 0)
 		fail_start(&err);

@@ -146,9 +146,11 @@ struct rt_child_args {
 	int stdio[3];	/* unused with a tty: the child makes its terminal (console_fd) */
 	int console_fd; /* tty: SOCK_SEQPACKET to the monitor, which gets the pty master */
 	int net_fd;	/* RT_NET_JOIN, RT_NET_FD: the netns to enter */
-	/* The container's cgroups, made before the clone; the child joins them
-	 * itself before anything else (in_v2: clone3 already put it in the v2 one). */
+	/* The container's cgroups: the child joins them itself once the monitor
+	 * has made them all (one byte on cg_fd), before its root file system is
+	 * set up (in_v2: clone3 already put it in the v2 one). */
 	struct rt_cgroup *cg;
+	int cg_fd;
 	bool in_v2;
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
