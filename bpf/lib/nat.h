@@ -7,6 +7,7 @@
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpf/lib/csum.h"
 #include "bpf/lib/parse.h"
 
 #define LB_IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
@@ -57,12 +58,21 @@ static __always_inline int lb_rewrite4_slow(struct __sk_buff *skb, const struct 
 
 /* Rewrites one address and one port of the packet (dst for DNAT, src for
  * reverse NAT) and fixes the IP checksum and the L4 checksum, pseudo-header
- * included. The header fields and the IP checksum are written in place; the
- * L4 checksum goes through bpf_l4_csum_replace(), which alone knows how the
- * skb carries it (CHECKSUM_PARTIAL holds only the pseudo-header sum, which a
- * port change must leave alone; CHECKSUM_COMPLETE has skb->csum to adjust).
- * A UDP checksum of 0 means "none" and stays 0 (BPF_F_MARK_MANGLED_0 also
- * turns a computed 0 into 0xffff). Returns 0 or LB_DROP_REWRITE. */
+ * included, writing the headers in place.
+ *
+ * How the L4 checksum is fixed depends on how the skb carries it, which the
+ * program cannot read (skb->ip_summed is reachable only through a kfunc, and
+ * the verifier refuses kfuncs to programs that are not GPL):
+ * - CHECKSUM_COMPLETE: skb->csum, the sum of the packet the device saw, must
+ *   follow the rewrite. bpf_csum_update() adjusts it and fails on any other
+ *   kind of skb, so it is the probe too: then the field is updated in place.
+ * - otherwise (CHECKSUM_NONE and _UNNECESSARY: the field is the complete
+ *   checksum; CHECKSUM_PARTIAL: it holds only the pseudo-header sum, which a
+ *   port change must leave alone) one bpf_l4_csum_replace() call, which
+ *   alone knows, after the field was prepared for both readings
+ *   (lb_csum_split()).
+ * A UDP checksum of 0 means "none" and stays 0; a computed 0 is written as
+ * 0xffff (BPF_F_MARK_MANGLED_0 in the helper). Returns 0 or LB_DROP_REWRITE. */
 static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pkt *p, bool dst,
 				       __be32 old_addr, __be32 new_addr, __be16 old_port,
 				       __be16 new_port)
@@ -71,12 +81,19 @@ static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pk
 	void *data_end = (void *)(long)skb->data_end;
 	__u64 l4_flags = p->udp ? BPF_F_MARK_MANGLED_0 : 0;
 	struct iphdr *iph = data + ETH_HLEN;
-	__be16 *ports = data + (p->l4_off & 0x7f); /* bound for the verifier */
+	/* The masks only show the verifier bounds it has: l4_off <= ETH_HLEN + 60. */
+	__be16 *ports = data + (p->l4_off & 0x7f);
+	__sum16 *l4_check = data + (p->csum_off & 0xff);
+	__u16 da, dp, diff, check;
 
-	if ((void *)(iph + 1) > data_end || (void *)(ports + 2) > data_end)
+	if ((void *)(iph + 1) > data_end || (void *)(ports + 2) > data_end ||
+	    (void *)(l4_check + 1) > data_end)
 		return lb_rewrite4_slow(skb, p, dst, old_addr, new_addr, old_port, new_port);
+	da = lb_csum_delta4(old_addr, new_addr);
+	dp = lb_csum_delta2(old_port, new_port);
+	check = *l4_check;
 	if (old_addr != new_addr) {
-		iph->check = lb_csum_replace4(iph->check, old_addr, new_addr);
+		iph->check = lb_csum_field_update(iph->check, da);
 		if (dst)
 			iph->daddr = new_addr;
 		else
@@ -84,13 +101,32 @@ static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pk
 	}
 	if (old_port != new_port)
 		ports[dst ? 1 : 0] = new_port;
-	/* Last: the helpers invalidate the packet pointers above. */
-	if (old_addr != new_addr &&
-	    bpf_l4_csum_replace(skb, p->csum_off, old_addr, new_addr,
-				l4_flags | BPF_F_PSEUDO_HDR | sizeof(new_addr)) < 0)
+	if (p->udp && check == 0) {
+		/* No L4 checksum: of the packet's sum, only the port moved (the
+		 * address and the IP checksum cancel out). */
+		if (old_port != new_port)
+			bpf_csum_update(skb, dp);
+		return 0;
+	}
+	/* The packet's sum loses da: the L4 field drops da + dp, the port
+	 * gains dp, the address and the IP checksum cancel out. */
+	if (bpf_csum_update(skb, (__u16)~da) >= 0) {
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		l4_check = data + (p->csum_off & 0xff);
+		if ((void *)(l4_check + 1) > data_end)
+			return LB_DROP_REWRITE;
+		check = lb_csum_field_update(check, lb_csum_add(da, dp));
+		*l4_check = p->udp && check == 0 ? 0xffff : check;
+		return 0;
+	}
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	l4_check = data + (p->csum_off & 0xff);
+	if ((void *)(l4_check + 1) > data_end)
 		return LB_DROP_REWRITE;
-	if (old_port != new_port && bpf_l4_csum_replace(skb, p->csum_off, old_port, new_port,
-							l4_flags | sizeof(new_port)) < 0)
+	*l4_check = lb_csum_split(check, da, dp, &diff);
+	if (bpf_l4_csum_replace(skb, p->csum_off, 0, diff, l4_flags | BPF_F_PSEUDO_HDR) < 0)
 		return LB_DROP_REWRITE;
 	return 0;
 }

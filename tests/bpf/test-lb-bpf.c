@@ -202,10 +202,16 @@ static void assert_csums_valid(struct pkt *p)
 	assert_int_equal(csum_fold(csum_add(pseudo_sum(ip, l4len), l4_of(p), l4len)), 0);
 }
 
+/* BPF_PROG_TEST_RUN flags of every run: BPF_F_TEST_SKB_CHECKSUM_COMPLETE
+ * gives the skb a CHECKSUM_COMPLETE skb->csum, which the kernel checks
+ * against the output packet after the run (-EBADMSG when stale). */
+static uint32_t run_flags;
+
 static int run_raw(enum lb_hook hook, const struct pkt *in, struct pkt *out, int *ret_verdict)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
-		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
+		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1,
+		    .flags = run_flags);
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -437,6 +443,37 @@ static void test_ingress_table(void **state)
 		assert_memory_equal(out.b, want.b, want.len);
 		assert_csums_valid(&out);
 	}
+}
+
+/* The same tables with a CHECKSUM_COMPLETE skb: the L4 checksum is fixed in
+ * place and skb->csum follows (the kernel fails the run otherwise); without
+ * the flag (above) the skb is CHECKSUM_NONE and the field is prepared for
+ * bpf_l4_csum_replace(). */
+static void test_reverse_nat(void **state);
+
+static int checksum_complete_teardown(void **state)
+{
+	run_flags = 0;
+	return 0;
+}
+
+static void test_checksum_complete(void **state)
+{
+	struct pkt_spec probe = {IPPROTO_TCP, "198.51.100.1", "203.0.113.5",
+				 .sport = 1,  .dport = 9,     .payload = 4};
+	struct pkt in, out;
+	int verdict;
+
+	build(&probe, &in);
+	run_flags = BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+	if (run_raw(LB_HOOK_INGRESS, &in, &out, &verdict) == -EINVAL) {
+		run_flags = 0;
+		print_message("    this kernel has no BPF_F_TEST_SKB_CHECKSUM_COMPLETE: skipped\n");
+		return;
+	}
+	test_ingress_table(state);
+	test_reverse_nat(state);
+	run_flags = 0;
 }
 
 /* Sends one TCP packet of a flow; returns the backend address it went to. */
@@ -1157,6 +1194,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ingress_table),
+		cmocka_unit_test_teardown(test_checksum_complete, checksum_complete_teardown),
 		cmocka_unit_test(test_maglev_spread_and_stable),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_flows_keep_backends_across_changes),

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 shoal_add_unit_test(test-maglev SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-maglev.c LIBS shoal_lb_san)
+# The NAT rewrite's checksum arithmetic (bpf/lib/csum.h), every kind of skb.
+shoal_add_unit_test(test-lb-csum SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-lb-csum.c LIBS shoal_lb_san)
 
 # BPF_PROG_TEST_RUN tables (tests/bpf/): root, bpffs; skip with 77 otherwise.
 if(CMOCKA_FOUND)
