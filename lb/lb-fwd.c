@@ -13,6 +13,7 @@
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
+#include "lb/lb-internal.h"
 #include "lb/lb.h"
 #include "tc_veth.skel.h"
 
@@ -28,8 +29,9 @@
 static const char *const lb_fwd_pinned[] = {"lb_local_eps", "lb_fwd_flows"};
 
 struct lb_fwd {
+	struct lb *lb; /* keeps the backends' endpoint slots (lb_be_eps) */
 	struct tc_veth *skel;
-	int fd_eps;   /* lb_local_eps of the loaded ingress program */
+	int fd_eps;   /* lb_local_eps of the load balancer */
 	int fd_flows; /* lb_fwd_flows */
 	int *hooks;   /* ifindexes we attached to */
 	size_t n_hooks;
@@ -204,11 +206,11 @@ int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fw
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return shoal_err_set(err, ENOMEM, "out of memory");
+	f->lb = lb;
 	f->fd_eps = f->fd_flows = -EBADF;
-	f->fd_eps = lb_fwd_prog_map(ingress, "lb_local_eps");
+	f->fd_eps = lb_local_eps_fd(lb);
 	if (f->fd_eps < 0)
-		return shoal_err_errno(err, -f->fd_eps,
-				       "the tc ingress program has no local endpoint map");
+		return shoal_err_errno(err, -f->fd_eps, "sharing the local endpoint map");
 	f->fd_flows = lb_fwd_prog_map(ingress, "lb_fwd_flows");
 	if (f->fd_flows < 0)
 		return shoal_err_errno(err, -f->fd_flows,
@@ -241,6 +243,7 @@ int lb_fwd_prog_fd(const struct lb_fwd *f)
 int lb_endpoint_set(struct lb_fwd *f, const struct lb_endpoint *ep, struct shoal_err *err)
 {
 	struct lb_local_ep v = {};
+	int r;
 
 	if (!ep || ep->addr == 0 || ep->ifindex <= 0)
 		return shoal_err_set(err, EINVAL, "a local endpoint needs an address and a veth");
@@ -249,11 +252,22 @@ int lb_endpoint_set(struct lb_fwd *f, const struct lb_endpoint *ep, struct shoal
 	memcpy(v.host_mac, ep->host_mac, sizeof(v.host_mac));
 	if (bpf_map_update_elem(f->fd_eps, &ep->addr, &v, BPF_ANY) < 0)
 		return shoal_err_errno(err, errno, "registering local endpoint");
+	r = lb_local_ep_sync(f->lb, ep->addr, &v);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "pointing the backends at the local endpoint");
 	return 0;
 }
 
 int lb_endpoint_delete(struct lb_fwd *f, uint32_t addr, struct shoal_err *err)
 {
+	struct lb_local_ep v;
+	int r;
+
+	if (bpf_map_lookup_elem(f->fd_eps, &addr, &v) < 0)
+		return shoal_err_errno(err, errno, "removing local endpoint");
+	r = lb_local_ep_sync(f->lb, addr, NULL);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "taking the local endpoint from the backends");
 	if (bpf_map_delete_elem(f->fd_eps, &addr) < 0)
 		return shoal_err_errno(err, errno, "removing local endpoint");
 	return 0;

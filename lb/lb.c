@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
+#include "lb/lb-internal.h"
 #include "lb/lb.h"
 #include "lb/maglev.h"
 #include "tc_egress.skel.h"
@@ -51,7 +53,7 @@ struct lb {
 	uint32_t ct_size;
 	int ncpus;
 	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports,
-		fd_svc_keys;
+		fd_svc_keys, fd_local_eps, fd_be_eps;
 	uint32_t *port_kinds;	   /* lb_ports as written, by LB_PORT_INDEX() */
 	struct lb_svc_state *svcs; /* by service id; 0 unused */
 	uint8_t *be_used;	   /* by backend id; 0 reserved */
@@ -257,6 +259,8 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 	lb->fd_drops = bpf_map__fd(lb->in->maps.lb_drops);
 	lb->fd_ports = bpf_map__fd(lb->in->maps.lb_ports);
 	lb->fd_svc_keys = bpf_map__fd(lb->in->maps.lb_svc_keys);
+	lb->fd_local_eps = bpf_map__fd(lb->in->maps.lb_local_eps);
+	lb->fd_be_eps = bpf_map__fd(lb->in->maps.lb_be_eps);
 	return 0;
 }
 
@@ -637,14 +641,59 @@ static int lb_stats_zero(struct lb *lb, int fd, uint32_t id)
 	return bpf_map_update_elem(fd, &id, z, 0) < 0 ? -errno : 0;
 }
 
+/* A backend's lb_be_eps slot: its address's local endpoint, if any. */
+static int lb_be_ep_write(struct lb *lb, uint32_t id, uint32_t addr)
+{
+	struct lb_local_ep ep = {};
+
+	if (addr && bpf_map_lookup_elem(lb->fd_local_eps, &addr, &ep) < 0 && errno != ENOENT)
+		return -errno;
+	return bpf_map_update_elem(lb->fd_be_eps, &id, &ep, 0) < 0 ? -errno : 0;
+}
+
+/* The local endpoint slot goes in before the backend and out after it, so
+ * that a packet never sees a backend with another backend's endpoint. */
 static int lb_be_write(struct lb *lb, const struct lb_be *be, uint32_t svc_id)
 {
 	struct lb_backend v = {
 		.addr = be->addr, .port = htons(be->port), .state = be->state, .svc_id = svc_id};
+	int r;
 
 	if (!be->state)
 		v = (struct lb_backend){};
-	return bpf_map_update_elem(lb->fd_backends, &be->id, &v, 0) < 0 ? -errno : 0;
+	if (be->state) {
+		r = lb_be_ep_write(lb, be->id, be->addr);
+		if (r < 0)
+			return r;
+	}
+	if (bpf_map_update_elem(lb->fd_backends, &be->id, &v, 0) < 0)
+		return -errno;
+	return be->state ? 0 : lb_be_ep_write(lb, be->id, 0);
+}
+
+int lb_local_eps_fd(const struct lb *lb)
+{
+	int fd = fcntl(lb->fd_local_eps, F_DUPFD_CLOEXEC, 3);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int lb_local_ep_sync(struct lb *lb, uint32_t addr, const struct lb_local_ep *ep)
+{
+	const struct lb_local_ep none = {};
+
+	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++) {
+		const struct lb_svc_state *s = &lb->svcs[id];
+
+		for (size_t i = 0; s->used && i < s->n; i++) {
+			if (s->be[i].addr != addr || s->be[i].state == LB_BACKEND_UNUSED)
+				continue;
+			if (bpf_map_update_elem(lb->fd_be_eps, &s->be[i].id, ep ? ep : &none, 0) <
+			    0)
+				return -errno;
+		}
+	}
+	return 0;
 }
 
 /* Builds the service's Maglev table from its active backends and writes it

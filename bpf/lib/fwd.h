@@ -42,6 +42,19 @@ struct {
 	__type(value, struct lb_local_ep);
 } lb_local_eps SEC(".maps");
 
+/* Backend id -> the lb_local_eps entry of its address (ifindex 0: not a
+ * local endpoint). lb/ keeps it in step with lb_local_eps, which stays the
+ * registry: a backend's slot is written before the backend and cleared
+ * after it, an endpoint's slots after the endpoint is set and before it is
+ * deleted. The packet path, which has the backend id already, indexes an
+ * array instead of hashing the address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_local_ep);
+} lb_be_eps SEC(".maps");
+
 /* Reply flows (backend -> client) forwarded the fast way -> the uplink their
  * forward packets came in on. Sized like the conntrack; an evicted entry is
  * written again by the next forward packet. */
@@ -83,18 +96,17 @@ static __always_inline int lb_fwd_ttl_dec(struct __sk_buff *skb)
 	return 0;
 }
 
-/* End of lb_ingress4(), after the DNAT to be. rk is the flow's reply key.
- * Returns 0 (the kernel routes the packet), TC_ACT_REDIRECT or a drop. */
-static __always_inline int lb_fwd4(struct __sk_buff *skb, const struct lb_backend *be,
-				   const struct lb_flow_key *rk)
+/* End of lb_ingress4(), after the DNAT to backend be_id. rk is the flow's
+ * reply key. Returns 0 (the kernel routes the packet), TC_ACT_REDIRECT or a
+ * drop. */
+static __always_inline int lb_fwd4(struct __sk_buff *skb, __u32 be_id, const struct lb_flow_key *rk)
 {
-	__be32 addr = be->addr;
-	struct lb_local_ep *ep = bpf_map_lookup_elem(&lb_local_eps, &addr);
+	struct lb_local_ep *ep = bpf_map_lookup_elem(&lb_be_eps, &be_id);
 	struct lb_fwd_flow *ff, nff = {};
 	__u8 macs[2 * ETH_ALEN];
 	int ret;
 
-	if (!ep)
+	if (!ep || !ep->ifindex)
 		return 0;
 	ret = lb_fwd_ttl_dec(skb);
 	if (ret != 0)

@@ -241,7 +241,7 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 		return ret;
 	lb_stats_add(&lb_svc_stats, svc_id, p.len, new_flow);
 	lb_stats_add(&lb_be_stats, be_id, p.len, new_flow);
-	return lb_fwd4(skb, be, &rk);
+	return lb_fwd4(skb, be_id, &rk);
 }
 
 /* The reverse entry a reply of a load-balanced flow is rewritten with, or

@@ -362,6 +362,64 @@ static void test_endpoint_registry(void **state)
 	free(v);
 }
 
+/* One new TCP flow to a published port; its verdict, out filled. */
+static int send_new_flow(uint16_t sport, uint16_t dport, struct pkt *out)
+{
+	struct pkt_spec fs = {IPPROTO_TCP,    "198.51.100.11", "203.0.113.5",
+			      .sport = sport, .dport = dport,  .payload = 4};
+	struct pkt in;
+
+	build(&fs, &in);
+	return run_ingress(&in, out);
+}
+
+/* The packet path finds a backend's endpoint by backend id: that slot
+ * follows endpoints set and deleted after the backend exists, and backends
+ * created, moved and removed while their address is registered. */
+static void test_endpoint_slots_follow_changes(void **state)
+{
+	static const uint8_t other_mac[6] = {0x02, 0x42, 0x0a, 0x09, 0x00, 0x01};
+	struct shoal_err err = {};
+	struct lb_endpoint ep = {.addr = A("10.9.0.1"), .ifindex = VETH_IFINDEX + 1};
+	struct lb_backend_spec to_local[1] = {{A("10.1.0.1"), 8081, LB_BACKEND_ACTIVE}};
+	struct lb_backend_spec to_remote[1] = {{A("10.9.0.1"), 8081, LB_BACKEND_ACTIVE}};
+	struct pkt out;
+
+	register_local();
+	/* 10.9.0.1 is a backend already; registered now, it is redirected. */
+	assert_int_equal(send_new_flow(42000, 81, &out), TC_ACT_OK);
+	memcpy(ep.mac, other_mac, 6);
+	memcpy(ep.host_mac, host_mac, 6);
+	assert_int_equal(lb_endpoint_set(fwd, &ep, &err), 0);
+	assert_int_equal(send_new_flow(42001, 81, &out), TC_ACT_REDIRECT);
+	assert_memory_equal(out.b, other_mac, 6);
+	assert_int_equal(ip_of(&out)->daddr, A("10.9.0.1"));
+
+	/* A new backend on a registered address: redirected from its first
+	 * packet, with that address's endpoint. */
+	assert_int_equal(lb_service_upsert(lb, &svc_remote, to_local, 1, &err), 0);
+	assert_int_equal(send_new_flow(42002, 81, &out), TC_ACT_REDIRECT);
+	assert_memory_equal(out.b, ctr_mac, 6);
+	assert_int_equal(ip_of(&out)->daddr, A("10.1.0.1"));
+	assert_int_equal(dport_of(&out), 8081);
+	assert_csums_valid(&out);
+
+	/* Endpoint gone: both services' backends on it are routed. */
+	assert_int_equal(lb_endpoint_delete(fwd, A("10.1.0.1"), &err), 0);
+	assert_int_equal(send_new_flow(42003, 81, &out), TC_ACT_OK);
+	assert_memory_equal(out.b, wire_dst, 6);
+	assert_int_equal(send_new_flow(42004, 80, &out), TC_ACT_OK);
+	assert_int_equal(ip_of(&out)->daddr, A("10.1.0.1"));
+
+	/* Back to the other address, still registered. */
+	assert_int_equal(lb_service_upsert(lb, &svc_remote, to_remote, 1, &err), 0);
+	assert_int_equal(send_new_flow(42005, 81, &out), TC_ACT_REDIRECT);
+	assert_memory_equal(out.b, other_mac, 6);
+	assert_int_equal(lb_endpoint_delete(fwd, A("10.9.0.1"), &err), 0);
+	assert_int_equal(send_new_flow(42006, 81, &out), TC_ACT_OK);
+	assert_int_equal(ip_of(&out)->daddr, A("10.9.0.1"));
+}
+
 /* ---- reply ---- */
 
 /* The reply of a redirected flow: source back to the published address,
@@ -549,6 +607,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forward_remote_routed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_ttl_expiring_routed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_endpoint_registry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endpoint_slots_follow_changes, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_reply_redirected_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_others_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_follows_forward_path, setup, teardown),
