@@ -203,6 +203,30 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	return 0;
 }
 
+static void persist_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct container *c = arg;
+	int r = container_persist(c);
+	if (r < 0)
+		log_warn("container %.12s: writing its record: %s", c->id, strerror(-r));
+}
+
+/*
+ * Writes the record on the loop's next turn, after the reply just queued has
+ * gone out: the client does not wait for the disk. Only for changes a restart
+ * recovers without the record: a start (the monitor answers on its control
+ * socket, see readopt_unrecorded()) and an exit (exit.json is written before
+ * anyone hears of it).
+ */
+static void container_persist_soon(struct container *c)
+{
+	static const struct timeval now = {0, 0};
+	if (!c->persist_ev)
+		c->persist_ev = evtimer_new(c->agent->base, persist_cb, c);
+	if (!c->persist_ev || evtimer_add(c->persist_ev, &now) < 0)
+		persist_cb(-1, 0, c);
+}
+
 /* ---- the monitor's wait connection: how the agent learns of an exit ---- */
 
 static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
@@ -276,6 +300,45 @@ static void network_release(struct container *c)
 	c->net_attached = false;
 }
 
+/* A container recorded as created whose start the agent did not get to
+ * record: its monitor answers (it is running), or it left exit.json (it ran
+ * and ended). Fills in what the record lacks; false when it never started. */
+static bool readopt_unrecorded(struct container *c)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/exit.json", c->bundle_dir);
+	if (access(p, F_OK) == 0)
+		return true;
+	snprintf(p, sizeof(p), "%s/ctl.sock", c->run_dir);
+	if (access(p, F_OK) < 0)
+		return false;
+	struct shoal_err e = {0};
+	json_t *req = json_pack("{s:s}", "op", "state");
+	_cleanup_close_ int fd = rt_ctl_connect(c->run_dir, req, &e);
+	json_decref(req);
+	if (fd < 0)
+		return false;
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char buf[512];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	json_t *j = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+	bool running = json_is_true(json_object_get(j, "running"));
+	if (running) {
+		c->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+		c->started_ns = json_integer_value(json_object_get(j, "started_at"));
+		int64_t mp = 0;
+		snprintf(p, sizeof(p), "%s/monitor.pid", c->run_dir);
+		if (read_int64_file(p, &mp) == 0)
+			c->monitor_pid = (pid_t)mp;
+	}
+	json_decref(j);
+	return running;
+}
+
 int container_load_all(struct agent *a, struct shoal_err *err)
 {
 	char dir[4096];
@@ -302,6 +365,8 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 			container_unlink_and_free(c);
 			continue;
 		}
+		if (c->state == CONTAINER_CREATED && readopt_unrecorded(c))
+			c->state = CONTAINER_STARTING;
 		if (c->state != CONTAINER_RUNNING && c->state != CONTAINER_STARTING)
 			continue;
 		struct shoal_err e = {0};
@@ -649,7 +714,7 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	c->error[0] = '\0';
 	c->exit_code = 0;
 	c->oom_killed = false;
-	container_persist(c);
+	container_persist_soon(c);
 	stream_sess_connect_pending(c);
 	if (container_publishes(c))
 		manager_kick(c->agent);
@@ -1013,7 +1078,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	 * itself, after telling us; one that vanished left them to us. */
 	if (!monitor_cleans)
 		rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
-	container_persist(c);
+	container_persist_soon(c);
 	for (size_t i = 0; i < c->n_stop_reqs; i++)
 		if (c->stop_reqs[i]) {
 			c->stop_reqs[i]->on_cancel = NULL;
@@ -1081,6 +1146,8 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 		return;
 	}
 	c->state = CONTAINER_REMOVING;
+	if (c->persist_ev)
+		event_del(c->persist_ev);
 	container_persist(c);
 	stream_sess_abort_pending(c);
 	network_release(c);
@@ -1106,6 +1173,8 @@ static void container_free(struct container *c)
 {
 	if (!c)
 		return;
+	if (c->persist_ev)
+		event_free(c->persist_ev);
 	if (c->spawn_ev)
 		event_free(c->spawn_ev);
 	if (c->wait_bev)

@@ -71,6 +71,7 @@ struct container {
 	struct api_req **stop_reqs;
 	size_t n_stop_reqs;
 	struct event *stop_timer;
+	struct event *persist_ev; /* the record, written after the reply goes out */
 	bool remove_on_exit;
 	struct api_req *remove_req;
 	struct stream_sess *pending_attach; /* attached before start */

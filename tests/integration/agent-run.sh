@@ -147,6 +147,17 @@ shoal rm -f "$a" >/dev/null
 out=$(shoal run --rm --network host busybox sh -c 'ls /sys/class/net | grep -c .')
 [ "$out" -ge 2 ] && ok "--network host sees the node's links" || fail "--network host: $out links"
 
+log "a start the agent did not get to record"
+# kill -9 between the start and its record: the record still says created
+u=$(shoal run -d --network none busybox sleep 300)
+upid=$(shoal inspect -f '{{.State.Pid}}' "$u")
+agent_kill9
+sed -i -e 's/"Status":"running"/"Status":"created"/' -e 's/"Pid":[0-9]*/"Pid":0/' \
+	"$T/data/containers/$u/container.json"
+agent_start
+expect_eq "re-adopted as running" "running $upid" "$(shoal inspect -f '{{.State.Status}} {{.State.Pid}}' "$u")"
+shoal rm -f "$u" >/dev/null
+
 log "cleanup leaves nothing"
 left=$(shoal ps -aq | wc -l); [ "$left" -eq 0 ] || shoal ps -a
 expect_eq "no containers left" 0 "$left"
