@@ -239,6 +239,16 @@ int rt_spawn(const struct rt_options *opts, const struct rt_spec *spec, int *ret
 			return shoal_err_errno(err, -r, "starting %s", opts->monitor_path);
 	}
 
+	/* The container's v2 cgroup, made here while the monitor starts and reads
+	 * its spec: the monitor needs it before it can clone the container into
+	 * it, and takes an existing one as its own (the directory's lock orders
+	 * the two mkdirs, so the loser sees a complete cgroup). Anything left
+	 * after a failed start goes with rt_cleanup(). */
+	struct rt_cgroup *cg = NULL;
+	if (rt_cgroup_create_first(spec->cgroup_parent ? spec->cgroup_parent : "shoal", spec->id,
+				   NULL, &cg, NULL) == 0)
+		rt_cgroup_free(cg);
+
 	r = fd_set_nonblock(ours, true);
 	if (r < 0)
 		return shoal_err_errno(err, -r, "fcntl");
