@@ -572,6 +572,10 @@ static int zygote_main(void)
 	if (pid > 0)
 		_exit(0);
 	setsid();
+	/* Work every monitor would repeat, done once here and inherited: the
+	 * cgroup layout (parsing mountinfo costs about as much as the mkdirs). */
+	enum rt_cgroup_layout layout;
+	(void)rt_cgroup_detect(&layout, NULL);
 	/* Monitors are reaped by the kernel while the zygote is their parent;
 	 * they reset this before anything of theirs runs. */
 	signal(SIGCHLD, SIG_IGN);
