@@ -7,7 +7,7 @@
 SEC("tc")
 int lb_veth_ingress(struct __sk_buff *skb)
 {
-	return lb_fwd_verdict(lb_fwd_reply4(skb));
+	return lb_verdict(lb_fwd_reply4(skb));
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";

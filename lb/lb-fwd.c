@@ -22,8 +22,6 @@
 #define LB_FWD_TC_HANDLE 0x5346
 #define LB_FWD_TC_PRIO	 0x5346
 #define LB_FWD_PROG_NAME "lb_veth_ingress"
-/* Maps a program uses that one query reads. */
-#define LB_FWD_QUERY_MAX 64
 
 /* The ingress program's maps that lb-fwd pins itself. */
 static const char *const lb_fwd_pinned[] = {"lb_local_eps", "lb_fwd_flows"};
@@ -36,33 +34,6 @@ struct lb_fwd {
 	int *hooks;   /* ifindexes we attached to */
 	size_t n_hooks;
 };
-
-/* A new fd for the map called name that prog_fd uses; -ENOENT if none. */
-static int lb_fwd_prog_map(int prog_fd, const char *name)
-{
-	uint32_t ids[LB_FWD_QUERY_MAX];
-	struct bpf_prog_info info = {.nr_map_ids = LB_FWD_QUERY_MAX,
-				     .map_ids = (uint64_t)(uintptr_t)ids};
-	uint32_t len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0)
-		return -errno;
-	if (info.nr_map_ids > LB_FWD_QUERY_MAX)
-		return -E2BIG;
-	for (uint32_t i = 0; i < info.nr_map_ids; i++) {
-		struct bpf_map_info mi = {};
-		uint32_t mlen = sizeof(mi);
-		_cleanup_close_ int fd = bpf_map_get_fd_by_id(ids[i]);
-
-		if (fd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) < 0)
-			return -errno;
-		if (strncmp(mi.name, name, BPF_OBJ_NAME_LEN - 1) == 0)
-			return TAKE_FD(fd);
-	}
-	return -ENOENT;
-}
 
 static int lb_fwd_map_id(int fd, uint32_t *ret)
 {
@@ -175,7 +146,7 @@ static int lb_fwd_load(struct lb_fwd *f, int ingress, struct shoal_err *err)
 
 		if (bpf_map__is_internal(map))
 			continue;
-		fd = lb_fwd_prog_map(ingress, name);
+		fd = lb_prog_map_fd(ingress, name);
 		if (fd == -ENOENT) {
 			if (bpf_map__set_autocreate(map, false) < 0)
 				return shoal_err_set(err, EINVAL, "leaving out map %s", name);
@@ -211,7 +182,7 @@ int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fw
 	f->fd_eps = lb_local_eps_fd(lb);
 	if (f->fd_eps < 0)
 		return shoal_err_errno(err, -f->fd_eps, "sharing the local endpoint map");
-	f->fd_flows = lb_fwd_prog_map(ingress, "lb_fwd_flows");
+	f->fd_flows = lb_prog_map_fd(ingress, "lb_fwd_flows");
 	if (f->fd_flows < 0)
 		return shoal_err_errno(err, -f->fd_flows,
 				       "the tc ingress program has no forwarded flow map");
@@ -308,19 +279,6 @@ int lb_endpoint_list(struct lb_fwd *f, struct lb_endpoint **ret, size_t *ret_n)
 
 /* ---- veth hooks ---- */
 
-static bool lb_fwd_prog_is_ours(uint32_t prog_id)
-{
-	struct bpf_prog_info info = {};
-	uint32_t len = sizeof(info);
-	_cleanup_close_ int fd = bpf_prog_get_fd_by_id(prog_id);
-
-	if (fd < 0)
-		return false;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
-		return false;
-	return strncmp(info.name, LB_FWD_PROG_NAME, BPF_OBJ_NAME_LEN - 1) == 0;
-}
-
 int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
@@ -371,7 +329,7 @@ int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 		return 0; /* no such filter, no clsact, or no interface */
 	if (r < 0)
 		return shoal_err_errno(err, -r, "reading the filters of interface %d", ifindex);
-	if (!lb_fwd_prog_is_ours(q.prog_id))
+	if (!lb_prog_is_named(q.prog_id, LB_FWD_PROG_NAME))
 		return shoal_err_set(err, EBUSY,
 				     "interface %d has another program at the reply program's tc "
 				     "handle; left in place",

@@ -19,6 +19,7 @@
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
+#include "lb/lb-internal.h"
 #include "lb/lb.h"
 #include "sock_lb.skel.h"
 
@@ -125,33 +126,6 @@ static int lb_sock_ours(int cg, const struct lb_sock_hook *h, uint32_t ret_ids[L
 	return 0;
 }
 
-/* A new fd for the map called name that the program uses; -ENOENT if none. */
-static int lb_sock_prog_map(int prog_fd, const char *name)
-{
-	uint32_t ids[LB_SOCK_QUERY_MAX];
-	struct bpf_prog_info info = {.nr_map_ids = LB_SOCK_QUERY_MAX,
-				     .map_ids = (uint64_t)(uintptr_t)ids};
-	uint32_t len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0)
-		return -errno;
-	if (info.nr_map_ids > LB_SOCK_QUERY_MAX)
-		return -E2BIG;
-	for (uint32_t i = 0; i < info.nr_map_ids; i++) {
-		struct bpf_map_info mi = {};
-		uint32_t mlen = sizeof(mi);
-		_cleanup_close_ int fd = bpf_map_get_fd_by_id(ids[i]);
-
-		if (fd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) < 0)
-			return -errno;
-		if (lb_sock_name_eq(mi.name, name))
-			return TAKE_FD(fd);
-	}
-	return -ENOENT;
-}
-
 /* The per-socket maps of the programs we attached here before, if any. */
 static int lb_sock_old_map(int cg, const char *name)
 {
@@ -166,7 +140,7 @@ static int lb_sock_old_map(int cg, const char *name)
 
 			if (pfd < 0)
 				continue;
-			r = lb_sock_prog_map(pfd, name);
+			r = lb_prog_map_fd(pfd, name);
 			if (r != -ENOENT)
 				return r;
 		}
@@ -208,7 +182,7 @@ static int lb_sock_share_maps(struct lb *lb, struct sock_lb *skel, int cg, const
 				return shoal_err_set(err, EINVAL, "leaving out map %s", name);
 			continue;
 		}
-		fd = per_socket ? lb_sock_old_map(cg, name) : lb_sock_prog_map(ingress, name);
+		fd = per_socket ? lb_sock_old_map(cg, name) : lb_prog_map_fd(ingress, name);
 		if (fd == -ENOENT) {
 			if (!per_socket && bpf_map__set_autocreate(map, false) < 0)
 				return shoal_err_set(err, EINVAL, "leaving out map %s", name);

@@ -465,7 +465,7 @@ fail:
 
 /* ---- tc hooks ---- */
 
-static bool lb_prog_is_ours(uint32_t prog_id, const char *name)
+bool lb_prog_is_named(uint32_t prog_id, const char *name)
 {
 	struct bpf_prog_info info = {};
 	uint32_t len = sizeof(info);
@@ -475,7 +475,33 @@ static bool lb_prog_is_ours(uint32_t prog_id, const char *name)
 		return false;
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
 		return false;
-	return strcmp(info.name, name) == 0;
+	return strncmp(info.name, name, BPF_OBJ_NAME_LEN - 1) == 0;
+}
+
+int lb_prog_map_fd(int prog_fd, const char *name)
+{
+	uint32_t ids[LB_PROG_MAPS_MAX];
+	struct bpf_prog_info info = {.nr_map_ids = LB_PROG_MAPS_MAX,
+				     .map_ids = (uint64_t)(uintptr_t)ids};
+	uint32_t len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0)
+		return -errno;
+	if (info.nr_map_ids > LB_PROG_MAPS_MAX)
+		return -E2BIG;
+	for (uint32_t i = 0; i < info.nr_map_ids; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t mlen = sizeof(mi);
+		_cleanup_close_ int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) < 0)
+			return -errno;
+		if (strncmp(mi.name, name, BPF_OBJ_NAME_LEN - 1) == 0)
+			return TAKE_FD(fd);
+	}
+	return -ENOENT;
 }
 
 static int lb_tc_detach_one(int ifindex, enum bpf_tc_attach_point point, const char *name)
@@ -490,7 +516,7 @@ static int lb_tc_detach_one(int ifindex, enum bpf_tc_attach_point point, const c
 		return 0; /* no such filter (or no clsact at all) */
 	if (r < 0)
 		return r;
-	if (!lb_prog_is_ours(q.prog_id, name))
+	if (!lb_prog_is_named(q.prog_id, name))
 		return -EBUSY;
 	r = bpf_tc_detach(&hook, &d);
 	return r == -ENOENT ? 0 : r;

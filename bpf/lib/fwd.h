@@ -153,22 +153,3 @@ static __always_inline int lb_fwd_reply4(struct __sk_buff *skb)
 		return ret;
 	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
-
-/* Entry point of the veth program: a positive value is the tc action
- * already chosen (a redirect), 0 passes, a negative code is a drop counted
- * by reason. */
-static __always_inline int lb_fwd_verdict(int ret)
-{
-	__u32 idx;
-	__u64 *cnt;
-
-	if (ret > 0)
-		return ret;
-	if (ret == 0)
-		return TC_ACT_OK;
-	idx = -ret;
-	cnt = bpf_map_lookup_elem(&lb_drops, &idx);
-	if (cnt)
-		(*cnt)++;
-	return TC_ACT_SHOT;
-}

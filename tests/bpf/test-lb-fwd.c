@@ -36,10 +36,9 @@
 #include <cmocka.h>
 
 #include "lb/lb.h"
+#include "tests/bpf/bpf-test.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
-
-#define BPF_FS_MAGIC 0xcafe4a11
 
 static char pin_dir[128];
 static struct lb *lb;
@@ -51,15 +50,6 @@ static const uint8_t wire_dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 static const uint8_t wire_src[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 #define VETH_IFINDEX 4242
 
-static uint32_t A(const char *s)
-{
-	struct in_addr a;
-
-	if (inet_pton(AF_INET, s, &a) != 1)
-		abort();
-	return a.s_addr;
-}
-
 /* ---- packets ---- */
 
 struct pkt_spec {
@@ -69,52 +59,6 @@ struct pkt_spec {
 	uint16_t payload;
 	uint8_t ttl; /* 0: 64 */
 };
-
-/* b + ETH_HLEN is 4-byte aligned, as the IP header wants. */
-struct pkt {
-	uint32_t len;
-	uint8_t pad[2];
-	uint8_t b[512];
-};
-
-static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t pseudo_sum(const struct iphdr *ip, uint16_t l4len)
-{
-	uint32_t sum = 0;
-
-	sum = csum_add(sum, &ip->saddr, 4);
-	sum = csum_add(sum, &ip->daddr, 4);
-	sum += ip->protocol;
-	sum += l4len;
-	return sum;
-}
-
-static struct iphdr *ip_of(struct pkt *p)
-{
-	return (struct iphdr *)(p->b + ETH_HLEN);
-}
-
-static uint8_t *l4_of(struct pkt *p)
-{
-	return p->b + ETH_HLEN + ip_of(p)->ihl * 4;
-}
 
 static void build(const struct pkt_spec *s, struct pkt *p)
 {
@@ -581,25 +525,6 @@ static void test_veth_attach_detach(void **state)
 	assert_int_equal(lb_veth_attach(fwd, 0, &err), -EINVAL);
 }
 
-/* Pins of earlier runs that died before their teardown. */
-static void remove_stale_pins(void)
-{
-	_cleanup_closedir_ DIR *d = opendir("/sys/fs/bpf");
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		char path[300];
-		int pid;
-
-		if (sscanf(de->d_name, "shoal-lbfwdtest-%d", &pid) != 1 || pid <= 0)
-			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
-			continue;
-		snprintf(path, sizeof(path), "/sys/fs/bpf/%s", de->d_name);
-		rm_rf(path);
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,35 +540,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload_carries_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_veth_attach_detach, setup, teardown),
 	};
-	struct statfs fs;
+	int r = bpf_test_prepare("shoal-lbfwdtest", false);
 
-	if (geteuid() != 0) {
-		printf("SKIP: BPF_PROG_TEST_RUN and bpffs pins need root\n");
-		return 77;
-	}
-	if ((statfs("/sys/fs/bpf", &fs) < 0 || fs.f_type != BPF_FS_MAGIC) &&
-	    mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") < 0) {
-		printf("SKIP: no bpffs at /sys/fs/bpf and mounting one failed: %m\n");
-		return 77;
-	}
-	/* The veths of the attach test live and die with this namespace. */
-	if (unshare(CLONE_NEWNET) < 0) {
-		printf("SKIP: cannot create a network namespace: %m\n");
-		return 77;
-	}
-	remove_stale_pins();
-	if (!getenv("LB_TEST_VERBOSE"))
-		libbpf_set_print(NULL);
-	{
-		struct lb_open_opts o = {};
-		struct shoal_err err = {};
-		struct lb *probe = NULL;
-
-		if (lb_open(&o, &probe, &err) < 0) {
-			printf("SKIP: cannot load the load balancer programs: %s\n", err.msg);
-			return 77;
-		}
-		lb_close(probe);
-	}
+	if (r != 0)
+		return r;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
