@@ -297,7 +297,9 @@ static bool blob_used(struct image_store *s, const char *hex)
  * concurrent remove skipped its pinned layers, or by a crash during commit. */
 static void collect_garbage(struct image_store *s)
 {
-	static const char *const dirs[] = {"layers", "blobs/sha256"};
+	/* init/ holds the runtime's mount points layer per top layer (mount.c),
+	 * named by that layer's chain: it goes with the layer. */
+	static const char *const dirs[] = {"layers", "blobs/sha256", "init"};
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof(dir), "%s/%s", s->root, dirs[k]);
@@ -306,9 +308,13 @@ static void collect_garbage(struct image_store *s)
 			continue;
 		struct dirent *de;
 		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
+			if (de->d_name[0] == '.' && k != 2)
 				continue;
-			bool used = k == 0 ? layer_used(s, de->d_name) : blob_used(s, de->d_name);
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			/* (in init/, a ".tmp-" entry is a build a crash left behind) */
+			bool used = k == 1 ? blob_used(s, de->d_name)
+					   : de->d_name[0] != '.' && layer_used(s, de->d_name);
 			if (used)
 				continue;
 			char path[PATH_MAX];
@@ -764,6 +770,10 @@ static int delete_image(struct image_store *s, struct image_rec *rec, json_t *ou
 		if (rename(src, dst) < 0)
 			continue;
 		strv_push(gc, dst);
+		snprintf(src, sizeof(src), "%s/init/%s", s->root, hex);
+		snprintf(dst, sizeof(dst), "%s/tmp/gc-%.16s-init", s->root, rnd);
+		if (rename(src, dst) == 0)
+			strv_push(gc, dst);
 		snprintf(id, sizeof(id), "sha256:%s", hex);
 		append_kv(out, "Deleted", id);
 	}

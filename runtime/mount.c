@@ -133,7 +133,11 @@ static int ensure_file(const char *path, struct shoal_err *err)
 	return 0;
 }
 
-static int mount_overlay(const struct rt_spec *spec, const char *merged, struct shoal_err *err)
+/* Mounts an overlay of extra (a layer above the image's, or NULL) and the
+ * image's layers at target: with the bundle's upper and work directories,
+ * or read-only without them. */
+static int mount_overlay(const struct rt_spec *spec, const char *extra, bool upper,
+			 const char *target, struct shoal_err *err)
 {
 	size_t nlayers = 0;
 	for (const char *const *l = spec->layer_dirs; l && *l; l++)
@@ -146,7 +150,7 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 	char opts[4096];
 	const char *common = NULL;
 	size_t common_len = 0;
-	size_t total = 0;
+	size_t total = extra ? strlen(extra) + 1 : 0;
 	for (size_t i = 0; i < nlayers; i++)
 		total += strlen(spec->layer_dirs[i]) + 1;
 	if (total + strlen(spec->bundle_dir) * 2 + 64 > sizeof(opts)) {
@@ -165,7 +169,8 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 			}
 		}
 	}
-	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
+	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=%s%s", extra ? extra : "",
+				    extra ? ":" : "");
 	/* overlayfs wants the topmost layer first; layer_dirs are lowest first. */
 	for (size_t i = nlayers; i-- > 0;) {
 		const char *l = spec->layer_dirs[i];
@@ -177,10 +182,13 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 					     "too many image layers for one overlay mount");
 		o += (size_t)n;
 	}
-	int n = snprintf(opts + o, sizeof(opts) - o, ",upperdir=%s/upper,workdir=%s/work",
-			 spec->bundle_dir, spec->bundle_dir);
-	if (n < 0 || (size_t)n >= sizeof(opts) - o)
-		return shoal_err_set(err, E2BIG, "too many image layers for one overlay mount");
+	if (upper) {
+		int n = snprintf(opts + o, sizeof(opts) - o, ",upperdir=%s/upper,workdir=%s/work",
+				 spec->bundle_dir, spec->bundle_dir);
+		if (n < 0 || (size_t)n >= sizeof(opts) - o)
+			return shoal_err_set(err, E2BIG,
+					     "too many image layers for one overlay mount");
+	}
 
 	if (common) {
 		char dir[PATH_MAX];
@@ -188,12 +196,165 @@ static int mount_overlay(const struct rt_spec *spec, const char *merged, struct 
 		if (chdir(dir) < 0)
 			return shoal_err_errno(err, errno, "entering %s", dir);
 	}
-	if (mount("overlay", merged, "overlay", 0, opts) < 0)
+	if (mount("overlay", target, "overlay", upper ? 0 : MS_RDONLY, opts) < 0)
 		return shoal_err_errno(err, errno,
 				       "mounting the container rootfs (overlay of %zu "
 				       "layers) on %s",
-				       nlayers, merged);
+				       nlayers, target);
 	return 0;
+}
+
+/*
+ * The mount points layer: the mount targets the runtime needs (/proc, /dev,
+ * /sys, /etc/hosts, ...) that the image lacks, made once per image and shared
+ * read-only by all its containers as the lowest-but-image layer, as Docker's
+ * init layer. Without it every start creates them in the container's upper
+ * directory (a copy-up of /etc and half a dozen journalled creates on the
+ * start path). It lives beside the image store's layers,
+ * <store>/init/<chain of the top layer> (the chain names the whole stack),
+ * is built under a temporary name and renamed into place (a concurrent start
+ * that loses the race drops its copy), and is never changed afterwards. Only
+ * plain absences under real directories are filled: anything else (a symlinked
+ * /etc, a file where a directory should be) is left to the start as before.
+ */
+static const struct {
+	const char *path;
+	bool dir;
+} mount_points[] = {
+	{"proc", true},
+	{"dev", true},
+	{"sys", true},
+	{"etc", true},
+	{"etc/hosts", false},
+	{"etc/hostname", false},
+	{"etc/resolv.conf", false},
+};
+
+static bool mount_points_path(const struct rt_spec *spec, char *buf, size_t len)
+{
+	size_t n = 0;
+	while (spec->layer_dirs && spec->layer_dirs[n])
+		n++;
+	if (n == 0)
+		return false;
+	const char *top = spec->layer_dirs[n - 1];
+	const char *slash = strrchr(top, '/');
+	if (!slash || slash == top || !slash[1])
+		return false;
+	/* <store>/layers/<chain> */
+	size_t dlen = (size_t)(slash - top);
+	if (dlen < 7 || strncmp(top + dlen - 7, "/layers", 7) != 0)
+		return false;
+	int k = snprintf(buf, len, "%.*s/init/%s", (int)(dlen - 7), top, slash + 1);
+	return k > 0 && (size_t)k < len;
+}
+
+/* Gives a directory made in the layer the attributes of the one it covers. */
+static void copy_dir_attrs(const char *from, const char *to)
+{
+	struct stat st;
+	if (lstat(from, &st) < 0)
+		return;
+	(void)lchown(to, st.st_uid, st.st_gid);
+	(void)chmod(to, st.st_mode & 07777);
+	struct timespec ts[2] = {st.st_atim, st.st_mtim};
+	(void)utimensat(AT_FDCWD, to, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int mount_points_build(const struct rt_spec *spec, const char *path, const char *view,
+			      struct shoal_err *err)
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	*strrchr(parent, '/') = '\0';
+	int r = mkdir_p(parent, 0755);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "creating %s", parent);
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", parent, spec->id) >= (int)sizeof(tmp))
+		return shoal_err_set(err, ENAMETOOLONG, "path too long: %s", parent);
+	rm_rf(tmp);
+	if (mkdir(tmp, 0755) < 0)
+		return shoal_err_errno(err, errno, "creating %s", tmp);
+	copy_dir_attrs(view, tmp);
+	for (size_t i = 0; i < ARRAY_SIZE(mount_points); i++) {
+		const char *mp = mount_points[i].path;
+		char in_view[PATH_MAX], in_tmp[PATH_MAX], up[PATH_MAX];
+		struct stat st;
+		snprintf(in_view, sizeof(in_view), "%s/%s", view, mp);
+		if (lstat(in_view, &st) == 0)
+			continue;
+		/* Its parent must be a real directory in the image (or one of ours). */
+		snprintf(up, sizeof(up), "%s", mp);
+		char *sl = strrchr(up, '/');
+		if (sl) {
+			*sl = '\0';
+			snprintf(in_tmp, sizeof(in_tmp), "%s/%s", tmp, up);
+			bool ours = lstat(in_tmp, &st) == 0;
+			snprintf(in_view, sizeof(in_view), "%s/%s", view, up);
+			if (!ours) {
+				if (lstat(in_view, &st) < 0 || !S_ISDIR(st.st_mode))
+					continue;
+				if (mkdir(in_tmp, 0755) < 0)
+					goto fail;
+				copy_dir_attrs(in_view, in_tmp);
+			}
+		}
+		snprintf(in_tmp, sizeof(in_tmp), "%s/%s", tmp, mp);
+		if (mount_points[i].dir) {
+			if (mkdir(in_tmp, 0755) < 0)
+				goto fail;
+		} else {
+			int fd = open(in_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+			if (fd < 0)
+				goto fail;
+			close(fd);
+		}
+	}
+	if (rename(tmp, path) < 0) {
+		r = errno;
+		rm_rf(tmp);
+		/* Another start put its copy in place first. */
+		if (r == EEXIST || r == ENOTEMPTY)
+			return 0;
+		return shoal_err_errno(err, r, "renaming %s", tmp);
+	}
+	return 0;
+fail:
+	r = shoal_err_errno(err, errno, "building %s", tmp);
+	rm_rf(tmp);
+	return r;
+}
+
+/* The mount points layer for spec's image, built on first use; false when
+ * there is none (the layers are not the image store's, or building failed). */
+static bool mount_points_layer(const struct rt_spec *spec, char *buf, size_t len)
+{
+	if (!mount_points_path(spec, buf, len))
+		return false;
+	if (access(buf, F_OK) == 0)
+		return true;
+	/* The image as its containers see it, read-only: its only layer, or an
+	 * overlay of them on the bundle's merged directory (in our own mount
+	 * namespace, gone with the umount). */
+	size_t n = 0;
+	while (spec->layer_dirs[n])
+		n++;
+	char view[PATH_MAX], cwd[PATH_MAX];
+	bool mounted = false;
+	if (n == 1) {
+		snprintf(view, sizeof(view), "%s", spec->layer_dirs[0]);
+	} else {
+		snprintf(view, sizeof(view), "%s/merged", spec->bundle_dir);
+		if (!getcwd(cwd, sizeof(cwd)) || mount_overlay(spec, NULL, false, view, NULL) < 0)
+			return false;
+		mounted = true;
+		if (chdir(cwd) < 0)
+			return false;
+	}
+	int r = mount_points_build(spec, buf, view, NULL);
+	if (mounted)
+		umount2(view, MNT_DETACH);
+	return r == 0 && access(buf, F_OK) == 0;
 }
 
 static int mount_dev(struct shoal_err *err)
@@ -333,7 +494,9 @@ int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pt
 	}
 	if (spec->net_mode == RT_NET_HOST && (sys_fd = clone_tree("/sys", true, err)) < 0)
 		return sys_fd;
-	if ((r = mount_overlay(spec, merged, err)) < 0)
+	char mp_layer[PATH_MAX];
+	bool have_mp = mount_points_layer(spec, mp_layer, sizeof(mp_layer));
+	if ((r = mount_overlay(spec, have_mp ? mp_layer : NULL, true, merged, err)) < 0)
 		return r;
 
 	if (chdir(merged) < 0)

@@ -147,6 +147,23 @@ shoal rm -f "$a" >/dev/null
 out=$(shoal run --rm --network host busybox sh -c 'ls /sys/class/net | grep -c .')
 [ "$out" -ge 2 ] && ok "--network host sees the node's links" || fail "--network host: $out links"
 
+log "mount points layer"
+# the image's mount targets the runtime needs are made once, beside its layers,
+# and the directories they sit in keep the image's own attributes
+img="$T/data/images"
+top=$(ls -t "$img/layers" | head -n 1)
+[ -d "$img/init/$top" ] && ok "mount points layer made for the image" || fail "no $img/init/$top"
+want=$(stat -c '%a %u %g' "$img/layers/$top/etc")
+expect_eq "/etc keeps the image's mode and owner" "$want" \
+	"$(shoal run --rm --network none busybox stat -c '%a %u %g' /etc)"
+out=$(shoal run --rm --network none busybox sh -c 'ls /etc | tr "\n" " "')
+expect_contains "/etc still has the image's files" "passwd" "$out"
+m=$(shoal run -d --network none busybox sleep 100)
+shoal exec "$m" test -f /etc/hosts && ok "/etc/hosts is there" || fail "no /etc/hosts"
+out=$(ls -A "$T/data/containers/$m/upper")
+expect_eq "nothing made in the container's upper layer at start" "" "$out"
+shoal rm -f "$m" >/dev/null
+
 log "a start the agent did not get to record"
 # kill -9 between the start and its record: the record still says created
 u=$(shoal run -d --network none busybox sleep 300)
@@ -163,4 +180,6 @@ left=$(shoal ps -aq | wc -l); [ "$left" -eq 0 ] || shoal ps -a
 expect_eq "no containers left" 0 "$left"
 expect_eq "no container cgroups left" "" "$(cg_pids)"
 eventually 10 no_veths && ok "no veths left" || fail "veths left: $(in_node ip -o link show | grep -c "${TAG}v")"
+shoal rmi busybox >/dev/null
+expect_eq "the mount points layer goes with the image" "" "$(ls -A "$T/data/images/init" 2>/dev/null)"
 finish
