@@ -267,6 +267,9 @@ void rt_container_child(const struct rt_child_args *a)
 				s->net_mode == RT_NET_JOIN ? s->net_path : "(pool)");
 		rt_child_fail(a->err_fd, &err);
 	}
+	/* The namespaces are final: the monitor can hold them and send the go,
+	 * which will be waiting for us once the rest is set up. */
+	rt_child_ready(a->err_fd);
 	struct rt_proc proc = a->proc;
 	char filter[64];
 	if (rt_proc_pin_seccomp(&proc, filter, sizeof(filter), &err) < 0)
@@ -303,7 +306,6 @@ void rt_container_child(const struct rt_child_args *a)
 
 	/* Nothing of the image runs before the monitor holds our namespaces and
 	 * serves the control socket and the log. */
-	rt_child_ready(a->err_fd);
 	do {
 		n = read(a->sync_fd, &c, 1);
 	} while (n < 0 && errno == EINTR);

@@ -250,8 +250,9 @@ void mon_stdio_close_child(int child[3])
 		close(child[2]);
 }
 
-/* Reads one record from the child's error pipe: 1 for the ready record, 0 at
- * EOF (the child exec'd or died), < 0 for an error the child reported. */
+/* Reads one record from the child's error pipe: 1 for the ready record (its
+ * namespaces are made), 0 at EOF (the child exec'd or died), < 0 for an error
+ * the child reported. */
 static int child_report(int fd, struct shoal_err *err)
 {
 	struct rt_child_err ce;
@@ -441,7 +442,7 @@ static void release_namespaces(void)
 }
 
 /* The master side of the container's terminal, sent by the child before it
- * reported ready. */
+ * exec'd. */
 static int console_receive(struct shoal_err *err)
 {
 	char c;
@@ -474,8 +475,9 @@ static int console_receive(struct shoal_err *err)
 	return 0;
 }
 
-/* Waits until the child is ready (it is in the container's cgroups by then),
- * holds its namespaces, lets it exec and waits for the exec (or its error). */
+/* Waits until the child has made its namespaces, holds them, gives the go
+ * (the child takes it once its setup is done) and waits for the exec (or its
+ * error). */
 static int start_finish(struct shoal_err *err)
 {
 	int r = child_report(M.ctr_err_fd, err);
@@ -484,8 +486,6 @@ static int start_finish(struct shoal_err *err)
 	if (r < 0)
 		return r;
 	hold_namespaces();
-	if (M.console_fd >= 0 && (r = console_receive(err)) < 0)
-		return r;
 	char go = 'g';
 	ssize_t n;
 	do {
@@ -502,6 +502,8 @@ static int start_finish(struct shoal_err *err)
 		return r;
 	if (r > 0)
 		return shoal_err_set(err, EPROTO, "unexpected report from the container process");
+	if (M.console_fd >= 0 && (r = console_receive(err)) < 0)
+		return r;
 	M.started_at = now_ns();
 	M.running = true;
 	return 0;

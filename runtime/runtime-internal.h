@@ -131,17 +131,18 @@ int rt_proc_pin_seccomp(struct rt_proc *p, char *buf, size_t len, struct shoal_e
 struct rt_cgroup;
 
 /* The container's first process, run in the child that clone() made with a
- * new pid namespace. It makes its other namespaces itself (unshare), prepares
- * the bundle and the root file system while the monitor creates the cgroups
- * and its control socket in parallel, then reports ready on err_fd (a record
- * with code 0) and waits for the monitor's go on sync_fd before it drops
- * privileges and execs. Never returns: execs (err_fd closes) or reports an
- * error record on err_fd and exits. */
+ * new pid namespace. It makes its other namespaces itself (unshare) and
+ * reports them ready on err_fd (a record with code 0), then prepares the
+ * bundle and the root file system while the monitor makes the cgroups and its
+ * control socket in parallel, holds the namespaces and sends the go on
+ * sync_fd, which the child takes before it drops privileges and execs. Never
+ * returns: execs (err_fd closes) or reports an error record on err_fd and
+ * exits. */
 struct rt_child_args {
 	const struct rt_spec *spec;
 	struct rt_proc proc;
 	int ns_flags;	/* CLONE_NEW* to unshare */
-	int sync_fd;	/* read end; the monitor writes one byte once cgroups are set */
+	int sync_fd;	/* read end; the monitor's go: one byte */
 	int err_fd;	/* write end, close-on-exec */
 	int stdio[3];	/* unused with a tty: the child makes its terminal (console_fd) */
 	int console_fd; /* tty: SOCK_SEQPACKET to the monitor, which gets the pty master */
@@ -154,7 +155,7 @@ struct rt_child_args {
 	bool in_v2;
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
-/* The record a container child writes on err_fd when it is ready for the go. */
+/* The record a container child writes on err_fd once its namespaces are made. */
 void rt_child_ready(int fd);
 
 /* Reports err on fd (one write) and exits. */
