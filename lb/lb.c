@@ -17,6 +17,7 @@
 #include "lb/maglev.h"
 #include "tc_egress.skel.h"
 #include "tc_ingress.skel.h"
+#include "xdp_ingress.skel.h"
 
 /* Our tc filters: a fixed handle and priority per hook, so that a restarted
  * agent replaces its own programs and never touches anyone else's. */
@@ -49,6 +50,7 @@ struct lb_svc_state {
 struct lb {
 	struct tc_ingress *in;
 	struct tc_egress *eg;
+	struct xdp_ingress *xdp;
 	uint32_t maglev_size;
 	uint32_t ct_size;
 	int ncpus;
@@ -89,6 +91,8 @@ int lb_prog_fd(const struct lb *lb, enum lb_hook hook)
 		return bpf_program__fd(lb->in->progs.lb_ingress);
 	if (hook == LB_HOOK_EGRESS)
 		return bpf_program__fd(lb->eg->progs.lb_egress);
+	if (hook == LB_HOOK_XDP)
+		return bpf_program__fd(lb->xdp->progs.lb_xdp_ingress);
 	return -EINVAL;
 }
 
@@ -102,6 +106,7 @@ struct lb *lb_close(struct lb *lb)
 {
 	if (!lb)
 		return NULL;
+	xdp_ingress__destroy(lb->xdp);
 	tc_egress__destroy(lb->eg);
 	tc_ingress__destroy(lb->in);
 	if (lb->svcs)
@@ -193,6 +198,28 @@ static int lb_map_fd(struct bpf_object *obj, const char *name)
 	return m ? bpf_map__fd(m) : -ENOENT;
 }
 
+/* Makes obj use the maps of the same name that from has (loaded already). */
+static int lb_share_maps(struct bpf_object *obj, struct bpf_object *from, struct shoal_err *err)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj)
+	{
+		int fd, r;
+
+		if (bpf_map__is_internal(map))
+			continue;
+		fd = lb_map_fd(from, bpf_map__name(map));
+		if (fd < 0)
+			return shoal_err_set(err, ENOENT, "map %s missing from the ingress program",
+					     bpf_map__name(map));
+		r = bpf_map__reuse_fd(map, fd);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "sharing map %s", bpf_map__name(map));
+	}
+	return 0;
+}
+
 static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 {
 	struct bpf_map *map;
@@ -228,28 +255,27 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 				       pin_dir ? " with the maps pinned in " : "",
 				       pin_dir ? pin_dir : "");
 
-	/* The egress program shares every map with the ingress one. */
+	/* The egress and XDP programs share every map with the ingress one. */
 	lb->eg = tc_egress__open();
 	if (!lb->eg)
 		return shoal_err_errno(err, errno, "opening the tc egress program");
 	lb->eg->rodata->lb_maglev_size = lb->maglev_size;
-	bpf_object__for_each_map(map, lb->eg->obj)
-	{
-		int fd;
-
-		if (bpf_map__is_internal(map))
-			continue;
-		fd = lb_map_fd(lb->in->obj, bpf_map__name(map));
-		if (fd < 0)
-			return shoal_err_set(err, ENOENT, "map %s missing from the ingress program",
-					     bpf_map__name(map));
-		r = bpf_map__reuse_fd(map, fd);
-		if (r < 0)
-			return shoal_err_errno(err, -r, "sharing map %s", bpf_map__name(map));
-	}
+	r = lb_share_maps(lb->eg->obj, lb->in->obj, err);
+	if (r < 0)
+		return r;
 	r = tc_egress__load(lb->eg);
 	if (r < 0)
 		return shoal_err_errno(err, -r, "loading the tc egress program");
+	lb->xdp = xdp_ingress__open();
+	if (!lb->xdp)
+		return shoal_err_errno(err, errno, "opening the XDP ingress program");
+	lb->xdp->rodata->lb_maglev_size = lb->maglev_size;
+	r = lb_share_maps(lb->xdp->obj, lb->in->obj, err);
+	if (r < 0)
+		return r;
+	r = xdp_ingress__load(lb->xdp);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "loading the XDP ingress program");
 
 	lb->fd_services = bpf_map__fd(lb->in->maps.lb_services);
 	lb->fd_backends = bpf_map__fd(lb->in->maps.lb_backends);

@@ -78,6 +78,7 @@ struct lb_counters {
 enum lb_hook {
 	LB_HOOK_INGRESS,
 	LB_HOOK_EGRESS,
+	LB_HOOK_XDP, /* the ingress path as an XDP program (lb_open_opts.xdp) */
 };
 
 /* Loads the programs, creating or reusing the pinned maps, and reloads the

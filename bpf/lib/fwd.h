@@ -68,6 +68,46 @@ struct {
 
 #define LB_IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
 
+#ifdef LB_XDP
+/* XDP claims a packet before deciding on it (lb_ctx_claim()): the backend id
+ * goes in the frame's metadata, and tc ingress on the same uplink, which
+ * sees it, does the hand off to a local endpoint (lb_fwd4() below, with the
+ * skb that XDP_PASS makes). Redirecting from XDP into the host-side veth
+ * (bpf_redirect_map() on a DEVMAP) would need NAPI on the container's end of
+ * the pair, which a veth only has with an XDP program or GRO enabled there:
+ * without, ndo_xdp_xmit() drops the frame. */
+static __always_inline int lb_fwd4(lb_ctx_t *ctx, __u32 be_id, const struct lb_flow_key *rk)
+{
+	struct lb_xdp_meta *meta = (void *)(long)ctx->data_meta;
+
+	if ((void *)(meta + 1) > lb_ctx_data(ctx))
+		return LB_DROP_REWRITE;
+	meta->backend_id = be_id;
+	return 0;
+}
+
+/* 0: the packet is ours, marked so in its metadata (the backend id follows
+ * in lb_fwd4()); 1: the frame cannot carry metadata (a driver without
+ * support for it): the packet is left to tc untouched. */
+static __always_inline int lb_ctx_claim(lb_ctx_t *ctx)
+{
+	struct lb_xdp_meta *meta;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) < 0)
+		return 1;
+	meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > lb_ctx_data(ctx))
+		return 1;
+	meta->magic = LB_XDP_META_MAGIC;
+	meta->backend_id = 0;
+	return 0;
+}
+#else
+static __always_inline int lb_ctx_claim(lb_ctx_t *ctx)
+{
+	return 0;
+}
+
 /* From lb.h, which includes this file first: the reverse entry of a reply,
  * with the backend side's close tracking. Programs using lb_fwd_reply4()
  * include lb.h. */
@@ -153,3 +193,33 @@ static __always_inline int lb_fwd_reply4(struct __sk_buff *skb)
 		return ret;
 	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
+
+/* tc ingress after the XDP program: the backend id of a packet it DNATed,
+ * from the frame's metadata; 0 when XDP did not take the packet. */
+static __always_inline __u32 lb_xdp_claimed(const struct __sk_buff *skb)
+{
+	struct lb_xdp_meta *meta = (void *)(long)skb->data_meta;
+
+	if ((void *)(meta + 1) > (void *)(long)skb->data || meta->magic != LB_XDP_META_MAGIC)
+		return 0;
+	return meta->backend_id;
+}
+
+/* The rest of lb_ingress4() for a packet the XDP program DNATed to be_id:
+ * the local endpoint hand off, with the flow's reply key read back from the
+ * rewritten packet. */
+static __always_inline int lb_fwd4_after_xdp(struct __sk_buff *skb, __u32 be_id)
+{
+	struct lb_flow_key rk = {};
+	struct lb_pkt p = {};
+
+	if (lb_parse4(skb, &p) != LB_PARSE_OK)
+		return 0;
+	rk.saddr = p.key.daddr;
+	rk.daddr = p.key.saddr;
+	rk.sport = p.key.dport;
+	rk.dport = p.key.sport;
+	rk.proto = p.key.proto;
+	return lb_fwd4(skb, be_id, &rk);
+}
+#endif

@@ -150,7 +150,7 @@ static __always_inline void lb_rnat_mark_closed(const struct lb_flow_key *rk)
  * most once per LB_CT_TOUCH_NS. The clock is the coarse one (a tick's resolution is plenty for
  * those intervals), and an established flow's packet reads it only once per
  * LB_CT_TOUCH_JIFFIES: jiffies is one load, the clock a helper call. */
-static __always_inline int lb_ingress4(struct __sk_buff *skb)
+static __always_inline int lb_ingress4(lb_ctx_t *skb)
 {
 	struct lb_pkt p = {};
 	struct lb_svc *svc = NULL;
@@ -186,6 +186,9 @@ static __always_inline int lb_ingress4(struct __sk_buff *skb)
 			return 0;
 		svc_id = svc->id;
 	}
+	/* From here on the packet is the load balancer's: DNATed or dropped. */
+	if (lb_ctx_claim(skb))
+		return 0;
 	/* The rest of the datagram would reach the node unrewritten; dropping
 	 * the first fragment fails it fast instead of half-delivering it. */
 	if (p.first_frag)
@@ -284,7 +287,7 @@ static __always_inline struct lb_rnat_entry *lb_rnat_for_reply(const struct lb_p
  * address and port back as their source. Fragments pass unchanged: a reply
  * that the node fragments cannot be rewritten consistently, which is why
  * services must not send datagrams over the path MTU. */
-static __always_inline int lb_egress4(struct __sk_buff *skb)
+static __always_inline int lb_egress4(lb_ctx_t *skb)
 {
 	struct lb_pkt p = {};
 	struct lb_rnat_entry *rn;
@@ -308,12 +311,12 @@ static __always_inline int lb_verdict(int ret)
 	__u64 *cnt;
 
 	if (ret > 0)
-		return ret; /* a tc action chosen already: lb_fwd4()'s redirect */
+		return ret; /* an action chosen already: lb_fwd4()'s redirect */
 	if (ret == 0)
-		return TC_ACT_OK;
+		return LB_ACT_PASS;
 	idx = -ret;
 	cnt = bpf_map_lookup_elem(&lb_drops, &idx);
 	if (cnt)
 		(*cnt)++;
-	return TC_ACT_SHOT;
+	return LB_ACT_DROP;
 }

@@ -27,6 +27,7 @@ static __always_inline __sum16 lb_csum_replace4(__sum16 check, __be32 from, __be
 	return (__sum16) ~(__u16)s;
 }
 
+#ifndef LB_XDP
 /* The helper-only path, for headers outside the skb's linear part. */
 static __always_inline int lb_rewrite4_slow(struct __sk_buff *skb, const struct lb_pkt *p, bool dst,
 					    __be32 old_addr, __be32 new_addr, __be16 old_port,
@@ -130,3 +131,58 @@ static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pk
 		return LB_DROP_REWRITE;
 	return 0;
 }
+#else
+/* XDP: the same rewrite, in place, the L4 checksum updated as a complete
+ * one: HC' = ~(~HC + da + dp).
+ *
+ * Why the field is complete here: XDP runs on the frame as it came off the
+ * wire, before any skb exists, and a frame on the wire carries the full
+ * checksum its sender computed. Drivers that would report CHECKSUM_COMPLETE
+ * (a sum of the frame as received, which the rewrite makes stale) stop doing
+ * so while an XDP program is loaded (mlx5: MLX5E_RQ_STATE_NO_CSUM_COMPLETE)
+ * or build the skb with CHECKSUM_NONE/UNNECESSARY, both of which a complete
+ * field satisfies.
+ * Where it does not hold: a frame a local sender hands to a veth (or tap)
+ * with checksum offload on is an skb in CHECKSUM_PARTIAL, whose field holds
+ * only the pseudo-header sum; native XDP on the receiving veth sees that
+ * field and cannot tell (no ip_summed in xdp_md). The result stays correct
+ * as long as the packet is delivered locally (a PARTIAL skb is taken as
+ * verified by every receiver) and would be wrong only if the kernel then
+ * sent it out of a device that fills the checksum in. The uplinks XDP is
+ * meant for receive from the wire. */
+static __always_inline int lb_rewrite4(lb_ctx_t *ctx, const struct lb_pkt *p, bool dst,
+				       __be32 old_addr, __be32 new_addr, __be16 old_port,
+				       __be16 new_port)
+{
+	void *data = lb_ctx_data(ctx);
+	void *data_end = lb_ctx_data_end(ctx);
+	struct iphdr *iph = data + ETH_HLEN;
+	/* The masks only show the verifier bounds it has: l4_off <= ETH_HLEN + 60. */
+	__be16 *ports = data + (p->l4_off & 0x7f);
+	__sum16 *l4_check = data + (p->csum_off & 0xff);
+	__u16 da, dp, check;
+
+	/* lb_parse4() saw the whole L4 header inside the frame, which in XDP is
+	 * linear: this only convinces the verifier. */
+	if ((void *)(iph + 1) > data_end || (void *)(ports + 2) > data_end ||
+	    (void *)(l4_check + 1) > data_end)
+		return LB_DROP_REWRITE;
+	da = lb_csum_delta4(old_addr, new_addr);
+	dp = lb_csum_delta2(old_port, new_port);
+	check = *l4_check;
+	if (old_addr != new_addr) {
+		iph->check = lb_csum_field_update(iph->check, da);
+		if (dst)
+			iph->daddr = new_addr;
+		else
+			iph->saddr = new_addr;
+	}
+	if (old_port != new_port)
+		ports[dst ? 1 : 0] = new_port;
+	if (p->udp && check == 0)
+		return 0; /* no UDP checksum: stays none */
+	check = lb_csum_field_update(check, lb_csum_add(da, dp));
+	*l4_check = p->udp && check == 0 ? 0xffff : check;
+	return 0;
+}
+#endif

@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpf/lib/ctx.h"
 #include "bpf/shared/lb_drop.h"
 #include "bpf/shared/lb_structs.h"
 
@@ -23,7 +24,7 @@ struct lb_pkt {
 	struct lb_flow_key key; /* as on the wire */
 	__u32 l4_off;		/* from the start of the Ethernet header */
 	__u32 csum_off;		/* L4 checksum, from the start of the packet */
-	__u32 len;		/* skb->len, for the byte counters */
+	__u32 len;		/* frame length, for the byte counters */
 	bool first_frag;	/* MF set, offset 0: ports present, rest elsewhere */
 	bool udp;
 	__u8 tcp_flags; /* byte 13 of the TCP header (LB_TCP_*); 0 for UDP */
@@ -42,7 +43,8 @@ enum {
 /* Reads the headers straight from the packet when the linear part of the
  * skb holds them (the common case: one load per field, no helper call), and
  * with bpf_skb_load_bytes() otherwise: it copes with non-linear skbs (GRO)
- * and with headers split across fragments.
+ * and with headers split across fragments. (XDP frames are linear: there the
+ * fallback only tells a frame too short for the field.)
  *
  * Verdicts for what cannot be load balanced:
  * - shorter than an Ethernet header, or not IPv4 (IPv6, ARP, VLAN-tagged
@@ -57,29 +59,30 @@ enum {
  *   service that was fragmented has its first fragment dropped, below);
  * - a TCP header shorter than 20 bytes or a UDP header shorter than 8, within
  *   the frame or within the IP total length: LB_DROP_MALFORMED_L4. */
-static __always_inline int lb_parse4(struct __sk_buff *skb, struct lb_pkt *p)
+static __always_inline int lb_parse4(lb_ctx_t *ctx, struct lb_pkt *p)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data = lb_ctx_data(ctx);
+	void *data_end = lb_ctx_data_end(ctx);
+	__u32 len = lb_ctx_len(ctx);
 	struct iphdr iph;
 	__u32 ihl_len, tot_len, avail, l4_need;
 	__be16 ports[2];
 	__u8 tcp_flags = 0, *l4;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
+	if (lb_ctx_protocol(ctx) != bpf_htons(ETH_P_IP))
 		return LB_PARSE_PASS;
-	if (skb->len < ETH_HLEN)
+	if (len < ETH_HLEN)
 		return LB_PARSE_PASS;
 	if (data + ETH_HLEN + sizeof(iph) <= data_end)
 		__builtin_memcpy(&iph, data + ETH_HLEN, sizeof(iph));
-	else if (bpf_skb_load_bytes(skb, ETH_HLEN, &iph, sizeof(iph)) < 0)
+	else if (lb_ctx_load_bytes(ctx, ETH_HLEN, &iph, sizeof(iph)) < 0)
 		return LB_DROP_MALFORMED_L3;
 	if (iph.version != 4 || iph.ihl < 5)
 		return LB_DROP_MALFORMED_L3;
 
 	ihl_len = iph.ihl * 4;
 	tot_len = bpf_ntohs(iph.tot_len);
-	avail = skb->len - ETH_HLEN;
+	avail = len - ETH_HLEN;
 	if (tot_len == 0 && avail > 0xffff)
 		tot_len = avail;
 	if (tot_len < ihl_len || tot_len > avail)
@@ -103,16 +106,16 @@ static __always_inline int lb_parse4(struct __sk_buff *skb, struct lb_pkt *p)
 		__builtin_memcpy(ports, l4, sizeof(ports));
 		tcp_flags = l4[13];
 	} else {
-		if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
+		if (lb_ctx_load_bytes(ctx, p->l4_off, ports, sizeof(ports)) < 0)
 			return LB_DROP_MALFORMED_L4;
-		if (!p->udp && bpf_skb_load_bytes(skb, p->l4_off + 13, &tcp_flags, 1) < 0)
+		if (!p->udp && lb_ctx_load_bytes(ctx, p->l4_off + 13, &tcp_flags, 1) < 0)
 			return LB_DROP_MALFORMED_L4;
 	}
 
 	p->first_frag = bpf_ntohs(iph.frag_off) & LB_IP_MF;
 	p->csum_off = p->l4_off +
 		      (p->udp ? offsetof(struct udphdr, check) : offsetof(struct tcphdr, check));
-	p->len = skb->len;
+	p->len = len;
 	p->tcp_flags = p->udp ? 0 : tcp_flags;
 	p->key.saddr = iph.saddr;
 	p->key.daddr = iph.daddr;

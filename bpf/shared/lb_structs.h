@@ -155,3 +155,14 @@ struct lb_fwd_flow {
 	__u32 ifindex;
 	__u32 pad;
 };
+
+/* XDP metadata (in front of the frame, bpf_xdp_adjust_meta()) left by the
+ * XDP ingress program on a packet it took charge of: DNATed to backend_id
+ * (or dropped). tc ingress on the same uplink then only hands the packet to
+ * a local endpoint (lb_fwd4()) instead of looking it up again, which would
+ * DNAT it a second time when the backend's port is a published one too. */
+#define LB_XDP_META_MAGIC 0x5a0a1b01U
+struct lb_xdp_meta {
+	__u32 magic;
+	__u32 backend_id;
+};
