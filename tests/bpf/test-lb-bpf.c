@@ -151,20 +151,48 @@ static void assert_csums_valid(struct pkt *p)
  * against the output packet after the run (-EBADMSG when stale). */
 static uint32_t run_flags;
 
+/* The XDP program's metadata of the last XDP run (magic 0: none). */
+static struct lb_xdp_meta last_meta;
+
+/* XDP runs return the frame with the metadata the program left in front of
+ * it; out gets the frame, last_meta the metadata. */
 static int run_raw(enum lb_hook hook, const struct pkt *in, struct pkt *out, int *ret_verdict)
 {
+	uint8_t buf[sizeof(out->b) + 64];
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
-		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1,
-		    .flags = run_flags);
+		    .data_out = buf, .data_size_out = sizeof(buf), .repeat = 1,
+		    .flags = hook == LB_HOOK_XDP ? 0 : run_flags);
+	uint32_t meta_len = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	memset(&last_meta, 0, sizeof(last_meta));
 	r = bpf_prog_test_run_opts(lb_prog_fd(lb, hook), &o);
 	if (r < 0)
 		return r;
-	out->len = o.data_size_out;
+	if (hook == LB_HOOK_XDP && o.data_size_out > in->len) {
+		meta_len = o.data_size_out - in->len;
+		assert_int_equal(meta_len, sizeof(last_meta));
+		memcpy(&last_meta, buf, sizeof(last_meta));
+	}
+	assert_true(o.data_size_out - meta_len <= sizeof(out->b));
+	out->len = o.data_size_out - meta_len;
+	memcpy(out->b, buf + meta_len, out->len);
 	*ret_verdict = (int)o.retval;
 	return 0;
+}
+
+/* The hook the ingress table runs through, and its verdicts. */
+static enum lb_hook table_hook = LB_HOOK_INGRESS;
+
+static int verdict_pass(enum lb_hook hook)
+{
+	return hook == LB_HOOK_XDP ? XDP_PASS : TC_ACT_OK;
+}
+
+static int verdict_drop(enum lb_hook hook)
+{
+	return hook == LB_HOOK_XDP ? XDP_DROP : TC_ACT_SHOT;
 }
 
 static int run(enum lb_hook hook, const struct pkt *in, struct pkt *out)
@@ -351,7 +379,7 @@ static void test_ingress_table(void **state)
 		print_message("  case: %s\n", c->name);
 		build(&c->in, &in);
 		assert_int_equal(lb_drops_read(lb, before), 0);
-		r = run_raw(LB_HOOK_INGRESS, &in, &out, &verdict);
+		r = run_raw(table_hook, &in, &out, &verdict);
 		if (r == -EINVAL && c->in.kernel_may_refuse) {
 			print_message("    the kernel refuses to run this frame\n");
 			continue;
@@ -360,17 +388,25 @@ static void test_ingress_table(void **state)
 		assert_int_equal(lb_drops_read(lb, after), 0);
 
 		if (c->expect == EXPECT_DROP) {
-			assert_int_equal(verdict, TC_ACT_SHOT);
+			assert_int_equal(verdict, verdict_drop(table_hook));
 			assert_int_equal(after[-c->reason] - before[-c->reason], 1);
 			assert_int_equal(drops_total(after) - drops_total(before), 1);
 			continue;
 		}
-		assert_int_equal(verdict, TC_ACT_OK);
+		assert_int_equal(verdict, verdict_pass(table_hook));
 		assert_int_equal(drops_total(after), drops_total(before));
 		assert_int_equal(out.len, in.len);
 		if (c->expect == EXPECT_PASS) {
 			assert_memory_equal(out.b, in.b, in.len);
+			/* Not the load balancer's: tc ingress looks it up itself. */
+			assert_int_equal(last_meta.magic, 0);
 			continue;
+		}
+		if (table_hook == LB_HOOK_XDP) {
+			/* tc ingress is told which backend: the hand off to a
+			 * local endpoint happens there. */
+			assert_int_equal(last_meta.magic, LB_XDP_META_MAGIC);
+			assert_true(last_meta.backend_id != 0);
 		}
 		/* DNAT: the output is exactly the input built for the backend. */
 		bool known = false;
@@ -386,6 +422,43 @@ static void test_ingress_table(void **state)
 		assert_int_equal(out.len, want.len);
 		assert_memory_equal(out.b, want.b, want.len);
 		assert_csums_valid(&out);
+	}
+}
+
+/* The same table through the XDP program: same verdicts (XDP_PASS and
+ * XDP_DROP for TC_ACT_OK and TC_ACT_SHOT), drop reasons and output packets,
+ * checksums valid. */
+static int xdp_table_teardown(void **state)
+{
+	table_hook = LB_HOOK_INGRESS;
+	return 0;
+}
+
+static void test_xdp_ingress_table(void **state)
+{
+	table_hook = LB_HOOK_XDP;
+	test_ingress_table(state);
+	table_hook = LB_HOOK_INGRESS;
+}
+
+/* XDP and tc share the flows: a flow XDP opened keeps its backend through
+ * tc and the other way round, and tc's egress reverse-NATs its replies. */
+static void test_xdp_tc_share_flows(void **state)
+{
+	for (int i = 0; i < 50; i++) {
+		struct pkt_spec s = {IPPROTO_TCP,	 "198.51.100.40", "203.0.113.5",
+				     .sport = 23000 + i, .dport = 80,	     .payload = 10};
+		enum lb_hook first = i % 2 ? LB_HOOK_XDP : LB_HOOK_INGRESS;
+		enum lb_hook second = i % 2 ? LB_HOOK_INGRESS : LB_HOOK_XDP;
+		struct pkt in, a, b;
+
+		build(&s, &in);
+		assert_int_equal(run(first, &in, &a), verdict_pass(first));
+		assert_int_equal(run(second, &in, &b), verdict_pass(second));
+		assert_int_equal(dport_of(&a), 8080);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.b, b.b, a.len);
+		assert_csums_valid(&b);
 	}
 }
 
@@ -1119,6 +1192,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ingress_table),
+		cmocka_unit_test_teardown(test_xdp_ingress_table, xdp_table_teardown),
+		cmocka_unit_test(test_xdp_tc_share_flows),
 		cmocka_unit_test_teardown(test_checksum_complete, checksum_complete_teardown),
 		cmocka_unit_test(test_maglev_spread_and_stable),
 		cmocka_unit_test(test_counters),
