@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 
 #include "lib/cleanup.h"
 #include "lib/err.h"
@@ -53,6 +54,7 @@ struct lb {
 	struct xdp_ingress *xdp;
 	uint32_t maglev_size;
 	uint32_t ct_size;
+	bool xdp_on; /* lb_open_opts.xdp */
 	int ncpus;
 	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports,
 		fd_svc_keys, fd_local_eps, fd_be_eps;
@@ -447,6 +449,7 @@ int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	lb->maglev_size = pinned ? meta.maglev_size
 				 : (opts->maglev_size ? opts->maglev_size : LB_MAGLEV_DEFAULT);
+	lb->xdp_on = opts->xdp;
 	lb->ct_size = pinned ? meta.ct_size : (opts->ct_size ? opts->ct_size : LB_CT_DEFAULT);
 	lb->be_next = 1;
 	lb->svc_next = 1;
@@ -561,6 +564,66 @@ static int lb_tc_attach_one(int ifindex, enum bpf_tc_attach_point point, int pro
 	return bpf_tc_attach(&hook, &o);
 }
 
+/* Our XDP program off the interface, native mode only (the only one we
+ * attach): 0, or -EBUSY when another program is there. */
+static int lb_xdp_detach_one(int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+	uint32_t id = 0;
+	int r;
+
+	r = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id);
+	if (r == -ENODEV || (r >= 0 && id == 0))
+		return 0;
+	if (r < 0)
+		return r;
+	if (!lb_prog_is_named(id, "lb_xdp_ingress"))
+		return -EBUSY;
+	_cleanup_close_ int fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* Only if it is still that program: never someone else's. */
+	o.old_prog_fd = fd;
+	r = bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE, &o);
+	return r == -EEXIST || r == -ENOENT ? 0 : r;
+}
+
+/* Native mode or nothing: generic XDP runs on an skb that exists already
+ * and costs more than the tc program it would precede. Replaces our own
+ * earlier program; another one stays (-EBUSY). */
+static int lb_xdp_attach_one(struct lb *lb, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+	uint32_t id = 0;
+	int r;
+
+	r = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id);
+	if (r < 0)
+		return r;
+	if (id && !lb_prog_is_named(id, "lb_xdp_ingress"))
+		return -EBUSY;
+	_cleanup_close_ int old = id ? bpf_prog_get_fd_by_id(id) : -EBADF;
+	uint32_t flags = XDP_FLAGS_DRV_MODE;
+
+	if (old >= 0) {
+		o.old_prog_fd = old;
+		flags |= XDP_FLAGS_REPLACE;
+	} else {
+		flags |= XDP_FLAGS_UPDATE_IF_NOEXIST;
+	}
+	return bpf_xdp_attach(ifindex, lb_prog_fd(lb, LB_HOOK_XDP), flags, &o);
+}
+
+int lb_xdp_attached(int ifindex)
+{
+	uint32_t id = 0;
+	int r = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id);
+
+	if (r < 0)
+		return r;
+	return id && lb_prog_is_named(id, "lb_xdp_ingress");
+}
+
 int lb_attach(struct lb *lb, int ifindex, struct shoal_err *err)
 {
 	bool known = false;
@@ -583,7 +646,14 @@ int lb_attach(struct lb *lb, int ifindex, struct shoal_err *err)
 	}
 	if (!known)
 		lb->hooks[lb->n_hooks++] = ifindex;
-	return 0;
+	/* XDP after tc, which must be there for the packets XDP hands on. A
+	 * driver without native XDP, or another XDP program, leaves tc alone
+	 * doing the work: 0. Without opts.xdp, ours from an earlier agent goes. */
+	if (!lb->xdp_on) {
+		lb_xdp_detach_one(ifindex);
+		return 0;
+	}
+	return lb_xdp_attach_one(lb, ifindex) < 0 ? 0 : 1;
 }
 
 int lb_attach_ifname(struct lb *lb, const char *ifname, struct shoal_err *err)
@@ -599,6 +669,9 @@ int lb_detach(struct lb *lb, int ifindex, struct shoal_err *err)
 {
 	int r1, r2;
 
+	r1 = lb_xdp_detach_one(ifindex);
+	if (r1 < 0 && r1 != -EBUSY)
+		return shoal_err_errno(err, -r1, "detaching XDP from interface %d", ifindex);
 	r1 = lb_tc_detach_one(ifindex, BPF_TC_INGRESS, "lb_ingress");
 	r2 = lb_tc_detach_one(ifindex, BPF_TC_EGRESS, "lb_egress");
 	for (size_t i = 0; i < lb->n_hooks; i++)

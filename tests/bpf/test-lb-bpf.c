@@ -1135,6 +1135,40 @@ static void test_attach_detach(void **state)
 	assert_int_equal(lb_attach_ifname(lb, "no-such-if0", &err), -ENODEV);
 }
 
+/* Native XDP on a veth (the test's own namespace, which dies with it): on
+ * with opts.xdp, replaced in place, removed by a handle without it and by
+ * lb_detach(); lo has no native XDP: tc alone. */
+static void test_xdp_attach_detach(void **state)
+{
+	struct shoal_err err = {};
+	struct lb_open_opts o = {.pin_dir = pin_dir, .xdp = true};
+	struct lb *x = NULL;
+	int idx;
+
+	if (system("ip link add shxdp0 type veth peer name shxdp1 && ip link set shxdp0 up && "
+		   "ip link set shxdp1 up") != 0) {
+		print_message("    cannot create a veth pair: skipped\n");
+		return;
+	}
+	idx = (int)if_nametoindex("shxdp0");
+	assert_true(idx > 0);
+	assert_int_equal(lb_open(&o, &x, &err), 0);
+	assert_int_equal(lb_attach(x, idx, &err), 1);
+	assert_int_equal(lb_xdp_attached(idx), 1);
+	assert_int_equal(lb_attach(x, idx, &err), 1); /* again: replaces */
+	assert_int_equal(lb_xdp_attached(idx), 1);
+	assert_int_equal(lb_attach(lb, idx, &err), 0); /* a handle without xdp */
+	assert_int_equal(lb_xdp_attached(idx), 0);
+	assert_int_equal(lb_attach(x, idx, &err), 1);
+	assert_int_equal(lb_detach(x, idx, &err), 0);
+	assert_int_equal(lb_xdp_attached(idx), 0);
+	assert_int_equal(lb_attach(x, 1, &err), 0); /* lo: generic only, never used */
+	assert_int_equal(lb_xdp_attached(1), 0);
+	assert_int_equal(lb_detach(x, 1, &err), 0);
+	x = lb_close(x);
+	assert_int_equal(system("ip link del shxdp0"), 0);
+}
+
 /* Client -> 127.0.0.1:80 (a published port), DNATed on lo's ingress to the
  * backend 127.0.0.2:8080; the backend's replies leave through lo's egress
  * and reach the client as 127.0.0.1:80, or the connection would not open. */
@@ -1209,6 +1243,7 @@ int main(void)
 		cmocka_unit_test(test_reopen_keeps_state),
 		cmocka_unit_test(test_old_layout_pins),
 		cmocka_unit_test(test_attach_detach),
+		cmocka_unit_test(test_xdp_attach_detach),
 		cmocka_unit_test(test_loopback_connection),
 	};
 	int r = bpf_test_prepare("shoal-lbtest", true);
