@@ -34,6 +34,7 @@ struct agent_config {
 	int log_max_files;
 	char **uplinks; /* --uplink; NULL = every interface but lo and our own */
 	bool teardown;	/* --teardown: remove the node-level objects and exit */
+	bool xdp;	/* --xdp: the published-port ingress path as native XDP too */
 };
 
 struct agent {

@@ -61,6 +61,9 @@ static void usage(FILE *f)
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
+		"  --xdp                 also run the published-port ingress path as native XDP\n"
+		"                        on the uplinks whose driver has it (tc stays; off by\n"
+		"                        default: measured slower than tc alone, see lb/lb.h)\n"
 		"  --teardown            remove what an agent with these roots left on the node\n"
 		"                        (tc hooks, pinned maps, the bridge and its nftables table,\n"
 		"                        the cgroup parent) and exit; run it with no agent running\n"
@@ -86,7 +89,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_MON,
 		O_VER,
 		O_UPLINK,
-		O_TEARDOWN
+		O_TEARDOWN,
+		O_XDP
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -105,6 +109,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"version", no_argument, NULL, O_VER},
 		{"uplink", required_argument, NULL, O_UPLINK},
 		{"teardown", no_argument, NULL, O_TEARDOWN},
+		{"xdp", no_argument, NULL, O_XDP},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -167,6 +172,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		}
 		case O_TEARDOWN:
 			cfg->teardown = true;
+			break;
+		case O_XDP:
+			cfg->xdp = true;
 			break;
 		case O_UPLINK:
 			if (!*optarg || strlen(optarg) >= 16) {

@@ -58,7 +58,7 @@ int publish_init(struct agent *a, struct shoal_err *err)
 	libbpf_set_print(libbpf_quiet);
 	char pins[4096];
 	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
-	struct lb_open_opts o = {.pin_dir = pins};
+	struct lb_open_opts o = {.pin_dir = pins, .xdp = a->cfg.xdp};
 	int r = lb_open(&o, &p->lb, &p->err);
 	if (r < 0) {
 		shoal_err_wrap(&p->err, "the eBPF load balancer is unavailable");
@@ -172,11 +172,13 @@ void publish_scan_uplinks(struct agent *a)
 		if (have || p->n_uplinks == PUBLISH_MAX_UPLINKS)
 			continue;
 		struct shoal_err err = {0};
-		if (lb_attach(p->lb, idx, &err) < 0) {
+		int r = lb_attach(p->lb, idx, &err);
+		if (r < 0) {
 			log_warn("publish: attaching to uplink %s: %s", n, err.msg);
 			continue;
 		}
-		log_info("publish: balancing published ports on uplink %s", n);
+		const char *how = r > 0 ? "XDP and tc" : a->cfg.xdp ? "tc, no native XDP there" : "tc";
+		log_info("publish: balancing published ports on uplink %s (%s)", n, how);
 		p->uplinks[p->n_uplinks++] = idx;
 	}
 	if_freenameindex(ifs);
