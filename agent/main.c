@@ -63,7 +63,7 @@ static void usage(FILE *f)
 		"                        default: every interface but lo and shoald's own)\n"
 		"  --xdp                 also run the published-port ingress path as native XDP\n"
 		"                        on the uplinks whose driver has it (tc stays; off by\n"
-		"                        default: measured slower than tc alone, see lb/lb.h)\n"
+		"                        default: it does not pay here, see lb/lb.h)\n"
 		"  --teardown            remove what an agent with these roots left on the node\n"
 		"                        (tc hooks, pinned maps, the bridge and its nftables table,\n"
 		"                        the cgroup parent) and exit; run it with no agent running\n"

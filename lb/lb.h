@@ -67,8 +67,10 @@ struct lb_open_opts {
 	 * container's end, which a veth has only with an XDP program or GRO
 	 * enabled there): the kernel still builds the skb (on a veth uplink
 	 * it exists already), and tc ingress still runs on it, only cheaper
-	 * (the metadata says which backend; ~the miss cost plus the hand off).
-	 * The sum is above tc alone; XDP gains only on drops (malformed
+	 * (the metadata says which backend: a parse and the hand off, about
+	 * the miss cost; BPF_PROG_TEST_RUN cannot give an skb metadata, so
+	 * that part is estimated, and no end-to-end rate was taken). The sum
+	 * is then above tc alone; XDP gains only on what it drops (malformed
 	 * frames, fragments, services without backends) before the skb. */
 	bool xdp;
 };
