@@ -235,6 +235,36 @@ static int console_handoff(int sock, int master, int slave, struct shoal_err *er
 	return 0;
 }
 
+/* The overlay the monitor mounted for us, or -1 if it could not: then we
+ * mount it ourselves. */
+static int overlay_receive(int sock)
+{
+	char c;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	ssize_t n;
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	close(sock);
+	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
 void rt_child_ready(int fd)
 {
 	struct rt_child_err m = {0};
@@ -287,8 +317,11 @@ void rt_container_child(const struct rt_child_args *a)
 	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	int pty_master = -1, pty_slave = -1;
-	if (rt_rootfs_setup(s, tty ? &pty_master : NULL, &pty_slave, &err) < 0)
+	int overlay = overlay_receive(a->overlay_fd);
+	if (rt_rootfs_setup(s, overlay, tty ? &pty_master : NULL, &pty_slave, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
+	if (overlay >= 0)
+		close(overlay);
 	if (tty && console_handoff(a->console_fd, pty_master, pty_slave, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	const char *hn = s->hostname && *s->hostname ? s->hostname : NULL;

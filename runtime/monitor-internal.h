@@ -87,6 +87,7 @@ struct monitor {
 	int ctr_ns_flags;	     /* the namespaces made for the container */
 	int ctr_sync_fd, ctr_err_fd; /* to and from the container child until it execs */
 	int ctr_cg_fd;		     /* to the child: its cgroups are all there */
+	int overlay_fd;		     /* to the child: its overlay, mounted */
 	int console_fd;		     /* tty: where the child sends its terminal's master */
 	int net_fd;		     /* RT_NET_FD: the netns for the child, until it has it */
 	int ns_fds[4];		     /* its namespaces, held until its exit is reported */

@@ -45,6 +45,7 @@ struct monitor M = {
 	.ctr_sync_fd = -1,
 	.ctr_err_fd = -1,
 	.ctr_cg_fd = -1,
+	.overlay_fd = -1,
 	.console_fd = -1,
 	.net_fd = -1,
 	.ns_fds = {-1, -1, -1, -1},
@@ -337,9 +338,15 @@ static int start_begin(struct shoal_err *err)
 					       s->net_path);
 		}
 	}
-	int syncp[2], errp[2], cgp[2];
+	int syncp[2], errp[2], cgp[2], ovl[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ovl) < 0) {
+		mon_stdio_close_child(child_stdio);
+		return shoal_err_errno(err, errno, "socketpair");
+	}
+	M.overlay_fd = ovl[0];
 	if (pipe2(cgp, O_CLOEXEC) < 0) {
 		mon_stdio_close_child(child_stdio);
+		close(ovl[1]);
 		return shoal_err_errno(err, errno, "pipe");
 	}
 	M.ctr_cg_fd = cgp[1];
@@ -393,11 +400,13 @@ static int start_begin(struct shoal_err *err)
 			.net_fd = net_fd,
 			.cg = M.cg,
 			.cg_fd = cgp[0],
+			.overlay_fd = ovl[1],
 			.in_v2 = in_v2,
 		};
 		rt_container_child(&a);
 	}
 	close(cgp[0]);
+	close(ovl[1]);
 	close(syncp[0]);
 	close(errp[1]);
 	mon_stdio_close_child(child_stdio);
@@ -552,6 +561,35 @@ static int cgroup_finish(struct shoal_err *err)
 	return 0;
 }
 
+/* The container's overlay, mounted here (detached) while the child sets up,
+ * and sent to it; without one (an error: the child's own mount reports it)
+ * the child mounts it itself. */
+static void overlay_send(void)
+{
+	_cleanup_close_ int m = rt_overlay_fsmount(M.spec, NULL);
+	char c = m >= 0 ? 'm' : 'n';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (m >= 0) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &m, sizeof(int));
+	}
+	while (sendmsg(M.overlay_fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+	close(M.overlay_fd);
+	M.overlay_fd = -1;
+}
+
 /*
  * Zygote mode ("shoal-monitor --zygote", the socket on fd 3): a process the
  * agent starts once and keeps, so that a container start costs a fork of this
@@ -702,6 +740,7 @@ static int monitor_run(int attach_fd, int net_fd)
 		fail_start(&err);
 	if (start_begin(&err) < 0 || cgroup_finish(&err) < 0)
 		fail_start(&err);
+	overlay_send();
 	if (listen_ctl(&err) < 0)
 		fail_start(&err);
 	char logpath[PATH_MAX];

@@ -133,11 +133,12 @@ static int ensure_file(const char *path, struct shoal_err *err)
 	return 0;
 }
 
-/* Mounts an overlay of extra (a layer above the image's, or NULL) and the
- * image's layers at target: with the bundle's upper and work directories,
- * or read-only without them. */
-static int mount_overlay(const struct rt_spec *spec, const char *extra, bool upper,
-			 const char *target, struct shoal_err *err)
+/* The lowerdir value for extra (a layer above the image's, or NULL) and the
+ * image's layers, topmost first. Mount data is limited to a page: with many
+ * layers the value goes relative to their common parent directory, returned
+ * in ret_dir (else ""), which the mount must then be made from as cwd. */
+static int overlay_lowerdir(const struct rt_spec *spec, const char *extra, char *buf, size_t len,
+			    char *ret_dir, size_t dir_len, struct shoal_err *err)
 {
 	size_t nlayers = 0;
 	for (const char *const *l = spec->layer_dirs; l && *l; l++)
@@ -145,15 +146,12 @@ static int mount_overlay(const struct rt_spec *spec, const char *extra, bool upp
 	if (nlayers == 0)
 		return shoal_err_set(err, EINVAL, "the image has no layers");
 
-	/* Mount data is limited to a page; with many layers go relative to their
-	 * common parent directory (the mount is done with that as cwd). */
-	char opts[4096];
 	const char *common = NULL;
 	size_t common_len = 0;
 	size_t total = extra ? strlen(extra) + 1 : 0;
 	for (size_t i = 0; i < nlayers; i++)
 		total += strlen(spec->layer_dirs[i]) + 1;
-	if (total + strlen(spec->bundle_dir) * 2 + 64 > sizeof(opts)) {
+	if (total + strlen(spec->bundle_dir) * 2 + 64 > len) {
 		const char *first = spec->layer_dirs[0];
 		const char *slash = strrchr(first, '/');
 		if (slash && slash != first) {
@@ -169,38 +167,41 @@ static int mount_overlay(const struct rt_spec *spec, const char *extra, bool upp
 			}
 		}
 	}
-	size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=%s%s", extra ? extra : "",
-				    extra ? ":" : "");
-	/* overlayfs wants the topmost layer first; layer_dirs are lowest first. */
+	size_t o = (size_t)snprintf(buf, len, "%s%s", extra ? extra : "", extra ? ":" : "");
 	for (size_t i = nlayers; i-- > 0;) {
 		const char *l = spec->layer_dirs[i];
 		if (common)
 			l += common_len + 1;
-		int n = snprintf(opts + o, sizeof(opts) - o, "%s%s", l, i > 0 ? ":" : "");
-		if (n < 0 || (size_t)n >= sizeof(opts) - o)
+		int n = snprintf(buf + o, len - o, "%s%s", l, i > 0 ? ":" : "");
+		if (n < 0 || (size_t)n >= len - o)
 			return shoal_err_set(err, E2BIG,
 					     "too many image layers for one overlay mount");
 		o += (size_t)n;
 	}
-	if (upper) {
-		int n = snprintf(opts + o, sizeof(opts) - o, ",upperdir=%s/upper,workdir=%s/work",
-				 spec->bundle_dir, spec->bundle_dir);
-		if (n < 0 || (size_t)n >= sizeof(opts) - o)
-			return shoal_err_set(err, E2BIG,
-					     "too many image layers for one overlay mount");
-	}
+	snprintf(ret_dir, dir_len, "%.*s", common ? (int)common_len : 0, common ? common : "");
+	return 0;
+}
 
-	if (common) {
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof(dir), "%.*s", (int)common_len, common);
-		if (chdir(dir) < 0)
-			return shoal_err_errno(err, errno, "entering %s", dir);
-	}
+/* Mounts an overlay of extra and the image's layers at target: with the
+ * bundle's upper and work directories, or read-only without them. */
+static int mount_overlay(const struct rt_spec *spec, const char *extra, bool upper,
+			 const char *target, struct shoal_err *err)
+{
+	char opts[4096], lower[3800], dir[PATH_MAX];
+	int r = overlay_lowerdir(spec, extra, lower, sizeof(lower), dir, sizeof(dir), err);
+	if (r < 0)
+		return r;
+	int n = snprintf(opts, sizeof(opts), "lowerdir=%s", lower);
+	if (upper)
+		n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work",
+			     lower, spec->bundle_dir, spec->bundle_dir);
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return shoal_err_set(err, E2BIG, "too many image layers for one overlay mount");
+	if (dir[0] && chdir(dir) < 0)
+		return shoal_err_errno(err, errno, "entering %s", dir);
 	if (mount("overlay", target, "overlay", upper ? 0 : MS_RDONLY, opts) < 0)
-		return shoal_err_errno(err, errno,
-				       "mounting the container rootfs (overlay of %zu "
-				       "layers) on %s",
-				       nlayers, target);
+		return shoal_err_errno(err, errno, "mounting the container rootfs (overlay) on %s",
+				       target);
 	return 0;
 }
 
@@ -323,6 +324,77 @@ fail:
 	r = shoal_err_errno(err, errno, "building %s", tmp);
 	rm_rf(tmp);
 	return r;
+}
+
+/* fsconfig takes strings of at most 255 bytes. */
+#define FSCONFIG_STR_MAX 255
+
+static int fsconfig_str(int fd, const char *key, const char *value)
+{
+	if (strlen(value) > FSCONFIG_STR_MAX)
+		return -E2BIG;
+	return fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0) < 0 ? -errno : 0;
+}
+
+int rt_overlay_fsmount(const struct rt_spec *spec, struct shoal_err *err)
+{
+	char mp[PATH_MAX], p[PATH_MAX];
+	const char *extra = NULL;
+	if (mount_points_path(spec, mp, sizeof(mp))) {
+		/* The first start of an image builds it, in the child's namespace. */
+		if (access(mp, F_OK) < 0)
+			return shoal_err_set(err, ENOENT, "no mount points layer yet");
+		extra = mp;
+	}
+	/* What the child's rt_bundle_prepare() makes too; first one wins. */
+	int r = mkdir_p(spec->bundle_dir, 0710);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "creating %s", spec->bundle_dir);
+	static const char *const dirs[] = {"upper", "work"};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(p, sizeof(p), "%s/%s", spec->bundle_dir, dirs[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return shoal_err_errno(err, errno, "creating %s", p);
+	}
+	_cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return shoal_err_errno(err, errno, "fsopen overlay");
+	/* One layer per "lowerdir+" (kernel 6.8 and later), else all in one. */
+	size_t n = 0;
+	while (spec->layer_dirs && spec->layer_dirs[n])
+		n++;
+	if (n == 0)
+		return shoal_err_set(err, EINVAL, "the image has no layers");
+	r = extra ? fsconfig_str(fs, "lowerdir+", extra) : -ENOENT;
+	for (size_t i = n; (r >= 0 || r == -ENOENT) && i-- > 0;)
+		r = fsconfig_str(fs, "lowerdir+", spec->layer_dirs[i]);
+	if (r < 0) {
+		char lower[3800], dir[PATH_MAX];
+		close(fs);
+		fs = fsopen("overlay", FSOPEN_CLOEXEC);
+		if (fs < 0)
+			return shoal_err_errno(err, errno, "fsopen overlay");
+		r = overlay_lowerdir(spec, extra, lower, sizeof(lower), dir, sizeof(dir), err);
+		if (r < 0)
+			return r;
+		if (dir[0])
+			return shoal_err_set(err, E2BIG, "layer paths too long for fsconfig");
+		r = fsconfig_str(fs, "lowerdir", lower);
+		if (r < 0)
+			return shoal_err_errno(err, -r, "fsconfig lowerdir");
+	}
+	snprintf(p, sizeof(p), "%s/upper", spec->bundle_dir);
+	if ((r = fsconfig_str(fs, "upperdir", p)) < 0)
+		return shoal_err_errno(err, -r, "fsconfig upperdir");
+	snprintf(p, sizeof(p), "%s/work", spec->bundle_dir);
+	if ((r = fsconfig_str(fs, "workdir", p)) < 0)
+		return shoal_err_errno(err, -r, "fsconfig workdir");
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return shoal_err_errno(err, errno, "creating the overlay");
+	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (m < 0)
+		return shoal_err_errno(err, errno, "fsmount overlay");
+	return m;
 }
 
 /* The mount points layer for spec's image, built on first use; false when
@@ -467,8 +539,8 @@ static int mask_paths(struct shoal_err *err)
 	return 0;
 }
 
-int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pty_slave,
-		    struct shoal_err *err)
+int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_master,
+		    int *ret_pty_slave, struct shoal_err *err)
 {
 	char merged[PATH_MAX];
 	int r;
@@ -494,10 +566,15 @@ int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pt
 	}
 	if (spec->net_mode == RT_NET_HOST && (sys_fd = clone_tree("/sys", true, err)) < 0)
 		return sys_fd;
-	char mp_layer[PATH_MAX];
-	bool have_mp = mount_points_layer(spec, mp_layer, sizeof(mp_layer));
-	if ((r = mount_overlay(spec, have_mp ? mp_layer : NULL, true, merged, err)) < 0)
-		return r;
+	if (overlay_fd >= 0) {
+		if ((r = attach_tree(overlay_fd, merged, err)) < 0)
+			return r;
+	} else {
+		char mp_layer[PATH_MAX];
+		bool have_mp = mount_points_layer(spec, mp_layer, sizeof(mp_layer));
+		if ((r = mount_overlay(spec, have_mp ? mp_layer : NULL, true, merged, err)) < 0)
+			return r;
+	}
 
 	if (chdir(merged) < 0)
 		return shoal_err_errno(err, errno, "entering %s", merged);

@@ -103,8 +103,13 @@ int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
  * With ret_pty_master (a tty), it opens the container's terminal from its own
  * devpts instance (/dev/pts/0 inside, bound on /dev/console as well) and
  * returns both sides, close-on-exec. */
-int rt_rootfs_setup(const struct rt_spec *spec, int *ret_pty_master, int *ret_pty_slave,
-		    struct shoal_err *err);
+int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_master,
+		    int *ret_pty_slave, struct shoal_err *err);
+/* The container's overlay (with the image's mount points layer when it has
+ * been built) as a detached mount, made by the monitor while the child sets
+ * up; the child attaches it (rt_rootfs_setup's overlay_fd) instead of mounting
+ * one itself. Returns the mount fd, close-on-exec. */
+int rt_overlay_fsmount(const struct rt_spec *spec, struct shoal_err *err);
 
 /* What a process of the container (init or exec) runs, and as whom. */
 struct rt_proc {
@@ -153,6 +158,7 @@ struct rt_child_args {
 	struct rt_cgroup *cg;
 	int cg_fd;
 	bool in_v2;
+	int overlay_fd; /* SOCK_SEQPACKET: the monitor sends the mounted overlay, or no fd */
 };
 __attribute__((noreturn)) void rt_container_child(const struct rt_child_args *a);
 /* The record a container child writes on err_fd once its namespaces are made. */
