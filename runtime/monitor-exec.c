@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,7 +97,7 @@ static void exec_free(struct mon_exec *e)
 
 static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char *user,
 						 const char *cwd, bool privileged, bool in_v2,
-						 int child[3], int errfd)
+						 int child[3], int errfd, int console)
 {
 	static const char *const ns[] = {"ipc", "uts", "net", "pid", "mnt"};
 	static const int nstype[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
@@ -114,6 +116,7 @@ static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char 
 		.cwd = cwd,
 		.user = user,
 		.tty = e->tty,
+		.chown_tty = e->tty,
 		.privileged = privileged || M.spec->privileged,
 		.caps = caps,
 		.seccomp_path = privileged ? NULL : M.seccomp_path,
@@ -138,6 +141,37 @@ static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char 
 			rt_child_fail(errfd, &err);
 		}
 		close(nsfd[i]);
+	}
+	/* A terminal from the container's devpts, its master for the monitor. */
+	if (console >= 0) {
+		int m, sl;
+		if (rt_pty_open(&m, &sl, NULL, &err) < 0)
+			rt_child_fail(errfd, &err);
+		char c = 't';
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} u;
+		memset(&u, 0, sizeof(u));
+		struct iovec iov = {.iov_base = &c, .iov_len = 1};
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = u.buf,
+			.msg_controllen = sizeof(u.buf),
+		};
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &m, sizeof(int));
+		if (sendmsg(console, &mh, MSG_NOSIGNAL) != 1) {
+			shoal_err_errno(&err, errno, "handing the terminal to the monitor");
+			rt_child_fail(errfd, &err);
+		}
+		close(m);
+		close(console);
+		child[0] = child[1] = child[2] = sl;
 	}
 	/* Joining a pid namespace applies to children only. */
 	pid_t pid = fork();
@@ -172,6 +206,39 @@ static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char 
 			_exit(126);
 	}
 	_exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+/* The terminal's master from the exec'd side: it comes within the time of a
+ * fork and a few setns, so the monitor waits for it here (bounded); without
+ * it (the exec failed) the error pipe tells the client why. */
+static void console_receive(struct mon_exec *e, int sock, bool want_in)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	if (poll(&p, 1, 5000) <= 0)
+		return;
+	char c;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return;
+	int m;
+	memcpy(&m, CMSG_DATA(cm), sizeof(int));
+	fd_set_nonblock(m, true);
+	e->out = m;
+	e->err = -1;
+	e->in = want_in ? m : -1;
 }
 
 void mon_exec_start(struct mon_client *c, json_t *req)
@@ -222,13 +289,25 @@ void mon_exec_start(struct mon_client *c, json_t *req)
 	e->next = M.execs;
 	M.execs = e;
 
-	int child[3], errp[2];
-	if (mon_stdio_create(tty, want_in, child, &e->out, &e->err, &e->in, &err) < 0) {
+	/* With a tty the exec'd side opens the terminal in the container's
+	 * devpts and sends us the master over console[0]. */
+	int child[3] = {-1, -1, -1}, errp[2], console[2] = {-1, -1};
+	if (tty) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) < 0) {
+			exec_fail(c, 126, "socketpair failed");
+			e->exited = true;
+			return;
+		}
+	} else if (mon_stdio_create(false, want_in, child, &e->out, &e->err, &e->in, &err) < 0) {
 		exec_fail(c, 126, err.msg);
 		e->exited = true;
 		return;
 	}
 	if (pipe2(errp, O_CLOEXEC) < 0) {
+		if (tty) {
+			close(console[0]);
+			close(console[1]);
+		}
 		mon_stdio_close_child(child);
 		exec_fail(c, 126, "pipe failed");
 		e->exited = true;
@@ -239,6 +318,10 @@ void mon_exec_start(struct mon_client *c, json_t *req)
 	if (pid < 0) {
 		close(errp[0]);
 		close(errp[1]);
+		if (tty) {
+			close(console[0]);
+			close(console[1]);
+		}
 		mon_stdio_close_child(child);
 		exec_fail(c, 126, "fork failed");
 		e->exited = true;
@@ -246,10 +329,16 @@ void mon_exec_start(struct mon_client *c, json_t *req)
 	}
 	if (pid == 0) {
 		close(errp[0]);
-		exec_child(e, user, cwd, privileged, in_v2, child, errp[1]);
+		exec_child(e, user, cwd, privileged, in_v2, child, errp[1], console[1]);
 	}
 	close(errp[1]);
-	mon_stdio_close_child(child);
+	if (tty) {
+		close(console[1]);
+		console_receive(e, console[0], want_in);
+		close(console[0]);
+	} else {
+		mon_stdio_close_child(child);
+	}
 	e->pid = pid;
 	e->errpipe = errp[0];
 	fd_set_nonblock(e->errpipe, true);

@@ -472,11 +472,11 @@ static int mount_dev(struct shoal_err *err)
 }
 
 /*
- * The container's terminal, from its own devpts instance (as runc's console
- * socket does it): programs in the container find it as /dev/pts/0 and it
- * dies with the container. The console is that terminal, as Docker sets it up.
+ * A terminal from the container's own devpts instance (as runc's console
+ * socket does it): programs in the container find it as /dev/pts/N and it
+ * dies with the container.
  */
-static int open_pty(int *ret_master, int *ret_slave, struct shoal_err *err)
+int rt_pty_open(int *ret_master, int *ret_slave, int *ret_index, struct shoal_err *err)
 {
 	_cleanup_close_ int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (m < 0)
@@ -484,16 +484,30 @@ static int open_pty(int *ret_master, int *ret_slave, struct shoal_err *err)
 	int unlock = 0, n = -1;
 	if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0)
 		return shoal_err_errno(err, errno, "unlocking the pseudo terminal");
-	_cleanup_close_ int sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (sl < 0)
 		return shoal_err_errno(err, errno, "opening the terminal's slave side");
 	/* A size until the client sends its own: programs that ask before the
 	 * first resize see 24x80 rather than 0x0. */
 	struct winsize ws = {.ws_row = 24, .ws_col = 80};
 	ioctl(m, TIOCSWINSZ, &ws);
+	*ret_master = TAKE_FD(m);
+	*ret_slave = sl;
+	if (ret_index)
+		*ret_index = n;
+	return 0;
+}
+
+/* The container's first terminal, which is its console as well, as Docker
+ * sets it up. */
+static int open_console(int *ret_master, int *ret_slave, struct shoal_err *err)
+{
+	_cleanup_close_ int m = -EBADF, sl = -EBADF;
+	int n, r;
+	if ((r = rt_pty_open(&m, &sl, &n, err)) < 0)
+		return r;
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/pts/%d", n);
-	int r;
 	if ((r = ensure_file("/dev/console", err)) < 0 ||
 	    (r = do_mount(path, "/dev/console", NULL, MS_BIND, NULL, err)) < 0)
 		return r;
@@ -591,7 +605,7 @@ int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_mas
 		return r;
 	if ((r = mount_dev(err)) < 0)
 		return r;
-	if (ret_pty_master && (r = open_pty(ret_pty_master, ret_pty_slave, err)) < 0)
+	if (ret_pty_master && (r = open_console(ret_pty_master, ret_pty_slave, err)) < 0)
 		return r;
 	if ((r = ensure_dir("/sys", err)) < 0)
 		return r;

@@ -105,6 +105,9 @@ int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
  * returns both sides, close-on-exec. */
 int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_master,
 		    int *ret_pty_slave, struct shoal_err *err);
+/* In a process inside the container's mount namespace: a new terminal from
+ * its devpts (24x80), both sides close-on-exec, and its number (/dev/pts/N). */
+int rt_pty_open(int *ret_master, int *ret_slave, int *ret_index, struct shoal_err *err);
 /* The container's overlay (with the image's mount points layer when it has
  * been built) as a detached mount, made by the monitor while the child sets
  * up; the child attaches it (rt_rootfs_setup's overlay_fd) instead of mounting

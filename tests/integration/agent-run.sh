@@ -41,6 +41,10 @@ out=$(shoal run --rm -t --network none busybox tty | tr -d '\r')
 expect_eq "the terminal is the container's own /dev/pts/0" "/dev/pts/0" "$out"
 out=$(shoal run --rm -t --network none busybox sh -c 'test -t 0 && test -t 1 && echo tty' | tr -d '\r')
 expect_eq "stdin and stdout are the terminal" "tty" "$out"
+t=$(shoal run -d --network none busybox sleep 100)
+out=$(shoal exec -t "$t" tty | tr -d '\r')
+expect_eq "an exec's terminal is the container's own too" "/dev/pts/0" "$out"
+shoal rm -f "$t" >/dev/null
 
 log "read-only rootfs"
 shoal run --rm --network none --read-only busybox touch /x 2>/dev/null

@@ -336,6 +336,8 @@ static void test_tty(void)
 	free(log);
 }
 
+static int exec_in(struct ctr *c, const char *req, char *out, size_t outlen);
+
 /* A resize frame reaches the terminal (of the container and of an exec) before
  * the stdin sent after it. */
 static void test_tty_resize(void)
@@ -360,6 +362,11 @@ static void test_tty_resize(void)
 		      strstr(out, "33 111"),
 	      "exec resize: '%s'", out);
 	json_decref(exit);
+
+	/* An exec's terminal comes from the container's devpts too: the next one. */
+	int code =
+		exec_in(&c, "{\"op\":\"exec\",\"argv\":[\"tty\"],\"tty\":true}", out, sizeof(out));
+	CHECK(code == 0 && strcmp(out, "/dev/pts/1\r\n") == 0, "exec tty: %d '%s'", code, out);
 
 	fd = ctl(&c, "{\"op\":\"attach\",\"stdin\":true,\"stdout\":true,\"stderr\":true}");
 	send_frame(fd, RT_FRAME_RESIZE, "{\"h\":44,\"w\":122}", 16);
