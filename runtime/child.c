@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <net/if.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/cleanup.h"
@@ -196,11 +198,10 @@ static int setup_stdio(const int stdio[3], bool tty, struct shoal_err *err)
 	return 0;
 }
 
-/* Hands the terminal's master side to the monitor and makes the slave side
- * our stdio and controlling terminal. */
-static int console_handoff(int sock, int master, int slave, struct shoal_err *err)
+/* Sends fd over a SOCK_SEQPACKET socket (one byte and the fd). */
+static int send_fd(int sock, int fd, struct shoal_err *err)
 {
-	char c = 't';
+	char c = 'f';
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -217,27 +218,19 @@ static int console_handoff(int sock, int master, int slave, struct shoal_err *er
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 	ssize_t n;
 	do {
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
 	if (n != 1)
-		return shoal_err_errno(err, n < 0 ? errno : EIO,
-				       "handing the terminal to the monitor");
-	close(master);
-	close(sock);
-	int r = setup_stdio((const int[3]){slave, slave, slave}, true, err);
-	if (r < 0)
-		return r;
-	if (slave > 2)
-		close(slave);
+		return shoal_err_errno(err, n < 0 ? errno : EIO, "passing a descriptor");
 	return 0;
 }
 
-/* The overlay the monitor mounted for us, or -1 if it could not: then we
- * mount it ourselves. */
-static int overlay_receive(int sock)
+/* The descriptor sent over sock (the overlay the monitor mounted for us, the
+ * terminal the setup helper opened), or -1 when none came. Closes sock. */
+static int recv_fd(int sock)
 {
 	char c;
 	union {
@@ -274,12 +267,62 @@ void rt_child_ready(int fd)
 	} while (n < 0 && errno == EINTR);
 }
 
+static void wait_byte(int fd, char want)
+{
+	char c;
+	ssize_t n;
+	do {
+		n = read(fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1 || c != want)
+		_exit(127);
+	close(fd);
+}
+
+/*
+ * The root file system is set up by a helper (pid 2 of the container, in all
+ * of its namespaces, gone before anything of the image runs) while pid 1
+ * joins the cgroups and loads its seccomp filter, which costs the kernel a
+ * few hundred microseconds to check and compile: the two overlap instead of
+ * adding up. The helper's pivot_root moves pid 1's root along with its own.
+ * joined: pid 1 is in its cgroups (their files go with the pivot); slave: the
+ * terminal's slave side for pid 1. Reports errors on err_fd, exits 0 when done.
+ */
+static __attribute__((noreturn)) void setup_helper(const struct rt_child_args *a, int joined,
+						   int slave)
+{
+	struct shoal_err err = {0};
+	const struct rt_spec *s = a->spec;
+	bool tty = a->console_fd >= 0;
+	if (rt_bundle_prepare(s, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	int overlay = recv_fd(a->overlay_fd);
+	wait_byte(joined, 'j');
+	int pty_master = -1, pty_slave = -1;
+	if (rt_rootfs_setup(s, overlay, tty ? &pty_master : NULL, &pty_slave, &err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	if (tty &&
+	    (send_fd(a->console_fd, pty_master, &err) < 0 || send_fd(slave, pty_slave, &err) < 0))
+		rt_child_fail(a->err_fd, &err);
+	const char *hn = s->hostname && *s->hostname ? s->hostname : NULL;
+	if (hn && sethostname(hn, strlen(hn)) < 0) {
+		shoal_err_errno(&err, errno, "sethostname %s", hn);
+		rt_child_fail(a->err_fd, &err);
+	}
+	if (s->domainname && *s->domainname &&
+	    setdomainname(s->domainname, strlen(s->domainname)) < 0) {
+		shoal_err_errno(&err, errno, "setdomainname %s", s->domainname);
+		rt_child_fail(a->err_fd, &err);
+	}
+	if (s->net_mode == RT_NET_NONE && loopback_up(&err) < 0)
+		rt_child_fail(a->err_fd, &err);
+	_exit(0);
+}
+
 void rt_container_child(const struct rt_child_args *a)
 {
 	struct shoal_err err = {0};
 	const struct rt_spec *s = a->spec;
-	char c;
-	ssize_t n;
 
 	bool tty = a->console_fd >= 0;
 	if (!tty && setup_stdio(a->stdio, false, &err) < 0)
@@ -300,50 +343,85 @@ void rt_container_child(const struct rt_child_args *a)
 	/* The namespaces are final: the monitor can hold them and send the go,
 	 * which will be waiting for us once the rest is set up. */
 	rt_child_ready(a->err_fd);
+
+	/* The filter program, read while the file is in view. */
+	static struct sock_filter prog[RT_SECCOMP_FILE_MAX / sizeof(struct sock_filter)];
+	size_t prog_len = 0;
 	struct rt_proc proc = a->proc;
-	char filter[64];
-	if (rt_proc_pin_seccomp(&proc, filter, sizeof(filter), &err) < 0)
+	if (proc.seccomp_path && !proc.privileged &&
+	    rt_seccomp_read_file(proc.seccomp_path, prog, sizeof(prog), &prog_len, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
-	if (rt_bundle_prepare(s, &err) < 0)
+	proc.seccomp_path = NULL;
+
+	/* pivot_root moves a root or cwd that is the old root: be there. */
+	if (chdir("/") < 0) {
+		shoal_err_errno(&err, errno, "chdir /");
 		rt_child_fail(a->err_fd, &err);
-	/* Into the cgroups while their files are still in view (before the
-	 * pivot), once the monitor has made them all. */
-	do {
-		n = read(a->cg_fd, &c, 1);
-	} while (n < 0 && errno == EINTR);
-	if (n != 1 || c != 'c')
-		_exit(127);
-	close(a->cg_fd);
+	}
+	int jp[2], sp[2] = {-1, -1};
+	if (pipe2(jp, O_CLOEXEC) < 0 ||
+	    (tty && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)) {
+		shoal_err_errno(&err, errno, "pipe");
+		rt_child_fail(a->err_fd, &err);
+	}
+	pid_t helper = fork();
+	if (helper < 0) {
+		shoal_err_errno(&err, errno, "fork");
+		rt_child_fail(a->err_fd, &err);
+	}
+	if (helper == 0) {
+		close(jp[1]);
+		if (sp[0] >= 0)
+			close(sp[0]);
+		setup_helper(a, jp[0], sp[1]);
+	}
+	close(jp[0]);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	close(a->overlay_fd);
+	if (tty)
+		close(a->console_fd);
+
+	/* Into the cgroups while their files are still in view (the helper waits
+	 * with its pivot), once the monitor has made them all. */
+	wait_byte(a->cg_fd, 'c');
 	if (a->cg && rt_cgroup_join_self(a->cg, a->in_v2, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
-	int pty_master = -1, pty_slave = -1;
-	int overlay = overlay_receive(a->overlay_fd);
-	if (rt_rootfs_setup(s, overlay, tty ? &pty_master : NULL, &pty_slave, &err) < 0)
-		rt_child_fail(a->err_fd, &err);
-	if (overlay >= 0)
-		close(overlay);
-	if (tty && console_handoff(a->console_fd, pty_master, pty_slave, &err) < 0)
-		rt_child_fail(a->err_fd, &err);
-	const char *hn = s->hostname && *s->hostname ? s->hostname : NULL;
-	if (hn && sethostname(hn, strlen(hn)) < 0) {
-		shoal_err_errno(&err, errno, "sethostname %s", hn);
-		rt_child_fail(a->err_fd, &err);
+	char j = 'j';
+	if (write(jp[1], &j, 1) != 1)
+		_exit(127);
+	close(jp[1]);
+
+	/* The syscalls left before the exec (credentials, capabilities, the
+	 * terminal, execve) are all ones the filter allows. */
+	if (prog_len > 0) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+			shoal_err_errno(&err, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+			rt_child_fail(a->err_fd, &err);
+		}
+		if (rt_seccomp_install(prog, prog_len, &err) < 0)
+			rt_child_fail(a->err_fd, &err);
 	}
-	if (s->domainname && *s->domainname &&
-	    setdomainname(s->domainname, strlen(s->domainname)) < 0) {
-		shoal_err_errno(&err, errno, "setdomainname %s", s->domainname);
-		rt_child_fail(a->err_fd, &err);
+
+	int st;
+	while (waitpid(helper, &st, 0) < 0) {
+		if (errno != EINTR)
+			_exit(127);
 	}
-	if (s->net_mode == RT_NET_NONE && loopback_up(&err) < 0)
-		rt_child_fail(a->err_fd, &err);
+	/* A helper that failed has reported why. */
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		_exit(127);
+	if (tty) {
+		int slave = recv_fd(sp[0]);
+		if (slave < 0 || setup_stdio((const int[3]){slave, slave, slave}, true, &err) < 0)
+			rt_child_fail(a->err_fd, &err);
+		if (slave > 2)
+			close(slave);
+	}
 
 	/* Nothing of the image runs before the monitor holds our namespaces and
 	 * serves the control socket and the log. */
-	do {
-		n = read(a->sync_fd, &c, 1);
-	} while (n < 0 && errno == EINTR);
-	if (n != 1 || c != 'g')
-		_exit(127);
+	wait_byte(a->sync_fd, 'g');
 	rt_proc_exec(&proc, &err);
 	rt_child_fail(a->err_fd, &err);
 }
