@@ -217,6 +217,58 @@ exec {ECHO[1]}>&-
 kill "$ECHO_PID" 2>/dev/null
 shoal service rm echo >/dev/null
 
+log "scaling down breaks no other flow"
+# each connection is greeted with its backend's hostname, then echoes
+shoal service create -d --name echo3 --replicas 3 -p 8084:7 --stop-grace-period 1s \
+	busybox nc -ll -p 7 -e sh -c 'hostname; exec cat' >/dev/null
+# held N GO: opens N connections, prints their backends, waits for the file GO,
+# then prints "host:1" for each connection that still echoes, "host:0" otherwise
+held() {
+	in_client python3 -c '
+import os, socket, sys, time
+addr, n, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+conns = []
+for _ in range(n):
+    s = socket.create_connection((addr, 8084), 3)
+    f = s.makefile("r")
+    conns.append((s, f, f.readline().strip()))
+print(" ".join(h for _, _, h in conns), flush=True)
+end = time.time() + 120
+while not os.path.exists(go) and time.time() < end:
+    time.sleep(0.1)
+out = []
+for s, f, h in conns:
+    try:
+        s.settimeout(3)
+        s.sendall(b"ping\n")
+        out.append("%s:%d" % (h, f.readline().strip() == "ping"))
+    except OSError:
+        out.append("%s:0" % h)
+print(" ".join(out), flush=True)
+' "$NODE_ADDR" "$1" "$2"
+}
+echo3_hosts() { held 12 /dev/null | head -n 1 | tr ' ' '\n' | sort -u | grep -c .; }
+echo3_three() { [ "$(echo3_hosts)" = 3 ]; }
+wait_until 40 echo3_three && ok "3 echo replicas answer" || fail "echo3: $(echo3_hosts) replicas"
+held 24 "$T/go" >"$T/held.out" 2>"$T/held.err" &
+hp=$!
+wait_until 10 test -s "$T/held.out"
+before=$(head -n 1 "$T/held.out" | tr ' ' '\n' | sort -u | grep -c .)
+expect_eq "24 held connections spread over the 3 replicas" 3 "$before"
+shoal service scale echo3=1 -d >/dev/null
+echo3_one() { [ "$(echo3_hosts)" = 1 ]; }
+wait_until 40 echo3_one && ok "scaled to 1, one echo replica answers" || fail "echo3 after scale: $(echo3_hosts)"
+survivor=$(held 1 /dev/null | head -n 1)
+touch "$T/go"
+wait "$hp"
+res=$(sed -n 2p "$T/held.out" | tr ' ' '\n')
+kept=$(echo "$res" | grep -c "^$survivor:") || true
+broken=$(echo "$res" | grep -c "^$survivor:0") || true
+[ "${kept:-0}" -gt 0 ] && [ "${broken:-0}" = 0 ] &&
+	ok "all $kept held connections to the remaining replica still echo" ||
+	fail "held connections to $survivor: $kept, broken $broken ($(cat "$T/held.out" "$T/held.err" | head -c 600))"
+shoal service rm echo3 >/dev/null
+
 log "rolling updates under load lose no request"
 # a request every 20 ms from the client during the update; each must get an answer
 load() { # load SECONDS -> prints failures
