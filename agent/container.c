@@ -306,8 +306,14 @@ static void network_release(struct container *c)
 static bool readopt_unrecorded(struct container *c)
 {
 	char p[4096];
+	struct stat ex, rec;
 	snprintf(p, sizeof(p), "%s/exit.json", c->bundle_dir);
-	if (access(p, F_OK) == 0)
+	bool have_exit = stat(p, &ex) == 0;
+	snprintf(p, sizeof(p), "%s/container.json", c->bundle_dir);
+	/* (an exit.json older than the record is from an earlier run) */
+	if (have_exit && stat(p, &rec) == 0 &&
+	    (ex.st_mtim.tv_sec > rec.st_mtim.tv_sec ||
+	     (ex.st_mtim.tv_sec == rec.st_mtim.tv_sec && ex.st_mtim.tv_nsec > rec.st_mtim.tv_nsec)))
 		return true;
 	snprintf(p, sizeof(p), "%s/ctl.sock", c->run_dir);
 	if (access(p, F_OK) < 0)
