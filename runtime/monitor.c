@@ -613,9 +613,12 @@ static int zygote_main(void)
 		_exit(0);
 	setsid();
 	/* Work every monitor would repeat, done once here and inherited: the
-	 * cgroup layout (parsing mountinfo costs about as much as the mkdirs). */
+	 * cgroup layout (parsing mountinfo costs about as much as the mkdirs),
+	 * the last capability, jansson's hash seed (read from /dev/urandom). */
 	enum rt_cgroup_layout layout;
 	(void)rt_cgroup_detect(&layout, NULL);
+	(void)rt_cap_last();
+	json_object_seed(0);
 	/* Monitors are reaped by the kernel while the zygote is their parent;
 	 * they reset this before anything of theirs runs. */
 	signal(SIGCHLD, SIG_IGN);
