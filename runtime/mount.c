@@ -311,6 +311,18 @@ static int mount_points_build(const struct rt_spec *spec, const char *path, cons
 			close(fd);
 		}
 	}
+	/* Last, as making entries in them changed their times: the directories
+	 * that cover the image's keep its attributes. */
+	copy_dir_attrs(view, tmp);
+	for (size_t i = 0; i < ARRAY_SIZE(mount_points); i++) {
+		char in_view[PATH_MAX], in_tmp[PATH_MAX];
+		struct stat st;
+		snprintf(in_view, sizeof(in_view), "%s/%s", view, mount_points[i].path);
+		snprintf(in_tmp, sizeof(in_tmp), "%s/%s", tmp, mount_points[i].path);
+		if (mount_points[i].dir && lstat(in_view, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    lstat(in_tmp, &st) == 0)
+			copy_dir_attrs(in_view, in_tmp);
+	}
 	if (rename(tmp, path) < 0) {
 		r = errno;
 		rm_rf(tmp);

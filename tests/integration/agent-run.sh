@@ -158,9 +158,9 @@ img="$T/data/images"
 # the top layer's directory, named by its chain: the last of RootFS.Layers
 top=$(api GET /images/busybox/json | grep -o '"Layers": *\[[^]]*\]' | grep -o '[^"/]*" *\]$' | tr -d '" ]')
 [ -n "$top" ] && [ -d "$img/init/$top" ] && ok "mount points layer made for the image" || fail "no $img/init/$top"
-want=$(stat -c '%a %u %g' "$img/layers/$top/etc")
-expect_eq "/etc keeps the image's mode and owner" "$want" \
-	"$(shoal run --rm --network none busybox stat -c '%a %u %g' /etc)"
+want=$(stat -c '%a %u %g %Y' "$img/layers/$top/etc")
+expect_eq "/etc keeps the image's mode, owner and time" "$want" \
+	"$(shoal run --rm --network none busybox stat -c '%a %u %g %Y' /etc)"
 out=$(shoal run --rm --network none busybox sh -c 'ls /etc | tr "\n" " "')
 expect_contains "/etc still has the image's files" "passwd" "$out"
 m=$(shoal run -d --network none busybox sleep 100)
