@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -71,6 +72,14 @@ struct lb_bench {
 	char tmp[64];
 	bool have_cns, have_veth, svc_created, ipt, ipt_nat_existed, nft;
 	pid_t haproxy;
+	/* CPU placement: the load generator on client_cpus, the backends and
+	 * haproxy on server_cpus, so that every row gets the same CPU budget
+	 * whatever number of server processes it has; off with --no-pin or on
+	 * one CPU */
+	bool pin;
+	cpu_set_t client_cpus, server_cpus;
+	int client_cpu;
+	char server_cpus_str[48];
 	struct lb *lb;
 	struct lb_backend_spec *be;
 	size_t nbe;
@@ -168,6 +177,102 @@ static int call(struct lb_bench *b, const char *method, const char *path, json_t
 		*ret = j;
 	else
 		json_decref(j);
+	return 0;
+}
+
+/* ---- CPU placement ---- */
+
+/* Client on the first CPU this process may use, servers on the others. */
+static void cpus_split(struct lb_bench *b)
+{
+	cpu_set_t all;
+	int first = -1, last = -1;
+
+	CPU_ZERO(&b->client_cpus);
+	CPU_ZERO(&b->server_cpus);
+	if (!b->pin || sched_getaffinity(0, sizeof(all), &all) < 0 || CPU_COUNT(&all) < 2) {
+		b->pin = false;
+		return;
+	}
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &all))
+			continue;
+		if (first < 0) {
+			first = c;
+			b->client_cpu = c;
+			CPU_SET(c, &b->client_cpus);
+			continue;
+		}
+		CPU_SET(c, &b->server_cpus);
+		last = c;
+	}
+	int second = -1;
+	for (int c = first + 1; c <= last && second < 0; c++)
+		if (CPU_ISSET(c, &b->server_cpus))
+			second = c;
+	if (second == last)
+		snprintf(b->server_cpus_str, sizeof(b->server_cpus_str), "%d", second);
+	else
+		snprintf(b->server_cpus_str, sizeof(b->server_cpus_str), "%d-%d (of those allowed)",
+			 second, last);
+}
+
+/* Every thread of pid onto cpus. */
+static int pin_pid(pid_t pid, const cpu_set_t *cpus)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		int tid = atoi(de->d_name);
+		if (tid > 0 && sched_setaffinity(tid, sizeof(*cpus), cpus) < 0 && errno != ESRCH)
+			r = -errno;
+	}
+	return r;
+}
+
+/* The service's containers (their process trees: the httpd is pid 1 of
+ * its namespace) onto the server CPUs. */
+static int pin_backends(struct lb_bench *b, struct shoal_err *err)
+{
+	if (!b->pin)
+		return 0;
+	json_t *list = NULL;
+	int st = 0, r = call(b, "GET", "/containers/json", NULL, &st, &list, err);
+	if (r < 0)
+		return r;
+	size_t i, pinned = 0, plen = strlen(b->svc);
+	json_t *c;
+	json_array_foreach(list, i, c)
+	{
+		const char *name =
+			json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		if (!name || !id)
+			continue;
+		if (name[0] == '/')
+			name++;
+		if (strncmp(name, b->svc, plen) != 0 || name[plen] != '.')
+			continue;
+		char path[128];
+		json_t *info = NULL;
+		snprintf(path, sizeof(path), "/containers/%s/json", id);
+		if (call(b, "GET", path, NULL, &st, &info, err) < 0)
+			continue;
+		pid_t pid = (pid_t)json_integer_value(
+			json_object_get(json_object_get(info, "State"), "Pid"));
+		json_decref(info);
+		if (pid > 0 && pin_pid(pid, &b->server_cpus) == 0)
+			pinned++;
+	}
+	json_decref(list);
+	if (pinned != (size_t)b->backends)
+		return shoal_err_set(err, ESRCH, "placed %zu of %d backends on CPUs %s", pinned,
+				     b->backends, b->server_cpus_str);
 	return 0;
 }
 
@@ -363,6 +468,8 @@ static int measure(struct lb_bench *b, uint32_t addr, int port, bool new_conn,
 	if (pid == 0) {
 		close(p[0]);
 		struct bench_lb_load l = {0};
+		if (b->pin)
+			sched_setaffinity(0, sizeof(b->client_cpus), &b->client_cpus);
 		int r = setns(b->client_ns, CLONE_NEWNET) < 0
 				? -errno
 				: bench_lb_load_run(
@@ -565,6 +672,8 @@ static int haproxy_up(struct lb_bench *b, struct shoal_err *err)
 			dup2(fd, 2);
 		if (setns(b->node_ns, CLONE_NEWNET) < 0)
 			_exit(126);
+		if (b->pin)
+			sched_setaffinity(0, sizeof(b->server_cpus), &b->server_cpus);
 		execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
 		_exit(127);
 	}
@@ -826,8 +935,9 @@ static int packet_cost(struct lb_bench *b, struct shoal_err *err)
 			       none, "repeat", (json_int_t)1000000);
 	if (hit_complete >= 0)
 		json_object_set_new(pn, "hit_checksum_complete", json_real(hit_complete));
-	json_object_set_new(pn, "xdp", json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss",
-						 xdp_miss, "empty_program", xdp_none));
+	json_object_set_new(pn, "xdp",
+			    json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss", xdp_miss,
+				      "empty_program", xdp_none));
 	json_object_set_new(b->out, "packet_ns", pn);
 	return 0;
 }
@@ -871,6 +981,9 @@ static void print_table(struct lb_bench *b)
 	printf("\nshoal bench lb: %d backends, %d connections, %.0f s per figure, median of %d "
 	       "rounds\n\n",
 	       b->backends, b->conns, b->duration, b->rounds);
+	if (b->pin)
+		printf("client (load generator) on CPU %d, backends and haproxy on CPU %s\n\n",
+		       b->client_cpu, b->server_cpus_str);
 	printf("  %-22s %12s %6s %9s %9s %12s %6s %9s %9s\n", "", "keep-alive/s", "ratio", "p50 us",
 	       "p99 us", "new conn/s", "ratio", "p50 us", "p99 us");
 	const char *names[] = {"direct",   "shoal",   "iptables",
@@ -1044,6 +1157,13 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 	if ((r = image_ensure(b, err)) < 0 || (r = topology_up(b, err)) < 0 ||
 	    (r = service_up(b, err)) < 0 || (r = wait_published(b, err)) < 0)
 		return r;
+	cpus_split(b);
+	if ((r = pin_backends(b, err)) < 0)
+		return r;
+	if (b->pin)
+		json_object_set_new(b->out, "cpus",
+				    json_pack("{s:i, s:s}", "client", b->client_cpu, "servers",
+					      b->server_cpus_str));
 	/* direct: the client reaches the first backend through the node */
 	char ip[INET_ADDRSTRLEN];
 	be_ip(&b->be[0], ip);
@@ -1080,7 +1200,18 @@ static int parse_int(const char *s, long lo, long hi, long *ret)
 
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 {
-	enum { O_JSON = 1, O_ROUNDS, O_DUR, O_BE, O_CONNS, O_PORT, O_SVCS, O_TOTAL, O_TAR };
+	enum {
+		O_JSON = 1,
+		O_ROUNDS,
+		O_DUR,
+		O_BE,
+		O_CONNS,
+		O_PORT,
+		O_SVCS,
+		O_TOTAL,
+		O_TAR,
+		O_NOPIN
+	};
 	static const struct cli_opt opts[] = {
 		{O_DUR, "duration", 0, CLI_OPT_VALUE, "int", "Seconds per figure (default 3)"},
 		{O_ROUNDS, "rounds", 0, CLI_OPT_VALUE, "int",
@@ -1097,6 +1228,9 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		 "Backends over the loaded services (default 100000, capped by its maps)"},
 		{O_TAR, "image-tar", 0, CLI_OPT_VALUE, "path",
 		 "Bench image to load when shoal-bench is missing (default BUILD/images/bench.tar)"},
+		{O_NOPIN, "no-pin", 0, CLI_OPT_BOOL, NULL,
+		 "Leave CPU placement to the scheduler (default: the load generator on the first "
+		 "CPU, backends and haproxy on the others)"},
 		{O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON"},
 		{0},
 	};
@@ -1108,6 +1242,7 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 			     .port = 28080,
 			     .services = 10000,
 			     .total_backends = 100000,
+			     .pin = true,
 			     .node_ns = -1,
 			     .client_ns = -1,
 			     .host_ns = -1};
@@ -1151,6 +1286,9 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case O_JSON:
 			b.json = cli_opts_bool(&p);
+			break;
+		case O_NOPIN:
+			b.pin = !cli_opts_bool(&p);
 			break;
 		}
 		if (bad) {
