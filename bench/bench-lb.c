@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/pkt_cls.h>
+#include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -807,6 +809,8 @@ static void unload_services(struct lb_bench *b)
 	for (size_t i = 0; i < b->nloaded; i++)
 		lb_service_delete(b->lb, &b->loaded[i], NULL);
 	b->nloaded = 0;
+	free(b->loaded);
+	b->loaded = NULL;
 }
 
 /* ---- per-packet cost ---- */
@@ -952,7 +956,8 @@ static double get(json_t *o, const char *a, const char *m, const char *f)
 static void ratios(struct lb_bench *b)
 {
 	json_t *r = json_object();
-	const char *names[] = {"shoal", "iptables", "nftables", "haproxy", "shoal_loaded"};
+	const char *names[] = {"shoal",	   "shoal_xdp", "iptables",
+			       "nftables", "haproxy",	"shoal_loaded"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!json_object_get(b->out, names[i]))
 			continue;
@@ -986,10 +991,11 @@ static void print_table(struct lb_bench *b)
 		       b->client_cpu, b->server_cpus_str);
 	printf("  %-22s %12s %6s %9s %9s %12s %6s %9s %9s\n", "", "keep-alive/s", "ratio", "p50 us",
 	       "p99 us", "new conn/s", "ratio", "p50 us", "p99 us");
-	const char *names[] = {"direct",   "shoal",   "iptables",
+	const char *names[] = {"direct",   "shoal",   "shoal_xdp",   "iptables",
 			       "nftables", "haproxy", "shoal_loaded"};
-	const char *labels[] = {"direct (one backend)", "shoal (tc eBPF)", "iptables DNAT random",
-				"nftables DNAT numgen", "haproxy",	   "shoal, loaded"};
+	const char *labels[] = {"direct (one backend)", "shoal (tc eBPF)",	"shoal (XDP + tc)",
+				"iptables DNAT random", "nftables DNAT numgen", "haproxy",
+				"shoal, loaded"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!json_object_get(o, names[i]))
 			continue;
@@ -1084,7 +1090,7 @@ static void teardown(struct lb_bench *b)
 	if (b->tmp[0])
 		rm_rf(b->tmp);
 	free(b->be);
-	free(b->loaded);
+	free(b->loaded); /* when lb was never opened */
 	if (b->client_ns >= 0)
 		close(b->client_ns);
 	if (b->node_ns >= 0)
@@ -1095,12 +1101,50 @@ static void teardown(struct lb_bench *b)
 
 /* Every target once, each netfilter table present only while it is measured:
  * one NAT rule turns conntrack on for every flow of the node. */
+static int measure_xdp_on(struct lb_bench *b, struct lb *x, struct shoal_err *err)
+{
+	int r;
+	if (setns(b->node_ns, CLONE_NEWNET) < 0)
+		return shoal_err_errno(err, errno, "entering the node's network namespace");
+	int ifindex = (int)if_nametoindex(b->veth_node);
+	bool was_on = ifindex > 0 && lb_xdp_attached(ifindex) == 1; /* shoald --xdp */
+	r = ifindex > 0 ? lb_attach(x, ifindex, err) : -ENODEV;
+	if (setns(b->host_ns, CLONE_NEWNET) < 0)
+		return shoal_err_errno(err, errno, "returning to the host network namespace");
+	if (r <= 0)
+		return r < 0 ? shoal_err_wrap(err, "attaching XDP to %s", b->veth_node) : 0;
+	r = measure_target(b, "shoal_xdp", b->node_addr.s_addr, b->port, err);
+	/* back to tc alone, as the agent left it */
+	if (!was_on && setns(b->node_ns, CLONE_NEWNET) == 0) {
+		bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, NULL);
+		setns(b->host_ns, CLONE_NEWNET);
+	}
+	return r < 0 ? r : 1;
+}
+
+/* shoal again with the XDP ingress program on the node's end of the client
+ * veth (native mode), tc staying: a second handle on the agent's pinned maps
+ * attaches it, and it is removed after the figure. 1 measured, 0 when the
+ * interface has no native XDP. */
+static int measure_xdp(struct lb_bench *b, struct shoal_err *err)
+{
+	struct lb_open_opts o = {.pin_dir = b->pin_dir, .xdp = true};
+	struct lb *x = NULL;
+	int r = lb_open(&o, &x, err);
+	if (r < 0)
+		return r;
+	r = measure_xdp_on(b, x, err);
+	lb_close(x);
+	return r;
+}
+
+/* One round: direct first, the other paths, then shoal last, so that the
+ * loaded figure measured next (run()) stands right beside it. */
 static int one_round(struct lb_bench *b, struct shoal_err *err)
 {
 	json_t *skipped = json_object_get(b->out, "skipped");
 	int r;
-	if ((r = measure_target(b, "direct", b->be[0].addr, b->be[0].port, err)) < 0 ||
-	    (r = measure_target(b, "shoal", b->node_addr.s_addr, b->port, err)) < 0)
+	if ((r = measure_target(b, "direct", b->be[0].addr, b->be[0].port, err)) < 0)
 		return r;
 	if (interrupted)
 		return -EINTR;
@@ -1128,6 +1172,17 @@ static int one_round(struct lb_bench *b, struct shoal_err *err)
 			return r;
 		haproxy_down(b);
 	}
+	if (interrupted)
+		return -EINTR;
+	if ((r = measure_xdp(b, err)) < 0)
+		return r;
+	if (r == 0)
+		json_object_set_new(skipped, "shoal_xdp",
+				    json_string("no native XDP on the client's uplink"));
+	if (interrupted)
+		return -EINTR;
+	if ((r = measure_target(b, "shoal", b->node_addr.s_addr, b->port, err)) < 0)
+		return r;
 	return interrupted ? -EINTR : 0;
 }
 
@@ -1169,17 +1224,24 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 	be_ip(&b->be[0], ip);
 	if (runf(b, CLIENT, NULL, "ip route add %s/32 via %s", ip, b->node_ip) != 0)
 		return shoal_err_set(err, EIO, "routing the client to %s", ip);
-	for (int i = 0; i < b->rounds; i++)
+	/* each round measures the loaded data plane right after the others, so
+	 * that drift over the run does not pass for the cost of the load; the
+	 * last round's load stays for the update latency */
+	for (int i = 0; i < b->rounds; i++) {
 		if ((r = one_round(b, err)) < 0)
 			return r;
-	if (!b->json)
-		fprintf(stderr, "  loading %d services, %d backends ...\n", b->services,
-			b->total_backends);
-	if ((r = load_services(b, err)) < 0)
-		return r;
-	for (int i = 0; i < b->rounds; i++)
+		if (!b->json)
+			fprintf(stderr, "  loading %d services, %d backends ...\n", b->services,
+				b->total_backends);
+		if ((r = load_services(b, err)) < 0)
+			return r;
+		/* the kernel's deferred work for the load (freeing, RCU) settles */
+		usleep(1000000);
 		if ((r = measure_target(b, "shoal_loaded", b->node_addr.s_addr, b->port, err)) < 0)
 			return r;
+		if (i + 1 < b->rounds)
+			unload_services(b);
+	}
 	if ((r = update_latency(b, err)) < 0 || (r = packet_cost(b, err)) < 0)
 		return r;
 	rounds_finish(b);

@@ -29,8 +29,20 @@
 
 /* Maps pinned under pin_dir: all the state flows and services need. */
 static const char *const lb_pinned_maps[] = {
-	"lb_services", "lb_backends", "lb_maglev", "lb_ct",    "lb_rnat",     "lb_svc_stats",
-	"lb_be_stats", "lb_drops",    "lb_meta",   "lb_ports", "lb_svc_keys",
+	"lb_services",
+	"lb_backends",
+	"lb_maglev",
+	"lb_ct",
+	"lb_rnat",
+	"lb_svc_stats",
+	"lb_be_stats",
+	"lb_drops",
+	"lb_meta",
+	"lb_ports",
+	"lb_svc_keys",
+	/* shared with every handle on the same pins, so that programs any of
+	 * them attaches forward to the local endpoints the agent registered */
+	"lb_local_eps",
 };
 
 struct lb_be {
@@ -293,6 +305,8 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 }
 
 /* Rebuilds the in-memory view from the maps (they may come from a pin). */
+static int lb_be_ep_write(struct lb *lb, uint32_t id, uint32_t addr);
+
 static int lb_recover(struct lb *lb, struct shoal_err *err)
 {
 	struct lb_svc_key key, next;
@@ -404,6 +418,21 @@ static int lb_recover(struct lb *lb, struct shoal_err *err)
 						       .state = be->state};
 			lb->be_used[id] = 1;
 			lb->be_next = id + 1 >= LB_MAX_BACKENDS ? 1 : id + 1;
+		}
+	}
+	/* The backends' endpoint slots (lb_be_eps is this handle's own) from
+	 * the pinned endpoints, if any were registered. */
+	uint32_t any;
+	if (bpf_map_get_next_key(lb->fd_local_eps, NULL, &any) < 0)
+		return 0;
+	for (uint32_t id = 1; id < LB_MAX_SERVICES; id++) {
+		const struct lb_svc_state *s = &lb->svcs[id];
+
+		for (size_t i = 0; s->used && i < s->n; i++) {
+			int r = lb_be_ep_write(lb, s->be[i].id, s->be[i].addr);
+			if (r < 0)
+				return shoal_err_errno(err, -r,
+						       "writing a backend's endpoint slot");
 		}
 	}
 	return 0;
