@@ -41,8 +41,10 @@ static const char *const lb_pinned_maps[] = {
 	"lb_ports",
 	"lb_svc_keys",
 	/* shared with every handle on the same pins, so that programs any of
-	 * them attaches forward to the local endpoints the agent registered */
+	 * them attaches forward to the local endpoints the agent registered,
+	 * and the reply program finds the flows they forwarded */
 	"lb_local_eps",
+	"lb_fwd_flows",
 };
 
 struct lb_be {

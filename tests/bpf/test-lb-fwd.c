@@ -502,6 +502,10 @@ static void test_reload_carries_flows(void **state)
 		build(&fs, &in);
 		assert_int_equal(run_fd(lb_prog_fd(second, LB_HOOK_INGRESS), &in, &out),
 				 TC_ACT_REDIRECT);
+		/* and the reply program finds the flow it forwarded */
+		rs.dport = 41006;
+		build(&rs, &in);
+		assert_int_equal(run_veth(&in, &out), TC_ACT_REDIRECT);
 		lb_close(second);
 	}
 }
