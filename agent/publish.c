@@ -177,7 +177,9 @@ void publish_scan_uplinks(struct agent *a)
 			log_warn("publish: attaching to uplink %s: %s", n, err.msg);
 			continue;
 		}
-		const char *how = r > 0 ? "XDP and tc" : a->cfg.xdp ? "tc, no native XDP there" : "tc";
+		const char *how = r > 0	       ? "XDP and tc"
+				  : a->cfg.xdp ? "tc, no native XDP there"
+					       : "tc";
 		log_info("publish: balancing published ports on uplink %s (%s)", n, how);
 		p->uplinks[p->n_uplinks++] = idx;
 	}

@@ -188,8 +188,7 @@ int lb_sock_node_attach(struct lb *lb, const char *cgroup_path, const char *pin_
 int lb_sock_node_detach(const char *pin_dir, struct shoal_err *err);
 /* Sets the node's own addresses (network byte order; loopback is implied),
  * at most LB_NODE_ADDRS_MAX. */
-int lb_sock_node_addrs(const char *pin_dir, const uint32_t *addrs, size_t n,
-		       struct shoal_err *err);
+int lb_sock_node_addrs(const char *pin_dir, const uint32_t *addrs, size_t n, struct shoal_err *err);
 
 /* Host routing to local endpoints: published-port traffic to a backend
  * that is a container on this node skips the node's IP stack.

@@ -447,7 +447,7 @@ static void test_xdp_tc_share_flows(void **state)
 {
 	for (int i = 0; i < 50; i++) {
 		struct pkt_spec s = {IPPROTO_TCP,	 "198.51.100.40", "203.0.113.5",
-				     .sport = 23000 + i, .dport = 80,	     .payload = 10};
+				     .sport = 23000 + i, .dport = 80,	  .payload = 10};
 		enum lb_hook first = i % 2 ? LB_HOOK_XDP : LB_HOOK_INGRESS;
 		enum lb_hook second = i % 2 ? LB_HOOK_INGRESS : LB_HOOK_XDP;
 		struct pkt in, a, b;
