@@ -7,7 +7,49 @@
 #include "bpf/shared/lb_structs.h"
 #include "lb/lb.h"
 
-/* Between the load balancer core (lb.c) and host routing (lb-fwd.c). */
+/* Between the load balancer core (lb.c), its hooks (lb-hooks.c) and host
+ * routing (lb-fwd.c). */
+
+struct tc_ingress;
+struct tc_egress;
+struct xdp_ingress;
+
+/* Interfaces one handle attaches to at most. */
+#define LB_MAX_HOOKS 64
+
+struct lb_be {
+	uint32_t id;
+	uint32_t addr; /* network order */
+	uint16_t port; /* host order */
+	uint8_t state;
+};
+
+struct lb_svc_state {
+	bool used;
+	struct lb_svc_key key; /* as in the map */
+	uint32_t active;
+	size_t n;
+	struct lb_be *be;
+};
+
+struct lb {
+	struct tc_ingress *in;
+	struct tc_egress *eg;
+	struct xdp_ingress *xdp;
+	uint32_t maglev_size;
+	uint32_t ct_size;
+	bool xdp_on; /* lb_open_opts.xdp */
+	int ncpus;
+	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports,
+		fd_svc_keys, fd_local_eps, fd_be_eps;
+	uint32_t *port_kinds;	   /* lb_ports as written, by LB_PORT_INDEX() */
+	struct lb_svc_state *svcs; /* by service id; 0 unused */
+	uint8_t *be_used;	   /* by backend id; 0 reserved */
+	uint32_t be_next;	   /* ids are handed out round-robin: reuse is late */
+	uint32_t svc_next;
+	int hooks[LB_MAX_HOOKS];
+	size_t n_hooks;
+};
 
 /* Writes ep (NULL: not local) into the lb_be_eps slot of every backend
  * whose address is addr (network byte order). */
