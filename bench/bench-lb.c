@@ -813,259 +813,6 @@ static void unload_services(struct lb_bench *b)
 	b->loaded = NULL;
 }
 
-/* ---- per-packet cost ---- */
-
-static uint16_t csum16(const void *p, size_t n)
-{
-	const uint16_t *w = p;
-	uint32_t s = 0;
-	for (; n > 1; n -= 2)
-		s += *w++;
-	if (n)
-		s += *(const uint8_t *)w;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static size_t tcp_packet(uint8_t *buf, uint32_t saddr, uint32_t daddr, uint16_t sport,
-			 uint16_t dport)
-{
-	memset(buf, 0, 128);
-	struct ethhdr *eth = (struct ethhdr *)buf;
-	memcpy(eth->h_dest, "\x02\x00\x00\x00\x00\x01", 6);
-	memcpy(eth->h_source, "\x02\x00\x00\x00\x00\x02", 6);
-	eth->h_proto = htons(ETH_P_IP);
-	struct iphdr *ip = (struct iphdr *)(eth + 1);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->ttl = 64;
-	ip->protocol = IPPROTO_TCP;
-	ip->tot_len = htons(sizeof(*ip) + sizeof(struct tcphdr) + 32);
-	ip->saddr = saddr;
-	ip->daddr = daddr;
-	ip->check = csum16(ip, sizeof(*ip));
-	struct tcphdr *th = (struct tcphdr *)(ip + 1);
-	th->source = htons(sport);
-	th->dest = htons(dport);
-	th->seq = htonl(1);
-	th->ack_seq = htonl(1);
-	th->doff = 5;
-	th->ack = 1;
-	th->psh = 1;
-	th->window = htons(65535);
-	return sizeof(*eth) + sizeof(*ip) + sizeof(*th) + 32;
-}
-
-static int test_run(int fd, const uint8_t *pkt, size_t len, uint32_t flags, double *ret_ns)
-{
-	uint8_t out[256];
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = (uint32_t)len,
-		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1000000,
-		    .flags = flags);
-	if (bpf_prog_test_run_opts(fd, &o) < 0)
-		return -errno;
-	*ret_ns = (double)o.duration;
-	return 0;
-}
-
-static int packet_cost(struct lb_bench *b, struct shoal_err *err)
-{
-	struct bpf_insn insns[] = {
-		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = TC_ACT_OK},
-		{.code = BPF_JMP | BPF_EXIT},
-	};
-	struct bpf_insn xdp_insns[] = {
-		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
-		{.code = BPF_JMP | BPF_EXIT},
-	};
-	_cleanup_close_ int empty =
-		bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shoal_empty", "GPL", insns, 2, NULL);
-	if (empty < 0)
-		return shoal_err_errno(err, -empty, "loading an empty tc program");
-	_cleanup_close_ int xdp_empty =
-		bpf_prog_load(BPF_PROG_TYPE_XDP, "shoal_xdp_empty", "GPL", xdp_insns, 2, NULL);
-	if (xdp_empty < 0)
-		return shoal_err_errno(err, -xdp_empty, "loading an empty XDP program");
-	int xdp_fd = lb_prog_fd(b->lb, LB_HOOK_XDP);
-	double xdp_hit = 0, xdp_miss = 0, xdp_none = 0;
-	uint8_t pkt[128];
-	uint32_t client = htonl(0xc0a86401); /* never sent: BPF_PROG_TEST_RUN only */
-	/* A hit on every run: the repeats run on one buffer, which the first
-	 * run rewrites, so the packet must still be a hit once rewritten. Two
-	 * published ports send to each other: node:pa -> far:pb, then
-	 * far:pb -> node:pa, ... Each run is an established flow of a published
-	 * port, DNATed in address and port, with the filler loaded. */
-	uint16_t pa = (uint16_t)(LOAD_PORT_BASE + b->nloaded), pb = (uint16_t)(pa + 1);
-	struct lb_service_key ka = {.port = pa, .proto = IPPROTO_TCP};
-	struct lb_service_key kb = {.port = pb, .proto = IPPROTO_TCP};
-	struct lb_backend_spec ba = {htonl(0x0afeffff), pb, LB_BACKEND_ACTIVE}; /* 10.254.255.255 */
-	struct lb_backend_spec bb = {b->node_addr.s_addr, pa, LB_BACKEND_ACTIVE};
-	double hit = 0, hit_complete = -1, miss = 0, none = 0;
-	int fd = lb_prog_fd(b->lb, LB_HOOK_INGRESS);
-	if (lb_service_upsert(b->lb, &ka, &ba, 1, err) < 0 ||
-	    lb_service_upsert(b->lb, &kb, &bb, 1, err) < 0) {
-		lb_service_delete(b->lb, &ka, NULL);
-		return shoal_err_wrap(err, "programming the per-packet services");
-	}
-	size_t len = tcp_packet(pkt, client, b->node_addr.s_addr, 43210, pa);
-	int r = test_run(fd, pkt, len, 0, &hit);
-	/* The same hit on a CHECKSUM_COMPLETE skb, as from a NIC that sums
-	 * what it receives (test runs are CHECKSUM_NONE otherwise): the L4
-	 * checksum is then fixed in place. Kernels before 6.11 lack the flag. */
-	if (r >= 0 && test_run(fd, pkt, len, BPF_F_TEST_SKB_CHECKSUM_COMPLETE, &hit_complete) < 0)
-		hit_complete = -1;
-	/* The same flows through the XDP program: its metadata is written by
-	 * the first run and found again by the others. */
-	if (r >= 0) {
-		len = tcp_packet(pkt, client, b->node_addr.s_addr, 43210, pa);
-		r = test_run(xdp_fd, pkt, len, 0, &xdp_hit);
-	}
-	lb_service_delete(b->lb, &ka, NULL);
-	lb_service_delete(b->lb, &kb, NULL);
-	if (r >= 0) {
-		len = tcp_packet(pkt, client, b->node_addr.s_addr, 43210, 9);
-		r = test_run(fd, pkt, len, 0, &miss);
-	}
-	if (r >= 0)
-		r = test_run(empty, pkt, len, 0, &none);
-	if (r >= 0)
-		r = test_run(xdp_fd, pkt, len, 0, &xdp_miss);
-	if (r >= 0)
-		r = test_run(xdp_empty, pkt, len, 0, &xdp_none);
-	if (r < 0)
-		return shoal_err_errno(err, -r, "BPF_PROG_TEST_RUN");
-	json_t *pn = json_pack("{s:f, s:f, s:f, s:I}", "hit", hit, "miss", miss, "empty_program",
-			       none, "repeat", (json_int_t)1000000);
-	if (hit_complete >= 0)
-		json_object_set_new(pn, "hit_checksum_complete", json_real(hit_complete));
-	json_object_set_new(pn, "xdp",
-			    json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss", xdp_miss,
-				      "empty_program", xdp_none));
-	json_object_set_new(b->out, "packet_ns", pn);
-	return 0;
-}
-
-/* ---- report ---- */
-
-static double get(json_t *o, const char *a, const char *m, const char *f)
-{
-	return json_real_value(json_object_get(json_object_get(json_object_get(o, a), m), f));
-}
-
-static void ratios(struct lb_bench *b)
-{
-	json_t *r = json_object();
-	const char *names[] = {"shoal",	   "shoal_xdp", "iptables",
-			       "nftables", "haproxy",	"shoal_loaded"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!json_object_get(b->out, names[i]))
-			continue;
-		json_object_set_new(r, names[i],
-				    json_pack("{s:f, s:f}", "keepalive",
-					      get(b->out, names[i], "keepalive", "per_sec") /
-						      get(b->out, "direct", "keepalive", "per_sec"),
-					      "newconn",
-					      get(b->out, names[i], "newconn", "per_sec") /
-						      get(b->out, "direct", "newconn", "per_sec")));
-	}
-	if (json_object_get(b->out, "shoal_loaded"))
-		json_object_set_new(r, "loaded_vs_one_service",
-				    json_pack("{s:f, s:f}", "keepalive",
-					      get(b->out, "shoal_loaded", "keepalive", "per_sec") /
-						      get(b->out, "shoal", "keepalive", "per_sec"),
-					      "newconn",
-					      get(b->out, "shoal_loaded", "newconn", "per_sec") /
-						      get(b->out, "shoal", "newconn", "per_sec")));
-	json_object_set_new(b->out, "ratio_to_direct", r);
-}
-
-static void print_table(struct lb_bench *b)
-{
-	json_t *o = b->out;
-	printf("\nshoal bench lb: %d backends, %d connections, %.0f s per figure, median of %d "
-	       "rounds\n\n",
-	       b->backends, b->conns, b->duration, b->rounds);
-	if (b->pin)
-		printf("client (load generator) on CPU %d, backends and haproxy on CPU %s\n\n",
-		       b->client_cpu, b->server_cpus_str);
-	printf("  %-22s %12s %6s %9s %9s %12s %6s %9s %9s\n", "", "keep-alive/s", "ratio", "p50 us",
-	       "p99 us", "new conn/s", "ratio", "p50 us", "p99 us");
-	const char *names[] = {"direct",   "shoal",   "shoal_xdp",   "iptables",
-			       "nftables", "haproxy", "shoal_loaded"};
-	const char *labels[] = {"direct (one backend)", "shoal (tc eBPF)",	"shoal (XDP + tc)",
-				"iptables DNAT random", "nftables DNAT numgen", "haproxy",
-				"shoal, loaded"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!json_object_get(o, names[i]))
-			continue;
-		printf("  %-22s %12.0f %6.3f %9.1f %9.1f %12.0f %6.3f %9.1f %9.1f\n", labels[i],
-		       get(o, names[i], "keepalive", "per_sec"),
-		       get(o, names[i], "keepalive", "per_sec") /
-			       get(o, "direct", "keepalive", "per_sec"),
-		       get(o, names[i], "keepalive", "p50_us"),
-		       get(o, names[i], "keepalive", "p99_us"),
-		       get(o, names[i], "newconn", "per_sec"),
-		       get(o, names[i], "newconn", "per_sec") /
-			       get(o, "direct", "newconn", "per_sec"),
-		       get(o, names[i], "newconn", "p50_us"),
-		       get(o, names[i], "newconn", "p99_us"));
-	}
-	json_t *ld = json_object_get(o, "loaded");
-	if (ld) {
-		json_t *r = json_object_get(json_object_get(o, "ratio_to_direct"),
-					    "loaded_vs_one_service");
-		printf("\n  loaded: %lld services, %lld backends (asked %lld and %lld; the maps hold "
-		       "%lld services), in %.2f s\n",
-		       (long long)json_integer_value(json_object_get(ld, "services")),
-		       (long long)json_integer_value(json_object_get(ld, "backends")),
-		       (long long)json_integer_value(json_object_get(ld, "requested_services")),
-		       (long long)json_integer_value(json_object_get(ld, "requested_backends")),
-		       (long long)json_integer_value(json_object_get(ld, "max_services")),
-		       json_real_value(json_object_get(ld, "load_seconds")));
-		if (r)
-			printf("  loaded / one service: keep-alive %.3f, new connections %.3f\n",
-			       json_real_value(json_object_get(r, "keepalive")),
-			       json_real_value(json_object_get(r, "newconn")));
-	}
-	json_t *u = json_object_get(o, "update");
-	if (u)
-		printf("  backend set update, loaded (lb_service_upsert): p50 %.1f us, p99 %.1f us, "
-		       "max %.1f us (%lld runs)\n",
-		       json_real_value(json_object_get(u, "p50_us")),
-		       json_real_value(json_object_get(u, "p99_us")),
-		       json_real_value(json_object_get(u, "max_us")),
-		       (long long)json_integer_value(json_object_get(u, "runs")));
-	json_t *p = json_object_get(o, "packet_ns");
-	if (p) {
-		printf("  tc ingress per packet (BPF_PROG_TEST_RUN x1e6): hit (established flow, "
-		       "DNAT) %.1f ns, miss %.1f ns, empty program %.1f ns\n",
-		       json_real_value(json_object_get(p, "hit")),
-		       json_real_value(json_object_get(p, "miss")),
-		       json_real_value(json_object_get(p, "empty_program")));
-		json_t *hc = json_object_get(p, "hit_checksum_complete");
-		if (hc)
-			printf("    hit on a CHECKSUM_COMPLETE skb (as from a summing NIC): %.1f ns\n",
-			       json_real_value(hc));
-		json_t *x = json_object_get(p, "xdp");
-		if (x)
-			printf("  XDP ingress per packet (same runs): hit %.1f ns, miss %.1f ns, empty "
-			       "program %.1f ns\n",
-			       json_real_value(json_object_get(x, "hit")),
-			       json_real_value(json_object_get(x, "miss")),
-			       json_real_value(json_object_get(x, "empty_program")));
-	}
-	json_t *sk = json_object_get(o, "skipped");
-	if (sk && json_object_size(sk)) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(sk, k, v)
-		{
-			printf("  skipped %s: %s\n", k, json_string_value(v));
-		}
-	}
-}
-
 /* ---- teardown ---- */
 
 static void teardown(struct lb_bench *b)
@@ -1188,6 +935,10 @@ static int one_round(struct lb_bench *b, struct shoal_err *err)
 
 static int run(struct lb_bench *b, struct shoal_err *err)
 {
+	json_object_set_new(b->out, "config",
+			    json_pack("{s:i, s:i, s:f, s:i}", "backends", b->backends,
+				      "connections", b->conns, "seconds_per_figure", b->duration,
+				      "rounds", b->rounds));
 	json_object_set_new(b->out, "skipped", json_object());
 	json_object_set_new(b->out, "rounds", json_object());
 	b->agent = bench_agent_pid(b->ctx);
@@ -1242,10 +993,12 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 		if (i + 1 < b->rounds)
 			unload_services(b);
 	}
-	if ((r = update_latency(b, err)) < 0 || (r = packet_cost(b, err)) < 0)
+	if ((r = update_latency(b, err)) < 0 ||
+	    (r = bench_lb_packet_cost(b->lb, b->node_addr.s_addr,
+				      (uint16_t)(LOAD_PORT_BASE + b->nloaded), b->out, err)) < 0)
 		return r;
 	rounds_finish(b);
-	ratios(b);
+	bench_lb_ratios(b->out);
 	return 0;
 }
 
@@ -1395,7 +1148,7 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		printf("%s\n", s);
 		free(s);
 	} else {
-		print_table(&b);
+		bench_lb_print(b.out);
 	}
 	json_decref(b.out);
 	return rc;
