@@ -227,6 +227,78 @@ static void container_persist_soon(struct container *c)
 		persist_cb(-1, 0, c);
 }
 
+/* ---- the bundle's generated files ---- */
+
+static char *make_hosts(struct container *c, const char *hostname);
+static char *make_resolv_conf(struct container *c);
+
+/* What the bundle's hosts, hostname and resolv.conf hold, as one string. */
+static char *bundle_sig(const char *hostname, const char *hosts, const char *resolv)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%zu:%s%zu:%s%zu:%s", strlen(hostname), hostname, strlen(hosts), hosts,
+		     strlen(resolv), resolv) < 0)
+		return NULL;
+	return s;
+}
+
+/*
+ * The files a start would write, written right after the create reply: the
+ * first start finds them as it would make them (same hostname, no network
+ * endpoint yet, the node's resolv.conf unchanged) and skips them. Only that
+ * first start: from then on the container may have written to them, and every
+ * later start writes them afresh as before.
+ */
+static void bundle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct container *c = arg;
+	const char *hostname = "";
+	json_get_string(c->config, "Hostname", &hostname, NULL);
+	_cleanup_free_ char *hosts = make_hosts(c, hostname);
+	_cleanup_free_ char *resolv = make_resolv_conf(c);
+	if (!hosts || !resolv)
+		return;
+	_cleanup_free_ char *sig = bundle_sig(hostname, hosts, resolv);
+	struct rt_spec spec = {
+		.id = c->id,
+		.bundle_dir = c->bundle_dir,
+		.hostname = hostname,
+		.hosts = hosts,
+		.resolv_conf = resolv,
+	};
+	struct shoal_err err = {0};
+	if (!sig || rt_bundle_prepare(&spec, &err) < 0) {
+		log_debug("container %.12s: writing its bundle's files: %s", c->id, err.msg);
+		return;
+	}
+	free(c->bundle_sig);
+	c->bundle_sig = TAKE_PTR(sig);
+}
+
+static void container_bundle_soon(struct container *c)
+{
+	static const struct timeval now = {0, 0};
+	if (!c->bundle_ev)
+		c->bundle_ev = evtimer_new(c->agent->base, bundle_cb, c);
+	if (c->bundle_ev)
+		evtimer_add(c->bundle_ev, &now);
+}
+
+/* True when the bundle holds what this start would write; in any case the
+ * next start writes them again. */
+static bool bundle_take(struct container *c, const char *hostname, const char *hosts,
+			const char *resolv)
+{
+	if (c->bundle_ev)
+		event_del(c->bundle_ev);
+	_cleanup_free_ char *sig = c->bundle_sig;
+	c->bundle_sig = NULL;
+	if (!sig)
+		return false;
+	_cleanup_free_ char *now = bundle_sig(hostname, hosts, resolv);
+	return now && strcmp(now, sig) == 0;
+}
+
 /* ---- the monitor's wait connection: how the agent learns of an exit ---- */
 
 static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
@@ -582,6 +654,7 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 		return shoal_err_errno(err, -r, "creating the container's directory");
 	}
 	container_link(a, c);
+	container_bundle_soon(c);
 	if (ret_warnings)
 		*ret_warnings = json_array();
 	*ret = c;
@@ -895,6 +968,7 @@ void container_start(struct container *c, struct api_req *req)
 	_cleanup_free_ char *resolv = make_resolv_conf(c);
 	spec.hosts = hosts ? hosts : "";
 	spec.resolv_conf = resolv ? resolv : "";
+	spec.bundle_ready = bundle_take(c, spec.hostname, spec.hosts, spec.resolv_conf);
 
 	_cleanup_close_ int attach_peer = -EBADF;
 	if (c->pending_attach) {
@@ -1181,6 +1255,9 @@ static void container_free(struct container *c)
 		return;
 	if (c->persist_ev)
 		event_free(c->persist_ev);
+	if (c->bundle_ev)
+		event_free(c->bundle_ev);
+	free(c->bundle_sig);
 	if (c->spawn_ev)
 		event_free(c->spawn_ev);
 	if (c->wait_bev)

@@ -72,6 +72,8 @@ struct container {
 	size_t n_stop_reqs;
 	struct event *stop_timer;
 	struct event *persist_ev; /* the record, written after the reply goes out */
+	struct event *bundle_ev;  /* the bundle's files, written after the create reply */
+	char *bundle_sig;	  /* what they hold when written so, until the next start */
 	bool remove_on_exit;
 	struct api_req *remove_req;
 	struct stream_sess *pending_attach; /* attached before start */

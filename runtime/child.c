@@ -294,7 +294,7 @@ static __attribute__((noreturn)) void setup_helper(const struct rt_child_args *a
 	struct shoal_err err = {0};
 	const struct rt_spec *s = a->spec;
 	bool tty = a->console_fd >= 0;
-	if (rt_bundle_prepare(s, &err) < 0)
+	if (!s->bundle_ready && rt_bundle_prepare(s, &err) < 0)
 		rt_child_fail(a->err_fd, &err);
 	int overlay = recv_fd(a->overlay_fd);
 	wait_byte(joined, 'j');

@@ -95,9 +95,6 @@ struct rt_child_err {
 	char msg[1024];
 };
 
-/* The bundle's upper, work and merged directories and its generated hosts,
- * hostname and resolv.conf files (written where they are missing or stale). */
-int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
 /* In the container child: mounts the overlay rootfs, pivots into it, and mounts
  * /proc, /dev, /sys, the generated /etc files, masked and read-only paths.
  * With ret_pty_master (a tty), it opens the container's terminal from its own

@@ -87,6 +87,11 @@ struct rt_spec {
 	const char *seccomp_path; /* file holding the BPF program */
 	bool seccomp_unconfined;
 
+	/* The bundle's directories and its hosts, hostname and resolv.conf are
+	 * already written as this spec says (rt_bundle_prepare()): the start skips
+	 * writing them. */
+	bool bundle_ready;
+
 	/* A connected stream socket (or -1) that the monitor adopts as an attached
 	 * client (as after an "attach" request with stdin = open_stdin, stdout and
 	 * stderr true) BEFORE the container's process is let go, so that a client
@@ -106,6 +111,12 @@ struct rt_started {
 struct rt_options {
 	const char *monitor_path; /* path to shoal-monitor */
 };
+
+/* Writes the bundle's upper, work and merged directories and its hosts,
+ * hostname and resolv.conf files from spec (bundle_dir, hostname, hosts,
+ * resolv_conf): what a start does unless spec->bundle_ready, done ahead of it
+ * (the agent does it right after a create). */
+int rt_bundle_prepare(const struct rt_spec *spec, struct shoal_err *err);
 
 /* Starts the monitor for spec and returns at once with a non-blocking fd that
  * becomes readable when the container has started (or failed to). The caller

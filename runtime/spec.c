@@ -74,6 +74,7 @@ json_t *rt_spec_to_json(const struct rt_spec *s)
 	r |= json_object_set_new(o, "log_max_files", json_integer(s->log_max_files));
 	r |= set_str(o, "seccomp_path", s->seccomp_path);
 	r |= json_object_set_new(o, "seccomp_unconfined", json_boolean(s->seccomp_unconfined));
+	r |= json_object_set_new(o, "bundle_ready", json_boolean(s->bundle_ready));
 	if (r) {
 		json_decref(o);
 		errno = ENOMEM;
@@ -145,6 +146,7 @@ int rt_spec_from_json(json_t *root, struct rt_spec_owned *ret, struct shoal_err 
 	s->log_max_files = (int)json_integer_value(json_object_get(root, "log_max_files"));
 	s->seccomp_path = get_str(root, "seccomp_path");
 	s->seccomp_unconfined = json_is_true(json_object_get(root, "seccomp_unconfined"));
+	s->bundle_ready = json_is_true(json_object_get(root, "bundle_ready"));
 
 	int r = 0;
 	if (get_strv(root, "layer_dirs", &s->layer_dirs, &o.arrays[0]) < 0 ||

@@ -27,6 +27,15 @@ out=$(shoal run --rm --network none --hostname box1 busybox hostname)
 expect_eq "hostname" "box1" "$out"
 out=$(shoal run --rm --network none busybox sh -c 'echo $$')
 expect_eq "pid 1 in its own pid namespace" "1" "$out"
+out=$(shoal run --rm --network none --hostname box2 busybox sh -c 'cat /etc/hostname; grep box2 /etc/hosts')
+expect_eq "hostname and hosts written for the first start" "box2
+127.0.1.1	box2" "$out"
+id=$(shoal create --network none busybox sh -c 'grep -c scribble /etc/hosts; echo scribble >> /etc/hosts')
+shoal start "$id" >/dev/null; shoal wait "$id" >/dev/null
+shoal start "$id" >/dev/null; shoal wait "$id" >/dev/null
+out=$(shoal logs "$id" | tr '\n' ' ')
+expect_eq "every start writes /etc/hosts afresh" "0 0 " "$out"
+shoal rm -f "$id" >/dev/null
 
 log "stdout and stderr, stdin"
 out=$(shoal run --rm --network none busybox sh -c 'echo out; echo err >&2' 2>/dev/null)
