@@ -32,9 +32,11 @@ struct agent_config {
 	char *log_level;
 	int64_t log_max_size;
 	int log_max_files;
-	char **uplinks; /* --uplink; NULL = every interface but lo and our own */
-	bool teardown;	/* --teardown: remove the node-level objects and exit */
-	bool xdp;	/* --xdp: the published-port ingress path as native XDP too */
+	char **uplinks;	      /* --uplink; NULL = every interface but lo and our own */
+	bool teardown;	      /* --teardown: remove the node-level objects and exit */
+	bool xdp;	      /* --xdp: the published-port ingress path as native XDP too */
+	uint32_t maglev_size; /* --maglev-size; 0: the load balancer's default */
+	uint32_t lb_flows;    /* --lb-flows; 0: the load balancer's default */
 };
 
 struct agent {

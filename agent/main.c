@@ -62,8 +62,13 @@ static void usage(FILE *f)
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
 		"  --xdp                 also run the published-port ingress path as native XDP\n"
-		"                        on the uplinks whose driver has it (tc stays; off by\n"
-		"                        default: it does not pay here, see lb/lb.h)\n"
+		"                        on the uplinks whose driver has it (tc stays; opt-in:\n"
+		"                        attaching XDP resets the link on some NIC drivers)\n"
+		"  --maglev-size N       Maglev table entries per published port or VIP: a prime,\n"
+		"                        at least 100 x the backends of any one service\n"
+		"                        (default 16381; a node keeps the size its maps were\n"
+		"                        pinned with until shoald --teardown)\n"
+		"  --lb-flows N          flow table entries of the load balancer (default 65536)\n"
 		"  --teardown            remove what an agent with these roots left on the node\n"
 		"                        (tc hooks, pinned maps, the bridge and its nftables table,\n"
 		"                        the cgroup parent) and exit; run it with no agent running\n"
@@ -90,7 +95,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_VER,
 		O_UPLINK,
 		O_TEARDOWN,
-		O_XDP
+		O_XDP,
+		O_MAGLEV,
+		O_FLOWS
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -110,6 +117,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"uplink", required_argument, NULL, O_UPLINK},
 		{"teardown", no_argument, NULL, O_TEARDOWN},
 		{"xdp", no_argument, NULL, O_XDP},
+		{"maglev-size", required_argument, NULL, O_MAGLEV},
+		{"lb-flows", required_argument, NULL, O_FLOWS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -176,6 +185,27 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		case O_XDP:
 			cfg->xdp = true;
 			break;
+		case O_MAGLEV:
+		case O_FLOWS: {
+			/* the range here; lb_open() says what else is wrong (not a
+			 * prime, or not what the pinned maps hold) */
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			bool mg = c == O_MAGLEV;
+			if (*end || *optarg == '-' || v < (mg ? LB_MAGLEV_MIN : 1024) ||
+			    v > (mg ? LB_MAGLEV_MAX : 16u << 20)) {
+				fprintf(stderr, "shoald: --%s %s: expected %s from %u to %u\n",
+					mg ? "maglev-size" : "lb-flows", optarg,
+					mg ? "a prime" : "a count", mg ? LB_MAGLEV_MIN : 1024u,
+					mg ? LB_MAGLEV_MAX : 16u << 20);
+				return -EINVAL;
+			}
+			if (mg)
+				cfg->maglev_size = (uint32_t)v;
+			else
+				cfg->lb_flows = (uint32_t)v;
+			break;
+		}
 		case O_UPLINK:
 			if (!*optarg || strlen(optarg) >= 16) {
 				fprintf(stderr, "shoald: --uplink %s: not an interface name\n",

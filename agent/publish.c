@@ -58,7 +58,10 @@ int publish_init(struct agent *a, struct shoal_err *err)
 	libbpf_set_print(libbpf_quiet);
 	char pins[4096];
 	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
-	struct lb_open_opts o = {.pin_dir = pins, .xdp = a->cfg.xdp};
+	struct lb_open_opts o = {.pin_dir = pins,
+				 .xdp = a->cfg.xdp,
+				 .maglev_size = a->cfg.maglev_size,
+				 .ct_size = a->cfg.lb_flows};
 	int r = lb_open(&o, &p->lb, &p->err);
 	if (r < 0) {
 		shoal_err_wrap(&p->err, "the eBPF load balancer is unavailable");

@@ -10,11 +10,11 @@
  *   lb_services   HASH, preallocated, 16384 x (56 + 8 + 16) B   = 1.3 MiB
  *   lb_backends   ARRAY, 131072 x 16 B                          = 2 MiB
  *   lb_maglev     HASH, not preallocated: one element per service
- *                 with a table, 56 + 8 + 4 x maglev_size B each; at
- *                 LB_MAGLEV_DEFAULT that is one 64 KiB allocation, so
- *                 10,000 services take 640 MiB and 16383 take 1 GiB.
- *                 (A table size whose element passes 64 KiB - 64 B
- *                 doubles that: the allocation rounds up to 128 KiB.)
+ *                 with a table, 56 + 8 + 4 x maglev_size B each, in an
+ *                 allocation rounded up to a power of two: at
+ *                 LB_MAGLEV_DEFAULT (16381) that is 128 KiB, so 10,000
+ *                 services take 1.25 GiB; 16363, the largest prime whose
+ *                 element fits 64 KiB, halves that (shoald --maglev-size).
  *   lb_ports      ARRAY, 2 x 65536 x 8 B                        = 1 MiB
  *   lb_svc_keys   ARRAY, 16384 x 8 B                            = 128 KiB
  *   lb_svc_stats  PERCPU_ARRAY, 16384 x 24 B x N                = 384 KiB x N
@@ -41,11 +41,10 @@
 #endif
 
 /* Maglev lookup table entries per service: a prime at least 100 times the
- * number of active backends, so that each backend's share stays within 1%.
- * The default is the largest prime whose lb_maglev element (table plus
- * about 64 B of kernel header) fits one 64 KiB allocation. */
+ * number of active backends, so that each backend's share stays within 1%
+ * (16381 serves 163 backends a service, as Cilium's default does). */
 #ifndef LB_MAGLEV_DEFAULT
-#define LB_MAGLEV_DEFAULT 16363
+#define LB_MAGLEV_DEFAULT 16381
 #endif
 #ifndef LB_MAGLEV_MAX
 #define LB_MAGLEV_MAX 131071

@@ -186,6 +186,14 @@ auto2=$(api GET /services/auto2 | cut -d' ' -f2- | python3 -c 'import json,sys; 
 shoal service rm auto2 >/dev/null
 shoal service rm hostany >/dev/null
 
+log "load balancer sizes"
+out=$(bpftool map show pinned "/sys/fs/bpf/shoal-it-$TAG/lb/lb_maglev" 2>&1)
+expect_contains "Maglev tables of 16381 entries by default" "value 65524B" "$out"
+out=$("$SHOALD_BIN" --maglev-size 100 2>&1) && fail "--maglev-size 100 accepted" ||
+	expect_contains "a Maglev size out of range is refused" "expected a prime from 101" "$out"
+out=$("$SHOALD_BIN" --lb-flows lots 2>&1) && fail "--lb-flows lots accepted" ||
+	expect_contains "a flow table size that is no number is refused" "--lb-flows lots" "$out"
+
 log "the data plane outlives the agent"
 shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat >/dev/null
 echo_up() { [ "$(in_client busybox sh -c "echo ping | nc -w 2 $NODE_ADDR 8082")" = ping ]; }
