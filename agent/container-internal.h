@@ -1,11 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "agent/container.h"
 
-/* Shared by container.c (lifecycle) and container-json.c (records and views). */
+/* Shared by container.c (lifecycle), container-json.c (records and views)
+ * and container-bundle.c (generated /etc files). */
 json_t *strv_to_json(char **v);
 char **json_to_strv(json_t *arr);
 enum container_state container_state_from_name(const char *s);
+
+/* The container's /etc/hosts and /etc/resolv.conf as a start writes them
+ * (malloc'ed; NULL when out of memory). */
+char *container_make_hosts(struct container *c, const char *hostname);
+char *container_make_resolv_conf(struct container *c);
+/* After a create: writes the bundle's files soon, off the reply's path. */
+void container_bundle_soon(struct container *c);
+/* At a start: true when the bundle already holds exactly these files (the
+ * first start after a create); from then on every start writes them. */
+bool container_bundle_take(struct container *c, const char *hostname, const char *hosts,
+			   const char *resolv);

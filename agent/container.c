@@ -227,78 +227,6 @@ static void container_persist_soon(struct container *c)
 		persist_cb(-1, 0, c);
 }
 
-/* ---- the bundle's generated files ---- */
-
-static char *make_hosts(struct container *c, const char *hostname);
-static char *make_resolv_conf(struct container *c);
-
-/* What the bundle's hosts, hostname and resolv.conf hold, as one string. */
-static char *bundle_sig(const char *hostname, const char *hosts, const char *resolv)
-{
-	char *s = NULL;
-	if (asprintf(&s, "%zu:%s%zu:%s%zu:%s", strlen(hostname), hostname, strlen(hosts), hosts,
-		     strlen(resolv), resolv) < 0)
-		return NULL;
-	return s;
-}
-
-/*
- * The files a start would write, written right after the create reply: the
- * first start finds them as it would make them (same hostname, no network
- * endpoint yet, the node's resolv.conf unchanged) and skips them. Only that
- * first start: from then on the container may have written to them, and every
- * later start writes them afresh as before.
- */
-static void bundle_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct container *c = arg;
-	const char *hostname = "";
-	json_get_string(c->config, "Hostname", &hostname, NULL);
-	_cleanup_free_ char *hosts = make_hosts(c, hostname);
-	_cleanup_free_ char *resolv = make_resolv_conf(c);
-	if (!hosts || !resolv)
-		return;
-	_cleanup_free_ char *sig = bundle_sig(hostname, hosts, resolv);
-	struct rt_spec spec = {
-		.id = c->id,
-		.bundle_dir = c->bundle_dir,
-		.hostname = hostname,
-		.hosts = hosts,
-		.resolv_conf = resolv,
-	};
-	struct shoal_err err = {0};
-	if (!sig || rt_bundle_prepare(&spec, &err) < 0) {
-		log_debug("container %.12s: writing its bundle's files: %s", c->id, err.msg);
-		return;
-	}
-	free(c->bundle_sig);
-	c->bundle_sig = TAKE_PTR(sig);
-}
-
-static void container_bundle_soon(struct container *c)
-{
-	static const struct timeval now = {0, 0};
-	if (!c->bundle_ev)
-		c->bundle_ev = evtimer_new(c->agent->base, bundle_cb, c);
-	if (c->bundle_ev)
-		evtimer_add(c->bundle_ev, &now);
-}
-
-/* True when the bundle holds what this start would write; in any case the
- * next start writes them again. */
-static bool bundle_take(struct container *c, const char *hostname, const char *hosts,
-			const char *resolv)
-{
-	if (c->bundle_ev)
-		event_del(c->bundle_ev);
-	_cleanup_free_ char *sig = c->bundle_sig;
-	c->bundle_sig = NULL;
-	if (!sig)
-		return false;
-	_cleanup_free_ char *now = bundle_sig(hostname, hosts, resolv);
-	return now && strcmp(now, sig) == 0;
-}
-
 /* ---- the monitor's wait connection: how the agent learns of an exit ---- */
 
 static void wait_conn_read_cb(struct bufferevent *bev, void *arg)
@@ -663,60 +591,6 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 
 /* ---- start ---- */
 
-static char *make_hosts(struct container *c, const char *hostname)
-{
-	char ip[INET_ADDRSTRLEN];
-	char *s = NULL;
-	if (c->net_attached) {
-		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
-		if (asprintf(
-			    &s,
-			    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-			    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-			    "ff02::2\tip6-allrouters\n%s\t%s\n",
-			    ip, hostname) < 0)
-			return NULL;
-	} else if (asprintf(&s,
-			    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-			    "127.0.1.1\t%s\n",
-			    hostname) < 0) {
-		return NULL;
-	}
-	return s;
-}
-
-/* The node's resolv.conf, less loopback resolvers a container cannot reach;
- * on the bridge, the agent's DNS server (service discovery) instead of every
- * resolver: it forwards what is not a service or a container. */
-static char *make_resolv_conf(struct container *c)
-{
-	struct agent *a = c->agent;
-	bool own_dns = c->net_attached && a->dns;
-	_cleanup_free_ char *host = NULL;
-	if (read_file("/etc/resolv.conf", 64 * 1024, &host, NULL) < 0)
-		host = strdup("");
-	if (!host)
-		return NULL;
-	size_t cap = strlen(host) + 64;
-	char *out = calloc(1, cap);
-	if (!out)
-		return NULL;
-	if (own_dns) {
-		char gw[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &c->gateway, gw, sizeof(gw));
-		snprintf(out, cap, "nameserver %s\n", gw);
-	}
-	char *save = NULL;
-	for (char *line = strtok_r(host, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (str_has_prefix(line, "nameserver") &&
-		    (own_dns || strstr(line, " 127.") || strstr(line, " ::1")))
-			continue;
-		strcat(out, line);
-		strcat(out, "\n");
-	}
-	return out;
-}
-
 static int seccomp_for(struct agent *a, struct container *c, char *path, size_t len,
 		       bool *ret_unconfined, struct shoal_err *err)
 {
@@ -964,11 +838,11 @@ void container_start(struct container *c, struct api_req *req)
 		spec.net_mode = RT_NET_JOIN;
 		spec.net_path = ep_info.netns_path;
 	}
-	_cleanup_free_ char *hosts = make_hosts(c, hostname);
-	_cleanup_free_ char *resolv = make_resolv_conf(c);
+	_cleanup_free_ char *hosts = container_make_hosts(c, hostname);
+	_cleanup_free_ char *resolv = container_make_resolv_conf(c);
 	spec.hosts = hosts ? hosts : "";
 	spec.resolv_conf = resolv ? resolv : "";
-	spec.bundle_ready = bundle_take(c, spec.hostname, spec.hosts, spec.resolv_conf);
+	spec.bundle_ready = container_bundle_take(c, spec.hostname, spec.hosts, spec.resolv_conf);
 
 	_cleanup_close_ int attach_peer = -EBADF;
 	if (c->pending_attach) {
