@@ -38,6 +38,12 @@ int fd_set_cloexec(int fd, bool on);
 int write_all(int fd, const void *buf, size_t len);
 /* Reads exactly len bytes; -EPIPE on early EOF. */
 int read_all(int fd, void *buf, size_t len);
+/* Passes fd over a unix socket as one byte, tag, with SCM_RIGHTS; 0 or
+ * -errno. */
+int fd_send(int sock, char tag, int fd);
+/* The one descriptor a message on sock carries (close-on-exec), or -errno
+ * (-EPROTO: a message without exactly one). flags as for recvmsg(). */
+int fd_recv(int sock, int flags);
 
 /* NULL-terminated string vectors. */
 size_t strv_length(char *const *v);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/cleanup.h"
+#include "lib/util.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/runtime-internal.h"
@@ -201,61 +202,17 @@ static int setup_stdio(const int stdio[3], bool tty, struct shoal_err *err)
 /* Sends fd over a SOCK_SEQPACKET socket (one byte and the fd). */
 static int send_fd(int sock, int fd, struct shoal_err *err)
 {
-	char c = 'f';
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {.iov_base = &c, .iov_len = 1};
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	ssize_t n;
-	do {
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	if (n != 1)
-		return shoal_err_errno(err, n < 0 ? errno : EIO, "passing a descriptor");
-	return 0;
+	int r = fd_send(sock, 'f', fd);
+	return r < 0 ? shoal_err_errno(err, -r, "passing a descriptor") : 0;
 }
 
 /* The descriptor sent over sock (the overlay the monitor mounted for us, the
  * terminal the setup helper opened), or -1 when none came. Closes sock. */
 static int recv_fd(int sock)
 {
-	char c;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = {.iov_base = &c, .iov_len = 1};
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	ssize_t n;
-	do {
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
+	int fd = fd_recv(sock, 0);
 	close(sock);
-	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return -1;
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 void rt_child_ready(int fd)

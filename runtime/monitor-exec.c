@@ -147,26 +147,9 @@ static __attribute__((noreturn)) void exec_child(struct mon_exec *e, const char 
 		int m, sl;
 		if (rt_pty_open(&m, &sl, NULL, &err) < 0)
 			rt_child_fail(errfd, &err);
-		char c = 't';
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(sizeof(int))];
-		} u;
-		memset(&u, 0, sizeof(u));
-		struct iovec iov = {.iov_base = &c, .iov_len = 1};
-		struct msghdr mh = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = u.buf,
-			.msg_controllen = sizeof(u.buf),
-		};
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &m, sizeof(int));
-		if (sendmsg(console, &mh, MSG_NOSIGNAL) != 1) {
-			shoal_err_errno(&err, errno, "handing the terminal to the monitor");
+		int sr = fd_send(console, 't', m);
+		if (sr < 0) {
+			shoal_err_errno(&err, -sr, "handing the terminal to the monitor");
 			rt_child_fail(errfd, &err);
 		}
 		close(m);
@@ -216,25 +199,9 @@ static void console_receive(struct mon_exec *e, int sock, bool want_in)
 	struct pollfd p = {.fd = sock, .events = POLLIN};
 	if (poll(&p, 1, 5000) <= 0)
 		return;
-	char c;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = {.iov_base = &c, .iov_len = 1};
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+	int m = fd_recv(sock, MSG_DONTWAIT);
+	if (m < 0)
 		return;
-	int m;
-	memcpy(&m, CMSG_DATA(cm), sizeof(int));
 	fd_set_nonblock(m, true);
 	e->out = m;
 	e->err = -1;

@@ -454,30 +454,11 @@ static void release_namespaces(void)
  * exec'd. */
 static int console_receive(struct shoal_err *err)
 {
-	char c;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = {.iov_base = &c, .iov_len = 1};
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	ssize_t n;
-	do {
-		n = recvmsg(M.console_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
+	int m = fd_recv(M.console_fd, MSG_DONTWAIT);
 	close(M.console_fd);
 	M.console_fd = -1;
-	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+	if (m < 0)
 		return shoal_err_set(err, EPROTO, "the container process sent no terminal");
-	int m;
-	memcpy(&m, CMSG_DATA(cm), sizeof(int));
 	fd_set_nonblock(m, true);
 	M.ctr_out = m;
 	M.ctr_in = M.spec->open_stdin ? m : -1;
