@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -136,6 +138,7 @@ static struct container *container_new(struct agent *a)
 		return NULL;
 	c->agent = a;
 	c->spawn_fd = -1;
+	c->prev_monitor_fd = -1;
 	return c;
 }
 
@@ -709,6 +712,17 @@ void container_start(struct container *c, struct api_req *req)
 				c->name);
 		return;
 	}
+	if (c->prev_monitor_fd >= 0) {
+		/* a restart right after the exit: the last run's monitor is
+		 * still removing its files (well under a millisecond; bounded) */
+		struct pollfd pf = {.fd = c->prev_monitor_fd, .events = POLLIN};
+		if (poll(&pf, 1, 2000) == 0)
+			log_warn("container %.12s: the last run's monitor is still there after "
+				 "2 s; starting anyway",
+				 c->id);
+		close(c->prev_monitor_fd);
+		c->prev_monitor_fd = -1;
+	}
 	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
 	c->start_mono_ns = mono_ns();
@@ -1021,6 +1035,11 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	c->oom_killed = ex->oom_killed;
 	c->finished_ns = ex->finished_at_ns ? ex->finished_at_ns : now_ns();
 	snprintf(c->error, sizeof(c->error), "%s", ex->error);
+	if (c->prev_monitor_fd >= 0)
+		close(c->prev_monitor_fd);
+	c->prev_monitor_fd = monitor_cleans && c->monitor_pid > 0
+				     ? (int)syscall(SYS_pidfd_open, c->monitor_pid, 0)
+				     : -1;
 	c->pid = 0;
 	c->monitor_pid = 0;
 	log_info("container %.12s (%s): exited with %d%s", c->id, c->name, c->exit_code,
@@ -1127,6 +1146,8 @@ static void container_free(struct container *c)
 {
 	if (!c)
 		return;
+	if (c->prev_monitor_fd >= 0)
+		close(c->prev_monitor_fd);
 	if (c->persist_ev)
 		event_free(c->persist_ev);
 	if (c->bundle_ev)

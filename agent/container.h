@@ -48,6 +48,10 @@ struct container {
 	enum container_state state;
 	pid_t pid;
 	pid_t monitor_pid;
+	/* The monitor of the last run, which removes its run files and
+	 * cgroups after it reported the exit: a new start waits for it to be
+	 * gone (a pidfd), so that it cannot remove the new run's. -1: none. */
+	int prev_monitor_fd;
 	int exit_code;
 	bool oom_killed;
 	int64_t created_ns, started_ns, finished_ns;
