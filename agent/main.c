@@ -30,6 +30,7 @@
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "lb/lb.h"
+#include "lb/maglev.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -198,6 +199,13 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 					mg ? "maglev-size" : "lb-flows", optarg,
 					mg ? "a prime" : "a count", mg ? LB_MAGLEV_MIN : 1024u,
 					mg ? LB_MAGLEV_MAX : 16u << 20);
+				return -EINVAL;
+			}
+			if (mg && !lb_maglev_size_valid((uint32_t)v)) {
+				fprintf(stderr,
+					"shoald: --maglev-size %s: not a prime (16381, 65521 and "
+					"131071 are)\n",
+					optarg);
 				return -EINVAL;
 			}
 			if (mg)

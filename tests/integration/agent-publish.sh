@@ -191,6 +191,8 @@ out=$(bpftool map show pinned "/sys/fs/bpf/shoal-it-$TAG/lb/lb_maglev" 2>&1)
 expect_contains "Maglev tables of 16381 entries by default" "value 65524B" "$out"
 out=$("$SHOALD_BIN" --maglev-size 100 2>&1) && fail "--maglev-size 100 accepted" ||
 	expect_contains "a Maglev size out of range is refused" "expected a prime from 101" "$out"
+out=$("$SHOALD_BIN" --maglev-size 16382 2>&1) && fail "--maglev-size 16382 accepted" ||
+	expect_contains "a Maglev size that is no prime is refused" "not a prime" "$out"
 out=$("$SHOALD_BIN" --lb-flows lots 2>&1) && fail "--lb-flows lots accepted" ||
 	expect_contains "a flow table size that is no number is refused" "--lb-flows lots" "$out"
 
