@@ -225,3 +225,33 @@ int container_config_check(json_t *body, struct shoal_err *err)
 
 	return 0;
 }
+
+int container_env_merge(char **image_env, char **user_env, char ***ret)
+{
+	_cleanup_strv_ char **out = calloc(1, sizeof(char *));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; image_env && image_env[i]; i++)
+		if (strv_push(&out, image_env[i]) < 0)
+			return -ENOMEM;
+	for (size_t i = 0; user_env && user_env[i]; i++) {
+		const char *eq = strchr(user_env[i], '=');
+		size_t klen = eq ? (size_t)(eq - user_env[i]) : strlen(user_env[i]);
+		bool replaced = false;
+		for (size_t k = 0; out[k]; k++)
+			if (strncmp(out[k], user_env[i], klen) == 0 &&
+			    (out[k][klen] == '=' || out[k][klen] == '\0')) {
+				char *n = strdup(user_env[i]);
+				if (!n)
+					return -ENOMEM;
+				free(out[k]);
+				out[k] = n;
+				replaced = true;
+				break;
+			}
+		if (!replaced && strv_push(&out, user_env[i]) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}

@@ -394,70 +394,11 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 
 /* ---- create ---- */
 
-static int merge_env(char **image_env, char **user_env, char ***ret)
-{
-	_cleanup_strv_ char **out = calloc(1, sizeof(char *));
-	if (!out)
-		return -ENOMEM;
-	for (size_t i = 0; image_env && image_env[i]; i++)
-		if (strv_push(&out, image_env[i]) < 0)
-			return -ENOMEM;
-	for (size_t i = 0; user_env && user_env[i]; i++) {
-		const char *eq = strchr(user_env[i], '=');
-		size_t klen = eq ? (size_t)(eq - user_env[i]) : strlen(user_env[i]);
-		bool replaced = false;
-		for (size_t k = 0; out[k]; k++)
-			if (strncmp(out[k], user_env[i], klen) == 0 &&
-			    (out[k][klen] == '=' || out[k][klen] == '\0')) {
-				char *n = strdup(user_env[i]);
-				if (!n)
-					return -ENOMEM;
-				free(out[k]);
-				out[k] = n;
-				replaced = true;
-				break;
-			}
-		if (!replaced && strv_push(&out, user_env[i]) < 0)
-			return -ENOMEM;
-	}
-	*ret = TAKE_PTR(out);
-	return 0;
-}
-
 /* A container with published ports: its start and exit change the data plane
  * (task containers reach the manager through their task records instead). */
 static bool container_publishes(struct container *c)
 {
 	return json_object_size(json_object_get(c->host_config, "PortBindings")) > 0;
-}
-
-/* Published ports need the data plane and must be free. */
-static int container_ports_check(struct agent *a, json_t *body, struct shoal_err *err)
-{
-	json_t *pb = json_object_get(json_object_get(body, "HostConfig"), "PortBindings");
-	if (json_object_size(pb) == 0)
-		return 0;
-	if (!publish_available(a, err))
-		return shoal_err_wrap(err, "cannot publish ports");
-	const char *k;
-	json_t *binds;
-	json_object_foreach(pb, k, binds)
-	{
-		int proto = strstr(k, "/udp") ? 17 : 6;
-		size_t i;
-		json_t *b;
-		json_array_foreach(binds, i, b)
-		{
-			int port = atoi(json_string_value(json_object_get(b, "HostPort")) ?: "0");
-			char owner[160];
-			if (publish_port_owner(a, proto, port, NULL, owner, sizeof(owner)))
-				return shoal_err_set_status(err, 409, EADDRINUSE,
-							    "port %d/%s is already published by %s",
-							    port, proto == 17 ? "udp" : "tcp",
-							    owner);
-		}
-	}
-	return 0;
 }
 
 int container_create(struct agent *a, const char *name, json_t *body, struct container **ret,
@@ -472,7 +413,9 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 			AGENT_MAX_CONTAINERS);
 	if ((r = container_config_check(body, err)) < 0)
 		return r;
-	if ((r = container_ports_check(a, body, err)) < 0)
+	if ((r = publish_bindings_check(
+		     a, json_object_get(json_object_get(body, "HostConfig"), "PortBindings"),
+		     err)) < 0)
 		return r;
 	json_get_string(body, "Image", &image, NULL);
 	_cleanup_strv_ char **cmd = NULL, **entrypoint = NULL, **env = NULL;
@@ -545,7 +488,7 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 			err, EINVAL,
 			"no command specified: the image has no Cmd or Entrypoint; give one after the image name");
 	}
-	if (merge_env(img_env, env, &merged) < 0) {
+	if (container_env_merge(img_env, env, &merged) < 0) {
 		image_info_free(info);
 		container_free(c);
 		return -ENOMEM;

@@ -787,6 +787,32 @@ const char *publish_port_owner(struct agent *a, int proto, int port, const char 
 	return NULL;
 }
 
+int publish_bindings_check(struct agent *a, json_t *pb, struct shoal_err *err)
+{
+	if (json_object_size(pb) == 0)
+		return 0;
+	if (!publish_available(a, err))
+		return shoal_err_wrap(err, "cannot publish ports");
+	const char *k;
+	json_t *binds;
+	json_object_foreach(pb, k, binds)
+	{
+		int proto = strstr(k, "/udp") ? IPPROTO_UDP : IPPROTO_TCP;
+		size_t i;
+		json_t *b;
+		json_array_foreach(binds, i, b)
+		{
+			int port = atoi(json_string_value(json_object_get(b, "HostPort")) ?: "0");
+			char owner[160];
+			if (publish_port_owner(a, proto, port, NULL, owner, sizeof(owner)))
+				return shoal_err_set_status(err, 409, EADDRINUSE,
+							    "port %d/%s is already published by %s",
+							    port, proto_name(proto), owner);
+		}
+	}
+	return 0;
+}
+
 int publish_port_assign(struct agent *a, int proto)
 {
 	char buf[128];

@@ -49,6 +49,9 @@ void publish_fwd_free(struct agent *a);
  * hooks (published ports reached from the node itself: localhost:PORT and
  * the node's addresses) the node's current addresses. */
 void publish_scan_uplinks(struct agent *a);
+/* `shoal run -p`: a container's HostConfig.PortBindings need the data plane
+ * and ports nobody publishes (409 naming the owner). */
+int publish_bindings_check(struct agent *a, json_t *port_bindings, struct shoal_err *err);
 /* Who publishes proto/port already ("service web", "container x"), or NULL.
  * except_id: a service or container id to leave out (its own update). */
 const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,
