@@ -27,6 +27,23 @@ static __always_inline __sum16 lb_csum_replace4(__sum16 check, __be32 from, __be
 	return (__sum16) ~(__u16)s;
 }
 
+/* The header writes of a rewrite, on headers already bounds-checked: the
+ * address (dst or src) with the IP checksum by its delta da, and the port. */
+static __always_inline void lb_rewrite4_fields(struct iphdr *iph, __be16 *ports, bool dst,
+					       bool addr_moves, __be32 new_addr, __u16 da,
+					       bool port_moves, __be16 new_port)
+{
+	if (addr_moves) {
+		iph->check = lb_csum_field_update(iph->check, da);
+		if (dst)
+			iph->daddr = new_addr;
+		else
+			iph->saddr = new_addr;
+	}
+	if (port_moves)
+		ports[dst ? 1 : 0] = new_port;
+}
+
 #ifndef LB_XDP
 /* The helper-only path, for headers outside the skb's linear part. */
 static __always_inline int lb_rewrite4_slow(struct __sk_buff *skb, const struct lb_pkt *p, bool dst,
@@ -93,15 +110,8 @@ static __always_inline int lb_rewrite4(struct __sk_buff *skb, const struct lb_pk
 	da = lb_csum_delta4(old_addr, new_addr);
 	dp = lb_csum_delta2(old_port, new_port);
 	check = *l4_check;
-	if (old_addr != new_addr) {
-		iph->check = lb_csum_field_update(iph->check, da);
-		if (dst)
-			iph->daddr = new_addr;
-		else
-			iph->saddr = new_addr;
-	}
-	if (old_port != new_port)
-		ports[dst ? 1 : 0] = new_port;
+	lb_rewrite4_fields(iph, ports, dst, old_addr != new_addr, new_addr, da,
+			   old_port != new_port, new_port);
 	if (p->udp && check == 0) {
 		/* No L4 checksum: of the packet's sum, only the port moved (the
 		 * address and the IP checksum cancel out). */
@@ -170,15 +180,8 @@ static __always_inline int lb_rewrite4(lb_ctx_t *ctx, const struct lb_pkt *p, bo
 	da = lb_csum_delta4(old_addr, new_addr);
 	dp = lb_csum_delta2(old_port, new_port);
 	check = *l4_check;
-	if (old_addr != new_addr) {
-		iph->check = lb_csum_field_update(iph->check, da);
-		if (dst)
-			iph->daddr = new_addr;
-		else
-			iph->saddr = new_addr;
-	}
-	if (old_port != new_port)
-		ports[dst ? 1 : 0] = new_port;
+	lb_rewrite4_fields(iph, ports, dst, old_addr != new_addr, new_addr, da,
+			   old_port != new_port, new_port);
 	if (p->udp && check == 0)
 		return 0; /* no UDP checksum: stays none */
 	check = lb_csum_field_update(check, lb_csum_add(da, dp));
