@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -84,16 +85,12 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 			json = cli_opts_bool(&p);
 		}
 	}
-	if (o == CLI_OPT_HELP) {
-		cli_usage(ctx, "[OPTIONS]",
-			  "Time a replicated service from create to every task running", opts);
+	if (o == CLI_OPT_HELP || o == CLI_OPT_ERROR)
+		return cli_opts_fail(ctx, &p, o, "[OPTIONS]",
+				     "Time a replicated service from create to every task running");
+	if (p.npos > 0) {
 		cli_opts_done(&p);
-		return 0;
-	}
-	if (o == CLI_OPT_ERROR || p.npos > 0) {
-		int r = cli_usage_error(ctx, o == CLI_OPT_ERROR ? p.error : "unexpected argument");
-		cli_opts_done(&p);
-		return r;
+		return cli_usage_error(ctx, "unexpected argument");
 	}
 	int before = 0;
 	containers(ctx, &before);

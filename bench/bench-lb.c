@@ -26,6 +26,7 @@
 
 #include "bench/bench-lb-internal.h"
 #include "bench/bench.h"
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "cli/http.h"
 #include "lb/lb.h"
@@ -1111,18 +1112,14 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_usage_error(ctx, "a numeric option is out of range; see --help");
 		}
 	}
-	if (o == CLI_OPT_HELP) {
-		cli_usage(ctx, "[OPTIONS]",
-			  "Compare published-port load balancing (shoal's eBPF data plane, "
-			  "iptables, nftables, haproxy) against direct access, as ratios",
-			  opts);
+	if (o == CLI_OPT_HELP || o == CLI_OPT_ERROR)
+		return cli_opts_fail(
+			ctx, &p, o, "[OPTIONS]",
+			"Compare published-port load balancing (shoal's eBPF data plane, "
+			"iptables, nftables, haproxy) against direct access, as ratios");
+	if (p.npos > 0) {
 		cli_opts_done(&p);
-		return 0;
-	}
-	if (o == CLI_OPT_ERROR || p.npos > 0) {
-		int r = cli_usage_error(ctx, o == CLI_OPT_ERROR ? p.error : "unexpected argument");
-		cli_opts_done(&p);
-		return r;
+		return cli_usage_error(ctx, "unexpected argument");
 	}
 	cli_opts_done(&p);
 	if (b.port >= LOAD_PORT_BASE && b.port < LOAD_PORT_BASE + b.services + 4)

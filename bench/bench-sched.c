@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -430,18 +431,14 @@ int bench_sched(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		}
 	}
-	if (o == CLI_OPT_HELP) {
-		cli_usage(ctx, "[OPTIONS]",
-			  "Place services on a simulated cluster in memory and report the "
-			  "scheduler's speed and spread",
-			  opts);
+	if (o == CLI_OPT_HELP || o == CLI_OPT_ERROR)
+		return cli_opts_fail(
+			ctx, &p, o, "[OPTIONS]",
+			"Place services on a simulated cluster in memory and report the "
+			"scheduler's speed and spread");
+	if (p.npos > 0) {
 		cli_opts_done(&p);
-		return 0;
-	}
-	if (o == CLI_OPT_ERROR || p.npos > 0) {
-		int r = cli_usage_error(ctx, o == CLI_OPT_ERROR ? p.error : "unexpected argument");
-		cli_opts_done(&p);
-		return r;
+		return cli_usage_error(ctx, "unexpected argument");
 	}
 	cli_opts_done(&p);
 	s.spread_key = key;

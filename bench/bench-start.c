@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -360,18 +361,13 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		}
 	}
-	if (o == CLI_OPT_HELP) {
-		cli_usage(
-			ctx, "[OPTIONS]",
-			"Measure container create+start+wait latency through the API, beside runc",
-			opts);
+	if (o == CLI_OPT_HELP || o == CLI_OPT_ERROR)
+		return cli_opts_fail(
+			ctx, &p, o, "[OPTIONS]",
+			"Measure container create+start+wait latency through the API, beside runc");
+	if (p.npos > 0) {
 		cli_opts_done(&p);
-		return 0;
-	}
-	if (o == CLI_OPT_ERROR || p.npos > 0) {
-		int r = cli_usage_error(ctx, o == CLI_OPT_ERROR ? p.error : "unexpected argument");
-		cli_opts_done(&p);
-		return r;
+		return cli_usage_error(ctx, "unexpected argument");
 	}
 	struct shoal_err err = {0};
 	json_t *out = json_object();
