@@ -5,9 +5,7 @@ foreach(t test-image-load test-image-store)
 	shoal_add_unit_test(${t}
 		SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c ${CMAKE_CURRENT_LIST_DIR}/test-image-util.c
 		LIBS shoal_image_san shoal_lib_san PkgConfig::LIBARCHIVE PkgConfig::JANSSON pthread)
-	if(TARGET ${t})
-		target_compile_definitions(${t} PRIVATE
-			SHOAL_BUSYBOX_TAR="${CMAKE_BINARY_DIR}/images/busybox.tar")
-		add_dependencies(${t} test-image)
-	endif()
+	target_compile_definitions(${t} PRIVATE
+		SHOAL_BUSYBOX_TAR="${CMAKE_BINARY_DIR}/images/busybox.tar")
+	add_dependencies(${t} test-image)
 endforeach()
