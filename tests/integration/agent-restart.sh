@@ -5,15 +5,14 @@
 . "$(dirname "$0")/lib.sh"
 node_start
 
-long=$(shoal run -d --name long --network none busybox sh -c 'i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done')
-pid_before=$(shoal inspect -f '{{.State.Pid}}' long)
-bridged=$(shoal run -d --name bridged busybox sleep 300)
-ip_before=$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' bridged)
-shoal run -d --name shortlived --network none busybox sh -c 'sleep 1.5; exit 7' >/dev/null
-shoal create --name later --network none busybox echo started-later >/dev/null 2>&1 ||
-	curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
-		-d '{"Image":"busybox","Cmd":["echo","started-later"],"HostConfig":{"NetworkMode":"none"}}' \
-		"http://shoal/containers/create?name=later" >/dev/null
+must_get long "starting container long" shoal run -d --name long --network none busybox \
+	sh -c 'i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done'
+must_get pid_before "long's pid" shoal inspect -f '{{.State.Pid}}' long
+must_get bridged "starting container bridged" shoal run -d --name bridged busybox sleep 300
+must_get ip_before "bridged's address" shoal inspect -f '{{.NetworkSettings.IPAddress}}' bridged
+must "starting container shortlived" shoal run -d --name shortlived --network none busybox \
+	sh -c 'sleep 1.5; exit 7'
+must "creating container later" shoal create --name later --network none busybox echo started-later
 # a start racing with the kill
 shoal run -d --name racing --network none busybox sleep 300 >/dev/null 2>&1 &
 racer=$!
@@ -42,7 +41,7 @@ esac
 out=$(shoal exec long echo exec-after-restart)
 expect_eq "exec after restart" "exec-after-restart" "$out"
 # a new container gets a fresh address, not the adopted one's
-other=$(shoal run -d busybox sleep 60)
+must_get other "starting a container after the restart" shoal run -d busybox sleep 60
 expect_not_contains "no address reuse after restart" "$ip_before" "$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' "$other")"
 
 # a second restart, this time graceful

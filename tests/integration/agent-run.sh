@@ -30,7 +30,8 @@ expect_eq "pid 1 in its own pid namespace" "1" "$out"
 out=$(shoal run --rm --network none --hostname box2 busybox sh -c 'cat /etc/hostname; grep box2 /etc/hosts')
 expect_eq "hostname and hosts written for the first start" "box2
 127.0.1.1	box2" "$out"
-id=$(shoal create --network none busybox sh -c 'grep -c scribble /etc/hosts; echo scribble >> /etc/hosts')
+must_get id "creating a container" shoal create --network none busybox \
+	sh -c 'grep -c scribble /etc/hosts; echo scribble >> /etc/hosts'
 shoal start "$id" >/dev/null; shoal wait "$id" >/dev/null
 shoal start "$id" >/dev/null; shoal wait "$id" >/dev/null
 out=$(shoal logs "$id" | tr '\n' ' ')
@@ -58,7 +59,7 @@ out=$(shoal run --rm -t --network none busybox tty | tr -d '\r')
 expect_eq "the terminal is the container's own /dev/pts/0" "/dev/pts/0" "$out"
 out=$(shoal run --rm -t --network none busybox sh -c 'test -t 0 && test -t 1 && echo tty' | tr -d '\r')
 expect_eq "stdin and stdout are the terminal" "tty" "$out"
-t=$(shoal run -d --network none busybox sleep 100)
+must_get t "starting a container" shoal run -d --network none busybox sleep 100
 out=$(shoal exec -t "$t" tty | tr -d '\r')
 expect_eq "an exec's terminal is the container's own too" "/dev/pts/0" "$out"
 shoal rm -f "$t" >/dev/null
@@ -94,20 +95,23 @@ expect_contains "unshare allowed when unconfined" "rc=0" "$out"
 log "limits"
 shoal run --rm --network none --memory 16m busybox sh -c 'x=$(head -c 64000000 /dev/zero | tr "\0" a); echo ${#x}' >/dev/null 2>&1
 expect_eq "memory limit exceeded -> 137" 137 $?
-id=$(shoal run -d --network none --memory 16m busybox sh -c 'x=$(head -c 64000000 /dev/zero | tr "\0" a)')
+must_get id "starting a container with --memory 16m" shoal run -d --network none --memory 16m \
+	busybox sh -c 'x=$(head -c 64000000 /dev/zero | tr "\0" a)'
 shoal wait "$id" >/dev/null
 expect_eq "OOMKilled reported" "true" "$(shoal inspect -f '{{.State.OOMKilled}}' "$id")"
 expect_eq "ExitCode 137 in inspect" "137" "$(shoal inspect -f '{{.State.ExitCode}}' "$id")"
 shoal rm "$id" >/dev/null
 out=$(shoal run --rm --network none --pids-limit 20 busybox sh -c 'for i in $(seq 1 60); do sleep 5 & done 2>/dev/null; sleep 0.2; ls /proc | grep -c "^[0-9]"')
 [ "${out:-0}" -le 21 ] && ok "pids limit caps processes ($out)" || fail "pids limit: $out processes"
-id=$(shoal run -d --network none --cpus 0.5 busybox sleep 30)
+must_get id "starting a container with --cpus 0.5" shoal run -d --network none --cpus 0.5 \
+	busybox sleep 30
 cgq=$(cat /sys/fs/cgroup/cpu/${CG_PARENT#/}/$id/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/${CG_PARENT#/}/$id/cpu.max 2>/dev/null)
 expect_contains "cpu quota visible in the cgroup" "50000" "$cgq"
 shoal rm -f "$id" >/dev/null
 
 log "detached, logs, exec, stop, kill, wait, inspect"
-id=$(shoal run -d --name web1 --network none busybox sh -c 'trap "" TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done')
+must_get id "starting container web1" shoal run -d --name web1 --network none busybox \
+	sh -c 'trap "" TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done'
 expect_eq "-d prints a 64-hex id" 64 ${#id}
 sleep 0.5
 out=$(shoal logs web1 | head -n 2)
@@ -133,11 +137,11 @@ shoal rm web1 >/dev/null; expect_eq "rm" 0 $?
 shoal inspect web1 >/dev/null 2>&1; expect_eq "gone after rm" 1 $?
 [ -d "$T/data/containers/$id" ] && fail "bundle left behind" || ok "bundle removed"
 
-id=$(shoal run -d --network none busybox sleep 60)
+must_get id "starting a container to kill" shoal run -d --network none busybox sleep 60
 shoal kill "$id" >/dev/null
 expect_eq "wait after kill" "137" "$(shoal wait "$id")"
 shoal rm "$id" >/dev/null
-id=$(shoal run -d --network none busybox sleep 60)
+must_get id "starting a container to remove" shoal run -d --network none busybox sleep 60
 shoal rm "$id" >/dev/null 2>&1; expect_eq "rm of a running container refused" 1 $?
 shoal rm -f "$id" >/dev/null; expect_eq "rm -f of a running container" 0 $?
 
@@ -150,8 +154,8 @@ out=$(shoal run --rm --network none busybox sh -c 'ls /sys/class/net | tr "\n" "
 expect_eq "--network none has only lo" "lo " "$out"
 out=$(shoal run --rm --network none busybox sh -c 'ip -o link show lo | grep -c "[<,]UP[,>]"')
 expect_eq "--network none has lo up" "1" "$out"
-n1=$(shoal run -d --network none busybox sleep 100)
-n2=$(shoal run -d --network none busybox sleep 100)
+must_get n1 "starting a container" shoal run -d --network none busybox sleep 100
+must_get n2 "starting another container" shoal run -d --network none busybox sleep 100
 ns1=$(shoal exec "$n1" readlink /proc/1/ns/net); ns2=$(shoal exec "$n2" readlink /proc/1/ns/net)
 [ -n "$ns1" ] && [ "$ns1" != "$ns2" ] && ok "each --network none container has its own netns" ||
 	fail "--network none containers share a netns: [$ns1] [$ns2]"
@@ -160,8 +164,8 @@ out=$(shoal run --rm busybox sh -c 'ip -4 -o addr show eth0 | awk "{print \$4}"'
 expect_contains "bridge network gives eth0 an address" "10.213." "$out"
 out=$(shoal run --rm busybox sh -c 'ping -c1 -W2 10.213.0.1 >/dev/null && echo reach')
 expect_eq "bridge gateway reachable" "reach" "$out"
-a=$(shoal run -d busybox httpd -f -p 8080 -h /var/www)
-aip=$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' "$a")
+must_get a "starting a web server on the bridge" shoal run -d busybox httpd -f -p 8080 -h /var/www
+must_get aip "its address" shoal inspect -f '{{.NetworkSettings.IPAddress}}' "$a"
 out=$(shoal run --rm busybox sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\r\n\r\n' | nc $aip 8080 && break; sleep 0.2; done" 2>/dev/null | tail -n 1)
 expect_eq "container to container over the bridge" "hello from shoal" "$out"
 shoal rm -f "$a" >/dev/null
@@ -180,7 +184,7 @@ expect_eq "/etc keeps the image's mode, owner and time" "$want" \
 	"$(shoal run --rm --network none busybox stat -c '%a %u %g %Y' /etc)"
 out=$(shoal run --rm --network none busybox sh -c 'ls /etc | tr "\n" " "')
 expect_contains "/etc still has the image's files" "passwd" "$out"
-m=$(shoal run -d --network none busybox sleep 100)
+must_get m "starting a container" shoal run -d --network none busybox sleep 100
 shoal exec "$m" test -f /etc/hosts && ok "/etc/hosts is there" || fail "no /etc/hosts"
 out=$(ls -A "$T/data/containers/$m/upper")
 expect_eq "nothing made in the container's upper layer at start" "" "$out"
@@ -188,8 +192,8 @@ shoal rm -f "$m" >/dev/null
 
 log "a start the agent did not get to record"
 # kill -9 between the start and its record: the record still says created
-u=$(shoal run -d --network none busybox sleep 300)
-upid=$(shoal inspect -f '{{.State.Pid}}' "$u")
+must_get u "starting a container" shoal run -d --network none busybox sleep 300
+must_get upid "its pid" shoal inspect -f '{{.State.Pid}}' "$u"
 agent_kill9
 sed -i -e 's/"Status":"running"/"Status":"created"/' -e 's/"Pid":[0-9]*/"Pid":0/' \
 	"$T/data/containers/$u/container.json"

@@ -41,10 +41,9 @@ for t in json.load(sys.stdin):
 }
 
 log "3 replicas come up"
-shoal service create -d --name web --replicas 3 --env V=1 --restart-delay 100ms \
-	busybox sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done' >/dev/null
-expect_eq "service created" 0 $?
-wait_until 30 running_is web 3 && ok "3 tasks running" || fail "3 tasks running: $(count_state web running)"
+must "creating service web" shoal service create -d --name web --replicas 3 --env V=1 \
+	--restart-delay 100ms busybox sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done'
+wait_until 30 running_is web 3 && ok "3 tasks running" || fatal "3 tasks running: $(count_state web running)"
 n=$(shoal service ls | grep -c ' web ')
 expect_eq "service ls lists it" 1 "$n"
 expect_contains "service ls shows 3/3" "3/3" "$(shoal service ls)"
@@ -53,62 +52,65 @@ log "a killed container is replaced (restart policy any)"
 victim=$(tasks_json web | python3 -c '
 import json,sys
 print([t for t in json.load(sys.stdin) if t["Status"]["State"]=="running"][0]["Status"]["ContainerStatus"]["ContainerID"])')
-shoal kill "$victim" >/dev/null
+must "killing a task's container [$victim]" shoal kill "$victim"
 has_failed() { [ "$(tasks_json web | grep -o '"State":"failed"' | wc -l)" -ge 1 ]; }
 wait_until 30 has_failed
 wait_until 30 running_is web 3 && ok "back to 3 running after a kill" || fail "after kill: $(count_state web running) running"
 expect_contains "service ps shows the failed task" "Failed" "$(shoal service ps web)"
 
 log "scale up and down"
-shoal service scale web=5 -d >/dev/null
+must "scaling web to 5" shoal service scale web=5 -d
 wait_until 30 running_is web 5 && ok "scaled to 5" || fail "scale to 5: $(count_state web running)"
-shoal service scale web=2 -d >/dev/null
+must "scaling web to 2" shoal service scale web=2 -d
 wait_until 30 running_is web 2 && ok "scaled to 2" || fail "scale to 2: $(count_state web running)"
 containers_are() { [ "$(shoal ps -q | wc -l)" -eq "$1" ]; }
 wait_until 20 containers_are 2 && ok "scale down stopped the extra containers" || fail "containers after scale down: $(shoal ps -q | wc -l)"
 
 log "stale-version update is refused"
-sid=$(svc_id web)
+must_get sid "web's id" svc_id web
 spec=$(api GET "/services/$sid" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["Spec"]))')
 out=$(api POST "/services/$sid/update?version=1" "$spec")
 expect_eq "stale version: 409" 409 "${out%% *}"
 expect_contains "stale version: message" "out of sequence" "$out"
 
 log "rolling update changes every task"
-shoal service update -d --env-add V=2 --update-parallelism 1 --update-delay 200ms web >/dev/null
-wait_until 60 update_state_is web completed && ok "update completed" || fail "update state: $(update_state web)"
+must "updating web to V=2" shoal service update -d --env-add V=2 --update-parallelism 1 \
+	--update-delay 200ms web
+wait_until 60 update_state_is web completed && ok "update completed" || fatal "update state: $(update_state web)"
 wait_until 20 task_env_all web 2 && ok "every running task runs the new spec" || fail "tasks not all on V=2"
 wait_until 20 running_is web 2 && ok "still 2 running after the update" || fail "after update: $(count_state web running)"
 
 log "a failing update rolls back automatically"
 shoal service update -d --args "sh -c 'exit 3'" --update-failure-action rollback \
 	--update-monitor 2s --update-parallelism 1 web >/dev/null 2>&1 ||
-	shoal service update -d --args "exit 3" --update-failure-action rollback --update-monitor 2s web >/dev/null
+	must "a failing update of web" shoal service update -d --args "exit 3" \
+		--update-failure-action rollback --update-monitor 2s web
 wait_until 60 update_state_is web rollback_completed && ok "rolled back" || fail "rollback state: $(update_state web)"
 wait_until 30 task_env_all web 2 && ok "tasks run the previous spec again" || fail "tasks after rollback"
 
 log "manual rollback"
-shoal service update -d --env-add V=3 web >/dev/null
-wait_until 60 update_state_is web completed && ok "update to V=3 completed" || fail "update to V=3: $(update_state web)"
-shoal service rollback -d web >/dev/null
+must "updating web to V=3" shoal service update -d --env-add V=3 web
+wait_until 60 update_state_is web completed && ok "update to V=3 completed" || fatal "update to V=3: $(update_state web)"
+must "rolling web back" shoal service rollback -d web
 wait_until 60 update_state_is web rollback_completed && ok "manual rollback completed" || fail "manual rollback: $(update_state web)"
 wait_until 30 task_env_all web 2 && ok "manual rollback restored V=2" || fail "manual rollback tasks"
 
 log "failing health check gets its task replaced"
-shoal service create -d --name sick --health-cmd 'test -f /tmp/ok' --health-interval 200ms \
-	--health-retries 2 --health-timeout 1s --restart-delay 100ms \
-	busybox sh -c 'touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100' >/dev/null
-wait_until 30 running_is sick 1 && ok "healthy task is running" || fail "sick never became running"
+must "creating service sick" shoal service create -d --name sick --health-cmd 'test -f /tmp/ok' \
+	--health-interval 200ms --health-retries 2 --health-timeout 1s --restart-delay 100ms \
+	busybox sh -c 'touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100'
+wait_until 30 running_is sick 1 && ok "healthy task is running" || fatal "sick never became running"
 sick_unhealthy() { tasks_json sick | grep -q 'unhealthy'; }
 wait_until 30 sick_unhealthy && ok "unhealthy task failed" || fail "no unhealthy failure"
 sick_replaced() { [ "$(tasks_json sick | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge 2 ]; }
 wait_until 30 sick_replaced && ok "a replacement task was created" || fail "no replacement"
-shoal service rm sick >/dev/null
+must "removing service sick" shoal service rm sick
 
 log "global mode"
-shoal service create -d --name everywhere --mode global busybox sleep 1000 >/dev/null
+must "creating service everywhere" shoal service create -d --name everywhere --mode global \
+	busybox sleep 1000
 wait_until 30 running_is everywhere 1 && ok "global: one task on the node" || fail "global: $(count_state everywhere running)"
-shoal service rm everywhere >/dev/null
+must "removing service everywhere" shoal service rm everywhere
 
 log "dry run: the plan, and nothing created"
 out=$(shoal service create --dry-run --name plan --replicas 2 busybox true)
@@ -118,17 +120,19 @@ expect_contains "dry run explains what cannot be placed" "constraint node.labels
 expect_eq "dry run created nothing" 0 "$(shoal service ls | grep -c ' plan ')"
 
 log "an unsatisfiable constraint stays pending with its reason"
-shoal service create -d --name nowhere --constraint node.labels.zone==nowhere busybox sleep 1 >/dev/null
+must "creating service nowhere" shoal service create -d --name nowhere \
+	--constraint node.labels.zone==nowhere busybox sleep 1
 nowhere_reason() { tasks_json nowhere | grep -q 'constraint node.labels.zone==nowhere'; }
 wait_until 20 nowhere_reason && ok "pending with a constraint reason" || fail "reason: $(tasks_json nowhere | head -c 400)"
 expect_eq "no task runs" 0 "$(count_state nowhere running)"
-shoal service rm nowhere >/dev/null
+must "removing service nowhere" shoal service rm nowhere
 
 log "the agent restarted mid-update finishes the update"
-shoal service scale web=3 -d >/dev/null
-wait_until 30 running_is web 3
-shoal service update -d --env-add V=4 --update-parallelism 1 --update-delay 1s web >/dev/null
-wait_until 20 update_state_is web updating
+must "scaling web to 3" shoal service scale web=3 -d
+wait_until 30 running_is web 3 || fatal "3 running before the update: $(count_state web running)"
+must "updating web to V=4" shoal service update -d --env-add V=4 --update-parallelism 1 \
+	--update-delay 1s web
+wait_until 20 update_state_is web updating || fatal "update to V=4 not under way: [$(update_state web)]"
 sleep 1.2
 agent_kill9
 agent_start
@@ -138,16 +142,17 @@ wait_until 30 running_is web 3 && ok "3 running, no duplicates" || fail "after r
 expect_eq "exactly 3 containers" 3 "$(shoal ps -q | wc -l)"
 
 log "draining the node moves tasks off; active brings them back"
-node=$(shoal node ls -q | head -1)
-shoal node update --availability drain "$node" >/dev/null
+node_id() { shoal node ls -q | head -1; }
+must_get node "the node's id" node_id
+must "draining the node" shoal node update --availability drain "$node"
 wait_until 40 running_is web 0 && ok "drained: no task runs" || fail "drained: $(count_state web running) running"
 drain_reason() { tasks_json web | grep -q 'draining'; }
 wait_until 20 drain_reason && ok "pending tasks say the node is draining" || fail "no draining reason"
-shoal node update --availability active "$node" >/dev/null
+must "making the node active" shoal node update --availability active "$node"
 wait_until 40 running_is web 3 && ok "active again: 3 running" || fail "after active: $(count_state web running)"
 
 log "service rm removes everything"
-shoal service rm web >/dev/null
+must "removing service web" shoal service rm web
 all_gone() { [ "$(shoal ps -aq | wc -l)" -eq 0 ]; }
 wait_until 30 all_gone && ok "all task containers removed" || fail "containers left: $(shoal ps -a)"
 expect_eq "no services left" "" "$(shoal service ls -q)"

@@ -32,6 +32,37 @@ fail() {
 	FAILURES=$((FAILURES + 1))
 }
 ok() { log "ok: $*"; }
+# fatal MSG: a failed precondition. The checks after it depend on it and would
+# each fail for the same reason, many after waiting out a timeout: log it and
+# stop here (the EXIT trap tears down).
+fatal() {
+	fail "$*"
+	log "stopping: the checks after this depend on it"
+	exit 1
+}
+# must WHAT CMD...: runs CMD, a precondition of what follows; if it fails,
+# fatal "WHAT: <its output>". must_get VAR WHAT CMD... also keeps CMD's stdout
+# in VAR, and an empty one is a failure too (an id, a pid, an address). Call
+# them from the script itself, not from $(...) or a pipeline, where exit would
+# end only the subshell. CMD may be a shell function: it runs in a subshell.
+must() {
+	local what=$1 out rc
+	shift
+	out=$("$@" 2>&1) && return 0
+	rc=$?
+	fatal "$what: ${out:-exit status $rc}"
+}
+must_get() { # the locals' names are not ones a caller's VAR would have
+	local _mg_var=$1 _mg_what=$2 _mg_out _mg_rc
+	shift 2
+	_mg_out=$("$@" 2>"$T/must.err")
+	_mg_rc=$?
+	if [ "$_mg_rc" -ne 0 ] || [ -z "$_mg_out" ]; then
+		_mg_out="$_mg_out$(cat "$T/must.err")"
+		fatal "$_mg_what: ${_mg_out:-exit status $_mg_rc, no output}"
+	fi
+	printf -v "$_mg_var" '%s' "$_mg_out"
+}
 
 expect_eq() { # expect_eq WHAT EXPECTED ACTUAL
 	if [ "$2" == "$3" ]; then ok "$1"; else fail "$1: expected [$2], got [$3]"; fi
@@ -89,9 +120,7 @@ agent_start() {
 		kill -0 "$AGENT_PID" 2>/dev/null || break
 		sleep 0.05
 	done
-	log "shoald did not come up:"
-	cat "$T/shoald.log"
-	exit 1
+	fatal "shoald did not come up (its log is below)"
 }
 
 agent_kill9() {
@@ -109,10 +138,10 @@ agent_stop() {
 }
 
 node_start() {
-	ip netns add "$NETNS" || { echo "FAIL: ip netns add"; exit 1; }
-	ip -n "$NETNS" link set lo up
+	must "creating the node's network namespace" ip netns add "$NETNS"
+	must "bringing up the node's lo" ip -n "$NETNS" link set lo up
 	agent_start "$@"
-	shoal image load -i "$TEST_IMAGE" >/dev/null || { fail "loading the test image"; exit 1; }
+	must "loading the test image" shoal image load -i "$TEST_IMAGE"
 }
 
 # A client host: its own netns, a veth into the node's netns (the node's
@@ -120,15 +149,15 @@ node_start() {
 CLIENT_NS="$NETNS-c"
 NODE_ADDR=10.250.0.1
 client_start() {
-	ip netns add "$CLIENT_NS" || { echo "FAIL: ip netns add $CLIENT_NS"; exit 1; }
-	ip link add "up${TAG}" type veth peer name "cl${TAG}" || exit 1
-	ip link set "up${TAG}" netns "$NETNS"
-	ip link set "cl${TAG}" netns "$CLIENT_NS"
-	ip -n "$NETNS" addr add "$NODE_ADDR/24" dev "up${TAG}"
-	ip -n "$NETNS" link set "up${TAG}" up
-	ip -n "$CLIENT_NS" addr add 10.250.0.2/24 dev "cl${TAG}"
-	ip -n "$CLIENT_NS" link set "cl${TAG}" up
-	ip -n "$CLIENT_NS" link set lo up
+	must "creating the client's network namespace" ip netns add "$CLIENT_NS"
+	must "creating the uplink" ip link add "up${TAG}" type veth peer name "cl${TAG}"
+	must "moving the uplink to the node" ip link set "up${TAG}" netns "$NETNS"
+	must "moving its peer to the client" ip link set "cl${TAG}" netns "$CLIENT_NS"
+	must "addressing the uplink" ip -n "$NETNS" addr add "$NODE_ADDR/24" dev "up${TAG}"
+	must "bringing up the uplink" ip -n "$NETNS" link set "up${TAG}" up
+	must "addressing the client" ip -n "$CLIENT_NS" addr add 10.250.0.2/24 dev "cl${TAG}"
+	must "bringing up the client's link" ip -n "$CLIENT_NS" link set "cl${TAG}" up
+	must "bringing up the client's lo" ip -n "$CLIENT_NS" link set lo up
 }
 in_client() { nsenter --net="/run/netns/$CLIENT_NS" "$@"; }
 # http_get PORT: one HTTP/1.0 request from the client to the node's address
