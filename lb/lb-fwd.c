@@ -133,12 +133,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct lb_fwd *, lb_fwd_close)
  * are not created. */
 static int lb_fwd_load(struct lb_fwd *f, int ingress, struct shoal_err *err)
 {
+	char reason[256];
 	struct bpf_map *map;
 	int r;
 
 	f->skel = tc_veth__open();
 	if (!f->skel)
 		return shoal_err_errno(err, errno, "opening the veth program");
+	LB_SET_KNOBS(f->lb, f->skel);
 	bpf_object__for_each_map(map, f->skel->obj)
 	{
 		const char *name = bpf_map__name(map);
@@ -159,9 +161,12 @@ static int lb_fwd_load(struct lb_fwd *f, int ingress, struct shoal_err *err)
 		if (r < 0)
 			return shoal_err_errno(err, -r, "sharing map %s", name);
 	}
+	lb_load_log_begin(reason, sizeof(reason));
 	r = tc_veth__load(f->skel);
+	lb_load_log_end();
 	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the veth program");
+		return shoal_err_set(err, -r, "loading the veth program: %s",
+				     reason[0] ? reason : strerror(-r));
 	return 0;
 }
 
@@ -173,6 +178,9 @@ int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fw
 
 	if (!lb)
 		return shoal_err_set(err, EINVAL, "no load balancer to forward for");
+	if (lb_feature(lb, LB_FEAT_HOST_ROUTING)->state != LB_FEATURE_ON)
+		return shoal_err_set(err, EOPNOTSUPP, "host routing is unavailable: %s",
+				     lb_feature(lb, LB_FEAT_HOST_ROUTING)->reason);
 	ingress = lb_prog_fd(lb, LB_HOOK_INGRESS);
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -187,8 +195,12 @@ int lb_fwd_open(struct lb *lb, const struct lb_fwd_open_opts *opts, struct lb_fw
 		return shoal_err_errno(err, -f->fd_flows,
 				       "the tc ingress program has no forwarded flow map");
 	r = lb_fwd_load(f, ingress, err);
-	if (r < 0)
+	if (r < 0) {
+		/* The ingress program redirects only to endpoints registered
+		 * here, which without the reply program must be none. */
+		lb_feature_unavailable(lb, LB_FEAT_HOST_ROUTING, err->msg);
 		return r;
+	}
 	if (opts && opts->pin_dir) {
 		r = mkdir_p(opts->pin_dir, 0700);
 		if (r < 0)

@@ -198,7 +198,7 @@ int lb_detach(struct lb *lb, int ifindex, struct shoal_err *err)
 		return shoal_err_errno(err, -r1, "detaching XDP from interface %d", ifindex);
 	r1 = lb_tc_detach_one(ifindex, BPF_TC_INGRESS, "lb_ingress");
 	r2 = lb_tc_detach_one(ifindex, BPF_TC_EGRESS, "lb_egress");
-	for (size_t i = 0; i < lb->n_hooks; i++)
+	for (size_t i = 0; lb && i < lb->n_hooks; i++)
 		if (lb->hooks[i] == ifindex) {
 			lb->hooks[i] = lb->hooks[--lb->n_hooks];
 			break;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bpf/shared/lb_structs.h"
@@ -38,7 +39,8 @@ struct lb {
 	struct xdp_ingress *xdp;
 	uint32_t maglev_size;
 	uint32_t ct_size;
-	bool xdp_on; /* lb_open_opts.xdp */
+	bool xdp_on; /* the XDP program is loaded (asked, and available) */
+	struct lb_feature_status features[LB_FEAT_MAX];
 	int ncpus;
 	int fd_services, fd_backends, fd_maglev, fd_svc_stats, fd_be_stats, fd_drops, fd_ports,
 		fd_svc_keys, fd_local_eps, fd_be_eps;
@@ -66,3 +68,22 @@ int lb_prog_map_fd(int prog_fd, const char *name);
 /* A new fd for lb_local_eps, the registry the endpoint slots are kept from
  * (the programs themselves read only lb_be_eps). */
 int lb_local_eps_fd(const struct lb *lb);
+
+/* The verifier's reason for a refusal: the last line of log that is not a
+ * summary; "" if none. */
+void lb_verifier_reason(const char *log, char *ret, size_t len);
+/* Between these two calls, the reason of the last program load that
+ * failed lands in buf (through libbpf's print callback, which is passed on
+ * to the one set before). */
+void lb_load_log_begin(char *buf, size_t len);
+void lb_load_log_end(void);
+
+/* The knobs of every program built on bpf/lib/lb.h, from the features. */
+#define LB_SET_KNOBS(lb, skel)                                                                     \
+	do {                                                                                       \
+		(skel)->rodata->lb_maglev_size = (lb)->maglev_size;                               \
+		(skel)->rodata->lb_cfg_host_routing =                                              \
+			(lb)->features[LB_FEAT_HOST_ROUTING].state == LB_FEATURE_ON;               \
+		(skel)->rodata->lb_cfg_coarse_clock =                                              \
+			(lb)->features[LB_FEAT_COARSE_CLOCK].state == LB_FEATURE_ON;               \
+	} while (0)

@@ -74,6 +74,30 @@ static int lb_sock_only(struct sock_lb *skel, const struct lb_sock_hook *hooks, 
 	return 0;
 }
 
+static int lb_sock_available(struct lb *lb, struct shoal_err *err)
+{
+	const struct lb_feature_status *st = lb_feature(lb, LB_FEAT_SOCKET_LB);
+
+	if (st->state != LB_FEATURE_ON)
+		return shoal_err_set(err, EOPNOTSUPP, "the socket hooks are unavailable: %s",
+				     st->reason);
+	return 0;
+}
+
+static int lb_sock_load(struct sock_lb *skel, const char *what, struct shoal_err *err)
+{
+	char reason[256];
+	int r;
+
+	lb_load_log_begin(reason, sizeof(reason));
+	r = sock_lb__load(skel);
+	lb_load_log_end();
+	if (r < 0)
+		return shoal_err_set(err, -r, "loading %s: %s", what,
+				     reason[0] ? reason : strerror(-r));
+	return 0;
+}
+
 /* The kernel keeps BPF_OBJ_NAME_LEN - 1 characters of a name. */
 static bool lb_sock_name_eq(const char *kernel_name, const char *name)
 {
@@ -260,21 +284,24 @@ int lb_sock_attach(struct lb *lb, const char *cgroup_path, struct shoal_err *err
 	bool added[ARRAY_SIZE(lb_sock_hooks)] = {};
 	int r;
 
+	r = lb_sock_available(lb, err);
+	if (r < 0)
+		return r;
 	cg = lb_sock_open_cgroup(cgroup_path, err);
 	if (cg < 0)
 		return cg;
 	skel = sock_lb__open();
 	if (!skel)
 		return shoal_err_errno(err, errno, "opening the socket load balancer programs");
-	skel->rodata->lb_maglev_size = lb_maglev_size(lb);
+	LB_SET_KNOBS(lb, skel);
 	if (lb_sock_only(skel, lb_sock_hooks, ARRAY_SIZE(lb_sock_hooks)) < 0)
 		return shoal_err_set(err, EINVAL, "selecting the socket load balancer programs");
 	r = lb_sock_share_maps(lb, skel, cg, NULL, err);
 	if (r < 0)
 		return r;
-	r = sock_lb__load(skel);
+	r = lb_sock_load(skel, "the socket load balancer programs", err);
 	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the socket load balancer programs");
+		return r;
 
 	for (size_t i = 0; i < ARRAY_SIZE(lb_sock_hooks); i++) {
 		const struct lb_sock_hook *h = &lb_sock_hooks[i];
@@ -419,6 +446,9 @@ int lb_sock_node_attach(struct lb *lb, const char *cgroup_path, const char *pin_
 	uint32_t zero = 0;
 	int r;
 
+	r = lb_sock_available(lb, err);
+	if (r < 0)
+		return r;
 	r = lb_sock_cgroup_root(cgroup_path, root, sizeof(root), err);
 	if (r < 0)
 		return r;
@@ -434,15 +464,15 @@ int lb_sock_node_attach(struct lb *lb, const char *cgroup_path, const char *pin_
 	skel = sock_lb__open();
 	if (!skel)
 		return shoal_err_errno(err, errno, "opening the socket load balancer programs");
-	skel->rodata->lb_maglev_size = lb_maglev_size(lb);
+	LB_SET_KNOBS(lb, skel);
 	if (lb_sock_only(skel, lb_node_hooks, ARRAY_SIZE(lb_node_hooks)) < 0)
 		return shoal_err_set(err, EINVAL, "selecting the node hooks");
 	r = lb_sock_share_maps(lb, skel, cg, pin_dir, err);
 	if (r < 0)
 		return r;
-	r = sock_lb__load(skel);
+	r = lb_sock_load(skel, "the node hooks", err);
 	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the node hooks");
+		return r;
 	r = bpf_map__update_elem(skel->maps.lb_node_cfg, &zero, sizeof(zero), &cfg, sizeof(cfg),
 				 BPF_ANY);
 	if (r < 0)

@@ -69,8 +69,24 @@ int lb_prog_fd(const struct lb *lb, enum lb_hook hook)
 	if (hook == LB_HOOK_EGRESS)
 		return bpf_program__fd(lb->eg->progs.lb_egress);
 	if (hook == LB_HOOK_XDP)
-		return bpf_program__fd(lb->xdp->progs.lb_xdp_ingress);
+		return lb->xdp ? bpf_program__fd(lb->xdp->progs.lb_xdp_ingress) : -ENOENT;
 	return -EINVAL;
+}
+
+const struct lb_feature_status *lb_feature(const struct lb *lb, enum lb_feature f)
+{
+	static const struct lb_feature_status bad = {.state = LB_FEATURE_UNAVAILABLE,
+						     .reason = "no such feature"};
+
+	return f < LB_FEAT_MAX ? &lb->features[f] : &bad;
+}
+
+void lb_feature_unavailable(struct lb *lb, enum lb_feature f, const char *reason)
+{
+	if (f >= LB_FEAT_MAX || lb_feature_required(f))
+		return;
+	lb->features[f].state = LB_FEATURE_UNAVAILABLE;
+	snprintf(lb->features[f].reason, sizeof(lb->features[f].reason), "%s", reason);
 }
 
 static void lb_svc_state_clear(struct lb_svc_state *s)
@@ -197,15 +213,56 @@ static int lb_share_maps(struct bpf_object *obj, struct bpf_object *from, struct
 	return 0;
 }
 
+
+/* The XDP program, optional: a kernel that refuses it leaves tc alone doing
+ * the work, which it does whole (the XDP program only ever takes a share
+ * of it). Without metadata XDP could not tell tc which packets it already
+ * DNATed (a backend port that is itself published would be balanced twice),
+ * nor hand it the backend for the local endpoint redirect: it is not loaded
+ * at all then. */
+static void lb_load_xdp(struct lb *lb)
+{
+	struct lb_feature_status *st = &lb->features[LB_FEAT_XDP];
+	char reason[sizeof(st->reason)];
+	struct shoal_err err = {};
+	int r;
+
+	lb->xdp = xdp_ingress__open();
+	if (!lb->xdp) {
+		snprintf(st->reason, sizeof(st->reason), "opening the XDP program: %s",
+			 strerror(errno));
+		st->state = LB_FEATURE_UNAVAILABLE;
+		return;
+	}
+	LB_SET_KNOBS(lb, lb->xdp);
+	r = lb_share_maps(lb->xdp->obj, lb->in->obj, &err);
+	if (r >= 0) {
+		lb_load_log_begin(reason, sizeof(reason));
+		r = xdp_ingress__load(lb->xdp);
+		lb_load_log_end();
+		if (r < 0)
+			snprintf(err.msg, sizeof(err.msg), "the kernel refuses the XDP program: %s",
+				 reason[0] ? reason : strerror(-r));
+	}
+	if (r < 0) {
+		snprintf(st->reason, sizeof(st->reason), "%s", err.msg);
+		st->state = LB_FEATURE_UNAVAILABLE;
+		lb->xdp = (xdp_ingress__destroy(lb->xdp), NULL);
+		return;
+	}
+	lb->xdp_on = true;
+}
+
 static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 {
+	char reason[256];
 	struct bpf_map *map;
 	int r;
 
 	lb->in = tc_ingress__open();
 	if (!lb->in)
 		return shoal_err_errno(err, errno, "opening the tc ingress program");
-	lb->in->rodata->lb_maglev_size = lb->maglev_size;
+	LB_SET_KNOBS(lb, lb->in);
 	r = bpf_map__set_value_size(lb->in->maps.lb_maglev, sizeof(uint32_t) * lb->maglev_size);
 	if (r >= 0)
 		r = bpf_map__set_max_entries(lb->in->maps.lb_ct, lb->ct_size);
@@ -226,33 +283,30 @@ static int lb_load(struct lb *lb, const char *pin_dir, struct shoal_err *err)
 		if (r < 0)
 			return shoal_err_errno(err, -r, "pinning %s", path);
 	}
+	lb_load_log_begin(reason, sizeof(reason));
 	r = tc_ingress__load(lb->in);
+	lb_load_log_end();
 	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the tc ingress program%s%s",
-				       pin_dir ? " with the maps pinned in " : "",
-				       pin_dir ? pin_dir : "");
+		return shoal_err_set(err, -r, "loading the tc ingress program%s%s: %s",
+				     pin_dir ? " with the maps pinned in " : "",
+				     pin_dir ? pin_dir : "", reason[0] ? reason : strerror(-r));
 
 	/* The egress and XDP programs share every map with the ingress one. */
 	lb->eg = tc_egress__open();
 	if (!lb->eg)
 		return shoal_err_errno(err, errno, "opening the tc egress program");
-	lb->eg->rodata->lb_maglev_size = lb->maglev_size;
+	LB_SET_KNOBS(lb, lb->eg);
 	r = lb_share_maps(lb->eg->obj, lb->in->obj, err);
 	if (r < 0)
 		return r;
+	lb_load_log_begin(reason, sizeof(reason));
 	r = tc_egress__load(lb->eg);
+	lb_load_log_end();
 	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the tc egress program");
-	lb->xdp = xdp_ingress__open();
-	if (!lb->xdp)
-		return shoal_err_errno(err, errno, "opening the XDP ingress program");
-	lb->xdp->rodata->lb_maglev_size = lb->maglev_size;
-	r = lb_share_maps(lb->xdp->obj, lb->in->obj, err);
-	if (r < 0)
-		return r;
-	r = xdp_ingress__load(lb->xdp);
-	if (r < 0)
-		return shoal_err_errno(err, -r, "loading the XDP ingress program");
+		return shoal_err_set(err, -r, "loading the tc egress program: %s",
+				     reason[0] ? reason : strerror(-r));
+	if (lb->features[LB_FEAT_XDP].state == LB_FEATURE_ON)
+		lb_load_xdp(lb);
 
 	lb->fd_services = bpf_map__fd(lb->in->maps.lb_services);
 	lb->fd_backends = bpf_map__fd(lb->in->maps.lb_backends);
@@ -406,12 +460,17 @@ int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *
 	const struct lb_open_opts none = {};
 	struct lb_meta meta = {};
 	struct lb *lb;
-	uint32_t zero = 0;
+	uint32_t zero = 0, disable, env_disable = 0;
 	bool pinned = false;
 	int r;
 
 	if (!opts)
 		opts = &none;
+	disable = opts->disable;
+	r = lb_features_parse(getenv(LB_DISABLE_ENV), &env_disable, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "%s", LB_DISABLE_ENV);
+	disable |= env_disable;
 	if (opts->maglev_size && !lb_maglev_size_valid(opts->maglev_size))
 		return shoal_err_set(err, EINVAL,
 				     "Maglev table size %u is not a prime between %u and %u",
@@ -441,7 +500,19 @@ int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	lb->maglev_size = pinned ? meta.maglev_size
 				 : (opts->maglev_size ? opts->maglev_size : LB_MAGLEV_DEFAULT);
-	lb->xdp_on = opts->xdp;
+	if (lb_features_probe(disable, lb->features) < 0) {
+		for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++)
+			if (lb_feature_required(f) && lb->features[f].state != LB_FEATURE_ON) {
+				r = shoal_err_set(err, EOPNOTSUPP,
+						  "this kernel lacks %s (%s), which the load "
+						  "balancer needs: %s; it comes with %s",
+						  lb_feature_name(f), lb_feature_what(f),
+						  lb->features[f].reason, lb_feature_provides(f));
+				goto fail;
+			}
+	}
+	if (!opts->xdp && lb->features[LB_FEAT_XDP].state == LB_FEATURE_ON)
+		lb->features[LB_FEAT_XDP].state = LB_FEATURE_OFF;
 	lb->ct_size = pinned ? meta.ct_size : (opts->ct_size ? opts->ct_size : LB_CT_DEFAULT);
 	lb->be_next = 1;
 	lb->svc_next = 1;

@@ -44,6 +44,52 @@
 
 struct lb;
 
+/* Kernel features the data plane uses. Required ones missing: lb_open()
+ * fails, naming what provides them. Optional ones each have a fallback,
+ * taken when the kernel lacks them or when they are turned off: by
+ * lb_open_opts.disable or by the SHOAL_LB_DISABLE environment variable
+ * ("xdp,host-routing"), which tests set to run every fallback on every
+ * kernel. Probed once per process by loading a minimal program that uses
+ * the feature (lb/lb-probe.c), never by reading verifier messages. */
+enum lb_feature {
+	LB_FEAT_TC,	      /* required: the tc programs' helpers */
+	LB_FEAT_MAPS,	      /* required: LRU hash, per-CPU and batch map operations */
+	LB_FEAT_COARSE_CLOCK, /* bpf_ktime_get_coarse_ns; else bpf_ktime_get_ns */
+	LB_FEAT_HOST_ROUTING, /* bpf_redirect_peer/_neigh; else the node's stack */
+	LB_FEAT_SOCKET_LB,    /* cgroup sock_addr hooks; else DNS round robin, proxy */
+	LB_FEAT_XDP,	      /* XDP ingress with metadata (asked with opts.xdp) */
+	LB_FEAT_MAX
+};
+
+#define LB_DISABLE_ENV "SHOAL_LB_DISABLE"
+
+enum lb_feature_state {
+	LB_FEATURE_ON,
+	LB_FEATURE_OFF,		/* available, not asked for */
+	LB_FEATURE_UNAVAILABLE, /* reason says why: the kernel, or turned off */
+};
+
+struct lb_feature_status {
+	enum lb_feature_state state;
+	char reason[256];
+};
+
+const char *lb_feature_name(enum lb_feature f);
+const char *lb_feature_state_name(enum lb_feature_state s);
+bool lb_feature_required(enum lb_feature f);
+/* What the feature does, and the kernel version or option that brings it. */
+const char *lb_feature_what(enum lb_feature f);
+const char *lb_feature_provides(enum lb_feature f);
+/* What is done without it; NULL for a required feature. */
+const char *lb_feature_fallback(enum lb_feature f);
+/* "xdp,host-routing" -> (1u << LB_FEAT_XDP) | ...; unknown and required
+ * names are refused. */
+int lb_features_parse(const char *list, uint32_t *ret, struct shoal_err *err);
+/* What this kernel offers, less the disable bits: -EOPNOTSUPP when a
+ * required feature is missing (ret says which and why), else 0. XDP shows
+ * as on when the kernel has it. Needs the rights a load needs (root). */
+int lb_features_probe(uint32_t disable, struct lb_feature_status ret[LB_FEAT_MAX]);
+
 struct lb_open_opts {
 	/* bpffs directory for the pinned maps (created if missing); NULL:
 	 * nothing is pinned and the state dies with the last reference. */
@@ -70,6 +116,9 @@ struct lb_open_opts {
 	 * which trusts such a checksum; wrong if the kernel sent it on through
 	 * a device that completes checksums). */
 	bool xdp;
+	/* (1u << enum lb_feature) bits: optional features treated as if the
+	 * kernel lacked them; SHOAL_LB_DISABLE adds to them. */
+	uint32_t disable;
 };
 
 /* Addresses in network byte order, ports in host byte order. */
@@ -104,6 +153,12 @@ int lb_open(const struct lb_open_opts *opts, struct lb **ret, struct shoal_err *
 struct lb *lb_close(struct lb *lb);
 
 uint32_t lb_maglev_size(const struct lb *lb);
+/* A feature as this handle uses it: on, off (not asked) or unavailable
+ * with the reason (the kernel's, or a failed attach's, e.g. no cgroup v2). */
+const struct lb_feature_status *lb_feature(const struct lb *lb, enum lb_feature f);
+/* Marks an optional feature unavailable after the fact (an attach that
+ * failed), with the reason; later calls that need it refuse at once. */
+void lb_feature_unavailable(struct lb *lb, enum lb_feature f, const char *reason);
 int lb_prog_fd(const struct lb *lb, enum lb_hook hook);
 
 /* Attaches ingress and egress tc programs to an interface (clsact qdisc
@@ -117,7 +172,8 @@ int lb_attach(struct lb *lb, int ifindex, struct shoal_err *err);
 int lb_xdp_attached(int ifindex);
 int lb_attach_ifname(struct lb *lb, const char *ifname, struct shoal_err *err);
 /* Removes our programs (tc and XDP) from the interface; other filters and
- * XDP programs, and the clsact qdisc that may hold them, are left alone. */
+ * XDP programs, and the clsact qdisc that may hold them, are left alone.
+ * lb may be NULL: ours are found by name, nothing is loaded (teardown). */
 int lb_detach(struct lb *lb, int ifindex, struct shoal_err *err);
 
 /* Creates or updates a service with exactly these backends. Backends are
@@ -164,7 +220,7 @@ const char *lb_drop_reason_name(int reason);
  * same cgroup (a restarted agent) replaces our programs in place, keeping
  * their per-socket maps, and leaves other programs alone. */
 int lb_sock_attach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);
-/* Removes our four programs from the cgroup; others' stay. */
+/* Removes our four programs from the cgroup; others' stay. lb may be NULL. */
 int lb_sock_detach(struct lb *lb, const char *cgroup_path, struct shoal_err *err);
 
 /* Published ports reached from the node itself: its own processes' packets

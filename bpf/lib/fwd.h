@@ -8,6 +8,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpf/lib/cfg.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/nat.h"
 #include "bpf/lib/parse.h"
@@ -151,6 +152,8 @@ static __always_inline int lb_fwd4(struct __sk_buff *skb, __u32 be_id, const str
 	__u8 macs[2 * ETH_ALEN];
 	int ret;
 
+	if (!lb_cfg_host_routing)
+		return 0;
 	if (!ep || !ep->ifindex)
 		return 0;
 	ret = lb_fwd_ttl_dec(skb);
@@ -181,6 +184,8 @@ static __always_inline int lb_fwd_reply4(struct __sk_buff *skb)
 	__u32 ifindex;
 	int ret;
 
+	if (!lb_cfg_host_routing)
+		return 0;
 	if (lb_parse4(skb, &p) != LB_PARSE_OK || p.first_frag)
 		return 0;
 	ff = bpf_map_lookup_elem(&lb_fwd_flows, &p.key);

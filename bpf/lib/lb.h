@@ -203,7 +203,7 @@ static __always_inline int lb_ingress4(lb_ctx_t *skb)
 			return LB_DROP_BACKEND_INVALID;
 		nct.backend_id = be_id;
 		nct.svc_id = svc_id;
-		now = bpf_ktime_get_coarse_ns();
+		now = lb_now_ns();
 		nct.created_ns = now;
 		nct.last_seen_ns = now;
 		nct.touch_jiffies = jiffies;
@@ -212,7 +212,7 @@ static __always_inline int lb_ingress4(lb_ctx_t *skb)
 		new_flow = true;
 	} else if (jiffies - ct->touch_jiffies >= LB_CT_TOUCH_JIFFIES) {
 		ct->touch_jiffies = jiffies;
-		now = bpf_ktime_get_coarse_ns();
+		now = lb_now_ns();
 		if (now - ct->last_seen_ns > LB_CT_TOUCH_NS) {
 			ct->last_seen_ns = now;
 			closed = ct->closed_ns ? LB_RNAT_CLOSED : 0;
@@ -235,7 +235,7 @@ static __always_inline int lb_ingress4(lb_ctx_t *skb)
 	}
 	if (p.tcp_flags & (LB_TCP_FIN | LB_TCP_RST)) {
 		ct = bpf_map_lookup_elem(&lb_ct, &p.key);
-		if (ct && lb_ct_close_track(ct, p.tcp_flags, true, bpf_ktime_get_coarse_ns()))
+		if (ct && lb_ct_close_track(ct, p.tcp_flags, true, lb_now_ns()))
 			lb_rnat_mark_closed(&rk);
 	}
 
@@ -270,7 +270,7 @@ static __always_inline struct lb_rnat_entry *lb_rnat_for_reply(const struct lb_p
 	fk.sport = p->key.dport;
 	fk.dport = rn->port;
 	fk.proto = p->key.proto;
-	now = bpf_ktime_get_coarse_ns();
+	now = lb_now_ns();
 	ct = bpf_map_lookup_elem(&lb_ct, &fk);
 	if (ct && lb_ct_close_track(ct, p->tcp_flags, false, now))
 		rn->flags |= LB_RNAT_CLOSED;

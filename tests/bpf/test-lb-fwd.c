@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "lb/lb-internal.h"
 #include "lb/lb.h"
 #include "tests/bpf/bpf-test.h"
 #include "lib/cleanup.h"
@@ -182,6 +183,50 @@ static int open_all(void)
 		return -1;
 	}
 	return 0;
+}
+
+static int teardown(void **state);
+
+/* Host routing unavailable (the kernel, or SHOAL_LB_DISABLE): the handle
+ * is refused with the reason, and a backend whose endpoint slot is filled
+ * (as pins of an earlier agent may hold) is still only DNATed, the kernel
+ * routing it: the ingress program has no redirect left in it. */
+static void test_fallback_routes(void **state)
+{
+	struct shoal_err err = {};
+	struct lb_open_opts o = {.maglev_size = 1009, .ct_size = 4096, .pin_dir = pin_dir};
+	struct lb_fwd_open_opts fo = {.pin_dir = pin_dir};
+	struct lb_backend_spec local[1] = {{A("10.1.0.1"), 8080, LB_BACKEND_ACTIVE}};
+	struct pkt_spec fs = {IPPROTO_TCP,    "198.51.100.7", "203.0.113.5",
+			      .sport = 40000, .dport = 80,    .payload = 16};
+	struct lb_local_ep ep = {.ifindex = VETH_IFINDEX};
+	_cleanup_close_ int be_eps = -EBADF;
+	struct pkt in, out;
+
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/shoal-lbfwdtest-%d", getpid());
+	assert_int_equal(lb_open(&o, &lb, &err), 0);
+	print_message("    host routing unavailable: %s\n",
+		      lb_feature(lb, LB_FEAT_HOST_ROUTING)->reason);
+	assert_int_equal(lb_feature(lb, LB_FEAT_HOST_ROUTING)->state, LB_FEATURE_UNAVAILABLE);
+	assert_int_equal(lb_fwd_open(lb, &fo, &fwd, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err.msg, lb_feature(lb, LB_FEAT_HOST_ROUTING)->reason));
+	assert_null(fwd);
+
+	assert_int_equal(lb_service_upsert(lb, &svc_local, local, 1, &err), 0);
+	be_eps = lb_prog_map_fd(lb_prog_fd(lb, LB_HOOK_INGRESS), "lb_be_eps");
+	assert_true(be_eps >= 0);
+	memcpy(ep.mac, ctr_mac, 6);
+	memcpy(ep.host_mac, host_mac, 6);
+	for (uint32_t id = 1; id < LB_MAX_BACKENDS; id++)
+		assert_int_equal(bpf_map_update_elem(be_eps, &id, &ep, 0), 0);
+	build(&fs, &in);
+	assert_int_equal(run_ingress(&in, &out), TC_ACT_OK);
+	assert_memory_equal(out.b, wire_dst, 6);
+	assert_int_equal(ip_of(&out)->daddr, A("10.1.0.1"));
+	assert_int_equal(dport_of(&out), 8080);
+	assert_int_equal(ip_of(&out)->ttl, 64);
+	assert_csums_valid(&out);
+	teardown(state);
 }
 
 static int setup(void **state)
@@ -564,9 +609,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload_carries_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_veth_attach_detach, setup, teardown),
 	};
+	const struct CMUnitTest fallback_tests[] = {
+		cmocka_unit_test(test_fallback_routes),
+	};
+	struct lb_feature_status features[LB_FEAT_MAX];
+	uint32_t disable = 0;
 	int r = bpf_test_prepare("shoal-lbfwdtest", false);
 
 	if (r != 0)
 		return r;
+	if (lb_features_parse(getenv(LB_DISABLE_ENV), &disable, NULL) < 0)
+		return 1;
+	lb_features_probe(disable, features);
+	if (features[LB_FEAT_HOST_ROUTING].state != LB_FEATURE_ON)
+		return cmocka_run_group_tests(fallback_tests, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
