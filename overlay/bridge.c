@@ -577,6 +577,12 @@ int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err 
 	nl_sock_close(&s);
 	if (r < 0)
 		return r;
+	/* the containers' namespaces (their veths went with the links above) */
+	if (opts->netns_dir && *opts->netns_dir) {
+		r = netns_dir_remove(opts->netns_dir, err);
+		if (r < 0)
+			return r;
+	}
 	return nft_teardown(opts->prefix, err);
 }
 

@@ -39,8 +39,8 @@ int bridge_net_setup(const struct bridge_net_options *opts, struct bridge_net **
 /* Frees memory only; kernel objects stay (containers keep working). */
 void bridge_net_free(struct bridge_net *bn);
 /* Removes the bridge, every <prefix>v* veth, the NAT table and the forward
- * accept rules setup added. Endpoint netns files under netns_dir stay (their
- * owners detach them). */
+ * accept rules setup added, and with netns_dir set, every namespace mounted
+ * there and the directory's own mount: run it with no container left. */
 int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err *err);
 
 /* Marks an address in use (re-adoption after an agent restart). */

@@ -9,6 +9,9 @@
  * one here unmounts it there too, so a namespace is not kept alive by a copy
  * of its mount in some container's mount table. */
 int netns_dir_prepare(const char *dir, struct shoal_err *err);
+/* Undoes it: every namespace mounted in dir unmounted and its file removed,
+ * then dir's own bind mount, then dir. A missing dir is not an error. */
+int netns_dir_remove(const char *dir, struct shoal_err *err);
 
 /* Creates a network namespace bind-mounted at path (the file must not exist;
  * its directory must have been prepared) and returns an fd to it and a

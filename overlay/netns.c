@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -38,6 +39,33 @@ int netns_dir_prepare(const char *dir, struct shoal_err *err)
 		return shoal_err_errno(err, errno, "bind-mounting %s on itself", dir);
 	if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0)
 		return shoal_err_errno(err, errno, "making %s a shared mount", dir);
+	return 0;
+}
+
+int netns_dir_remove(const char *dir, struct shoal_err *err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	if (!d)
+		return errno == ENOENT ? 0 : shoal_err_errno(err, errno, "opening %s", dir);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
+			return shoal_err_set(err, ENAMETOOLONG, "%s/%s is too long", dir,
+					     de->d_name);
+		/* EINVAL: a file nothing is mounted on (left by a crash) */
+		if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			return shoal_err_errno(err, errno, "unmounting %s", path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return shoal_err_errno(err, errno, "removing %s", path);
+	}
+	if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL)
+		return shoal_err_errno(err, errno, "unmounting %s", dir);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return shoal_err_errno(err, errno, "removing %s", dir);
 	return 0;
 }
 

@@ -322,6 +322,8 @@ int main(int argc, char **argv)
 	CHECK(bridge_net_teardown(&opts, &err) == 0, "teardown: %s", err.msg);
 	CHECK(!link_exists(PREFIX "0"), "bridge still there");
 	CHECK(!link_exists(b.host_ifname), "veth %s still there", b.host_ifname);
+	CHECK(access(b.netns_path, F_OK) < 0 && errno == ENOENT, "netns %s still there",
+	      b.netns_path);
 	CHECK(sh(NULL, 0, "nft list table ip " PREFIX "_nat >/dev/null 2>&1") != 0,
 	      "NAT table still there");
 	CHECK(sh(buf, sizeof(buf), "nft list chain inet sntfilt forward") == 0 &&
