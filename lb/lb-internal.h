@@ -69,9 +69,11 @@ int lb_prog_map_fd(int prog_fd, const char *name);
  * (the programs themselves read only lb_be_eps). */
 int lb_local_eps_fd(const struct lb *lb);
 
-/* The verifier's reason for a refusal: the last line of log that is not a
- * summary; "" if none. */
-void lb_verifier_reason(const char *log, char *ret, size_t len);
+/* The verifier's reason for a refusal: the last `lines` lines (at most
+ * LB_REASON_LINES_MAX) of log that are not a summary, joined with " | ";
+ * "" if none. */
+#define LB_REASON_LINES_MAX 8
+void lb_verifier_reason(const char *log, int lines, char *ret, size_t len);
 /* Between these two calls, the reason of the last program load that
  * failed lands in buf (through libbpf's print callback, which is passed on
  * to the one set before). */

@@ -141,26 +141,43 @@ int lb_features_parse(const char *list, uint32_t *ret, struct shoal_err *err)
 	return 0;
 }
 
-/* The verifier's reason: the last line of its log that is not a summary. */
-void lb_verifier_reason(const char *log, char *ret, size_t len)
+/* The verifier's reason: the last `lines` lines of its log that are not a
+ * summary, oldest first, joined with " | ". */
+void lb_verifier_reason(const char *log, int lines, char *ret, size_t len)
 {
-	const char *best = NULL, *best_end = NULL;
+	const char *start[LB_REASON_LINES_MAX], *end[LB_REASON_LINES_MAX];
+	int n = 0;
+	size_t off = 0;
 
 	ret[0] = '\0';
+	if (lines < 1)
+		return;
+	if (lines > LB_REASON_LINES_MAX)
+		lines = LB_REASON_LINES_MAX;
 	for (const char *l = log; l && *l;) {
-		const char *end = strchr(l, '\n');
-		size_t n = end ? (size_t)(end - l) : strlen(l);
+		const char *e = strchr(l, '\n');
+		size_t k = e ? (size_t)(e - l) : strlen(l);
 
-		if (n > 0 && strncmp(l, "processed ", 10) != 0 &&
+		if (k > 0 && strncmp(l, "processed ", 10) != 0 &&
 		    strncmp(l, "verification time", 17) != 0 && strncmp(l, "stack depth", 11) != 0 &&
-		    !memmem(l, n, "PROG LOAD LOG", 13)) {
-			best = l;
-			best_end = l + n;
+		    !memmem(l, k, "PROG LOAD LOG", 13)) {
+			if (n == lines) {
+				memmove(start, start + 1, (size_t)(n - 1) * sizeof(*start));
+				memmove(end, end + 1, (size_t)(n - 1) * sizeof(*end));
+				n--;
+			}
+			start[n] = l;
+			end[n++] = l + k;
 		}
-		l = end ? end + 1 : NULL;
+		l = e ? e + 1 : NULL;
 	}
-	if (best)
-		snprintf(ret, len, "%.*s", (int)(best_end - best), best);
+	for (int i = 0; i < n && off + 1 < len; i++) {
+		int w = snprintf(ret + off, len - off, "%s%.*s", i ? " | " : "",
+				 (int)(end[i] - start[i]), start[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
 }
 
 /* Loads a minimal program; 0 or -errno with the verifier's reason in ret. */
@@ -186,7 +203,7 @@ static int lb_probe_prog(enum bpf_prog_type type, enum bpf_attach_type attach,
 	e = fd;
 	/* Some kernels want log_level 0 for a program that loads; one that
 	 * does not load says why with either. */
-	lb_verifier_reason(log, ret, len);
+	lb_verifier_reason(log, 1, ret, len);
 	if (!ret[0])
 		snprintf(ret, len, "%s", strerror(-e));
 	return e;
@@ -362,7 +379,8 @@ static int lb_print_capture(enum libbpf_print_level level, const char *fmt, va_l
 
 		va_copy(aq, ap);
 		if (vasprintf(&s, fmt, aq) >= 0) {
-			lb_verifier_reason(s, lb_capture_buf, lb_capture_len);
+			/* the failing instruction and the verdict */
+			lb_verifier_reason(s, 3, lb_capture_buf, lb_capture_len);
 			free(s);
 		}
 		va_end(aq);

@@ -64,14 +64,19 @@ static void test_verifier_reason(void **state)
 			      "-- END PROG LOAD LOG --\n";
 	char r[128];
 
-	lb_verifier_reason(log, r, sizeof(r));
+	lb_verifier_reason(log, 1, r, sizeof(r));
 	assert_string_equal(r, "program of this type cannot use helper bpf_xdp_adjust_meta#54");
-	lb_verifier_reason(wrapped, r, sizeof(r));
+	lb_verifier_reason(log, 2, r, sizeof(r));
+	assert_string_equal(r, "2: (85) call bpf_xdp_adjust_meta#54 | program of this type "
+			       "cannot use helper bpf_xdp_adjust_meta#54");
+	lb_verifier_reason(wrapped, 3, r, sizeof(r));
 	assert_string_equal(r, "invalid func unknown#206");
-	lb_verifier_reason("", r, sizeof(r));
+	lb_verifier_reason("", 3, r, sizeof(r));
 	assert_string_equal(r, "");
-	lb_verifier_reason("a very long line that does not fit", r, 8);
+	lb_verifier_reason("a very long line that does not fit", 1, r, 8);
 	assert_string_equal(r, "a very ");
+	lb_verifier_reason("x\n", 0, r, sizeof(r));
+	assert_string_equal(r, "");
 }
 
 int main(void)
