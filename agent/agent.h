@@ -34,6 +34,7 @@ struct agent_config {
 	int log_max_files;
 	char **uplinks;	      /* --uplink; NULL = every interface but lo and our own */
 	bool teardown;	      /* --teardown: remove the node-level objects and exit */
+	bool check;	      /* --check: print the data-plane features and exit */
 	bool xdp;	      /* --xdp: the published-port ingress path as native XDP too */
 	uint32_t maglev_size; /* --maglev-size; 0: the load balancer's default */
 	uint32_t lb_flows;    /* --lb-flows; 0: the load balancer's default */
@@ -64,6 +65,7 @@ struct agent {
 	struct manager *manager;
 	struct publish *publish;
 	struct publish_fwd *publish_fwd;
+	struct publish_proxy *publish_proxy; /* NULL unless the node hooks are off */
 	struct dns *dns;
 	struct executor *executor;
 };

@@ -50,10 +50,33 @@ void api_info(struct api_req *r)
 	enum rt_cgroup_layout layout = RT_CGROUP_V2;
 	rt_cgroup_detect(&layout, NULL);
 	const char *cgv = layout == RT_CGROUP_V2 ? "2" : "1";
+	/* shoal's own: the data plane's kernel features, and a warning per
+	 * one that is unavailable, as docker info has for missing support */
+	json_t *features = publish_features(a);
+	json_t *warnings = json_array();
+	size_t i;
+	json_t *f;
+	json_array_foreach(features, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "Name"));
+		const char *state = json_string_value(json_object_get(f, "State"));
+		const char *fb = json_string_value(json_object_get(f, "Fallback"));
+		if (strcmp(state, "unavailable") != 0 || (fb && strcmp(fb, "not asked for") == 0))
+			continue;
+		char w[1024];
+		snprintf(w, sizeof(w), "WARNING: data plane: %s unavailable: %s; %s", name,
+			 json_string_value(json_object_get(f, "Reason")),
+			 fb ? fb : "published ports are refused");
+		json_array_append_new(warnings, json_string(w));
+	}
+	json_t *publish_err = NULL;
+	struct shoal_err perr = {0};
+	if (!publish_available(a, &perr))
+		publish_err = json_string(perr.msg);
 	api_reply_json(
 		r, 200,
 		json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i,"
-			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s}",
+			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*}",
 			  "ID", a->node_id, "Name", a->hostname, "Containers", total,
 			  "ContainersRunning", running, "ContainersPaused", 0, "ContainersStopped",
 			  stopped, "Images", (int)nimages, "Driver", "overlay", "CgroupDriver",
@@ -66,7 +89,8 @@ void api_info(struct api_req *r)
 			  (json_int_t)si.totalram * si.mem_unit, "ServerVersion", SHOAL_VERSION,
 			  "DockerRootDir", a->cfg.data_dir, "RunDir", a->cfg.run_dir,
 			  "CgroupParent", a->cfg.cgroup_parent, "StoreBackend",
-			  a->cfg.store_backend, "DefaultRuntime", "shoal"));
+			  a->cfg.store_backend, "DefaultRuntime", "shoal", "ShoalDataPlane",
+			  features, "Warnings", warnings, "ShoalDataPlaneError", publish_err));
 }
 
 /* shoal's own: the published ports and where their traffic goes. */

@@ -16,6 +16,7 @@
 #include "agent/cluster.h"
 #include "agent/container.h"
 #include "agent/dns.h"
+#include "agent/publish.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -67,7 +68,9 @@ static int task_addrs(struct agent *a, const char *sid, struct in_addr *out, int
 }
 
 /* Our own names: 0 answers filled, -ENOENT when the name is not ours. */
-static int lookup(struct agent *a, const char *name, struct in_addr *out, int max)
+/* advance: an A question, which takes the next turn of a rotated answer */
+static int lookup(struct agent *a, const char *name, struct in_addr *out, int max, bool advance,
+		  int *ret_ttl)
 {
 	bool tasks_only = false;
 	if (strncasecmp(name, "tasks.", 6) == 0) {
@@ -87,12 +90,24 @@ static int lookup(struct agent *a, const char *name, struct in_addr *out, int ma
 				continue;
 			const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 			int n = 0;
-			if (vip && !tasks_only) {
+			if (vip && !tasks_only && publish_vips_balanced(a)) {
 				n = inet_pton(AF_INET, vip, &out[0]) == 1 ? 1 : 0;
 			} else {
 				n = task_addrs(a,
 					       json_string_value(json_object_get(svc, "ID")) ?: "",
 					       out, max);
+			}
+			if (vip && !tasks_only && n > 1 && !publish_vips_balanced(a)) {
+				/* a VIP without the socket hooks to balance it:
+				 * one task per answer, in turn, not cached. All
+				 * of them would not spread: glibc sorts answers
+				 * by prefix match (RFC 6724 rule 9), so every
+				 * client would take the same task. */
+				static unsigned turn;
+				out[0] = out[turn % (unsigned)n];
+				turn += advance;
+				n = 1;
+				*ret_ttl = 0;
 			}
 			json_decref(services);
 			return n;
@@ -181,12 +196,13 @@ static void request_cb(struct evdns_server_request *req, void *arg)
 	if (len && name[len - 1] == '.')
 		name[len - 1] = '\0';
 	struct in_addr addrs[DNS_MAX_ANSWERS];
-	int n = lookup(a, name, addrs, DNS_MAX_ANSWERS);
+	int ttl = DNS_TTL;
+	int n = lookup(a, name, addrs, DNS_MAX_ANSWERS, q->type == EVDNS_TYPE_A, &ttl);
 	if (n >= 0) {
 		/* ours: A records; other types of our names have no records */
 		/* one record per address: evdns packs n addresses into one record */
 		for (int i = 0; q->type == EVDNS_TYPE_A && i < n; i++)
-			evdns_server_request_add_a_reply(req, q->name, 1, &addrs[i], DNS_TTL);
+			evdns_server_request_add_a_reply(req, q->name, 1, &addrs[i], ttl);
 		evdns_server_request_respond(req, DNS_ERR_NONE);
 		return;
 	}

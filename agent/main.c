@@ -70,9 +70,13 @@ static void usage(FILE *f)
 		"                        (default 16381; a node keeps the size its maps were\n"
 		"                        pinned with until shoald --teardown)\n"
 		"  --lb-flows N          flow table entries of the load balancer (default 65536)\n"
+		"  --check               probe the kernel's data-plane features, print them and\n"
+		"                        exit (non-zero when a required one is missing)\n"
 		"  --teardown            remove what an agent with these roots left on the node\n"
-		"                        (tc hooks, pinned maps, the bridge and its nftables table,\n"
-		"                        the cgroup parent) and exit; run it with no agent running\n"
+		"                        (tc and socket hooks, pinned maps, the bridge and its\n"
+		"                        nftables table, mounted network namespaces, the cgroup\n"
+		"                        parent) and exit, loading no program; run it with no\n"
+		"                        agent running\n"
 		"  --version             print the version\n"
 		"  -h, --help            this help\n");
 }
@@ -96,6 +100,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_VER,
 		O_UPLINK,
 		O_TEARDOWN,
+		O_CHECK,
 		O_XDP,
 		O_MAGLEV,
 		O_FLOWS
@@ -117,6 +122,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"version", no_argument, NULL, O_VER},
 		{"uplink", required_argument, NULL, O_UPLINK},
 		{"teardown", no_argument, NULL, O_TEARDOWN},
+		{"check", no_argument, NULL, O_CHECK},
 		{"xdp", no_argument, NULL, O_XDP},
 		{"maglev-size", required_argument, NULL, O_MAGLEV},
 		{"lb-flows", required_argument, NULL, O_FLOWS},
@@ -182,6 +188,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		}
 		case O_TEARDOWN:
 			cfg->teardown = true;
+			break;
+		case O_CHECK:
+			cfg->check = true;
 			break;
 		case O_XDP:
 			cfg->xdp = true;
@@ -304,6 +313,31 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct agent *a = arg;
 	log_info("shoald: signal %d, shutting down (containers keep running)", (int)sig);
 	event_base_loopbreak(a->base);
+}
+
+/* libevent's own messages (evdns's among them) in the agent's log, not bare on
+ * stderr. evdns reports a nameserver going down ("Nameserver 10.0.0.2:53 has
+ * failed: ...", "All nameservers have failed") at EVENT_LOG_MSG, its level for
+ * news; for the agent that is a warning: names stop resolving. */
+static void libevent_log_cb(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		if (strstr(msg, " failed"))
+			log_warn("libevent: %s", msg);
+		else
+			log_info("libevent: %s", msg);
+		break;
+	case EVENT_LOG_WARN:
+		log_warn("libevent: %s", msg);
+		break;
+	default:
+		log_error("libevent: %s", msg);
+		break;
+	}
 }
 
 /* bpffs is not mounted at boot on these machines; pins need it. */
@@ -430,27 +464,79 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	return 0;
 }
 
+/* --check: the data-plane features this kernel offers, as shoald would use
+ * them with the same flags and SHOAL_LB_DISABLE. 1 when a required one is
+ * missing. */
+static int check(struct agent *a)
+{
+	struct lb_feature_status st[LB_FEAT_MAX];
+	struct shoal_err err = {0};
+	uint32_t disable = 0;
+	int rc = 0;
+	libbpf_set_print(NULL);
+	if (lb_features_parse(getenv(LB_DISABLE_ENV), &disable, &err) < 0) {
+		fprintf(stderr, "shoald: %s: %s\n", LB_DISABLE_ENV, err.msg);
+		return 2;
+	}
+	lb_features_probe(disable, st);
+	if (!a->cfg.xdp && st[LB_FEAT_XDP].state == LB_FEATURE_ON)
+		st[LB_FEAT_XDP].state = LB_FEATURE_OFF;
+	/* the socket hooks attach to the cgroup v2 tree the agent is in */
+	if (st[LB_FEAT_SOCKET_LB].state == LB_FEATURE_ON && !a->cgroup_v2[0]) {
+		st[LB_FEAT_SOCKET_LB].state = LB_FEATURE_UNAVAILABLE;
+		snprintf(st[LB_FEAT_SOCKET_LB].reason, sizeof(st[LB_FEAT_SOCKET_LB].reason),
+			 "no cgroup v2 hierarchy for cgroup parent %s", a->cfg.cgroup_parent);
+	}
+	json_t *features = publish_features_json(st, a->cfg.xdp);
+	size_t i;
+	json_t *f;
+	printf("%-14s %-12s %-9s %s\n", "FEATURE", "STATE", "REQUIRED", "DETAIL");
+	json_array_foreach(features, i, f)
+	{
+		const char *state = json_string_value(json_object_get(f, "State"));
+		const char *reason = json_string_value(json_object_get(f, "Reason"));
+		const char *fb = json_string_value(json_object_get(f, "Fallback"));
+		bool req = json_is_true(json_object_get(f, "Required"));
+		bool missing = strcmp(state, "unavailable") == 0;
+		printf("%-14s %-12s %-9s %s", json_string_value(json_object_get(f, "Name")), state,
+		       req ? "yes" : "no",
+		       *reason ? reason : json_string_value(json_object_get(f, "Description")));
+		if (missing && fb)
+			printf("; instead: %s", fb);
+		if (missing && req) {
+			printf("; needs %s", json_string_value(json_object_get(f, "Provides")));
+			rc = 1;
+		}
+		printf("\n");
+	}
+	json_decref(features);
+	if (rc)
+		fprintf(stderr, "shoald: a required data-plane feature is missing: published "
+				"ports would be refused\n");
+	return rc;
+}
+
 /* --teardown: the node-level objects an agent with these roots leaves behind
- * on purpose (so that traffic survives its restarts), removed for good. */
+ * on purpose (so that traffic survives its restarts), removed for good.
+ * Nothing is loaded: our programs are found by name on every interface and
+ * on the cgroup, the pinned links and maps by path. */
 static int teardown(struct agent *a)
 {
 	int rc = 0;
 	struct shoal_err err = {0};
 	char pins[4096];
-	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
-	struct lb *lb = NULL;
-	struct lb_open_opts o = {.pin_dir = pins};
 	libbpf_set_print(NULL); /* interfaces without our hooks are expected */
-	if (access(pins, F_OK) == 0 && lb_open(&o, &lb, &err) == 0) {
-		struct if_nameindex *ifs = if_nameindex();
-		for (struct if_nameindex *it = ifs; it && it->if_index; it++)
-			lb_detach(lb, (int)it->if_index, NULL);
-		if (ifs)
-			if_freenameindex(ifs);
-		if (a->cgroup_v2[0])
-			lb_sock_detach(lb, a->cgroup_v2, NULL);
-		lb_close(lb);
-	}
+	struct if_nameindex *ifs = if_nameindex();
+	for (struct if_nameindex *it = ifs; it && it->if_index; it++)
+		if (lb_detach(NULL, (int)it->if_index, &err) < 0)
+			log_warn("shoald: %s", err.msg);
+	if (ifs)
+		if_freenameindex(ifs);
+	if (a->cgroup_v2[0] && lb_sock_detach(NULL, a->cgroup_v2, &err) < 0)
+		log_warn("shoald: %s", err.msg);
+	snprintf(pins, sizeof(pins), "%s/node", a->cfg.bpffs_dir);
+	if (lb_sock_node_detach(pins, &err) < 0)
+		log_warn("shoald: %s", err.msg);
 	rm_rf(a->cfg.bpffs_dir);
 	struct bridge_net_options bo = {
 		.prefix = a->cfg.device_prefix,
@@ -492,6 +578,14 @@ int main(int argc, char **argv)
 	 * caller's pipe open for as long as containers run. */
 	close_range(3, ~0U, 0);
 	srandom((unsigned)(now_ns() ^ getpid()));
+	if (a.cfg.check) {
+		enum rt_cgroup_layout layout = RT_CGROUP_V1;
+		if (rt_cgroup_detect(&layout, NULL) == 0 && layout != RT_CGROUP_V1)
+			snprintf(a.cgroup_v2, sizeof(a.cgroup_v2), "%s", "v2");
+		int crc = check(&a);
+		config_free(&a.cfg);
+		return crc;
+	}
 	if (a.cfg.teardown) {
 		rt_cgroup_parent_prepare(a.cfg.cgroup_parent, a.cgroup_v2, sizeof(a.cgroup_v2),
 					 NULL);
@@ -501,6 +595,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
+	event_set_log_callback(libevent_log_cb);
 	a.base = event_base_new();
 	a.started_ns = now_ns();
 	_cleanup_close_ int lock_fd = -EBADF;

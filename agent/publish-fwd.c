@@ -118,7 +118,9 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 	size_t nw = 0, nh = 0;
 	struct shoal_err err = {0};
 
-	if (!lb)
+	/* without host routing the kernel routes to local containers too
+	 * (said once at startup) */
+	if (!lb || lb_feature(lb, LB_FEAT_HOST_ROUTING)->state != LB_FEATURE_ON)
 		return;
 	if (!a->publish_fwd && !(a->publish_fwd = calloc(1, sizeof(*a->publish_fwd))))
 		return;

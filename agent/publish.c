@@ -69,21 +69,32 @@ int publish_init(struct agent *a, struct shoal_err *err)
 			*err = p->err;
 		return r;
 	}
-	/* east-west: service VIPs balanced at connect() for every container */
-	struct shoal_err serr = {0};
-	if (!a->cgroup_v2[0])
-		log_warn("publish: no cgroup v2 tree; service virtual IPs are not balanced");
-	else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) < 0)
-		log_warn("publish: service virtual IPs are not balanced: %s", serr.msg);
-	/* published ports from the node's own processes (localhost:PORT) */
+	/* east-west: service VIPs balanced at connect() for every container,
+	 * and published ports from the node's own processes (localhost:PORT):
+	 * both on, or both fallbacks (DNS round robin, the userland proxy) */
 	snprintf(p->node_pins, sizeof(p->node_pins), "%s/node", a->cfg.bpffs_dir);
-	serr = (struct shoal_err){0};
-	if (a->cgroup_v2[0]) {
-		if (lb_sock_node_attach(p->lb, a->cgroup_v2, p->node_pins, &serr) < 0)
-			log_warn("publish: published ports do not answer from the node itself: %s",
-				 serr.msg);
-		else
+	struct shoal_err serr = {0};
+	if (lb_feature(p->lb, LB_FEAT_SOCKET_LB)->state == LB_FEATURE_ON) {
+		if (!a->cgroup_v2[0])
+			shoal_err_set(&serr, ENOENT, "no cgroup v2 hierarchy to attach to");
+		else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) >= 0 &&
+			 lb_sock_node_attach(p->lb, a->cgroup_v2, p->node_pins, &serr) >= 0)
 			p->node_hooks = true;
+		if (!p->node_hooks)
+			lb_feature_unavailable(p->lb, LB_FEAT_SOCKET_LB, serr.msg);
+	}
+	if (!p->node_hooks) {
+		/* an earlier agent's hooks would still translate */
+		if (a->cgroup_v2[0])
+			lb_sock_detach(NULL, a->cgroup_v2, NULL);
+		lb_sock_node_detach(p->node_pins, NULL);
+	}
+	for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++) {
+		const struct lb_feature_status *st = lb_feature(p->lb, f);
+		if (st->state == LB_FEATURE_UNAVAILABLE &&
+		    (f != LB_FEAT_XDP || a->cfg.xdp))
+			log_warn("publish: %s unavailable: %s; instead: %s", lb_feature_name(f),
+				 st->reason, lb_feature_fallback(f));
 	}
 	publish_scan_uplinks(a);
 	return 0;
@@ -96,10 +107,60 @@ void publish_free(struct agent *a)
 		return;
 	/* hooks and pinned maps stay: established flows survive a restart */
 	publish_fwd_free(a);
+	publish_proxy_free(a);
 	lb_close(p->lb);
 	json_decref(p->programmed);
 	free(p);
 	a->publish = NULL;
+}
+
+bool publish_vips_balanced(struct agent *a)
+{
+	struct publish *p = a->publish;
+	return p && p->lb && p->node_hooks;
+}
+
+json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked)
+{
+	json_t *arr = json_array();
+	for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++) {
+		const char *reason = st[f].reason;
+		if (st[f].state == LB_FEATURE_OFF)
+			reason = f == LB_FEAT_XDP ? "not asked for (shoald --xdp)" : "not asked for";
+		json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:s}", "Name", lb_feature_name(f),
+				      "State", lb_feature_state_name(st[f].state), "Required",
+				      lb_feature_required(f), "Description", lb_feature_what(f),
+				      "Reason", reason);
+		if (st[f].state == LB_FEATURE_UNAVAILABLE) {
+			const char *fb = lb_feature_fallback(f);
+			json_object_set_new(o, "Provides", json_string(lb_feature_provides(f)));
+			if (fb)
+				json_object_set_new(
+					o, "Fallback",
+					json_string(f == LB_FEAT_XDP && !xdp_asked ? "not asked for"
+										   : fb));
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+json_t *publish_features(struct agent *a)
+{
+	struct publish *p = a->publish;
+	struct lb_feature_status st[LB_FEAT_MAX];
+	if (p && p->lb) {
+		for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++)
+			st[f] = *lb_feature(p->lb, f);
+	} else {
+		/* the load balancer did not open: what the kernel has, and why */
+		uint32_t disable = 0;
+		lb_features_parse(getenv(LB_DISABLE_ENV), &disable, NULL);
+		lb_features_probe(disable, st);
+		if (!a->cfg.xdp && st[LB_FEAT_XDP].state == LB_FEATURE_ON)
+			st[LB_FEAT_XDP].state = LB_FEATURE_OFF;
+	}
+	return publish_features_json(st, a->cfg.xdp);
 }
 
 bool publish_available(struct agent *a, struct shoal_err *err)
@@ -712,6 +773,8 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 		p->swept = true;
 	}
 	json_decref(desired);
+	if (!p->node_hooks)
+		publish_proxy_sync(a, p->programmed);
 }
 
 const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,

@@ -34,6 +34,15 @@ struct lb_backend_spec;
  * publishing is then refused with the reason. */
 int publish_init(struct agent *a, struct shoal_err *err);
 void publish_free(struct agent *a);
+/* Service VIPs are balanced at connect() (the socket hooks are on); when
+ * not, service names resolve to task addresses. */
+bool publish_vips_balanced(struct agent *a);
+/* The data-plane features as this agent uses them, for /info:
+ * [{"Name","State":"on|off|unavailable","Required","Description","Reason",
+ *   "Provides","Fallback"}]. */
+json_t *publish_features(struct agent *a);
+struct lb_feature_status;
+json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked);
 /* True when the data plane is there; otherwise err says why not. */
 bool publish_available(struct agent *a, struct shoal_err *err);
 /* Programs the data plane from the store's services and tasks and the
@@ -45,6 +54,17 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks);
 struct lb;
 void publish_fwd_sync(struct agent *a, struct lb *lb);
 void publish_fwd_free(struct agent *a);
+/* Without the node hooks, published ports reached from the node itself
+ * (localhost:PORT, the node's addresses, its containers) go through a
+ * userland proxy instead: the agent listens on 0.0.0.0:PORT of every
+ * "proto/port" key of programmed (publish_sync()'s form; VIP keys are left
+ * out) and relays each TCP connection or UDP client to one of the port's
+ * active backends, round-robin. Opens listeners for new ports (one that
+ * cannot be bound is logged once and retried on later syncs), closes those of
+ * ports gone with their connections, and updates the backends of the rest in
+ * place: open connections keep theirs. */
+void publish_proxy_sync(struct agent *a, json_t *programmed);
+void publish_proxy_free(struct agent *a);
 /* Attaches to uplinks that appeared since the last scan, and gives the node
  * hooks (published ports reached from the node itself: localhost:PORT and
  * the node's addresses) the node's current addresses. */

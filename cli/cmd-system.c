@@ -193,6 +193,24 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 	kv(1, "Debug Mode", info, "Debug");
 	size_t i;
 	json_t *w;
+	json_t *features = json_object_get(info, "ShoalDataPlane");
+	if (json_array_size(features) > 0) {
+		printf(" Data Plane:\n");
+		json_array_foreach(features, i, w)
+		{
+			const char *state = json_string_value(json_object_get(w, "State"));
+			const char *reason = json_string_value(json_object_get(w, "Reason"));
+			const char *fb = json_string_value(json_object_get(w, "Fallback"));
+			printf("  %-14s %s", json_string_value(json_object_get(w, "Name")),
+			       state ? state : "?");
+			if (reason && *reason)
+				printf(": %s", reason);
+			if (fb && state && strcmp(state, "unavailable") == 0)
+				printf(" (instead: %s)", fb);
+			printf("\n");
+		}
+	}
+	kv(1, "Data Plane Error", info, "ShoalDataPlaneError");
 	json_array_foreach(json_object_get(info, "Warnings"), i, w) if (json_is_string(w))
 		fprintf(stderr, "%s\n", json_string_value(w));
 	return 0;

@@ -5,9 +5,35 @@
 # the node's uplink, TCP and UDP; the node's own processes reach them on
 # localhost and the node's address; host publish mode; backends follow tasks;
 # flows survive an agent restart.
+#
+# Run once as the kernel allows, and once more with every optional part of
+# the data plane turned off (SHOAL_LB_DISABLE, as if the kernel lacked it,
+# shoald asked for --xdp all the same): the same traffic must flow through
+# the fallbacks, which `shoal info` and the log must name.
 . "$(dirname "$0")/lib.sh"
-node_start
+AGENT_ARGS=()
+[ -n "${SHOAL_LB_DISABLE:-}" ] && AGENT_ARGS=(--xdp)
+node_start "${AGENT_ARGS[@]}"
 client_start
+# feature STATE: the data-plane feature's state as /info says
+feature() { api GET /info | cut -d' ' -f2- | python3 -c '
+import json, sys
+for f in json.load(sys.stdin).get("ShoalDataPlane") or []:
+    if f["Name"] == sys.argv[1]:
+        print(f["State"])' "$1"; }
+disabled() { [[ ",${SHOAL_LB_DISABLE:-}," == *",$1,"* ]]; }
+SOCKET_LB=$(feature socket-lb)
+log "data plane: socket-lb $SOCKET_LB, host-routing $(feature host-routing), xdp $(feature xdp)"
+for f in xdp host-routing socket-lb coarse-clock; do
+	if disabled "$f"; then
+		expect_eq "$f turned off shows as unavailable in /info" unavailable "$(feature "$f")"
+		expect_contains "shoal info warns of $f and why" "data plane: $f unavailable: turned off" "$(shoal info 2>&1)"
+		expect_contains "the agent's log names $f and what it does instead" "$f unavailable: turned off" "$(cat "$T/shoald.log")"
+	fi
+done
+for f in tc maps; do
+	expect_eq "required feature $f is on" on "$(feature "$f")"
+done
 # the uplink appeared after the agent: it is picked up on the next resync
 sleep 2.5
 
@@ -44,9 +70,9 @@ print("%s:%d %s" % (src[0], src[1], data.decode().strip()))
 update_done() { [ "$(api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print((json.load(sys.stdin).get("UpdateStatus") or {}).get("State",""))')" = completed ]; }
 
 log "a published port reaches every replica"
-shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
+must "creating service pub" shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
 	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
-wait_until 30 answers 8080 && ok "port 8080 answers from the client namespace" || fail "8080 never answered"
+wait_until 30 answers 8080 && ok "port 8080 answers from the client namespace" || fatal "8080 never answered"
 sleep 0.5
 n=$(distinct 8080 30)
 expect_eq "30 requests spread over the 3 replicas" 3 "$n"
@@ -69,21 +95,27 @@ expect_eq "another network namespace's localhost:8080 is left alone" "" "$out"
 log "the service's name and virtual IP from inside a container"
 vip=$(api GET /services/pub | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["VirtualIP"])')
 out=$(shoal run --rm busybox nslookup -type=a pub 2>&1)
-expect_contains "the service name resolves to its virtual IP" "$vip" "$out"
+if [ "$SOCKET_LB" = on ]; then
+	expect_contains "the service name resolves to its virtual IP" "$vip" "$out"
+else
+	expect_eq "without socket hooks the service name resolves to a task address" 1 \
+		"$(echo "$out" | grep -c 'Address: 10\.213\.')"
+	expect_not_contains "and not to the virtual IP, which nothing balances" "$vip" "$out"
+fi
 out=$(shoal run --rm busybox nslookup -type=a tasks.pub 2>&1 | grep -c 'Address: 10\.213\.')
 expect_eq "tasks.NAME resolves to the 3 task addresses" 3 "$out"
 out=$(shoal run --rm busybox sh -c 'for i in $(seq 1 30); do printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 pub 80 | tail -n 1; done' | sort -u | grep -c .)
 expect_eq "connections to the service name spread over the 3 replicas" 3 "$out"
-shoal run -d --name named busybox sleep 60 >/dev/null
+must "starting container named" shoal run -d --name named busybox sleep 60
 out=$(shoal run --rm busybox nslookup -type=a named 2>&1)
 expect_contains "a container's name resolves to its address" "$(shoal inspect -f '{{.NetworkSettings.IPAddress}}' named)" "$out"
 shoal rm -f named >/dev/null
 
 log "scaling changes the backends"
-shoal service scale pub=1 -d >/dev/null
+must "scaling pub to 1" shoal service scale pub=1 -d
 one_backend() { [ "$(distinct 8080 10)" = 1 ]; }
 wait_until 30 one_backend && ok "after scaling to 1, one replica answers" || fail "after scale: $(distinct 8080 10) replicas answer"
-shoal service scale pub=2 -d >/dev/null
+must "scaling pub to 2" shoal service scale pub=2 -d
 two_backends() { [ "$(distinct 8080 20)" = 2 ]; }
 wait_until 30 two_backends && ok "after scaling to 2, two replicas answer" || fail "after scale to 2: $(distinct 8080 20)"
 
@@ -99,7 +131,7 @@ expect_contains "assigned from 30000 up" '"PublishedPort":30000' "$(api GET /ser
 shoal service rm auto >/dev/null
 
 log "shoal run -p"
-shoal run -d --name single -p 8081:80 busybox sh -c 'echo single > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
+must "starting container single" shoal run -d --name single -p 8081:80 busybox sh -c 'echo single > /var/www/index.html; exec httpd -f -p 80 -h /var/www'
 wait_until 20 answers 8081 && ok "a container's published port answers" || fail "8081 never answered"
 expect_eq "it is the container" single "$(http_get 8081)"
 shoal rm -f single >/dev/null
@@ -138,8 +170,8 @@ C
 mkdir -p "$T/udpimg"
 if cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" 2>"$T/cc.log"; then
 	tar -C "$T/udpimg" -cf "$T/udpimg.tar" udpecho
-	shoal image import "$T/udpimg.tar" udpecho:it >/dev/null || fail "importing the UDP echo image"
-	shoal service create -d --name udp --replicas 2 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho >/dev/null
+	must "importing the UDP echo image" shoal image import "$T/udpimg.tar" udpecho:it
+	must "creating service udp" shoal service create -d --name udp --replicas 2 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho
 	udp_up() { udp_ask in_client "$NODE_ADDR" 5300 | grep -q ' ping$'; }
 	wait_until 30 udp_up && ok "UDP 5300 answers from the client namespace" || fail "UDP 5300: [$(udp_ask in_client "$NODE_ADDR" 5300)]"
 	expect_eq "the answer comes from the published address" "$NODE_ADDR:5300" "$(udp_ask in_client "$NODE_ADDR" 5300 | cut -d' ' -f1)"
@@ -152,23 +184,23 @@ else
 fi
 
 log "host publish mode"
-shoal service create -d --name hostm --stop-grace-period 1s -p published=8090,target=80,mode=host \
+must "creating service hostm" shoal service create -d --name hostm --stop-grace-period 1s -p published=8090,target=80,mode=host \
 	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
 wait_until 30 answers 8090 && ok "a host-mode port answers where its task runs" || fail "8090 never answered"
 node_8090() { [ -n "$(node_get 127.0.0.1 8090)" ]; }
 wait_until 10 node_8090 && ok "and from the node itself" || fail "127.0.0.1:8090 from the node"
 expect_contains "the task shows its port in PortStatus" '"PublishedPort":8090' "$(tasks_json hostm)"
-shoal service scale hostm=2 -d >/dev/null
+must "scaling hostm to 2" shoal service scale hostm=2 -d
 host_reason() { tasks_json hostm | grep -q 'host port 8090/tcp in use'; }
 wait_until 20 host_reason && ok "a second task on the node stays pending, naming the port" || fail "no host port reason: $(tasks_json hostm | head -c 600)"
 running=$(tasks_json hostm | python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["Status"]["State"]=="running"))')
 expect_eq "one task of the host-mode service runs" 1 "$running"
-shoal service scale hostm=0 -d >/dev/null
+must "scaling hostm to 0" shoal service scale hostm=0 -d
 gone_8090() { ! answers 8090; }
 wait_until 30 gone_8090 && ok "scaled to 0, the host-mode port is not published" || fail "8090 still answers"
 expect_not_contains "shoal lb ls no longer lists it" "8090" "$(shoal lb ls)"
 shoal service rm hostm >/dev/null
-shoal service create -d --name hostany --stop-grace-period 1s -p target=80,mode=host \
+must "creating service hostany" shoal service create -d --name hostany --stop-grace-period 1s -p target=80,mode=host \
 	busybox sh -c 'echo any > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
 hp() { tasks_json hostany | python3 -c '
 import json,sys
@@ -197,27 +229,32 @@ out=$("$SHOALD_BIN" --lb-flows lots 2>&1) && fail "--lb-flows lots accepted" ||
 	expect_contains "a flow table size that is no number is refused" "--lb-flows lots" "$out"
 
 log "the data plane outlives the agent"
-shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat >/dev/null
+must "creating service echo" shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat
 echo_up() { [ "$(in_client busybox sh -c "echo ping | nc -w 2 $NODE_ADDR 8082")" = ping ]; }
-wait_until 30 echo_up && ok "echo service answers" || fail "echo service never answered"
+wait_until 30 echo_up && ok "echo service answers" || fatal "echo service never answered"
 # one TCP connection held open across kill -9 and restart of shoald
 coproc ECHO { in_client busybox nc "$NODE_ADDR" 8082; }
 echo before >&"${ECHO[1]}"
 read -r -t 5 line <&"${ECHO[0]}"
 expect_eq "the held connection works" before "$line"
 old_prog=$(node_prog)
+[ "$SOCKET_LB" = on ] || old_prog=""
 agent_kill9
 expect_contains "while shoald is down the port still answers" "" "$(http_get 8080)"
 [ -n "$(http_get 8080)" ] && ok "port answers with the agent down" || fail "no answer with the agent down"
 echo during >&"${ECHO[1]}"
 read -r -t 5 line <&"${ECHO[0]}"
 expect_eq "the held connection works while shoald is down" during "$line"
-agent_start
+agent_start "${AGENT_ARGS[@]}"
 wait_until 20 two_backends && ok "after the restart both replicas answer" || fail "after restart: $(distinct 8080 20)"
 new_prog=$(node_prog)
-[ -n "$old_prog" ] && [ -n "$new_prog" ] && [ "$old_prog" != "$new_prog" ] &&
-	ok "the restarted agent swapped its node hooks in place" || fail "node hook program: [$old_prog] -> [$new_prog]"
-expect_not_contains "the old node hook is no longer on the cgroup root" "\"id\":$old_prog," "$(root_progs)"
+if [ "$SOCKET_LB" = on ]; then
+	[ -n "$old_prog" ] && [ -n "$new_prog" ] && [ "$old_prog" != "$new_prog" ] &&
+		ok "the restarted agent swapped its node hooks in place" || fail "node hook program: [$old_prog] -> [$new_prog]"
+	expect_not_contains "the old node hook is no longer on the cgroup root" "\"id\":$old_prog," "$(root_progs)"
+else
+	expect_eq "without socket hooks no node hook is pinned" "" "$new_prog"
+fi
 [ -n "$(node_get 127.0.0.1 8080)" ] && ok "127.0.0.1:8080 answers on the node after the restart" || fail "127.0.0.1:8080 after restart"
 sleep 2.5
 echo after >&"${ECHO[1]}"
@@ -229,7 +266,7 @@ shoal service rm echo >/dev/null
 
 log "scaling down breaks no other flow"
 # each connection is greeted with its backend's hostname, then echoes
-shoal service create -d --name echo3 --replicas 3 -p 8084:7 --stop-grace-period 1s \
+must "creating service echo3" shoal service create -d --name echo3 --replicas 3 -p 8084:7 --stop-grace-period 1s \
 	busybox nc -ll -p 7 -e sh -c 'hostname; exec cat' >/dev/null
 # held N GO: opens N connections, prints their backends, waits for the file GO,
 # then prints "host:1" for each connection that still echoes, "host:0" otherwise
@@ -259,13 +296,13 @@ print(" ".join(out), flush=True)
 }
 echo3_hosts() { held 12 /dev/null | head -n 1 | tr ' ' '\n' | sort -u | grep -c .; }
 echo3_three() { [ "$(echo3_hosts)" = 3 ]; }
-wait_until 40 echo3_three && ok "3 echo replicas answer" || fail "echo3: $(echo3_hosts) replicas"
+wait_until 40 echo3_three && ok "3 echo replicas answer" || fatal "echo3: $(echo3_hosts) replicas"
 held 24 "$T/go" >"$T/held.out" 2>"$T/held.err" &
 hp=$!
 wait_until 10 test -s "$T/held.out"
 before=$(head -n 1 "$T/held.out" | tr ' ' '\n' | sort -u | grep -c .)
 expect_eq "24 held connections spread over the 3 replicas" 3 "$before"
-shoal service scale echo3=1 -d >/dev/null
+must "scaling echo3 to 1" shoal service scale echo3=1 -d
 echo3_one() { [ "$(echo3_hosts)" = 1 ]; }
 wait_until 40 echo3_one && ok "scaled to 1, one echo replica answers" || fail "echo3 after scale: $(echo3_hosts)"
 survivor=$(held 1 /dev/null | head -n 1)
@@ -290,14 +327,14 @@ load() { # load SECONDS -> prints failures
 	done
 	echo "$fails $n"
 }
-shoal service update -d --health-cmd 'nc 127.0.0.1 80 </dev/null' --health-interval 200ms \
+must "adding a health check to pub" shoal service update -d --health-cmd 'nc 127.0.0.1 80 </dev/null' --health-interval 200ms \
 	--health-retries 2 pub >/dev/null
-wait_until 60 update_done pub
+wait_until 60 update_done pub || fatal "the health check update of pub did not complete"
 for order in start-first stop-first; do
 	load 12 >"$T/load.$order" &
 	lp=$!
 	sleep 1
-	shoal service update -d --env-add ROUND=$order --update-order $order --update-parallelism 1 \
+	must "a $order update of pub" shoal service update -d --env-add ROUND=$order --update-order $order --update-parallelism 1 \
 		--update-delay 500ms pub >/dev/null
 	wait $lp
 	read -r fails n <"$T/load.$order"
@@ -308,13 +345,13 @@ moved=$(api GET /services/pub | grep -o '"NewFlows":[0-9]*' | head -1 | cut -d: 
 [ "${moved:-0}" -gt 0 ] && ok "the counters show traffic on the new tasks ($moved new flows on the port)" || fail "no flows counted"
 
 log "a task whose health check fails stops receiving traffic"
-shoal service create -d --name hc --replicas 2 -p 8083:80 --stop-grace-period 1s \
+must "creating service hc" shoal service create -d --name hc --replicas 2 -p 8083:80 --stop-grace-period 1s \
 	--health-cmd 'test -f /var/www/index.html' --health-interval 200ms --health-retries 2 \
 	--restart-delay 10s busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
 hc_two() { [ "$(distinct 8083 20)" = 2 ]; }
-wait_until 40 hc_two && ok "both healthy replicas answer" || fail "hc: $(distinct 8083 20) replicas"
+wait_until 40 hc_two && ok "both healthy replicas answer" || fatal "hc: $(distinct 8083 20) replicas"
 sick=$(shoal ps --format '{{.ID}} {{.Names}}' | awk '/ hc\.1\./ {print $1}')
-shoal exec "$sick" rm /var/www/index.html
+must "making hc's first task unhealthy" shoal exec "$sick" rm /var/www/index.html
 # a request that reaches the sick replica gets a 404 page instead of a hostname
 healthy=$(shoal ps --format '{{.ID}} {{.Names}}' | awk '/ hc\.2\./ {print $1}')
 # every one of 20 requests must be answered, by the healthy replica (its hostname)
@@ -330,9 +367,13 @@ wait_until 30 unpublished && ok "service rm unpublishes the port" || fail "8080 
 
 log "shoald --teardown"
 prog=$(node_prog)
+must "a container whose namespace teardown must unmount" shoal run -d --name leftover busybox sleep 600
 agent_stop
 in_node "$SHOALD_BIN" --data-dir "$T/data" --run-dir "$T/run" --socket "$SOCK" --cgroup-parent "$CG_PARENT" \
 	--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG" --device-prefix "$TAG" --bridge-subnet 10.213.0.0/16 \
 	--teardown >>"$T/shoald.log" 2>&1 || fail "shoald --teardown"
-expect_not_contains "the node hooks leave the cgroup root" "\"id\":$prog," "$(root_progs)"
+[ -z "$prog" ] || expect_not_contains "the node hooks leave the cgroup root" "\"id\":$prog," "$(root_progs)"
+expect_eq "no namespace of the agent stays mounted" "" "$(grep -F "$T/run/netns" /proc/self/mountinfo)"
+expect_eq "no pin of the agent stays" "" "$(ls "/sys/fs/bpf/shoal-it-$TAG" 2>/dev/null)"
+expect_eq "no tc filter of ours on the uplink" "" "$(in_node tc filter show dev "up${TAG}" ingress 2>/dev/null | grep lb_ingress)"
 finish

@@ -1,9 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
 # Agent integration tests: shell scripts driving shoald and shoal as root.
-foreach(t agent-run agent-restart agent-concurrent agent-api agent-service agent-publish)
+foreach(t agent-run agent-restart agent-concurrent agent-api agent-service agent-publish publish-proxy)
 	if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		add_test(NAME integration/${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		set_tests_properties(integration/${t} PROPERTIES LABELS integration TIMEOUT 600
 			SKIP_RETURN_CODE 77 ENVIRONMENT "SHOAL_BUILD=${CMAKE_BINARY_DIR}")
 	endif()
 endforeach()
+
+# agent-publish once more with every optional data-plane feature turned off,
+# as if the kernel lacked it: the same traffic through the fallbacks.
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/agent-publish.sh)
+	add_test(NAME integration/agent-publish-fallbacks
+		COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/agent-publish.sh)
+	set_tests_properties(integration/agent-publish-fallbacks PROPERTIES LABELS integration
+		TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT
+		"SHOAL_BUILD=${CMAKE_BINARY_DIR};SHOAL_LB_DISABLE=xdp,host-routing,socket-lb,coarse-clock")
+endif()

@@ -5,6 +5,7 @@
 if(TARGET shoal_lb_san)
 	shoal_add_unit_test(test-publish
 		SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-publish.c ${PROJECT_SOURCE_DIR}/agent/publish.c
+		${PROJECT_SOURCE_DIR}/agent/publish-proxy.c
 		LIBS shoal_lb_san shoal_lib_san PkgConfig::JANSSON PkgConfig::LIBEVENT)
 	target_include_directories(test-publish PRIVATE ${PROJECT_SOURCE_DIR})
 endif()
