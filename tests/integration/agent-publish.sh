@@ -37,16 +37,6 @@ done
 # the uplink appeared after the agent: it is picked up on the next resync
 sleep 2.5
 
-wait_until() {
-	local t=$1
-	shift
-	local end=$((SECONDS + t))
-	while [ $SECONDS -lt $end ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # distinct answers among N requests to PORT
 distinct() { for _ in $(seq 1 "$2"); do http_get "$1"; done | sort -u | grep -c .; }
 answers() { [ -n "$(http_get "$1")" ]; }
@@ -55,18 +45,6 @@ tasks_json() { curl -s --unix-socket "$SOCK" -G --data-urlencode "filters={\"ser
 # the program behind the node hook's pinned connect4 link
 node_prog() { bpftool -j link show pinned "/sys/fs/bpf/shoal-it-$TAG/node/link_node_connect4" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'; }
 root_progs() { bpftool -j cgroup show /sys/fs/cgroup/unified 2>/dev/null; }
-node_get() { in_node busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" 2>/dev/null | tail -n 1; }
-# udp_ask NS-CMD ADDR PORT: one datagram; prints "SOURCE-ADDR:PORT REPLY" of the answer
-udp_ask() {
-	"$1" python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(2)
-s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
-data, src = s.recvfrom(512)
-print("%s:%d %s" % (src[0], src[1], data.decode().strip()))
-' "$2" "$3" 2>/dev/null
-}
 update_done() { [ "$(api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print((json.load(sys.stdin).get("UpdateStatus") or {}).get("State",""))')" = completed ]; }
 
 log "a published port reaches every replica"
@@ -139,38 +117,7 @@ gone() { ! answers 8081; }
 wait_until 20 gone && ok "removing the container unpublishes the port" || fail "8081 still answers"
 
 log "a UDP published port"
-# busybox has no UDP server: a static echo (source of the answer + hostname)
-cat >"$T/udpecho.c" <<'C'
-#include <netinet/in.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-int main(void)
-{
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
-	char host[64] = "", buf[512];
-	gethostname(host, sizeof(host) - 1);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return 1;
-	for (;;) {
-		struct sockaddr_in from;
-		socklen_t len = sizeof(from);
-		ssize_t n = recvfrom(s, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &len);
-		if (n < 0)
-			continue;
-		buf[n] = '\0';
-		char out[600];
-		int m = snprintf(out, sizeof(out), "%s %s", host, buf);
-		sendto(s, out, (size_t)m, 0, (struct sockaddr *)&from, len);
-	}
-}
-C
-mkdir -p "$T/udpimg"
-if cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" 2>"$T/cc.log"; then
-	tar -C "$T/udpimg" -cf "$T/udpimg.tar" udpecho
-	must "importing the UDP echo image" shoal image import "$T/udpimg.tar" udpecho:it
+if udp_echo_image 2>"$T/cc.log"; then
 	must "creating service udp" shoal service create -d --name udp --replicas 2 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho
 	udp_up() { udp_ask in_client "$NODE_ADDR" 5300 | grep -q ' ping$'; }
 	wait_until 30 udp_up && ok "UDP 5300 answers from the client namespace" || fail "UDP 5300: [$(udp_ask in_client "$NODE_ADDR" 5300)]"
@@ -180,7 +127,7 @@ if cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" 2>"$T/cc.log"; then
 	expect_eq "UDP from the node to 127.0.0.1:5300, answered from there" "127.0.0.1:5300" "$(udp_ask in_node 127.0.0.1 5300 | cut -d' ' -f1)"
 	shoal service rm udp >/dev/null
 else
-	fail "cannot build the static UDP echo: $(head -c 300 "$T/cc.log")"
+	fail "the UDP echo image: $(head -c 300 "$T/cc.log")"
 fi
 
 log "host publish mode"

@@ -6,17 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 node_start
 
-# wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds
-wait_until() {
-	local t=$1
-	shift
-	local end=$((SECONDS + t))
-	while [ $SECONDS -lt $end ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
 svc_id() { api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["ID"])'; }
 tasks_json() { curl -s --unix-socket "$SOCK" -G --data-urlencode "filters={\"service\":{\"$1\":true}}" http://shoal/tasks; }
 # count of the service's tasks with desired state running and observed state $2

@@ -163,6 +163,66 @@ in_client() { nsenter --net="/run/netns/$CLIENT_NS" "$@"; }
 # http_get PORT: one HTTP/1.0 request from the client to the node's address
 http_get() { in_client busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $NODE_ADDR $1" 2>/dev/null | tail -n 1; }
 
+# wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds; 1 if it never does
+wait_until() {
+	local t=$1
+	shift
+	local end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# node_get ADDR PORT: one HTTP/1.0 request from a process of the node itself
+node_get() { in_node busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" 2>/dev/null | tail -n 1; }
+# udp_ask NS-CMD ADDR PORT: one datagram from a new socket; prints "SOURCE-ADDR:PORT REPLY"
+udp_ask() {
+	"$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+data, src = s.recvfrom(512)
+print("%s:%d %s" % (src[0], src[1], data.decode().strip()))
+' "$2" "$3" 2>/dev/null
+}
+# udp_echo_image: imports udpecho:it, a static UDP echo on port 53 answering
+# "HOSTNAME DATAGRAM" (busybox has no UDP server); what went wrong on stderr
+udp_echo_image() {
+	cat >"$T/udpecho.c" <<'C'
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+	char host[64] = "", buf[512];
+	gethostname(host, sizeof(host) - 1);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return 1;
+	for (;;) {
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(s, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &len);
+		if (n < 0)
+			continue;
+		buf[n] = '\0';
+		char out[600];
+		int m = snprintf(out, sizeof(out), "%s %s", host, buf);
+		sendto(s, out, (size_t)m, 0, (struct sockaddr *)&from, len);
+	}
+}
+C
+	mkdir -p "$T/udpimg" &&
+		cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" &&
+		tar -C "$T/udpimg" -cf "$T/udpimg.tar" udpecho &&
+		shoal image import "$T/udpimg.tar" udpecho:it >/dev/null
+}
+
 # Every process in a cgroup tree, in every hierarchy.
 cg_pids() {
 	local d

@@ -13,33 +13,10 @@ node_start
 client_start
 sleep 2.5
 
-wait_until() {
-	local t=$1
-	shift
-	local end=$((SECONDS + t))
-	while [ $SECONDS -lt $end ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
-# node_get ADDR PORT: one HTTP/1.0 request from a process of the node itself
-node_get() { in_node busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" 2>/dev/null | tail -n 1; }
 # node_distinct ADDR PORT N: distinct answers among N requests from the node
 node_distinct() { for _ in $(seq 1 "$3"); do node_get "$1" "$2"; done | sort -u | grep -c .; }
 client_distinct() { for _ in $(seq 1 "$2"); do http_get "$1"; done | sort -u | grep -c .; }
 agent_fds() { ls "/proc/$AGENT_PID/fd" | wc -l; }
-# udp_ask NS-CMD ADDR PORT: one datagram from a new socket; prints "SOURCE-ADDR:PORT REPLY"
-udp_ask() {
-	"$1" python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(2)
-s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
-data, src = s.recvfrom(512)
-print("%s:%d %s" % (src[0], src[1], data.decode().strip()))
-' "$2" "$3" 2>/dev/null
-}
 proxied() { grep -c "port $1 answers on the node through the userland proxy (socket hooks unavailable)" "$T/shoald.log"; }
 
 log "the socket hooks are off"
@@ -47,7 +24,7 @@ log "the socket hooks are off"
 	ok "no node hook is pinned" || fail "the node hooks are attached: SHOAL_LB_DISABLE=socket-lb not honoured"
 
 log "a TCP published port from the node itself"
-shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
+must "creating service pub" shoal service create -d --name pub --replicas 3 -p 8080:80 --stop-grace-period 1s \
 	busybox sh -c 'hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
 three() { [ "$(node_distinct 127.0.0.1 8080 30)" = 3 ]; }
 wait_until 40 three && ok "30 connections to 127.0.0.1:8080 reach the 3 replicas" ||
@@ -62,7 +39,7 @@ expect_eq "another network namespace's localhost:8080 is left alone" "" \
 	"$(in_client busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 127.0.0.1 8080" 2>/dev/null | tail -n 1)"
 
 log "half-close and backpressure"
-shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat >/dev/null
+must "creating service echo" shoal service create -d --name echo -p 8082:7 --stop-grace-period 1s busybox nc -ll -p 7 -e cat
 # 8 MiB through the echo: sent by a thread, read back in full, then the
 # client's FIN must reach the backend (cat ends) and the backend's come back
 echo_big() {
@@ -185,39 +162,8 @@ expect_eq "each that closes lets one in: the 50 are served" 50 "${later:-}"
 expect_eq "the limit is logged once" 1 "$(grep -c 'port tcp/8082: userland proxy at its limit' "$T/shoald.log")"
 
 log "a UDP published port from the node itself"
-# busybox has no UDP server: a static echo (source of the answer + hostname)
-cat >"$T/udpecho.c" <<'C'
-#include <netinet/in.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-int main(void)
-{
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
-	char host[64] = "", buf[512];
-	gethostname(host, sizeof(host) - 1);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return 1;
-	for (;;) {
-		struct sockaddr_in from;
-		socklen_t len = sizeof(from);
-		ssize_t n = recvfrom(s, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &len);
-		if (n < 0)
-			continue;
-		buf[n] = '\0';
-		char out[600];
-		int m = snprintf(out, sizeof(out), "%s %s", host, buf);
-		sendto(s, out, (size_t)m, 0, (struct sockaddr *)&from, len);
-	}
-}
-C
-mkdir -p "$T/udpimg"
-if cc -static -O2 -o "$T/udpimg/udpecho" "$T/udpecho.c" 2>"$T/cc.log"; then
-	tar -C "$T/udpimg" -cf "$T/udpimg.tar" udpecho
-	shoal image import "$T/udpimg.tar" udpecho:it >/dev/null || fail "importing the UDP echo image"
-	shoal service create -d --name udp --replicas 3 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho >/dev/null
+if udp_echo_image 2>"$T/cc.log"; then
+	must "creating service udp" shoal service create -d --name udp --replicas 3 -p 5300:53/udp --stop-grace-period 1s udpecho:it /udpecho
 	udp_three() { [ "$(for _ in $(seq 1 20); do udp_ask in_node 127.0.0.1 5300; done | cut -d' ' -f2 | sort -u | grep -c .)" = 3 ]; }
 	wait_until 40 udp_three && ok "20 datagrams from new sockets to 127.0.0.1:5300 reach the 3 replicas" ||
 		fail "UDP 127.0.0.1:5300: [$(udp_ask in_node 127.0.0.1 5300)]"
@@ -253,7 +199,7 @@ print(len(hosts))
 	wait_until 30 udp_gone && ok "service rm stops UDP answers" || fail "127.0.0.1:5300 still answers"
 	wait_until 10 no_sessions && ok "and closes its sessions" || fail "$(sessions) UDP session(s) left"
 else
-	fail "cannot build the static UDP echo: $(head -c 300 "$T/cc.log")"
+	fail "the UDP echo image: $(head -c 300 "$T/cc.log")"
 fi
 
 log "a port that goes closes its connections"
@@ -278,7 +224,7 @@ time.sleep(8)
 ' &
 squatter=$!
 sleep 0.5
-shoal service create -d --name late -p 8085:80 --stop-grace-period 1s \
+must "creating service late" shoal service create -d --name late -p 8085:80 --stop-grace-period 1s \
 	busybox sh -c 'echo late > /var/www/index.html; exec httpd -f -p 80 -h /var/www' >/dev/null
 warned() { grep -q "port tcp/8085 does not answer on the node" "$T/shoald.log"; }
 wait_until 20 warned && ok "the port in use is logged" || fail "no warning for tcp/8085"
@@ -289,7 +235,7 @@ expect_eq "the port in use was logged once, not every sync" 1 "$(grep -c "port t
 shoal service rm late >/dev/null
 
 log "no active backend"
-shoal service scale pub=0 -d >/dev/null
+must "scaling pub to 0" shoal service scale pub=0 -d
 refused_fast() {
 	in_node python3 -c '
 import socket, time
