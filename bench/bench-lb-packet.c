@@ -121,7 +121,7 @@ int bench_lb_packet_cost(struct lb *lb, uint32_t node_addr, uint16_t free_port, 
 		hit_complete = -1;
 	/* The same flows through the XDP program: its metadata is written by
 	 * the first run and found again by the others. */
-	if (r >= 0) {
+	if (r >= 0 && xdp_fd >= 0) {
 		len = tcp_packet(pkt, client, node_addr, 43210, pa);
 		r = test_run(xdp_fd, pkt, len, 0, &xdp_hit);
 	}
@@ -133,9 +133,9 @@ int bench_lb_packet_cost(struct lb *lb, uint32_t node_addr, uint16_t free_port, 
 	}
 	if (r >= 0)
 		r = test_run(empty, pkt, len, 0, &none);
-	if (r >= 0)
+	if (r >= 0 && xdp_fd >= 0)
 		r = test_run(xdp_fd, pkt, len, 0, &xdp_miss);
-	if (r >= 0)
+	if (r >= 0 && xdp_fd >= 0)
 		r = test_run(xdp_empty, pkt, len, 0, &xdp_none);
 	if (r < 0)
 		return shoal_err_errno(err, -r, "BPF_PROG_TEST_RUN");
@@ -143,9 +143,14 @@ int bench_lb_packet_cost(struct lb *lb, uint32_t node_addr, uint16_t free_port, 
 			       none, "repeat", (json_int_t)1000000);
 	if (hit_complete >= 0)
 		json_object_set_new(pn, "hit_checksum_complete", json_real(hit_complete));
-	json_object_set_new(pn, "xdp",
-			    json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss", xdp_miss,
-				      "empty_program", xdp_none));
+	if (xdp_fd >= 0)
+		json_object_set_new(pn, "xdp",
+				    json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss", xdp_miss,
+					      "empty_program", xdp_none));
+	else
+		json_object_set_new(pn, "xdp",
+				    json_pack("{s:s}", "unavailable",
+					      lb_feature(lb, LB_FEAT_XDP)->reason));
 	json_object_set_new(out, "packet_ns", pn);
 	return 0;
 }

@@ -109,7 +109,10 @@ void bench_lb_print(json_t *o)
 			printf("    hit on a CHECKSUM_COMPLETE skb (as from a summing NIC): %.1f ns\n",
 			       json_real_value(hc));
 		json_t *x = json_object_get(p, "xdp");
-		if (x)
+		const char *xu = json_string_value(json_object_get(x, "unavailable"));
+		if (xu)
+			printf("  XDP ingress per packet: not measured, XDP unavailable: %s\n", xu);
+		else if (x)
 			printf("  XDP ingress per packet (same runs): hit %.1f ns, miss %.1f ns, empty "
 			       "program %.1f ns\n",
 			       json_real_value(json_object_get(x, "hit")),

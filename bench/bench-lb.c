@@ -410,7 +410,8 @@ static int service_up(struct lb_bench *b, struct shoal_err *err)
 	b->svc_created = true;
 	/* running tasks are the active backends of the published port */
 	size_t active = 0;
-	struct lb_open_opts lo = {.pin_dir = b->pin_dir};
+	/* with the XDP program loaded (never attached) for its per-packet cost */
+	struct lb_open_opts lo = {.pin_dir = b->pin_dir, .xdp = true};
 	for (int i = 0; i < 300 && !interrupted; i++) {
 		/* a handle sees the maps as they were when it opened them: reopen until
 		 * the agent has programmed every backend */
@@ -873,7 +874,8 @@ static int measure_xdp_on(struct lb_bench *b, struct lb *x, struct shoal_err *er
 /* shoal again with the XDP ingress program on the node's end of the client
  * veth (native mode), tc staying: a second handle on the agent's pinned maps
  * attaches it, and it is removed after the figure. 1 measured, 0 when the
- * interface has no native XDP. */
+ * interface has no native XDP, 2 when the kernel has no XDP program for it
+ * (said in "skipped"). */
 static int measure_xdp(struct lb_bench *b, struct shoal_err *err)
 {
 	struct lb_open_opts o = {.pin_dir = b->pin_dir, .xdp = true};
@@ -881,6 +883,13 @@ static int measure_xdp(struct lb_bench *b, struct shoal_err *err)
 	int r = lb_open(&o, &x, err);
 	if (r < 0)
 		return r;
+	if (lb_feature(x, LB_FEAT_XDP)->state != LB_FEATURE_ON) {
+		char why[300];
+		snprintf(why, sizeof(why), "XDP unavailable: %s", lb_feature(x, LB_FEAT_XDP)->reason);
+		json_object_set_new(json_object_get(b->out, "skipped"), "shoal_xdp", json_string(why));
+		lb_close(x);
+		return 2;
+	}
 	r = measure_xdp_on(b, x, err);
 	lb_close(x);
 	return r;
