@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "agent/container-config.h"
@@ -12,38 +13,157 @@
 #include "lib/util.h"
 #include "runtime/caps.h"
 
-static int validate_host_config(json_t *hc, struct shoal_err *err)
+int container_hostname_check(const char *field, const char *s, struct shoal_err *err)
+{
+	size_t len = strlen(s);
+	if (len > HOSTNAME_MAX)
+		return shoal_err_set(
+			err, EINVAL,
+			"%s: \"%.32s...\" is %zu characters long, at most %d are allowed", field, s,
+			len, HOSTNAME_MAX);
+	const char *label = s;
+	for (const char *p = s;; p++) {
+		if (*p == '.' || *p == '\0') {
+			size_t n = (size_t)(p - label);
+			if (n == 0 && (*p == '.' || p != s))
+				return shoal_err_set(
+					err, EINVAL,
+					"%s: \"%s\" has an empty label (two dots, or a dot at an end)",
+					field, s);
+			if (n > HOSTNAME_LABEL_MAX)
+				return shoal_err_set(
+					err, EINVAL,
+					"%s: a label of \"%s\" is %zu characters long, at most %d are allowed",
+					field, s, n, HOSTNAME_LABEL_MAX);
+			if (n > 0 && (label[0] == '-' || p[-1] == '-'))
+				return shoal_err_set(
+					err, EINVAL,
+					"%s: \"%s\": a label may not begin or end with a hyphen",
+					field, s);
+			if (*p == '\0')
+				break;
+			label = p + 1;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-') {
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				return shoal_err_set(
+					err, EINVAL,
+					"%s: contains the byte 0x%02x; a hostname is letters, digits, hyphens and dots (RFC 1123)",
+					field, (unsigned char)*p);
+			return shoal_err_set(
+				err, EINVAL,
+				"%s: \"%s\" contains '%c'; a hostname is letters, digits, hyphens and dots (RFC 1123)",
+				field, s, *p);
+		}
+	}
+	return 0;
+}
+
+/* "name", "uid", "name:group", "uid:gid": no control characters, at most one
+ * colon, no empty part. The names themselves are looked up in the image at
+ * start. */
+static int check_user(const char *s, struct shoal_err *err)
+{
+	size_t len = strlen(s);
+	if (len > USER_SPEC_MAX)
+		return shoal_err_set(err, EINVAL,
+				     "User: %zu characters long, at most %d are allowed", len,
+				     USER_SPEC_MAX);
+	if (!*s)
+		return 0;
+	const char *colon = strchr(s, ':');
+	if (colon && (colon == s || !colon[1] || strchr(colon + 1, ':')))
+		return shoal_err_set(err, EINVAL,
+				     "User: \"%s\" is not user, uid, user:group or uid:gid", s);
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/')
+			return shoal_err_set(
+				err, EINVAL,
+				"User: contains the character 0x%02x; expected user, uid, user:group or uid:gid",
+				(unsigned char)*p);
+	return 0;
+}
+
+static void human_bytes(int64_t v, char *buf, size_t len)
+{
+	if (v >= (INT64_C(1) << 30))
+		snprintf(buf, len, "%.1f GiB", (double)v / (double)(INT64_C(1) << 30));
+	else
+		snprintf(buf, len, "%.1f MiB", (double)v / (double)(INT64_C(1) << 20));
+}
+
+/* Memory and MemorySwap as Docker checks them (at least 6 MB; swap -1 for
+ * unlimited, else at least the memory and only with a memory limit), plus what
+ * the machine can hold: a limit above it is never reached, and INT64_MAX only
+ * fails later when the kernel refuses it. */
+static int check_memory(json_t *hc, const struct container_host *host, struct shoal_err *err)
+{
+	int64_t mem = 0, swap = 0;
+	char have[32];
+	int r;
+	if ((r = json_get_int(hc, "Memory", &mem, err)) == 0) {
+		if (mem < 0)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.Memory: %lld is negative; 0 means no limit",
+				(long long)mem);
+		if (mem > 0 && mem < MEMORY_MIN)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.Memory: Minimum memory limit allowed is 6MB (got %lld bytes)",
+				(long long)mem);
+		if (host->mem_bytes > 0 && mem > host->mem_bytes) {
+			human_bytes(host->mem_bytes, have, sizeof(have));
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.Memory: %lld bytes is more than this machine has (%s)",
+				(long long)mem, have);
+		}
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	if ((r = json_get_int(hc, "MemorySwap", &swap, err)) == 0) {
+		if (swap < -1)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.MemorySwap: %lld is invalid; -1 means unlimited swap, 0 twice the memory",
+				(long long)swap);
+		if (swap > 0 && mem == 0)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.MemorySwap: You should always set the Memory limit when using Memoryswap limit, see usage");
+		if (swap > 0 && swap < mem)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.MemorySwap: Minimum memoryswap limit should be larger than memory limit, see usage");
+		int64_t most = host->mem_bytes > 0 ? host->mem_bytes + host->swap_bytes : 0;
+		if (most > 0 && swap > most && swap > mem) {
+			human_bytes(most, have, sizeof(have));
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.MemorySwap: %lld bytes is more than this machine's memory and swap together (%s)",
+				(long long)swap, have);
+		}
+	} else if (r != -ENOENT)
+		return shoal_err_wrap(err, "HostConfig");
+	return 0;
+}
+
+static int validate_host_config(json_t *hc, const struct container_host *host,
+				struct shoal_err *err)
 {
 	int64_t v;
 	bool b;
 	const char *s;
 	int r;
-	if ((r = json_get_int(hc, "Memory", &v, err)) == 0) {
-		if (v < 0)
-			return shoal_err_set(err, EINVAL, "HostConfig.Memory must not be negative");
-		if (v > 0 && v < 6 * 1024 * 1024)
-			return shoal_err_set(err, EINVAL, "Minimum memory limit allowed is 6MB");
-	} else if (r != -ENOENT)
-		return shoal_err_wrap(err, "HostConfig");
-	if ((r = json_get_int(hc, "MemorySwap", &v, err)) == 0) {
-		int64_t mem = 0;
-		json_get_int(hc, "Memory", &mem, NULL);
-		if (v > 0 && v < mem)
-			return shoal_err_set(
-				err, EINVAL,
-				"Minimum memoryswap limit should be larger than memory limit, see usage");
-		if (v > 0 && mem == 0)
-			return shoal_err_set(
-				err, EINVAL,
-				"You should always set the Memory limit when using Memoryswap limit, see usage");
-	} else if (r != -ENOENT)
-		return shoal_err_wrap(err, "HostConfig");
+	if ((r = check_memory(hc, host, err)) < 0)
+		return r;
 	if ((r = json_get_int(hc, "NanoCpus", &v, err)) == 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		long ncpu = host->ncpus > 0 ? host->ncpus : 1;
 		if (v < 0 || (v > 0 && v < 10000000) || v > (int64_t)ncpu * 1000000000LL)
 			return shoal_err_set(
 				err, EINVAL,
-				"Range of CPUs is from 0.01 to %ld.00, as there are only %ld CPUs available",
+				"HostConfig.NanoCpus: Range of CPUs is from 0.01 to %ld.00, as there are only %ld CPUs available",
 				ncpu, ncpu);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
@@ -51,11 +171,17 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 		if (v < 0 || (v > 0 && v < 2) || v > 262144)
 			return shoal_err_set(
 				err, EINVAL,
-				"HostConfig.CpuShares %lld is out of range (2 to 262144)",
+				"HostConfig.CpuShares %lld is out of range (2 to 262144, or 0 for the default)",
 				(long long)v);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
-	if ((r = json_get_int(hc, "PidsLimit", &v, err)) < 0 && r != -ENOENT)
+	if ((r = json_get_int(hc, "PidsLimit", &v, err)) == 0) {
+		if (v < -1 || v > PIDS_LIMIT_MAX)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.PidsLimit %lld is out of range (1 to %d, or 0 or -1 for no limit)",
+				(long long)v, PIDS_LIMIT_MAX);
+	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	const char *bools[] = {"ReadonlyRootfs", "Privileged", "AutoRemove"};
 	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
@@ -156,8 +282,11 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 					err, EINVAL,
 					"log-opt max-size=%s: expected a size of at least 4k like 10m",
 					s);
+			char *end = NULL;
+			long nfiles = 0;
 			if (json_get_string(lcc, "max-file", &s, err) == 0 &&
-			    (atoi(s) < 1 || atoi(s) > 100))
+			    ((nfiles = strtol(s, &end, 10)) < 1 || nfiles > 100 || *end ||
+			     end == s))
 				return shoal_err_set(
 					err, EINVAL,
 					"log-opt max-file=%s: expected a number from 1 to 100", s);
@@ -167,7 +296,25 @@ static int validate_host_config(json_t *hc, struct shoal_err *err)
 	return 0;
 }
 
+void container_host_probe(struct container_host *ret)
+{
+	struct sysinfo si;
+	*ret = (struct container_host){.ncpus = sysconf(_SC_NPROCESSORS_ONLN)};
+	if (sysinfo(&si) == 0) {
+		ret->mem_bytes = (int64_t)si.totalram * si.mem_unit;
+		ret->swap_bytes = (int64_t)si.totalswap * si.mem_unit;
+	}
+}
+
 int container_config_check(json_t *body, struct shoal_err *err)
+{
+	struct container_host host;
+	container_host_probe(&host);
+	return container_config_check_host(body, &host, err);
+}
+
+int container_config_check_host(json_t *body, const struct container_host *host,
+				struct shoal_err *err)
 {
 	const char *image = NULL, *s;
 	bool b;
@@ -203,8 +350,23 @@ int container_config_check(json_t *body, struct shoal_err *err)
 			err, EINVAL,
 			"the working directory '%s' is invalid, it needs to be an absolute path",
 			s);
-	if (json_get_string(body, "Hostname", &s, NULL) == 0 && strlen(s) > 63)
-		return shoal_err_set(err, EINVAL, "Hostname: longer than 63 characters");
+	/* The hostname ends up in the container's UTS namespace (at most 64
+	 * bytes) and in its /etc/hosts and /etc/hostname, one per line: a newline
+	 * would add entries of the user's choosing. */
+	if (json_get_string(body, "Hostname", &s, NULL) == 0 && *s) {
+		if (strlen(s) > HOSTNAME_LABEL_MAX)
+			return shoal_err_set(
+				err, EINVAL,
+				"Hostname: %zu characters long, at most %d are allowed (the kernel's limit); put the rest in Domainname",
+				strlen(s), HOSTNAME_LABEL_MAX);
+		if ((r = container_hostname_check("Hostname", s, err)) < 0)
+			return r;
+	}
+	if (json_get_string(body, "Domainname", &s, NULL) == 0 && *s &&
+	    (r = container_hostname_check("Domainname", s, err)) < 0)
+		return r;
+	if (json_get_string(body, "User", &s, NULL) == 0 && (r = check_user(s, err)) < 0)
+		return r;
 	json_t *labels;
 	if ((r = json_get_object(body, "Labels", &labels, err)) == 0) {
 		const char *k;
@@ -220,7 +382,7 @@ int container_config_check(json_t *body, struct shoal_err *err)
 	json_t *hc = NULL;
 	if ((r = json_get_object(body, "HostConfig", &hc, err)) < 0 && r != -ENOENT)
 		return r;
-	if (hc && (r = validate_host_config(hc, err)) < 0)
+	if (hc && (r = validate_host_config(hc, host, err)) < 0)
 		return r;
 
 	return 0;

@@ -5,10 +5,38 @@
 
 #include "lib/err.h"
 
+/* RFC 1123 host names: labels of letters, digits and inner hyphens. */
+#define HOSTNAME_MAX	   253
+#define HOSTNAME_LABEL_MAX 63
+/* Config.User ("user:group"); passwd names are far shorter. */
+#define USER_SPEC_MAX 256
+/* Docker's (and the kernel's practical) smallest memory limit. */
+#define MEMORY_MIN (6 * 1024 * 1024)
+/* The kernel's PID_MAX_LIMIT: pids.max refuses more. */
+#define PIDS_LIMIT_MAX (4 * 1024 * 1024)
+
+/* What the machine has, for the limits a create may ask for. 0 = unknown
+ * (that check is skipped). */
+struct container_host {
+	int64_t mem_bytes;
+	int64_t swap_bytes;
+	long ncpus;
+};
+void container_host_probe(struct container_host *ret);
+
 /* Checks a /containers/create body (Docker's Config + HostConfig) field by
- * field: types, ranges, names. Pure: touches no state, so it is fuzzed. On
- * failure err names the field and what it should be. */
+ * field: types, ranges, names, limits against this machine
+ * (container_host_probe). Touches no state, so it is fuzzed. On failure err
+ * names the field and what it should be. */
 int container_config_check(json_t *body, struct shoal_err *err);
+/* The same against a given machine. Pure. */
+int container_config_check_host(json_t *body, const struct container_host *host,
+				struct shoal_err *err);
+
+/* A host or domain name as RFC 1123 has it: labels of at most 63 letters,
+ * digits and inner hyphens, dot separated, at most 253 in all. field names
+ * it in the message. "" is valid (unset). */
+int container_hostname_check(const char *field, const char *s, struct shoal_err *err);
 
 /* The image's environment with the user's on top: a user's KEY=V (or KEY)
  * replaces the image's KEY, others are appended. *ret is a new strv. */

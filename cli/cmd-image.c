@@ -44,7 +44,13 @@ static int print_message(const char *line, size_t len)
 	}
 	const char *stream = json_string_value(json_object_get(m, "stream"));
 	if (stream) {
+		/* Each message of a load or import answer is one line (Docker's
+		 * own warning streams carry their newline, shoald's did not:
+		 * "...to empty stringLoaded image"), so a line always ends here. */
+		size_t n = strlen(stream);
 		fputs(stream, stdout);
+		if (n > 0 && stream[n - 1] != '\n')
+			fputc('\n', stdout);
 		fflush(stdout);
 		return 0;
 	}

@@ -284,6 +284,22 @@ static int caps_set(uint64_t eff, uint64_t perm, uint64_t inh)
 	return 0;
 }
 
+void rt_caps_for_user(uint64_t mask, uint32_t uid, struct rt_cap_sets *ret)
+{
+	/* Docker's spec (oci.SetCapabilities) lists the set as bounding, effective
+	 * and permitted for root and as bounding only for any other uid, and
+	 * never as inheritable (CVE-2022-24769: a non-empty inheritable set lets
+	 * a binary with inheritable file capabilities gain them) nor ambient.
+	 * runc applies exactly that, so after execve a non-root user holds
+	 * nothing and only file capabilities (masked by the bounding set) grant
+	 * anything: an image's USER is a real boundary. */
+	*ret = (struct rt_cap_sets){.bounding = mask};
+	if (uid == 0) {
+		ret->effective = mask;
+		ret->permitted = mask;
+	}
+}
+
 int rt_caps_apply(uint64_t mask, struct shoal_err *err)
 {
 	struct __user_cap_data_struct cur[2];
@@ -291,12 +307,17 @@ int rt_caps_apply(uint64_t mask, struct shoal_err *err)
 	uint64_t known = last >= 63 ? UINT64_MAX : BIT(last + 1) - 1;
 	mask &= known;
 
+	/* Both uids: a process that is root in name only (setresuid(0, 1000, ..))
+	 * is treated as non-root, as the kernel's execve does. */
+	struct rt_cap_sets want;
+	rt_caps_for_user(mask, getuid() == 0 && geteuid() == 0 ? 0 : 1, &want);
+
 	int r = caps_get(cur);
 	if (r < 0)
 		return shoal_err_errno(err, r, "reading capabilities");
 	uint64_t perm = (uint64_t)cur[0].permitted | ((uint64_t)cur[1].permitted << 32);
 	uint64_t inh = (uint64_t)cur[0].inheritable | ((uint64_t)cur[1].inheritable << 32);
-	if (mask & ~perm)
+	if (want.permitted & ~perm)
 		return shoal_err_set(err, EPERM,
 				     "setting capabilities: requested set is not permitted "
 				     "(was PR_SET_KEEPCAPS set before setuid?)");
@@ -308,7 +329,7 @@ int rt_caps_apply(uint64_t mask, struct shoal_err *err)
 		return shoal_err_errno(err, r, "raising effective capabilities");
 
 	for (int i = 0; i <= last; i++) {
-		if (mask & BIT(i))
+		if (want.bounding & BIT(i))
 			continue;
 		if (prctl(PR_CAPBSET_DROP, (unsigned long)i, 0, 0, 0) < 0) {
 			if (errno == EINVAL)
@@ -319,23 +340,11 @@ int rt_caps_apply(uint64_t mask, struct shoal_err *err)
 		}
 	}
 
-	r = caps_set(mask, mask, mask);
-	if (r < 0)
-		return shoal_err_errno(err, r, "setting capabilities");
-
-	/* Ambient capabilities matter only to a non-root uid (root's execve grants
-	 * the permitted set from the bounding set); clear what may be inherited. */
+	/* Nothing inherited from the agent survives in the ambient set. */
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
 		return shoal_err_errno(err, errno, "clearing ambient capabilities");
-	if (getuid() != 0 || geteuid() != 0) {
-		for (int i = 0; i <= last; i++) {
-			if (!(mask & BIT(i)))
-				continue;
-			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)i, 0, 0) < 0)
-				return shoal_err_errno(err, errno, "raising ambient %s",
-						       rt_cap_to_name(i) ? rt_cap_to_name(i)
-									 : "capability");
-		}
-	}
+	r = caps_set(want.effective, want.permitted, want.inheritable);
+	if (r < 0)
+		return shoal_err_errno(err, r, "setting capabilities");
 	return 0;
 }

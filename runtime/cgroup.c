@@ -356,6 +356,12 @@ uint64_t rt_cgroup_shares_to_weight(uint64_t shares)
 	return 1 + ((shares - 2) * 9999) / 262142;
 }
 
+/* cpu.shares above this the kernel clamps (MAX_SHARES); runc's weight
+ * conversion assumes it. */
+#define RT_CGROUP_SHARES_MAX 262144
+/* The kernel's PID_MAX_LIMIT: pids.max refuses larger values. */
+#define RT_CGROUP_PIDS_MAX (4 * 1024 * 1024)
+
 int rt_cgroup_limits_validate(const struct rt_cgroup_limits *lim, struct shoal_err *err)
 {
 	if (lim->memory < 0)
@@ -381,9 +387,15 @@ int rt_cgroup_limits_validate(const struct rt_cgroup_limits *lim, struct shoal_e
 		return shoal_err_set_status(err, 400, EINVAL,
 					    "Range of CPUs is from 0.01 and up (got %.3f)",
 					    (double)lim->nano_cpus / 1e9);
-	if (lim->cpu_shares < 0)
-		return shoal_err_set_status(err, 400, EINVAL, "invalid CPU shares %" PRId64,
-					    lim->cpu_shares);
+	if (lim->cpu_shares < 0 || lim->cpu_shares > RT_CGROUP_SHARES_MAX)
+		return shoal_err_set_status(err, 400, EINVAL,
+					    "invalid CPU shares %" PRId64 " (0 to %d)",
+					    lim->cpu_shares, RT_CGROUP_SHARES_MAX);
+	if (lim->pids_limit < -1 || lim->pids_limit > RT_CGROUP_PIDS_MAX)
+		return shoal_err_set_status(err, 400, EINVAL,
+					    "invalid pids limit %" PRId64
+					    " (1 to %d, or 0 or -1 for no limit)",
+					    lim->pids_limit, RT_CGROUP_PIDS_MAX);
 	return 0;
 }
 

@@ -12,6 +12,13 @@
  * data: default action ERRNO(EPERM); rules are added in order when their
  * conditions hold for the native architecture, the running kernel and the
  * container's capability set. Included by seccomp.c only.
+ *
+ * Compared with moby/profiles at cd3bed80 (2026-06): the same, except that
+ * the newest syscalls Docker allows (cachestat, mseal, listmount, statmount,
+ * the *xattrat family, uretprobe, riscv_hwprobe) stay denied here. As
+ * Docker 25 and later, io_uring_setup, io_uring_enter and io_uring_register
+ * are denied (io_uring bypasses the filter for the operations it performs,
+ * and has been the road of many kernel exploits).
  */
 
 enum sp_arch {
@@ -179,9 +186,6 @@ static const char *const sp_allow_names[] = {
 	"ioprio_set",
 	"io_setup",
 	"io_submit",
-	"io_uring_enter",
-	"io_uring_register",
-	"io_uring_setup",
 	"ipc",
 	"kill",
 	"landlock_add_rule",
@@ -409,6 +413,7 @@ static const char *const sp_allow_names[] = {
 /* CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
  * CLONE_NEWPID | CLONE_NEWNET: clone may not create namespaces without SYS_ADMIN. */
 #define SP_CLONE_NS_FLAGS UINT64_C(0x7E020000)
+#define SP_AF_ALG	  38
 #define SP_AF_VSOCK	  40
 
 static const struct sp_rule sp_rules[] = {
@@ -416,7 +421,11 @@ static const struct sp_rule sp_rules[] = {
 	{.names = SP_NAMES("process_vm_readv", "process_vm_writev", "ptrace"),
 	 .min_kernel_major = 4,
 	 .min_kernel_minor = 8},
-	{.names = SP_NAMES("socket"), .nargs = 1, .args = {{0, SCMP_CMP_NE, SP_AF_VSOCK, 0}}},
+	/* socket: every family but AF_ALG (the kernel crypto API, a recurring
+	 * source of kernel bugs) and AF_VSOCK (the host's hypervisor channel). */
+	{.names = SP_NAMES("socket"), .nargs = 1, .args = {{0, SCMP_CMP_LT, SP_AF_ALG, 0}}},
+	{.names = SP_NAMES("socket"), .nargs = 1, .args = {{0, SCMP_CMP_EQ, SP_AF_ALG + 1, 0}}},
+	{.names = SP_NAMES("socket"), .nargs = 1, .args = {{0, SCMP_CMP_GT, SP_AF_VSOCK, 0}}},
 	/* personality: PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, query. */
 	{.names = SP_NAMES("personality"), .nargs = 1, .args = {{0, SCMP_CMP_EQ, 0x0, 0}}},
 	{.names = SP_NAMES("personality"), .nargs = 1, .args = {{0, SCMP_CMP_EQ, 0x8, 0}}},
@@ -434,7 +443,8 @@ static const struct sp_rule sp_rules[] = {
 	{.names = SP_NAMES("riscv_flush_icache"), .arches_include = SP_RISCV64},
 	{.names = SP_NAMES("open_by_handle_at"), .caps_include = SP_CAP(CAP_DAC_READ_SEARCH)},
 	{.names = SP_NAMES("bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount",
-			   "fsopen", "fspick", "lookup_dcookie", "mount", "mount_setattr",
+			   "fsopen", "fspick", "lookup_dcookie", "lsm_get_self_attr",
+			   "lsm_list_modules", "lsm_set_self_attr", "mount", "mount_setattr",
 			   "move_mount", "open_tree", "perf_event_open", "quotactl", "quotactl_fd",
 			   "setdomainname", "sethostname", "setns", "syslog", "umount", "umount2",
 			   "unshare"),

@@ -151,6 +151,35 @@ static void test_validate(void **state)
 	assert_int_equal(rt_cgroup_limits_validate(&swap_small, &err), -EINVAL);
 	struct rt_cgroup_limits cpu_tiny = {.nano_cpus = 1000000};
 	assert_int_equal(rt_cgroup_limits_validate(&cpu_tiny, &err), -EINVAL);
+
+	/* The MemorySwap = -5; -1 (unlimited) and 0 (default) stay valid. */
+	struct rt_cgroup_limits swap_neg = {.memory = 64 * MIB, .memory_swap = -5};
+	assert_int_equal(rt_cgroup_limits_validate(&swap_neg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "-5"));
+	struct rt_cgroup_limits swap_unl = {.memory = 64 * MIB, .memory_swap = -1};
+	assert_int_equal(rt_cgroup_limits_validate(&swap_unl, &err), 0);
+	struct rt_cgroup_limits mem_neg = {.memory = -1};
+	assert_int_equal(rt_cgroup_limits_validate(&mem_neg, &err), -EINVAL);
+
+	/* pids: -1 and 0 mean no limit; below, or above the kernel's
+	 * PID_MAX_LIMIT (which pids.max refuses), is an error up front. */
+	struct rt_cgroup_limits pids = {.pids_limit = -1};
+	assert_int_equal(rt_cgroup_limits_validate(&pids, &err), 0);
+	pids.pids_limit = 4 * 1024 * 1024;
+	assert_int_equal(rt_cgroup_limits_validate(&pids, &err), 0);
+	pids.pids_limit = -2;
+	assert_int_equal(rt_cgroup_limits_validate(&pids, &err), -EINVAL);
+	assert_int_equal(err.status, 400);
+	assert_non_null(strstr(err.msg, "pids"));
+	pids.pids_limit = 4 * 1024 * 1024 + 1;
+	assert_int_equal(rt_cgroup_limits_validate(&pids, &err), -EINVAL);
+
+	struct rt_cgroup_limits shares = {.cpu_shares = 262144};
+	assert_int_equal(rt_cgroup_limits_validate(&shares, &err), 0);
+	shares.cpu_shares = 262145;
+	assert_int_equal(rt_cgroup_limits_validate(&shares, &err), -EINVAL);
+	shares.cpu_shares = -1;
+	assert_int_equal(rt_cgroup_limits_validate(&shares, &err), -EINVAL);
 }
 
 static void test_detect(void **state)

@@ -127,7 +127,23 @@ enum probe {
 	P_CLONE_NEWNET,
 	P_I386_GETPID,
 	P_I386_KEYCTL,
+	P_IO_URING_SETUP,
+	P_IO_URING_ENTER,
+	P_IO_URING_REGISTER,
+	P_SOCKET_ALG,
+	P_SOCKET_INET6,
+	P_SOCKET_HIGH,
 };
+
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup 425
+#endif
+#ifndef SYS_io_uring_enter
+#define SYS_io_uring_enter 426
+#endif
+#ifndef SYS_io_uring_register
+#define SYS_io_uring_register 427
+#endif
 
 #if defined(__x86_64__)
 /* A 32-bit x86 system call through int 0x80 from a 64-bit process. */
@@ -191,6 +207,34 @@ static int probe_in_child(const char *path, enum probe what)
 			break;
 		case P_SOCKET_UNIX:
 			r = socket(AF_UNIX, SOCK_STREAM, 0);
+			break;
+		case P_IO_URING_SETUP: {
+			/* Unfiltered, a zeroed params struct with 1 entry
+			 * succeeds (or EPERM/ENOSYS where io_uring is off). */
+			static char params[120];
+			r = syscall(SYS_io_uring_setup, 1, params);
+			break;
+		}
+		case P_IO_URING_ENTER:
+			/* Unfiltered: EBADF for fd -1. */
+			r = syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0);
+			break;
+		case P_IO_URING_REGISTER:
+			r = syscall(SYS_io_uring_register, -1, 0, NULL, 0);
+			break;
+		case P_SOCKET_ALG:
+			r = socket(38 /* AF_ALG */, SOCK_SEQPACKET, 0);
+			break;
+		case P_SOCKET_INET6:
+			r = socket(AF_INET6, SOCK_DGRAM, 0);
+			if (r < 0 && errno == EAFNOSUPPORT)
+				r = 0; /* IPv6 off: what matters is that it got past the filter */
+			break;
+		case P_SOCKET_HIGH:
+			/* Past AF_VSOCK and past AF_MAX: the filter lets it through
+			 * and the kernel answers EAFNOSUPPORT before it would load a
+			 * module (a real family could pull one into the host). */
+			r = socket(63, SOCK_STREAM, 0);
 			break;
 		case P_MOUNT:
 			r = mount("none", "/nonexistent-shoal", "tmpfs", 0, NULL);
@@ -264,6 +308,26 @@ static void test_default_profile_blocks(void **state)
 	assert_int_equal(probe_in_child(f->path, P_CLONE_NEWNET), EPERM);
 }
 
+/* What Docker's current default profile blocks and shoal's used to allow:
+ * io_uring (Docker 25+) and AF_ALG sockets, with the families around them
+ * still open. */
+static void test_docker_gaps(void **state)
+{
+	struct fixture *f = *state;
+	struct shoal_err err = {};
+	assert_int_equal(rt_seccomp_compile(f->path, &err), 0);
+	assert_int_equal(probe_in_child(f->path, P_IO_URING_SETUP), EPERM);
+	assert_int_equal(probe_in_child(f->path, P_IO_URING_ENTER), EPERM);
+	assert_int_equal(probe_in_child(f->path, P_IO_URING_REGISTER), EPERM);
+	assert_int_equal(probe_in_child(f->path, P_SOCKET_ALG), EPERM);
+	assert_int_equal(probe_in_child(f->path, P_SOCKET_INET6), 0);
+	assert_int_equal(probe_in_child(f->path, P_SOCKET_HIGH), EAFNOSUPPORT);
+	/* Even with every capability: Docker has no capability that opens them. */
+	assert_int_equal(rt_seccomp_compile_caps(f->path, rt_caps_all(), &err), 0);
+	assert_int_equal(probe_in_child(f->path, P_IO_URING_SETUP), EPERM);
+	assert_int_equal(probe_in_child(f->path, P_SOCKET_ALG), EPERM);
+}
+
 /* The filter covers the 32-bit ABI too (Docker's archMap): without the x86
  * sub-architecture an int 0x80 call would be killed as a bad architecture, or
  * with it missing from the rules reach the kernel unfiltered. */
@@ -309,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_compile_bad_path),
 		cmocka_unit_test_setup_teardown(test_load_bad_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_profile_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_docker_gaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_i386_abi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cap_conditional, setup, teardown),
 	};

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent/container-config.h"
+
+#define MIB (INT64_C(1) << 20)
+#define GIB (INT64_C(1) << 30)
+
+/* A 4-CPU machine with 8 GiB of memory and 2 GiB of swap. */
+static const struct container_host host = {
+	.mem_bytes = 8 * GIB,
+	.swap_bytes = 2 * GIB,
+	.ncpus = 4,
+};
+
+/* Checks body (JSON text); returns the result, the message in err. */
+static int check(const char *text, struct shoal_err *err)
+{
+	json_error_t jerr;
+	json_t *body = json_loads(text, 0, &jerr);
+	assert_non_null(body);
+	memset(err, 0, sizeof(*err));
+	int r = container_config_check_host(body, &host, err);
+	json_decref(body);
+	return r;
+}
+
+static void expect_ok(const char *text)
+{
+	struct shoal_err err;
+	int r = check(text, &err);
+	if (r != 0)
+		fail_msg("%s: refused: %s", text, err.msg);
+}
+
+/* Refused with EINVAL and a message that names what: (the field). */
+static void expect_bad(const char *text, const char *what)
+{
+	struct shoal_err err;
+	int r = check(text, &err);
+	if (r != -EINVAL)
+		fail_msg("%s: accepted (r=%d)", text, r);
+	if (!strstr(err.msg, what))
+		fail_msg("%s: message \"%s\" does not name \"%s\"", text, err.msg, what);
+}
+
+static void test_memory(void **state)
+{
+	expect_ok("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":16777216}}");
+	expect_ok("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":8589934592}}");
+	/* The INT64_MAX, and one byte more than the machine has. */
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":9223372036854775807}}",
+		   "HostConfig.Memory");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":8589934593}}",
+		   "more than this machine has");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":-1}}", "HostConfig.Memory");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":1048576}}", "6MB");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":\"1g\"}}", "Memory");
+}
+
+static void test_memory_swap(void **state)
+{
+	/* -1 unlimited, 0 default, or at least Memory. */
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":16777216,\"MemorySwap\":-1}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":16777216,\"MemorySwap\":0}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":16777216,\"MemorySwap\":33554432}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"MemorySwap\":-1}}");
+	/* The issue's -5. */
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":16777216,\"MemorySwap\":-5}}",
+		   "HostConfig.MemorySwap");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"MemorySwap\":33554432}}",
+		   "HostConfig.MemorySwap");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":33554432,\"MemorySwap\":16777216}}",
+		   "larger than memory");
+	/* 8 GiB of memory and 2 of swap: 11 GiB of both is more than there is. */
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Memory\":16777216,"
+		   "\"MemorySwap\":11811160064}}",
+		   "memory and swap");
+}
+
+static void test_cpu_pids(void **state)
+{
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"NanoCpus\":4000000000,\"CpuShares\":512,"
+		  "\"PidsLimit\":-1}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":0}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":100}}");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"NanoCpus\":4000000001}}",
+		   "HostConfig.NanoCpus");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"NanoCpus\":-1}}", "NanoCpus");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"CpuShares\":-2}}", "HostConfig.CpuShares");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"CpuShares\":262145}}", "CpuShares");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":-2}}", "HostConfig.PidsLimit");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"PidsLimit\":9223372036854775807}}",
+		   "HostConfig.PidsLimit");
+}
+
+static void test_hostname(void **state)
+{
+	expect_ok("{\"Image\":\"b\",\"Hostname\":\"web-1\"}");
+	expect_ok("{\"Image\":\"b\",\"Hostname\":\"\"}");
+	expect_ok("{\"Image\":\"b\",\"Hostname\":\"a\",\"Domainname\":\"example.org\"}");
+	/* The newline, which would add a line to /etc/hosts. */
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"box\\n10.0.0.1 evil\"}", "Hostname");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"box\\n\"}", "0x0a");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"a b\"}", "Hostname");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"a_b\"}", "'_'");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"-a\"}", "hyphen");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"a-\"}", "hyphen");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"a..b\"}", "empty label");
+	expect_bad("{\"Image\":\"b\",\"Hostname\":\"h\\u00e9\"}", "0xc3");
+	expect_bad("{\"Image\":\"b\",\"Domainname\":\"example..org\"}", "Domainname");
+
+	/* 63 per label, 253 in all. */
+	char name[300], body[400];
+	memset(name, 'a', 63);
+	name[63] = '\0';
+	snprintf(body, sizeof(body), "{\"Image\":\"b\",\"Hostname\":\"%s\"}", name);
+	expect_ok(body);
+	memset(name, 'a', 64);
+	name[64] = '\0';
+	snprintf(body, sizeof(body), "{\"Image\":\"b\",\"Hostname\":\"%s\"}", name);
+	expect_bad(body, "at most 63");
+
+	struct shoal_err err = {};
+	char fqdn[300] = "";
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			strcat(fqdn, ".");
+		memset(fqdn + strlen(fqdn), 'a' + i, 62);
+	}
+	assert_int_equal(strlen(fqdn), 251);
+	assert_int_equal(container_hostname_check("Domainname", fqdn, &err), 0);
+	strcat(fqdn, ".ab");
+	assert_int_equal(container_hostname_check("Domainname", fqdn, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "253"));
+}
+
+static void test_user(void **state)
+{
+	expect_ok("{\"Image\":\"b\",\"User\":\"1000\"}");
+	expect_ok("{\"Image\":\"b\",\"User\":\"app:staff\"}");
+	expect_ok("{\"Image\":\"b\",\"User\":\"\"}");
+	expect_bad("{\"Image\":\"b\",\"User\":\"1000\\n\"}", "User");
+	expect_bad("{\"Image\":\"b\",\"User\":\"a:b:c\"}", "User");
+	expect_bad("{\"Image\":\"b\",\"User\":\":100\"}", "User");
+	expect_bad("{\"Image\":\"b\",\"User\":\"100:\"}", "User");
+}
+
+static void test_log_opts(void **state)
+{
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\","
+		  "\"Config\":{\"max-file\":\"3\",\"max-size\":\"10m\"}}}}");
+	expect_bad(
+		"{\"Image\":\"b\",\"HostConfig\":{\"LogConfig\":{\"Config\":{\"max-file\":\"3x\"}}}}",
+		"max-file");
+	expect_bad(
+		"{\"Image\":\"b\",\"HostConfig\":{\"LogConfig\":{\"Config\":{\"max-file\":\"0\"}}}}",
+		"max-file");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory),	 cmocka_unit_test(test_memory_swap),
+		cmocka_unit_test(test_cpu_pids), cmocka_unit_test(test_hostname),
+		cmocka_unit_test(test_user),	 cmocka_unit_test(test_log_opts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
