@@ -1150,6 +1150,7 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		cli_print_err(&err);
 		rc = 1;
 	} else if (b.json) {
+		bench_result_stamp(b.out, "lb", ctx);
 		char *s = json_dumps(b.out, JSON_INDENT(2));
 		printf("%s\n", s);
 		free(s);

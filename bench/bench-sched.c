@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "bench/bench.h"
 #include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "lib/cleanup.h"
@@ -451,6 +452,8 @@ int bench_sched(struct cli_ctx *ctx, int argc, char **argv)
 		cli_print_err(&err);
 		rc = 1;
 	} else if (s.json) {
+		/* in process: no agent's data plane to record */
+		bench_result_stamp(out, "sched", NULL);
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {

@@ -402,6 +402,7 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (b.json) {
+		bench_result_stamp(out, "start", ctx);
 		char *s = json_dumps(out, JSON_INDENT(2));
 		printf("%s\n", s);
 		free(s);
@@ -443,7 +444,10 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		       "Commands:\n  start       Container start latency (shoal vs runc) and memory\n"
 		       "  sched       The scheduler on a simulated cluster (placements/s, spread)\n"
 		       "  converge    A replicated service from create to all tasks running\n"
-		       "  lb          Published-port load balancing vs direct, iptables, nftables\n");
+		       "  lb          Published-port load balancing vs direct, iptables, nftables\n"
+		       "  http        HTTP load against any address or published service\n"
+		       "  compare     Two results side by side, regressions flagged\n"
+		       "  report      An HTML page of charts from results\n");
 		return argc < 2 ? 1 : 0;
 	}
 	if (strcmp(argv[1], "start") == 0)
@@ -454,6 +458,12 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		return bench_sched(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "lb") == 0)
 		return bench_lb(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "http") == 0)
+		return bench_http(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "compare") == 0)
+		return bench_compare(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return bench_report(ctx, argc - 1, argv + 1);
 	fprintf(stderr, "shoal bench: unknown benchmark %s; see 'shoal bench --help'\n", argv[1]);
 	return 1;
 }

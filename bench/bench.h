@@ -14,6 +14,19 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv);
 int bench_start(struct cli_ctx *ctx, int argc, char **argv);
 int bench_converge(struct cli_ctx *ctx, int argc, char **argv);
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv);
+int bench_http(struct cli_ctx *ctx, int argc, char **argv);
+int bench_compare(struct cli_ctx *ctx, int argc, char **argv);
+int bench_report(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Every suite's JSON carries "schema_version", "suite" and "env"; a reader
+ * (`shoal bench compare`, `shoal bench report`) refuses a newer version. */
+#define BENCH_SCHEMA_VERSION 1
+/* Kernel, CPU model and count, memory, shoal version and commit, the exact
+ * command, the time and, when ctx's agent answers GET /info, its data-plane
+ * features. NULL on ENOMEM. */
+json_t *bench_env(struct cli_ctx *ctx);
+/* Sets out's "schema_version", "suite" and "env". 0 or -errno. */
+int bench_result_stamp(json_t *out, const char *suite, struct cli_ctx *ctx);
 
 /* Latency samples in nanoseconds. */
 struct bench_samples {
