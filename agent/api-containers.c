@@ -206,12 +206,24 @@ void api_exec_create(struct api_req *r)
 		return;
 	}
 	exec_gc(a);
-	unsigned n = 0;
-	for (struct exec_inst *e = a->execs; e; e = e->next)
-		n++;
+	unsigned n = exec_count(a, c->id);
+	if (n >= EXEC_MAX_PER_CONTAINER) {
+		json_decref(body);
+		api_reply_error(
+			r, 409,
+			"container %.12s already has %u exec instances, the limit per container; "
+			"start them or wait for them to expire (5 minutes after they were created or "
+			"finished)",
+			c->id, n);
+		return;
+	}
+	n = exec_count(a, NULL);
 	if (n >= AGENT_MAX_EXECS) {
 		json_decref(body);
-		api_reply_error(r, 409, "too many exec instances (%u); wait for some to finish", n);
+		api_reply_error(r, 409,
+				"the node has %u exec instances, its limit; wait for some to finish "
+				"or expire (5 minutes after they were created or finished)",
+				n);
 		return;
 	}
 	struct exec_inst *ex = calloc(1, sizeof(*ex));

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "agent/agent.h"
 #include "agent/api.h"
@@ -63,6 +64,22 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect},
 	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update},
 };
+
+/* An incoming request's head or body idle this long drops the connection
+ * (slowloris); so does an idle keep-alive connection. A request a handler
+ * holds (api_req_defer) has no read deadline until it is answered. */
+#define HTTP_IO_TIMEOUT_S    30
+#define HTTP_MAX_HEAD	     (64 * 1024) /* request line and headers */
+#define HTTP_ACCEPT_RETRY_MS 250	 /* accept paused this long after EMFILE/ENFILE */
+#define HTTP_LOG_INTERVAL_S  60		 /* at most one line about it this often */
+
+/* The listener's state, one API server per process. */
+static struct {
+	struct evconnlistener *listener;
+	struct event *retry;
+	int64_t last_log_ns;
+	unsigned long suppressed;
+} srv;
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -201,6 +218,53 @@ static void dispatch_cb(struct evhttp_request *req, void *arg)
 		api_reply_error(r, 404, "page not found: %s", path);
 }
 
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (srv.listener)
+		evconnlistener_enable(srv.listener);
+}
+
+/* Out of descriptors, accept() fails at once for every pending client: the
+ * listener stays readable, and retrying at once is a busy loop (with a log
+ * line per try). Accept pauses instead; pending clients wait in the backlog
+ * while connections close or time out. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int e = errno;
+	bool pause = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+	int64_t now = now_ns();
+	if (!srv.last_log_ns || now - srv.last_log_ns >= HTTP_LOG_INTERVAL_S * 1000000000LL) {
+		log_warn("api: accept: %s%s (%lu more times since the last report)", strerror(e),
+			 pause ? "; accepting no new connections for a moment" : "",
+			 srv.suppressed);
+		srv.last_log_ns = now;
+		srv.suppressed = 0;
+	} else {
+		srv.suppressed++;
+	}
+	if (!pause)
+		return;
+	evconnlistener_disable(l);
+	struct timeval tv = {0, HTTP_ACCEPT_RETRY_MS * 1000};
+	evtimer_add(srv.retry, &tv);
+}
+
+static struct bufferevent *req_bev(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+	return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+}
+
+/* read_deadline: false while a handler holds the request (a wait, a log
+ * follow), when the client has nothing to send. */
+static void req_set_timeouts(struct evhttp_request *req, bool read_deadline)
+{
+	struct bufferevent *bev = req_bev(req);
+	struct timeval tv = {HTTP_IO_TIMEOUT_S, 0};
+	if (bev)
+		bufferevent_set_timeouts(bev, read_deadline ? &tv : NULL, &tv);
+}
+
 int api_server_start(struct agent *a, struct shoal_err *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -237,13 +301,20 @@ int api_server_start(struct agent *a, struct shoal_err *err)
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT);
 	evhttp_set_max_body_size(a->http, AGENT_MAX_IMAGE_BODY);
-	evhttp_set_max_headers_size(a->http, 64 * 1024);
+	evhttp_set_max_headers_size(a->http, HTTP_MAX_HEAD);
+	evhttp_set_timeout(a->http, HTTP_IO_TIMEOUT_S);
 	evhttp_set_default_content_type(a->http, "application/json");
 	evhttp_set_gencb(a->http, dispatch_cb, a);
-	if (!evhttp_accept_socket_with_handle(a->http, fd)) {
+	memset(&srv, 0, sizeof(srv));
+	srv.retry = evtimer_new(a->base, accept_retry_cb, NULL);
+	struct evhttp_bound_socket *bound =
+		srv.retry ? evhttp_accept_socket_with_handle(a->http, fd) : NULL;
+	if (!bound) {
 		close(fd);
 		return shoal_err_set(err, EIO, "evhttp_accept_socket failed");
 	}
+	srv.listener = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(srv.listener, accept_error_cb);
 	return 0;
 }
 
@@ -252,6 +323,11 @@ void api_server_stop(struct agent *a)
 	if (a->http) {
 		evhttp_free(a->http);
 		a->http = NULL;
+	}
+	srv.listener = NULL;
+	if (srv.retry) {
+		event_free(srv.retry);
+		srv.retry = NULL;
 	}
 	if (a->cfg.socket_path)
 		unlink(a->cfg.socket_path);
@@ -291,6 +367,7 @@ void api_req_defer(struct api_req *r)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, conn_close_cb, r);
+	req_set_timeouts(r->req, false);
 }
 
 static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
@@ -315,6 +392,7 @@ static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
 			if (evcon)
 				evhttp_connection_set_closecb(evcon, NULL, NULL);
 			r->deferred = false;
+			req_set_timeouts(r->req, true);
 		}
 		evhttp_send_reply(r->req, status, reason, buf);
 	}
@@ -479,6 +557,8 @@ void api_stream_start(struct api_req *r, int status, const char *content_type)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "Api-Version", "1.43");
+	/* a stream (logs --follow) may be silent for long: no read deadline */
+	req_set_timeouts(r->req, false);
 	evhttp_send_reply_start(r->req, status, "OK");
 }
 
@@ -501,6 +581,7 @@ void api_stream_end(struct api_req *r)
 				evhttp_connection_set_closecb(evcon, NULL, NULL);
 			r->deferred = false;
 		}
+		req_set_timeouts(r->req, true);
 		evhttp_send_reply_end(r->req);
 	}
 	api_req_free(r);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,11 @@
 
 /* Output buffered toward a slow client before we stop reading the monitor. */
 #define STREAM_HIGH_WATER (4u << 20)
+/* A finished session waits this long for a client to read its last output. */
+#define STREAM_DRAIN_TIMEOUT_S 30
+/* Exec instances never started, or finished, are forgotten this long after
+ * (Docker keeps them until the container goes; shoal's table is bounded). */
+#define EXEC_EXPIRE_S 300
 
 struct stream_sess {
 	struct stream_sess *next; /* in the container's pending list */
@@ -50,6 +56,14 @@ static void sess_free(struct stream_sess *s)
 	sess_unlink_pending(s);
 	if (s->ex && s->ex->sess == s)
 		s->ex->sess = NULL;
+	if (s->ex && s->ex->running) {
+		/* The stream went before the exit status came (the client left):
+		 * the monitor closes the process's stdin and nothing here can
+		 * learn its end, so the instance is over as far as the table goes. */
+		s->ex->running = false;
+		s->ex->exit_code = -1;
+		s->ex->ended_ns = now_ns();
+	}
 	if (s->mon)
 		bufferevent_free(s->mon);
 	if (s->evcon)
@@ -62,6 +76,14 @@ static void client_drained_cb(struct bufferevent *bev, void *arg)
 	struct stream_sess *s = arg;
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		sess_free(s);
+}
+
+/* While the last output drains, a client that goes away ends the session:
+ * nothing else would ever free its connection. */
+static void client_drain_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))
+		sess_free(arg);
 }
 
 /* Ends the session once whatever is queued for the client has been written. */
@@ -79,13 +101,33 @@ static void sess_finish(struct stream_sess *s)
 		return;
 	}
 	bufferevent_disable(s->client, EV_READ);
-	bufferevent_setcb(s->client, NULL, client_drained_cb, NULL, s);
+	/* a client that stopped reading does not hold the session for ever */
+	struct timeval tv = {STREAM_DRAIN_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(s->client, NULL, &tv);
+	bufferevent_setcb(s->client, NULL, client_drained_cb, client_drain_event_cb, s);
+}
+
+/* After EOF from the client: did it only shut its sending side (stdin is over,
+ * output still wanted) or close the connection altogether? The API socket is a
+ * unix socket, where only the latter raises POLLHUP. */
+static bool client_gone(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+	int fd = bufferevent_getfd(under ? under : bev);
+	if (fd < 0)
+		return true;
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	if (poll(&p, 1, 0) < 0)
+		return false;
+	return p.revents & (POLLHUP | POLLERR | POLLNVAL);
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct stream_sess *s = arg;
-	if (what & BEV_EVENT_ERROR) {
+	if ((what & BEV_EVENT_ERROR) || ((what & BEV_EVENT_EOF) && client_gone(bev))) {
+		/* Gone for good: its connection, the monitor connection (the
+		 * monitor then closes the process's stdin) and the session go. */
 		s->client = NULL;
 		if (s->evcon) {
 			/* the connection is dead: free it now, nothing more to flush */
@@ -175,6 +217,7 @@ static void mon_read_cb(struct bufferevent *bev, void *arg)
 					s->ex->exit_code = (int)json_integer_value(
 						json_object_get(j, "exit_code"));
 					s->ex->running = false;
+					s->ex->ended_ns = now_ns();
 				}
 				json_decref(j);
 				free(buf);
@@ -200,8 +243,10 @@ static void mon_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct stream_sess *s = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (s->ex)
+		if (s->ex && s->ex->running) {
 			s->ex->running = false;
+			s->ex->ended_ns = now_ns();
+		}
 		sess_finish(s);
 	}
 }
@@ -400,6 +445,7 @@ void stream_exec_start(struct agent *a, struct exec_inst *ex, struct container *
 		}
 		s->agent = a;
 		s->ex = ex;
+		ex->sess = s;
 		sess_attach_monitor(s, fd);
 		api_reply_json(r, 200, json_object());
 		return;
@@ -430,18 +476,49 @@ int stream_exec_resize(struct agent *a, struct exec_inst *ex, int h, int w, stru
 	return 0;
 }
 
+static int64_t exec_expire_ns(void)
+{
+	static int64_t v;
+	if (!v) {
+		/* SHOAL_EXEC_EXPIRE_S shortens the wait, for tests */
+		const char *e = getenv("SHOAL_EXEC_EXPIRE_S");
+		long n = e ? strtol(e, NULL, 10) : 0;
+		v = (n > 0 && n <= EXEC_EXPIRE_S ? n : EXEC_EXPIRE_S) * 1000000000LL;
+	}
+	return v;
+}
+
+static void exec_free(struct exec_inst *e)
+{
+	if (e->sess)
+		e->sess->ex = NULL;
+	json_decref(e->config);
+	free(e);
+}
+
 void exec_gc(struct agent *a)
 {
+	int64_t now = now_ns(), ttl = exec_expire_ns();
 	for (struct exec_inst **pp = &a->execs; *pp;) {
 		struct exec_inst *e = *pp;
-		if (!e->running && !container_find(a, e->container_id, NULL)) {
+		bool expired = !e->running &&
+			       now - (e->started ? e->ended_ns : e->created_ns) >= ttl;
+		if (expired || !container_find(a, e->container_id, NULL)) {
 			*pp = e->next;
-			json_decref(e->config);
-			free(e);
+			exec_free(e);
 		} else {
 			pp = &e->next;
 		}
 	}
+}
+
+unsigned exec_count(struct agent *a, const char *container_id)
+{
+	unsigned n = 0;
+	for (struct exec_inst *e = a->execs; e; e = e->next)
+		if (!container_id || strcmp(e->container_id, container_id) == 0)
+			n++;
+	return n;
 }
 
 void exec_free_all(struct agent *a)
@@ -449,7 +526,6 @@ void exec_free_all(struct agent *a)
 	while (a->execs) {
 		struct exec_inst *e = a->execs;
 		a->execs = e->next;
-		json_decref(e->config);
-		free(e);
+		exec_free(e);
 	}
 }

@@ -18,8 +18,13 @@ struct exec_inst {
 	bool started;
 	int exit_code;
 	int64_t created_ns;
+	int64_t ended_ns;	  /* when it finished (started and not running) */
 	struct stream_sess *sess; /* while its stream is open */
 };
+
+/* One container's share of the node's exec table (AGENT_MAX_EXECS), so that
+ * one container cannot fill it. */
+#define EXEC_MAX_PER_CONTAINER 1024
 
 /*
  * A hijacked client connection pumped to a monitor connection: attach and exec
@@ -44,5 +49,8 @@ void stream_sess_abort_pending(struct container *c);
 
 struct exec_inst *exec_find(struct agent *a, const char *id);
 void exec_free_all(struct agent *a);
-/* Drops finished exec instances of containers that are gone. */
+/* Drops exec instances of containers that are gone, and those never started
+ * or finished for longer than the expiry (5 minutes). */
 void exec_gc(struct agent *a);
+/* Exec instances in the table: of one container, or all (NULL). */
+unsigned exec_count(struct agent *a, const char *container_id);
