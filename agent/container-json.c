@@ -119,7 +119,7 @@ int container_persist(struct container *c)
 		c->state == CONTAINER_STARTING ? "starting" : container_state_name(c->state);
 	json_t *j = json_pack(
 		"{s:s, s:s, s:I, s:O, s:O, s:s, s:s, s:o, s:{s:s, s:i, s:i, s:i, s:b, s:I, s:I, s:s, s:i},"
-		" s:{s:s, s:b, s:s, s:s, s:i}}",
+		" s:{s:s, s:b, s:s, s:s, s:i, s:s, s:s}}",
 		"Id", c->id, "Name", c->name, "Created", (json_int_t)c->created_ns, "Config",
 		c->config, "HostConfig", c->host_config, "ImageRef", c->image_ref, "Image",
 		c->image_id, "LayerDirs", strv_to_json(c->layer_dirs), "State", "Status", state,
@@ -127,7 +127,9 @@ int container_persist(struct container *c)
 		"OOMKilled", c->oom_killed, "StartedAt", (json_int_t)c->started_ns, "FinishedAt",
 		(json_int_t)c->finished_ns, "Error", c->error, "RestartCount", c->restart_count,
 		"Network", "Mode", c->net_mode, "Attached", c->net_attached, "IPAddress", ip,
-		"Gateway", gw, "PrefixLen", (int)c->prefixlen);
+		"Gateway", gw, "PrefixLen", (int)c->prefixlen, "SandboxKey",
+		c->net_attached ? c->netns_path : "", "HostIfname",
+		c->net_attached ? c->host_ifname : "");
 	if (!j)
 		return -ENOMEM;
 	char path[4096];
@@ -157,9 +159,10 @@ static json_t *network_settings(struct container *c)
 			    json_pack("{s:s, s:s, s:i, s:s}", "IPAddress", ip, "Gateway", gw,
 				      "IPPrefixLen", c->net_attached ? c->prefixlen : 0,
 				      "MacAddress", mac));
-	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:{}}", "IPAddress", ip, "Gateway", gw,
+	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:{}, s:s}", "IPAddress", ip, "Gateway", gw,
 			 "IPPrefixLen", c->net_attached ? c->prefixlen : 0, "MacAddress", mac,
-			 "Networks", nets, "Ports");
+			 "Networks", nets, "Ports", "SandboxKey",
+			 c->net_attached ? c->netns_path : "");
 }
 
 json_t *container_inspect_json(struct container *c)

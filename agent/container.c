@@ -38,6 +38,13 @@
 static void container_exited(struct container *c, const struct rt_exit *ex, bool monitor_cleans);
 static void container_free(struct container *c);
 static void container_unlink_and_free(struct container *c);
+static void notify_waiters(struct container *c, bool removed);
+static bool container_publishes(struct container *c);
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* ---- persistence ---- */
 
@@ -195,6 +202,14 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	inet_pton(AF_INET, json_string_value(json_object_get(net, "Gateway")) ?: "0.0.0.0",
 		  &c->gateway);
 	c->prefixlen = (uint8_t)json_integer_value(json_object_get(net, "PrefixLen"));
+	snprintf(c->netns_path, sizeof(c->netns_path), "%s",
+		 json_string_value(json_object_get(net, "SandboxKey")) ?: "");
+	snprintf(c->host_ifname, sizeof(c->host_ifname), "%s",
+		 json_string_value(json_object_get(net, "HostIfname")) ?: "");
+	/* as the bridge derives it (02:42 and the address, as Docker) */
+	c->mac[0] = 0x02;
+	c->mac[1] = 0x42;
+	memcpy(c->mac + 2, &c->ip.s_addr, 4);
 	json_decref(j);
 	container_paths(a, c);
 	if (!c->bundle_dir || !c->run_dir || !c->log_path || !c->image_ref || !c->image_id ||
@@ -303,49 +318,294 @@ static void network_release(struct container *c)
 	c->net_attached = false;
 }
 
-/* A container recorded as created whose start the agent did not get to
- * record: its monitor answers (it is running), or it left exit.json (it ran
- * and ended). Fills in what the record lacks; false when it never started. */
-static bool readopt_unrecorded(struct container *c)
+/* ---- re-adoption after an agent restart ---- */
+
+/* How long a restarted agent waits for the monitor of a start it was killed
+ * in the middle of (recorded "starting", no monitor answering yet, no exit
+ * recorded). A monitor reports within milliseconds, a few seconds when
+ * hundreds start at once; past this the start is rolled back. */
+#define CONTAINER_RESUME_WAIT_MS 10000
+/* and how often it looks meanwhile */
+#define CONTAINER_RESUME_POLL_MS 100
+
+/* exit.json newer than the record: the run the record speaks of has ended
+ * (an older one is from an earlier run). */
+static bool exited_since_record(struct container *c)
 {
 	char p[4096];
 	struct stat ex, rec;
 	snprintf(p, sizeof(p), "%s/exit.json", c->bundle_dir);
-	bool have_exit = stat(p, &ex) == 0;
-	snprintf(p, sizeof(p), "%s/container.json", c->bundle_dir);
-	/* (an exit.json older than the record is from an earlier run) */
-	if (have_exit && stat(p, &rec) == 0 &&
-	    (ex.st_mtim.tv_sec > rec.st_mtim.tv_sec ||
-	     (ex.st_mtim.tv_sec == rec.st_mtim.tv_sec && ex.st_mtim.tv_nsec > rec.st_mtim.tv_nsec)))
-		return true;
-	snprintf(p, sizeof(p), "%s/ctl.sock", c->run_dir);
-	if (access(p, F_OK) < 0)
+	if (stat(p, &ex) < 0)
 		return false;
+	snprintf(p, sizeof(p), "%s/container.json", c->bundle_dir);
+	if (stat(p, &rec) < 0)
+		return true;
+	return ex.st_mtim.tv_sec > rec.st_mtim.tv_sec || (ex.st_mtim.tv_sec == rec.st_mtim.tv_sec &&
+							  ex.st_mtim.tv_nsec > rec.st_mtim.tv_nsec);
+}
+
+static void resume_stop(struct container *c)
+{
+	if (c->resume_timer) {
+		event_free(c->resume_timer);
+		c->resume_timer = NULL;
+	}
+	if (c->resume_bev) {
+		bufferevent_free(c->resume_bev);
+		c->resume_bev = NULL;
+	}
+}
+
+/* Its monitor runs it: from here on it is a running container like any other. */
+static void resume_adopt(struct container *c, pid_t pid, int64_t started_ns)
+{
 	struct shoal_err e = {0};
+	resume_stop(c);
+	if (container_watch_exit(c, &e) < 0) {
+		exit_from_disk(c);
+		return;
+	}
+	char p[4096];
+	int64_t mp = 0;
+	snprintf(p, sizeof(p), "%s/monitor.pid", c->run_dir);
+	if (read_int64_file(p, &mp) == 0)
+		c->monitor_pid = (pid_t)mp;
+	c->state = CONTAINER_RUNNING;
+	c->pid = pid;
+	c->started_ns = started_ns ? started_ns : now_ns();
+	c->error[0] = '\0';
+	c->exit_code = 0;
+	log_info("container %.12s (%s): the start the agent was stopped in finished: re-adopted, "
+		 "pid %d",
+		 c->id, c->name, (int)pid);
+	container_persist_soon(c);
+	/* (a task's container: the executor moves its task on at the next pass) */
+	manager_kick(c->agent);
+	if (c->remove_on_exit)
+		container_signal(c, SIGKILL, NULL);
+}
+
+/* Its monitor never came: undo what the start made, as a failed start would. */
+static void resume_rollback(struct container *c)
+{
+	struct agent *a = c->agent;
+	resume_stop(c);
+	log_info("container %.12s (%s): the start the agent was stopped in never finished: "
+		 "rolled back",
+		 c->id, c->name);
+	/* anything that did get into its cgroup goes too */
+	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
+	network_release(c);
+	c->state = CONTAINER_CREATED;
+	c->pid = 0;
+	c->monitor_pid = 0;
+	c->exit_code = 128;
+	snprintf(c->error, sizeof(c->error),
+		 "the agent was stopped while starting the container, which never ran; start it "
+		 "again");
+	int r = container_persist(c);
+	if (r < 0)
+		log_warn("container %.12s: writing its record: %s", c->id, strerror(-r));
+	notify_waiters(c, false);
+	executor_container_exited(a, c);
+	manager_kick(a);
+	bool auto_remove = false;
+	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
+	if (c->remove_on_exit || auto_remove) {
+		struct api_req *rr = c->remove_req;
+		c->remove_req = NULL;
+		container_remove(c, true, rr);
+	}
+}
+
+static void resume_state_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct container *c = arg;
+	char *line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_LF);
+	if (!line)
+		return;
+	json_t *j = json_loads(line, 0, NULL);
+	free(line);
+	bool running = json_is_true(json_object_get(j, "running"));
+	pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+	int64_t started = json_integer_value(json_object_get(j, "started_at"));
+	json_decref(j);
+	bufferevent_free(c->resume_bev);
+	c->resume_bev = NULL;
+	if (running && pid > 0)
+		resume_adopt(c, pid, started);
+	/* else it has just exited: exit.json says so at the next look */
+}
+
+static void resume_state_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct container *c = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		bufferevent_free(c->resume_bev);
+		c->resume_bev = NULL;
+	}
+}
+
+/* Asks the monitor, when there is one listening, whether it runs the
+ * container; the answer comes back on the loop. */
+static void resume_ask(struct container *c)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/ctl.sock", c->run_dir);
+	if (c->resume_bev || access(p, F_OK) < 0)
+		return;
 	json_t *req = json_pack("{s:s}", "op", "state");
-	_cleanup_close_ int fd = rt_ctl_connect(c->run_dir, req, &e);
+	int fd = rt_ctl_connect(c->run_dir, req, NULL);
 	json_decref(req);
 	if (fd < 0)
-		return false;
-	struct timeval tv = {.tv_sec = 2};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char buf[512];
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	json_t *j = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
-	bool running = json_is_true(json_object_get(j, "running"));
-	if (running) {
-		c->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-		c->started_ns = json_integer_value(json_object_get(j, "started_at"));
-		int64_t mp = 0;
-		snprintf(p, sizeof(p), "%s/monitor.pid", c->run_dir);
-		if (read_int64_file(p, &mp) == 0)
-			c->monitor_pid = (pid_t)mp;
+		return;
+	fd_set_nonblock(fd, true);
+	c->resume_bev = bufferevent_socket_new(c->agent->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->resume_bev) {
+		close(fd);
+		return;
 	}
-	json_decref(j);
-	return running;
+	bufferevent_setcb(c->resume_bev, resume_state_read_cb, NULL, resume_state_event_cb, c);
+	bufferevent_enable(c->resume_bev, EV_READ);
+}
+
+/*
+ * Whether the start certainly never reached a monitor, so that there is
+ * nothing to wait for. Only said of a bridged container: its namespace is made
+ * before the monitor is spawned, and a monitor's first step is the v2 cgroup,
+ * before it opens that namespace. Without the namespace there was no monitor;
+ * without the cgroup a monitor still on its way would fail to open the
+ * namespace the rollback removes, and leave nothing behind.
+ */
+static bool never_spawned(struct container *c)
+{
+	if (!c->net_attached || !c->netns_path[0])
+		return false;
+	if (access(c->netns_path, F_OK) < 0 && errno == ENOENT)
+		return true;
+	if (!c->agent->cgroup_v2[0])
+		return false;
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", c->agent->cgroup_v2, c->id);
+	return access(p, F_OK) < 0 && errno == ENOENT;
+}
+
+static void resume_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct container *c = arg;
+	if (c->state != CONTAINER_STARTING) {
+		resume_stop(c);
+		return;
+	}
+	if (exited_since_record(c)) {
+		resume_stop(c);
+		log_info("container %.12s (%s): started and exited while the agent was away", c->id,
+			 c->name);
+		exit_from_disk(c);
+		return;
+	}
+	if (never_spawned(c) || mono_ns() >= c->resume_deadline_ns) {
+		resume_rollback(c);
+		return;
+	}
+	resume_ask(c);
+	static const struct timeval tv = {0, CONTAINER_RESUME_POLL_MS * 1000};
+	evtimer_add(c->resume_timer, &tv);
+}
+
+/* A start the agent was killed in: wait for its monitor, or roll it back. */
+static void resume_begin(struct container *c)
+{
+	c->state = CONTAINER_STARTING;
+	c->resume_deadline_ns = mono_ns() + (int64_t)CONTAINER_RESUME_WAIT_MS * 1000000;
+	c->resume_timer = evtimer_new(c->agent->base, resume_poll_cb, c);
+	if (!c->resume_timer) {
+		resume_rollback(c);
+		return;
+	}
+	resume_poll_cb(-1, 0, c);
+}
+
+/* A removal the agent was killed in: finish it. */
+static void finish_removal(struct container *c)
+{
+	struct agent *a = c->agent;
+	struct shoal_err err = {0};
+	network_release(c);
+	rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
+	if (rt_remove(c->bundle_dir, &err) < 0) {
+		log_warn("container %.12s: removing %s: %s", c->id, c->bundle_dir, err.msg);
+		c->state = CONTAINER_EXITED;
+		container_persist(c);
+		return;
+	}
+	log_info("container %.12s (%s): removed (the agent was stopped while removing it)", c->id,
+		 c->name);
+	container_unlink_and_free(c);
+}
+
+static bool is_container_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static bool id_known(char **ids, size_t n, const char *id)
+{
+	return bsearch(&id, ids, n, sizeof(*ids), cmp_strp) != NULL;
+}
+
+/*
+ * What an agent killed at the wrong moment can leave with no container to
+ * own it, found by this agent's prefix and under its own roots only: network
+ * namespaces under <run-dir>/netns and <prefix>v* veths of no container that
+ * holds an address (bridge_net_sweep(); keep_net),
+ * run directories under <run-dir>/containers and container cgroups under the
+ * cgroup parent (64-hex names; the v2 tree lists them, since a container's v2
+ * cgroup is made first and removed last) of no id in ids (the directories
+ * under <data-dir>/containers). Nothing of an id whose record did not load is
+ * swept.
+ */
+static void sweep_orphans(struct agent *a, char **ids, size_t n, char **keep_net)
+{
+	struct shoal_err err = {0};
+	if (a->bridge) {
+		int r = bridge_net_sweep(a->bridge, (const char *const *)keep_net,
+					 strv_length(keep_net), &err);
+		if (r < 0)
+			log_warn("sweeping network endpoints left by a crash: %s", err.msg);
+		else if (r > 0)
+			log_info("removed %d network namespaces and veths no container owns", r);
+	}
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/containers", a->cfg.run_dir);
+	const char *dirs[] = {dir, a->cgroup_v2};
+	int swept = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (!dirs[i][0])
+			continue;
+		_cleanup_closedir_ DIR *d = opendir(dirs[i]);
+		for (struct dirent *de; d && (de = readdir(d));) {
+			if (!is_container_id(de->d_name) || id_known(ids, n, de->d_name))
+				continue;
+			char run[4096];
+			snprintf(run, sizeof(run), "%s/%s", dir, de->d_name);
+			err = (struct shoal_err){0};
+			if (rt_cleanup(run, a->cfg.cgroup_parent, de->d_name, &err) < 0)
+				log_warn("removing what container %.12s left: %s", de->d_name,
+					 err.msg);
+			else
+				swept++;
+		}
+	}
+	if (swept)
+		log_info("removed the cgroups and run files of %d containers no record owns",
+			 swept);
 }
 
 int container_load_all(struct agent *a, struct shoal_err *err)
@@ -353,42 +613,86 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/containers", a->cfg.data_dir);
 	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : shoal_err_errno(err, errno, "opening %s", dir);
+	if (!d && errno != ENOENT)
+		return shoal_err_errno(err, errno, "opening %s", dir);
+	_cleanup_strv_ char **ids = calloc(1, sizeof(char *)),
+			    **keep_net = calloc(1, sizeof(char *));
+	if (!ids || !keep_net)
+		return shoal_err_set(err, ENOMEM, "out of memory");
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
+		char rec[4096];
+		snprintf(rec, sizeof(rec), "%s/%s/container.json", dir, de->d_name);
+		if (access(rec, F_OK) < 0 && errno == ENOENT) {
+			/* a create the agent was killed in, before its record */
+			snprintf(rec, sizeof(rec), "%s/%s", dir, de->d_name);
+			log_info("removing %s: a container directory without a record", rec);
+			rm_rf(rec);
+			continue;
+		}
+		if (strv_push(&ids, de->d_name) < 0)
+			return shoal_err_set(err, ENOMEM, "out of memory");
 		struct shoal_err e = {0};
 		int r = container_load_one(a, de->d_name, &e);
-		if (r < 0)
+		if (r < 0) {
 			log_warn("skipping container %s: %s", de->d_name, e.msg);
+			/* whatever it may use stays, as if it had loaded */
+			if (strv_push(&keep_net, de->d_name) < 0)
+				return shoal_err_set(err, ENOMEM, "out of memory");
+		}
+	}
+	size_t n_ids = strv_length(ids);
+	qsort(ids, n_ids, sizeof(*ids), cmp_strp);
+	/* Addresses first, all of them, before any release or rollback. */
+	for (struct container *c = a->containers; c; c = c->next) {
+		struct shoal_err e = {0};
+		if (c->net_attached && a->bridge && bridge_net_reserve(a->bridge, c->ip, &e) < 0)
+			log_warn("container %.12s: its recorded address: %s", c->id, e.msg);
 	}
 	/* Re-adopt: a running container's monitor answers on its control socket;
-	 * one that ended while we were away left exit.json behind. */
+	 * one that ended while we were away left exit.json behind; a start or a
+	 * removal we were stopped in is finished or undone. */
 	for (struct container *c = a->containers, *next; c; c = next) {
 		next = c->next;
-		if (c->net_attached && a->bridge)
-			bridge_net_reserve(a->bridge, c->ip, NULL);
 		if (c->state == CONTAINER_REMOVING) {
-			container_unlink_and_free(c);
+			finish_removal(c);
 			continue;
 		}
-		if (c->state == CONTAINER_CREATED && readopt_unrecorded(c))
-			c->state = CONTAINER_STARTING;
-		if (c->state != CONTAINER_RUNNING && c->state != CONTAINER_STARTING)
+		if (c->state == CONTAINER_CREATED) {
+			/* (a record written before starts were recorded) */
+			char p[4096];
+			snprintf(p, sizeof(p), "%s/ctl.sock", c->run_dir);
+			if (access(p, F_OK) == 0 || exited_since_record(c))
+				c->state = CONTAINER_STARTING;
+		}
+		if (c->state == CONTAINER_STARTING) {
+			resume_begin(c);
 			continue;
-		struct shoal_err e = {0};
-		if (container_watch_exit(c, &e) == 0) {
-			c->state = CONTAINER_RUNNING;
-			log_info("container %.12s (%s): re-adopted, pid %d", c->id, c->name,
-				 (int)c->pid);
-		} else {
-			log_info("container %.12s (%s): exited while the agent was away", c->id,
-				 c->name);
-			exit_from_disk(c);
+		}
+		if (c->state == CONTAINER_RUNNING) {
+			struct shoal_err e = {0};
+			if (container_watch_exit(c, &e) == 0) {
+				log_info("container %.12s (%s): re-adopted, pid %d", c->id, c->name,
+					 (int)c->pid);
+			} else {
+				log_info("container %.12s (%s): exited while the agent was away",
+					 c->id, c->name);
+				exit_from_disk(c);
+			}
+			continue;
+		}
+		/* created or exited with an endpoint: the exit's release was not recorded */
+		if (c->net_attached) {
+			network_release(c);
+			container_persist(c);
 		}
 	}
+	for (struct container *c = a->containers; c; c = c->next)
+		if (c->net_attached && strv_push(&keep_net, c->id) < 0)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+	sweep_orphans(a, ids, n_ids, keep_net);
 	return 0;
 }
 
@@ -585,10 +889,14 @@ static void start_fail(struct container *c, struct shoal_err *err)
 	char cg[4096];
 	snprintf(cg, sizeof(cg), "%s", c->agent->cfg.cgroup_parent);
 	rt_cleanup(c->run_dir, cg, c->id, NULL);
+	notify_waiters(c, false);
 	bool auto_remove = false;
 	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
-	if (c->remove_on_exit || auto_remove)
-		container_remove(c, true, NULL);
+	if (c->remove_on_exit || auto_remove) {
+		struct api_req *rr = c->remove_req;
+		c->remove_req = NULL;
+		container_remove(c, true, rr);
+	}
 }
 
 static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
@@ -631,6 +939,8 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 		api_reply_empty(c->start_req, 204);
 		c->start_req = NULL;
 	}
+	if (c->remove_on_exit) /* rm -f while it started */
+		container_signal(c, SIGKILL, NULL);
 }
 
 static void start_req_cancel(struct api_req *r)
@@ -709,6 +1019,8 @@ void container_start(struct container *c, struct api_req *req)
 		.cgroup_parent = a->cfg.cgroup_parent,
 		.log_max_size = a->cfg.log_max_size,
 		.log_max_files = a->cfg.log_max_files,
+		.log_usage_path = logs_usage_path(a),
+		.log_max_total = a->cfg.log_max_total > 0 ? a->cfg.log_max_total : 0,
 		.attach_fd = -1,
 	};
 	bool b = false;
@@ -748,7 +1060,16 @@ void container_start(struct container *c, struct api_req *req)
 	spec.seccomp_path = unconfined ? NULL : seccomp_path;
 	spec.seccomp_unconfined = unconfined;
 
-	/* network */
+	c->start_req = req;
+	req->userdata = c;
+	req->on_cancel = start_req_cancel;
+	api_req_defer(req);
+
+	/* Network. What the start uses is recorded before any of it is made:
+	 * the record says "starting" and holds the address, the netns path and
+	 * the veth's name, so that an agent killed from here on finds them
+	 * after a restart and re-adopts the container or rolls the start back
+	 * (container_load_all()). */
 	struct bridge_endpoint ep_info;
 	_cleanup_close_ int pool_netns = -EBADF;
 	if (strcmp(c->net_mode, "host") == 0) {
@@ -775,16 +1096,16 @@ void container_start(struct container *c, struct api_req *req)
 			bo.netns_dir = nsdir;
 			if (bridge_net_setup(&bo, &a->bridge, &err) < 0) {
 				shoal_err_wrap(&err, "setting up the bridge network");
-				api_reply_err(req, &err);
+				start_fail(c, &err);
 				return;
 			}
 			for (struct container *o = a->containers; o; o = o->next)
 				if (o->net_attached)
 					bridge_net_reserve(a->bridge, o->ip, NULL);
 		}
-		if (bridge_net_attach(a->bridge, c->id, &ep_info, &err) < 0) {
+		if (bridge_net_endpoint_alloc(a->bridge, c->id, &ep_info, &err) < 0) {
 			shoal_err_wrap(&err, "connecting the container to the bridge network");
-			api_reply_err(req, &err);
+			start_fail(c, &err);
 			return;
 		}
 		c->net_attached = true;
@@ -792,8 +1113,23 @@ void container_start(struct container *c, struct api_req *req)
 		c->gateway = ep_info.gateway;
 		c->prefixlen = ep_info.prefixlen;
 		memcpy(c->mac, ep_info.mac, 6);
+		snprintf(c->netns_path, sizeof(c->netns_path), "%s", ep_info.netns_path);
+		snprintf(c->host_ifname, sizeof(c->host_ifname), "%s", ep_info.host_ifname);
 		spec.net_mode = RT_NET_JOIN;
-		spec.net_path = ep_info.netns_path;
+		spec.net_path = c->netns_path;
+	}
+	c->state = CONTAINER_STARTING;
+	int r = container_persist(c);
+	if (r < 0) {
+		shoal_err_errno(&err, -r, "recording the start in %s/container.json",
+				c->bundle_dir);
+		start_fail(c, &err);
+		return;
+	}
+	if (c->net_attached && bridge_net_endpoint_plumb(a->bridge, c->id, &ep_info, &err) < 0) {
+		shoal_err_wrap(&err, "connecting the container to the bridge network");
+		start_fail(c, &err);
+		return;
 	}
 	_cleanup_free_ char *hosts = container_make_hosts(c, hostname);
 	_cleanup_free_ char *resolv = container_make_resolv_conf(c);
@@ -810,13 +1146,9 @@ void container_start(struct container *c, struct api_req *req)
 			stream_sess_set_monitor_fd(c->pending_attach, sp[0]);
 		}
 	}
-	c->start_req = req;
-	req->userdata = c;
-	req->on_cancel = start_req_cancel;
-	api_req_defer(req);
 	struct rt_options ro = {.monitor_path = a->cfg.monitor_path};
 	int status_fd = -1;
-	int r = rt_spawn(&ro, &spec, &status_fd, &err);
+	r = rt_spawn(&ro, &spec, &status_fd, &err);
 	if (r < 0) {
 		start_fail(c, &err);
 		return;
@@ -1098,6 +1430,7 @@ static void container_free(struct container *c)
 	free(c->bundle_sig);
 	if (c->spawn_ev)
 		event_free(c->spawn_ev);
+	resume_stop(c);
 	if (c->wait_bev)
 		bufferevent_free(c->wait_bev);
 	if (c->stop_timer)

@@ -59,12 +59,14 @@ struct container {
 	char error[512];
 	int restart_count;
 
-	/* network */
+	/* network: recorded before a start makes any of it (see container_start()) */
 	char net_mode[32];
 	bool net_attached;
 	struct in_addr ip, gateway;
 	uint8_t prefixlen;
 	uint8_t mac[6];
+	char netns_path[256]; /* the bind mount of its netns (Docker's SandboxKey) */
+	char host_ifname[16]; /* its veth's end on the bridge */
 
 	/* in flight */
 	int spawn_fd;
@@ -81,6 +83,12 @@ struct container {
 	bool remove_on_exit;
 	struct api_req *remove_req;
 	struct stream_sess *pending_attach; /* attached before start */
+	/* A start the agent was killed in the middle of: its monitor is
+	 * waited for until resume_deadline_ns (monotonic), then the start is
+	 * rolled back. */
+	struct event *resume_timer;
+	struct bufferevent *resume_bev; /* its "state" question to the monitor */
+	int64_t resume_deadline_ns;
 };
 
 /* Table */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -601,7 +602,7 @@ int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_
 
 /* ---- endpoints ---- */
 
-static int endpoint_configure(struct bridge_net *bn, int nlfd, struct bridge_endpoint *ep,
+static int endpoint_configure(struct bridge_net *bn, int nlfd, const struct bridge_endpoint *ep,
 			      struct shoal_err *err)
 {
 	struct nl_sock s;
@@ -627,19 +628,52 @@ static int endpoint_configure(struct bridge_net *bn, int nlfd, struct bridge_end
 	return 0;
 }
 
-int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
-		      struct shoal_err *err)
+int bridge_net_endpoint_fill(struct bridge_net *bn, const char *id, struct in_addr addr,
+			     struct bridge_endpoint *ret, struct shoal_err *err)
 {
 	int r = check_id(id, err);
 	if (r < 0)
 		return r;
+	char a[INET_ADDRSTRLEN];
+	if (!ipam_contains(bn->ipam, addr))
+		return shoal_err_set(err, ERANGE, "address %s is outside subnet %s",
+				     fmt_addr(addr, a), bn->subnet);
 	struct bridge_endpoint ep = {0};
 	int n = snprintf(ep.netns_path, sizeof(ep.netns_path), "%s/%s", bn->netns_dir, id);
 	if (n < 0 || (size_t)n >= sizeof(ep.netns_path))
 		return shoal_err_set(err, ENAMETOOLONG, "netns path %s/%s is too long",
 				     bn->netns_dir, id);
 	bridge_host_ifname(bn->prefix, id, ep.host_ifname);
+	ep.addr = addr;
+	ep.gateway = ipam_gateway(bn->ipam);
+	ep.prefixlen = ipam_prefixlen(bn->ipam);
+	mac_from_addr(ep.addr, ep.mac);
+	*ret = ep;
+	return 0;
+}
 
+int bridge_net_endpoint_alloc(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
+			      struct shoal_err *err)
+{
+	int r = check_id(id, err);
+	if (r < 0)
+		return r;
+	struct in_addr addr;
+	if (ipam_alloc(bn->ipam, &addr) < 0)
+		return shoal_err_set(
+			err, ENOSPC,
+			"no free address left in %s on %s: remove containers or use a larger subnet",
+			bn->subnet, bn->bridge);
+	r = bridge_net_endpoint_fill(bn, id, addr, ret, err);
+	if (r < 0)
+		(void)ipam_release(bn->ipam, addr);
+	return r;
+}
+
+int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
+			      const struct bridge_endpoint *ep, struct shoal_err *err)
+{
+	int r;
 	if (!bn->netns_dir_ready) {
 		r = netns_dir_prepare(bn->netns_dir, err);
 		if (r < 0)
@@ -647,54 +681,58 @@ int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpo
 		bn->netns_dir_ready = true;
 	}
 
-	r = ipam_alloc(bn->ipam, &ep.addr);
-	if (r < 0)
-		return shoal_err_set(
-			err, ENOSPC,
-			"no free address left in %s on %s: remove containers or use a larger subnet",
-			bn->subnet, bn->bridge);
-	ep.gateway = ipam_gateway(bn->ipam);
-	ep.prefixlen = ipam_prefixlen(bn->ipam);
-	mac_from_addr(ep.addr, ep.mac);
-
 	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
 	bool veth = false;
-	r = netns_take_at(ep.netns_path, &nsfd, &nlfd, err);
+	r = netns_take_at(ep->netns_path, &nsfd, &nlfd, err);
 	if (r < 0)
 		goto fail;
 
 	char ext[256];
 	struct nl_veth_spec spec = {
-		.ifname = ep.host_ifname,
+		.ifname = ep->host_ifname,
 		.master = bn->bridge_ifindex,
 		.mtu = bn->mtu,
 		.peer_ifname = "eth0",
 		.peer_netns_fd = nsfd,
-		.peer_mac = ep.mac,
+		.peer_mac = ep->mac,
 	};
 	struct nlmsghdr *nlh = nl_build_veth_new(bn->buf, &spec);
 	r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0) {
-		r = nl_error(err, r, ext, "creating veth %s on %s", ep.host_ifname, bn->bridge);
+		r = nl_error(err, r, ext, "creating veth %s on %s", ep->host_ifname, bn->bridge);
 		goto fail;
 	}
 	veth = true;
 
-	r = endpoint_configure(bn, nlfd, &ep, err);
+	r = endpoint_configure(bn, nlfd, ep, err);
 	if (r < 0)
 		goto fail;
-	*ret = ep;
 	return 0;
 
 fail:
 	if (veth) {
-		nlh = nl_build_link_del(bn->buf, 0, ep.host_ifname);
+		nlh = nl_build_link_del(bn->buf, 0, ep->host_ifname);
 		(void)nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
 	}
 	if (nsfd >= 0)
-		netns_remove(ep.netns_path);
-	(void)ipam_release(bn->ipam, ep.addr);
+		netns_remove(ep->netns_path);
 	return shoal_err_wrap(err, "attaching %s to %s", id, bn->bridge);
+}
+
+int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
+		      struct shoal_err *err)
+{
+	struct bridge_endpoint ep;
+	int r = bridge_net_endpoint_alloc(bn, id, &ep, err);
+	if (r < 0)
+		return r;
+	r = bridge_net_endpoint_plumb(bn, id, &ep, err);
+	if (r < 0) {
+		(void)ipam_release(bn->ipam, ep.addr);
+		return r;
+	}
+	*ret = ep;
+	return 0;
 }
 
 int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr,
@@ -731,4 +769,81 @@ int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr
 					     fmt_addr(addr, a), bn->subnet);
 	}
 	return 0;
+}
+
+/* ---- sweep ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_ifname(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int bridge_net_sweep(struct bridge_net *bn, const char *const *keep, size_t n,
+		     struct shoal_err *err)
+{
+	/* sorted: the dump and the directory are matched in n log n */
+	_cleanup_free_ const char **ids = calloc(n + 1, sizeof(*ids));
+	_cleanup_free_ char(*ifn)[IFNAMSIZ] = calloc(n + 1, IFNAMSIZ);
+	if (!ids || !ifn)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = keep[i];
+		bridge_host_ifname(bn->prefix, keep[i], ifn[i]);
+	}
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	qsort(ifn, n, IFNAMSIZ, cmp_ifname);
+
+	/* Namespaces first: a veth whose other end was in one may be gone with
+	 * it by the time the links are listed. */
+	int removed = 0, r = 0;
+	_cleanup_closedir_ DIR *d = opendir(bn->netns_dir);
+	if (!d && errno != ENOENT)
+		return shoal_err_errno(err, errno, "opening %s", bn->netns_dir);
+	for (struct dirent *de; d && (de = readdir(d));) {
+		const char *name = de->d_name;
+		if (name[0] == '.' || bsearch(&name, ids, n, sizeof(*ids), cmp_str))
+			continue;
+		char path[PATH_MAX];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", bn->netns_dir, name) >=
+		    sizeof(path))
+			continue;
+		int q = netns_remove(path);
+		if (q < 0) {
+			if (r == 0)
+				r = shoal_err_errno(err, q, "removing network namespace %s", path);
+			continue;
+		}
+		removed++;
+	}
+
+	struct link_list links = {0};
+	int q = dump_links(&bn->nl, bn->buf, &links, err);
+	if (q < 0) {
+		free(links.v);
+		return q;
+	}
+	char ext[256];
+	for (size_t i = 0; i < links.n; i++) {
+		const struct nl_link *l = &links.v[i];
+		if (strcmp(l->kind, "veth") != 0 || !bridge_is_host_ifname(bn->prefix, l->ifname) ||
+		    bsearch(l->ifname, ifn, n, IFNAMSIZ, cmp_ifname))
+			continue;
+		/* ENODEV: its namespace took it meanwhile */
+		struct nlmsghdr *nlh = nl_build_link_del(bn->buf, l->ifindex, NULL);
+		q = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext,
+				     sizeof(ext));
+		if (q < 0 && q != -ENODEV) {
+			if (r == 0)
+				r = nl_error(err, q, ext, "deleting veth %s", l->ifname);
+			continue;
+		}
+		removed++;
+	}
+	free(links.v);
+	return r < 0 ? r : removed;
 }

@@ -63,12 +63,42 @@ struct bridge_endpoint {
  * -ENOSPC when the subnet is full; on error nothing is left behind. */
 int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
 		      struct shoal_err *err);
+/*
+ * bridge_net_attach() in two steps, for a caller that must record what an
+ * endpoint uses before it is made (so that an agent killed in between finds
+ * it and can finish or undo it):
+ * _alloc takes a free address and fills in everything the endpoint will have
+ * (netns path, host veth name, address, gateway, MAC) without touching the
+ * kernel; _plumb makes the netns and the veth for it. On a failed _plumb
+ * nothing is left in the kernel and the address stays taken: release it with
+ * bridge_net_detach(). bridge_net_endpoint_fill() fills in the same for an
+ * address the caller already holds (recorded, then bridge_net_reserve()d).
+ */
+int bridge_net_endpoint_alloc(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
+			      struct shoal_err *err);
+int bridge_net_endpoint_fill(struct bridge_net *bn, const char *id, struct in_addr addr,
+			     struct bridge_endpoint *ret, struct shoal_err *err);
+int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
+			      const struct bridge_endpoint *ep, struct shoal_err *err);
+
 /* Deletes the veth, unmounts and removes the netns file, releases the address
  * (addr 0.0.0.0: none to release). Idempotent: missing pieces are not errors.
  * The veth deletion waits for the kernel's RCU grace periods: tens of ms, so
  * callers on an event loop run it on a worker. */
 int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr,
 		      struct shoal_err *err);
+
+/*
+ * After a crash: removes what no endpoint in keep (n ids) owns, that is every
+ * namespace mounted under netns_dir and every <prefix>v* veth that belongs to
+ * none of them. Another agent's objects (another prefix, another netns_dir)
+ * are never looked at. Namespaces go first (the kernel's asynchronous cleanup
+ * takes their veths); each veth still listed after that is deleted here, tens
+ * of ms each: a cost only orphans pay. Returns how many objects it removed.
+ * Addresses need no sweep: the IPAM holds only what was reserved since setup.
+ */
+int bridge_net_sweep(struct bridge_net *bn, const char *const *keep, size_t n,
+		     struct shoal_err *err);
 
 /* A netns for --network none that the agent can hold the same way: created,
  * lo up, bind-mounted at <netns_dir>/<id>. (The runtime can also make its own;
