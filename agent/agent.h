@@ -32,6 +32,10 @@ struct agent_config {
 	char *log_level;
 	int64_t log_max_size;
 	int log_max_files;
+	int task_history_limit; /* --task-history-limit: finished tasks kept per slot (5) */
+	/* --log-max-total in bytes, 0 = no cap; as parsed, -N is N% of the data dir's
+	 * file system and INT64_MAX no cap (resolved by logs_usage_start()) */
+	int64_t log_max_total;
 	char **uplinks;	      /* --uplink; NULL = every interface but lo and our own */
 	bool teardown;	      /* --teardown: remove the node-level objects and exit */
 	bool check;	      /* --check: print the data-plane features and exit */
@@ -68,7 +72,18 @@ struct agent {
 	struct publish_proxy *publish_proxy; /* NULL unless the node hooks are off */
 	struct dns *dns;
 	struct executor *executor;
+	struct log_usage *log_usage; /* agent/logs.c: node-wide container log bytes */
 };
+
+/* agent/logs.c: the node-wide count of container log bytes that every monitor
+ * shares ($run_dir/log-usage), recounted from the files now and then. Without it
+ * (NULL path) containers log under the free-space floor only. */
+int logs_usage_start(struct agent *a, struct shoal_err *err);
+const char *logs_usage_path(const struct agent *a);
+void logs_usage_stop(struct agent *a);
+/* The data dir's reserve at path: released (1) when the disk is full, made again
+ * when there is room; checked at start and with the log recount. */
+int logs_ballast_check(struct agent *a, const char *path);
 
 /* Limits. */
 #define AGENT_MAX_JSON_BODY  (1u << 20)	    /* API JSON bodies */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -14,8 +15,11 @@
 #include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/worker.h"
 #include "lib/cleanup.h"
+#include "lib/log.h"
 #include "lib/util.h"
+#include "runtime/runtime.h"
 
 /* Reads json-file logs (one {"log","stream","time"} object per line, rotated
  * as <log>.1 .. <log>.N, .N oldest) and serves them as Docker's log stream:
@@ -538,4 +542,155 @@ void api_service_logs(struct api_req *r)
 	sl->timer = evtimer_new(a->base, svc_follow_cb, sl);
 	struct timeval tv = {0, LOG_FOLLOW_INTERVAL_MS * 1000};
 	evtimer_add(sl->timer, &tv);
+}
+
+/* The node-wide log usage counter. Monitors add what they write and subtract
+ * what rotation removes; a removed container's files, or a monitor killed
+ * between a write and its count, are caught by the recount. */
+
+#define LOG_USAGE_RECOUNT_S 10 /* how often the files are counted again */
+#define BALLAST_CHECK_S	    1  /* how often the reserve is looked at */
+
+/* A file of spare space in the data dir, given back when the disk is full so that
+ * the agent can start and record stops and removals (CockroachDB's emergency
+ * ballast): min(2% of the file system, 32 MiB), at least 1 MiB. It is released
+ * when less than a tenth of it is free and made again when four times it is. */
+#define BALLAST_PERCENT 2
+#define BALLAST_MIN	(1ll << 20)
+#define BALLAST_MAX	(32ll << 20)
+
+struct log_usage {
+	struct agent *agent;
+	char ballast[4096];
+	int64_t *count; /* mapped $run_dir/log-usage */
+	char path[4096];
+	char containers_dir[4096];
+	struct event *timer;
+	unsigned ticks;
+	bool busy;	 /* a recount is on the worker */
+	int64_t before;	 /* the count when the recount began */
+	int64_t scanned; /* what the files held */
+};
+
+static void usage_recount_work(void *arg)
+{
+	struct log_usage *u = arg;
+	u->before = __atomic_load_n(u->count, __ATOMIC_RELAXED);
+	u->scanned = rt_log_usage_scan(u->containers_dir);
+}
+
+static void usage_recount_done(void *arg)
+{
+	struct log_usage *u = arg;
+	/* What monitors added during the scan stays added: the error is at most
+	 * what was written while the files were counted, and goes with the next. */
+	__atomic_add_fetch(u->count, u->scanned - u->before, __ATOMIC_RELAXED);
+	u->busy = false;
+}
+
+int logs_ballast_check(struct agent *a, const char *path)
+{
+	struct statvfs sv;
+	struct stat st;
+	if (statvfs(a->cfg.data_dir, &sv) < 0)
+		return -errno;
+	int64_t fs = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+	int64_t avail = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+	int64_t size = fs / 100 * BALLAST_PERCENT;
+	size = size < BALLAST_MIN ? BALLAST_MIN : size > BALLAST_MAX ? BALLAST_MAX : size;
+	bool have = stat(path, &st) == 0;
+	if (have && avail < size / 10) {
+		if (unlink(path) < 0)
+			return -errno;
+		log_warn(
+			"the data dir %s is full: released %lld bytes of reserve so that the agent "
+			"can serve; free space there",
+			a->cfg.data_dir, (long long)st.st_size);
+		return 1;
+	}
+	if (!have && avail > 4 * size) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		int r = posix_fallocate(fd, 0, size);
+		close(fd);
+		if (r != 0) {
+			unlink(path);
+			return -r;
+		}
+	}
+	return 0;
+}
+
+static void usage_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct log_usage *u = arg;
+	(void)fd;
+	(void)what;
+	logs_ballast_check(u->agent, u->ballast);
+	if (u->ticks++ % (LOG_USAGE_RECOUNT_S / BALLAST_CHECK_S) != 0)
+		return;
+	if (!u->busy &&
+	    worker_submit(u->agent->worker, usage_recount_work, usage_recount_done, u) == 0)
+		u->busy = true;
+}
+
+int logs_usage_start(struct agent *a, struct shoal_err *err)
+{
+	if (a->cfg.log_max_total == INT64_MAX)
+		a->cfg.log_max_total = 0;
+	if (a->cfg.log_max_total < 0) {
+		struct statvfs sv;
+		int64_t pct = -a->cfg.log_max_total;
+		if (statvfs(a->cfg.data_dir, &sv) < 0)
+			return shoal_err_errno(err, errno, "looking at the file system of %s",
+					       a->cfg.data_dir);
+		a->cfg.log_max_total = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize / 100 * pct;
+		if (a->cfg.log_max_total <= 0)
+			a->cfg.log_max_total = 1;
+	}
+	struct log_usage *u = calloc(1, sizeof(*u));
+	if (!u)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	u->agent = a;
+	snprintf(u->path, sizeof(u->path), "%s/log-usage", a->cfg.run_dir);
+	snprintf(u->containers_dir, sizeof(u->containers_dir), "%s/containers", a->cfg.data_dir);
+	snprintf(u->ballast, sizeof(u->ballast), "%s/ballast", a->cfg.data_dir);
+	int r = rt_log_usage_open(u->path, true, &u->count);
+	if (r < 0) {
+		free(u);
+		return shoal_err_errno(err, -r, "opening %s", u->path);
+	}
+	struct timeval iv = {.tv_sec = BALLAST_CHECK_S};
+	u->timer = event_new(a->base, -1, EV_PERSIST, usage_timer_cb, u);
+	if (!u->timer || event_add(u->timer, &iv) < 0) {
+		if (u->timer)
+			event_free(u->timer);
+		rt_log_usage_close(u->count);
+		free(u);
+		return shoal_err_set(err, ENOMEM, "cannot create the log usage timer");
+	}
+	a->log_usage = u;
+	/* The first count now: the file on the run dir may be from before a reboot,
+	 * or missing counts of a previous agent's containers. */
+	usage_timer_cb(-1, 0, u);
+	return 0;
+}
+
+const char *logs_usage_path(const struct agent *a)
+{
+	return a->log_usage ? a->log_usage->path : NULL;
+}
+
+void logs_usage_stop(struct agent *a)
+{
+	struct log_usage *u = a->log_usage;
+	if (!u)
+		return;
+	/* The worker (freed before this) dropped a queued recount or finished a
+	 * running one; either way nothing of u is used any more. */
+	event_free(u->timer);
+	rt_log_usage_close(u->count);
+	free(u);
+	a->log_usage = NULL;
 }

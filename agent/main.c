@@ -59,6 +59,13 @@ static void usage(FILE *f)
 		"  --log-level LEVEL     error, warn, info (default), debug\n"
 		"  --log-max-size SIZE   container log rotation size (default 10m)\n"
 		"  --log-max-files N     container log files kept (default 3)\n"
+		"  --log-max-total SIZE  all container logs of the node together, as a size or a\n"
+		"                        share of the data dir's file system like 25%% (default\n"
+		"                        25%%; 0 = no cap); past it, and while the file system\n"
+		"                        has less than min(5%%, 64m) free, log lines are dropped\n"
+		"                        and counted\n"
+		"  --task-history-limit N  finished tasks kept per service slot (default 5,\n"
+		"                        as swarm's TaskHistoryRetentionLimit; 1 to 100)\n"
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
@@ -96,6 +103,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_LOG,
 		O_LMS,
 		O_LMF,
+		O_THL,
+		O_LMT,
 		O_MON,
 		O_VER,
 		O_UPLINK,
@@ -118,6 +127,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"log-level", required_argument, NULL, O_LOG},
 		{"log-max-size", required_argument, NULL, O_LMS},
 		{"log-max-files", required_argument, NULL, O_LMF},
+		{"task-history-limit", required_argument, NULL, O_THL},
+		{"log-max-total", required_argument, NULL, O_LMT},
 		{"monitor-path", required_argument, NULL, O_MON},
 		{"version", no_argument, NULL, O_VER},
 		{"uplink", required_argument, NULL, O_UPLINK},
@@ -184,6 +195,40 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 				return -EINVAL;
 			}
 			cfg->log_max_files = (int)v;
+			break;
+		}
+		case O_THL: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 100) {
+				fprintf(stderr, "shoald: --task-history-limit %s: expected 1 to 100\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->task_history_limit = (int)v;
+			break;
+		}
+		case O_LMT: {
+			char *end;
+			long pct = strtol(optarg, &end, 10);
+			if (end != optarg && strcmp(end, "%") == 0) {
+				if (pct < 1 || pct > 100) {
+					fprintf(stderr,
+						"shoald: --log-max-total %s: a share is 1%% to 100%%\n",
+						optarg);
+					return -EINVAL;
+				}
+				cfg->log_max_total = -pct;
+			} else if (strcmp(optarg, "0") == 0) {
+				cfg->log_max_total = INT64_MAX; /* no cap */
+			} else if (parse_size(optarg, &cfg->log_max_total) < 0 ||
+				   cfg->log_max_total < (1 << 20)) {
+				fprintf(stderr,
+					"shoald: --log-max-total %s: expected a size of at least 1m "
+					"(like 2g), a share like 25%%, or 0 for no cap\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		}
 		case O_TEARDOWN:
@@ -289,6 +334,10 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		cfg->log_max_size = 10 << 20;
 	if (!cfg->log_max_files)
 		cfg->log_max_files = 3;
+	if (!cfg->task_history_limit)
+		cfg->task_history_limit = 5;
+	if (!cfg->log_max_total)
+		cfg->log_max_total = -25;
 	return 0;
 }
 
@@ -401,6 +450,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 			err, EBUSY,
 			"another shoald is using %s; give each agent its own --data-dir",
 			a->cfg.data_dir);
+	snprintf(path, sizeof(path), "%s/ballast", a->cfg.data_dir);
+	logs_ballast_check(a, path); /* before the first write of this start */
 	if ((r = node_identity(a, err)) < 0)
 		return r;
 	ensure_bpffs(a);
@@ -422,12 +473,26 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		return shoal_err_wrap(err, "preparing cgroup parent %s", a->cfg.cgroup_parent);
 	snprintf(a->seccomp_default, sizeof(a->seccomp_default), "%s/seccomp/default.bpf",
 		 a->cfg.data_dir);
-	if ((r = rt_seccomp_compile(a->seccomp_default, err)) < 0)
+	if ((r = rt_seccomp_compile(a->seccomp_default, err)) < 0) {
+		/* A full data disk must not keep the agent from serving (and stopping
+		 * what filled it): the profile is rebuilt at every start anyway.
+		 * (libseccomp reports a failed write as ECANCELED, not ENOSPC.) */
+		log_warn("%s; the profile goes to the run dir", err->msg);
+		snprintf(a->seccomp_default, sizeof(a->seccomp_default), "%s/seccomp-default.bpf",
+			 a->cfg.run_dir);
+		*err = (struct shoal_err){0};
+		r = rt_seccomp_compile(a->seccomp_default, err);
+	}
+	if (r < 0)
 		return shoal_err_wrap(err, "compiling the default seccomp profile");
 	if (access(a->cfg.monitor_path, X_OK) < 0)
 		return shoal_err_errno(err, errno, "monitor binary %s", a->cfg.monitor_path);
 	if ((r = worker_new(a->base, &a->worker)) < 0)
 		return shoal_err_errno(err, -r, "starting the worker thread");
+	struct shoal_err lerr = {0};
+	if (logs_usage_start(a, &lerr) < 0)
+		log_warn("no node-wide cap on container logs (the free-space floor stays): %s",
+			 lerr.msg);
 
 	struct bridge_net_options bo = {
 		.prefix = a->cfg.device_prefix,
@@ -627,6 +692,7 @@ out:
 	if (a.sig_int)
 		event_free(a.sig_int);
 	worker_free(a.worker);
+	logs_usage_stop(&a);
 	exec_free_all(&a);
 	container_free_all(&a);
 	bridge_net_free(a.bridge);

@@ -2,8 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,6 +145,14 @@ int rt_log_open(struct rt_log *log, const char *path, int64_t max_size, int max_
 	log->pending[0] = log->pending[1] = 0;
 	log->max_size = max_size > 0 ? max_size : 10 * 1024 * 1024;
 	log->max_files = max_files > 0 ? max_files : 3;
+	log->floor = 0;
+	log->budget = 0;
+	log->checked_ns = 0;
+	log->blocked = false;
+	log->dropped = 0;
+	log->drop_why = NULL;
+	log->usage = NULL;
+	log->max_total = 0;
 	if (strlen(path) >= sizeof(log->path))
 		return -ENAMETOOLONG;
 	snprintf(log->path, sizeof(log->path), "%s", path);
@@ -155,21 +167,50 @@ int rt_log_open(struct rt_log *log, const char *path, int64_t max_size, int max_
 		return r;
 	}
 	log->size = st.st_size;
+	struct statvfs sv;
+	if (fstatvfs(log->fd, &sv) == 0) {
+		int64_t fs = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+		int64_t f = fs / 100 * RT_LOG_FLOOR_PERCENT;
+		log->floor = f < RT_LOG_FLOOR_MAX ? f : RT_LOG_FLOOR_MAX;
+	}
 	return 0;
+}
+
+int rt_log_set_total(struct rt_log *log, const char *usage_path, int64_t max_total)
+{
+	int64_t *u = NULL;
+	int r = rt_log_usage_open(usage_path, false, &u);
+	if (r < 0)
+		return r;
+	if (log->usage)
+		rt_log_usage_close(log->usage);
+	log->usage = u;
+	log->max_total = max_total > 0 ? max_total : 0;
+	return 0;
+}
+
+static void usage_add(struct rt_log *log, int64_t n)
+{
+	if (log->usage && n != 0)
+		__atomic_add_fetch(log->usage, n, __ATOMIC_RELAXED);
 }
 
 static int log_rotate(struct rt_log *log)
 {
 	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	struct stat st;
 	if (log->max_files <= 1) {
 		if (ftruncate(log->fd, 0) < 0)
 			return -errno;
+		usage_add(log, -log->size);
 		log->size = 0;
 		return 0;
 	}
 	snprintf(to, sizeof(to), "%s.%d", log->path, log->max_files - 1);
+	off_t gone = stat(to, &st) == 0 ? st.st_size : 0;
 	if (unlink(to) < 0 && errno != ENOENT)
 		return -errno;
+	usage_add(log, -(int64_t)gone);
 	for (int i = log->max_files - 2; i >= 1; i--) {
 		snprintf(from, sizeof(from), "%s.%d", log->path, i);
 		snprintf(to, sizeof(to), "%s.%d", log->path, i + 1);
@@ -188,6 +229,78 @@ static int log_rotate(struct rt_log *log)
 	return 0;
 }
 
+/* Whether a record of n bytes may go to the log now; if not, why in log->drop_why. */
+static bool log_may_write(struct rt_log *log, size_t n, int64_t now)
+{
+	if (log->usage && log->max_total > 0 &&
+	    __atomic_load_n(log->usage, __ATOMIC_RELAXED) + (int64_t)n > log->max_total) {
+		log->drop_why = "the node's total for container logs (--log-max-total) is reached";
+		return false;
+	}
+	if (log->floor <= 0)
+		return true;
+	bool look = log->blocked ? now - log->checked_ns >= RT_LOG_CHECK_NS || now < log->checked_ns
+				 : log->budget < (int64_t)n;
+	if (look) {
+		struct statvfs sv;
+		log->checked_ns = now;
+		log->blocked = false;
+		log->budget = RT_LOG_CHECK_BYTES;
+		if (fstatvfs(log->fd, &sv) == 0) {
+			int64_t spare = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize - log->floor;
+			log->blocked = spare < (int64_t)n;
+			/* Half of what is left, so that the look comes sooner as the
+			 * floor nears (other writers share the file system). */
+			if (spare / 2 < log->budget)
+				log->budget = spare / 2;
+		}
+	}
+	if (log->blocked) {
+		log->drop_why = "the disk is nearly full";
+		return false;
+	}
+	return true;
+}
+
+/* Appends one encoded record, all of it or nothing. */
+static int log_append(struct rt_log *log, const char *buf, size_t n)
+{
+	const char *p = buf;
+	size_t left = n;
+	while (left > 0) {
+		ssize_t w = write(log->fd, p, left);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			int r = -errno;
+			/* No half record: readers parse the file line by line. */
+			if (left < n && ftruncate(log->fd, log->size) < 0)
+				log->size += (int64_t)(n - left);
+			return r;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	log->size += (int64_t)n;
+	log->budget -= (int64_t)n;
+	usage_add(log, (int64_t)n);
+	return 0;
+}
+
+/* The record that says how many were dropped, once writing works again. */
+static int log_write_marker(struct rt_log *log, int64_t time_ns)
+{
+	char text[256], buf[6 * sizeof(text) + 128];
+	int len = snprintf(text, sizeof(text), "[shoal: %llu log lines dropped: %s]\n",
+			   (unsigned long long)log->dropped,
+			   log->drop_why ? log->drop_why : "the disk is nearly full");
+	size_t n = rt_log_encode(buf, text, (size_t)len, RT_LOG_STDERR, time_ns);
+	int r = log_append(log, buf, n);
+	if (r == 0)
+		log->dropped = 0;
+	return r;
+}
+
 static int log_record(struct rt_log *log, enum rt_log_stream stream, const char *text, size_t len,
 		      int64_t time_ns)
 {
@@ -201,20 +314,21 @@ static int log_record(struct rt_log *log, enum rt_log_stream stream, const char 
 			return r;
 	}
 	size_t n = rt_log_encode(buf, text, len, stream, time_ns);
-	const char *p = buf;
-	size_t left = n;
-	while (left > 0) {
-		ssize_t w = write(log->fd, p, left);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		left -= (size_t)w;
+	/* Room for the marker too, so that it goes out before the next record. */
+	if (!log_may_write(log, n + (log->dropped ? 256 : 0), time_ns)) {
+		log->dropped++;
+		return -ENOSPC;
 	}
-	log->size += (int64_t)n;
-	return 0;
+	int r = log->dropped ? log_write_marker(log, time_ns) : 0;
+	if (r == 0)
+		r = log_append(log, buf, n);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		log->dropped++;
+		log->drop_why = "the disk is full";
+		log->blocked = true;
+		log->checked_ns = time_ns;
+	}
+	return r;
 }
 
 int rt_log_write(struct rt_log *log, enum rt_log_stream stream, const char *data, size_t len,
@@ -262,7 +376,80 @@ int rt_log_flush(struct rt_log *log, enum rt_log_stream stream, int64_t time_ns)
 
 void rt_log_close(struct rt_log *log)
 {
+	if (log->fd >= 0 && log->dropped) {
+		/* The count is not lost with the container: past the guard (it is one
+		 * small record), unless the disk is full for good. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		log_write_marker(log, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	}
 	if (log->fd >= 0)
 		close(log->fd);
 	log->fd = -1;
+	if (log->usage)
+		rt_log_usage_close(log->usage);
+	log->usage = NULL;
+}
+
+int rt_log_usage_open(const char *path, bool create, int64_t **ret)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (st.st_size < (off_t)sizeof(int64_t) &&
+		 (!create || ftruncate(fd, sizeof(int64_t)) < 0))
+		r = create ? -errno : -EINVAL;
+	void *m = MAP_FAILED;
+	if (r == 0) {
+		m = mmap(NULL, sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED)
+			r = -errno;
+	}
+	close(fd);
+	if (r < 0)
+		return r;
+	*ret = m;
+	return 0;
+}
+
+void rt_log_usage_close(int64_t *usage)
+{
+	if (usage)
+		munmap(usage, sizeof(int64_t));
+}
+
+int64_t rt_log_usage_scan(const char *containers_dir)
+{
+	int64_t total = 0;
+	DIR *d = opendir(containers_dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		int dfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		DIR *c = fdopendir(dfd);
+		if (!c) {
+			close(dfd);
+			continue;
+		}
+		struct dirent *f;
+		while ((f = readdir(c))) {
+			struct stat st;
+			if (strstr(f->d_name, "-json.log") &&
+			    fstatat(dirfd(c), f->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
+				total += st.st_size;
+		}
+		closedir(c);
+	}
+	closedir(d);
+	return total;
 }

@@ -734,6 +734,10 @@ static int monitor_run(int attach_fd, int net_fd)
 		shoal_err_errno(&err, -r, "opening %s", logpath);
 		fail_start(&err);
 	}
+	/* Without the node's counter the container still logs, under the floor
+	 * of free space only: a missing run file must not stop a start. */
+	if (M.spec->log_usage_path && *M.spec->log_usage_path)
+		rt_log_set_total(&M.log, M.spec->log_usage_path, M.spec->log_max_total);
 	M.epfd = epoll_create1(EPOLL_CLOEXEC);
 	M.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (M.epfd < 0 || M.sig_fd < 0) {

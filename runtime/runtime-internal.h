@@ -56,6 +56,16 @@ const char *rt_env_get(const char *const *env, const char *name);
 #define RT_LOG_LINE_MAX (16u * 1024)
 enum rt_log_stream { RT_LOG_STDOUT, RT_LOG_STDERR };
 
+/* The log never takes a file system's last free space (the store, exit records and
+ * the agent need it): below a floor of free space, min(5% of the file system,
+ * 64 MiB), records are dropped and counted, and when writing resumes (or at close)
+ * one record says how many were lost. The free space is looked at again after
+ * RT_LOG_CHECK_BYTES written, or RT_LOG_CHECK_NS after a drop. */
+#define RT_LOG_FLOOR_MAX     (64ll << 20)
+#define RT_LOG_FLOOR_PERCENT 5
+#define RT_LOG_CHECK_BYTES   (1ll << 20)
+#define RT_LOG_CHECK_NS	     1000000000ll
+
 struct rt_log {
 	int fd;
 	char path[PATH_MAX];
@@ -64,12 +74,24 @@ struct rt_log {
 	int max_files;
 	size_t pending[2];
 	char line[2][RT_LOG_LINE_MAX];
+
+	int64_t floor;	      /* free bytes kept on the file system; 0 = no guard */
+	int64_t budget;	      /* bytes that may be written before looking again */
+	int64_t checked_ns;   /* when the free space was last looked at */
+	bool blocked;	      /* dropping records */
+	uint64_t dropped;     /* records dropped since the last marker */
+	const char *drop_why; /* the reason for the last drop */
+	int64_t *usage;	      /* node-wide bytes of all container logs (shared), or NULL */
+	int64_t max_total;    /* cap on *usage; 0 = none */
 };
 
 /* Formats one record into buf (needs 6 * len + 96 bytes); returns its length. */
 size_t rt_log_encode(char *buf, const char *text, size_t len, enum rt_log_stream stream,
 		     int64_t time_ns);
 int rt_log_open(struct rt_log *log, const char *path, int64_t max_size, int max_files);
+/* Shares the node-wide log usage counter at usage_path (rt_log_usage_open()) with a
+ * cap of max_total bytes: records that would take the node past it are dropped. */
+int rt_log_set_total(struct rt_log *log, const char *usage_path, int64_t max_total);
 /* Appends output; whole lines become records, a partial line waits for more (or
  * goes out on its own when it reaches 16 KiB). */
 int rt_log_write(struct rt_log *log, enum rt_log_stream stream, const char *data, size_t len,

@@ -81,6 +81,12 @@ struct rt_spec {
 	/* Logs: rotate the json log at this size, keep this many files (>= 1). */
 	int64_t log_max_size; /* 0 = 10 MiB */
 	int log_max_files;    /* 0 = 3 */
+	/* The node-wide log usage counter (rt_log_usage_open()) and the cap on it:
+	 * records that would take all container logs of the node past log_max_total
+	 * bytes are dropped (and counted). NULL / 0 = no cap. Whatever the cap, records
+	 * are dropped while the log's file system is nearly full. */
+	const char *log_usage_path;
+	int64_t log_max_total;
 
 	/* Precompiled seccomp filter (struct sock_filter array) from rt_seccomp_compile();
 	 * NULL with seccomp_unconfined = true for --security-opt seccomp=unconfined. */
@@ -175,6 +181,16 @@ enum rt_frame_type {
 int rt_ctl_connect(const char *run_dir, json_t *request, struct shoal_err *err);
 /* Encodes a frame header. */
 void rt_frame_header(uint8_t hdr[8], enum rt_frame_type type, uint32_t len);
+
+/* The node-wide count of bytes in container logs: one int64 in a file on the run
+ * dir, mapped MAP_SHARED by the agent and every monitor, which add what they write
+ * and subtract what rotation removes. rt_log_usage_scan() gives the true figure
+ * (the sizes of every <containers_dir>/<id>/<id>-json.log[.N]) for the agent to
+ * store, at start and from time to time, so that removed containers and crashes
+ * never leave it wrong for long. open returns -errno; create makes the file. */
+int rt_log_usage_open(const char *path, bool create, int64_t **ret);
+void rt_log_usage_close(int64_t *usage);
+int64_t rt_log_usage_scan(const char *containers_dir);
 
 /* Compiles Docker's default seccomp profile for this architecture (plus any
  * capability-dependent rules for caps) into a BPF program file at path, loaded

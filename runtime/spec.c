@@ -72,6 +72,8 @@ json_t *rt_spec_to_json(const struct rt_spec *s)
 	r |= set_str(o, "cgroup_parent", s->cgroup_parent);
 	r |= json_object_set_new(o, "log_max_size", json_integer(s->log_max_size));
 	r |= json_object_set_new(o, "log_max_files", json_integer(s->log_max_files));
+	r |= json_object_set_new(o, "log_max_total", json_integer(s->log_max_total));
+	r |= set_str(o, "log_usage_path", s->log_usage_path);
 	r |= set_str(o, "seccomp_path", s->seccomp_path);
 	r |= json_object_set_new(o, "seccomp_unconfined", json_boolean(s->seccomp_unconfined));
 	r |= json_object_set_new(o, "bundle_ready", json_boolean(s->bundle_ready));
@@ -144,6 +146,8 @@ int rt_spec_from_json(json_t *root, struct rt_spec_owned *ret, struct shoal_err 
 	s->cgroup_parent = get_str(root, "cgroup_parent");
 	s->log_max_size = json_integer_value(json_object_get(root, "log_max_size"));
 	s->log_max_files = (int)json_integer_value(json_object_get(root, "log_max_files"));
+	s->log_max_total = json_integer_value(json_object_get(root, "log_max_total"));
+	s->log_usage_path = get_str(root, "log_usage_path");
 	s->seccomp_path = get_str(root, "seccomp_path");
 	s->seccomp_unconfined = json_is_true(json_object_get(root, "seccomp_unconfined"));
 	s->bundle_ready = json_is_true(json_object_get(root, "bundle_ready"));

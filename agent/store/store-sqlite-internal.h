@@ -68,6 +68,7 @@ struct sq_store {
 	sqlite3_stmt *stmts[ST__MAX];
 	struct event_base *base;
 	struct event *lease_timer;
+	struct event *vacuum_timer;
 	struct sq_watch *watches;
 	int64_t history_keep; /* revisions of history to keep; 0 = all */
 };

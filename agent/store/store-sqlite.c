@@ -27,6 +27,15 @@
 #define SCHEMA_VERSION	1
 #define BUSY_TIMEOUT_MS 5000
 
+/* Space the store no longer uses goes back to the file system: the database is
+ * in auto_vacuum=INCREMENTAL mode, and free pages are handed back a batch at a
+ * time from a timer (never inside a write, so that no request waits on it),
+ * and all of them at open. The WAL is kept to a size after each checkpoint. */
+#define VACUUM_INTERVAL_S  30	     /* how often free pages are looked at */
+#define VACUUM_BATCH_PAGES 2048	     /* pages freed per timer turn (8 MiB of 4k pages) */
+#define VACUUM_MIN_FREE	   (1 << 20) /* bytes of free pages worth a vacuum */
+#define WAL_SIZE_LIMIT	   "4194304" /* journal_size_limit: the WAL after a checkpoint */
+
 /* A delete event, at revision ?1 and from sub ?2 on in key order, for every kv row
  * the WHERE clause that follows picks. */
 #define HIST_DELETE_SELECT                                                             \
@@ -102,8 +111,11 @@ int sq_fail(struct sq_store *sq, int rc, struct shoal_err *err, const char *what
 		code = ENOMEM;
 		break;
 	case SQLITE_FULL:
-		code = ENOSPC;
-		break;
+		/* 507 Insufficient Storage, and what to do: nothing was written. */
+		return shoal_err_set_status(err, 507, ENOSPC,
+					    "%s: the disk of %s is full; nothing was written (free "
+					    "space there and retry)",
+					    what, sq->path);
 	case SQLITE_READONLY:
 		code = EROFS;
 		break;
@@ -772,11 +784,80 @@ static void sq_close(struct store *s)
 		sq_watch_free(sq->watches);
 	if (sq->lease_timer)
 		event_free(sq->lease_timer);
+	if (sq->vacuum_timer)
+		event_free(sq->vacuum_timer);
 	for (size_t i = 0; i < ST__MAX; i++)
 		sqlite3_finalize(sq->stmts[i]);
 	sqlite3_close_v2(sq->db);
 	free(sq->path);
 	free(sq);
+}
+
+static int64_t sq_pragma_int(struct sq_store *sq, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(sq->db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Hands back up to max_pages free pages (0 = all) when they are worth it. A full
+ * disk makes this fail like any write: harmless, the pages stay free inside. */
+static int sq_vacuum(struct sq_store *sq, int64_t max_pages, bool *ret_more)
+{
+	int64_t free_pages = sq_pragma_int(sq, "PRAGMA freelist_count");
+	int64_t pages = sq_pragma_int(sq, "PRAGMA page_count");
+	int64_t page_size = sq_pragma_int(sq, "PRAGMA page_size");
+	char sql[64];
+	*ret_more = false;
+	if (free_pages <= 0 || pages <= 0 || page_size <= 0 ||
+	    free_pages * page_size < VACUUM_MIN_FREE || free_pages * 10 < pages)
+		return 0;
+	if (max_pages > 0)
+		snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)max_pages);
+	else
+		snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum");
+	if (sqlite3_exec(sq->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	/* The file shrinks when the WAL is checkpointed into it. */
+	sqlite3_wal_checkpoint_v2(sq->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	*ret_more = max_pages > 0 && free_pages > max_pages;
+	return 0;
+}
+
+static void sq_vacuum_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_store *sq = arg;
+	bool more = false;
+	(void)fd;
+	(void)what;
+	if (sqlite3_get_autocommit(sq->db))
+		sq_vacuum(sq, VACUUM_BATCH_PAGES, &more);
+	/* The next batch on the next turn, soon, if pages are left. */
+	struct timeval tv = {.tv_sec = more ? 0 : VACUUM_INTERVAL_S, .tv_usec = more ? 100000 : 0};
+	evtimer_add(sq->vacuum_timer, &tv);
+}
+
+/* auto_vacuum=INCREMENTAL for a new database (it must be set before the first
+ * table); an old one made without it is rebuilt once with VACUUM to switch.
+ * Then the free pages of an earlier run go back. None of this is needed to
+ * serve: on a full disk it fails and the store opens as it is. */
+static void sq_setup_vacuum(struct sq_store *sq)
+{
+	bool more;
+	int64_t mode = sq_pragma_int(sq, "PRAGMA auto_vacuum");
+	if (mode != 2) {
+		if (sq_pragma_int(sq, "PRAGMA page_count") <= 0)
+			sqlite3_exec(sq->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
+		else if (sqlite3_exec(sq->db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM", NULL, NULL,
+				      NULL) != SQLITE_OK)
+			sqlite3_exec(sq->db, "PRAGMA auto_vacuum=NONE", NULL, NULL, NULL);
+		return;
+	}
+	sq_vacuum(sq, 0, &more);
 }
 
 static int sq_open(const struct store_options *opts, struct store **ret, struct shoal_err *err)
@@ -820,8 +901,12 @@ static int sq_open(const struct store_options *opts, struct store **ret, struct 
 		goto fail;
 	}
 	sqlite3_busy_timeout(sq->db, BUSY_TIMEOUT_MS);
-	rc = sqlite3_exec(sq->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
-			  &errmsg);
+	if (sq_pragma_int(sq, "PRAGMA page_count") <= 0)
+		sq_setup_vacuum(sq);
+	rc = sqlite3_exec(sq->db,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  " PRAGMA journal_size_limit=" WAL_SIZE_LIMIT ";",
+			  NULL, NULL, &errmsg);
 	if (rc != SQLITE_OK) {
 		r = shoal_err_set(err, EIO, "setting up the store %s: %s", opts->path,
 				  errmsg ? errmsg : sqlite3_errstr(rc));
@@ -848,8 +933,16 @@ static int sq_open(const struct store_options *opts, struct store **ret, struct 
 	r = sq_exec_id(sq, ST_COMMIT, err, "opening the store");
 	if (r < 0)
 		goto fail;
+	if (strcmp(opts->path, ":memory:") != 0)
+		sq_setup_vacuum(sq);
 
 	if (sq->base) {
+		struct timeval tv = {.tv_sec = VACUUM_INTERVAL_S};
+		sq->vacuum_timer = evtimer_new(sq->base, sq_vacuum_timer_cb, sq);
+		if (!sq->vacuum_timer || evtimer_add(sq->vacuum_timer, &tv) < 0) {
+			r = shoal_err_set(err, ENOMEM, "cannot create the vacuum timer");
+			goto fail;
+		}
 		sq->lease_timer = evtimer_new(sq->base, sq_lease_timer_cb, sq);
 		if (!sq->lease_timer) {
 			r = shoal_err_set(err, ENOMEM, "cannot create the lease timer");

@@ -247,6 +247,71 @@ static void test_log_rotation(void **state)
 	assert_int_not_equal(stat(q, &st), 0);
 }
 
+/* Below the floor of free space records are dropped and counted, and the count
+ * goes to the log as soon as writing works again. */
+static void test_log_floor_and_total(void **state)
+{
+	char p[256], u[256], q[300];
+	snprintf(p, sizeof(p), "%s/floor-json.log", dir);
+	static struct rt_log log;
+	assert_int_equal(rt_log_open(&log, p, 1000, 2), 0);
+	assert_true(log.floor > 0 && log.floor <= RT_LOG_FLOOR_MAX);
+	log.floor = INT64_MAX; /* as if the disk were nearly full */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rt_log_write(&log, RT_LOG_STDOUT, "lost\n", 5, 1), -ENOSPC);
+	assert_int_equal(count_lines(p), 0);
+	log.floor = 0; /* room again */
+	assert_int_equal(rt_log_write(&log, RT_LOG_STDOUT, "kept\n", 5, 1), 0);
+	char *text = NULL;
+	size_t len;
+	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
+	assert_non_null(strstr(text, "{\"log\":\"[shoal: 3 log lines dropped: the disk is "
+				     "nearly full]\\n\",\"stream\":\"stderr\""));
+	assert_non_null(strstr(text, "\"kept\\n\""));
+	assert_null(strstr(text, "lost"));
+	free(text);
+
+	/* The node's total: the shared count follows writes and rotation, and a
+	 * record past the cap is dropped; the count goes out at close. */
+	snprintf(u, sizeof(u), "%s/log-usage", dir);
+	int64_t *count = NULL;
+	assert_int_equal(rt_log_usage_open(u, true, &count), 0);
+	*count = 0;
+	assert_int_equal(rt_log_set_total(&log, u, 3000), 0);
+	int dropped = 0;
+	for (int i = 0; i < 200; i++)
+		if (rt_log_write(&log, RT_LOG_STDOUT, "0123456789012345678\n", 20, 1) == -ENOSPC)
+			dropped++;
+	assert_true(dropped == 0); /* rotation keeps it under 2 x 1000 */
+	struct stat st1, st2;
+	assert_int_equal(stat(p, &st1), 0);
+	snprintf(q, sizeof(q), "%s.1", p);
+	assert_int_equal(stat(q, &st2), 0);
+	assert_int_equal(*count, st1.st_size + st2.st_size - (int64_t)len);
+	*count = 2990; /* other containers' logs */
+	assert_int_equal(rt_log_write(&log, RT_LOG_STDOUT, "over\n", 5, 1), -ENOSPC);
+	*count = 0;
+	rt_log_close(&log);
+	assert_int_equal(read_file(p, 1 << 20, &text, &len), 0);
+	assert_non_null(strstr(text, "[shoal: 1 log lines dropped: the node's total for container "
+				     "logs (--log-max-total) is reached]"));
+	free(text);
+	assert_int_equal(*count, (int64_t)len - (int64_t)st1.st_size);
+	rt_log_usage_close(count);
+
+	/* The recount: every <dir>/<id>/<id>-json.log[.N], nothing else. */
+	snprintf(q, sizeof(q), "%s/scan/c1", dir);
+	assert_int_equal(mkdir_p(q, 0755), 0);
+	snprintf(q, sizeof(q), "%s/scan/c1/c1-json.log", dir);
+	assert_int_equal(write_file_atomic(q, "0123456789", 10, 0644), 0);
+	snprintf(q, sizeof(q), "%s/scan/c1/c1-json.log.1", dir);
+	assert_int_equal(write_file_atomic(q, "01234", 5, 0644), 0);
+	snprintf(q, sizeof(q), "%s/scan/c1/hosts", dir);
+	assert_int_equal(write_file_atomic(q, "0123456789", 10, 0644), 0);
+	snprintf(q, sizeof(q), "%s/scan", dir);
+	assert_int_equal(rt_log_usage_scan(q), 15);
+}
+
 static void test_frame_header(void **state)
 {
 	uint8_t h[8];
@@ -339,10 +404,15 @@ static void test_spec_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_user_names),	cmocka_unit_test(test_user_groups_and_ids),
-		cmocka_unit_test(test_user_errors),	cmocka_unit_test(test_lookup_exec),
-		cmocka_unit_test(test_log_encode),	cmocka_unit_test(test_log_lines_and_split),
-		cmocka_unit_test(test_log_rotation),	cmocka_unit_test(test_frame_header),
+		cmocka_unit_test(test_user_names),
+		cmocka_unit_test(test_user_groups_and_ids),
+		cmocka_unit_test(test_user_errors),
+		cmocka_unit_test(test_lookup_exec),
+		cmocka_unit_test(test_log_encode),
+		cmocka_unit_test(test_log_lines_and_split),
+		cmocka_unit_test(test_log_rotation),
+		cmocka_unit_test(test_frame_header),
+		cmocka_unit_test(test_log_floor_and_total),
 		cmocka_unit_test(test_spec_round_trip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1058,6 +1058,75 @@ static void test_file(void **state)
 	sqlite3_close(db);
 }
 
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+static int64_t db_pragma(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Deleted records give their space back to the file system: the file shrinks. */
+static void test_vacuum(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	char path[192], key[64];
+	static char value[8192];
+	struct store *s = NULL;
+
+	memset(value, 'v', sizeof(value) - 1);
+	snprintf(path, sizeof(path), "%s/vacuum.db", f->dir);
+	struct store_options o = {.path = path, .base = f->base, .history_revisions = 10};
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "/big/%04d", i);
+		assert_int_equal(store_put(s, key, value, sizeof(value) - 1, 0, NULL, &err), 0);
+	}
+	store_close(s);
+	int64_t full = file_size(path);
+	assert_true(full > 8000 * 1000);
+	assert_int_equal(db_pragma(path, "PRAGMA auto_vacuum"), 2);
+
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	assert_int_equal(store_delete(s, "/big/", true, NULL, &err), 0);
+	for (int i = 0; i < 20; i++) /* history of the deleted values compacted away */
+		put(s, "/small", "x");
+	store_close(s);
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	store_close(s);
+	int64_t shrunk = file_size(path);
+	print_message("state.db: %lld bytes with 1000 records of 8k, %lld after deleting them\n",
+		      (long long)full, (long long)shrunk);
+	assert_true(shrunk < full / 10);
+
+	/* A database from before auto_vacuum is switched over once. */
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA auto_vacuum=NONE; VACUUM", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(db_pragma(path, "PRAGMA auto_vacuum"), 0);
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	struct store_kvs *kvs = get(s, "/small", false, 0);
+	assert_int_equal(kvs->n, 1);
+	store_kvs_free(kvs);
+	store_close(s);
+	assert_int_equal(db_pragma(path, "PRAGMA auto_vacuum"), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1079,6 +1148,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vacuum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
