@@ -79,6 +79,8 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 		int64_t rev = 0;
 		r = store_put(a->store, key, s, strlen(s), 0, &rev, err);
 		free(s);
+		if (r >= 0)
+			manager_note_write(a, key, rev);
 		if (r >= 0 && ret_rev)
 			*ret_rev = rev;
 		cluster_kick(a);
@@ -98,6 +100,7 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 			err, 409, EAGAIN,
 			"update out of sequence: %s changed since version %lld; read it again and retry",
 			key, (long long)expect_rev);
+	manager_note_write(a, key, rev);
 	if (ret_rev)
 		*ret_rev = rev;
 	cluster_kick(a);
@@ -106,19 +109,17 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 
 int cluster_delete(struct agent *a, const char *key, int64_t expect_rev, struct shoal_err *err)
 {
-	if (expect_rev < 0) {
-		int r = store_delete(a->store, key, false, NULL, err);
-		cluster_kick(a);
-		return r;
-	}
+	/* a transaction even when unconditional: it tells the revision written */
 	struct store_cmp cmp = {
 		.key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
 	struct store_op op = {.type = STORE_OP_DELETE, .key = key};
 	struct store_txn_result res = {0};
-	int r = store_txn(a->store, &cmp, 1, &op, 1, NULL, 0, &res, err);
+	int r = store_txn(a->store, &cmp, expect_rev < 0 ? 0 : 1, &op, 1, NULL, 0, &res, err);
 	if (r < 0)
 		return r;
 	bool ok = res.succeeded;
+	if (ok)
+		manager_note_write(a, key, res.revision);
 	store_txn_result_clear(&res);
 	if (!ok)
 		return shoal_err_set_status(

@@ -37,16 +37,28 @@
 #define HEALTH_DEFAULT_RETRIES	3
 #define HEALTH_OUTPUT_MAX	4096
 
+/* A Linux bridge numbers its ports 1..1023 (BR_MAX_PORTS is 1024, port 0
+ * unused): every container on the default bridge is one. */
+#define EXEC_BRIDGE_PORTS 1023
+/* Buckets of the task id index (runs chain past it). */
+#define EXEC_RUN_BUCKETS 4096
+/* One executor call starts at most this many tasks, and stops starting
+ * past EXEC_TURN_NS: the rest on the next loop turn. */
+#define EXEC_TURN_STARTS 32
+#define EXEC_TURN_NS	 (20LL * 1000000)
+
 struct probe;
 
 struct task_run {
-	struct task_run *next;
+	struct task_run *next, *prev;
+	struct task_run *hnext; /* in the task id index */
 	struct agent *agent;
 	char task_id[64];
 	char container_id[65];
 	bool start_inflight;
 	bool stopping;
 	bool ended;
+	bool adopted; /* found at startup; not yet moved on from its task's state */
 	/* health */
 	char **health_test; /* argv to exec; NULL = no health check */
 	int64_t interval_ns, timeout_ns, start_period_ns;
@@ -67,7 +79,16 @@ struct probe {
 
 struct executor {
 	struct task_run *runs;
+	struct task_run *by_id[EXEC_RUN_BUCKETS];
 };
+
+static size_t id_bucket(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return h % EXEC_RUN_BUCKETS;
+}
 
 static struct executor *ex_of(struct agent *a)
 {
@@ -78,14 +99,38 @@ static struct executor *ex_of(struct agent *a)
 
 static struct task_run *run_find(struct agent *a, const char *task_id)
 {
-	for (struct task_run *r = ex_of(a)->runs; r; r = r->next)
+	struct executor *ex = ex_of(a);
+	if (!ex)
+		return NULL;
+	for (struct task_run *r = ex->by_id[id_bucket(task_id)]; r; r = r->hnext)
 		if (strcmp(r->task_id, task_id) == 0)
 			return r;
 	return NULL;
 }
 
+/* A new run (task_id set): into the list and the index. */
+static struct task_run *run_new(struct agent *a, const char *task_id)
+{
+	struct executor *ex = ex_of(a);
+	struct task_run *run = ex ? calloc(1, sizeof(*run)) : NULL;
+	if (!run)
+		return NULL;
+	run->agent = a;
+	snprintf(run->task_id, sizeof(run->task_id), "%s", task_id);
+	run->next = ex->runs;
+	if (ex->runs)
+		ex->runs->prev = run;
+	ex->runs = run;
+	size_t b = id_bucket(run->task_id);
+	run->hnext = ex->by_id[b];
+	ex->by_id[b] = run;
+	return run;
+}
+
 static struct task_run *run_by_container(struct agent *a, const char *cid)
 {
+	if (!ex_of(a))
+		return NULL;
 	for (struct task_run *r = ex_of(a)->runs; r; r = r->next)
 		if (strcmp(r->container_id, cid) == 0)
 			return r;
@@ -118,9 +163,16 @@ static void run_free(struct task_run *r)
 
 static void run_unlink(struct agent *a, struct task_run *run)
 {
-	for (struct task_run **pp = &ex_of(a)->runs; *pp; pp = &(*pp)->next)
+	struct executor *ex = ex_of(a);
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		ex->runs = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+	for (struct task_run **pp = &ex->by_id[id_bucket(run->task_id)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == run) {
-			*pp = run->next;
+			*pp = run->hnext;
 			break;
 		}
 	run_free(run);
@@ -369,13 +421,9 @@ static void task_start(struct agent *a, json_t *task)
 	const char *tid = json_string_value(json_object_get(task, "ID"));
 	const char *sname = json_string_value(json_object_get(task, "ServiceName")) ?: "task";
 	json_int_t slot = json_integer_value(json_object_get(task, "Slot"));
-	struct task_run *run = calloc(1, sizeof(*run));
+	struct task_run *run = run_new(a, tid);
 	if (!run)
 		return;
-	run->agent = a;
-	snprintf(run->task_id, sizeof(run->task_id), "%s", tid);
-	run->next = ex_of(a)->runs;
-	ex_of(a)->runs = run;
 
 	task_set_state(a, tid, "accepted", "accepted", NULL, NULL);
 	task_set_state(a, tid, "preparing", "preparing", NULL, NULL);
@@ -494,73 +542,163 @@ void executor_container_exited(struct agent *a, struct container *c)
 	run->ended = true;
 }
 
-/* Re-adopts the task containers that survived an agent restart. */
+static const char *task_label(struct container *c)
+{
+	return json_string_value(
+		json_object_get(json_object_get(c->config, "Labels"), "com.docker.swarm.task.id"));
+}
+
+/* Re-adopts the task containers that survived an agent restart, whatever
+ * point of its start the agent was at: what happens to each is decided by
+ * executor_reconcile() from the task's state. */
 static void executor_adopt(struct agent *a)
 {
 	for (struct container *c = a->containers; c; c = c->next) {
-		const char *tid = json_string_value(json_object_get(
-			json_object_get(c->config, "Labels"), "com.docker.swarm.task.id"));
+		const char *tid = task_label(c);
 		if (!tid || run_find(a, tid))
 			continue;
-		struct task_run *run = calloc(1, sizeof(*run));
+		struct task_run *run = run_new(a, tid);
 		if (!run)
 			return;
-		run->agent = a;
-		snprintf(run->task_id, sizeof(run->task_id), "%s", tid);
 		snprintf(run->container_id, sizeof(run->container_id), "%s", c->id);
 		run->ended = c->state != CONTAINER_RUNNING;
 		run->healthy = true;
+		run->adopted = true;
 		run->started_mono = mono_ns();
-		run->next = ex_of(a)->runs;
-		ex_of(a)->runs = run;
 	}
 }
 
-void executor_reconcile(struct agent *a, json_t *tasks)
+uint32_t executor_task_capacity(struct agent *a)
+{
+	uint32_t others = 0, others_bridged = 0, held = 0;
+	for (struct container *c = a->containers; c; c = c->next) {
+		const char *tid = task_label(c);
+		struct task_run *run = tid ? run_find(a, tid) : NULL;
+		if (!tid) {
+			others++;
+			others_bridged += c->net_attached;
+		} else if (run && run->ended) {
+			/* a finished task kept as history holds its container */
+			held++;
+		}
+	}
+	int64_t by_count = (int64_t)AGENT_MAX_CONTAINERS - others - held;
+	int64_t by_bridge = (int64_t)EXEC_BRIDGE_PORTS - others_bridged;
+	int64_t cap = by_count < by_bridge ? by_count : by_bridge;
+	/* 0 is "no limit" to the scheduler; a full node takes one more, which
+	 * container create refuses with its reason */
+	return cap > 0 ? (uint32_t)cap : 1;
+}
+
+/* A task this node was running when the agent restarted: move it on from
+ * whatever state it was left in. */
+static void adopted_move_on(struct agent *a, struct task_run *run, enum task_state st)
+{
+	struct container *c = container_find(a, run->container_id, NULL);
+	/* a start the restarted agent is still settling (re-adopted from its
+	 * monitor, or rolled back): decided when it is, which kicks the manager */
+	if (c && c->state == CONTAINER_STARTING)
+		return;
+	run->adopted = false;
+	if (!c) {
+		task_observe(a, run->task_id, TASK_FAILED, NULL, "task: container vanished", NULL,
+			     0, -1);
+		run->ended = true;
+		return;
+	}
+	if (c->state == CONTAINER_RUNNING) {
+		if (st < TASK_RUNNING) {
+			/* it started; the agent died before it said so */
+			task_set_state(a, run->task_id, "starting", "starting", NULL, c);
+			task_set_state(a, run->task_id, "running", "started (adopted)", NULL, c);
+		}
+		return;
+	}
+	if (c->state == CONTAINER_EXITED && c->started_ns) {
+		run->ended = false;
+		executor_container_exited(a, c);
+		return;
+	}
+	/* created, never started (or its start was cut off): rejected; the
+	 * orchestrator replaces it as the restart policy says */
+	task_observe(a, run->task_id, TASK_REJECTED, NULL,
+		     "task: the agent restarted before its container started", c->id, 0, -1);
+	run->ended = true;
+	container_remove(c, true, NULL);
+}
+
+bool executor_stopping_soon(struct agent *a, json_t *tasks)
+{
+	if (!ex_of(a))
+		return false;
+	for (struct task_run *run = ex_of(a)->runs; run; run = run->next) {
+		if (run->ended || run->stopping || run->start_inflight)
+			continue;
+		json_t *t = json_object_get(tasks, run->task_id);
+		const char *desired = json_string_value(json_object_get(t, "DesiredState")) ?: "";
+		if (!t || (strcmp(desired, "running") != 0 && strcmp(desired, "ready") != 0))
+			return true;
+	}
+	return false;
+}
+
+bool executor_reconcile(struct agent *a, json_t *tasks)
 {
 	static bool adopted;
+	if (!ex_of(a))
+		return false;
 	if (!adopted) {
 		executor_adopt(a);
 		adopted = true;
 	}
-	size_t i;
+	int64_t spent = 0; /* in starts: the scan itself is O(tasks), no more */
+	unsigned starts = 0;
+	bool more = false;
+	const char *tid;
 	json_t *t;
-	json_array_foreach(tasks, i, t)
+	json_object_foreach(tasks, tid, t)
 	{
 		const char *node = json_string_value(json_object_get(t, "NodeID"));
-		const char *tid = json_string_value(json_object_get(t, "ID"));
-		if (!node || !tid || strcmp(node, a->node_id) != 0)
+		if (!node || strcmp(node, a->node_id) != 0)
 			continue;
 		const char *desired = json_string_value(json_object_get(t, "DesiredState")) ?: "";
 		const char *state =
 			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
 				?: "";
+		enum task_state st = TASK_NEW;
+		task_state_from_name(state, &st);
 		struct task_run *run = run_find(a, tid);
+		if (run && run->adopted && !task_state_is_terminal(st)) {
+			adopted_move_on(a, run, st);
+			continue;
+		}
 		if (strcmp(desired, "running") == 0) {
-			if (!run && strcmp(state, "assigned") == 0)
-				task_start(a, t);
-			else if (run && !run->ended && !run->start_inflight && !run->stopping) {
-				/* an adopted container that ended while we were away */
-				struct container *c = container_find(a, run->container_id, NULL);
-				if (!c || c->state == CONTAINER_EXITED) {
-					if (c)
-						executor_container_exited(a, c);
-					else
-						task_set_state(a, tid, "failed",
-							       "container vanished",
-							       "task: container vanished", NULL);
-					run->ended = true;
+			if (!run && st == TASK_ASSIGNED) {
+				if (starts >= EXEC_TURN_STARTS || spent > EXEC_TURN_NS) {
+					more = true;
+					continue;
 				}
+				int64_t t0 = mono_ns();
+				task_start(a, t);
+				spent += mono_ns() - t0;
+				starts++;
+			} else if (!run && st > TASK_ASSIGNED && !task_state_is_terminal(st)) {
+				/* this node took it, and no container of it survived
+				 * the agent's restart */
+				task_observe(a, tid, TASK_REJECTED, NULL,
+					     "task: the agent restarted before its container was "
+					     "created",
+					     NULL, 0, -1);
 			}
+			/* a run's container reports its exit (executor_container_exited);
+			 * one that ended while the agent was away was moved on above */
 		} else if (strcmp(desired, "ready") == 0) {
 			/* held by the orchestrator (a restart delay, or the task it
 			 * replaces still stopping): not started yet */
 		} else {
 			if (run && !run->ended && !run->stopping && !run->start_inflight)
 				task_stop(a, run, t);
-			else if (!run &&
-				 (strcmp(state, "assigned") == 0 || strcmp(state, "pending") == 0 ||
-				  strcmp(state, "new") == 0))
+			else if (!run && !task_state_is_terminal(st))
 				task_set_state(a, tid, "shutdown", "shut down before it started",
 					       NULL, NULL);
 		}
@@ -568,20 +706,14 @@ void executor_reconcile(struct agent *a, json_t *tasks)
 	/* Tasks gone from the store take their containers with them. */
 	for (struct task_run *run = ex_of(a)->runs, *next; run; run = next) {
 		next = run->next;
-		bool present = false;
-		json_array_foreach(tasks, i, t)
-		{
-			if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "",
-				   run->task_id) == 0)
-				present = true;
-		}
-		if (present || run->start_inflight)
+		if (json_object_get(tasks, run->task_id) || run->start_inflight)
 			continue;
 		struct container *c = container_find(a, run->container_id, NULL);
 		if (c)
 			container_remove(c, true, NULL);
 		run_unlink(a, run);
 	}
+	return more;
 }
 
 void executor_free(struct agent *a)

@@ -26,6 +26,24 @@
 #define MANAGER_DEBOUNCE_US 5000
 /* A full pass at least this often, whatever happens. */
 #define MANAGER_RESYNC_S 2
+/* What one pass may write (task records created, placed, deleted) before it
+ * yields to the loop; the next pass, on the next loop turn, goes on. A pass
+ * reads nothing from the store but the services and nodes: tasks come from
+ * the cache the watch keeps. */
+#define MANAGER_PASS_WRITES 256
+/* The data plane's sync costs in proportion to tasks and containers: while
+ * tasks keep moving it runs at most this often, and at once when a task of
+ * this node is about to be stopped (it is drained first). */
+#define MANAGER_PUBLISH_MIN_NS (250LL * 1000000)
+/* A pass stops starting more work past this much time on the loop, once it
+ * has written at least MANAGER_PASS_MIN_WRITES. */
+#define MANAGER_PASS_MIN_WRITES 32
+/* A pass stops starting more work past this much time on the loop. */
+#define MANAGER_PASS_NS (20LL * 1000000)
+/* A pass waits for the watch to deliver this agent's own writes, so that it
+ * never decides on a view older than what it wrote; past this long it reads
+ * the tasks again from the store instead. */
+#define MANAGER_CATCHUP_NS (2LL * 1000000000)
 
 struct manager {
 	struct event *kick;
@@ -33,11 +51,116 @@ struct manager {
 	struct store_watch *watch;
 	bool pending;
 	bool running;
+	/* The task cache: /shoal/tasks/ as the watch delivers it, by task id and
+	 * by service id (sid -> {id -> record}); records carry "Version". */
+	json_t *tasks, *by_service;
+	int64_t seen_rev;  /* the last revision the watch (or a load) delivered */
+	int64_t wrote_rev; /* the last revision this agent wrote under /shoal/ */
+	int64_t wait_since;
+	bool reload;	      /* the watch failed: read the tasks again */
+	bool changed;	      /* the watch delivered something since the data plane's sync */
+	int64_t last_took;    /* the last pass's time on the loop */
+	int64_t last_publish; /* when the data plane was last synced */
+	/* this pass */
+	int64_t pass_start;
+	unsigned writes;
+	bool more; /* a budget ran out: another pass on the next loop turn */
 };
 
 static struct manager *mgr(struct agent *a)
 {
 	return a->manager;
+}
+
+/* ---- the task cache ---- */
+
+static const char *sid_of(json_t *t)
+{
+	return json_string_value(json_object_get(t, "ServiceID")) ?: "";
+}
+
+static void cache_del(struct manager *m, const char *id)
+{
+	json_t *old = json_object_get(m->tasks, id);
+	if (!old)
+		return;
+	const char *osid = sid_of(old);
+	json_t *set = json_object_get(m->by_service, osid);
+	if (set) {
+		json_object_del(set, id);
+		if (json_object_size(set) == 0)
+			json_object_del(m->by_service, osid);
+	}
+	json_object_del(m->tasks, id);
+}
+
+/* Steals rec. */
+static void cache_put(struct manager *m, const char *id, json_t *rec)
+{
+	cache_del(m, id);
+	const char *sid = sid_of(rec);
+	json_t *set = json_object_get(m->by_service, sid);
+	if (!set) {
+		set = json_object();
+		json_object_set_new(m->by_service, sid, set);
+	}
+	json_object_set(set, id, rec);
+	json_object_set_new(m->tasks, id, rec);
+}
+
+static json_t *kv_record(const struct store_kv *kv)
+{
+	json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+	if (!j || !json_is_object(j)) {
+		log_warn("store: %s is not a JSON object; skipped", kv->key);
+		json_decref(j);
+		return NULL;
+	}
+	json_object_set_new(j, "Version",
+			    json_pack("{s:I}", "Index", (json_int_t)kv->mod_revision));
+	return j;
+}
+
+static int cache_load(struct agent *a, struct shoal_err *err)
+{
+	struct manager *m = mgr(a);
+	struct store_kvs *kvs = NULL;
+	int r = store_get(a->store, CLUSTER_TASKS, true, 0, &kvs, err);
+	if (r < 0)
+		return r;
+	json_decref(m->tasks);
+	json_decref(m->by_service);
+	m->tasks = json_object();
+	m->by_service = json_object();
+	for (size_t i = 0; i < kvs->n; i++) {
+		json_t *j = kv_record(&kvs->kvs[i]);
+		if (j)
+			cache_put(m, kvs->kvs[i].key + strlen(CLUSTER_TASKS), j);
+	}
+	if (kvs->revision > m->seen_rev)
+		m->seen_rev = kvs->revision;
+	store_kvs_free(kvs);
+	m->reload = false;
+	return 0;
+}
+
+void manager_note_write(struct agent *a, const char *key, int64_t rev)
+{
+	struct manager *m = mgr(a);
+	if (m && rev > m->wrote_rev && strncmp(key, "/shoal/", 7) == 0)
+		m->wrote_rev = rev;
+}
+
+json_t *manager_tasks(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	return m ? m->tasks : NULL;
+}
+
+json_t *manager_service_tasks(struct agent *a, const char *service_id)
+{
+	struct manager *m = mgr(a);
+	return m ? json_object_get(m->by_service, service_id) : NULL;
 }
 
 /* ---- task records ---- */
@@ -110,6 +233,14 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 			t.health = (enum task_health)health;
 			changed = true;
 		}
+		/* An error ends the task in the state its progress calls for, and
+		 * a container that ended before its task said it started (the
+		 * agent restarted in between) passes through starting. */
+		if ((state == TASK_FAILED || state == TASK_REJECTED) && t.state < TASK_COMPLETE)
+			state = task_error_state(t.state);
+		if (state == TASK_COMPLETE && t.state < TASK_STARTING &&
+		    task_transition_allowed(t.state, TASK_STARTING))
+			orch_task_set_state(&t, TASK_STARTING, now, "starting", NULL);
 		if (state != t.state && task_transition_allowed(t.state, state)) {
 			if (error && (state == TASK_FAILED || state == TASK_REJECTED))
 				orch_task_fail(&t, now, error, NULL);
@@ -204,7 +335,7 @@ static enum node_availability node_avail(json_t *n)
 }
 
 /* The scheduler's view of the cluster: nodes, and the tasks holding resources. */
-static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t *services)
+static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, json_t *tasks)
 {
 	struct sched_cluster *cl = sched_cluster_new();
 	if (!cl)
@@ -244,12 +375,16 @@ static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t 
 				  .memory_bytes = json_integer_value(json_object_get(
 					  json_object_get(desc, "Resources"), "MemoryBytes"))},
 		};
+		/* this node's own limit, as it stands now; other nodes' are theirs */
+		if (d.id && strcmp(d.id, a->node_id) == 0)
+			d.max_tasks = executor_task_capacity(a);
 		if (d.id)
 			sched_cluster_add_node(cl, &d, NULL);
 		strv_free(labels);
 	}
+	const char *tid;
 	json_t *t;
-	json_array_foreach(tasks, i, t)
+	json_object_foreach(tasks, tid, t)
 	{
 		const char *node = json_string_value(json_object_get(t, "NodeID"));
 		const char *state =
@@ -274,7 +409,6 @@ static struct sched_cluster *build_cluster(json_t *nodes, json_t *tasks, json_t 
 		if (st_.service_id)
 			sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
 	}
-	(void)services;
 	return cl;
 }
 
@@ -305,26 +439,22 @@ static struct service_spec *parse_spec(json_t *spec_json)
 int manager_plan(struct agent *a, const char *service_id, const struct service_spec *spec,
 		 json_t **ret, struct shoal_err *err)
 {
-	json_t *nodes = NULL, *tasks = NULL;
+	json_t *nodes = NULL;
+	if (!mgr(a))
+		return shoal_err_set(err, EAGAIN, "the manager is not running");
 	if (cluster_list(a, CLUSTER_NODES, &nodes, err) < 0)
 		return -EIO;
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, err) < 0) {
-		json_decref(nodes);
-		return -EIO;
-	}
 	/* the service's own tasks would be replaced: they hold nothing in the plan */
-	json_t *others = json_array();
-	size_t ti;
+	json_t *others = json_object();
+	const char *ti;
 	json_t *tt;
-	json_array_foreach(tasks, ti, tt)
+	json_object_foreach(mgr(a)->tasks, ti, tt)
 	{
-		if (strcmp(json_string_value(json_object_get(tt, "ServiceID")) ?: "", service_id) !=
-		    0)
-			json_array_append(others, tt);
+		if (strcmp(sid_of(tt), service_id) != 0)
+			json_object_set(others, ti, tt);
 	}
-	struct sched_cluster *cl = build_cluster(nodes, others, NULL);
+	struct sched_cluster *cl = build_cluster(a, nodes, others);
 	json_decref(others);
-	json_decref(tasks);
 	json_t *plan = json_array();
 	int r = 0;
 	if (spec->mode == SERVICE_GLOBAL) {
@@ -393,17 +523,13 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 
 void manager_service_status(struct agent *a, json_t *svc)
 {
-	json_t *tasks = NULL;
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) < 0)
-		return;
 	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+	json_t *tasks = manager_service_tasks(a, sid);
 	json_int_t running = 0, desired = 0, completed = 0;
-	size_t i;
+	const char *i;
 	json_t *t;
-	json_array_foreach(tasks, i, t)
+	json_object_foreach(tasks, i, t)
 	{
-		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0)
-			continue;
 		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
 		const char *st =
 			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
@@ -416,7 +542,6 @@ void manager_service_status(struct agent *a, json_t *svc)
 		if (strcmp(st, "complete") == 0)
 			completed++;
 	}
-	json_decref(tasks);
 	json_t *spec = json_object_get(svc, "Spec");
 	json_t *rep = json_object_get(json_object_get(spec, "Mode"), "Replicated");
 	if (rep)
@@ -464,27 +589,6 @@ void manager_service_status(struct agent *a, json_t *svc)
 
 /* ---- reconcile ---- */
 
-static json_t *tasks_of(json_t *tasks, const char *sid)
-{
-	json_t *out = json_array();
-	size_t i;
-	json_t *t;
-	json_array_foreach(tasks, i, t)
-	{
-		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) == 0)
-			json_array_append(out, t);
-	}
-	return out;
-}
-
-static int put_task(struct agent *a, json_t *rec, int64_t rev)
-{
-	char key[128];
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
-		 json_string_value(json_object_get(rec, "ID")) ?: "");
-	return cluster_put(a, key, rec, rev, NULL, NULL);
-}
-
 /* One orchestrator call's actions go to the store as one transaction (chunked
  * at the store's per-transaction limit), each write guarded by the revision
  * the orchestrator saw: if anything moved meanwhile nothing is written and
@@ -514,6 +618,8 @@ static void batch_flush(struct batch *b)
 			log_debug("manager: %zu change(s) raced with another write; recomputing",
 				  b->n);
 			b->failed = true;
+		} else {
+			manager_note_write(b->agent, b->keys[0], res.revision);
 		}
 		store_txn_result_clear(&res);
 		cluster_kick(b->agent);
@@ -566,6 +672,8 @@ static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t exp
 		return;
 	}
 	size_t i = b->n++;
+	if (mgr(b->agent))
+		mgr(b->agent)->writes++;
 	b->keys[i] = k;
 	b->vals[i] = v;
 	b->cmps[i] = (struct store_cmp){
@@ -581,35 +689,29 @@ static int64_t task_rev(json_t *t)
 	return json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
 }
 
-/* Applies START, SHUTDOWN, ORPHAN to the stored task. */
-static void apply_to_task(struct batch *b, json_t *tasks, const struct orch_action *act,
-			  int64_t now)
+/* Applies START, SHUTDOWN, ORPHAN to the stored task (mine: id -> record). */
+static void apply_to_task(struct batch *b, json_t *mine, const struct orch_action *act, int64_t now)
 {
-	size_t i;
-	json_t *t;
-	json_array_foreach(tasks, i, t)
-	{
-		if (strcmp(json_string_value(json_object_get(t, "ID")) ?: "", act->task_id) != 0)
-			continue;
-		struct orch_task ot = {0};
-		if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
-			return;
-		struct shoal_err err = {0};
-		if (orch_action_apply(&ot, act, now, &err) == 0) {
-			json_t *rec = json_deep_copy(t);
-			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-			task_record_sync(rec);
-			char key[128];
-			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
-			batch_add(b, key, rec, task_rev(t));
-			json_decref(rec);
-		} else {
-			log_debug("manager: %s on task %s: %s", orch_action_type_name(act->type),
-				  act->task_id, err.msg);
-		}
-		orch_task_clear(&ot);
+	json_t *t = json_object_get(mine, act->task_id);
+	if (!t)
 		return;
+	struct orch_task ot = {0};
+	if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
+		return;
+	struct shoal_err err = {0};
+	if (orch_action_apply(&ot, act, now, &err) == 0) {
+		json_t *rec = json_deep_copy(t);
+		json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+		task_record_sync(rec);
+		char key[128];
+		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
+		batch_add(b, key, rec, task_rev(t));
+		json_decref(rec);
+	} else {
+		log_debug("manager: %s on task %s: %s", orch_action_type_name(act->type),
+			  act->task_id, err.msg);
 	}
+	orch_task_clear(&ot);
 }
 
 static json_t *spec_for_version(json_t *svc, uint64_t version)
@@ -636,9 +738,22 @@ static void service_rollback(json_t *s, uint64_t to_version)
 	json_object_set_new(s, "PreviousSpecVersion", json_integer(curv));
 }
 
-static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks, json_t *nodes,
+static bool over_budget(struct manager *m)
+{
+	/* the time limit leaves room for some progress whatever the rest of the
+	 * pass costs, else a pass slower than it would never write */
+	if (m->writes >= MANAGER_PASS_WRITES ||
+	    (m->writes >= MANAGER_PASS_MIN_WRITES && mono_ns() - m->pass_start > MANAGER_PASS_NS)) {
+		m->more = true;
+		return true;
+	}
+	return false;
+}
+
+static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, json_t *nodes,
 				 struct sched_cluster *cl, int64_t now)
 {
+	struct manager *m = mgr(a);
 	const char *sid = json_string_value(json_object_get(svc, "ID"));
 	json_t *spec_json = json_object_get(svc, "Spec");
 	struct service_spec *spec = parse_spec(spec_json);
@@ -647,14 +762,17 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 		service_spec_free(spec);
 		return 0;
 	}
-	json_t *mine = tasks_of(all_tasks, sid);
-	size_t nt = json_array_size(mine);
+	size_t nt = json_object_size(mine);
 	struct orch_task *ots = calloc(nt ? nt : 1, sizeof(*ots));
 	size_t n_ok = 0;
-	for (size_t i = 0; ots && i < nt; i++)
-		if (orch_task_from_json(json_object_get(json_array_get(mine, i), "Orch"),
-					&ots[n_ok], NULL) == 0)
+	const char *tid;
+	json_t *tj;
+	json_object_foreach(mine, tid, tj)
+	{
+		if (ots && n_ok < nt &&
+		    orch_task_from_json(json_object_get(tj, "Orch"), &ots[n_ok], NULL) == 0)
 			n_ok++;
+	}
 	size_t nn = json_array_size(nodes);
 	struct orch_node *ons = calloc(nn ? nn : 1, sizeof(*ons));
 	struct sched_request greq;
@@ -701,7 +819,8 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 				.n_tasks = n_ok,
 				.nodes = ons,
 				.n_nodes = nn,
-				.update = &upd};
+				.update = &upd,
+				.history_limit = (uint64_t)a->cfg.task_history_limit};
 	struct orch_result res = {0};
 	struct shoal_err err = {0};
 	int64_t wake = 0;
@@ -715,6 +834,12 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 			char key[128];
 			switch (act->type) {
 			case ORCH_ACT_CREATE: {
+				/* New slots (a scale up) are independent of each other
+				 * and of the rest: past the budget they wait for the
+				 * next pass, which makes them again. A replacement
+				 * goes with the shutdown of what it replaces. */
+				if (!act->task.replaces[0] && over_budget(m))
+					break;
 				char id[26], hex[65];
 				random_hex_id(hex);
 				memcpy(id, hex, 25);
@@ -741,17 +866,11 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 				apply_to_task(&b, mine, act, now);
 				break;
 			case ORCH_ACT_DELETE: {
-				size_t k;
-				json_t *t;
-				json_array_foreach(mine, k, t)
-				{
-					if (strcmp(json_string_value(json_object_get(t, "ID"))
-							   ?: "",
-						   act->task_id) == 0) {
-						snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
-							 act->task_id);
-						batch_add(&b, key, NULL, task_rev(t));
-					}
+				json_t *t = json_object_get(mine, act->task_id);
+				if (t) {
+					snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+						 act->task_id);
+					batch_add(&b, key, NULL, task_rev(t));
 				}
 				break;
 			}
@@ -780,102 +899,109 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *all_tasks
 		orch_task_clear(&ots[i]);
 	free(ots);
 	free(ons);
-	json_decref(mine);
 	service_spec_free(spec);
 	return wake;
 }
 
-/* Global tasks come with their node: check it can take them, then assign. */
-static void place_pinned(struct agent *a, json_t *svc, json_t *pinned, struct sched_cluster *cl)
+/* A pending task already says this: nothing to write (most of a service the
+ * node cannot hold stays so, pass after pass). */
+static bool pending_says(json_t *t, const char *why)
 {
-	const char *sid = json_string_value(json_object_get(svc, "ID"));
-	int64_t now = now_ns();
-	size_t i;
-	json_t *t;
-	json_array_foreach(pinned, i, t)
-	{
-		json_t *sj =
-			json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
-				  json_object_get(t, "Spec"), "EndpointSpec",
-				  json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
-		struct service_spec *spec = parse_spec(sj);
-		json_decref(sj);
-		if (!spec)
-			continue;
-		struct sched_request req;
-		request_from_spec(sid, spec, 1, &req);
-		struct orch_task ot = {0};
-		json_t *rec = json_deep_copy(t);
-		if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) == 0) {
-			int idx = sched_cluster_find_node(cl, ot.node_id);
-			struct shoal_err err = {0};
-			if (ot.state < TASK_PENDING)
-				orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
-			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0) {
-				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node",
-						    NULL);
-				ot.err[0] = '\0';
-			} else {
-				snprintf(ot.err, sizeof(ot.err), "%s",
-					 err.msg[0] ? err.msg : "the node is not in the cluster");
-				snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
-			}
-			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-			orch_task_clear(&ot);
-			task_record_sync(rec);
-			if (!json_equal(rec, t))
-				put_task(a, rec,
-					 json_integer_value(json_object_get(
-						 json_object_get(t, "Version"), "Index")));
-		}
-		json_decref(rec);
-		service_spec_free(spec);
-	}
+	json_t *st = json_object_get(t, "Status");
+	return strcmp(json_string_value(json_object_get(st, "State")) ?: "", "pending") == 0 &&
+	       strcmp(json_string_value(json_object_get(st, "Err")) ?: "", why) == 0;
 }
 
-/* Pending tasks of a service (desired running or held, no node) go to nodes. */
-static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct sched_cluster *cl)
+/* Moves a task to assigned on node_id, or to pending with why. */
+static void assign_task(struct batch *b, json_t *t, const char *node_id, const char *why,
+			int64_t now)
 {
+	struct orch_task ot = {0};
+	if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
+		return;
+	if (ot.state < TASK_PENDING)
+		orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
+	if (node_id) {
+		snprintf(ot.node_id, sizeof(ot.node_id), "%s", node_id);
+		orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node", NULL);
+		ot.err[0] = '\0';
+	} else {
+		snprintf(ot.err, sizeof(ot.err), "%s", why);
+		snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
+	}
+	json_t *rec = json_deep_copy(t);
+	json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+	orch_task_clear(&ot);
+	task_record_sync(rec);
+	if (!json_equal(rec, t)) {
+		char key[128];
+		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
+			 json_string_value(json_object_get(rec, "ID")) ?: "");
+		batch_add(b, key, rec, task_rev(t));
+	}
+	json_decref(rec);
+}
+
+static struct service_spec *task_service_spec(json_t *svc, json_t *t)
+{
+	json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
+			       json_object_get(t, "Spec"), "EndpointSpec",
+			       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
+	struct service_spec *spec = parse_spec(sj);
+	json_decref(sj);
+	return spec;
+}
+
+/* Pending tasks of a service (desired running or held) go to nodes: global
+ * ones come with their node (checked), the others are placed as a batch. At
+ * most the pass's write budget is written; the rest waits for the next pass. */
+static void schedule_service(struct agent *a, json_t *svc, json_t *mine, struct sched_cluster *cl)
+{
+	struct manager *m = mgr(a);
 	const char *sid = json_string_value(json_object_get(svc, "ID"));
-	json_t *pending = json_array(), *pinned = json_array();
-	size_t i;
+	json_t *pending = json_array();
+	struct batch b = {.agent = a};
+	int64_t now = now_ns();
+	const char *tid;
 	json_t *t;
-	json_array_foreach(tasks, i, t)
+	json_object_foreach(mine, tid, t)
 	{
 		const char *node = json_string_value(json_object_get(t, "NodeID")) ?: "";
 		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
 		const char *st =
 			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
 				?: "";
-		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
-		    (strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
+		if ((strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
 		    (strcmp(st, "new") != 0 && strcmp(st, "pending") != 0))
 			continue;
-		if (*node)
-			json_array_append(pinned, t);
-		else
+		if (!*node) {
 			json_array_append(pending, t);
+			continue;
+		}
+		if (over_budget(m))
+			continue;
+		struct service_spec *spec = task_service_spec(svc, t);
+		if (!spec)
+			continue;
+		struct sched_request req;
+		request_from_spec(sid, spec, 1, &req);
+		int idx = sched_cluster_find_node(cl, node);
+		struct shoal_err err = {0};
+		if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0)
+			assign_task(&b, t, node, NULL, now);
+		else if (!pending_says(t, err.msg[0] ? err.msg : "the node is not in the cluster"))
+			assign_task(&b, t, NULL,
+				    err.msg[0] ? err.msg : "the node is not in the cluster", now);
+		service_spec_free(spec);
 	}
-	place_pinned(a, svc, pinned, cl);
-	json_decref(pinned);
 	size_t n = json_array_size(pending);
-	if (n == 0) {
-		json_decref(pending);
-		return;
-	}
-	/* one batch per spec version: held restarts may run an older one */
+	if (n == 0)
+		goto out;
 	/* the spec the pending tasks run; tasks of one service share reservations
 	 * and placement rules across versions closely enough to place as a batch */
-	json_t *tspec = json_object_get(json_array_get(pending, 0), "Spec");
-	json_t *sj =
-		json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate", tspec, "EndpointSpec",
-			  json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
-	struct service_spec *spec = parse_spec(sj);
-	json_decref(sj);
-	if (!spec) {
-		json_decref(pending);
-		return;
-	}
+	struct service_spec *spec = task_service_spec(svc, json_array_get(pending, 0));
+	if (!spec)
+		goto out;
 	struct sched_request req;
 	request_from_spec(sid, spec, (uint32_t)n, &req);
 	struct sched_result res = {0};
@@ -883,108 +1009,144 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *tasks, struct
 	if (sched_place(cl, &req, &res, &err) < 0) {
 		log_warn("manager: scheduling %s: %s", sid, err.msg);
 	} else {
-		int64_t now = now_ns();
+		const char *why = res.explanation ? res.explanation : "no suitable node";
 		for (size_t k = 0; k < n; k++) {
-			json_t *rec = json_deep_copy(json_array_get(pending, k));
-			int64_t rev = json_integer_value(json_object_get(
-				json_object_get(json_array_get(pending, k), "Version"), "Index"));
-			struct orch_task ot = {0};
-			if (orch_task_from_json(json_object_get(rec, "Orch"), &ot, NULL) < 0) {
-				json_decref(rec);
+			json_t *pt = json_array_get(pending, k);
+			bool placed = k < res.count && res.nodes[k] >= 0;
+			if (!placed && pending_says(pt, why))
 				continue;
-			}
-			if (k < res.count && res.nodes[k] >= 0) {
-				snprintf(ot.node_id, sizeof(ot.node_id), "%s",
-					 sched_cluster_node_id(cl, (uint32_t)res.nodes[k]));
-				if (ot.state < TASK_PENDING)
-					orch_task_set_state(&ot, TASK_PENDING, now, "pending",
-							    NULL);
-				orch_task_set_state(&ot, TASK_ASSIGNED, now, "scheduled on node",
-						    NULL);
-				ot.err[0] = '\0';
-			} else {
-				if (ot.state < TASK_PENDING)
-					orch_task_set_state(&ot, TASK_PENDING, now, "pending",
-							    NULL);
-				snprintf(ot.err, sizeof(ot.err), "%s",
-					 res.explanation ? res.explanation : "no suitable node");
-				snprintf(ot.message, sizeof(ot.message), "pending task scheduling");
-			}
-			json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-			orch_task_clear(&ot);
-			task_record_sync(rec);
-			if (!json_equal(rec, json_array_get(pending, k)))
-				put_task(a, rec, rev);
-			json_decref(rec);
+			if (over_budget(m))
+				break;
+			assign_task(&b, pt,
+				    placed ? sched_cluster_node_id(cl, (uint32_t)res.nodes[k])
+					   : NULL,
+				    why, now);
 		}
 	}
 	sched_result_done(&res);
 	service_spec_free(spec);
+out:
+	batch_flush(&b);
 	json_decref(pending);
+}
+
+/* The cache as an array, for the code that takes one (references). */
+static json_t *cache_array(struct manager *m)
+{
+	json_t *arr = json_array();
+	const char *id;
+	json_t *t;
+	json_object_foreach(m->tasks, id, t) json_array_append(arr, t);
+	return arr;
 }
 
 static void manager_pass(struct agent *a)
 {
 	struct manager *m = mgr(a);
 	m->pending = false;
-	json_t *nodes = NULL, *services = NULL, *tasks = NULL;
+	m->more = false;
+	m->writes = 0;
+	m->pass_start = mono_ns();
+	int64_t start = m->pass_start;
+	json_t *nodes = NULL, *services = NULL;
 	struct shoal_err err = {0};
+	if (m->reload && cache_load(a, &err) < 0) {
+		log_warn("manager: reading the tasks: %s", err.msg);
+		return;
+	}
 	if (cluster_list(a, CLUSTER_NODES, &nodes, &err) < 0 ||
-	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0 ||
-	    cluster_list(a, CLUSTER_TASKS, &tasks, &err) < 0) {
+	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0) {
 		log_warn("manager: reading the store: %s", err.msg);
 		json_decref(nodes);
-		json_decref(services);
 		return;
 	}
 	int64_t now = now_ns(), wake = 0;
-	struct sched_cluster *cl = build_cluster(nodes, tasks, services);
+	struct sched_cluster *cl = build_cluster(a, nodes, m->tasks);
+	json_t *known = json_object();
 	size_t i;
 	json_t *svc;
 	json_array_foreach(services, i, svc)
 	{
-		int64_t w = reconcile_service(a, svc, tasks, nodes, cl, now);
+		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		json_object_set(known, sid, json_true());
+		json_t *mine = json_object_get(m->by_service, sid);
+		json_t *empty = mine ? NULL : json_object();
+		int64_t w = reconcile_service(a, svc, mine ? mine : empty, nodes, cl, now);
+		json_decref(empty);
 		if (w > 0 && (wake == 0 || w < wake))
 			wake = w;
 	}
 	/* Tasks whose service record is gone entirely are removed. */
-	json_t *t;
-	json_array_foreach(tasks, i, t)
+	struct batch b = {.agent = a};
+	const char *sid;
+	json_t *set;
+	json_object_foreach(m->by_service, sid, set)
 	{
-		const char *sid = json_string_value(json_object_get(t, "ServiceID")) ?: "";
-		bool found = false;
-		size_t k;
-		json_array_foreach(services, k, svc)
+		if (json_object_get(known, sid))
+			continue;
+		const char *tid;
+		json_t *t;
+		json_object_foreach(set, tid, t)
 		{
-			if (strcmp(json_string_value(json_object_get(svc, "ID")) ?: "", sid) == 0)
-				found = true;
-		}
-		if (!found) {
+			if (over_budget(m))
+				break;
 			char key[128];
-			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
-				 json_string_value(json_object_get(t, "ID")) ?: "");
-			cluster_delete(a, key, -1, NULL);
+			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, tid);
+			batch_add(&b, key, NULL, task_rev(t));
 		}
 	}
-	json_decref(tasks);
-	/* Place what the orchestrator created, on a fresh read. */
-	tasks = NULL;
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
-		json_array_foreach(services, i, svc) schedule_service(a, svc, tasks, cl);
-		json_decref(tasks);
-		tasks = NULL;
+	batch_flush(&b);
+	json_decref(known);
+	/* Place what needs a node; the orchestrator's new tasks come in the
+	 * next pass, once the watch has delivered them. Placement has a budget
+	 * of its own, so that tasks run while more are made. */
+	m->writes = 0;
+	m->pass_start = mono_ns();
+	json_array_foreach(services, i, svc)
+	{
+		json_t *mine = json_object_get(m->by_service,
+					       json_string_value(json_object_get(svc, "ID")) ?: "");
+		if (mine)
+			schedule_service(a, svc, mine, cl);
 	}
 	sched_cluster_free(cl);
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) == 0) {
-		/* the data plane first: a task about to be stopped is drained
-		 * before its container gets the signal */
-		publish_sync(a, services, tasks);
-		executor_reconcile(a, tasks);
+	int64_t t_orch = mono_ns() - start;
+	/* the data plane first: a task about to be stopped is drained before its
+	 * container gets the signal */
+	if (m->changed && (mono_ns() - m->last_publish >= MANAGER_PUBLISH_MIN_NS ||
+			   executor_stopping_soon(a, m->tasks))) {
+		/* its cost grows with tasks and containers: only when they moved */
+		m->changed = false;
+		m->last_publish = mono_ns();
+		json_t *all = cache_array(m);
+		publish_sync(a, services, all);
+		json_decref(all);
 	}
-	json_decref(tasks);
+	int64_t t_pub = mono_ns() - start;
+	if (executor_reconcile(a, m->tasks))
+		m->more = true;
 	json_decref(nodes);
 	json_decref(services);
-	if (wake > 0) {
+	int64_t took = mono_ns() - start;
+	m->last_took = took;
+	if (took > 50000000)
+		log_debug("manager: a pass took %lld ms (%zu tasks; orchestration and placement "
+			  "%lld ms, data plane %lld ms, executor %lld ms; %u writes%s)",
+			  (long long)(took / 1000000), json_object_size(m->tasks),
+			  (long long)(t_orch / 1000000), (long long)((t_pub - t_orch) / 1000000),
+			  (long long)((took - t_pub) / 1000000), m->writes,
+			  m->more ? ", more to do" : "");
+	if (m->changed && !m->more && wake == 0) {
+		/* the data plane's sync was put off: come back for it */
+		wake = now_ns() + MANAGER_PUBLISH_MIN_NS;
+	}
+	if (m->more) {
+		/* the rest after the loop has served what waits, and has been
+		 * free at least as long as the pass held it */
+		struct timeval tv = {0, took / 1000};
+		event_add(m->kick, &tv);
+		m->pending = true;
+	} else if (wake > 0) {
 		int64_t d = wake - now_ns();
 		if (d < 1000000)
 			d = 1000000;
@@ -1004,6 +1166,21 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 		manager_kick(a);
 		return;
 	}
+	/* Decide on a view at least as new as what this agent wrote. */
+	if (!m->reload && m->seen_rev < m->wrote_rev) {
+		if (!m->wait_since)
+			m->wait_since = mono_ns();
+		if (mono_ns() - m->wait_since < MANAGER_CATCHUP_NS) {
+			struct timeval tv = {0, 1000};
+			event_add(m->kick, &tv);
+			return;
+		}
+		log_warn(
+			"manager: the store's watch is %lld revision(s) behind; reading the tasks again",
+			(long long)(m->wrote_rev - m->seen_rev));
+		m->reload = true;
+	}
+	m->wait_since = 0;
 	m->running = true;
 	manager_pass(a);
 	m->running = false;
@@ -1011,8 +1188,11 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
-	publish_scan_uplinks(arg);
-	manager_kick(arg);
+	struct agent *a = arg;
+	publish_scan_uplinks(a);
+	if (mgr(a))
+		mgr(a)->changed = true; /* containers move too (health, exits) */
+	manager_kick(a);
 }
 
 void manager_kick(struct agent *a)
@@ -1021,14 +1201,57 @@ void manager_kick(struct agent *a)
 	if (!m || m->pending)
 		return;
 	m->pending = true;
-	struct timeval tv = {0, MANAGER_DEBOUNCE_US};
+	/* coalesce; and a pass that held the loop for long leaves it free as
+	 * long before the next, so that requests are served in between */
+	int64_t us = m->last_took / 1000 > MANAGER_DEBOUNCE_US ? m->last_took / 1000
+							       : MANAGER_DEBOUNCE_US;
+	struct timeval tv = {us / 1000000, us % 1000000};
 	event_add(m->kick, &tv);
 }
 
 static void watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
 		     void *userdata)
 {
-	manager_kick(userdata);
+	struct agent *a = userdata;
+	struct manager *m = mgr(a);
+	if (err) {
+		/* the watch ended (its history was compacted): read everything
+		 * again and watch from there */
+		log_warn("manager: the store's watch ended: %s; reading the tasks again", err->msg);
+		store_watch_cancel(m->watch);
+		m->watch = NULL;
+		struct shoal_err e = {0};
+		if (cache_load(a, &e) < 0 || store_watch(a->store, "/shoal/", true, m->seen_rev + 1,
+							 watch_cb, a, &m->watch, &e) < 0) {
+			log_error("manager: watching the store again: %s", e.msg);
+			m->reload = true;
+		}
+		manager_kick(a);
+		return;
+	}
+	size_t plen = strlen(CLUSTER_TASKS);
+	if (n)
+		m->changed = true;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_kv *kv = &events[i].kv;
+		if (kv->mod_revision > m->seen_rev)
+			m->seen_rev = kv->mod_revision;
+		if (strncmp(kv->key, CLUSTER_TASKS, plen) != 0 || !kv->key[plen])
+			continue;
+		const char *id = kv->key + plen;
+		json_t *old = json_object_get(m->tasks, id);
+		/* an event older than what the cache holds (a reload read past it) */
+		if (old && task_rev(old) > kv->mod_revision)
+			continue;
+		if (events[i].type == STORE_EVENT_DELETE) {
+			cache_del(m, id);
+		} else {
+			json_t *j = kv_record(kv);
+			if (j)
+				cache_put(m, id, j);
+		}
+	}
+	manager_kick(a);
 }
 
 int manager_start(struct agent *a, struct shoal_err *err)
@@ -1044,7 +1267,11 @@ int manager_start(struct agent *a, struct shoal_err *err)
 		return r;
 	struct timeval tv = {MANAGER_RESYNC_S, 0};
 	event_add(m->resync, &tv);
-	r = store_watch(a->store, "/shoal/", true, 0, watch_cb, a, &m->watch, err);
+	r = cache_load(a, err);
+	if (r < 0)
+		return r;
+	m->changed = true;
+	r = store_watch(a->store, "/shoal/", true, m->seen_rev + 1, watch_cb, a, &m->watch, err);
 	if (r < 0)
 		return r;
 	manager_kick(a);
@@ -1062,6 +1289,8 @@ void manager_stop(struct agent *a)
 		event_free(m->kick);
 	if (m->resync)
 		event_free(m->resync);
+	json_decref(m->tasks);
+	json_decref(m->by_service);
 	free(m);
 	a->manager = NULL;
 	executor_free(a);

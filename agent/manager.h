@@ -23,6 +23,14 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
  * UpdateStatus to a service object read from the store. */
 void manager_service_status(struct agent *a, json_t *svc);
 
+/* The task cache the manager keeps from the store's watch (borrowed; NULL
+ * before manager_start): every task by id, and one service's tasks by id. */
+json_t *manager_tasks(struct agent *a);
+json_t *manager_service_tasks(struct agent *a, const char *service_id);
+/* A write under /shoal/ at revision rev: the next pass waits until the watch
+ * has delivered it (cluster.c calls this for every write). */
+void manager_note_write(struct agent *a, const char *key, int64_t rev);
+
 /* Task records: Docker's Task fields derived from the orchestrator's record,
  * which is kept whole under "Orch". */
 #include "sched/types.h"

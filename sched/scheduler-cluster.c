@@ -349,6 +349,7 @@ static int node_describe(struct sched_cluster *c, struct sched_node *n,
 	n->avail = d->availability;
 	n->ready = d->ready;
 	n->total = d->total;
+	n->max_tasks = d->max_tasks;
 	return 0;
 }
 

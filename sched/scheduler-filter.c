@@ -55,6 +55,7 @@ int sched_request_compile(struct sched_cluster *c, const struct sched_request *r
 {
 	memset(q, 0, offsetof(struct sched_creq, cons));
 	memset(q->rejected, 0, sizeof(q->rejected));
+	q->max_tasks_seen = 0;
 	q->req = req;
 	if (!req->service_id || !*req->service_id)
 		return shoal_err_set(err, EINVAL, "a placement request needs a service id");
@@ -148,6 +149,9 @@ void sched_node_room(const struct sched_node *n, const struct sched_creq *q, str
 	uint32_t room = SCHED_MAX_SVC_TASKS - cd->cnt;
 	room = min_room(room, SCHED_MAX_NODE_TASKS - n->tasks, &cd->reason,
 			SCHED_FILTER_TASK_LIMIT);
+	if (n->max_tasks)
+		room = min_room(room, n->max_tasks > n->tasks ? n->max_tasks - n->tasks : 0,
+				&cd->reason, SCHED_FILTER_NODE_TASKS);
 	if (req->reservations.nano_cpus > 0) {
 		int64_t left = n->total.nano_cpus - n->reserved.nano_cpus;
 		room = min_room(room, left > 0 ? (uint64_t)(left / req->reservations.nano_cpus) : 0,
@@ -244,7 +248,7 @@ const char *sched_port_proto_name(uint32_t p)
 char *sched_request_explain(const struct sched_creq *q)
 {
 	const struct sched_request *req = q->req;
-	size_t max = 8 + q->n_cons + q->n_ports;
+	size_t max = 9 + q->n_cons + q->n_ports;
 	_cleanup_free_ struct reason *rs = calloc(max, sizeof(*rs));
 	if (!rs)
 		return NULL;
@@ -276,6 +280,10 @@ char *sched_request_explain(const struct sched_creq *q)
 		ADD(q->ports[i].rejected, 4, "host port %u/%s in use on %u %s",
 		    q->ports[i].code & 0xffff, sched_port_proto_name(q->ports[i].code >> 16),
 		    q->ports[i].rejected, nodes_word(q->ports[i].rejected));
+	ADD(f[SCHED_FILTER_NODE_TASKS], 5,
+	    "the node's task limit (%u tasks at once: its containers and network addresses) "
+	    "reached on %u %s",
+	    q->max_tasks_seen, f[SCHED_FILTER_NODE_TASKS], nodes_word(f[SCHED_FILTER_NODE_TASKS]));
 	ADD(f[SCHED_FILTER_TASK_LIMIT], 5, "task count limit reached on %u %s",
 	    f[SCHED_FILTER_TASK_LIMIT], nodes_word(f[SCHED_FILTER_TASK_LIMIT]));
 	ADD(f[SCHED_FILTER_NOT_READY], 6, "%u %s not ready", f[SCHED_FILTER_NOT_READY],

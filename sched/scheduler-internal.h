@@ -78,6 +78,7 @@ struct sched_node {
 	struct sched_label *labels; /* node labels, then engine labels */
 	struct sched_resources total, reserved;
 	uint32_t tasks;
+	uint32_t max_tasks;	 /* 0 = none of its own */
 	struct sched_u32map svc; /* service string id -> tasks of it here */
 	uint32_t *ports;	 /* host ports in use: protocol << 16 | port */
 	uint32_t n_ports, cap_ports;
@@ -159,6 +160,7 @@ struct sched_creq {
 	struct sched_cport ports[SCHED_MAX_PORTS];
 	size_t n_ports;
 	uint32_t rejected[_SCHED_FILTER_MAX];
+	uint32_t max_tasks_seen; /* the largest max_tasks of a node full by it */
 };
 
 /* The cluster (scheduler-cluster.c). */

@@ -409,6 +409,9 @@ int sched_place(struct sched_cluster *c, const struct sched_request *req, struct
 		if (cd->added < cd->room)
 			continue;
 		q->rejected[cd->reason]++;
+		if (cd->reason == SCHED_FILTER_NODE_TASKS &&
+		    c->nodes[cd->node].max_tasks > q->max_tasks_seen)
+			q->max_tasks_seen = c->nodes[cd->node].max_tasks;
 		if (cd->reason == SCHED_FILTER_HOST_PORT)
 			q->ports[cd->detail].rejected++;
 	}
@@ -510,6 +513,12 @@ int sched_place_on_node(struct sched_cluster *c, const struct sched_request *req
 		return shoal_err_set(err, ENOSPC, "node %s: host port %u/%s in use", id,
 				     q->ports[cd.detail].code & 0xffff,
 				     sched_port_proto_name(q->ports[cd.detail].code >> 16));
+	case SCHED_FILTER_NODE_TASKS:
+		return shoal_err_set(
+			err, ENOSPC,
+			"node %s: its task limit (%u tasks at once: its containers and "
+			"network addresses) reached",
+			id, nd->max_tasks);
 	default:
 		return shoal_err_set(err, ENOSPC, "node %s: task count limit reached", id);
 	}

@@ -17,7 +17,7 @@
  * Filters, in the order a node is tried (the first one that fails is the one
  * counted for the explanation): ready, availability (active; pause and drain
  * take no new tasks), constraints, CPU reservation, memory reservation, max
- * replicas per node, host-mode published ports.
+ * replicas per node, host-mode published ports, the node's own task limit.
  *
  * Strategy, as swarm's: the nodes that pass the first three filters form a tree
  * by placement preference values (the first preference is the top level; nodes
@@ -59,6 +59,9 @@ struct sched_node_desc {
 	enum node_availability availability;
 	bool ready;
 	struct sched_resources total; /* what the node offers to reservations */
+	/* Tasks the node can run at once, whatever they reserve (its container
+	 * limit, its network's addresses); 0 = no limit of its own. */
+	uint32_t max_tasks;
 };
 
 /* What a task holds on its node. Only host-mode ports with a published port
@@ -130,6 +133,7 @@ enum sched_filter {
 	SCHED_FILTER_MEMORY,
 	SCHED_FILTER_MAX_REPLICAS,
 	SCHED_FILTER_HOST_PORT,
+	SCHED_FILTER_NODE_TASKS, /* the node's own limit, sched_node_desc.max_tasks */
 	SCHED_FILTER_TASK_LIMIT, /* SCHED_MAX_NODE_TASKS / SCHED_MAX_SVC_TASKS */
 	_SCHED_FILTER_MAX,
 };

@@ -470,6 +470,29 @@ static const char *const signal_names[] = {
 	"WINCH", "IO",	 "POLL", "PWR",	 "SYS",	 "IOT",	 "CLD",
 };
 
+/* RFC 1123 labels of letters, digits and inner hyphens, at most 63 in all
+ * (the kernel's limit for the UTS name): what the node's container create
+ * accepts (agent/container-config.c), so a task is never refused for a
+ * hostname its service was accepted with. */
+static bool hostname_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 63)
+		return false;
+	const char *label = s;
+	for (const char *p = s;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (p == label || label[0] == '-' || p[-1] == '-')
+				return false;
+			if (!*p)
+				return true;
+			label = p + 1;
+		} else if (!isalnum((unsigned char)*p) && *p != '-') {
+			return false;
+		}
+	}
+}
+
 static bool signal_ok(const char *s)
 {
 	if (*s && strspn(s, "0123456789") == strlen(s)) {
@@ -588,7 +611,16 @@ static void parse_container(struct pctx *c, json_t *o, struct container_spec *ct
 		}
 	}
 	get_str(c, o, "User", SPEC_MAX_STRING_LEN, &ct->user);
-	get_str(c, o, "Hostname", 253, &ct->hostname);
+	if (get_str(c, o, "Hostname", 253, &ct->hostname) > 0 && ct->hostname && *ct->hostname &&
+	    !hostname_ok(ct->hostname)) {
+		size_t m = enter(c, "Hostname");
+		quote(ct->hostname, q);
+		perr(c,
+		     "%s is not a hostname: at most 63 letters, digits, hyphens and dots, "
+		     "no label empty or beginning or ending with a hyphen (RFC 1123)",
+		     q);
+		leave(c, m);
+	}
 	get_labels(c, o, "Labels", &ct->labels);
 
 	json_t *hv = field(o, "Healthcheck");

@@ -30,7 +30,7 @@
 #define SPEC_MAX_PORTS		 128
 #define SPEC_MAX_NETWORKS	 32
 #define SPEC_MAX_ALIASES	 32
-#define SPEC_MAX_REPLICAS	 100000
+#define SPEC_MAX_REPLICAS	 10000	   /* AGENT_MAX_CONTAINERS; each one is a task record */
 #define SPEC_MIN_HEALTH_DURATION 1000000LL /* 1 ms, Docker's minimum */
 
 /* Defaults (Docker's). */

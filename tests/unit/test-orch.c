@@ -762,6 +762,39 @@ static void test_history_retention(void **state)
 	sim_free(s);
 }
 
+/* A task rejected before it started (its node could not start it, or the
+ * agent restarted mid-start) is replaced after the restart delay, never at
+ * once, and the slot keeps only history_limit records however often it
+ * happens: no storm of tasks. */
+static void test_rejected_backs_off(void **state)
+{
+	struct sim *s = sim_new(ORCH_REPLICATED, 1, 1);
+	s->history_limit = 2;
+
+	sim_settle(s);
+	for (int i = 0; i < 10; i++) {
+		struct orch_task *t = live_in_slot(s, 1);
+		t->state = TASK_PREPARING;
+		fail_task(t, s->now);
+		assert_int_equal(t->state, TASK_REJECTED);
+		sim_pass(s);
+		assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 1);
+		const struct orch_action *c = NULL;
+		for (size_t k = 0; k < s->last.n_actions; k++)
+			if (s->last.actions[k].type == ORCH_ACT_CREATE)
+				c = &s->last.actions[k];
+		assert_int_equal(c->task.desired_state, TASK_PREPARING);
+		assert_int_equal(c->task.start_at_ns, s->now + 5 * SEC);
+		s->now += 4 * SEC;
+		assert_int_equal(sim_pass(s), 0);
+		s->now += 1 * SEC;
+		sim_settle(s);
+		assert_true(s->n <= 3);
+	}
+	assert_int_equal(s->n, 2);
+	sim_free(s);
+}
+
 /* ---- rolling update ---- */
 
 static struct sim *update_sim(uint64_t replicas, uint64_t parallelism, enum update_order order)
@@ -1166,6 +1199,7 @@ int main(void)
 		cmocka_unit_test(test_restart_window),
 		cmocka_unit_test(test_unhealthy_replaced),
 		cmocka_unit_test(test_history_retention),
+		cmocka_unit_test(test_rejected_backs_off),
 		cmocka_unit_test(test_update_stop_first_parallelism_1),
 		cmocka_unit_test(test_update_parallelism_2),
 		cmocka_unit_test(test_update_start_first),

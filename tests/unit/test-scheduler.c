@@ -312,6 +312,54 @@ static void test_max_replicas(void **state)
 	sched_cluster_free(c);
 }
 
+/* A node's own task limit (its containers, its network's addresses) bounds
+ * every service's tasks there together; what does not fit stays unplaced with
+ * the limit named, and a single placement says the same. */
+static void test_node_task_limit(void **state)
+{
+	struct sched_cluster *c = sched_cluster_new();
+	assert_non_null(c);
+	const char *none[] = {NULL};
+	struct sched_node_desc d = {.id = "a",
+				    .hostname = "a",
+				    .os = "linux",
+				    .arch = "x86_64",
+				    .labels = none,
+				    .availability = NODE_ACTIVE,
+				    .ready = true,
+				    .total = {4 * CPU, 8 * GIB},
+				    .max_tasks = 10};
+	assert_int_equal(sched_cluster_add_node(c, &d, NULL), 0);
+	struct sched_task held = {.service_id = "other"};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sched_cluster_add_task(c, 0, &held, NULL), 0);
+	struct sched_request req = {.service_id = "s", .count = 100};
+	struct sched_result res;
+	place(c, &req, &res);
+	assert_int_equal(res.placed, 7);
+	assert_int_equal(svc_tasks(c, "a", "s"), 7);
+	assert_int_equal(res.rejected[SCHED_FILTER_NODE_TASKS], 1);
+	assert_string_equal(res.explanation,
+			    "no suitable node (the node's task limit (10 tasks at once: its "
+			    "containers and network addresses) reached on 1 node)");
+	sched_result_done(&res);
+	struct shoal_err err = {0};
+	struct sched_request one = {.service_id = "t", .count = 1};
+	assert_int_equal(sched_place_on_node(c, &one, 0, &err), -ENOSPC);
+	assert_string_equal(err.msg, "node a: its task limit (10 tasks at once: its containers "
+				     "and network addresses) reached");
+	/* a task that ends frees its place */
+	assert_int_equal(sched_cluster_remove_task(c, 0, &held, NULL), 0);
+	assert_int_equal(sched_place_on_node(c, &one, 0, &err), 0);
+	/* 0: no limit of the node's own */
+	d.max_tasks = 0;
+	assert_int_equal(sched_cluster_update_node(c, 0, &d, NULL), 0);
+	place(c, &req, &res);
+	assert_int_equal(res.placed, 100);
+	sched_result_done(&res);
+	sched_cluster_free(c);
+}
+
 static void test_host_ports(void **state)
 {
 	const struct tnode nodes[] = {{.id = "a"}, {.id = "b"}, {.id = "c"}};
@@ -749,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_filter_constraints),
 		cmocka_unit_test(test_explanation),
 		cmocka_unit_test(test_max_replicas),
+		cmocka_unit_test(test_node_task_limit),
 		cmocka_unit_test(test_host_ports),
 		cmocka_unit_test(test_spread_one_pref),
 		cmocka_unit_test(test_spread_two_prefs),
