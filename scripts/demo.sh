@@ -86,12 +86,16 @@ if ! ip netns list | grep -q "^$CLIENT_NS"; then
 	sleep 2.5 # shoald picks the new uplink up on its next scan
 fi
 echo
-echo "\$ # from a client namespace: six requests to the published port 8080"
-for _ in 1 2 3 4 5 6; do
-	ip netns exec "$CLIENT_NS" busybox sh -c \
-		'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 10.252.0.1 8080' 2>/dev/null | tail -n 1 |
-		sed 's/^/answered by replica /'
+echo "\$ # from a client namespace: requests to the published port 8080 until each replica answered"
+seen=""
+for i in $(seq 1 30); do
+	who=$(ip netns exec "$CLIENT_NS" busybox sh -c \
+		'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 10.252.0.1 8080' 2>/dev/null | tail -n 1)
+	echo "answered by replica ${who:-(no answer)}"
+	[ -n "$who" ] && [[ " $seen " != *" $who "* ]] && seen="$seen $who"
+	[ "$(wc -w <<<"$seen")" -ge 3 ] && [ "$i" -ge 6 ] && break
 done
+echo "$i requests, answered by $(wc -w <<<"$seen") distinct replicas"
 echo
 echo "\$ shoal ps"
 "$SHOAL" ps
