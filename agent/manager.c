@@ -316,6 +316,14 @@ static int node_register(struct agent *a, struct shoal_err *err)
 					      "reachable", "Addr", "127.0.0.1"));
 		r = cluster_put(a, key, n, rev, NULL, err);
 		json_decref(n);
+		if ((r == -ENOSPC || r == -EDQUOT) && rev > 0) {
+			/* a full data disk must not keep the agent from serving
+			 * (and stopping what filled it): the record it has stays */
+			log_warn("manager: node record not refreshed: %s", err ? err->msg : "");
+			if (err)
+				shoal_err_clear(err);
+			return 0;
+		}
 		if (r != -EAGAIN)
 			return r;
 	}

@@ -82,6 +82,10 @@ out=$(api GET /_ping)
 expect_eq "the API answers after the failed create" "200 OK" "$out"
 out=$(shoal ps -a 2>&1)
 expect_contains "ps still answers" "logger" "$out"
+agent_stop
+agent_start --log-max-total 0
+expect_eq "with the reserve spent too, the agent restarts and answers" "200 OK" "$(api GET /_ping)"
+expect_contains "and lists the containers" "logger" "$(shoal ps -a 2>&1)"
 rm -f "$T/data/filler2"
 
 log "space back: the next run's dropped lines are counted in its log"
