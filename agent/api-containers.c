@@ -220,10 +220,11 @@ void api_exec_create(struct api_req *r)
 	n = exec_count(a, NULL);
 	if (n >= AGENT_MAX_EXECS) {
 		json_decref(body);
-		api_reply_error(r, 409,
-				"the node has %u exec instances, its limit; wait for some to finish "
-				"or expire (5 minutes after they were created or finished)",
-				n);
+		api_reply_error(
+			r, 409,
+			"the node has %u exec instances, its limit; wait for some to finish "
+			"or expire (5 minutes after they were created or finished)",
+			n);
 		return;
 	}
 	struct exec_inst *ex = calloc(1, sizeof(*ex));

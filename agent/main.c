@@ -201,7 +201,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (*end || v < 1 || v > 100) {
-				fprintf(stderr, "shoald: --task-history-limit %s: expected 1 to 100\n",
+				fprintf(stderr,
+					"shoald: --task-history-limit %s: expected 1 to 100\n",
 					optarg);
 				return -EINVAL;
 			}

@@ -91,8 +91,7 @@ int publish_init(struct agent *a, struct shoal_err *err)
 	}
 	for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++) {
 		const struct lb_feature_status *st = lb_feature(p->lb, f);
-		if (st->state == LB_FEATURE_UNAVAILABLE &&
-		    (f != LB_FEAT_XDP || a->cfg.xdp))
+		if (st->state == LB_FEATURE_UNAVAILABLE && (f != LB_FEAT_XDP || a->cfg.xdp))
 			log_warn("publish: %s unavailable: %s; instead: %s", lb_feature_name(f),
 				 st->reason, lb_feature_fallback(f));
 	}
@@ -126,7 +125,8 @@ json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked
 	for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++) {
 		const char *reason = st[f].reason;
 		if (st[f].state == LB_FEATURE_OFF)
-			reason = f == LB_FEAT_XDP ? "not asked for (shoald --xdp)" : "not asked for";
+			reason =
+				f == LB_FEAT_XDP ? "not asked for (shoald --xdp)" : "not asked for";
 		json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:s}", "Name", lb_feature_name(f),
 				      "State", lb_feature_state_name(st[f].state), "Required",
 				      lb_feature_required(f), "Description", lb_feature_what(f),
@@ -135,10 +135,10 @@ json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked
 			const char *fb = lb_feature_fallback(f);
 			json_object_set_new(o, "Provides", json_string(lb_feature_provides(f)));
 			if (fb)
-				json_object_set_new(
-					o, "Fallback",
-					json_string(f == LB_FEAT_XDP && !xdp_asked ? "not asked for"
-										   : fb));
+				json_object_set_new(o, "Fallback",
+						    json_string(f == LB_FEAT_XDP && !xdp_asked
+									? "not asked for"
+									: fb));
 		}
 		json_array_append_new(arr, o);
 	}

@@ -501,8 +501,8 @@ void exec_gc(struct agent *a)
 	int64_t now = now_ns(), ttl = exec_expire_ns();
 	for (struct exec_inst **pp = &a->execs; *pp;) {
 		struct exec_inst *e = *pp;
-		bool expired = !e->running &&
-			       now - (e->started ? e->ended_ns : e->created_ns) >= ttl;
+		bool expired =
+			!e->running && now - (e->started ? e->ended_ns : e->created_ns) >= ttl;
 		if (expired || !container_find(a, e->container_id, NULL)) {
 			*pp = e->next;
 			exec_free(e);

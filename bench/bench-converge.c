@@ -149,10 +149,10 @@ int bench_converge(struct cli_ctx *ctx, int argc, char **argv)
 		rc = 1;
 	}
 	if (json) {
-		json_t *out = json_pack("{s:I, s:i, s:f, s:f, s:f}", "replicas", (json_int_t)replicas,
-					"running", n, "first_running_s",
-					first ? (double)(first - t0) / 1e9 : -1.0, "converged_s",
-					(double)(t1 - t0) / 1e9, "removed_s", (double)(t2 - t1) / 1e9);
+		json_t *out = json_pack(
+			"{s:I, s:i, s:f, s:f, s:f}", "replicas", (json_int_t)replicas, "running", n,
+			"first_running_s", first ? (double)(first - t0) / 1e9 : -1.0, "converged_s",
+			(double)(t1 - t0) / 1e9, "removed_s", (double)(t2 - t1) / 1e9);
 		bench_result_stamp(out, "converge", ctx);
 		char *s = json_dumps(out, JSON_INDENT(2));
 		printf("%s\n", s ? s : "{}");

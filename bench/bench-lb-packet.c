@@ -148,9 +148,9 @@ int bench_lb_packet_cost(struct lb *lb, uint32_t node_addr, uint16_t free_port, 
 				    json_pack("{s:f, s:f, s:f}", "hit", xdp_hit, "miss", xdp_miss,
 					      "empty_program", xdp_none));
 	else
-		json_object_set_new(pn, "xdp",
-				    json_pack("{s:s}", "unavailable",
-					      lb_feature(lb, LB_FEAT_XDP)->reason));
+		json_object_set_new(
+			pn, "xdp",
+			json_pack("{s:s}", "unavailable", lb_feature(lb, LB_FEAT_XDP)->reason));
 	json_object_set_new(out, "packet_ns", pn);
 	return 0;
 }

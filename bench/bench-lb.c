@@ -885,8 +885,10 @@ static int measure_xdp(struct lb_bench *b, struct shoal_err *err)
 		return r;
 	if (lb_feature(x, LB_FEAT_XDP)->state != LB_FEATURE_ON) {
 		char why[300];
-		snprintf(why, sizeof(why), "XDP unavailable: %s", lb_feature(x, LB_FEAT_XDP)->reason);
-		json_object_set_new(json_object_get(b->out, "skipped"), "shoal_xdp", json_string(why));
+		snprintf(why, sizeof(why), "XDP unavailable: %s",
+			 lb_feature(x, LB_FEAT_XDP)->reason);
+		json_object_set_new(json_object_get(b->out, "skipped"), "shoal_xdp",
+				    json_string(why));
 		lb_close(x);
 		return 2;
 	}

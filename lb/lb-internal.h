@@ -81,11 +81,11 @@ void lb_load_log_begin(char *buf, size_t len);
 void lb_load_log_end(void);
 
 /* The knobs of every program built on bpf/lib/lb.h, from the features. */
-#define LB_SET_KNOBS(lb, skel)                                                                     \
-	do {                                                                                       \
-		(skel)->rodata->lb_maglev_size = (lb)->maglev_size;                               \
-		(skel)->rodata->lb_cfg_host_routing =                                              \
-			(lb)->features[LB_FEAT_HOST_ROUTING].state == LB_FEATURE_ON;               \
-		(skel)->rodata->lb_cfg_coarse_clock =                                              \
-			(lb)->features[LB_FEAT_COARSE_CLOCK].state == LB_FEATURE_ON;               \
+#define LB_SET_KNOBS(lb, skel)                                                       \
+	do {                                                                         \
+		(skel)->rodata->lb_maglev_size = (lb)->maglev_size;                  \
+		(skel)->rodata->lb_cfg_host_routing =                                \
+			(lb)->features[LB_FEAT_HOST_ROUTING].state == LB_FEATURE_ON; \
+		(skel)->rodata->lb_cfg_coarse_clock =                                \
+			(lb)->features[LB_FEAT_COARSE_CLOCK].state == LB_FEATURE_ON; \
 	} while (0)

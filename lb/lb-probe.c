@@ -19,12 +19,14 @@
 #include "lib/cleanup.h"
 #include "lib/util.h"
 
-#define I_MOV_IMM(dst, v) ((struct bpf_insn){.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = (dst), .imm = (v)})
-#define I_MOV_REG(dst, src)                                                                        \
+#define I_MOV_IMM(dst, v) \
+	((struct bpf_insn){.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = (dst), .imm = (v)})
+#define I_MOV_REG(dst, src) \
 	((struct bpf_insn){.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = (dst), .src_reg = (src)})
-#define I_ADD_IMM(dst, v) ((struct bpf_insn){.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = (dst), .imm = (v)})
-#define I_CALL(fn)	  ((struct bpf_insn){.code = BPF_JMP | BPF_CALL, .imm = (fn)})
-#define I_EXIT()	  ((struct bpf_insn){.code = BPF_JMP | BPF_EXIT})
+#define I_ADD_IMM(dst, v) \
+	((struct bpf_insn){.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = (dst), .imm = (v)})
+#define I_CALL(fn) ((struct bpf_insn){.code = BPF_JMP | BPF_CALL, .imm = (fn)})
+#define I_EXIT()   ((struct bpf_insn){.code = BPF_JMP | BPF_EXIT})
 
 #define R0  BPF_REG_0
 #define R1  BPF_REG_1
@@ -35,7 +37,7 @@
 #define R6  BPF_REG_6
 #define R10 BPF_REG_10
 
-#define LB_PROBE_LOG_SIZE 65536
+#define LB_PROBE_LOG_SIZE  65536
 #define LB_PROBE_MAX_INSNS 64
 
 static const struct lb_feature_desc {
@@ -45,16 +47,17 @@ static const struct lb_feature_desc {
 	const char *provides; /* the kernel version or option that brings it */
 	const char *fallback; /* what is done without it; NULL for required ones */
 } lb_feature_descs[LB_FEAT_MAX] = {
-	[LB_FEAT_TC] = {"tc", true, "tc programs: published ports, reverse NAT",
-			"Linux 4.9+ with CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_BPF, CONFIG_NET_SCH_INGRESS",
-			NULL},
+	[LB_FEAT_TC] =
+		{"tc", true, "tc programs: published ports, reverse NAT",
+		 "Linux 4.9+ with CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_BPF, CONFIG_NET_SCH_INGRESS",
+		 NULL},
 	[LB_FEAT_MAPS] = {"maps", true, "flow and service maps (LRU hash, per-CPU, batch ops)",
 			  "Linux 5.6+ (BPF_MAP_UPDATE_BATCH) with CONFIG_BPF_SYSCALL", NULL},
 	[LB_FEAT_COARSE_CLOCK] = {"coarse-clock", false, "bpf_ktime_get_coarse_ns for flow timers",
 				  "Linux 5.11+", "bpf_ktime_get_ns (a little slower per packet)"},
 	[LB_FEAT_HOST_ROUTING] =
-		{"host-routing", false,
-		 "bpf_redirect_peer/bpf_redirect_neigh to local containers", "Linux 5.10+",
+		{"host-routing", false, "bpf_redirect_peer/bpf_redirect_neigh to local containers",
+		 "Linux 5.10+",
 		 "published-port traffic to local containers goes through the node's stack"},
 	[LB_FEAT_SOCKET_LB] =
 		{"socket-lb", false,
@@ -62,8 +65,7 @@ static const struct lb_feature_desc {
 		 "Linux 5.8+ with CONFIG_CGROUP_BPF and a cgroup v2 hierarchy",
 		 "service names resolve to task addresses (DNS round robin); published ports "
 		 "answer the node's own processes through a userland proxy"},
-	[LB_FEAT_XDP] = {"xdp", false,
-			 "XDP ingress before the skb (--xdp), metadata to tc",
+	[LB_FEAT_XDP] = {"xdp", false, "XDP ingress before the skb (--xdp), metadata to tc",
 			 "Linux 5.18+ (bpf_xdp_load_bytes) accepting bpf_xdp_adjust_meta in XDP",
 			 "tc alone handles published ports"},
 };
@@ -159,8 +161,8 @@ void lb_verifier_reason(const char *log, int lines, char *ret, size_t len)
 		size_t k = e ? (size_t)(e - l) : strlen(l);
 
 		if (k > 0 && strncmp(l, "processed ", 10) != 0 &&
-		    strncmp(l, "verification time", 17) != 0 && strncmp(l, "stack depth", 11) != 0 &&
-		    !memmem(l, k, "PROG LOAD LOG", 13)) {
+		    strncmp(l, "verification time", 17) != 0 &&
+		    strncmp(l, "stack depth", 11) != 0 && !memmem(l, k, "PROG LOAD LOG", 13)) {
 			if (n == lines) {
 				memmove(start, start + 1, (size_t)(n - 1) * sizeof(*start));
 				memmove(end, end + 1, (size_t)(n - 1) * sizeof(*end));
@@ -214,16 +216,36 @@ static int lb_probe_tc(char *ret, size_t len)
 	/* Every packet-changing helper the tc programs call. */
 	const struct bpf_insn insns[] = {
 		I_MOV_REG(R6, R1),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_MOV_REG(R3, R10), I_ADD_IMM(R3, -8),
-		I_MOV_IMM(R4, 4), I_CALL(BPF_FUNC_skb_load_bytes),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_MOV_REG(R3, R10), I_ADD_IMM(R3, -8),
-		I_MOV_IMM(R4, 4), I_MOV_IMM(R5, 0), I_CALL(BPF_FUNC_skb_store_bytes),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_MOV_IMM(R3, 0), I_MOV_IMM(R4, 0),
-		I_MOV_IMM(R5, 2), I_CALL(BPF_FUNC_l3_csum_replace),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_MOV_IMM(R3, 0), I_MOV_IMM(R4, 0),
-		I_MOV_IMM(R5, 2), I_CALL(BPF_FUNC_l4_csum_replace),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_CALL(BPF_FUNC_csum_update),
-		I_MOV_IMM(R0, 0), I_EXIT(),
+		I_MOV_REG(R1, R6),
+		I_MOV_IMM(R2, 0),
+		I_MOV_REG(R3, R10),
+		I_ADD_IMM(R3, -8),
+		I_MOV_IMM(R4, 4),
+		I_CALL(BPF_FUNC_skb_load_bytes),
+		I_MOV_REG(R1, R6),
+		I_MOV_IMM(R2, 0),
+		I_MOV_REG(R3, R10),
+		I_ADD_IMM(R3, -8),
+		I_MOV_IMM(R4, 4),
+		I_MOV_IMM(R5, 0),
+		I_CALL(BPF_FUNC_skb_store_bytes),
+		I_MOV_REG(R1, R6),
+		I_MOV_IMM(R2, 0),
+		I_MOV_IMM(R3, 0),
+		I_MOV_IMM(R4, 0),
+		I_MOV_IMM(R5, 2),
+		I_CALL(BPF_FUNC_l3_csum_replace),
+		I_MOV_REG(R1, R6),
+		I_MOV_IMM(R2, 0),
+		I_MOV_IMM(R3, 0),
+		I_MOV_IMM(R4, 0),
+		I_MOV_IMM(R5, 2),
+		I_CALL(BPF_FUNC_l4_csum_replace),
+		I_MOV_REG(R1, R6),
+		I_MOV_IMM(R2, 0),
+		I_CALL(BPF_FUNC_csum_update),
+		I_MOV_IMM(R0, 0),
+		I_EXIT(),
 	};
 
 	return lb_probe_prog(BPF_PROG_TYPE_SCHED_CLS, 0, insns, ARRAY_SIZE(insns), ret, len);
@@ -272,10 +294,16 @@ static int lb_probe_coarse_clock(char *ret, size_t len)
 static int lb_probe_host_routing(char *ret, size_t len)
 {
 	const struct bpf_insn insns[] = {
-		I_MOV_IMM(R1, 0), I_MOV_IMM(R2, 0), I_CALL(BPF_FUNC_redirect_peer),
-		I_MOV_IMM(R1, 0), I_MOV_IMM(R2, 0), I_MOV_IMM(R3, 0), I_MOV_IMM(R4, 0),
+		I_MOV_IMM(R1, 0),
+		I_MOV_IMM(R2, 0),
+		I_CALL(BPF_FUNC_redirect_peer),
+		I_MOV_IMM(R1, 0),
+		I_MOV_IMM(R2, 0),
+		I_MOV_IMM(R3, 0),
+		I_MOV_IMM(R4, 0),
 		I_CALL(BPF_FUNC_redirect_neigh),
-		I_MOV_IMM(R0, 0), I_EXIT(),
+		I_MOV_IMM(R0, 0),
+		I_EXIT(),
 	};
 
 	return lb_probe_prog(BPF_PROG_TYPE_SCHED_CLS, 0, insns, ARRAY_SIZE(insns), ret, len);
@@ -290,12 +318,9 @@ static int lb_probe_socket_lb(char *ret, size_t len)
 		BPF_CGROUP_INET4_GETPEERNAME,
 	};
 	const struct bpf_insn insns[] = {
-		I_MOV_REG(R6, R1),
-		I_CALL(BPF_FUNC_get_socket_cookie),
-		I_MOV_REG(R1, R6),
-		I_CALL(BPF_FUNC_get_netns_cookie),
-		I_MOV_IMM(R0, 1),
-		I_EXIT(),
+		I_MOV_REG(R6, R1), I_CALL(BPF_FUNC_get_socket_cookie),
+		I_MOV_REG(R1, R6), I_CALL(BPF_FUNC_get_netns_cookie),
+		I_MOV_IMM(R0, 1),  I_EXIT(),
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
@@ -310,10 +335,9 @@ static int lb_probe_socket_lb(char *ret, size_t len)
 static int lb_probe_xdp(char *ret, size_t len)
 {
 	const struct bpf_insn insns[] = {
-		I_MOV_REG(R6, R1),
-		I_MOV_IMM(R2, -8), I_CALL(BPF_FUNC_xdp_adjust_meta),
-		I_MOV_REG(R1, R6), I_MOV_IMM(R2, 0), I_MOV_REG(R3, R10), I_ADD_IMM(R3, -8),
-		I_MOV_IMM(R4, 4), I_CALL(BPF_FUNC_xdp_load_bytes),
+		I_MOV_REG(R6, R1),	 I_MOV_IMM(R2, -8), I_CALL(BPF_FUNC_xdp_adjust_meta),
+		I_MOV_REG(R1, R6),	 I_MOV_IMM(R2, 0),  I_MOV_REG(R3, R10),
+		I_ADD_IMM(R3, -8),	 I_MOV_IMM(R4, 4),  I_CALL(BPF_FUNC_xdp_load_bytes),
 		I_MOV_IMM(R0, XDP_PASS), I_EXIT(),
 	};
 
@@ -344,7 +368,8 @@ int lb_features_probe(uint32_t disable, struct lb_feature_status ret[LB_FEAT_MAX
 
 			s->state = r < 0 ? LB_FEATURE_UNAVAILABLE : LB_FEATURE_ON;
 			if (r < 0 && r == -EPERM && !s->reason[0])
-				snprintf(s->reason, sizeof(s->reason), "not permitted (needs root)");
+				snprintf(s->reason, sizeof(s->reason),
+					 "not permitted (needs root)");
 			if (r >= 0)
 				s->reason[0] = '\0';
 		}

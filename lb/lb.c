@@ -213,7 +213,6 @@ static int lb_share_maps(struct bpf_object *obj, struct bpf_object *from, struct
 	return 0;
 }
 
-
 /* The XDP program, optional: a kernel that refuses it leaves tc alone doing
  * the work, which it does whole (the XDP program only ever takes a share
  * of it). Without metadata XDP could not tell tc which packets it already

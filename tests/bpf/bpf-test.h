@@ -176,8 +176,8 @@ static inline int bpf_test_run_flag_supported(uint32_t flag)
 	uint8_t frame[64] = {[12] = 0x08};
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = sizeof(frame),
 		    .repeat = 1, .flags = flag);
-	_cleanup_close_ int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shoal_flag", "GPL",
-					       insns, 2, NULL);
+	_cleanup_close_ int fd =
+		bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shoal_flag", "GPL", insns, 2, NULL);
 	int r;
 
 	if (fd < 0)
@@ -271,12 +271,14 @@ static inline int bpf_test_check_knobs(void)
 		for (size_t i = 0; off && i < ARRAY_SIZE(knobs); i++)
 			o.disable |= 1u << knobs[i].f;
 		if (lb_open(&o, &l, &err) < 0) {
-			printf("FAIL: lb_open with the knobs %s: %s\n", off ? "off" : "on", err.msg);
+			printf("FAIL: lb_open with the knobs %s: %s\n", off ? "off" : "on",
+			       err.msg);
 			return 1;
 		}
 		for (size_t i = 0; i < ARRAY_SIZE(knobs); i++) {
 			bool on = lb_feature(l, knobs[i].f)->state == LB_FEATURE_ON;
-			int r = bpf_test_prog_calls(lb_prog_fd(l, LB_HOOK_INGRESS), knobs[i].helper);
+			int r = bpf_test_prog_calls(lb_prog_fd(l, LB_HOOK_INGRESS),
+						    knobs[i].helper);
 
 			if (r < 0) {
 				printf("FAIL: reading the tc ingress program: %s\n", strerror(-r));

@@ -49,9 +49,9 @@ static void with_query(struct api_req *r)
 	int64_t n;
 	if (api_query_int(r, "t", 10, &n) < 0)
 		return;
-	api_reply_json(r, 200, json_pack("{s:I, s:b, s:s?}", "t", (json_int_t)n, "all",
-					 api_query_bool(r, "all", false), "name",
-					 api_query(r, "name")));
+	api_reply_json(r, 200,
+		       json_pack("{s:I, s:b, s:s?}", "t", (json_int_t)n, "all",
+				 api_query_bool(r, "all", false), "name", api_query(r, "name")));
 }
 
 /* A deferred reply, answered on the next loop turn unless the client left. */
@@ -108,42 +108,150 @@ static void hijacked(struct api_req *r)
 	api_hijack_close(evcon);
 }
 
-void api_ping(struct api_req *r) { api_reply_raw(r, 200, "text/plain", "OK", 2); }
-void api_version(struct api_req *r) { reply_ok(r); }
-void api_info(struct api_req *r) { reply_ok(r); }
-void api_lb_list(struct api_req *r) { reply_ok(r); }
-void api_metrics(struct api_req *r) { api_reply_raw(r, 200, "text/plain", "", 0); }
-void api_container_create(struct api_req *r) { with_body(r); }
-void api_container_list(struct api_req *r) { with_query(r); }
-void api_container_inspect(struct api_req *r) { reply_ok(r); }
-void api_container_start(struct api_req *r) { deferred(r); }
-void api_container_stop(struct api_req *r) { with_query(r); }
-void api_container_kill(struct api_req *r) { api_reply_empty(r, 204); }
-void api_container_wait(struct api_req *r) { deferred(r); }
-void api_container_delete(struct api_req *r) { with_query(r); }
-void api_container_attach(struct api_req *r) { hijacked(r); }
-void api_container_resize(struct api_req *r) { with_query(r); }
-void api_container_logs(struct api_req *r) { streamed(r); }
-void api_exec_create(struct api_req *r) { with_body(r); }
-void api_exec_start(struct api_req *r) { hijacked(r); }
-void api_exec_inspect(struct api_req *r) { reply_ok(r); }
-void api_exec_resize(struct api_req *r) { with_query(r); }
-void api_image_load(struct api_req *r) { deferred(r); }
-void api_image_create(struct api_req *r) { with_query(r); }
-void api_image_list(struct api_req *r) { reply_ok(r); }
-void api_image_inspect(struct api_req *r) { reply_ok(r); }
-void api_image_delete(struct api_req *r) { reply_ok(r); }
-void api_service_create(struct api_req *r) { with_body(r); }
-void api_service_list(struct api_req *r) { with_query(r); }
-void api_service_inspect(struct api_req *r) { reply_ok(r); }
-void api_service_update(struct api_req *r) { with_body(r); }
-void api_service_delete(struct api_req *r) { reply_ok(r); }
-void api_service_logs(struct api_req *r) { streamed(r); }
-void api_task_list(struct api_req *r) { with_query(r); }
-void api_task_inspect(struct api_req *r) { reply_ok(r); }
-void api_node_list(struct api_req *r) { reply_ok(r); }
-void api_node_inspect(struct api_req *r) { reply_ok(r); }
-void api_node_update(struct api_req *r) { with_body(r); }
+void api_ping(struct api_req *r)
+{
+	api_reply_raw(r, 200, "text/plain", "OK", 2);
+}
+void api_version(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_info(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_lb_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_metrics(struct api_req *r)
+{
+	api_reply_raw(r, 200, "text/plain", "", 0);
+}
+void api_container_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_container_list(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_container_start(struct api_req *r)
+{
+	deferred(r);
+}
+void api_container_stop(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_kill(struct api_req *r)
+{
+	api_reply_empty(r, 204);
+}
+void api_container_wait(struct api_req *r)
+{
+	deferred(r);
+}
+void api_container_delete(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_attach(struct api_req *r)
+{
+	hijacked(r);
+}
+void api_container_resize(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_logs(struct api_req *r)
+{
+	streamed(r);
+}
+void api_exec_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_exec_start(struct api_req *r)
+{
+	hijacked(r);
+}
+void api_exec_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_exec_resize(struct api_req *r)
+{
+	with_query(r);
+}
+void api_image_load(struct api_req *r)
+{
+	deferred(r);
+}
+void api_image_create(struct api_req *r)
+{
+	with_query(r);
+}
+void api_image_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_image_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_image_delete(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_service_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_service_list(struct api_req *r)
+{
+	with_query(r);
+}
+void api_service_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_service_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_service_delete(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_service_logs(struct api_req *r)
+{
+	streamed(r);
+}
+void api_task_list(struct api_req *r)
+{
+	with_query(r);
+}
+void api_task_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_node_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_node_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_node_update(struct api_req *r)
+{
+	with_body(r);
+}
 
 static void remove_socket(void)
 {
