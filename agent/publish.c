@@ -31,7 +31,6 @@ struct publish {
 	/* published ports from the node itself: hooks pinned here, and the
 	 * node addresses last written for them */
 	char node_pins[4096];
-	bool node_hooks;
 	uint32_t node_addrs[LB_NODE_ADDRS_MAX];
 	size_t n_node_addrs;
 };
@@ -46,6 +45,13 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	buf[strcspn(buf, "\n")] = '\0';
 	log_debug("libbpf: %s", buf);
 	return 0;
+}
+
+/* The socket hooks are on: both sets attached (a failed attach marks the
+ * feature unavailable, so the feature's state says it all). */
+static bool node_hooks_on(const struct publish *p)
+{
+	return p->lb && lb_feature(p->lb, LB_FEAT_SOCKET_LB)->state == LB_FEATURE_ON;
 }
 
 int publish_init(struct agent *a, struct shoal_err *err)
@@ -74,16 +80,14 @@ int publish_init(struct agent *a, struct shoal_err *err)
 	 * both on, or both fallbacks (DNS round robin, the userland proxy) */
 	snprintf(p->node_pins, sizeof(p->node_pins), "%s/node", a->cfg.bpffs_dir);
 	struct shoal_err serr = {0};
-	if (lb_feature(p->lb, LB_FEAT_SOCKET_LB)->state == LB_FEATURE_ON) {
+	if (node_hooks_on(p)) {
 		if (!a->cgroup_v2[0])
 			shoal_err_set(&serr, ENOENT, "no cgroup v2 hierarchy to attach to");
-		else if (lb_sock_attach(p->lb, a->cgroup_v2, &serr) >= 0 &&
-			 lb_sock_node_attach(p->lb, a->cgroup_v2, p->node_pins, &serr) >= 0)
-			p->node_hooks = true;
-		if (!p->node_hooks)
+		if (!a->cgroup_v2[0] || lb_sock_attach(p->lb, a->cgroup_v2, &serr) < 0 ||
+		    lb_sock_node_attach(p->lb, a->cgroup_v2, p->node_pins, &serr) < 0)
 			lb_feature_unavailable(p->lb, LB_FEAT_SOCKET_LB, serr.msg);
 	}
-	if (!p->node_hooks) {
+	if (!node_hooks_on(p)) {
 		/* an earlier agent's hooks would still translate */
 		if (a->cgroup_v2[0])
 			lb_sock_detach(NULL, a->cgroup_v2, NULL);
@@ -116,7 +120,7 @@ void publish_free(struct agent *a)
 bool publish_vips_balanced(struct agent *a)
 {
 	struct publish *p = a->publish;
-	return p && p->lb && p->node_hooks;
+	return p && node_hooks_on(p);
 }
 
 json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked)
@@ -184,7 +188,7 @@ static void node_addrs_sync(struct publish *p)
 	struct ifaddrs *ifa = NULL;
 	uint32_t addrs[LB_NODE_ADDRS_MAX];
 	size_t n = 0;
-	if (!p->node_hooks || getifaddrs(&ifa) < 0)
+	if (!node_hooks_on(p) || getifaddrs(&ifa) < 0)
 		return;
 	for (struct ifaddrs *it = ifa; it; it = it->ifa_next) {
 		if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET)
@@ -773,7 +777,7 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 		p->swept = true;
 	}
 	json_decref(desired);
-	if (!p->node_hooks)
+	if (!node_hooks_on(p))
 		publish_proxy_sync(a, p->programmed);
 }
 

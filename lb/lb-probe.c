@@ -367,7 +367,7 @@ int lb_features_probe(uint32_t disable, struct lb_feature_status ret[LB_FEAT_MAX
 			int r = lb_probes[f](s->reason, sizeof(s->reason));
 
 			s->state = r < 0 ? LB_FEATURE_UNAVAILABLE : LB_FEATURE_ON;
-			if (r < 0 && r == -EPERM && !s->reason[0])
+			if (r == -EPERM && !s->reason[0])
 				snprintf(s->reason, sizeof(s->reason),
 					 "not permitted (needs root)");
 			if (r >= 0)
