@@ -61,7 +61,8 @@ void api_info(struct api_req *r)
 		const char *name = json_string_value(json_object_get(f, "Name"));
 		const char *state = json_string_value(json_object_get(f, "State"));
 		const char *fb = json_string_value(json_object_get(f, "Fallback"));
-		if (strcmp(state, "unavailable") != 0 || (fb && strcmp(fb, "not asked for") == 0))
+		/* XDP not asked for is no loss, whatever the kernel has */
+		if (strcmp(state, "unavailable") != 0 || (strcmp(name, "xdp") == 0 && !a->cfg.xdp))
 			continue;
 		char w[1024];
 		snprintf(w, sizeof(w), "WARNING: data plane: %s unavailable: %s; %s", name,

@@ -553,7 +553,7 @@ static int check(struct agent *a)
 		snprintf(st[LB_FEAT_SOCKET_LB].reason, sizeof(st[LB_FEAT_SOCKET_LB].reason),
 			 "no cgroup v2 hierarchy for cgroup parent %s", a->cfg.cgroup_parent);
 	}
-	json_t *features = publish_features_json(st, a->cfg.xdp);
+	json_t *features = publish_features_json(st);
 	size_t i;
 	json_t *f;
 	printf("%-14s %-12s %-9s %s\n", "FEATURE", "STATE", "REQUIRED", "DETAIL");

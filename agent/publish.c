@@ -123,7 +123,7 @@ bool publish_vips_balanced(struct agent *a)
 	return p && node_hooks_on(p);
 }
 
-json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked)
+json_t *publish_features_json(const struct lb_feature_status *st)
 {
 	json_t *arr = json_array();
 	for (enum lb_feature f = 0; f < LB_FEAT_MAX; f++) {
@@ -139,10 +139,7 @@ json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked
 			const char *fb = lb_feature_fallback(f);
 			json_object_set_new(o, "Provides", json_string(lb_feature_provides(f)));
 			if (fb)
-				json_object_set_new(o, "Fallback",
-						    json_string(f == LB_FEAT_XDP && !xdp_asked
-									? "not asked for"
-									: fb));
+				json_object_set_new(o, "Fallback", json_string(fb));
 		}
 		json_array_append_new(arr, o);
 	}
@@ -164,7 +161,7 @@ json_t *publish_features(struct agent *a)
 		if (!a->cfg.xdp && st[LB_FEAT_XDP].state == LB_FEATURE_ON)
 			st[LB_FEAT_XDP].state = LB_FEATURE_OFF;
 	}
-	return publish_features_json(st, a->cfg.xdp);
+	return publish_features_json(st);
 }
 
 bool publish_available(struct agent *a, struct shoal_err *err)

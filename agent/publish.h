@@ -42,7 +42,7 @@ bool publish_vips_balanced(struct agent *a);
  *   "Provides","Fallback"}]. */
 json_t *publish_features(struct agent *a);
 struct lb_feature_status;
-json_t *publish_features_json(const struct lb_feature_status *st, bool xdp_asked);
+json_t *publish_features_json(const struct lb_feature_status *st);
 /* True when the data plane is there; otherwise err says why not. */
 bool publish_available(struct agent *a, struct shoal_err *err);
 /* Programs the data plane from the store's services and tasks and the
