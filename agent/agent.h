@@ -33,6 +33,7 @@ struct agent_config {
 	int64_t log_max_size;
 	int log_max_files;
 	int task_history_limit; /* --task-history-limit: finished tasks kept per slot (5) */
+	int max_connections;	/* --max-connections: API connections at once; 0 = default */
 	/* --log-max-total in bytes, 0 = no cap; as parsed, -N is N% of the data dir's
 	 * file system and INT64_MAX no cap (resolved by logs_usage_start()) */
 	int64_t log_max_total;

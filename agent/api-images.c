@@ -16,8 +16,8 @@
 #include "lib/util.h"
 #include "runtime/image.h"
 
-/* An image body is moved into a memfd on the loop (a memory copy), then
- * unpacked on the worker thread. */
+/* An image body arrives in a file in the data dir (the connection guard writes
+ * it as it comes, agent/http-guard.c); it is unpacked on the worker thread. */
 struct image_job {
 	struct api_req *r;
 	struct agent *agent;
@@ -36,24 +36,6 @@ static void image_job_cancel(struct api_req *r)
 	if (j)
 		j->r = NULL;
 	api_req_free(r);
-}
-
-static int body_to_memfd(struct api_req *r)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	int fd = memfd_create("shoal-image", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while (evbuffer_get_length(in) > 0) {
-		int n = evbuffer_write(in, fd);
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			return -e;
-		}
-	}
-	lseek(fd, 0, SEEK_SET);
-	return fd;
 }
 
 static void image_work(void *arg)
@@ -125,33 +107,33 @@ static void image_done(void *arg)
 	free(j);
 }
 
-static void submit_image_job(struct api_req *r, bool import, const char *ref)
+static void image_body_done(struct api_req *r, int fd, const struct shoal_err *err, void *arg)
 {
-	struct image_job *j = calloc(1, sizeof(*j));
-	if (!j) {
-		api_reply_error(r, 500, "out of memory");
+	struct image_job *j = arg;
+	if (!r) {
+		free(j->ref);
+		free(j);
 		return;
 	}
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) == 0) {
+	if (fd < 0) {
+		free(j->ref);
+		free(j);
+		api_reply_err(r, err);
+		return;
+	}
+	if (lseek(fd, 0, SEEK_END) == 0) {
+		close(fd);
+		free(j->ref);
 		free(j);
 		api_reply_error(r, 400,
 				"request body is empty: send the image tarball as the body");
 		return;
 	}
-	j->fd = body_to_memfd(r);
-	if (j->fd < 0) {
-		int e = -j->fd;
-		free(j);
-		api_reply_error(r, 500, "buffering the image: %s", strerror(e));
-		return;
-	}
+	lseek(fd, 0, SEEK_SET);
+	j->fd = fd;
 	j->r = r;
-	j->agent = r->agent;
-	j->import = import;
-	j->ref = ref ? strdup(ref) : NULL;
 	r->userdata = j;
 	r->on_cancel = image_job_cancel;
-	api_req_defer(r);
 	int ret = worker_submit(r->agent->worker, image_work, image_done, j);
 	if (ret < 0) {
 		close(j->fd);
@@ -161,6 +143,20 @@ static void submit_image_job(struct api_req *r, bool import, const char *ref)
 		r->on_cancel = NULL;
 		api_reply_error(r, 503, "too many image operations queued; try again shortly");
 	}
+}
+
+static void submit_image_job(struct api_req *r, bool import, const char *ref)
+{
+	struct image_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	j->fd = -1;
+	j->agent = r->agent;
+	j->import = import;
+	j->ref = ref ? strdup(ref) : NULL;
+	api_body_upload(r, image_body_done, j);
 }
 
 void api_image_load(struct api_req *r)

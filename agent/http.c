@@ -20,66 +20,57 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/http-internal.h"
 #include "agent/http.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
 static const struct api_route routes[] = {
-	{EVHTTP_REQ_GET, "/_ping", api_ping},
-	{EVHTTP_REQ_HEAD, "/_ping", api_ping},
-	{EVHTTP_REQ_GET, "/version", api_version},
-	{EVHTTP_REQ_GET, "/info", api_info},
-	{EVHTTP_REQ_GET, "/lb", api_lb_list},
-	{EVHTTP_REQ_GET, "/metrics", api_metrics},
-	{EVHTTP_REQ_POST, "/containers/create", api_container_create},
-	{EVHTTP_REQ_GET, "/containers/json", api_container_list},
-	{EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect},
-	{EVHTTP_REQ_POST, "/containers/{}/start", api_container_start},
-	{EVHTTP_REQ_POST, "/containers/{}/stop", api_container_stop},
-	{EVHTTP_REQ_POST, "/containers/{}/kill", api_container_kill},
-	{EVHTTP_REQ_POST, "/containers/{}/wait", api_container_wait},
-	{EVHTTP_REQ_POST, "/containers/{}/attach", api_container_attach},
-	{EVHTTP_REQ_POST, "/containers/{}/resize", api_container_resize},
-	{EVHTTP_REQ_GET, "/containers/{}/logs", api_container_logs},
-	{EVHTTP_REQ_DELETE, "/containers/{}", api_container_delete},
-	{EVHTTP_REQ_POST, "/containers/{}/exec", api_exec_create},
-	{EVHTTP_REQ_POST, "/exec/{}/start", api_exec_start},
-	{EVHTTP_REQ_GET, "/exec/{}/json", api_exec_inspect},
-	{EVHTTP_REQ_POST, "/exec/{}/resize", api_exec_resize},
-	{EVHTTP_REQ_POST, "/images/load", api_image_load},
-	{EVHTTP_REQ_POST, "/images/create", api_image_create},
-	{EVHTTP_REQ_GET, "/images/json", api_image_list},
-	{EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect},
-	{EVHTTP_REQ_DELETE, "/images/{}", api_image_delete},
-	{EVHTTP_REQ_POST, "/services/create", api_service_create},
-	{EVHTTP_REQ_GET, "/services", api_service_list},
-	{EVHTTP_REQ_GET, "/services/{}", api_service_inspect},
-	{EVHTTP_REQ_POST, "/services/{}/update", api_service_update},
-	{EVHTTP_REQ_DELETE, "/services/{}", api_service_delete},
-	{EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs},
-	{EVHTTP_REQ_GET, "/tasks", api_task_list},
-	{EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect},
-	{EVHTTP_REQ_GET, "/nodes", api_node_list},
-	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect},
-	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update},
+	{EVHTTP_REQ_GET, "/_ping", api_ping, API_BODY_SMALL, false},
+	{EVHTTP_REQ_HEAD, "/_ping", api_ping, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/version", api_version, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/info", api_info, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/lb", api_lb_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/metrics", api_metrics, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/create", api_container_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/containers/json", api_container_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/containers/{}/json", api_container_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/start", api_container_start, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/stop", api_container_stop, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/kill", api_container_kill, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/wait", api_container_wait, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/attach", api_container_attach, API_BODY_SMALL, true},
+	{EVHTTP_REQ_POST, "/containers/{}/resize", api_container_resize, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/containers/{}/logs", api_container_logs, API_BODY_SMALL, false},
+	{EVHTTP_REQ_DELETE, "/containers/{}", api_container_delete, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/containers/{}/exec", api_exec_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/exec/{}/start", api_exec_start, API_BODY_JSON, true},
+	{EVHTTP_REQ_GET, "/exec/{}/json", api_exec_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/exec/{}/resize", api_exec_resize, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/images/load", api_image_load, API_BODY_UPLOAD, false},
+	{EVHTTP_REQ_POST, "/images/create", api_image_create, API_BODY_UPLOAD, false},
+	{EVHTTP_REQ_GET, "/images/json", api_image_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/images/{}/json", api_image_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_DELETE, "/images/{}", api_image_delete, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/services/create", api_service_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/services", api_service_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/services/{}", api_service_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/services/{}/update", api_service_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_DELETE, "/services/{}", api_service_delete, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/tasks", api_task_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/nodes", api_node_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update, API_BODY_JSON, false},
 };
 
-/* An incoming request's head or body idle this long drops the connection
- * (slowloris); so does an idle keep-alive connection. A request a handler
- * holds (api_req_defer) has no read deadline until it is answered. */
-#define HTTP_IO_TIMEOUT_S    30
-#define HTTP_MAX_HEAD	     (64 * 1024) /* request line and headers */
-#define HTTP_ACCEPT_RETRY_MS 250	 /* accept paused this long after EMFILE/ENFILE */
-#define HTTP_LOG_INTERVAL_S  60		 /* at most one line about it this often */
-
-/* The listener's state, one API server per process. */
-static struct {
-	struct evconnlistener *listener;
-	struct event *retry;
-	int64_t last_log_ns;
-	unsigned long suppressed;
-} srv;
+/* An idle keep-alive connection is dropped after this; a request head or body
+ * has its own deadlines (agent/http-guard.c). A request a handler holds
+ * (api_req_defer) has no read deadline until it is answered. */
+#define HTTP_IO_TIMEOUT_S 30
+#define HTTP_MAX_HEAD	  (64 * 1024) /* request line and headers */
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -162,15 +153,43 @@ static bool route_match(const char *pattern, const char *path, struct api_req *r
 	return *p == '\0' && *s == '\0';
 }
 
-static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
+const struct api_route *api_route_find(enum evhttp_cmd_type method, const char *path)
 {
-	struct api_req *r = arg;
+	path = strip_version(path);
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		struct api_req probe = {0};
+		if (routes[i].method == method && route_match(routes[i].pattern, path, &probe))
+			return &routes[i];
+	}
+	return NULL;
+}
+
+void api_req_conn_closed(struct api_req *r)
+{
 	/* libevent frees the request with the connection; the owner of a deferred
 	 * request learns it must not reply. */
 	r->cancelled = true;
 	r->req = NULL;
 	if (r->on_cancel)
 		r->on_cancel(r);
+}
+
+static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	api_req_conn_closed(arg);
+}
+
+/* A deferred request stops being watched for its connection's close. */
+static void req_undefer(struct api_req *r)
+{
+	if (!r->deferred || !r->req)
+		return;
+	r->deferred = false;
+	if (http_guard_undefer(r->req))
+		return;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
 }
 
 static void dispatch_cb(struct evhttp_request *req, void *arg)
@@ -216,37 +235,6 @@ static void dispatch_cb(struct evhttp_request *req, void *arg)
 		api_reply_error(r, 405, "method %s not allowed on %s", method_name(m), path);
 	else
 		api_reply_error(r, 404, "page not found: %s", path);
-}
-
-static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	if (srv.listener)
-		evconnlistener_enable(srv.listener);
-}
-
-/* Out of descriptors, accept() fails at once for every pending client: the
- * listener stays readable, and retrying at once is a busy loop (with a log
- * line per try). Accept pauses instead; pending clients wait in the backlog
- * while connections close or time out. */
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	int e = errno;
-	bool pause = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
-	int64_t now = now_ns();
-	if (!srv.last_log_ns || now - srv.last_log_ns >= HTTP_LOG_INTERVAL_S * 1000000000LL) {
-		log_warn("api: accept: %s%s (%lu more times since the last report)", strerror(e),
-			 pause ? "; accepting no new connections for a moment" : "",
-			 srv.suppressed);
-		srv.last_log_ns = now;
-		srv.suppressed = 0;
-	} else {
-		srv.suppressed++;
-	}
-	if (!pause)
-		return;
-	evconnlistener_disable(l);
-	struct timeval tv = {0, HTTP_ACCEPT_RETRY_MS * 1000};
-	evtimer_add(srv.retry, &tv);
 }
 
 static struct bufferevent *req_bev(struct evhttp_request *req)
@@ -300,22 +288,22 @@ int api_server_start(struct agent *a, struct shoal_err *err)
 	}
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT);
-	evhttp_set_max_body_size(a->http, AGENT_MAX_IMAGE_BODY);
+	/* a backstop: the guard applies each route's own limit first, and upload
+	 * bodies never reach evhttp */
+	evhttp_set_max_body_size(a->http, AGENT_MAX_JSON_BODY);
 	evhttp_set_max_headers_size(a->http, HTTP_MAX_HEAD);
 	evhttp_set_timeout(a->http, HTTP_IO_TIMEOUT_S);
 	evhttp_set_default_content_type(a->http, "application/json");
 	evhttp_set_gencb(a->http, dispatch_cb, a);
-	memset(&srv, 0, sizeof(srv));
-	srv.retry = evtimer_new(a->base, accept_retry_cb, NULL);
-	struct evhttp_bound_socket *bound =
-		srv.retry ? evhttp_accept_socket_with_handle(a->http, fd) : NULL;
+	struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(a->http, fd);
 	if (!bound) {
 		close(fd);
 		return shoal_err_set(err, EIO, "evhttp_accept_socket failed");
 	}
-	srv.listener = evhttp_bound_socket_get_listener(bound);
-	evconnlistener_set_error_cb(srv.listener, accept_error_cb);
-	return 0;
+	struct http_guard_opts go = {.max_connections = a->cfg.max_connections,
+				     .upload_dir = a->cfg.data_dir};
+	return http_guard_start(a->base, a->http, evhttp_bound_socket_get_listener(bound), &go,
+				err);
 }
 
 void api_server_stop(struct agent *a)
@@ -324,11 +312,7 @@ void api_server_stop(struct agent *a)
 		evhttp_free(a->http);
 		a->http = NULL;
 	}
-	srv.listener = NULL;
-	if (srv.retry) {
-		event_free(srv.retry);
-		srv.retry = NULL;
-	}
+	http_guard_stop();
 	if (a->cfg.socket_path)
 		unlink(a->cfg.socket_path);
 }
@@ -337,11 +321,7 @@ void api_req_free(struct api_req *r)
 {
 	if (!r)
 		return;
-	if (r->deferred && r->req) {
-		struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
-		if (evcon)
-			evhttp_connection_set_closecb(evcon, NULL, NULL);
-	}
+	req_undefer(r);
 	evhttp_clear_headers(&r->query);
 	free(r);
 }
@@ -364,9 +344,11 @@ void api_req_defer(struct api_req *r)
 	r->deferred = true;
 	if (!r->req)
 		return;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
-	if (evcon)
-		evhttp_connection_set_closecb(evcon, conn_close_cb, r);
+	if (!http_guard_defer(r->req, r)) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, conn_close_cb, r);
+	}
 	req_set_timeouts(r->req, false);
 }
 
@@ -388,12 +370,12 @@ static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
 	if (r->req && !r->cancelled) {
 		const char *reason = status < 300 ? "OK" : status == 304 ? "Not Modified" : "Error";
 		if (r->deferred) {
-			struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
-			if (evcon)
-				evhttp_connection_set_closecb(evcon, NULL, NULL);
-			r->deferred = false;
+			req_undefer(r);
 			req_set_timeouts(r->req, true);
 		}
+		if (http_guard_replying(r->req))
+			evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection",
+					  "close");
 		evhttp_send_reply(r->req, status, reason, buf);
 	}
 	api_req_free(r);
@@ -530,6 +512,8 @@ struct bufferevent *api_hijack(struct api_req *r, const char *content_type)
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
 	const char *upgrade =
 		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Upgrade");
+	req_undefer(r); /* the stream owns the connection now */
+	http_guard_hijacked(r->req);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	if (upgrade)
@@ -557,6 +541,8 @@ void api_stream_start(struct api_req *r, int status, const char *content_type)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "Api-Version", "1.43");
+	if (http_guard_replying(r->req))
+		evhttp_add_header(h, "Connection", "close");
 	/* a stream (logs --follow) may be silent for long: no read deadline */
 	req_set_timeouts(r->req, false);
 	evhttp_send_reply_start(r->req, status, "OK");
@@ -575,12 +561,7 @@ void api_stream_chunk(struct api_req *r, const void *data, size_t len)
 void api_stream_end(struct api_req *r)
 {
 	if (r->req && !r->cancelled) {
-		if (r->deferred) {
-			struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
-			if (evcon)
-				evhttp_connection_set_closecb(evcon, NULL, NULL);
-			r->deferred = false;
-		}
+		req_undefer(r);
 		req_set_timeouts(r->req, true);
 		evhttp_send_reply_end(r->req);
 	}

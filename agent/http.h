@@ -35,11 +35,23 @@ struct api_req {
 
 typedef void (*api_handler)(struct api_req *r);
 
+/* What a route takes as its body; the connection guard (agent/http-guard.c)
+ * applies the limit before anything is buffered. */
+enum api_body {
+	API_BODY_SMALL,	 /* none expected; up to API_MAX_SMALL_BODY tolerated */
+	API_BODY_JSON,	 /* a JSON document, up to AGENT_MAX_JSON_BODY */
+	API_BODY_UPLOAD, /* a tarball, streamed to a file, up to AGENT_MAX_IMAGE_BODY */
+};
+
 struct api_route {
 	enum evhttp_cmd_type method;
 	const char *pattern; /* "/containers/{}/start" */
 	api_handler fn;
+	enum api_body body;
+	bool hijack; /* the connection may become a raw stream after the request */
 };
+
+#define API_MAX_SMALL_BODY (64 * 1024)
 
 int api_server_start(struct agent *a, struct shoal_err *err);
 void api_server_stop(struct agent *a);
@@ -67,6 +79,14 @@ int api_query_int(struct api_req *r, const char *key, int64_t def, int64_t *ret)
 /* Parses the body as a JSON object (empty body -> empty object when allow_empty).
  * On failure replies 400/413 and returns NULL. */
 json_t *api_body_json(struct api_req *r, bool allow_empty);
+
+/* The body of an API_BODY_UPLOAD route, written to an unlinked file in the data
+ * dir as it arrives. done is called once, on the loop: with the file (offset 0;
+ * the callee closes it), or with fd -1 and the reason (err->status is the HTTP
+ * status to answer), and then answers r; or with r NULL when the client went
+ * away (only arg is to be released). r is deferred meanwhile. */
+typedef void (*api_upload_cb)(struct api_req *r, int fd, const struct shoal_err *err, void *arg);
+void api_body_upload(struct api_req *r, api_upload_cb done, void *arg);
 
 /* Takes over the connection for a raw stream (Docker's hijack). Sends the 101
  * (when the client asked to upgrade) or a 200 with raw-stream content type,

@@ -66,6 +66,9 @@ static void usage(FILE *f)
 		"                        and counted\n"
 		"  --task-history-limit N  finished tasks kept per service slot (default 5,\n"
 		"                        as swarm's TaskHistoryRetentionLimit; 1 to 100)\n"
+		"  --max-connections N   API connections served at once (default 8192, fewer\n"
+		"                        when the open-file limit is lower); past it the\n"
+		"                        socket's backlog waits\n"
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
@@ -104,6 +107,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_LMS,
 		O_LMF,
 		O_THL,
+		O_MAXCONN,
 		O_LMT,
 		O_MON,
 		O_VER,
@@ -128,6 +132,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"log-max-size", required_argument, NULL, O_LMS},
 		{"log-max-files", required_argument, NULL, O_LMF},
 		{"task-history-limit", required_argument, NULL, O_THL},
+		{"max-connections", required_argument, NULL, O_MAXCONN},
 		{"log-max-total", required_argument, NULL, O_LMT},
 		{"monitor-path", required_argument, NULL, O_MON},
 		{"version", no_argument, NULL, O_VER},
@@ -207,6 +212,18 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 				return -EINVAL;
 			}
 			cfg->task_history_limit = (int)v;
+			break;
+		}
+		case O_MAXCONN: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 16 || v > 1000000) {
+				fprintf(stderr,
+					"shoald: --max-connections %s: expected 16 to 1000000\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->max_connections = (int)v;
 			break;
 		}
 		case O_LMT: {

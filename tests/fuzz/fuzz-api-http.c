@@ -2,7 +2,8 @@
 /* libFuzzer over the whole HTTP request path of shoald: the input is the raw
  * bytes of a client connection (method, path, query, headers, body, several
  * pipelined requests, garbage), written to the agent's real API server
- * (agent/http.c over libevent's evhttp, on a unix socket) with the routes
+ * (agent/http.c and its connection guard, agent/http-guard.c, over libevent's
+ * evhttp, on a unix socket) with the routes
  * answered by stubs that use the same request helpers as the real handlers
  * (JSON bodies, query integers, deferred replies, streams, hijacks). Any input
  * must end in replies or a closed connection, never a crash, a leak or a hang. */
@@ -108,6 +109,24 @@ static void hijacked(struct api_req *r)
 	api_hijack_close(evcon);
 }
 
+static void upload_done(struct api_req *r, int fd, const struct shoal_err *err, void *arg)
+{
+	if (!r)
+		return;
+	if (fd < 0) {
+		api_reply_err(r, err);
+		return;
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	close(fd);
+	api_reply_json(r, 200, json_pack("{s:I}", "Size", (json_int_t)size));
+}
+
+static void uploaded(struct api_req *r)
+{
+	api_body_upload(r, upload_done, NULL);
+}
+
 void api_ping(struct api_req *r)
 {
 	api_reply_raw(r, 200, "text/plain", "OK", 2);
@@ -190,11 +209,11 @@ void api_exec_resize(struct api_req *r)
 }
 void api_image_load(struct api_req *r)
 {
-	deferred(r);
+	uploaded(r);
 }
 void api_image_create(struct api_req *r)
 {
-	with_query(r);
+	uploaded(r);
 }
 void api_image_list(struct api_req *r)
 {
@@ -263,6 +282,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_set_level(LOG_LVL_ERROR);
 	snprintf(sock_path, sizeof(sock_path), "/tmp/shoal-fuzz-http.%d.sock", (int)getpid());
 	agent.cfg.socket_path = sock_path;
+	agent.cfg.data_dir = "/tmp"; /* upload bodies: unlinked files there */
 	agent.base = event_base_new();
 	struct shoal_err err = {0};
 	if (!agent.base || api_server_start(&agent, &err) < 0) {

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # fuzz-api-http: libFuzzer over the agent's whole HTTP request path (agent/http.c
-# on libevent's evhttp, stub route handlers), built with clang (checked, with
-# its libFuzzer runtime, in CMakeLists.txt).
+# and its connection guard, on libevent's evhttp and http_parser; stub route
+# handlers), built with clang (checked, with its libFuzzer runtime, in
+# CMakeLists.txt).
 set(_http_fuzz_bin ${CMAKE_CURRENT_BINARY_DIR}/fuzz-api-http)
 set(_http_fuzz_src
 	${CMAKE_CURRENT_SOURCE_DIR}/fuzz-api-http.c
 	${PROJECT_SOURCE_DIR}/agent/http.c
+	${PROJECT_SOURCE_DIR}/agent/http-guard.c
 	${PROJECT_SOURCE_DIR}/lib/log.c
 	${PROJECT_SOURCE_DIR}/lib/err.c
 	${PROJECT_SOURCE_DIR}/lib/util.c)
@@ -14,9 +16,10 @@ add_custom_command(OUTPUT ${_http_fuzz_bin}
 		-DSHOAL_VERSION="${PROJECT_VERSION}"
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 		-I${PROJECT_SOURCE_DIR} ${JANSSON_CFLAGS} ${LIBEVENT_CFLAGS}
-		${_http_fuzz_src} ${LIBEVENT_LDFLAGS} ${JANSSON_LDFLAGS} ${OPENSSL_LDFLAGS}
+		${_http_fuzz_src} ${LIBEVENT_LDFLAGS} ${JANSSON_LDFLAGS} ${OPENSSL_LDFLAGS} ${HTTP_PARSER_LIBRARY}
 		-o ${_http_fuzz_bin}
 	DEPENDS ${_http_fuzz_src} ${PROJECT_SOURCE_DIR}/agent/http.h
+		${PROJECT_SOURCE_DIR}/agent/http-internal.h
 		${PROJECT_SOURCE_DIR}/agent/api.h ${PROJECT_SOURCE_DIR}/agent/agent.h
 	COMMENT "Building fuzz-api-http with clang/libFuzzer"
 	VERBATIM)

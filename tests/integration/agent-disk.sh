@@ -4,7 +4,8 @@
 # at a floor of free space and at the node's total, dropped lines are counted
 # in the log; on a data dir filled by something else the agent gives back its
 # reserve, serves reads and stop (recorded for good) and restarts; with the
-# reserve spent too, a create fails cleanly and leaves nothing behind.
+# reserve spent too, a create fails cleanly and leaves nothing behind; an
+# upload that would not fit is refused before its body is read.
 . "$(dirname "$0")/lib.sh"
 
 DATA_MB=20
@@ -104,6 +105,15 @@ log "free: ${before} KiB before the rm, ${after} KiB after"
 [ "$after" -gt $((before + 10 * 1024)) ] && ok "removing the container gives the space back" ||
 	fail "free space after rm: ${after} KiB (before ${before} KiB)"
 must "removing the quiet container" shoal rm -f quiet
+
+log "an upload bigger than the data dir's room is refused before its body"
+truncate -s 30M "$T/big.tar"
+out=$(curl -s --max-time 10 --unix-socket "$SOCK" -X POST -T "$T/big.tar" -w ' %{http_code}' \
+	"http://shoal/images/create?fromSrc=-&repo=big")
+expect_contains "a 30 MB import into a ${DATA_MB} MB data dir: 507" " 507" "$out"
+expect_contains "naming the data dir" "no room for a 31457280-byte body in $T/data" "$out"
+rm -f "$T/big.tar"
+expect_eq "the agent answers after it" "200 OK" "$(api GET /_ping)"
 
 log "the node's total: --log-max-total 3m"
 agent_stop
