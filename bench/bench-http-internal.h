@@ -14,10 +14,6 @@ struct bench_http_wrk_opts {
 	int cpu;		 /* -1: not pinned */
 };
 
-/* Pins the calling thread to cpu. */
-int bench_http_pin_cpu(int cpu);
 /* Runs wrk against url as opts say and adds its figures to out["wrk"]. */
 int bench_http_wrk(const struct bench_http_wrk_opts *opts, const char *url, json_t *out,
 		   struct shoal_err *err);
-/* The result's table on stdout, its warnings on stderr. */
-void bench_http_print(json_t *out);

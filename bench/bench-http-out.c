@@ -16,11 +16,12 @@
 #include <jansson.h>
 
 #include "bench/bench-http-internal.h"
+#include "bench/bench-load.h"
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
 
-int bench_http_pin_cpu(int cpu)
+int bench_load_pin_cpu(int cpu)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
@@ -53,7 +54,7 @@ int bench_http_wrk(const struct bench_http_wrk_opts *b, const char *url, json_t 
 	if (pid == 0) {
 		dup2(pfd[1], 1);
 		if (b->cpu >= 0)
-			bench_http_pin_cpu(b->cpu);
+			bench_load_pin_cpu(b->cpu);
 		execlp("wrk", "wrk", "-t1", c_arg, d_arg, "--latency", url, (char *)NULL);
 		_exit(127);
 	}
@@ -85,20 +86,33 @@ int bench_http_wrk(const struct bench_http_wrk_opts *b, const char *url, json_t 
 	return 0;
 }
 
-void bench_http_print(json_t *out)
+void bench_load_print(json_t *out)
 {
 	json_t *cfg = json_object_get(out, "config");
 	size_t i;
 	json_t *v;
-	printf("\nshoal bench http: %s, %s, %lld connections%s, %.1f s x %lld rounds after "
+	const char *target = json_string_value(json_object_get(cfg, "url"));
+	if (!target)
+		target = json_string_value(json_object_get(cfg, "target"));
+	printf("\nshoal bench %s: %s, %s, %lld connections%s, %.1f s x %lld rounds after "
 	       "%.1f s warm-up\n",
-	       json_string_value(json_object_get(cfg, "url")),
+	       json_string_value(json_object_get(out, "suite")), target,
 	       json_string_value(json_object_get(cfg, "mode")),
 	       (long long)json_integer_value(json_object_get(cfg, "connections")),
 	       json_is_true(json_object_get(cfg, "new_connections")) ? " (new per request)" : "",
 	       json_real_value(json_object_get(cfg, "duration_s")),
 	       (long long)json_integer_value(json_object_get(cfg, "rounds")),
 	       json_real_value(json_object_get(cfg, "warmup_s")));
+	json_t *client = json_object_get(cfg, "client");
+	const char *kind = json_string_value(json_object_get(client, "kind"));
+	if (kind && strcmp(kind, "netns") == 0)
+		printf("  from a client namespace: %s, via %s on this host\n",
+		       json_string_value(json_object_get(client, "address")),
+		       json_string_value(json_object_get(client, "host_address")));
+	else if (kind && strcmp(kind, "container") == 0)
+		printf("  from container %s's network namespace (pid %lld)\n",
+		       json_string_value(json_object_get(client, "container")),
+		       (long long)json_integer_value(json_object_get(client, "pid")));
 	json_array_foreach(json_object_get(out, "variants"), i, v)
 	{
 		json_t *l = json_object_get(v, "latency_us");
@@ -145,6 +159,10 @@ void bench_http_print(json_t *out)
 				       json_object_get(s, "waited_for_connection")),
 			       (long long)json_integer_value(
 				       json_object_get(json_object_get(s, "send_lag_us"), "p99")));
+		json_t *late = json_object_get(v, "late_replies");
+		if (late)
+			printf("  late replies (to datagrams already counted lost): %lld\n",
+			       (long long)json_integer_value(late));
 		printf("  generator CPU: %.0f%%\n",
 		       json_real_value(json_object_get(v, "generator_cpu")) * 100);
 	}

@@ -2,8 +2,8 @@
 /* `shoal bench report RESULTS.json... -o DIR`: DIR/index.html, one page with
  * inline SVG and CSS, no script and no link, so it opens offline: a latency
  * percentile chart per variant (log percentile axis, one line per result),
- * throughput bars, `bench lb`'s peers, the other suites' figures, and each
- * result's environment. */
+ * throughput bars, scaling curves (bench-curve.c), `bench lb`'s peers, the
+ * other suites' figures, and each result's environment. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +32,12 @@ static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
 				     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 #define NCOLORS (sizeof(colors) / sizeof(colors[0]))
 
-static void esc(FILE *f, const char *s)
+const char *bench_color(size_t i)
+{
+	return colors[i % NCOLORS];
+}
+
+void bench_html_esc(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
@@ -125,9 +130,9 @@ static void latency_chart(FILE *f, json_t *results, const char *name)
 	}
 	ymax = nice_max(ymax);
 	fprintf(f, "<figure><figcaption>Latency by percentile: ");
-	esc(f, name);
+	bench_html_esc(f, name);
 	fprintf(f, "</figcaption>\n<svg class=\"chart latency\" data-variant=\"");
-	esc(f, name);
+	bench_html_esc(f, name);
 	fprintf(f,
 		"\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" role=\"img\">\n",
@@ -173,14 +178,14 @@ static void latency_chart(FILE *f, json_t *results, const char *name)
 				H - MB - y / ymax * (double)(H - MB - MT));
 		}
 		fprintf(f, "\"><title>");
-		esc(f, label_of(it));
+		bench_html_esc(f, label_of(it));
 		fprintf(f, "</title></polyline>\n");
 		double ly = MT + 10 + 18.0 * (double)i;
 		fprintf(f,
 			"<rect x=\"%d\" y=\"%.1f\" width=\"12\" height=\"4\" fill=\"%s\"/>"
 			"<text x=\"%d\" y=\"%.1f\">",
 			W - MR + 10, ly - 4, color, W - MR + 26, ly);
-		esc(f, label_of(it));
+		bench_html_esc(f, label_of(it));
 		fprintf(f, "</text>\n");
 	}
 	fprintf(f, "</svg></figure>\n");
@@ -205,7 +210,7 @@ static void bar_chart(FILE *f, const char *cls, const char *title, const char *u
 	const int lw = 260, bh = 18, gap = 6;
 	int h = MT + (int)n * (bh + gap) + 30;
 	fprintf(f, "<figure><figcaption>");
-	esc(f, title);
+	bench_html_esc(f, title);
 	fprintf(f,
 		"</figcaption>\n<svg class=\"chart %s\" xmlns=\"http://www.w3.org/2000/svg\" "
 		"width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
@@ -214,10 +219,10 @@ static void bar_chart(FILE *f, const char *cls, const char *title, const char *u
 		int y = MT + (int)i * (bh + gap);
 		double w = bars[i].value / vmax * (W - lw - 90);
 		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", lw - 8, y + bh - 5);
-		esc(f, bars[i].group);
+		bench_html_esc(f, bars[i].group);
 		if (bars[i].group && *bars[i].group)
 			fputs(": ", f);
-		esc(f, bars[i].label);
+		bench_html_esc(f, bars[i].label);
 		fprintf(f,
 			"</text><rect class=\"bar\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
 			"fill=\"%s\"/><text x=\"%.1f\" y=\"%d\">%.4g %s</text>\n",
@@ -238,38 +243,39 @@ static void env_table(FILE *f, json_t *results)
 	{
 		json_t *r = json_object_get(it, "result"), *e = json_object_get(r, "env");
 		fprintf(f, "<tr><td>");
-		esc(f, label_of(it));
+		bench_html_esc(f, label_of(it));
 		fprintf(f, "</td><td>");
-		esc(f, json_string_value(json_object_get(r, "suite")) ?: "?");
+		bench_html_esc(f, json_string_value(json_object_get(r, "suite")) ?: "?");
 		fprintf(f, "</td><td>");
-		esc(f, json_string_value(json_object_get(e, "kernel")) ?: "?");
+		bench_html_esc(f, json_string_value(json_object_get(e, "kernel")) ?: "?");
 		fprintf(f, "</td><td>%lld x ",
 			(long long)json_integer_value(json_object_get(e, "cpus")));
-		esc(f, json_string_value(json_object_get(e, "cpu_model")) ?: "?");
+		bench_html_esc(f, json_string_value(json_object_get(e, "cpu_model")) ?: "?");
 		fprintf(f, "</td><td>%.1f GiB</td><td>",
 			(double)json_integer_value(json_object_get(e, "memory_bytes")) / (1 << 30));
-		esc(f, json_string_value(json_object_get(e, "shoal_version")) ?: "?");
+		bench_html_esc(f, json_string_value(json_object_get(e, "shoal_version")) ?: "?");
 		fputc(' ', f);
-		esc(f, json_string_value(json_object_get(e, "shoal_commit")) ?: "");
+		bench_html_esc(f, json_string_value(json_object_get(e, "shoal_commit")) ?: "");
 		fprintf(f, "</td><td>");
 		size_t k;
 		json_t *dp;
 		json_array_foreach(json_object_get(e, "data_plane"), k, dp)
 		{
-			esc(f, json_string_value(json_object_get(dp, "Name")) ?: "?");
+			bench_html_esc(f, json_string_value(json_object_get(dp, "Name")) ?: "?");
 			fputs(": ", f);
-			esc(f, json_string_value(json_object_get(dp, "State")) ?: "?");
+			bench_html_esc(f, json_string_value(json_object_get(dp, "State")) ?: "?");
 			fputs("<br>", f);
 		}
 		if (!json_object_get(e, "data_plane")) {
 			fputs("no agent: ", f);
-			esc(f, json_string_value(json_object_get(e, "agent")) ?: "not asked");
+			bench_html_esc(f, json_string_value(json_object_get(e, "agent"))
+						  ?: "not asked");
 		}
 		fprintf(f, "</td><td><code>");
 		json_t *a;
 		json_array_foreach(json_object_get(e, "command"), k, a)
 		{
-			esc(f, json_string_value(a));
+			bench_html_esc(f, json_string_value(a));
 			fputc(' ', f);
 		}
 		fprintf(f, "</code></td></tr>\n");
@@ -303,10 +309,11 @@ int bench_report_html(json_t *results, FILE *f)
 	json_array_foreach(results, i, it)
 	{
 		fprintf(f, "%s<b>", i ? ", " : "");
-		esc(f, label_of(it));
+		bench_html_esc(f, label_of(it));
 		fprintf(f, "</b> (");
-		esc(f, json_string_value(json_object_get(json_object_get(it, "result"), "suite"))
-			       ?: "unknown suite");
+		bench_html_esc(f, json_string_value(
+					  json_object_get(json_object_get(it, "result"), "suite"))
+					  ?: "unknown suite");
 		fprintf(f, ")");
 	}
 	fprintf(f, "</p>\n");
@@ -348,6 +355,14 @@ int bench_report_html(json_t *results, FILE *f)
 		json_array_foreach(names, i, s) latency_chart(f, results, json_string_value(s));
 		fprintf(f, "<h2>Throughput</h2>\n");
 		bar_chart(f, "throughput", "Requests per second", "/s", bars, nb);
+	}
+	/* scaling: figures against the parameter they were measured at */
+	_cleanup_json_ json_t *curves = bench_results_curves(results);
+	if (json_array_size(curves)) {
+		fprintf(f, "<h2>Scaling</h2>\n<p>Each figure against the parameter its results "
+			   "differ in; an axis spanning two decades or more is logarithmic.</p>\n");
+		json_t *ch;
+		json_array_foreach(curves, i, ch) bench_curve_svg(ch, f);
 	}
 	/* `bench lb`: the peers, keep-alive and new connections */
 	const char *modes[] = {"keepalive", "newconn"};
@@ -401,7 +416,7 @@ int bench_report_html(json_t *results, FILE *f)
 	{
 		_cleanup_json_ json_t *fig = bench_results_figures(json_object_get(it, "result"));
 		fprintf(f, "<h3>");
-		esc(f, label_of(it));
+		bench_html_esc(f, label_of(it));
 		fprintf(f, "</h3>\n<table><tr><th>figure</th><th>value</th><th>better</th>"
 			   "<th>rounds' noise</th></tr>\n");
 		const char *k;
@@ -409,7 +424,7 @@ int bench_report_html(json_t *results, FILE *f)
 		json_object_foreach(fig, k, x)
 		{
 			fprintf(f, "<tr><td>");
-			esc(f, k);
+			bench_html_esc(f, k);
 			fprintf(f, "</td><td>%.6g</td><td>%s</td><td>",
 				json_real_value(json_object_get(x, "value")),
 				json_string_value(json_object_get(x, "better")));
@@ -425,7 +440,7 @@ int bench_report_html(json_t *results, FILE *f)
 				   wv)
 		{
 			fprintf(f, "<p class=\"warn\">");
-			esc(f, json_string_value(wv));
+			bench_html_esc(f, json_string_value(wv));
 			fprintf(f, "</p>\n");
 		}
 	}
@@ -443,7 +458,8 @@ int bench_report(struct cli_ctx *ctx, int argc, char **argv)
 	};
 	static const char usage[] = "-o DIR RESULTS.json...";
 	static const char desc[] =
-		"Write DIR/index.html: charts of results, viewable offline (no script, no link)";
+		"Write DIR/index.html: charts of results (latency, throughput, scaling curves), "
+		"viewable offline (no script, no link)";
 	snprintf(ctx->cmdpath, sizeof(ctx->cmdpath), "shoal bench report");
 	const char *dir = NULL;
 	struct cli_opts p;

@@ -34,3 +34,28 @@ json_t *bench_compare_results(json_t *a, json_t *b, double threshold_pct, int *r
  * percentile axis), throughput bars, the peers of `bench lb`, the figures of
  * the other suites, and every result's environment. 0 or -errno. */
 int bench_report_html(json_t *results, FILE *out);
+
+/* Scaling curves: series a result holds over a parameter (an array of
+ * objects each with "connections", "services", "nodes", ... and figures),
+ * and results of one suite that differ in such a parameter (config or top
+ * level); for http, tcp and udp the throughput and p99 of each variant. As
+ * [{"title", "x", "y", "series": [{"name", "points": [[x, y], ...]}]}],
+ * points sorted by x, series of one point left out. NULL on ENOMEM. */
+json_t *bench_results_curves(json_t *results);
+
+/* An axis of a line chart: logarithmic (decades lo..hi) when the values
+ * span two decades or more, else linear from 0 (or lo) to a round top. */
+struct bench_curve_axis {
+	bool log;
+	double lo, hi;
+};
+void bench_curve_axis(double lo, double hi, struct bench_curve_axis *ret);
+/* Where v falls between pixel from (at lo) and to (at hi). */
+double bench_curve_pos(const struct bench_curve_axis *a, double v, double from, double to);
+/* A chart of bench_results_curves() as an SVG line chart in a <figure>, a
+ * <circle class="point" data-x data-y> per point. -EINVAL without points. */
+int bench_curve_svg(json_t *chart, FILE *f);
+
+/* HTML-escaped text; the color of series i. */
+void bench_html_esc(FILE *f, const char *s);
+const char *bench_color(size_t i);

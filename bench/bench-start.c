@@ -446,6 +446,8 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		       "  converge    A replicated service from create to all tasks running\n"
 		       "  lb          Published-port load balancing vs direct, iptables, nftables\n"
 		       "  http        HTTP load against any address or published service\n"
+		       "  tcp         TCP echo load (payloads checked), open or closed loop\n"
+		       "  udp         UDP echo load (payloads checked, losses counted)\n"
 		       "  compare     Two results side by side, regressions flagged\n"
 		       "  report      An HTML page of charts from results\n");
 		return argc < 2 ? 1 : 0;
@@ -460,6 +462,10 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		return bench_lb(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "http") == 0)
 		return bench_http(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "tcp") == 0)
+		return bench_tcp(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "udp") == 0)
+		return bench_udp(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "compare") == 0)
 		return bench_compare(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)

@@ -15,6 +15,8 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv);
 int bench_converge(struct cli_ctx *ctx, int argc, char **argv);
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv);
 int bench_http(struct cli_ctx *ctx, int argc, char **argv);
+int bench_tcp(struct cli_ctx *ctx, int argc, char **argv);
+int bench_udp(struct cli_ctx *ctx, int argc, char **argv);
 int bench_compare(struct cli_ctx *ctx, int argc, char **argv);
 int bench_report(struct cli_ctx *ctx, int argc, char **argv);
 

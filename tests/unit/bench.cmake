@@ -12,3 +12,10 @@ shoal_add_unit_test(test-bench-report SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-ben
 	LIBS shoal_cli_san m)
 target_compile_definitions(test-bench-report PRIVATE
 	BENCH_DATA_DIR="${CMAKE_CURRENT_LIST_DIR}/data")
+# `shoal bench tcp|udp` and the load generators' shared parts: echo payloads,
+# ADDR:PORT, the open-loop schedule, the rounds, the client namespace's /30s.
+shoal_add_unit_test(test-bench-net SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-bench-net.c
+	LIBS shoal_cli_san m)
+# `shoal bench report`'s scaling curves: points where the axes put them.
+shoal_add_unit_test(test-bench-curve SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-bench-curve.c
+	LIBS shoal_cli_san m)
