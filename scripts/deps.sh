@@ -8,7 +8,7 @@ pkgs=(
 	build-essential cmake pkg-config clang llvm bpftool
 	libevent-dev libnl-3-dev libnl-route-3-dev libmnl-dev libbpf-dev
 	libjansson-dev libsqlite3-dev libarchive-dev libssl-dev libseccomp-dev
-	libcap-dev libcmocka-dev libclang-rt-14-dev libnftables-dev libhttp-parser-dev
+	libcap-dev libcmocka-dev libclang-rt-14-dev libnftables-dev libhttp-parser-dev libyaml-dev
 	busybox-static iproute2 nftables iptables haproxy runc util-linux procps curl python3
 )
 
