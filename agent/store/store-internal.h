@@ -31,6 +31,11 @@ struct store_ops {
 	int (*lease_grant)(struct store *s, int64_t ttl_s, int64_t *ret_id, struct shoal_err *err);
 	int (*lease_keepalive)(struct store *s, int64_t id, struct shoal_err *err);
 	int (*lease_revoke)(struct store *s, int64_t id, struct shoal_err *err);
+	/* Optional: without them store.c renews from a timer with lease_keepalive, which
+	 * must then not block. */
+	int (*lease_keep)(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,
+			  void *userdata, struct store_lease_keeper **ret, struct shoal_err *err);
+	void (*lease_keeper_stop)(struct store_lease_keeper *k);
 	int (*compact)(struct store *s, int64_t revision, struct shoal_err *err);
 	void (*close)(struct store *s);
 };
@@ -38,13 +43,19 @@ struct store_ops {
 /* Every backend's store and watch begin with these. */
 struct store {
 	const struct store_ops *ops;
+	struct event_base *base; /* opts->base, set by store_open */
 };
 
 struct store_watch {
 	struct store *store;
 };
 
+struct store_lease_keeper {
+	struct store *store;
+};
+
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_etcd_ops;
 
 /* Helpers for backends. */
 

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "agent/store/store-internal.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -13,6 +15,7 @@
 
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
+	&store_etcd_ops,
 };
 
 int store_prefix_end(const char *prefix, char **ret, size_t *ret_len)
@@ -216,11 +219,12 @@ int store_open(const struct store_options *opts, struct store **ret, struct shoa
 		if (r < 0)
 			return r;
 		s->ops = backends[i];
+		s->base = opts->base;
 		*ret = s;
 		return 0;
 	}
-	return shoal_err_set(err, EOPNOTSUPP, "unknown store backend %s; this build has: sqlite",
-			     name);
+	return shoal_err_set(err, EOPNOTSUPP,
+			     "unknown store backend %s; this build has: sqlite, etcd", name);
 }
 
 void store_close(struct store *s)
@@ -333,4 +337,78 @@ int store_compact(struct store *s, int64_t revision, struct shoal_err *err)
 		return shoal_err_set(err, EINVAL, "compaction revision %lld is not valid",
 				     (long long)revision);
 	return s->ops->compact(s, revision, err);
+}
+
+/* Keeping a lease alive from a timer, for backends whose keep-alive is a quick local call. */
+struct timer_keeper {
+	struct store_lease_keeper pub;
+	struct event *ev;
+	int64_t id;
+	store_lease_lost_cb cb;
+	void *userdata;
+};
+
+static void timer_keeper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timer_keeper *k = arg;
+	struct shoal_err err = {};
+
+	int r = k->pub.store->ops->lease_keepalive(k->pub.store, k->id, &err);
+	if (r == -ENOENT) {
+		event_del(k->ev);
+		k->cb(k->id, &err, k->userdata);
+	}
+}
+
+int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,
+		     void *userdata, struct store_lease_keeper **ret, struct shoal_err *err)
+{
+	if (id <= 0)
+		return shoal_err_set(err, EINVAL, "lease id %lld is not valid", (long long)id);
+	if (ttl_s <= 0 || ttl_s > STORE_LEASE_TTL_MAX)
+		return shoal_err_set(err, EINVAL, "lease TTL %lld s is out of range 1..%lld",
+				     (long long)ttl_s, STORE_LEASE_TTL_MAX);
+	if (!cb || !ret)
+		return shoal_err_set(err, EINVAL,
+				     "keeping a lease needs a callback and a place for the handle");
+	if (!s->base)
+		return shoal_err_set(err, EINVAL,
+				     "keeping lease %lld alive needs an event loop; open the store "
+				     "with one",
+				     (long long)id);
+	if (s->ops->lease_keep)
+		return s->ops->lease_keep(s, id, ttl_s, cb, userdata, ret, err);
+
+	struct timer_keeper *k = calloc(1, sizeof(*k));
+	if (!k)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	k->pub.store = s;
+	k->id = id;
+	k->cb = cb;
+	k->userdata = userdata;
+	k->ev = event_new(s->base, -1, EV_PERSIST, timer_keeper_cb, k);
+	/* A third of the TTL leaves two more tries before the lease runs out. */
+	int64_t ms = ttl_s * 1000 / 3;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	if (!k->ev || event_add(k->ev, &tv) < 0) {
+		if (k->ev)
+			event_free(k->ev);
+		free(k);
+		return shoal_err_set(err, ENOMEM, "cannot create the keep-alive timer");
+	}
+	*ret = &k->pub;
+	return 0;
+}
+
+void store_lease_keeper_stop(struct store_lease_keeper *k)
+{
+	if (!k)
+		return;
+	if (k->store->ops->lease_keeper_stop) {
+		k->store->ops->lease_keeper_stop(k);
+		return;
+	}
+	struct timer_keeper *tk = (struct timer_keeper *)k;
+	event_free(tk->ev);
+	free(tk);
 }

@@ -91,14 +91,26 @@ struct store_watch;
 struct event_base;
 
 struct store_options {
-	const char *backend;	 /* "sqlite" (default) or "etcd" */
-	const char *path;	 /* sqlite: database file */
-	const char *endpoints;	 /* etcd: comma-separated http://host:port */
+	const char *backend; /* "sqlite" (default) or "etcd" */
+	const char *path;    /* sqlite: database file */
+	/* etcd: comma-separated http(s)://host:port of members of one cluster; requests go to
+	 * one of them and move to the next when it cannot be reached. */
+	const char *endpoints;
 	struct event_base *base; /* loop for watches, lease expiry, keep-alives */
 	/* sqlite: history kept for watches from a past revision, in revisions; older history is
 	 * compacted as writes go on (a watch that falls further behind gets ECANCELED).
 	 * 0 = STORE_HISTORY_DEFAULT, < 0 = keep everything until store_compact(). */
 	int64_t history_revisions;
+	/* etcd over https: PEM files. cacert verifies the members (NULL = the system's CAs);
+	 * cert and key, given together, are this client's certificate for
+	 * --client-cert-auth. */
+	const char *cacert;
+	const char *cert;
+	const char *key;
+	/* etcd with auth enabled: a user and its password; the token etcd hands out is
+	 * fetched again whenever etcd says it is no longer valid. */
+	const char *username;
+	const char *password;
 };
 
 #define STORE_HISTORY_DEFAULT 100000
@@ -132,6 +144,17 @@ void store_watch_cancel(struct store_watch *w);
 int store_lease_grant(struct store *s, int64_t ttl_s, int64_t *ret_id, struct shoal_err *err);
 int store_lease_keepalive(struct store *s, int64_t id, struct shoal_err *err);
 int store_lease_revoke(struct store *s, int64_t id, struct shoal_err *err);
+
+/* Keeps a lease alive from the loop: renews it every third of ttl_s until stopped. When the
+ * store says the lease is gone (expired or revoked), cb gets err->code == ENOENT once and
+ * renewing stops; the keeper must still be released with store_lease_keeper_stop(). A store
+ * that cannot be reached is retried, not reported: only the store decides that a lease ended.
+ * Needs the store's event loop; stop every keeper before closing the store. */
+struct store_lease_keeper;
+typedef void (*store_lease_lost_cb)(int64_t id, const struct shoal_err *err, void *userdata);
+int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,
+		     void *userdata, struct store_lease_keeper **ret, struct shoal_err *err);
+void store_lease_keeper_stop(struct store_lease_keeper *k);
 /* Drop history older than revision. */
 int store_compact(struct store *s, int64_t revision, struct shoal_err *err);
 

@@ -16,17 +16,30 @@
 #include "lib/cleanup.h"
 #include "lib/err.h"
 #include "lib/util.h"
+#include "tests/unit/etcd-fixture.h"
+
+/* Every case that is about the store's contract runs against both backends: this program
+ * runs with "sqlite" (the default) or "etcd" as its argument; for etcd each case gets a
+ * fresh member of its own (etcd-fixture.c), so revisions start at 1 as in a new file. */
+static bool g_etcd;
+/* Watch callbacks so far, to know when deliveries have stopped arriving. */
+static int g_cb_calls;
 
 struct fx {
 	char dir[64];
 	char path[128];
 	struct event_base *base;
 	struct store *s;
+	struct etcd_fixture etcd;
+	struct etcd_fixture extra; /* a second member some cases start */
 };
 
 static struct store *open_store(struct fx *f)
 {
 	struct store_options o = {.backend = "sqlite", .path = f->path, .base = f->base};
+	if (g_etcd)
+		o = (struct store_options){
+			.backend = "etcd", .endpoints = f->etcd.url, .base = f->base};
 	struct shoal_err err = {};
 	struct store *s = NULL;
 	int r = store_open(&o, &s, &err);
@@ -44,8 +57,17 @@ static int setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/state.db", f->dir);
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	f->s = open_store(f);
 	*state = f;
+	/* A failed setup gets no teardown: clean up here. */
+	if (g_etcd && etcd_fixture_start(&f->etcd, false) < 0) {
+		etcd_fixture_destroy(&f->etcd);
+		event_base_free(f->base);
+		rm_rf(f->dir);
+		free(f);
+		fail_msg("cannot start etcd for the test (etcd-server is installed by "
+			 "scripts/deps.sh)");
+	}
+	f->s = open_store(f);
 	return 0;
 }
 
@@ -54,16 +76,30 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	store_close(f->s);
 	event_base_free(f->base);
+	etcd_fixture_destroy(&f->etcd);
+	etcd_fixture_destroy(&f->extra);
 	rm_rf(f->dir);
 	free(f);
 	return 0;
 }
 
-/* Runs what is ready on the loop, several turns so that re-queued work runs too. */
+/* Runs what is ready on the loop, several turns so that re-queued work runs too. Events
+ * from etcd come over a socket: the loop runs until none has arrived for a while. */
 static void drain(struct event_base *base)
 {
-	for (int i = 0; i < 50; i++)
-		event_base_loop(base, EVLOOP_NONBLOCK);
+	if (!g_etcd) {
+		for (int i = 0; i < 50; i++)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+		return;
+	}
+	for (int i = 0; i < 100; i++) {
+		int before = g_cb_calls;
+		struct timeval tv = {.tv_usec = 300000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		if (g_cb_calls == before)
+			return;
+	}
 }
 
 static void guard_cb(evutil_socket_t fd, short what, void *arg)
@@ -138,6 +174,7 @@ static void collect_cb(const struct store_event *events, size_t n, const struct 
 		       void *userdata)
 {
 	struct collect *c = userdata;
+	g_cb_calls++;
 	c->calls++;
 	if (err) {
 		c->err_code = err->code;
@@ -615,6 +652,7 @@ static void chain_cb(const struct store_event *events, size_t n, const struct sh
 {
 	struct chain *ch = userdata;
 	struct shoal_err e = {};
+	g_cb_calls++;
 	assert_null(err);
 	for (size_t i = 0; i < n; i++) {
 		ch->seen++;
@@ -955,9 +993,9 @@ static void test_backends(void **state)
 	struct shoal_err err = {};
 	struct store *s = NULL;
 
-	struct store_options o = {.backend = "etcd", .endpoints = "http://127.0.0.1:2379"};
+	struct store_options o = {.backend = "nosuch"};
 	assert_int_equal(store_open(&o, &s, &err), -EOPNOTSUPP);
-	assert_non_null(strstr(err.msg, "unknown store backend etcd"));
+	assert_non_null(strstr(err.msg, "unknown store backend nosuch"));
 	assert_null(s);
 
 	o = (struct store_options){.path = NULL};
@@ -1127,9 +1165,351 @@ static void test_vacuum(void **state)
 	assert_int_equal(db_pragma(path, "PRAGMA auto_vacuum"), 2);
 }
 
-int main(void)
+struct want {
+	struct collect *c;
+	size_t n;
+};
+
+static bool have_events(void *arg)
 {
-	const struct CMUnitTest tests[] = {
+	struct want *w = arg;
+	return w->c->n >= w->n || w->c->err_calls > 0;
+}
+
+/* Runs the loop until c has n events (a watch may be waiting to reconnect), then a while
+ * longer so that anything delivered twice would show. */
+static void wait_events(struct fx *f, struct collect *c, size_t n)
+{
+	struct want w = {.c = c, .n = n};
+	loop_until(f->base, have_events, &w, 30);
+	drain(f->base);
+}
+
+/* Runs the loop for ms, whatever happens on it. */
+static void run_for(struct event_base *base, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+struct lost {
+	int calls;
+	int code;
+	int64_t id;
+};
+
+static void lost_cb(int64_t id, const struct shoal_err *err, void *userdata)
+{
+	struct lost *l = userdata;
+	l->calls++;
+	l->code = err->code;
+	l->id = id;
+}
+
+static bool lease_lost(void *arg)
+{
+	return ((struct lost *)arg)->calls > 0;
+}
+
+static void test_lease_keeper(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	struct store_lease_keeper *k = NULL;
+	struct lost l = {};
+	int64_t id = 0;
+
+	/* etcd's shortest TTL is about 2 s, whatever is asked for. */
+	assert_int_equal(store_lease_grant(f->s, 2, &id, &err), 0);
+	assert_int_equal(store_put(f->s, "/keep/a", "x", 1, id, NULL, &err), 0);
+	assert_int_equal(store_lease_keep(f->s, id, 2, lost_cb, &l, &k, &err), 0);
+	/* Past the TTL: only renewals kept the key. */
+	run_for(f->base, 3000);
+	assert_true(key_exists(f->s, "/keep/a"));
+	assert_int_equal(l.calls, 0);
+
+	/* Gone behind the keeper's back: it says so, once. */
+	assert_int_equal(store_lease_revoke(f->s, id, &err), 0);
+	assert_true(loop_until(f->base, lease_lost, &l, 10));
+	assert_int_equal(l.code, ENOENT);
+	assert_int_equal(l.id, id);
+	run_for(f->base, 500);
+	assert_int_equal(l.calls, 1);
+	store_lease_keeper_stop(k);
+
+	assert_int_equal(store_lease_keep(f->s, 0, 2, lost_cb, &l, &k, &err), -EINVAL);
+	assert_int_equal(store_lease_keep(f->s, id, 0, lost_cb, &l, &k, &err), -EINVAL);
+}
+
+static void test_backends_etcd(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	struct store *s = NULL;
+	static const char *const bad[] = {
+		"",
+		"ftp://127.0.0.1:2379",
+		"http://127.0.0.1",
+		"http://127.0.0.1:2379/v3",
+		"127.0.0.1:2379",
+		"http://127.0.0.1:x",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct store_options o = {.backend = "etcd", .endpoints = bad[i]};
+		assert_int_equal(store_open(&o, &s, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "endpoint"));
+		assert_null(s);
+	}
+	/* TLS options that cannot work are refused, not ignored. */
+	struct store_options o = {.backend = "etcd", .endpoints = f->etcd.url, .cert = "/x"};
+	assert_int_equal(store_open(&o, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "key"));
+	o = (struct store_options){
+		.backend = "etcd", .endpoints = f->etcd.url, .cacert = "/nonexistent/ca.pem"};
+	assert_int_equal(store_open(&o, &s, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/ca.pem"));
+	o = (struct store_options){.backend = "etcd", .endpoints = f->etcd.url, .username = "u"};
+	assert_int_equal(store_open(&o, &s, &err), -EINVAL);
+
+	/* No loop: reads and writes work, watches say what is missing. */
+	o = (struct store_options){.backend = "etcd", .endpoints = f->etcd.url};
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	assert_int_equal(put(s, "/n", "1"), 2);
+	struct store_watch *w = NULL;
+	assert_int_equal(store_watch(s, "/n", false, 0, collect_cb, NULL, &w, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "event loop"));
+	store_close(s);
+}
+
+/* A watch carries on across etcd restarts, from where it was, with nothing lost or twice. */
+static void test_etcd_watch_restart(void **state)
+{
+	struct fx *f = *state;
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	char key[32];
+	int64_t first = 0;
+
+	struct store_watch *w = watch(f->s, "/rs/", true, 0, &c);
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "/rs/a%d", i);
+		int64_t rev = put(f->s, key, "a");
+		if (i == 0)
+			first = rev;
+	}
+	drain(f->base);
+	assert_int_equal(c.n, 3);
+
+	/* Killed and back: the loop has not run, so the writes after it reach the watch only
+	 * through its reconnect, as history. Then once more before it had the chance. */
+	etcd_fixture_kill(&f->etcd);
+	drain(f->base);
+	assert_int_equal(etcd_fixture_restart(&f->etcd), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "/rs/b%d", i);
+		put(f->s, key, "b");
+	}
+	etcd_fixture_kill(&f->etcd);
+	assert_int_equal(etcd_fixture_restart(&f->etcd), 0);
+	put(f->s, "/other", "x");
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "/rs/c%d", i);
+		put(f->s, key, "c");
+	}
+	wait_events(f, &c, 9);
+
+	assert_int_equal(c.err_calls, 0);
+	assert_int_equal(c.n, 9);
+	for (size_t i = 0; i < 9; i++) {
+		/* /other sits between the b and c keys. */
+		int64_t want = first + (int64_t)i + (i >= 6 ? 1 : 0);
+		assert_int_equal(c.ev[i].mod, want);
+		snprintf(key, sizeof(key), "/rs/%c%zu", "abc"[i / 3], i % 3);
+		assert_string_equal(c.ev[i].key, key);
+	}
+	store_watch_cancel(w);
+}
+
+static bool watch_ended(void *arg)
+{
+	return ((struct collect *)arg)->err_calls > 0;
+}
+
+/* A watch that comes back to find its next revision compacted ends with ECANCELED. */
+static void test_etcd_watch_compacted_meanwhile(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+
+	struct store_watch *w = watch(f->s, "/cm/", true, 0, &c);
+	put(f->s, "/cm/a", "1");
+	drain(f->base);
+	assert_int_equal(c.n, 1);
+
+	etcd_fixture_kill(&f->etcd);
+	assert_int_equal(etcd_fixture_restart(&f->etcd), 0);
+	put(f->s, "/cm/b", "2");
+	int64_t rev = put(f->s, "/cm/c", "3");
+	assert_int_equal(store_compact(f->s, rev, &err), 0);
+	assert_true(loop_until(f->base, watch_ended, &c, 30));
+	assert_int_equal(c.err_code, ECANCELED);
+	assert_int_equal(c.n, 1);
+	store_watch_cancel(w);
+}
+
+/* The first endpoint is dead: calls and watches use the next, and a list of dead ones
+ * says what each said. */
+static void test_etcd_failover(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	struct store *s = NULL;
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	char eps[256], dead[64], dead2[64];
+
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", etcd_fixture_free_port());
+	snprintf(dead2, sizeof(dead2), "http://127.0.0.1:%d", etcd_fixture_free_port());
+	snprintf(eps, sizeof(eps), "%s,%s", dead, f->etcd.url);
+	struct store_options o = {.backend = "etcd", .endpoints = eps, .base = f->base};
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	struct store_watch *w = watch(s, "/fo/", true, 0, &c);
+	int64_t rev = put(s, "/fo/a", "1");
+	struct store_kvs *kvs = get(s, "/fo/a", false, 0);
+	assert_int_equal(kvs->n, 1);
+	store_kvs_free(kvs);
+	drain(f->base);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.ev[0].mod, rev);
+	store_watch_cancel(w);
+	store_close(s);
+
+	/* A watch that starts on the dead endpoint moves on too. */
+	snprintf(eps, sizeof(eps), "%s,%s", f->etcd.url, dead);
+	o.endpoints = eps;
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	memset(&c, 0, sizeof(c));
+	w = watch(s, "/fo/", true, 0, &c);
+	etcd_fixture_kill(&f->etcd);
+	drain(f->base);
+	assert_int_equal(etcd_fixture_restart(&f->etcd), 0);
+	put(s, "/fo/b", "2");
+	wait_events(f, &c, 1);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.ev[0].key, "/fo/b");
+	store_watch_cancel(w);
+	store_close(s);
+	s = NULL;
+
+	snprintf(eps, sizeof(eps), "%s,%s", dead, dead2);
+	o.endpoints = eps;
+	assert_int_equal(store_open(&o, &s, &err), -ECONNREFUSED);
+	print_message("no member: %s\n", err.msg);
+	assert_non_null(strstr(err.msg, dead));
+	assert_non_null(strstr(err.msg, dead2));
+	assert_null(s);
+}
+
+static void test_etcd_auth(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	struct store *s = NULL;
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+
+	static const char *const add[] = {"user", "add", "root:s3cret", NULL};
+	static const char *const enable[] = {"auth", "enable", NULL};
+	assert_int_equal(etcd_fixture_ctl(&f->etcd, add), 0);
+	assert_int_equal(etcd_fixture_ctl(&f->etcd, enable), 0);
+
+	struct store_options o = {.backend = "etcd",
+				  .endpoints = f->etcd.url,
+				  .base = f->base,
+				  .username = "root",
+				  .password = "wrong"};
+	assert_int_equal(store_open(&o, &s, &err), -EACCES);
+	print_message("wrong password: %s\n", err.msg);
+	assert_non_null(strstr(err.msg, "authentication failed"));
+	assert_non_null(strstr(err.msg, "root"));
+	assert_non_null(strstr(err.msg, f->etcd.url));
+	assert_null(s);
+
+	/* The store opened before auth was enabled now gets told it is not allowed. */
+	assert_int_equal(store_put(f->s, "/x", "1", 1, 0, NULL, &err), -EACCES);
+
+	o.password = "s3cret";
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	struct store_watch *w = watch(s, "/au/", true, 0, &c);
+	put(s, "/au/a", "1");
+	drain(f->base);
+	assert_int_equal(c.n, 1);
+
+	/* etcd's simple tokens do not survive a restart: the store fetches a new one, for
+	 * its calls and for its watch. */
+	etcd_fixture_kill(&f->etcd);
+	assert_int_equal(etcd_fixture_restart(&f->etcd), 0);
+	put(s, "/au/b", "2");
+	wait_events(f, &c, 2);
+	assert_int_equal(c.err_calls, 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ev[1].key, "/au/b");
+	store_watch_cancel(w);
+	store_close(s);
+}
+
+static void test_etcd_tls(void **state)
+{
+	struct fx *f = *state;
+	struct shoal_err err = {};
+	struct store *s = NULL;
+	struct etcd_fixture *tls = &f->extra;
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+
+	assert_int_equal(etcd_fixture_start(tls, true), 0);
+	struct store_options o = {.backend = "etcd",
+				  .endpoints = tls->url,
+				  .base = f->base,
+				  .cacert = tls->cacert,
+				  .cert = tls->cert,
+				  .key = tls->key};
+	assert_int_equal(store_open(&o, &s, &err), 0);
+	struct store_watch *w = watch(s, "/tls/", true, 0, &c);
+	assert_int_equal(put(s, "/tls/a", "1"), 2);
+	drain(f->base);
+	assert_int_equal(c.n, 1);
+	store_watch_cancel(w);
+	store_close(s);
+	s = NULL;
+
+	/* The member wants a client certificate. */
+	o.cert = o.key = NULL;
+	assert_true(store_open(&o, &s, &err) < 0);
+	print_message("no client certificate: %s\n", err.msg);
+	assert_non_null(strstr(err.msg, tls->url));
+	assert_null(s);
+	/* A CA that did not sign the member's certificate. */
+	o = (struct store_options){.backend = "etcd",
+				   .endpoints = tls->url,
+				   .cacert = tls->cert,
+				   .cert = tls->cert,
+				   .key = tls->key};
+	assert_true(store_open(&o, &s, &err) < 0);
+	assert_null(s);
+	/* TLS files with a plain http endpoint would be ignored: refused. */
+	o.endpoints = f->etcd.url;
+	assert_int_equal(store_open(&o, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "https"));
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest common[] = {
 		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
@@ -1142,14 +1522,40 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_revoke, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_keeper, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+	};
+	/* Facts of the SQLite file: its path, its deadlines, several handles on it. */
+	const struct CMUnitTest sqlite_only[] = {
 		cmocka_unit_test_setup_teardown(test_lease_keepalive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vacuum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest etcd_only[] = {
+		cmocka_unit_test_setup_teardown(test_backends_etcd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_etcd_watch_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_etcd_watch_compacted_meanwhile, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_etcd_failover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_etcd_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_etcd_tls, setup, teardown),
+	};
+
+	if (argc > 1 && strcmp(argv[1], "etcd") == 0)
+		g_etcd = true;
+	else if (argc > 1 && strcmp(argv[1], "sqlite") != 0) {
+		fprintf(stderr, "usage: %s [sqlite|etcd]\n", argv[0]);
+		return 2;
+	}
+	int failed = _cmocka_run_group_tests(g_etcd ? "store-etcd common" : "store-sqlite common",
+					     common, ARRAY_SIZE(common), NULL, NULL);
+	if (g_etcd)
+		failed += cmocka_run_group_tests_name("store-etcd", etcd_only, NULL, NULL);
+	else
+		failed += cmocka_run_group_tests_name("store-sqlite", sqlite_only, NULL, NULL);
+	return failed;
 }
