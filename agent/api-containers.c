@@ -120,6 +120,10 @@ void api_container_wait(struct api_req *r)
 			return;
 		}
 	}
+	/* The head goes out now, the body at the exit, as Docker does: the docker
+	 * CLI waits for this head before it sends the start. */
+	if (r->req)
+		api_stream_start(r, 200, "application/json");
 	container_wait(c, wc, r);
 }
 

@@ -21,10 +21,17 @@ void api_version(struct api_req *r)
 {
 	struct utsname u;
 	uname(&u);
-	api_reply_json(r, 200,
-		       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Version", SHOAL_VERSION,
-				 "ApiVersion", "1.43", "MinAPIVersion", "1.24", "Os", "linux",
-				 "Arch", "amd64", "KernelVersion", u.release, "Platform", "shoal"));
+	/* Docker's shape: the engine is a component; the docker CLI reads
+	 * Platform.Name and Components */
+	api_reply_json(
+		r, 200,
+		json_pack("{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}}], s:s, s:s, s:s, "
+			  "s:s, s:s, s:s}",
+			  "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
+			  SHOAL_VERSION, "Details", "ApiVersion", "1.43", "MinAPIVersion", "1.24",
+			  "Os", "linux", "Arch", "amd64", "KernelVersion", u.release, "Version",
+			  SHOAL_VERSION, "ApiVersion", "1.43", "MinAPIVersion", "1.24", "Os",
+			  "linux", "Arch", "amd64", "KernelVersion", u.release));
 }
 
 void api_info(struct api_req *r)

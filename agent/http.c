@@ -367,8 +367,38 @@ static void send_buffer(struct api_req *r, int status, struct evbuffer *buf)
 		api_req_free(r);
 		return;
 	}
+	if (r->req && !r->cancelled && r->streaming) {
+		size_t n = buf ? evbuffer_get_length(buf) : 0;
+		if (status >= 400 && n) {
+			json_t *m = json_loadb((const char *)evbuffer_pullup(buf, (ev_ssize_t)n), n,
+					       0, NULL);
+			json_t *e = json_pack(
+				"{s:i, s:{s:s}}", "StatusCode", -1, "Error", "Message",
+				json_string_value(json_object_get(m, "message")) ?: "error");
+			char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+			if (s) {
+				api_stream_chunk(r, s, strlen(s));
+				api_stream_chunk(r, "\n", 1);
+			}
+			free(s);
+			json_decref(e);
+			json_decref(m);
+		} else if (n) {
+			api_stream_chunk(r, evbuffer_pullup(buf, (ev_ssize_t)n), n);
+		}
+		api_stream_end(r);
+		return;
+	}
 	if (r->req && !r->cancelled) {
 		const char *reason = status < 300 ? "OK" : status == 304 ? "Not Modified" : "Error";
+		if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD && buf) {
+			/* the head a GET would have, without the body */
+			char len[32];
+			snprintf(len, sizeof(len), "%zu", evbuffer_get_length(buf));
+			evhttp_add_header(evhttp_request_get_output_headers(r->req),
+					  "Content-Length", len);
+			evbuffer_drain(buf, evbuffer_get_length(buf));
+		}
 		if (r->deferred) {
 			req_undefer(r);
 			req_set_timeouts(r->req, true);
@@ -545,6 +575,7 @@ void api_stream_start(struct api_req *r, int status, const char *content_type)
 		evhttp_add_header(h, "Connection", "close");
 	/* a stream (logs --follow) may be silent for long: no read deadline */
 	req_set_timeouts(r->req, false);
+	r->streaming = true;
 	evhttp_send_reply_start(r->req, status, "OK");
 }
 

@@ -24,6 +24,7 @@ struct api_req {
 	char param_buf[2][256];
 	bool deferred;
 	bool cancelled; /* client went away while deferred */
+	bool streaming; /* the answer's head is out (api_stream_start) */
 	void (*on_cancel)(struct api_req *r);
 	void *userdata;
 	/* Internal requests (the agent calling its own handlers, e.g. the task
@@ -95,7 +96,11 @@ void api_body_upload(struct api_req *r, api_upload_cb done, void *arg);
 struct bufferevent *api_hijack(struct api_req *r, const char *content_type);
 void api_hijack_close(struct evhttp_connection *evcon);
 
-/* Chunked streaming replies (logs, image load progress). */
+/* Chunked streaming replies (logs, image load progress). A request whose stream
+ * has started may still be answered with api_reply_*: the body is then the
+ * stream's last chunk (a wait's answer, whose head goes out at once as Docker's
+ * does); an error status becomes Docker's wait error, {"StatusCode": -1,
+ * "Error": {"Message": ...}}, since the status line is gone. */
 void api_stream_start(struct api_req *r, int status, const char *content_type);
 void api_stream_chunk(struct api_req *r, const void *data, size_t len);
 void api_stream_end(struct api_req *r);

@@ -36,6 +36,7 @@ struct stream_sess {
 	struct bufferevent *mon;
 	bool tty;
 	bool want_stdin;
+	bool stdin_eof; /* the client closed its side before the monitor was there */
 	bool finishing;
 };
 
@@ -148,6 +149,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 			uint8_t hdr[8];
 			rt_frame_header(hdr, RT_FRAME_STDIN_CLOSE, 0);
 			bufferevent_write(s->mon, hdr, sizeof(hdr));
+		} else if (!s->mon) {
+			/* the docker CLI sends stdin and closes it before the start */
+			s->stdin_eof = true;
 		}
 		if (!s->want_stdin && !s->mon && !s->c)
 			sess_finish(s);
@@ -265,6 +269,11 @@ static void sess_attach_monitor(struct stream_sess *s, int fd)
 	/* stdin the client sent before the monitor was there */
 	if (s->client && evbuffer_get_length(bufferevent_get_input(s->client)))
 		client_read_cb(s->client, s);
+	if (s->stdin_eof && s->want_stdin) {
+		uint8_t hdr[8];
+		rt_frame_header(hdr, RT_FRAME_STDIN_CLOSE, 0);
+		bufferevent_write(s->mon, hdr, sizeof(hdr));
+	}
 }
 
 static struct stream_sess *sess_new(struct api_req *r, bool tty, bool want_stdin)
