@@ -28,6 +28,14 @@ struct agent_config {
 	char *bridge_subnet;   /* 10.213.0.0/16 */
 	char *store_backend;   /* sqlite */
 	char *store_endpoints; /* etcd endpoints */
+	/* etcd over https and with auth (--store-cacert, --store-cert, --store-key,
+	 * --store-user; the password read from --store-password-file) */
+	char *store_cacert, *store_cert, *store_key, *store_user, *store_password_file;
+	char *store_password;
+	char *advertise_addr; /* --advertise-addr: this node's address for the others */
+	char *role;	      /* --role: manager (may lead) or worker */
+	char **node_labels;   /* --node-label K=V */
+	int node_ttl_s;	      /* --node-ttl: lease TTL of the node's liveness (5) */
 	char *monitor_path;    /* shoal-monitor beside shoald */
 	char *log_level;
 	int64_t log_max_size;
@@ -43,6 +51,8 @@ struct agent_config {
 	bool xdp;	      /* --xdp: the published-port ingress path as native XDP too */
 	uint32_t maglev_size; /* --maglev-size; 0: the load balancer's default */
 	uint32_t lb_flows;    /* --lb-flows; 0: the load balancer's default */
+	/* --insecure-registry HOST[:PORT]: registries pulled from over plain HTTP */
+	char **insecure_registries;
 };
 
 struct agent {
@@ -74,6 +84,7 @@ struct agent {
 	struct dns *dns;
 	struct executor *executor;
 	struct log_usage *log_usage; /* agent/logs.c: node-wide container log bytes */
+	struct membership *membership; /* agent/membership.c: liveness, leadership */
 };
 
 /* agent/logs.c: the node-wide count of container log bytes that every monitor

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "agent/agent.h"
 #include "agent/api.h"
@@ -164,20 +167,293 @@ void api_image_load(struct api_req *r)
 	submit_image_job(r, false, NULL);
 }
 
+/* ---- pulls ----
+ *
+ * The pull runs on the worker (image_store_pull blocks); its progress lines
+ * are queued under a lock and handed to the loop through an event, which
+ * streams them to the client as Docker's JSON messages. The answer's head goes
+ * out with the first line, so a pull that fails before it (unknown image,
+ * refused credentials) is an HTTP error like any other. */
+
+/* Progress bytes queued for a slow client; past it "Downloading" lines are dropped. */
+#define PULL_MAX_PENDING (1u << 20)
+
+struct pull_job {
+	struct api_req *r;
+	struct agent *agent;
+	char *ref;
+	char *auth;
+	struct event *notify;
+	pthread_mutex_t lock;
+	char *pending; /* JSON lines not yet sent */
+	size_t len, cap;
+	atomic_int cancel;
+	struct image_pull_result res;
+	struct shoal_err err;
+	int ret;
+};
+
+static void pull_job_free(struct pull_job *j)
+{
+	if (j->notify)
+		event_free(j->notify);
+	pthread_mutex_destroy(&j->lock);
+	free(j->pending);
+	free(j->ref);
+	if (j->auth)
+		explicit_bzero(j->auth, strlen(j->auth));
+	free(j->auth);
+	image_pull_result_done(&j->res);
+	free(j);
+}
+
+/* Docker's progress bar: "[=====>      ]  1.2MB/3.4MB". */
+static void progress_bar(uint64_t cur, uint64_t total, char *buf, size_t size)
+{
+	char bar[53];
+	int width = 50, done = total ? (int)(cur * (uint64_t)width / total) : 0;
+	if (done > width)
+		done = width;
+	bar[0] = '[';
+	for (int i = 0; i < width; i++)
+		bar[1 + i] = i < done ? '=' : i == done ? '>' : ' ';
+	bar[width + 1] = ']';
+	bar[width + 2] = '\0';
+	snprintf(buf, size, "%s %7.3gMB/%.3gMB", bar, cur / 1e6, total / 1e6);
+}
+
+static void pull_queue_line(struct pull_job *j, json_t *m, bool droppable)
+{
+	char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	json_decref(m);
+	if (!s)
+		return;
+	size_t n = strlen(s);
+	pthread_mutex_lock(&j->lock);
+	if (!(droppable && j->len + n + 1 > PULL_MAX_PENDING)) {
+		if (j->len + n + 1 > j->cap) {
+			size_t cap = j->cap ? j->cap : 4096;
+			while (cap < j->len + n + 1)
+				cap *= 2;
+			char *nb = realloc(j->pending, cap);
+			if (nb) {
+				j->pending = nb;
+				j->cap = cap;
+			}
+		}
+		if (j->len + n + 1 <= j->cap) {
+			memcpy(j->pending + j->len, s, n);
+			j->pending[j->len + n] = '\n';
+			j->len += n + 1;
+		}
+	}
+	pthread_mutex_unlock(&j->lock);
+	free(s);
+}
+
+/* On the worker. */
+static void pull_progress_cb(const struct image_pull_event *ev, void *userdata)
+{
+	struct pull_job *j = userdata;
+	json_t *m;
+	bool downloading = strcmp(ev->status, "Downloading") == 0;
+	if (downloading) {
+		char bar[96];
+		progress_bar(ev->current, ev->total, bar, sizeof(bar));
+		m = json_pack("{s:s, s:{s:I, s:I}, s:s, s:s}", "status", ev->status,
+			      "progressDetail", "current", (json_int_t)ev->current, "total",
+			      (json_int_t)ev->total, "progress", bar, "id", ev->id ? ev->id : "");
+	} else if (str_has_prefix(ev->status, "Pulling from")) {
+		m = json_pack("{s:s, s:s}", "status", ev->status, "id", ev->id ? ev->id : "");
+	} else {
+		m = json_pack("{s:s, s:{}, s:s}", "status", ev->status, "progressDetail", "id",
+			      ev->id ? ev->id : "");
+	}
+	pull_queue_line(j, m, downloading);
+	event_active(j->notify, EV_READ, 0);
+}
+
+/* On the loop: what the worker queued goes to the client. */
+static void pull_flush(struct pull_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	char *buf = j->pending;
+	size_t len = j->len;
+	j->pending = NULL;
+	j->len = j->cap = 0;
+	pthread_mutex_unlock(&j->lock);
+	if (len && j->r) {
+		if (!j->r->streaming)
+			api_stream_start(j->r, 200, "application/json");
+		api_stream_chunk(j->r, buf, len);
+	}
+	free(buf);
+}
+
+static void pull_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pull_flush(arg);
+}
+
+static void pull_cancel(struct api_req *r)
+{
+	struct pull_job *j = r->userdata;
+	if (j) {
+		j->r = NULL;
+		atomic_store(&j->cancel, 1);
+	}
+	api_req_free(r);
+}
+
+static void pull_work(void *arg)
+{
+	struct pull_job *j = arg;
+	struct image_pull_opts o = {
+		.auth = j->auth,
+		.insecure = j->agent->cfg.insecure_registries,
+		.progress = pull_progress_cb,
+		.userdata = j,
+		.cancel = &j->cancel,
+	};
+	j->ret = image_store_pull(j->agent->images, j->ref, &o, &j->res, &j->err);
+}
+
+static void pull_done(void *arg)
+{
+	struct pull_job *j = arg;
+	pull_flush(j);
+	struct api_req *r = j->r;
+	if (j->ret < 0)
+		log_warn("images: pulling %s: %s", j->ref, j->err.msg);
+	else
+		log_info("images: pulled %s (%s)", j->res.ref, j->res.id);
+	if (!r) {
+		pull_job_free(j);
+		return;
+	}
+	r->on_cancel = NULL;
+	r->userdata = NULL;
+	if (j->ret < 0 && !r->streaming) {
+		api_reply_err(r, &j->err);
+		pull_job_free(j);
+		return;
+	}
+	if (!r->streaming)
+		api_stream_start(r, 200, "application/json");
+	if (j->ret < 0) {
+		pull_queue_line(j,
+				json_pack("{s:{s:s}, s:s}", "errorDetail", "message", j->err.msg,
+					  "error", j->err.msg),
+				false);
+	} else {
+		_cleanup_free_ char *fam = NULL;
+		const char *name = image_ref_familiar(j->res.ref, &fam) == 0 ? fam : j->res.ref;
+		pull_queue_line(j, json_pack("{s:s+}", "status", "Digest: ", j->res.digest), false);
+		pull_queue_line(j,
+				json_pack("{s:s+}", "status",
+					  j->res.updated ? "Status: Downloaded newer image for "
+							 : "Status: Image is up to date for ",
+					  name),
+				false);
+	}
+	pull_flush(j);
+	api_stream_end(r);
+	pull_job_free(j);
+}
+
+static void pull_body_done(struct api_req *r, int fd, const struct shoal_err *err, void *arg)
+{
+	struct pull_job *j = arg;
+	if (fd >= 0)
+		close(fd); /* a pull takes no body */
+	if (!r) {
+		pull_job_free(j);
+		return;
+	}
+	if (fd < 0) {
+		pull_job_free(j);
+		api_reply_err(r, err);
+		return;
+	}
+	j->r = r;
+	r->userdata = j;
+	r->on_cancel = pull_cancel;
+	if (worker_submit(r->agent->worker, pull_work, pull_done, j) < 0) {
+		r->userdata = NULL;
+		r->on_cancel = NULL;
+		pull_job_free(j);
+		api_reply_error(r, 503, "too many image operations queued; try again shortly");
+	}
+}
+
+static void submit_pull(struct api_req *r, const char *from_image, const char *tag)
+{
+	/* fromImage=busybox&tag=1.36, or the tag (or digest) in fromImage */
+	char ref[1024];
+	if (tag && *tag) {
+		bool digest = str_has_prefix(tag, "sha256:");
+		snprintf(ref, sizeof(ref), "%s%s%s", from_image, digest ? "@" : ":", tag);
+	} else {
+		snprintf(ref, sizeof(ref), "%s", from_image);
+	}
+	_cleanup_free_ char *norm = NULL;
+	if (image_ref_normalize(ref, &norm) < 0) {
+		api_reply_error(r, 400,
+				"invalid reference format: \"%s\" (expected NAME[:TAG] or "
+				"NAME@sha256:DIGEST, lowercase)",
+				ref);
+		return;
+	}
+	struct pull_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	pthread_mutex_init(&j->lock, NULL);
+	j->agent = r->agent;
+	j->ref = TAKE_PTR(norm);
+	const char *auth = r->req ? evhttp_find_header(evhttp_request_get_input_headers(r->req),
+						       "X-Registry-Auth")
+				  : NULL;
+	j->auth = auth ? strdup(auth) : NULL;
+	j->notify = event_new(r->agent->base, -1, 0, pull_notify_cb, j);
+	if (!j->notify || (auth && !j->auth)) {
+		pull_job_free(j);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	api_body_upload(r, pull_body_done, j);
+}
+
 void api_image_create(struct api_req *r)
 {
 	const char *src = api_query(r, "fromSrc");
 	const char *from_image = api_query(r, "fromImage");
-	if (!src && from_image) {
-		api_reply_error(
-			r, 400,
-			"shoald does not pull from registries: save the image to a tarball and use `shoal image load -i FILE`");
+	if (src && from_image) {
+		api_reply_error(r, 400, "fromSrc and fromImage exclude each other: give one");
+		return;
+	}
+	if (from_image) {
+		if (!*from_image) {
+			api_reply_error(r, 400, "fromImage is empty: name the image to pull");
+			return;
+		}
+		const char *platform = api_query(r, "platform");
+		if (platform && *platform && strcmp(platform, "linux/amd64") != 0 &&
+		    strcmp(platform, "linux") != 0) {
+			api_reply_error(r, 400,
+					"platform %s is not supported: shoald pulls linux/amd64 "
+					"images",
+					platform);
+			return;
+		}
+		submit_pull(r, from_image, api_query(r, "tag"));
 		return;
 	}
 	if (!src || strcmp(src, "-") != 0) {
 		api_reply_error(
 			r, 400,
-			"fromSrc=- is required: send the root file system tarball as the body");
+			"fromSrc=- or fromImage=NAME is required: send the root file system tarball as the body, or name the image to pull");
 		return;
 	}
 	const char *repo = api_query(r, "repo"), *tag = api_query(r, "tag");

@@ -9,6 +9,7 @@
 #include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/manager.h"
+#include "agent/membership.h"
 #include "agent/publish.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -505,6 +506,9 @@ void api_node_list(struct api_req *r)
 		api_reply_err(r, &err);
 		return;
 	}
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o) membership_decorate(r->agent, o);
 	api_reply_json(r, 200, all);
 }
 
@@ -542,8 +546,10 @@ static json_t *find_node(struct api_req *r, const char *ref)
 void api_node_inspect(struct api_req *r)
 {
 	json_t *n = find_node(r, r->params[0]);
-	if (n)
+	if (n) {
+		membership_decorate(r->agent, n);
 		api_reply_json(r, 200, n);
+	}
 }
 
 void api_node_update(struct api_req *r)

@@ -7,7 +7,9 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/membership.h"
 #include "runtime/cgroup.h"
 #include "runtime/image.h"
 #include "agent/publish.h"
@@ -32,6 +34,46 @@ void api_version(struct api_req *r)
 			  "Os", "linux", "Arch", "amd64", "KernelVersion", u.release, "Version",
 			  SHOAL_VERSION, "ApiVersion", "1.43", "MinAPIVersion", "1.24", "Os",
 			  "linux", "Arch", "amd64", "KernelVersion", u.release));
+}
+
+/* Docker's Swarm section of /info, from shoal's cluster; and shoal's own
+ * view of the store. */
+static json_t *swarm_info(struct agent *a)
+{
+	int nodes = 0, managers = 0;
+	json_t *remote = json_array();
+	json_t *all = NULL;
+	if (cluster_list(a, CLUSTER_NODES, &all, NULL) == 0) {
+		size_t i;
+		json_t *n;
+		json_array_foreach(all, i, n)
+		{
+			nodes++;
+			json_t *mst = json_object_get(n, "ManagerStatus");
+			if (!json_is_object(mst))
+				continue;
+			managers++;
+			json_array_append_new(remote, json_pack("{s:O?, s:O?}", "NodeID",
+								json_object_get(n, "ID"), "Addr",
+								json_object_get(mst, "Addr")));
+		}
+	}
+	json_decref(all);
+	bool manager = strcmp(a->cfg.role, "manager") == 0;
+	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:i, s:i}", "NodeID", a->node_id,
+			 "NodeAddr", a->cfg.advertise_addr ? a->cfg.advertise_addr : "127.0.0.1",
+			 "LocalNodeState", "active", "ControlAvailable", manager, "Error",
+			 membership_store_ok(a) ? "" : "the cluster store does not answer",
+			 "RemoteManagers", remote, "Nodes", nodes, "Managers", managers);
+}
+
+static json_t *store_info(struct agent *a)
+{
+	const char *leader = membership_leader(a);
+	return json_pack("{s:s, s:s?, s:b, s:s?, s:b, s:s, s:i}", "Backend", a->cfg.store_backend,
+			 "Endpoints", a->cfg.store_endpoints, "Reachable", membership_store_ok(a),
+			 "Leader", leader[0] ? leader : NULL, "Leading", membership_is_leader(a),
+			 "Role", a->cfg.role, "NodeTTL", a->cfg.node_ttl_s);
 }
 
 void api_info(struct api_req *r)
@@ -84,7 +126,7 @@ void api_info(struct api_req *r)
 	api_reply_json(
 		r, 200,
 		json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i,"
-			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*}",
+			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*, s:o, s:o}",
 			  "ID", a->node_id, "Name", a->hostname, "Containers", total,
 			  "ContainersRunning", running, "ContainersPaused", 0, "ContainersStopped",
 			  stopped, "Images", (int)nimages, "Driver", "overlay", "CgroupDriver",
@@ -98,7 +140,8 @@ void api_info(struct api_req *r)
 			  "DockerRootDir", a->cfg.data_dir, "RunDir", a->cfg.run_dir,
 			  "CgroupParent", a->cfg.cgroup_parent, "StoreBackend",
 			  a->cfg.store_backend, "DefaultRuntime", "shoal", "ShoalDataPlane",
-			  features, "Warnings", warnings, "ShoalDataPlaneError", publish_err));
+			  features, "Warnings", warnings, "ShoalDataPlaneError", publish_err,
+			  "Swarm", swarm_info(a), "ShoalStore", store_info(a)));
 }
 
 /* shoal's own: the published ports and where their traffic goes. */

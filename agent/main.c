@@ -27,6 +27,7 @@
 #include "agent/dns.h"
 #include "agent/manager.h"
 #include "agent/publish.h"
+#include "agent/membership.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "lb/lb.h"
@@ -54,8 +55,21 @@ static void usage(FILE *f)
 		"  --bpffs-dir DIR       pinned BPF objects (default /sys/fs/bpf/shoal)\n"
 		"  --device-prefix P     prefix of every network device and table (default shoal)\n"
 		"  --bridge-subnet CIDR  subnet of the default bridge network (default 10.213.0.0/16)\n"
-		"  --store BACKEND       cluster store: sqlite (default)\n"
-		"  --store-endpoints URL etcd endpoints, for --store etcd\n"
+		"  --store BACKEND       cluster store: sqlite (default, this node alone) or etcd\n"
+		"                        (several nodes sharing one state)\n"
+		"  --store-endpoints URL etcd members, comma-separated http(s)://HOST:PORT\n"
+		"  --store-cacert FILE   CA bundle that verifies the etcd members (https)\n"
+		"  --store-cert FILE     client certificate for etcd (with --store-key)\n"
+		"  --store-key FILE      its private key\n"
+		"  --store-user NAME     etcd user, with --store-password-file\n"
+		"  --store-password-file FILE  the etcd user's password (first line)\n"
+		"  --advertise-addr IP   this node's address for the other nodes (required with\n"
+		"                        --store etcd)\n"
+		"  --role ROLE           manager (default: may lead the cluster) or worker\n"
+		"  --node-label K=V      a label of this node, for placement constraints\n"
+		"                        (repeatable)\n"
+		"  --node-ttl SECONDS    a node whose agent stops renewing its lease is down\n"
+		"                        after this long (default 5; 2 to 60)\n"
 		"  --log-level LEVEL     error, warn, info (default), debug\n"
 		"  --log-max-size SIZE   container log rotation size (default 10m)\n"
 		"  --log-max-files N     container log files kept (default 3)\n"
@@ -70,6 +84,10 @@ static void usage(FILE *f)
 		"                        when the open-file limit is lower); past it the\n"
 		"                        socket's backlog waits\n"
 		"  --monitor-path PATH   shoal-monitor binary (default: beside shoald)\n"
+		"  --insecure-registry HOST[:PORT]  pull from this registry over plain HTTP\n"
+		"                        (repeatable; a HOST without a port covers every port;\n"
+		"                        every other registry is HTTPS with its certificate\n"
+		"                        verified)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
 		"  --xdp                 also run the published-port ingress path as native XDP\n"
@@ -91,6 +109,63 @@ static void usage(FILE *f)
 		"  -h, --help            this help\n");
 }
 
+/* The store flags together: what etcd needs, and nothing given for a backend
+ * that does not use it. */
+static int config_check_store(struct agent_config *cfg)
+{
+	bool etcd = strcmp(cfg->store_backend, "etcd") == 0;
+	if (!etcd && strcmp(cfg->store_backend, "sqlite") != 0) {
+		fprintf(stderr, "shoald: --store %s: expected sqlite or etcd\n",
+			cfg->store_backend);
+		return -EINVAL;
+	}
+	const char *etcd_only = cfg->store_endpoints	   ? "--store-endpoints"
+				: cfg->store_cacert	   ? "--store-cacert"
+				: cfg->store_cert	   ? "--store-cert"
+				: cfg->store_key	   ? "--store-key"
+				: cfg->store_user	   ? "--store-user"
+				: cfg->store_password_file ? "--store-password-file"
+							   : NULL;
+	if (!etcd) {
+		if (etcd_only) {
+			fprintf(stderr, "shoald: %s is for --store etcd\n", etcd_only);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!cfg->store_endpoints) {
+		fprintf(stderr, "shoald: --store etcd needs --store-endpoints\n");
+		return -EINVAL;
+	}
+	if (!cfg->advertise_addr) {
+		fprintf(stderr, "shoald: --store etcd needs --advertise-addr: the address the "
+				"other nodes reach this one at\n");
+		return -EINVAL;
+	}
+	if (!cfg->store_user != !cfg->store_password_file) {
+		fprintf(stderr, "shoald: --store-user and --store-password-file go together\n");
+		return -EINVAL;
+	}
+	if (cfg->store_password_file) {
+		FILE *f = fopen(cfg->store_password_file, "re");
+		char line[1024];
+		if (!f || !fgets(line, sizeof(line), f)) {
+			fprintf(stderr, "shoald: --store-password-file %s: %s\n",
+				cfg->store_password_file, f ? "empty" : strerror(errno));
+			if (f)
+				fclose(f);
+			return -EINVAL;
+		}
+		fclose(f);
+		line[strcspn(line, "\r\n")] = '\0';
+		cfg->store_password = strdup(line);
+		explicit_bzero(line, sizeof(line));
+		if (!cfg->store_password)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int parse_args(struct agent_config *cfg, int argc, char **argv)
 {
 	enum {
@@ -108,6 +183,15 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_LMF,
 		O_THL,
 		O_MAXCONN,
+		O_CACERT,
+		O_CERT,
+		O_KEY,
+		O_SUSER,
+		O_SPASS,
+		O_ADV,
+		O_ROLE,
+		O_NLABEL,
+		O_NTTL,
 		O_LMT,
 		O_MON,
 		O_VER,
@@ -116,7 +200,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_CHECK,
 		O_XDP,
 		O_MAGLEV,
-		O_FLOWS
+		O_FLOWS,
+		O_INSECURE_REG
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -133,6 +218,15 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"log-max-files", required_argument, NULL, O_LMF},
 		{"task-history-limit", required_argument, NULL, O_THL},
 		{"max-connections", required_argument, NULL, O_MAXCONN},
+		{"store-cacert", required_argument, NULL, O_CACERT},
+		{"store-cert", required_argument, NULL, O_CERT},
+		{"store-key", required_argument, NULL, O_KEY},
+		{"store-user", required_argument, NULL, O_SUSER},
+		{"store-password-file", required_argument, NULL, O_SPASS},
+		{"advertise-addr", required_argument, NULL, O_ADV},
+		{"role", required_argument, NULL, O_ROLE},
+		{"node-label", required_argument, NULL, O_NLABEL},
+		{"node-ttl", required_argument, NULL, O_NTTL},
 		{"log-max-total", required_argument, NULL, O_LMT},
 		{"monitor-path", required_argument, NULL, O_MON},
 		{"version", no_argument, NULL, O_VER},
@@ -142,6 +236,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"xdp", no_argument, NULL, O_XDP},
 		{"maglev-size", required_argument, NULL, O_MAGLEV},
 		{"lb-flows", required_argument, NULL, O_FLOWS},
+		{"insecure-registry", required_argument, NULL, O_INSECURE_REG},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -176,6 +271,65 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		case O_EP:
 			dst = &cfg->store_endpoints;
 			break;
+		case O_CACERT:
+			dst = &cfg->store_cacert;
+			break;
+		case O_CERT:
+			dst = &cfg->store_cert;
+			break;
+		case O_KEY:
+			dst = &cfg->store_key;
+			break;
+		case O_SUSER:
+			dst = &cfg->store_user;
+			break;
+		case O_SPASS:
+			dst = &cfg->store_password_file;
+			break;
+		case O_ADV: {
+			struct in_addr ia;
+			if (inet_pton(AF_INET, optarg, &ia) != 1 ||
+			    ia.s_addr == htonl(INADDR_ANY) || (ntohl(ia.s_addr) >> 24) == 127) {
+				fprintf(stderr,
+					"shoald: --advertise-addr %s: expected this node's IPv4 address, "
+					"reachable from the other nodes (not 0.0.0.0 or 127.x)\n",
+					optarg);
+				return -EINVAL;
+			}
+			dst = &cfg->advertise_addr;
+			break;
+		}
+		case O_ROLE:
+			if (strcmp(optarg, "manager") != 0 && strcmp(optarg, "worker") != 0) {
+				fprintf(stderr, "shoald: --role %s: expected manager or worker\n",
+					optarg);
+				return -EINVAL;
+			}
+			dst = &cfg->role;
+			break;
+		case O_NLABEL: {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || strlen(optarg) > 512) {
+				fprintf(stderr, "shoald: --node-label %s: expected KEY=VALUE\n",
+					optarg);
+				return -EINVAL;
+			}
+			if (strv_push(&cfg->node_labels, optarg) < 0)
+				return -ENOMEM;
+			break;
+		}
+		case O_NTTL: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 2 || v > 60) {
+				fprintf(stderr,
+					"shoald: --node-ttl %s: expected 2 to 60 (seconds)\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->node_ttl_s = (int)v;
+			break;
+		}
 		case O_LOG:
 			dst = &cfg->log_level;
 			break;
@@ -295,6 +449,16 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			if (strv_push(&cfg->uplinks, optarg) < 0)
 				return -ENOMEM;
 			break;
+		case O_INSECURE_REG:
+			if (!*optarg || strpbrk(optarg, "/@ ") || strlen(optarg) > 255) {
+				fprintf(stderr,
+					"shoald: --insecure-registry %s: expected HOST or HOST:PORT\n",
+					optarg);
+				return -EINVAL;
+			}
+			if (strv_push(&cfg->insecure_registries, optarg) < 0)
+				return -ENOMEM;
+			break;
 		case O_VER:
 			printf("shoald %s\n", SHOAL_VERSION);
 			exit(0);
@@ -330,6 +494,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 	DEF(device_prefix, "shoal");
 	DEF(bridge_subnet, "10.213.0.0/16");
 	DEF(store_backend, "sqlite");
+	DEF(role, "manager");
 	DEF(log_level, "info");
 #undef DEF
 	if (!cfg->socket_path && asprintf(&cfg->socket_path, "%s/shoal.sock", cfg->run_dir) < 0)
@@ -356,11 +521,25 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		cfg->task_history_limit = 5;
 	if (!cfg->log_max_total)
 		cfg->log_max_total = -25;
-	return 0;
+	if (!cfg->node_ttl_s)
+		cfg->node_ttl_s = 5;
+	return config_check_store(cfg);
 }
 
 static void config_free(struct agent_config *cfg)
 {
+	free(cfg->store_cacert);
+	free(cfg->store_cert);
+	free(cfg->store_key);
+	free(cfg->store_user);
+	free(cfg->store_password_file);
+	if (cfg->store_password) {
+		explicit_bzero(cfg->store_password, strlen(cfg->store_password));
+		free(cfg->store_password);
+	}
+	free(cfg->advertise_addr);
+	free(cfg->role);
+	strv_free(cfg->node_labels);
 	free(cfg->data_dir);
 	free(cfg->run_dir);
 	free(cfg->socket_path);
@@ -373,6 +552,7 @@ static void config_free(struct agent_config *cfg)
 	free(cfg->monitor_path);
 	free(cfg->log_level);
 	strv_free(cfg->uplinks);
+	strv_free(cfg->insecure_registries);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -480,6 +660,11 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		.path = path,
 		.endpoints = a->cfg.store_endpoints,
 		.base = a->base,
+		.cacert = a->cfg.store_cacert,
+		.cert = a->cfg.store_cert,
+		.key = a->cfg.store_key,
+		.username = a->cfg.store_user,
+		.password = a->cfg.store_password,
 	};
 	if ((r = store_open(&so, &a->store, err)) < 0)
 		return shoal_err_wrap(err, "opening the %s store", a->cfg.store_backend);
@@ -540,6 +725,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		log_warn("published ports unavailable: %s", perr.msg);
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
+	if ((r = membership_start(a, err)) < 0)
+		return shoal_err_wrap(err, "joining the cluster");
 	if ((r = manager_start(a, err)) < 0)
 		return shoal_err_wrap(err, "starting the manager");
 	if ((r = api_server_start(a, err)) < 0)
@@ -703,6 +890,7 @@ int main(int argc, char **argv)
 out:
 	api_server_stop(&a);
 	manager_stop(&a);
+	membership_stop(&a);
 	dns_stop(&a);
 	publish_free(&a);
 	if (a.sig_term)

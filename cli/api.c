@@ -83,6 +83,7 @@ int cli_request(const struct cli_ctx *ctx, const struct cli_call *call, struct c
 		.body_fd_len = call->body_fd_len,
 		.content_type = call->content_type,
 		.upgrade = call->upgrade,
+		.headers = call->headers,
 	};
 	if (call->body) {
 		body = json_dumps(call->body, JSON_COMPACT);

@@ -23,6 +23,7 @@ const struct cli_command cli_commands[] = {
 	{"inspect", cli_cmd_inspect, "Return low-level information on containers or images"},
 	{"images", cli_cmd_image_ls, "List images"},
 	{"load", cli_cmd_image_load, "Load an image from a tar archive or STDIN"},
+	{"pull", cli_cmd_image_pull, "Download an image from a registry"},
 	{"import", cli_cmd_image_import,
 	 "Import the contents from a tarball to create a filesystem image"},
 	{"rmi", cli_cmd_image_rm, "Remove one or more images"},
@@ -39,6 +40,7 @@ const struct cli_command cli_commands[] = {
 
 const struct cli_command cli_image_commands[] = {
 	{"load", cli_cmd_image_load, "Load an image from a tar archive or STDIN"},
+	{"pull", cli_cmd_image_pull, "Download an image from a registry"},
 	{"import", cli_cmd_image_import,
 	 "Import the contents from a tarball to create a filesystem image"},
 	{"ls", cli_cmd_image_ls, "List images"},

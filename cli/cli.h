@@ -62,6 +62,7 @@ int cli_cmd_container_inspect(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_container(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image_import(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image_ls(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_image_rm(struct cli_ctx *ctx, int argc, char **argv);
@@ -128,6 +129,7 @@ struct cli_call {
 	int64_t body_fd_len;	  /* Content-Length for body_fd, < 0 chunked */
 	const char *content_type; /* for body_fd */
 	bool upgrade;		  /* hijack: the stream follows the 101 (or 200) head */
+	const char *headers;	  /* more header lines, "Name: value\r\n" each; may be NULL */
 };
 /* Connects to the agent; err says "Cannot connect to the shoal daemon at ...". */
 int cli_connect(const struct cli_ctx *ctx, struct cli_http **ret, struct shoal_err *err);

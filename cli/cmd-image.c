@@ -20,8 +20,10 @@ int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 	return cli_dispatch(ctx, "shoal image", cli_image_commands, argc, argv);
 }
 
-/* Prints one progress message (docker's jsonmessage); 1 when it was an error. */
-static int print_message(const char *line, size_t len)
+/* Prints one progress message (docker's jsonmessage); 1 when it was an error.
+ * Lines with a progress bar are shown only when show_progress (a terminal), as
+ * docker does; quiet shows errors only. */
+static int print_message(const char *line, size_t len, bool show_progress, bool quiet)
 {
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -42,6 +44,8 @@ static int print_message(const char *line, size_t len)
 		fprintf(stderr, "%s\n", emsg);
 		return 1;
 	}
+	if (quiet)
+		return 0;
 	const char *stream = json_string_value(json_object_get(m, "stream"));
 	if (stream) {
 		/* Each message of a load or import answer is one line (Docker's
@@ -58,12 +62,16 @@ static int print_message(const char *line, size_t len)
 	if (status) {
 		const char *id = json_string_value(json_object_get(m, "id"));
 		const char *progress = json_string_value(json_object_get(m, "progress"));
+		if (progress && !show_progress)
+			return 0;
 		printf("%s%s%s%s%s\n", id ? id : "", id ? ": " : "", status, progress ? " " : "",
 		       progress ? progress : "");
 		fflush(stdout);
 	}
 	return 0;
 }
+
+static int print_messages(struct cli_http *c, bool show_progress, bool quiet);
 
 /* Streams body_fd to path and prints the JSON message stream that comes back. */
 static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
@@ -86,6 +94,12 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 		cli_print_err(&err);
 		return 1;
 	}
+	return print_messages(c, false, false);
+}
+
+/* Prints the JSON message stream of an answer; the exit status. */
+static int print_messages(struct cli_http *c, bool show_progress, bool quiet)
+{
 	size_t cap = 64 * 1024, used = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	if (!buf)
@@ -114,14 +128,14 @@ static int upload_tar(struct cli_ctx *ctx, const char *path, int fd)
 		used += (size_t)n;
 		char *start = buf, *nl;
 		while ((nl = memchr(start, '\n', used - (size_t)(start - buf)))) {
-			status |= print_message(start, (size_t)(nl - start));
+			status |= print_message(start, (size_t)(nl - start), show_progress, quiet);
 			start = nl + 1;
 		}
 		used -= (size_t)(start - buf);
 		memmove(buf, start, used);
 	}
 	if (used > 0)
-		status |= print_message(buf, used);
+		status |= print_message(buf, used, show_progress, quiet);
 	return status;
 }
 
@@ -167,6 +181,150 @@ int cli_cmd_image_load(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	return upload_tar(ctx, quiet ? "/images/load?quiet=1" : "/images/load",
 			  input ? fd : STDIN_FILENO);
+}
+
+static const struct cli_opt pull_opts[] = {
+	{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Suppress verbose output"},
+	{0},
+};
+
+static void base64url(const unsigned char *in, size_t n, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = t[(v >> 18) & 63];
+		out[o++] = t[(v >> 12) & 63];
+		if (i + 1 < n)
+			out[o++] = t[(v >> 6) & 63];
+		if (i + 2 < n)
+			out[o++] = t[v & 63];
+	}
+	out[o] = '\0';
+}
+
+/* The length of the registry part of a reference, as docker decides it: the first
+ * component when it looks like a host ("." or ":" in it, or "localhost"); 0 when
+ * there is none (docker.io). */
+static size_t ref_registry_len(const char *ref)
+{
+	size_t n = strcspn(ref, "/");
+	if (ref[n] == '/' && (memchr(ref, '.', n) || memchr(ref, ':', n) ||
+			      (n == 9 && strncmp(ref, "localhost", 9) == 0)))
+		return n;
+	return 0;
+}
+
+static char *ref_registry(const char *ref)
+{
+	size_t n = ref_registry_len(ref);
+	return n ? strndup(ref, n) : strdup("docker.io");
+}
+
+/* X-Registry-Auth from SHOAL_REGISTRY_AUTH=user:password; NULL header when unset. */
+static int registry_auth_header(const char *ref, char **ret)
+{
+	*ret = NULL;
+	const char *env = getenv("SHOAL_REGISTRY_AUTH");
+	if (!env || !*env)
+		return 0;
+	const char *colon = strchr(env, ':');
+	if (!colon || colon == env || !colon[1]) {
+		fprintf(stderr, "SHOAL_REGISTRY_AUTH must be user:password\n");
+		return -EINVAL;
+	}
+	_cleanup_free_ char *user = strndup(env, (size_t)(colon - env));
+	_cleanup_free_ char *server = ref_registry(ref);
+	if (!user || !server)
+		return -ENOMEM;
+	_cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:s}", "username", user, "password",
+					     colon + 1, "serveraddress", server);
+	_cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!text)
+		return -ENOMEM;
+	size_t n = strlen(text);
+	_cleanup_free_ char *b64 = malloc(n / 3 * 4 + 8);
+	if (!b64)
+		return -ENOMEM;
+	base64url((const unsigned char *)text, n, b64);
+	explicit_bzero(text, n);
+	if (asprintf(ret, "X-Registry-Auth: %s\r\n", b64) < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int cli_cmd_image_pull(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS] NAME[:TAG|@DIGEST]",
+			  desc[] = "Download an image from a registry (credentials from "
+				   "SHOAL_REGISTRY_AUTH=user:password)";
+	bool quiet = false;
+	struct cli_opts p;
+	cli_opts_init(&p, pull_opts, argc, argv, false);
+	int id;
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id == 'q')
+			quiet = cli_opts_bool(&p);
+		else
+			return cli_opts_fail(ctx, &p, id, usage, desc);
+	}
+	if (p.npos != 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires exactly 1 argument");
+	_cleanup_free_ char *ref = strdup(p.pos[0]);
+	cli_opts_done(&p);
+	if (!ref)
+		return cli_oom();
+	_cleanup_free_ char *auth = NULL, *e = cli_escape(ref), *path = NULL;
+	int r = registry_auth_header(ref, &auth);
+	if (r == -ENOMEM)
+		return cli_oom();
+	if (r < 0)
+		return 1;
+	if (!e || asprintf(&path, "/images/create?fromImage=%s", e) < 0)
+		return cli_oom();
+	struct cli_call call = {
+		.method = "POST",
+		.path = path,
+		.body_fd = -1,
+		.headers = auth,
+	};
+	struct shoal_err err = {0};
+	_cleanup_http_ struct cli_http *c = NULL;
+	struct cli_http_resp resp;
+	r = cli_request(ctx, &call, &c, &resp, &err);
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	if (r < 0) {
+		cli_print_err(&err);
+		return 1;
+	}
+	int status = print_messages(c, isatty(STDOUT_FILENO), quiet);
+	if (status == 0) {
+		/* the full name, as docker prints it last */
+		const char *name = ref;
+		_cleanup_free_ char *full = NULL;
+		if (!strchr(ref, '@')) {
+			size_t n = ref_registry_len(ref);
+			const char *rest = n ? ref + n + 1 : ref;
+			_cleanup_free_ char *reg = ref_registry(ref);
+			bool hub = reg && strcmp(reg, "docker.io") == 0;
+			const char *slash = strrchr(rest, '/');
+			bool tagged = strchr(slash ? slash : rest, ':') != NULL;
+			if (reg && asprintf(&full, "%s/%s%s%s", reg,
+					    hub && !strchr(rest, '/') ? "library/" : "", rest,
+					    tagged ? "" : ":latest") >= 0)
+				name = full;
+		}
+		printf("%s\n", name);
+	}
+	return status;
 }
 
 static const struct cli_opt import_opts[] = {

@@ -57,7 +57,7 @@ static int print_template(const char *format, json_t *v)
 static void kv(int indent, const char *key, json_t *obj, const char *field)
 {
 	json_t *v = json_object_get(obj, field);
-	if (!v || json_is_null(v))
+	if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
 		return;
 	printf("%*s%s:", indent, "", key);
 	if (json_is_string(v))
@@ -175,6 +175,18 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 		kv(2, "NodeID", swarm, "NodeID");
 		kv(2, "Is Manager", swarm, "ControlAvailable");
 		kv(2, "Nodes", swarm, "Nodes");
+		kv(2, "Managers", swarm, "Managers");
+		kv(2, "Node Address", swarm, "NodeAddr");
+		kv(2, "Error", swarm, "Error");
+	}
+	json_t *store = json_object_get(info, "ShoalStore");
+	if (json_is_object(store)) {
+		kv(1, "Store", store, "Backend");
+		kv(2, "Endpoints", store, "Endpoints");
+		kv(2, "Reachable", store, "Reachable");
+		kv(2, "Leader", store, "Leader");
+		kv(2, "This Node Leads", store, "Leading");
+		kv(2, "Role", store, "Role");
 	}
 	kv(1, "Kernel Version", info, "KernelVersion");
 	kv(1, "Operating System", info, "OperatingSystem");

@@ -163,6 +163,8 @@ int cli_http_send(struct cli_http *c, const struct cli_http_req *req, struct sho
 	bool has_body = req->body || req->body_fd >= 0;
 	if (req->content_type && has_body)
 		APPEND("Content-Type: %s\r\n", req->content_type);
+	if (req->headers)
+		APPEND("%s", req->headers);
 	bool chunked = false;
 	if (req->body_fd >= 0) {
 		if (req->body_fd_len >= 0) {

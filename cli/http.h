@@ -26,6 +26,7 @@ struct cli_http_req {
 	int body_fd;	     /* >= 0: stream the body from this fd (see body_fd_len) */
 	int64_t body_fd_len; /* >= 0: Content-Length of body_fd, < 0: chunked upload */
 	bool upgrade;	     /* Connection: Upgrade, Upgrade: tcp */
+	const char *headers; /* more header lines, each "Name: value\r\n"; NULL: none */
 };
 
 struct cli_http_resp {

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-# The image store: docker-archive / OCI layout loads, imports, layers, tags.
+# The image store: docker-archive / OCI layout loads, imports, registry pulls,
+# layers, tags.
 shoal_add_library(shoal_image
 	SOURCES
 		${CMAKE_CURRENT_LIST_DIR}/image-load.c
+		${CMAKE_CURRENT_LIST_DIR}/image-pull.c
+		${CMAKE_CURRENT_LIST_DIR}/image-pull-parse.c
 		${CMAKE_CURRENT_LIST_DIR}/image-ref.c
 		${CMAKE_CURRENT_LIST_DIR}/image-store.c
 		${CMAKE_CURRENT_LIST_DIR}/image-unpack.c
-	LIBS shoal_lib PkgConfig::LIBARCHIVE PkgConfig::JANSSON PkgConfig::OPENSSL pthread)
+	LIBS shoal_lib PkgConfig::LIBARCHIVE PkgConfig::JANSSON PkgConfig::OPENSSL PkgConfig::LIBCURL
+		pthread)
 
 # A tiny busybox image for tests and demos, rebuilt when the script changes.
 set(SHOAL_BUSYBOX_IMAGE ${CMAKE_BINARY_DIR}/images/busybox.tar)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -78,3 +80,53 @@ void image_info_free(struct image_info *info);
 int image_ref_normalize(const char *ref, char **ret);
 /* The short form Docker shows: "busybox:latest", "me/app:1". */
 int image_ref_familiar(const char *normalized, char **ret);
+
+/* ---- pulls from registries (image-pull.c) ---- */
+
+/* Compressed bytes one pull may download, unless the options say otherwise. */
+#define IMAGE_PULL_MAX_BYTES (16ull << 30)
+/* Layer downloads at once. */
+#define IMAGE_PULL_PARALLEL 3
+
+/* One line of Docker's pull progress: status is "Pulling from <repo>" (id: the
+ * tag or digest), "Pulling fs layer", "Already exists", "Downloading"
+ * (current/total bytes), "Verifying Checksum", "Download complete", "Extracting",
+ * "Pull complete"; id is the layer digest's first 12 hex digits. */
+struct image_pull_event {
+	const char *id;
+	const char *status;
+	uint64_t current, total;
+};
+typedef void (*image_pull_progress_cb)(const struct image_pull_event *ev, void *userdata);
+
+struct image_pull_opts {
+	/* Docker's X-Registry-Auth value: base64url JSON {"username", "password",
+	 * "serveraddress"}; NULL or "" pulls anonymously. */
+	const char *auth;
+	/* Registries ("host" for every port, or "host:port") reached over plain
+	 * HTTP; every other one over HTTPS with the certificate verified.
+	 * NULL-terminated, may be NULL. */
+	char *const *insecure;
+	image_pull_progress_cb progress; /* may be NULL; called on the pulling thread */
+	void *userdata;
+	const atomic_int *cancel; /* may be NULL; non-zero stops the pull (ECANCELED) */
+	uint64_t max_bytes;	  /* 0: IMAGE_PULL_MAX_BYTES */
+};
+
+struct image_pull_result {
+	char *id;     /* "sha256:<config hex>" */
+	char *ref;    /* the normalised reference pulled */
+	char *digest; /* "sha256:<hex>" of the manifest (or list) the reference named */
+	bool updated; /* false: the reference named this image already ("Image is up to date") */
+};
+void image_pull_result_done(struct image_pull_result *r);
+
+/* Pulls ref (normalised as image_ref_normalize does) from its registry per the
+ * distribution spec (Docker schema 2 or OCI; lists/indexes pick linux and this
+ * machine's architecture). Every blob is checked against its digest before use;
+ * layers the store has are not downloaded; a partial download is resumed. All
+ * or nothing, like a load. Blocking: call it on a worker thread. Errors name the
+ * registry; err->code ENOENT for an unknown image, EACCES for refused
+ * credentials, ECANCELED when cancelled. */
+int image_store_pull(struct image_store *s, const char *ref, const struct image_pull_opts *opts,
+		     struct image_pull_result *ret, struct shoal_err *err);

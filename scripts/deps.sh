@@ -10,7 +10,7 @@ pkgs=(
 	libjansson-dev libsqlite3-dev libarchive-dev libssl-dev libseccomp-dev
 	libcap-dev libcmocka-dev libclang-rt-14-dev libnftables-dev libhttp-parser-dev libyaml-dev
 	busybox-static iproute2 nftables iptables haproxy runc util-linux procps curl python3
-	etcd-server etcd-client libcurl4-openssl-dev
+	etcd-server etcd-client libcurl4-openssl-dev docker-registry skopeo apache2-utils
 )
 
 missing=()

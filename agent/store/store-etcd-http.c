@@ -302,12 +302,26 @@ done:
 	return out;
 }
 
+void etcd_answered(struct etcd_store *es)
+{
+	es->down_until = 0;
+	es->down_ms = 0;
+}
+
 static int call(struct etcd_store *es, const char *path, const char *body, bool retry_safe,
 		bool may_reauth, json_t **ret, struct shoal_err *err, const char *what)
 {
 	char all[768] = "", one[512];
 	int code = EIO;
 	bool reauthed = !may_reauth;
+	int64_t now = now_ns();
+
+	if (es->down_until && now < es->down_until)
+		return shoal_err_set(err, EHOSTUNREACH,
+				     "%s: etcd is not answering (asked again in "
+				     "%lld ms): %s",
+				     what, (long long)((es->down_until - now) / 1000000),
+				     es->down_msg);
 
 	for (size_t i = 0; i < es->n_endpoints;) {
 		size_t idx = (es->cur + i) % es->n_endpoints;
@@ -318,6 +332,7 @@ static int call(struct etcd_store *es, const char *path, const char *body, bool 
 		switch (o) {
 		case CALL_OK:
 			es->cur = idx;
+			etcd_answered(es);
 			return 0;
 		case CALL_REAUTH:
 			if (reauthed)
@@ -338,6 +353,11 @@ static int call(struct etcd_store *es, const char *path, const char *body, bool 
 			break;
 		}
 	}
+	es->down_ms = es->down_ms ? es->down_ms * 2 : ETCD_DOWN_MIN_MS;
+	if (es->down_ms > ETCD_DOWN_MAX_MS)
+		es->down_ms = ETCD_DOWN_MAX_MS;
+	es->down_until = now_ns() + es->down_ms * 1000000;
+	snprintf(es->down_msg, sizeof(es->down_msg), "%s", all);
 	if (es->n_endpoints == 1)
 		return shoal_err_set(err, code, "%s: %s", what, all);
 	return shoal_err_set(err, code, "%s: no etcd endpoint answered: %s", what, all);

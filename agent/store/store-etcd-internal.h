@@ -49,7 +49,19 @@ struct etcd_store {
 	struct etcd_sock *socks; /* sockets libcurl asked the loop to watch */
 	struct etcd_watch *watches;
 	struct etcd_keeper *keepers;
+	/* No member answered: blocking calls fail at once until down_until (now_ns()
+	 * clock), so that a caller on an event loop is not held for the connect timeout
+	 * on every call while etcd is away; the wait doubles up to ETCD_DOWN_MAX_MS, and
+	 * any answer (a keep-alive's, a watch's too) ends it. */
+	int64_t down_until, down_ms;
+	char down_msg[512];
 };
+
+#define ETCD_DOWN_MIN_MS 250
+#define ETCD_DOWN_MAX_MS 4000
+
+/* An answer from a member: blocking calls go through again. */
+void etcd_answered(struct etcd_store *es);
 
 #define ETCD(s) ((struct etcd_store *)(s))
 

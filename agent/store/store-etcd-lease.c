@@ -11,6 +11,7 @@
 
 #include "agent/store/store-etcd-internal.h"
 #include "lib/cleanup.h"
+#include "lib/util.h"
 
 #define KEEPALIVE_RESPONSE_MAX (64u << 10)
 #define KEEPALIVE_RETRY_MS     1000
@@ -178,6 +179,8 @@ static void keeper_done(struct etcd_xfer *x, CURLcode rc)
 		next_ms = 0;
 		goto out;
 	}
+	k->pub.renewed_ns = now_ns();
+	etcd_answered(es);
 	next_ms = k->ttl_s * 1000 / 3;
 out:
 	json_decref(j);
@@ -194,6 +197,7 @@ int etcd_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost
 	if (!k)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	k->pub.store = s;
+	k->pub.renewed_ns = now_ns();
 	k->es = es;
 	k->id = id;
 	k->ttl_s = ttl_s;

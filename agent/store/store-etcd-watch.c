@@ -185,6 +185,7 @@ static int watch_message(struct etcd_watch *w, const char *line, size_t len)
 	if (json_is_true(json_object_get(res, "created"))) {
 		w->created = true;
 		w->backoff_ms = ETCD_BACKOFF_MIN_MS;
+		etcd_answered(w->es);
 	}
 	json_t *evs = json_object_get(res, "events");
 	int64_t last = 0;

@@ -52,6 +52,7 @@ struct store_watch {
 
 struct store_lease_keeper {
 	struct store *store;
+	int64_t renewed_ns; /* monotonic time of the last renewal the store confirmed */
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -354,6 +354,8 @@ static void timer_keeper_cb(evutil_socket_t fd, short what, void *arg)
 	struct shoal_err err = {};
 
 	int r = k->pub.store->ops->lease_keepalive(k->pub.store, k->id, &err);
+	if (r >= 0)
+		k->pub.renewed_ns = now_ns();
 	if (r == -ENOENT) {
 		event_del(k->ev);
 		k->cb(k->id, &err, k->userdata);
@@ -383,6 +385,7 @@ int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_los
 	if (!k)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	k->pub.store = s;
+	k->pub.renewed_ns = now_ns();
 	k->id = id;
 	k->cb = cb;
 	k->userdata = userdata;
@@ -398,6 +401,11 @@ int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_los
 	}
 	*ret = &k->pub;
 	return 0;
+}
+
+int64_t store_lease_keeper_renewed_ns(const struct store_lease_keeper *k)
+{
+	return k ? k->renewed_ns : 0;
 }
 
 void store_lease_keeper_stop(struct store_lease_keeper *k)

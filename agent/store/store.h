@@ -155,6 +155,10 @@ typedef void (*store_lease_lost_cb)(int64_t id, const struct shoal_err *err, voi
 int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,
 		     void *userdata, struct store_lease_keeper **ret, struct shoal_err *err);
 void store_lease_keeper_stop(struct store_lease_keeper *k);
+/* When the store last confirmed a renewal (now_ns() clock; the keep's start at first): a
+ * holder that has not heard from the store for its TTL must act as if the lease were gone
+ * (a leader steps down) even while the store cannot be reached to say so. */
+int64_t store_lease_keeper_renewed_ns(const struct store_lease_keeper *k);
 /* Drop history older than revision. */
 int store_compact(struct store *s, int64_t revision, struct shoal_err *err);
 
