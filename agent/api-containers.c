@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,13 +38,135 @@ void api_container_create(struct api_req *r)
 	api_reply_json(r, 201, json_pack("{s:s, s:o}", "Id", c->id, "Warnings", warnings));
 }
 
+static bool m_id(const char *v, void *c)
+{
+	return str_has_prefix(((struct container *)c)->id, v);
+}
+
+static bool m_name(const char *v, void *c)
+{
+	char n[160];
+	snprintf(n, sizeof(n), "/%s", ((struct container *)c)->name);
+	return api_filter_regex(v, n);
+}
+
+static bool m_label(const char *v, void *c)
+{
+	return api_filter_label(json_object_get(((struct container *)c)->config, "Labels"), v);
+}
+
+static bool m_status(const char *v, void *c)
+{
+	const char *s = container_state_name(((struct container *)c)->state);
+	return strcmp(v, s) == 0;
+}
+
+static bool m_exited(const char *v, void *c)
+{
+	struct container *ct = c;
+	char code[16];
+	snprintf(code, sizeof(code), "%d", ct->exit_code);
+	return ct->state == CONTAINER_EXITED && strcmp(v, code) == 0;
+}
+
+static bool m_ancestor(const char *v, void *c)
+{
+	struct container *ct = c;
+	const char *id = ct->image_id ? ct->image_id : "";
+	const char *hex = str_has_prefix(id, "sha256:") ? id + 7 : id;
+	const char *vh = str_has_prefix(v, "sha256:") ? v + 7 : v;
+	return (ct->image_ref && strcmp(ct->image_ref, v) == 0) ||
+	       (strlen(vh) >= 4 && str_has_prefix(hex, vh));
+}
+
+static bool m_is_task(const char *v, void *c)
+{
+	bool task = json_object_get(json_object_get(((struct container *)c)->config, "Labels"),
+				    "com.docker.swarm.task.id") != NULL;
+	return strcmp(v, "true") == 0 ? task : !task;
+}
+
+static int by_created_desc(const void *a, const void *b)
+{
+	const struct container *x = *(struct container *const *)a,
+			       *y = *(struct container *const *)b;
+	return x->created_ns < y->created_ns ? 1 : x->created_ns > y->created_ns ? -1 : 0;
+}
+
+static void list_containers(struct api_req *r, json_t *f, bool all, int64_t limit);
+
+/* GET /containers/json: newest first, as Docker lists them; all, limit (the
+ * newest N, stopped ones included) and filters (id, name, label, status,
+ * exited, ancestor, is-task; anything else is refused). */
 void api_container_list(struct api_req *r)
 {
+	static const char *const keys[] = {"id",     "name",	 "label",  "status",
+					   "exited", "ancestor", "is-task"};
 	bool all = api_query_bool(r, "all", false);
-	json_t *arr = json_array();
+	int64_t limit;
+	if (api_query_int(r, "limit", -1, &limit) < 0)
+		return;
+	if (limit > 0)
+		all = true;
+	json_t *f = api_filters(r, keys, ARRAY_SIZE(keys));
+	if (!f)
+		return;
+	list_containers(r, f, all, limit);
+	json_decref(f);
+}
+
+static void list_containers(struct api_req *r, json_t *f, bool all, int64_t limit)
+{
+	static const char *const states[] = {"created", "restarting", "running", "removing",
+					     "paused",	"exited",     "dead"};
+	size_t si;
+	json_t *sv;
+	json_array_foreach(json_object_get(f, "status"), si, sv)
+	{
+		bool ok = false;
+		for (size_t k = 0; k < ARRAY_SIZE(states); k++)
+			ok |= strcmp(json_string_value(sv), states[k]) == 0;
+		if (!ok) {
+			api_reply_error(
+				r, 400,
+				"filters: status %s: expected created, restarting, running, "
+				"removing, paused, exited or dead",
+				json_string_value(sv));
+			return;
+		}
+	}
+	/* a status or exited filter looks at stopped containers too, as Docker's */
+	if (json_object_get(f, "status") || json_object_get(f, "exited"))
+		all = true;
+	size_t n = 0;
 	for (struct container *c = r->agent->containers; c; c = c->next)
-		if (all || c->state == CONTAINER_RUNNING)
-			json_array_append_new(arr, container_summary_json(c));
+		n++;
+	_cleanup_free_ struct container **v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	n = 0;
+	for (struct container *c = r->agent->containers; c; c = c->next)
+		v[n++] = c;
+	qsort(v, n, sizeof(*v), by_created_desc);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		struct container *c = v[i];
+		if (!all && c->state != CONTAINER_RUNNING)
+			continue;
+		if (!api_filter_match(f, "id", m_id, c) ||
+		    !api_filter_match(f, "name", m_name, c) ||
+		    !api_filter_match(f, "label", m_label, c) ||
+		    !api_filter_match(f, "status", m_status, c) ||
+		    !api_filter_match(f, "exited", m_exited, c) ||
+		    !api_filter_match(f, "ancestor", m_ancestor, c) ||
+		    !api_filter_match(f, "is-task", m_is_task, c))
+			continue;
+		json_array_append_new(arr, container_summary_json(c));
+		if (limit > 0 && (int64_t)json_array_size(arr) >= limit)
+			break;
+	}
 	api_reply_json(r, 200, arr);
 }
 
@@ -66,8 +189,11 @@ void api_container_stop(struct api_req *r)
 	struct container *c = find_or_reply(r);
 	if (!c)
 		return;
-	int64_t t;
-	if (api_query_int(r, "t", 10, &t) < 0)
+	/* the container's StopTimeout, else Docker's 10 s, unless the request says */
+	json_t *st = json_object_get(c->config, "StopTimeout");
+	int64_t t, def = json_is_integer(st) && json_integer_value(st) >= 0 ? json_integer_value(st)
+									    : 10;
+	if (api_query_int(r, "t", def, &t) < 0)
 		return;
 	const char *sig = api_query(r, "signal");
 	if (sig && *sig) {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -474,14 +476,67 @@ void api_image_create(struct api_req *r)
 	submit_image_job(r, true, norm);
 }
 
+static bool m_reference(const char *v, void *img)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(img, "RepoTags"), i, t)
+	{
+		const char *tag = json_string_value(t);
+		/* Docker matches the familiar name, with and without its tag */
+		_cleanup_free_ char *fam = NULL;
+		if (tag && image_ref_familiar(tag, &fam) == 0)
+			tag = fam;
+		if (!tag)
+			continue;
+		char repo[512];
+		snprintf(repo, sizeof(repo), "%s", tag);
+		char *colon = strrchr(repo, ':');
+		if (colon && !strchr(colon, '/'))
+			*colon = '\0';
+		if (fnmatch(v, tag, 0) == 0 || fnmatch(v, repo, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool m_dangling(const char *v, void *img)
+{
+	bool dangling = json_array_size(json_object_get(img, "RepoTags")) == 0;
+	return strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ? dangling : !dangling;
+}
+
+static bool m_image_label(const char *v, void *img)
+{
+	return api_filter_label(json_object_get(img, "Labels"), v);
+}
+
+/* GET /images/json with filters reference (a glob), dangling and label. */
 void api_image_list(struct api_req *r)
 {
-	json_t *list = NULL;
+	static const char *const keys[] = {"reference", "dangling", "label"};
+	json_t *f = api_filters(r, keys, ARRAY_SIZE(keys));
+	if (!f)
+		return;
+	json_t *all = NULL;
 	struct shoal_err err = {0};
-	if (image_store_list(r->agent->images, &list, &err) < 0) {
+	if (image_store_list(r->agent->images, &all, &err) < 0) {
+		json_decref(f);
 		api_reply_err(r, &err);
 		return;
 	}
+	json_t *list = json_array();
+	size_t k;
+	json_t *one;
+	json_array_foreach(all, k, one)
+	{
+		if (api_filter_match(f, "reference", m_reference, one) &&
+		    api_filter_match(f, "dangling", m_dangling, one) &&
+		    api_filter_match(f, "label", m_image_label, one))
+			json_array_append(list, one);
+	}
+	json_decref(all);
+	json_decref(f);
 	/* Containers counts, as Docker reports with the list. */
 	size_t i;
 	json_t *img;

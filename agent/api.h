@@ -3,6 +3,20 @@
 
 #include "agent/http.h"
 
+/* Docker's filters query parameter (agent/api-filters.c): {"key": ["value",
+ * ...]} with only supported keys (else a 400 is sent and NULL returned);
+ * {} without filters. */
+json_t *api_filters(struct api_req *r, const char *const *supported, size_t n_supported);
+/* Values of one key are ORed: true when match() holds for one of them, or when
+ * the key is not filtered on. */
+bool api_filter_match(json_t *filters, const char *key, bool (*match)(const char *v, void *ctx),
+		      void *ctx);
+/* Docker's name filter: an extended regular expression (a substring when it
+ * does not compile). */
+bool api_filter_regex(const char *pattern, const char *s);
+/* "k" or "k=v" against a labels object. */
+bool api_filter_label(json_t *labels, const char *want);
+
 /* System */
 void api_ping(struct api_req *r);
 void api_version(struct api_req *r);

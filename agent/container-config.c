@@ -306,6 +306,170 @@ void container_host_probe(struct container_host *ret)
 	}
 }
 
+/* A value that asks for nothing: null, false, 0, "", an empty object, or an
+ * array of such values. An object with keys asks for something even when its
+ * values are empty (Volumes: {"/data": {}} asks for a volume). */
+static bool json_zero(json_t *v)
+{
+	size_t i;
+	json_t *e;
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+	case JSON_FALSE:
+		return true;
+	case JSON_INTEGER:
+		return json_integer_value(v) == 0;
+	case JSON_REAL:
+		return json_real_value(v) == 0;
+	case JSON_STRING:
+		return json_string_length(v) == 0;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e) if (!json_zero(e)) return false;
+		return true;
+	case JSON_OBJECT:
+		return json_object_size(v) == 0;
+	default:
+		return false;
+	}
+}
+
+/* An object whose every member asks for nothing (an endpoint's settings). */
+static bool json_members_zero(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	if (!json_is_object(v))
+		return json_zero(v);
+	json_object_foreach(v, k, e) if (!json_members_zero(e)) return false;
+	return true;
+}
+
+/* Fields Docker's API has and shoal does not do: refused unless they ask for
+ * nothing (the docker CLI sends most of them, empty), never ignored. Values
+ * the docker CLI sends as its defaults count as nothing too. */
+struct field_default {
+	const char *key;
+	const char *str; /* this string is the default */
+	json_int_t num;	 /* or this number */
+	bool has_num;
+};
+
+static const struct field_default defaults[] = {
+	{"RestartPolicy", NULL, 0, false}, /* {"Name": "no" | "", ...}: below */
+	{"MemorySwappiness", NULL, -1, true},
+	{"NetworkMode", "default", 0, false},
+	{"Isolation", "default", 0, false},
+};
+
+static bool default_value(const char *key, json_t *v)
+{
+	if (strcmp(key, "RestartPolicy") == 0 && json_is_object(v)) {
+		const char *n = json_string_value(json_object_get(v, "Name"));
+		json_t *max = json_object_get(v, "MaximumRetryCount");
+		return (!n || !*n || strcmp(n, "no") == 0) && (!max || json_zero(max)) &&
+		       json_object_size(v) <= 2;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+		if (strcmp(defaults[i].key, key) != 0)
+			continue;
+		if (defaults[i].str && json_is_string(v) &&
+		    strcmp(json_string_value(v), defaults[i].str) == 0)
+			return true;
+		if (defaults[i].has_num && json_is_integer(v) &&
+		    json_integer_value(v) == defaults[i].num)
+			return true;
+	}
+	return false;
+}
+
+static bool listed(const char *key, const char *const *known, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, known[i]) == 0)
+			return true;
+	return false;
+}
+
+static int refuse_unsupported(json_t *obj, const char *where, const char *const *known,
+			      size_t n_known, struct shoal_err *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+	{
+		if (listed(k, known, n_known) || json_zero(v) || default_value(k, v))
+			continue;
+		return shoal_err_set(err, EINVAL,
+				     "%s%s%s: not supported by shoal; leave it out (it would not "
+				     "be applied)",
+				     where, *where ? "." : "", k);
+	}
+	return 0;
+}
+
+/* What a create may ask for, at the top and in HostConfig. */
+static const char *const known_top[] = {
+	"Hostname",
+	"Domainname",
+	"User",
+	"AttachStdin",
+	"AttachStdout",
+	"AttachStderr",
+	"Tty",
+	"OpenStdin",
+	"StdinOnce",
+	"Env",
+	"Cmd",
+	"Healthcheck",
+	"Image",
+	"WorkingDir",
+	"Entrypoint",
+	"Labels",
+	"StopSignal",
+	"StopTimeout",
+	"HostConfig",
+	"NetworkingConfig",
+	"ExposedPorts",
+	"ArgsEscaped",
+	"NetworkDisabled",
+};
+static const char *const known_host[] = {
+	"Memory",	"MemorySwap",  "NanoCpus",	 "CpuShares",	"PidsLimit",
+	"PortBindings", "NetworkMode", "LogConfig",	 "SecurityOpt", "CapAdd",
+	"CapDrop",	"Privileged",  "ReadonlyRootfs", "AutoRemove",	"ConsoleSize",
+};
+
+/* NetworkingConfig: an endpoint on a network names nothing but the network
+ * (aliases, addresses, links are for networks shoal does not have yet). */
+static int check_networking_config(json_t *nc, struct shoal_err *err)
+{
+	const char *k, *net;
+	json_t *v, *ep;
+	json_object_foreach(nc, k, v)
+	{
+		if (strcmp(k, "EndpointsConfig") != 0) {
+			if (json_zero(v))
+				continue;
+			return shoal_err_set(err, EINVAL,
+					     "NetworkingConfig.%s: not supported by shoal", k);
+		}
+		if (!json_is_object(v) && !json_is_null(v))
+			return shoal_err_set(
+				err, EINVAL,
+				"NetworkingConfig.EndpointsConfig: expected an object");
+		json_object_foreach(v, net, ep)
+		{
+			if (!json_members_zero(ep))
+				return shoal_err_set(
+					err, EINVAL,
+					"NetworkingConfig.EndpointsConfig.%s: endpoint settings "
+					"(aliases, addresses, links) are not supported by shoal",
+					net);
+		}
+	}
+	return 0;
+}
+
 int container_config_check(json_t *body, struct shoal_err *err)
 {
 	struct container_host host;
@@ -383,6 +547,38 @@ int container_config_check_host(json_t *body, const struct container_host *host,
 	if ((r = json_get_object(body, "HostConfig", &hc, err)) < 0 && r != -ENOENT)
 		return r;
 	if (hc && (r = validate_host_config(hc, host, err)) < 0)
+		return r;
+	bool task = json_object_get(json_object_get(body, "Labels"), "com.docker.swarm.task.id");
+	if ((r = refuse_unsupported(body, "", known_top, ARRAY_SIZE(known_top), err)) < 0)
+		return r;
+	json_t *stop_t = json_object_get(body, "StopTimeout");
+	if (stop_t && !json_is_null(stop_t) &&
+	    (!json_is_integer(stop_t) || json_integer_value(stop_t) < 0))
+		return shoal_err_set(err, EINVAL, "StopTimeout: expected whole seconds, 0 or more");
+	/* A health check runs for a service's task (the executor probes it), not for
+	 * a plain container: there it would not be applied. */
+	json_t *hcheck = json_object_get(body, "Healthcheck");
+	if (hcheck && !json_zero(hcheck) && !task)
+		return shoal_err_set(
+			err, EINVAL,
+			"Healthcheck: health checks run for service tasks only; a plain "
+			"container's would not be applied");
+	/* A service's task may carry its reservation (placement: the scheduler
+	 * honours it) and its init flag; a plain container may not. */
+	if (hc && task) {
+		json_t *h = json_copy(hc);
+		json_object_del(h, "MemoryReservation");
+		json_object_del(h, "Init");
+		r = refuse_unsupported(h, "HostConfig", known_host, ARRAY_SIZE(known_host), err);
+		json_decref(h);
+		if (r < 0)
+			return r;
+	} else if (hc && (r = refuse_unsupported(hc, "HostConfig", known_host,
+						 ARRAY_SIZE(known_host), err)) < 0) {
+		return r;
+	}
+	json_t *nc = json_object_get(body, "NetworkingConfig");
+	if (json_is_object(nc) && (r = check_networking_config(nc, err)) < 0)
 		return r;
 
 	return 0;

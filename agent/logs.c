@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -34,6 +35,7 @@ struct log_req {
 	char id[65];
 	char *path;
 	bool tty, out, err, timestamps;
+	int64_t since_ns, until_ns; /* Docker's since/until: records in [since, until) */
 	int fd;
 	struct evbuffer *partial;
 	struct event *timer;
@@ -69,6 +71,44 @@ static void log_send(struct api_req *r, bool tty, bool is_err, const char *time,
 	evbuffer_free(b);
 }
 
+/* A record's "time", RFC 3339 in UTC with up to nanoseconds, as ns since the
+ * epoch; 0 when it does not parse. */
+static int64_t record_time_ns(const char *t)
+{
+	struct tm tm = {0};
+	const char *p = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!p)
+		return 0;
+	int64_t ns = (int64_t)timegm(&tm) * 1000000000LL;
+	if (*p == '.') {
+		int64_t frac = 0, scale = 100000000;
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			if (scale > 0)
+				frac += (*p - '0') * scale;
+		ns += frac;
+	}
+	return ns;
+}
+
+/* Docker's since/until query values: Unix seconds with an optional fraction
+ * (the docker CLI turns durations and dates into that). */
+static int parse_unix_time(struct api_req *r, const char *key, int64_t *ret)
+{
+	const char *v = api_query(r, key);
+	*ret = 0;
+	if (!v || !*v)
+		return 0;
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || *end || d < 0) {
+		api_reply_error(r, 400, "%s=%s: expected Unix seconds, like 1700000000.5", key, v);
+		return -EINVAL;
+	}
+	*ret = (int64_t)(d * 1e9);
+	return 0;
+}
+
 static void emit_record(struct log_req *lr, const char *line, size_t len)
 {
 	json_t *j = json_loadb(line, len, 0, NULL);
@@ -82,6 +122,13 @@ static void emit_record(struct log_req *lr, const char *line, size_t len)
 	if (!text || (is_err && !lr->err) || (!is_err && !lr->out)) {
 		json_decref(j);
 		return;
+	}
+	if (lr->since_ns || lr->until_ns) {
+		int64_t at = record_time_ns(time);
+		if ((lr->since_ns && at < lr->since_ns) || (lr->until_ns && at >= lr->until_ns)) {
+			json_decref(j);
+			return;
+		}
 	}
 	log_send(lr->r, lr->tty, is_err, lr->timestamps ? time : NULL, NULL, text, tlen);
 	json_decref(j);
@@ -210,6 +257,10 @@ void api_container_logs(struct api_req *r)
 			return;
 		}
 	}
+	int64_t since_ns, until_ns;
+	if (parse_unix_time(r, "since", &since_ns) < 0 ||
+	    parse_unix_time(r, "until", &until_ns) < 0)
+		return;
 	struct log_req *lr = calloc(1, sizeof(*lr));
 	if (!lr) {
 		api_reply_error(r, 500, "out of memory");
@@ -217,6 +268,8 @@ void api_container_logs(struct api_req *r)
 	}
 	lr->r = r;
 	lr->agent = r->agent;
+	lr->since_ns = since_ns;
+	lr->until_ns = until_ns;
 	lr->fd = -1;
 	lr->out = out;
 	lr->err = errs;

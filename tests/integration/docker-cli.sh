@@ -86,6 +86,50 @@ rc=$?
 expect_eq "docker start -a streams the output" "from-start-a" "$out"
 expect_eq "docker start -a exits with the container's code" 3 "$rc"
 must "docker rm -f" dk 10 rm -f d2
+
+log "filters, limits, since: applied or refused, never ignored"
+must_get ida "a first container" dk 10 run -d --name fa --label tier=edge busybox sleep 1000
+must_get idb "a second" dk 10 run -d --name fb busybox sh -c 'echo early; sleep 2; echo late; sleep 1000'
+dk 10 run --name fc busybox sh -c 'exit 4'
+out=$(dk 10 ps --filter name=fa --format '{{.Names}}' 2>&1)
+expect_eq "ps --filter name" "fa" "$out"
+out=$(dk 10 ps --filter label=tier=edge --format '{{.Names}}' 2>&1)
+expect_eq "ps --filter label" "fa" "$out"
+out=$(dk 10 ps -a --filter status=exited --format '{{.Names}}' 2>&1)
+expect_eq "ps --filter status=exited" "fc" "$out"
+out=$(dk 10 ps -a --filter exited=4 --format '{{.Names}}' 2>&1)
+expect_eq "ps --filter exited=4" "fc" "$out"
+out=$(dk 10 ps -n 1 --format '{{.Names}}' 2>&1)
+expect_eq "ps -n 1: the newest, stopped or not" "fc" "$out"
+out=$(dk 10 ps --filter health=healthy 2>&1)
+expect_contains "an unsupported filter is refused, naming it" "health is not supported" "$out"
+out=$(dk 10 images --filter reference='busy*' --format '{{.Repository}}' 2>&1)
+expect_eq "images --filter reference" "busybox" "$out"
+out=$(dk 10 images --filter dangling=true -q 2>&1)
+expect_eq "images --filter dangling=true" "" "$out"
+wait_until 10 sh -c "$DOCKER logs fb 2>&1 | grep -q late"
+out=$(dk 10 logs --since 1s fb 2>&1)
+expect_not_contains "logs --since leaves out older lines" "early" "$out"
+out=$(dk 10 logs --until 1s fb 2>&1)
+expect_contains "logs --until keeps older lines" "early" "$out"
+must "removing them" dk 10 rm -f fa fb fc
+
+log "fields shoal does not do are refused, naming them"
+out=$(dk 10 run --rm -v /tmp:/x busybox true 2>&1)
+expect_contains "-v is refused" "HostConfig.Binds: not supported" "$out"
+out=$(dk 10 run --restart always --name rp busybox true 2>&1)
+expect_contains "--restart is refused" "HostConfig.RestartPolicy: not supported" "$out"
+out=$(dk 10 run --rm --dns 10.0.0.1 busybox true 2>&1)
+expect_contains "--dns is refused" "HostConfig.Dns: not supported" "$out"
+out=$(dk 10 run --rm --health-cmd true busybox true 2>&1)
+expect_contains "a plain container's health check is refused" "Healthcheck: health checks run for service tasks only" "$out"
+out=$(dk 10 create --stop-timeout 1 --name st busybox sleep 1000 2>&1)
+must "starting it" dk 10 start st
+t0=$(date +%s)
+must "docker stop uses the container's StopTimeout" dk 20 stop st
+t1=$(date +%s)
+if [ $((t1 - t0)) -lt 5 ]; then ok "stopped within its 1 s StopTimeout ($((t1 - t0)) s)"; else fail "stop took $((t1 - t0)) s"; fi
+must "removing it" dk 10 rm st
 out=$(dk 10 ps -aq 2>&1)
 expect_eq "nothing left" "" "$out"
 

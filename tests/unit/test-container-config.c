@@ -155,6 +155,45 @@ static void test_user(void **state)
 	expect_bad("{\"Image\":\"b\",\"User\":\"100:\"}", "User");
 }
 
+/* Fields shoal does not do: refused unless they ask for nothing; what the
+ * docker CLI sends by default passes. */
+static void test_unsupported(void **state)
+{
+	/* the docker CLI's defaults for `docker create busybox true` */
+	expect_ok("{\"Image\":\"busybox\",\"Volumes\":{},\"OnBuild\":null,\"MacAddress\":\"\","
+		  "\"HostConfig\":{\"Binds\":null,\"NetworkMode\":\"default\",\"RestartPolicy\":"
+		  "{\"Name\":\"no\",\"MaximumRetryCount\":0},\"ConsoleSize\":[0,0],\"Dns\":[],"
+		  "\"MemorySwappiness\":-1,\"Ulimits\":[],\"BlkioWeightDevice\":[]},"
+		  "\"NetworkingConfig\":{\"EndpointsConfig\":{\"default\":{\"IPAMConfig\":null,"
+		  "\"Aliases\":null,\"MacAddress\":\"\",\"IPPrefixLen\":0}}}}");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Binds\":[\"/tmp:/x\"]}}",
+		   "HostConfig.Binds: not supported");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"RestartPolicy\":"
+		   "{\"Name\":\"always\"}}}",
+		   "HostConfig.RestartPolicy");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"MemorySwappiness\":10}}",
+		   "HostConfig.MemorySwappiness");
+	/* keys ask for something even with empty values */
+	expect_bad("{\"Image\":\"busybox\",\"Volumes\":{\"/data\":{}}}", "Volumes");
+	expect_bad("{\"Image\":\"busybox\",\"Shell\":[\"/bin/sh\"]}", "Shell");
+	expect_bad("{\"Image\":\"busybox\",\"NetworkingConfig\":{\"EndpointsConfig\":"
+		   "{\"bridge\":{\"Aliases\":[\"a\"]}}}}",
+		   "NetworkingConfig.EndpointsConfig.bridge");
+	expect_bad("{\"Image\":\"busybox\",\"Healthcheck\":{\"Test\":[\"CMD\",\"true\"]}}",
+		   "Healthcheck");
+	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"MemoryReservation\":1048576}}",
+		   "HostConfig.MemoryReservation");
+	expect_bad("{\"Image\":\"busybox\",\"StopTimeout\":-3}", "StopTimeout");
+	expect_ok("{\"Image\":\"busybox\",\"StopTimeout\":3}");
+	/* a service's task: its health check and reservation are the agent's */
+	expect_ok("{\"Image\":\"busybox\",\"Labels\":{\"com.docker.swarm.task.id\":\"t\"},"
+		  "\"Healthcheck\":{\"Test\":[\"CMD\",\"true\"]},"
+		  "\"HostConfig\":{\"MemoryReservation\":1048576,\"Init\":true}}");
+	expect_bad("{\"Image\":\"busybox\",\"Labels\":{\"com.docker.swarm.task.id\":\"t\"},"
+		   "\"HostConfig\":{\"Binds\":[\"/a:/b\"]}}",
+		   "HostConfig.Binds");
+}
+
 static void test_log_opts(void **state)
 {
 	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"LogConfig\":{\"Type\":\"json-file\","
@@ -170,9 +209,10 @@ static void test_log_opts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_memory),	 cmocka_unit_test(test_memory_swap),
-		cmocka_unit_test(test_cpu_pids), cmocka_unit_test(test_hostname),
-		cmocka_unit_test(test_user),	 cmocka_unit_test(test_log_opts),
+		cmocka_unit_test(test_memory),	    cmocka_unit_test(test_memory_swap),
+		cmocka_unit_test(test_cpu_pids),    cmocka_unit_test(test_hostname),
+		cmocka_unit_test(test_user),	    cmocka_unit_test(test_log_opts),
+		cmocka_unit_test(test_unsupported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
