@@ -27,6 +27,13 @@
 	((struct bpf_insn){.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = (dst), .imm = (v)})
 #define I_CALL(fn) ((struct bpf_insn){.code = BPF_JMP | BPF_CALL, .imm = (fn)})
 #define I_EXIT()   ((struct bpf_insn){.code = BPF_JMP | BPF_EXIT})
+/* ld_imm64 of a map fd: two instructions */
+#define I_LD_MAP_FD(dst, fd)                                  \
+	((struct bpf_insn){.code = BPF_LD | BPF_DW | BPF_IMM, \
+			   .dst_reg = (dst),                  \
+			   .src_reg = BPF_PSEUDO_MAP_FD,      \
+			   .imm = (fd)}),                     \
+		((struct bpf_insn){0})
 
 #define R0  BPF_REG_0
 #define R1  BPF_REG_1
@@ -68,6 +75,11 @@ static const struct lb_feature_desc {
 	[LB_FEAT_XDP] = {"xdp", false, "XDP ingress before the skb (--xdp), metadata to tc",
 			 "Linux 5.18+ (bpf_xdp_load_bytes) accepting bpf_xdp_adjust_meta in XDP",
 			 "tc alone handles published ports"},
+	[LB_FEAT_RINGBUF] =
+		{"ringbuf", false, "policy flow log in a BPF ring buffer",
+		 "Linux 5.8+ (BPF_MAP_TYPE_RINGBUF, bpf_ringbuf_output)",
+		 "a BPF queue map (Linux 4.20) drained every 100 ms; a perf event array "
+		 "would need bpf_perf_event_output, which is reserved to GPL programs"},
 };
 
 const char *lb_feature_name(enum lb_feature f)
@@ -130,7 +142,7 @@ int lb_features_parse(const char *list, uint32_t *ret, struct shoal_err *err)
 		if (f == LB_FEAT_MAX)
 			return shoal_err_set(err, EINVAL,
 					     "unknown data-plane feature \"%s\" (optional ones: "
-					     "coarse-clock, host-routing, socket-lb, xdp)",
+					     "coarse-clock, host-routing, socket-lb, xdp, ringbuf)",
 					     tok);
 		if (lb_feature_descs[f].required)
 			return shoal_err_set(err, EINVAL,
@@ -344,6 +356,38 @@ static int lb_probe_xdp(char *ret, size_t len)
 	return lb_probe_prog(BPF_PROG_TYPE_XDP, 0, insns, ARRAY_SIZE(insns), ret, len);
 }
 
+/* A ring buffer map, and a tc program writing to it: the map type alone
+ * does not show the helper is allowed for the program type. */
+static int lb_probe_ringbuf(char *ret, size_t len)
+{
+	_cleanup_close_ int map = -EBADF;
+
+	map = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "shoal_probe", 0, 0, 4096, NULL);
+	if (map < 0) {
+		int e = -errno;
+
+		snprintf(ret, len, "creating a ring buffer map: %s", strerror(-e));
+		return e;
+	}
+	const struct bpf_insn insns[] = {
+		I_MOV_IMM(R0, 0),
+		(struct bpf_insn){.code = BPF_STX | BPF_DW | BPF_MEM,
+				  .dst_reg = R10,
+				  .src_reg = R0,
+				  .off = -8},
+		I_LD_MAP_FD(R1, map),
+		I_MOV_REG(R2, R10),
+		I_ADD_IMM(R2, -8),
+		I_MOV_IMM(R3, 8),
+		I_MOV_IMM(R4, 0),
+		I_CALL(BPF_FUNC_ringbuf_output),
+		I_MOV_IMM(R0, 0),
+		I_EXIT(),
+	};
+
+	return lb_probe_prog(BPF_PROG_TYPE_SCHED_CLS, 0, insns, ARRAY_SIZE(insns), ret, len);
+}
+
 static int (*const lb_probes[LB_FEAT_MAX])(char *, size_t) = {
 	[LB_FEAT_TC] = lb_probe_tc,
 	[LB_FEAT_MAPS] = lb_probe_maps,
@@ -351,6 +395,7 @@ static int (*const lb_probes[LB_FEAT_MAX])(char *, size_t) = {
 	[LB_FEAT_HOST_ROUTING] = lb_probe_host_routing,
 	[LB_FEAT_SOCKET_LB] = lb_probe_socket_lb,
 	[LB_FEAT_XDP] = lb_probe_xdp,
+	[LB_FEAT_RINGBUF] = lb_probe_ringbuf,
 };
 
 /* The kernel does not change under a process: probed once. */

@@ -58,6 +58,7 @@ enum lb_feature {
 	LB_FEAT_HOST_ROUTING, /* bpf_redirect_peer/_neigh; else the node's stack */
 	LB_FEAT_SOCKET_LB,    /* cgroup sock_addr hooks; else DNS round robin, proxy */
 	LB_FEAT_XDP,	      /* XDP ingress with metadata (asked with opts.xdp) */
+	LB_FEAT_RINGBUF,      /* policy flow log in a BPF ring buffer; else a BPF queue */
 	LB_FEAT_MAX
 };
 
