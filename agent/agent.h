@@ -74,6 +74,7 @@ struct agent {
 	/* containers by id; names in a second index */
 	struct container *containers; /* list head */
 	unsigned n_containers;
+	struct container_index *container_index; /* agent/container-index.c */
 	struct exec_inst *execs;
 
 	struct worker *worker;

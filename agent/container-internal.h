@@ -13,6 +13,14 @@ json_t *strv_to_json(char **v);
 char **json_to_strv(json_t *arr);
 enum container_state container_state_from_name(const char *s);
 
+/* The containers by id and by name (container-index.c): every linked
+ * container is in it. -1 when out of memory. */
+int container_index_add(struct agent *a, struct container *c);
+void container_index_del(struct agent *a, struct container *c);
+void container_index_free(struct agent *a);
+struct container *container_index_by_id(struct agent *a, const char *id);
+struct container *container_index_by_name(struct agent *a, const char *name);
+
 /* The container's /etc/hosts and /etc/resolv.conf as a start writes them
  * (malloc'ed; NULL when out of memory). */
 char *container_make_hosts(struct container *c, const char *hostname);

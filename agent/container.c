@@ -57,9 +57,9 @@ struct container *container_find(struct agent *a, const char *ref, struct shoal_
 		return NULL;
 	}
 	const char *name = ref[0] == '/' ? ref + 1 : ref;
-	for (struct container *c = a->containers; c; c = c->next)
-		if (strcmp(c->id, ref) == 0 || strcmp(c->name, name) == 0)
-			return c;
+	struct container *exact = container_index_by_id(a, ref) ?: container_index_by_name(a, name);
+	if (exact)
+		return exact;
 	struct container *match = NULL;
 	size_t len = strlen(ref);
 	for (struct container *c = a->containers; c; c = c->next)
@@ -149,11 +149,14 @@ static struct container *container_new(struct agent *a)
 	return c;
 }
 
-static void container_link(struct agent *a, struct container *c)
+static int container_link(struct agent *a, struct container *c)
 {
+	if (container_index_add(a, c) < 0)
+		return -ENOMEM;
 	c->next = a->containers;
 	a->containers = c;
 	a->n_containers++;
+	return 0;
 }
 
 static int container_load_one(struct agent *a, const char *id, struct shoal_err *err)
@@ -217,7 +220,10 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 		container_free(c);
 		return -ENOMEM;
 	}
-	container_link(a, c);
+	if (container_link(a, c) < 0) {
+		container_free(c);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -831,7 +837,11 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 		container_free(c);
 		return shoal_err_errno(err, -r, "creating the container's directory");
 	}
-	container_link(a, c);
+	if (container_link(a, c) < 0) {
+		rm_rf(c->bundle_dir);
+		container_free(c);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
 	container_bundle_soon(c);
 	if (ret_warnings)
 		*ret_warnings = json_array();
@@ -1463,6 +1473,7 @@ static void container_unlink_and_free(struct container *c)
 		if (*pp == c) {
 			*pp = c->next;
 			a->n_containers--;
+			container_index_del(a, c);
 			break;
 		}
 	container_free(c);
@@ -1476,4 +1487,5 @@ void container_free_all(struct agent *a)
 		container_free(c);
 	}
 	a->n_containers = 0;
+	container_index_free(a);
 }

@@ -33,6 +33,7 @@ struct waiter {
 
 struct container {
 	struct container *next;
+	struct container *id_next, *name_next; /* index chains (container-index.c) */
 	struct agent *agent;
 	char id[65];
 	char name[128];
@@ -67,6 +68,11 @@ struct container {
 	uint8_t mac[6];
 	char netns_path[256]; /* the bind mount of its netns (Docker's SandboxKey) */
 	char host_ifname[16]; /* its veth's end on the bridge */
+	/* Its veth as the data plane last read it (agent/publish-fwd.c), for
+	 * the run that started at fwd_started_ns: read again after a start. */
+	int64_t fwd_started_ns;
+	int fwd_ifindex;
+	uint8_t fwd_host_mac[6];
 
 	/* in flight */
 	int spawn_fd;
@@ -93,6 +99,8 @@ struct container {
 
 /* Table */
 struct container *container_find(struct agent *a, const char *ref, struct shoal_err *err);
+/* By full id only (no name, no prefix): what the agent's own records name. */
+struct container *container_get(struct agent *a, const char *id);
 int container_load_all(struct agent *a, struct shoal_err *err);
 void container_free_all(struct agent *a);
 

@@ -15,6 +15,7 @@
 #include "agent/container.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
+#include "agent/task-cache.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -42,10 +43,12 @@
 #define EXEC_BRIDGE_PORTS 1023
 /* Buckets of the task id index (runs chain past it). */
 #define EXEC_RUN_BUCKETS 4096
-/* One executor call starts at most this many tasks, and stops starting
- * past EXEC_TURN_NS: the rest on the next loop turn. */
+/* One executor call starts at most this many tasks, and stops starting (or
+ * stopping) past EXEC_TURN_NS: the rest on the next loop turn. A start is
+ * about a millisecond on the loop on a quiet machine (the record's moves,
+ * the container's files and network), tens of ms on a loaded one. */
 #define EXEC_TURN_STARTS 32
-#define EXEC_TURN_NS	 (20LL * 1000000)
+#define EXEC_TURN_NS	 (10LL * 1000000)
 
 struct probe;
 
@@ -219,7 +222,7 @@ static void probe_done(struct probe *p, int exit_code, bool timed_out)
 		run->failing = 0;
 		if (!run->healthy) {
 			run->healthy = true;
-			struct container *c = container_find(a, run->container_id, NULL);
+			struct container *c = container_get(a, run->container_id);
 			task_set_health(a, run->task_id, TASK_HEALTH_HEALTHY);
 			task_set_state(a, run->task_id, "running", "started (healthy)", NULL, c);
 		}
@@ -229,7 +232,7 @@ static void probe_done(struct probe *p, int exit_code, bool timed_out)
 		log_info("task %s: health check failed (%d/%lld)%s", run->task_id, run->failing,
 			 (long long)run->retries, timed_out ? ": timed out" : "");
 		if (run->failing >= run->retries) {
-			struct container *c = container_find(a, run->container_id, NULL);
+			struct container *c = container_get(a, run->container_id);
 			task_set_health(a, run->task_id, TASK_HEALTH_UNHEALTHY);
 			task_set_state(a, run->task_id, "failed", "unhealthy container",
 				       "task: unhealthy container", c);
@@ -291,7 +294,7 @@ static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct task_run *run = arg;
 	struct agent *a = run->agent;
-	struct container *c = container_find(a, run->container_id, NULL);
+	struct container *c = container_get(a, run->container_id);
 	if (!c || c->state != CONTAINER_RUNNING || run->probe || run->ended)
 		return;
 	json_t *argv = json_array();
@@ -384,7 +387,7 @@ static void start_reply(void *arg, int status, const char *body)
 	if (!run)
 		return;
 	run->start_inflight = false;
-	struct container *c = container_find(a, run->container_id, NULL);
+	struct container *c = container_get(a, run->container_id);
 	if (status >= 300) {
 		json_t *j = json_loads(body, 0, NULL);
 		const char *msg =
@@ -499,7 +502,7 @@ static void task_start(struct agent *a, json_t *task)
 
 static void task_stop(struct agent *a, struct task_run *run, json_t *task)
 {
-	struct container *c = container_find(a, run->container_id, NULL);
+	struct container *c = container_get(a, run->container_id);
 	run->stopping = true;
 	if (run->health_timer)
 		event_del(run->health_timer);
@@ -594,7 +597,7 @@ uint32_t executor_task_capacity(struct agent *a)
  * whatever state it was left in. */
 static void adopted_move_on(struct agent *a, struct task_run *run, enum task_state st)
 {
-	struct container *c = container_find(a, run->container_id, NULL);
+	struct container *c = container_get(a, run->container_id);
 	/* a start the restarted agent is still settling (re-adopted from its
 	 * monitor, or rolled back): decided when it is, which kicks the manager */
 	if (c && c->state == CONTAINER_STARTING)
@@ -642,7 +645,7 @@ bool executor_stopping_soon(struct agent *a, json_t *tasks)
 	return false;
 }
 
-bool executor_reconcile(struct agent *a, json_t *tasks)
+bool executor_reconcile(struct agent *a, struct task_cache *tc)
 {
 	static bool adopted;
 	if (!ex_of(a))
@@ -652,27 +655,21 @@ bool executor_reconcile(struct agent *a, json_t *tasks)
 		adopted = true;
 	}
 	int64_t spent = 0; /* in starts: the scan itself is O(tasks), no more */
+	int64_t t_begin = mono_ns();
 	unsigned starts = 0;
 	bool more = false;
-	const char *tid;
-	json_t *t;
-	json_object_foreach(tasks, tid, t)
-	{
-		const char *node = json_string_value(json_object_get(t, "NodeID"));
-		if (!node || strcmp(node, a->node_id) != 0)
-			continue;
-		const char *desired = json_string_value(json_object_get(t, "DesiredState")) ?: "";
-		const char *state =
-			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
-				?: "";
-		enum task_state st = TASK_NEW;
-		task_state_from_name(state, &st);
+	/* this node's tasks only; a task_observe() below changes the store,
+	 * not the cache, which the watch updates later */
+	for (struct task_entry *e = task_cache_local(tc); e; e = e->lnext) {
+		const char *tid = e->id;
+		json_t *t = e->rec;
+		enum task_state st = e->state;
 		struct task_run *run = run_find(a, tid);
 		if (run && run->adopted && !task_state_is_terminal(st)) {
 			adopted_move_on(a, run, st);
 			continue;
 		}
-		if (strcmp(desired, "running") == 0) {
+		if (e->desired == TASK_RUNNING) {
 			if (!run && st == TASK_ASSIGNED) {
 				if (starts >= EXEC_TURN_STARTS || spent > EXEC_TURN_NS) {
 					more = true;
@@ -692,27 +689,43 @@ bool executor_reconcile(struct agent *a, json_t *tasks)
 			}
 			/* a run's container reports its exit (executor_container_exited);
 			 * one that ended while the agent was away was moved on above */
-		} else if (strcmp(desired, "ready") == 0) {
+		} else if (e->desired == TASK_PREPARING) {
 			/* held by the orchestrator (a restart delay, or the task it
 			 * replaces still stopping): not started yet */
 		} else {
-			if (run && !run->ended && !run->stopping && !run->start_inflight)
+			bool stop = run && !run->ended && !run->stopping && !run->start_inflight;
+			/* stops (a whole service at once) take turns as starts do */
+			if ((stop || (!run && !task_state_is_terminal(st))) &&
+			    mono_ns() - t_begin > EXEC_TURN_NS) {
+				more = true;
+				continue;
+			}
+			if (stop)
 				task_stop(a, run, t);
 			else if (!run && !task_state_is_terminal(st))
 				task_set_state(a, tid, "shutdown", "shut down before it started",
 					       NULL, NULL);
 		}
 	}
-	/* Tasks gone from the store take their containers with them. */
+	/* Tasks gone from the store take their containers with them, as many
+	 * as fit in a turn (a service of a thousand tasks goes at once). */
 	for (struct task_run *run = ex_of(a)->runs, *next; run; run = next) {
 		next = run->next;
-		if (json_object_get(tasks, run->task_id) || run->start_inflight)
+		if (task_cache_get(tc, run->task_id) || run->start_inflight)
 			continue;
-		struct container *c = container_find(a, run->container_id, NULL);
+		if (mono_ns() - t_begin > EXEC_TURN_NS) {
+			more = true;
+			break;
+		}
+		struct container *c = container_get(a, run->container_id);
 		if (c)
 			container_remove(c, true, NULL);
 		run_unlink(a, run);
 	}
+	int64_t took = mono_ns() - t_begin;
+	if (took > 10000000)
+		log_debug("executor: a reconcile took %.1f ms (%u start(s) %.1f ms)",
+			  (double)took / 1e6, starts, (double)spent / 1e6);
 	return more;
 }
 

@@ -8,10 +8,11 @@
 
 struct agent;
 
+struct task_cache;
 /* Brings this node's task containers in line with the tasks in the store
- * (every task, id -> record, as the manager's cache holds them). Does a
- * bounded amount of work; true when some is left for another call. */
-bool executor_reconcile(struct agent *a, json_t *tasks);
+ * (as the manager's cache holds them). Does a bounded amount of work; true
+ * when some is left for another call. */
+bool executor_reconcile(struct agent *a, struct task_cache *tc);
 /* Whether the next executor_reconcile() would stop a task's container (so
  * that the data plane drains it first). */
 bool executor_stopping_soon(struct agent *a, json_t *tasks);

@@ -15,6 +15,7 @@
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
+#include "agent/task-cache.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -36,14 +37,23 @@
  * this node is about to be stopped (it is drained first). */
 #define MANAGER_PUBLISH_MIN_NS (250LL * 1000000)
 /* A pass stops starting more work past this much time on the loop, once it
- * has written at least MANAGER_PASS_MIN_WRITES. */
+ * has written at least MANAGER_PASS_MIN_WRITES: the API's requests wait for
+ * no longer than that (plus one service's orchestration). */
 #define MANAGER_PASS_MIN_WRITES 32
-/* A pass stops starting more work past this much time on the loop. */
-#define MANAGER_PASS_NS (20LL * 1000000)
+#define MANAGER_PASS_NS		(10LL * 1000000)
 /* A pass waits for the watch to deliver this agent's own writes, so that it
  * never decides on a view older than what it wrote; past this long it reads
  * the tasks again from the store instead. */
 #define MANAGER_CATCHUP_NS (2LL * 1000000000)
+/* Queued writes (see queue_push()): at most this many waiting, this many a
+ * loop turn. */
+#define MANAGER_QUEUE_MAX   (1u << 20)
+#define MANAGER_DRAIN_CHUNK 32
+/* A service whose last reconcile asked for nothing is reconciled again for
+ * moves of its tasks alone at most this often. */
+#define MANAGER_ORCH_QUIET_NS (100LL * 1000000)
+/* Passes longer than this are logged (debug), with where the time went. */
+#define MANAGER_PASS_LOG_NS (10LL * 1000000)
 
 struct manager {
 	struct event *kick;
@@ -52,8 +62,11 @@ struct manager {
 	bool pending;
 	bool running;
 	/* The task cache: /shoal/tasks/ as the watch delivers it, by task id and
-	 * by service id (sid -> {id -> record}); records carry "Version". */
+	 * by service id (sid -> {id -> record}); records carry "Version". The
+	 * same records parsed, with the manager's per-service state, in tc. */
 	json_t *tasks, *by_service;
+	struct task_cache *tc;
+	bool all_dirty;	   /* reconcile every service (nodes moved, a resync, a reload) */
 	int64_t seen_rev;  /* the last revision the watch (or a load) delivered */
 	int64_t wrote_rev; /* the last revision this agent wrote under /shoal/ */
 	int64_t wait_since;
@@ -61,6 +74,10 @@ struct manager {
 	bool changed;	      /* the watch delivered something since the data plane's sync */
 	int64_t last_took;    /* the last pass's time on the loop */
 	int64_t last_publish; /* when the data plane was last synced */
+	/* writes waiting for their turn (see queue_push()) */
+	struct queued_write *wq;
+	size_t wq_head, wq_n, wq_cap;
+	struct event *drain;
 	/* this pass */
 	int64_t pass_start;
 	unsigned writes;
@@ -79,8 +96,14 @@ static const char *sid_of(json_t *t)
 	return json_string_value(json_object_get(t, "ServiceID")) ?: "";
 }
 
+static int64_t task_rev(json_t *t)
+{
+	return json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
+}
+
 static void cache_del(struct manager *m, const char *id)
 {
+	task_cache_del(m->tc, id);
 	json_t *old = json_object_get(m->tasks, id);
 	if (!old)
 		return;
@@ -106,6 +129,8 @@ static void cache_put(struct manager *m, const char *id, json_t *rec)
 	}
 	json_object_set(set, id, rec);
 	json_object_set_new(m->tasks, id, rec);
+	if (task_cache_put(m->tc, id, rec, task_rev(rec)) < 0)
+		log_warn("manager: task %s: out of memory for the task cache", id);
 }
 
 static json_t *kv_record(const struct store_kv *kv)
@@ -132,6 +157,8 @@ static int cache_load(struct agent *a, struct shoal_err *err)
 	json_decref(m->by_service);
 	m->tasks = json_object();
 	m->by_service = json_object();
+	task_cache_clear(m->tc);
+	m->all_dirty = true;
 	for (size_t i = 0; i < kvs->n; i++) {
 		json_t *j = kv_record(&kvs->kvs[i]);
 		if (j)
@@ -170,36 +197,42 @@ static const char *desired_name(enum task_state s)
 	return s == TASK_PREPARING ? "ready" : task_state_name(s);
 }
 
-void task_record_sync(json_t *rec)
+/* The Docker fields of rec from t, the orchestrator's record rec holds. */
+static void record_sync(json_t *rec, const struct orch_task *t)
 {
-	struct orch_task t = {0};
-	if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0)
-		return;
 	char ts[40], created[40];
-	format_rfc3339(t.state_ns[t.state] ? t.state_ns[t.state] : t.created_ns, ts);
-	format_rfc3339(t.created_ns, created);
-	json_object_set_new(rec, "ID", json_string(t.id));
-	json_object_set_new(rec, "ServiceID", json_string(t.service_id));
-	json_object_set_new(rec, "Slot", json_integer((json_int_t)t.slot));
-	json_object_set_new(rec, "NodeID", json_string(t.node_id));
+	format_rfc3339(t->state_ns[t->state] ? t->state_ns[t->state] : t->created_ns, ts);
+	format_rfc3339(t->created_ns, created);
+	json_object_set_new(rec, "ID", json_string(t->id));
+	json_object_set_new(rec, "ServiceID", json_string(t->service_id));
+	json_object_set_new(rec, "Slot", json_integer((json_int_t)t->slot));
+	json_object_set_new(rec, "NodeID", json_string(t->node_id));
 	json_object_set_new(rec, "CreatedAt", json_string(created));
-	json_object_set_new(rec, "DesiredState", json_string(desired_name(t.desired_state)));
+	json_object_set_new(rec, "DesiredState", json_string(desired_name(t->desired_state)));
 	json_t *st = json_object_get(rec, "Status");
 	if (!json_is_object(st)) {
 		st = json_object();
 		json_object_set_new(rec, "Status", st);
 	}
-	json_object_set_new(st, "State", json_string(task_state_name(t.state)));
+	json_object_set_new(st, "State", json_string(task_state_name(t->state)));
 	json_object_set_new(st, "Timestamp", json_string(ts));
-	json_object_set_new(st, "Message", json_string(t.message));
-	if (t.err[0])
-		json_object_set_new(st, "Err", json_string(t.err));
+	json_object_set_new(st, "Message", json_string(t->message));
+	if (t->err[0])
+		json_object_set_new(st, "Err", json_string(t->err));
 	else
 		json_object_del(st, "Err");
-	json_object_set_new(st, "Health", json_string(task_health_name(t.health)));
+	json_object_set_new(st, "Health", json_string(task_health_name(t->health)));
 	json_t *cs = json_object_get(st, "ContainerStatus");
 	if (json_is_object(cs))
-		json_object_set_new(cs, "ExitCode", json_integer(t.exit_code));
+		json_object_set_new(cs, "ExitCode", json_integer(t->exit_code));
+}
+
+void task_record_sync(json_t *rec)
+{
+	struct orch_task t = {0};
+	if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0)
+		return;
+	record_sync(rec, &t);
 	orch_task_clear(&t);
 }
 
@@ -208,7 +241,7 @@ json_t *task_record_new(const struct orch_task *t, const char *service_name, jso
 	json_t *rec = json_pack("{s:o, s:s, s:O}", "Orch", orch_task_to_json(t), "ServiceName",
 				service_name, "Spec", task_spec ? task_spec : json_null());
 	if (rec)
-		task_record_sync(rec);
+		record_sync(rec, t);
 	return rec;
 }
 
@@ -342,9 +375,15 @@ static enum node_availability node_avail(json_t *n)
 	return NODE_ACTIVE;
 }
 
-/* The scheduler's view of the cluster: nodes, and the tasks holding resources. */
-static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, json_t *tasks)
+/* The scheduler's view of the cluster: nodes, and the tasks holding resources
+ * (but except_sid's). */
+static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, struct task_cache *tc,
+					   const char *except_sid, uint64_t *ret_sig)
 {
+	/* what placement depends on: the nodes (their versions, this one's
+	 * limit) and the tasks holding resources */
+	uint64_t sig = 1469598103934665603ull, holders = 0;
+#define SIG_ADD(v) (sig = (sig ^ (uint64_t)(v)) * 1099511628211ull)
 	struct sched_cluster *cl = sched_cluster_new();
 	if (!cl)
 		return NULL;
@@ -386,37 +425,40 @@ static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, json_
 		/* this node's own limit, as it stands now; other nodes' are theirs */
 		if (d.id && strcmp(d.id, a->node_id) == 0)
 			d.max_tasks = executor_task_capacity(a);
+		SIG_ADD(task_rev(n));
+		SIG_ADD(d.max_tasks);
 		if (d.id)
 			sched_cluster_add_node(cl, &d, NULL);
 		strv_free(labels);
 	}
-	const char *tid;
-	json_t *t;
-	json_object_foreach(tasks, tid, t)
-	{
-		const char *node = json_string_value(json_object_get(t, "NodeID"));
-		const char *state =
-			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
-				?: "";
-		enum task_state st = TASK_NEW;
-		task_state_from_name(state, &st);
-		if (!node || !*node || task_state_is_terminal(st))
+	/* one node lookup per run of tasks on the same node */
+	const char *last_node = NULL;
+	int idx = -1;
+	for (struct task_entry *e = task_cache_holding(tc); e; e = e->onext) {
+		if (except_sid && strcmp(e->svc->id, except_sid) == 0)
 			continue;
-		int idx = sched_cluster_find_node(cl, node);
+		if (!last_node || strcmp(last_node, e->node_id) != 0) {
+			idx = sched_cluster_find_node(cl, e->node_id);
+			last_node = e->node_id;
+		}
 		if (idx < 0)
 			continue;
-		json_t *res = json_object_get(
-			json_object_get(json_object_get(t, "Spec"), "Resources"), "Reservations");
-		struct sched_task st_ = {
-			.service_id = json_string_value(json_object_get(t, "ServiceID")),
-			.reservations = {.nano_cpus = json_integer_value(
-						 json_object_get(res, "NanoCPUs")),
-					 .memory_bytes = json_integer_value(
-						 json_object_get(res, "MemoryBytes"))},
-		};
-		if (st_.service_id)
-			sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
+		struct sched_task st_ = {.service_id = e->svc->id, .reservations = e->reservations};
+		sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
+		/* which task holds what where, in any order (a task's state
+		 * moving on its node changes nothing here) */
+		uint64_t h = 1469598103934665603ull;
+		for (const char *p = e->id; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		h ^= (uint64_t)idx * 0x9e3779b97f4a7c15ull;
+		h ^= (uint64_t)e->reservations.nano_cpus * 0xc2b2ae3d27d4eb4full;
+		h ^= (uint64_t)e->reservations.memory_bytes * 0x165667b19e3779f9ull;
+		holders += h ^ (h >> 31);
 	}
+	SIG_ADD(holders);
+#undef SIG_ADD
+	if (ret_sig)
+		*ret_sig = sig;
 	return cl;
 }
 
@@ -453,16 +495,7 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 	if (cluster_list(a, CLUSTER_NODES, &nodes, err) < 0)
 		return -EIO;
 	/* the service's own tasks would be replaced: they hold nothing in the plan */
-	json_t *others = json_object();
-	const char *ti;
-	json_t *tt;
-	json_object_foreach(mgr(a)->tasks, ti, tt)
-	{
-		if (strcmp(sid_of(tt), service_id) != 0)
-			json_object_set(others, ti, tt);
-	}
-	struct sched_cluster *cl = build_cluster(a, nodes, others);
-	json_decref(others);
+	struct sched_cluster *cl = build_cluster(a, nodes, mgr(a)->tc, service_id, NULL);
 	json_t *plan = json_array();
 	int r = 0;
 	if (spec->mode == SERVICE_GLOBAL) {
@@ -611,6 +644,7 @@ struct batch {
 	char *vals[BATCH_MAX];
 	size_t n;
 	bool failed;
+	struct task_svc *defer; /* the writes go to the queue, for this service */
 };
 
 static void batch_flush(struct batch *b)
@@ -639,24 +673,61 @@ static void batch_flush(struct batch *b)
 	b->n = 0;
 }
 
-/* expect_rev 0: the key must not exist yet. */
-static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t expect_rev)
+/* Writes past a pass's budget that nothing else depends on (tasks of a
+ * service removed or scaled down: stopped, then deleted) wait here, already
+ * encoded with their guards, and go out a chunk per loop turn: a service of
+ * ten thousand tasks is not reconciled again for each chunk. */
+struct queued_write {
+	char *key, *val; /* val NULL: delete */
+	int64_t rev;
+	struct task_svc *svc; /* its ->queued counts this */
+};
+
+static int queue_push(struct manager *m, struct task_svc *ts, char *key, char *val, int64_t rev)
 {
-	char *k = NULL, *v = NULL;
+	if (m->wq_n - m->wq_head >= MANAGER_QUEUE_MAX)
+		return -E2BIG;
+	if (m->wq_n == m->wq_cap) {
+		if (m->wq_head > 0) {
+			memmove(m->wq, m->wq + m->wq_head, (m->wq_n - m->wq_head) * sizeof(*m->wq));
+			m->wq_n -= m->wq_head;
+			m->wq_head = 0;
+		}
+		if (m->wq_n == m->wq_cap) {
+			size_t cap = m->wq_cap ? m->wq_cap * 2 : 256;
+			struct queued_write *q = realloc(m->wq, cap * sizeof(*q));
+			if (!q)
+				return -ENOMEM;
+			m->wq = q;
+			m->wq_cap = cap;
+		}
+	}
+	m->wq[m->wq_n++] = (struct queued_write){.key = key, .val = val, .rev = rev, .svc = ts};
+	ts->queued++;
+	if (!evtimer_pending(m->drain, NULL)) {
+		struct timeval tv = {0, 0};
+		evtimer_add(m->drain, &tv);
+	}
+	return 0;
+}
+
+/* Takes key and v (NULL: delete). expect_rev 0: the key must not exist yet. */
+static void batch_put(struct batch *b, char *k, char *v, int64_t expect_rev)
+{
+	struct manager *m = mgr(b->agent);
+	if (b->defer) {
+		if (!m || queue_push(m, b->defer, k, v, expect_rev) < 0) {
+			free(k);
+			free(v);
+			b->failed = true;
+		}
+		return;
+	}
 	/* a key written twice in one call: the later write wins, the first guard stays
 	 * (a transaction may not touch a key twice) */
 	for (size_t i = 0; i < b->n; i++)
-		if (strcmp(b->keys[i], key) == 0) {
-			if (obj) {
-				json_t *copy = json_copy(obj);
-				json_object_del(copy, "Version");
-				v = json_dumps(copy, JSON_COMPACT);
-				json_decref(copy);
-				if (!v) {
-					b->failed = true;
-					return;
-				}
-			}
+		if (strcmp(b->keys[i], k) == 0) {
+			free(k);
 			free(b->vals[i]);
 			b->vals[i] = v;
 			b->ops[i].type = v ? STORE_OP_PUT : STORE_OP_DELETE;
@@ -666,7 +737,23 @@ static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t exp
 		}
 	if (b->n == BATCH_MAX)
 		batch_flush(b);
-	k = strdup(key);
+	size_t i = b->n++;
+	if (m)
+		m->writes++;
+	b->keys[i] = k;
+	b->vals[i] = v;
+	b->cmps[i] = (struct store_cmp){
+		.key = k, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
+	b->ops[i] = (struct store_op){.type = v ? STORE_OP_PUT : STORE_OP_DELETE,
+				      .key = k,
+				      .value = v,
+				      .value_len = v ? strlen(v) : 0};
+}
+
+/* expect_rev 0: the key must not exist yet. */
+static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t expect_rev)
+{
+	char *k = strdup(key), *v = NULL;
 	if (obj) {
 		json_t *copy = json_copy(obj);
 		json_object_del(copy, "Version");
@@ -679,38 +766,58 @@ static void batch_add(struct batch *b, const char *key, json_t *obj, int64_t exp
 		b->failed = true;
 		return;
 	}
-	size_t i = b->n++;
-	if (mgr(b->agent))
-		mgr(b->agent)->writes++;
-	b->keys[i] = k;
-	b->vals[i] = v;
-	b->cmps[i] = (struct store_cmp){
-		.key = k, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = expect_rev};
-	b->ops[i] = (struct store_op){.type = v ? STORE_OP_PUT : STORE_OP_DELETE,
-				      .key = k,
-				      .value = v,
-				      .value_len = v ? strlen(v) : 0};
+	batch_put(b, k, v, expect_rev);
 }
 
-static int64_t task_rev(json_t *t)
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
-	return json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
+	struct agent *a = arg;
+	struct manager *m = mgr(a);
+	struct batch b = {.agent = a};
+	size_t n = 0;
+	while (m->wq_head < m->wq_n && n < MANAGER_DRAIN_CHUNK) {
+		struct queued_write *w = &m->wq[m->wq_head++];
+		w->svc->queued--;
+		w->svc->dirty = true;
+		batch_put(&b, w->key, w->val, w->rev);
+		n++;
+	}
+	batch_flush(&b);
+	if (b.failed) {
+		/* something moved under them: the orchestrator decides again */
+		while (m->wq_head < m->wq_n) {
+			struct queued_write *w = &m->wq[m->wq_head++];
+			w->svc->queued--;
+			w->svc->dirty = true;
+			free(w->key);
+			free(w->val);
+		}
+	}
+	if (m->wq_head == m->wq_n) {
+		m->wq_head = m->wq_n = 0;
+	} else {
+		struct timeval tv = {0, 0};
+		evtimer_add(m->drain, &tv);
+	}
+	manager_kick(a);
 }
 
-/* Applies START, SHUTDOWN, ORPHAN to the stored task (mine: id -> record). */
-static void apply_to_task(struct batch *b, json_t *mine, const struct orch_action *act, int64_t now)
+/* Applies START, SHUTDOWN, ORPHAN to the stored task (one of ts's). */
+static void apply_to_task(struct batch *b, struct task_cache *tc, struct task_svc *ts,
+			  const struct orch_action *act, int64_t now)
 {
-	json_t *t = json_object_get(mine, act->task_id);
-	if (!t)
+	struct task_entry *e = task_cache_get(tc, act->task_id);
+	if (!e || e->svc != ts || !e->orch_ok)
 		return;
+	json_t *t = e->rec;
 	struct orch_task ot = {0};
-	if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
+	if (orch_task_copy(&ot, &e->orch) < 0)
 		return;
 	struct shoal_err err = {0};
 	if (orch_action_apply(&ot, act, now, &err) == 0) {
 		json_t *rec = json_deep_copy(t);
 		json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-		task_record_sync(rec);
+		record_sync(rec, &ot);
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
 		batch_add(b, key, rec, task_rev(t));
@@ -746,19 +853,25 @@ static void service_rollback(json_t *s, uint64_t to_version)
 	json_object_set_new(s, "PreviousSpecVersion", json_integer(curv));
 }
 
-static bool over_budget(struct manager *m)
+static bool budget_spent(struct manager *m)
 {
 	/* the time limit leaves room for some progress whatever the rest of the
 	 * pass costs, else a pass slower than it would never write */
-	if (m->writes >= MANAGER_PASS_WRITES ||
-	    (m->writes >= MANAGER_PASS_MIN_WRITES && mono_ns() - m->pass_start > MANAGER_PASS_NS)) {
+	return m->writes >= MANAGER_PASS_WRITES || (m->writes >= MANAGER_PASS_MIN_WRITES &&
+						    mono_ns() - m->pass_start > MANAGER_PASS_NS);
+}
+
+/* The budget is spent: what is left waits for another pass. */
+static bool over_budget(struct manager *m)
+{
+	if (budget_spent(m)) {
 		m->more = true;
 		return true;
 	}
 	return false;
 }
 
-static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, json_t *nodes,
+static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *ts, json_t *nodes,
 				 struct sched_cluster *cl, int64_t now)
 {
 	struct manager *m = mgr(a);
@@ -770,17 +883,13 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, jso
 		service_spec_free(spec);
 		return 0;
 	}
-	size_t nt = json_object_size(mine);
-	struct orch_task *ots = calloc(nt ? nt : 1, sizeof(*ots));
+	/* the tasks as the cache parsed them; the orchestrator only reads them */
+	size_t nt = ts ? ts->n : 0;
+	const struct orch_task **ots = calloc(nt ? nt : 1, sizeof(*ots));
 	size_t n_ok = 0;
-	const char *tid;
-	json_t *tj;
-	json_object_foreach(mine, tid, tj)
-	{
-		if (ots && n_ok < nt &&
-		    orch_task_from_json(json_object_get(tj, "Orch"), &ots[n_ok], NULL) == 0)
-			n_ok++;
-	}
+	for (struct task_entry *e = ts ? ts->tasks : NULL; ots && e && n_ok < nt; e = e->snext)
+		if (e->orch_ok)
+			ots[n_ok++] = &e->orch;
 	size_t nn = json_array_size(nodes);
 	struct orch_node *ons = calloc(nn ? nn : 1, sizeof(*ons));
 	struct sched_request greq;
@@ -823,20 +932,28 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, jso
 	if (os.spec_version == 0)
 		os.spec_version = 1;
 	struct orch_input in = {.service = &os,
-				.tasks = ots,
+				.task_ptrs = ots,
 				.n_tasks = n_ok,
 				.nodes = ons,
 				.n_nodes = nn,
 				.update = &upd,
-				.history_limit = (uint64_t)a->cfg.task_history_limit};
+				.history_limit = (uint64_t)a->cfg.task_history_limit,
+				/* no more than a pass may write */
+				.max_new_slots = MANAGER_PASS_WRITES};
 	struct orch_result res = {0};
 	struct shoal_err err = {0};
 	int64_t wake = 0;
+	if (ts)
+		ts->quiet = false;
 	if (ots && ons && orch_reconcile(&in, now, &res, &err) == 0) {
 		wake = res.wake_ns;
+		if (ts)
+			ts->quiet = res.n_actions == 0 && !res.update_changed && !res.service_gone;
 		struct batch b = {.agent = a};
 		json_t *svc_new = json_deep_copy(svc);
 		bool svc_changed = res.update_changed;
+		bool deferred = false; /* a deletion queued */
+		struct batch q = {.agent = a, .defer = ts};
 		for (size_t i = 0; i < res.n_actions; i++) {
 			const struct orch_action *act = &res.actions[i];
 			char key[128];
@@ -868,17 +985,29 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, jso
 				orch_task_clear(&nt_);
 				break;
 			}
-			case ORCH_ACT_START:
 			case ORCH_ACT_SHUTDOWN:
+				/* What nothing replaces (a slot scaled away, a service
+				 * removed) is queued past the budget. */
+				if ((act->cause == ORCH_STOP_SCALE_DOWN ||
+				     act->cause == ORCH_STOP_SERVICE_REMOVED) &&
+				    ts && budget_spent(m)) {
+					apply_to_task(&q, m->tc, ts, act, now);
+					break;
+				}
+				apply_to_task(&b, m->tc, ts, act, now);
+				break;
+			case ORCH_ACT_START:
 			case ORCH_ACT_ORPHAN:
-				apply_to_task(&b, mine, act, now);
+				apply_to_task(&b, m->tc, ts, act, now);
 				break;
 			case ORCH_ACT_DELETE: {
-				json_t *t = json_object_get(mine, act->task_id);
-				if (t) {
+				struct task_entry *t = task_cache_get(m->tc, act->task_id);
+				if (t && t->svc == ts) {
+					bool later = budget_spent(m);
+					deferred = deferred || later;
 					snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
 						 act->task_id);
-					batch_add(&b, key, NULL, task_rev(t));
+					batch_add(later ? &q : &b, key, NULL, t->rev);
 				}
 				break;
 			}
@@ -890,21 +1019,23 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, jso
 		}
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, sid);
-		if (res.service_gone) {
+		if (res.service_gone && !deferred) {
 			batch_add(&b, key, NULL, task_rev(svc));
 		} else if (svc_changed) {
 			json_object_set_new(svc_new, "Updater", orch_update_to_json(&upd));
 			batch_add(&b, key, svc_new, task_rev(svc));
 		}
 		batch_flush(&b);
+		/* a write that did not go through comes back with no event to
+		 * say so: recompute next time */
+		if (b.failed && ts)
+			ts->dirty = true;
 		json_decref(svc_new);
 	} else if (err.msg[0]) {
 		log_warn("manager: service %s: %s", sid, err.msg);
 	}
 	orch_result_clear(&res);
 	orch_update_clear(&upd);
-	for (size_t i = 0; i < n_ok; i++)
-		orch_task_clear(&ots[i]);
 	free(ots);
 	free(ons);
 	service_spec_free(spec);
@@ -913,19 +1044,22 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, json_t *mine, jso
 
 /* A pending task already says this: nothing to write (most of a service the
  * node cannot hold stays so, pass after pass). */
-static bool pending_says(json_t *t, const char *why)
+static bool pending_says(struct task_entry *e, const char *why)
 {
-	json_t *st = json_object_get(t, "Status");
+	if (e->orch_ok) /* Status.Err is the orchestrator's err (task_record_sync()) */
+		return e->state == TASK_PENDING && strcmp(e->orch.err, why) == 0;
+	json_t *st = json_object_get(e->rec, "Status");
 	return strcmp(json_string_value(json_object_get(st, "State")) ?: "", "pending") == 0 &&
 	       strcmp(json_string_value(json_object_get(st, "Err")) ?: "", why) == 0;
 }
 
 /* Moves a task to assigned on node_id, or to pending with why. */
-static void assign_task(struct batch *b, json_t *t, const char *node_id, const char *why,
+static void assign_task(struct batch *b, struct task_entry *e, const char *node_id, const char *why,
 			int64_t now)
 {
+	json_t *t = e->rec;
 	struct orch_task ot = {0};
-	if (orch_task_from_json(json_object_get(t, "Orch"), &ot, NULL) < 0)
+	if (!e->orch_ok || orch_task_copy(&ot, &e->orch) < 0)
 		return;
 	if (ot.state < TASK_PENDING)
 		orch_task_set_state(&ot, TASK_PENDING, now, "pending", NULL);
@@ -939,8 +1073,8 @@ static void assign_task(struct batch *b, json_t *t, const char *node_id, const c
 	}
 	json_t *rec = json_deep_copy(t);
 	json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
+	record_sync(rec, &ot);
 	orch_task_clear(&ot);
-	task_record_sync(rec);
 	if (!json_equal(rec, t)) {
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
@@ -950,10 +1084,10 @@ static void assign_task(struct batch *b, json_t *t, const char *node_id, const c
 	json_decref(rec);
 }
 
-static struct service_spec *task_service_spec(json_t *svc, json_t *t)
+static struct service_spec *task_service_spec(json_t *svc, struct task_entry *e)
 {
 	json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
-			       json_object_get(t, "Spec"), "EndpointSpec",
+			       json_object_get(e->rec, "Spec"), "EndpointSpec",
 			       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
 	struct service_spec *spec = parse_spec(sj);
 	json_decref(sj);
@@ -963,27 +1097,39 @@ static struct service_spec *task_service_spec(json_t *svc, json_t *t)
 /* Pending tasks of a service (desired running or held) go to nodes: global
  * ones come with their node (checked), the others are placed as a batch. At
  * most the pass's write budget is written; the rest waits for the next pass. */
-static void schedule_service(struct agent *a, json_t *svc, json_t *mine, struct sched_cluster *cl)
+static void schedule_service(struct agent *a, json_t *svc, struct task_svc *ts,
+			     struct sched_cluster *cl, uint64_t cl_sig)
 {
 	struct manager *m = mgr(a);
 	const char *sid = json_string_value(json_object_get(svc, "ID"));
-	json_t *pending = json_array();
+	struct task_entry **pending = calloc(ts->n ? ts->n : 1, sizeof(*pending));
+	size_t n = 0;
 	struct batch b = {.agent = a};
 	int64_t now = now_ns();
-	const char *tid;
-	json_t *t;
-	json_object_foreach(mine, tid, t)
-	{
-		const char *node = json_string_value(json_object_get(t, "NodeID")) ?: "";
-		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
-		const char *st =
-			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
-				?: "";
-		if ((strcmp(ds, "running") != 0 && strcmp(ds, "ready") != 0) ||
-		    (strcmp(st, "new") != 0 && strcmp(st, "pending") != 0))
+	if (!pending)
+		return;
+	/* The same tasks waiting (each write is a new revision), on the same
+	 * cluster, for the same service record: the scheduler would say what
+	 * it said last time, which changed nothing (thousands of tasks a node
+	 * cannot take wait so, pass after pass). */
+	uint64_t sig = (cl_sig ^ (uint64_t)task_rev(svc)) * 1099511628211ull;
+	for (struct task_entry *t = ts->tasks; t; t = t->snext)
+		if ((t->desired == TASK_RUNNING || t->desired == TASK_PREPARING) &&
+		    (t->state == TASK_NEW || t->state == TASK_PENDING))
+			sig = (sig ^ (uint64_t)t->rev) * 1099511628211ull;
+	if (ts->sched_idle && ts->sched_sig == sig) {
+		free(pending);
+		return;
+	}
+	unsigned writes0 = m->writes;
+	bool more0 = m->more;
+	m->more = false;
+	for (struct task_entry *t = ts->tasks; t; t = t->snext) {
+		if ((t->desired != TASK_RUNNING && t->desired != TASK_PREPARING) ||
+		    (t->state != TASK_NEW && t->state != TASK_PENDING))
 			continue;
-		if (!*node) {
-			json_array_append(pending, t);
+		if (!*t->node_id) {
+			pending[n++] = t;
 			continue;
 		}
 		if (over_budget(m))
@@ -993,21 +1139,20 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *mine, struct 
 			continue;
 		struct sched_request req;
 		request_from_spec(sid, spec, 1, &req);
-		int idx = sched_cluster_find_node(cl, node);
+		int idx = sched_cluster_find_node(cl, t->node_id);
 		struct shoal_err err = {0};
 		if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0)
-			assign_task(&b, t, node, NULL, now);
+			assign_task(&b, t, t->node_id, NULL, now);
 		else if (!pending_says(t, err.msg[0] ? err.msg : "the node is not in the cluster"))
 			assign_task(&b, t, NULL,
 				    err.msg[0] ? err.msg : "the node is not in the cluster", now);
 		service_spec_free(spec);
 	}
-	size_t n = json_array_size(pending);
 	if (n == 0)
 		goto out;
 	/* the spec the pending tasks run; tasks of one service share reservations
 	 * and placement rules across versions closely enough to place as a batch */
-	struct service_spec *spec = task_service_spec(svc, json_array_get(pending, 0));
+	struct service_spec *spec = task_service_spec(svc, pending[0]);
 	if (!spec)
 		goto out;
 	struct sched_request req;
@@ -1019,7 +1164,7 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *mine, struct 
 	} else {
 		const char *why = res.explanation ? res.explanation : "no suitable node";
 		for (size_t k = 0; k < n; k++) {
-			json_t *pt = json_array_get(pending, k);
+			struct task_entry *pt = pending[k];
 			bool placed = k < res.count && res.nodes[k] >= 0;
 			if (!placed && pending_says(pt, why))
 				continue;
@@ -1035,17 +1180,45 @@ static void schedule_service(struct agent *a, json_t *svc, json_t *mine, struct 
 	service_spec_free(spec);
 out:
 	batch_flush(&b);
-	json_decref(pending);
+	free(pending);
+	ts->sched_sig = sig;
+	ts->sched_idle = m->writes == writes0 && !m->more && !b.failed;
+	m->more = m->more || more0;
 }
 
-/* The cache as an array, for the code that takes one (references). */
-static json_t *cache_array(struct manager *m)
+/* The tasks observed running, as an array (references): the data plane's
+ * backends, and the only tasks that hold host ports (a task gets its port
+ * status once running, and every state after running has ended it). */
+static json_t *running_array(struct manager *m)
 {
 	json_t *arr = json_array();
-	const char *id;
-	json_t *t;
-	json_object_foreach(m->tasks, id, t) json_array_append(arr, t);
+	for (struct task_entry *e = task_cache_running(m->tc); e; e = e->rnext)
+		json_array_append(arr, e->rec);
 	return arr;
+}
+
+/* Whether a service needs the orchestrator this pass: a task of it or its
+ * record moved since its last reconcile, its wake-up time came, or everything
+ * is looked at again (nodes moved, the periodic resync). The orchestrator
+ * yields nothing new otherwise (its contract, see sched/orchestrator.h). */
+static bool service_due(struct manager *m, struct task_svc *ts, json_t *svc, int64_t now,
+			int64_t *ret_wake)
+{
+	/* its writes still queued: decided on once they are out */
+	if (ts->queued)
+		return false;
+	if (m->all_dirty || ts->rev != task_rev(svc) || (ts->wake_ns && now >= ts->wake_ns))
+		return true;
+	if (!ts->dirty)
+		return false;
+	/* Only its tasks moved, and the last reconcile asked for nothing: a
+	 * thousand tasks starting move on every pass, and what they need of
+	 * the orchestrator (a failure replaced) can wait this long. */
+	if (ts->quiet && now - ts->orch_ns < MANAGER_ORCH_QUIET_NS) {
+		*ret_wake = ts->orch_ns + MANAGER_ORCH_QUIET_NS;
+		return false;
+	}
+	return true;
 }
 
 static void manager_pass(struct agent *a)
@@ -1069,20 +1242,47 @@ static void manager_pass(struct agent *a)
 		return;
 	}
 	int64_t now = now_ns(), wake = 0;
-	struct sched_cluster *cl = build_cluster(a, nodes, m->tasks);
+	uint64_t cl_sig = 0;
+	struct sched_cluster *cl = build_cluster(a, nodes, m->tc, NULL, &cl_sig);
+	int64_t t_cluster = mono_ns() - start;
 	json_t *known = json_object();
 	size_t i;
 	json_t *svc;
+	unsigned n_orch = 0;
 	json_array_foreach(services, i, svc)
 	{
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 		json_object_set(known, sid, json_true());
-		json_t *mine = json_object_get(m->by_service, sid);
-		json_t *empty = mine ? NULL : json_object();
-		int64_t w = reconcile_service(a, svc, mine ? mine : empty, nodes, cl, now);
-		json_decref(empty);
+		struct task_svc *ts = task_cache_svc(m->tc, sid, true);
+		int64_t w = 0;
+		if (!ts) {
+			w = reconcile_service(a, svc, NULL, nodes, cl, now);
+		} else if (service_due(m, ts, svc, now, &w)) {
+			ts->dirty = false;
+			ts->orch_ns = now;
+			ts->rev = task_rev(svc);
+			bool more = m->more;
+			m->more = false;
+			w = reconcile_service(a, svc, ts, nodes, cl, now);
+			ts->wake_ns = w;
+			/* creates left for the next pass */
+			if (m->more)
+				ts->dirty = true;
+			m->more = m->more || more;
+			n_orch++;
+		} else if (!w || (ts->wake_ns && ts->wake_ns < w)) {
+			w = ts->wake_ns;
+		}
 		if (w > 0 && (wake == 0 || w < wake))
 			wake = w;
+	}
+	m->all_dirty = false;
+	/* the manager's state of services that are gone, with no task left */
+	size_t sb = 0;
+	for (struct task_svc *ts = task_cache_svc_next(m->tc, &sb, NULL), *next; ts; ts = next) {
+		next = task_cache_svc_next(m->tc, &sb, ts);
+		if (!ts->n && !ts->queued && !json_object_get(known, ts->id))
+			task_cache_svc_drop(m->tc, ts);
 	}
 	/* Tasks whose service record is gone entirely are removed. */
 	struct batch b = {.agent = a};
@@ -1105,6 +1305,7 @@ static void manager_pass(struct agent *a)
 	}
 	batch_flush(&b);
 	json_decref(known);
+	int64_t t_reconcile = mono_ns() - start;
 	/* Place what needs a node; the orchestrator's new tasks come in the
 	 * next pass, once the watch has delivered them. Placement has a budget
 	 * of its own, so that tasks run while more are made. */
@@ -1112,10 +1313,10 @@ static void manager_pass(struct agent *a)
 	m->pass_start = mono_ns();
 	json_array_foreach(services, i, svc)
 	{
-		json_t *mine = json_object_get(m->by_service,
-					       json_string_value(json_object_get(svc, "ID")) ?: "");
-		if (mine)
-			schedule_service(a, svc, mine, cl);
+		struct task_svc *ts = task_cache_svc(
+			m->tc, json_string_value(json_object_get(svc, "ID")) ?: "", false);
+		if (ts && ts->n)
+			schedule_service(a, svc, ts, cl, cl_sig);
 	}
 	sched_cluster_free(cl);
 	int64_t t_orch = mono_ns() - start;
@@ -1126,24 +1327,26 @@ static void manager_pass(struct agent *a)
 		/* its cost grows with tasks and containers: only when they moved */
 		m->changed = false;
 		m->last_publish = mono_ns();
-		json_t *all = cache_array(m);
-		publish_sync(a, services, all);
-		json_decref(all);
+		json_t *running = running_array(m);
+		publish_sync(a, services, running);
+		json_decref(running);
 	}
 	int64_t t_pub = mono_ns() - start;
-	if (executor_reconcile(a, m->tasks))
+	if (executor_reconcile(a, m->tc))
 		m->more = true;
 	json_decref(nodes);
 	json_decref(services);
 	int64_t took = mono_ns() - start;
 	m->last_took = took;
-	if (took > 50000000)
-		log_debug("manager: a pass took %lld ms (%zu tasks; orchestration and placement "
-			  "%lld ms, data plane %lld ms, executor %lld ms; %u writes%s)",
-			  (long long)(took / 1000000), json_object_size(m->tasks),
-			  (long long)(t_orch / 1000000), (long long)((t_pub - t_orch) / 1000000),
-			  (long long)((took - t_pub) / 1000000), m->writes,
-			  m->more ? ", more to do" : "");
+	if (took > MANAGER_PASS_LOG_NS)
+		log_debug("manager: a pass took %.1f ms (%zu tasks, %zu running; cluster %.1f ms, "
+			  "orchestration of %u service(s) %.1f ms, placement %.1f ms, data plane "
+			  "%.1f ms, executor %.1f ms; %u writes%s)",
+			  (double)took / 1e6, task_cache_size(m->tc),
+			  task_cache_running_count(m->tc), (double)t_cluster / 1e6, n_orch,
+			  (double)(t_reconcile - t_cluster) / 1e6,
+			  (double)(t_orch - t_reconcile) / 1e6, (double)(t_pub - t_orch) / 1e6,
+			  (double)(took - t_pub) / 1e6, m->writes, m->more ? ", more to do" : "");
 	if (m->changed && !m->more && wake == 0) {
 		/* the data plane's sync was put off: come back for it */
 		wake = now_ns() + MANAGER_PUBLISH_MIN_NS;
@@ -1198,8 +1401,10 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
 	publish_scan_uplinks(a);
-	if (mgr(a))
+	if (mgr(a)) {
 		mgr(a)->changed = true; /* containers move too (health, exits) */
+		mgr(a)->all_dirty = true;
+	}
 	manager_kick(a);
 }
 
@@ -1244,6 +1449,9 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 		const struct store_kv *kv = &events[i].kv;
 		if (kv->mod_revision > m->seen_rev)
 			m->seen_rev = kv->mod_revision;
+		/* a node's state or availability concerns every service */
+		if (strncmp(kv->key, CLUSTER_NODES, strlen(CLUSTER_NODES)) == 0)
+			m->all_dirty = true;
 		if (strncmp(kv->key, CLUSTER_TASKS, plen) != 0 || !kv->key[plen])
 			continue;
 		const char *id = kv->key + plen;
@@ -1268,7 +1476,12 @@ int manager_start(struct agent *a, struct shoal_err *err)
 	if (!m)
 		return -ENOMEM;
 	a->manager = m;
+	m->tc = task_cache_new(a->node_id);
+	if (!m->tc)
+		return -ENOMEM;
+	m->all_dirty = true;
 	m->kick = evtimer_new(a->base, kick_cb, a);
+	m->drain = evtimer_new(a->base, drain_cb, a);
 	m->resync = event_new(a->base, -1, EV_PERSIST, resync_cb, a);
 	int r = node_register(a, err);
 	if (r < 0)
@@ -1297,8 +1510,16 @@ void manager_stop(struct agent *a)
 		event_free(m->kick);
 	if (m->resync)
 		event_free(m->resync);
+	if (m->drain)
+		event_free(m->drain);
+	for (size_t i = m->wq_head; i < m->wq_n; i++) {
+		free(m->wq[i].key);
+		free(m->wq[i].val);
+	}
+	free(m->wq);
 	json_decref(m->tasks);
 	json_decref(m->by_service);
+	task_cache_free(m->tc);
 	free(m);
 	a->manager = NULL;
 	executor_free(a);

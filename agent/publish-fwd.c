@@ -38,12 +38,18 @@ static bool ep_equal(const struct lb_endpoint *x, const struct lb_endpoint *y)
 	       memcmp(x->host_mac, y->host_mac, 6) == 0;
 }
 
+static int cmp_ep(const void *x, const void *y)
+{
+	uint32_t a = ((const struct lb_endpoint *)x)->addr,
+		 b = ((const struct lb_endpoint *)y)->addr;
+	return a < b ? -1 : a > b;
+}
+
+/* v sorted by address (a sync holds a thousand containers: no linear scans) */
 static const struct lb_endpoint *ep_find(const struct lb_endpoint *v, size_t n, uint32_t addr)
 {
-	for (size_t i = 0; i < n; i++)
-		if (v[i].addr == addr)
-			return &v[i];
-	return NULL;
+	struct lb_endpoint key = {.addr = addr};
+	return n ? bsearch(&key, v, n, sizeof(*v), cmp_ep) : NULL;
 }
 
 static bool ifindex_in(const struct lb_endpoint *v, size_t n, int ifindex)
@@ -56,25 +62,32 @@ static bool ifindex_in(const struct lb_endpoint *v, size_t n, int ifindex)
 
 /* The container's endpoint as the bridge network made it; false when it has
  * none on this node (not running, not on the bridge, veth gone). */
-static bool container_endpoint(struct agent *a, int sock, struct container *c,
+static bool container_endpoint(struct agent *a, int sock, struct container *c, bool full,
 			       struct lb_endpoint *ret)
 {
 	struct ifreq ifr = {0};
 	static const uint8_t zero[6];
 	char name[IFNAMSIZ];
-	unsigned int idx;
 
 	if (c->state != CONTAINER_RUNNING || !c->net_attached || c->ip.s_addr == 0)
 		return false;
-	bridge_host_ifname(a->cfg.device_prefix, c->id, name);
-	idx = if_nametoindex(name);
-	if (idx == 0)
-		return false;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
-		return false;
-	*ret = (struct lb_endpoint){.addr = c->ip.s_addr, .ifindex = (int)idx};
-	memcpy(ret->host_mac, ifr.ifr_hwaddr.sa_data, 6);
+	/* the veth of this run, read once (two syscalls per container and
+	 * sync made a thousand containers tens of milliseconds) */
+	if (full || !c->fwd_ifindex || c->fwd_started_ns != c->started_ns) {
+		c->fwd_ifindex = 0;
+		bridge_host_ifname(a->cfg.device_prefix, c->id, name);
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+		if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0 || ifr.ifr_ifindex <= 0)
+			return false;
+		int idx = ifr.ifr_ifindex;
+		if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+			return false;
+		c->fwd_ifindex = idx;
+		c->fwd_started_ns = c->started_ns;
+		memcpy(c->fwd_host_mac, ifr.ifr_hwaddr.sa_data, 6);
+	}
+	*ret = (struct lb_endpoint){.addr = c->ip.s_addr, .ifindex = c->fwd_ifindex};
+	memcpy(ret->host_mac, c->fwd_host_mac, 6);
 	if (memcmp(c->mac, zero, 6) != 0) {
 		memcpy(ret->mac, c->mac, 6);
 	} else {
@@ -111,7 +124,7 @@ static int fwd_open(struct agent *a, struct publish_fwd *st, struct lb *lb)
 	return 0;
 }
 
-void publish_fwd_sync(struct agent *a, struct lb *lb)
+void publish_fwd_sync(struct agent *a, struct lb *lb, bool full)
 {
 	_cleanup_free_ struct lb_endpoint *want = NULL, *have = NULL;
 	_cleanup_close_ int sock = -EBADF;
@@ -134,12 +147,33 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 	for (struct container *c = a->containers; c && nw < a->n_containers; c = c->next) {
 		struct lb_endpoint ep;
 
-		if (container_endpoint(a, sock, c, &ep) && !ep_find(want, nw, ep.addr))
+		if (container_endpoint(a, sock, c, full, &ep))
 			want[nw++] = ep;
 	}
+	/* by address, one endpoint per address */
+	qsort(want, nw, sizeof(*want), cmp_ep);
+	size_t k = 0;
+	for (size_t i = 0; i < nw; i++)
+		if (!k || want[i].addr != want[k - 1].addr)
+			want[k++] = want[i];
+	nw = k;
 
+	/* What the map holds: read back on a full sync, else as last written. */
+	int r = 0;
+	if (full) {
+		r = lb_endpoint_list(st->fwd, &have, &nh);
+		if (r == 0)
+			qsort(have, nh, sizeof(*have), cmp_ep);
+	} else {
+		have = calloc(st->n ? st->n : 1, sizeof(*have));
+		if (!have)
+			return;
+		for (size_t i = 0; i < st->n; i++)
+			if (st->eps[i].addr) /* one that failed is not in the map */
+				have[nh++] = st->eps[i];
+	}
 	/* Gone first: their addresses may be handed out again below. */
-	if (lb_endpoint_list(st->fwd, &have, &nh) == 0) {
+	if (r == 0) {
 		for (size_t i = 0; i < nh; i++) {
 			const struct lb_endpoint *w = ep_find(want, nw, have[i].addr);
 
@@ -169,6 +203,8 @@ void publish_fwd_sync(struct agent *a, struct lb *lb)
 		}
 		log_debug("publish: local endpoint on interface %d", want[i].ifindex);
 	}
+	/* sorted again: the ones that failed are 0 now */
+	qsort(want, nw, sizeof(*want), cmp_ep);
 	free(st->eps);
 	st->eps = TAKE_PTR(want);
 	st->n = nw;

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <bpf/libbpf.h>
 
@@ -33,7 +36,16 @@ struct publish {
 	char node_pins[4096];
 	uint32_t node_addrs[LB_NODE_ADDRS_MAX];
 	size_t n_node_addrs;
+	/* the containers as the local endpoints were last synced for, and when */
+	uint64_t fwd_sig;
+	int64_t fwd_at;
 };
+
+/* Local endpoints are synced again when the node's containers moved (one
+ * started, stopped, went), and at least this often whatever happens, which
+ * puts back what someone else removed: that sync costs syscalls per
+ * container. */
+#define PUBLISH_FWD_RESYNC_NS (10LL * 1000000000)
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -179,25 +191,90 @@ bool publish_available(struct agent *a, struct shoal_err *err)
 	return false;
 }
 
+/* Adds in to addrs unless it is there or is loopback. */
+static void addr_add(uint32_t *addrs, size_t *n, uint32_t in)
+{
+	bool dup = (ntohl(in) >> 24) == 127;
+	for (size_t i = 0; i < *n; i++)
+		dup = dup || addrs[i] == in;
+	if (!dup && *n < LB_NODE_ADDRS_MAX)
+		addrs[(*n)++] = in;
+}
+
+/* The node's IPv4 addresses, from one RTM_GETADDR dump: getifaddrs() dumps
+ * every link as well, and with a veth per container (a thousand of them)
+ * that is tens of milliseconds on the loop, every resync. */
+static int node_ipv4_addrs(uint32_t *addrs, size_t *ret_n)
+{
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct {
+		struct nlmsghdr nh;
+		struct ifaddrmsg ifa;
+	} req = {
+		.nh = {.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg)),
+		       .nlmsg_type = RTM_GETADDR,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		       .nlmsg_seq = 1},
+		.ifa = {.ifa_family = AF_INET},
+	};
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+	if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	size_t n = 0;
+	for (;;) {
+		char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0)
+			return len < 0 ? -errno : -EIO;
+		int left = (int)len;
+		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, left);
+		     nh = NLMSG_NEXT(nh, left)) {
+			if (nh->nlmsg_type == NLMSG_DONE) {
+				*ret_n = n;
+				return 0;
+			}
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nh);
+				return e->error < 0 ? e->error : -EIO;
+			}
+			if (nh->nlmsg_type != RTM_NEWADDR)
+				continue;
+			struct ifaddrmsg *ifa = NLMSG_DATA(nh);
+			if (ifa->ifa_family != AF_INET)
+				continue;
+			/* the local address (IFA_ADDRESS is the peer's on a
+			 * point-to-point link), as getifaddrs() takes it */
+			const void *local = NULL, *address = NULL;
+			int alen = (int)IFA_PAYLOAD(nh);
+			for (struct rtattr *rta = IFA_RTA(ifa); RTA_OK(rta, alen);
+			     rta = RTA_NEXT(rta, alen)) {
+				if (RTA_PAYLOAD(rta) < 4)
+					continue;
+				if (rta->rta_type == IFA_LOCAL)
+					local = RTA_DATA(rta);
+				else if (rta->rta_type == IFA_ADDRESS)
+					address = RTA_DATA(rta);
+			}
+			uint32_t in;
+			if (local || address) {
+				memcpy(&in, local ? local : address, 4);
+				addr_add(addrs, &n, in);
+			}
+		}
+	}
+}
+
 /* The node hooks translate connections to these addresses (and loopback). */
 static void node_addrs_sync(struct publish *p)
 {
-	struct ifaddrs *ifa = NULL;
 	uint32_t addrs[LB_NODE_ADDRS_MAX];
 	size_t n = 0;
-	if (!node_hooks_on(p) || getifaddrs(&ifa) < 0)
+	if (!node_hooks_on(p) || node_ipv4_addrs(addrs, &n) < 0)
 		return;
-	for (struct ifaddrs *it = ifa; it; it = it->ifa_next) {
-		if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET)
-			continue;
-		uint32_t in = ((struct sockaddr_in *)(void *)it->ifa_addr)->sin_addr.s_addr;
-		bool dup = (ntohl(in) >> 24) == 127;
-		for (size_t i = 0; i < n; i++)
-			dup = dup || addrs[i] == in;
-		if (!dup && n < LB_NODE_ADDRS_MAX)
-			addrs[n++] = in;
-	}
-	freeifaddrs(ifa);
 	if (n == p->n_node_addrs && memcmp(addrs, p->node_addrs, n * sizeof(*addrs)) == 0)
 		return;
 	struct shoal_err err = {0};
@@ -215,12 +292,19 @@ void publish_scan_uplinks(struct agent *a)
 	if (!p || !p->lb)
 		return;
 	node_addrs_sync(p);
-	/* the agent's own network namespace (sysfs may show another one's) */
-	struct if_nameindex *ifs = if_nameindex();
-	if (!ifs)
+	/* the agent's own network namespace (sysfs may show another one's):
+	 * /proc/net is the reading thread's. Not if_nameindex(), which dumps
+	 * every link with all its attributes, a veth per container included. */
+	_cleanup_fclose_ FILE *f = fopen("/proc/net/dev", "re");
+	if (!f)
 		return;
-	for (struct if_nameindex *it = ifs; it->if_index; it++) {
-		const char *n = it->if_name;
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		if (!colon)
+			continue; /* the two header lines */
+		*colon = '\0';
+		const char *n = line + strspn(line, " ");
 		if (strcmp(n, "lo") == 0 || str_has_prefix(n, a->cfg.device_prefix))
 			continue;
 		bool named = !a->cfg.uplinks;
@@ -229,7 +313,9 @@ void publish_scan_uplinks(struct agent *a)
 				named = true;
 		if (!named)
 			continue;
-		int idx = (int)it->if_index;
+		int idx = (int)if_nametoindex(n);
+		if (idx <= 0)
+			continue;
 		bool have = false;
 		for (size_t i = 0; i < p->n_uplinks; i++)
 			if (p->uplinks[i] == idx)
@@ -248,7 +334,6 @@ void publish_scan_uplinks(struct agent *a)
 		log_info("publish: balancing published ports on uplink %s (%s)", n, how);
 		p->uplinks[p->n_uplinks++] = idx;
 	}
-	if_freenameindex(ifs);
 }
 
 static int proto_num(const char *s)
@@ -471,13 +556,15 @@ json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
 			len += strlen(v[i]) + 1;
 		}
 		qsort(v, n, sizeof(*v), cmp_str);
-		char *joined = calloc(1, len);
+		char *joined = calloc(1, len), *end = joined;
 		for (size_t i = 0; joined && i < n; i++) {
 			/* the same backend twice (two ports of one task) once */
 			if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
 				continue;
-			strcat(joined, v[i]);
-			strcat(joined, ",");
+			size_t l = strlen(v[i]);
+			memcpy(end, v[i], l);
+			end[l] = ',';
+			end += l + 1;
 		}
 		if (joined)
 			json_object_set_new(out, key, json_string(joined));
@@ -560,7 +647,7 @@ static struct in_addr task_addr(void *ctx, json_t *t)
 	struct in_addr none = {0};
 	const char *cid = json_string_value(json_object_get(
 		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
-	struct container *c = cid ? container_find(a, cid, NULL) : NULL;
+	struct container *c = container_get(a, cid);
 	if (!c || c->state != CONTAINER_RUNNING || !c->net_attached)
 		return none;
 	return c->ip;
@@ -709,16 +796,39 @@ static void tasks_port_status(struct agent *a, json_t *services, json_t *tasks)
 	}
 }
 
+/* What the local endpoints are made of: each container, its state and its
+ * address. */
+static uint64_t containers_sig(struct agent *a)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (struct container *c = a->containers; c; c = c->next) {
+		uint64_t v[] = {(uintptr_t)c, (uint64_t)c->state, c->net_attached, c->ip.s_addr};
+		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+			h = (h ^ v[i]) * 1099511628211ull;
+	}
+	return h;
+}
+
 void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 {
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
-	publish_fwd_sync(a, p->lb);
+	int64_t t0 = mono_ns();
+	uint64_t sig = containers_sig(a);
+	bool full = t0 - p->fwd_at >= PUBLISH_FWD_RESYNC_NS;
+	if (sig != p->fwd_sig || full) {
+		publish_fwd_sync(a, p->lb, full);
+		p->fwd_sig = sig;
+		if (full)
+			p->fwd_at = t0;
+	}
+	int64_t t1 = mono_ns();
 	tasks_port_status(a, services, tasks);
 	json_t *containers = containers_json(a);
 	json_t *desired = publish_desired(services, tasks, containers, task_addr, a);
 	json_decref(containers);
+	int64_t t2 = mono_ns();
 	json_t *plan = desired ? publish_plan(desired, p->programmed) : NULL;
 	const char *key;
 	json_t *v;
@@ -776,6 +886,12 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	json_decref(desired);
 	if (!node_hooks_on(p))
 		publish_proxy_sync(a, p->programmed);
+	int64_t t3 = mono_ns();
+	if (t3 - t0 > 10000000)
+		log_debug("publish: a sync took %.1f ms (%zu tasks; local endpoints %.1f ms, "
+			  "desired state %.1f ms, maps %.1f ms)",
+			  (double)(t3 - t0) / 1e6, json_array_size(tasks), (double)(t1 - t0) / 1e6,
+			  (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
 }
 
 const char *publish_port_owner(struct agent *a, int proto, int port, const char *except_id,

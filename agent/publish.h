@@ -50,9 +50,12 @@ bool publish_available(struct agent *a, struct shoal_err *err);
 void publish_sync(struct agent *a, json_t *services, json_t *tasks);
 /* Registers this node's running bridge containers as local endpoints of the
  * load balancer lb (published-port traffic to them skips the node's stack,
- * see lb_fwd_open()) and removes the ones gone. */
+ * see lb_fwd_open()) and removes the ones gone. Without full, it trusts what
+ * it programmed last and what it read of each container's veth since its
+ * start (a sync costs what changed); full reads the map and the veths again
+ * and puts back what someone else removed. */
 struct lb;
-void publish_fwd_sync(struct agent *a, struct lb *lb);
+void publish_fwd_sync(struct agent *a, struct lb *lb, bool full);
 void publish_fwd_free(struct agent *a);
 /* Without the node hooks, published ports reached from the node itself
  * (localhost:PORT, the node's addresses, its containers) go through a

@@ -279,7 +279,7 @@ int orch_ctx_update_begin(struct orch_ctx *c, bool *ret_go)
 		return 0;
 	}
 	for (size_t i = 0; i < c->in->n_tasks; i++)
-		if (orch_task_live(&c->in->tasks[i]) && c->in->tasks[i].spec_version != c->target)
+		if (orch_task_live(&c->work[i].t) && c->work[i].t.spec_version != c->target)
 			dirty = true;
 	c->res->update_changed = true;
 	if (!u->spec_version && !dirty) {

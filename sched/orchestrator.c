@@ -200,6 +200,8 @@ static int reconcile_replicated(struct orch_ctx *c)
 	/* Scale up into the lowest free slots (slots left with only history
 	 * count as free and pass that history on). */
 	uint64_t want = c->svc->replicas > made ? c->svc->replicas - made : 0;
+	if (c->in->max_new_slots && want > c->in->max_new_slots)
+		want = c->in->max_new_slots;
 	size_t idx = 0, n0 = c->n_slots;
 	for (uint64_t num = 1; want; num++) {
 		struct orch_slot *s = NULL;
@@ -294,6 +296,11 @@ static int reconcile_removed(struct orch_ctx *c)
 	return 0;
 }
 
+static const struct orch_task *orch_input_task(const struct orch_input *in, size_t i)
+{
+	return in->task_ptrs ? in->task_ptrs[i] : &in->tasks[i];
+}
+
 static int check_input(const struct orch_input *in, struct shoal_err *err)
 {
 	const struct orch_service *s = in->service;
@@ -311,10 +318,10 @@ static int check_input(const struct orch_input *in, struct shoal_err *err)
 				     ORCH_MAX_REPLICAS);
 	if (in->n_tasks > ORCH_MAX_TASKS || in->n_nodes > ORCH_MAX_NODES)
 		return shoal_err_set(err, E2BIG, "service %s: too many tasks or nodes", s->id);
-	if ((in->n_tasks && !in->tasks) || (in->n_nodes && !in->nodes))
+	if ((in->n_tasks && !in->tasks && !in->task_ptrs) || (in->n_nodes && !in->nodes))
 		return shoal_err_set(err, EINVAL, "service %s: missing task or node array", s->id);
 	for (size_t i = 0; i < in->n_tasks; i++)
-		if (!in->tasks[i].id[0])
+		if (!orch_input_task(in, i)->id[0])
 			return shoal_err_set(err, EINVAL, "service %s: task %zu has no id", s->id,
 					     i);
 	for (size_t i = 0; i < in->n_nodes; i++)
@@ -362,7 +369,7 @@ int orch_reconcile(const struct orch_input *in, int64_t now_ns, struct orch_resu
 		}
 	/* Shallow copies: the restart arrays stay the caller's and are only read. */
 	for (size_t i = 0; i < in->n_tasks; i++)
-		c.work[i].t = in->tasks[i];
+		c.work[i].t = *orch_input_task(in, i);
 
 	if (!c.svc->removed && (r = orch_ctx_update_begin(&c, &go)) < 0)
 		goto out;

@@ -78,12 +78,19 @@ struct orch_node {
 struct orch_input {
 	const struct orch_service *service;
 	const struct orch_task *tasks; /* every task record of the service */
+	/* or, instead of tasks, pointers to them (a caller that keeps its
+	 * records parsed need not copy them into one array) */
+	const struct orch_task *const *task_ptrs;
 	size_t n_tasks;
 	const struct orch_node *nodes;
 	size_t n_nodes;
 	struct orch_update *update; /* in/out: the service's updater state */
 	uint64_t history_limit;	    /* 0 = ORCH_DEFAULT_HISTORY_LIMIT */
 	int64_t orphan_after_ns;    /* 0 = ORCH_DEFAULT_ORPHAN_AFTER */
+	/* Replicated scale up: tasks for at most this many empty slots in this
+	 * call (the lowest ones), 0 = all; a caller that writes only so many at
+	 * once need not have the rest computed. The others come on a later call. */
+	uint64_t max_new_slots;
 };
 
 enum orch_action_type {

@@ -15,12 +15,15 @@
 node_start
 
 REPLICAS=${SCALE_REPLICAS:-10000}
-# _ping p99 bound while the service converges. The goal is 100 ms; passes
-# still take 130-270 ms at 10,000 tasks (the orchestrator rebuilds every task
-# from JSON, publish_sync walks every container), measured p99 ~600 ms: the
-# bound here guards against the loop blocking for seconds again (before: 5 s
-# timeouts), and the figure is logged.
-PING_P99_MAX_MS=${SCALE_PING_P99_MAX_MS:-1500}
+# _ping p99 bound while the service converges. The goal is 100 ms. The
+# manager keeps every task parsed, reconciles only services that moved, places
+# only when something changed, and every pass, publish sync and executor turn
+# has a budget; what is left on the loop is mostly one container start (its
+# network plumbing, tens of ms on a loaded machine). Measured on a shared
+# 2-core machine: p99 ~140-200 ms quiet, 350-460 ms with other builds running
+# (the code before: ~600-700 ms quiet, ~830 ms loaded); the bound leaves room
+# for a loaded CI machine, and the figure is logged.
+PING_P99_MAX_MS=${SCALE_PING_P99_MAX_MS:-750}
 
 svc_id() { api GET "/services/$1" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["ID"])'; }
 tasks_json() { curl -s --max-time 60 --unix-socket "$SOCK" -G --data-urlencode "filters={\"service\":{\"$1\":true}}" http://shoal/tasks; }

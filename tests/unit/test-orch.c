@@ -30,6 +30,8 @@ struct sim {
 	struct orch_result last;
 	size_t rr; /* round-robin placement */
 	uint64_t history_limit;
+	uint64_t max_new_slots;
+	bool by_ptr; /* the tasks as pointers (orch_input.task_ptrs) */
 };
 
 static struct sim *sim_new(enum orch_mode mode, uint64_t replicas, size_t nodes)
@@ -94,7 +96,15 @@ static size_t sim_pass(struct sim *s)
 		.history_limit = s->history_limit,
 	};
 	struct shoal_err err = {};
+	const struct orch_task *ptrs[MAX_T];
 
+	in.max_new_slots = s->max_new_slots;
+	if (s->by_ptr) {
+		for (size_t i = 0; i < s->n; i++)
+			ptrs[i] = &s->tasks[s->n - 1 - i]; /* another order, same result */
+		in.tasks = NULL;
+		in.task_ptrs = ptrs;
+	}
 	orch_result_clear(&s->last);
 	assert_int_equal(orch_reconcile(&in, s->now, &s->last, &err), 0);
 	for (size_t i = 0; i < s->last.n_actions; i++) {
@@ -397,6 +407,32 @@ static void test_scale_up_down(void **state)
 	assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 2);
 	assert_int_equal(s->last.actions[0].task.slot, 2);
 	assert_int_equal(s->last.actions[1].task.slot, 4);
+	sim_free(s);
+}
+
+/* A caller that writes only so many tasks at once asks for only so many new
+ * slots per call: the lowest first, the rest on the following calls, and
+ * nothing once every slot has its task. */
+static void test_scale_up_bounded(void **state)
+{
+	struct sim *s = sim_new(ORCH_REPLICATED, 10, 2);
+
+	s->max_new_slots = 4;
+	s->by_ptr = true;
+	sim_pass(s);
+	assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 4);
+	for (uint64_t slot = 1; slot <= 4; slot++)
+		assert_int_equal(s->last.actions[slot - 1].task.slot, slot);
+	sim_pass(s);
+	assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 4);
+	assert_int_equal(s->last.actions[0].task.slot, 5);
+	sim_pass(s);
+	assert_int_equal(count_actions(s, ORCH_ACT_CREATE), 2);
+	assert_int_equal(s->last.actions[1].task.slot, 10);
+	assert_int_equal(sim_pass(s), 0);
+	sim_settle(s);
+	assert_int_equal(count_running(s, 1), 10);
+	assert_int_equal(sim_pass(s), 0);
 	sim_free(s);
 }
 
@@ -1188,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_task_json),
 		cmocka_unit_test(test_scale_up_down),
+		cmocka_unit_test(test_scale_up_bounded),
 		cmocka_unit_test(test_scale_down_prefers_not_up),
 		cmocka_unit_test(test_agent_restart_no_duplicates),
 		cmocka_unit_test(test_duplicate_in_slot),

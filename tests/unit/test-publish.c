@@ -25,6 +25,11 @@ struct container *container_find(struct agent *a, const char *ref, struct shoal_
 	return NULL;
 }
 
+struct container *container_get(struct agent *a, const char *id)
+{
+	return NULL;
+}
+
 int cluster_list(struct agent *a, const char *prefix, json_t **ret, struct shoal_err *err)
 {
 	*ret = json_array();
@@ -37,7 +42,7 @@ int cluster_get(struct agent *a, const char *key, json_t **ret, int64_t *ret_rev
 	return -ENOENT;
 }
 
-void publish_fwd_sync(struct agent *a, struct lb *lb)
+void publish_fwd_sync(struct agent *a, struct lb *lb, bool full)
 {
 }
 
