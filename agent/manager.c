@@ -13,6 +13,7 @@
 #include "agent/cluster.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
+#include "agent/membership.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
 #include "agent/task-cache.h"
@@ -60,6 +61,7 @@ struct manager {
 	struct event *resync;
 	struct store_watch *watch;
 	bool pending;
+	int64_t kick_due; /* mono_ns() of the pending pass */
 	bool running;
 	/* The task cache: /shoal/tasks/ as the watch delivers it, by task id and
 	 * by service id (sid -> {id -> record}); records carry "Version". The
@@ -314,54 +316,16 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 
 /* ---- nodes ---- */
 
-static int node_register(struct agent *a, struct shoal_err *err)
+/* The node records, each with its liveness (agent/membership.c) as its state. */
+static int nodes_load(struct agent *a, json_t **ret, struct shoal_err *err)
 {
-	char key[128], now[40];
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_NODES, a->node_id);
-	format_rfc3339(now_ns(), now);
-	struct sysinfo si;
-	sysinfo(&si);
-	struct utsname u;
-	uname(&u);
-	for (int attempt = 0; attempt < 5; attempt++) {
-		json_t *n = NULL;
-		int64_t rev = 0;
-		int r = cluster_get(a, key, &n, &rev, NULL);
-		if (r < 0) {
-			rev = 0;
-			n = json_pack("{s:s, s:s, s:{s:s, s:{}, s:s, s:s}}", "ID", a->node_id,
-				      "CreatedAt", now, "Spec", "Name", "", "Labels", "Role",
-				      "manager", "Availability", "active");
-		}
-		json_object_set_new(n, "UpdatedAt", json_string(now));
-		json_object_set_new(
-			n, "Description",
-			json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:s}}", "Hostname",
-				  a->hostname, "Platform", "Architecture", u.machine, "OS", "linux",
-				  "Resources", "NanoCPUs",
-				  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000000000LL,
-				  "MemoryBytes", (json_int_t)si.totalram * si.mem_unit, "Engine",
-				  "EngineVersion", SHOAL_VERSION));
-		json_object_set_new(n, "Status",
-				    json_pack("{s:s, s:s}", "State", "ready", "Addr", "127.0.0.1"));
-		json_object_set_new(n, "ManagerStatus",
-				    json_pack("{s:b, s:s, s:s}", "Leader", 1, "Reachability",
-					      "reachable", "Addr", "127.0.0.1"));
-		r = cluster_put(a, key, n, rev, NULL, err);
-		json_decref(n);
-		if ((r == -ENOSPC || r == -EDQUOT) && rev > 0) {
-			/* a full data disk must not keep the agent from serving
-			 * (and stopping what filled it): the record it has stays */
-			log_warn("manager: node record not refreshed: %s", err ? err->msg : "");
-			if (err)
-				shoal_err_clear(err);
-			return 0;
-		}
-		if (r != -EAGAIN)
-			return r;
-	}
-	return shoal_err_set(err, EAGAIN, "registering node %s: the store kept changing",
-			     a->node_id);
+	int r = cluster_list(a, CLUSTER_NODES, ret, err);
+	if (r < 0)
+		return r;
+	size_t i;
+	json_t *n;
+	json_array_foreach(*ret, i, n) membership_decorate(a, n);
+	return 0;
 }
 
 static enum node_availability node_avail(json_t *n)
@@ -427,6 +391,7 @@ static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, struc
 			d.max_tasks = executor_task_capacity(a);
 		SIG_ADD(task_rev(n));
 		SIG_ADD(d.max_tasks);
+		SIG_ADD(d.ready);
 		if (d.id)
 			sched_cluster_add_node(cl, &d, NULL);
 		strv_free(labels);
@@ -492,7 +457,7 @@ int manager_plan(struct agent *a, const char *service_id, const struct service_s
 	json_t *nodes = NULL;
 	if (!mgr(a))
 		return shoal_err_set(err, EAGAIN, "the manager is not running");
-	if (cluster_list(a, CLUSTER_NODES, &nodes, err) < 0)
+	if (nodes_load(a, &nodes, err) < 0)
 		return -EIO;
 	/* the service's own tasks would be replaced: they hold nothing in the plan */
 	struct sched_cluster *cl = build_cluster(a, nodes, mgr(a)->tc, service_id, NULL);
@@ -902,6 +867,7 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *
 					      json_object_get(n, "Status"), "State"))
 					      ?: "",
 				      "ready") == 0;
+		ons[i].down_since_ns = membership_down_since(a, ons[i].id);
 		ons[i].availability = node_avail(n);
 		int idx = sched_cluster_find_node(cl, ons[i].id);
 		/* eligibility for global mode: constraints only, not free resources */
@@ -1221,34 +1187,19 @@ static bool service_due(struct manager *m, struct task_svc *ts, json_t *svc, int
 	return true;
 }
 
-static void manager_pass(struct agent *a)
+/* The leader's part of a pass: every service orchestrated, its tasks placed
+ * over the live nodes, the tasks of removed services deleted. */
+static void manager_lead(struct agent *a, json_t *nodes, json_t *services, int64_t now,
+			 int64_t start, int64_t *wake, unsigned *n_orch, int64_t *t_cluster,
+			 int64_t *t_reconcile)
 {
 	struct manager *m = mgr(a);
-	m->pending = false;
-	m->more = false;
-	m->writes = 0;
-	m->pass_start = mono_ns();
-	int64_t start = m->pass_start;
-	json_t *nodes = NULL, *services = NULL;
-	struct shoal_err err = {0};
-	if (m->reload && cache_load(a, &err) < 0) {
-		log_warn("manager: reading the tasks: %s", err.msg);
-		return;
-	}
-	if (cluster_list(a, CLUSTER_NODES, &nodes, &err) < 0 ||
-	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0) {
-		log_warn("manager: reading the store: %s", err.msg);
-		json_decref(nodes);
-		return;
-	}
-	int64_t now = now_ns(), wake = 0;
 	uint64_t cl_sig = 0;
 	struct sched_cluster *cl = build_cluster(a, nodes, m->tc, NULL, &cl_sig);
-	int64_t t_cluster = mono_ns() - start;
+	*t_cluster = mono_ns() - start;
 	json_t *known = json_object();
 	size_t i;
 	json_t *svc;
-	unsigned n_orch = 0;
 	json_array_foreach(services, i, svc)
 	{
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
@@ -1269,12 +1220,12 @@ static void manager_pass(struct agent *a)
 			if (m->more)
 				ts->dirty = true;
 			m->more = m->more || more;
-			n_orch++;
+			(*n_orch)++;
 		} else if (!w || (ts->wake_ns && ts->wake_ns < w)) {
 			w = ts->wake_ns;
 		}
-		if (w > 0 && (wake == 0 || w < wake))
-			wake = w;
+		if (w > 0 && (*wake == 0 || w < *wake))
+			*wake = w;
 	}
 	m->all_dirty = false;
 	/* the manager's state of services that are gone, with no task left */
@@ -1305,7 +1256,7 @@ static void manager_pass(struct agent *a)
 	}
 	batch_flush(&b);
 	json_decref(known);
-	int64_t t_reconcile = mono_ns() - start;
+	*t_reconcile = mono_ns() - start;
 	/* Place what needs a node; the orchestrator's new tasks come in the
 	 * next pass, once the watch has delivered them. Placement has a budget
 	 * of its own, so that tasks run while more are made. */
@@ -1319,6 +1270,47 @@ static void manager_pass(struct agent *a)
 			schedule_service(a, svc, ts, cl, cl_sig);
 	}
 	sched_cluster_free(cl);
+}
+
+/* The next pass in delay_ns (the pending one, if it comes later). */
+static void kick_in(struct manager *m, int64_t delay_ns)
+{
+	struct timeval tv = {.tv_sec = delay_ns / 1000000000,
+			     .tv_usec = (delay_ns % 1000000000) / 1000};
+	event_add(m->kick, &tv);
+	m->kick_due = mono_ns() + delay_ns;
+	m->pending = true;
+}
+
+static void manager_pass(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	m->pending = false;
+	m->more = false;
+	m->writes = 0;
+	m->pass_start = mono_ns();
+	int64_t start = m->pass_start;
+	json_t *nodes = NULL, *services = NULL;
+	struct shoal_err err = {0};
+	if (m->reload && cache_load(a, &err) < 0) {
+		log_warn("manager: reading the tasks: %s", err.msg);
+		return;
+	}
+	if (nodes_load(a, &nodes, &err) < 0 ||
+	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0) {
+		log_warn("manager: reading the store: %s", err.msg);
+		json_decref(nodes);
+		return;
+	}
+	int64_t now = now_ns(), wake = 0, t_cluster = 0, t_reconcile = 0;
+	unsigned n_orch = 0;
+	/* one leader orchestrates and places for the cluster; every node runs
+	 * its own tasks and its data plane */
+	if (membership_is_leader(a))
+		manager_lead(a, nodes, services, now, start, &wake, &n_orch, &t_cluster,
+			     &t_reconcile);
+	else
+		t_cluster = t_reconcile = mono_ns() - start;
 	int64_t t_orch = mono_ns() - start;
 	/* the data plane first: a task about to be stopped is drained before its
 	 * container gets the signal */
@@ -1354,16 +1346,10 @@ static void manager_pass(struct agent *a)
 	if (m->more) {
 		/* the rest after the loop has served what waits, and has been
 		 * free at least as long as the pass held it */
-		struct timeval tv = {0, took / 1000};
-		event_add(m->kick, &tv);
-		m->pending = true;
+		kick_in(m, took);
 	} else if (wake > 0) {
 		int64_t d = wake - now_ns();
-		if (d < 1000000)
-			d = 1000000;
-		struct timeval tv = {.tv_sec = d / 1000000000, .tv_usec = (d % 1000000000) / 1000};
-		event_add(m->kick, &tv);
-		m->pending = true;
+		kick_in(m, d < 1000000 ? 1000000 : d);
 	}
 }
 
@@ -1382,8 +1368,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 		if (!m->wait_since)
 			m->wait_since = mono_ns();
 		if (mono_ns() - m->wait_since < MANAGER_CATCHUP_NS) {
-			struct timeval tv = {0, 1000};
-			event_add(m->kick, &tv);
+			kick_in(m, 1000000);
 			return;
 		}
 		log_warn(
@@ -1411,15 +1396,17 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
 void manager_kick(struct agent *a)
 {
 	struct manager *m = mgr(a);
-	if (!m || m->pending)
+	if (!m)
 		return;
-	m->pending = true;
 	/* coalesce; and a pass that held the loop for long leaves it free as
 	 * long before the next, so that requests are served in between */
-	int64_t us = m->last_took / 1000 > MANAGER_DEBOUNCE_US ? m->last_took / 1000
-							       : MANAGER_DEBOUNCE_US;
-	struct timeval tv = {us / 1000000, us % 1000000};
-	event_add(m->kick, &tv);
+	int64_t d = m->last_took > MANAGER_DEBOUNCE_US * 1000LL ? m->last_took
+								: MANAGER_DEBOUNCE_US * 1000LL;
+	/* a pass due sooner stays; one put off until a timer (a restart
+	 * delay, an update's next batch) comes forward */
+	if (m->pending && m->kick_due <= mono_ns() + d)
+		return;
+	kick_in(m, d);
 }
 
 static void watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
@@ -1450,7 +1437,9 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 		if (kv->mod_revision > m->seen_rev)
 			m->seen_rev = kv->mod_revision;
 		/* a node's state or availability concerns every service */
-		if (strncmp(kv->key, CLUSTER_NODES, strlen(CLUSTER_NODES)) == 0)
+		if (strncmp(kv->key, CLUSTER_NODES, strlen(CLUSTER_NODES)) == 0 ||
+		    strncmp(kv->key, CLUSTER_ALIVE, strlen(CLUSTER_ALIVE)) == 0 ||
+		    strcmp(kv->key, CLUSTER_LEADER) == 0)
 			m->all_dirty = true;
 		if (strncmp(kv->key, CLUSTER_TASKS, plen) != 0 || !kv->key[plen])
 			continue;
@@ -1483,12 +1472,9 @@ int manager_start(struct agent *a, struct shoal_err *err)
 	m->kick = evtimer_new(a->base, kick_cb, a);
 	m->drain = evtimer_new(a->base, drain_cb, a);
 	m->resync = event_new(a->base, -1, EV_PERSIST, resync_cb, a);
-	int r = node_register(a, err);
-	if (r < 0)
-		return r;
 	struct timeval tv = {MANAGER_RESYNC_S, 0};
 	event_add(m->resync, &tv);
-	r = cache_load(a, err);
+	int r = cache_load(a, err);
 	if (r < 0)
 		return r;
 	m->changed = true;

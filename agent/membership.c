@@ -26,6 +26,8 @@ struct membership {
 	struct store_lease_keeper *keeper;
 	struct store_watch *alive_w, *leader_w;
 	json_t *alive; /* node id -> address */
+	json_t *down;  /* node id -> when it went down (now_ns()) */
+	int64_t started;
 	char leader[128];
 	bool leading;
 	bool lost;	   /* the lease is gone: register again */
@@ -141,6 +143,28 @@ static void set_leader(struct agent *a, const char *id)
 	}
 }
 
+/* The leadership this node held before a restart, on a lease of its previous
+ * life that would expire under it: moved onto the current lease, unless it
+ * changed hands since it was read. */
+static void reclaim(struct agent *a, int64_t mod_rev)
+{
+	struct membership *m = ms(a);
+	struct store_cmp cmp = {
+		.key = CLUSTER_LEADER, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = mod_rev};
+	struct store_op put = {.type = STORE_OP_PUT,
+			       .key = CLUSTER_LEADER,
+			       .value = a->node_id,
+			       .value_len = strlen(a->node_id),
+			       .lease = m->lease};
+	struct store_txn_result res = {0};
+	struct shoal_err err = {0};
+	if (store_txn(a->store, &cmp, 1, &put, 1, NULL, 0, &res, &err) < 0)
+		log_debug("membership: taking the leadership back: %s", err.msg);
+	else if (res.succeeded)
+		set_leader(a, a->node_id);
+	store_txn_result_clear(&res);
+}
+
 /* Takes the leadership if it is free (a manager only). */
 static void campaign(struct agent *a)
 {
@@ -164,7 +188,11 @@ static void campaign(struct agent *a)
 	if (res.succeeded) {
 		set_leader(a, a->node_id);
 	} else if (res.n_gets == 1 && res.gets[0].n == 1) {
-		set_leader(a, res.gets[0].kvs[0].value);
+		const struct store_kv *kv = &res.gets[0].kvs[0];
+		if (strcmp(kv->value, a->node_id) == 0 && kv->lease != m->lease)
+			reclaim(a, kv->mod_revision);
+		else
+			set_leader(a, kv->value);
 	}
 	store_txn_result_clear(&res);
 }
@@ -242,6 +270,10 @@ static void alive_cb(const struct store_event *ev, size_t n, const struct shoal_
 		bool up = ev[i].type == STORE_EVENT_PUT;
 		if (up != (json_object_get(m->alive, id) != NULL))
 			log_info("membership: node %.12s is %s", id, up ? "up" : "down");
+		if (up)
+			json_object_del(m->down, id);
+		else
+			json_object_set_new(m->down, id, json_integer(now_ns()));
 		alive_apply(m, &ev[i].kv, up);
 	}
 	cluster_kick(a);
@@ -347,8 +379,10 @@ int membership_start(struct agent *a, struct shoal_err *err)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	a->membership = m;
 	m->alive = json_object();
+	m->down = json_object();
+	m->started = now_ns();
 	m->tick = event_new(a->base, -1, EV_PERSIST, tick_cb, a);
-	if (!m->alive || !m->tick)
+	if (!m->alive || !m->down || !m->tick)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	int r = node_register(a, err);
 	if (r < 0)
@@ -389,6 +423,7 @@ void membership_stop(struct agent *a)
 	if (m->keeper)
 		store_lease_keeper_stop(m->keeper);
 	json_decref(m->alive);
+	json_decref(m->down);
 	free(m);
 	a->membership = NULL;
 }
@@ -406,6 +441,14 @@ const char *membership_leader(struct agent *a)
 bool membership_alive(struct agent *a, const char *node_id)
 {
 	return ms(a) && json_object_get(ms(a)->alive, node_id) != NULL;
+}
+
+int64_t membership_down_since(struct agent *a, const char *node_id)
+{
+	if (!ms(a) || membership_alive(a, node_id))
+		return 0;
+	json_t *t = json_object_get(ms(a)->down, node_id);
+	return t ? json_integer_value(t) : ms(a)->started;
 }
 
 bool membership_store_ok(struct agent *a)

@@ -34,6 +34,9 @@ bool membership_is_leader(struct agent *a);
 /* The leader's node id, "" when none is known. */
 const char *membership_leader(struct agent *a);
 bool membership_alive(struct agent *a, const char *node_id);
+/* When a node not alive was last seen going down (now_ns() clock), or when
+ * this agent started if it has not seen it alive; 0 for a live node. */
+int64_t membership_down_since(struct agent *a, const char *node_id);
 /* False while the store has not confirmed the node's lease for its TTL. */
 bool membership_store_ok(struct agent *a);
 /* A node record as the API shows it: Status.State ready/down from the

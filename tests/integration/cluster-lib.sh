@@ -94,7 +94,7 @@ cluster_node_start() {
 	mkdir -p "$T/n$i"
 	nsenter --net="/run/netns/$ns" "$SHOALD_BIN" --data-dir "$T/n$i/data" --run-dir "$T/n$i/run" \
 		--socket "$(node_sock "$i")" --cgroup-parent "$CG_PARENT-n$i" \
-		--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG-n$i" --device-prefix "${TAG:1}$i" \
+		--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG-n$i" --device-prefix "c${TAG:1:5}$i" \
 		--log-level "${AGENT_LOG_LEVEL:-info}" --store etcd --store-endpoints "$ETCD_EP" \
 		--advertise-addr "$(node_addr "$i")" "$@" >>"$T/n$i/shoald.log" 2>&1 &
 	NODE_PID[$i]=$!
