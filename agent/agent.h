@@ -86,7 +86,15 @@ struct agent {
 	struct executor *executor;
 	struct log_usage *log_usage; /* agent/logs.c: node-wide container log bytes */
 	struct membership *membership; /* agent/membership.c: liveness, leadership */
+	/* agent/policy-agent.c: network policy */
+	struct policy_agent *policy_agent;
 };
+
+/* agent/policy-agent.c: network policy on this node. Init after publish_init()
+ * (its socket programs go after the load balancer's); failure to enforce is
+ * logged, not fatal. Stop leaves the programs and pinned maps enforcing. */
+void policy_agent_init(struct agent *a);
+void policy_agent_stop(struct agent *a);
 
 /* agent/logs.c: the node-wide count of container log bytes that every monitor
  * shares ($run_dir/log-usage), recounted from the files now and then. Without it

@@ -7,6 +7,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/policy-agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
 #include "agent/membership.h"
@@ -221,6 +222,7 @@ void api_metrics(struct api_req *r)
 		metric(f, "shoal_lb_drops_total", lab, json_integer_value(n));
 	}
 	json_decref(lb);
+	policy_agent_metrics(a, f);
 	fclose(f);
 	api_reply_raw(r, 200, "text/plain; version=0.0.4", text, len);
 	free(text);

@@ -62,3 +62,12 @@ void api_task_inspect(struct api_req *r);
 void api_node_list(struct api_req *r);
 void api_node_inspect(struct api_req *r);
 void api_node_update(struct api_req *r);
+
+/* Network policies (agent/api-policies.c) */
+void api_policy_create(struct api_req *r);
+void api_policy_list(struct api_req *r);
+void api_policy_inspect(struct api_req *r);
+void api_policy_update(struct api_req *r);
+void api_policy_delete(struct api_req *r);
+void api_policy_explain(struct api_req *r);
+void api_policy_log(struct api_req *r);

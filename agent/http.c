@@ -64,6 +64,13 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_GET, "/nodes", api_node_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/policies/create", api_policy_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/policies", api_policy_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/policies/explain", api_policy_explain, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/policies/log", api_policy_log, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/policies/{}", api_policy_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/policies/{}/update", api_policy_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_DELETE, "/policies/{}", api_policy_delete, API_BODY_SMALL, false},
 };
 
 /* An idle keep-alive connection is dropped after this; a request head or body

@@ -723,6 +723,7 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	struct shoal_err perr = {0};
 	if (publish_init(a, &perr) < 0)
 		log_warn("published ports unavailable: %s", perr.msg);
+	policy_agent_init(a);
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
 	if ((r = membership_start(a, err)) < 0)
@@ -888,6 +889,7 @@ int main(int argc, char **argv)
 		 a.node_id, a.cfg.socket_path, a.cfg.data_dir, a.n_containers);
 	event_base_dispatch(a.base);
 out:
+	policy_agent_stop(&a);
 	api_server_stop(&a);
 	manager_stop(&a);
 	membership_stop(&a);

@@ -16,6 +16,7 @@
 
 #include "agent/agent.h"
 #include "agent/container.h"
+#include "agent/policy-agent.h"
 #include "agent/publish.h"
 #include "lb/lb.h"
 #include "lib/cleanup.h"
@@ -144,7 +145,11 @@ void publish_fwd_sync(struct agent *a, struct lb *lb, bool full)
 	want = calloc(a->n_containers ? a->n_containers : 1, sizeof(*want));
 	if (sock < 0 || !want)
 		return;
-	for (struct container *c = a->containers; c && nw < a->n_containers; c = c->next) {
+	/* With network policy, published-port traffic takes the node's stack
+	 * to the container: a redirect to the container's side of the veth
+	 * would skip the host side's egress hook that judges it. */
+	for (struct container *c = a->containers;
+	     c && nw < a->n_containers && !policy_agent_active(a); c = c->next) {
 		struct lb_endpoint ep;
 
 		if (container_endpoint(a, sock, c, full, &ep))
@@ -208,6 +213,12 @@ void publish_fwd_sync(struct agent *a, struct lb *lb, bool full)
 	free(st->eps);
 	st->eps = TAKE_PTR(want);
 	st->n = nw;
+}
+
+void publish_fwd_resync(struct agent *a)
+{
+	if (a->publish_fwd && a->publish_fwd->lb)
+		publish_fwd_sync(a, a->publish_fwd->lb, false);
 }
 
 void publish_fwd_free(struct agent *a)

@@ -56,6 +56,9 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks);
  * and puts back what someone else removed. */
 struct lb;
 void publish_fwd_sync(struct agent *a, struct lb *lb, bool full);
+/* The same, now, on the load balancer of the last sync (policy coming or
+ * going decides whether containers are direct endpoints at all). */
+void publish_fwd_resync(struct agent *a);
 void publish_fwd_free(struct agent *a);
 /* Without the node hooks, published ports reached from the node itself
  * (localhost:PORT, the node's addresses, its containers) go through a

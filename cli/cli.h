@@ -75,6 +75,9 @@ extern const struct cli_command cli_node_commands[];	/* `shoal node ...` */
 int cli_cmd_service(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_node(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_lb(struct cli_ctx *ctx, int argc, char **argv);
+/* Network policies (cmd-policy.c). */
+extern const struct cli_command cli_policy_commands[]; /* `shoal policy ...` */
+int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
  * clustered booleans -dit, --bool=false, "--" ends flags. */

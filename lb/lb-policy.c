@@ -130,6 +130,21 @@ static int lb_policy_prepare(struct lb_policy *p, const struct lb_policy_open_op
 		if (strncmp(name, "lb_", 3) == 0) {
 			_cleanup_close_ int fd = -EBADF;
 
+			if (ingress < 0 && o->lb_pin_dir) {
+				_cleanup_free_ char *lpath = NULL;
+
+				if (asprintf(&lpath, "%s/%s", o->lb_pin_dir, name) < 0)
+					return shoal_err_set(err, ENOMEM, "out of memory");
+				fd = bpf_obj_get(lpath);
+				if (fd < 0 && errno == ENOENT)
+					continue;
+				if (fd < 0)
+					return shoal_err_errno(err, errno, "opening %s", lpath);
+				r = bpf_map__reuse_fd(map, fd);
+				if (r < 0)
+					return shoal_err_errno(err, -r, "sharing map %s", name);
+				continue;
+			}
 			if (ingress < 0)
 				continue; /* ours, empty: nothing is published */
 			fd = lb_prog_map_fd(ingress, name);

@@ -62,6 +62,10 @@ struct lb_policy_open_opts {
 	/* The load balancer whose reverse NAT map tells published-port flows;
 	 * NULL: maps of our own (nothing is published). */
 	struct lb *lb;
+	/* Without lb: the directory the load balancer pins its maps in (its
+	 * lb_open_opts.pin_dir); its reverse NAT maps are shared from there.
+	 * Maps not pinned there yet are our own, empty ones. */
+	const char *lb_pin_dir;
 	/* (1u << enum lb_feature) bits turned off, as lb_open_opts.disable;
 	 * SHOAL_LB_DISABLE adds to them. LB_FEAT_RINGBUF and LB_FEAT_SOCKET_LB
 	 * matter here. */

@@ -271,6 +271,34 @@ void api_node_update(struct api_req *r)
 {
 	with_body(r);
 }
+void api_policy_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_policy_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_policy_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_policy_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_policy_delete(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_policy_explain(struct api_req *r)
+{
+	with_query(r);
+}
+void api_policy_log(struct api_req *r)
+{
+	streamed(r);
+}
 
 static void remove_socket(void)
 {

@@ -1,0 +1,1187 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "agent/agent.h"
+#include "agent/api.h"
+#include "agent/cluster.h"
+#include "agent/container.h"
+#include "agent/policy-agent.h"
+#include "agent/publish.h"
+#include "agent/store/store.h"
+#include "lb/lb-policy.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "policy/policy.h"
+
+#define PA_RECONCILE_MS	  250 /* containers are looked at this often */
+#define PA_DEBOUNCE_MS	  50  /* a burst of store events is one recompile */
+#define PA_FLOW_RECORDS	  16384
+#define PA_FLOW_MAGIC	  0x31666c616f6873ULL /* "shoalf1" */
+#define PA_FLOW_HEAD	  4096
+#define PA_MAX_FOLLOWERS  64
+#define PA_FOLLOW_MAX_BUF (4u << 20) /* a follower that reads slower is cut off */
+#define PA_SERVICE_LABEL  "com.docker.swarm.service.name"
+#define PA_NETWORK	  "bridge"
+#define PA_MAX_POLICIES	  4096
+
+/* One flow log record, as kept in the file: fixed size, names resolved when
+ * the event was read (the endpoints may be gone when it is read back). */
+struct pa_flow_rec {
+	uint64_t seq; /* 1-based; written last; 0: empty */
+	int64_t time_ns;
+	uint32_t saddr, daddr; /* network order */
+	uint16_t sport, dport; /* host order */
+	uint8_t proto, dir, verdict, flags;
+	uint16_t rule;
+	uint16_t pad;
+	uint32_t policy_id;
+	char src[48], src_svc[40];
+	char dst[48], dst_svc[40];
+	char policy[64];
+	char pad2[40];
+};
+
+_Static_assert(sizeof(struct pa_flow_rec) == 320, "flow record size is part of the file format");
+
+struct pa_flow_head {
+	uint64_t magic;
+	uint32_t rec_size;
+	uint32_t capacity;
+	uint64_t next_seq; /* the next record's seq */
+};
+
+struct pa_ep {
+	char id[65];
+	char name[128];
+	char service[64];
+	json_t *labels; /* owned */
+	uint32_t addr;	/* host order */
+	uint16_t slot;
+	int ifindex;
+	uint64_t cgroup_id;
+	uint32_t identity;
+	bool bound;
+	struct policy_labels plabels; /* for the model */
+};
+
+struct pa_follower {
+	struct pa_follower *next;
+	struct api_req *r;
+	struct policy_agent *pa;
+	int verdict; /* 0: any */
+	char *from, *to;
+};
+
+struct policy_agent {
+	struct agent *a;
+	struct lb_policy *lbp;
+	struct shoal_err err; /* why enforcement is unavailable */
+	struct store_watch *watch;
+	struct event *tick, *soon, *flow_ev;
+	bool policies_dirty, force;
+	bool policies_loaded;
+	uint64_t sig;
+
+	struct policy **policies;
+	uint32_t *ids;
+	size_t n_policies;
+
+	struct pa_ep *eps; /* sorted by addr */
+	size_t n_eps;
+	struct policy_compiled *live;
+	char last_error[512];
+	uint64_t applies; /* compiles written to the maps */
+
+	/* flow log */
+	struct pa_flow_head *flow_head;
+	struct pa_flow_rec *flow_recs;
+	size_t flow_map_len;
+	int64_t mono_to_real;
+	struct pa_follower *followers;
+	size_t n_followers;
+};
+
+static struct policy_agent *pa_of(struct agent *a)
+{
+	return a->policy_agent;
+}
+
+bool policy_agent_active(struct agent *a)
+{
+	struct policy_agent *pa = pa_of(a);
+	return pa && pa->lbp && pa->policies_loaded && pa->n_policies > 0;
+}
+
+/* --- policies --- */
+
+static void pa_policies_free(struct policy_agent *pa)
+{
+	for (size_t i = 0; i < pa->n_policies; i++)
+		policy_free(pa->policies[i]);
+	free(pa->policies);
+	free(pa->ids);
+	pa->policies = NULL;
+	pa->ids = NULL;
+	pa->n_policies = 0;
+}
+
+/* A policy's flow-log id: a hash of its name, so that it stays the same
+ * across restarts and recompiles; collisions move to the next free one. */
+static uint32_t pa_name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h &= 0x7fffffff;
+	return h ? h : 1;
+}
+
+static int pa_policy_cmp(const void *x, const void *y)
+{
+	const struct policy *a = *(struct policy *const *)x, *b = *(struct policy *const *)y;
+	return strcmp(a->name, b->name);
+}
+
+static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
+{
+	_cleanup_(json_decrefp) json_t *all = NULL;
+	int r = cluster_list(pa->a, CLUSTER_POLICIES, &all, err);
+	if (r < 0)
+		return r;
+	size_t n = json_array_size(all);
+	if (n > PA_MAX_POLICIES)
+		n = PA_MAX_POLICIES;
+	struct policy **v = calloc(n + 1, sizeof(*v));
+	uint32_t *ids = calloc(n + 1, sizeof(*ids));
+	if (!v || !ids) {
+		free(v);
+		free(ids);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_array_get(all, i);
+		struct shoal_err perr = {0};
+		struct policy *p = NULL;
+		if (policy_from_json(json_object_get(o, "Spec"), &p, &perr) < 0) {
+			log_warn("policy: stored policy %s is not valid, left out: %s",
+				 json_string_value(json_object_get(o, "Name")) ?: "?", perr.msg);
+			continue;
+		}
+		v[k++] = p;
+	}
+	qsort(v, k, sizeof(*v), pa_policy_cmp);
+	for (size_t i = 0; i < k; i++) {
+		uint32_t id = pa_name_hash(v[i]->name);
+		for (bool taken = true; taken;) {
+			taken = false;
+			for (size_t j = 0; j < i; j++)
+				if (ids[j] == id) {
+					taken = true;
+					id = (id % 0x7ffffffe) + 1;
+					break;
+				}
+		}
+		ids[i] = id;
+	}
+	pa_policies_free(pa);
+	pa->policies = v;
+	pa->ids = ids;
+	pa->n_policies = k;
+	return 0;
+}
+
+static const char *pa_policy_name(const struct policy_agent *pa, uint32_t id)
+{
+	for (size_t i = 0; i < pa->n_policies; i++)
+		if (pa->ids[i] == id)
+			return pa->policies[i]->name;
+	return NULL;
+}
+
+/* --- endpoints --- */
+
+static void pa_ep_clear(struct pa_ep *e)
+{
+	json_decref(e->labels);
+	for (size_t i = 0; i < e->plabels.n; i++) {
+		free(e->plabels.v[i].key);
+		free(e->plabels.v[i].value);
+	}
+	free(e->plabels.v);
+	memset(e, 0, sizeof(*e));
+}
+
+static void pa_eps_free(struct pa_ep *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pa_ep_clear(&v[i]);
+	free(v);
+}
+
+static int pa_label_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct policy_label *)x)->key, ((const struct policy_label *)y)->key);
+}
+
+static int pa_ep_cmp(const void *x, const void *y)
+{
+	const struct pa_ep *a = x, *b = y;
+	return a->addr < b->addr ? -1 : a->addr > b->addr;
+}
+
+static bool pa_container_is_ep(const struct container *c)
+{
+	return (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) &&
+	       c->net_attached && c->ip.s_addr != 0 && c->host_ifname[0];
+}
+
+/* What the endpoints depend on, to tell a change cheaply. */
+static uint64_t pa_containers_sig(struct agent *a)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (struct container *c = a->containers; c; c = c->next) {
+		if (!pa_container_is_ep(c))
+			continue;
+		for (const char *s = c->id; *s; s++)
+			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+		h = (h ^ c->ip.s_addr) * 1099511628211ULL;
+		h = (h ^ (uint64_t)c->started_ns) * 1099511628211ULL;
+		for (const char *s = c->host_ifname; *s; s++)
+			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+	}
+	return h;
+}
+
+static const struct pa_ep *pa_ep_by_addr(const struct policy_agent *pa, uint32_t addr)
+{
+	size_t lo = 0, hi = pa->n_eps;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (pa->eps[mid].addr == addr)
+			return &pa->eps[mid];
+		if (pa->eps[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep *e)
+{
+	snprintf(e->id, sizeof(e->id), "%s", c->id);
+	snprintf(e->name, sizeof(e->name), "%s", c->name[0] == '/' ? c->name + 1 : c->name);
+	e->addr = ntohl(c->ip.s_addr);
+	json_t *labels = json_object_get(c->config, "Labels");
+	e->labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+	if (!e->labels)
+		return -ENOMEM;
+	const char *svc = json_string_value(json_object_get(e->labels, PA_SERVICE_LABEL));
+	snprintf(e->service, sizeof(e->service), "%s", svc ?: "");
+	size_t n = json_object_size(e->labels);
+	e->plabels.v = calloc(n + 1, sizeof(*e->plabels.v));
+	if (!e->plabels.v)
+		return -ENOMEM;
+	const char *k;
+	json_t *v;
+	json_object_foreach(e->labels, k, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		struct policy_label *l = &e->plabels.v[e->plabels.n];
+		l->key = strdup(k);
+		l->value = strdup(json_string_value(v));
+		if (!l->key || !l->value) {
+			free(l->key);
+			free(l->value);
+			return -ENOMEM;
+		}
+		e->plabels.n++;
+	}
+	qsort(e->plabels.v, e->plabels.n, sizeof(*e->plabels.v), pa_label_cmp);
+	if (pa->a->cgroup_v2[0]) {
+		char path[4200];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", pa->a->cgroup_v2, c->id);
+		if (stat(path, &st) == 0)
+			e->cgroup_id = st.st_ino; /* a cgroup v2 directory's inode is its id */
+	}
+	return 0;
+}
+
+/* The node's endpoints now; slots kept for the containers seen before, new
+ * ones from the address (stable across restarts, whose pinned maps are
+ * keyed by slot). */
+static int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
+{
+	struct agent *a = pa->a;
+	size_t n = 0;
+	for (struct container *c = a->containers; c; c = c->next)
+		n += pa_container_is_ep(c);
+	if (n > POLICY_LOCAL_EPS_MAX)
+		n = POLICY_LOCAL_EPS_MAX;
+	struct pa_ep *v = calloc(n + 1, sizeof(*v));
+	uint8_t *used = calloc(65536 / 8, 1);
+	if (!v || !used) {
+		free(v);
+		free(used);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (struct container *c = a->containers; c && k < n; c = c->next) {
+		if (!pa_container_is_ep(c))
+			continue;
+		if (pa_ep_fill(pa, c, &v[k]) < 0) {
+			pa_eps_free(v, k + 1);
+			free(used);
+			return -ENOMEM;
+		}
+		v[k].slot = 0xffff; /* not yet */
+		for (size_t i = 0; i < pa->n_eps; i++)
+			if (strcmp(pa->eps[i].id, v[k].id) == 0 && pa->eps[i].addr == v[k].addr) {
+				v[k].slot = pa->eps[i].slot;
+				used[v[k].slot / 8] |= 1u << (v[k].slot % 8);
+				break;
+			}
+		k++;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (v[i].slot != 0xffff)
+			continue;
+		uint16_t s = (uint16_t)(v[i].addr & 0xffff);
+		while (s == 0xffff || (used[s / 8] & (1u << (s % 8))))
+			s++;
+		v[i].slot = s;
+		used[s / 8] |= 1u << (s % 8);
+	}
+	free(used);
+	qsort(v, k, sizeof(*v), pa_ep_cmp);
+	*ret = v;
+	*ret_n = k;
+	return 0;
+}
+
+static uint32_t pa_node_addr(const struct agent *a)
+{
+	/* the bridge gateway: the node's address as its containers see it */
+	char net[64];
+	snprintf(net, sizeof(net), "%s", a->cfg.bridge_subnet);
+	char *slash = strchr(net, '/');
+	if (slash)
+		*slash = '\0';
+	struct in_addr ia;
+	if (inet_pton(AF_INET, net, &ia) != 1)
+		return 0;
+	return ntohl(ia.s_addr) + 1;
+}
+
+struct pa_model {
+	struct policy_endpoint *eps;
+	struct policy_node node;
+	struct policy_model m;
+	struct policy_set set;
+};
+
+static const char *const pa_networks[] = {PA_NETWORK};
+
+static int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
+{
+	memset(mm, 0, sizeof(*mm));
+	mm->eps = calloc(pa->n_eps + 1, sizeof(*mm->eps));
+	if (!mm->eps)
+		return -ENOMEM;
+	for (size_t i = 0; i < pa->n_eps; i++) {
+		struct pa_ep *e = &pa->eps[i];
+		mm->eps[i] = (struct policy_endpoint){
+			.id = e->slot,
+			.name = e->name,
+			.service = e->service[0] ? e->service : NULL,
+			.labels = e->plabels,
+			.networks = pa_networks,
+			.n_networks = 1,
+			.addr = e->addr,
+			.node = pa->a->hostname,
+		};
+	}
+	mm->node = (struct policy_node){.name = pa->a->hostname, .addr = pa_node_addr(pa->a)};
+	mm->m = (struct policy_model){.endpoints = mm->eps,
+				      .n_endpoints = pa->n_eps,
+				      .nodes = &mm->node,
+				      .n_nodes = mm->node.addr ? 1 : 0,
+				      .local_node = pa->a->hostname};
+	mm->set = (struct policy_set){
+		.v = (struct policy *const *)pa->policies, .n = pa->n_policies, .ids = pa->ids};
+	return 0;
+}
+
+/* --- reconcile --- */
+
+static void pa_set_error(struct policy_agent *pa, const char *msg)
+{
+	if (strcmp(pa->last_error, msg) != 0)
+		log_warn("policy: %s", msg);
+	snprintf(pa->last_error, sizeof(pa->last_error), "%s", msg);
+}
+
+static void pa_reconcile(struct policy_agent *pa)
+{
+	struct agent *a = pa->a;
+	struct shoal_err err = {0};
+	if (!pa->lbp)
+		return;
+	if (pa->policies_dirty || !pa->policies_loaded) {
+		bool was_active = policy_agent_active(a);
+		if (pa_policies_load(pa, &err) < 0) {
+			/* without the policies nothing is applied: the maps keep
+			 * enforcing what they hold */
+			pa_set_error(pa, err.msg);
+			return;
+		}
+		pa->policies_dirty = false;
+		pa->policies_loaded = true;
+		pa->force = true;
+		/* published-port traffic judged from now on: no more redirects
+		 * past the veth's hooks (agent/publish-fwd.c) */
+		if (policy_agent_active(a) != was_active)
+			publish_fwd_resync(a);
+	}
+	uint64_t sig = pa_containers_sig(a);
+	if (sig == pa->sig && !pa->force)
+		return;
+
+	struct pa_ep *eps = NULL;
+	size_t n_eps = 0;
+	if (pa_eps_build(pa, &eps, &n_eps) < 0) {
+		pa_set_error(pa, "out of memory");
+		return;
+	}
+	struct pa_ep *old = pa->eps;
+	size_t n_old = pa->n_eps;
+	pa->eps = eps;
+	pa->n_eps = n_eps;
+	/* endpoints bound before stay bound when nothing about them moved */
+	for (size_t i = 0; i < n_eps; i++)
+		for (size_t j = 0; j < n_old; j++)
+			if (strcmp(old[j].id, eps[i].id) == 0 && old[j].addr == eps[i].addr &&
+			    old[j].slot == eps[i].slot) {
+				eps[i].ifindex = old[j].ifindex;
+				eps[i].bound = old[j].bound;
+				eps[i].identity = old[j].identity;
+				break;
+			}
+
+	struct pa_model mm;
+	struct policy_compiled *c = NULL;
+	struct policy_ops ops = {0};
+	int r = pa_model_build(pa, &mm);
+	if (r >= 0 && (r = policy_compile(&mm.set, &mm.m, &c, &err)) < 0)
+		shoal_err_wrap(&err, "compiling the policies");
+	if (r >= 0 && (r = policy_diff(pa->live, c, &ops)) < 0)
+		shoal_err_set(&err, -r, "diffing the policy maps");
+	if (r >= 0 && (r = lb_policy_apply(pa->lbp, c, &ops, &err)) < 0) {
+		shoal_err_wrap(&err, "writing the policy maps");
+		/* the maps hold a prefix of the operations: diff from them next */
+		struct policy_compiled *now = NULL;
+		struct shoal_err lerr = {0};
+		if (lb_policy_state_load(pa->lbp, &now, &lerr) == 0) {
+			policy_compiled_free(pa->live);
+			pa->live = now;
+		}
+	}
+	policy_ops_done(&ops);
+	free(mm.eps);
+	if (r < 0) {
+		policy_compiled_free(c);
+		pa_set_error(pa, err.msg[0] ? err.msg : strerror(-r));
+		/* the old endpoints stay registered: try again next tick */
+		pa_eps_free(eps, n_eps);
+		pa->eps = old;
+		pa->n_eps = n_old;
+		pa->force = true;
+		return;
+	}
+	policy_compiled_free(pa->live);
+	pa->live = c;
+	pa->last_error[0] = '\0';
+	pa->applies++;
+
+	/* register and bind the endpoints, after their entries are in */
+	for (size_t i = 0; i < n_eps; i++) {
+		struct pa_ep *e = &eps[i];
+		uint32_t id = policy_compiled_identity(c, e->addr);
+		if (!e->ifindex) {
+			struct container *ct = container_get(a, e->id);
+			e->ifindex = ct ? (int)if_nametoindex(ct->host_ifname) : 0;
+		}
+		if (e->bound && e->identity == id)
+			continue;
+		struct lb_policy_endpoint le = {.addr = htonl(e->addr),
+						.ep = e->slot,
+						.identity = id,
+						.cgroup_id = e->cgroup_id,
+						.ifindex = e->ifindex};
+		struct shoal_err berr = {0};
+		if (lb_policy_endpoint_set(pa->lbp, &le, &berr) < 0 ||
+		    (!e->bound && e->ifindex &&
+		     lb_policy_veth_attach(pa->lbp, e->ifindex, &berr) < 0)) {
+			log_warn("policy: binding %s: %s", e->name, berr.msg);
+			pa->force = true;
+			continue;
+		}
+		e->identity = id;
+		e->bound = true;
+	}
+	/* unbind the endpoints gone */
+	for (size_t j = 0; j < n_old; j++) {
+		bool kept = false;
+		for (size_t i = 0; i < n_eps && !kept; i++)
+			kept = strcmp(old[j].id, eps[i].id) == 0 && old[j].addr == eps[i].addr;
+		if (kept || !old[j].bound)
+			continue;
+		struct shoal_err uerr = {0};
+		bool readdressed = pa_ep_by_addr(pa, old[j].addr) != NULL;
+		if (!readdressed &&
+		    lb_policy_endpoint_delete(pa->lbp, htonl(old[j].addr), &uerr) < 0 &&
+		    uerr.code != ENOENT)
+			log_debug("policy: unbinding %s: %s", old[j].name, uerr.msg);
+		if (old[j].ifindex)
+			lb_policy_veth_detach(pa->lbp, old[j].ifindex, NULL);
+	}
+	pa_eps_free(old, n_old);
+	pa->sig = sig;
+	pa->force = false;
+	for (size_t i = 0; i < n_eps; i++)
+		if (!eps[i].bound)
+			pa->force = true;
+	log_debug("policy: %zu policies, %zu endpoints compiled", pa->n_policies, n_eps);
+}
+
+static void pa_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pa_reconcile(arg);
+}
+
+void policy_agent_kick(struct agent *a)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa || !pa->soon)
+		return;
+	pa->policies_dirty = true;
+	if (!evtimer_pending(pa->soon, NULL)) {
+		struct timeval tv = {0, PA_DEBOUNCE_MS * 1000};
+		evtimer_add(pa->soon, &tv);
+	}
+}
+
+static void pa_watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
+			void *userdata)
+{
+	struct policy_agent *pa = userdata;
+	(void)events;
+	if (err) {
+		/* read everything again and watch from now */
+		log_warn("policy: the store's watch ended: %s; reading the policies again",
+			 err->msg);
+		store_watch_cancel(pa->watch);
+		pa->watch = NULL;
+		struct shoal_err e = {0};
+		if (store_watch(pa->a->store, CLUSTER_POLICIES, true, 0, pa_watch_cb, pa,
+				&pa->watch, &e) < 0)
+			log_error("policy: watching the store again: %s", e.msg);
+	}
+	if (n || err)
+		policy_agent_kick(pa->a);
+}
+
+/* --- flow log --- */
+
+static int pa_flow_open(struct policy_agent *pa)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/policy-flows", pa->a->cfg.data_dir);
+	size_t len = PA_FLOW_HEAD + (size_t)PA_FLOW_RECORDS * sizeof(struct pa_flow_rec);
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	bool fresh = (size_t)st.st_size != len;
+	if (fresh && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)len) < 0))
+		return -errno;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	struct pa_flow_head *h = m;
+	if (fresh || h->magic != PA_FLOW_MAGIC || h->rec_size != sizeof(struct pa_flow_rec) ||
+	    h->capacity != PA_FLOW_RECORDS) {
+		memset(m, 0, len);
+		h->magic = PA_FLOW_MAGIC;
+		h->rec_size = sizeof(struct pa_flow_rec);
+		h->capacity = PA_FLOW_RECORDS;
+		h->next_seq = 1;
+	}
+	pa->flow_head = h;
+	pa->flow_recs = (struct pa_flow_rec *)((char *)m + PA_FLOW_HEAD);
+	pa->flow_map_len = len;
+	struct timespec mono, real;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	pa->mono_to_real =
+		((int64_t)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
+	return 0;
+}
+
+static const char *pa_verdict_name(int v)
+{
+	return policy_verdict_str((enum policy_verdict)v);
+}
+
+static int pa_verdict_parse(const char *s)
+{
+	if (!s || !*s)
+		return 0;
+	if (strcmp(s, "allowed") == 0 || strcmp(s, "allow") == 0)
+		return POLICY_VERDICT_ALLOW;
+	if (strcmp(s, "dropped") == 0 || strcmp(s, "deny") == 0 || strcmp(s, "denied") == 0)
+		return POLICY_VERDICT_DENY;
+	if (strcmp(s, "audit") == 0 || strcmp(s, "audited") == 0)
+		return POLICY_VERDICT_AUDIT;
+	return -1;
+}
+
+static json_t *pa_rec_json(const struct pa_flow_rec *rec)
+{
+	char t[40], sa[INET_ADDRSTRLEN], da[INET_ADDRSTRLEN];
+	format_rfc3339(rec->time_ns, t);
+	inet_ntop(AF_INET, &rec->saddr, sa, sizeof(sa));
+	inet_ntop(AF_INET, &rec->daddr, da, sizeof(da));
+	json_t *src = json_pack("{s:s,s:i}", "Address", sa, "Port", (int)rec->sport);
+	json_t *dst = json_pack("{s:s,s:i}", "Address", da, "Port", (int)rec->dport);
+	if (rec->src[0])
+		json_object_set_new(src, "Name", json_string(rec->src));
+	if (rec->src_svc[0])
+		json_object_set_new(src, "Service", json_string(rec->src_svc));
+	if (rec->dst[0])
+		json_object_set_new(dst, "Name", json_string(rec->dst));
+	if (rec->dst_svc[0])
+		json_object_set_new(dst, "Service", json_string(rec->dst_svc));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b,s:b,s:b}", "Time", t, "Verdict",
+			      pa_verdict_name(rec->verdict), "Direction",
+			      rec->dir == POLICY_DIR_INGRESS ? "Ingress" : "Egress", "Protocol",
+			      policy_proto_str(rec->proto), "Source", src, "Destination", dst,
+			      "Published", (rec->flags & POLICY_EV_F_PUBLISHED) != 0, "Socket",
+			      (rec->flags & POLICY_EV_F_SOCKET) != 0, "Rejudged",
+			      (rec->flags & POLICY_EV_F_REJUDGED) != 0);
+	if (rec->policy[0])
+		json_object_set_new(o, "Policy", json_string(rec->policy));
+	else
+		json_object_set_new(o, "Policy", json_null());
+	json_object_set_new(o, "Rule",
+			    rec->rule == POLICY_RULE_NONE ? json_null() : json_integer(rec->rule));
+	return o;
+}
+
+static bool pa_party_match(const char *want, uint32_t addr, const char *name, const char *svc)
+{
+	if (!want || !*want)
+		return true;
+	char a[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr, a, sizeof(a));
+	return strcmp(want, a) == 0 || (name[0] && strcmp(want, name) == 0) ||
+	       (svc[0] && strcmp(want, svc) == 0);
+}
+
+static bool pa_rec_match(const struct pa_follower *f, const struct pa_flow_rec *rec)
+{
+	if (f->verdict && rec->verdict != f->verdict)
+		return false;
+	return pa_party_match(f->from, rec->saddr, rec->src, rec->src_svc) &&
+	       pa_party_match(f->to, rec->daddr, rec->dst, rec->dst_svc);
+}
+
+static void pa_follower_free(struct pa_follower *f)
+{
+	if (!f)
+		return;
+	free(f->from);
+	free(f->to);
+	free(f);
+}
+
+static void pa_follower_unlink(struct policy_agent *pa, struct pa_follower *f)
+{
+	for (struct pa_follower **pp = &pa->followers; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			pa->n_followers--;
+			return;
+		}
+}
+
+static bool pa_send_rec(struct api_req *r, const struct pa_flow_rec *rec)
+{
+	json_t *o = pa_rec_json(rec);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!s)
+		return false;
+	size_t n = strlen(s);
+	s[n] = '\n';
+	api_stream_chunk(r, s, n + 1);
+	free(s);
+	return true;
+}
+
+static size_t pa_req_backlog(struct api_req *r)
+{
+	if (!r->req)
+		return 0;
+	struct evhttp_connection *ec = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void pa_flow_cb(const struct policy_flow_event *ev, void *userdata)
+{
+	struct policy_agent *pa = userdata;
+	struct pa_flow_head *h = pa->flow_head;
+	if (!h)
+		return;
+	uint64_t seq = h->next_seq++;
+	struct pa_flow_rec *rec = &pa->flow_recs[(seq - 1) % PA_FLOW_RECORDS];
+	memset(rec, 0, sizeof(*rec));
+	rec->time_ns = (int64_t)ev->ts_ns + pa->mono_to_real;
+	rec->saddr = ev->saddr;
+	rec->daddr = ev->daddr;
+	rec->sport = ntohs(ev->sport);
+	rec->dport = ntohs(ev->dport);
+	rec->proto = ev->proto;
+	rec->dir = ev->dir;
+	rec->verdict = ev->verdict;
+	rec->flags = ev->flags;
+	rec->rule = ev->rule;
+	rec->policy_id = ev->policy;
+	const struct pa_ep *s = pa_ep_by_addr(pa, ntohl(ev->saddr));
+	const struct pa_ep *d = pa_ep_by_addr(pa, ntohl(ev->daddr));
+	if (s) {
+		snprintf(rec->src, sizeof(rec->src), "%s", s->name);
+		snprintf(rec->src_svc, sizeof(rec->src_svc), "%s", s->service);
+	}
+	if (d) {
+		snprintf(rec->dst, sizeof(rec->dst), "%s", d->name);
+		snprintf(rec->dst_svc, sizeof(rec->dst_svc), "%s", d->service);
+	}
+	const char *pn = ev->policy ? pa_policy_name(pa, ev->policy) : NULL;
+	if (pn)
+		snprintf(rec->policy, sizeof(rec->policy), "%s", pn);
+	else if (ev->policy)
+		snprintf(rec->policy, sizeof(rec->policy), "#%u", ev->policy);
+	__atomic_store_n(&rec->seq, seq, __ATOMIC_RELEASE);
+
+	for (struct pa_follower *f = pa->followers, *next; f; f = next) {
+		next = f->next;
+		if (!pa_rec_match(f, rec))
+			continue;
+		if (pa_req_backlog(f->r) > PA_FOLLOW_MAX_BUF) {
+			/* a reader this far behind is let go rather than buffered
+			 * without bound */
+			pa_follower_unlink(pa, f);
+			f->r->on_cancel = NULL;
+			f->r->userdata = NULL;
+			api_stream_end(f->r);
+			pa_follower_free(f);
+			continue;
+		}
+		pa_send_rec(f->r, rec);
+	}
+}
+
+static void pa_flow_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct policy_agent *pa = arg;
+	(void)fd;
+	(void)what;
+	int r = lb_policy_flowlog_consume(pa->lbp);
+	if (r < 0)
+		log_debug("policy: reading the flow log: %s", strerror(-r));
+}
+
+static void pa_follow_cancel(struct api_req *r)
+{
+	struct pa_follower *f = r->userdata;
+	if (!f)
+		return;
+	pa_follower_unlink(f->pa, f);
+	pa_follower_free(f);
+	r->userdata = NULL;
+}
+
+void policy_agent_log(struct api_req *r)
+{
+	struct policy_agent *pa = pa_of(r->agent);
+	if (!pa || !pa->flow_head) {
+		api_reply_error(r, 503, "the flow log is unavailable: %s",
+				pa && pa->err.msg[0] ? pa->err.msg
+						     : "network policy is not enforced");
+		return;
+	}
+	int verdict = pa_verdict_parse(api_query(r, "verdict"));
+	if (verdict < 0) {
+		api_reply_error(r, 400, "verdict %s: expected dropped, audit or allowed",
+				api_query(r, "verdict"));
+		return;
+	}
+	bool follow = api_query_bool(r, "follow", false);
+	int64_t tail;
+	if (api_query_int(r, "tail", -1, &tail) < 0)
+		return;
+	if (follow && pa->n_followers >= PA_MAX_FOLLOWERS) {
+		api_reply_error(r, 429, "%d flow log followers already: stop one first",
+				PA_MAX_FOLLOWERS);
+		return;
+	}
+	struct pa_follower *f = calloc(1, sizeof(*f));
+	if (!f) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	f->r = r;
+	f->pa = pa;
+	f->verdict = verdict;
+	const char *from = api_query(r, "from"), *to = api_query(r, "to");
+	if ((from && !(f->from = strdup(from))) || (to && !(f->to = strdup(to)))) {
+		pa_follower_free(f);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	api_stream_start(r, 200, "application/x-ndjson");
+	uint64_t next = pa->flow_head->next_seq;
+	uint64_t first = next > PA_FLOW_RECORDS ? next - PA_FLOW_RECORDS : 1;
+	/* tail N: the last N matching records; counted backwards first */
+	if (tail >= 0) {
+		uint64_t s = next, found = 0;
+		while (s > first && found < (uint64_t)tail) {
+			s--;
+			const struct pa_flow_rec *rec = &pa->flow_recs[(s - 1) % PA_FLOW_RECORDS];
+			if (rec->seq == s && pa_rec_match(f, rec))
+				found++;
+		}
+		first = found < (uint64_t)tail ? first : s;
+		if (tail == 0)
+			first = next;
+	}
+	for (uint64_t s = first; s < next; s++) {
+		const struct pa_flow_rec *rec = &pa->flow_recs[(s - 1) % PA_FLOW_RECORDS];
+		if (rec->seq == s && pa_rec_match(f, rec))
+			pa_send_rec(r, rec);
+	}
+	if (!follow) {
+		pa_follower_free(f);
+		api_stream_end(r);
+		return;
+	}
+	f->next = pa->followers;
+	pa->followers = f;
+	pa->n_followers++;
+	r->userdata = f;
+	r->on_cancel = pa_follow_cancel;
+	api_req_defer(r);
+}
+
+/* --- explain --- */
+
+static int pa_party_resolve(struct policy_agent *pa, const struct policy_model *m, const char *ref,
+			    struct policy_party *ret, json_t **ret_desc, struct shoal_err *err)
+{
+	struct in_addr ia;
+	if (inet_pton(AF_INET, ref, &ia) == 1) {
+		*ret = policy_model_party(m, ntohl(ia.s_addr));
+		const char *kind = ret->kind == POLICY_PARTY_ENDPOINT ? "endpoint"
+				   : ret->kind == POLICY_PARTY_NODE   ? "node"
+								      : "world";
+		*ret_desc = json_pack("{s:s,s:s}", "Address", ref, "Kind", kind);
+		if (ret->kind == POLICY_PARTY_ENDPOINT && ret->ep)
+			json_object_set_new(*ret_desc, "Name", json_string(ret->ep->name));
+		return 0;
+	}
+	const struct pa_ep *found = NULL;
+	struct container *c = container_find(pa->a, ref, NULL);
+	if (c) {
+		for (size_t i = 0; i < pa->n_eps && !found; i++)
+			if (strcmp(pa->eps[i].id, c->id) == 0)
+				found = &pa->eps[i];
+		if (!found)
+			return shoal_err_set_status(err, 400, EINVAL,
+						    "container %s is not running on a network "
+						    "that policy applies to (bridge)",
+						    ref);
+	}
+	for (size_t i = 0; i < pa->n_eps && !found; i++)
+		if (strcmp(pa->eps[i].service, ref) == 0)
+			found = &pa->eps[i];
+	if (!found)
+		return shoal_err_set_status(err, 404, ENOENT,
+					    "%s: no such container, service with a running task "
+					    "on this node, or IPv4 address",
+					    ref);
+	*ret = policy_model_party(m, found->addr);
+	char a[INET_ADDRSTRLEN];
+	struct in_addr na = {.s_addr = htonl(found->addr)};
+	inet_ntop(AF_INET, &na, a, sizeof(a));
+	*ret_desc =
+		json_pack("{s:s,s:s,s:s}", "Address", a, "Kind", "endpoint", "Name", found->name);
+	if (found->service[0])
+		json_object_set_new(*ret_desc, "Service", json_string(found->service));
+	return 0;
+}
+
+static json_t *pa_decision_json(const struct policy_decision *d)
+{
+	json_t *chain = json_array();
+	for (size_t i = 0; i < d->n; i++) {
+		const struct policy_step *s = &d->chain[i];
+		json_t *st = json_pack("{s:s,s:s,s:s}", "Policy", s->policy->name, "Direction",
+				       policy_dir_str(s->dir), "Action",
+				       s->rule < 0 ? "deny" : policy_action_str(s->action));
+		json_object_set_new(st, "Rule", s->rule < 0 ? json_null() : json_integer(s->rule));
+		json_object_set_new(st, "Tier",
+				    json_string(s->policy->tier == POLICY_TIER_CLUSTER ? "cluster"
+						: s->policy->tier == POLICY_TIER_BASELINE
+							? "baseline"
+							: "service"));
+		json_array_append_new(chain, st);
+	}
+	char *text = policy_decision_format(d);
+	json_t *o = json_pack("{s:s,s:o,s:s}", "Verdict", policy_verdict_str(d->verdict), "Chain",
+			      chain, "Text", text ?: "");
+	free(text);
+	return o;
+}
+
+int policy_agent_explain(struct agent *a, const char *from, const char *to, uint8_t proto,
+			 uint16_t port, json_t **ret, struct shoal_err *err)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa)
+		return shoal_err_set_status(err, 503, ENOTSUP, "network policy is not running");
+	if (!pa->policies_loaded) {
+		int r = pa_policies_load(pa, err);
+		if (r < 0)
+			return r;
+		pa->policies_loaded = true;
+	}
+	if (pa_containers_sig(a) != pa->sig || !pa->eps)
+		pa_reconcile(pa);
+	struct pa_model mm;
+	if (pa_model_build(pa, &mm) < 0)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	struct policy_flow flow = {.proto = proto, .port = port};
+	json_t *fj = NULL, *tj = NULL;
+	int r = pa_party_resolve(pa, &mm.m, from, &flow.src, &fj, err);
+	if (r >= 0)
+		r = pa_party_resolve(pa, &mm.m, to, &flow.dst, &tj, err);
+	if (r < 0) {
+		json_decref(fj);
+		free(mm.eps);
+		return r;
+	}
+	struct policy_flow_result res;
+	policy_eval_flow(&mm.set, &flow, &res);
+	json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:i}", "Verdict", policy_verdict_str(res.verdict),
+			      "From", fj, "To", tj, "Protocol", policy_proto_str(proto), "Port",
+			      (int)port);
+	json_object_set_new(o, "Egress",
+			    res.has_egress ? pa_decision_json(&res.egress) : json_null());
+	json_object_set_new(o, "Ingress",
+			    res.has_ingress ? pa_decision_json(&res.ingress) : json_null());
+	free(mm.eps);
+	*ret = o;
+	return 0;
+}
+
+/* --- metrics --- */
+
+static const char *const pa_stat_names[POLICY_STAT_MAX] = {
+	"lookup",      "ct_hit",   "ct_stale",	"drop",	 "audit",
+	"no_endpoint", "log_lost", "sock_deny", "spoof",
+};
+
+void policy_agent_metrics(struct agent *a, FILE *f)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa || !pa->lbp)
+		return;
+	fprintf(f, "# HELP shoal_policy_policies Network policies in force on this node.\n"
+		   "# TYPE shoal_policy_policies gauge\n");
+	fprintf(f, "shoal_policy_policies %zu\n", pa->n_policies);
+	fprintf(f, "# HELP shoal_policy_endpoints Endpoints policy is enforced at.\n"
+		   "# TYPE shoal_policy_endpoints gauge\n");
+	fprintf(f, "shoal_policy_endpoints %zu\n", pa->n_eps);
+	fprintf(f, "# HELP shoal_policy_applies_total Policy states compiled and written to the "
+		   "maps.\n# TYPE shoal_policy_applies_total counter\n");
+	fprintf(f, "shoal_policy_applies_total %llu\n", (unsigned long long)pa->applies);
+	struct lb_policy_counter *v = NULL;
+	size_t n = 0;
+	if (lb_policy_counters(pa->lbp, &v, &n) == 0) {
+		fprintf(f, "# HELP shoal_policy_flows_total New flows judged, by deciding policy "
+			   "and rule.\n# TYPE shoal_policy_flows_total counter\n");
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 1)
+				fprintf(f, "# HELP shoal_policy_packets_total Packets of the "
+					   "flows judged, by deciding policy and rule.\n"
+					   "# TYPE shoal_policy_packets_total counter\n");
+			for (size_t i = 0; i < n; i++) {
+				const struct lb_policy_counter *k = &v[i];
+				const char *pn =
+					k->key.policy ? pa_policy_name(pa, k->key.policy) : "";
+				char rule[16], idb[16];
+				if (k->key.rule == POLICY_RULE_NONE)
+					snprintf(rule, sizeof(rule), "none");
+				else
+					snprintf(rule, sizeof(rule), "%u", k->key.rule);
+				if (!pn) {
+					snprintf(idb, sizeof(idb), "#%u", k->key.policy);
+					pn = idb;
+				}
+				fprintf(f,
+					"%s{policy=\"%s\",rule=\"%s\",verdict=\"%s\",direction=\"%s\"} "
+					"%llu\n",
+					pass ? "shoal_policy_packets_total"
+					     : "shoal_policy_flows_total",
+					pn, rule, policy_verdict_str(k->key.verdict),
+					k->key.dir == POLICY_DIR_INGRESS ? "ingress" : "egress",
+					(unsigned long long)(pass ? k->val.packets : k->val.flows));
+			}
+		}
+		free(v);
+	}
+	uint64_t st[POLICY_STAT_MAX];
+	if (lb_policy_stats(pa->lbp, st) == 0) {
+		fprintf(f, "# HELP shoal_policy_datapath_total Policy enforcement totals.\n"
+			   "# TYPE shoal_policy_datapath_total counter\n");
+		for (int i = 0; i < POLICY_STAT_MAX; i++)
+			fprintf(f, "shoal_policy_datapath_total{what=\"%s\"} %llu\n",
+				pa_stat_names[i], (unsigned long long)st[i]);
+	}
+	fprintf(f, "# HELP shoal_policy_flowlog_lost_total Flow events the kernel buffer had "
+		   "no room for.\n# TYPE shoal_policy_flowlog_lost_total counter\n");
+	fprintf(f, "shoal_policy_flowlog_lost_total %llu\n",
+		(unsigned long long)lb_policy_flowlog_lost(pa->lbp));
+}
+
+/* --- life --- */
+
+void policy_agent_init(struct agent *a)
+{
+	struct policy_agent *pa = calloc(1, sizeof(*pa));
+	if (!pa) {
+		log_error("policy: out of memory");
+		return;
+	}
+	pa->a = a;
+	a->policy_agent = pa;
+	pa->tick = event_new(a->base, -1, EV_PERSIST, pa_tick_cb, pa);
+	pa->soon = evtimer_new(a->base, pa_tick_cb, pa);
+	if (!pa->tick || !pa->soon) {
+		log_error("policy: out of memory");
+		return;
+	}
+	char pins[4200], lbpins[4200];
+	snprintf(pins, sizeof(pins), "%s/policy", a->cfg.bpffs_dir);
+	snprintf(lbpins, sizeof(lbpins), "%s/lb", a->cfg.bpffs_dir);
+	struct lb_policy_open_opts o = {.pin_dir = pins, .lb_pin_dir = lbpins};
+	if (lb_policy_open(&o, &pa->lbp, &pa->err) < 0) {
+		shoal_err_wrap(&pa->err, "network policy is not enforced");
+		log_warn("policy: %s", pa->err.msg);
+		return;
+	}
+	/* what the maps enforce now (an earlier agent's state): the first
+	 * compile is diffed against it, so nothing is allowed in between */
+	struct shoal_err err = {0};
+	if (lb_policy_state_load(pa->lbp, &pa->live, &err) < 0)
+		log_warn("policy: reading the pinned policy state: %s", err.msg);
+	int r = pa_flow_open(pa);
+	if (r < 0)
+		log_warn("policy: the flow log file in %s: %s; flows are not kept", a->cfg.data_dir,
+			 strerror(-r));
+	if (lb_policy_flowlog_open(pa->lbp, pa_flow_cb, pa, &err) < 0) {
+		log_warn("policy: the flow log is unavailable: %s", err.msg);
+	} else {
+		pa->flow_ev = event_new(a->base, lb_policy_flowlog_fd(pa->lbp),
+					EV_READ | EV_PERSIST, pa_flow_ev_cb, pa);
+		if (pa->flow_ev)
+			event_add(pa->flow_ev, NULL);
+	}
+	if (a->cgroup_v2[0]) {
+		/* after the load balancer's own (publish_init), which must run first */
+		if (lb_policy_sock_attach(pa->lbp, a->cgroup_v2, &err) < 0)
+			log_warn("policy: connect()-time enforcement unavailable (the veths still "
+				 "judge every flow): %s",
+				 err.msg);
+	}
+	if (store_watch(a->store, CLUSTER_POLICIES, true, 0, pa_watch_cb, pa, &pa->watch, &err) < 0)
+		log_warn("policy: watching the store: %s; policies are read again every %d ms",
+			 err.msg, PA_RECONCILE_MS);
+	if (pa_policies_load(pa, &err) == 0)
+		pa->policies_loaded = true;
+	else
+		log_warn("policy: reading the policies: %s", err.msg);
+	pa->force = true;
+	struct timeval tv = {0, PA_RECONCILE_MS * 1000};
+	event_add(pa->tick, &tv);
+	/* the first pass once the containers are loaded, at the loop's start */
+	struct timeval now = {0, 0};
+	evtimer_add(pa->soon, &now);
+}
+
+void policy_agent_stop(struct agent *a)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa)
+		return;
+	/* the programs and pinned maps stay: enforcement goes on while the
+	 * agent is away */
+	while (pa->followers) {
+		struct pa_follower *f = pa->followers;
+		pa->followers = f->next;
+		f->r->on_cancel = NULL;
+		f->r->userdata = NULL;
+		api_stream_end(f->r);
+		pa_follower_free(f);
+	}
+	if (pa->watch)
+		store_watch_cancel(pa->watch);
+	if (pa->tick)
+		event_free(pa->tick);
+	if (pa->soon)
+		event_free(pa->soon);
+	if (pa->flow_ev)
+		event_free(pa->flow_ev);
+	lb_policy_close(pa->lbp);
+	if (pa->flow_head)
+		munmap(pa->flow_head, pa->flow_map_len);
+	pa_policies_free(pa);
+	pa_eps_free(pa->eps, pa->n_eps);
+	policy_compiled_free(pa->live);
+	free(pa);
+	a->policy_agent = NULL;
+}

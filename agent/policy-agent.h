@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct agent;
+struct api_req;
+
+/*
+ * Network policy on this node: the policies under /shoal/policies/ (a store
+ * watch) and the node's bridge containers as endpoints, compiled by policy/
+ * and written to the eBPF maps by lb/lb-policy. A change of either is
+ * recompiled on the loop (debounced) and applied as the difference from the
+ * last state; endpoints are bound to their veth when they appear and
+ * unbound when they go. The flow log is read on the loop into a bounded
+ * ring of fixed-size records in $data_dir/policy-flows (kept across
+ * restarts) that GET /policies/log reads and follows.
+ *
+ * policy_agent_init() and policy_agent_stop() are declared in agent.h.
+ */
+
+#define CLUSTER_POLICIES "/shoal/policies/"
+
+/* True while any policy is in force on this node. */
+bool policy_agent_active(struct agent *a);
+/* Recompile soon (coalesced): the API calls it after a write. */
+void policy_agent_kick(struct agent *a);
+/* `policy explain`: from and to are a container (name or id), a service
+ * (one of its tasks on this node) or an IPv4 address. *ret: {"Verdict",
+ * "From", "To", "Egress", "Ingress"}. err->status 404 for an unknown name,
+ * 400 for bad input. */
+int policy_agent_explain(struct agent *a, const char *from, const char *to, uint8_t proto,
+			 uint16_t port, json_t **ret, struct shoal_err *err);
+/* GET /policies/log: answers r (a JSON-lines stream; follow keeps it). */
+void policy_agent_log(struct api_req *r);
+/* Prometheus lines: per policy and rule counters, data-path totals. */
+void policy_agent_metrics(struct agent *a, FILE *f);
