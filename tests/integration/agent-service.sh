@@ -142,6 +142,22 @@ wait_until 20 drain_reason && ok "pending tasks say the node is draining" || fai
 must "making the node active" shoal node update --availability active "$node"
 wait_until 40 running_is web 3 && ok "active again: 3 running" || fail "after active: $(count_state web running)"
 
+log "a new service starts while another waits out its stop grace period"
+must "a service ignoring TERM" shoal service create -d --name slowstop --stop-grace-period 12s \
+	busybox sleep 100000
+wait_until 30 running_is slowstop 1 || fatal "slowstop running: $(count_state slowstop running)"
+must "its forced update" shoal service update -d --force slowstop
+old_stopping() { tasks_json slowstop | python3 -c '
+import json, sys
+sys.exit(0 if any(t["DesiredState"] == "shutdown" and t["Status"]["State"] == "running"
+                  for t in json.load(sys.stdin)) else 1)'; }
+wait_until 10 old_stopping || fatal "the old task is not stopping: $(tasks_json slowstop | head -c 300)"
+must "another service meanwhile" shoal service create -d --name quick busybox sleep 100000
+wait_until 15 running_is quick 1 || fail "quick did not start"
+old_stopping && ok "quick runs while slowstop's old task is still in its grace period" ||
+	fail "quick started only after slowstop's stop"
+must "removing them" shoal service rm slowstop quick
+
 log "service rm removes everything"
 must "removing service web" shoal service rm web
 all_gone() { [ "$(shoal ps -aq | wc -l)" -eq 0 ]; }
