@@ -78,6 +78,7 @@ struct agent {
 	struct exec_inst *execs;
 
 	struct worker *worker;
+	struct worker *net_worker; /* containers' network plumbing, beside the loop */
 	struct manager *manager;
 	struct publish *publish;
 	struct publish_fwd *publish_fwd;

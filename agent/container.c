@@ -26,6 +26,7 @@
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/stream.h"
+#include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -961,34 +962,48 @@ static void start_req_cancel(struct api_req *r)
 	api_req_free(r);
 }
 
-void container_start(struct container *c, struct api_req *req)
+struct plumb_job {
+	struct container *c;
+	struct bridge_net *bn;
+	struct bridge_endpoint ep;
+	struct shoal_err err;
+	int r;
+};
+
+static void start_spawn(struct container *c);
+
+static void plumb_work(void *arg)
+{
+	struct plumb_job *j = arg;
+	j->r = bridge_net_endpoint_plumb(j->bn, j->c->id, &j->ep, &j->err);
+}
+
+static void plumb_done(void *arg)
+{
+	struct plumb_job *j = arg;
+	struct container *c = j->c;
+	if (j->r < 0) {
+		shoal_err_wrap(&j->err, "connecting the container to the bridge network");
+		start_fail(c, &j->err);
+	} else if (c->remove_on_exit) {
+		struct shoal_err err = {0};
+		shoal_err_set_status(&err, 409, ECANCELED,
+				     "container %s was removed while it started", c->name);
+		start_fail(c, &err);
+	} else {
+		start_spawn(c);
+	}
+	free(j);
+}
+
+/* The second half of a start, on the loop: the process, its bundle and its
+ * monitor, once the network (if any) is in place. */
+static void start_spawn(struct container *c)
 {
 	struct agent *a = c->agent;
 	struct shoal_err err = {0};
-	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
-		api_reply_empty(req, 304);
-		return;
-	}
-	if (c->state == CONTAINER_REMOVING) {
-		api_reply_error(req, 409,
-				"container %s is marked for removal and cannot be started",
-				c->name);
-		return;
-	}
-	if (c->prev_monitor_fd >= 0) {
-		/* a restart right after the exit: the last run's monitor is
-		 * still removing its files (well under a millisecond; bounded) */
-		struct pollfd pf = {.fd = c->prev_monitor_fd, .events = POLLIN};
-		if (poll(&pf, 1, 2000) == 0)
-			log_warn("container %.12s: the last run's monitor is still there after "
-				 "2 s; starting anyway",
-				 c->id);
-		close(c->prev_monitor_fd);
-		c->prev_monitor_fd = -1;
-	}
 	_cleanup_strv_ char **argv = NULL, **ep = NULL, **cmd = NULL, **env = NULL;
 	_cleanup_strv_ char **cap_add = NULL, **cap_drop = NULL;
-	c->start_mono_ns = mono_ns();
 	json_get_strv(c->config, "Entrypoint", true, &ep, NULL);
 	json_get_strv(c->config, "Cmd", true, &cmd, NULL);
 	json_get_strv(c->config, "Env", false, &env, NULL);
@@ -1064,23 +1079,12 @@ void container_start(struct container *c, struct api_req *req)
 	bool unconfined = false;
 	if (seccomp_for(a, c, seccomp_path, sizeof(seccomp_path), &unconfined, &err) < 0) {
 		shoal_err_wrap(&err, "preparing the seccomp profile");
-		api_reply_err(req, &err);
+		start_fail(c, &err);
 		return;
 	}
 	spec.seccomp_path = unconfined ? NULL : seccomp_path;
 	spec.seccomp_unconfined = unconfined;
 
-	c->start_req = req;
-	req->userdata = c;
-	req->on_cancel = start_req_cancel;
-	api_req_defer(req);
-
-	/* Network. What the start uses is recorded before any of it is made:
-	 * the record says "starting" and holds the address, the netns path and
-	 * the veth's name, so that an agent killed from here on finds them
-	 * after a restart and re-adopts the container or rolls the start back
-	 * (container_load_all()). */
-	struct bridge_endpoint ep_info;
 	_cleanup_close_ int pool_netns = -EBADF;
 	if (strcmp(c->net_mode, "host") == 0) {
 		spec.net_mode = RT_NET_HOST;
@@ -1096,50 +1100,8 @@ void container_start(struct container *c, struct api_req *req)
 			log_debug("container %.12s: no pooled network namespace: %s", c->id, e.msg);
 		}
 	} else {
-		if (!a->bridge) {
-			struct bridge_net_options bo = {
-				.prefix = a->cfg.device_prefix,
-				.subnet = a->cfg.bridge_subnet,
-			};
-			char nsdir[4096];
-			snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
-			bo.netns_dir = nsdir;
-			if (bridge_net_setup(&bo, &a->bridge, &err) < 0) {
-				shoal_err_wrap(&err, "setting up the bridge network");
-				start_fail(c, &err);
-				return;
-			}
-			for (struct container *o = a->containers; o; o = o->next)
-				if (o->net_attached)
-					bridge_net_reserve(a->bridge, o->ip, NULL);
-		}
-		if (bridge_net_endpoint_alloc(a->bridge, c->id, &ep_info, &err) < 0) {
-			shoal_err_wrap(&err, "connecting the container to the bridge network");
-			start_fail(c, &err);
-			return;
-		}
-		c->net_attached = true;
-		c->ip = ep_info.addr;
-		c->gateway = ep_info.gateway;
-		c->prefixlen = ep_info.prefixlen;
-		memcpy(c->mac, ep_info.mac, 6);
-		snprintf(c->netns_path, sizeof(c->netns_path), "%s", ep_info.netns_path);
-		snprintf(c->host_ifname, sizeof(c->host_ifname), "%s", ep_info.host_ifname);
 		spec.net_mode = RT_NET_JOIN;
 		spec.net_path = c->netns_path;
-	}
-	c->state = CONTAINER_STARTING;
-	int r = container_persist(c);
-	if (r < 0) {
-		shoal_err_errno(&err, -r, "recording the start in %s/container.json",
-				c->bundle_dir);
-		start_fail(c, &err);
-		return;
-	}
-	if (c->net_attached && bridge_net_endpoint_plumb(a->bridge, c->id, &ep_info, &err) < 0) {
-		shoal_err_wrap(&err, "connecting the container to the bridge network");
-		start_fail(c, &err);
-		return;
 	}
 	_cleanup_free_ char *hosts = container_make_hosts(c, hostname);
 	_cleanup_free_ char *resolv = container_make_resolv_conf(c);
@@ -1158,7 +1120,7 @@ void container_start(struct container *c, struct api_req *req)
 	}
 	struct rt_options ro = {.monitor_path = a->cfg.monitor_path};
 	int status_fd = -1;
-	r = rt_spawn(&ro, &spec, &status_fd, &err);
+	int r = rt_spawn(&ro, &spec, &status_fd, &err);
 	if (r < 0) {
 		start_fail(c, &err);
 		return;
@@ -1169,6 +1131,114 @@ void container_start(struct container *c, struct api_req *req)
 	c->spawn_fd = status_fd;
 	c->spawn_ev = event_new(a->base, status_fd, EV_READ, spawn_done_cb, c);
 	event_add(c->spawn_ev, NULL);
+}
+
+void container_start(struct container *c, struct api_req *req)
+{
+	struct agent *a = c->agent;
+	struct shoal_err err = {0};
+	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
+		api_reply_empty(req, 304);
+		return;
+	}
+	if (c->state == CONTAINER_REMOVING) {
+		api_reply_error(req, 409,
+				"container %s is marked for removal and cannot be started",
+				c->name);
+		return;
+	}
+	if (c->prev_monitor_fd >= 0) {
+		/* a restart right after the exit: the last run's monitor is
+		 * still removing its files (well under a millisecond; bounded) */
+		struct pollfd pf = {.fd = c->prev_monitor_fd, .events = POLLIN};
+		if (poll(&pf, 1, 2000) == 0)
+			log_warn("container %.12s: the last run's monitor is still there after "
+				 "2 s; starting anyway",
+				 c->id);
+		close(c->prev_monitor_fd);
+		c->prev_monitor_fd = -1;
+	}
+	c->start_mono_ns = mono_ns();
+	/* the profile is checked before anything is made for the start */
+	char seccomp_path[4096] = "";
+	bool unconfined = false;
+	if (seccomp_for(a, c, seccomp_path, sizeof(seccomp_path), &unconfined, &err) < 0) {
+		shoal_err_wrap(&err, "preparing the seccomp profile");
+		api_reply_err(req, &err);
+		return;
+	}
+
+	c->start_req = req;
+	req->userdata = c;
+	req->on_cancel = start_req_cancel;
+	api_req_defer(req);
+
+	/* Network. What the start uses is recorded before any of it is made:
+	 * the record says "starting" and holds the address, the netns path and
+	 * the veth's name, so that an agent killed from here on finds them
+	 * after a restart and re-adopts the container or rolls the start back
+	 * (container_load_all()). */
+	struct plumb_job *j = NULL;
+	if (strcmp(c->net_mode, "host") != 0 && strcmp(c->net_mode, "none") != 0) {
+		if (!a->bridge) {
+			struct bridge_net_options bo = {
+				.prefix = a->cfg.device_prefix,
+				.subnet = a->cfg.bridge_subnet,
+			};
+			char nsdir[4096];
+			snprintf(nsdir, sizeof(nsdir), "%s/netns", a->cfg.run_dir);
+			bo.netns_dir = nsdir;
+			if (bridge_net_setup(&bo, &a->bridge, &err) < 0) {
+				shoal_err_wrap(&err, "setting up the bridge network");
+				start_fail(c, &err);
+				return;
+			}
+			for (struct container *o = a->containers; o; o = o->next)
+				if (o->net_attached)
+					bridge_net_reserve(a->bridge, o->ip, NULL);
+		}
+		j = calloc(1, sizeof(*j));
+		if (!j) {
+			shoal_err_set(&err, ENOMEM, "out of memory");
+			start_fail(c, &err);
+			return;
+		}
+		if (bridge_net_endpoint_alloc(a->bridge, c->id, &j->ep, &err) < 0) {
+			free(j);
+			shoal_err_wrap(&err, "connecting the container to the bridge network");
+			start_fail(c, &err);
+			return;
+		}
+		c->net_attached = true;
+		c->ip = j->ep.addr;
+		c->gateway = j->ep.gateway;
+		c->prefixlen = j->ep.prefixlen;
+		memcpy(c->mac, j->ep.mac, 6);
+		snprintf(c->netns_path, sizeof(c->netns_path), "%s", j->ep.netns_path);
+		snprintf(c->host_ifname, sizeof(c->host_ifname), "%s", j->ep.host_ifname);
+	}
+	c->state = CONTAINER_STARTING;
+	int r = container_persist(c);
+	if (r < 0) {
+		free(j);
+		shoal_err_errno(&err, -r, "recording the start in %s/container.json",
+				c->bundle_dir);
+		start_fail(c, &err);
+		return;
+	}
+	if (!j) {
+		start_spawn(c);
+		return;
+	}
+	/* The veth and the namespace's addresses (a few ms, far more on a busy
+	 * node) are made beside the loop; the container stays "starting" (a
+	 * removal waits for the end of the start) until plumb_done(). */
+	j->c = c;
+	j->bn = a->bridge;
+	if (worker_submit(a->net_worker, plumb_work, plumb_done, j) < 0) {
+		plumb_work(j);
+		plumb_done(j);
+	}
 }
 
 /* ---- signals, stop, wait ---- */

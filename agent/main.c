@@ -690,8 +690,9 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		return shoal_err_wrap(err, "compiling the default seccomp profile");
 	if (access(a->cfg.monitor_path, X_OK) < 0)
 		return shoal_err_errno(err, errno, "monitor binary %s", a->cfg.monitor_path);
-	if ((r = worker_new(a->base, &a->worker)) < 0)
-		return shoal_err_errno(err, -r, "starting the worker thread");
+	if ((r = worker_new(a->base, &a->worker)) < 0 ||
+	    (r = worker_new(a->base, &a->net_worker)) < 0)
+		return shoal_err_errno(err, -r, "starting the worker threads");
 	struct shoal_err lerr = {0};
 	if (logs_usage_start(a, &lerr) < 0)
 		log_warn("no node-wide cap on container logs (the free-space floor stays): %s",
@@ -900,6 +901,7 @@ out:
 	if (a.sig_int)
 		event_free(a.sig_int);
 	worker_free(a.worker);
+	worker_free(a.net_worker); /* before the containers and the bridge it plumbs */
 	logs_usage_stop(&a);
 	exec_free_all(&a);
 	container_free_all(&a);

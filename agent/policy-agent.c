@@ -96,6 +96,7 @@ struct policy_agent {
 	struct store_watch *watch;
 	struct event *tick, *soon, *flow_ev;
 	bool policies_dirty, force;
+	bool eps_stale; /* eps not rebuilt while there was nothing to enforce */
 	bool policies_loaded;
 	uint64_t sig;
 
@@ -466,6 +467,16 @@ static void pa_reconcile(struct policy_agent *pa)
 	uint64_t sig = pa_containers_sig(a);
 	if (sig == pa->sig && !pa->force)
 		return;
+	/* Nothing to enforce and nothing in the maps: containers come and go
+	 * without a compile or programs on their veths until a policy comes
+	 * (then every endpoint is compiled and bound at once). */
+	if (pa->n_policies == 0 && (!pa->live || pa->live->n_eps == 0)) {
+		pa->sig = sig;
+		pa->force = false;
+		pa->eps_stale = true;
+		return;
+	}
+	pa->eps_stale = false;
 
 	struct pa_ep *eps = NULL;
 	size_t n_eps = 0;
@@ -991,6 +1002,17 @@ int policy_agent_explain(struct agent *a, const char *from, const char *to, uint
 	}
 	if (pa_containers_sig(a) != pa->sig || !pa->eps)
 		pa_reconcile(pa);
+	if (pa->eps_stale) {
+		/* the endpoints as they are, for the names (nothing is bound) */
+		struct pa_ep *eps = NULL;
+		size_t n_eps = 0;
+		if (pa_eps_build(pa, &eps, &n_eps) < 0)
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		pa_eps_free(pa->eps, pa->n_eps);
+		pa->eps = eps;
+		pa->n_eps = n_eps;
+		pa->eps_stale = false;
+	}
 	struct pa_model mm;
 	if (pa_model_build(pa, &mm) < 0)
 		return shoal_err_set(err, ENOMEM, "out of memory");

@@ -602,27 +602,27 @@ int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_
 
 /* ---- endpoints ---- */
 
-static int endpoint_configure(struct bridge_net *bn, int nlfd, const struct bridge_endpoint *ep,
-			      struct shoal_err *err)
+static int endpoint_configure(struct bridge_net *bn, char *buf, int nlfd,
+			      const struct bridge_endpoint *ep, struct shoal_err *err)
 {
 	struct nl_sock s;
 	nl_sock_adopt(&s, nlfd);
 	char ext[256];
 
 	/* Its index in the new namespace is the kernel's choice. */
-	struct nlmsghdr *nlh = nl_build_link_get(bn->buf, "eth0");
+	struct nlmsghdr *nlh = nl_build_link_get(buf, "eth0");
 	struct nl_link l = {0};
-	int r = nl_sock_transact(&s, bn->buf, nlh->nlmsg_len, link_get_cb, &l, ext, sizeof(ext));
+	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, link_get_cb, &l, ext, sizeof(ext));
 	if (r < 0)
 		return nl_error(err, r, ext, "finding eth0 in %s", ep->netns_path);
 
-	size_t off = nl_build_link_set(bn->buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_link_set(bn->buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_addr_new(bn->buf + off, l.ifindex, ep->addr, ep->prefixlen,
+	size_t off = nl_build_link_set(buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
+	off += nl_build_link_set(buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
+	off += nl_build_addr_new(buf + off, l.ifindex, ep->addr, ep->prefixlen,
 				 ipam_broadcast(bn->ipam))
 		       ->nlmsg_len;
-	off += nl_build_route_default(bn->buf + off, ep->gateway, l.ifindex)->nlmsg_len;
-	r = nl_sock_transact(&s, bn->buf, off, NULL, NULL, ext, sizeof(ext));
+	off += nl_build_route_default(buf + off, ep->gateway, l.ifindex)->nlmsg_len;
+	r = nl_sock_transact(&s, buf, off, NULL, NULL, ext, sizeof(ext));
 	if (r < 0)
 		return nl_error(err, r, ext, "configuring eth0 in %s", ep->netns_path);
 	return 0;
@@ -638,6 +638,12 @@ int bridge_net_endpoint_fill(struct bridge_net *bn, const char *id, struct in_ad
 	if (!ipam_contains(bn->ipam, addr))
 		return shoal_err_set(err, ERANGE, "address %s is outside subnet %s",
 				     fmt_addr(addr, a), bn->subnet);
+	if (!bn->netns_dir_ready) {
+		r = netns_dir_prepare(bn->netns_dir, err);
+		if (r < 0)
+			return r;
+		bn->netns_dir_ready = true;
+	}
 	struct bridge_endpoint ep = {0};
 	int n = snprintf(ep.netns_path, sizeof(ep.netns_path), "%s/%s", bn->netns_dir, id);
 	if (n < 0 || (size_t)n >= sizeof(ep.netns_path))
@@ -673,13 +679,15 @@ int bridge_net_endpoint_alloc(struct bridge_net *bn, const char *id, struct brid
 int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
 			      const struct bridge_endpoint *ep, struct shoal_err *err)
 {
-	int r;
-	if (!bn->netns_dir_ready) {
-		r = netns_dir_prepare(bn->netns_dir, err);
-		if (r < 0)
-			return r;
-		bn->netns_dir_ready = true;
-	}
+	/* A socket and a buffer of its own: this may run on a thread beside
+	 * the one that owns bn (see bridge.h). */
+	_cleanup_free_ char *buf = malloc(NL_BUF_SIZE);
+	_cleanup_(nl_sock_close) struct nl_sock nl = {.fd = -EBADF};
+	if (!buf)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	int r = nl_sock_open(&nl);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "opening a netlink socket");
 
 	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
 	bool veth = false;
@@ -696,23 +704,23 @@ int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
 		.peer_netns_fd = nsfd,
 		.peer_mac = ep->mac,
 	};
-	struct nlmsghdr *nlh = nl_build_veth_new(bn->buf, &spec);
-	r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
+	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
+	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0) {
 		r = nl_error(err, r, ext, "creating veth %s on %s", ep->host_ifname, bn->bridge);
 		goto fail;
 	}
 	veth = true;
 
-	r = endpoint_configure(bn, nlfd, ep, err);
+	r = endpoint_configure(bn, buf, nlfd, ep, err);
 	if (r < 0)
 		goto fail;
 	return 0;
 
 fail:
 	if (veth) {
-		nlh = nl_build_link_del(bn->buf, 0, ep->host_ifname);
-		(void)nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
+		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
+		(void)nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
 	}
 	if (nsfd >= 0)
 		netns_remove(ep->netns_path);

@@ -73,6 +73,9 @@ int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpo
  * nothing is left in the kernel and the address stays taken: release it with
  * bridge_net_detach(). bridge_net_endpoint_fill() fills in the same for an
  * address the caller already holds (recorded, then bridge_net_reserve()d).
+ * _plumb (alone of these functions) may run on another thread than the one
+ * using bn, beside it: it only reads what bridge_net_setup() fixed, with a
+ * netlink socket of its own.
  */
 int bridge_net_endpoint_alloc(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,
 			      struct shoal_err *err);

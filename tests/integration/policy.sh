@@ -237,6 +237,8 @@ X1=$(task_name x 1) Y1=$(task_name y 1) Z1=$(task_name z 1)
 
 log "the truth table"
 set_policies "no policy" '[]'
+out=$(shoal policy explain "$X1" "$Y1" 80/tcp 2>&1)
+expect_contains "explain without any policy" "allowed" "$out"
 set_policies "default deny ingress" '[{"Name":"deny-in","Selector":{"Service":"y"},"Types":["Ingress"],"Ingress":[]}]'
 set_policies "default deny egress" '[{"Name":"deny-out","Selector":{"Service":"x"},"Types":["Egress"],"Egress":[]}]'
 set_policies "allow by service" '[{"Name":"y-from-x","Selector":{"Service":"y"},"Ingress":[{"From":[{"Service":"x"}],"Ports":[{"Port":80,"Protocol":"tcp"}]}]}]'
