@@ -256,8 +256,10 @@ void api_container_wait(struct api_req *r)
 void api_container_delete(struct api_req *r)
 {
 	struct container *c = find_or_reply(r);
-	if (c)
-		container_remove(c, api_query_bool(r, "force", false), r);
+	if (!c)
+		return;
+	c->remove_volumes = c->remove_volumes || api_query_bool(r, "v", false);
+	container_remove(c, api_query_bool(r, "force", false), r);
 }
 
 void api_container_attach(struct api_req *r)

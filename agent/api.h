@@ -24,6 +24,13 @@ void api_info(struct api_req *r);
 void api_lb_list(struct api_req *r);
 void api_metrics(struct api_req *r);
 
+/* Volumes (agent/api-volumes.c) */
+void api_volume_list(struct api_req *r);
+void api_volume_create(struct api_req *r);
+void api_volume_inspect(struct api_req *r);
+void api_volume_delete(struct api_req *r);
+void api_volume_prune(struct api_req *r);
+
 /* Containers */
 void api_container_create(struct api_req *r);
 void api_container_list(struct api_req *r);

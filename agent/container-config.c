@@ -432,11 +432,13 @@ static const char *const known_top[] = {
 	"ExposedPorts",
 	"ArgsEscaped",
 	"NetworkDisabled",
+	"Volumes",
 };
 static const char *const known_host[] = {
 	"Memory",	"MemorySwap",  "NanoCpus",	 "CpuShares",	"PidsLimit",
 	"PortBindings", "NetworkMode", "LogConfig",	 "SecurityOpt", "CapAdd",
 	"CapDrop",	"Privileged",  "ReadonlyRootfs", "AutoRemove",	"ConsoleSize",
+	"Binds",	"Mounts",      "Tmpfs",
 };
 
 /* NetworkingConfig: an endpoint on a network names nothing but the network
@@ -580,6 +582,10 @@ int container_config_check_host(json_t *body, const struct container_host *host,
 	json_t *nc = json_object_get(body, "NetworkingConfig");
 	if (json_is_object(nc) && (r = check_networking_config(nc, err)) < 0)
 		return r;
+	json_t *mounts = NULL;
+	if ((r = container_mounts_parse(body, hc, &mounts, err)) < 0)
+		return r;
+	json_decref(mounts);
 
 	return 0;
 }

@@ -41,3 +41,17 @@ int container_hostname_check(const char *field, const char *s, struct shoal_err 
 /* The image's environment with the user's on top: a user's KEY=V (or KEY)
  * replaces the image's KEY, others are appended. *ret is a new strv. */
 int container_env_merge(char **image_env, char **user_env, char ***ret);
+
+/* Mounts: at most this many per container (the runtime's RT_MAX_MOUNTS),
+ * paths shorter than PATH_MAX, volume names of [a-zA-Z0-9][a-zA-Z0-9_.-]. */
+#define CONTAINER_MOUNTS_MAX	  64
+#define CONTAINER_MOUNT_PATH_MAX  4096
+#define CONTAINER_VOLUME_NAME_MAX 255
+int container_volume_name_check(const char *field, const char *name, struct shoal_err *err);
+/* A create's HostConfig.Binds, HostConfig.Mounts, HostConfig.Tmpfs and
+ * Config.Volumes as one list, checked (errors name the field): each entry
+ * {"Type": "bind"|"volume"|"tmpfs", "Destination", "RW", "Mode",
+ * "Propagation"?, "Source"? (bind), "CreateSource"? (bind: make a missing
+ * host directory, as -v does), "Name"? (volume; none = anonymous), "Labels"?
+ * (volume), "Anonymous"?, "TmpfsData"?, "NoExec"? (tmpfs)}. Pure. */
+int container_mounts_parse(json_t *config, json_t *hc, json_t **ret, struct shoal_err *err);

@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/container-internal.h"
 #include "agent/container.h"
+#include "agent/volumes.h"
 #include "lib/cleanup.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -130,6 +131,8 @@ int container_persist(struct container *c)
 		"Gateway", gw, "PrefixLen", (int)c->prefixlen, "SandboxKey",
 		c->net_attached ? c->netns_path : "", "HostIfname",
 		c->net_attached ? c->host_ifname : "");
+	if (j && json_array_size(c->mounts))
+		json_object_set(j, "MountPoints", c->mounts);
 	if (!j)
 		return -ENOMEM;
 	char path[4096];
@@ -184,7 +187,7 @@ json_t *container_inspect_json(struct container *c)
 	char name[130];
 	snprintf(name, sizeof(name), "/%s", c->name);
 	bool running = c->state == CONTAINER_RUNNING;
-	return json_pack(
+	json_t *out = json_pack(
 		"{s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:o, s:{s:s, s:{s:s, s:s}}}",
 		"Id", c->id, "Created", created, "Path", path, "Args", args, "State", "Status",
@@ -197,6 +200,9 @@ json_t *container_inspect_json(struct container *c)
 		network_settings(c), "GraphDriver", "Name", "overlay", "Data", "UpperDir",
 		c->bundle_dir, "LowerDir",
 		c->layer_dirs && c->layer_dirs[0] ? c->layer_dirs[0] : "");
+	if (out)
+		json_object_set_new(out, "Mounts", volumes_inspect(c->agent, c->mounts));
+	return out;
 }
 
 static void format_ago(int64_t ns, char *out, size_t len)

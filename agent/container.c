@@ -26,6 +26,7 @@
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/stream.h"
+#include "agent/volumes.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -180,6 +181,11 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	c->created_ns = json_integer_value(json_object_get(j, "Created"));
 	c->config = json_incref(json_object_get(j, "Config"));
 	c->host_config = json_incref(json_object_get(j, "HostConfig"));
+	c->mounts = json_incref(json_object_get(j, "MountPoints"));
+	if (!json_is_array(c->mounts)) {
+		json_decref(c->mounts);
+		c->mounts = json_array();
+	}
 	if (!c->config)
 		c->config = json_object();
 	if (!c->host_config)
@@ -833,9 +839,17 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 		container_free(c);
 		return -ENOMEM;
 	}
+	/* its volumes made (or found), its bind sources checked */
+	if ((r = volumes_resolve(a, body, &c->mounts, err)) < 0) {
+		container_free(c);
+		return r;
+	}
 	if ((r = mkdir_p(c->bundle_dir, 0700)) < 0 || (r = container_persist(c)) < 0) {
 		rm_rf(c->bundle_dir);
+		json_t *anon = volumes_anonymous(c->mounts);
 		container_free(c);
+		volumes_remove_names(a, anon);
+		json_decref(anon);
 		return shoal_err_errno(err, -r, "creating the container's directory");
 	}
 	if (container_link(a, c) < 0) {
@@ -1084,6 +1098,14 @@ static void start_spawn(struct container *c)
 	}
 	spec.seccomp_path = unconfined ? NULL : seccomp_path;
 	spec.seccomp_unconfined = unconfined;
+
+	_cleanup_free_ struct rt_mount *mounts = NULL;
+	_cleanup_strv_ char **mount_paths = NULL;
+	if (volumes_spec(a, c->mounts, &mounts, &spec.n_mounts, &mount_paths, &err) < 0) {
+		start_fail(c, &err);
+		return;
+	}
+	spec.mounts = mounts;
 
 	_cleanup_close_ int pool_netns = -EBADF;
 	if (strcmp(c->net_mode, "host") == 0) {
@@ -1494,7 +1516,14 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 		r->on_cancel = NULL;
 		api_reply_empty(r, 204);
 	}
+	/* rm -v and --rm take the anonymous volumes along, once no container
+	 * refers to them */
+	bool auto_remove = false;
+	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
+	json_t *anon = c->remove_volumes || auto_remove ? volumes_anonymous(c->mounts) : NULL;
 	container_unlink_and_free(c);
+	volumes_remove_names(a, anon);
+	json_decref(anon);
 }
 
 static void container_free(struct container *c)
@@ -1527,6 +1556,7 @@ static void container_free(struct container *c)
 	free(c->stop_reqs);
 	json_decref(c->config);
 	json_decref(c->host_config);
+	json_decref(c->mounts);
 	free(c->image_ref);
 	free(c->image_id);
 	strv_free(c->layer_dirs);

@@ -39,6 +39,8 @@ struct container {
 	char name[128];
 	json_t *config;	     /* Docker's Config, as given and completed */
 	json_t *host_config; /* Docker's HostConfig */
+	json_t *mounts;	     /* its mounts, resolved (agent/volumes.h) */
+	bool remove_volumes; /* the removal takes its anonymous volumes along */
 	char *image_ref;     /* as the user named it */
 	char *image_id;
 	char **layer_dirs;

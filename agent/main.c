@@ -32,6 +32,7 @@
 #include "agent/stream.h"
 #include "lb/lb.h"
 #include "lb/maglev.h"
+#include "agent/volumes.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -693,6 +694,7 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	if ((r = worker_new(a->base, &a->worker)) < 0 ||
 	    (r = worker_new(a->base, &a->net_worker)) < 0)
 		return shoal_err_errno(err, -r, "starting the worker threads");
+	volumes_init(a);
 	struct shoal_err lerr = {0};
 	if (logs_usage_start(a, &lerr) < 0)
 		log_warn("no node-wide cap on container logs (the free-space floor stays): %s",

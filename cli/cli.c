@@ -33,6 +33,7 @@ const struct cli_command cli_commands[] = {
 	{"node", cli_cmd_node, "Manage swarm nodes"},
 	{"lb", cli_cmd_lb, "Show published ports, their backends and counters"},
 	{"policy", cli_cmd_policy, "Manage network policies"},
+	{"volume", cli_cmd_volume, "Manage volumes"},
 	{"version", cli_cmd_version, "Show the shoal version information"},
 	{"info", cli_cmd_info, "Display system-wide information"},
 	{"bench", cli_cmd_bench, "Run benchmarks, compared side by side in one run"},

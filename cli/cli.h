@@ -78,6 +78,9 @@ int cli_cmd_lb(struct cli_ctx *ctx, int argc, char **argv);
 /* Network policies (cmd-policy.c). */
 extern const struct cli_command cli_policy_commands[]; /* `shoal policy ...` */
 int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
+/* Volumes (cmd-volume.c). */
+extern const struct cli_command cli_volume_commands[]; /* `shoal volume ...` */
+int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
  * clustered booleans -dit, --bool=false, "--" ends flags. */

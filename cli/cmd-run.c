@@ -57,6 +57,11 @@ static const struct cli_opt run_opts[] = {
 	 "Log driver options (max-size=, max-file=)"},
 	{'p', "publish", 'p', CLI_OPT_VALUE, "list", "Publish a container's port(s) to the host"},
 	{OPT_EXPOSE, "expose", 0, CLI_OPT_VALUE, "list", "Expose a port or a range of ports"},
+	{'v', "volume", 'v', CLI_OPT_VALUE, "list",
+	 "Bind mount a volume (SOURCE:DEST[:ro], or DEST for an anonymous volume)"},
+	{OPT_MOUNT, "mount", 0, CLI_OPT_VALUE, "mount",
+	 "Attach a filesystem mount (type=bind|volume|tmpfs,source=..,target=..[,readonly])"},
+	{OPT_TMPFS, "tmpfs", 0, CLI_OPT_VALUE, "list", "Mount a tmpfs directory (DEST[:OPTIONS])"},
 	{OPT_SIG_PROXY, "sig-proxy", 0, CLI_OPT_BOOL, NULL,
 	 "Proxy received signals to the process (default true)"},
 	{0},
@@ -322,19 +327,100 @@ int cli_strv_json_push(json_t *obj, const char *key, const char *v)
 	return json_array_append_new(a, json_string(v));
 }
 
+/* --mount's CSV, as the docker CLI reads it, into a HostConfig.Mounts entry. */
+static int parse_mount_flag(const char *v, json_t *mounts, char *err, size_t errlen)
+{
+	_cleanup_json_ json_t *m = json_object();
+	_cleanup_free_ char *dup = strdup(v);
+	if (!m || !dup)
+		return -ENOMEM;
+	const char *type = "volume";
+	for (char *save = NULL, *f = strtok_r(dup, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(f, '=');
+		const char *val = eq ? eq + 1 : NULL;
+		if (eq)
+			*eq = '\0';
+		bool truthy = !val || strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
+		if (!val && strcmp(f, "readonly") != 0 && strcmp(f, "ro") != 0 &&
+		    strcmp(f, "volume-nocopy") != 0) {
+			snprintf(err, errlen, "invalid field '%s' must be a key=value pair", f);
+			return -EINVAL;
+		}
+		if (strcmp(f, "type") == 0) {
+			type = val;
+			json_object_set_new(m, "Type", json_string(val));
+		} else if (strcmp(f, "source") == 0 || strcmp(f, "src") == 0) {
+			json_object_set_new(m, "Source", json_string(val));
+		} else if (strcmp(f, "target") == 0 || strcmp(f, "destination") == 0 ||
+			   strcmp(f, "dst") == 0) {
+			json_object_set_new(m, "Target", json_string(val));
+		} else if (strcmp(f, "readonly") == 0 || strcmp(f, "ro") == 0) {
+			json_object_set_new(m, "ReadOnly", json_boolean(truthy));
+		} else if (strcmp(f, "bind-propagation") == 0) {
+			json_object_set_new(m, "BindOptions",
+					    json_pack("{s:s}", "Propagation", val));
+		} else if (strcmp(f, "volume-nocopy") == 0) {
+			json_object_set_new(m, "VolumeOptions",
+					    json_pack("{s:b}", "NoCopy", truthy));
+		} else if (strcmp(f, "volume-label") == 0) {
+			json_t *vo = json_object_get(m, "VolumeOptions");
+			if (!vo)
+				json_object_set_new(m, "VolumeOptions", vo = json_object());
+			json_t *labels = json_object_get(vo, "Labels");
+			if (!labels)
+				json_object_set_new(vo, "Labels", labels = json_object());
+			char *leq = strchr(val, '=');
+			if (leq)
+				*leq = '\0';
+			json_object_set_new(labels, val, json_string(leq ? leq + 1 : ""));
+		} else if (strcmp(f, "tmpfs-size") == 0 || strcmp(f, "tmpfs-mode") == 0) {
+			json_t *to = json_object_get(m, "TmpfsOptions");
+			if (!to)
+				json_object_set_new(m, "TmpfsOptions", to = json_object());
+			int64_t n = 0;
+			char *end = NULL;
+			if (f[6] == 's') {
+				if (parse_size(val, &n) < 0) {
+					snprintf(err, errlen, "invalid value for tmpfs-size: %s",
+						 val);
+					return -EINVAL;
+				}
+				json_object_set_new(to, "SizeBytes", json_integer(n));
+			} else {
+				n = strtoll(val, &end, 8);
+				if (!*val || *end) {
+					snprintf(err, errlen, "invalid value for tmpfs-mode: %s",
+						 val);
+					return -EINVAL;
+				}
+				json_object_set_new(to, "Mode", json_integer(n));
+			}
+		} else {
+			snprintf(err, errlen, "unexpected key '%s' in '%s'", f, v);
+			return -EINVAL;
+		}
+	}
+	if (!json_object_get(m, "Type"))
+		json_object_set_new(m, "Type", json_string(type));
+	return json_array_append(mounts, m);
+}
+
 int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		  struct cli_run_config *cfg)
 {
 	_cleanup_json_ json_t *body = json_object(), *hc = json_object(), *env = json_array(),
 			      *envfile = json_array(), *labels = json_object(),
 			      *exposed = json_object(), *bindings = json_object(),
-			      *logcfg = json_object();
+			      *logcfg = json_object(), *binds = json_array(),
+			      *mounts = json_array(), *tmpfs = json_object(),
+			      *volumes = json_object();
 	_cleanup_free_ char *name = NULL;
 	const char *logdriver = NULL;
 	char err[512] = "";
 	bool detach = false, interactive = false, tty = false, rm = false, sig_proxy = true;
 	bool readonly = false, privileged = false;
-	if (!body || !hc || !env || !envfile || !labels || !exposed || !bindings || !logcfg)
+	if (!body || !hc || !env || !envfile || !labels || !exposed || !bindings || !logcfg ||
+	    !binds || !mounts || !tmpfs || !volumes)
 		return cli_oom();
 
 	struct cli_opts p;
@@ -414,6 +500,24 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 		case OPT_CAP_ADD:
 			r = cli_strv_json_push(hc, "CapAdd", v);
 			break;
+		case 'v':
+			/* a lone path asks for an anonymous volume, as docker sends it */
+			if (v[0] == '/' && !strchr(v, ':'))
+				r = json_object_set_new(volumes, v, json_object());
+			else
+				r = json_array_append_new(binds, json_string(v));
+			break;
+		case OPT_MOUNT:
+			r = parse_mount_flag(v, mounts, err, sizeof(err));
+			break;
+		case OPT_TMPFS: {
+			const char *colon = strchr(v, ':');
+			char dest[4096];
+			snprintf(dest, sizeof(dest), "%.*s",
+				 colon ? (int)(colon - v) : (int)strlen(v), v);
+			r = json_object_set_new(tmpfs, dest, json_string(colon ? colon + 1 : ""));
+			break;
+		}
 		case OPT_CAP_DROP:
 			r = cli_strv_json_push(hc, "CapDrop", v);
 			break;
@@ -516,6 +620,14 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 	r |= json_object_set_new(hc, "AutoRemove", json_boolean(rm));
 	if (json_object_size(bindings))
 		r |= json_object_set(hc, "PortBindings", bindings);
+	if (json_array_size(binds))
+		r |= json_object_set(hc, "Binds", binds);
+	if (json_array_size(mounts))
+		r |= json_object_set(hc, "Mounts", mounts);
+	if (json_object_size(tmpfs))
+		r |= json_object_set(hc, "Tmpfs", tmpfs);
+	if (json_object_size(volumes))
+		r |= json_object_set(body, "Volumes", volumes);
 	if (logdriver || json_object_size(logcfg))
 		r |= json_object_set_new(hc, "LogConfig",
 					 json_pack("{s:s,s:O}", "Type",

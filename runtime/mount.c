@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -34,6 +35,18 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+
+struct fd_set_ref {
+	int *fds;
+	size_t n;
+};
+
+static void fds_close(struct fd_set_ref *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->fds[i] >= 0)
+			close(f->fds[i]);
+}
 
 static int clone_tree(const char *path, bool recursive, struct shoal_err *err)
 {
@@ -87,6 +100,78 @@ static int ensure_file(const char *path, struct shoal_err *err)
 	if (fd < 0)
 		return shoal_err_errno(err, errno, "creating mount point %s", path);
 	close(fd);
+	return 0;
+}
+
+/* A directory and its parents, inside the container's root (after the
+ * pivot: a symlink in the image resolves within it). */
+static int ensure_dir_p(const char *path, struct shoal_err *err)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return shoal_err_set(err, ENAMETOOLONG, "mount point %s: path too long", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int r = ensure_dir(buf, err);
+		*p = '/';
+		if (r < 0)
+			return r;
+	}
+	return ensure_dir(buf, err);
+}
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+struct mount_attr_arg {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* The mounts the spec asks for, after the root and the generated files:
+ * binds from trees cloned before the pivot (fds[i]), tmpfs made here. */
+static int mounts_attach(const struct rt_spec *spec, const int *fds, struct shoal_err *err)
+{
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct rt_mount *m = &spec->mounts[i];
+		int r;
+		if (m->type == RT_MOUNT_TMPFS) {
+			unsigned long fl = MS_NOSUID | MS_NODEV | (m->noexec ? MS_NOEXEC : 0) |
+					   (m->readonly ? MS_RDONLY : 0);
+			if ((r = ensure_dir_p(m->target, err)) < 0 ||
+			    (r = do_mount("tmpfs", m->target, "tmpfs", fl, m->data, err)) < 0)
+				return r;
+			continue;
+		}
+		struct stat st;
+		if (fstat(fds[i], &st) < 0)
+			return shoal_err_errno(err, errno, "bind source %s", m->source);
+		if (S_ISDIR(st.st_mode)) {
+			r = ensure_dir_p(m->target, err);
+		} else {
+			char parent[PATH_MAX];
+			snprintf(parent, sizeof(parent), "%s", m->target);
+			char *slash = strrchr(parent, '/');
+			if (slash && slash != parent)
+				*slash = '\0';
+			r = slash && slash != parent ? ensure_dir_p(parent, err) : 0;
+			if (r == 0)
+				r = ensure_file(m->target, err);
+		}
+		if (r < 0 || (r = attach_tree(fds[i], m->target, err)) < 0)
+			return r;
+		if (!m->readonly)
+			continue;
+		/* read-only all the way down where the kernel can (5.12), else the
+		 * bind itself */
+		struct mount_attr_arg attr = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (syscall(SYS_mount_setattr, AT_FDCWD, m->target, AT_RECURSIVE, &attr,
+			    sizeof(attr)) < 0 &&
+		    (r = do_mount(NULL, m->target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL,
+				  err)) < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -549,6 +634,19 @@ int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_mas
 	}
 	if (spec->net_mode == RT_NET_HOST && (sys_fd = clone_tree("/sys", true, err)) < 0)
 		return sys_fd;
+	int bind_fds[RT_MAX_MOUNTS];
+	if (spec->n_mounts > RT_MAX_MOUNTS)
+		return shoal_err_set(err, E2BIG, "more than %d mounts", RT_MAX_MOUNTS);
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		bind_fds[i] = -EBADF;
+	/* closed on every way out */
+	_cleanup_(fds_close) struct fd_set_ref binds = {.fds = bind_fds, .n = spec->n_mounts};
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		if (spec->mounts[i].type != RT_MOUNT_BIND)
+			continue;
+		if ((bind_fds[i] = clone_tree(spec->mounts[i].source, true, err)) < 0)
+			return shoal_err_wrap(err, "bind mount %s", spec->mounts[i].source);
+	}
 	if (overlay_fd >= 0) {
 		if ((r = attach_tree(overlay_fd, merged, err)) < 0)
 			return r;
@@ -593,6 +691,8 @@ int rt_rootfs_setup(const struct rt_spec *spec, int overlay_fd, int *ret_pty_mas
 	    (r = bind_file(hostname_fd, "/etc/hostname", err)) < 0)
 		return r;
 	if (resolv_fd >= 0 && (r = bind_file(resolv_fd, "/etc/resolv.conf", err)) < 0)
+		return r;
+	if ((r = mounts_attach(spec, bind_fds, err)) < 0)
 		return r;
 	if ((r = mask_paths(err)) < 0)
 		return r;

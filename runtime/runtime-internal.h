@@ -25,6 +25,7 @@ struct rt_spec_owned {
 	struct rt_spec spec;
 	json_t *root;
 	void *arrays[6];
+	struct rt_mount *mounts;
 };
 
 json_t *rt_spec_to_json(const struct rt_spec *spec);

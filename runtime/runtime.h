@@ -37,6 +37,21 @@ enum rt_net_mode {
 };
 
 /* Capability names as Docker spells them ("CAP_NET_RAW" or "NET_RAW"; "ALL"). */
+/* A mount the container asks for, made after the image's root is in place,
+ * in the order given. */
+enum rt_mount_type { RT_MOUNT_BIND, RT_MOUNT_TMPFS };
+
+#define RT_MAX_MOUNTS 64
+
+struct rt_mount {
+	enum rt_mount_type type;
+	const char *source; /* bind: an absolute host path (a directory or a file) */
+	const char *target; /* absolute, in the container; made if missing */
+	bool readonly;
+	bool noexec;	  /* tmpfs */
+	const char *data; /* tmpfs: mount data ("size=65536k,mode=1777"), or NULL */
+};
+
 struct rt_spec {
 	const char *id; /* 64 hex */
 	const char *name;
@@ -66,6 +81,9 @@ struct rt_spec {
 
 	const char *const *cap_add; /* NULL-terminated or NULL */
 	const char *const *cap_drop;
+
+	const struct rt_mount *mounts; /* at most RT_MAX_MOUNTS */
+	size_t n_mounts;
 
 	enum rt_net_mode net_mode;
 	const char *net_path; /* RT_NET_JOIN */

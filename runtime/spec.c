@@ -65,6 +65,19 @@ json_t *rt_spec_to_json(const struct rt_spec *s)
 	r |= json_object_set_new(o, "pids_limit", json_integer(s->pids_limit));
 	r |= set_strv(o, "cap_add", s->cap_add);
 	r |= set_strv(o, "cap_drop", s->cap_drop);
+	if (s->n_mounts) {
+		json_t *ms = json_array();
+		r |= json_object_set_new(o, "mounts", ms);
+		for (size_t i = 0; ms && i < s->n_mounts; i++) {
+			const struct rt_mount *m = &s->mounts[i];
+			json_t *mo =
+				json_pack("{s:i, s:s, s:b, s:b}", "type", m->type, "target",
+					  m->target, "readonly", m->readonly, "noexec", m->noexec);
+			r |= set_str(mo, "source", m->source);
+			r |= set_str(mo, "data", m->data);
+			r |= json_array_append_new(ms, mo);
+		}
+	}
 	r |= json_object_set_new(o, "net_mode", json_integer(s->net_mode));
 	r |= set_str(o, "net_path", s->net_path);
 	r |= set_str(o, "hosts", s->hosts);
@@ -161,6 +174,39 @@ int rt_spec_from_json(json_t *root, struct rt_spec_owned *ret, struct shoal_err 
 		r = shoal_err_set(err, EINVAL, "container spec: bad string list");
 		goto fail;
 	}
+	json_t *ms = json_object_get(root, "mounts");
+	if (ms && (!json_is_array(ms) || json_array_size(ms) > RT_MAX_MOUNTS)) {
+		r = shoal_err_set(err, EINVAL, "container spec: bad mounts");
+		goto fail;
+	}
+	if (json_array_size(ms)) {
+		o.mounts = calloc(json_array_size(ms), sizeof(*o.mounts));
+		if (!o.mounts) {
+			r = shoal_err_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
+		size_t i;
+		json_t *mo;
+		json_array_foreach(ms, i, mo)
+		{
+			struct rt_mount *m = &o.mounts[i];
+			m->type =
+				(enum rt_mount_type)json_integer_value(json_object_get(mo, "type"));
+			m->source = get_str(mo, "source");
+			m->target = get_str(mo, "target");
+			m->readonly = json_is_true(json_object_get(mo, "readonly"));
+			m->noexec = json_is_true(json_object_get(mo, "noexec"));
+			m->data = get_str(mo, "data");
+			if (!m->target || m->target[0] != '/' ||
+			    (m->type == RT_MOUNT_BIND && (!m->source || m->source[0] != '/')) ||
+			    (m->type != RT_MOUNT_BIND && m->type != RT_MOUNT_TMPFS)) {
+				r = shoal_err_set(err, EINVAL, "container spec: bad mount %zu", i);
+				goto fail;
+			}
+		}
+		s->mounts = o.mounts;
+		s->n_mounts = json_array_size(ms);
+	}
 	if (!s->id || !s->bundle_dir || !s->run_dir || !s->argv || !s->argv[0]) {
 		r = shoal_err_set(err, EINVAL,
 				  "container spec needs id, bundle_dir, run_dir and a command");
@@ -183,6 +229,8 @@ void rt_spec_owned_done(struct rt_spec_owned *o)
 		free(o->arrays[i]);
 		o->arrays[i] = NULL;
 	}
+	free(o->mounts);
+	o->mounts = NULL;
 	json_decref(o->root);
 	o->root = NULL;
 }

@@ -5,6 +5,7 @@ set(_api_fuzz_bin ${CMAKE_CURRENT_BINARY_DIR}/fuzz-api-body)
 set(_api_fuzz_src
 	${CMAKE_CURRENT_SOURCE_DIR}/fuzz-api-body.c
 	${PROJECT_SOURCE_DIR}/agent/container-config.c
+	${PROJECT_SOURCE_DIR}/agent/container-mounts.c
 	${PROJECT_SOURCE_DIR}/runtime/caps.c
 	${PROJECT_SOURCE_DIR}/lib/json.c
 	${PROJECT_SOURCE_DIR}/lib/err.c

@@ -8,4 +8,5 @@ endif()
 shoal_add_unit_test(test-container-config
 	SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-container-config.c
 		${PROJECT_SOURCE_DIR}/agent/container-config.c
+		${PROJECT_SOURCE_DIR}/agent/container-mounts.c
 	LIBS shoal_rtsec_san shoal_lib_san)

@@ -166,15 +166,12 @@ static void test_unsupported(void **state)
 		  "\"MemorySwappiness\":-1,\"Ulimits\":[],\"BlkioWeightDevice\":[]},"
 		  "\"NetworkingConfig\":{\"EndpointsConfig\":{\"default\":{\"IPAMConfig\":null,"
 		  "\"Aliases\":null,\"MacAddress\":\"\",\"IPPrefixLen\":0}}}}");
-	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"Binds\":[\"/tmp:/x\"]}}",
-		   "HostConfig.Binds: not supported");
 	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"RestartPolicy\":"
 		   "{\"Name\":\"always\"}}}",
 		   "HostConfig.RestartPolicy");
 	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"MemorySwappiness\":10}}",
 		   "HostConfig.MemorySwappiness");
 	/* keys ask for something even with empty values */
-	expect_bad("{\"Image\":\"busybox\",\"Volumes\":{\"/data\":{}}}", "Volumes");
 	expect_bad("{\"Image\":\"busybox\",\"Shell\":[\"/bin/sh\"]}", "Shell");
 	expect_bad("{\"Image\":\"busybox\",\"NetworkingConfig\":{\"EndpointsConfig\":"
 		   "{\"bridge\":{\"Aliases\":[\"a\"]}}}}",
@@ -189,9 +186,46 @@ static void test_unsupported(void **state)
 	expect_ok("{\"Image\":\"busybox\",\"Labels\":{\"com.docker.swarm.task.id\":\"t\"},"
 		  "\"Healthcheck\":{\"Test\":[\"CMD\",\"true\"]},"
 		  "\"HostConfig\":{\"MemoryReservation\":1048576,\"Init\":true}}");
-	expect_bad("{\"Image\":\"busybox\",\"Labels\":{\"com.docker.swarm.task.id\":\"t\"},"
-		   "\"HostConfig\":{\"Binds\":[\"/a:/b\"]}}",
-		   "HostConfig.Binds");
+}
+
+static void test_mounts(void **state)
+{
+	(void)state;
+	expect_ok("{\"Image\":\"b\",\"Volumes\":{\"/data\":{}},\"HostConfig\":{\"Binds\":"
+		  "[\"/tmp:/x\",\"/tmp:/y:ro\",\"vol-1:/v:nocopy\"],\"Tmpfs\":{\"/run\":"
+		  "\"rw,noexec,size=64m,mode=1777\"},\"Mounts\":[{\"Type\":\"bind\",\"Source\":"
+		  "\"/tmp\",\"Target\":\"/m\",\"ReadOnly\":true},{\"Type\":\"volume\",\"Target\":"
+		  "\"/anon\"},{\"Type\":\"tmpfs\",\"Target\":\"/t\",\"TmpfsOptions\":"
+		  "{\"SizeBytes\":1048576,\"Mode\":448}}]}}");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/tmp\"]}}",
+		   "HostConfig.Binds[0]");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/tmp:/x:Z\"]}}",
+		   "mode option \"Z\"");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/tmp:/x/../y\"]}}",
+		   "not a clean path");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/tmp:/\"]}}", "cannot be /");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"-bad:/x\"]}}",
+		   "not a valid volume name");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/a:/x\"],\"Tmpfs\":"
+		   "{\"/x\":\"\"}}}",
+		   "Duplicate mount point: /x");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Tmpfs\":{\"/t\":\"size=big\"}}}",
+		   "bad tmpfs option");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Tmpfs\":{\"/t\":\"suid\"}}}",
+		   "tmpfs option \"suid\"");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\","
+		   "\"Source\":\"rel\",\"Target\":\"/x\"}]}}",
+		   "HostConfig.Mounts[0].Source");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\","
+		   "\"Source\":\"/a\",\"Target\":\"/x\",\"BindOptions\":{\"Propagation\":"
+		   "\"shared\"}}]}}",
+		   "Propagation");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
+		   "\"Target\":\"/x\",\"VolumeOptions\":{\"Subpath\":\"a\"}}]}}",
+		   "HostConfig.Mounts[0].VolumeOptions.Subpath");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"tmpfs\","
+		   "\"Source\":\"x\",\"Target\":\"/x\"}]}}",
+		   "a tmpfs has no source");
 }
 
 static void test_log_opts(void **state)
@@ -212,7 +246,7 @@ int main(void)
 		cmocka_unit_test(test_memory),	    cmocka_unit_test(test_memory_swap),
 		cmocka_unit_test(test_cpu_pids),    cmocka_unit_test(test_hostname),
 		cmocka_unit_test(test_user),	    cmocka_unit_test(test_log_opts),
-		cmocka_unit_test(test_unsupported),
+		cmocka_unit_test(test_unsupported), cmocka_unit_test(test_mounts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
