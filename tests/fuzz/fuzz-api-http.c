@@ -271,6 +271,26 @@ void api_node_update(struct api_req *r)
 {
 	with_body(r);
 }
+void api_volume_list(struct api_req *r)
+{
+	with_query(r);
+}
+void api_volume_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_volume_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_volume_delete(struct api_req *r)
+{
+	with_query(r);
+}
+void api_volume_prune(struct api_req *r)
+{
+	with_query(r);
+}
 void api_policy_create(struct api_req *r)
 {
 	with_body(r);
