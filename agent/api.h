@@ -24,6 +24,14 @@ void api_info(struct api_req *r);
 void api_lb_list(struct api_req *r);
 void api_metrics(struct api_req *r);
 
+/* Networks (agent/api-networks.c) */
+void api_network_list(struct api_req *r);
+void api_network_inspect(struct api_req *r);
+void api_network_create(struct api_req *r);
+void api_network_delete(struct api_req *r);
+void api_network_prune(struct api_req *r);
+void api_network_connect(struct api_req *r);
+
 /* Volumes (agent/api-volumes.c) */
 void api_volume_list(struct api_req *r);
 void api_volume_create(struct api_req *r);

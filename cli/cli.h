@@ -81,6 +81,9 @@ int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
 /* Volumes (cmd-volume.c). */
 extern const struct cli_command cli_volume_commands[]; /* `shoal volume ...` */
 int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv);
+/* Networks (cmd-network.c). */
+extern const struct cli_command cli_network_commands[]; /* `shoal network ...` */
+int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Flag parsing with docker's (pflag) rules: --name v, --name=v, -n v, -nv,
  * clustered booleans -dit, --bool=false, "--" ends flags. */

@@ -271,6 +271,30 @@ void api_node_update(struct api_req *r)
 {
 	with_body(r);
 }
+void api_network_list(struct api_req *r)
+{
+	with_query(r);
+}
+void api_network_inspect(struct api_req *r)
+{
+	with_query(r);
+}
+void api_network_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_network_delete(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_network_prune(struct api_req *r)
+{
+	with_query(r);
+}
+void api_network_connect(struct api_req *r)
+{
+	with_body(r);
+}
 void api_volume_list(struct api_req *r)
 {
 	with_query(r);

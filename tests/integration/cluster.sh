@@ -3,6 +3,8 @@
 # Three nodes sharing one state in etcd (tests/integration/cluster-lib.sh: an
 # underlay bridge, a namespace and an agent per node, etcd on the underlay):
 # - every node registers and is ready, one manager leads, the worker never;
+# - networks created at once through both managers get distinct subnets and
+#   VXLAN ids; the worker sees them and refuses to create one;
 # - a 6-replica service spreads 2/2/2;
 # - the leader's agent killed: the other manager leads within the TTL and the
 #   service stays at 6 running tasks, one per slot; back, it follows;
@@ -68,9 +70,32 @@ log "nodes: $(echo $states)"
 expect_eq "three nodes ready" 3 "$(echo "$states" | grep -c ' ready ')"
 expect_eq "one leader" 1 "$(echo "$states" | grep -c ' leader$')"
 expect_contains "the worker is a worker and does not lead" "$(node_addr 3) ready worker -" "$states"
-expect_eq "every node sees the same leader" "$(leader_addr 1)" "$(leader_addr 3)"
-out=$(node_shoal 3 node inspect self 2>&1)
+expect_eq "both managers see the same leader" "$(leader_addr 1)" "$(leader_addr 2)"
+# the worker answers no cluster calls (Docker's 503): its record read on a manager
+id3=$(curl -s --max-time 10 --unix-socket "$(node_sock 3)" http://shoal/info | python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["NodeID"])')
+out=$(node_shoal 1 node inspect "$id3" 2>&1)
 expect_contains "node labels from --node-label" '"zone": "c"' "$out"
+
+log "networks created at once through both managers"
+creates=()
+for i in $(seq 1 8); do
+	for n in 1 2; do
+		curl -s --max-time 20 --unix-socket "$(node_sock $n)" -H 'Content-Type: application/json' \
+			-d "{\"Name\":\"net$n-$i\",\"Driver\":\"overlay\"}" \
+			-o /dev/null -w '%{http_code}\n' http://shoal/networks/create >>"$T/netcodes" &
+		creates+=($!)
+	done
+done
+wait "${creates[@]}"
+expect_eq "all 16 created" 16 "$(grep -c '^201$' "$T/netcodes")"
+nets=$(curl -s --unix-socket "$(node_sock 3)" http://shoal/networks | python3 -c '
+import json,sys
+n=[x for x in json.load(sys.stdin) if x["Scope"]=="swarm"]
+print(len(n), len({x["IPAM"]["Config"][0]["Subnet"] for x in n}),
+      len({x["Options"]["com.docker.network.driver.overlay.vxlanid_list"] for x in n}))')
+expect_eq "16 networks, 16 subnets, 16 VNIs, seen from the worker" "16 16 16" "$nets"
+out=$(curl -s --unix-socket "$(node_sock 3)" -H 'Content-Type: application/json' -d '{"Name":"w","Driver":"overlay"}' http://shoal/networks/create)
+expect_contains "the worker does not create networks" "from a worker node" "$out"
 
 log "a 6-replica service spreads over the three nodes"
 must "creating it" node_shoal 1 service create -d --name web --replicas 6 --stop-grace-period 1s busybox sleep 100000
