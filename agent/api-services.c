@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/http.h>
+
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/cluster.h"
@@ -14,6 +16,7 @@
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "runtime/image.h"
 #include "sched/spec.h"
 #include "sched/update.h"
 
@@ -27,9 +30,11 @@ static void id25(char out[26])
 	out[25] = '\0';
 }
 
-/* Published ports: the data plane must be there, a port of 0 gets one from the
- * assignment range (host mode: per task, where it runs), and a port published
- * by someone else is a conflict. */
+/* Published ports: the data plane must be there, and a port published by
+ * someone else is a conflict (said here with its owner for what this node can
+ * see; the reservation written with the record decides between managers). A
+ * port of 0 gets one from the assignment range as the record is written
+ * (host mode: per task, where it runs). */
 static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id)
 {
 	json_t *ports = json_object_get(json_object_get(full, "EndpointSpec"), "Ports");
@@ -54,20 +59,8 @@ static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id
 			return false;
 		}
 		int port = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
-		const char *mode = json_string_value(json_object_get(pc, "PublishMode"));
-		if (port == 0 && mode && strcmp(mode, "host") == 0)
-			continue; /* each task gets its own, where it runs */
-		if (port == 0) {
-			port = publish_port_assign(r->agent, proto);
-			if (port < 0) {
-				api_reply_error(
-					r, 409,
-					"EndpointSpec.Ports[%zu]: no free port left in %d-%d", i,
-					PUBLISH_PORT_MIN, PUBLISH_PORT_MAX);
-				return false;
-			}
-			json_object_set_new(pc, "PublishedPort", json_integer(port));
-		}
+		if (port == 0)
+			continue; /* assigned with the record (host mode: per task) */
 		char owner[160];
 		if (publish_port_owner(r->agent, proto, port, except_id, owner, sizeof(owner))) {
 			api_reply_error(r, 409, "port %d/%s is already published by %s", port,
@@ -86,6 +79,26 @@ static bool ports_prepare(struct api_req *r, json_t *full, const char *except_id
 			}
 		}
 	}
+	return true;
+}
+
+/* Docker's X-Registry-Auth on a create or update (`--with-registry-auth`):
+ * the credentials the nodes pull the service's image with, kept in the record
+ * out of the spec and never shown. An update without it keeps what was given
+ * before. False and err when it cannot be read. */
+static bool registry_auth_take(struct api_req *r, json_t *svc, struct shoal_err *err)
+{
+	const char *auth = r->req ? evhttp_find_header(evhttp_request_get_input_headers(r->req),
+						       "X-Registry-Auth")
+				  : NULL;
+	if (!auth || !*auth)
+		return true;
+	if (image_pull_auth_check(auth, err) < 0) {
+		shoal_err_wrap(err, "the registry credentials cannot be used");
+		err->status = 400;
+		return false;
+	}
+	json_object_set_new(svc, "RegistryAuth", json_string(auth));
 	return true;
 }
 
@@ -145,6 +158,17 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 			spec_errors_format(&errs, &err);
 			api_reply_err(r, &err);
 		}
+		return NULL;
+	}
+	/* the spec parser knows networks (the CLI's too); the agent does not put
+	 * tasks on overlay networks yet: refused rather than run on the bridge */
+	if (spec->task.n_networks) {
+		service_spec_free(spec);
+		api_reply_error(
+			r, 400,
+			"TaskTemplate.Networks: attaching a service to a network is not "
+			"supported by shoal yet: its tasks run on the node's bridge network; "
+			"leave --network out");
 		return NULL;
 	}
 	json_t *full = service_spec_to_json(spec);
@@ -220,29 +244,19 @@ void api_service_create(struct api_req *r)
 				name);
 		return;
 	}
-	/* a virtual IP, unless the service asks for DNS round robin */
-	char vip[INET_ADDRSTRLEN] = "";
-	const char *emode =
-		json_string_value(json_object_get(json_object_get(full, "EndpointSpec"), "Mode"));
-	if ((!emode || strcmp(emode, "dnsrr") != 0) &&
-	    publish_vip_assign(r->agent, vip, sizeof(vip)) < 0) {
-		json_decref(full);
-		api_reply_error(r, 409, "no free virtual IP left for the service");
-		return;
-	}
-	char now[40], key[128];
+	char now[40];
 	format_rfc3339(now_ns(), now);
 	json_t *svc = json_pack("{s:s, s:s, s:s, s:o, s:i}", "ID", id, "CreatedAt", now,
 				"UpdatedAt", now, "Spec", full, "SpecVersion", 1);
-	if (vip[0]) {
-		json_object_set_new(svc, "VirtualIP", json_string(vip));
-		json_object_set_new(svc, "Endpoint",
-				    json_pack("{s:[{s:s, s:s+}]}", "VirtualIPs", "NetworkID",
-					      "bridge", "Addr", vip, "/32"));
-	}
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, id);
 	struct shoal_err err = {0};
-	int ret = cluster_put(r->agent, key, svc, 0, NULL, &err);
+	if (!registry_auth_take(r, svc, &err)) {
+		json_decref(svc);
+		api_reply_err(r, &err);
+		return;
+	}
+	/* with its virtual IP (unless DNS round robin) and published ports,
+	 * reserved in the same write */
+	int ret = publish_service_commit(r->agent, svc, NULL, 0, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
 		api_reply_err(r, &err);
@@ -268,6 +282,7 @@ void api_service_list(struct api_req *r)
 		if (json_is_true(json_object_get(o, "Removed")))
 			continue;
 		manager_service_status(r->agent, o);
+		json_object_del(o, "RegistryAuth");
 		json_array_append(out, o);
 	}
 	json_decref(all);
@@ -280,6 +295,7 @@ void api_service_inspect(struct api_req *r)
 	if (!svc)
 		return;
 	manager_service_status(r->agent, svc);
+	json_object_del(svc, "RegistryAuth");
 	api_reply_json(r, 200, svc);
 }
 
@@ -293,6 +309,8 @@ void api_service_update(struct api_req *r)
 		json_decref(svc);
 		return;
 	}
+	/* what the record held before, for the allocations it drops */
+	_cleanup_(json_decrefp) json_t *before = json_deep_copy(svc);
 	if (version < 0) {
 		json_decref(svc);
 		api_reply_error(r, 400,
@@ -386,11 +404,10 @@ void api_service_update(struct api_req *r)
 	json_object_set_new(svc, "Spec", full);
 	json_object_set_new(svc, "UpdatedAt", json_string(now));
 write:;
-	char key[128];
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
-		 json_string_value(json_object_get(svc, "ID")));
 	struct shoal_err err = {0};
-	int ret = cluster_put(r->agent, key, svc, version, NULL, &err);
+	int ret = registry_auth_take(r, svc, &err) ? 0 : -EINVAL;
+	if (ret == 0)
+		ret = publish_service_commit(r->agent, svc, before, version, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
 		api_reply_err(r, &err);
@@ -404,14 +421,12 @@ void api_service_delete(struct api_req *r)
 	json_t *svc = find_object(r, CLUSTER_SERVICES, r->params[0], "service", true);
 	if (!svc)
 		return;
-	char key[128];
-	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
-		 json_string_value(json_object_get(svc, "ID")));
 	int64_t rev = json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
-	/* The record stays, marked, until the orchestrator has removed its tasks. */
+	/* The record stays, marked, until the orchestrator has removed its tasks;
+	 * its VIP and ports are free at once (the data plane drops them now). */
 	json_object_set_new(svc, "Removed", json_true());
 	struct shoal_err err = {0};
-	int ret = cluster_put(r->agent, key, svc, rev, NULL, &err);
+	int ret = publish_service_commit(r->agent, svc, NULL, rev, NULL, &err);
 	json_decref(svc);
 	if (ret < 0) {
 		api_reply_err(r, &err);

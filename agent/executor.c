@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "agent/executor.h"
 #include "agent/manager.h"
 #include "agent/task-cache.h"
+#include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -59,6 +62,7 @@ struct task_run {
 	char task_id[64];
 	char container_id[65];
 	bool start_inflight;
+	bool pulling; /* preparing: its image is being pulled */
 	bool stopping;
 	bool ended;
 	bool adopted; /* found at startup; not yet moved on from its task's state */
@@ -80,9 +84,33 @@ struct probe {
 	struct evbuffer *output;
 };
 
+/* A task waiting for its image, with the container config it will get. */
+struct pull_wait {
+	struct pull_wait *next;
+	char task_id[64];
+	json_t *task, *body;
+};
+
+/* One image being pulled for the tasks waiting on it. */
+struct exec_pull {
+	struct exec_pull *next;
+	struct agent *agent;
+	char *ref;
+	char *auth; /* the service's X-Registry-Auth, or NULL */
+	atomic_int cancel;
+	struct pull_wait *waiters;
+	struct image_pull_result res;
+	struct shoal_err err;
+	int ret;
+};
+
 struct executor {
 	struct task_run *runs;
 	struct task_run *by_id[EXEC_RUN_BUCKETS];
+	/* pulls run on a thread of their own: a slow registry holds no other
+	 * task's start, nor the agent's other image work */
+	struct worker *pull_worker;
+	struct exec_pull *pulls;
 };
 
 static size_t id_bucket(const char *id)
@@ -419,6 +447,183 @@ static void start_reply(void *arg, int status, const char *body)
 	}
 }
 
+/* The container of a task whose image is here: created, then started. */
+static void task_create_start(struct agent *a, struct task_run *run, json_t *task, json_t *body)
+{
+	const char *tid = run->task_id;
+	struct shoal_err err = {0};
+	struct container *c = NULL;
+	const char *name = json_string_value(json_object_get(body, "Name")) ?: tid;
+	json_t *config = json_deep_copy(body);
+	if (!config) {
+		task_set_state(a, tid, "rejected", "out of memory", "out of memory", NULL);
+		run->ended = true;
+		return;
+	}
+	json_object_del(config, "Name");
+	int r = container_create(a, name, config, &c, NULL, &err);
+	json_decref(config);
+	if (r < 0) {
+		task_set_state(a, tid, "rejected", "creating container failed", err.msg, NULL);
+		run->ended = true;
+		return;
+	}
+	snprintf(run->container_id, sizeof(run->container_id), "%s", c->id);
+	/* health check: the service's, else the image's */
+	struct image_info *info = NULL;
+	json_t *img_hc = NULL;
+	if (image_store_resolve(a->images, c->image_id, &info, NULL) == 0)
+		img_hc = json_incref(json_object_get(info->config, "Healthcheck"));
+	image_info_free(info);
+	health_setup(
+		run,
+		json_object_get(json_object_get(json_object_get(task, "Spec"), "ContainerSpec"),
+				"Healthcheck"),
+		img_hc);
+	json_decref(img_hc);
+	struct start_ctx *sc = calloc(1, sizeof(*sc));
+	struct api_req *req = sc ? api_req_internal(a, start_reply, sc) : NULL;
+	if (!req) {
+		free(sc);
+		return;
+	}
+	sc->agent = a;
+	snprintf(sc->task_id, sizeof(sc->task_id), "%s", tid);
+	run->start_inflight = true;
+	container_start(c, req);
+}
+
+/* ---- pulling a task's image ---- */
+
+static void exec_pull_free(struct exec_pull *p)
+{
+	if (!p)
+		return;
+	for (struct pull_wait *w = p->waiters, *n; w; w = n) {
+		n = w->next;
+		json_decref(w->task);
+		json_decref(w->body);
+		free(w);
+	}
+	free(p->ref);
+	if (p->auth)
+		explicit_bzero(p->auth, strlen(p->auth));
+	free(p->auth);
+	image_pull_result_done(&p->res);
+	free(p);
+}
+
+/* On the pull worker. */
+static void exec_pull_work(void *arg)
+{
+	struct exec_pull *p = arg;
+	struct image_pull_opts o = {
+		.auth = p->auth,
+		.insecure = p->agent->cfg.insecure_registries,
+		.cancel = &p->cancel,
+	};
+	p->ret = image_store_pull(p->agent->images, p->ref, &o, &p->res, &p->err);
+}
+
+/* Back on the loop: the tasks that waited start, or are rejected with the
+ * registry's answer (the orchestrator replaces them as for any rejection). */
+static void exec_pull_done(void *arg)
+{
+	struct exec_pull *p = arg;
+	struct agent *a = p->agent;
+	struct executor *ex = a->executor;
+	for (struct exec_pull **pp = &ex->pulls; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	if (p->ret < 0)
+		log_warn("executor: pulling %s: %s", p->ref, p->err.msg);
+	else
+		log_info("executor: pulled %s (%s)", p->res.ref, p->res.id);
+	for (struct pull_wait *w = p->waiters; w; w = w->next) {
+		struct task_run *run = run_find(a, w->task_id);
+		/* stopped or gone while it waited */
+		if (!run || !run->pulling || run->ended || run->stopping)
+			continue;
+		run->pulling = false;
+		if (p->ret < 0) {
+			char msg[1200];
+			snprintf(msg, sizeof(msg), "pulling image %s: %s", p->ref, p->err.msg);
+			task_set_state(a, run->task_id, "rejected", "pulling the image failed", msg,
+				       NULL);
+			run->ended = true;
+			continue;
+		}
+		task_set_state(a, run->task_id, "preparing", "image pulled", NULL, NULL);
+		task_create_start(a, run, w->task, w->body);
+	}
+	exec_pull_free(p);
+}
+
+/* The credentials the task's service was created with, or NULL. */
+static char *service_registry_auth(struct agent *a, json_t *task)
+{
+	char key[160];
+	json_t *svc = NULL;
+	snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES,
+		 json_string_value(json_object_get(task, "ServiceID")) ?: "");
+	if (cluster_get(a, key, &svc, NULL, NULL) < 0)
+		return NULL;
+	const char *auth = json_string_value(json_object_get(svc, "RegistryAuth"));
+	char *out = auth && *auth ? strdup(auth) : NULL;
+	json_decref(svc);
+	return out;
+}
+
+/* Queues the task behind a pull of image (one pull per image at a time). */
+static int task_pull(struct agent *a, struct task_run *run, json_t *task, json_t *body,
+		     const char *image, struct shoal_err *err)
+{
+	struct executor *ex = ex_of(a);
+	if (!ex->pull_worker && worker_new(a->base, &ex->pull_worker) < 0)
+		return shoal_err_set(err, ENOMEM, "no thread to pull images on");
+	struct pull_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	snprintf(w->task_id, sizeof(w->task_id), "%s", run->task_id);
+	w->task = json_incref(task);
+	w->body = json_incref(body);
+	_cleanup_free_ char *auth = service_registry_auth(a, task);
+	struct exec_pull *p = ex->pulls;
+	while (p && (strcmp(p->ref, image) != 0 || (p->auth == NULL) != (auth == NULL) ||
+		     (auth && strcmp(p->auth, auth) != 0)))
+		p = p->next;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p || !(p->ref = strdup(image))) {
+			free(p);
+			json_decref(w->task);
+			json_decref(w->body);
+			free(w);
+			return shoal_err_set(err, ENOMEM, "out of memory");
+		}
+		p->agent = a;
+		p->auth = TAKE_PTR(auth);
+		if (worker_submit(ex->pull_worker, exec_pull_work, exec_pull_done, p) < 0) {
+			exec_pull_free(p);
+			json_decref(w->task);
+			json_decref(w->body);
+			free(w);
+			return shoal_err_set(err, EAGAIN,
+					     "too many image pulls queued on this node; it will "
+					     "be tried again");
+		}
+		p->next = ex->pulls;
+		ex->pulls = p;
+		log_info("executor: pulling %s for task %s", image, run->task_id);
+	}
+	w->next = p->waiters;
+	p->waiters = w;
+	run->pulling = true;
+	return 0;
+}
+
 static void task_start(struct agent *a, json_t *task)
 {
 	const char *tid = json_string_value(json_object_get(task, "ID"));
@@ -429,7 +634,6 @@ static void task_start(struct agent *a, json_t *task)
 		return;
 
 	task_set_state(a, tid, "accepted", "accepted", NULL, NULL);
-	task_set_state(a, tid, "preparing", "preparing", NULL, NULL);
 	/* The task carries its service's spec as it was when the task was made. */
 	json_t *sj = json_pack("{s:s, s:O}", "Name", sname, "TaskTemplate",
 			       json_object_get(task, "Spec"));
@@ -466,38 +670,28 @@ static void task_start(struct agent *a, json_t *task)
 	json_object_set_new(labels, "com.docker.swarm.task.id", json_string(tid));
 	json_object_set(labels, "com.docker.swarm.service.id", json_object_get(task, "ServiceID"));
 	json_object_set_new(labels, "com.docker.swarm.service.name", json_string(sname));
-	struct container *c = NULL;
-	int r = container_create(a, name, body, &c, NULL, &err);
-	if (r < 0) {
-		json_decref(body);
-		task_set_state(a, tid, "rejected", "creating container failed", err.msg, NULL);
-		run->ended = true;
-		return;
-	}
-	snprintf(run->container_id, sizeof(run->container_id), "%s", c->id);
-	/* health check: the service's, else the image's */
+	json_object_set_new(body, "Name", json_string(name));
+	/* an image this node does not have is pulled first, beside the loop */
+	const char *image = json_string_value(json_object_get(body, "Image")) ?: "";
 	struct image_info *info = NULL;
-	json_t *img_hc = NULL;
-	if (image_store_resolve(a->images, c->image_id, &info, NULL) == 0)
-		img_hc = json_incref(json_object_get(info->config, "Healthcheck"));
+	int r = image_store_resolve(a->images, image, &info, NULL);
 	image_info_free(info);
-	health_setup(
-		run,
-		json_object_get(json_object_get(json_object_get(task, "Spec"), "ContainerSpec"),
-				"Healthcheck"),
-		img_hc);
-	json_decref(img_hc);
-	json_decref(body);
-	struct start_ctx *sc = calloc(1, sizeof(*sc));
-	struct api_req *req = sc ? api_req_internal(a, start_reply, sc) : NULL;
-	if (!req) {
-		free(sc);
+	if (r == -ENOENT && *image) {
+		_cleanup_free_ char *msg = NULL;
+		if (asprintf(&msg, "pulling image %s", image) < 0)
+			msg = NULL;
+		task_set_state(a, tid, "preparing", msg ? msg : "pulling the image", NULL, NULL);
+		if (task_pull(a, run, task, body, image, &err) < 0) {
+			task_set_state(a, tid, "rejected", "pulling the image failed", err.msg,
+				       NULL);
+			run->ended = true;
+		}
+		json_decref(body);
 		return;
 	}
-	sc->agent = a;
-	snprintf(sc->task_id, sizeof(sc->task_id), "%s", tid);
-	run->start_inflight = true;
-	container_start(c, req);
+	task_set_state(a, tid, "preparing", "preparing", NULL, NULL);
+	task_create_start(a, run, task, body);
+	json_decref(body);
 }
 
 static void task_stop(struct agent *a, struct task_run *run, json_t *task)
@@ -734,6 +928,15 @@ void executor_free(struct agent *a)
 	struct executor *ex = a->executor;
 	if (!ex)
 		return;
+	/* a pull in progress stops at its next read; queued ones never start */
+	for (struct exec_pull *p = ex->pulls; p; p = p->next)
+		atomic_store(&p->cancel, 1);
+	worker_free(ex->pull_worker);
+	while (ex->pulls) {
+		struct exec_pull *p = ex->pulls;
+		ex->pulls = p->next;
+		exec_pull_free(p);
+	}
 	while (ex->runs) {
 		struct task_run *r = ex->runs;
 		ex->runs = r->next;

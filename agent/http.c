@@ -122,6 +122,24 @@ static const char *strip_version(const char *path)
 	return path;
 }
 
+/* Routes that read or change the cluster's state (services, tasks, nodes, and
+ * the writes of policies): a worker node answers them as Docker's workers do,
+ * so that a client never acts on a view a worker does not keep. Its own
+ * containers, images and the policy explanations of its own traffic stay. */
+static bool route_cluster_only(const char *pattern, enum evhttp_cmd_type m)
+{
+	static const char *const prefixes[] = {"/services", "/tasks", "/nodes"};
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (str_has_prefix(pattern, prefixes[i]))
+			return true;
+	return str_has_prefix(pattern, "/policies") && m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD;
+}
+
+#define WORKER_REFUSAL                                                                     \
+	"This node is not a swarm manager. Worker nodes can't be used to view or modify "  \
+	"cluster state. Please run this command on a manager node or promote the current " \
+	"node to a manager."
+
 /* Matches path against a pattern; "{}" matches one non-empty segment (URL-decoded
  * into r->param_buf). Image names contain '/', so a trailing "{}" after
  * "/images/" and before "/json" may span segments. */
@@ -242,6 +260,12 @@ static void dispatch_cb(struct evhttp_request *req, void *arg)
 		if (!route_match(routes[i].pattern, path, &probe))
 			continue;
 		path_known = true;
+		/* before the method: a worker refuses what a manager has too */
+		if (a->cfg.role && strcmp(a->cfg.role, "worker") == 0 &&
+		    route_cluster_only(routes[i].pattern, m)) {
+			api_reply_error(r, 503, "%s", WORKER_REFUSAL);
+			return;
+		}
 		if (routes[i].method != m)
 			continue;
 		memcpy(r->param_buf, probe.param_buf, sizeof(r->param_buf));

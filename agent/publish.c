@@ -73,6 +73,11 @@ int publish_init(struct agent *a, struct shoal_err *err)
 		return -ENOMEM;
 	a->publish = p;
 	p->programmed = json_object();
+	/* whatever the load balancer can do: keys of services gone freed, and
+	 * records from before the reservations given theirs */
+	struct shoal_err aerr = {0};
+	if (publish_alloc_reconcile(a, &aerr) < 0)
+		log_warn("publish: reconciling VIP and port allocations: %s", aerr.msg);
 	libbpf_set_print(libbpf_quiet);
 	char pins[4096];
 	snprintf(pins, sizeof(pins), "%s/lb", a->cfg.bpffs_dir);
@@ -993,15 +998,6 @@ int publish_bindings_check(struct agent *a, json_t *pb, struct shoal_err *err)
 	return 0;
 }
 
-int publish_port_assign(struct agent *a, int proto)
-{
-	char buf[128];
-	for (int port = PUBLISH_PORT_MIN; port <= PUBLISH_PORT_MAX; port++)
-		if (!publish_port_owner(a, proto, port, NULL, buf, sizeof(buf)))
-			return port;
-	return -ENOSPC;
-}
-
 json_t *publish_port_stats(struct agent *a, int proto, int port)
 {
 	struct publish *p = a->publish;
@@ -1069,39 +1065,4 @@ json_t *publish_list(struct agent *a)
 			json_object_set_new(json_object_get(out, "Drops"), lb_drop_reason_name(-i),
 					    json_integer((json_int_t)drops[i]));
 	return out;
-}
-
-int publish_vip_assign(struct agent *a, char *ret, size_t len)
-{
-	json_t *services = NULL;
-	if (cluster_list(a, CLUSTER_SERVICES, &services, NULL) < 0)
-		return -EIO;
-	struct in_addr base;
-	inet_pton(AF_INET, PUBLISH_VIP_BASE, &base);
-	uint32_t first = ntohl(base.s_addr) + 1;
-	_cleanup_free_ uint8_t *used = calloc(PUBLISH_VIP_COUNT, 1);
-	if (!used) {
-		json_decref(services);
-		return -ENOMEM;
-	}
-	size_t i;
-	json_t *svc;
-	json_array_foreach(services, i, svc)
-	{
-		struct in_addr in;
-		const char *v = json_string_value(json_object_get(svc, "VirtualIP"));
-		if (v && inet_pton(AF_INET, v, &in) == 1) {
-			uint32_t h = ntohl(in.s_addr);
-			if (h >= first && h - first < PUBLISH_VIP_COUNT)
-				used[h - first] = 1;
-		}
-	}
-	json_decref(services);
-	for (uint32_t k = 0; k < PUBLISH_VIP_COUNT; k++)
-		if (!used[k]) {
-			struct in_addr in = {.s_addr = htonl(first + k)};
-			inet_ntop(AF_INET, &in, ret, (socklen_t)len);
-			return 0;
-		}
-	return -ENOSPC;
 }

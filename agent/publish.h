@@ -86,10 +86,31 @@ const char *publish_port_owner(struct agent *a, int proto, int port, const char 
  * hooks translate them at connect(). */
 #define PUBLISH_VIP_BASE  "10.214.0.0"
 #define PUBLISH_VIP_COUNT 65534
-/* The lowest free virtual IP ("10.214.0.1" first), or -ENOSPC. */
-int publish_vip_assign(struct agent *a, char *ret, size_t len);
-/* The first free port in the assignment range, or -ENOSPC. */
-int publish_port_assign(struct agent *a, int proto);
+/*
+ * Allocations (agent/publish-alloc.c): each VIP and published port a service
+ * holds is a key, created only while absent, whose value names the service:
+ * {"ServiceID": id}. They are written in one transaction with the service
+ * record, so that two managers never hand out the same one and a record never
+ * disagrees with its keys.
+ */
+#define PUBLISH_ALLOC_VIPS  "/shoal/ipam/vips/"
+#define PUBLISH_ALLOC_PORTS "/shoal/ports/"
+/* Writes the service record svc if its version is still expect_rev (0: only
+ * if absent; -1: unconditionally), with the allocations it holds: a new
+ * service that wants a VIP (not dnsrr) gets the lowest free one
+ * ("10.214.0.1" first); an ingress port without PublishedPort gets the
+ * lowest free port of the assignment range (svc is updated with both); every
+ * other published port is reserved as given, 409 naming the service that
+ * holds it otherwise. What prev (the record as read before an update; NULL
+ * for a create) held and svc no longer does is freed; a record marked
+ * Removed holds nothing. Another manager taking a VIP or port picked here
+ * means picking again; the record having changed is a 409. */
+int publish_service_commit(struct agent *a, json_t *svc, json_t *prev, int64_t expect_rev,
+			   int64_t *ret_rev, struct shoal_err *err);
+/* Frees the allocation keys no service holds (its record gone or removed, its
+ * spec no longer publishing the port) and reserves those records name without
+ * a key (a store written before reservations), where still free. */
+int publish_alloc_reconcile(struct agent *a, struct shoal_err *err);
 /* Counters of one published port, for inspect: {"Packets","Bytes","NewFlows",
  * "Backends":[{"Addr","Port","State","Packets","Bytes","NewFlows"}]} or NULL. */
 json_t *publish_port_stats(struct agent *a, int proto, int port);

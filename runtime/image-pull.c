@@ -1294,6 +1294,15 @@ void image_pull_result_done(struct image_pull_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+int image_pull_auth_check(const char *auth, struct shoal_err *err)
+{
+	struct pull_creds c;
+	int r = pull_creds_parse(auth, &c, err);
+	if (r >= 0)
+		pull_creds_done(&c);
+	return r;
+}
+
 int image_store_pull(struct image_store *s, const char *ref, const struct image_pull_opts *opts,
 		     struct image_pull_result *ret, struct shoal_err *err)
 {

@@ -120,6 +120,9 @@ struct image_pull_result {
 	bool updated; /* false: the reference named this image already ("Image is up to date") */
 };
 void image_pull_result_done(struct image_pull_result *r);
+/* Whether auth is an X-Registry-Auth value a pull can use (image_pull_opts'
+ * auth); -EINVAL with the reason otherwise. */
+int image_pull_auth_check(const char *auth, struct shoal_err *err);
 
 /* Pulls ref (normalised as image_ref_normalize does) from its registry per the
  * distribution spec (Docker schema 2 or OCI; lists/indexes pick linux and this

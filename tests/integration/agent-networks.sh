@@ -57,6 +57,10 @@ expect_contains "an IP range" "IPAM.Config[0].IPRange: not supported" "$out"
 
 expect_eq "custom networks are still two" "back front" "$(shoal network ls --filter type=custom --format '{{.Name}}' | sort | tr '\n' ' ' | sed 's/ $//')"
 
+out=$(api POST /services/create '{"Name":"onnet","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Networks":[{"Target":"back"}]}}')
+expect_contains "a service on a network is refused, not run on the bridge" "TaskTemplate.Networks: attaching a service to a network is not supported" "$out"
+expect_eq "and not created" "" "$(shoal service ls -q)"
+
 log "removal and prune"
 must "removing front" shoal network rm front
 expect_contains "gone: 404" "404 " "$(api GET /networks/front)"
