@@ -30,7 +30,10 @@ struct publish {
 	int uplinks[PUBLISH_MAX_UPLINKS];
 	size_t n_uplinks;
 	json_t *programmed; /* "tcp/8080" -> "addr:port:state,..." as last written */
-	bool swept;	    /* stale pinned services removed once */
+	/* "tcp/8080" -> [{"Task", "Node"}]: the port's running tasks on other
+	 * nodes, which this node's balancer cannot reach without the overlay */
+	json_t *remote;
+	bool swept; /* stale pinned services removed once */
 	/* published ports from the node itself: hooks pinned here, and the
 	 * node addresses last written for them */
 	char node_pins[4096];
@@ -130,6 +133,7 @@ void publish_free(struct agent *a)
 	publish_proxy_free(a);
 	lb_close(p->lb);
 	json_decref(p->programmed);
+	json_decref(p->remote);
 	free(p);
 	a->publish = NULL;
 }
@@ -814,11 +818,56 @@ static uint64_t containers_sig(struct agent *a)
 	return h;
 }
 
+/* The published ports' running tasks on other nodes (ingress mode). */
+static json_t *remote_backends(struct agent *a, json_t *services, json_t *tasks)
+{
+	json_t *out = json_object();
+	size_t i, k, m;
+	json_t *svc, *pc, *t;
+	json_array_foreach(services, i, svc)
+	{
+		if (json_is_true(json_object_get(svc, "Removed")))
+			continue;
+		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		json_array_foreach(json_object_get(json_object_get(json_object_get(svc, "Spec"),
+								   "EndpointSpec"),
+						   "Ports"),
+				   k, pc)
+		{
+			int proto = proto_num(json_string_value(json_object_get(pc, "Protocol")));
+			int pub = (int)json_integer_value(json_object_get(pc, "PublishedPort"));
+			if (proto < 0 || pub <= 0 || port_is_host(pc))
+				continue;
+			char key[32];
+			snprintf(key, sizeof(key), "%s/%d", proto_name(proto), pub);
+			json_array_foreach(tasks, m, t)
+			{
+				const char *node = json_string_value(json_object_get(t, "NodeID"));
+				if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "",
+					   sid) != 0 ||
+				    !node || strcmp(node, a->node_id) == 0)
+					continue;
+				json_t *arr = json_object_get(out, key);
+				if (!arr)
+					json_object_set_new(out, key, arr = json_array());
+				json_array_append_new(
+					arr,
+					json_pack("{s:s, s:s}", "Task",
+						  json_string_value(json_object_get(t, "ID")) ?: "",
+						  "Node", node));
+			}
+		}
+	}
+	return out;
+}
+
 void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 {
 	struct publish *p = a->publish;
 	if (!p || !p->lb)
 		return;
+	json_decref(p->remote);
+	p->remote = remote_backends(a, services, tasks);
 	int64_t t0 = mono_ns();
 	uint64_t sig = containers_sig(a);
 	bool full = t0 - p->fwd_at >= PUBLISH_FWD_RESYNC_NS;
@@ -1057,6 +1106,9 @@ json_t *publish_list(struct agent *a)
 				    json_string(publish_port_owner(a, sk.proto, sk.port, NULL,
 								   owner, sizeof(owner))
 							?: ""));
+		json_t *remote = json_object_get(p->remote, key);
+		json_object_set_new(e, "RemoteBackends",
+				    remote ? json_incref(remote) : json_array());
 		json_array_append_new(json_object_get(out, "Ports"), e);
 	}
 	uint64_t drops[LB_DROP_MAX + 1] = {0};

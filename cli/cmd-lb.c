@@ -59,6 +59,18 @@ static int lb_ls(struct cli_ctx *ctx, int argc, char **argv)
 			       json_integer_value(json_object_get(b, "Packets")),
 			       json_integer_value(json_object_get(b, "Bytes")));
 		}
+		/* tasks on other nodes: not balanced to from here until the overlay
+		 * carries the traffic */
+		json_array_foreach(json_object_get(port, "RemoteBackends"), k, b)
+		{
+			char be[40];
+			snprintf(be, sizeof(be), "task %.12s",
+				 json_string_value(json_object_get(b, "Task")) ?: "");
+			char st[40];
+			snprintf(st, sizeof(st), "remote (node %.12s, not used)",
+				 json_string_value(json_object_get(b, "Node")) ?: "");
+			printf("%-12s %-22s %-21s %s\n", "", "", be, st);
+		}
 	}
 	json_t *drops = json_object_get(lb, "Drops");
 	const char *reason;

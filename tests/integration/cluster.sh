@@ -98,7 +98,7 @@ out=$(curl -s --unix-socket "$(node_sock 3)" -H 'Content-Type: application/json'
 expect_contains "the worker does not create networks" "from a worker node" "$out"
 
 log "a 6-replica service spreads over the three nodes"
-must "creating it" node_shoal 1 service create -d --name web --replicas 6 --stop-grace-period 1s busybox sleep 100000
+must "creating it" node_shoal 1 service create -d --name web --replicas 6 --stop-grace-period 1s -p 8080:80 busybox sleep 100000
 wait_until 60 svc_at 1 6 || fail "the service did not converge: $(tasks_summary 1 web)"
 sum=$(tasks_summary 1 web)
 log "tasks: $sum"
@@ -106,6 +106,10 @@ expect_contains "2 on node 1" "$(node_addr 1)=2" "$sum"
 expect_contains "2 on node 2" "$(node_addr 2)=2" "$sum"
 expect_contains "2 on node 3" "$(node_addr 3)=2" "$sum"
 expect_contains "no slot twice" "dupslots=0" "$sum"
+remote_rows() { node_shoal 1 lb ls | grep -c "remote (node"; }
+wait_until 10 eval '[ "$(remote_rows)" -eq 4 ]' &&
+	ok "lb ls on node 1 lists the 4 tasks on other nodes as remote" ||
+	fail "lb ls: $(node_shoal 1 lb ls)"
 
 log "the leader's agent killed"
 lead=$(leader_addr 1)
