@@ -144,8 +144,82 @@ static json_t *find_object(struct api_req *r, const char *prefix, const char *re
 	return n == 1 ? match : NULL;
 }
 
+/* Asks for nothing: null, false, 0, "", an empty object or array. */
+static bool spec_zero(json_t *v)
+{
+	return !v || json_is_null(v) || json_is_false(v) ||
+	       (json_is_integer(v) && json_integer_value(v) == 0) ||
+	       (json_is_string(v) && !json_string_length(v)) ||
+	       (json_is_object(v) && !json_object_size(v)) ||
+	       (json_is_array(v) && !json_array_size(v));
+}
+
+/* The members of obj shoal's service spec does not read, when they ask for
+ * something: refused naming them (the spec parser itself passes unknown
+ * members by, as clients send more than they set). */
+static bool spec_refuse_unread(struct api_req *r, json_t *obj, const char *where,
+			       const char *const *known, size_t n)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+	{
+		bool read = false;
+		for (size_t i = 0; i < n && !read; i++)
+			read = strcmp(k, known[i]) == 0;
+		if (read || spec_zero(v) ||
+		    (strcmp(k, "Isolation") == 0 && json_is_string(v) &&
+		     strcmp(json_string_value(v), "default") == 0))
+			continue;
+		api_reply_error(r, 400,
+				"%s.%s: not supported by shoal; leave it out (it would not be "
+				"applied)",
+				where, k);
+		return true;
+	}
+	return false;
+}
+
+static bool spec_unsupported(struct api_req *r, json_t *body)
+{
+	static const char *const top[] = {"Name",	  "Labels",	    "TaskTemplate", "Mode",
+					  "UpdateConfig", "RollbackConfig", "EndpointSpec"};
+	static const char *const task[] = {"ContainerSpec", "Resources", "RestartPolicy",
+					   "Placement",	    "Networks",	 "ForceUpdate",
+					   "Runtime"};
+	static const char *const ctr[] = {"Image",
+					  "Labels",
+					  "Command",
+					  "Args",
+					  "Hostname",
+					  "Env",
+					  "Dir",
+					  "User",
+					  "Init",
+					  "StopSignal",
+					  "StopGracePeriod",
+					  "Healthcheck",
+					  "ReadOnly",
+					  "CapabilityAdd",
+					  "CapabilityDrop"};
+	json_t *tt = json_object_get(body, "TaskTemplate");
+	const char *rt = json_string_value(json_object_get(tt, "Runtime"));
+	if (rt && *rt && strcmp(rt, "container") != 0) {
+		api_reply_error(
+			r, 400,
+			"TaskTemplate.Runtime: \"%s\" is not supported by shoal (container)", rt);
+		return true;
+	}
+	return spec_refuse_unread(r, body, "Spec", top, ARRAY_SIZE(top)) ||
+	       spec_refuse_unread(r, tt, "TaskTemplate", task, ARRAY_SIZE(task)) ||
+	       spec_refuse_unread(r, json_object_get(tt, "ContainerSpec"),
+				  "TaskTemplate.ContainerSpec", ctr, ARRAY_SIZE(ctr));
+}
+
 static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_spec **ret_spec)
 {
+	if (spec_unsupported(r, body))
+		return NULL;
 	struct spec_errors errs;
 	spec_errors_init(&errs);
 	struct service_spec *spec = NULL;
