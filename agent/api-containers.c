@@ -57,8 +57,7 @@ static bool m_label(const char *v, void *c)
 
 static bool m_status(const char *v, void *c)
 {
-	const char *s = container_state_name(((struct container *)c)->state);
-	return strcmp(v, s) == 0;
+	return strcmp(v, container_status(c)) == 0;
 }
 
 static bool m_exited(const char *v, void *c)
@@ -335,6 +334,12 @@ void api_exec_create(struct api_req *r)
 	if (c->state != CONTAINER_RUNNING) {
 		json_decref(body);
 		api_reply_error(r, 409, "Container %s is not running", c->id);
+		return;
+	}
+	if (c->paused) {
+		json_decref(body);
+		api_reply_error(r, 409, "Container %s is paused, unpause the container before exec",
+				c->id);
 		return;
 	}
 	exec_gc(a);

@@ -32,10 +32,11 @@ json_t *api_filters(struct api_req *r, const char *const *supported, size_t n_su
 			for (size_t i = 0; i < n_supported; i++)
 				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 					 i ? ", " : "", supported[i]);
-			json_decref(in);
 			json_decref(out);
+			/* key is in's: the reply is made before in goes */
 			api_reply_error(r, 400, "filters: %s is not supported here (only %s)", key,
 					list);
+			json_decref(in);
 			return NULL;
 		}
 		/* {"name": {"web": true}} (Docker's) or {"name": ["web"]} (older clients) */
@@ -52,11 +53,11 @@ json_t *api_filters(struct api_req *r, const char *const *supported, size_t n_su
 				json_array_append(vals, s);
 		} else {
 			json_decref(vals);
-			json_decref(in);
 			json_decref(out);
 			api_reply_error(r, 400,
 					"filters: %s: expected {\"VALUE\": true} or [\"VALUE\"]",
 					key);
+			json_decref(in);
 			return NULL;
 		}
 		json_object_set_new(out, key, vals);

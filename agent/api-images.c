@@ -15,6 +15,7 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/container.h"
+#include "agent/events.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -588,6 +589,25 @@ void api_image_inspect(struct api_req *r)
 	api_reply_json(r, 200, out);
 }
 
+/* Tags and digests the image has. */
+static size_t image_name_count(struct agent *a, const char *id)
+{
+	json_t *list = NULL;
+	size_t n = 0, i;
+	json_t *img;
+	if (image_store_list(a->images, &list, NULL) < 0)
+		return 0;
+	json_array_foreach(list, i, img)
+	{
+		const char *iid = json_string_value(json_object_get(img, "Id"));
+		if (iid && strcmp(iid, id) == 0)
+			n = json_array_size(json_object_get(img, "RepoTags")) +
+			    json_array_size(json_object_get(img, "RepoDigests"));
+	}
+	json_decref(list);
+	return n;
+}
+
 void api_image_delete(struct api_req *r)
 {
 	struct image_info *info = NULL;
@@ -599,7 +619,11 @@ void api_image_delete(struct api_req *r)
 		return;
 	}
 	struct container *c = NULL;
-	if (container_uses_image(r->agent, info->id, &c)) {
+	/* a name of an image that keeps other names is only untagged, as Docker
+	 * does, whoever uses the image */
+	bool untag_only =
+		strcmp(info->ref, info->id) != 0 && image_name_count(r->agent, info->id) > 1;
+	if (!untag_only && container_uses_image(r->agent, info->id, &c)) {
 		api_reply_error(
 			r, 409,
 			"conflict: unable to remove image %s: container %.12s (%s) is using it; remove the container first",
@@ -607,11 +631,118 @@ void api_image_delete(struct api_req *r)
 		image_info_free(info);
 		return;
 	}
+	_cleanup_free_ char *id = strdup(info->id);
 	image_info_free(info);
 	json_t *out = NULL;
 	if (image_store_remove(r->agent->images, r->params[0], &out, &err) < 0) {
 		api_reply_err(r, &err);
 		return;
 	}
+	size_t i;
+	json_t *d;
+	json_array_foreach(out, i, d)
+	{
+		const char *del = json_string_value(json_object_get(d, "Deleted"));
+		const char *untag = json_string_value(json_object_get(d, "Untagged"));
+		if (del)
+			events_image(r->agent, "delete", del, NULL);
+		else if (untag && id)
+			events_image(r->agent, "untag", id, untag);
+	}
 	api_reply_json(r, 200, out);
+}
+
+/* POST /images/{name}/tag?repo=&tag= */
+void api_image_tag(struct api_req *r)
+{
+	const char *repo = api_query(r, "repo"), *tag = api_query(r, "tag");
+	if (!repo || !*repo) {
+		api_reply_error(r, 400, "repo: required, the name to tag the image as");
+		return;
+	}
+	_cleanup_free_ char *target = NULL;
+	if (asprintf(&target, "%s%s%s", repo, tag && *tag ? ":" : "", tag && *tag ? tag : "") < 0) {
+		target = NULL;
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	struct shoal_err err = {0};
+	_cleanup_free_ char *id = NULL;
+	if (image_store_tag(r->agent->images, r->params[0], target, &id, &err) < 0) {
+		if (err.code == ENOENT)
+			err.status = 404;
+		if (!err.status)
+			err.status = err.code == EINVAL ? 400 : 500;
+		api_reply_err(r, &err);
+		return;
+	}
+	_cleanup_free_ char *norm = NULL, *fam = NULL;
+	if (image_ref_normalize(target, &norm) == 0 && image_ref_familiar(norm, &fam) == 0)
+		events_image(r->agent, "tag", id, fam);
+	api_reply_empty(r, 201);
+}
+
+/* The history's layer sizes are directory walks: on the worker. */
+struct history_job {
+	struct api_req *r;
+	struct agent *agent;
+	char *ref;
+	json_t *out;
+	struct shoal_err err;
+	int ret;
+};
+
+static void history_cancel(struct api_req *r)
+{
+	struct history_job *j = r->userdata;
+	if (j)
+		j->r = NULL;
+	api_req_free(r);
+}
+
+static void history_work(void *arg)
+{
+	struct history_job *j = arg;
+	j->ret = image_store_history(j->agent->images, j->ref, &j->out, &j->err);
+}
+
+static void history_done(void *arg)
+{
+	struct history_job *j = arg;
+	if (j->r) {
+		j->r->on_cancel = NULL;
+		j->r->userdata = NULL;
+		if (j->ret < 0) {
+			if (j->err.code == ENOENT)
+				j->err.status = 404;
+			api_reply_err(j->r, &j->err);
+		} else {
+			api_reply_json(j->r, 200, TAKE_PTR(j->out));
+		}
+	}
+	json_decref(j->out);
+	free(j->ref);
+	free(j);
+}
+
+void api_image_history(struct api_req *r)
+{
+	struct history_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->ref = strdup(r->params[0]))) {
+		free(j);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	j->r = r;
+	j->agent = r->agent;
+	r->userdata = j;
+	r->on_cancel = history_cancel;
+	api_req_defer(r);
+	if (worker_submit(r->agent->worker, history_work, history_done, j) < 0) {
+		r->userdata = NULL;
+		r->on_cancel = NULL;
+		free(j->ref);
+		free(j);
+		api_reply_error(r, 503, "too many image operations queued; try again shortly");
+	}
 }

@@ -120,6 +120,7 @@ void api_info(struct api_req *r)
 			 fb ? fb : "published ports are refused");
 		json_array_append_new(warnings, json_string(w));
 	}
+	json_t *policy_fill = policy_agent_map_fill(a, warnings);
 	json_t *publish_err = NULL;
 	struct shoal_err perr = {0};
 	if (!publish_available(a, &perr))
@@ -127,7 +128,7 @@ void api_info(struct api_req *r)
 	api_reply_json(
 		r, 200,
 		json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i,"
-			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*, s:o, s:o}",
+			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*, s:o, s:o, s:o}",
 			  "ID", a->node_id, "Name", a->hostname, "Containers", total,
 			  "ContainersRunning", running, "ContainersPaused", 0, "ContainersStopped",
 			  stopped, "Images", (int)nimages, "Driver", "overlay", "CgroupDriver",
@@ -142,7 +143,8 @@ void api_info(struct api_req *r)
 			  "CgroupParent", a->cfg.cgroup_parent, "StoreBackend",
 			  a->cfg.store_backend, "DefaultRuntime", "shoal", "ShoalDataPlane",
 			  features, "Warnings", warnings, "ShoalDataPlaneError", publish_err,
-			  "Swarm", swarm_info(a), "ShoalStore", store_info(a)));
+			  "Swarm", swarm_info(a), "ShoalStore", store_info(a), "ShoalPolicyMap",
+			  policy_fill));
 }
 
 /* shoal's own: the published ports and where their traffic goes. */

@@ -51,6 +51,21 @@ void api_container_delete(struct api_req *r);
 void api_container_attach(struct api_req *r);
 void api_container_resize(struct api_req *r);
 void api_container_logs(struct api_req *r);
+/* agent/api-container-ops.c */
+void api_container_restart(struct api_req *r);
+void api_container_rename(struct api_req *r);
+void api_container_pause(struct api_req *r);
+void api_container_unpause(struct api_req *r);
+void api_container_update(struct api_req *r);
+void api_container_top(struct api_req *r);
+void api_container_stats(struct api_req *r);
+/* agent/api-disk.c: disk usage and prunes */
+void api_system_df(struct api_req *r);
+void api_container_prune(struct api_req *r);
+void api_image_prune(struct api_req *r);
+/* agent/events.c: GET /events (since, until, filters type, container, event,
+ * label, image) */
+void api_events(struct api_req *r);
 
 /* Exec */
 void api_exec_create(struct api_req *r);
@@ -64,6 +79,8 @@ void api_image_create(struct api_req *r);
 void api_image_list(struct api_req *r);
 void api_image_inspect(struct api_req *r);
 void api_image_delete(struct api_req *r);
+void api_image_tag(struct api_req *r);
+void api_image_history(struct api_req *r);
 
 /* Services, tasks, nodes */
 void api_service_create(struct api_req *r);

@@ -35,6 +35,12 @@ const char *container_state_name(enum container_state s)
 	return "dead";
 }
 
+const char *container_status(struct container *c)
+{
+	return c->state == CONTAINER_RUNNING && c->paused ? "paused"
+							  : container_state_name(c->state);
+}
+
 enum container_state container_state_from_name(const char *s)
 {
 	if (strcmp(s, "running") == 0)
@@ -135,6 +141,8 @@ int container_persist(struct container *c)
 		json_object_set(j, "MountPoints", c->mounts);
 	if (!j)
 		return -ENOMEM;
+	if (c->paused)
+		json_object_set_new(json_object_get(j, "State"), "Paused", json_true());
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/container.json", c->bundle_dir);
 	char *s = json_dumps(j, JSON_COMPACT);
@@ -191,14 +199,14 @@ json_t *container_inspect_json(struct container *c)
 		"{s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:o, s:{s:s, s:{s:s, s:s}}}",
 		"Id", c->id, "Created", created, "Path", path, "Args", args, "State", "Status",
-		container_state_name(c->state), "Running", running, "Paused", 0, "Restarting", 0,
-		"OOMKilled", c->oom_killed, "Dead", 0, "Pid", running ? (int)c->pid : 0, "ExitCode",
-		c->exit_code, "Error", c->error, "StartedAt", started, "FinishedAt", finished,
-		"Image", c->image_id, "Name", name, "ResolvConfPath", c->bundle_dir, "HostnamePath",
-		c->bundle_dir, "LogPath", c->log_path, "RestartCount", c->restart_count, "Driver",
-		"overlay", "Config", c->config, "HostConfig", c->host_config, "NetworkSettings",
-		network_settings(c), "GraphDriver", "Name", "overlay", "Data", "UpperDir",
-		c->bundle_dir, "LowerDir",
+		container_status(c), "Running", running, "Paused", running && c->paused,
+		"Restarting", 0, "OOMKilled", c->oom_killed, "Dead", 0, "Pid",
+		running ? (int)c->pid : 0, "ExitCode", c->exit_code, "Error", c->error, "StartedAt",
+		started, "FinishedAt", finished, "Image", c->image_id, "Name", name,
+		"ResolvConfPath", c->bundle_dir, "HostnamePath", c->bundle_dir, "LogPath",
+		c->log_path, "RestartCount", c->restart_count, "Driver", "overlay", "Config",
+		c->config, "HostConfig", c->host_config, "NetworkSettings", network_settings(c),
+		"GraphDriver", "Name", "overlay", "Data", "UpperDir", c->bundle_dir, "LowerDir",
 		c->layer_dirs && c->layer_dirs[0] ? c->layer_dirs[0] : "");
 	if (out)
 		json_object_set_new(out, "Mounts", volumes_inspect(c->agent, c->mounts));
@@ -226,7 +234,7 @@ json_t *container_summary_json(struct container *c)
 	switch (c->state) {
 	case CONTAINER_RUNNING:
 		format_ago(c->started_ns, ago, sizeof(ago));
-		snprintf(status, sizeof(status), "Up %s", ago);
+		snprintf(status, sizeof(status), "Up %s%s", ago, c->paused ? " (Paused)" : "");
 		break;
 	case CONTAINER_EXITED:
 		format_ago(c->finished_ns, ago, sizeof(ago));
@@ -257,7 +265,7 @@ json_t *container_summary_json(struct container *c)
 	return json_pack("{s:s, s:[s], s:s, s:s, s:s, s:I, s:s, s:s, s:[], s:o, s:{s:s}}", "Id",
 			 c->id, "Names", name, "Image", c->image_ref, "ImageID", c->image_id,
 			 "Command", command, "Created", (json_int_t)(c->created_ns / 1000000000),
-			 "State", container_state_name(c->state), "Status", status, "Ports",
-			 "Labels", labels ? json_incref(labels) : json_object(), "HostConfig",
-			 "NetworkMode", c->net_mode);
+			 "State", container_status(c), "Status", status, "Ports", "Labels",
+			 labels ? json_incref(labels) : json_object(), "HostConfig", "NetworkMode",
+			 c->net_mode);
 }

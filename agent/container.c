@@ -23,6 +23,7 @@
 #include "agent/cluster.h"
 #include "agent/container-config.h"
 #include "agent/container-internal.h"
+#include "agent/events.h"
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/stream.h"
@@ -33,6 +34,7 @@
 #include "lib/util.h"
 #include "overlay/bridge.h"
 #include "runtime/caps.h"
+#include "runtime/cgroup.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
 #include "runtime/seccomp.h"
@@ -202,6 +204,7 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	c->started_ns = json_integer_value(json_object_get(st, "StartedAt"));
 	c->finished_ns = json_integer_value(json_object_get(st, "FinishedAt"));
 	c->restart_count = (int)json_integer_value(json_object_get(st, "RestartCount"));
+	c->paused = json_is_true(json_object_get(st, "Paused"));
 	snprintf(c->error, sizeof(c->error), "%s",
 		 json_string_value(json_object_get(st, "Error")) ?: "");
 	snprintf(c->net_mode, sizeof(c->net_mode), "%s",
@@ -858,6 +861,7 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	}
 	container_bundle_soon(c);
+	events_container(c, "create", NULL, NULL);
 	if (ret_warnings)
 		*ret_warnings = json_array();
 	*ret = c;
@@ -946,7 +950,9 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	c->error[0] = '\0';
 	c->exit_code = 0;
 	c->oom_killed = false;
+	c->paused = false;
 	container_persist_soon(c);
+	events_container(c, "start", NULL, NULL);
 	stream_sess_connect_pending(c);
 	if (container_publishes(c))
 		manager_kick(c->agent);
@@ -1269,6 +1275,10 @@ int container_signal(struct container *c, int sig, struct shoal_err *err)
 {
 	if (c->state != CONTAINER_RUNNING)
 		return shoal_err_set_status(err, 409, EINVAL, "Container %s is not running", c->id);
+	/* a frozen process acts on no signal: thaw it first (stop, kill, rm -f) */
+	int pr;
+	if (c->paused && (pr = container_pause(c, false, err)) < 0)
+		return pr;
 	json_t *req = json_pack("{s:s, s:i}", "op", "kill", "signal", sig);
 	_cleanup_close_ int fd = rt_ctl_connect(c->run_dir, req, err);
 	json_decref(req);
@@ -1279,8 +1289,12 @@ int container_signal(struct container *c, int sig, struct shoal_err *err)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	char buf[512];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
+	if (n <= 0) {
+		char sn[16];
+		snprintf(sn, sizeof(sn), "%d", sig);
+		events_container(c, "kill", "signal", sn);
 		return 0; /* it exited as we asked: the wait connection reports it */
+	}
 	buf[n] = '\0';
 	json_t *j = json_loads(buf, 0, NULL);
 	const char *e = json_string_value(json_object_get(j, "error"));
@@ -1288,6 +1302,11 @@ int container_signal(struct container *c, int sig, struct shoal_err *err)
 	if (e)
 		r = shoal_err_set(err, EIO, "sending signal %d: %s", sig, e);
 	json_decref(j);
+	if (r == 0) {
+		char sn[16];
+		snprintf(sn, sizeof(sn), "%d", sig);
+		events_container(c, "kill", "signal", sn);
+	}
 	return r;
 }
 
@@ -1408,6 +1427,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 		c->stop_timer = NULL;
 	}
 	c->state = CONTAINER_EXITED;
+	c->paused = false;
 	c->exit_code = ex->exit_code;
 	c->oom_killed = ex->oom_killed;
 	c->finished_ns = ex->finished_at_ns ? ex->finished_at_ns : now_ns();
@@ -1429,6 +1449,13 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	if (!monitor_cleans)
 		rt_cleanup(c->run_dir, a->cfg.cgroup_parent, c->id, NULL);
 	container_persist_soon(c);
+	char code[16];
+	snprintf(code, sizeof(code), "%d", c->exit_code);
+	if (c->oom_killed)
+		events_container(c, "oom", NULL, NULL);
+	events_container(c, "die", "exitCode", code);
+	if (c->n_stop_reqs)
+		events_container(c, "stop", NULL, NULL);
 	for (size_t i = 0; i < c->n_stop_reqs; i++)
 		if (c->stop_reqs[i]) {
 			c->stop_reqs[i]->on_cancel = NULL;
@@ -1448,6 +1475,77 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 		c->remove_req = NULL;
 		container_remove(c, true, rr);
 	}
+}
+
+/* ---- pause, rename ---- */
+
+int container_pause(struct container *c, bool pause, struct shoal_err *err)
+{
+	if (c->state != CONTAINER_RUNNING)
+		return shoal_err_set_status(err, 409, EINVAL, "Container %s is not running", c->id);
+	if (c->paused == pause)
+		return shoal_err_set_status(err, 409, EALREADY,
+					    pause ? "Container %s is already paused"
+						  : "Container %s is not paused",
+					    c->id);
+	struct rt_cgroup *cg = NULL;
+	int r = rt_cgroup_open(c->agent->cfg.cgroup_parent, c->id, &cg, err);
+	if (r < 0)
+		return r;
+	r = rt_cgroup_freeze(cg, pause, err);
+	rt_cgroup_free(cg);
+	if (r < 0)
+		return r;
+	c->paused = pause;
+	r = container_persist(c);
+	if (r < 0)
+		log_warn("container %.12s: writing its record: %s", c->id, strerror(-r));
+	events_container(c, pause ? "pause" : "unpause", NULL, NULL);
+	return 0;
+}
+
+int container_rename(struct container *c, const char *name, struct shoal_err *err)
+{
+	struct agent *a = c->agent;
+	const char *n = name && name[0] == '/' ? name + 1 : name;
+	if (!n || !*n)
+		return shoal_err_set_status(err, 400, EINVAL,
+					    "Neither old nor new names may be empty");
+	if (!name_valid(n))
+		return shoal_err_set_status(
+			err, 400, EINVAL,
+			"Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+			n);
+	if (strcmp(n, c->name) == 0)
+		return shoal_err_set_status(
+			err, 400, EINVAL,
+			"Renaming a container with the same name as its current "
+			"name");
+	struct container *o = container_index_by_name(a, n);
+	if (o)
+		return shoal_err_set_status(
+			err, 409, EEXIST,
+			"Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.",
+			n, o->id);
+	char old[sizeof(c->name) + 1]; /* Docker's oldName has the leading slash */
+	snprintf(old, sizeof(old), "/%s", c->name);
+	container_index_del(a, c);
+	snprintf(c->name, sizeof(c->name), "%s", n);
+	if (container_index_add(a, c) < 0) {
+		snprintf(c->name, sizeof(c->name), "%s", old + 1);
+		container_index_add(a, c);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	int r = container_persist(c);
+	if (r < 0) {
+		container_index_del(a, c);
+		snprintf(c->name, sizeof(c->name), "%s", old + 1);
+		container_index_add(a, c);
+		return shoal_err_errno(err, -r, "recording the new name in %s/container.json",
+				       c->bundle_dir);
+	}
+	events_container(c, "rename", "oldName", old);
+	return 0;
 }
 
 /* ---- remove ---- */
@@ -1512,6 +1610,7 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 		return;
 	}
 	notify_waiters(c, true);
+	events_container(c, "destroy", NULL, NULL);
 	if (r) {
 		r->on_cancel = NULL;
 		api_reply_empty(r, 204);

@@ -49,6 +49,7 @@ struct container {
 	char *log_path;
 
 	enum container_state state;
+	bool paused; /* running, its cgroup frozen (pause) */
 	pid_t pid;
 	pid_t monitor_pid;
 	/* The monitor of the last run, which removes its run files and
@@ -119,9 +120,15 @@ void container_wait(struct container *c, enum wait_condition cond, struct api_re
 /* Removes a container that is not running (force: kill first). Replies to r. */
 void container_remove(struct container *c, bool force, struct api_req *r);
 int container_persist(struct container *c);
+/* Freezes (pause) or thaws a running container's processes. */
+int container_pause(struct container *c, bool pause, struct shoal_err *err);
+/* A new name (unique, Docker's rules); the old one is free at once. */
+int container_rename(struct container *c, const char *name, struct shoal_err *err);
 
 json_t *container_inspect_json(struct container *c);
 json_t *container_summary_json(struct container *c);
 const char *container_state_name(enum container_state s);
+/* Docker's State.Status: the state's name, "paused" for a paused one. */
+const char *container_status(struct container *c);
 bool container_uses_image(struct agent *a, const char *image_id, struct container **ret);
 int parse_signal(const char *s, int *ret);

@@ -32,6 +32,7 @@
 #include "agent/stream.h"
 #include "lb/lb.h"
 #include "lb/maglev.h"
+#include "agent/events.h"
 #include "agent/volumes.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
@@ -893,6 +894,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(a.base);
 out:
 	policy_agent_stop(&a);
+	events_shutdown();
 	api_server_stop(&a);
 	manager_stop(&a);
 	membership_stop(&a);

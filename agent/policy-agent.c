@@ -32,6 +32,8 @@
 
 #define PA_RECONCILE_MS	  250 /* containers are looked at this often */
 #define PA_DEBOUNCE_MS	  50  /* a burst of store events is one recompile */
+#define PA_FILL_WARN_PCT  80  /* an endpoint's or the node's policy map this full: a warning */
+#define PA_FILL_TOP	  5   /* the fullest endpoints /info lists */
 #define PA_FLOW_RECORDS	  16384
 #define PA_FLOW_MAGIC	  0x31666c616f6873ULL /* "shoalf1" */
 #define PA_FLOW_HEAD	  4096
@@ -442,6 +444,148 @@ static void pa_set_error(struct policy_agent *pa, const char *msg)
 	snprintf(pa->last_error, sizeof(pa->last_error), "%s", msg);
 }
 
+/* --- the policy map's fill --- */
+
+static size_t pa_prog_entries(const struct policy_ep_program *p)
+{
+	return p ? p->n_entries[POLICY_INGRESS] + p->n_entries[POLICY_EGRESS] : 0;
+}
+
+static const struct policy_ep_program *pa_prog_of(const struct policy_compiled *c, uint16_t ep)
+{
+	for (size_t i = 0; c && i < c->n_eps; i++)
+		if (c->eps[i].ep == ep)
+			return &c->eps[i];
+	return NULL;
+}
+
+static const char *pa_slot_name(const struct policy_agent *pa, uint16_t slot)
+{
+	for (size_t i = 0; i < pa->n_eps; i++)
+		if (pa->eps[i].slot == slot)
+			return pa->eps[i].name;
+	return NULL;
+}
+
+/* The most entries the node's map holds while the maps go from pa->live to
+ * c: policy_diff() writes an endpoint's new generation before it deletes the
+ * old one, so each endpoint counts with the larger of the two, and the one
+ * being switched with both. */
+static size_t pa_fill_peak(const struct policy_agent *pa, const struct policy_compiled *c,
+			   uint16_t *ret_fullest, size_t *ret_fullest_n)
+{
+	size_t sum = 0, both = 0, fullest_n = 0;
+	uint16_t fullest = 0;
+	for (size_t i = 0; i < c->n_eps; i++) {
+		size_t nw = pa_prog_entries(&c->eps[i]);
+		size_t old = pa_prog_entries(pa_prog_of(pa->live, c->eps[i].ep));
+		sum += nw > old ? nw : old;
+		if ((nw < old ? nw : old) > both)
+			both = nw < old ? nw : old;
+		if (nw > fullest_n) {
+			fullest_n = nw;
+			fullest = c->eps[i].ep;
+		}
+	}
+	/* endpoints c no longer has keep their old entries until their turn */
+	for (size_t i = 0; pa->live && i < pa->live->n_eps; i++)
+		if (!pa_prog_of(c, pa->live->eps[i].ep))
+			sum += pa_prog_entries(&pa->live->eps[i]);
+	*ret_fullest = fullest;
+	*ret_fullest_n = fullest_n;
+	return sum + both;
+}
+
+/* Refuses a compiled state the node's policy map cannot take, before any of
+ * it is written: a half-written update would leave endpoints on the old
+ * generation and others on the new. (One endpoint's direction past
+ * POLICY_MAX_ENTRIES is refused by policy_compile(), naming it.) */
+static int pa_fill_check(struct policy_agent *pa, const struct policy_compiled *c,
+			 struct shoal_err *err)
+{
+	uint16_t fullest;
+	size_t fullest_n;
+	size_t peak = pa_fill_peak(pa, c, &fullest, &fullest_n);
+	if (peak <= POLICY_MAP_DEFAULT)
+		return 0;
+	const char *name = pa_slot_name(pa, fullest);
+	return shoal_err_set(err, E2BIG,
+			     "the policy map would overflow: %zu entries needed during the "
+			     "update, %d fit; endpoint %s has the most (%zu): narrow the policies "
+			     "that select it (fewer peers, CIDRs or port ranges); nothing was "
+			     "applied",
+			     peak, POLICY_MAP_DEFAULT, name ? name : "?", fullest_n);
+}
+
+static int pa_fill_cmp(const void *x, const void *y)
+{
+	json_int_t a = json_integer_value(json_object_get(*(json_t *const *)x, "Used"));
+	json_int_t b = json_integer_value(json_object_get(*(json_t *const *)y, "Used"));
+	return (a < b) - (a > b);
+}
+
+json_t *policy_agent_map_fill(struct agent *a, json_t *warnings)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa || !pa->lbp)
+		return json_null();
+	const struct policy_compiled *c = pa->live;
+	size_t n = c ? c->n_eps : 0, total = 0;
+	json_t **rows = calloc(n + 1, sizeof(*rows));
+	json_t *eps = json_array();
+	if (!rows || !eps) {
+		free(rows);
+		json_decref(eps);
+		return json_null();
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct policy_ep_program *p = &c->eps[i];
+		size_t in = p->n_entries[POLICY_INGRESS], out = p->n_entries[POLICY_EGRESS];
+		size_t used = in > out ? in : out;
+		const char *name = pa_slot_name(pa, p->ep);
+		total += in + out;
+		rows[i] = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "Name", name ? name : "",
+				    "Slot", (json_int_t)p->ep, "Ingress", (json_int_t)in, "Egress",
+				    (json_int_t)out, "Used", (json_int_t)used, "Capacity",
+				    (json_int_t)POLICY_MAX_ENTRIES);
+		if (rows[i])
+			json_object_set_new(rows[i], "Percent",
+					    json_real(100.0 * (double)used / POLICY_MAX_ENTRIES));
+		if (rows[i] && used * 100 > (size_t)POLICY_MAX_ENTRIES * PA_FILL_WARN_PCT &&
+		    warnings) {
+			char w[512];
+			snprintf(
+				w, sizeof(w),
+				"WARNING: policy map: endpoint %s at %.0f%% (%zu of %d entries, %s); "
+				"past %d a compile is refused",
+				name ? name : "?", 100.0 * (double)used / POLICY_MAX_ENTRIES, used,
+				POLICY_MAX_ENTRIES, in >= out ? "ingress" : "egress",
+				POLICY_MAX_ENTRIES);
+			json_array_append_new(warnings, json_string(w));
+		}
+	}
+	qsort(rows, n, sizeof(*rows), pa_fill_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i] && i < PA_FILL_TOP)
+			json_array_append(eps, rows[i]);
+		json_decref(rows[i]);
+	}
+	free(rows);
+	if (total * 100 > (size_t)POLICY_MAP_DEFAULT * PA_FILL_WARN_PCT && warnings) {
+		char w[256];
+		snprintf(w, sizeof(w),
+			 "WARNING: policy map: %zu of %d entries used on this node (%.0f%%)", total,
+			 POLICY_MAP_DEFAULT, 100.0 * (double)total / POLICY_MAP_DEFAULT);
+		json_array_append_new(warnings, json_string(w));
+	}
+	return json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:o, s:s*}", "NodeEntries",
+			 (json_int_t)total, "NodeCapacity", (json_int_t)POLICY_MAP_DEFAULT,
+			 "NodePercent", 100.0 * (double)total / POLICY_MAP_DEFAULT,
+			 "EndpointCapacity", (json_int_t)POLICY_MAX_ENTRIES, "Endpoints",
+			 (json_int_t)n, "WarnPercent", (json_int_t)PA_FILL_WARN_PCT, "Fullest", eps,
+			 "Error", pa->last_error[0] ? pa->last_error : NULL);
+}
+
 static void pa_reconcile(struct policy_agent *pa)
 {
 	struct agent *a = pa->a;
@@ -505,6 +649,8 @@ static void pa_reconcile(struct policy_agent *pa)
 	int r = pa_model_build(pa, &mm);
 	if (r >= 0 && (r = policy_compile(&mm.set, &mm.m, &c, &err)) < 0)
 		shoal_err_wrap(&err, "compiling the policies");
+	if (r >= 0)
+		r = pa_fill_check(pa, c, &err);
 	if (r >= 0 && (r = policy_diff(pa->live, c, &ops)) < 0)
 		shoal_err_set(&err, -r, "diffing the policy maps");
 	if (r >= 0 && (r = lb_policy_apply(pa->lbp, c, &ops, &err)) < 0) {

@@ -39,5 +39,13 @@ int policy_agent_explain(struct agent *a, const char *from, const char *to, uint
 			 uint16_t port, json_t **ret, struct shoal_err *err);
 /* GET /policies/log: answers r (a JSON-lines stream; follow keeps it). */
 void policy_agent_log(struct api_req *r);
+/* The policy map's fill for /info: {"NodeEntries", "NodeCapacity",
+ * "NodePercent", "EndpointCapacity" (entries per endpoint and direction),
+ * "Endpoints" (how many have entries), "WarnPercent", "Fullest": the fullest
+ * endpoints [{"Name", "Slot", "Ingress", "Egress", "Used" (the larger
+ * direction), "Capacity", "Percent"}], "Error": why the last compile was
+ * refused}; null without enforcement. A warning per endpoint (and for the
+ * node) above WarnPercent is appended to warnings. */
+json_t *policy_agent_map_fill(struct agent *a, json_t *warnings);
 /* Prometheus lines: per policy and rule counters, data-path totals. */
 void policy_agent_metrics(struct agent *a, FILE *f);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "runtime/cgroup.h"
 
 /* The hierarchies a container can be placed in. */
@@ -14,11 +16,15 @@ enum cg_hier {
 	CG_H_MEMORY,  /* v1 controllers */
 	CG_H_CPU,
 	CG_H_PIDS,
+	CG_H_CPUACCT, /* accounting for stats; often co-mounted with cpu */
+	CG_H_FREEZER, /* pause and unpause */
 	CG_H_MAX,
 };
 
-#define CG_H_BIT(h)  (1u << (h))
-#define CG_H_V1_MASK (CG_H_BIT(CG_H_MEMORY) | CG_H_BIT(CG_H_CPU) | CG_H_BIT(CG_H_PIDS))
+#define CG_H_BIT(h) (1u << (h))
+#define CG_H_V1_MASK                                                        \
+	(CG_H_BIT(CG_H_MEMORY) | CG_H_BIT(CG_H_CPU) | CG_H_BIT(CG_H_PIDS) | \
+	 CG_H_BIT(CG_H_CPUACCT) | CG_H_BIT(CG_H_FREEZER))
 
 /* One mounted hierarchy, as detected from mountinfo and /proc/self/cgroup. */
 struct cg_hierarchy {
@@ -50,6 +56,11 @@ struct cg_ops {
 	/* Sends SIGKILL to everything left; returns the number of processes seen
 	 * (0 = empty), or -errno. */
 	int (*kill_all)(struct rt_cgroup *cg);
+	/* Freezes (or thaws) every process in the cgroup. */
+	int (*freeze)(struct rt_cgroup *cg, bool frozen, struct shoal_err *err);
+	/* True while the cgroup is frozen or freezing. */
+	bool (*frozen)(struct rt_cgroup *cg);
+	int (*stats)(struct rt_cgroup *cg, struct rt_cgroup_stats *ret);
 };
 
 extern const struct cg_ops cg_ops_v1;
@@ -66,6 +77,10 @@ int cg_write_knob(const char *dir, const char *knob, const char *value);
 int cg_write_knob_i64(const char *dir, const char *knob, int64_t value);
 /* Value of "key N" from a flat keyed file (memory.events, memory.oom_control). */
 int cg_read_keyed(const char *dir, const char *file, const char *key, int64_t *ret);
+/* Fills ret (a JSON object) with every "key N" line of dir/file. */
+int cg_read_flat(const char *dir, const char *file, json_t *ret);
+/* A number from dir/file; "max" reads as -1. */
+int cg_read_i64(const char *dir, const char *file, int64_t *ret);
 /* SIGKILLs every pid listed in dir/cgroup.procs; returns how many were listed. */
 int cg_kill_procs(const char *dir);
 /* The v2 controllers shoal uses, enabled down the tree to dir (inclusive). */

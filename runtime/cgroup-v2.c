@@ -74,6 +74,52 @@ static int v2_kill_all(struct rt_cgroup *cg)
 	return cg_kill_procs(cg->path[CG_H_UNIFIED]);
 }
 
+static int v2_freeze(struct rt_cgroup *cg, bool frozen, struct shoal_err *err)
+{
+	int r = cg_write_knob(cg->path[CG_H_UNIFIED], "cgroup.freeze", frozen ? "1" : "0");
+	if (r < 0)
+		return shoal_err_errno(err, r, "writing cgroup.freeze in %s",
+				       cg->path[CG_H_UNIFIED]);
+	return 0;
+}
+
+static bool v2_frozen(struct rt_cgroup *cg)
+{
+	int64_t v;
+	return cg_read_i64(cg->path[CG_H_UNIFIED], "cgroup.freeze", &v) == 0 && v == 1;
+}
+
+static int v2_stats(struct rt_cgroup *cg, struct rt_cgroup_stats *st)
+{
+	const char *dir = cg->path[CG_H_UNIFIED];
+	int64_t v;
+	st->v2 = true;
+	if (cg_read_keyed(dir, "cpu.stat", "usage_usec", &v) == 0)
+		st->cpu_total_ns = (uint64_t)v * 1000;
+	if (cg_read_keyed(dir, "cpu.stat", "user_usec", &v) == 0)
+		st->cpu_user_ns = (uint64_t)v * 1000;
+	if (cg_read_keyed(dir, "cpu.stat", "system_usec", &v) == 0)
+		st->cpu_system_ns = (uint64_t)v * 1000;
+	if (cg_read_keyed(dir, "cpu.stat", "nr_periods", &v) == 0)
+		st->nr_periods = (uint64_t)v;
+	if (cg_read_keyed(dir, "cpu.stat", "nr_throttled", &v) == 0)
+		st->nr_throttled = (uint64_t)v;
+	if (cg_read_keyed(dir, "cpu.stat", "throttled_usec", &v) == 0)
+		st->throttled_ns = (uint64_t)v * 1000;
+	if (cg_read_i64(dir, "memory.current", &v) == 0)
+		st->mem_usage = v;
+	if (cg_read_i64(dir, "memory.peak", &v) == 0)
+		st->mem_max_usage = v;
+	if (cg_read_i64(dir, "memory.max", &v) == 0 && v > 0)
+		st->mem_limit = v;
+	cg_read_flat(dir, "memory.stat", st->mem_stat);
+	if (cg_read_i64(dir, "pids.current", &v) == 0)
+		st->pids_current = v;
+	if (cg_read_i64(dir, "pids.max", &v) == 0 && v > 0)
+		st->pids_limit = v;
+	return 0;
+}
+
 const struct cg_ops cg_ops_v2 = {
 	.name = "v2",
 	.hiers = CG_H_BIT(CG_H_UNIFIED),
@@ -81,4 +127,7 @@ const struct cg_ops cg_ops_v2 = {
 	.oom_killed = v2_oom_killed,
 	.memory_usage = v2_memory_usage,
 	.kill_all = v2_kill_all,
+	.freeze = v2_freeze,
+	.frozen = v2_frozen,
+	.stats = v2_stats,
 };

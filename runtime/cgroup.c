@@ -16,9 +16,8 @@
 #include "runtime/cgroup-internal.h"
 
 static const char *const hier_v1_names[CG_H_MAX] = {
-	[CG_H_MEMORY] = "memory",
-	[CG_H_CPU] = "cpu",
-	[CG_H_PIDS] = "pids",
+	[CG_H_MEMORY] = "memory",   [CG_H_CPU] = "cpu",		[CG_H_PIDS] = "pids",
+	[CG_H_CPUACCT] = "cpuacct", [CG_H_FREEZER] = "freezer",
 };
 
 static struct cg_system cg_sys;
@@ -68,6 +67,58 @@ int cg_read_keyed(const char *dir, const char *file, const char *key, int64_t *r
 		line = nl ? nl + 1 : NULL;
 	}
 	return -ENOENT;
+}
+
+int cg_read_flat(const char *dir, const char *file, json_t *ret)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	_cleanup_free_ char *buf = NULL;
+	int r = read_file(path, 64 * 1024, &buf, NULL);
+	if (r < 0)
+		return r;
+	for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char *sp = strchr(line, ' ');
+		if (!sp)
+			continue;
+		*sp = '\0';
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(sp + 1, &end, 10);
+		if (!errno && end != sp + 1)
+			json_object_set_new(ret, line, json_integer((json_int_t)v));
+	}
+	return 0;
+}
+
+int cg_read_i64(const char *dir, const char *file, int64_t *ret)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	char buf[64];
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (strncmp(buf, "max", 3) == 0) {
+		*ret = -1;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	if (errno || end == buf)
+		return -EINVAL;
+	*ret = v;
+	return 0;
 }
 
 int cg_kill_procs(const char *dir)
@@ -441,6 +492,16 @@ static int parent_dir(const struct cg_hierarchy *h, const char *parent, char *bu
 	return 0;
 }
 
+/* A v1 controller mounted together with an earlier one (cpu,cpuacct): the
+ * container's directory there is the earlier one's. */
+static bool cg_hier_shared(const struct cg_system *sys, int h)
+{
+	for (int k = CG_H_MEMORY; k < h; k++)
+		if (sys->h[k].present && strcmp(sys->h[k].mnt, sys->h[h].mnt) == 0)
+			return true;
+	return false;
+}
+
 static struct rt_cgroup *cg_new(const struct cg_system *sys, const char *parent, const char *id,
 				struct shoal_err *err)
 {
@@ -451,7 +512,8 @@ static struct rt_cgroup *cg_new(const struct cg_system *sys, const char *parent,
 	}
 	cg->ops = sys->ops;
 	for (int h = 0; h < CG_H_MAX; h++) {
-		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present)
+		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present ||
+		    cg_hier_shared(sys, h))
 			continue;
 		char dir[PATH_MAX];
 		if (parent_dir(&sys->h[h], parent, dir, sizeof(dir)) < 0 ||
@@ -490,7 +552,8 @@ int rt_cgroup_parent_prepare(const char *parent, char *ret_v2_path, size_t len,
 
 	char v2[PATH_MAX] = "";
 	for (int h = 0; h < CG_H_MAX; h++) {
-		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present)
+		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present ||
+		    cg_hier_shared(sys, h))
 			continue;
 		char dir[PATH_MAX];
 		if (parent_dir(&sys->h[h], parent, dir, sizeof(dir)) < 0)
@@ -524,7 +587,8 @@ int rt_cgroup_parent_remove(const char *parent, struct shoal_err *err)
 
 	int ret = 0;
 	for (int h = 0; h < CG_H_MAX; h++) {
-		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present)
+		if (!(sys->ops->hiers & CG_H_BIT(h)) || !sys->h[h].present ||
+		    cg_hier_shared(sys, h))
 			continue;
 		char dir[PATH_MAX];
 		if (parent_dir(&sys->h[h], parent, dir, sizeof(dir)) < 0)
@@ -702,6 +766,69 @@ int64_t rt_cgroup_memory_usage(struct rt_cgroup *cg)
 	return cg ? cg->ops->memory_usage(cg) : 0;
 }
 
+int rt_cgroup_freeze(struct rt_cgroup *cg, bool frozen, struct shoal_err *err)
+{
+	return cg->ops->freeze(cg, frozen, err);
+}
+
+bool rt_cgroup_frozen(struct rt_cgroup *cg)
+{
+	return cg && cg->ops->frozen(cg);
+}
+
+int rt_cgroup_set_limits(struct rt_cgroup *cg, const struct rt_cgroup_limits *lim,
+			 struct shoal_err *err)
+{
+	int r = rt_cgroup_limits_validate(lim, err);
+	return r < 0 ? r : cg->ops->set_limits(cg, lim, err);
+}
+
+int rt_cgroup_stats(struct rt_cgroup *cg, struct rt_cgroup_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->mem_stat = json_object();
+	if (!ret->mem_stat)
+		return -ENOMEM;
+	return cg->ops->stats(cg, ret);
+}
+
+void rt_cgroup_stats_done(struct rt_cgroup_stats *st)
+{
+	free(st->percpu_ns);
+	st->percpu_ns = NULL;
+	json_decref(st->mem_stat);
+	st->mem_stat = NULL;
+}
+
+int rt_cgroup_pids(struct rt_cgroup *cg, pid_t *ret, size_t max)
+{
+	/* the v2 tree holds every process, on hybrid too; else any v1 hierarchy */
+	const char *dir = cg->path[CG_H_UNIFIED];
+	for (int h = CG_H_MEMORY; !dir && h < CG_H_MAX; h++)
+		dir = cg->path[h];
+	if (!dir)
+		return -ENOENT;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_free_ char *buf = NULL;
+	int r = read_file(path, 4 * 1024 * 1024, &buf, NULL);
+	if (r < 0)
+		return r;
+	size_t n = 0;
+	for (char *p = buf; *p && n < max;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0)
+			ret[n++] = (pid_t)pid;
+		p = end;
+		while (*p == '\n' || *p == ' ')
+			p++;
+	}
+	return (int)n;
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -768,8 +895,14 @@ const char *rt_cgroup_path(struct rt_cgroup *cg, const char *controller)
 	if (!*controller)
 		return cg->path[CG_H_UNIFIED];
 	for (int h = CG_H_MEMORY; h < CG_H_MAX; h++)
-		if (strcmp(controller, hier_v1_names[h]) == 0)
+		if (strcmp(controller, hier_v1_names[h]) == 0) {
 			/* On v2 every controller lives in the one tree. */
-			return cg->ops == &cg_ops_v2 ? cg->path[CG_H_UNIFIED] : cg->path[h];
+			if (cg->ops == &cg_ops_v2)
+				return cg->path[CG_H_UNIFIED];
+			/* co-mounted with cpu */
+			if (h == CG_H_CPUACCT && !cg->path[h])
+				return cg->path[CG_H_CPU];
+			return cg->path[h];
+		}
 	return NULL;
 }

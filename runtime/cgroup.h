@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "lib/err.h"
 
 /*
@@ -88,6 +90,34 @@ int rt_cgroup_v2_fd(struct rt_cgroup *cg);
 bool rt_cgroup_oom_killed(struct rt_cgroup *cg);
 /* Current memory usage in bytes (0 if unknown). */
 int64_t rt_cgroup_memory_usage(struct rt_cgroup *cg);
+/* Pause: freezes (frozen) or thaws every process of the cgroup; v1's freezer
+ * controller, else v2's cgroup.freeze. -EOPNOTSUPP when neither is there. */
+int rt_cgroup_freeze(struct rt_cgroup *cg, bool frozen, struct shoal_err *err);
+bool rt_cgroup_frozen(struct rt_cgroup *cg);
+/* Writes the limits that are set (non-zero) into an existing cgroup. */
+int rt_cgroup_set_limits(struct rt_cgroup *cg, const struct rt_cgroup_limits *lim,
+			 struct shoal_err *err);
+
+/* What Docker's stats report, read from the controllers (cpuacct, memory, pids
+ * on v1; cpu.stat, memory.*, pids.* on v2). Unknown values stay 0. */
+#define RT_CGROUP_MAX_CPUS 1024
+struct rt_cgroup_stats {
+	uint64_t cpu_total_ns, cpu_user_ns, cpu_system_ns;
+	uint64_t *percpu_ns; /* n_percpu entries (v1 only), malloc'ed */
+	unsigned n_percpu;
+	uint64_t nr_periods, nr_throttled, throttled_ns;
+	int64_t mem_usage, mem_max_usage;
+	int64_t mem_limit; /* 0: none */
+	json_t *mem_stat;  /* memory.stat as {"key": N} */
+	int64_t pids_current;
+	int64_t pids_limit; /* 0: none */
+	bool v2;
+};
+int rt_cgroup_stats(struct rt_cgroup *cg, struct rt_cgroup_stats *ret);
+void rt_cgroup_stats_done(struct rt_cgroup_stats *st);
+/* The pids in the cgroup (cgroup.procs of one of its hierarchies), at most max. */
+int rt_cgroup_pids(struct rt_cgroup *cg, pid_t *ret, size_t max);
+
 /* Kills every process left, then removes the cgroup from every hierarchy. */
 int rt_cgroup_destroy(struct rt_cgroup *cg, struct shoal_err *err);
 /* Frees memory only. */

@@ -6,6 +6,7 @@
  * changes and renames only, never while a tarball is read or unpacked. */
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1013,4 +1014,122 @@ void image_plan_done(struct image_plan *p)
 	free(p->diff);
 	strv_free(p->layer_paths);
 	memset(p, 0, sizeof(*p));
+}
+
+/* ---- tag, history ---- */
+
+int image_store_tag(struct image_store *s, const char *ref, const char *target, char **ret_id,
+		    struct shoal_err *err)
+{
+	_cleanup_free_ char *norm = NULL;
+	if (image_ref_normalize(target, &norm) < 0 || strchr(norm, '@'))
+		return shoal_err_set_status(err, 400, EINVAL,
+					    "invalid reference format: \"%s\" (expected "
+					    "NAME[:TAG], lowercase)",
+					    target);
+	pthread_mutex_lock(&s->lock);
+	struct image_rec *rec;
+	enum found_by by;
+	_cleanup_free_ char *name = NULL;
+	int r = lookup(s, ref, &rec, &by, &name, err);
+	if (r < 0)
+		goto unlock;
+	if (strv_contains(rec->tags, norm))
+		goto done;
+	struct image_rec *old = find_by_tag(s, norm);
+	if (old) {
+		strv_remove(old->tags, norm);
+		if ((r = rec_write(s, old)) < 0) {
+			r = shoal_err_errno(err, r, "writing record of sha256:%s", old->hex);
+			goto unlock;
+		}
+	}
+	if (strv_push(&rec->tags, norm) < 0) {
+		r = shoal_err_set(err, ENOMEM, "out of memory");
+		goto unlock;
+	}
+	if ((r = rec_write(s, rec)) < 0) {
+		r = shoal_err_errno(err, r, "writing record of sha256:%s", rec->hex);
+		goto unlock;
+	}
+done:
+	if (ret_id && asprintf(ret_id, "sha256:%s", rec->hex) < 0) {
+		*ret_id = NULL;
+		r = shoal_err_set(err, ENOMEM, "out of memory");
+	}
+unlock:
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? r : 0;
+}
+
+static __thread uint64_t du_total;
+
+static int du_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag == FTW_F && S_ISREG(st->st_mode))
+		du_total += (uint64_t)st->st_size;
+	return 0;
+}
+
+uint64_t image_dir_size(const char *path)
+{
+	du_total = 0;
+	nftw(path, du_cb, 16, FTW_PHYS | FTW_MOUNT);
+	return du_total;
+}
+
+int image_store_history(struct image_store *s, const char *ref, json_t **ret, struct shoal_err *err)
+{
+	pthread_mutex_lock(&s->lock);
+	struct image_rec *rec;
+	enum found_by by;
+	_cleanup_free_ char *name = NULL;
+	int r = lookup(s, ref, &rec, &by, &name, err);
+	if (r < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	struct image_rec *copy = rec_clone(rec);
+	_cleanup_(json_decrefp) json_t *cfg = copy ? read_config_blob(s, rec->hex) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (!copy || !cfg) {
+		rec_free(copy);
+		return copy ? shoal_err_set(err, EIO, "image sha256:%s: config blob unreadable",
+					    rec->hex)
+			    : shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	json_t *hist = json_object_get(cfg, "history");
+	json_t *out = json_array();
+	size_t layer = 0, n = json_array_size(hist);
+	/* oldest first in the config; Docker lists the newest first */
+	for (size_t i = 0; i < (n ? n : copy->n_layers); i++) {
+		json_t *h = n ? json_array_get(hist, i) : NULL;
+		bool empty = json_is_true(json_object_get(h, "empty_layer"));
+		uint64_t size = 0;
+		if (!empty && layer < copy->n_layers) {
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof(dir), "%s/layers/%s", s->root, copy->chain[layer++]);
+			size = image_dir_size(dir);
+		}
+		json_t *e = json_pack(
+			"{s:s, s:I, s:s, s:n, s:I, s:s}", "Id", "<missing>", "Created",
+			(json_int_t)image_parse_time(
+				json_string_value(json_object_get(h, "created"))),
+			"CreatedBy", json_string_value(json_object_get(h, "created_by")) ?: "",
+			"Tags", "Size", (json_int_t)size, "Comment",
+			json_string_value(json_object_get(h, "comment")) ?: "");
+		json_array_insert_new(out, 0, e);
+	}
+	json_t *top = json_array_get(out, 0);
+	if (top) {
+		json_object_set_new(top, "Id", json_sprintf("sha256:%s", copy->hex));
+		json_t *tags = familiar_array(copy->tags);
+		if (json_array_size(tags))
+			json_object_set_new(top, "Tags", tags);
+		else
+			json_decref(tags);
+	}
+	rec_free(copy);
+	*ret = out;
+	return 0;
 }

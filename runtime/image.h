@@ -59,6 +59,18 @@ int image_store_list(struct image_store *s, json_t **ret, struct shoal_err *err)
 int image_store_remove(struct image_store *s, const char *ref, json_t **ret,
 		       struct shoal_err *err);
 
+/* Tags the image ref names as target (NAME[:TAG], normalised); a tag another
+ * image had moves. ret_id (may be NULL): "sha256:<hex>" of the image. */
+int image_store_tag(struct image_store *s, const char *ref, const char *target, char **ret_id,
+		    struct shoal_err *err);
+/* Docker's GET /images/{name}/history array, newest first, from the image
+ * config's history; each layer's Size is the bytes of its files (a directory
+ * walk: call it on a worker). */
+int image_store_history(struct image_store *s, const char *ref, json_t **ret,
+			struct shoal_err *err);
+/* Bytes of the regular files under path, on its file system (a walk). */
+uint64_t image_dir_size(const char *path);
+
 struct image_info {
 	char *id;		/* "sha256:<hex>" */
 	char *ref;		/* normalised name it was found by, or the id */
@@ -120,9 +132,6 @@ struct image_pull_result {
 	bool updated; /* false: the reference named this image already ("Image is up to date") */
 };
 void image_pull_result_done(struct image_pull_result *r);
-/* Whether auth is an X-Registry-Auth value a pull can use (image_pull_opts'
- * auth); -EINVAL with the reason otherwise. */
-int image_pull_auth_check(const char *auth, struct shoal_err *err);
 
 /* Pulls ref (normalised as image_ref_normalize does) from its registry per the
  * distribution spec (Docker schema 2 or OCI; lists/indexes pick linux and this
@@ -133,3 +142,6 @@ int image_pull_auth_check(const char *auth, struct shoal_err *err);
  * credentials, ECANCELED when cancelled. */
 int image_store_pull(struct image_store *s, const char *ref, const struct image_pull_opts *opts,
 		     struct image_pull_result *ret, struct shoal_err *err);
+/* Whether auth is an X-Registry-Auth value a pull can use (image_pull_opts'
+ * auth); -EINVAL with the reason otherwise. */
+int image_pull_auth_check(const char *auth, struct shoal_err *err);

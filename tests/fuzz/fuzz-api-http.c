@@ -227,6 +227,58 @@ void api_image_delete(struct api_req *r)
 {
 	reply_ok(r);
 }
+void api_container_restart(struct api_req *r)
+{
+	deferred(r);
+}
+void api_container_rename(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_pause(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_container_unpause(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_container_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_container_top(struct api_req *r)
+{
+	with_query(r);
+}
+void api_container_stats(struct api_req *r)
+{
+	streamed(r);
+}
+void api_events(struct api_req *r)
+{
+	streamed(r);
+}
+void api_system_df(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_container_prune(struct api_req *r)
+{
+	with_query(r);
+}
+void api_image_prune(struct api_req *r)
+{
+	with_query(r);
+}
+void api_image_tag(struct api_req *r)
+{
+	with_query(r);
+}
+void api_image_history(struct api_req *r)
+{
+	reply_ok(r);
+}
 void api_service_create(struct api_req *r)
 {
 	with_body(r);
