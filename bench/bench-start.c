@@ -444,7 +444,9 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		       "Commands:\n  start       Container start latency (shoal vs runc) and memory\n"
 		       "  sched       The scheduler on a simulated cluster (placements/s, spread)\n"
 		       "  converge    A replicated service from create to all tasks running\n"
+		       "  cluster     A cluster's control plane: etcd, simulated nodes, agents\n"
 		       "  lb          Published-port load balancing vs direct, iptables, nftables\n"
+		       "  policy      Network policy: eBPF vs iptables vs nftables, enforcement\n"
 		       "  http        HTTP load against any address or published service\n"
 		       "  tcp         TCP echo load (payloads checked), open or closed loop\n"
 		       "  udp         UDP echo load (payloads checked, losses counted)\n"
@@ -456,8 +458,12 @@ int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
 		return bench_start(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "converge") == 0)
 		return bench_converge(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "cluster") == 0)
+		return bench_cluster(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "sched") == 0)
 		return bench_sched(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return bench_policy(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "lb") == 0)
 		return bench_lb(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "http") == 0)

@@ -68,6 +68,9 @@ int cli_attach_pump(struct cli_ctx *ctx, struct cli_http *stream, const struct c
 		    bool tty, bool interactive, bool sig_proxy, const char *container_id,
 		    const char *resize_path, struct shoal_err *err);
 
+/* The policy map's fill of /info's "ShoalPolicyMap" (cmd-policy.c). */
+void cli_policy_map_print(json_t *pm, const char *indent);
+
 /* JSON (cmd-common.c) */
 
 /* The value at a dotted path ("Spec.Mode.Replicated.Replicas"); NULL when absent or null. */
@@ -102,6 +105,27 @@ json_t *cli_list_get(struct cli_ctx *ctx, const char *path, const char *noun);
  * usage, or an exit status after printing the error. */
 int cli_ls_parse(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
 		 const char *usage, const char *desc, bool *ret_quiet, char **ret_format);
+/* The same with -f/--filter (id 'f': name=value, repeatable) and --no-trunc
+ * (OPT_NO_TRUNC) too; release with cli_ls_done(). */
+struct cli_ls {
+	bool quiet, no_trunc;
+	char *format;
+	json_t *filters; /* {"name": ["value", ...]} */
+};
+int cli_ls_parse_ext(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
+		     const char *usage, const char *desc, struct cli_ls *ret);
+void cli_ls_done(struct cli_ls *ls);
+/* -f name=value into {"name": [values]}; -EINVAL without '='. */
+int cli_filter_add(json_t *filters, const char *v);
+/* "filters=<escaped JSON>", "" without filters; NULL on ENOMEM. */
+char *cli_filters_query(json_t *filters);
+/* `inspect` of every positional argument of p: GET <prefix>/<arg>, printed with
+ * cli_inspect_print(). Returns the exit status. */
+int cli_inspect_each(struct cli_ctx *ctx, struct cli_opts *p, const char *prefix,
+		     const char *format);
+/* A whole `X inspect [-f FORMAT] NAME...` command over cli_inspect_each(). */
+int cli_inspect_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usage, const char *desc,
+		    const char *prefix);
 /* Ends a flag loop on an id the command does not handle: CLI_OPT_HELP prints the usage
  * (exit status 0), anything else prints p->error (125). Frees p either way. */
 int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,

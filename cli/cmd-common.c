@@ -157,35 +157,126 @@ json_t *cli_list_get(struct cli_ctx *ctx, const char *path, const char *noun)
 	return list;
 }
 
-int cli_ls_parse(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
-		 const char *usage, const char *desc, bool *ret_quiet, char **ret_format)
+int cli_filter_add(json_t *filters, const char *v)
 {
-	bool quiet = false;
-	_cleanup_free_ char *fmt = NULL;
+	const char *eq = strchr(v, '=');
+	if (!eq)
+		return -EINVAL;
+	_cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
+	if (!k)
+		return -ENOMEM;
+	return cli_strv_json_push(filters, k, eq + 1);
+}
+
+char *cli_filters_query(json_t *filters)
+{
+	if (json_object_size(filters) == 0)
+		return strdup("");
+	_cleanup_free_ char *s = json_dumps(filters, JSON_COMPACT);
+	_cleanup_free_ char *e = s ? cli_escape(s) : NULL;
+	char *r = NULL;
+	if (!e || asprintf(&r, "filters=%s", e) < 0)
+		return NULL;
+	return r;
+}
+
+int cli_ls_parse_ext(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
+		     const char *usage, const char *desc, struct cli_ls *ret)
+{
+	*ret = (struct cli_ls){.filters = json_object()};
 	struct cli_opts p;
 	cli_opts_init(&p, opts, argc, argv, false);
-	int id;
-	while ((id = cli_opts_next(&p)) != 0) {
+	int id, r = 0;
+	while (r == 0 && (id = cli_opts_next(&p)) != 0) {
 		if (id == 'q') {
-			quiet = cli_opts_bool(&p);
+			ret->quiet = cli_opts_bool(&p);
+		} else if (id == OPT_NO_TRUNC) {
+			ret->no_trunc = cli_opts_bool(&p);
 		} else if (id == OPT_FORMAT) {
-			free(fmt);
-			fmt = strdup(p.value);
-			if (!fmt) {
-				cli_opts_done(&p);
-				return cli_oom();
-			}
+			free(ret->format);
+			if (!(ret->format = strdup(p.value)))
+				r = cli_oom();
+		} else if (id == 'f') {
+			if (cli_filter_add(ret->filters, p.value) < 0)
+				r = cli_usage_error(ctx,
+						    "bad format of filter (expected name=value)");
 		} else {
-			int r = cli_opts_fail(ctx, &p, id, usage, desc);
+			r = cli_opts_fail(ctx, &p, id, usage, desc);
+			cli_ls_done(ret);
 			return id == CLI_OPT_HELP ? CLI_OPT_HELP : r;
 		}
 	}
-	if (p.npos > 0)
+	if (r == 0 && p.npos > 0) {
+		cli_ls_done(ret);
 		return cli_opts_args_fail(ctx, &p, usage, desc, "accepts no arguments");
+	}
 	cli_opts_done(&p);
-	*ret_quiet = quiet;
-	*ret_format = TAKE_PTR(fmt);
+	if (r)
+		cli_ls_done(ret);
+	return r;
+}
+
+void cli_ls_done(struct cli_ls *ls)
+{
+	free(ls->format);
+	json_decref(ls->filters);
+	*ls = (struct cli_ls){0};
+}
+
+int cli_ls_parse(struct cli_ctx *ctx, int argc, char **argv, const struct cli_opt *opts,
+		 const char *usage, const char *desc, bool *ret_quiet, char **ret_format)
+{
+	struct cli_ls ls;
+	int r = cli_ls_parse_ext(ctx, argc, argv, opts, usage, desc, &ls);
+	if (r)
+		return r;
+	*ret_quiet = ls.quiet;
+	*ret_format = TAKE_PTR(ls.format);
+	cli_ls_done(&ls);
 	return 0;
+}
+
+int cli_inspect_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usage, const char *desc,
+		    const char *prefix)
+{
+	static const struct cli_opt opts[] = {
+		{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
+		{0},
+	};
+	struct cli_opts p;
+	const char *fmt = NULL;
+	int id;
+	cli_opts_init(&p, opts, argc, argv, false);
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id != 'f')
+			return cli_opts_fail(ctx, &p, id, usage, desc);
+		fmt = p.value;
+	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
+	int r = cli_inspect_each(ctx, &p, prefix, fmt);
+	cli_opts_done(&p);
+	return r;
+}
+
+int cli_inspect_each(struct cli_ctx *ctx, struct cli_opts *p, const char *prefix,
+		     const char *format)
+{
+	_cleanup_json_ json_t *all = json_array();
+	int status = 0;
+	for (int i = 0; all && i < p->npos; i++) {
+		_cleanup_free_ char *path = cli_obj_path(prefix, p->pos[i], "");
+		struct shoal_err e = {0};
+		json_t *o = NULL;
+		if (!path || cli_call_json(ctx, "GET", path, NULL, NULL, &o, &e) < 0) {
+			cli_print_err(&e);
+			status = 1;
+			continue;
+		}
+		json_array_append_new(all, o);
+	}
+	int r = all ? cli_inspect_print(all, format, NULL) : cli_oom();
+	return status ?: r;
 }
 
 int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,

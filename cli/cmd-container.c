@@ -124,29 +124,6 @@ static json_t *ps_row(json_t *c, bool trunc)
 			 names ? names : "", "Labels", labels ? labels : json_null());
 }
 
-static int add_filter(json_t *filters, const char *v)
-{
-	const char *eq = strchr(v, '=');
-	if (!eq)
-		return -EINVAL;
-	_cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
-	if (!k)
-		return -ENOMEM;
-	return cli_strv_json_push(filters, k, eq + 1);
-}
-
-static char *filters_query(json_t *filters)
-{
-	if (json_object_size(filters) == 0)
-		return strdup("");
-	_cleanup_free_ char *s = json_dumps(filters, JSON_COMPACT);
-	_cleanup_free_ char *e = s ? cli_escape(s) : NULL;
-	char *r = NULL;
-	if (!e || asprintf(&r, "filters=%s", e) < 0)
-		return NULL;
-	return r;
-}
-
 int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS]", desc[] = "List containers";
@@ -171,7 +148,7 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 			format = p.value;
 			break;
 		case 'f':
-			if (add_filter(filters, p.value) < 0) {
+			if (cli_filter_add(filters, p.value) < 0) {
 				char msg[300];
 				snprintf(msg, sizeof(msg),
 					 "bad format of filter (expected name=value)");
@@ -188,7 +165,7 @@ int cli_cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	if (npos > 0)
 		return cli_args_error(ctx, usage, desc, "accepts no arguments");
 
-	_cleanup_free_ char *fq = filters_query(filters);
+	_cleanup_free_ char *fq = cli_filters_query(filters);
 	_cleanup_free_ char *path = NULL;
 	if (!fq || asprintf(&path, "/containers/json%s%s%s%s", all || *fq ? "?" : "",
 			    all ? "all=1" : "", all && *fq ? "&" : "", fq) < 0)

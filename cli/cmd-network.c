@@ -18,7 +18,6 @@ enum {
 	NOPT_LABEL,
 	NOPT_SCOPE,
 	NOPT_IPV6,
-	NOPT_NO_TRUNC,
 };
 
 static int network_create(struct cli_ctx *ctx, int argc, char **argv)
@@ -119,60 +118,24 @@ static int network_ls(struct cli_ctx *ctx, int argc, char **argv)
 		{'q', "quiet", 'q', CLI_OPT_BOOL, NULL, "Only display network IDs"},
 		{'f', "filter", 'f', CLI_OPT_VALUE, "filter",
 		 "Provide filter values (e.g. \"driver=overlay\")"},
-		{NOPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Do not truncate the output"},
+		{OPT_NO_TRUNC, "no-trunc", 0, CLI_OPT_BOOL, NULL, "Do not truncate the output"},
 		{OPT_FORMAT, "format", 0, CLI_OPT_VALUE, "string",
 		 "Format output using a template"},
 		{0},
 	};
-	_cleanup_json_ json_t *filters = json_object();
-	if (!filters)
-		return cli_oom();
-	struct cli_opts p;
-	bool quiet = false, notrunc = false;
-	const char *fmt = NULL;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0) {
-		const char *v = p.value;
-		if (id == 'q') {
-			quiet = cli_opts_bool(&p);
-		} else if (id == NOPT_NO_TRUNC) {
-			notrunc = cli_opts_bool(&p);
-		} else if (id == OPT_FORMAT) {
-			fmt = v;
-		} else if (id == 'f') {
-			const char *eq = strchr(v, '=');
-			if (!eq) {
-				cli_opts_done(&p);
-				return cli_usage_error(
-					ctx, "bad format of filter (expected name=value)");
-			}
-			_cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
-			json_t *arr = json_object_get(filters, k);
-			if (!arr)
-				json_object_set_new(filters, k, arr = json_array());
-			json_array_append_new(arr, json_string(eq + 1));
-		} else {
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		}
-	}
-	if (p.npos)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "no arguments");
-	_cleanup_free_ char *fq = json_dumps(filters, JSON_COMPACT);
-	_cleanup_free_ char *esc = fq ? cli_escape(fq) : NULL;
-	_cleanup_free_ char *fmt_copy = fmt ? strdup(fmt) : NULL;
-	cli_opts_done(&p);
+	struct cli_ls ls;
+	int r = cli_ls_parse_ext(ctx, argc, argv, opts, usage, desc, &ls);
+	if (r)
+		return r == CLI_OPT_HELP ? 0 : r;
+	_cleanup_free_ char *fq = cli_filters_query(ls.filters);
 	char path[4096];
-	snprintf(path, sizeof(path), "/networks?filters=%s", esc ? esc : "");
-	struct shoal_err e = {0};
-	_cleanup_json_ json_t *nets = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &nets, &e) < 0) {
-		cli_print_err(&e);
-		return 1;
+	snprintf(path, sizeof(path), "/networks%s%s", fq && *fq ? "?" : "", fq ? fq : "");
+	_cleanup_json_ json_t *nets = cli_list_get(ctx, path, "network");
+	struct cli_table *t = nets ? cli_table_new(4) : NULL;
+	if (!t) {
+		cli_ls_done(&ls);
+		return nets ? cli_oom() : 1;
 	}
-	struct cli_table *t = cli_table_new(4);
-	if (!t)
-		return cli_oom();
 	static const char *const head[] = {"NETWORK ID", "NAME", "DRIVER", "SCOPE"};
 	cli_table_add(t, head);
 	size_t i;
@@ -181,59 +144,29 @@ static int network_ls(struct cli_ctx *ctx, int argc, char **argv)
 	json_array_foreach(nets, i, v)
 	{
 		char nid[80];
-		cli_id_trunc(cli_json_str(v, "Id") ?: "", !notrunc, nid, sizeof(nid));
-		if (quiet)
+		cli_id_trunc(cli_json_str(v, "Id") ?: "", !ls.no_trunc, nid, sizeof(nid));
+		if (ls.quiet) {
 			printf("%s\n", nid);
-		else if (fmt_copy)
-			status = status ?: cli_template_println(fmt_copy, v);
-		else {
+		} else if (ls.format) {
+			status = status ?: cli_template_println(ls.format, v);
+		} else {
 			const char *cells[] = {nid, cli_json_str(v, "Name") ?: "",
 					       cli_json_str(v, "Driver") ?: "",
 					       cli_json_str(v, "Scope") ?: ""};
 			cli_table_add(t, cells);
 		}
 	}
-	if (!quiet && !fmt_copy)
+	if (!ls.quiet && !ls.format)
 		cli_table_print(t, stdout);
 	cli_table_free(t);
+	cli_ls_done(&ls);
 	return status;
 }
 
 static int network_inspect(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "NETWORK [NETWORK...]",
-			  desc[] = "Display detailed information on one or more networks";
-	static const struct cli_opt opts[] = {
-		{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
-		{0},
-	};
-	struct cli_opts p;
-	const char *fmt = NULL;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0) {
-		if (id != 'f')
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		fmt = p.value;
-	}
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
-	_cleanup_json_ json_t *all = json_array();
-	int status = 0;
-	for (int i = 0; i < p.npos; i++) {
-		_cleanup_free_ char *path = cli_obj_path("/networks", p.pos[i], "");
-		struct shoal_err e = {0};
-		json_t *o = NULL;
-		if (!path || cli_call_json(ctx, "GET", path, NULL, NULL, &o, &e) < 0) {
-			cli_print_err(&e);
-			status = 1;
-			continue;
-		}
-		json_array_append_new(all, o);
-	}
-	int r = cli_inspect_print(all, fmt, NULL);
-	cli_opts_done(&p);
-	return status ?: r;
+	return cli_inspect_cmd(ctx, argc, argv, "NETWORK [NETWORK...]",
+			       "Display detailed information on one or more networks", "/networks");
 }
 
 static int network_rm(struct cli_ctx *ctx, int argc, char **argv)

@@ -294,6 +294,34 @@ static int name_cmp(const void *a, const void *b)
 		      cli_json_str(*(json_t *const *)b, "Name") ?: "");
 }
 
+/* The policy map's fill from /info's "ShoalPolicyMap" (shoal info and
+ * policy ls). */
+void cli_policy_map_print(json_t *pm, const char *indent)
+{
+	if (!json_is_object(pm))
+		return;
+	printf("%sPolicy Map: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+	       " entries on this node (%.1f%%), %" JSON_INTEGER_FORMAT
+	       " per endpoint and direction\n",
+	       indent, cli_json_int(pm, "NodeEntries"), cli_json_int(pm, "NodeCapacity"),
+	       json_number_value(json_object_get(pm, "NodePercent")),
+	       cli_json_int(pm, "EndpointCapacity"));
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(pm, "Fullest"), i, e)
+	{
+		double pct = json_number_value(json_object_get(e, "Percent"));
+		printf("%s %-32s %5.1f%%  ingress %" JSON_INTEGER_FORMAT
+		       ", egress %" JSON_INTEGER_FORMAT "%s\n",
+		       indent, cli_json_str(e, "Name") ?: "?", pct, cli_json_int(e, "Ingress"),
+		       cli_json_int(e, "Egress"),
+		       pct > (double)cli_json_int(pm, "WarnPercent") ? "  (nearly full)" : "");
+	}
+	const char *err = cli_json_str(pm, "Error");
+	if (err)
+		printf("%s Not applied: %s\n", indent, err);
+}
+
 static int policy_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS]", desc[] = "List network policies";
@@ -358,6 +386,25 @@ static int policy_ls(struct cli_ctx *ctx, int argc, char **argv)
 	if (!quiet && !fmt)
 		cli_table_print(t, stdout);
 	cli_table_free(t);
+	if (!quiet && !fmt && !status) {
+		_cleanup_json_ json_t *info = NULL;
+		struct shoal_err ierr = {0};
+		if (cli_call_json(ctx, "GET", "/info", NULL, NULL, &info, &ierr) == 0) {
+			json_t *pm = json_object_get(info, "ShoalPolicyMap");
+			if (json_is_object(pm)) {
+				printf("\n");
+				cli_policy_map_print(pm, "");
+			}
+			size_t k;
+			json_t *w;
+			json_array_foreach(json_object_get(info, "Warnings"), k, w)
+			{
+				const char *ws = json_string_value(w);
+				if (ws && strstr(ws, "policy map"))
+					fprintf(stderr, "%s\n", ws);
+			}
+		}
+	}
 	return status;
 }
 

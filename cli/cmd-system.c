@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
+#include "cli/cli-internal.h"
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "lib/cleanup.h"
@@ -223,6 +224,7 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 		}
 	}
 	kv(1, "Data Plane Error", info, "ShoalDataPlaneError");
+	cli_policy_map_print(json_object_get(info, "ShoalPolicyMap"), " ");
 	json_array_foreach(json_object_get(info, "Warnings"), i, w) if (json_is_string(w))
 		fprintf(stderr, "%s\n", json_string_value(w));
 	return 0;

@@ -83,112 +83,53 @@ static int volume_ls(struct cli_ctx *ctx, int argc, char **argv)
 		 "Format output using a template"},
 		{0},
 	};
-	_cleanup_json_ json_t *filters = json_object();
-	if (!filters)
-		return cli_oom();
-	struct cli_opts p;
-	bool quiet = false;
-	const char *fmt = NULL;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0) {
-		const char *v = p.value;
-		if (id == 'q') {
-			quiet = cli_opts_bool(&p);
-		} else if (id == OPT_FORMAT) {
-			fmt = v;
-		} else if (id == 'f') {
-			const char *eq = strchr(v, '=');
-			if (!eq) {
-				cli_opts_done(&p);
-				return cli_usage_error(
-					ctx, "bad format of filter (expected name=value)");
-			}
-			_cleanup_free_ char *k = strndup(v, (size_t)(eq - v));
-			json_t *arr = json_object_get(filters, k);
-			if (!arr)
-				json_object_set_new(filters, k, arr = json_array());
-			json_array_append_new(arr, json_string(eq + 1));
-		} else {
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		}
-	}
-	if (p.npos)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "no arguments");
-	_cleanup_free_ char *fq = json_dumps(filters, JSON_COMPACT);
-	_cleanup_free_ char *esc = fq ? cli_escape(fq) : NULL;
-	_cleanup_free_ char *fmt_copy = fmt ? strdup(fmt) : NULL;
-	cli_opts_done(&p);
+	struct cli_ls ls;
+	int r = cli_ls_parse_ext(ctx, argc, argv, opts, usage, desc, &ls);
+	if (r)
+		return r == CLI_OPT_HELP ? 0 : r;
+	_cleanup_free_ char *fq = cli_filters_query(ls.filters);
 	char path[4096];
-	snprintf(path, sizeof(path), "/volumes?filters=%s", esc ? esc : "");
+	snprintf(path, sizeof(path), "/volumes%s%s", fq && *fq ? "?" : "", fq ? fq : "");
 	struct shoal_err e = {0};
 	_cleanup_json_ json_t *resp = NULL;
 	if (cli_call_json(ctx, "GET", path, NULL, NULL, &resp, &e) < 0) {
+		cli_ls_done(&ls);
 		cli_print_err(&e);
 		return 1;
 	}
-	json_t *vols = json_object_get(resp, "Volumes");
 	struct cli_table *t = cli_table_new(2);
-	if (!t)
+	if (!t) {
+		cli_ls_done(&ls);
 		return cli_oom();
+	}
 	static const char *const head[] = {"DRIVER", "VOLUME NAME"};
 	cli_table_add(t, head);
 	size_t i;
 	json_t *v;
 	int status = 0;
-	json_array_foreach(vols, i, v)
+	json_array_foreach(json_object_get(resp, "Volumes"), i, v)
 	{
 		const char *name = cli_json_str(v, "Name") ?: "";
-		if (quiet)
+		if (ls.quiet) {
 			printf("%s\n", name);
-		else if (fmt_copy)
-			status = status ?: cli_template_println(fmt_copy, v);
-		else {
+		} else if (ls.format) {
+			status = status ?: cli_template_println(ls.format, v);
+		} else {
 			const char *cells[] = {cli_json_str(v, "Driver") ?: "", name};
 			cli_table_add(t, cells);
 		}
 	}
-	if (!quiet && !fmt_copy)
+	if (!ls.quiet && !ls.format)
 		cli_table_print(t, stdout);
 	cli_table_free(t);
+	cli_ls_done(&ls);
 	return status;
 }
 
 static int volume_inspect(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "VOLUME [VOLUME...]",
-			  desc[] = "Display detailed information on one or more volumes";
-	static const struct cli_opt opts[] = {
-		{'f', "format", 'f', CLI_OPT_VALUE, "string", "Format output using a template"},
-		{0},
-	};
-	struct cli_opts p;
-	const char *fmt = NULL;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0) {
-		if (id != 'f')
-			return cli_opts_fail(ctx, &p, id, usage, desc);
-		fmt = p.value;
-	}
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
-	_cleanup_json_ json_t *all = json_array();
-	int status = 0;
-	for (int i = 0; i < p.npos; i++) {
-		_cleanup_free_ char *path = cli_obj_path("/volumes", p.pos[i], "");
-		struct shoal_err e = {0};
-		json_t *o = NULL;
-		if (!path || cli_call_json(ctx, "GET", path, NULL, NULL, &o, &e) < 0) {
-			cli_print_err(&e);
-			status = 1;
-			continue;
-		}
-		json_array_append_new(all, o);
-	}
-	int r = cli_inspect_print(all, fmt, NULL);
-	cli_opts_done(&p);
-	return status ?: r;
+	return cli_inspect_cmd(ctx, argc, argv, "VOLUME [VOLUME...]",
+			       "Display detailed information on one or more volumes", "/volumes");
 }
 
 static int volume_rm(struct cli_ctx *ctx, int argc, char **argv)
