@@ -36,7 +36,7 @@ struct agent_config {
 	char *role;	      /* --role: manager (may lead) or worker */
 	char **node_labels;   /* --node-label K=V */
 	int node_ttl_s;	      /* --node-ttl: lease TTL of the node's liveness (5) */
-	char *monitor_path;    /* shoal-monitor beside shoald */
+	char *monitor_path;   /* shoal-monitor beside shoald */
 	char *log_level;
 	int64_t log_max_size;
 	int log_max_files;
@@ -78,14 +78,13 @@ struct agent {
 	struct exec_inst *execs;
 
 	struct worker *worker;
-	struct worker *net_worker; /* containers' network plumbing, beside the loop */
 	struct manager *manager;
 	struct publish *publish;
 	struct publish_fwd *publish_fwd;
 	struct publish_proxy *publish_proxy; /* NULL unless the node hooks are off */
 	struct dns *dns;
 	struct executor *executor;
-	struct log_usage *log_usage; /* agent/logs.c: node-wide container log bytes */
+	struct log_usage *log_usage;   /* agent/logs.c: node-wide container log bytes */
 	struct membership *membership; /* agent/membership.c: liveness, leadership */
 	/* agent/policy-agent.c: network policy */
 	struct policy_agent *policy_agent;

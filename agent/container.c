@@ -1258,15 +1258,14 @@ void container_start(struct container *c, struct api_req *req)
 		start_spawn(c);
 		return;
 	}
-	/* The veth and the namespace's addresses (a few ms, far more on a busy
-	 * node) are made beside the loop; the container stays "starting" (a
-	 * removal waits for the end of the start) until plumb_done(). */
+	/* The veth and the namespace's addresses, on the loop: made beside it
+	 * (a thread of their own), a burst of starts ran its completions
+	 * back to back and the loop answered later, not sooner (_ping p99 at
+	 * 10,000 replicas 185 -> 395 ms on 2 cores). */
 	j->c = c;
 	j->bn = a->bridge;
-	if (worker_submit(a->net_worker, plumb_work, plumb_done, j) < 0) {
-		plumb_work(j);
-		plumb_done(j);
-	}
+	plumb_work(j);
+	plumb_done(j);
 }
 
 /* ---- signals, stop, wait ---- */

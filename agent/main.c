@@ -692,9 +692,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		return shoal_err_wrap(err, "compiling the default seccomp profile");
 	if (access(a->cfg.monitor_path, X_OK) < 0)
 		return shoal_err_errno(err, errno, "monitor binary %s", a->cfg.monitor_path);
-	if ((r = worker_new(a->base, &a->worker)) < 0 ||
-	    (r = worker_new(a->base, &a->net_worker)) < 0)
-		return shoal_err_errno(err, -r, "starting the worker threads");
+	if ((r = worker_new(a->base, &a->worker)) < 0)
+		return shoal_err_errno(err, -r, "starting the worker thread");
 	volumes_init(a);
 	struct shoal_err lerr = {0};
 	if (logs_usage_start(a, &lerr) < 0)
@@ -905,7 +904,6 @@ out:
 	if (a.sig_int)
 		event_free(a.sig_int);
 	worker_free(a.worker);
-	worker_free(a.net_worker); /* before the containers and the bridge it plumbs */
 	logs_usage_stop(&a);
 	exec_free_all(&a);
 	container_free_all(&a);
