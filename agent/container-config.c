@@ -435,10 +435,9 @@ static const char *const known_top[] = {
 	"Volumes",
 };
 static const char *const known_host[] = {
-	"Memory",	"MemorySwap",  "NanoCpus",	 "CpuShares",	"PidsLimit",
-	"PortBindings", "NetworkMode", "LogConfig",	 "SecurityOpt", "CapAdd",
-	"CapDrop",	"Privileged",  "ReadonlyRootfs", "AutoRemove",	"ConsoleSize",
-	"Binds",	"Mounts",      "Tmpfs",
+	"Memory",	  "MemorySwap", "NanoCpus",    "CpuShares", "PidsLimit", "PortBindings",
+	"NetworkMode",	  "LogConfig",	"SecurityOpt", "CapAdd",    "CapDrop",	 "Privileged",
+	"ReadonlyRootfs", "AutoRemove", "ConsoleSize", "Binds",	    "Mounts",	 "Tmpfs",
 };
 
 /* NetworkingConfig: an endpoint on a network names nothing but the network

@@ -314,9 +314,10 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 	uint32_t vni = 0;
 	int64_t mtu = 0;
 	if (is_worker(a))
-		return shoal_err_set_status(err, 503, EPERM,
-					    "Cannot create a multi-host network from a worker node. "
-					    "Please create the network from a manager node.");
+		return shoal_err_set_status(
+			err, 503, EPERM,
+			"Cannot create a multi-host network from a worker node. "
+			"Please create the network from a manager node.");
 	int r = check_body(body, &subnet, &gw, &vni, &mtu, err);
 	if (r < 0)
 		return r;
@@ -520,9 +521,10 @@ int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 	}
 	if (is_worker(a)) {
 		json_decref(net);
-		return shoal_err_set_status(err, 503, EPERM,
-					    "Cannot remove a multi-host network from a worker node. "
-					    "Please remove the network from a manager node.");
+		return shoal_err_set_status(
+			err, 503, EPERM,
+			"Cannot remove a multi-host network from a worker node. "
+			"Please remove the network from a manager node.");
 	}
 	json_t *users = network_users(a, net, err);
 	if (!users) {

@@ -56,8 +56,7 @@ int image_store_list(struct image_store *s, json_t **ret, struct shoal_err *err)
 /* Removes a tag (or, given an id / when the last tag goes, the image and every layer
  * no other image uses). ret: Docker's [{"Untagged": ...}, {"Deleted": ...}] array.
  * The caller checks for containers using the image first. */
-int image_store_remove(struct image_store *s, const char *ref, json_t **ret,
-		       struct shoal_err *err);
+int image_store_remove(struct image_store *s, const char *ref, json_t **ret, struct shoal_err *err);
 
 /* Tags the image ref names as target (NAME[:TAG], normalised); a tag another
  * image had moves. ret_id (may be NULL): "sha256:<hex>" of the image. */
@@ -72,12 +71,12 @@ int image_store_history(struct image_store *s, const char *ref, json_t **ret,
 uint64_t image_dir_size(const char *path);
 
 struct image_info {
-	char *id;		/* "sha256:<hex>" */
-	char *ref;		/* normalised name it was found by, or the id */
-	char **layer_dirs;	/* absolute paths of unpacked layers, lowest first; NULL-terminated */
+	char *id;	   /* "sha256:<hex>" */
+	char *ref;	   /* normalised name it was found by, or the id */
+	char **layer_dirs; /* absolute paths of unpacked layers, lowest first; NULL-terminated */
 	size_t n_layers;
-	json_t *config;		/* the image config's "config" object: Env, Cmd, Entrypoint,
-				 * WorkingDir, User, ExposedPorts, Healthcheck, StopSignal ... */
+	json_t *config; /* the image config's "config" object: Env, Cmd, Entrypoint,
+			 * WorkingDir, User, ExposedPorts, Healthcheck, StopSignal ... */
 };
 
 /* Finds an image by name (normalised), "sha256:<hex>", or a unique id prefix
