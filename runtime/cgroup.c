@@ -100,25 +100,10 @@ int cg_read_i64(const char *dir, const char *file, int64_t *ret)
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	char buf[64];
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	if (strncmp(buf, "max", 3) == 0) {
+	int r = read_int64_file(path, ret);
+	if (r == 0 && *ret == INT64_MAX) /* "max": unlimited */
 		*ret = -1;
-		return 0;
-	}
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (errno || end == buf)
-		return -EINVAL;
-	*ret = v;
-	return 0;
+	return r;
 }
 
 int cg_kill_procs(const char *dir)
