@@ -17,8 +17,10 @@
 #include "sched/scheduler.h"
 
 /* `shoal bench start`: create + start + wait of /bin/true through the API, with
- * --network none and with the default bridge, beside `runc run` of the same
- * root file system in the same run; then shoald's RSS idle and with many
+ * --network none and with the default bridge; what a user types, `shoal run
+ * --rm` and (with a docker client installed) `docker run --rm` against the same
+ * agent, each a process of its own as from a shell; beside `runc run` of the
+ * same root file system in the same run; then shoald's RSS idle and with many
  * containers running, and the per-container monitor's RSS. */
 
 struct start_bench {
@@ -145,6 +147,59 @@ static int run_cmd(char *const argv[], bool quiet)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- the command line: `shoal run --rm` and `docker run --rm` ---- */
+
+/* argv run b->runs times after 3 warm-up runs, each timed from fork to exit. */
+static int bench_cmd(struct start_bench *b, char *const argv[], struct bench_samples *s,
+		     struct shoal_err *err)
+{
+	for (int i = 0; i < b->runs + 3; i++) {
+		int64_t t0 = mono_ns();
+		int rc = run_cmd(argv, false);
+		int64_t dt = mono_ns() - t0;
+		if (rc != 0)
+			return shoal_err_set(err, EIO, "%s run --rm exited with %d", argv[0], rc);
+		if (i >= 3)
+			bench_samples_add(s, dt);
+	}
+	return 0;
+}
+
+static int bench_shoal_cli(struct start_bench *b, struct bench_samples *s, struct shoal_err *err)
+{
+	char self[4096], shoal[4200];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return shoal_err_errno(err, errno, "reading /proc/self/exe");
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(shoal, sizeof(shoal), "%s/shoal", self);
+	char *argv[] = {shoal,
+			(char *)"-H",
+			(char *)b->ctx->host,
+			(char *)"run",
+			(char *)"--rm",
+			(char *)"--network",
+			(char *)"none",
+			(char *)b->image,
+			(char *)"true",
+			NULL};
+	return bench_cmd(b, argv, s, err);
+}
+
+static int bench_docker_cli(struct start_bench *b, const char *docker, struct bench_samples *s,
+			    struct shoal_err *err)
+{
+	char *argv[] = {(char *)docker,	      (char *)"-H",
+			(char *)b->ctx->host, (char *)"run",
+			(char *)"--rm",	      (char *)"--network",
+			(char *)"none",	      (char *)b->image,
+			(char *)"true",	      NULL};
+	return bench_cmd(b, argv, s, err);
 }
 
 /* A runc bundle whose rootfs is the image's layers copied in order. */
@@ -371,8 +426,8 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	struct shoal_err err = {0};
 	json_t *out = json_object();
-	struct bench_samples none = {0}, bridge = {0}, runc = {0};
-	_cleanup_free_ char *runc_path = NULL;
+	struct bench_samples none = {0}, bridge = {0}, runc = {0}, cli = {0}, docker = {0};
+	_cleanup_free_ char *runc_path = NULL, *docker_path = NULL;
 	int rc = 0;
 	if (!b.json)
 		printf("shoal bench start: create + start + wait of /bin/true in %s, %d runs each\n",
@@ -384,6 +439,21 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	json_object_set_new(out, "network_none", bench_summary(&none));
 	json_object_set_new(out, "network_bridge", bench_summary(&bridge));
+	if (bench_shoal_cli(&b, &cli, &err) < 0) {
+		cli_print_err(&err);
+		rc = 1;
+		goto out;
+	}
+	json_object_set_new(out, "shoal_cli", bench_summary(&cli));
+	docker_path = find_in_path("docker");
+	if (docker_path) {
+		if (bench_docker_cli(&b, docker_path, &docker, &err) < 0) {
+			fprintf(stderr, "docker client row skipped: %s\n", err.msg);
+			json_object_set_new(out, "docker_cli_error", json_string(err.msg));
+		} else {
+			json_object_set_new(out, "docker_cli", bench_summary(&docker));
+		}
+	}
 	runc_path = no_runc ? NULL : find_in_path("runc");
 	if (runc_path) {
 		if (bench_runc(&b, runc_path, &runc, &err) < 0) {
@@ -391,9 +461,16 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(out, "runc_error", json_string(err.msg));
 		} else {
 			json_object_set_new(out, "runc", bench_summary(&runc));
-			json_object_set_new(out, "runc_over_shoal_none",
-					    json_real((double)bench_quantile(&runc, 0.5) /
-						      (double)bench_quantile(&none, 0.5)));
+			double runc_ms = (double)bench_quantile(&runc, 0.5);
+			json_object_set_new(
+				out, "runc_over_shoal_none",
+				json_real(runc_ms / (double)bench_quantile(&none, 0.5)));
+			json_object_set_new(out, "runc_over_shoal_cli",
+					    json_real(runc_ms / (double)bench_quantile(&cli, 0.5)));
+			if (docker.n)
+				json_object_set_new(
+					out, "runc_over_docker_cli",
+					json_real(runc_ms / (double)bench_quantile(&docker, 0.5)));
 		}
 	}
 	if (b.containers > 0 && bench_memory(&b, out, &err) < 0) {
@@ -411,10 +488,18 @@ int bench_start(struct cli_ctx *ctx, int argc, char **argv)
 	printf("\n  %-28s %8s %8s %8s\n", "latency (ms)", "median", "p90", "p99");
 	print_row("shoal --network none", json_object_get(out, "network_none"));
 	print_row("shoal --network bridge", json_object_get(out, "network_bridge"));
+	print_row("`shoal run --rm` (CLI)", json_object_get(out, "shoal_cli"));
+	if (json_object_get(out, "docker_cli"))
+		print_row("`docker run --rm` (CLI)", json_object_get(out, "docker_cli"));
 	if (json_object_get(out, "runc")) {
 		print_row("runc run (same rootfs)", json_object_get(out, "runc"));
-		printf("\n  runc / shoal (none), median: %.1fx\n",
+		printf("\n  runc / shoal (none), median:       %.1fx\n",
 		       json_real_value(json_object_get(out, "runc_over_shoal_none")));
+		printf("  runc / `shoal run --rm`, median:   %.1fx\n",
+		       json_real_value(json_object_get(out, "runc_over_shoal_cli")));
+		if (json_object_get(out, "runc_over_docker_cli"))
+			printf("  runc / `docker run --rm`, median:  %.1fx\n",
+			       json_real_value(json_object_get(out, "runc_over_docker_cli")));
 	}
 	if (json_object_get(out, "shoald_rss_idle_kib")) {
 		printf("\n  shoald RSS idle:                 %6lld KiB\n",
@@ -432,12 +517,14 @@ out:
 	bench_samples_free(&none);
 	bench_samples_free(&bridge);
 	bench_samples_free(&runc);
+	bench_samples_free(&cli);
+	bench_samples_free(&docker);
 	json_decref(out);
 	cli_opts_done(&p);
 	return rc;
 }
 
-int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv)
+int bench_main(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		printf("Usage:  shoal bench COMMAND\n\nBenchmarks, compared side by side in one run\n\n"

@@ -9,8 +9,9 @@
 
 struct cli_ctx;
 
-/* `shoal bench ...`: benchmarks that compare side by side in one run. */
-int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv);
+/* `shoal bench ...`: benchmarks that compare side by side in one run
+ * (shoal-bench's cli_bench_main). */
+int bench_main(struct cli_ctx *ctx, int argc, char **argv);
 int bench_start(struct cli_ctx *ctx, int argc, char **argv);
 int bench_converge(struct cli_ctx *ctx, int argc, char **argv);
 int bench_cluster(struct cli_ctx *ctx, int argc, char **argv);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/bench.h"
 #include "cli/cli.h"
 #include "lib/log.h"
 
@@ -131,7 +130,7 @@ int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_comman
 
 int cli_main(int argc, char **argv)
 {
-	struct cli_ctx ctx = {0};
+	struct cli_ctx ctx = {.argv = argv};
 	snprintf(ctx.cmdpath, sizeof(ctx.cmdpath), "shoal");
 	signal(SIGPIPE, SIG_IGN);
 

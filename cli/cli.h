@@ -26,6 +26,7 @@ struct cli_ctx {
 	const char *host; /* "unix:///run/shoal/shoal.sock" */
 	char sock_path[108];
 	char cmdpath[128]; /* "shoal image load", for usage and errors */
+	char **argv;	   /* the process's own, for a command run by another binary */
 };
 
 /* One row of a command table: `shoal <name> ...` runs fn with argv[0] = name.
@@ -42,6 +43,16 @@ extern const struct cli_command cli_container_commands[]; /* `shoal container ..
 
 /* Runs the whole CLI (main() calls this; tests too). */
 int cli_main(int argc, char **argv);
+
+/*
+ * `shoal bench ...` runs in shoal-bench, a binary of its own beside shoal:
+ * the benchmarks link libbpf, libevent, libcurl and SQLite, whose loading
+ * cost every other command some 5 ms. cli_cmd_bench() runs cli_bench_main
+ * when it is set (shoal-bench sets it before cli_main()), else it executes
+ * shoal-bench from shoal's directory with the same arguments.
+ */
+extern int (*cli_bench_main)(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_bench(struct cli_ctx *ctx, int argc, char **argv);
 /* Runs a subcommand from table, argv[0] being the group's name. */
 int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_command *table, int argc,
 		 char **argv);

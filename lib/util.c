@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "cleanup.h"
 #include "util.h"
 
@@ -176,15 +174,6 @@ int random_hex_id(char ret[65])
 	for (int i = 0; i < 32; i++)
 		sprintf(ret + 2 * i, "%02x", raw[i]);
 	return 0;
-}
-
-void sha256_hex(const void *data, size_t len, char ret[65])
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(ret + 2 * i, "%02x", md[i]);
 }
 
 int64_t now_ns(void)

@@ -201,6 +201,18 @@ agent_start
 expect_eq "re-adopted as running" "running $upid" "$(shoal inspect -f '{{.State.Status}} {{.State.Pid}}' "$u")"
 shoal rm -f "$u" >/dev/null
 
+log "shoal bench start: the API path and what a user types, side by side"
+# shoal runs the benchmarks from shoal-bench beside it, with the same flags
+must_get out "shoal bench start" shoal bench start --runs 3 --containers 0 --no-runc --json
+rows=$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin)
+print(" ".join("%s=%s" % (k, r[k]["runs"]) for k in ("network_none","shoal_cli","docker_cli") if k in r))')
+want="network_none=3 shoal_cli=3"
+command -v docker >/dev/null && want="$want docker_cli=3"
+expect_eq "the API, shoal run --rm and docker run --rm rows" "$want" "$rows"
+mkdir -p "$T/lone" && cp "$SHOAL_BIN" "$T/lone/shoal"
+out=$("$T/lone/shoal" bench start --help 2>&1)
+expect_contains "shoal without shoal-bench beside it says so" "$T/lone/shoal-bench: No such file" "$out"
+
 log "cleanup leaves nothing"
 left=$(shoal ps -aq | wc -l); [ "$left" -eq 0 ] || shoal ps -a
 expect_eq "no containers left" 0 "$left"
