@@ -14,6 +14,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/container-config.h"
 #include "agent/container.h"
 #include "agent/events.h"
 #include "lib/cleanup.h"
@@ -86,7 +87,7 @@ static void restart_start_cb(evutil_socket_t fd, short what, void *arg)
 		restart_finish(j, 500, "{\"message\":\"out of memory\"}");
 		return;
 	}
-	container_start(c, ir);
+	container_start_by_user(c, ir);
 }
 
 static void restart_stopped(void *arg, int status, const char *body)
@@ -226,11 +227,14 @@ static int update_check(json_t *body, struct shoal_err *err)
 							    "%s: expected a whole number", k);
 			continue;
 		}
-		if (strcmp(k, "RestartPolicy") == 0 && json_is_object(v)) {
-			const char *n = json_string_value(json_object_get(v, "Name"));
-			if ((!n || !*n || strcmp(n, "no") == 0) &&
-			    json_is_zero(json_object_get(v, "MaximumRetryCount")))
-				continue;
+		if (strcmp(k, "RestartPolicy") == 0) {
+			struct container_restart_policy rp;
+			int r = container_restart_policy_parse(v, &rp, err);
+			if (r < 0) {
+				err->status = 400;
+				return r;
+			}
+			continue;
 		}
 		if (strcmp(k, "MemorySwappiness") == 0 && json_is_integer(v) &&
 		    json_integer_value(v) == -1)
@@ -262,6 +266,31 @@ void api_container_update(struct api_req *r)
 	if (c->state == CONTAINER_REMOVING) {
 		api_reply_error(r, 409, "container %s is marked for removal", c->name);
 		return;
+	}
+	/* A restart policy with a name replaces the container's (Docker's
+	 * update --restart); it applies from the next exit on. */
+	json_t *rp = json_object_get(body, "RestartPolicy");
+	const char *rp_name = json_string_value(json_object_get(rp, "Name"));
+	if (rp_name && !*rp_name)
+		rp_name = NULL;
+	if (rp_name) {
+		bool auto_remove = false;
+		json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
+		if (auto_remove && strcmp(rp_name, "no") != 0) {
+			api_reply_error(r, 409,
+					"Restart policy cannot be updated because AutoRemove is "
+					"enabled for the container");
+			return;
+		}
+		if (json_object_get(json_object_get(c->config, "Labels"),
+				    "com.docker.swarm.task.id")) {
+			api_reply_error(
+				r, 400,
+				"RestartPolicy: container %s is a service task, restarted by "
+				"its service's restart policy; update the service instead",
+				c->name);
+			return;
+		}
 	}
 	/* Docker's rule: a field left at zero keeps its value. */
 	int64_t cur[ARRAY_SIZE(update_fields)];
@@ -300,6 +329,13 @@ void api_container_update(struct api_req *r)
 	for (size_t i = 0; i < ARRAY_SIZE(update_fields); i++)
 		if (cur[i])
 			json_object_set_new(c->host_config, update_fields[i], json_integer(cur[i]));
+	if (rp_name) {
+		json_object_set_new(
+			c->host_config, "RestartPolicy",
+			json_pack("{s:s, s:I}", "Name", rp_name, "MaximumRetryCount",
+				  json_integer_value(json_object_get(rp, "MaximumRetryCount"))));
+		changed = true;
+	}
 	int ret = container_persist(c);
 	if (ret < 0) {
 		api_reply_error(r, 500, "recording the update in %s/container.json: %s",

@@ -152,7 +152,7 @@ static void list_containers(struct api_req *r, json_t *f, bool all, int64_t limi
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		struct container *c = v[i];
-		if (!all && c->state != CONTAINER_RUNNING)
+		if (!all && c->state != CONTAINER_RUNNING && !c->restarting)
 			continue;
 		if (!api_filter_match(f, "id", m_id, c) ||
 		    !api_filter_match(f, "name", m_name, c) ||
@@ -180,7 +180,7 @@ void api_container_start(struct api_req *r)
 {
 	struct container *c = find_or_reply(r);
 	if (c)
-		container_start(c, r);
+		container_start_by_user(c, r);
 }
 
 void api_container_stop(struct api_req *r)
@@ -218,6 +218,11 @@ void api_container_kill(struct api_req *r)
 		return;
 	}
 	struct shoal_err err = {0};
+	/* waiting to restart: the kill cancels the restart, as Docker's does */
+	if (container_restart_stop(c, sig)) {
+		api_reply_empty(r, 204);
+		return;
+	}
 	if (container_signal(c, sig, &err) < 0) {
 		api_reply_err(r, &err);
 		return;

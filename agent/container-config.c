@@ -268,6 +268,18 @@ static int validate_host_config(json_t *hc, const struct container_host *host,
 		}
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
+	struct container_restart_policy rp;
+	if ((r = container_restart_policy_parse(json_object_get(hc, "RestartPolicy"), &rp, err)) <
+	    0)
+		return r;
+	b = false;
+	json_get_bool(hc, "AutoRemove", &b, NULL);
+	if (b && rp.mode != CONTAINER_RESTART_NO)
+		return shoal_err_set(err, EINVAL,
+				     "can't create 'AutoRemove' container with restart policy: "
+				     "HostConfig.AutoRemove (--rm) and RestartPolicy %s exclude "
+				     "each other",
+				     container_restart_mode_name(rp.mode));
 	json_t *lc, *lcc;
 	if ((r = json_get_object(hc, "LogConfig", &lc, err)) == 0) {
 		if (json_get_string(lc, "Type", &s, err) == 0 && *s && strcmp(s, "json-file") != 0)
@@ -355,7 +367,6 @@ struct field_default {
 };
 
 static const struct field_default defaults[] = {
-	{"RestartPolicy", NULL, 0, false}, /* {"Name": "no" | "", ...}: below */
 	{"MemorySwappiness", NULL, -1, true},
 	{"NetworkMode", "default", 0, false},
 	{"Isolation", "default", 0, false},
@@ -363,12 +374,6 @@ static const struct field_default defaults[] = {
 
 static bool default_value(const char *key, json_t *v)
 {
-	if (strcmp(key, "RestartPolicy") == 0 && json_is_object(v)) {
-		const char *n = json_string_value(json_object_get(v, "Name"));
-		json_t *max = json_object_get(v, "MaximumRetryCount");
-		return (!n || !*n || strcmp(n, "no") == 0) && (!max || json_zero(max)) &&
-		       json_object_size(v) <= 2;
-	}
 	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
 		if (strcmp(defaults[i].key, key) != 0)
 			continue;
@@ -435,9 +440,10 @@ static const char *const known_top[] = {
 	"Volumes",
 };
 static const char *const known_host[] = {
-	"Memory",	  "MemorySwap", "NanoCpus",    "CpuShares", "PidsLimit", "PortBindings",
-	"NetworkMode",	  "LogConfig",	"SecurityOpt", "CapAdd",    "CapDrop",	 "Privileged",
-	"ReadonlyRootfs", "AutoRemove", "ConsoleSize", "Binds",	    "Mounts",	 "Tmpfs",
+	"Memory",	"MemorySwap",  "NanoCpus",	 "CpuShares",	  "PidsLimit",
+	"PortBindings", "NetworkMode", "LogConfig",	 "SecurityOpt",	  "CapAdd",
+	"CapDrop",	"Privileged",  "ReadonlyRootfs", "AutoRemove",	  "ConsoleSize",
+	"Binds",	"Mounts",      "Tmpfs",		 "RestartPolicy",
 };
 
 /* NetworkingConfig: an endpoint on a network names nothing but the network
@@ -567,6 +573,14 @@ int container_config_check_host(json_t *body, const struct container_host *host,
 	/* A service's task may carry its reservation (placement: the scheduler
 	 * honours it) and its init flag; a plain container may not. */
 	if (hc && task) {
+		struct container_restart_policy rp;
+		if (container_restart_policy_parse(json_object_get(hc, "RestartPolicy"), &rp,
+						   NULL) == 0 &&
+		    rp.mode != CONTAINER_RESTART_NO)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.RestartPolicy: a service task is restarted "
+				"by its service's restart policy, not its container's");
 		json_t *h = json_copy(hc);
 		json_object_del(h, "MemoryReservation");
 		json_object_del(h, "Init");
@@ -617,4 +631,124 @@ int container_env_merge(char **image_env, char **user_env, char ***ret)
 	}
 	*ret = TAKE_PTR(out);
 	return 0;
+}
+
+/* ---- restart policies ---- */
+
+const char *container_restart_mode_name(enum container_restart_mode m)
+{
+	switch (m) {
+	case CONTAINER_RESTART_ALWAYS:
+		return "always";
+	case CONTAINER_RESTART_UNLESS_STOPPED:
+		return "unless-stopped";
+	case CONTAINER_RESTART_ON_FAILURE:
+		return "on-failure";
+	case CONTAINER_RESTART_NO:
+		break;
+	}
+	return "no";
+}
+
+int container_restart_policy_parse(json_t *v, struct container_restart_policy *ret,
+				   struct shoal_err *err)
+{
+	struct container_restart_policy p = {.mode = CONTAINER_RESTART_NO};
+	if (!v || json_is_null(v)) {
+		*ret = p;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return shoal_err_set(err, EINVAL,
+				     "HostConfig.RestartPolicy: expected an object {\"Name\": ..., "
+				     "\"MaximumRetryCount\": ...}");
+	const char *k;
+	json_t *e;
+	json_object_foreach(v, k, e)
+	{
+		if (strcmp(k, "Name") != 0 && strcmp(k, "MaximumRetryCount") != 0)
+			return shoal_err_set(
+				err, EINVAL,
+				"HostConfig.RestartPolicy.%s: unknown field; a restart "
+				"policy has Name and MaximumRetryCount",
+				k);
+	}
+	json_t *name = json_object_get(v, "Name"), *max = json_object_get(v, "MaximumRetryCount");
+	if (name && !json_is_null(name) && !json_is_string(name))
+		return shoal_err_set(err, EINVAL,
+				     "HostConfig.RestartPolicy.Name: expected a string");
+	if (max && !json_is_null(max) && !json_is_integer(max))
+		return shoal_err_set(err, EINVAL,
+				     "HostConfig.RestartPolicy.MaximumRetryCount: expected a whole "
+				     "number");
+	const char *n = json_string_value(name) ?: "";
+	json_int_t count = json_integer_value(max);
+	if (!*n) {
+		/* Docker accepts a count without a name (an older client's
+		 * zero value): no policy either way */
+		*ret = p;
+		return 0;
+	}
+	if (strcmp(n, "no") == 0)
+		p.mode = CONTAINER_RESTART_NO;
+	else if (strcmp(n, "always") == 0)
+		p.mode = CONTAINER_RESTART_ALWAYS;
+	else if (strcmp(n, "unless-stopped") == 0)
+		p.mode = CONTAINER_RESTART_UNLESS_STOPPED;
+	else if (strcmp(n, "on-failure") == 0)
+		p.mode = CONTAINER_RESTART_ON_FAILURE;
+	else
+		return shoal_err_set(err, EINVAL,
+				     "invalid restart policy: unknown policy '%.64s'; use one of "
+				     "'no', 'always', 'on-failure', or 'unless-stopped'",
+				     n);
+	if (p.mode != CONTAINER_RESTART_ON_FAILURE && count != 0)
+		return shoal_err_set(err, EINVAL,
+				     "invalid restart policy: maximum retry count can only be used "
+				     "with 'on-failure'%s",
+				     count < 0 ? " and cannot be negative" : "");
+	if (count < 0)
+		return shoal_err_set(
+			err, EINVAL,
+			"invalid restart policy: maximum retry count cannot be negative");
+	if (count > INT32_MAX)
+		return shoal_err_set(
+			err, EINVAL,
+			"invalid restart policy: maximum retry count %lld is too large "
+			"(at most %d; 0 means no limit)",
+			(long long)count, INT32_MAX);
+	p.max_retries = (int)count;
+	*ret = p;
+	return 0;
+}
+
+bool container_restart_on_exit(const struct container_restart_policy *p, int exit_code,
+			       bool manual_stop, int restart_count)
+{
+	switch (p->mode) {
+	case CONTAINER_RESTART_ALWAYS:
+		return true;
+	case CONTAINER_RESTART_UNLESS_STOPPED:
+		return !manual_stop;
+	case CONTAINER_RESTART_ON_FAILURE:
+		return exit_code != 0 && (p->max_retries == 0 || restart_count < p->max_retries);
+	case CONTAINER_RESTART_NO:
+		break;
+	}
+	return false;
+}
+
+bool container_restart_at_agent_start(const struct container_restart_policy *p, bool manual_stop)
+{
+	return p->mode == CONTAINER_RESTART_ALWAYS ||
+	       (p->mode == CONTAINER_RESTART_UNLESS_STOPPED && !manual_stop);
+}
+
+int64_t container_restart_backoff_ms(int64_t prev_ms, int64_t ran_ns)
+{
+	if (ran_ns >= CONTAINER_RESTART_RESET_NS || prev_ms <= 0)
+		return CONTAINER_RESTART_DELAY_MIN_MS;
+	if (prev_ms >= CONTAINER_RESTART_DELAY_MAX_MS / 2)
+		return CONTAINER_RESTART_DELAY_MAX_MS;
+	return prev_ms * 2;
 }

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "lib/err.h"
@@ -55,3 +58,39 @@ int container_volume_name_check(const char *field, const char *name, struct shoa
  * host directory, as -v does), "Name"? (volume; none = anonymous), "Labels"?
  * (volume), "Anonymous"?, "TmpfsData"?, "NoExec"? (tmpfs)}. Pure. */
 int container_mounts_parse(json_t *config, json_t *hc, json_t **ret, struct shoal_err *err);
+
+/* HostConfig.RestartPolicy of a plain container, as Docker has it. */
+enum container_restart_mode {
+	CONTAINER_RESTART_NO,
+	CONTAINER_RESTART_ALWAYS,
+	CONTAINER_RESTART_UNLESS_STOPPED,
+	CONTAINER_RESTART_ON_FAILURE,
+};
+struct container_restart_policy {
+	enum container_restart_mode mode;
+	int max_retries; /* on-failure only; 0 = no limit */
+};
+/* Docker's backoff between restarts: 100 ms, doubled per restart up to 1 min,
+ * back to 100 ms after a run of at least 10 s. */
+#define CONTAINER_RESTART_DELAY_MIN_MS 100
+#define CONTAINER_RESTART_DELAY_MAX_MS 60000
+#define CONTAINER_RESTART_RESET_NS     (INT64_C(10) * 1000000000)
+
+/* {"Name": "no"|""|"always"|"unless-stopped"|"on-failure", "MaximumRetryCount": N}
+ * (NULL or null: no policy), checked with Docker's messages: a count only
+ * for on-failure, never negative. Pure. */
+int container_restart_policy_parse(json_t *v, struct container_restart_policy *ret,
+				   struct shoal_err *err);
+const char *container_restart_mode_name(enum container_restart_mode m);
+/* At an exit: whether the policy restarts the container. manual_stop: the
+ * user stopped or killed it (unless-stopped then does not); restart_count:
+ * the restarts so far (on-failure's limit). */
+bool container_restart_on_exit(const struct container_restart_policy *p, int exit_code,
+			       bool manual_stop, int restart_count);
+/* When the agent starts: whether a stopped container that ran before starts
+ * again. always does, even after a manual stop; unless-stopped unless
+ * stopped manually; on-failure and no do not (Docker's documented rules). */
+bool container_restart_at_agent_start(const struct container_restart_policy *p, bool manual_stop);
+/* The wait before the next restart, from the last one (0: none yet) and
+ * how long the run that just ended lasted. */
+int64_t container_restart_backoff_ms(int64_t prev_ms, int64_t ran_ns);

@@ -31,3 +31,15 @@ void container_bundle_soon(struct container *c);
  * first start after a create); from then on every start writes them. */
 bool container_bundle_take(struct container *c, const char *hostname, const char *hosts,
 			   const char *resolv);
+
+/* Restart policies (container-restart.c). After an exit has been handled:
+ * schedules a restart on a timer when the policy asks for one. */
+void container_restart_after_exit(struct container *c);
+/* At agent start, once every container is loaded and re-adopted: starts the
+ * stopped ones the policy restarts at boot, and resumes restarts the agent
+ * was stopped in the middle of. */
+void container_restart_at_load(struct container *c);
+/* Answers the waiters of its exit (a restart cancelled: it stays stopped). */
+void container_waiters_notify(struct container *c);
+/* Cancels a pending restart (rm -f, stop); false when none was pending. */
+bool container_restart_cancel(struct container *c);

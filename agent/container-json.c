@@ -37,6 +37,8 @@ const char *container_state_name(enum container_state s)
 
 const char *container_status(struct container *c)
 {
+	if (c->restarting)
+		return "restarting";
 	return c->state == CONTAINER_RUNNING && c->paused ? "paused"
 							  : container_state_name(c->state);
 }
@@ -143,6 +145,10 @@ int container_persist(struct container *c)
 		return -ENOMEM;
 	if (c->paused)
 		json_object_set_new(json_object_get(j, "State"), "Paused", json_true());
+	if (c->restarting)
+		json_object_set_new(json_object_get(j, "State"), "Restarting", json_true());
+	if (c->manual_stop)
+		json_object_set_new(j, "HasBeenManuallyStopped", json_true());
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/container.json", c->bundle_dir);
 	char *s = json_dumps(j, JSON_COMPACT);
@@ -199,14 +205,15 @@ json_t *container_inspect_json(struct container *c)
 		"{s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:o, s:{s:s, s:{s:s, s:s}}}",
 		"Id", c->id, "Created", created, "Path", path, "Args", args, "State", "Status",
-		container_status(c), "Running", running, "Paused", running && c->paused,
-		"Restarting", 0, "OOMKilled", c->oom_killed, "Dead", 0, "Pid",
-		running ? (int)c->pid : 0, "ExitCode", c->exit_code, "Error", c->error, "StartedAt",
-		started, "FinishedAt", finished, "Image", c->image_id, "Name", name,
-		"ResolvConfPath", c->bundle_dir, "HostnamePath", c->bundle_dir, "LogPath",
-		c->log_path, "RestartCount", c->restart_count, "Driver", "overlay", "Config",
-		c->config, "HostConfig", c->host_config, "NetworkSettings", network_settings(c),
-		"GraphDriver", "Name", "overlay", "Data", "UpperDir", c->bundle_dir, "LowerDir",
+		container_status(c), "Running", running || c->restarting, "Paused",
+		running && c->paused, "Restarting", c->restarting, "OOMKilled", c->oom_killed,
+		"Dead", 0, "Pid", running ? (int)c->pid : 0, "ExitCode", c->exit_code, "Error",
+		c->error, "StartedAt", started, "FinishedAt", finished, "Image", c->image_id,
+		"Name", name, "ResolvConfPath", c->bundle_dir, "HostnamePath", c->bundle_dir,
+		"LogPath", c->log_path, "RestartCount", c->restart_count, "Driver", "overlay",
+		"Config", c->config, "HostConfig", c->host_config, "NetworkSettings",
+		network_settings(c), "GraphDriver", "Name", "overlay", "Data", "UpperDir",
+		c->bundle_dir, "LowerDir",
 		c->layer_dirs && c->layer_dirs[0] ? c->layer_dirs[0] : "");
 	if (out)
 		json_object_set_new(out, "Mounts", volumes_inspect(c->agent, c->mounts));
@@ -238,7 +245,8 @@ json_t *container_summary_json(struct container *c)
 		break;
 	case CONTAINER_EXITED:
 		format_ago(c->finished_ns, ago, sizeof(ago));
-		snprintf(status, sizeof(status), "Exited (%d) %s ago", c->exit_code, ago);
+		snprintf(status, sizeof(status), "%s (%d) %s ago",
+			 c->restarting ? "Restarting" : "Exited", c->exit_code, ago);
 		break;
 	case CONTAINER_REMOVING:
 		snprintf(status, sizeof(status), "Removal In Progress");

@@ -204,6 +204,8 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	c->started_ns = json_integer_value(json_object_get(st, "StartedAt"));
 	c->finished_ns = json_integer_value(json_object_get(st, "FinishedAt"));
 	c->restart_count = (int)json_integer_value(json_object_get(st, "RestartCount"));
+	c->restarting = json_is_true(json_object_get(st, "Restarting"));
+	c->manual_stop = json_is_true(json_object_get(j, "HasBeenManuallyStopped"));
 	c->paused = json_is_true(json_object_get(st, "Paused"));
 	snprintf(c->error, sizeof(c->error), "%s",
 		 json_string_value(json_object_get(st, "Error")) ?: "");
@@ -705,6 +707,9 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 			container_persist(c);
 		}
 	}
+	/* restart policies: what the agent starts with it */
+	for (struct container *c = a->containers; c; c = c->next)
+		container_restart_at_load(c);
 	for (struct container *c = a->containers; c; c = c->next)
 		if (c->net_attached && strv_push(&keep_net, c->id) < 0)
 			return shoal_err_set(err, ENOMEM, "out of memory");
@@ -789,6 +794,12 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	json_object_del(c->config, "HostConfig");
 	json_object_del(c->config, "NetworkingConfig");
 	c->host_config = hc ? json_deep_copy(hc) : json_object();
+	/* Docker's inspect names the policy even when none was asked for */
+	json_t *rp = json_object_get(c->host_config, "RestartPolicy");
+	if (c->host_config &&
+	    (!json_is_object(rp) || !json_string_length(json_object_get(rp, "Name"))))
+		json_object_set_new(c->host_config, "RestartPolicy",
+				    json_pack("{s:s, s:i}", "Name", "no", "MaximumRetryCount", 0));
 
 	/* Resolve what runs now, as Docker does at create: an Entrypoint given here
 	 * drops the image's Cmd. */
@@ -970,8 +981,9 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 		api_reply_empty(c->start_req, 204);
 		c->start_req = NULL;
 	}
-	if (c->remove_on_exit) /* rm -f while it started */
+	if (c->remove_on_exit || c->stop_after_start) /* rm -f or stop while it started */
 		container_signal(c, SIGKILL, NULL);
+	c->stop_after_start = false;
 }
 
 static void start_req_cancel(struct api_req *r)
@@ -1328,6 +1340,11 @@ static void stop_req_cancel(struct api_req *r)
 void container_stop(struct container *c, int64_t timeout_s, struct api_req *r)
 {
 	struct shoal_err err = {0};
+	if (container_restart_stop(c, 0)) {
+		events_container(c, "stop", NULL, NULL);
+		api_reply_empty(r, 204);
+		return;
+	}
 	if (c->state != CONTAINER_RUNNING) {
 		api_reply_empty(r, 304);
 		return;
@@ -1375,8 +1392,9 @@ static void waiter_cancel(struct api_req *r)
 
 void container_wait(struct container *c, enum wait_condition cond, struct api_req *r)
 {
+	/* (one waiting to restart counts as running, as in Docker) */
 	if (cond == WAIT_NOT_RUNNING && c->state != CONTAINER_RUNNING &&
-	    c->state != CONTAINER_STARTING) {
+	    c->state != CONTAINER_STARTING && !c->restarting) {
 		api_reply_json(r, 200, wait_body(c));
 		return;
 	}
@@ -1393,6 +1411,11 @@ void container_wait(struct container *c, enum wait_condition cond, struct api_re
 	r->userdata = w;
 	r->on_cancel = waiter_cancel;
 	api_req_defer(r);
+}
+
+void container_waiters_notify(struct container *c)
+{
+	notify_waiters(c, false);
 }
 
 static void notify_waiters(struct container *c, bool removed)
@@ -1467,6 +1490,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	executor_container_exited(a, c);
 	if (container_publishes(c))
 		manager_kick(a);
+	container_restart_after_exit(c);
 	bool auto_remove = false;
 	json_get_bool(c->host_config, "AutoRemove", &auto_remove, NULL);
 	if (c->remove_on_exit || auto_remove) {
@@ -1560,6 +1584,17 @@ static void remove_req_cancel(struct api_req *r)
 void container_remove(struct container *c, bool force, struct api_req *r)
 {
 	struct agent *a = c->agent;
+	if (c->restarting) {
+		if (!force) {
+			if (r)
+				api_reply_error(
+					r, 409,
+					"You cannot remove a restarting container %s. Stop the container before attempting removal or force remove",
+					c->id);
+			return;
+		}
+		container_restart_cancel(c);
+	}
 	if (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) {
 		if (!force) {
 			if (r)
@@ -1642,6 +1677,8 @@ static void container_free(struct container *c)
 		bufferevent_free(c->wait_bev);
 	if (c->stop_timer)
 		event_free(c->stop_timer);
+	if (c->restart_timer)
+		event_free(c->restart_timer);
 	for (struct waiter *w = c->waiters, *n; w; w = n) {
 		n = w->next;
 		if (w->req) {

@@ -63,6 +63,18 @@ struct container {
 	char error[512];
 	int restart_count;
 
+	/* Restart policy (container-restart.c). manual_stop: stopped or killed
+	 * through the API since its last start by the user, Docker's
+	 * HasBeenManuallyStopped (recorded); stop_requested: its next exit is
+	 * not restarted under any policy (Docker's ExitOnNext); restarting:
+	 * exited, a restart waits on restart_timer, restart_delay_ms long. */
+	bool manual_stop;
+	bool stop_requested;
+	bool restarting;
+	bool stop_after_start; /* stopped while a start was under way */
+	int64_t restart_delay_ms;
+	struct event *restart_timer;
+
 	/* network: recorded before a start makes any of it (see container_start()) */
 	char net_mode[32];
 	bool net_attached;
@@ -122,6 +134,15 @@ void container_remove(struct container *c, bool force, struct api_req *r);
 int container_persist(struct container *c);
 /* Freezes (pause) or thaws a running container's processes. */
 int container_pause(struct container *c, bool pause, struct shoal_err *err);
+/* A start asked for by the user (API start, restart): the restart count,
+ * the manual-stop mark and the backoff start over, as Docker's do. Replies
+ * 304 to a container waiting to restart (it counts as running). */
+void container_start_by_user(struct container *c, struct api_req *r);
+/* The user stops or kills it with sig (0: a stop): marks it manually stopped
+ * as Docker does, and cancels a restart it waits for. true when there is no
+ * process to signal: it was waiting to restart (it is stopped now), or a
+ * start is under way (killed as soon as it runs). */
+bool container_restart_stop(struct container *c, int sig);
 /* A new name (unique, Docker's rules); the old one is free at once. */
 int container_rename(struct container *c, const char *name, struct shoal_err *err);
 

@@ -41,6 +41,7 @@ enum {
 	OPT_TYPE,
 	OPT_PRETTY,
 	OPT_NO_PRUNE,
+	OPT_RESTART,
 };
 
 int cli_attach_start(struct cli_ctx *ctx, const char *id, bool tty, bool interactive,

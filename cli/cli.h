@@ -65,6 +65,8 @@ int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_start(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_restart(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_update(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_kill(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rm(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_wait(struct cli_ctx *ctx, int argc, char **argv);
@@ -210,6 +212,10 @@ void cli_run_config_done(struct cli_run_config *cfg);
 int cli_parse_timestamp(const char *s, int64_t now, char *buf, size_t size);
 /* "0.5" -> 500000000; -EINVAL on a bad or too precise value. */
 int cli_parse_cpus(const char *s, int64_t *ret);
+/* --restart POLICY[:N] as docker parses it: {"Name", "MaximumRetryCount"}
+ * (the agent checks the name and the count); "" asks for nothing (*ret NULL).
+ * A message in err on failure. */
+int cli_parse_restart(const char *s, json_t **ret, char *err, size_t errsize);
 /* "[ip:][hostport:]containerport[/proto]" (ranges "8000-8001:80-81") into
  * ExposedPorts and PortBindings objects. */
 int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char *err,

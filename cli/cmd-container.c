@@ -547,10 +547,11 @@ static const struct cli_opt stop_opts[] = {
 	{0},
 };
 
-int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
+/* stop and restart: the same flags, another verb */
+static int stop_or_restart(struct cli_ctx *ctx, int argc, char **argv, const char *verb,
+			   const char *desc)
 {
-	static const char usage[] = "[OPTIONS] CONTAINER [CONTAINER...]",
-			  desc[] = "Stop one or more running containers";
+	static const char usage[] = "[OPTIONS] CONTAINER [CONTAINER...]";
 	_cleanup_free_ char *time_q = NULL, *sig_q = NULL;
 	struct cli_opts p;
 	cli_opts_init(&p, stop_opts, argc, argv, false);
@@ -584,7 +585,7 @@ int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 	if (p.npos < 1)
 		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
 	_cleanup_free_ char *suffix = NULL;
-	if (asprintf(&suffix, "/stop%s%s%s%s", time_q || sig_q ? "?" : "", time_q ? time_q : "",
+	if (asprintf(&suffix, "/%s%s%s%s%s", verb, time_q || sig_q ? "?" : "", time_q ? time_q : "",
 		     time_q && sig_q ? "&" : "", sig_q ? sig_q : "") < 0) {
 		cli_opts_done(&p);
 		return cli_oom();
@@ -592,6 +593,16 @@ int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
 	int r = cli_each_request(ctx, &p, "/containers", "POST", suffix, false);
 	cli_opts_done(&p);
 	return r;
+}
+
+int cli_cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return stop_or_restart(ctx, argc, argv, "stop", "Stop one or more running containers");
+}
+
+int cli_cmd_restart(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return stop_or_restart(ctx, argc, argv, "restart", "Restart one or more containers");
 }
 
 static const struct cli_opt kill_opts[] = {

@@ -23,6 +23,9 @@ static const struct cli_opt run_opts[] = {
 	{'i', "interactive", 'i', CLI_OPT_BOOL, NULL, "Keep STDIN open even if not attached"},
 	{'t', "tty", 't', CLI_OPT_BOOL, NULL, "Allocate a pseudo-TTY"},
 	{OPT_RM, "rm", 0, CLI_OPT_BOOL, NULL, "Automatically remove the container when it exits"},
+	{OPT_RESTART, "restart", 0, CLI_OPT_VALUE, "string",
+	 "Restart policy to apply when a container exits (no, always, unless-stopped, "
+	 "on-failure[:max-retries]) (default \"no\")"},
 	{OPT_NAME, "name", 0, CLI_OPT_VALUE, "string", "Assign a name to the container"},
 	{'e', "env", 'e', CLI_OPT_VALUE, "list", "Set environment variables"},
 	{OPT_ENV_FILE, "env-file", 0, CLI_OPT_VALUE, "list",
@@ -98,6 +101,38 @@ int cli_parse_cpus(const char *s, int64_t *ret)
 	for (; fracdigits < 9; fracdigits++)
 		frac *= 10;
 	*ret = whole * 1000000000 + frac;
+	return 0;
+}
+
+int cli_parse_restart(const char *s, json_t **ret, char *err, size_t errsize)
+{
+	*ret = NULL;
+	if (!*s)
+		return 0;
+	const char *colon = strchr(s, ':');
+	if (colon == s) {
+		snprintf(err, errsize,
+			 "invalid restart policy format: no policy provided before colon");
+		return -EINVAL;
+	}
+	long long count = 0;
+	if (colon && colon[1]) {
+		char *end;
+		errno = 0;
+		count = strtoll(colon + 1, &end, 10);
+		if (errno || *end || count < INT32_MIN || count > INT32_MAX) {
+			snprintf(err, errsize,
+				 "invalid restart policy format: maximum retry count must be an "
+				 "integer");
+			return -EINVAL;
+		}
+	}
+	int n = colon ? (int)(colon - s) : (int)strlen(s);
+	json_t *p = json_pack("{s:s%, s:I}", "Name", s, (size_t)n, "MaximumRetryCount",
+			      (json_int_t)count);
+	if (!p)
+		return -ENOMEM;
+	*ret = p;
 	return 0;
 }
 
@@ -316,6 +351,104 @@ static int set_int(json_t *obj, const char *key, const char *v, const char *flag
 	return json_object_set_new(obj, key, json_integer(n));
 }
 
+/* update */
+
+static const struct cli_opt update_opts[] = {
+	{OPT_RESTART, "restart", 0, CLI_OPT_VALUE, "string",
+	 "Restart policy to apply when a container exits"},
+	{'m', "memory", 'm', CLI_OPT_VALUE, "bytes", "Memory limit"},
+	{OPT_MEMORY_SWAP, "memory-swap", 0, CLI_OPT_VALUE, "bytes",
+	 "Swap limit equal to memory plus swap: -1 to enable unlimited swap"},
+	{OPT_CPUS, "cpus", 0, CLI_OPT_VALUE, "decimal", "Number of CPUs"},
+	{'c', "cpu-shares", 'c', CLI_OPT_VALUE, "int", "CPU shares (relative weight)"},
+	{OPT_PIDS_LIMIT, "pids-limit", 0, CLI_OPT_VALUE, "int",
+	 "Tune container pids limit (set -1 for unlimited)"},
+	{0},
+};
+
+int cli_cmd_update(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char usage[] = "[OPTIONS] CONTAINER [CONTAINER...]",
+			  desc[] = "Update configuration of one or more containers";
+	_cleanup_json_ json_t *body = json_object();
+	if (!body)
+		return cli_oom();
+	char err[512] = "";
+	struct cli_opts p;
+	cli_opts_init(&p, update_opts, argc, argv, false);
+	int id, r = 0;
+	bool any = false;
+	while (r >= 0 && (id = cli_opts_next(&p)) != 0) {
+		const char *v = p.value;
+		any = true;
+		switch (id) {
+		case OPT_RESTART: {
+			json_t *rp = NULL;
+			r = cli_parse_restart(v, &rp, err, sizeof(err));
+			if (r >= 0 && rp)
+				r = json_object_set_new(body, "RestartPolicy", rp);
+			break;
+		}
+		case 'm':
+			r = set_size(body, "Memory", v, err, sizeof(err));
+			break;
+		case OPT_MEMORY_SWAP:
+			r = set_size(body, "MemorySwap", v, err, sizeof(err));
+			break;
+		case OPT_CPUS: {
+			int64_t nano;
+			if (cli_parse_cpus(v, &nano) < 0) {
+				snprintf(err, sizeof(err),
+					 "invalid argument \"%s\" for \"--cpus\" flag", v);
+				r = -EINVAL;
+			} else {
+				r = json_object_set_new(body, "NanoCpus", json_integer(nano));
+			}
+			break;
+		}
+		case 'c':
+			r = set_int(body, "CpuShares", v, "-c, --cpu-shares", err, sizeof(err));
+			break;
+		case OPT_PIDS_LIMIT:
+			r = set_int(body, "PidsLimit", v, "--pids-limit", err, sizeof(err));
+			break;
+		default:
+			return cli_opts_fail(ctx, &p, id, usage, desc);
+		}
+		if (r < 0 && !err[0])
+			snprintf(err, sizeof(err), "invalid value \"%s\": %s", v, strerror(-r));
+	}
+	if (r < 0) {
+		cli_opts_done(&p);
+		return cli_usage_error(ctx, err);
+	}
+	if (p.npos < 1)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "requires at least 1 argument");
+	if (!any) {
+		cli_opts_done(&p);
+		return cli_usage_error(ctx, "you must provide one or more flags when using this "
+					    "command");
+	}
+	int status = 0;
+	for (int i = 0; i < p.npos; i++) {
+		struct shoal_err e = {0};
+		_cleanup_free_ char *path = cli_obj_path("/containers", p.pos[i], "/update");
+		if (!path) {
+			cli_opts_done(&p);
+			return cli_oom();
+		}
+		_cleanup_json_ json_t *resp = NULL;
+		if (cli_call_json(ctx, "POST", path, body, NULL, &resp, &e) < 0) {
+			cli_print_err(&e);
+			status = 1;
+			continue;
+		}
+		printf("%s\n", p.pos[i]);
+	}
+	cli_opts_done(&p);
+	return status;
+}
+
 int cli_strv_json_push(json_t *obj, const char *key, const char *v)
 {
 	json_t *a = json_object_get(obj, key);
@@ -415,6 +548,7 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			      *mounts = json_array(), *tmpfs = json_object(),
 			      *volumes = json_object();
 	_cleanup_free_ char *name = NULL;
+	_cleanup_json_ json_t *restart = NULL;
 	const char *logdriver = NULL;
 	char err[512] = "";
 	bool detach = false, interactive = false, tty = false, rm = false, sig_proxy = true;
@@ -440,6 +574,10 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			break;
 		case OPT_RM:
 			rm = cli_opts_bool(&p);
+			break;
+		case OPT_RESTART:
+			json_decref(restart);
+			r = cli_parse_restart(v, &restart, err, sizeof(err));
 			break;
 		case OPT_SIG_PROXY:
 			sig_proxy = cli_opts_bool(&p);
@@ -590,6 +728,12 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 	}
 	if (create_only)
 		detach = true;
+	const char *rname = json_string_value(json_object_get(restart, "Name"));
+	if (rm && rname && strcmp(rname, "no") != 0) {
+		cli_opts_done(&p);
+		return cli_usage_error(
+			ctx, "Conflicting options: cannot specify both --restart and --rm");
+	}
 
 	/* Env files first, then -e, as docker merges them. */
 	if (json_array_extend(envfile, env) < 0)
@@ -618,6 +762,10 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 	r |= json_object_set_new(hc, "ReadonlyRootfs", json_boolean(readonly));
 	r |= json_object_set_new(hc, "Privileged", json_boolean(privileged));
 	r |= json_object_set_new(hc, "AutoRemove", json_boolean(rm));
+	r |= json_object_set_new(
+		hc, "RestartPolicy",
+		restart ? json_incref(restart)
+			: json_pack("{s:s, s:i}", "Name", "no", "MaximumRetryCount", 0));
 	if (json_object_size(bindings))
 		r |= json_object_set(hc, "PortBindings", bindings);
 	if (json_array_size(binds))

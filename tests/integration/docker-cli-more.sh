@@ -222,6 +222,29 @@ expect_not_contains "the tag is gone" "mybox" "$out"
 next_second
 out=$(dk 10 events --since 1m --until 0s --filter type=image --format '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}' 2>&1)
 expect_eq "tag and untag are image events" "tag $img mybox:v1 untag $img mybox:v1" "$(echo $out)"
+log "restart policies: --restart always restarts, docker stop keeps it stopped"
+must "docker run -d --restart always" dk 20 run -d --name rp --restart always busybox sleep 0.2
+rp_restarted() { [ "$(dk 10 inspect -f '{{.RestartCount}}' rp 2>/dev/null)" -ge 2 ]; }
+eventually 10 rp_restarted || fail "--restart always: RestartCount $(dk 10 inspect -f '{{.RestartCount}}' rp 2>&1) after 10 s"
+expect_eq "inspect shows the policy" "always" "$(dk 10 inspect -f '{{.HostConfig.RestartPolicy.Name}}' rp 2>&1)"
+must "docker stop" dk 20 stop -t 1 rp
+rp_exited() { [ "$(dk 10 inspect -f '{{.State.Status}}' rp 2>/dev/null)" = exited ]; }
+eventually 5 rp_exited
+n=$(dk 10 inspect -f '{{.RestartCount}}' rp 2>&1)
+sleep 0.8
+expect_eq "docker stop keeps it stopped" "exited $n" "$(dk 10 inspect -f '{{.State.Status}} {{.RestartCount}}' rp 2>&1)"
+must "docker update --restart" dk 10 update --restart on-failure:3 rp
+expect_eq "update --restart changes the policy" "on-failure 3" \
+	"$(dk 10 inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' rp 2>&1)"
+out=$(dk 10 run -d --rm --restart always busybox true 2>&1) && fail "--rm with --restart accepted"
+case "$out" in
+*"cannot specify both --restart and --rm"* | *"can't create 'AutoRemove' container with restart policy"*)
+	ok "--rm with --restart refused" ;;
+*) fail "--rm with --restart: [$out]" ;;
+esac
+out=$(dk 10 run -d --restart always:2 busybox true 2>&1) && fail "--restart always:2 accepted"
+expect_contains "a retry count for always is refused" "maximum retry count can only be used with 'on-failure'" "$out"
+must "docker rm -f rp" dk 20 rm -f rp
 must "removing the rest" dk 20 rm -f r2 taken
 out=$(dk 20 image prune -a -f 2>&1)
 expect_contains "image prune -a removes an unused image" "deleted: sha256:" "$out"

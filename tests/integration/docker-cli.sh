@@ -119,8 +119,8 @@ out=$(dk 10 run --rm -v /tmp:/x:z busybox true 2>&1)
 expect_contains "an SELinux relabel (-v ...:z) is refused" 'mode option "z" is not supported' "$out"
 out=$(dk 10 service create -d --name withmount --mount type=volume,source=v,target=/v busybox true 2>&1)
 expect_contains "a service's mounts are refused" "TaskTemplate.ContainerSpec.Mounts: not supported" "$out"
-out=$(dk 10 run --restart always --name rp busybox true 2>&1)
-expect_contains "--restart is refused" "HostConfig.RestartPolicy: not supported" "$out"
+out=$(dk 10 run --restart sometimes --name rp busybox true 2>&1)
+expect_contains "an unknown restart policy is refused" "unknown policy 'sometimes'" "$out"
 out=$(dk 10 run --rm --dns 10.0.0.1 busybox true 2>&1)
 expect_contains "--dns is refused" "HostConfig.Dns: not supported" "$out"
 out=$(dk 10 run --rm --health-cmd true busybox true 2>&1)

@@ -124,6 +124,47 @@ static void test_parse_cpus(void **state)
 	assert_true(cli_parse_cpus(".", &v) < 0);
 }
 
+static void test_parse_restart(void **state)
+{
+	char err[256] = "";
+	json_t *p = NULL;
+	assert_int_equal(cli_parse_restart("on-failure:3", &p, err, sizeof(err)), 0);
+	char *s = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(s, "{\"MaximumRetryCount\":3,\"Name\":\"on-failure\"}");
+	free(s);
+	json_decref(p);
+	assert_int_equal(cli_parse_restart("always", &p, err, sizeof(err)), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "Name")), "always");
+	assert_int_equal(json_integer_value(json_object_get(p, "MaximumRetryCount")), 0);
+	json_decref(p);
+	/* names are the agent's to check; negative counts too */
+	assert_int_equal(cli_parse_restart("on-failure:-1", &p, err, sizeof(err)), 0);
+	assert_int_equal(json_integer_value(json_object_get(p, "MaximumRetryCount")), -1);
+	json_decref(p);
+	assert_int_equal(cli_parse_restart("", &p, err, sizeof(err)), 0);
+	assert_null(p);
+	assert_int_equal(cli_parse_restart(":3", &p, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "invalid restart policy format: no policy provided before colon");
+	assert_int_equal(cli_parse_restart("on-failure:x", &p, err, sizeof(err)), -EINVAL);
+	assert_string_equal(
+		err, "invalid restart policy format: maximum retry count must be an integer");
+
+	/* with --rm: refused, as docker refuses it */
+	struct cli_ctx ctx = test_ctx();
+	char *argv[] = {"run", "--rm", "--restart", "always", "busybox", NULL};
+	struct cli_run_config cfg = {0};
+	assert_int_not_equal(cli_run_parse(&ctx, 5, argv, false, &cfg), 0);
+	cli_run_config_done(&cfg);
+	char *argv2[] = {"run", "--rm", "--restart", "no", "busybox", NULL};
+	assert_int_equal(cli_run_parse(&ctx, 5, argv2, false, &cfg), 0);
+	cli_run_config_done(&cfg);
+	char *argv3[] = {"run", "-d", "--restart", "unless-stopped", "busybox", NULL};
+	assert_int_equal(cli_run_parse(&ctx, 5, argv3, false, &cfg), 0);
+	json_t *rp = json_object_get(json_object_get(cfg.body, "HostConfig"), "RestartPolicy");
+	assert_string_equal(json_string_value(json_object_get(rp, "Name")), "unless-stopped");
+	cli_run_config_done(&cfg);
+}
+
 static void test_parse_publish(void **state)
 {
 	json_t *exp = json_object(), *bind = json_object();
@@ -597,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_opts_cluster_and_forms),
 		cmocka_unit_test(test_opts_interspersed_and_errors),
 		cmocka_unit_test(test_parse_cpus),
+		cmocka_unit_test(test_parse_restart),
 		cmocka_unit_test(test_parse_publish),
 		cmocka_unit_test(test_run_body),
 		cmocka_unit_test(test_run_detach_defaults),

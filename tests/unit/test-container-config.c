@@ -166,9 +166,6 @@ static void test_unsupported(void **state)
 		  "\"MemorySwappiness\":-1,\"Ulimits\":[],\"BlkioWeightDevice\":[]},"
 		  "\"NetworkingConfig\":{\"EndpointsConfig\":{\"default\":{\"IPAMConfig\":null,"
 		  "\"Aliases\":null,\"MacAddress\":\"\",\"IPPrefixLen\":0}}}}");
-	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"RestartPolicy\":"
-		   "{\"Name\":\"always\"}}}",
-		   "HostConfig.RestartPolicy");
 	expect_bad("{\"Image\":\"busybox\",\"HostConfig\":{\"MemorySwappiness\":10}}",
 		   "HostConfig.MemorySwappiness");
 	/* keys ask for something even with empty values */
@@ -240,13 +237,118 @@ static void test_log_opts(void **state)
 		"max-file");
 }
 
+/* HostConfig.RestartPolicy: Docker's names, its count rules and messages. */
+static void test_restart_policy(void **state)
+{
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\"}}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"unless-stopped\","
+		  "\"MaximumRetryCount\":0}}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"on-failure\","
+		  "\"MaximumRetryCount\":5}}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"no\"}}}");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":null}}");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"sometimes\"}}}",
+		   "invalid restart policy: unknown policy 'sometimes'; use one of 'no', "
+		   "'always', 'on-failure', or 'unless-stopped'");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\","
+		   "\"MaximumRetryCount\":2}}}",
+		   "maximum retry count can only be used with 'on-failure'");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"no\","
+		   "\"MaximumRetryCount\":-1}}}",
+		   "can only be used with 'on-failure' and cannot be negative");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"on-failure\","
+		   "\"MaximumRetryCount\":-2}}}",
+		   "maximum retry count cannot be negative");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"on-failure\","
+		   "\"MaximumRetryCount\":\"3\"}}}",
+		   "HostConfig.RestartPolicy.MaximumRetryCount");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\","
+		   "\"Delay\":5}}}",
+		   "HostConfig.RestartPolicy.Delay");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"RestartPolicy\":\"always\"}}",
+		   "HostConfig.RestartPolicy");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":"
+		   "{\"Name\":\"always\"}}}",
+		   "can't create 'AutoRemove' container with restart policy");
+	expect_ok("{\"Image\":\"b\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":"
+		  "{\"Name\":\"no\"}}}");
+	/* a service's task restarts by its service's policy */
+	expect_bad("{\"Image\":\"b\",\"Labels\":{\"com.docker.swarm.task.id\":\"t1\"},"
+		   "\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\"}}}",
+		   "HostConfig.RestartPolicy");
+
+	struct container_restart_policy p;
+	json_t *v = json_pack("{s:s, s:i}", "Name", "on-failure", "MaximumRetryCount", 2);
+	assert_int_equal(container_restart_policy_parse(v, &p, NULL), 0);
+	json_decref(v);
+	assert_int_equal(p.mode, CONTAINER_RESTART_ON_FAILURE);
+	assert_int_equal(p.max_retries, 2);
+	assert_int_equal(container_restart_policy_parse(NULL, &p, NULL), 0);
+	assert_int_equal(p.mode, CONTAINER_RESTART_NO);
+	/* a count without a name: no policy, as Docker accepts it */
+	v = json_pack("{s:s, s:i}", "Name", "", "MaximumRetryCount", 3);
+	assert_int_equal(container_restart_policy_parse(v, &p, NULL), 0);
+	json_decref(v);
+	assert_int_equal(p.mode, CONTAINER_RESTART_NO);
+}
+
+/* Which exits restart, under which policy, and which at agent start. */
+static void test_restart_decide(void **state)
+{
+	const struct container_restart_policy no = {CONTAINER_RESTART_NO, 0},
+					      always = {CONTAINER_RESTART_ALWAYS, 0},
+					      unless = {CONTAINER_RESTART_UNLESS_STOPPED, 0},
+					      onf = {CONTAINER_RESTART_ON_FAILURE, 0},
+					      onf2 = {CONTAINER_RESTART_ON_FAILURE, 2};
+	assert_false(container_restart_on_exit(&no, 1, false, 0));
+	assert_true(container_restart_on_exit(&always, 0, false, 0));
+	assert_true(container_restart_on_exit(&always, 0, true, 100));
+	assert_true(container_restart_on_exit(&unless, 0, false, 7));
+	assert_false(container_restart_on_exit(&unless, 0, true, 0));
+	assert_false(container_restart_on_exit(&onf, 0, false, 0));
+	assert_true(container_restart_on_exit(&onf, 3, false, 1000));
+	assert_true(container_restart_on_exit(&onf2, 3, false, 0));
+	assert_true(container_restart_on_exit(&onf2, 3, false, 1));
+	assert_false(container_restart_on_exit(&onf2, 3, false, 2));
+	assert_false(container_restart_on_exit(&onf2, 0, false, 0));
+
+	assert_true(container_restart_at_agent_start(&always, false));
+	assert_true(container_restart_at_agent_start(&always, true));
+	assert_true(container_restart_at_agent_start(&unless, false));
+	assert_false(container_restart_at_agent_start(&unless, true));
+	assert_false(container_restart_at_agent_start(&onf, false));
+	assert_false(container_restart_at_agent_start(&no, false));
+}
+
+static void test_restart_backoff(void **state)
+{
+	const int64_t s = 1000000000;
+	int64_t d = container_restart_backoff_ms(0, 0);
+	assert_int_equal(d, 100);
+	int64_t want[] = {200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		d = container_restart_backoff_ms(d, s);
+		assert_int_equal(d, want[i]);
+	}
+	/* a run of 10 s or more starts the backoff over */
+	assert_int_equal(container_restart_backoff_ms(60000, 10 * s), 100);
+	assert_int_equal(container_restart_backoff_ms(800, 10 * s - 1), 1600);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_memory),	    cmocka_unit_test(test_memory_swap),
-		cmocka_unit_test(test_cpu_pids),    cmocka_unit_test(test_hostname),
-		cmocka_unit_test(test_user),	    cmocka_unit_test(test_log_opts),
-		cmocka_unit_test(test_unsupported), cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_memory),
+		cmocka_unit_test(test_memory_swap),
+		cmocka_unit_test(test_cpu_pids),
+		cmocka_unit_test(test_hostname),
+		cmocka_unit_test(test_user),
+		cmocka_unit_test(test_log_opts),
+		cmocka_unit_test(test_unsupported),
+		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_restart_policy),
+		cmocka_unit_test(test_restart_decide),
+		cmocka_unit_test(test_restart_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
