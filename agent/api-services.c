@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/cluster.h"
+#include "agent/container-config.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
 #include "agent/publish.h"
@@ -201,7 +202,8 @@ static bool spec_unsupported(struct api_req *r, json_t *body)
 					  "Healthcheck",
 					  "ReadOnly",
 					  "CapabilityAdd",
-					  "CapabilityDrop"};
+					  "CapabilityDrop",
+					  "Mounts"};
 	json_t *tt = json_object_get(body, "TaskTemplate");
 	const char *rt = json_string_value(json_object_get(tt, "Runtime"));
 	if (rt && *rt && strcmp(rt, "container") != 0) {
@@ -232,6 +234,15 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 			spec_errors_format(&errs, &err);
 			api_reply_err(r, &err);
 		}
+		return NULL;
+	}
+	/* the mounts by the rules of a container's, so that what no node could
+	 * mount is refused here rather than by every task */
+	struct shoal_err merr = {0};
+	if (container_mounts_check("TaskTemplate.ContainerSpec.Mounts", spec->task.container.mounts,
+				   &merr) < 0) {
+		service_spec_free(spec);
+		api_reply_error(r, 400, "%s", merr.msg);
 		return NULL;
 	}
 	/* the spec parser knows networks (the CLI's too); the agent does not put

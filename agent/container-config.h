@@ -58,6 +58,9 @@ int container_volume_name_check(const char *field, const char *name, struct shoa
  * host directory, as -v does), "Name"? (volume; none = anonymous), "Labels"?
  * (volume), "Anonymous"?, "TmpfsData"?, "NoExec"? (tmpfs)}. Pure. */
 int container_mounts_parse(json_t *config, json_t *hc, json_t **ret, struct shoal_err *err);
+/* A Mounts array (Docker's Mount objects) on its own, e.g. a service's
+ * ContainerSpec.Mounts, checked by the same rules; field names it in errors. */
+int container_mounts_check(const char *field, json_t *mounts, struct shoal_err *err);
 
 /* HostConfig.RestartPolicy of a plain container, as Docker has it. */
 enum container_restart_mode {

@@ -393,6 +393,25 @@ static int parse_tmpfs(const char *field, const char *dest, const char *opts, js
 	return 0;
 }
 
+/* At most CONTAINER_MOUNTS_MAX, one per destination. */
+static int check_list(json_t *out, struct shoal_err *err)
+{
+	size_t i;
+	json_t *v;
+	if (json_array_size(out) > CONTAINER_MOUNTS_MAX)
+		return shoal_err_set(err, EINVAL, "%zu mounts: at most %d are supported",
+				     json_array_size(out), CONTAINER_MOUNTS_MAX);
+	json_array_foreach(out, i, v)
+	{
+		const char *d = json_string_value(json_object_get(v, "Destination"));
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(d, json_string_value(json_object_get(json_array_get(out, j),
+									"Destination"))) == 0)
+				return shoal_err_set(err, EINVAL, "Duplicate mount point: %s", d);
+	}
+	return 0;
+}
+
 int container_mounts_parse(json_t *config, json_t *hc, json_t **ret, struct shoal_err *err)
 {
 	json_t *out = json_array();
@@ -472,25 +491,33 @@ int container_mounts_parse(json_t *config, json_t *hc, json_t **ret, struct shoa
 		json_object_set_new(e, "Anonymous", json_true());
 		json_array_append_new(out, e);
 	}
-	if (json_array_size(out) > CONTAINER_MOUNTS_MAX) {
-		r = shoal_err_set(err, EINVAL, "%zu mounts: at most %d are supported",
-				  json_array_size(out), CONTAINER_MOUNTS_MAX);
+	if ((r = check_list(out, err)) < 0)
 		goto fail;
-	}
-	/* one mount per destination */
-	json_array_foreach(out, i, v)
-	{
-		const char *d = json_string_value(json_object_get(v, "Destination"));
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(d, json_string_value(json_object_get(json_array_get(out, j),
-									"Destination"))) == 0) {
-				r = shoal_err_set(err, EINVAL, "Duplicate mount point: %s", d);
-				goto fail;
-			}
-	}
 	*ret = out;
 	return 0;
 fail:
 	json_decref(out);
 	return r;
+}
+
+int container_mounts_check(const char *field, json_t *mounts, struct shoal_err *err)
+{
+	_cleanup_(json_decrefp) json_t *out = json_array();
+	char f[160];
+	size_t i;
+	json_t *v;
+	int r;
+	if (!out)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	if (mounts && !json_is_array(mounts))
+		return shoal_err_set(err, EINVAL, "%s: expected an array", field);
+	json_array_foreach(mounts, i, v)
+	{
+		snprintf(f, sizeof(f), "%s[%zu]", field, i);
+		if (!json_is_object(v))
+			return shoal_err_set(err, EINVAL, "%s: expected an object", f);
+		if ((r = parse_mount(f, v, out, err)) < 0)
+			return r;
+	}
+	return check_list(out, err);
 }

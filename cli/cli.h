@@ -216,6 +216,9 @@ int cli_parse_cpus(const char *s, int64_t *ret);
  * (the agent checks the name and the count); "" asks for nothing (*ret NULL).
  * A message in err on failure. */
 int cli_parse_restart(const char *s, json_t **ret, char *err, size_t errsize);
+/* --mount's CSV, as the docker CLI reads it, appended to mounts as a Docker
+ * Mount object (HostConfig.Mounts, a service's ContainerSpec.Mounts). */
+int cli_parse_mount(const char *v, json_t *mounts, char *err, size_t errlen);
 /* "[ip:][hostport:]containerport[/proto]" (ranges "8000-8001:80-81") into
  * ExposedPorts and PortBindings objects. */
 int cli_parse_publish(const char *spec, json_t *exposed, json_t *bindings, char *err,

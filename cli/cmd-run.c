@@ -460,8 +460,7 @@ int cli_strv_json_push(json_t *obj, const char *key, const char *v)
 	return json_array_append_new(a, json_string(v));
 }
 
-/* --mount's CSV, as the docker CLI reads it, into a HostConfig.Mounts entry. */
-static int parse_mount_flag(const char *v, json_t *mounts, char *err, size_t errlen)
+int cli_parse_mount(const char *v, json_t *mounts, char *err, size_t errlen)
 {
 	_cleanup_json_ json_t *m = json_object();
 	_cleanup_free_ char *dup = strdup(v);
@@ -646,7 +645,7 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 				r = json_array_append_new(binds, json_string(v));
 			break;
 		case OPT_MOUNT:
-			r = parse_mount_flag(v, mounts, err, sizeof(err));
+			r = cli_parse_mount(v, mounts, err, sizeof(err));
 			break;
 		case OPT_TMPFS: {
 			const char *colon = strchr(v, ':');

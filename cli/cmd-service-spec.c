@@ -74,6 +74,9 @@ enum {
 	SOPT_NETWORK,
 	SOPT_NETWORK_ADD,
 	SOPT_NETWORK_RM,
+	SOPT_MOUNT,
+	SOPT_MOUNT_ADD,
+	SOPT_MOUNT_RM,
 	SOPT_ENDPOINT_MODE,
 	SOPT_DRY_RUN,
 	SOPT_IMAGE,
@@ -180,6 +183,8 @@ static const struct cli_opt create_opts[] = {
 	{'p', "publish", 'p', CLI_OPT_VALUE, "port",
 	 "Publish a port as a node port (published=8080,target=80[,protocol=udp][,mode=host] or 8080:80[/udp])"},
 	{SOPT_NETWORK, "network", 0, CLI_OPT_VALUE, "network", "Network attachments"},
+	{SOPT_MOUNT, "mount", 0, CLI_OPT_VALUE, "mount",
+	 "Attach a filesystem mount to the service (type=bind|volume|tmpfs,source=..,target=..[,readonly])"},
 	{SOPT_DRY_RUN, "dry-run", 0, CLI_OPT_BOOL, NULL,
 	 "Show where the tasks would be placed, create nothing"},
 	{0},
@@ -213,6 +218,9 @@ static const struct cli_opt update_opts[] = {
 	 "Remove a published port by its target port"},
 	{SOPT_NETWORK_ADD, "network-add", 0, CLI_OPT_VALUE, "network", "Add a network"},
 	{SOPT_NETWORK_RM, "network-rm", 0, CLI_OPT_VALUE, "list", "Remove a network"},
+	{SOPT_MOUNT_ADD, "mount-add", 0, CLI_OPT_VALUE, "mount",
+	 "Add or update a mount on a service"},
+	{SOPT_MOUNT_RM, "mount-rm", 0, CLI_OPT_VALUE, "list", "Remove a mount by its target path"},
 	{SOPT_FORCE, "force", 0, CLI_OPT_BOOL, NULL, "Force update even if no changes require it"},
 	{SOPT_ROLLBACK, "rollback", 0, CLI_OPT_BOOL, NULL, "Rollback to previous specification"},
 	{0},
@@ -574,6 +582,36 @@ static int apply_pref(struct apply *ap, json_t *spec, bool add)
 		       : -ENOMEM;
 }
 
+/* --mount and --mount-add: one mount per target, a later one replacing;
+ * --mount-rm: by target. */
+static int apply_mount(struct apply *ap, json_t *cs, bool add)
+{
+	json_t *arr = cli_json_arr(cs, "Mounts");
+	_cleanup_json_ json_t *one = json_array();
+	if (!arr || !one)
+		return -ENOMEM;
+	const char *target = ap->f->value;
+	if (add) {
+		char why[256];
+		int r = cli_parse_mount(ap->f->value, one, why, sizeof(why));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return bad_value(ap, why);
+		target = cli_json_str(json_array_get(one, 0), "Target");
+		if (!target)
+			return bad_value(ap, "target is required");
+	}
+	for (size_t i = 0; i < json_array_size(arr);) {
+		const char *t = cli_json_str(json_array_get(arr, i), "Target");
+		if (t && strcmp(t, target) == 0)
+			json_array_remove(arr, i);
+		else
+			i++;
+	}
+	return add ? json_array_extend(arr, one) : 0;
+}
+
 static int apply_network(json_t *spec, const char *name, bool add)
 {
 	json_t *arr = cli_json_arr(cli_json_obj(spec, "TaskTemplate"), "Networks");
@@ -857,6 +895,11 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		return apply_network(spec, f->value, true);
 	case SOPT_NETWORK_RM:
 		return apply_network(spec, f->value, false);
+	case SOPT_MOUNT:
+	case SOPT_MOUNT_ADD:
+		return apply_mount(ap, cs, true);
+	case SOPT_MOUNT_RM:
+		return apply_mount(ap, cs, false);
 	case SOPT_ENDPOINT_MODE: {
 		enum endpoint_mode m;
 		if (spec_parse_endpoint_mode(f->value, &m, &e) < 0)

@@ -45,6 +45,7 @@ static void container_done(struct container_spec *ct)
 	free(ct->stop_signal);
 	strv_free(ct->cap_add);
 	strv_free(ct->cap_drop);
+	json_decref(ct->mounts);
 }
 
 static void task_done(struct task_template *t)
@@ -150,6 +151,10 @@ struct service_spec *service_spec_dup(const struct service_spec *s)
 	dc->stop_signal = sdup(&fail, sc->stop_signal);
 	dc->cap_add = vdup(&fail, sc->cap_add);
 	dc->cap_drop = vdup(&fail, sc->cap_drop);
+	if (sc->mounts) {
+		dc->mounts = json_deep_copy(sc->mounts);
+		fail = fail || !dc->mounts;
+	}
 
 	const struct task_template *st = &s->task;
 	struct task_template *dt = &d->task;
@@ -244,7 +249,9 @@ static bool container_eq(const struct container_spec *a, const struct container_
 	       a->stop_grace_period_ns == b->stop_grace_period_ns &&
 	       str_eq(a->stop_signal, b->stop_signal) && a->read_only == b->read_only &&
 	       strv_eq(a->cap_add, b->cap_add) && strv_eq(a->cap_drop, b->cap_drop) &&
-	       a->has_init == b->has_init && (!a->has_init || a->init == b->init);
+	       a->has_init == b->has_init && (!a->has_init || a->init == b->init) &&
+	       (a->mounts == b->mounts ||
+		(a->mounts && b->mounts && json_equal(a->mounts, b->mounts)));
 }
 
 static bool resources_eq(const struct sched_resources *a, const struct sched_resources *b)

@@ -101,6 +101,8 @@ static json_t *container_json(struct jb *b, const struct container_spec *ct)
 	put_strv(b, o, "CapabilityDrop", ct->cap_drop);
 	if (ct->has_init)
 		put(b, o, "Init", json_boolean(ct->init));
+	if (ct->mounts)
+		put(b, o, "Mounts", json_deep_copy(ct->mounts));
 	if (!o)
 		b->fail = true;
 	return o;
@@ -274,6 +276,8 @@ json_t *service_task_container_config(const struct service_spec *s, const char *
 	put_strv(&b, hc, "CapDrop", ct->cap_drop);
 	if (ct->has_init)
 		put(&b, hc, "Init", json_boolean(ct->init));
+	if (ct->mounts)
+		put(&b, hc, "Mounts", json_deep_copy(ct->mounts));
 	put(&b, o, "HostConfig", hc);
 
 	if (b.fail || !o) {

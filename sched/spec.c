@@ -567,6 +567,45 @@ static void parse_healthcheck(struct pctx *c, json_t *o, struct healthcheck *h)
 	}
 }
 
+/* Mounts: an array of objects, each with a string Type and Target; kept as
+ * given for the agent's mount rules (see struct container_spec). */
+static void parse_mounts(struct pctx *c, json_t *o, struct container_spec *ct)
+{
+	size_t m = enter(c, "Mounts");
+	json_t *a = as_array(c, field(o, "Mounts"), SPEC_MAX_MOUNTS);
+	bool ok = a != NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(a, i, e)
+	{
+		size_t mi = enter_index(c, i);
+		if (!json_is_object(e)) {
+			perr_type(c, "an object", e);
+			ok = false;
+		} else {
+			static const char *const keys[] = {"Type", "Target"};
+			for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+				size_t mk = enter(c, keys[k]);
+				json_t *v = field(e, keys[k]);
+				if (!v) {
+					perr(c, "required");
+					ok = false;
+				} else if (!string_ok(c, v, SPEC_MAX_STRING_LEN, "a string")) {
+					ok = false;
+				}
+				leave(c, mk);
+			}
+		}
+		leave(c, mi);
+	}
+	leave(c, m);
+	if (ok && json_array_size(a)) {
+		ct->mounts = json_deep_copy(a);
+		if (!ct->mounts)
+			c->oom = true;
+	}
+}
+
 static void parse_container(struct pctx *c, json_t *o, struct container_spec *ct)
 {
 	char q[80];
@@ -654,6 +693,7 @@ static void parse_container(struct pctx *c, json_t *o, struct container_spec *ct
 	get_caps(c, o, "CapabilityDrop", &ct->cap_drop);
 	if (get_bool(c, o, "Init", &ct->init) > 0)
 		ct->has_init = true;
+	parse_mounts(c, o, ct);
 }
 
 static void check_reservation(struct pctx *c, const char *key, int64_t res, int64_t lim)

@@ -29,6 +29,7 @@
 #define SPEC_MAX_PREFS		 16
 #define SPEC_MAX_PORTS		 128
 #define SPEC_MAX_NETWORKS	 32
+#define SPEC_MAX_MOUNTS		 64
 #define SPEC_MAX_ALIASES	 32
 #define SPEC_MAX_REPLICAS	 10000	   /* AGENT_MAX_CONTAINERS; each one is a task record */
 #define SPEC_MIN_HEALTH_DURATION 1000000LL /* 1 ms, Docker's minimum */
@@ -90,6 +91,12 @@ struct container_spec {
 	char **cap_drop;
 	bool has_init; /* Init given */
 	bool init;
+	/* Docker Mount objects (Type, Source, Target, ReadOnly, BindOptions,
+	 * VolumeOptions, TmpfsOptions) as given, NULL = none. Their shape is
+	 * checked here; what a node mounts, by the agent with the rules of a
+	 * container's HostConfig.Mounts (agent/container-mounts.c), at the API
+	 * and again at each task's create. */
+	json_t *mounts;
 };
 
 struct spec_network {

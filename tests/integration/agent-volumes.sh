@@ -108,6 +108,44 @@ out=$(shoal exec "$cid" cat /k/n 2>&1)
 expect_eq "the volume is mounted again after the agent's restart" "1" "$out"
 must "removing it" shoal rm -f "$cid"
 
+log "a service's mounts: a named volume, a bind, a tmpfs"
+mkdir -p "$T/svc-bind" && echo from-host >"$T/svc-bind/f"
+must "creating a service with mounts" shoal service create -d --name vsvc --replicas 2 \
+	--mount type=volume,source=svcvol,target=/data \
+	--mount "type=bind,source=$T/svc-bind,target=/h,readonly" \
+	--mount type=tmpfs,target=/scratch,tmpfs-size=1m \
+	busybox sh -c 'echo $HOSTNAME >>/data/seen; sleep 1000'
+svc_running() { [ "$(shoal service ps -q --filter desired-state=running vsvc | wc -l)" -eq 2 ] &&
+	[ "$(shoal ps -q --filter label=com.docker.swarm.service.name=vsvc | wc -l)" -eq 2 ]; }
+eventually 20 svc_running && ok "both tasks running" || fail "tasks: $(shoal service ps vsvc 2>&1)"
+first=$(shoal ps -q --filter label=com.docker.swarm.service.name=vsvc | head -n 1)
+seen() { [ "$(shoal exec "$first" sh -c 'wc -l </data/seen' 2>/dev/null)" = 2 ]; }
+eventually 10 seen && ok "both tasks write to the one named volume" ||
+	fail "the volume holds: $(shoal exec "$first" cat /data/seen 2>&1)"
+expect_eq "the bind is the host's directory" "from-host" "$(shoal exec "$first" cat /h/f 2>&1)"
+out=$(shoal exec "$first" sh -c 'echo x >/h/g' 2>&1)
+expect_contains "the readonly bind refuses writes" "Read-only file system" "$out"
+expect_contains "a tmpfs of 1 MiB at /scratch" "tmpfs 1024 " \
+	"$(shoal exec "$first" df -k /scratch 2>&1 | tail -n 1 | awk '{print $1, $2}') "
+expect_contains "service inspect shows the mounts" '"Target":"/scratch"' \
+	"$(shoal service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}' vsvc 2>&1)"
+must "removing the bind and the tmpfs by their targets" shoal service update -d \
+	--mount-rm /h --mount-rm /scratch vsvc
+out=$(shoal service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}' vsvc 2>&1)
+expect_not_contains "the bind is gone from the spec" '"/h"' "$out"
+expect_contains "the volume stays" '"/data"' "$out"
+must "removing the service" shoal service rm vsvc
+expect_contains "the named volume outlives the service" "svcvol" "$(shoal volume ls -q)"
+out=$(shoal service create --name badm --mount type=bind,source=rel,target=/x busybox true 2>&1)
+expect_contains "a relative bind source: refused naming the field" \
+	"TaskTemplate.ContainerSpec.Mounts[0].Source: a bind source must be an absolute host path" "$out"
+out=$(api POST /services/create '{"Name":"badm","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Mounts":[{"Type":"volume","Source":"aa","Target":"/a"},{"Type":"tmpfs","Target":"/a"}]}}}')
+expect_contains "two mounts on one target: 400" "400 " "$out"
+expect_contains "and why" "Duplicate mount point: /a" "$out"
+out=$(api POST /services/create '{"Name":"badm","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Mounts":[{"Source":"a"}]}}}')
+expect_contains "a mount without a type or target: 400" "Mounts[0].Type: required" "$out"
+expect_eq "no service made by the refused requests" "" "$(shoal service ls -q)"
+
 DOCKER=$(command -v docker || true)
 if [ -n "$DOCKER" ]; then
 	log "the docker CLI"
@@ -122,5 +160,10 @@ if [ -n "$DOCKER" ]; then
 	expect_contains "docker volume ls" "dvol" "$(dk volume ls 2>&1)"
 	expect_contains "docker volume inspect" '"Mountpoint"' "$(dk volume inspect dvol 2>&1)"
 	must "docker volume rm" dk volume rm dvol
+	must "docker service create --mount" dk service create -d --name dsvc \
+		--mount type=volume,source=dsvol,target=/d busybox sleep 1000
+	out=$(dk service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{.Type}} {{.Source}} {{.Target}}{{end}}' dsvc 2>&1)
+	expect_eq "docker service inspect shows the mount" "volume dsvol /d" "$out"
+	must "docker service rm" dk service rm dsvc
 fi
 finish

@@ -153,7 +153,7 @@ static void test_unknown_fields_ignored(void **state)
 {
 	struct service_spec *s = parse_ok(
 		"{\"Name\":\"web\",\"Foo\":1,\"Networks\":[],\"TaskTemplate\":{"
-		"\"ContainerSpec\":{\"Image\":\"busybox\",\"Mounts\":[{\"Type\":\"bind\"}],"
+		"\"ContainerSpec\":{\"Image\":\"busybox\",\"Privileges\":{},"
 		"\"TTY\":true},\"Runtime\":\"container\",\"LogDriver\":null},"
 		"\"UpdateConfig\":null,\"Mode\":{\"Replicated\":{\"Replicas\":3,\"X\":1}}}");
 	assert_int_equal(s->replicas, 3);
@@ -165,6 +165,36 @@ static void test_unknown_fields_ignored(void **state)
 #define C(inner) \
 	"{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":\"b\"," inner "}}}"
 #define S(inner) "{\"Name\":\"web\"," MIN_TASK "," inner "}"
+
+/* Mounts are kept as given (the agent checks what a node can mount), shown
+ * by inspect, passed to each task's container and part of the task's identity. */
+static void test_mounts(void **state)
+{
+	(void)state;
+	struct service_spec *s = parse_ok(C("\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"data\","
+					    "\"Target\":\"/data\",\"ReadOnly\":true}]"));
+	assert_non_null(s->task.container.mounts);
+	json_t *out = service_spec_to_json(s);
+	json_t *m = json_object_get(
+		json_object_get(json_object_get(out, "TaskTemplate"), "ContainerSpec"), "Mounts");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "Source")),
+			    "data");
+	json_t *c = service_task_container_config(s, "web.1.x");
+	m = json_object_get(json_object_get(c, "HostConfig"), "Mounts");
+	assert_int_equal(json_array_size(m), 1);
+	assert_true(json_is_true(json_object_get(json_array_get(m, 0), "ReadOnly")));
+	json_decref(c);
+	struct service_spec *d = service_spec_dup(s);
+	assert_true(service_spec_task_equal(s, d));
+	json_object_set_new(json_array_get(d->task.container.mounts, 0), "ReadOnly", json_false());
+	assert_false(service_spec_task_equal(s, d));
+	json_decref(d->task.container.mounts);
+	d->task.container.mounts = NULL;
+	assert_false(service_spec_task_equal(s, d));
+	service_spec_free(d);
+	json_decref(out);
+	service_spec_free(s);
+}
 
 static void test_each_error(void **state)
 {
@@ -251,6 +281,12 @@ static void test_each_error(void **state)
 		{S("\"EndpointSpec\":{\"Mode\":\"dnsrr\",\"Ports\":[{\"TargetPort\":80,"
 		   "\"PublishedPort\":80}]}"),
 		 "EndpointSpec.Ports[0]: a port published in ingress mode cannot be used with"},
+		{C("\"Mounts\":{}"),
+		 "TaskTemplate.ContainerSpec.Mounts: expected an array, got {}"},
+		{C("\"Mounts\":[{\"Type\":\"bind\"}]"),
+		 "TaskTemplate.ContainerSpec.Mounts[0].Target: required"},
+		{C("\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a\"},7]"),
+		 "TaskTemplate.ContainerSpec.Mounts[1]: expected an object, got 7"},
 		{T("\"RestartPolicy\":{\"Condition\":\"sometimes\"}"),
 		 "TaskTemplate.RestartPolicy.Condition: unknown restart condition \"sometimes\": "
 		 "expected none, on-failure or any"},
@@ -1045,6 +1081,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_unknown_fields_ignored),
+		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_each_error),
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_limits),
