@@ -79,9 +79,49 @@ static bool m_image(const char *v, void *ev)
 		 strcmp(attr(ev, "name"), v) == 0));
 }
 
+/* volume=, network=, service=, node=: the object's id (a prefix) or name */
+static bool m_object(const char *type, const char *v, json_t *ev)
+{
+	if (!m_type(type, ev))
+		return false;
+	const char *id = json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+	const char *name = attr(ev, "name");
+	return (id && *v && str_has_prefix(id, v)) || (name && strcmp(name, v) == 0);
+}
+
+static bool m_volume(const char *v, void *ev)
+{
+	return m_object("volume", v, ev);
+}
+
+static bool m_network(const char *v, void *ev)
+{
+	return m_object("network", v, ev);
+}
+
+static bool m_service(const char *v, void *ev)
+{
+	return m_object("service", v, ev);
+}
+
+static bool m_node(const char *v, void *ev)
+{
+	return m_object("node", v, ev);
+}
+
+static bool m_scope(const char *v, void *ev)
+{
+	return strcmp(v, json_string_value(json_object_get(ev, "scope")) ?: "") == 0;
+}
+
 static bool event_matches(json_t *ev, json_t *filters)
 {
 	return api_filter_match(filters, "type", m_type, ev) &&
+	       api_filter_match(filters, "volume", m_volume, ev) &&
+	       api_filter_match(filters, "network", m_network, ev) &&
+	       api_filter_match(filters, "service", m_service, ev) &&
+	       api_filter_match(filters, "node", m_node, ev) &&
+	       api_filter_match(filters, "scope", m_scope, ev) &&
 	       api_filter_match(filters, "event", m_event, ev) &&
 	       api_filter_match(filters, "container", m_container, ev) &&
 	       api_filter_match(filters, "label", m_label, ev) &&
@@ -142,10 +182,14 @@ void events_publish(struct agent *a, const char *type, const char *action, const
 	if (ns <= bus.last_ns)
 		ns = bus.last_ns + 1;
 	bus.last_ns = ns;
+	/* the cluster's objects are swarm-scoped, as Docker has them */
+	bool swarm = strcmp(type, "service") == 0 || strcmp(type, "node") == 0 ||
+		     strcmp(type, "network") == 0 || strcmp(type, "secret") == 0 ||
+		     strcmp(type, "config") == 0;
 	json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:o}, s:s, s:I, s:I}", "Type", type, "Action",
 			       action, "Actor", "ID", id, "Attributes",
-			       attrs ? attrs : json_object(), "scope", "local", "time",
-			       (json_int_t)(ns / 1000000000), "timeNano", (json_int_t)ns);
+			       attrs ? attrs : json_object(), "scope", swarm ? "swarm" : "local",
+			       "time", (json_int_t)(ns / 1000000000), "timeNano", (json_int_t)ns);
 	if (!ev)
 		return;
 	/* the fields of API < 1.22 that the docker CLI still reads */
@@ -198,6 +242,11 @@ void events_image(struct agent *a, const char *action, const char *id, const cha
 	if (attrs && name)
 		json_object_set_new(attrs, "name", json_string(name));
 	events_publish(a, "image", action, id, NULL, attrs);
+}
+
+void events_volume(struct agent *a, const char *action, const char *name)
+{
+	events_publish(a, "volume", action, name, NULL, json_pack("{s:s}", "driver", "local"));
 }
 
 /* Docker's timestamps: seconds[.nanoseconds] since the epoch, or RFC 3339. */
@@ -286,7 +335,8 @@ static const char *const event_types[] = {"container", "image", "volume",  "netw
 
 void api_events(struct api_req *r)
 {
-	static const char *const keys[] = {"type", "container", "event", "label", "image"};
+	static const char *const keys[] = {"type",   "container", "event",   "label", "image",
+					   "volume", "network",	  "service", "node",  "scope"};
 	int64_t since, until;
 	if (query_time(r, "since", &since) < 0 || query_time(r, "until", &until) < 0)
 		return;
@@ -376,4 +426,5 @@ void events_shutdown(void)
 		json_decref(bus.ring[(bus.head + k) % EVENTS_RING_SIZE]);
 	bus.n = 0;
 	bus.head = 0;
+	events_store_forget();
 }

@@ -31,5 +31,13 @@ void events_container(struct container *c, const char *action, const char *key, 
 /* An image event (tag, untag, delete, load, pull) about image id, named name. */
 void events_image(struct agent *a, const char *action, const char *id, const char *name);
 
+/* A volume event (create, destroy) about volume name. */
+void events_volume(struct agent *a, const char *action, const char *name);
+struct store_event;
+/* The service, node and network events in a batch of the store's watch
+ * (agent/events-store.c): every node sees every manager's changes. */
+void events_from_store(struct agent *a, const struct store_event *events, size_t n);
+void events_store_forget(void);
+
 /* Ends every follower's stream and drops the ring (at agent shutdown). */
 void events_shutdown(void);

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/cluster.h"
+#include "agent/events.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
@@ -1429,6 +1430,7 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 		manager_kick(a);
 		return;
 	}
+	events_from_store(a, events, n);
 	size_t plen = strlen(CLUSTER_TASKS);
 	if (n)
 		m->changed = true;

@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/container-config.h"
 #include "agent/container.h"
+#include "agent/events.h"
 #include "agent/volumes.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
@@ -116,6 +117,7 @@ int volume_create(struct agent *a, const char *name, json_t *labels, bool anonym
 	if (ret)
 		*ret = vol_json(a, name, meta);
 	json_decref(meta);
+	events_volume(a, "create", name);
 	log_info("volume %s created", name);
 	return 0;
 }
@@ -264,6 +266,7 @@ int volume_remove(struct agent *a, const char *name, struct shoal_err *err)
 			free(arg);
 		}
 	}
+	events_volume(a, "destroy", name);
 	log_info("volume %s removed", name);
 	return 0;
 }

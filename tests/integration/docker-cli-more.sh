@@ -58,6 +58,35 @@ kill "$FOLLOW" 2>/dev/null
 wait "$FOLLOW" 2>/dev/null
 expect_eq "docker events follows new events" "create start die destroy" "$(echo $(cat "$T/follow.out"))"
 
+log "events: volumes, networks, services and nodes"
+must "docker volume create" dk 10 volume create evvol
+must "docker volume rm" dk 10 volume rm evvol
+must "docker network create" dk 10 network create -d overlay evnet
+must "docker network rm" dk 10 network rm evnet
+must "docker service create" dk 20 service create -d --name evsvc busybox sleep 1000
+must "docker service update" dk 20 service update -d --replicas 2 evsvc
+must "docker service rm" dk 20 service rm evsvc
+next_second
+out=$(dk 10 events --since 1m --until 0s --filter type=volume --format '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}' 2>&1)
+expect_eq "volume create and destroy" "create evvol local destroy evvol local" "$(echo $out)"
+out=$(dk 10 events --since 1m --until 0s --filter network=evnet --format '{{.Type}} {{.Action}} {{.Actor.Attributes.type}} {{.Scope}}' 2>&1)
+expect_eq "network create and destroy, swarm-scoped" \
+	"network create overlay swarm network destroy overlay swarm" "$(echo $out)"
+svc_events() { dk 10 events --since 1m --until 0s --filter service=evsvc --format '{{.Action}} {{.Actor.Attributes.name}}' 2>&1; }
+# the record goes once its tasks have stopped
+eventually 15 eval 'svc_events | grep -q "remove evsvc"'
+out=$(svc_events)
+expect_eq "service create first, named" "create evsvc" "$(echo "$out" | head -n 1)"
+expect_contains "the update" "update evsvc" "$out"
+expect_eq "the remove last" "remove evsvc" "$(echo "$out" | tail -n 1)"
+must_get node "the node's id" dk 10 node ls -q
+must "docker node update" dk 10 node update --label-add ev=1 "$node"
+next_second
+out=$(dk 10 events --since 1m --until 0s --filter node="$node" --filter scope=swarm --format '{{.Action}}' 2>&1)
+expect_contains "a node update is an event" "update" "$out"
+out=$(dk 10 events --since 1m --until 0s --filter scope=local --filter type=service 2>&1)
+expect_eq "no service event is local" "" "$out"
+
 log "restart: same id, a new start"
 must_get id "docker run -d" dk 20 run -d --name r1 busybox sleep 1000
 must_get s1 "StartedAt" dk 10 inspect -f '{{.State.StartedAt}}' r1
