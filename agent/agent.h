@@ -88,6 +88,8 @@ struct agent {
 	struct membership *membership; /* agent/membership.c: liveness, leadership */
 	/* agent/policy-agent.c: network policy */
 	struct policy_agent *policy_agent;
+	/* agent/overlay-agent.c: overlay networks on this node */
+	struct overlay_agent *overlay_agent;
 };
 
 /* agent/policy-agent.c: network policy on this node. Init after publish_init()

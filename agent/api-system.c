@@ -7,6 +7,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/overlay-agent.h"
 #include "agent/policy-agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
@@ -128,7 +129,7 @@ void api_info(struct api_req *r)
 	api_reply_json(
 		r, 200,
 		json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i,"
-			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*, s:o, s:o, s:o}",
+			  " s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o*, s:o, s:o, s:o, s:o}",
 			  "ID", a->node_id, "Name", a->hostname, "Containers", total,
 			  "ContainersRunning", running, "ContainersPaused", 0, "ContainersStopped",
 			  stopped, "Images", (int)nimages, "Driver", "overlay", "CgroupDriver",
@@ -144,7 +145,7 @@ void api_info(struct api_req *r)
 			  a->cfg.store_backend, "DefaultRuntime", "shoal", "ShoalDataPlane",
 			  features, "Warnings", warnings, "ShoalDataPlaneError", publish_err,
 			  "Swarm", swarm_info(a), "ShoalStore", store_info(a), "ShoalPolicyMap",
-			  policy_fill));
+			  policy_fill, "ShoalOverlay", overlay_agent_info(a)));
 }
 
 /* shoal's own: the published ports and where their traffic goes. */

@@ -217,8 +217,12 @@ static int validate_host_config(json_t *hc, const struct container_host *host,
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");
 	if ((r = json_get_string(hc, "NetworkMode", &s, err)) == 0) {
+		/* another name is an overlay network's, looked up at create */
+		bool shape = *s && strlen(s) <= 128 && isalnum((unsigned char)*s);
+		for (const char *q = s; *q && shape; q++)
+			shape = isalnum((unsigned char)*q) || strchr("_.-", *q);
 		if (*s && strcmp(s, "default") != 0 && strcmp(s, "bridge") != 0 &&
-		    strcmp(s, "none") != 0 && strcmp(s, "host") != 0)
+		    strcmp(s, "none") != 0 && strcmp(s, "host") != 0 && !shape)
 			return shoal_err_set_status(err, 404, ENOENT, "network %s not found", s);
 	} else if (r != -ENOENT)
 		return shoal_err_wrap(err, "HostConfig");

@@ -25,6 +25,7 @@
 #include "agent/container-internal.h"
 #include "agent/events.h"
 #include "agent/manager.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "agent/stream.h"
 #include "agent/volumes.h"
@@ -331,7 +332,9 @@ static void network_release(struct container *c)
 	if (!c->net_attached)
 		return;
 	struct shoal_err err = {0};
-	if (a->bridge && bridge_net_detach(a->bridge, c->id, c->ip, &err) < 0)
+	if (overlay_net_mode(c->net_mode))
+		overlay_ep_release(a, c->net_mode, c->id);
+	else if (a->bridge && bridge_net_detach(a->bridge, c->id, c->ip, &err) < 0)
 		log_warn("container %.12s: releasing its network endpoint: %s", c->id, err.msg);
 	c->net_attached = false;
 }
@@ -666,7 +669,8 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 	/* Addresses first, all of them, before any release or rollback. */
 	for (struct container *c = a->containers; c; c = c->next) {
 		struct shoal_err e = {0};
-		if (c->net_attached && a->bridge && bridge_net_reserve(a->bridge, c->ip, &e) < 0)
+		if (c->net_attached && a->bridge && !overlay_net_mode(c->net_mode) &&
+		    bridge_net_reserve(a->bridge, c->ip, &e) < 0)
 			log_warn("container %.12s: its recorded address: %s", c->id, e.msg);
 	}
 	/* Re-adopt: a running container's monitor answers on its control socket;
@@ -846,6 +850,13 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	snprintf(c->net_mode, sizeof(c->net_mode), "%s",
 		 (!nm || !*nm || strcmp(nm, "default") == 0) ? "bridge" : nm);
 	image_info_free(info);
+	/* an overlay network is held by its id: a later network of the same
+	 * name is another network */
+	if (overlay_net_mode(c->net_mode) &&
+	    (r = overlay_network_resolve(a, nm, c->net_mode, sizeof(c->net_mode), err)) < 0) {
+		container_free(c);
+		return r;
+	}
 
 	container_paths(a, c);
 	if (!c->bundle_dir || !c->run_dir || !c->log_path || !c->image_ref || !c->image_id ||
@@ -1173,6 +1184,51 @@ static void start_spawn(struct container *c)
 	event_add(c->spawn_ev, NULL);
 }
 
+static void overlay_plumbed_cb(int r, struct shoal_err *err, void *arg)
+{
+	struct container *c = arg;
+	if (r < 0) {
+		shoal_err_wrap(err, "connecting the container to its overlay network");
+		start_fail(c, err);
+	} else if (c->remove_on_exit) {
+		struct shoal_err e = {0};
+		shoal_err_set_status(&e, 409, ECANCELED,
+				     "container %s was removed while it started", c->name);
+		start_fail(c, &e);
+	} else {
+		start_spawn(c);
+	}
+}
+
+/* As the bridge's, on an overlay network: the address and the endpoint's
+ * record taken and recorded first, the devices made on the overlay's worker. */
+static void start_overlay(struct container *c)
+{
+	struct shoal_err err = {0};
+	struct overlay_ep_info ep;
+	if (overlay_ep_alloc(c->agent, c->net_mode, c->id, c->name, &ep, &err) < 0) {
+		shoal_err_wrap(&err, "connecting the container to its overlay network");
+		start_fail(c, &err);
+		return;
+	}
+	c->net_attached = true;
+	c->ip = ep.ip;
+	c->gateway = ep.gateway;
+	c->prefixlen = ep.prefixlen;
+	memcpy(c->mac, ep.mac, 6);
+	snprintf(c->netns_path, sizeof(c->netns_path), "%s", ep.netns_path);
+	snprintf(c->host_ifname, sizeof(c->host_ifname), "%s", ep.host_ifname);
+	c->state = CONTAINER_STARTING;
+	int r = container_persist(c);
+	if (r < 0) {
+		shoal_err_errno(&err, -r, "recording the start in %s/container.json",
+				c->bundle_dir);
+		start_fail(c, &err);
+		return;
+	}
+	overlay_ep_plumb(c->agent, c->net_mode, c->id, overlay_plumbed_cb, c);
+}
+
 void container_start(struct container *c, struct api_req *req)
 {
 	struct agent *a = c->agent;
@@ -1219,6 +1275,10 @@ void container_start(struct container *c, struct api_req *req)
 	 * after a restart and re-adopts the container or rolls the start back
 	 * (container_load_all()). */
 	struct plumb_job *j = NULL;
+	if (overlay_net_mode(c->net_mode)) {
+		start_overlay(c);
+		return;
+	}
 	if (strcmp(c->net_mode, "host") != 0 && strcmp(c->net_mode, "none") != 0) {
 		if (!a->bridge) {
 			struct bridge_net_options bo = {

@@ -28,6 +28,7 @@
 #include "agent/manager.h"
 #include "agent/publish.h"
 #include "agent/membership.h"
+#include "agent/overlay-agent.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "lb/lb.h"
@@ -727,8 +728,11 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	if (publish_init(a, &perr) < 0)
 		log_warn("published ports unavailable: %s", perr.msg);
 	policy_agent_init(a);
+	if ((r = overlay_agent_init(a, err)) < 0)
+		return shoal_err_wrap(err, "reading the overlay networks");
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
+	overlay_agent_start(a);
 	if ((r = membership_start(a, err)) < 0)
 		return shoal_err_wrap(err, "joining the cluster");
 	if ((r = manager_start(a, err)) < 0)
@@ -811,6 +815,10 @@ static int teardown(struct agent *a)
 	snprintf(pins, sizeof(pins), "%s/node", a->cfg.bpffs_dir);
 	if (lb_sock_node_detach(pins, &err) < 0)
 		log_warn("shoald: %s", err.msg);
+	if (overlay_agent_teardown(a, &err) < 0) {
+		log_error("shoald: removing the overlay networks: %s", err.msg);
+		rc = 1;
+	}
 	rm_rf(a->cfg.bpffs_dir);
 	struct bridge_net_options bo = {
 		.prefix = a->cfg.device_prefix,
@@ -896,6 +904,7 @@ out:
 	events_shutdown();
 	api_server_stop(&a);
 	manager_stop(&a);
+	overlay_agent_stop(&a);
 	membership_stop(&a);
 	dns_stop(&a);
 	publish_free(&a);

@@ -51,7 +51,7 @@ static const struct cli_opt run_opts[] = {
 	 "Give extended privileges to this container"},
 	{OPT_SECURITY_OPT, "security-opt", 0, CLI_OPT_VALUE, "list", "Security Options"},
 	{OPT_NETWORK, "network", 0, CLI_OPT_VALUE, "network",
-	 "Connect a container to a network (none, host, bridge)"},
+	 "Connect a container to a network (bridge, host, none, or an attachable overlay network)"},
 	{OPT_NET, "net", 0, CLI_OPT_VALUE, "network", "Alias of --network"},
 	{'l', "label", 'l', CLI_OPT_VALUE, "list", "Set meta data on a container"},
 	{OPT_LOG_DRIVER, "log-driver", 0, CLI_OPT_VALUE, "string",

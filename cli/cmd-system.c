@@ -225,6 +225,30 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	kv(1, "Data Plane Error", info, "ShoalDataPlaneError");
 	cli_policy_map_print(json_object_get(info, "ShoalPolicyMap"), " ");
+	json_t *ovl = json_object_get(info, "ShoalOverlay");
+	if (json_is_object(ovl)) {
+		json_t *f = json_object_get(ovl, "Filter");
+		printf(" Overlay:\n");
+		kv(2, "VTEP", ovl, "VTEP");
+		kv(2, "Underlay", ovl, "Underlay");
+		kv(2, "Error", ovl, "Error");
+		kv(2, "VXLAN Filter", f, "Kind");
+		kv(3, "Fallback Reason", f, "FallbackReason");
+		kv(3, "Dropped (unknown source)", f, "DroppedUnknownSource");
+		kv(3, "Error", f, "Error");
+		json_array_foreach(json_object_get(ovl, "Networks"), i, w)
+		{
+			printf("  Network: %s (%s, %s, vni %lld, mtu %lld, %lld remote endpoints)%s%s\n",
+			       json_string_value(json_object_get(w, "Name")) ?: "",
+			       json_string_value(json_object_get(w, "Bridge")) ?: "",
+			       json_string_value(json_object_get(w, "Vxlan")) ?: "",
+			       (long long)json_integer_value(json_object_get(w, "VNI")),
+			       (long long)json_integer_value(json_object_get(w, "MTU")),
+			       (long long)json_integer_value(json_object_get(w, "Remotes")),
+			       json_object_get(w, "Error") ? ": " : "",
+			       json_string_value(json_object_get(w, "Error")) ?: "");
+		}
+	}
 	json_array_foreach(json_object_get(info, "Warnings"), i, w) if (json_is_string(w))
 		fprintf(stderr, "%s\n", json_string_value(w));
 	return 0;

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Agent integration tests: shell scripts driving shoald and shoal as root.
 foreach(t agent-run agent-restart agent-restart-policy agent-concurrent agent-api agent-service agent-publish publish-proxy
-		agent-hardening agent-limits agent-http agent-disk agent-scale agent-crash bench-http bench-net docker-cli docker-cli-more image-pull policy cluster cluster-alloc agent-volumes agent-networks bench-cluster bench-policy)
+		agent-hardening agent-limits agent-http agent-disk agent-scale agent-crash bench-http bench-net docker-cli docker-cli-more image-pull policy cluster cluster-alloc overlay-cluster agent-volumes agent-networks bench-cluster bench-policy)
 	if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		add_test(NAME integration/${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		set_tests_properties(integration/${t} PROPERTIES LABELS integration TIMEOUT 600
@@ -17,4 +17,14 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/agent-publish.sh)
 	set_tests_properties(integration/agent-publish-fallbacks PROPERTIES LABELS integration
 		TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT
 		"SHOAL_BUILD=${CMAKE_BINARY_DIR};SHOAL_LB_DISABLE=xdp,host-routing,socket-lb,coarse-clock")
+endif()
+
+# overlay-cluster once more with the VXLAN source filter's nftables fallback
+# forced on, as if the eBPF program did not load.
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/overlay-cluster.sh)
+	add_test(NAME integration/overlay-cluster-nft-filter
+		COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/overlay-cluster.sh)
+	set_tests_properties(integration/overlay-cluster-nft-filter PROPERTIES LABELS integration
+		TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT
+		"SHOAL_BUILD=${CMAKE_BINARY_DIR};SHOAL_VXLAN_FILTER=nft")
 endif()

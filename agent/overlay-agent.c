@@ -1,0 +1,1239 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Overlay networks on this node: store -> desired VXLAN networks -> kernel,
+ * on a worker (agent/overlay-agent.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "agent/agent.h"
+#include "agent/cluster.h"
+#include "agent/container.h"
+#include "agent/network-ipam.h"
+#include "agent/networks.h"
+#include "agent/overlay-agent.h"
+#include "agent/overlay-ipam.h"
+#include "agent/store/store.h"
+#include "agent/worker.h"
+#include "lib/cleanup.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "overlay/bridge.h"
+#include "overlay/vxlan-ep.h"
+#include "overlay/vxlan.h"
+
+/* Attempts at taking an address before giving up (each one that fails has
+ * seen another node take the address it tried). */
+#define OVL_ALLOC_ATTEMPTS 64
+/* Networks one node materialises. */
+#define OVL_NETS_MAX 1024
+
+struct ovl_plumb {
+	struct ovl_plumb *next;
+	char net[OVL_ID_MAX + 1];
+	char ep_id[OVL_ID_MAX + 1];
+	struct vxlan_ep ep;
+	overlay_ep_done_cb cb;
+	void *arg;
+	int r;
+	struct shoal_err err;
+};
+
+struct ovl_apply {
+	char net[OVL_ID_MAX + 1];
+	char name[OVL_ID_MAX + 1];
+	struct vxlan_net vn;
+	struct vxlan_remote *remotes;
+	struct vxlan_apply_stats st;
+	int r;
+	struct shoal_err err;
+};
+
+struct ovl_remove {
+	char net[OVL_ID_MAX + 1];
+	char bridge[IFNAMSIZ], vxlan[IFNAMSIZ];
+	int r;
+	struct shoal_err err;
+};
+
+struct ovl_job {
+	struct overlay_agent *oa;
+	struct ovl_apply *apply;
+	size_t n_apply;
+	struct ovl_remove *remove;
+	size_t n_remove;
+	struct ovl_plumb *plumbs;
+	bool sweep;
+	int swept;
+	struct shoal_err sweep_err;
+	struct vxlan_masq *masq;
+	size_t n_masq;
+	char *masq_sig; /* what masq says, to skip an unchanged table */
+	bool set_masq;
+	int masq_r;
+	struct shoal_err masq_err;
+	struct in_addr *vteps;
+	size_t n_vteps;
+	bool set_vteps;
+	int vteps_r;
+	struct shoal_err vteps_err;
+	bool stats_ok;
+	struct vxlan_filter_stats stats;
+};
+
+struct overlay_agent {
+	struct agent *a;
+	struct worker *worker;
+	struct vxlan_ctx *ctx;	     /* the worker's */
+	struct vxlan_filter *filter; /* the worker's once open */
+	char filter_kind[8];
+	char filter_reason[512];
+	char filter_err[512];
+	struct vxlan_filter_stats stats;
+	char unavailable[512]; /* why overlay endpoints are refused here ("" if not) */
+	struct in_addr vtep;
+	char underlay[IFNAMSIZ];
+	char netns_dir[4096];
+	bool netns_dir_ready;
+	json_t *nets;	/* network id -> network object */
+	json_t *eps;	/* network id -> {endpoint id -> record text} */
+	json_t *nodes;	/* node id -> underlay address */
+	json_t *active; /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
+	json_t *errs;	/* network id -> the last apply error logged */
+	struct store_watch *w_nets, *w_eps, *w_nodes;
+	bool watch_broken;
+	struct event *kick_ev, *resync_ev;
+	bool started, busy, again, swept;
+	struct ovl_plumb *plumbs; /* for the next job */
+	char *masq_applied;
+	bool vteps_dirty;
+	unsigned long applies, repairs;
+};
+
+static struct overlay_agent *oa_of(struct agent *a)
+{
+	return a->overlay_agent;
+}
+
+bool overlay_net_mode(const char *mode)
+{
+	return mode && *mode && strcmp(mode, "bridge") != 0 && strcmp(mode, "host") != 0 &&
+	       strcmp(mode, "none") != 0 && strcmp(mode, "default") != 0;
+}
+
+/* ---- the store's view ---- */
+
+static void net_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
+{
+	const char *id = kv->key + strlen(CLUSTER_NETWORKS);
+	if (!*id || strchr(id, '/'))
+		return;
+	if (!put) {
+		json_object_del(oa->nets, id);
+		return;
+	}
+	json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+	if (json_is_object(j))
+		json_object_set(oa->nets, id, j);
+	json_decref(j);
+}
+
+static void ep_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
+{
+	char net[OVL_ID_MAX + 1], ep[OVL_ID_MAX + 1];
+	if (ovl_key_split(kv->key, OVL_ENDPOINT_PREFIX, net, sizeof(net), ep, sizeof(ep)) < 0)
+		return;
+	json_t *m = json_object_get(oa->eps, net);
+	if (!put) {
+		json_object_del(m, ep);
+		if (m && !json_object_size(m))
+			json_object_del(oa->eps, net);
+		return;
+	}
+	struct ovl_endpoint e;
+	struct shoal_err err = {0};
+	if (ovl_endpoint_parse(kv->value, kv->value_len, &e, &err) < 0) {
+		log_warn("overlay: %s: %s; ignored", kv->key, err.msg);
+		return;
+	}
+	if (!m) {
+		m = json_object();
+		json_object_set_new(oa->eps, net, m);
+	}
+	json_object_set_new(m, ep, json_stringn(kv->value, kv->value_len));
+}
+
+static void node_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
+{
+	const char *id = kv->key + strlen(CLUSTER_NODES);
+	oa->vteps_dirty = true;
+	if (!put) {
+		json_object_del(oa->nodes, id);
+		return;
+	}
+	json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+	const char *addr = json_string_value(json_object_get(json_object_get(j, "Status"), "Addr"));
+	struct in_addr in;
+	if (addr && inet_pton(AF_INET, addr, &in) == 1)
+		json_object_set_new(oa->nodes, id, json_string(addr));
+	else
+		json_object_del(oa->nodes, id);
+	json_decref(j);
+}
+
+static void kick(struct overlay_agent *oa);
+
+static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_err *err,
+		     void *userdata,
+		     void (*apply)(struct overlay_agent *, const struct store_kv *, bool))
+{
+	struct overlay_agent *oa = userdata;
+	if (err) {
+		oa->watch_broken = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		apply(oa, &ev[i].kv, ev[i].type == STORE_EVENT_PUT);
+	kick(oa);
+}
+
+static void nets_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
+{
+	watch_cb(ev, n, err, u, net_event);
+}
+
+static void eps_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
+{
+	watch_cb(ev, n, err, u, ep_event);
+}
+
+static void nodes_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
+{
+	watch_cb(ev, n, err, u, node_event);
+}
+
+/* Reads everything under prefix into the view; *ret_rev: the read's revision. */
+static int load_prefix(struct overlay_agent *oa, const char *prefix, json_t *view,
+		       void (*apply)(struct overlay_agent *, const struct store_kv *, bool),
+		       int64_t *ret_rev, struct shoal_err *err)
+{
+	struct store_kvs *kvs = NULL;
+	int r = store_get(oa->a->store, prefix, true, 0, &kvs, err);
+	if (r < 0)
+		return r;
+	json_object_clear(view);
+	for (size_t i = 0; i < kvs->n; i++)
+		apply(oa, &kvs->kvs[i], true);
+	*ret_rev = kvs->revision;
+	store_kvs_free(kvs);
+	return 0;
+}
+
+static void watches_cancel(struct overlay_agent *oa)
+{
+	struct store_watch **ws[] = {&oa->w_nets, &oa->w_eps, &oa->w_nodes};
+	for (size_t i = 0; i < ARRAY_SIZE(ws); i++) {
+		if (*ws[i])
+			store_watch_cancel(*ws[i]);
+		*ws[i] = NULL;
+	}
+}
+
+/* Reads the three prefixes and, with watch, follows each from there. */
+static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *err)
+{
+	struct {
+		const char *prefix;
+		json_t *view;
+		void (*apply)(struct overlay_agent *, const struct store_kv *, bool);
+		store_watch_cb cb;
+		struct store_watch **w;
+	} parts[] = {
+		{CLUSTER_NETWORKS, oa->nets, net_event, nets_cb, &oa->w_nets},
+		{OVL_ENDPOINT_PREFIX, oa->eps, ep_event, eps_cb, &oa->w_eps},
+		{CLUSTER_NODES, oa->nodes, node_event, nodes_cb, &oa->w_nodes},
+	};
+	watches_cancel(oa);
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		int64_t rev = 0;
+		int r = load_prefix(oa, parts[i].prefix, parts[i].view, parts[i].apply, &rev, err);
+		if (r < 0)
+			return r;
+		if (watch && (r = store_watch(oa->a->store, parts[i].prefix, true, rev + 1,
+					      parts[i].cb, oa, parts[i].w, err)) < 0)
+			return r;
+	}
+	oa->vteps_dirty = true;
+	oa->watch_broken = false;
+	return 0;
+}
+
+/* ---- lookups in the view ---- */
+
+static bool ep_lookup(struct overlay_agent *oa, const char *net, const char *ep_id,
+		      struct ovl_endpoint *ret)
+{
+	const char *text = json_string_value(json_object_get(json_object_get(oa->eps, net), ep_id));
+	return text && ovl_endpoint_parse(text, strlen(text), ret, NULL) == 0;
+}
+
+static bool net_lookup(struct overlay_agent *oa, const char *net, struct ovl_network *ret,
+		       struct shoal_err *err)
+{
+	json_t *j = json_object_get(oa->nets, net);
+	if (!j) {
+		shoal_err_set_status(err, 404, ENOENT, "network %s not found", net);
+		return false;
+	}
+	return ovl_network_parse(j, ret, err) == 0;
+}
+
+static void gateway_id(struct overlay_agent *oa, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", OVL_GATEWAY_EP, oa->a->node_id);
+}
+
+/* Local container endpoints on net. */
+static size_t local_containers(struct overlay_agent *oa, const char *net)
+{
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(oa->eps, net), k, v)
+	{
+		const char *text = json_string_value(v);
+		struct ovl_endpoint e;
+		if (ovl_endpoint_parse(text, strlen(text), &e, NULL) == 0 &&
+		    e.kind == OVL_EP_CONTAINER && strcmp(e.node, oa->a->node_id) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* ---- addresses and records in the store ---- */
+
+static void addr_key(char *buf, size_t len, const char *net, struct in_addr ip)
+{
+	char s[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &ip, s, sizeof(s));
+	snprintf(buf, len, "%s%s/%s", OVL_ADDR_PREFIX, net, s);
+}
+
+static void ep_key(char *buf, size_t len, const char *net, const char *ep)
+{
+	snprintf(buf, len, "%s%s/%s", OVL_ENDPOINT_PREFIX, net, ep);
+}
+
+/* Takes a free address of net for owner (create-if-absent per address). */
+static int addr_take(struct overlay_agent *oa, const struct ovl_network *n, const char *owner_ep,
+		     struct in_addr *ret, struct shoal_err *err)
+{
+	struct store *s = oa->a->store;
+	char prefix[256];
+	snprintf(prefix, sizeof(prefix), "%s%s/", OVL_ADDR_PREFIX, n->id);
+	struct store_kvs *kvs = NULL;
+	int r = store_get(s, prefix, true, 0, &kvs, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "reading the addresses of network %s", n->name);
+	size_t cap = kvs->n + OVL_ALLOC_ATTEMPTS, nt = 0;
+	_cleanup_free_ uint32_t *taken = calloc(cap ? cap : 1, sizeof(*taken));
+	if (!taken) {
+		store_kvs_free(kvs);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < kvs->n; i++) {
+		struct in_addr a;
+		if (inet_pton(AF_INET, kvs->kvs[i].key + strlen(prefix), &a) == 1)
+			taken[nt++] = ntohl(a.s_addr);
+	}
+	store_kvs_free(kvs);
+	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
+	if (!owner)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	uint32_t hint = ovl_ipam_hint(&n->subnet, owner_ep);
+	for (int attempt = 0; attempt < OVL_ALLOC_ATTEMPTS; attempt++) {
+		uint32_t cand;
+		r = ovl_ipam_pick(&n->subnet, taken, nt, hint, &cand);
+		if (r == -ENOSPC) {
+			char sub[32];
+			struct net_cidr c = {.addr = n->subnet.net, .prefix = n->subnet.prefix};
+			net_cidr_format(&c, sub, sizeof(sub));
+			return shoal_err_set_status(
+				err, 409, ENOSPC,
+				"network %s has no free address left: all %u addresses of %s are in "
+				"use; remove containers from it or use a network with a larger "
+				"subnet",
+				n->name, ovl_subnet_capacity(&n->subnet), sub);
+		}
+		if (r < 0)
+			return shoal_err_set(err, -r, "out of memory");
+		struct in_addr ip = {htonl(cand)};
+		char key[320];
+		addr_key(key, sizeof(key), n->id, ip);
+		struct store_cmp cmp = {
+			.key = key, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ, .num = 0};
+		struct store_op put = {.type = STORE_OP_PUT,
+				       .key = key,
+				       .value = owner,
+				       .value_len = strlen(owner)};
+		struct store_txn_result res = {0};
+		r = store_txn(s, &cmp, 1, &put, 1, NULL, 0, &res, err);
+		bool ok = res.succeeded;
+		store_txn_result_clear(&res);
+		if (r < 0)
+			return shoal_err_wrap(err, "taking an address on network %s", n->name);
+		if (ok) {
+			*ret = ip;
+			return 0;
+		}
+		/* someone else took it meanwhile: the next one */
+		taken[nt++] = cand;
+		hint = cand + 1;
+	}
+	return shoal_err_set_status(err, 503, EAGAIN,
+				    "network %s: no address taken after %d attempts (other nodes "
+				    "took each one first); try again",
+				    n->name, OVL_ALLOC_ATTEMPTS);
+}
+
+static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_addr ip,
+			   const char *owner_ep)
+{
+	char key[320];
+	addr_key(key, sizeof(key), net, ip);
+	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
+	if (!owner)
+		return;
+	struct store_cmp cmp = {.key = key,
+				.target = STORE_CMP_VALUE,
+				.op = STORE_CMP_EQ,
+				.value = owner,
+				.value_len = strlen(owner)};
+	struct store_op del = {.type = STORE_OP_DELETE, .key = key};
+	struct store_txn_result res = {0};
+	struct shoal_err err = {0};
+	if (store_txn(oa->a->store, &cmp, 1, &del, 1, NULL, 0, &res, &err) < 0)
+		log_warn("overlay: giving back %s: %s", key, err.msg);
+	store_txn_result_clear(&res);
+}
+
+/* Writes the record and puts it in the view at once (the watch repeats it). */
+static int ep_write(struct overlay_agent *oa, const struct ovl_endpoint *e, struct shoal_err *err)
+{
+	_cleanup_free_ char *text = ovl_endpoint_format(e);
+	if (!text)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	char key[320];
+	ep_key(key, sizeof(key), e->net, e->id);
+	int r = store_put(oa->a->store, key, text, strlen(text), 0, NULL, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "writing endpoint %s", key);
+	struct store_kv kv = {.key = key, .value = text, .value_len = strlen(text)};
+	ep_event(oa, &kv, true);
+	return 0;
+}
+
+static void ep_delete(struct overlay_agent *oa, const struct ovl_endpoint *e)
+{
+	char key[320];
+	ep_key(key, sizeof(key), e->net, e->id);
+	struct shoal_err err = {0};
+	if (store_delete(oa->a->store, key, false, NULL, &err) < 0)
+		log_warn("overlay: removing endpoint record %s: %s", key, err.msg);
+	struct store_kv kv = {.key = key};
+	ep_event(oa, &kv, false);
+	addr_give_back(oa, e->net, e->ip, e->id);
+}
+
+/* An endpoint (a container's, or this node's gateway) with a fresh address. */
+static int ep_new(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
+		  const char *name, enum ovl_ep_kind kind, struct ovl_endpoint *ret,
+		  struct shoal_err *err)
+{
+	struct ovl_endpoint e = {.kind = kind, .vtep = oa->vtep};
+	snprintf(e.id, sizeof(e.id), "%s", ep_id);
+	snprintf(e.net, sizeof(e.net), "%s", n->id);
+	snprintf(e.node, sizeof(e.node), "%s", oa->a->node_id);
+	snprintf(e.name, sizeof(e.name), "%s", name ? name : "");
+	int r = addr_take(oa, n, ep_id, &e.ip, err);
+	if (r < 0)
+		return r;
+	vxlan_mac_from_addr(e.ip, e.mac);
+	if ((r = ep_write(oa, &e, err)) < 0) {
+		addr_give_back(oa, n->id, e.ip, ep_id);
+		return r;
+	}
+	*ret = e;
+	return 0;
+}
+
+/* This node's address on n, taken when it has none. */
+static int gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
+			  struct ovl_endpoint *ret, struct shoal_err *err)
+{
+	char gid[OVL_ID_MAX + 1];
+	gateway_id(oa, gid, sizeof(gid));
+	if (ep_lookup(oa, n->id, gid, ret))
+		return 0;
+	int r = ep_new(oa, n, gid, oa->a->hostname, OVL_EP_GATEWAY, ret, err);
+	if (r == 0) {
+		char ip[INET_ADDRSTRLEN];
+		log_info("overlay: network %s: this node's address %s", n->name,
+			 inet_ntop(AF_INET, &ret->ip, ip, sizeof(ip)));
+	}
+	return r;
+}
+
+/* ---- the worker ---- */
+
+static void job_work(void *arg)
+{
+	struct ovl_job *j = arg;
+	struct overlay_agent *oa = j->oa;
+	if (j->sweep) {
+		_cleanup_free_ const char **keep = calloc(2 * j->n_apply + 1, sizeof(*keep));
+		size_t nk = 0;
+		for (size_t i = 0; keep && i < j->n_apply; i++) {
+			keep[nk++] = j->apply[i].vn.bridge;
+			keep[nk++] = j->apply[i].vn.vxlan;
+		}
+		j->swept = keep ? vxlan_sweep(oa->ctx, oa->a->cfg.device_prefix, keep, nk,
+					      &j->sweep_err)
+				: -ENOMEM;
+	}
+	for (size_t i = 0; i < j->n_remove; i++)
+		j->remove[i].r = vxlan_net_remove(oa->ctx, j->remove[i].bridge, j->remove[i].vxlan,
+						  &j->remove[i].err);
+	for (size_t i = 0; i < j->n_apply; i++)
+		j->apply[i].r = vxlan_net_apply(oa->ctx, &j->apply[i].vn, &j->apply[i].st,
+						&j->apply[i].err);
+	for (struct ovl_plumb *p = j->plumbs; p; p = p->next) {
+		struct ovl_apply *ap = NULL;
+		for (size_t i = 0; i < j->n_apply && !ap; i++)
+			if (strcmp(j->apply[i].net, p->net) == 0)
+				ap = &j->apply[i];
+		if (!ap) {
+			p->r = p->err.code ? -p->err.code
+					   : shoal_err_set(&p->err, ENOENT,
+							   "network %s is not known on this node",
+							   p->net);
+			continue;
+		}
+		if (ap->r < 0) {
+			p->err = ap->err;
+			p->r = ap->r;
+			shoal_err_wrap(&p->err, "making network %s on this node", ap->name);
+			continue;
+		}
+		snprintf(p->ep.bridge, sizeof(p->ep.bridge), "%s", ap->vn.bridge);
+		p->ep.gateway = ap->vn.gateway;
+		p->ep.mtu = ap->st.mtu;
+		p->r = vxlan_ep_plumb(&p->ep, &p->err);
+	}
+	if (j->set_masq)
+		j->masq_r =
+			vxlan_masq_set(oa->a->cfg.device_prefix, j->masq, j->n_masq, &j->masq_err);
+	if (oa->filter && j->set_vteps)
+		j->vteps_r =
+			vxlan_filter_set_allowed(oa->filter, j->vteps, j->n_vteps, &j->vteps_err);
+	if (oa->filter)
+		j->stats_ok = vxlan_filter_stats(oa->filter, &j->stats, NULL) == 0;
+}
+
+static void job_free(struct ovl_job *j)
+{
+	for (size_t i = 0; i < j->n_apply; i++)
+		free(j->apply[i].remotes);
+	free(j->apply);
+	free(j->remove);
+	free(j->masq);
+	free(j->masq_sig);
+	free(j->vteps);
+	for (struct ovl_plumb *p = j->plumbs, *next; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	free(j);
+}
+
+static void job_done(void *arg)
+{
+	struct ovl_job *j = arg;
+	struct overlay_agent *oa = j->oa;
+	oa->busy = false;
+	oa->applies++;
+	if (j->sweep) {
+		if (j->swept < 0)
+			log_warn("overlay: removing networks no longer wanted: %s",
+				 j->sweep_err.msg);
+		else if (j->swept > 0)
+			log_info("overlay: removed %d devices of networks no longer wanted here",
+				 j->swept);
+	}
+	for (size_t i = 0; i < j->n_remove; i++) {
+		struct ovl_remove *rm = &j->remove[i];
+		if (rm->r < 0) {
+			log_warn("overlay: removing network %s from this node: %s", rm->net,
+				 rm->err.msg);
+			continue;
+		}
+		log_info("overlay: network %.12s removed from this node (no container on it)",
+			 rm->net);
+		json_object_del(oa->active, rm->net);
+		json_object_del(oa->errs, rm->net);
+	}
+	for (size_t i = 0; i < j->n_apply; i++) {
+		struct ovl_apply *ap = &j->apply[i];
+		const char *last = json_string_value(json_object_get(oa->errs, ap->net));
+		if (ap->r < 0) {
+			if (!last || strcmp(last, ap->err.msg) != 0)
+				log_warn("overlay: network %s: %s", ap->name, ap->err.msg);
+			json_object_set_new(oa->errs, ap->net, json_string(ap->err.msg));
+			continue;
+		}
+		if (last)
+			log_info("overlay: network %s is in place again", ap->name);
+		json_object_del(oa->errs, ap->net);
+		bool known = json_object_get(oa->active, ap->net) != NULL;
+		if (!known)
+			log_info("overlay: network %s on this node: %s and %s, vni %u, mtu %d, %zu "
+				 "remote endpoints",
+				 ap->name, ap->vn.bridge, ap->vn.vxlan, ap->vn.vni, ap->st.mtu,
+				 ap->vn.n_remotes);
+		else if (ap->st.links_created || ap->st.links_deleted)
+			log_info("overlay: network %s: devices made again (%u created, %u "
+				 "replaced)",
+				 ap->name, ap->st.links_created, ap->st.links_deleted);
+		if (known && ap->st.ops)
+			oa->repairs++;
+		json_object_set_new(oa->active, ap->net,
+				    json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "Name", ap->name,
+					      "Bridge", ap->vn.bridge, "Vxlan", ap->vn.vxlan, "MTU",
+					      ap->st.mtu, "VNI", (int)ap->vn.vni, "Remotes",
+					      (json_int_t)ap->vn.n_remotes));
+	}
+	if (j->set_masq) {
+		if (j->masq_r < 0) {
+			log_warn("overlay: egress masquerading: %s", j->masq_err.msg);
+		} else {
+			free(oa->masq_applied);
+			oa->masq_applied = TAKE_PTR(j->masq_sig);
+		}
+	}
+	if (j->set_vteps && j->vteps_r < 0) {
+		log_warn("overlay: the VXLAN source filter's allowed set: %s", j->vteps_err.msg);
+		oa->vteps_dirty = true;
+	}
+	if (j->stats_ok)
+		oa->stats = j->stats;
+	for (struct ovl_plumb *p = j->plumbs; p; p = p->next)
+		p->cb(p->r, &p->err, p->arg);
+	job_free(j);
+	if (oa->again) {
+		oa->again = false;
+		kick(oa);
+	}
+}
+
+/* A snapshot of what this node should have, for the worker. */
+static struct ovl_job *job_build(struct overlay_agent *oa)
+{
+	struct agent *a = oa->a;
+	struct ovl_job *j = calloc(1, sizeof(*j));
+	size_t cap = json_object_size(oa->eps);
+	if (!j)
+		return NULL;
+	j->oa = oa;
+	j->apply = calloc(cap ? cap : 1, sizeof(*j->apply));
+	j->masq = calloc(cap ? cap : 1, sizeof(*j->masq));
+	j->remove = calloc(json_object_size(oa->active) + 1, sizeof(*j->remove));
+	if (!j->apply || !j->masq || !j->remove) {
+		job_free(j);
+		return NULL;
+	}
+	const char *net;
+	json_t *eps;
+	json_object_foreach(oa->eps, net, eps)
+	{
+		if (!local_containers(oa, net))
+			continue;
+		struct ovl_network n;
+		struct shoal_err err = {0};
+		if (!net_lookup(oa, net, &n, &err)) {
+			/* removed from the store under its containers: the
+			 * devices stay as they are until the last one goes */
+			continue;
+		}
+		if (j->n_apply >= OVL_NETS_MAX) {
+			log_warn("overlay: more than %d networks on this node; %s left out",
+				 OVL_NETS_MAX, n.name);
+			continue;
+		}
+		struct ovl_endpoint gw;
+		if (gateway_ensure(oa, &n, &gw, &err) < 0) {
+			log_warn("overlay: network %s: this node's address: %s", n.name, err.msg);
+			continue;
+		}
+		struct ovl_apply *ap = &j->apply[j->n_apply];
+		snprintf(ap->net, sizeof(ap->net), "%s", n.id);
+		snprintf(ap->name, sizeof(ap->name), "%s", n.name);
+		struct vxlan_net *vn = &ap->vn;
+		snprintf(vn->id, sizeof(vn->id), "%s", n.id);
+		if (vxlan_net_ifnames(a->cfg.device_prefix, n.id, vn->bridge, vn->vxlan, &err) <
+		    0) {
+			log_warn("overlay: network %s: %s", n.name, err.msg);
+			continue;
+		}
+		bool clash = false;
+		for (size_t i = 0; i < j->n_apply && !clash; i++)
+			clash = strcmp(j->apply[i].vn.bridge, vn->bridge) == 0;
+		if (clash) {
+			/* vxlan.h: the other network's devices would look like drift */
+			log_warn(
+				"overlay: network %s: its device names clash with another network's "
+				"on this node (%s); left out",
+				n.name, vn->bridge);
+			continue;
+		}
+		vn->vni = n.vni;
+		vn->local = oa->vtep;
+		snprintf(vn->underlay, sizeof(vn->underlay), "%s", oa->underlay);
+		vn->mtu = n.mtu;
+		vn->gateway = gw.ip;
+		vn->prefixlen = n.subnet.prefix;
+		ap->remotes = calloc(json_object_size(eps) + 1, sizeof(*ap->remotes));
+		if (!ap->remotes)
+			continue;
+		const char *k;
+		json_t *v;
+		json_object_foreach(eps, k, v)
+		{
+			const char *text = json_string_value(v);
+			struct ovl_endpoint e;
+			if (ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
+			    strcmp(e.node, a->node_id) == 0 || e.vtep.s_addr == oa->vtep.s_addr)
+				continue;
+			struct vxlan_remote *rm = &ap->remotes[vn->n_remotes++];
+			rm->ip = e.ip;
+			rm->vtep = e.vtep;
+			memcpy(rm->mac, e.mac, 6);
+		}
+		vn->remotes = ap->remotes;
+		struct vxlan_masq *m = &j->masq[j->n_masq++];
+		snprintf(m->bridge, sizeof(m->bridge), "%s", vn->bridge);
+		m->net.s_addr = htonl(n.subnet.net);
+		m->prefixlen = n.subnet.prefix;
+		m->internal = n.internal;
+		j->n_apply++;
+	}
+	/* made here, no longer wanted: the devices go, with this node's address */
+	const char *id;
+	json_t *act;
+	json_object_foreach(oa->active, id, act)
+	{
+		bool wanted = false;
+		for (size_t i = 0; i < j->n_apply && !wanted; i++)
+			wanted = strcmp(j->apply[i].net, id) == 0;
+		if (wanted || local_containers(oa, id))
+			continue;
+		struct ovl_remove *rm = &j->remove[j->n_remove++];
+		snprintf(rm->net, sizeof(rm->net), "%s", id);
+		snprintf(rm->bridge, sizeof(rm->bridge), "%s",
+			 json_string_value(json_object_get(act, "Bridge")));
+		snprintf(rm->vxlan, sizeof(rm->vxlan), "%s",
+			 json_string_value(json_object_get(act, "Vxlan")));
+		char gid[OVL_ID_MAX + 1];
+		struct ovl_endpoint gw;
+		gateway_id(oa, gid, sizeof(gid));
+		if (ep_lookup(oa, id, gid, &gw))
+			ep_delete(oa, &gw);
+	}
+	j->sweep = !oa->swept;
+	oa->swept = true;
+	j->plumbs = TAKE_PTR(oa->plumbs);
+	/* the masquerade table when what it says changed */
+	size_t siglen = 64 + j->n_masq * 64;
+	j->masq_sig = calloc(1, siglen);
+	if (j->masq_sig) {
+		size_t off = 0;
+		for (size_t i = 0; i < j->n_masq; i++)
+			off += (size_t)snprintf(j->masq_sig + off, siglen - off, "%s %x/%u %d;",
+						j->masq[i].bridge, j->masq[i].net.s_addr,
+						j->masq[i].prefixlen, j->masq[i].internal);
+		j->set_masq = !oa->masq_applied || strcmp(oa->masq_applied, j->masq_sig) != 0;
+	}
+	if (oa->filter && oa->vteps_dirty) {
+		j->vteps = calloc(json_object_size(oa->nodes) + 1, sizeof(*j->vteps));
+		if (j->vteps) {
+			const char *nid;
+			json_t *addr;
+			json_object_foreach(oa->nodes, nid, addr)
+			{
+				if (inet_pton(AF_INET, json_string_value(addr),
+					      &j->vteps[j->n_vteps]) == 1)
+					j->n_vteps++;
+			}
+			j->set_vteps = true;
+			oa->vteps_dirty = false;
+		}
+	}
+	return j;
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct overlay_agent *oa = arg;
+	if (oa->busy) {
+		oa->again = true;
+		return;
+	}
+	struct ovl_job *j = job_build(oa);
+	if (!j) {
+		log_warn("overlay: out of memory building the networks' state; retried at the "
+			 "next resync");
+		return;
+	}
+	oa->busy = true;
+	if (worker_submit(oa->worker, job_work, job_done, j) < 0) {
+		oa->busy = false;
+		for (struct ovl_plumb *p = j->plumbs; p; p = p->next) {
+			shoal_err_set(&p->err, ENOMEM, "the overlay worker took no more work");
+			p->r = -ENOMEM;
+			p->cb(p->r, &p->err, p->arg);
+		}
+		job_free(j);
+	}
+}
+
+/* Coalesced: every change of this loop turn goes into one job; changes while
+ * a job runs go into the next one. */
+static void kick(struct overlay_agent *oa)
+{
+	if (!oa->started || oa->unavailable[0])
+		return;
+	if (oa->busy) {
+		oa->again = true;
+		return;
+	}
+	event_active(oa->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct overlay_agent *oa = arg;
+	if (oa->watch_broken) {
+		struct shoal_err err = {0};
+		if (ovl_read_all(oa, true, &err) < 0) {
+			log_debug("overlay: watching the store: %s", err.msg);
+			return;
+		}
+	}
+	kick(oa);
+}
+
+/* ---- the underlay ---- */
+
+static int find_underlay(struct overlay_agent *oa, const char *addr, struct shoal_err *err)
+{
+	if (!addr || inet_pton(AF_INET, addr, &oa->vtep) != 1)
+		return shoal_err_set(err, EINVAL,
+				     "overlay networks need this node's underlay address: start "
+				     "shoald with --advertise-addr");
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return shoal_err_errno(err, errno, "listing addresses");
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		struct sockaddr_in *sin = (struct sockaddr_in *)i->ifa_addr;
+		if (sin->sin_addr.s_addr == oa->vtep.s_addr) {
+			snprintf(oa->underlay, sizeof(oa->underlay), "%s", i->ifa_name);
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	if (!oa->underlay[0])
+		return shoal_err_set(err, EADDRNOTAVAIL,
+				     "overlay networks: no device of this node holds the advertise "
+				     "address %s",
+				     addr);
+	if (strcmp(oa->underlay, "lo") == 0)
+		return shoal_err_set(err, EINVAL,
+				     "overlay networks: the advertise address %s is on lo; give "
+				     "the address other nodes reach this one at",
+				     addr);
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int overlay_agent_init(struct agent *a, struct shoal_err *err)
+{
+	struct overlay_agent *oa = calloc(1, sizeof(*oa));
+	if (!oa)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	a->overlay_agent = oa;
+	oa->a = a;
+	oa->nets = json_object();
+	oa->eps = json_object();
+	oa->nodes = json_object();
+	oa->active = json_object();
+	oa->errs = json_object();
+	oa->kick_ev = event_new(a->base, -1, 0, kick_cb, oa);
+	oa->resync_ev = event_new(a->base, -1, EV_PERSIST, resync_cb, oa);
+	if (!oa->nets || !oa->eps || !oa->nodes || !oa->active || !oa->errs || !oa->kick_ev ||
+	    !oa->resync_ev)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	snprintf(oa->netns_dir, sizeof(oa->netns_dir), "%s/netns", a->cfg.run_dir);
+	struct shoal_err e = {0};
+	if (find_underlay(oa, a->cfg.advertise_addr, &e) < 0)
+		snprintf(oa->unavailable, sizeof(oa->unavailable), "%s", e.msg);
+	e = (struct shoal_err){0};
+	if (!oa->unavailable[0] && vxlan_ctx_new(&oa->ctx, &e) < 0)
+		snprintf(oa->unavailable, sizeof(oa->unavailable), "overlay networks: %s", e.msg);
+	int r = worker_new(a->base, &oa->worker);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "starting the overlay worker");
+	return ovl_read_all(oa, false, err);
+}
+
+/* What this node holds in the store that none of its containers uses any
+ * more (a start or removal the agent was killed in): given back. */
+static void give_back_unused(struct overlay_agent *oa)
+{
+	struct agent *a = oa->a;
+	unsigned n = 0;
+	const char *net;
+	json_t *eps;
+	void *tmp;
+	json_t *copy = json_deep_copy(oa->eps);
+	json_object_foreach_safe(copy, tmp, net, eps)
+	{
+		bool used = local_containers(oa, net) > 0;
+		const char *k;
+		json_t *v;
+		json_object_foreach(eps, k, v)
+		{
+			const char *text = json_string_value(v);
+			struct ovl_endpoint e;
+			if (ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
+			    strcmp(e.node, a->node_id) != 0)
+				continue;
+			bool keep;
+			if (e.kind == OVL_EP_GATEWAY) {
+				keep = used;
+			} else {
+				struct container *c = container_get(a, e.id);
+				keep = c && c->net_attached && strcmp(c->net_mode, e.net) == 0 &&
+				       c->ip.s_addr == e.ip.s_addr;
+			}
+			if (!keep) {
+				ep_delete(oa, &e);
+				n++;
+			}
+		}
+	}
+	json_decref(copy);
+	/* addresses whose endpoint record never got written */
+	struct store_kvs *kvs = NULL;
+	struct shoal_err err = {0};
+	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
+		log_warn("overlay: reading the overlay addresses: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < kvs->n; i++) {
+		char nid[OVL_ID_MAX + 1], ip[64];
+		struct in_addr in;
+		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, nid, sizeof(nid), ip,
+				  sizeof(ip)) < 0 ||
+		    inet_pton(AF_INET, ip, &in) != 1)
+			continue;
+		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
+		const char *node = json_string_value(json_object_get(o, "Node"));
+		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
+		struct ovl_endpoint e;
+		if (node && owner && strcmp(node, a->node_id) == 0 &&
+		    !(ep_lookup(oa, nid, owner, &e) && e.ip.s_addr == in.s_addr)) {
+			addr_give_back(oa, nid, in, owner);
+			n++;
+		}
+		json_decref(o);
+	}
+	store_kvs_free(kvs);
+	if (n)
+		log_info("overlay: gave back %u addresses and endpoint records no container uses",
+			 n);
+}
+
+void overlay_agent_start(struct agent *a)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return;
+	struct shoal_err err = {0};
+	if (ovl_read_all(oa, true, &err) < 0) {
+		log_warn("overlay: watching the store: %s; retried every %d s", err.msg,
+			 OVERLAY_RESYNC_S);
+		oa->watch_broken = true;
+	}
+	give_back_unused(oa);
+	/* SHOAL_VXLAN_FILTER=nft: the fallback, as if the program did not load */
+	const char *want = getenv("SHOAL_VXLAN_FILTER");
+	bool bad_want = want && *want && strcmp(want, "bpf") != 0 && strcmp(want, "nft") != 0;
+	if (!oa->unavailable[0] && bad_want) {
+		snprintf(oa->filter_err, sizeof(oa->filter_err),
+			 "SHOAL_VXLAN_FILTER=%s: expected bpf or nft", want);
+		log_warn("overlay: no VXLAN source filter: %s", oa->filter_err);
+	} else if (!oa->unavailable[0]) {
+		struct vxlan_filter_opts fo = {
+			.underlay = oa->underlay,
+			.pin_dir = a->cfg.bpffs_dir,
+			.prefix = a->cfg.device_prefix,
+			.force_nft = want && strcmp(want, "nft") == 0,
+		};
+		err = (struct shoal_err){0};
+		if (vxlan_filter_open(&fo, &oa->filter, &err) < 0) {
+			snprintf(oa->filter_err, sizeof(oa->filter_err), "%s", err.msg);
+			log_warn("overlay: no VXLAN source filter on %s: %s", oa->underlay,
+				 err.msg);
+		} else {
+			snprintf(oa->filter_kind, sizeof(oa->filter_kind), "%s",
+				 vxlan_filter_kind_name(vxlan_filter_kind(oa->filter)));
+			snprintf(oa->filter_reason, sizeof(oa->filter_reason), "%s",
+				 vxlan_filter_fallback_reason(oa->filter));
+			log_info("overlay: VXLAN from the cluster's nodes only, on %s (%s%s%s)",
+				 oa->underlay, oa->filter_kind, oa->filter_reason[0] ? ": " : "",
+				 oa->filter_reason);
+		}
+	} else {
+		log_info("%s", oa->unavailable);
+	}
+	oa->started = true;
+	struct timeval tv = {OVERLAY_RESYNC_S, 0};
+	event_add(oa->resync_ev, &tv);
+	if (!oa->unavailable[0])
+		kick(oa);
+}
+
+void overlay_agent_stop(struct agent *a)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return;
+	/* the running job finishes; queued ones are dropped (their plumbs with
+	 * them: the starts they belong to are rolled back at the next start) */
+	worker_free(oa->worker);
+	watches_cancel(oa);
+	if (oa->kick_ev)
+		event_free(oa->kick_ev);
+	if (oa->resync_ev)
+		event_free(oa->resync_ev);
+	for (struct ovl_plumb *p = oa->plumbs, *next; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	vxlan_filter_free(oa->filter);
+	vxlan_ctx_free(oa->ctx);
+	json_decref(oa->nets);
+	json_decref(oa->eps);
+	json_decref(oa->nodes);
+	json_decref(oa->active);
+	json_decref(oa->errs);
+	free(oa->masq_applied);
+	free(oa);
+	a->overlay_agent = NULL;
+}
+
+int overlay_agent_teardown(struct agent *a, struct shoal_err *err)
+{
+	struct vxlan_ctx *ctx = NULL;
+	int r = vxlan_ctx_new(&ctx, err);
+	if (r < 0)
+		return r;
+	r = vxlan_sweep(ctx, a->cfg.device_prefix, NULL, 0, err);
+	vxlan_ctx_free(ctx);
+	if (r < 0)
+		return r;
+	if ((r = vxlan_masq_set(a->cfg.device_prefix, NULL, 0, err)) < 0)
+		return r;
+	struct overlay_agent probe = {.a = a};
+	if (find_underlay(&probe, a->cfg.advertise_addr, NULL) < 0)
+		return 0; /* no underlay: no filter was ever put on one */
+	struct vxlan_filter_opts fo = {
+		.underlay = probe.underlay,
+		.pin_dir = a->cfg.bpffs_dir,
+		.prefix = a->cfg.device_prefix,
+	};
+	return vxlan_filter_remove(&fo, err);
+}
+
+json_t *overlay_agent_info(struct agent *a)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return json_null();
+	char vtep[INET_ADDRSTRLEN] = "";
+	if (!oa->unavailable[0])
+		inet_ntop(AF_INET, &oa->vtep, vtep, sizeof(vtep));
+	json_t *nets = json_array();
+	const char *id;
+	json_t *v;
+	json_object_foreach(oa->active, id, v)
+	{
+		json_t *n = json_deep_copy(v);
+		json_object_set_new(n, "ID", json_string(id));
+		const char *e = json_string_value(json_object_get(oa->errs, id));
+		if (e)
+			json_object_set_new(n, "Error", json_string(e));
+		json_array_append_new(nets, n);
+	}
+	json_t *filter =
+		oa->filter ? json_pack("{s:s, s:s, s:I, s:I}", "Kind", oa->filter_kind,
+				       "FallbackReason", oa->filter_reason, "DroppedUnknownSource",
+				       (json_int_t)oa->stats.dropped_unknown_source, "Accepted",
+				       (json_int_t)oa->stats.accepted)
+			   : json_pack("{s:s, s:s}", "Kind", "none", "Error",
+				       oa->filter_err[0] ? oa->filter_err : oa->unavailable);
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "Error", oa->unavailable, "VTEP",
+			 vtep, "Underlay", oa->underlay, "Filter", filter, "Networks", nets,
+			 "Applies", (json_int_t)oa->applies, "Repairs", (json_int_t)oa->repairs);
+}
+
+/* ---- containers ---- */
+
+int overlay_network_resolve(struct agent *a, const char *ref, char *ret_id, size_t len,
+			    struct shoal_err *err)
+{
+	json_t *net = NULL;
+	int r = network_get(a, ref, &net, err);
+	if (r < 0)
+		return r;
+	const char *driver = json_string_value(json_object_get(net, "Driver"));
+	const char *name = json_string_value(json_object_get(net, "Name"));
+	const char *id = json_string_value(json_object_get(net, "Id"));
+	if (!driver || strcmp(driver, "overlay") != 0 || !id) {
+		r = shoal_err_set_status(
+			err, 400, EINVAL,
+			"network %s: containers join the node's bridge, host or none "
+			"by those names",
+			ref);
+	} else if (!json_is_true(json_object_get(net, "Attachable"))) {
+		r = shoal_err_set_status(
+			err, 403, EPERM,
+			"Could not attach to network %s: rpc error: code = "
+			"PermissionDenied desc = network %s not manually attachable",
+			ref, name ? name : ref);
+	} else if (strlen(id) >= len) {
+		r = shoal_err_set(err, ENAMETOOLONG, "network id %s is too long", id);
+	} else {
+		snprintf(ret_id, len, "%s", id);
+	}
+	json_decref(net);
+	return r;
+}
+
+int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, const char *name,
+		     struct overlay_ep_info *ret, struct shoal_err *err)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return shoal_err_set(err, ENODEV, "overlay networks are not running on this node");
+	if (oa->unavailable[0])
+		return shoal_err_set_status(err, 503, ENODEV, "%s", oa->unavailable);
+	struct ovl_network n;
+	if (!net_lookup(oa, net_id, &n, err)) {
+		/* the watch may lag a network just made: ask the store */
+		json_t *j = NULL;
+		char key[256];
+		snprintf(key, sizeof(key), "%s%s", CLUSTER_NETWORKS, net_id);
+		shoal_err_clear(err);
+		int r = cluster_get(a, key, &j, NULL, err);
+		if (r < 0)
+			return r;
+		json_object_del(j, "Version");
+		json_object_set_new(oa->nets, net_id, j);
+		if (!net_lookup(oa, net_id, &n, err))
+			return -(err->code ? err->code : EINVAL);
+	}
+	struct ovl_endpoint gw, e;
+	int r = gateway_ensure(oa, &n, &gw, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "network %s: this node's address on it", n.name);
+	struct ovl_endpoint old;
+	if (ep_lookup(oa, n.id, ep_id, &old))
+		ep_delete(oa, &old); /* a start before that never released */
+	if ((r = ep_new(oa, &n, ep_id, name, OVL_EP_CONTAINER, &e, err)) < 0)
+		return r;
+	struct overlay_ep_info info = {.ip = e.ip, .gateway = gw.ip, .prefixlen = n.subnet.prefix};
+	memcpy(info.mac, e.mac, 6);
+	snprintf(info.netns_path, sizeof(info.netns_path), "%s/%s", oa->netns_dir, ep_id);
+	bridge_host_ifname(a->cfg.device_prefix, ep_id, info.host_ifname);
+	*ret = info;
+	return 0;
+}
+
+void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
+		      void *arg)
+{
+	struct overlay_agent *oa = oa_of(a);
+	struct ovl_plumb *p = calloc(1, sizeof(*p));
+	struct shoal_err err = {0};
+	struct ovl_endpoint e;
+	if (!p || !oa || !ep_lookup(oa, net_id, ep_id, &e)) {
+		shoal_err_set(&err, p ? ENOENT : ENOMEM, "endpoint %.12s on network %.12s: %s",
+			      ep_id, net_id, p ? "no record of it" : "out of memory");
+		free(p);
+		cb(-err.code, &err, arg);
+		return;
+	}
+	struct ovl_network n;
+	if (!net_lookup(oa, net_id, &n, &err)) {
+		free(p);
+		cb(-(err.code ? err.code : EINVAL), &err, arg);
+		return;
+	}
+	snprintf(p->net, sizeof(p->net), "%s", net_id);
+	snprintf(p->ep_id, sizeof(p->ep_id), "%s", ep_id);
+	snprintf(p->ep.netns_path, sizeof(p->ep.netns_path), "%s/%s", oa->netns_dir, ep_id);
+	bridge_host_ifname(a->cfg.device_prefix, ep_id, p->ep.host_ifname);
+	p->ep.addr = e.ip;
+	p->ep.prefixlen = n.subnet.prefix;
+	memcpy(p->ep.mac, e.mac, 6);
+	p->cb = cb;
+	p->arg = arg;
+	struct shoal_err derr = {0};
+	if (!oa->netns_dir_ready && vxlan_ep_dir_prepare(oa->netns_dir, &derr) < 0) {
+		free(p);
+		cb(-derr.code, &derr, arg);
+		return;
+	}
+	oa->netns_dir_ready = true;
+	p->next = oa->plumbs;
+	oa->plumbs = p;
+	kick(oa);
+}
+
+void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return;
+	char path[4096 + OVL_ID_MAX + 2], ifname[IFNAMSIZ];
+	snprintf(path, sizeof(path), "%s/%s", oa->netns_dir, ep_id);
+	bridge_host_ifname(a->cfg.device_prefix, ep_id, ifname);
+	/* the namespace's removal is a umount and an unlink; its veth goes in
+	 * the kernel's asynchronous cleanup */
+	struct shoal_err err = {0};
+	if (vxlan_ep_unplumb(path, ifname, &err) < 0)
+		log_warn("overlay: endpoint %.12s: %s", ep_id, err.msg);
+	struct ovl_endpoint e;
+	if (ep_lookup(oa, net_id, ep_id, &e))
+		ep_delete(oa, &e);
+	kick(oa);
+}

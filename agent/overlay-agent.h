@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct agent;
+
+/*
+ * Overlay networks on this node (agent/overlay-agent.c): from the store's
+ * networks, endpoints and nodes, the VXLAN networks this node must have
+ * (overlay/vxlan.h), made and kept so on a worker thread of its own.
+ *
+ * A network is materialised here only while a container on this node is on
+ * it: then this node holds an address on it (its gateway endpoint) and
+ * programs every endpoint of other nodes, gateways included, as a static FDB
+ * and neighbour entry. Changes from the store's watches are coalesced into
+ * one apply at a time; a resync every OVERLAY_RESYNC_S seconds repairs
+ * whatever drifted in the kernel. The VXLAN source filter on the underlay
+ * accepts the VTEP addresses of every node in the store.
+ */
+#define OVERLAY_RESYNC_S 5
+
+/* Before the containers are loaded: the store's state read, so that a start
+ * rolled back at load time can release its endpoint. Not fatal: without an
+ * advertise address (or its device) overlay containers are refused. */
+int overlay_agent_init(struct agent *a, struct shoal_err *err);
+/* After the containers are loaded: what this node holds in the store and no
+ * container of it uses is given back, devices of networks no longer wanted
+ * are swept, the filter opened, the watches and the resync started. */
+void overlay_agent_start(struct agent *a);
+void overlay_agent_stop(struct agent *a);
+/* --teardown: every overlay device of the prefix, the egress table and the
+ * VXLAN source filter removed. */
+int overlay_agent_teardown(struct agent *a, struct shoal_err *err);
+/* /info's "ShoalOverlay": the filter (kind, fallback reason, drops) and the
+ * networks materialised here. */
+json_t *overlay_agent_info(struct agent *a);
+
+/* Whether a container's network mode names an overlay network (not the
+ * node's bridge, host or none). */
+bool overlay_net_mode(const char *mode);
+/* An attachable overlay network by id, name or unique id prefix: its id in
+ * ret_id. 404 when there is none, 403 (Docker's words) when it is not
+ * attachable. */
+int overlay_network_resolve(struct agent *a, const char *ref, char *ret_id, size_t len,
+			    struct shoal_err *err);
+
+/* What a container's endpoint on an overlay network uses, decided (and held
+ * in the store) before any of it is made. */
+struct overlay_ep_info {
+	struct in_addr ip, gateway;
+	uint8_t prefixlen;
+	uint8_t mac[6];
+	char netns_path[256];
+	char host_ifname[16];
+};
+
+/* Takes an address on the network for endpoint ep_id (and this node's own
+ * address on it if it has none yet), writes the endpoint's record. A clear
+ * error naming the network when it is full. */
+int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, const char *name,
+		     struct overlay_ep_info *ret, struct shoal_err *err);
+/* Materialises the network if needed and makes the endpoint's namespace and
+ * veth, on the worker; cb(r, err, arg) on the loop when done. */
+typedef void (*overlay_ep_done_cb)(int r, struct shoal_err *err, void *arg);
+void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
+		      void *arg);
+/* Gives the endpoint's address and record back and removes its namespace and
+ * veth; the network goes from this node with its last endpoint. */
+void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id);
