@@ -34,6 +34,8 @@ struct agent_config {
 	char *store_password;
 	char *advertise_addr; /* --advertise-addr: this node's address for the others */
 	char *role;	      /* --role: manager (may lead) or worker */
+	bool role_given;      /* --role was on the command line */
+	char *join_token;     /* --join-token: admits the node, says its role */
 	char **node_labels;   /* --node-label K=V */
 	int node_ttl_s;	      /* --node-ttl: lease TTL of the node's liveness (5) */
 	char *monitor_path;   /* shoal-monitor beside shoald */

@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/overlay-agent.h"
+#include "agent/swarm.h"
 #include "agent/policy-agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
@@ -62,11 +63,19 @@ static json_t *swarm_info(struct agent *a)
 	}
 	json_decref(all);
 	bool manager = strcmp(a->cfg.role, "manager") == 0;
-	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:i, s:i}", "NodeID", a->node_id,
-			 "NodeAddr", a->cfg.advertise_addr ? a->cfg.advertise_addr : "127.0.0.1",
-			 "LocalNodeState", "active", "ControlAvailable", manager, "Error",
-			 membership_store_ok(a) ? "" : "the cluster store does not answer",
-			 "RemoteManagers", remote, "Nodes", nodes, "Managers", managers);
+	json_t *sw =
+		json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:i, s:i}", "NodeID", a->node_id,
+			  "NodeAddr", a->cfg.advertise_addr ? a->cfg.advertise_addr : "127.0.0.1",
+			  "LocalNodeState", "active", "ControlAvailable", manager, "Error",
+			  membership_store_ok(a) ? "" : "the cluster store does not answer",
+			  "RemoteManagers", remote, "Nodes", nodes, "Managers", managers);
+	/* a manager shows the cluster, as Docker's do (without its tokens) */
+	json_t *cluster = NULL;
+	if (sw && manager && swarm_get(a, &cluster, NULL, NULL) == 0) {
+		json_object_del(cluster, "JoinTokens");
+		json_object_set_new(sw, "Cluster", cluster);
+	}
+	return sw;
 }
 
 static json_t *store_info(struct agent *a)

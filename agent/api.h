@@ -67,6 +67,14 @@ void api_image_prune(struct api_req *r);
  * label, image) */
 void api_events(struct api_req *r);
 
+/* api-swarm.c */
+void api_swarm_inspect(struct api_req *r);
+void api_swarm_init(struct api_req *r);
+void api_swarm_join(struct api_req *r);
+void api_swarm_leave(struct api_req *r);
+void api_swarm_update(struct api_req *r);
+void api_swarm_unlockkey(struct api_req *r);
+
 /* Exec */
 void api_exec_create(struct api_req *r);
 void api_exec_start(struct api_req *r);

@@ -86,6 +86,12 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_GET, "/services/{}/logs", api_service_logs, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/tasks", api_task_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/tasks/{}", api_task_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/swarm", api_swarm_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/swarm/init", api_swarm_init, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/swarm/join", api_swarm_join, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/swarm/leave", api_swarm_leave, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/swarm/update", api_swarm_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/swarm/unlockkey", api_swarm_unlockkey, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/nodes", api_node_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update, API_BODY_JSON, false},
@@ -145,6 +151,8 @@ static bool route_cluster_only(const char *pattern, enum evhttp_cmd_type m)
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (str_has_prefix(pattern, prefixes[i]))
 			return true;
+	if (strcmp(pattern, "/swarm") == 0 || strcmp(pattern, "/swarm/update") == 0)
+		return true;
 	return str_has_prefix(pattern, "/policies") && m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD;
 }
 

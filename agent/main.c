@@ -29,6 +29,7 @@
 #include "agent/publish.h"
 #include "agent/membership.h"
 #include "agent/overlay-agent.h"
+#include "agent/swarm.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
 #include "lb/lb.h"
@@ -69,6 +70,9 @@ static void usage(FILE *f)
 		"  --advertise-addr IP   this node's address for the other nodes (required with\n"
 		"                        --store etcd)\n"
 		"  --role ROLE           manager (default: may lead the cluster) or worker\n"
+		"  --join-token TOKEN    a join token of the cluster in the store (`docker swarm\n"
+		"                        join-token worker|manager`): checked before the node\n"
+		"                        registers; it says the node's role\n"
 		"  --node-label K=V      a label of this node, for placement constraints\n"
 		"                        (repeatable)\n"
 		"  --node-ttl SECONDS    a node whose agent stops renewing its lease is down\n"
@@ -193,6 +197,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_SPASS,
 		O_ADV,
 		O_ROLE,
+		O_JOIN,
 		O_NLABEL,
 		O_NTTL,
 		O_LMT,
@@ -228,6 +233,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"store-password-file", required_argument, NULL, O_SPASS},
 		{"advertise-addr", required_argument, NULL, O_ADV},
 		{"role", required_argument, NULL, O_ROLE},
+		{"join-token", required_argument, NULL, O_JOIN},
 		{"node-label", required_argument, NULL, O_NLABEL},
 		{"node-ttl", required_argument, NULL, O_NTTL},
 		{"log-max-total", required_argument, NULL, O_LMT},
@@ -309,6 +315,17 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 				return -EINVAL;
 			}
 			dst = &cfg->role;
+			cfg->role_given = true;
+			break;
+		case O_JOIN:
+			if (!str_has_prefix(optarg, SWARM_TOKEN_PREFIX) || strlen(optarg) > 95) {
+				fprintf(stderr,
+					"shoald: --join-token: expected a token of the form "
+					"%s..., as `docker swarm join-token` shows it\n",
+					SWARM_TOKEN_PREFIX);
+				return -EINVAL;
+			}
+			dst = &cfg->join_token;
 			break;
 		case O_NLABEL: {
 			const char *eq = strchr(optarg, '=');
@@ -542,6 +559,7 @@ static void config_free(struct agent_config *cfg)
 	}
 	free(cfg->advertise_addr);
 	free(cfg->role);
+	free(cfg->join_token);
 	strv_free(cfg->node_labels);
 	free(cfg->data_dir);
 	free(cfg->run_dir);
@@ -733,6 +751,8 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
 	overlay_agent_start(a);
+	if ((r = swarm_start(a, err)) < 0)
+		return r;
 	if ((r = membership_start(a, err)) < 0)
 		return shoal_err_wrap(err, "joining the cluster");
 	if ((r = manager_start(a, err)) < 0)

@@ -263,6 +263,30 @@ void api_system_df(struct api_req *r)
 {
 	reply_ok(r);
 }
+void api_swarm_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_swarm_init(struct api_req *r)
+{
+	with_body(r);
+}
+void api_swarm_join(struct api_req *r)
+{
+	with_body(r);
+}
+void api_swarm_leave(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_swarm_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_swarm_unlockkey(struct api_req *r)
+{
+	reply_ok(r);
+}
 void api_container_prune(struct api_req *r)
 {
 	with_query(r);
