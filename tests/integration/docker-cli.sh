@@ -117,8 +117,9 @@ must "removing them" dk 10 rm -f fa fb fc
 log "fields shoal does not do are refused, naming them"
 out=$(dk 10 run --rm -v /tmp:/x:z busybox true 2>&1)
 expect_contains "an SELinux relabel (-v ...:z) is refused" 'mode option "z" is not supported' "$out"
-out=$(dk 10 service create -d --name withmount --mount type=volume,source=v,target=/v busybox true 2>&1)
-expect_contains "a service's mounts are refused" "TaskTemplate.ContainerSpec.Mounts: not supported" "$out"
+out=$(dk 10 service create -d --name withmount --mount type=volume,source=v,target=/v,volume-driver=nfs busybox true 2>&1)
+expect_contains "a service's mount with another volume driver is refused, naming it" \
+	"TaskTemplate.ContainerSpec.Mounts[0].VolumeOptions.DriverConfig: only the local driver" "$out"
 out=$(dk 10 run --restart sometimes --name rp busybox true 2>&1)
 expect_contains "an unknown restart policy is refused" "unknown policy 'sometimes'" "$out"
 out=$(dk 10 run --rm --dns 10.0.0.1 busybox true 2>&1)
