@@ -18,21 +18,19 @@ DOCKER=$(command -v docker || true)
 # shoald on node I with flags, expected to refuse to start: "rc=STATUS
 # OUTPUT" in $out (not a subshell: the node's namespace is made here once)
 refused_start() {
-	local i=$1 ns rc
+	local i=$1 rc
 	shift
-	ns=$(node_ns "$i")
-	[ -z "${NODE_NS[$i]:-}" ] && {
-		[ -n "$(ip netns list | grep -w "$UNDERLAY_NS")" ] || cluster_underlay
-		underlay_attach "$ns" "n$i" "$(node_addr "$i")"
-		NODE_NS[$i]=$ns
-	}
-	mkdir -p "$T/n$i"
-	timeout -k 2 20 nsenter --net="/run/netns/$ns" "$SHOALD_BIN" --data-dir "$T/n$i/data" \
-		--run-dir "$T/n$i/run" --socket "$(node_sock "$i")" --cgroup-parent "$CG_PARENT-n$i" \
-		--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG-n$i" --device-prefix "c${TAG:1:5}$i" \
-		--store etcd --store-endpoints "$ETCD_EP" --advertise-addr "$(node_addr "$i")" "$@" \
-		>"$T/refused.out" 2>&1
+	cluster_node_ns "$i"
+	# a refusal is immediate: after 20 s it was not refused (killed, rc 137)
+	local pid watch
+	cluster_shoald "$i" "$@" >"$T/refused.out" 2>&1 &
+	pid=$!
+	(sleep 20 && kill -9 "$pid" 2>/dev/null) &
+	watch=$!
+	wait "$pid"
 	rc=$?
+	kill "$watch" 2>/dev/null
+	wait "$watch" 2>/dev/null
 	out="rc=$rc $(cat "$T/refused.out")"
 }
 

@@ -81,10 +81,9 @@ cluster_etcd_kill() {
 	ETCD_PID=""
 }
 
-# cluster_node_start I [flags]: node I's namespace (made once) and agent
-cluster_node_start() {
+# cluster_node_ns I: node I's namespace on the underlay (made once)
+cluster_node_ns() {
 	local i=$1 ns
-	shift
 	ns=$(node_ns "$i")
 	[ -z "${NODE_NS[$i]:-}" ] && {
 		[ -n "$(ip netns list | grep -w "$UNDERLAY_NS")" ] || cluster_underlay
@@ -92,11 +91,27 @@ cluster_node_start() {
 		NODE_NS[$i]=$ns
 	}
 	mkdir -p "$T/n$i"
-	nsenter --net="/run/netns/$ns" "$SHOALD_BIN" --data-dir "$T/n$i/data" --run-dir "$T/n$i/run" \
-		--socket "$(node_sock "$i")" --cgroup-parent "$CG_PARENT-n$i" \
+}
+
+# cluster_shoald I [flags] &: node I's agent (its namespace made first), run
+# in the background: the subshell execs nsenter, which execs shoald, so $! is
+# shoald's own pid (kill -9 must reach it)
+cluster_shoald() {
+	local i=$1
+	shift
+	exec nsenter --net="/run/netns/$(node_ns "$i")" "$SHOALD_BIN" --data-dir "$T/n$i/data" \
+		--run-dir "$T/n$i/run" --socket "$(node_sock "$i")" --cgroup-parent "$CG_PARENT-n$i" \
 		--bpffs-dir "/sys/fs/bpf/shoal-it-$TAG-n$i" --device-prefix "c${TAG:1:5}$i" \
 		--log-level "${AGENT_LOG_LEVEL:-info}" --store etcd --store-endpoints "$ETCD_EP" \
-		--advertise-addr "$(node_addr "$i")" "$@" >>"$T/n$i/shoald.log" 2>&1 &
+		--advertise-addr "$(node_addr "$i")" "$@"
+}
+
+# cluster_node_start I [flags]: node I's namespace (made once) and agent
+cluster_node_start() {
+	local i=$1
+	shift
+	cluster_node_ns "$i"
+	cluster_shoald "$i" "$@" >>"$T/n$i/shoald.log" 2>&1 &
 	NODE_PID[$i]=$!
 	for _ in $(seq 1 200); do
 		if curl -s --max-time 1 --unix-socket "$(node_sock "$i")" http://shoal/_ping >/dev/null 2>&1; then
