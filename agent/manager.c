@@ -24,6 +24,7 @@
 #include "sched/orchestrator.h"
 #include "sched/scheduler.h"
 #include "sched/spec.h"
+#include "sched/task-record.h"
 
 /* Store events are coalesced for this long before a reconcile pass. */
 #define MANAGER_DEBOUNCE_US 5000
@@ -31,8 +32,8 @@
 #define MANAGER_RESYNC_S 2
 /* What one pass may write (task records created, placed, deleted) before it
  * yields to the loop; the next pass, on the next loop turn, goes on. A pass
- * reads nothing from the store but the services and nodes: tasks come from
- * the cache the watch keeps. */
+ * reads nothing from the store: tasks and services come from the caches the
+ * manager's watch keeps, nodes from the membership's. */
 #define MANAGER_PASS_WRITES 256
 /* The data plane's sync costs in proportion to tasks and containers: while
  * tasks keep moving it runs at most this often, and at once when a task of
@@ -40,8 +41,11 @@
 #define MANAGER_PUBLISH_MIN_NS (250LL * 1000000)
 /* A pass stops starting more work past this much time on the loop, once it
  * has written at least MANAGER_PASS_MIN_WRITES: the API's requests wait for
- * no longer than that (plus one service's orchestration). */
-#define MANAGER_PASS_MIN_WRITES 32
+ * no longer than that (plus one service's orchestration). The minimum is one
+ * full transaction (BATCH_MAX): a transaction costs one round trip to the
+ * store whatever it holds, and under load a round trip alone outlasts the
+ * time budget, so that a smaller minimum paid a round trip per few tasks. */
+#define MANAGER_PASS_MIN_WRITES 128
 #define MANAGER_PASS_NS		(10LL * 1000000)
 /* A pass waits for the watch to deliver this agent's own writes, so that it
  * never decides on a view older than what it wrote; past this long it reads
@@ -69,9 +73,14 @@ struct manager {
 	 * same records parsed, with the manager's per-service state, in tc. */
 	json_t *tasks, *by_service;
 	struct task_cache *tc;
-	bool all_dirty;	   /* reconcile every service (nodes moved, a resync, a reload) */
-	int64_t seen_rev;  /* the last revision the watch (or a load) delivered */
-	int64_t wrote_rev; /* the last revision this agent wrote under /shoal/ */
+	/* /shoal/services/ as the same watch delivers it: id -> record with
+	 * "Version"; and the records in key order for a pass (NULL: rebuilt at
+	 * the next one) */
+	json_t *services, *services_list;
+	bool all_dirty;	    /* reconcile every service (nodes moved, a resync, a reload) */
+	uint64_t nodes_gen; /* the node list's generation the last pass saw */
+	int64_t seen_rev;   /* the last revision the watch (or a load) delivered */
+	int64_t wrote_rev;  /* the last revision this agent wrote under /shoal/ */
 	int64_t wait_since;
 	bool reload;	      /* the watch failed: read the tasks again */
 	bool changed;	      /* the watch delivered something since the data plane's sync */
@@ -149,6 +158,73 @@ static json_t *kv_record(const struct store_kv *kv)
 	return j;
 }
 
+static void svc_put(struct manager *m, const char *id, json_t *rec)
+{
+	json_object_set_new(m->services, id, rec);
+	json_decref(m->services_list);
+	m->services_list = NULL;
+}
+
+static void svc_del(struct manager *m, const char *id)
+{
+	if (json_object_del(m->services, id) == 0) {
+		json_decref(m->services_list);
+		m->services_list = NULL;
+	}
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The service records in key order, as a read of the prefix returns them; a
+ * reference of the caller's. */
+static json_t *services_list(struct manager *m)
+{
+	if (!m->services_list) {
+		size_t n = json_object_size(m->services), i = 0;
+		const char **ids = calloc(n ? n : 1, sizeof(*ids));
+		json_t *arr = json_array();
+		const char *id;
+		json_t *v;
+		if (!ids || !arr) {
+			free(ids);
+			json_decref(arr);
+			return NULL;
+		}
+		json_object_foreach(m->services, id, v) ids[i++] = id;
+		qsort(ids, n, sizeof(*ids), by_key);
+		for (i = 0; i < n; i++)
+			json_array_append(arr, json_object_get(m->services, ids[i]));
+		free(ids);
+		m->services_list = arr;
+	}
+	return json_incref(m->services_list);
+}
+
+/* The services, read once at the start and again only when the watch has to
+ * start over; the watch resumes from the tasks' read, before this one, and
+ * what it delivers again is skipped by version. */
+static int services_load(struct agent *a, struct shoal_err *err)
+{
+	struct manager *m = mgr(a);
+	struct store_kvs *kvs = NULL;
+	int r = store_get(a->store, CLUSTER_SERVICES, true, 0, &kvs, err);
+	if (r < 0)
+		return r;
+	json_object_clear(m->services);
+	json_decref(m->services_list);
+	m->services_list = NULL;
+	for (size_t i = 0; i < kvs->n; i++) {
+		json_t *j = kv_record(&kvs->kvs[i]);
+		if (j)
+			svc_put(m, kvs->kvs[i].key + strlen(CLUSTER_SERVICES), j);
+	}
+	store_kvs_free(kvs);
+	return 0;
+}
+
 static int cache_load(struct agent *a, struct shoal_err *err)
 {
 	struct manager *m = mgr(a);
@@ -170,6 +246,8 @@ static int cache_load(struct agent *a, struct shoal_err *err)
 	if (kvs->revision > m->seen_rev)
 		m->seen_rev = kvs->revision;
 	store_kvs_free(kvs);
+	if ((r = services_load(a, err)) < 0)
+		return r;
 	m->reload = false;
 	return 0;
 }
@@ -195,47 +273,12 @@ json_t *manager_service_tasks(struct agent *a, const char *service_id)
 
 /* ---- task records ---- */
 
-static const char *desired_name(enum task_state s)
-{
-	return s == TASK_PREPARING ? "ready" : task_state_name(s);
-}
-
-/* The Docker fields of rec from t, the orchestrator's record rec holds. */
-static void record_sync(json_t *rec, const struct orch_task *t)
-{
-	char ts[40], created[40];
-	format_rfc3339(t->state_ns[t->state] ? t->state_ns[t->state] : t->created_ns, ts);
-	format_rfc3339(t->created_ns, created);
-	json_object_set_new(rec, "ID", json_string(t->id));
-	json_object_set_new(rec, "ServiceID", json_string(t->service_id));
-	json_object_set_new(rec, "Slot", json_integer((json_int_t)t->slot));
-	json_object_set_new(rec, "NodeID", json_string(t->node_id));
-	json_object_set_new(rec, "CreatedAt", json_string(created));
-	json_object_set_new(rec, "DesiredState", json_string(desired_name(t->desired_state)));
-	json_t *st = json_object_get(rec, "Status");
-	if (!json_is_object(st)) {
-		st = json_object();
-		json_object_set_new(rec, "Status", st);
-	}
-	json_object_set_new(st, "State", json_string(task_state_name(t->state)));
-	json_object_set_new(st, "Timestamp", json_string(ts));
-	json_object_set_new(st, "Message", json_string(t->message));
-	if (t->err[0])
-		json_object_set_new(st, "Err", json_string(t->err));
-	else
-		json_object_del(st, "Err");
-	json_object_set_new(st, "Health", json_string(task_health_name(t->health)));
-	json_t *cs = json_object_get(st, "ContainerStatus");
-	if (json_is_object(cs))
-		json_object_set_new(cs, "ExitCode", json_integer(t->exit_code));
-}
-
 void task_record_sync(json_t *rec)
 {
 	struct orch_task t = {0};
 	if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0)
 		return;
-	record_sync(rec, &t);
+	task_record_fill(rec, &t);
 	orch_task_clear(&t);
 }
 
@@ -244,7 +287,7 @@ json_t *task_record_new(const struct orch_task *t, const char *service_name, jso
 	json_t *rec = json_pack("{s:o, s:s, s:O}", "Orch", orch_task_to_json(t), "ServiceName",
 				service_name, "Spec", task_spec ? task_spec : json_null());
 	if (rec)
-		record_sync(rec, t);
+		task_record_fill(rec, t);
 	return rec;
 }
 
@@ -253,61 +296,23 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 {
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, task_id);
+	struct task_report rep = {.state = state,
+				  .message = message,
+				  .error = error,
+				  .container_id = container_id,
+				  .exit_code = exit_code,
+				  .health = health};
 	for (int attempt = 0; attempt < 5; attempt++) {
 		json_t *rec = NULL;
 		int64_t rev = 0;
 		if (cluster_get(a, key, &rec, &rev, NULL) < 0)
 			return -ENOENT;
-		struct orch_task t = {0};
-		if (orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0) {
+		int r = task_record_observe(rec, &rep, now_ns());
+		if (r <= 0) {
 			json_decref(rec);
-			return -EBADMSG;
+			return r;
 		}
-		int64_t now = now_ns();
-		bool changed = false;
-		if (health >= 0 && t.health != (enum task_health)health) {
-			t.health = (enum task_health)health;
-			changed = true;
-		}
-		/* An error ends the task in the state its progress calls for, and
-		 * a container that ended before its task said it started (the
-		 * agent restarted in between) passes through starting. */
-		if ((state == TASK_FAILED || state == TASK_REJECTED) && t.state < TASK_COMPLETE)
-			state = task_error_state(t.state);
-		if (state == TASK_COMPLETE && t.state < TASK_STARTING &&
-		    task_transition_allowed(t.state, TASK_STARTING))
-			orch_task_set_state(&t, TASK_STARTING, now, "starting", NULL);
-		if (state != t.state && task_transition_allowed(t.state, state)) {
-			if (error && (state == TASK_FAILED || state == TASK_REJECTED))
-				orch_task_fail(&t, now, error, NULL);
-			else
-				orch_task_set_state(&t, state, now, message, NULL);
-			if (t.state == state) {
-				t.exit_code = exit_code;
-				changed = true;
-			}
-		}
-		if (!changed) {
-			orch_task_clear(&t);
-			json_decref(rec);
-			return 0;
-		}
-		if (message && state == t.state)
-			snprintf(t.message, sizeof(t.message), "%s", message);
-		json_object_set_new(rec, "Orch", orch_task_to_json(&t));
-		orch_task_clear(&t);
-		if (container_id) {
-			json_t *st = json_object_get(rec, "Status");
-			if (!json_is_object(st)) {
-				st = json_object();
-				json_object_set_new(rec, "Status", st);
-			}
-			json_object_set_new(st, "ContainerStatus",
-					    json_pack("{s:s, s:i}", "ContainerID", container_id,
-						      "ExitCode", exit_code));
-		}
-		task_record_sync(rec);
-		int r = cluster_put(a, key, rec, rev, NULL, NULL);
+		r = cluster_put(a, key, rec, rev, NULL, NULL);
 		json_decref(rec);
 		if (r != -EAGAIN)
 			return r;
@@ -317,15 +322,14 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 
 /* ---- nodes ---- */
 
-/* The node records, each with its liveness (agent/membership.c) as its state. */
+/* The node records, each with its liveness as its state: the membership's
+ * cache, kept from the store's watches, not a read of every record. */
 static int nodes_load(struct agent *a, json_t **ret, struct shoal_err *err)
 {
-	int r = cluster_list(a, CLUSTER_NODES, ret, err);
-	if (r < 0)
-		return r;
-	size_t i;
-	json_t *n;
-	json_array_foreach(*ret, i, n) membership_decorate(a, n);
+	json_t *nodes = membership_nodes(a);
+	if (!nodes)
+		return shoal_err_set(err, ENOMEM, "the node list is not available");
+	*ret = json_incref(nodes);
 	return 0;
 }
 
@@ -613,6 +617,63 @@ struct batch {
 	struct task_svc *defer; /* the writes go to the queue, for this service */
 };
 
+/* What a transaction of this agent's wrote, into the task and service caches
+ * at once at the revision it got, rather than waited for through the watch:
+ * under load the watch runs seconds behind, and a pass that waited for it
+ * held up every placement behind the fan-out of the nodes' own writes. A
+ * write of anything else is still waited for. */
+static void batch_committed(struct batch *b, int64_t rev)
+{
+	struct manager *m = mgr(b->agent);
+	size_t plen = strlen(CLUSTER_TASKS);
+	bool others = false;
+	for (size_t i = 0; i < b->n; i++) {
+		const char *k = b->keys[i];
+		size_t slen = strlen(CLUSTER_SERVICES);
+		if (m && strncmp(k, CLUSTER_SERVICES, slen) == 0 && k[slen]) {
+			json_t *old = json_object_get(m->services, k + slen);
+			if (old && task_rev(old) > rev)
+				continue;
+			struct store_kv kv = {.key = b->keys[i],
+					      .value = b->vals[i],
+					      .value_len = b->vals[i] ? strlen(b->vals[i]) : 0,
+					      .mod_revision = rev};
+			json_t *j = b->vals[i] ? kv_record(&kv) : NULL;
+			if (j)
+				svc_put(m, k + slen, j);
+			else if (!b->vals[i])
+				svc_del(m, k + slen);
+			else
+				others = true;
+			continue;
+		}
+		if (!m || strncmp(k, CLUSTER_TASKS, plen) != 0 || !k[plen]) {
+			others = true;
+			continue;
+		}
+		const char *id = k + plen;
+		json_t *old = json_object_get(m->tasks, id);
+		if (old && task_rev(old) > rev)
+			continue;
+		m->changed = true;
+		if (!b->vals[i]) {
+			cache_del(m, id);
+			continue;
+		}
+		struct store_kv kv = {.key = b->keys[i],
+				      .value = b->vals[i],
+				      .value_len = strlen(b->vals[i]),
+				      .mod_revision = rev};
+		json_t *j = kv_record(&kv);
+		if (j)
+			cache_put(m, id, j);
+		else
+			others = true;
+	}
+	if (others)
+		manager_note_write(b->agent, b->keys[0], rev);
+}
+
 static void batch_flush(struct batch *b)
 {
 	if (b->n > 0 && !b->failed) {
@@ -627,7 +688,7 @@ static void batch_flush(struct batch *b)
 				  b->n);
 			b->failed = true;
 		} else {
-			manager_note_write(b->agent, b->keys[0], res.revision);
+			batch_committed(b, res.revision);
 		}
 		store_txn_result_clear(&res);
 		cluster_kick(b->agent);
@@ -783,7 +844,7 @@ static void apply_to_task(struct batch *b, struct task_cache *tc, struct task_sv
 	if (orch_action_apply(&ot, act, now, &err) == 0) {
 		json_t *rec = json_deep_copy(t);
 		json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-		record_sync(rec, &ot);
+		task_record_fill(rec, &ot);
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
 		batch_add(b, key, rec, task_rev(t));
@@ -1040,7 +1101,7 @@ static void assign_task(struct batch *b, struct task_entry *e, const char *node_
 	}
 	json_t *rec = json_deep_copy(t);
 	json_object_set_new(rec, "Orch", orch_task_to_json(&ot));
-	record_sync(rec, &ot);
+	task_record_fill(rec, &ot);
 	orch_task_clear(&ot);
 	if (!json_equal(rec, t)) {
 		char key[128];
@@ -1297,9 +1358,15 @@ static void manager_pass(struct agent *a)
 		log_warn("manager: reading the tasks: %s", err.msg);
 		return;
 	}
-	if (nodes_load(a, &nodes, &err) < 0 ||
-	    cluster_list(a, CLUSTER_SERVICES, &services, &err) < 0) {
-		log_warn("manager: reading the store: %s", err.msg);
+	/* a node's state or availability concerns every service */
+	uint64_t gen = membership_nodes_generation(a);
+	if (gen != m->nodes_gen) {
+		m->nodes_gen = gen;
+		m->all_dirty = true;
+	}
+	if (nodes_load(a, &nodes, &err) < 0 || !(services = services_list(m))) {
+		log_warn("manager: the cluster's state: %s",
+			 err.msg[0] ? err.msg : "out of memory");
 		json_decref(nodes);
 		return;
 	}
@@ -1431,24 +1498,41 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 		return;
 	}
 	events_from_store(a, events, n);
-	size_t plen = strlen(CLUSTER_TASKS);
+	size_t plen = strlen(CLUSTER_TASKS), slen = strlen(CLUSTER_SERVICES);
 	if (n)
 		m->changed = true;
 	for (size_t i = 0; i < n; i++) {
 		const struct store_kv *kv = &events[i].kv;
+		if (strncmp(kv->key, CLUSTER_SERVICES, slen) == 0 && kv->key[slen]) {
+			const char *sid = kv->key + slen;
+			json_t *old = json_object_get(m->services, sid);
+			if (kv->mod_revision > m->seen_rev)
+				m->seen_rev = kv->mod_revision;
+			if (old && task_rev(old) >= kv->mod_revision)
+				continue;
+			if (events[i].type == STORE_EVENT_DELETE) {
+				svc_del(m, sid);
+			} else {
+				json_t *j = kv_record(kv);
+				if (j)
+					svc_put(m, sid, j);
+			}
+			continue;
+		}
 		if (kv->mod_revision > m->seen_rev)
 			m->seen_rev = kv->mod_revision;
-		/* a node's state or availability concerns every service */
-		if (strncmp(kv->key, CLUSTER_NODES, strlen(CLUSTER_NODES)) == 0 ||
-		    strncmp(kv->key, CLUSTER_ALIVE, strlen(CLUSTER_ALIVE)) == 0 ||
-		    strcmp(kv->key, CLUSTER_LEADER) == 0)
+		/* nodes moving concern every service: the pass sees them in the
+		 * node list's generation, once the membership's watches have
+		 * delivered them; the leadership changing, at once */
+		if (strcmp(kv->key, CLUSTER_LEADER) == 0)
 			m->all_dirty = true;
 		if (strncmp(kv->key, CLUSTER_TASKS, plen) != 0 || !kv->key[plen])
 			continue;
 		const char *id = kv->key + plen;
 		json_t *old = json_object_get(m->tasks, id);
-		/* an event older than what the cache holds (a reload read past it) */
-		if (old && task_rev(old) > kv->mod_revision)
+		/* an event older than what the cache holds (a reload read past
+		 * it), or the one this agent's own write put there already */
+		if (old && task_rev(old) >= kv->mod_revision)
 			continue;
 		if (events[i].type == STORE_EVENT_DELETE) {
 			cache_del(m, id);
@@ -1468,7 +1552,8 @@ int manager_start(struct agent *a, struct shoal_err *err)
 		return -ENOMEM;
 	a->manager = m;
 	m->tc = task_cache_new(a->node_id);
-	if (!m->tc)
+	m->services = json_object();
+	if (!m->tc || !m->services)
 		return -ENOMEM;
 	m->all_dirty = true;
 	m->kick = evtimer_new(a->base, kick_cb, a);
@@ -1507,6 +1592,8 @@ void manager_stop(struct agent *a)
 	free(m->wq);
 	json_decref(m->tasks);
 	json_decref(m->by_service);
+	json_decref(m->services);
+	json_decref(m->services_list);
 	task_cache_free(m->tc);
 	free(m);
 	a->manager = NULL;

@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/membership.h"
+#include "agent/node-cache.h"
 #include "agent/store/store.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -24,9 +25,10 @@
 struct membership {
 	int64_t lease;
 	struct store_lease_keeper *keeper;
-	struct store_watch *alive_w, *leader_w;
-	json_t *alive; /* node id -> address */
-	json_t *down;  /* node id -> when it went down (now_ns()) */
+	struct store_watch *alive_w, *leader_w, *nodes_w;
+	/* every node's record and liveness, from the watches: a pass of the
+	 * manager reads no node record from the store */
+	struct node_cache *nodes;
 	int64_t started;
 	char leader[128];
 	bool leading;
@@ -132,6 +134,7 @@ static void set_leader(struct agent *a, const char *id)
 	struct membership *m = ms(a);
 	bool was = m->leading;
 	snprintf(m->leader, sizeof(m->leader), "%s", id ? id : "");
+	node_cache_set_leader(m->nodes, m->leader);
 	m->leading = id && strcmp(id, a->node_id) == 0 && !m->lost;
 	if (m->leading != was) {
 		if (m->leading)
@@ -243,17 +246,33 @@ static int register_live(struct agent *a, struct shoal_err *err)
 	return 0;
 }
 
-static void alive_apply(struct membership *m, const struct store_kv *kv, bool put)
+/* 1 when the node came up or went down, 0 when not, -errno. */
+static int alive_apply(struct membership *m, const struct store_kv *kv, bool put)
 {
 	const char *id = kv->key + strlen(CLUSTER_ALIVE);
+	if (!*id)
+		return 0;
+	int r = put ? node_cache_alive_put(m->nodes, id)
+		    : node_cache_alive_del(m->nodes, id, now_ns());
+	if (r < 0)
+		log_warn("membership: node %.12s's liveness not kept: %s", id, strerror(-r));
+	return r;
+}
+
+static void record_apply(struct membership *m, const struct store_kv *kv, bool put)
+{
+	const char *id = kv->key + strlen(CLUSTER_NODES);
+	if (!*id)
+		return;
 	if (!put) {
-		json_object_del(m->alive, id);
+		node_cache_record_del(m->nodes, id);
 		return;
 	}
-	json_t *v = json_loadb(kv->value, kv->value_len, 0, NULL);
-	json_object_set_new(m->alive, id,
-			    json_string(json_string_value(json_object_get(v, "Addr")) ?: ""));
-	json_decref(v);
+	int r = node_cache_record_put(m->nodes, id, kv->value, kv->value_len, kv->mod_revision);
+	if (r == -EBADMSG)
+		log_warn("store: %s is not a JSON object; skipped", kv->key);
+	else if (r < 0)
+		log_warn("membership: node record %s not kept: %s", kv->key, strerror(-r));
 }
 
 static void alive_cb(const struct store_event *ev, size_t n, const struct shoal_err *err,
@@ -266,17 +285,28 @@ static void alive_cb(const struct store_event *ev, size_t n, const struct shoal_
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *id = ev[i].kv.key + strlen(CLUSTER_ALIVE);
 		bool up = ev[i].type == STORE_EVENT_PUT;
-		if (up != (json_object_get(m->alive, id) != NULL))
-			log_info("membership: node %.12s is %s", id, up ? "up" : "down");
-		if (up)
-			json_object_del(m->down, id);
-		else
-			json_object_set_new(m->down, id, json_integer(now_ns()));
-		alive_apply(m, &ev[i].kv, up);
+		if (alive_apply(m, &ev[i].kv, up) > 0)
+			log_info("membership: node %.12s is %s",
+				 ev[i].kv.key + strlen(CLUSTER_ALIVE), up ? "up" : "down");
 	}
 	cluster_kick(a);
+}
+
+static void nodes_cb(const struct store_event *ev, size_t n, const struct shoal_err *err,
+		     void *userdata)
+{
+	struct agent *a = userdata;
+	struct membership *m = ms(a);
+	if (err) {
+		m->watch_broken = true;
+		return;
+	}
+	uint64_t gen = node_cache_generation(m->nodes);
+	for (size_t i = 0; i < n; i++)
+		record_apply(m, &ev[i].kv, ev[i].type == STORE_EVENT_PUT);
+	if (node_cache_generation(m->nodes) != gen)
+		cluster_kick(a);
 }
 
 static void leader_cb(const struct store_event *ev, size_t n, const struct shoal_err *err,
@@ -297,7 +327,9 @@ static void leader_cb(const struct store_event *ev, size_t n, const struct shoal
 	}
 }
 
-/* Reads the liveness and the leader, and watches both from there. */
+/* Reads the node records, the liveness and the leader, and watches each from
+ * there: read once, then kept from the events; read again only when a watch
+ * ended (its revision was compacted, the store went away). */
 static int watch_all(struct agent *a, struct shoal_err *err)
 {
 	struct membership *m = ms(a);
@@ -305,15 +337,30 @@ static int watch_all(struct agent *a, struct shoal_err *err)
 		store_watch_cancel(m->alive_w);
 	if (m->leader_w)
 		store_watch_cancel(m->leader_w);
-	m->alive_w = m->leader_w = NULL;
+	if (m->nodes_w)
+		store_watch_cancel(m->nodes_w);
+	m->alive_w = m->leader_w = m->nodes_w = NULL;
 	struct store_kvs *kvs = NULL;
-	int r = store_get(a->store, CLUSTER_ALIVE, true, 0, &kvs, err);
+	int r = store_get(a->store, CLUSTER_NODES, true, 0, &kvs, err);
 	if (r < 0)
 		return r;
-	json_object_clear(m->alive);
+	node_cache_reload_begin(m->nodes, NODE_CACHE_RECORDS);
+	for (size_t i = 0; i < kvs->n; i++)
+		record_apply(m, &kvs->kvs[i], true);
+	node_cache_reload_end(m->nodes, NODE_CACHE_RECORDS, now_ns());
+	int64_t rev = kvs->revision;
+	store_kvs_free(kvs);
+	r = store_watch(a->store, CLUSTER_NODES, true, rev + 1, nodes_cb, a, &m->nodes_w, err);
+	if (r < 0)
+		return r;
+	r = store_get(a->store, CLUSTER_ALIVE, true, 0, &kvs, err);
+	if (r < 0)
+		return r;
+	node_cache_reload_begin(m->nodes, NODE_CACHE_ALIVE);
 	for (size_t i = 0; i < kvs->n; i++)
 		alive_apply(m, &kvs->kvs[i], true);
-	int64_t rev = kvs->revision;
+	node_cache_reload_end(m->nodes, NODE_CACHE_ALIVE, now_ns());
+	rev = kvs->revision;
 	store_kvs_free(kvs);
 	r = store_watch(a->store, CLUSTER_ALIVE, true, rev + 1, alive_cb, a, &m->alive_w, err);
 	if (r < 0)
@@ -328,6 +375,7 @@ static int watch_all(struct agent *a, struct shoal_err *err)
 	if (r < 0)
 		return r;
 	m->watch_broken = false;
+	cluster_kick(a);
 	return 0;
 }
 
@@ -378,11 +426,10 @@ int membership_start(struct agent *a, struct shoal_err *err)
 	if (!m)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	a->membership = m;
-	m->alive = json_object();
-	m->down = json_object();
+	m->nodes = node_cache_new();
 	m->started = now_ns();
 	m->tick = event_new(a->base, -1, EV_PERSIST, tick_cb, a);
-	if (!m->alive || !m->down || !m->tick)
+	if (!m->nodes || !m->tick)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	int r = node_register(a, err);
 	if (r < 0)
@@ -420,10 +467,11 @@ void membership_stop(struct agent *a)
 		store_watch_cancel(m->alive_w);
 	if (m->leader_w)
 		store_watch_cancel(m->leader_w);
+	if (m->nodes_w)
+		store_watch_cancel(m->nodes_w);
 	if (m->keeper)
 		store_lease_keeper_stop(m->keeper);
-	json_decref(m->alive);
-	json_decref(m->down);
+	node_cache_free(m->nodes);
 	free(m);
 	a->membership = NULL;
 }
@@ -440,15 +488,15 @@ const char *membership_leader(struct agent *a)
 
 bool membership_alive(struct agent *a, const char *node_id)
 {
-	return ms(a) && json_object_get(ms(a)->alive, node_id) != NULL;
+	return ms(a) && node_cache_alive(ms(a)->nodes, node_id);
 }
 
 int64_t membership_down_since(struct agent *a, const char *node_id)
 {
 	if (!ms(a) || membership_alive(a, node_id))
 		return 0;
-	json_t *t = json_object_get(ms(a)->down, node_id);
-	return t ? json_integer_value(t) : ms(a)->started;
+	int64_t t = node_cache_down_since(ms(a)->nodes, node_id);
+	return t ? t : ms(a)->started;
 }
 
 bool membership_store_ok(struct agent *a)
@@ -458,24 +506,16 @@ bool membership_store_ok(struct agent *a)
 
 void membership_decorate(struct agent *a, json_t *node)
 {
-	const char *id = json_string_value(json_object_get(node, "ID"));
-	if (!id)
-		return;
-	bool alive = membership_alive(a, id);
-	json_t *st = json_object_get(node, "Status");
-	if (json_is_object(st)) {
-		json_object_set_new(st, "State", json_string(alive ? "ready" : "down"));
-		if (!alive)
-			json_object_set_new(st, "Message", json_string("heartbeat failure"));
-	}
-	json_t *mst = json_object_get(node, "ManagerStatus");
-	if (json_is_object(mst)) {
-		bool leader = strcmp(membership_leader(a), id) == 0;
-		if (leader)
-			json_object_set_new(mst, "Leader", json_true());
-		else
-			json_object_del(mst, "Leader");
-		json_object_set_new(mst, "Reachability",
-				    json_string(alive ? "reachable" : "unreachable"));
-	}
+	if (ms(a))
+		node_cache_decorate(ms(a)->nodes, node);
+}
+
+json_t *membership_nodes(struct agent *a)
+{
+	return ms(a) ? node_cache_list(ms(a)->nodes) : NULL;
+}
+
+uint64_t membership_nodes_generation(struct agent *a)
+{
+	return ms(a) ? node_cache_generation(ms(a)->nodes) : 0;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -13,10 +14,13 @@ struct agent;
  * This node in the cluster, in the store:
  * - /shoal/nodes/<id>: its record (spec, description, address), written at
  *   every start and kept when the node goes, as swarm keeps a down node;
- * - /shoal/alive/<id>: its liveness, attached to the node's lease, renewed
- *   from the loop: gone within --node-ttl of the agent or its machine dying;
+ * - /shoal/alive/<id>: its liveness, attached to the node's lease, kept alive
+ *   by the store: gone within --node-ttl of the agent or its machine dying;
  * - /shoal/leader: the leading manager's id, under that manager's lease, taken
  *   with a compare-and-swap (created only while absent) whenever it is free.
+ * Every agent keeps all the nodes' records and liveness from watches of both
+ * prefixes (agent/node-cache.c): read once, then kept from the events, read
+ * again only when a watch has to start over.
  * A leader that has not heard from the store for its TTL steps down on its own,
  * before its lease can have expired and another manager taken over.
  * On the sqlite store (one node) the same keys and a local lease: the node leads.
@@ -42,3 +46,10 @@ bool membership_store_ok(struct agent *a);
 /* A node record as the API shows it: Status.State ready/down from the
  * liveness, ManagerStatus.Leader and Reachability from the leadership. */
 void membership_decorate(struct agent *a, json_t *node);
+/* Every node record, decorated, in id order, as the store's watches keep them
+ * (read once at the start, and again only when a watch had to start over):
+ * no store read. A borrowed reference, to take one of and not to change;
+ * NULL before membership_start() or when out of memory. */
+json_t *membership_nodes(struct agent *a);
+/* Moves on whenever what membership_nodes() shows changes. */
+uint64_t membership_nodes_generation(struct agent *a);

@@ -4,7 +4,8 @@
  * agent/membership.c writes them, and an executor that moves the tasks placed
  * on it through accepted, preparing, starting and running with the reads and
  * compare-and-swap writes of the agent's (agent/executor.c, task_observe() in
- * agent/manager.c), with no container behind them.
+ * agent/manager.c, both moving a record by sched/task-record.c's rule), with
+ * no container behind them.
  *
  * The nodes are spread over a few threads, each with its own loop and store
  * handle: a real node waits on its own network round trips, and one thread
@@ -25,7 +26,7 @@
 #include "bench/bench-cluster-internal.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
-#include "sched/task.h"
+#include "sched/task-record.h"
 
 /* Resources every simulated node offers: more than any test service asks. */
 #define SIM_NANO_CPUS	 (64LL * 1000000000)
@@ -58,12 +59,9 @@ struct bcl_thread {
 	bool joinable;
 	struct event_base *base;
 	struct store *store;
-	struct store_watch *watch; /* shared: every task event of its nodes */
-	/* the leases' keepers, SIM_KEEPERS_PER_STORE to a store handle: one
-	 * handle's keep-alives with hundreds of leases fell behind by minutes
-	 * here, where an agent keeps one */
-	struct store **kstores;
-	size_t n_kstores;
+	/* shared: every task event of its nodes. The store's keep-alive thread
+	 * renews all its nodes' leases, in one request a round. */
+	struct store_watch *watch;
 	size_t first, n; /* its nodes: sim->nodes[first .. first + n) */
 	json_t *index;	 /* node id -> index in sim->nodes */
 	int cmd[2];	 /* commands from the main thread */
@@ -86,48 +84,15 @@ static void sim_fail(struct bcl_sim *s, const char *what, const char *msg)
 
 /* ---- task records, as the agent writes them ---- */
 
-static const char *desired_name(enum task_state s)
-{
-	return s == TASK_PREPARING ? "ready" : task_state_name(s);
-}
-
-/* The Docker fields of rec from t (record_sync() of agent/manager.c). */
-static void record_sync(json_t *rec, const struct orch_task *t)
-{
-	char ts[40], created[40];
-	format_rfc3339(t->state_ns[t->state] ? t->state_ns[t->state] : t->created_ns, ts);
-	format_rfc3339(t->created_ns, created);
-	json_object_set_new(rec, "ID", json_string(t->id));
-	json_object_set_new(rec, "ServiceID", json_string(t->service_id));
-	json_object_set_new(rec, "Slot", json_integer((json_int_t)t->slot));
-	json_object_set_new(rec, "NodeID", json_string(t->node_id));
-	json_object_set_new(rec, "CreatedAt", json_string(created));
-	json_object_set_new(rec, "DesiredState", json_string(desired_name(t->desired_state)));
-	json_t *st = json_object_get(rec, "Status");
-	if (!json_is_object(st)) {
-		st = json_object();
-		json_object_set_new(rec, "Status", st);
-	}
-	json_object_set_new(st, "State", json_string(task_state_name(t->state)));
-	json_object_set_new(st, "Timestamp", json_string(ts));
-	json_object_set_new(st, "Message", json_string(t->message));
-	if (t->err[0])
-		json_object_set_new(st, "Err", json_string(t->err));
-	else
-		json_object_del(st, "Err");
-	json_object_set_new(st, "Health", json_string(task_health_name(t->health)));
-	json_t *cs = json_object_get(st, "ContainerStatus");
-	if (json_is_object(cs))
-		json_object_set_new(cs, "ExitCode", json_integer(t->exit_code));
-}
-
-/* The node's report of a task's state: read, move forward, write back if the
- * record is still the one read (task_observe()). 1 written, 0 nothing to do,
- * -errno. */
+/* The node's report of a task's state: read, moved forward by the agent's
+ * own rule (task_record_observe(), as task_observe() of agent/manager.c
+ * applies it), written back if the record is still the one read. 1 written,
+ * 0 nothing to do, -errno. */
 static int observe(struct bcl_sim *sim, struct store *store, const char *task_id,
 		   enum task_state state, const char *message)
 {
 	struct bcl_sim_stats *st = &sim->stats;
+	struct task_report rep = {.state = state, .message = message, .health = -1};
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", BCL_TASKS, task_id);
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -144,21 +109,11 @@ static int observe(struct bcl_sim *sim, struct store *store, const char *task_id
 		int64_t rev = kvs->kvs[0].mod_revision;
 		json_t *rec = json_loadb(kvs->kvs[0].value, kvs->kvs[0].value_len, 0, NULL);
 		store_kvs_free(kvs);
-		struct orch_task t = {0};
-		if (!rec || orch_task_from_json(json_object_get(rec, "Orch"), &t, NULL) < 0) {
+		int r = rec ? task_record_observe(rec, &rep, now_ns()) : -EBADMSG;
+		if (r <= 0) {
 			json_decref(rec);
-			return -EBADMSG;
+			return r;
 		}
-		if (state == t.state || !task_transition_allowed(t.state, state)) {
-			orch_task_clear(&t);
-			json_decref(rec);
-			return 0;
-		}
-		orch_task_set_state(&t, state, now_ns(), message, NULL);
-		snprintf(t.message, sizeof(t.message), "%s", message);
-		json_object_set_new(rec, "Orch", orch_task_to_json(&t));
-		record_sync(rec, &t);
-		orch_task_clear(&t);
 		_cleanup_free_ char *s = json_dumps(rec, JSON_COMPACT);
 		json_decref(rec);
 		if (!s)
@@ -373,8 +328,6 @@ static int node_register(struct bcl_thread *th, struct bcl_node *n, struct shoal
 
 /* ---- the thread ---- */
 
-#define SIM_KEEPERS_PER_STORE 16
-
 #define SIM_TICK_NS (100LL * 1000000)
 
 static void atomic_max(atomic_int_fast64_t *v, int64_t x)
@@ -448,18 +401,9 @@ static void *thread_main(void *arg)
 	struct store_options o = {.backend = "etcd", .endpoints = s->endpoints, .base = th->base};
 	if (store_open(&o, &th->store, &th->err) < 0)
 		goto fail;
-	th->n_kstores = (th->n + SIM_KEEPERS_PER_STORE - 1) / SIM_KEEPERS_PER_STORE;
-	th->kstores = calloc(th->n_kstores, sizeof(*th->kstores));
-	if (!th->kstores) {
-		shoal_err_set(&th->err, ENOMEM, "out of memory");
-		goto fail;
-	}
-	for (size_t k = 0; k < th->n_kstores; k++)
-		if (store_open(&o, &th->kstores[k], &th->err) < 0)
-			goto fail;
 	for (size_t i = th->first; i < th->first + th->n; i++) {
 		struct bcl_node *n = &s->nodes[i];
-		n->kstore = th->kstores[(i - th->first) / SIM_KEEPERS_PER_STORE];
+		n->kstore = th->store;
 		if (node_register(th, n, &th->err) < 0)
 			goto fail;
 		if (s->per_node_watch && store_watch(th->store, BCL_TASKS, true, 0, node_watch_cb,
@@ -482,11 +426,6 @@ out:
 	for (size_t i = th->first; i < th->first + th->n; i++)
 		if (!atomic_load(&s->nodes[i].dead) || s->nodes[i].keeper)
 			node_stop(th, &s->nodes[i], s->nodes[i].kstore != NULL);
-	for (size_t k = 0; k < th->n_kstores; k++)
-		if (th->kstores[k])
-			store_close(th->kstores[k]);
-	free(th->kstores);
-	th->kstores = NULL;
 	if (th->store)
 		store_close(th->store);
 	th->store = NULL;

@@ -152,6 +152,12 @@ int etcd_errno(int code, const char *message)
 int etcd_easy_setup(struct etcd_store *es, CURL *h, const char *endpoint, const char *path,
 		    struct curl_slist **ret_headers)
 {
+	return etcd_easy_setup_token(es, h, endpoint, path, es->token, ret_headers);
+}
+
+int etcd_easy_setup_token(struct etcd_store *es, CURL *h, const char *endpoint, const char *path,
+			  const char *token, struct curl_slist **ret_headers)
+{
 	char url[1024], auth[1024];
 	struct curl_slist *hd = NULL, *t;
 
@@ -175,8 +181,8 @@ int etcd_easy_setup(struct etcd_store *es, CURL *h, const char *endpoint, const 
 	if (!t)
 		goto oom;
 	hd = t;
-	if (es->token && strcmp(path, "/v3/auth/authenticate") != 0) {
-		snprintf(auth, sizeof(auth), "Authorization: %s", es->token);
+	if (token && strcmp(path, "/v3/auth/authenticate") != 0) {
+		snprintf(auth, sizeof(auth), "Authorization: %s", token);
 		t = curl_slist_append(hd, auth);
 		if (!t)
 			goto oom;
@@ -316,6 +322,10 @@ static int call(struct etcd_store *es, const char *path, const char *body, bool 
 	bool reauthed = !may_reauth;
 	int64_t now = now_ns();
 
+	/* the keep-alive thread heard from a member since the wait began */
+	if (es->down_until &&
+	    __atomic_load_n(&es->renew_answered_ns, __ATOMIC_RELAXED) > es->down_since_mono)
+		etcd_answered(es);
 	if (es->down_until && now < es->down_until)
 		return shoal_err_set(err, EHOSTUNREACH,
 				     "%s: etcd is not answering (asked again in "
@@ -357,6 +367,7 @@ static int call(struct etcd_store *es, const char *path, const char *body, bool 
 	if (es->down_ms > ETCD_DOWN_MAX_MS)
 		es->down_ms = ETCD_DOWN_MAX_MS;
 	es->down_until = now_ns() + es->down_ms * 1000000;
+	es->down_since_mono = mono_ns();
 	snprintf(es->down_msg, sizeof(es->down_msg), "%s", all);
 	if (es->n_endpoints == 1)
 		return shoal_err_set(err, code, "%s: %s", what, all);

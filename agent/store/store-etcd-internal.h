@@ -24,7 +24,7 @@
 #define ETCD_BACKOFF_MAX_MS 5000
 
 struct etcd_watch;
-struct etcd_keeper;
+struct etcd_renewer;
 struct etcd_sock;
 
 /* A growing byte buffer with a limit. */
@@ -48,12 +48,17 @@ struct etcd_store {
 	struct event *multi_timer;
 	struct etcd_sock *socks; /* sockets libcurl asked the loop to watch */
 	struct etcd_watch *watches;
-	struct etcd_keeper *keepers;
+	/* the keep-alive thread (store-etcd-lease.c), started by the first
+	 * lease kept; it sets renew_answered_ns (mono_ns(), atomically) on every
+	 * answer, which ends a wait of the blocking calls as any answer does */
+	struct etcd_renewer *renewer;
+	int64_t renew_answered_ns;
 	/* No member answered: blocking calls fail at once until down_until (now_ns()
 	 * clock), so that a caller on an event loop is not held for the connect timeout
 	 * on every call while etcd is away; the wait doubles up to ETCD_DOWN_MAX_MS, and
 	 * any answer (a keep-alive's, a watch's too) ends it. */
 	int64_t down_until, down_ms;
+	int64_t down_since_mono; /* mono_ns() when the wait began */
 	char down_msg[512];
 };
 
@@ -81,6 +86,9 @@ int64_t etcd_int_member(json_t *obj, const char *name);
 /* Sets up an easy handle for endpoint + path: TLS files, the auth token, JSON. */
 int etcd_easy_setup(struct etcd_store *es, CURL *h, const char *endpoint, const char *path,
 		    struct curl_slist **ret_headers);
+/* The same with the given token (NULL: none): for another thread, which keeps its own. */
+int etcd_easy_setup_token(struct etcd_store *es, CURL *h, const char *endpoint, const char *path,
+			  const char *token, struct curl_slist **ret_headers);
 
 /* POSTs body to path with failover, re-authenticating once when etcd says the token is no
  * longer valid. retry_safe: the request may be sent again to another member after it may have
@@ -95,7 +103,7 @@ int etcd_errno(int grpc_code, const char *message);
 /* True when message is etcd saying the token is no longer valid. */
 bool etcd_token_invalid(const char *message);
 
-/* The multi handle on the loop. */
+/* The multi handle on the loop (watch streams). */
 int etcd_multi_setup(struct etcd_store *es, struct shoal_err *err);
 void etcd_multi_free(struct etcd_store *es);
 /* Reads finished transfers and hands each to its owner. */
@@ -123,4 +131,5 @@ int etcd_range_json(json_t *obj, const char *key, bool prefix);
 int etcd_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,
 		    void *userdata, struct store_lease_keeper **ret, struct shoal_err *err);
 void etcd_lease_keeper_stop(struct store_lease_keeper *pk);
-void etcd_keeper_free(struct etcd_keeper *k);
+/* Stops the keep-alive thread and frees the keepers left. */
+void etcd_renewer_free(struct etcd_store *es);

@@ -459,8 +459,7 @@ static void etcd_close(struct store *s)
 
 	while (es->watches)
 		etcd_watch_free(es->watches);
-	while (es->keepers)
-		etcd_keeper_free(es->keepers);
+	etcd_renewer_free(es);
 	etcd_multi_free(es);
 	if (es->easy)
 		curl_easy_cleanup(es->easy);

@@ -405,7 +405,8 @@ int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_los
 
 int64_t store_lease_keeper_renewed_ns(const struct store_lease_keeper *k)
 {
-	return k ? k->renewed_ns : 0;
+	/* an etcd store's keep-alive thread writes it */
+	return k ? __atomic_load_n(&k->renewed_ns, __ATOMIC_RELAXED) : 0;
 }
 
 void store_lease_keeper_stop(struct store_lease_keeper *k)

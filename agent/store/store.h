@@ -145,11 +145,13 @@ int store_lease_grant(struct store *s, int64_t ttl_s, int64_t *ret_id, struct sh
 int store_lease_keepalive(struct store *s, int64_t id, struct shoal_err *err);
 int store_lease_revoke(struct store *s, int64_t id, struct shoal_err *err);
 
-/* Keeps a lease alive from the loop: renews it every third of ttl_s until stopped. When the
- * store says the lease is gone (expired or revoked), cb gets err->code == ENOENT once and
- * renewing stops; the keeper must still be released with store_lease_keeper_stop(). A store
- * that cannot be reached is retried, not reported: only the store decides that a lease ended.
- * Needs the store's event loop; stop every keeper before closing the store. */
+/* Keeps a lease alive: renews it every third of ttl_s until stopped (etcd: from a thread of
+ * the store's own, every lease of the handle in one request, so that a busy loop delays
+ * none). When the store says the lease is gone (expired or revoked), cb gets err->code ==
+ * ENOENT once (on the loop) and renewing stops; the keeper must still be released with
+ * store_lease_keeper_stop(). A store that cannot be reached is retried, not reported: only
+ * the store decides that a lease ended. Needs the store's event loop; stop every keeper
+ * before closing the store. */
 struct store_lease_keeper;
 typedef void (*store_lease_lost_cb)(int64_t id, const struct shoal_err *err, void *userdata);
 int store_lease_keep(struct store *s, int64_t id, int64_t ttl_s, store_lease_lost_cb cb,

@@ -111,6 +111,25 @@ wait_until 10 eval '[ "$(remote_rows)" -eq 4 ]' &&
 	ok "lb ls on node 1 lists the 4 tasks on other nodes as remote" ||
 	fail "lb ls: $(node_shoal 1 lb ls)"
 
+# The managers' node lists come from the store's watches, not a read of every
+# record each pass: a node record changed through one manager reaches the
+# leader's placement through them.
+log "node 3 drained, then active again"
+id3_avail() { nodes_json "$1" | python3 -c '
+import json,sys
+print(" ".join(n["Spec"]["Availability"] for n in json.load(sys.stdin) if n["ID"] == sys.argv[1]))' "$id3"; }
+must "draining node 3 through node 2" node_shoal 2 node update --availability drain "$id3"
+drained() { svc_at 1 6 && ! tasks_summary 1 web | grep -q "$(node_addr 3)="; }
+wait_until 30 drained || fail "node 3's tasks did not move: $(tasks_summary 1 web)"
+sum=$(tasks_summary 1 web)
+log "tasks: $sum"
+expect_not_contains "nothing runs on the drained node" "$(node_addr 3)=" "$sum"
+expect_eq "node 1 shows it drained" "drain" "$(id3_avail 1)"
+must "node 3 active again" node_shoal 1 node update --availability active "$id3"
+expect_eq "node 2 shows it active" "active" "$(id3_avail 2)"
+wait_until 30 containers_are 6 ||
+	fail "containers after the drain: $(for i in 1 2 3; do echo "node $i: $(node_containers $i)"; done)"
+
 log "the leader's agent killed"
 lead=$(leader_addr 1)
 for i in 1 2; do [ "$(node_addr $i)" = "$lead" ] && L=$i; done
