@@ -13,6 +13,8 @@
 #include "agent/container-config.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
+#include "agent/networks.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -245,16 +247,58 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 		api_reply_error(r, 400, "%s", merr.msg);
 		return NULL;
 	}
-	/* the spec parser knows networks (the CLI's too); the agent does not put
-	 * tasks on overlay networks yet: refused rather than run on the bridge */
-	if (spec->task.n_networks) {
+	/* networks: overlay ones, held by id (a network made later under the
+	 * same name is another one) */
+	if (spec->task.n_networks > 1) {
+		api_reply_error(r, 400,
+				"TaskTemplate.Networks: %zu networks given; shoal attaches a "
+				"service's tasks to one overlay network (eth0) for now: give one "
+				"--network",
+				spec->task.n_networks);
 		service_spec_free(spec);
-		api_reply_error(
-			r, 400,
-			"TaskTemplate.Networks: attaching a service to a network is not "
-			"supported by shoal yet: its tasks run on the node's bridge network; "
-			"leave --network out");
 		return NULL;
+	}
+	for (size_t i = 0; i < spec->task.n_networks; i++) {
+		struct spec_network *sn = &spec->task.networks[i];
+		if (sn->aliases && sn->aliases[0]) {
+			api_reply_error(
+				r, 400,
+				"TaskTemplate.Networks[%zu].Aliases: network aliases are not "
+				"supported by shoal yet (the service is reached by its name); "
+				"leave alias= out",
+				i);
+			service_spec_free(spec);
+			return NULL;
+		}
+		json_t *net = NULL;
+		struct shoal_err nerr = {0};
+		if (network_get(r->agent, sn->target, &net, &nerr) < 0) {
+			shoal_err_wrap(&nerr, "TaskTemplate.Networks[%zu]", i);
+			api_reply_err(r, &nerr);
+			service_spec_free(spec);
+			return NULL;
+		}
+		const char *driver = json_string_value(json_object_get(net, "Driver"));
+		const char *nid = json_string_value(json_object_get(net, "Id"));
+		if (!driver || strcmp(driver, "overlay") != 0 || !nid) {
+			api_reply_error(r, 400,
+					"TaskTemplate.Networks[%zu]: network %s is not an overlay "
+					"network: a service's tasks join overlay networks "
+					"(network create -d overlay)",
+					i, sn->target);
+			json_decref(net);
+			service_spec_free(spec);
+			return NULL;
+		}
+		char *id = strdup(nid);
+		json_decref(net);
+		if (!id) {
+			api_reply_error(r, 500, "out of memory");
+			service_spec_free(spec);
+			return NULL;
+		}
+		free(sn->target);
+		sn->target = id;
 	}
 	json_t *full = service_spec_to_json(spec);
 	if (ret_spec)
@@ -537,6 +581,19 @@ static bool filter_match(json_t *filters, const char *key, const char *v1, const
 	return false;
 }
 
+/* Docker's NetworksAttachments: the task's addresses on its networks, from
+ * its container's endpoint records (while it has them). */
+static void task_attachments(struct agent *a, json_t *t)
+{
+	const char *cid = json_string_value(json_object_get(
+		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
+	json_t *att = overlay_ep_attachments(a, cid);
+	if (json_array_size(att))
+		json_object_set_new(t, "NetworksAttachments", att);
+	else
+		json_decref(att);
+}
+
 void api_task_list(struct api_req *r)
 {
 	json_t *filters = NULL;
@@ -583,6 +640,7 @@ void api_task_list(struct api_req *r)
 				  json_string_value(json_object_get(t, "DesiredState")), NULL) ||
 		    !filter_match(filters, "id", json_string_value(json_object_get(t, "ID")), NULL))
 			continue;
+		task_attachments(r->agent, t);
 		json_array_append(out, t);
 	}
 	json_decref(tasks);
@@ -594,8 +652,10 @@ void api_task_list(struct api_req *r)
 void api_task_inspect(struct api_req *r)
 {
 	json_t *t = find_object(r, CLUSTER_TASKS, r->params[0], "task", false);
-	if (t)
+	if (t) {
+		task_attachments(r->agent, t);
 		api_reply_json(r, 200, t);
+	}
 }
 
 void api_node_list(struct api_req *r)

@@ -24,6 +24,7 @@
 #include "agent/container-config.h"
 #include "agent/container-internal.h"
 #include "agent/events.h"
+#include "agent/executor.h"
 #include "agent/manager.h"
 #include "agent/overlay-agent.h"
 #include "agent/publish.h"
@@ -850,10 +851,15 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	snprintf(c->net_mode, sizeof(c->net_mode), "%s",
 		 (!nm || !*nm || strcmp(nm, "default") == 0) ? "bridge" : nm);
 	image_info_free(info);
+	/* a service's task joins any overlay network, a container only an
+	 * attachable one (a task label of the user's own is not a task) */
+	bool task = executor_task_creating(
+		a, json_string_value(json_object_get(json_object_get(c->config, "Labels"),
+						     "com.docker.swarm.task.id")));
 	/* an overlay network is held by its id: a later network of the same
 	 * name is another network */
 	if (overlay_net_mode(c->net_mode) &&
-	    (r = overlay_network_resolve(a, nm, c->net_mode, sizeof(c->net_mode), err)) < 0) {
+	    (r = overlay_network_resolve(a, nm, task, c->net_mode, sizeof(c->net_mode), err)) < 0) {
 		container_free(c);
 		return r;
 	}

@@ -656,7 +656,23 @@ static void task_start(struct agent *a, json_t *task)
 		snprintf(name, sizeof(name), "%s.%.12s.%s", sname,
 			 json_string_value(json_object_get(task, "NodeID")) ?: "", tid);
 	json_t *body = service_task_container_config(spec, name);
+	/* its network: the container's start takes the address, makes the
+	 * endpoint and records it, as for any container on an overlay network */
+	size_t n_nets = spec->task.n_networks;
+	json_t *net = n_nets ? json_string(spec->task.networks[0].target) : NULL;
 	service_spec_free(spec);
+	if (n_nets > 1) {
+		json_decref(body);
+		json_decref(net);
+		task_set_state(a, tid, "rejected", "more than one network",
+			       "a task joins one overlay network (eth0) for now", NULL);
+		run->ended = true;
+		return;
+	}
+	if (body && net)
+		json_object_set_new(json_object_get(body, "HostConfig"), "NetworkMode", net);
+	else
+		json_decref(net);
 	if (!body) {
 		task_set_state(a, tid, "rejected", "out of memory", "out of memory", NULL);
 		run->ended = true;
@@ -763,6 +779,12 @@ static void executor_adopt(struct agent *a)
 		run->adopted = true;
 		run->started_mono = mono_ns();
 	}
+}
+
+bool executor_task_creating(struct agent *a, const char *task_id)
+{
+	struct task_run *run = task_id ? run_find(a, task_id) : NULL;
+	return run && !run->container_id[0];
 }
 
 uint32_t executor_task_capacity(struct agent *a)

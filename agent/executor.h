@@ -19,4 +19,7 @@ bool executor_stopping_soon(struct agent *a, json_t *tasks);
 /* Tasks this node can run at once: its container limit and its bridge's
  * ports, less what containers that are not tasks take. */
 uint32_t executor_task_capacity(struct agent *a);
+/* Whether the executor is creating task_id's container right now (what a
+ * container's task label is checked against). */
+bool executor_task_creating(struct agent *a, const char *task_id);
 void executor_free(struct agent *a);

@@ -9,6 +9,8 @@
 #include "agent/container.h"
 #include "agent/network-ipam.h"
 #include "agent/networks.h"
+#include "agent/overlay-ipam.h"
+#include "agent/store/store.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -506,6 +508,37 @@ static json_t *network_users(struct agent *a, json_t *net, struct shoal_err *err
 	return users;
 }
 
+/* The names of the containers (tasks' included) with an endpoint on the
+ * network, on any node, from their endpoint records: ", "-separated in buf
+ * (cut short, with "...", when they do not fit). The count, or -errno. */
+static int network_endpoints(struct agent *a, const char *net_id, char *buf, size_t len,
+			     struct shoal_err *err)
+{
+	char prefix[256];
+	snprintf(prefix, sizeof(prefix), "%s%s/", OVL_ENDPOINT_PREFIX, net_id);
+	struct store_kvs *kvs = NULL;
+	int r = store_get(a->store, prefix, true, 0, &kvs, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "reading the endpoints of network %s", net_id);
+	const char **texts = calloc(kvs->n + 1, sizeof(*texts));
+	size_t *lens = calloc(kvs->n + 1, sizeof(*lens));
+	if (!texts || !lens) {
+		free(texts);
+		free(lens);
+		store_kvs_free(kvs);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < kvs->n; i++) {
+		texts[i] = kvs->kvs[i].value;
+		lens[i] = kvs->kvs[i].value_len;
+	}
+	int n = (int)ovl_endpoint_names(texts, lens, kvs->n, buf, len);
+	free(texts);
+	free(lens);
+	store_kvs_free(kvs);
+	return n;
+}
+
 int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 {
 	json_t *net = NULL;
@@ -547,6 +580,19 @@ int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 	json_decref(users);
 	char id[64], key[160];
 	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(net, "Id")));
+	/* containers on it, on any node (Docker's words) */
+	char names[512];
+	r = network_endpoints(a, id, names, sizeof(names), err);
+	if (r != 0) {
+		if (r > 0)
+			r = shoal_err_set_status(
+				err, 409, EBUSY,
+				"error while removing network: network %s id %s has active "
+				"endpoints (%s)",
+				json_string_value(json_object_get(net, "Name")), id, names);
+		json_decref(net);
+		return r;
+	}
 	json_decref(net);
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_NETWORKS, id);
 	if ((r = cluster_delete(a, key, -1, err)) < 0 && r != -ENOENT)

@@ -25,5 +25,6 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 int network_list(struct agent *a, json_t **ret, struct shoal_err *err);
 /* By full id, name, or a unique id prefix; err->status 404 when none. */
 int network_get(struct agent *a, const char *ref, json_t **ret, struct shoal_err *err);
-/* Refused (409) for the node's networks and while services use it, naming them. */
+/* Refused for the node's networks (403), and (409) while services use it or
+ * containers have endpoints on it, naming them. */
 int network_remove(struct agent *a, const char *ref, struct shoal_err *err);

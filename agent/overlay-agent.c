@@ -15,6 +15,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/membership.h"
 #include "agent/network-ipam.h"
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
@@ -33,6 +34,9 @@
 #define OVL_ALLOC_ATTEMPTS 64
 /* Networks one node materialises. */
 #define OVL_NETS_MAX 1024
+/* Endpoint records and addresses of dead nodes the leader gives back in one
+ * resync (the rest at the next ones). */
+#define OVL_RECLAIM_MAX 256
 
 struct ovl_plumb {
 	struct ovl_plumb *next;
@@ -101,12 +105,14 @@ struct overlay_agent {
 	char underlay[IFNAMSIZ];
 	char netns_dir[4096];
 	bool netns_dir_ready;
-	json_t *nets;	/* network id -> network object */
-	json_t *eps;	/* network id -> {endpoint id -> record text} */
-	json_t *nodes;	/* node id -> underlay address */
-	json_t *active; /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
-	json_t *errs;	/* network id -> the last apply error logged */
-	struct store_watch *w_nets, *w_eps, *w_nodes;
+	json_t *nets;	   /* network id -> network object */
+	json_t *eps;	   /* network id -> {endpoint id -> record text} */
+	json_t *nodes;	   /* node id -> underlay address */
+	json_t *alive;	   /* node id -> true while its liveness key is there */
+	json_t *reclaimed; /* dead node id -> true once its addresses were swept */
+	json_t *active;	   /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
+	json_t *errs;	   /* network id -> the last apply error logged */
+	struct store_watch *w_nets, *w_eps, *w_nodes, *w_alive;
 	bool watch_broken;
 	struct event *kick_ev, *resync_ev;
 	bool started, busy, again, swept;
@@ -187,6 +193,26 @@ static void node_event(struct overlay_agent *oa, const struct store_kv *kv, bool
 	json_decref(j);
 }
 
+/* Liveness, followed here rather than read from membership at apply time:
+ * this watch's own event is what makes the apply, and it must not see the
+ * node alive still because membership's watch has not spoken yet. */
+static void alive_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
+{
+	const char *id = kv->key + strlen(CLUSTER_ALIVE);
+	if (!*id || strchr(id, '/'))
+		return;
+	if (put) {
+		json_object_set_new(oa->alive, id, json_true());
+		json_object_del(oa->reclaimed, id);
+	} else
+		json_object_del(oa->alive, id);
+}
+
+static bool node_alive(struct overlay_agent *oa, const char *node)
+{
+	return json_object_get(oa->alive, node) != NULL;
+}
+
 static void kick(struct overlay_agent *oa);
 
 static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_err *err,
@@ -218,6 +244,11 @@ static void nodes_cb(const struct store_event *ev, size_t n, const struct shoal_
 	watch_cb(ev, n, err, u, node_event);
 }
 
+static void alive_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
+{
+	watch_cb(ev, n, err, u, alive_event);
+}
+
 /* Reads everything under prefix into the view; *ret_rev: the read's revision. */
 static int load_prefix(struct overlay_agent *oa, const char *prefix, json_t *view,
 		       void (*apply)(struct overlay_agent *, const struct store_kv *, bool),
@@ -237,7 +268,7 @@ static int load_prefix(struct overlay_agent *oa, const char *prefix, json_t *vie
 
 static void watches_cancel(struct overlay_agent *oa)
 {
-	struct store_watch **ws[] = {&oa->w_nets, &oa->w_eps, &oa->w_nodes};
+	struct store_watch **ws[] = {&oa->w_nets, &oa->w_eps, &oa->w_nodes, &oa->w_alive};
 	for (size_t i = 0; i < ARRAY_SIZE(ws); i++) {
 		if (*ws[i])
 			store_watch_cancel(*ws[i]);
@@ -245,7 +276,7 @@ static void watches_cancel(struct overlay_agent *oa)
 	}
 }
 
-/* Reads the three prefixes and, with watch, follows each from there. */
+/* Reads the four prefixes and, with watch, follows each from there. */
 static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *err)
 {
 	struct {
@@ -258,6 +289,7 @@ static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *
 		{CLUSTER_NETWORKS, oa->nets, net_event, nets_cb, &oa->w_nets},
 		{OVL_ENDPOINT_PREFIX, oa->eps, ep_event, eps_cb, &oa->w_eps},
 		{CLUSTER_NODES, oa->nodes, node_event, nodes_cb, &oa->w_nodes},
+		{CLUSTER_ALIVE, oa->alive, alive_event, alive_cb, &oa->w_alive},
 	};
 	watches_cancel(oa);
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
@@ -314,6 +346,17 @@ static size_t local_containers(struct overlay_agent *oa, const char *net)
 			n++;
 	}
 	return n;
+}
+
+/* Local containers attached to net, whatever the store says: a network
+ * whose records were taken back while this node looked dead stays in place
+ * under its containers until they are recorded again. */
+static bool local_attached(struct overlay_agent *oa, const char *net)
+{
+	for (struct container *c = oa->a->containers; c; c = c->next)
+		if (c->net_attached && strcmp(c->net_mode, net) == 0)
+			return true;
+	return false;
 }
 
 /* ---- addresses and records in the store ---- */
@@ -402,12 +445,13 @@ static int addr_take(struct overlay_agent *oa, const struct ovl_network *n, cons
 				    n->name, OVL_ALLOC_ATTEMPTS);
 }
 
-static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_addr ip,
-			   const char *owner_ep)
+/* Deletes the address key while node's endpoint owner_ep holds it. */
+static void addr_release(struct overlay_agent *oa, const char *net, struct in_addr ip,
+			 const char *node, const char *owner_ep)
 {
 	char key[320];
 	addr_key(key, sizeof(key), net, ip);
-	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
+	_cleanup_free_ char *owner = ovl_addr_owner(node, owner_ep);
 	if (!owner)
 		return;
 	struct store_cmp cmp = {.key = key,
@@ -421,6 +465,48 @@ static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_
 	if (store_txn(oa->a->store, &cmp, 1, &del, 1, NULL, 0, &res, &err) < 0)
 		log_warn("overlay: giving back %s: %s", key, err.msg);
 	store_txn_result_clear(&res);
+}
+
+static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_addr ip,
+			   const char *owner_ep)
+{
+	addr_release(oa, net, ip, oa->a->node_id, owner_ep);
+}
+
+/* Takes that very address for owner_ep of this node: free, or already its. */
+static int addr_claim(struct overlay_agent *oa, const struct ovl_network *n, struct in_addr ip,
+		      const char *owner_ep, struct shoal_err *err)
+{
+	char key[320], s[INET_ADDRSTRLEN];
+	addr_key(key, sizeof(key), n->id, ip);
+	inet_ntop(AF_INET, &ip, s, sizeof(s));
+	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
+	if (!owner)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	struct store_cmp cmp = {.key = key, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ};
+	struct store_op put = {
+		.type = STORE_OP_PUT, .key = key, .value = owner, .value_len = strlen(owner)};
+	struct store_op get = {.type = STORE_OP_GET, .key = key};
+	struct store_txn_result res = {0};
+	int r = store_txn(oa->a->store, &cmp, 1, &put, 1, &get, 1, &res, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "taking %s on network %s", s, n->name);
+	bool ok = res.succeeded;
+	if (!ok && res.n_gets && res.gets[0].n) {
+		const struct store_kv *kv = &res.gets[0].kvs[0];
+		ok = kv->value_len == strlen(owner) && memcmp(kv->value, owner, kv->value_len) == 0;
+		if (!ok)
+			r = shoal_err_set_status(err, 409, EADDRINUSE,
+						 "%s on network %s is held by %.*s", s, n->name,
+						 (int)kv->value_len, kv->value);
+	} else if (!ok) {
+		r = shoal_err_set_status(err, 503, EAGAIN,
+					 "%s on network %s: taken and given back meanwhile; tried "
+					 "again at the next resync",
+					 s, n->name);
+	}
+	store_txn_result_clear(&res);
+	return ok ? 0 : r;
 }
 
 /* Writes the record and puts it in the view at once (the watch repeats it). */
@@ -473,6 +559,10 @@ static int ep_new(struct overlay_agent *oa, const struct ovl_network *n, const c
 	return 0;
 }
 
+static int ep_reclaim_own(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
+			  const char *name, enum ovl_ep_kind kind, struct in_addr ip,
+			  const uint8_t mac[6], struct shoal_err *err);
+
 /* This node's address on n, taken when it has none. */
 static int gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
 			  struct ovl_endpoint *ret, struct shoal_err *err)
@@ -481,6 +571,17 @@ static int gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
 	gateway_id(oa, gid, sizeof(gid));
 	if (ep_lookup(oa, n->id, gid, ret))
 		return 0;
+	/* taken back while this node looked dead, its containers still routing
+	 * through it: that address again, if it is still free */
+	for (struct container *c = oa->a->containers; c; c = c->next) {
+		if (!c->net_attached || !c->gateway.s_addr || strcmp(c->net_mode, n->id) != 0)
+			continue;
+		if (ep_reclaim_own(oa, n, gid, oa->a->hostname, OVL_EP_GATEWAY, c->gateway, NULL,
+				   NULL) == 0 &&
+		    ep_lookup(oa, n->id, gid, ret))
+			return 0;
+		break;
+	}
 	int r = ep_new(oa, n, gid, oa->a->hostname, OVL_EP_GATEWAY, ret, err);
 	if (r == 0) {
 		char ip[INET_ADDRSTRLEN];
@@ -716,8 +817,12 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		{
 			const char *text = json_string_value(v);
 			struct ovl_endpoint e;
+			/* a node that is down: its endpoints are forgotten
+			 * (their records stay for the grace, in case it comes
+			 * back) */
 			if (ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
-			    strcmp(e.node, a->node_id) == 0 || e.vtep.s_addr == oa->vtep.s_addr)
+			    strcmp(e.node, a->node_id) == 0 || e.vtep.s_addr == oa->vtep.s_addr ||
+			    !node_alive(oa, e.node))
 				continue;
 			struct vxlan_remote *rm = &ap->remotes[vn->n_remotes++];
 			rm->ip = e.ip;
@@ -740,7 +845,7 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		bool wanted = false;
 		for (size_t i = 0; i < j->n_apply && !wanted; i++)
 			wanted = strcmp(j->apply[i].net, id) == 0;
-		if (wanted || local_containers(oa, id))
+		if (wanted || local_containers(oa, id) || local_attached(oa, id))
 			continue;
 		struct ovl_remove *rm = &j->remove[j->n_remove++];
 		snprintf(rm->net, sizeof(rm->net), "%s", id);
@@ -824,6 +929,9 @@ static void kick(struct overlay_agent *oa)
 	event_active(oa->kick_ev, EV_TIMEOUT, 0);
 }
 
+static void reregister(struct overlay_agent *oa);
+static void reclaim_dead(struct overlay_agent *oa);
+
 static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct overlay_agent *oa = arg;
@@ -834,6 +942,8 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+	reregister(oa);
+	reclaim_dead(oa);
 	kick(oa);
 }
 
@@ -883,12 +993,14 @@ int overlay_agent_init(struct agent *a, struct shoal_err *err)
 	oa->nets = json_object();
 	oa->eps = json_object();
 	oa->nodes = json_object();
+	oa->alive = json_object();
+	oa->reclaimed = json_object();
 	oa->active = json_object();
 	oa->errs = json_object();
 	oa->kick_ev = event_new(a->base, -1, 0, kick_cb, oa);
 	oa->resync_ev = event_new(a->base, -1, EV_PERSIST, resync_cb, oa);
-	if (!oa->nets || !oa->eps || !oa->nodes || !oa->active || !oa->errs || !oa->kick_ev ||
-	    !oa->resync_ev)
+	if (!oa->nets || !oa->eps || !oa->nodes || !oa->alive || !oa->reclaimed || !oa->active ||
+	    !oa->errs || !oa->kick_ev || !oa->resync_ev)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	snprintf(oa->netns_dir, sizeof(oa->netns_dir), "%s/netns", a->cfg.run_dir);
 	struct shoal_err e = {0};
@@ -971,6 +1083,188 @@ static void give_back_unused(struct overlay_agent *oa)
 			 n);
 }
 
+/* An endpoint of this node with the address it already uses: claimed back
+ * (free, or still its own) and recorded. */
+static int ep_reclaim_own(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
+			  const char *name, enum ovl_ep_kind kind, struct in_addr ip,
+			  const uint8_t mac[6], struct shoal_err *err)
+{
+	struct ovl_endpoint e = {.kind = kind, .vtep = oa->vtep, .ip = ip};
+	snprintf(e.id, sizeof(e.id), "%s", ep_id);
+	snprintf(e.net, sizeof(e.net), "%s", n->id);
+	snprintf(e.node, sizeof(e.node), "%s", oa->a->node_id);
+	snprintf(e.name, sizeof(e.name), "%s", name ? name : "");
+	if (mac)
+		memcpy(e.mac, mac, 6);
+	else
+		vxlan_mac_from_addr(ip, e.mac);
+	int r = addr_claim(oa, n, ip, ep_id, err);
+	return r < 0 ? r : ep_write(oa, &e, err);
+}
+
+/* The running containers of this node with no endpoint record (taken back
+ * by the leader while this node was down longer than the grace, or lost):
+ * recorded again at the addresses they use, the node's own address on the
+ * network first (their default route). An address someone else took
+ * meanwhile is logged once: that container is reached by no other node until
+ * it is restarted. */
+static void reregister(struct overlay_agent *oa)
+{
+	struct agent *a = oa->a;
+	if (oa->unavailable[0])
+		return;
+	for (struct container *c = a->containers; c; c = c->next) {
+		struct ovl_endpoint e;
+		struct ovl_network n;
+		if (!c->net_attached || c->state != CONTAINER_RUNNING ||
+		    !overlay_net_mode(c->net_mode) || ep_lookup(oa, c->net_mode, c->id, &e) ||
+		    !net_lookup(oa, c->net_mode, &n, NULL))
+			continue;
+		char gid[OVL_ID_MAX + 1];
+		struct shoal_err err = {0};
+		gateway_id(oa, gid, sizeof(gid));
+		if (!ep_lookup(oa, n.id, gid, &e) &&
+		    ep_reclaim_own(oa, &n, gid, a->hostname, OVL_EP_GATEWAY, c->gateway, NULL,
+				   &err) < 0) {
+			log_warn("overlay: network %s: this node's address again: %s", n.name,
+				 err.msg);
+			continue;
+		}
+		err = (struct shoal_err){0};
+		int r = ep_reclaim_own(oa, &n, c->id, c->name, OVL_EP_CONTAINER, c->ip, c->mac,
+				       &err);
+		const char *last = json_string_value(json_object_get(oa->errs, c->id));
+		if (r < 0 && (!last || strcmp(last, err.msg) != 0)) {
+			log_warn("overlay: container %.12s (%s) on network %s: not recorded again: "
+				 "%s; no other node reaches it until it is restarted",
+				 c->id, c->name, n.name, err.msg);
+			json_object_set_new(oa->errs, c->id, json_string(err.msg));
+		} else if (r == 0) {
+			char ip[INET_ADDRSTRLEN];
+			log_info("overlay: container %.12s (%s) on network %s recorded again at %s",
+				 c->id, c->name, n.name,
+				 inet_ntop(AF_INET, &c->ip, ip, sizeof(ip)));
+			json_object_del(oa->errs, c->id);
+		}
+	}
+}
+
+/* How long a dead node's endpoint records and addresses are kept: a few
+ * lease TTLs, so that a node cut off for a moment (a partition, its agent
+ * restarted late) comes back with its containers' addresses, while a node
+ * that is gone frees its part of the subnets soon after its tasks have been
+ * placed elsewhere. */
+static int64_t reclaim_grace_ns(struct agent *a)
+{
+	return (int64_t)OVERLAY_RECLAIM_TTLS * (a->cfg.node_ttl_s > 0 ? a->cfg.node_ttl_s : 5) *
+	       1000000000LL;
+}
+
+static bool dead_past_grace(struct overlay_agent *oa, const char *node, int64_t now)
+{
+	if (strcmp(node, oa->a->node_id) == 0 || node_alive(oa, node))
+		return false;
+	int64_t since = membership_down_since(oa->a, node);
+	return since > 0 && now - since >= reclaim_grace_ns(oa->a);
+}
+
+/* On the leader: the records and addresses of nodes dead for longer than the
+ * grace, given back (compare-and-swap on what was read: a node that came back
+ * and wrote them again keeps them). */
+static void reclaim_dead(struct overlay_agent *oa)
+{
+	struct agent *a = oa->a;
+	if (!membership_is_leader(a))
+		return;
+	int64_t now = now_ns();
+	unsigned n = 0;
+	json_t *copy = json_deep_copy(oa->eps);
+	const char *net;
+	json_t *eps;
+	json_object_foreach(copy, net, eps)
+	{
+		const char *k;
+		json_t *v;
+		json_object_foreach(eps, k, v)
+		{
+			const char *text = json_string_value(v);
+			struct ovl_endpoint e;
+			if (n >= OVL_RECLAIM_MAX ||
+			    ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
+			    !dead_past_grace(oa, e.node, now))
+				continue;
+			char key[320];
+			ep_key(key, sizeof(key), e.net, e.id);
+			struct store_cmp cmp = {.key = key,
+						.target = STORE_CMP_VALUE,
+						.op = STORE_CMP_EQ,
+						.value = text,
+						.value_len = strlen(text)};
+			struct store_op del = {.type = STORE_OP_DELETE, .key = key};
+			struct store_txn_result res = {0};
+			struct shoal_err err = {0};
+			if (store_txn(a->store, &cmp, 1, &del, 1, NULL, 0, &res, &err) < 0) {
+				log_warn("overlay: removing %s of a dead node: %s", key, err.msg);
+			} else if (res.succeeded) {
+				addr_release(oa, e.net, e.ip, e.node, e.id);
+				struct store_kv kv = {.key = key};
+				ep_event(oa, &kv, false);
+				log_info(
+					"overlay: endpoint %.12s (%s) of node %.12s, down for more "
+					"than %lld s, given back",
+					e.id, e.name, e.node,
+					(long long)(reclaim_grace_ns(a) / 1000000000LL));
+				n++;
+			}
+			store_txn_result_clear(&res);
+		}
+	}
+	json_decref(copy);
+	/* addresses of dead nodes whose record never got written: one sweep
+	 * per death */
+	bool sweep = false;
+	const char *nid;
+	json_t *addr;
+	json_object_foreach(oa->nodes, nid, addr)
+	{
+		if (dead_past_grace(oa, nid, now) && !json_object_get(oa->reclaimed, nid))
+			sweep = true;
+	}
+	if (!sweep || n >= OVL_RECLAIM_MAX)
+		return;
+	struct store_kvs *kvs = NULL;
+	struct shoal_err err = {0};
+	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
+		log_warn("overlay: reading the overlay addresses: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < kvs->n && n < OVL_RECLAIM_MAX; i++) {
+		char net_id[OVL_ID_MAX + 1], ip[64];
+		struct in_addr in;
+		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, net_id, sizeof(net_id), ip,
+				  sizeof(ip)) < 0 ||
+		    inet_pton(AF_INET, ip, &in) != 1)
+			continue;
+		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
+		const char *node = json_string_value(json_object_get(o, "Node"));
+		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
+		struct ovl_endpoint e;
+		if (node && owner && dead_past_grace(oa, node, now) &&
+		    !ep_lookup(oa, net_id, owner, &e)) {
+			addr_release(oa, net_id, in, node, owner);
+			n++;
+		}
+		json_decref(o);
+	}
+	store_kvs_free(kvs);
+	if (n < OVL_RECLAIM_MAX)
+		json_object_foreach(oa->nodes, nid, addr)
+		{
+			if (dead_past_grace(oa, nid, now))
+				json_object_set_new(oa->reclaimed, nid, json_true());
+		}
+}
+
 void overlay_agent_start(struct agent *a)
 {
 	struct overlay_agent *oa = oa_of(a);
@@ -983,6 +1277,7 @@ void overlay_agent_start(struct agent *a)
 		oa->watch_broken = true;
 	}
 	give_back_unused(oa);
+	reregister(oa);
 	/* SHOAL_VXLAN_FILTER=nft: the fallback, as if the program did not load */
 	const char *want = getenv("SHOAL_VXLAN_FILTER");
 	bool bad_want = want && *want && strcmp(want, "bpf") != 0 && strcmp(want, "nft") != 0;
@@ -1043,6 +1338,8 @@ void overlay_agent_stop(struct agent *a)
 	json_decref(oa->nets);
 	json_decref(oa->eps);
 	json_decref(oa->nodes);
+	json_decref(oa->alive);
+	json_decref(oa->reclaimed);
 	json_decref(oa->active);
 	json_decref(oa->errs);
 	free(oa->masq_applied);
@@ -1107,8 +1404,8 @@ json_t *overlay_agent_info(struct agent *a)
 
 /* ---- containers ---- */
 
-int overlay_network_resolve(struct agent *a, const char *ref, char *ret_id, size_t len,
-			    struct shoal_err *err)
+int overlay_network_resolve(struct agent *a, const char *ref, bool for_task, char *ret_id,
+			    size_t len, struct shoal_err *err)
 {
 	json_t *net = NULL;
 	int r = network_get(a, ref, &net, err);
@@ -1123,7 +1420,7 @@ int overlay_network_resolve(struct agent *a, const char *ref, char *ret_id, size
 			"network %s: containers join the node's bridge, host or none "
 			"by those names",
 			ref);
-	} else if (!json_is_true(json_object_get(net, "Attachable"))) {
+	} else if (!for_task && !json_is_true(json_object_get(net, "Attachable"))) {
 		r = shoal_err_set_status(
 			err, 403, EPERM,
 			"Could not attach to network %s: rpc error: code = "
@@ -1217,6 +1514,29 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 	p->next = oa->plumbs;
 	oa->plumbs = p;
 	kick(oa);
+}
+
+json_t *overlay_ep_attachments(struct agent *a, const char *ep_id)
+{
+	struct overlay_agent *oa = oa_of(a);
+	json_t *out = json_array();
+	if (!oa || !out || !ep_id || !*ep_id)
+		return out;
+	const char *net;
+	json_t *eps;
+	json_object_foreach(oa->eps, net, eps)
+	{
+		struct ovl_endpoint e;
+		struct ovl_network n;
+		if (!json_object_get(eps, ep_id) || !ep_lookup(oa, net, ep_id, &e) ||
+		    !net_lookup(oa, net, &n, NULL))
+			continue;
+		json_t *att = ovl_attachment(
+			&n, json_object_get(json_object_get(oa->nets, net), "Labels"), e.ip);
+		if (att)
+			json_array_append_new(out, att);
+	}
+	return out;
 }
 
 void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id)

@@ -23,8 +23,15 @@ struct agent;
  * one apply at a time; a resync every OVERLAY_RESYNC_S seconds repairs
  * whatever drifted in the kernel. The VXLAN source filter on the underlay
  * accepts the VTEP addresses of every node in the store.
+ *
+ * A node whose liveness (/shoal/alive/<id>) goes is forgotten at once: no
+ * node programs its endpoints any more. Its records and addresses stay for
+ * OVERLAY_RECLAIM_TTLS lease TTLs, then the leader gives them back; a node
+ * back within that time finds them as it left them, one back later records
+ * its running containers again at the addresses they use (when still free).
  */
-#define OVERLAY_RESYNC_S 5
+#define OVERLAY_RESYNC_S     5
+#define OVERLAY_RECLAIM_TTLS 3
 
 /* Before the containers are loaded: the store's state read, so that a start
  * rolled back at load time can release its endpoint. Not fatal: without an
@@ -45,11 +52,11 @@ json_t *overlay_agent_info(struct agent *a);
 /* Whether a container's network mode names an overlay network (not the
  * node's bridge, host or none). */
 bool overlay_net_mode(const char *mode);
-/* An attachable overlay network by id, name or unique id prefix: its id in
- * ret_id. 404 when there is none, 403 (Docker's words) when it is not
- * attachable. */
-int overlay_network_resolve(struct agent *a, const char *ref, char *ret_id, size_t len,
-			    struct shoal_err *err);
+/* An overlay network by id, name or unique id prefix: its id in ret_id. 404
+ * when there is none, 403 (Docker's words) when it is not attachable and the
+ * container is not a service's task (tasks join any overlay network). */
+int overlay_network_resolve(struct agent *a, const char *ref, bool for_task, char *ret_id,
+			    size_t len, struct shoal_err *err);
 
 /* What a container's endpoint on an overlay network uses, decided (and held
  * in the store) before any of it is made. */
@@ -71,6 +78,10 @@ int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, con
 typedef void (*overlay_ep_done_cb)(int r, struct shoal_err *err, void *arg);
 void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
 		      void *arg);
+/* Docker's NetworksAttachments of a task whose container is ep_id, from the
+ * endpoint records: [{"Network": {"ID", "Spec": {...}}, "Addresses": [CIDR]}];
+ * an empty array when it has none (a new reference). */
+json_t *overlay_ep_attachments(struct agent *a, const char *ep_id);
 /* Gives the endpoint's address and record back and removes its namespace and
  * veth; the network goes from this node with its last endpoint. */
 void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id);

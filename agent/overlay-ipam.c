@@ -234,3 +234,44 @@ char *ovl_addr_owner(const char *node, const char *endpoint)
 	json_decref(j);
 	return s;
 }
+
+size_t ovl_endpoint_names(const char *const *texts, const size_t *lens, size_t n, char *buf,
+			  size_t len)
+{
+	size_t count = 0, off = 0;
+	bool cut = false;
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		struct ovl_endpoint e;
+		if (ovl_endpoint_parse(texts[i], lens[i], &e, NULL) < 0 ||
+		    e.kind != OVL_EP_CONTAINER)
+			continue;
+		const char *name = e.name[0] ? e.name : e.id;
+		const char *sep = count ? ", " : "";
+		count++;
+		if (cut)
+			continue;
+		/* room for this one and a ", ..." after it */
+		if (off + strlen(sep) + strlen(name) + 5 < len) {
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", sep, name);
+		} else {
+			cut = true;
+			if (off + strlen(sep) + 3 < len)
+				off += (size_t)snprintf(buf + off, len - off, "%s...", sep);
+		}
+	}
+	return count;
+}
+
+json_t *ovl_attachment(const struct ovl_network *n, json_t *labels, struct in_addr ip)
+{
+	char s[INET_ADDRSTRLEN], cidr[INET_ADDRSTRLEN + 4];
+	inet_ntop(AF_INET, &ip, s, sizeof(s));
+	snprintf(cidr, sizeof(cidr), "%s/%u", s, n->subnet.prefix);
+	return json_pack("{s:{s:s, s:{s:s, s:o, s:{s:s}, s:s, s:b, s:b}}, s:[s]}", "Network", "ID",
+			 n->id, "Spec", "Name", n->name, "Labels",
+			 labels ? json_incref(labels) : json_object(), "DriverConfiguration",
+			 "Name", "overlay", "Scope", "swarm", "Attachable", n->attachable,
+			 "Internal", n->internal, "Addresses", cidr);
+}

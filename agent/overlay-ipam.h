@@ -91,3 +91,15 @@ int ovl_endpoint_parse(const char *text, size_t len, struct ovl_endpoint *ret,
 char *ovl_endpoint_format(const struct ovl_endpoint *ep);
 /* The owner value of an address key (free()); NULL on ENOMEM. */
 char *ovl_addr_owner(const char *node, const char *endpoint);
+
+/* The names (ids when unnamed) of the container endpoints among n records
+ * (texts[i], lens[i] long), ", "-separated in buf, ending in "..." when they
+ * do not all fit; gateways and unreadable records left out. Returns how many
+ * container endpoints there are, listed or not. */
+size_t ovl_endpoint_names(const char *const *texts, const size_t *lens, size_t n, char *buf,
+			  size_t len);
+/* One of Docker's NetworksAttachments: {"Network": {"ID", "Spec": {"Name",
+ * "Labels", "DriverConfiguration", "Scope", "Attachable", "Internal"}},
+ * "Addresses": ["a.b.c.d/prefix"]}; labels borrowed (NULL: none). NULL on
+ * ENOMEM. */
+json_t *ovl_attachment(const struct ovl_network *n, json_t *labels, struct in_addr ip);

@@ -57,9 +57,14 @@ expect_contains "an IP range" "IPAM.Config[0].IPRange: not supported" "$out"
 
 expect_eq "custom networks are still two" "back front" "$(shoal network ls --filter type=custom --format '{{.Name}}' | sort | tr '\n' ' ' | sed 's/ $//')"
 
-out=$(api POST /services/create '{"Name":"onnet","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Networks":[{"Target":"back"}]}}')
-expect_contains "a service on a network is refused, not run on the bridge" "TaskTemplate.Networks: attaching a service to a network is not supported" "$out"
+out=$(api POST /services/create '{"Name":"onbridge","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Networks":[{"Target":"bridge"}]}}')
+expect_contains "a service on the node's bridge network is refused" "bridge is not an overlay network" "$out"
 expect_eq "and not created" "" "$(shoal service ls -q)"
+out=$(api POST /services/create '{"Name":"onnet","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Networks":[{"Target":"back"}]}}')
+expect_contains "a service on an overlay network is created" "201 " "${out:0:4}"
+out=$(shoal network rm back 2>&1)
+expect_contains "a network a service uses is not removed" "in use by service(s) onnet" "$out"
+must "removing the service" shoal service rm onnet
 
 log "removal and prune"
 must "removing front" shoal network rm front

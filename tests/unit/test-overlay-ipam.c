@@ -187,12 +187,94 @@ static void test_key_split(void **state)
 	assert_string_equal(rest, "10.0.0.2");
 }
 
+/* A record of endpoint id, named name (or not), of the given kind. */
+static char *record(const char *id, const char *name, enum ovl_ep_kind kind, const char *addr)
+{
+	struct ovl_endpoint e = {.kind = kind, .mac = {2, 0x42, 10, 0, 0, 2}};
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	snprintf(e.net, sizeof(e.net), "n1");
+	snprintf(e.node, sizeof(e.node), "node1");
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	e.ip.s_addr = htonl(ip(addr));
+	e.vtep.s_addr = htonl(ip("10.250.0.11"));
+	char *t = ovl_endpoint_format(&e);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_endpoint_names(void **state)
+{
+	(void)state;
+	char *recs[] = {
+		record("c1", "web.1.x", OVL_EP_CONTAINER, "10.0.0.2"),
+		record("node-node1", "host1", OVL_EP_GATEWAY, "10.0.0.3"),
+		"not json",
+		record("c2abcdef", "", OVL_EP_CONTAINER, "10.0.0.4"),
+		record("c3", "db", OVL_EP_CONTAINER, "10.0.0.5"),
+	};
+	const char *texts[5];
+	size_t lens[5];
+	for (size_t i = 0; i < 5; i++) {
+		texts[i] = recs[i];
+		lens[i] = strlen(recs[i]);
+	}
+	char buf[64];
+	/* gateways and unreadable records are not users; unnamed by their id */
+	assert_int_equal(ovl_endpoint_names(texts, lens, 5, buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "web.1.x, c2abcdef, db");
+	/* cut short with "..." when they do not fit, still counted */
+	char small[20];
+	assert_int_equal(ovl_endpoint_names(texts, lens, 5, small, sizeof(small)), 3);
+	assert_string_equal(small, "web.1.x, ...");
+	/* only a gateway: nobody */
+	assert_int_equal(ovl_endpoint_names(texts + 1, lens + 1, 2, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	for (size_t i = 0; i < 5; i++)
+		if (i != 2)
+			free(recs[i]);
+}
+
+static void test_attachment(void **state)
+{
+	(void)state;
+	struct ovl_network n = {.vni = 4097, .attachable = true};
+	snprintf(n.id, sizeof(n.id), "abcdef0123456789abcdef012");
+	snprintf(n.name, sizeof(n.name), "ovl");
+	n.subnet = subnet("10.77.0.0", 24, "10.77.0.1");
+	struct in_addr a = {htonl(ip("10.77.0.9"))};
+	json_t *labels = json_pack("{s:s}", "team", "x");
+	json_t *att = ovl_attachment(&n, labels, a);
+	assert_non_null(att);
+	json_t *net = json_object_get(att, "Network");
+	assert_string_equal(json_string_value(json_object_get(net, "ID")), n.id);
+	json_t *spec = json_object_get(net, "Spec");
+	assert_string_equal(json_string_value(json_object_get(spec, "Name")), "ovl");
+	assert_string_equal(json_string_value(json_object_get(spec, "Scope")), "swarm");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(spec, "Labels"), "team")), "x");
+	assert_true(json_is_true(json_object_get(spec, "Attachable")));
+	json_t *addrs = json_object_get(att, "Addresses");
+	assert_int_equal(json_array_size(addrs), 1);
+	assert_string_equal(json_string_value(json_array_get(addrs, 0)), "10.77.0.9/24");
+	json_decref(att);
+	/* the labels were borrowed */
+	assert_int_equal(labels->refcount, 1);
+	json_decref(labels);
+	att = ovl_attachment(&n, NULL, a);
+	assert_int_equal(
+		json_object_size(json_object_get(
+			json_object_get(json_object_get(att, "Network"), "Spec"), "Labels")),
+		0);
+	json_decref(att);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pick_skips_reserved), cmocka_unit_test(test_pick_full),
 		cmocka_unit_test(test_pick_distinct),	    cmocka_unit_test(test_network_parse),
 		cmocka_unit_test(test_endpoint_roundtrip),  cmocka_unit_test(test_key_split),
+		cmocka_unit_test(test_endpoint_names),	    cmocka_unit_test(test_attachment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
