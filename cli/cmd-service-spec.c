@@ -612,11 +612,35 @@ static int apply_mount(struct apply *ap, json_t *cs, bool add)
 	return add ? json_array_extend(arr, one) : 0;
 }
 
-static int apply_network(json_t *spec, const char *name, bool add)
+/* --network NAME or the long form name=NAME[,alias=A]... as the docker CLI
+ * reads it (driver-opt, link-local-ip and the like are refused here rather
+ * than dropped); --network-rm NAME. */
+static int apply_network(struct apply *ap, json_t *spec, const char *value, bool add)
 {
 	json_t *arr = cli_json_arr(cli_json_obj(spec, "TaskTemplate"), "Networks");
-	if (!arr)
+	_cleanup_json_ json_t *aliases = json_array();
+	_cleanup_free_ char *dup = strdup(value);
+	if (!arr || !aliases || !dup)
 		return -ENOMEM;
+	const char *name = dup;
+	if (add && strchr(value, '=')) {
+		name = NULL;
+		for (char *save = NULL, *f = strtok_r(dup, ",", &save); f;
+		     f = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(f, '=');
+			if (!eq)
+				return bad_value(ap, "expected name=NAME[,alias=ALIAS...]");
+			*eq = '\0';
+			if (strcmp(f, "name") == 0 || strcmp(f, "target") == 0)
+				name = eq + 1;
+			else if (strcmp(f, "alias") == 0)
+				json_array_append_new(aliases, json_string(eq + 1));
+			else
+				return bad_value(ap, "only name and alias are supported");
+		}
+		if (!name || !*name)
+			return bad_value(ap, "name=NAME is required");
+	}
 	for (size_t i = 0; i < json_array_size(arr);) {
 		const char *t = cli_json_str(json_array_get(arr, i), "Target");
 		if (t && strcmp(t, name) == 0)
@@ -626,7 +650,10 @@ static int apply_network(json_t *spec, const char *name, bool add)
 	}
 	if (!add)
 		return 0;
-	return json_array_append_new(arr, json_pack("{s:s}", "Target", name)) == 0 ? 0 : -ENOMEM;
+	json_t *n = json_pack("{s:s}", "Target", name);
+	if (n && json_array_size(aliases))
+		json_object_set(n, "Aliases", aliases);
+	return json_array_append_new(arr, n) == 0 ? 0 : -ENOMEM;
 }
 
 static int apply_cpu(struct apply *ap, json_t *o, const char *key)
@@ -892,9 +919,9 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		return apply_publish(ap, spec, false);
 	case SOPT_NETWORK:
 	case SOPT_NETWORK_ADD:
-		return apply_network(spec, f->value, true);
+		return apply_network(ap, spec, f->value, true);
 	case SOPT_NETWORK_RM:
-		return apply_network(spec, f->value, false);
+		return apply_network(ap, spec, f->value, false);
 	case SOPT_MOUNT:
 	case SOPT_MOUNT_ADD:
 		return apply_mount(ap, cs, true);

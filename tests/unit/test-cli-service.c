@@ -76,6 +76,39 @@ static int apply_argv(bool update, json_t *spec, char *err, size_t errsize, ...)
 	return r;
 }
 
+/* --network's long form as the docker CLI reads it; --mount-add replaces by
+ * target, --mount-rm removes by target. */
+static void test_network_and_mount_forms(void **state)
+{
+	(void)state;
+	json_t *spec = json_object();
+	char err[512];
+	int r = apply_argv(false, spec, err, sizeof(err), "--network",
+			   "name=front,alias=web,alias=w", "--mount",
+			   "type=volume,source=data,target=/d", "busybox", NULL);
+	assert_int_equal(r, 0);
+	assert_string_equal(at_str(spec, "TaskTemplate.Networks.0.Target"), "front");
+	assert_string_equal(at_str(spec, "TaskTemplate.Networks.0.Aliases.1"), "w");
+	assert_string_equal(at_str(spec, "TaskTemplate.ContainerSpec.Mounts.0.Source"), "data");
+	json_t *other = json_object();
+	r = apply_argv(false, other, err, sizeof(err), "--network", "name=front,driver-opt=x=y",
+		       "busybox", NULL);
+	json_decref(other);
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(strstr(err, "only name and alias are supported"));
+	r = apply_argv(true, spec, err, sizeof(err), "--mount-add",
+		       "type=volume,source=other,target=/d", "--mount-add", "type=tmpfs,target=/t",
+		       "web", NULL);
+	assert_int_equal(r, 0);
+	assert_int_equal(json_array_size(at(spec, "TaskTemplate.ContainerSpec.Mounts")), 2);
+	assert_string_equal(at_str(spec, "TaskTemplate.ContainerSpec.Mounts.0.Source"), "other");
+	r = apply_argv(true, spec, err, sizeof(err), "--mount-rm", "/d", "web", NULL);
+	assert_int_equal(r, 0);
+	assert_int_equal(json_array_size(at(spec, "TaskTemplate.ContainerSpec.Mounts")), 1);
+	assert_string_equal(at_str(spec, "TaskTemplate.ContainerSpec.Mounts.0.Target"), "/t");
+	json_decref(spec);
+}
+
 static void test_create_flags(void **state)
 {
 	json_t *spec = json_object();
@@ -1072,6 +1105,7 @@ static void test_ls_and_logs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_network_and_mount_forms),
 		cmocka_unit_test(test_create_flags),
 		cmocka_unit_test(test_create_flag_errors),
 		cmocka_unit_test(test_update_edits),
