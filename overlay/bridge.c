@@ -20,11 +20,10 @@
 #include "overlay/netns-internal.h"
 #include "overlay/nl-internal.h"
 
-#define DEFAULT_SUBNET	 "10.213.0.0/16"
-#define NET_PREFIX_MAX	 8
-#define ID_MAX		 128
-#define FALLBACK_MTU	 1500
-#define LOOPBACK_IFINDEX 1
+#define DEFAULT_SUBNET "10.213.0.0/16"
+#define NET_PREFIX_MAX 8
+#define ID_MAX	       128
+#define FALLBACK_MTU   1500
 
 struct bridge_net {
 	char prefix[NET_PREFIX_MAX + 1];
@@ -282,21 +281,6 @@ static int nft_teardown(const char *prefix, struct shoal_err *err)
 
 /* ---- netlink helpers ---- */
 
-static int nl_error(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int nl_error(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (ext && *ext)
-		return shoal_err_errno(err, r, "%s (kernel: %s)", what, ext);
-	return shoal_err_errno(err, r, "%s", what);
-}
-
 struct link_list {
 	struct nl_link *v;
 	size_t n, cap;
@@ -326,7 +310,7 @@ static int dump_links(struct nl_sock *s, char *buf, struct link_list *ret, struc
 	char ext[256];
 	int r = nl_sock_transact(s, buf, nlh->nlmsg_len, link_collect_cb, ret, ext, sizeof(ext));
 	if (r < 0)
-		return nl_error(err, r, ext, "listing links");
+		return nl_err(err, r, ext, "listing links");
 	return 0;
 }
 
@@ -357,12 +341,6 @@ static int default_route_cb(const struct nlmsghdr *nlh, void *data)
 	return 0;
 }
 
-static int link_get_cb(const struct nlmsghdr *nlh, void *data)
-{
-	(void)nl_parse_link(nlh, data);
-	return 0;
-}
-
 /* ---- setup / teardown ---- */
 
 static int resolve_mtu(struct bridge_net *bn, const struct link_list *links, int want,
@@ -381,7 +359,7 @@ static int resolve_mtu(struct bridge_net *bn, const struct link_list *links, int
 	int r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, default_route_cb, &oif, ext,
 				 sizeof(ext));
 	if (r < 0)
-		return nl_error(err, r, ext, "listing routes");
+		return nl_err(err, r, ext, "listing routes");
 	bn->mtu = FALLBACK_MTU;
 	for (size_t i = 0; i < links->n; i++)
 		if (links->v[i].ifindex == oif && links->v[i].mtu > 0)
@@ -404,7 +382,7 @@ static int bridge_adopt(struct bridge_net *bn, const struct nl_link *l, struct s
 	int r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, addr_collect_cb, &al, ext,
 				 sizeof(ext));
 	if (r < 0)
-		return nl_error(err, r, ext, "listing addresses of %s", bn->bridge);
+		return nl_err(err, r, ext, "listing addresses of %s", bn->bridge);
 
 	struct in_addr gw = ipam_gateway(bn->ipam);
 	bool have_gw = false;
@@ -434,7 +412,7 @@ static int bridge_adopt(struct bridge_net *bn, const struct nl_link *l, struct s
 		return 0;
 	r = nl_sock_transact(&bn->nl, bn->buf, off, NULL, NULL, ext, sizeof(ext));
 	if (r < 0)
-		return nl_error(err, r, ext, "configuring bridge %s", bn->bridge);
+		return nl_err(err, r, ext, "configuring bridge %s", bn->bridge);
 	return 0;
 }
 
@@ -448,9 +426,9 @@ static int bridge_create(struct bridge_net *bn, struct shoal_err *err)
 	size_t off = nl_build_bridge_new(bn->buf, bn->bridge, bn->mtu, mac)->nlmsg_len;
 	off += nl_build_link_get(bn->buf + off, bn->bridge)->nlmsg_len;
 	struct nl_link l = {0};
-	int r = nl_sock_transact(&bn->nl, bn->buf, off, link_get_cb, &l, ext, sizeof(ext));
+	int r = nl_sock_transact(&bn->nl, bn->buf, off, nl_link_get_cb, &l, ext, sizeof(ext));
 	if (r < 0)
-		return nl_error(err, r, ext, "creating bridge %s", bn->bridge);
+		return nl_err(err, r, ext, "creating bridge %s", bn->bridge);
 	if (l.ifindex <= 0)
 		return shoal_err_set(err, EIO, "bridge %s vanished after creation", bn->bridge);
 	bn->bridge_ifindex = l.ifindex;
@@ -460,8 +438,8 @@ static int bridge_create(struct bridge_net *bn, struct shoal_err *err)
 	r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0) {
 		char a[INET_ADDRSTRLEN];
-		return nl_error(err, r, ext, "adding %s/%u to bridge %s", fmt_addr(gw, a),
-				ipam_prefixlen(bn->ipam), bn->bridge);
+		return nl_err(err, r, ext, "adding %s/%u to bridge %s", fmt_addr(gw, a),
+			      ipam_prefixlen(bn->ipam), bn->bridge);
 	}
 	return 0;
 }
@@ -572,7 +550,7 @@ int bridge_net_teardown(const struct bridge_net_options *opts, struct shoal_err 
 		struct nlmsghdr *nlh = nl_build_link_del(buf, l->ifindex, NULL);
 		int q = nl_sock_transact(&s, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 		if (q < 0 && q != -ENODEV)
-			r = nl_error(err, q, ext, "deleting %s", l->ifname);
+			r = nl_err(err, q, ext, "deleting %s", l->ifname);
 	}
 	free(links.v);
 	nl_sock_close(&s);
@@ -605,27 +583,8 @@ int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_
 static int endpoint_configure(struct bridge_net *bn, char *buf, int nlfd,
 			      const struct bridge_endpoint *ep, struct shoal_err *err)
 {
-	struct nl_sock s;
-	nl_sock_adopt(&s, nlfd);
-	char ext[256];
-
-	/* Its index in the new namespace is the kernel's choice. */
-	struct nlmsghdr *nlh = nl_build_link_get(buf, "eth0");
-	struct nl_link l = {0};
-	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, link_get_cb, &l, ext, sizeof(ext));
-	if (r < 0)
-		return nl_error(err, r, ext, "finding eth0 in %s", ep->netns_path);
-
-	size_t off = nl_build_link_set(buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_link_set(buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_addr_new(buf + off, l.ifindex, ep->addr, ep->prefixlen,
-				 ipam_broadcast(bn->ipam))
-		       ->nlmsg_len;
-	off += nl_build_route_default(buf + off, ep->gateway, l.ifindex)->nlmsg_len;
-	r = nl_sock_transact(&s, buf, off, NULL, NULL, ext, sizeof(ext));
-	if (r < 0)
-		return nl_error(err, r, ext, "configuring eth0 in %s", ep->netns_path);
-	return 0;
+	return nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen,
+				 ipam_broadcast(bn->ipam), ep->gateway, err);
 }
 
 int bridge_net_endpoint_fill(struct bridge_net *bn, const char *id, struct in_addr addr,
@@ -707,7 +666,7 @@ int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
 	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
 	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0) {
-		r = nl_error(err, r, ext, "creating veth %s on %s", ep->host_ifname, bn->bridge);
+		r = nl_err(err, r, ext, "creating veth %s on %s", ep->host_ifname, bn->bridge);
 		goto fail;
 	}
 	veth = true;
@@ -766,7 +725,7 @@ int bridge_net_detach(struct bridge_net *bn, const char *id, struct in_addr addr
 		r = nl_sock_transact(&bn->nl, bn->buf, nlh->nlmsg_len, NULL, NULL, ext,
 				     sizeof(ext));
 		if (r < 0 && r != -ENODEV)
-			return nl_error(err, r, ext, "deleting veth %s", ifname);
+			return nl_err(err, r, ext, "deleting veth %s", ifname);
 	}
 
 	if (addr.s_addr != 0) {
@@ -847,7 +806,7 @@ int bridge_net_sweep(struct bridge_net *bn, const char *const *keep, size_t n,
 				     sizeof(ext));
 		if (q < 0 && q != -ENODEV) {
 			if (r == 0)
-				r = nl_error(err, q, ext, "deleting veth %s", l->ifname);
+				r = nl_err(err, q, ext, "deleting veth %s", l->ifname);
 			continue;
 		}
 		removed++;

@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <linux/netlink.h>
 
+#include "lib/err.h"
+
 /*
  * rtnetlink for the bridge network, on libmnl. Each object kind has a flat
  * builder that writes one request into a caller buffer (no socket, no
@@ -99,3 +101,17 @@ struct nl_route {
 	struct in_addr gateway;
 };
 int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret);
+
+/* An error naming what failed, with the kernel's extended ACK text when it
+ * gave one: "WHAT (kernel: EXT)". Returns r. */
+int nl_err(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* nl_sock_transact()'s callback that parses an RTM_NEWLINK into data (a
+ * struct nl_link). */
+int nl_link_get_cb(const struct nlmsghdr *nlh, void *data);
+/* Inside a container's namespace (nlfd, a NETLINK_ROUTE socket there, stays
+ * open): lo and eth0 up, eth0's address with its broadcast, the default
+ * route via gateway. where names the namespace in errors. */
+int nl_eth0_configure(int nlfd, char *buf, const char *where, struct in_addr addr,
+		      uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
+		      struct shoal_err *err);

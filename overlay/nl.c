@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -429,5 +431,48 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	if (tb[RTA_GATEWAY] && mnl_attr_get_payload_len(tb[RTA_GATEWAY]) == 4)
 		memcpy(&out.gateway, mnl_attr_get_payload(tb[RTA_GATEWAY]), 4);
 	*ret = out;
+	return 0;
+}
+
+int nl_err(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (ext && *ext)
+		return shoal_err_errno(err, r, "%s (kernel: %s)", what, ext);
+	return shoal_err_errno(err, r, "%s", what);
+}
+
+int nl_link_get_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nl_parse_link(nlh, data);
+	return 0;
+}
+
+#define LOOPBACK_IFINDEX 1
+
+int nl_eth0_configure(int nlfd, char *buf, const char *where, struct in_addr addr,
+		      uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
+		      struct shoal_err *err)
+{
+	struct nl_sock s;
+	nl_sock_adopt(&s, nlfd);
+	char ext[256];
+	/* its index in the new namespace is the kernel's choice */
+	struct nlmsghdr *nlh = nl_build_link_get(buf, "eth0");
+	struct nl_link l = {0};
+	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, nl_link_get_cb, &l, ext, sizeof(ext));
+	if (r < 0)
+		return nl_err(err, r, ext, "finding eth0 in %s", where);
+	size_t off = nl_build_link_set(buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
+	off += nl_build_link_set(buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
+	off += nl_build_addr_new(buf + off, l.ifindex, addr, prefixlen, broadcast)->nlmsg_len;
+	off += nl_build_route_default(buf + off, gateway, l.ifindex)->nlmsg_len;
+	r = nl_sock_transact(&s, buf, off, NULL, NULL, ext, sizeof(ext));
+	if (r < 0)
+		return nl_err(err, r, ext, "configuring eth0 in %s", where);
 	return 0;
 }

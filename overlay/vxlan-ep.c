@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,31 +17,9 @@
 #include "overlay/nl-internal.h"
 #include "overlay/vxlan-ep.h"
 
-#define LOOPBACK_IFINDEX 1
-#define MASQ_MAX	 4096
+#define MASQ_MAX 4096
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nft_ctx *, nft_ctx_free)
-
-static int ep_nl_error(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int ep_nl_error(struct shoal_err *err, int r, const char *ext, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (ext && *ext)
-		return shoal_err_errno(err, r, "%s (kernel: %s)", what, ext);
-	return shoal_err_errno(err, r, "%s", what);
-}
-
-static int link_get_cb(const struct nlmsghdr *nlh, void *data)
-{
-	(void)nl_parse_link(nlh, data);
-	return 0;
-}
 
 int vxlan_ep_dir_prepare(const char *dir, struct shoal_err *err)
 {
@@ -52,24 +29,10 @@ int vxlan_ep_dir_prepare(const char *dir, struct shoal_err *err)
 /* eth0 inside: up, its address, the default route; lo up. */
 static int ep_configure(char *buf, int nlfd, const struct vxlan_ep *ep, struct shoal_err *err)
 {
-	struct nl_sock s;
-	nl_sock_adopt(&s, nlfd);
-	char ext[256];
-	struct nlmsghdr *nlh = nl_build_link_get(buf, "eth0");
-	struct nl_link l = {0};
-	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, link_get_cb, &l, ext, sizeof(ext));
-	if (r < 0)
-		return ep_nl_error(err, r, ext, "finding eth0 in %s", ep->netns_path);
 	uint32_t mask = ep->prefixlen ? ~0u << (32 - ep->prefixlen) : 0;
 	struct in_addr brd = {htonl(ntohl(ep->addr.s_addr) | ~mask)};
-	size_t off = nl_build_link_set(buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_link_set(buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
-	off += nl_build_addr_new(buf + off, l.ifindex, ep->addr, ep->prefixlen, brd)->nlmsg_len;
-	off += nl_build_route_default(buf + off, ep->gateway, l.ifindex)->nlmsg_len;
-	r = nl_sock_transact(&s, buf, off, NULL, NULL, ext, sizeof(ext));
-	if (r < 0)
-		return ep_nl_error(err, r, ext, "configuring eth0 in %s", ep->netns_path);
-	return 0;
+	return nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen, brd,
+				 ep->gateway, err);
 }
 
 int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
@@ -89,9 +52,9 @@ int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 	char ext[256];
 	struct nlmsghdr *nlh = nl_build_link_get(buf, ep->bridge);
 	struct nl_link br = {0};
-	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, link_get_cb, &br, ext, sizeof(ext));
+	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, nl_link_get_cb, &br, ext, sizeof(ext));
 	if (r < 0 || br.ifindex <= 0)
-		return ep_nl_error(err, r < 0 ? r : -ENODEV, ext, "finding bridge %s", ep->bridge);
+		return nl_err(err, r < 0 ? r : -ENODEV, ext, "finding bridge %s", ep->bridge);
 
 	/* What a start cut short left (same id, same names): out of the way. */
 	if (access(ep->netns_path, F_OK) == 0)
@@ -115,7 +78,7 @@ int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 	nlh = nl_build_veth_new(buf, &spec);
 	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0) {
-		r = ep_nl_error(err, r, ext, "creating veth %s on %s", ep->host_ifname, ep->bridge);
+		r = nl_err(err, r, ext, "creating veth %s on %s", ep->host_ifname, ep->bridge);
 		goto fail;
 	}
 	veth = true;
@@ -157,7 +120,7 @@ int vxlan_ep_unplumb(const char *netns_path, const char *host_ifname, struct sho
 	struct nlmsghdr *nlh = nl_build_link_del(buf, 0, host_ifname);
 	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0 && r != -ENODEV)
-		return ep_nl_error(err, r, ext, "deleting veth %s", host_ifname);
+		return nl_err(err, r, ext, "deleting veth %s", host_ifname);
 	return 0;
 }
 
