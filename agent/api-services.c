@@ -148,12 +148,19 @@ static json_t *find_object(struct api_req *r, const char *prefix, const char *re
 }
 
 /* Asks for nothing: null, false, 0, "", an empty object or array. */
+/* Asks for nothing: null, false, 0, "", [], or an object of such (the docker
+ * CLI's stack deploy sends Privileges {"CredentialSpec": null, ...}). */
 static bool spec_zero(json_t *v)
 {
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *m;
+		json_object_foreach(v, k, m) if (!spec_zero(m)) return false;
+		return true;
+	}
 	return !v || json_is_null(v) || json_is_false(v) ||
 	       (json_is_integer(v) && json_integer_value(v) == 0) ||
 	       (json_is_string(v) && !json_string_length(v)) ||
-	       (json_is_object(v) && !json_object_size(v)) ||
 	       (json_is_array(v) && !json_array_size(v));
 }
 

@@ -497,11 +497,11 @@ int spec_validate_name(const char *name, struct shoal_err *err)
 					    name, SPEC_MAX_NAME_LEN);
 	bool ok = isalnum((unsigned char)name[0]) && isalnum((unsigned char)name[n - 1]);
 	for (size_t i = 0; ok && i < n; i++)
-		ok = isalnum((unsigned char)name[i]) || name[i] == '-';
+		ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_';
 	if (!ok)
 		return shoal_err_set_status(
 			err, 400, EINVAL,
-			"\"%.64s\" is invalid: a name is letters, digits and '-', "
+			"\"%.64s\" is invalid: a name is letters, digits, '-' and '_', "
 			"starting and ending with a letter or digit",
 			name);
 	return 0;

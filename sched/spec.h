@@ -172,7 +172,9 @@ int spec_parse_placement_pref(const char *s, struct placement_pref *ret, struct 
 /* Long form "published=8080,target=80,protocol=udp,mode=host" or short form
  * "8080:80[/udp]" or "80[/udp]" (target only, published assigned). */
 int spec_parse_publish(const char *s, struct port_config *ret, struct shoal_err *err);
-/* Service name: a DNS label of at most SPEC_MAX_NAME_LEN characters. */
+/* Service name: at most SPEC_MAX_NAME_LEN letters, digits, '-' and '_',
+ * starting and ending with a letter or digit, as swarm's (a stack's services
+ * are STACK_NAME). */
 int spec_validate_name(const char *name, struct shoal_err *err);
 
 int spec_parse_restart_condition(const char *s, enum restart_condition *ret, struct shoal_err *err);

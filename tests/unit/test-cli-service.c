@@ -242,7 +242,7 @@ static void test_create_flag_errors(void **state)
 		{"--limit-memory", "lots", "for \"--limit-memory\" flag"},
 		{"--limit-cpu", "-1", "for \"--limit-cpu\" flag"},
 		{"--endpoint-mode", "ipvs", "for \"--endpoint-mode\" flag"},
-		{"--name", "no_underscores", "for \"--name\" flag"},
+		{"--name", "trailing_", "for \"--name\" flag"},
 		{"--health-interval", "10us", "must be at least 1ms"},
 		{"--mode", "sometimes", "expected \"replicated\" or \"global\""},
 	};

@@ -133,12 +133,12 @@ static const struct bad_case bad[] = {
 	 "Types[0]: expected \"Ingress\" or \"Egress\""},
 	{"{'Name':'p','Selector':{},'Types':[]}",
 	 "Types: empty: list Ingress, Egress or both (or leave Types out)"},
-	{"{'Name':'web_1','Selector':{}}",
-	 "Name: \"web_1\" is invalid: a name is letters, digits and '-', starting and ending with "
-	 "a letter or digit"},
+	{"{'Name':'web_','Selector':{}}",
+	 "Name: \"web_\" is invalid: a name is letters, digits, '-' and '_', starting and ending "
+	 "with a letter or digit"},
 	{"{'Name':'-web','Selector':{}}",
-	 "Name: \"-web\" is invalid: a name is letters, digits and '-', starting and ending with "
-	 "a letter or digit"},
+	 "Name: \"-web\" is invalid: a name is letters, digits, '-' and '_', starting and ending "
+	 "with a letter or digit"},
 	{"{'Name':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa','Selector':{}}",
 	 "Name: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is invalid: "
 	 "longer than 63 characters"},
@@ -147,8 +147,8 @@ static const struct bad_case bad[] = {
 	{"{'Name':'p','Selector':{'Service':'web','Network':'front'}}",
 	 "Selector: give one of Service, Labels or Network"},
 	{"{'Name':'p','Selector':{'Service':'web.1'}}",
-	 "Selector.Service: \"web.1\" is invalid: a name is letters, digits and '-', starting and "
-	 "ending with a letter or digit"},
+	 "Selector.Service: \"web.1\" is invalid: a name is letters, digits, '-' and '_', "
+	 "starting and ending with a letter or digit"},
 	{"{'Name':'p','Selector':{'Labels':{'tier':3}}}",
 	 "Selector.Labels.tier: expected a string, got a number"},
 	{"{'Name':'p','Selector':{'Labels':{}}}",

@@ -246,7 +246,7 @@ static void test_each_error(void **state)
 		 "{\"Image\":\"b\"},\"Placement\":{\"MaxReplicas\":2}}}",
 		 "TaskTemplate.Placement.MaxReplicas: only valid in Replicated mode"},
 		{"{\"Name\":\"-x\"," MIN_TASK "}", "Name: \"-x\" is invalid: "},
-		{"{\"Name\":\"a_b\"," MIN_TASK "}", "Name: \"a_b\" is invalid: "},
+		{"{\"Name\":\"a_\"," MIN_TASK "}", "Name: \"a_\" is invalid: "},
 		{"{\"Name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"," MIN_TASK
 		 "}",
 		 "Name: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is "
@@ -892,6 +892,9 @@ static void test_enums_and_names(void **state)
 	assert_string_equal(spec_publish_mode_str(PUBLISH_HOST), "host");
 
 	assert_int_equal(spec_validate_name("web-1", NULL), 0);
+	assert_int_equal(spec_validate_name("stack_web", NULL), 0);
+	assert_int_equal(spec_validate_name("_web", &err), -EINVAL);
+	assert_int_equal(spec_validate_name("web_", &err), -EINVAL);
 	assert_int_equal(spec_validate_name("a", NULL), 0);
 	assert_int_equal(spec_validate_name("", &err), -EINVAL);
 	assert_int_equal(spec_validate_name("web-", &err), -EINVAL);
