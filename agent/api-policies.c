@@ -87,6 +87,78 @@ static json_t *policy_find(struct api_req *r, const char *name, int64_t *ret_rev
 	return o;
 }
 
+/* A write waiting for its check (policy_agent_check): what to store once
+ * the policy is known to fit. */
+struct policy_write {
+	char key[256];
+	char name[POLICY_MAX_NAME_LEN + 1];
+	char id[65];
+	json_t *obj;
+	int64_t version; /* 0: create */
+};
+
+static void policy_write_free(struct policy_write *w)
+{
+	if (w)
+		json_decref(w->obj);
+	free(w);
+}
+
+static void policy_write_cb(struct api_req *r, const struct shoal_err *cerr, void *userdata)
+{
+	struct policy_write *w = userdata;
+	struct shoal_err err = {0};
+	int ret;
+
+	if (!r) {
+		policy_write_free(w);
+		return;
+	}
+	if (cerr) {
+		api_reply_err(r, cerr);
+		policy_write_free(w);
+		return;
+	}
+	ret = cluster_put(r->agent, w->key, w->obj, w->version, NULL, &err);
+	if (ret == -EAGAIN && !w->version)
+		api_reply_error(r, 409,
+				"a policy named %s exists already: update it (shoal policy update) "
+				"or remove it first",
+				w->name);
+	else if (ret == -EAGAIN)
+		api_reply_error(r, 409,
+				"policy %s was updated by someone else meanwhile: read it again",
+				w->name);
+	else if (ret < 0)
+		api_reply_err(r, &err);
+	else {
+		policy_agent_kick(r->agent);
+		if (w->version)
+			api_reply_empty(r, 200);
+		else
+			api_reply_json(r, 201,
+				       json_pack("{s:s,s:s}", "ID", w->id, "Name", w->name));
+	}
+	policy_write_free(w);
+}
+
+/* Stores obj under key once its Spec is known to fit the policy map. */
+static void policy_write(struct api_req *r, const char *key, const char *name, const char *id,
+			 json_t *obj, int64_t version)
+{
+	struct policy_write *w = calloc(1, sizeof(*w));
+	if (!w) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	snprintf(w->key, sizeof(w->key), "%s", key);
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	snprintf(w->id, sizeof(w->id), "%s", id ? id : "");
+	w->obj = json_incref(obj);
+	w->version = version;
+	policy_agent_check(r->agent, r, json_object_get(obj, "Spec"), policy_write_cb, w);
+}
+
 void api_policy_create(struct api_req *r)
 {
 	_cleanup_(json_decrefp) json_t *body = api_body_json(r, false);
@@ -107,21 +179,27 @@ void api_policy_create(struct api_req *r)
 	_cleanup_(json_decrefp) json_t *obj =
 		json_pack("{s:s,s:s,s:s,s:s,s:O}", "ID", id, "Name", name, "CreatedAt", now,
 			  "UpdatedAt", now, "Spec", spec);
+	if (!obj) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	/* a name taken is refused before the policy is compiled */
 	struct shoal_err err = {0};
-	int ret = cluster_put(r->agent, key, obj, 0, NULL, &err);
-	if (ret == -EAGAIN) {
+	json_t *old = NULL;
+	int ret = cluster_get(r->agent, key, &old, NULL, &err);
+	json_decref(old);
+	if (ret == 0) {
 		api_reply_error(r, 409,
 				"a policy named %s exists already: update it (shoal policy update) "
 				"or remove it first",
 				name);
 		return;
 	}
-	if (ret < 0) {
+	if (ret < 0 && ret != -ENOENT) {
 		api_reply_err(r, &err);
 		return;
 	}
-	policy_agent_kick(r->agent);
-	api_reply_json(r, 201, json_pack("{s:s,s:s}", "ID", id, "Name", name));
+	policy_write(r, key, name, id, obj, 0);
 }
 
 void api_policy_list(struct api_req *r)
@@ -175,20 +253,7 @@ void api_policy_update(struct api_req *r)
 	json_object_del(cur, "Version");
 	json_object_set(cur, "Spec", spec);
 	json_object_set_new(cur, "UpdatedAt", json_string(now));
-	struct shoal_err err = {0};
-	int ret = cluster_put(r->agent, key, cur, version, NULL, &err);
-	if (ret == -EAGAIN) {
-		api_reply_error(r, 409,
-				"policy %s was updated by someone else meanwhile: read it again",
-				r->params[0]);
-		return;
-	}
-	if (ret < 0) {
-		api_reply_err(r, &err);
-		return;
-	}
-	policy_agent_kick(r->agent);
-	api_reply_empty(r, 200);
+	policy_write(r, key, r->params[0], NULL, cur, version);
 }
 
 void api_policy_delete(struct api_req *r)

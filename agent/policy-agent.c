@@ -24,6 +24,7 @@
 #include "agent/policy-agent.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
+#include "agent/worker.h"
 #include "lb/lb-policy.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -31,7 +32,7 @@
 #include "policy/policy.h"
 
 #define PA_RECONCILE_MS	  250 /* containers are looked at this often */
-#define PA_DEBOUNCE_MS	  50  /* a burst of store events is one recompile */
+#define PA_DEBOUNCE_MS	  10  /* a burst of store events is one recompile */
 #define PA_FILL_WARN_PCT  80  /* an endpoint's or the node's policy map this full: a warning */
 #define PA_FILL_TOP	  5   /* the fullest endpoints /info lists */
 #define PA_FLOW_RECORDS	  16384
@@ -91,6 +92,18 @@ struct pa_follower {
 	char *from, *to;
 };
 
+/* A set of parsed policies, shared by the agent and the compile running on
+ * its worker (which only reads it); references are taken and dropped on
+ * the loop. */
+struct pa_pols {
+	struct policy **v;
+	uint32_t *ids;
+	size_t n;
+	unsigned refs;
+};
+
+struct pa_job;
+
 struct policy_agent {
 	struct agent *a;
 	struct lb_policy *lbp;
@@ -102,9 +115,17 @@ struct policy_agent {
 	bool policies_loaded;
 	uint64_t sig;
 
+	struct pa_pols *pols; /* the policies below belong to it */
 	struct policy **policies;
 	uint32_t *ids;
 	size_t n_policies;
+
+	/* compiles run on a worker of their own, one at a time */
+	struct worker *worker;
+	struct pa_job *job; /* the compile running, NULL: none */
+	uint64_t job_seq;
+	double compile_ms; /* the last compile's time, on the worker */
+	double apply_ms;   /* the last map update's time, on the worker */
 
 	struct pa_ep *eps; /* sorted by addr */
 	size_t n_eps;
@@ -134,12 +155,21 @@ bool policy_agent_active(struct agent *a)
 
 /* --- policies --- */
 
+static void pa_pols_unref(struct pa_pols *p)
+{
+	if (!p || --p->refs)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		policy_free(p->v[i]);
+	free(p->v);
+	free(p->ids);
+	free(p);
+}
+
 static void pa_policies_free(struct policy_agent *pa)
 {
-	for (size_t i = 0; i < pa->n_policies; i++)
-		policy_free(pa->policies[i]);
-	free(pa->policies);
-	free(pa->ids);
+	pa_pols_unref(pa->pols);
+	pa->pols = NULL;
 	pa->policies = NULL;
 	pa->ids = NULL;
 	pa->n_policies = 0;
@@ -162,34 +192,9 @@ static int pa_policy_cmp(const void *x, const void *y)
 	return strcmp(a->name, b->name);
 }
 
-static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
+/* Sorts policies by name and gives each its flow-log id. */
+static void pa_policies_sort(struct policy **v, uint32_t *ids, size_t k)
 {
-	_cleanup_(json_decrefp) json_t *all = NULL;
-	int r = cluster_list(pa->a, CLUSTER_POLICIES, &all, err);
-	if (r < 0)
-		return r;
-	size_t n = json_array_size(all);
-	if (n > PA_MAX_POLICIES)
-		n = PA_MAX_POLICIES;
-	struct policy **v = calloc(n + 1, sizeof(*v));
-	uint32_t *ids = calloc(n + 1, sizeof(*ids));
-	if (!v || !ids) {
-		free(v);
-		free(ids);
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	}
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_array_get(all, i);
-		struct shoal_err perr = {0};
-		struct policy *p = NULL;
-		if (policy_from_json(json_object_get(o, "Spec"), &p, &perr) < 0) {
-			log_warn("policy: stored policy %s is not valid, left out: %s",
-				 json_string_value(json_object_get(o, "Name")) ?: "?", perr.msg);
-			continue;
-		}
-		v[k++] = p;
-	}
 	qsort(v, k, sizeof(*v), pa_policy_cmp);
 	for (size_t i = 0; i < k; i++) {
 		uint32_t id = pa_name_hash(v[i]->name);
@@ -204,10 +209,57 @@ static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
 		}
 		ids[i] = id;
 	}
+}
+
+/* The policies in the store, parsed (those that do not parse are left out
+ * with a warning), as a new set with one reference. */
+static int pa_pols_read(struct policy_agent *pa, struct pa_pols **ret, struct shoal_err *err)
+{
+	_cleanup_(json_decrefp) json_t *all = NULL;
+	int r = cluster_list(pa->a, CLUSTER_POLICIES, &all, err);
+	if (r < 0)
+		return r;
+	size_t n = json_array_size(all);
+	if (n > PA_MAX_POLICIES)
+		n = PA_MAX_POLICIES;
+	struct policy **v = calloc(n + 1, sizeof(*v));
+	uint32_t *ids = calloc(n + 1, sizeof(*ids));
+	struct pa_pols *pols = calloc(1, sizeof(*pols));
+	if (!v || !ids || !pols) {
+		free(v);
+		free(ids);
+		free(pols);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_array_get(all, i);
+		struct shoal_err perr = {0};
+		struct policy *p = NULL;
+		if (policy_from_json(json_object_get(o, "Spec"), &p, &perr) < 0) {
+			log_warn("policy: stored policy %s is not valid, left out: %s",
+				 json_string_value(json_object_get(o, "Name")) ?: "?", perr.msg);
+			continue;
+		}
+		v[k++] = p;
+	}
+	pa_policies_sort(v, ids, k);
+	*pols = (struct pa_pols){.v = v, .ids = ids, .n = k, .refs = 1};
+	*ret = pols;
+	return 0;
+}
+
+static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
+{
+	struct pa_pols *pols = NULL;
+	int r = pa_pols_read(pa, &pols, err);
+	if (r < 0)
+		return r;
 	pa_policies_free(pa);
-	pa->policies = v;
-	pa->ids = ids;
-	pa->n_policies = k;
+	pa->pols = pols;
+	pa->policies = pols->v;
+	pa->ids = pols->ids;
+	pa->n_policies = pols->n;
 	return 0;
 }
 
@@ -405,14 +457,16 @@ struct pa_model {
 
 static const char *const pa_networks[] = {PA_NETWORK};
 
-static int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
+static int pa_model_build_of(struct policy_agent *pa, const struct pa_ep *eps, size_t n_eps,
+			     struct policy *const *pols, const uint32_t *ids, size_t n_pols,
+			     struct pa_model *mm)
 {
 	memset(mm, 0, sizeof(*mm));
-	mm->eps = calloc(pa->n_eps + 1, sizeof(*mm->eps));
+	mm->eps = calloc(n_eps + 1, sizeof(*mm->eps));
 	if (!mm->eps)
 		return -ENOMEM;
-	for (size_t i = 0; i < pa->n_eps; i++) {
-		struct pa_ep *e = &pa->eps[i];
+	for (size_t i = 0; i < n_eps; i++) {
+		const struct pa_ep *e = &eps[i];
 		mm->eps[i] = (struct policy_endpoint){
 			.id = e->slot,
 			.name = e->name,
@@ -426,13 +480,18 @@ static int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
 	}
 	mm->node = (struct policy_node){.name = pa->a->hostname, .addr = pa_node_addr(pa->a)};
 	mm->m = (struct policy_model){.endpoints = mm->eps,
-				      .n_endpoints = pa->n_eps,
+				      .n_endpoints = n_eps,
 				      .nodes = &mm->node,
 				      .n_nodes = mm->node.addr ? 1 : 0,
 				      .local_node = pa->a->hostname};
-	mm->set = (struct policy_set){
-		.v = (struct policy *const *)pa->policies, .n = pa->n_policies, .ids = pa->ids};
+	mm->set = (struct policy_set){.v = pols, .n = n_pols, .ids = ids};
 	return 0;
+}
+
+static int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
+{
+	return pa_model_build_of(pa, pa->eps, pa->n_eps, (struct policy *const *)pa->policies,
+				 pa->ids, pa->n_policies, mm);
 }
 
 /* --- reconcile --- */
@@ -459,26 +518,31 @@ static const struct policy_ep_program *pa_prog_of(const struct policy_compiled *
 	return NULL;
 }
 
+static const char *pa_slot_name_of(const struct pa_ep *eps, size_t n_eps, uint16_t slot)
+{
+	for (size_t i = 0; i < n_eps; i++)
+		if (eps[i].slot == slot)
+			return eps[i].name;
+	return NULL;
+}
+
 static const char *pa_slot_name(const struct policy_agent *pa, uint16_t slot)
 {
-	for (size_t i = 0; i < pa->n_eps; i++)
-		if (pa->eps[i].slot == slot)
-			return pa->eps[i].name;
-	return NULL;
+	return pa_slot_name_of(pa->eps, pa->n_eps, slot);
 }
 
 /* The most entries the node's map holds while the maps go from pa->live to
  * c: policy_diff() writes an endpoint's new generation before it deletes the
  * old one, so each endpoint counts with the larger of the two, and the one
  * being switched with both. */
-static size_t pa_fill_peak(const struct policy_agent *pa, const struct policy_compiled *c,
+static size_t pa_fill_peak(const struct policy_compiled *live, const struct policy_compiled *c,
 			   uint16_t *ret_fullest, size_t *ret_fullest_n)
 {
 	size_t sum = 0, both = 0, fullest_n = 0;
 	uint16_t fullest = 0;
 	for (size_t i = 0; i < c->n_eps; i++) {
 		size_t nw = pa_prog_entries(&c->eps[i]);
-		size_t old = pa_prog_entries(pa_prog_of(pa->live, c->eps[i].ep));
+		size_t old = pa_prog_entries(pa_prog_of(live, c->eps[i].ep));
 		sum += nw > old ? nw : old;
 		if ((nw < old ? nw : old) > both)
 			both = nw < old ? nw : old;
@@ -488,9 +552,9 @@ static size_t pa_fill_peak(const struct policy_agent *pa, const struct policy_co
 		}
 	}
 	/* endpoints c no longer has keep their old entries until their turn */
-	for (size_t i = 0; pa->live && i < pa->live->n_eps; i++)
-		if (!pa_prog_of(c, pa->live->eps[i].ep))
-			sum += pa_prog_entries(&pa->live->eps[i]);
+	for (size_t i = 0; live && i < live->n_eps; i++)
+		if (!pa_prog_of(c, live->eps[i].ep))
+			sum += pa_prog_entries(&live->eps[i]);
 	*ret_fullest = fullest;
 	*ret_fullest_n = fullest_n;
 	return sum + both;
@@ -500,15 +564,15 @@ static size_t pa_fill_peak(const struct policy_agent *pa, const struct policy_co
  * it is written: a half-written update would leave endpoints on the old
  * generation and others on the new. (One endpoint's direction past
  * POLICY_MAX_ENTRIES is refused by policy_compile(), naming it.) */
-static int pa_fill_check(struct policy_agent *pa, const struct policy_compiled *c,
-			 struct shoal_err *err)
+static int pa_fill_check(const struct policy_compiled *live, const struct pa_ep *eps, size_t n_eps,
+			 const struct policy_compiled *c, struct shoal_err *err)
 {
 	uint16_t fullest;
 	size_t fullest_n;
-	size_t peak = pa_fill_peak(pa, c, &fullest, &fullest_n);
+	size_t peak = pa_fill_peak(live, c, &fullest, &fullest_n);
 	if (peak <= POLICY_MAP_DEFAULT)
 		return 0;
-	const char *name = pa_slot_name(pa, fullest);
+	const char *name = pa_slot_name_of(eps, n_eps, fullest);
 	return shoal_err_set(err, E2BIG,
 			     "the policy map would overflow: %zu entries needed during the "
 			     "update, %d fit; endpoint %s has the most (%zu): narrow the policies "
@@ -586,95 +650,100 @@ json_t *policy_agent_map_fill(struct agent *a, json_t *warnings)
 			 "Error", pa->last_error[0] ? pa->last_error : NULL);
 }
 
-static void pa_reconcile(struct policy_agent *pa)
+/* --- compiles, on the worker --- */
+
+/* One compile: the policies and endpoints as they were when it was
+ * submitted, owned by it, so the loop may move on meanwhile. */
+struct pa_job {
+	struct policy_agent *pa;
+	uint64_t seq;
+	uint64_t sig; /* the containers' signature the endpoints were built from */
+	struct pa_pols *pols;
+	struct pa_ep *eps;
+	size_t n_eps;
+	struct pa_model mm;
+	/* read by the worker: nothing changes them while a job runs */
+	struct lb_policy *lbp;
+	const struct policy_compiled *live; /* what the maps hold */
+	/* results */
+	struct policy_compiled *c;
+	struct shoal_err err;
+	int r;
+	bool written; /* the maps were written to (in full unless r < 0) */
+	double ms, apply_ms;
+};
+
+static void pa_job_free(struct pa_job *j)
+{
+	if (!j)
+		return;
+	pa_pols_unref(j->pols);
+	pa_eps_free(j->eps, j->n_eps);
+	free(j->mm.eps);
+	policy_compiled_free(j->c);
+	free(j);
+}
+
+static double pa_ms_since(int64_t t0)
+{
+	return (double)(now_ns() - t0) / 1e6;
+}
+
+/* On the worker: the compile, then the maps written from the state they
+ * hold to it (new generations, then each endpoint's flip, then the old
+ * entries removed: no packet sees half a policy). The loop keeps serving
+ * meanwhile; only the endpoints' registration is left to it. */
+static void pa_compile_work(void *arg)
+{
+	struct pa_job *j = arg;
+	struct policy_ops ops = {0};
+	int64_t t0 = now_ns();
+	j->r = policy_compile(&j->mm.set, &j->mm.m, &j->c, &j->err);
+	if (j->r < 0)
+		shoal_err_wrap(&j->err, "compiling the policies");
+	j->ms = pa_ms_since(t0);
+	if (j->r < 0)
+		return;
+	t0 = now_ns();
+	j->r = pa_fill_check(j->live, j->eps, j->n_eps, j->c, &j->err);
+	if (j->r >= 0 && (j->r = policy_diff(j->live, j->c, &ops)) < 0)
+		shoal_err_set(&j->err, -j->r, "diffing the policy maps");
+	if (j->r >= 0) {
+		j->written = true;
+		if ((j->r = lb_policy_apply(j->lbp, j->c, &ops, &j->err)) < 0)
+			shoal_err_wrap(&j->err, "writing the policy maps");
+	}
+	policy_ops_done(&ops);
+	j->apply_ms = pa_ms_since(t0);
+}
+
+static void pa_reconcile(struct policy_agent *pa);
+
+/* After the job wrote the maps: adopts its state and registers and binds
+ * the endpoints; on the loop. The job's endpoints become the agent's. */
+static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 {
 	struct agent *a = pa->a;
-	struct shoal_err err = {0};
-	if (!pa->lbp)
-		return;
-	if (pa->policies_dirty || !pa->policies_loaded) {
-		bool was_active = policy_agent_active(a);
-		if (pa_policies_load(pa, &err) < 0) {
-			/* without the policies nothing is applied: the maps keep
-			 * enforcing what they hold */
-			pa_set_error(pa, err.msg);
-			return;
-		}
-		pa->policies_dirty = false;
-		pa->policies_loaded = true;
-		pa->force = true;
-		/* published-port traffic judged from now on: no more redirects
-		 * past the veth's hooks (agent/publish-fwd.c) */
-		if (policy_agent_active(a) != was_active)
-			publish_fwd_resync(a);
-	}
-	uint64_t sig = pa_containers_sig(a);
-	if (sig == pa->sig && !pa->force)
-		return;
-	/* Nothing to enforce and nothing in the maps: containers come and go
-	 * without a compile or programs on their veths until a policy comes
-	 * (then every endpoint is compiled and bound at once). */
-	if (pa->n_policies == 0 && (!pa->live || pa->live->n_eps == 0)) {
-		pa->sig = sig;
-		pa->force = false;
-		pa->eps_stale = true;
-		return;
-	}
-	pa->eps_stale = false;
-
-	struct pa_ep *eps = NULL;
-	size_t n_eps = 0;
-	if (pa_eps_build(pa, &eps, &n_eps) < 0) {
-		pa_set_error(pa, "out of memory");
-		return;
-	}
+	struct pa_ep *eps = TAKE_PTR(j->eps);
+	size_t n_eps = j->n_eps;
 	struct pa_ep *old = pa->eps;
 	size_t n_old = pa->n_eps;
+	struct policy_compiled *c = TAKE_PTR(j->c);
+	int64_t t0 = now_ns();
+
+	j->n_eps = 0;
 	pa->eps = eps;
 	pa->n_eps = n_eps;
 	/* endpoints bound before stay bound when nothing about them moved */
 	for (size_t i = 0; i < n_eps; i++)
-		for (size_t j = 0; j < n_old; j++)
-			if (strcmp(old[j].id, eps[i].id) == 0 && old[j].addr == eps[i].addr &&
-			    old[j].slot == eps[i].slot) {
-				eps[i].ifindex = old[j].ifindex;
-				eps[i].bound = old[j].bound;
-				eps[i].identity = old[j].identity;
+		for (size_t k = 0; k < n_old; k++)
+			if (strcmp(old[k].id, eps[i].id) == 0 && old[k].addr == eps[i].addr &&
+			    old[k].slot == eps[i].slot) {
+				eps[i].ifindex = old[k].ifindex;
+				eps[i].bound = old[k].bound;
+				eps[i].identity = old[k].identity;
 				break;
 			}
-
-	struct pa_model mm;
-	struct policy_compiled *c = NULL;
-	struct policy_ops ops = {0};
-	int r = pa_model_build(pa, &mm);
-	if (r >= 0 && (r = policy_compile(&mm.set, &mm.m, &c, &err)) < 0)
-		shoal_err_wrap(&err, "compiling the policies");
-	if (r >= 0)
-		r = pa_fill_check(pa, c, &err);
-	if (r >= 0 && (r = policy_diff(pa->live, c, &ops)) < 0)
-		shoal_err_set(&err, -r, "diffing the policy maps");
-	if (r >= 0 && (r = lb_policy_apply(pa->lbp, c, &ops, &err)) < 0) {
-		shoal_err_wrap(&err, "writing the policy maps");
-		/* the maps hold a prefix of the operations: diff from them next */
-		struct policy_compiled *now = NULL;
-		struct shoal_err lerr = {0};
-		if (lb_policy_state_load(pa->lbp, &now, &lerr) == 0) {
-			policy_compiled_free(pa->live);
-			pa->live = now;
-		}
-	}
-	policy_ops_done(&ops);
-	free(mm.eps);
-	if (r < 0) {
-		policy_compiled_free(c);
-		pa_set_error(pa, err.msg[0] ? err.msg : strerror(-r));
-		/* the old endpoints stay registered: try again next tick */
-		pa_eps_free(eps, n_eps);
-		pa->eps = old;
-		pa->n_eps = n_old;
-		pa->force = true;
-		return;
-	}
 	policy_compiled_free(pa->live);
 	pa->live = c;
 	pa->last_error[0] = '\0';
@@ -707,28 +776,291 @@ static void pa_reconcile(struct policy_agent *pa)
 		e->bound = true;
 	}
 	/* unbind the endpoints gone */
-	for (size_t j = 0; j < n_old; j++) {
+	for (size_t k = 0; k < n_old; k++) {
 		bool kept = false;
 		for (size_t i = 0; i < n_eps && !kept; i++)
-			kept = strcmp(old[j].id, eps[i].id) == 0 && old[j].addr == eps[i].addr;
-		if (kept || !old[j].bound)
+			kept = strcmp(old[k].id, eps[i].id) == 0 && old[k].addr == eps[i].addr;
+		if (kept || !old[k].bound)
 			continue;
 		struct shoal_err uerr = {0};
-		bool readdressed = pa_ep_by_addr(pa, old[j].addr) != NULL;
+		bool readdressed = pa_ep_by_addr(pa, old[k].addr) != NULL;
 		if (!readdressed &&
-		    lb_policy_endpoint_delete(pa->lbp, htonl(old[j].addr), &uerr) < 0 &&
+		    lb_policy_endpoint_delete(pa->lbp, htonl(old[k].addr), &uerr) < 0 &&
 		    uerr.code != ENOENT)
-			log_debug("policy: unbinding %s: %s", old[j].name, uerr.msg);
-		if (old[j].ifindex)
-			lb_policy_veth_detach(pa->lbp, old[j].ifindex, NULL);
+			log_debug("policy: unbinding %s: %s", old[k].name, uerr.msg);
+		if (old[k].ifindex)
+			lb_policy_veth_detach(pa->lbp, old[k].ifindex, NULL);
 	}
 	pa_eps_free(old, n_old);
-	pa->sig = sig;
+	pa->sig = j->sig;
 	pa->force = false;
 	for (size_t i = 0; i < n_eps; i++)
 		if (!eps[i].bound)
 			pa->force = true;
-	log_debug("policy: %zu policies, %zu endpoints compiled", pa->n_policies, n_eps);
+	pa->apply_ms = j->apply_ms;
+	log_debug("policy: %zu policies, %zu endpoints: compiled in %.1f ms, written in %.1f ms, "
+		  "bound in %.1f ms",
+		  j->pols ? j->pols->n : 0, n_eps, j->ms, j->apply_ms, pa_ms_since(t0));
+}
+
+static void pa_compile_done(void *arg)
+{
+	struct pa_job *j = arg;
+	struct policy_agent *pa = j->pa;
+
+	pa->job = NULL;
+	pa->compile_ms = j->ms;
+	if (j->r < 0) {
+		pa_set_error(pa, j->err.msg[0] ? j->err.msg : strerror(-j->r));
+		pa->force = true;
+		if (j->written) {
+			/* the maps hold a prefix of the operations: diff from
+			 * them next */
+			struct policy_compiled *now = NULL;
+			struct shoal_err lerr = {0};
+			if (lb_policy_state_load(pa->lbp, &now, &lerr) == 0) {
+				policy_compiled_free(pa->live);
+				pa->live = now;
+			}
+		}
+	} else {
+		pa_apply(pa, j);
+	}
+	pa_job_free(j);
+	/* What changed while it ran: one compile of the newest state (writes
+	 * meanwhile are coalesced; one job at a time, so no older result can
+	 * land after a newer one). */
+	if (pa->policies_dirty || pa_containers_sig(pa->a) != pa->sig)
+		pa_reconcile(pa);
+}
+
+static void pa_reconcile(struct policy_agent *pa)
+{
+	struct agent *a = pa->a;
+	struct shoal_err err = {0};
+	if (!pa->lbp)
+		return;
+	/* one compile at a time: its end looks at what changed meanwhile */
+	if (pa->job)
+		return;
+	if (pa->policies_dirty || !pa->policies_loaded) {
+		bool was_active = policy_agent_active(a);
+		if (pa_policies_load(pa, &err) < 0) {
+			/* without the policies nothing is applied: the maps keep
+			 * enforcing what they hold */
+			pa_set_error(pa, err.msg);
+			return;
+		}
+		pa->policies_dirty = false;
+		pa->policies_loaded = true;
+		pa->force = true;
+		/* published-port traffic judged from now on: no more redirects
+		 * past the veth's hooks (agent/publish-fwd.c) */
+		if (policy_agent_active(a) != was_active)
+			publish_fwd_resync(a);
+	}
+	uint64_t sig = pa_containers_sig(a);
+	if (sig == pa->sig && !pa->force)
+		return;
+	/* Nothing to enforce and nothing in the maps: containers come and go
+	 * without a compile or programs on their veths until a policy comes
+	 * (then every endpoint is compiled and bound at once). */
+	if (pa->n_policies == 0 && (!pa->live || pa->live->n_eps == 0)) {
+		pa->sig = sig;
+		pa->force = false;
+		pa->eps_stale = true;
+		return;
+	}
+	pa->eps_stale = false;
+
+	struct pa_job *j = calloc(1, sizeof(*j));
+	if (!j || pa_eps_build(pa, &j->eps, &j->n_eps) < 0) {
+		free(j);
+		pa_set_error(pa, "out of memory");
+		return;
+	}
+	j->pa = pa;
+	j->lbp = pa->lbp;
+	j->live = pa->live;
+	j->seq = ++pa->job_seq;
+	j->sig = sig;
+	j->pols = pa->pols;
+	if (j->pols)
+		j->pols->refs++;
+	int r = pa_model_build_of(pa, j->eps, j->n_eps,
+				  j->pols ? (struct policy *const *)j->pols->v : NULL,
+				  j->pols ? j->pols->ids : NULL, j->pols ? j->pols->n : 0, &j->mm);
+	if (r < 0) {
+		pa_job_free(j);
+		pa_set_error(pa, "out of memory");
+		pa->force = true;
+		return;
+	}
+	if (!pa->worker && (r = worker_new(a->base, &pa->worker)) < 0)
+		log_warn("policy: no compile thread: %s; compiling on the loop", strerror(-r));
+	pa->job = j;
+	pa->force = false;
+	if (pa->worker && worker_submit(pa->worker, pa_compile_work, pa_compile_done, j) == 0)
+		return;
+	/* no thread to be had: the compile runs here */
+	pa_compile_work(j);
+	pa_compile_done(j);
+}
+
+/* --- a policy checked before it is stored --- */
+
+struct pa_check {
+	struct policy_agent *pa;
+	struct api_req *r; /* NULL once the client is gone */
+	policy_agent_check_cb cb;
+	void *userdata;
+	struct pa_pols *pols; /* the policies in force, less the one replaced */
+	struct policy *p;     /* the candidate */
+	struct policy **v;    /* the set with it */
+	uint32_t *ids;
+	size_t n;
+	struct pa_ep *eps;
+	size_t n_eps;
+	struct pa_model mm;
+	struct policy_compiled *c;
+	struct shoal_err err;
+	int ret;
+};
+
+static void pa_check_free(struct pa_check *k)
+{
+	if (!k)
+		return;
+	pa_pols_unref(k->pols);
+	policy_free(k->p);
+	free(k->v);
+	free(k->ids);
+	pa_eps_free(k->eps, k->n_eps);
+	free(k->mm.eps);
+	policy_compiled_free(k->c);
+	free(k);
+}
+
+static void pa_check_cancel(struct api_req *r)
+{
+	struct pa_check *k = r->userdata;
+	if (k)
+		k->r = NULL;
+	api_req_free(r);
+}
+
+static void pa_check_work(void *arg)
+{
+	struct pa_check *k = arg;
+	k->ret = policy_compile(&k->mm.set, &k->mm.m, &k->c, &k->err);
+}
+
+static void pa_check_done(void *arg)
+{
+	struct pa_check *k = arg;
+	struct policy_agent *pa = k->pa;
+	struct api_req *r = k->r;
+	struct shoal_err err = {0};
+	int ret = k->ret;
+
+	if (r) {
+		r->userdata = NULL;
+		r->on_cancel = NULL;
+	}
+	if (ret == -E2BIG)
+		shoal_err_set_status(
+			&err, 400, E2BIG,
+			"policy %s does not fit this node's policy map: %s; narrow it "
+			"(fewer peers, CIDRs or port ranges) or the policies selecting "
+			"the same endpoints; nothing was stored",
+			k->p->name, k->err.msg);
+	else if (ret < 0)
+		shoal_err_set_status(&err, 500, -ret, "checking policy %s: %s", k->p->name,
+				     k->err.msg);
+	else if ((ret = pa_fill_check(pa->live, k->eps, k->n_eps, k->c, &k->err)) < 0)
+		shoal_err_set_status(&err, 400, E2BIG, "policy %s was not stored: %s", k->p->name,
+				     k->err.msg);
+	k->cb(r, ret < 0 ? &err : NULL, k->userdata);
+	pa_check_free(k);
+}
+
+void policy_agent_check(struct agent *a, struct api_req *r, const json_t *spec,
+			policy_agent_check_cb cb, void *userdata)
+{
+	struct policy_agent *pa = pa_of(a);
+	struct shoal_err err = {0};
+	struct pa_check *k = NULL;
+
+	/* without enforcement nothing can overflow */
+	if (!pa || !pa->lbp) {
+		cb(r, NULL, userdata);
+		return;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k || policy_from_json((json_t *)spec, &k->p, &err) < 0) {
+		if (!err.msg[0])
+			shoal_err_set(&err, ENOMEM, "out of memory");
+		err.status = err.code == ENOMEM ? 500 : 400;
+		free(k);
+		cb(r, &err, userdata);
+		return;
+	}
+	k->pa = pa;
+	k->r = r;
+	k->cb = cb;
+	k->userdata = userdata;
+	/* the store's policies as they are now, which the agent may not have
+	 * read yet (its own set changes only with its reconcile) */
+	if (pa->policies_dirty || !pa->policies_loaded) {
+		if (pa_pols_read(pa, &k->pols, &err) < 0) {
+			policy_free(k->p);
+			free(k);
+			cb(r, &err, userdata);
+			return;
+		}
+	} else if ((k->pols = pa->pols)) {
+		k->pols->refs++;
+	}
+	size_t n_in = k->pols ? k->pols->n : 0;
+	k->v = calloc(n_in + 2, sizeof(*k->v));
+	k->ids = calloc(n_in + 2, sizeof(*k->ids));
+	if (!k->v || !k->ids || pa_eps_build(pa, &k->eps, &k->n_eps) < 0)
+		goto oom;
+	for (size_t i = 0; i < n_in; i++)
+		if (strcmp(k->pols->v[i]->name, k->p->name) != 0)
+			k->v[k->n++] = k->pols->v[i];
+	k->v[k->n++] = k->p;
+	pa_policies_sort(k->v, k->ids, k->n);
+	if (pa_model_build_of(pa, k->eps, k->n_eps, (struct policy *const *)k->v, k->ids, k->n,
+			      &k->mm) < 0)
+		goto oom;
+	if (!pa->worker && worker_new(a->base, &pa->worker) < 0)
+		pa->worker = NULL;
+	if (r) {
+		r->userdata = k;
+		r->on_cancel = pa_check_cancel;
+	}
+	if (pa->worker && worker_submit(pa->worker, pa_check_work, pa_check_done, k) == 0)
+		return;
+	if (pa->worker) {
+		if (r) {
+			r->userdata = NULL;
+			r->on_cancel = NULL;
+		}
+		pa_check_free(k);
+		shoal_err_set_status(&err, 503, EAGAIN,
+				     "too many policy compiles queued; try again shortly");
+		cb(r, &err, userdata);
+		return;
+	}
+	/* no thread to be had: checked here */
+	pa_check_work(k);
+	pa_check_done(k);
+	return;
+oom:
+	pa_check_free(k);
+	shoal_err_set_status(&err, 500, ENOMEM, "out of memory");
+	cb(r, &err, userdata);
 }
 
 static void pa_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -1134,6 +1466,10 @@ static json_t *pa_decision_json(const struct policy_decision *d)
 	return o;
 }
 
+static int pa_explain_model(struct policy_agent *pa, struct pa_model *mm, const char *from,
+			    const char *to, uint8_t proto, uint16_t port, json_t **ret,
+			    struct shoal_err *err);
+
 int policy_agent_explain(struct agent *a, const char *from, const char *to, uint8_t proto,
 			 uint16_t port, json_t **ret, struct shoal_err *err)
 {
@@ -1148,32 +1484,56 @@ int policy_agent_explain(struct agent *a, const char *from, const char *to, uint
 	}
 	if (pa_containers_sig(a) != pa->sig || !pa->eps)
 		pa_reconcile(pa);
-	if (pa->eps_stale) {
-		/* the endpoints as they are, for the names (nothing is bound) */
+	struct pa_ep *bound = NULL;
+	size_t n_bound = 0;
+	if (pa->eps_stale || pa->job || pa_containers_sig(a) != pa->sig) {
+		/* the endpoints as they are, for the names; the bound ones
+		 * stay the agent's while a compile runs */
 		struct pa_ep *eps = NULL;
 		size_t n_eps = 0;
 		if (pa_eps_build(pa, &eps, &n_eps) < 0)
 			return shoal_err_set(err, ENOMEM, "out of memory");
-		pa_eps_free(pa->eps, pa->n_eps);
+		if (pa->eps_stale) {
+			pa_eps_free(pa->eps, pa->n_eps);
+			pa->eps_stale = false;
+		} else {
+			bound = pa->eps;
+			n_bound = pa->n_eps;
+		}
 		pa->eps = eps;
 		pa->n_eps = n_eps;
-		pa->eps_stale = false;
 	}
 	struct pa_model mm;
-	if (pa_model_build(pa, &mm) < 0)
-		return shoal_err_set(err, ENOMEM, "out of memory");
+	int r = pa_model_build(pa, &mm);
+	if (r >= 0) {
+		r = pa_explain_model(pa, &mm, from, to, proto, port, ret, err);
+		free(mm.eps);
+	} else {
+		r = shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	if (bound) {
+		pa_eps_free(pa->eps, pa->n_eps);
+		pa->eps = bound;
+		pa->n_eps = n_bound;
+	}
+	return r;
+}
+
+static int pa_explain_model(struct policy_agent *pa, struct pa_model *mm, const char *from,
+			    const char *to, uint8_t proto, uint16_t port, json_t **ret,
+			    struct shoal_err *err)
+{
 	struct policy_flow flow = {.proto = proto, .port = port};
 	json_t *fj = NULL, *tj = NULL;
-	int r = pa_party_resolve(pa, &mm.m, from, &flow.src, &fj, err);
+	int r = pa_party_resolve(pa, &mm->m, from, &flow.src, &fj, err);
 	if (r >= 0)
-		r = pa_party_resolve(pa, &mm.m, to, &flow.dst, &tj, err);
+		r = pa_party_resolve(pa, &mm->m, to, &flow.dst, &tj, err);
 	if (r < 0) {
 		json_decref(fj);
-		free(mm.eps);
 		return r;
 	}
 	struct policy_flow_result res;
-	policy_eval_flow(&mm.set, &flow, &res);
+	policy_eval_flow(&mm->set, &flow, &res);
 	json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:i}", "Verdict", policy_verdict_str(res.verdict),
 			      "From", fj, "To", tj, "Protocol", policy_proto_str(proto), "Port",
 			      (int)port);
@@ -1181,7 +1541,6 @@ int policy_agent_explain(struct agent *a, const char *from, const char *to, uint
 			    res.has_egress ? pa_decision_json(&res.egress) : json_null());
 	json_object_set_new(o, "Ingress",
 			    res.has_ingress ? pa_decision_json(&res.ingress) : json_null());
-	free(mm.eps);
 	*ret = o;
 	return 0;
 }
@@ -1207,6 +1566,12 @@ void policy_agent_metrics(struct agent *a, FILE *f)
 	fprintf(f, "# HELP shoal_policy_applies_total Policy states compiled and written to the "
 		   "maps.\n# TYPE shoal_policy_applies_total counter\n");
 	fprintf(f, "shoal_policy_applies_total %llu\n", (unsigned long long)pa->applies);
+	fprintf(f, "# HELP shoal_policy_compile_seconds The last compile's time (on its own "
+		   "thread).\n# TYPE shoal_policy_compile_seconds gauge\n");
+	fprintf(f, "shoal_policy_compile_seconds %.6f\n", pa->compile_ms / 1000.0);
+	fprintf(f, "# HELP shoal_policy_apply_seconds The last map update's time (on the "
+		   "same thread).\n# TYPE shoal_policy_apply_seconds gauge\n");
+	fprintf(f, "shoal_policy_apply_seconds %.6f\n", pa->apply_ms / 1000.0);
 	struct lb_policy_counter *v = NULL;
 	size_t n = 0;
 	if (lb_policy_counters(pa->lbp, &v, &n) == 0) {
@@ -1338,6 +1703,10 @@ void policy_agent_stop(struct agent *a)
 	}
 	if (pa->watch)
 		store_watch_cancel(pa->watch);
+	/* a compile running is waited for; its result is not applied */
+	worker_free(pa->worker);
+	pa_job_free(pa->job);
+	pa->job = NULL;
 	if (pa->tick)
 		event_free(pa->tick);
 	if (pa->soon)

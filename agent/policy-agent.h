@@ -16,9 +16,11 @@ struct api_req;
  * Network policy on this node: the policies under /shoal/policies/ (a store
  * watch) and the node's bridge containers as endpoints, compiled by policy/
  * and written to the eBPF maps by lb/lb-policy. A change of either is
- * recompiled on the loop (debounced) and applied as the difference from the
- * last state; endpoints are bound to their veth when they appear and
- * unbound when they go. The flow log is read on the loop into a bounded
+ * recompiled (debounced) and written to the maps as the difference from the
+ * last state on a thread of its own, one job at a time (changes made while
+ * one runs are taken together by the next, so none lands after a newer);
+ * the endpoints are registered on the loop once their entries are in; endpoints are bound to their
+ * veth when they appear and unbound when they go. The flow log is read on the loop into a bounded
  * ring of fixed-size records in $data_dir/policy-flows (kept across
  * restarts) that GET /policies/log reads and follows.
  *
@@ -31,6 +33,16 @@ struct api_req;
 bool policy_agent_active(struct agent *a);
 /* Recompile soon (coalesced): the API calls it after a write. */
 void policy_agent_kick(struct agent *a);
+/* Before a policy is stored (create or update): compiles the policies in
+ * force with spec in place of the one of its name, for this node's
+ * endpoints, on the compile thread, and calls cb on the loop with NULL
+ * (it fits) or why not: status 400 naming the endpoint, the entries it
+ * would need and the limit, when the policy map could not take it. r NULL
+ * in cb: the client went away meanwhile (free userdata only). */
+typedef void (*policy_agent_check_cb)(struct api_req *r, const struct shoal_err *err,
+				      void *userdata);
+void policy_agent_check(struct agent *a, struct api_req *r, const json_t *spec,
+			policy_agent_check_cb cb, void *userdata);
 /* `policy explain`: from and to are a container (name or id), a service
  * (one of its tasks on this node) or an IPv4 address. *ret: {"Verdict",
  * "From", "To", "Egress", "Ingress"}. err->status 404 for an unknown name,

@@ -116,6 +116,25 @@ static size_t count_cidrs(const struct policy_set *set)
 
 /* --- rows: one identity's verdicts over every protocol and port interval --- */
 
+/* A selecting policy as the evaluator sees it for one identity: only the
+ * rules of the direction being compiled that can match that identity. A
+ * rule whose peers are all CIDRs matches only an identity whose CIDR lies
+ * within one of them; every other rule is kept (the evaluator still
+ * checks each rule it is given, so keeping more than needed is harmless).
+ * Without this each identity would walk every rule once per port interval:
+ * 10,000 CIDR rules are 10,000 identities times 10,000 rules. */
+struct shadow {
+	struct policy p;      /* first: the evaluator's steps point here */
+	const uint16_t *orig; /* a rule's index in p -> its index in the policy */
+};
+
+/* One CIDR peer of a rule whose peers are all CIDRs. */
+struct cidr_ref {
+	uint32_t addr;
+	uint32_t rule; /* flat rule number: base[policy] + index */
+	uint8_t len;
+};
+
 struct ctx {
 	const struct policy_set *set; /* all policies */
 	/* the policies selecting the endpoint being compiled, for its direction,
@@ -130,8 +149,19 @@ struct ctx {
 	size_t n_bounds;
 	/* row[slot]: slots 0..n_bounds-1 tcp, then udp, then one for other protocols */
 	struct policy_value *any_row, *row;
+	/* the shadows (see struct shadow) of the side being compiled */
+	struct shadow *gen, *tmp; /* kept for every identity / for the current one */
+	struct policy **cur;	  /* what the evaluator is given */
+	struct policy_rule *gen_rules, *tmp_rules;
+	uint16_t *gen_orig, *tmp_orig;
+	size_t *base; /* flat rule number of each selecting policy's first rule */
+	struct cidr_ref *cidrs;
+	size_t n_cidrs;
+	uint32_t *hits;
+	bool has_len[33];
 	struct policy_entry *out; /* one endpoint and direction */
 	size_t n_out, cap_out;
+	size_t n_over; /* entries past POLICY_MAX_ENTRIES: counted, not kept */
 	struct shoal_err *err;
 };
 
@@ -146,14 +176,17 @@ static bool value_eq(const struct policy_value *a, const struct policy_value *b)
 	return a->verdict == b->verdict && a->rule == b->rule && a->policy == b->policy;
 }
 
+/* The value of a decision taken over shadows: rule indices are the
+ * policies' own again. */
 static struct policy_value decision_value(const struct policy_decision *d)
 {
 	struct policy_value v = miss_value;
 	v.verdict = (uint8_t)d->verdict;
 	if (d->n) {
 		const struct policy_step *s = &d->chain[d->n - 1];
+		const struct shadow *sh = (const struct shadow *)s->policy;
 		v.policy = s->policy_id;
-		v.rule = s->rule < 0 ? POLICY_RULE_NONE : (uint16_t)s->rule;
+		v.rule = s->rule < 0 ? POLICY_RULE_NONE : sh->orig[s->rule];
 	}
 	return v;
 }
@@ -163,17 +196,176 @@ static size_t n_slots(const struct ctx *x)
 	return 2 * x->n_bounds + 1;
 }
 
+static int cidr_ref_cmp(const void *a, const void *b)
+{
+	const struct cidr_ref *x = a, *y = b;
+	if (x->len != y->len)
+		return (int)x->len - (int)y->len;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (x->rule > y->rule) - (x->rule < y->rule);
+}
+
+static void side_free(struct ctx *x)
+{
+	free(x->gen);
+	free(x->tmp);
+	free(x->cur);
+	free(x->gen_rules);
+	free(x->tmp_rules);
+	free(x->gen_orig);
+	free(x->tmp_orig);
+	free(x->base);
+	free(x->cidrs);
+	free(x->hits);
+	x->gen = x->tmp = NULL;
+	x->cur = NULL;
+	x->gen_rules = x->tmp_rules = NULL;
+	x->gen_orig = x->tmp_orig = NULL;
+	x->base = NULL;
+	x->cidrs = NULL;
+	x->hits = NULL;
+	x->n_cidrs = 0;
+}
+
+/* The shadows every identity starts from, and the index of the CIDR-only
+ * rules, for the policies select_side() chose. */
+static int side_prepare(struct ctx *x, enum policy_dir dir)
+{
+	size_t n = x->sub_set.n, n_rules = 0, n_cidrs = 0;
+	for (size_t j = 0; j < n; j++) {
+		const struct policy *p = x->sub[j];
+		n_rules += p->n_rules[dir];
+		for (size_t k = 0; k < p->n_rules[dir]; k++)
+			n_cidrs += p->rules[dir][k].n_peers;
+	}
+	x->gen = calloc(n + 1, sizeof(*x->gen));
+	x->tmp = calloc(n + 1, sizeof(*x->tmp));
+	x->cur = calloc(n + 1, sizeof(*x->cur));
+	x->gen_rules = calloc(n_rules + 1, sizeof(*x->gen_rules));
+	x->tmp_rules = calloc(n_rules + 1, sizeof(*x->tmp_rules));
+	x->gen_orig = calloc(n_rules + 1, sizeof(*x->gen_orig));
+	x->tmp_orig = calloc(n_rules + 1, sizeof(*x->tmp_orig));
+	x->base = calloc(n + 1, sizeof(*x->base));
+	x->cidrs = calloc(n_cidrs + 1, sizeof(*x->cidrs));
+	x->hits = calloc(n_cidrs + 1, sizeof(*x->hits));
+	if (!x->gen || !x->tmp || !x->cur || !x->gen_rules || !x->tmp_rules || !x->gen_orig ||
+	    !x->tmp_orig || !x->base || !x->cidrs || !x->hits)
+		return shoal_err_set(x->err, ENOMEM, "out of memory compiling");
+	memset(x->has_len, 0, sizeof(x->has_len));
+	size_t gn = 0, flat = 0;
+	for (size_t j = 0; j < n; j++) {
+		const struct policy *p = x->sub[j];
+		size_t start = gn;
+		x->base[j] = flat;
+		for (size_t k = 0; k < p->n_rules[dir]; k++) {
+			const struct policy_rule *r = &p->rules[dir][k];
+			bool generic = r->n_peers == 0;
+			for (size_t q = 0; q < r->n_peers && !generic; q++)
+				generic = r->peers[q].kind != POLICY_PEER_CIDR;
+			if (generic) {
+				x->gen_rules[gn] = *r;
+				x->gen_orig[gn++] = (uint16_t)k;
+				continue;
+			}
+			for (size_t q = 0; q < r->n_peers; q++) {
+				x->cidrs[x->n_cidrs++] = (struct cidr_ref){
+					.addr = r->peers[q].cidr.addr,
+					.rule = (uint32_t)(flat + k),
+					.len = r->peers[q].cidr.len,
+				};
+				x->has_len[r->peers[q].cidr.len] = true;
+			}
+		}
+		flat += p->n_rules[dir];
+		x->gen[j].p = *p;
+		x->gen[j].p.rules[dir] = x->gen_rules + start;
+		x->gen[j].p.n_rules[dir] = gn - start;
+		x->gen[j].orig = x->gen_orig + start;
+	}
+	qsort(x->cidrs, x->n_cidrs, sizeof(*x->cidrs), cidr_ref_cmp);
+	return 0;
+}
+
+static int u32_cmp(const void *a, const void *b);
+
+/* x->cur for one identity: each selecting policy's shadow with the
+ * CIDR-only rules that can match peer merged in, in their order. */
+static void side_for_peer(struct ctx *x, enum policy_dir dir, const struct policy_peer_desc *peer)
+{
+	size_t n = x->sub_set.n, n_hits = 0;
+	for (size_t j = 0; j < n; j++)
+		x->cur[j] = &x->gen[j].p;
+	if (!peer->has_cidr || !x->n_cidrs)
+		return;
+	for (uint32_t len = 0; len <= peer->cidr.len && len <= 32; len++) {
+		if (!x->has_len[len])
+			continue;
+		uint32_t addr = len ? peer->cidr.addr & (~0U << (32 - len)) : 0;
+		size_t lo = 0, hi = x->n_cidrs;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const struct cidr_ref *c = &x->cidrs[mid];
+			if (c->len < len || (c->len == len && c->addr < addr))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < x->n_cidrs && x->cidrs[lo].len == len && x->cidrs[lo].addr == addr;
+		     lo++)
+			x->hits[n_hits++] = x->cidrs[lo].rule;
+	}
+	if (!n_hits)
+		return;
+	qsort(x->hits, n_hits, sizeof(*x->hits), u32_cmp);
+	size_t tn = 0, i = 0, j = 0;
+	while (i < n_hits) {
+		while (j + 1 < n && x->base[j + 1] <= x->hits[i])
+			j++;
+		const struct policy *p = x->sub[j];
+		const struct shadow *g = &x->gen[j];
+		size_t a = 0, start = tn, end = x->base[j] + p->n_rules[dir];
+		for (;;) {
+			bool more_hits = i < n_hits && x->hits[i] < end;
+			if (!more_hits && a == g->p.n_rules[dir])
+				break;
+			size_t k;
+			if (more_hits &&
+			    (a == g->p.n_rules[dir] || x->hits[i] - x->base[j] < g->orig[a])) {
+				k = x->hits[i] - x->base[j];
+				/* one rule, several of its CIDRs containing peer */
+				while (i < n_hits && x->hits[i] == x->base[j] + k)
+					i++;
+			} else {
+				k = g->orig[a++];
+			}
+			x->tmp_rules[tn] = p->rules[dir][k];
+			x->tmp_orig[tn++] = (uint16_t)k;
+		}
+		x->tmp[j].p = *p;
+		x->tmp[j].p.rules[dir] = x->tmp_rules + start;
+		x->tmp[j].p.n_rules[dir] = tn - start;
+		x->tmp[j].orig = x->tmp_orig + start;
+		x->cur[j] = &x->tmp[j].p;
+	}
+}
+
 static void fill_row(struct ctx *x, const struct policy_endpoint *ep, enum policy_dir dir,
 		     const struct policy_peer_desc *peer, bool published, struct policy_value *row)
 {
 	struct policy_decision d;
+	struct policy_set set = {.v = (struct policy *const *)x->cur,
+				 .n = x->sub_set.n,
+				 .ids = x->sub_ids,
+				 .selected = true};
+	side_for_peer(x, dir, peer);
 	for (size_t s = 0; s < n_slots(x); s++) {
 		uint8_t proto = s < x->n_bounds	      ? IPPROTO_TCP
 				: s < 2 * x->n_bounds ? IPPROTO_UDP
 						      : POLICY_PROTO_OTHER;
 		uint16_t port =
 			proto == POLICY_PROTO_OTHER ? 0 : (uint16_t)x->bounds[s % x->n_bounds];
-		policy_eval_desc(&x->sub_set, ep, dir, peer, published, proto, port, &d);
+		policy_eval_desc(&set, ep, dir, peer, published, proto, port, &d);
 		row[s] = decision_value(&d);
 	}
 }
@@ -187,11 +379,12 @@ static int emit(struct ctx *x, uint32_t identity, uint8_t proto, uint32_t lo, ui
 		uint8_t bits = 0;
 		while (bits < 16 && (lo & ((2U << bits) - 1)) == 0 && lo + (2U << bits) - 1 <= hi)
 			bits++;
-		if (x->n_out == POLICY_MAX_ENTRIES)
-			return shoal_err_set(x->err, E2BIG,
-					     "more than %d policy map entries for one endpoint and "
-					     "direction",
-					     POLICY_MAX_ENTRIES);
+		if (x->n_out == POLICY_MAX_ENTRIES) {
+			/* counted on, for the error to say how many */
+			x->n_over++;
+			lo += 1U << bits;
+			continue;
+		}
 		if (x->n_out == x->cap_out) {
 			size_t cap = x->cap_out ? 2 * x->cap_out : 64;
 			struct policy_entry *e = realloc(x->out, cap * sizeof(*e));
@@ -318,7 +511,11 @@ static int compile_side(struct ctx *x, const struct policy_endpoint *ep, enum po
 			struct policy_ep_program *prog)
 {
 	x->n_out = 0;
+	x->n_over = 0;
 	select_side(x, ep, dir);
+	side_free(x);
+	if (x->sub_set.n && side_prepare(x, dir) < 0)
+		return -ENOMEM;
 	if (x->sub_set.n) {
 		struct policy_peer_desc unknown = {.kind = POLICY_PARTY_UNKNOWN};
 		fill_row(x, ep, dir, &unknown, false, x->any_row);
@@ -340,6 +537,12 @@ static int compile_side(struct ctx *x, const struct policy_endpoint *ep, enum po
 		if (r < 0)
 			return r;
 	}
+	if (x->n_over)
+		return shoal_err_set(x->err, E2BIG,
+				     "its %s needs %zu policy map entries, %d fit per endpoint and "
+				     "direction",
+				     dir == POLICY_INGRESS ? "ingress" : "egress",
+				     x->n_out + x->n_over, POLICY_MAX_ENTRIES);
 	if (x->n_out) {
 		prog->entries[dir] = malloc(x->n_out * sizeof(*x->out));
 		if (!prog->entries[dir])
@@ -569,6 +772,7 @@ out:
 	free(x.ep_ids);
 	free(x.sub);
 	free(x.sub_ids);
+	side_free(&x);
 	free(x.bounds);
 	free(x.any_row);
 	free(x.row);

@@ -141,7 +141,7 @@ static enum policy_action tier_eval(const struct policy_set *set, enum policy_ti
 			const struct policy *p = set->v[i];
 			if (p->tier == tier && p->types[dir] && p->n_rules[dir] &&
 			    (int64_t)p->order > done && (next < 0 || (int64_t)p->order < next) &&
-			    policy_selects(p, ep))
+			    (set->selected || policy_selects(p, ep)))
 				next = p->order;
 		}
 		if (next < 0)
@@ -152,7 +152,7 @@ static enum policy_action tier_eval(const struct policy_set *set, enum policy_ti
 		for (size_t i = 0; i < set->n; i++) {
 			const struct policy *p = set->v[i];
 			if (p->tier != tier || !p->types[dir] || p->order != next ||
-			    !policy_selects(p, ep))
+			    !(set->selected || policy_selects(p, ep)))
 				continue;
 			for (size_t k = 0; k < p->n_rules[dir]; k++) {
 				const struct policy_rule *r = &p->rules[dir][k];
@@ -203,7 +203,8 @@ void policy_eval_desc(const struct policy_set *set, const struct policy_endpoint
 	size_t isolating = 0, audits = 0;
 	for (size_t i = 0; i < set->n; i++) {
 		const struct policy *p = set->v[i];
-		if (p->tier != POLICY_TIER_SERVICE || !p->types[dir] || !policy_selects(p, ep))
+		if (p->tier != POLICY_TIER_SERVICE || !p->types[dir] ||
+		    !(set->selected || policy_selects(p, ep)))
 			continue;
 		isolating++;
 		audits += p->audit;
@@ -218,7 +219,7 @@ void policy_eval_desc(const struct policy_set *set, const struct policy_endpoint
 		for (size_t i = 0; i < set->n; i++) {
 			const struct policy *p = set->v[i];
 			if (p->tier == POLICY_TIER_SERVICE && p->types[dir] &&
-			    policy_selects(p, ep))
+			    (set->selected || policy_selects(p, ep)))
 				add_step(ret, set, i, dir, -1, POLICY_ACTION_DENY);
 		}
 		ret->verdict = audits == isolating ? POLICY_VERDICT_AUDIT : POLICY_VERDICT_DENY;

@@ -218,6 +218,9 @@ struct policy_set {
 	/* Optional: the flow-log id of each policy. NULL: policy->id, or its
 	 * position + 1 when that is 0. */
 	const uint32_t *ids;
+	/* Every policy here is known to select the endpoint being evaluated
+	 * (the compiler's per-endpoint sets): selectors are not matched again. */
+	bool selected;
 };
 
 /* One end of a flow. */

@@ -319,7 +319,7 @@ static __always_inline __u8 policy_enforce(const struct policy_tuple *p, __u8 di
 {
 	struct policy_ct_key ck = {}, rk = {};
 	struct policy_ct_entry *ct, ne = {};
-	struct policy_ep_state *st;
+	struct policy_ep_state *st, snap = {};
 	struct policy_tuple t;
 	struct policy_value v;
 	__u32 ep = me->ep;
@@ -327,9 +327,16 @@ static __always_inline __u8 policy_enforce(const struct policy_tuple *p, __u8 di
 	__u8 side = dir, flags = 0, ev = 0;
 	bool published = false;
 
+	/* One read of the endpoint's state: the judgement below uses the
+	 * generation and flags of the value the entry is stamped with, not
+	 * the live value again (a flip in between would stamp a verdict of
+	 * the new entries with the old state). */
 	st = bpf_map_lookup_elem(&policy_eps, &ep);
-	if (st)
-		__builtin_memcpy(&cur, st, sizeof(cur));
+	if (st) {
+		__builtin_memcpy(&snap, st, sizeof(snap));
+		__builtin_memcpy(&cur, &snap, sizeof(cur));
+		st = &snap;
+	}
 	policy_ct_key_of(&ck, p, dir, me->ep, false);
 	ct = bpf_map_lookup_elem(&policy_ct, &ck);
 	if (ct && ct->ep_state == cur) {
@@ -469,15 +476,25 @@ static __always_inline int policy_to_ep4(struct __sk_buff *skb)
  * programs run first on the cgroup): the connecting endpoint's egress
  * towards the address and port the socket now has. The same maps and the
  * same lookup as the veth program, so the two agree on every flow; no
- * conntrack entry (the source port is not chosen yet), the veth judges the
- * flow's first packet on its own. 1: go on; 0: EPERM. */
+ * conntrack entry is written here, the veth judges the flow's first packet
+ * on its own.
+ *
+ * A socket with a local port may be answering a flow the conntrack already
+ * knows: a UDP server's sendto() to the client whose datagram its ingress
+ * allowed, or a connect() back to that client. The veth passes those
+ * packets on the flow's reply entry, and so does this hook; judging them
+ * as new egress would refuse every answer of an endpoint whose egress is
+ * isolated. 1: go on; 0: EPERM. */
 static __always_inline int policy_sock4(struct bpf_sock_addr *ctx, bool datagram)
 {
 	struct policy_local_ep *me;
-	struct policy_ep_state *st;
+	struct policy_ep_state *st, snap = {};
+	struct policy_ct_entry *ct;
+	struct policy_ct_key ck = {};
 	struct policy_tuple t = {};
 	struct policy_value v;
-	__u64 cg;
+	struct bpf_sock *sk;
+	__u64 cg, cur = 0;
 	__u32 ep;
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
@@ -487,11 +504,35 @@ static __always_inline int policy_sock4(struct bpf_sock_addr *ctx, bool datagram
 	if (!me)
 		return 1;
 	ep = me->ep;
+	/* one read, as in policy_enforce() */
 	st = bpf_map_lookup_elem(&policy_eps, &ep);
+	if (st) {
+		__builtin_memcpy(&snap, st, sizeof(snap));
+		__builtin_memcpy(&cur, &snap, sizeof(cur));
+		st = &snap;
+	}
 	t.saddr = me->addr;
 	t.daddr = ctx->user_ip4;
 	t.dport = (__be16)ctx->user_port;
 	t.proto = (__u8)ctx->protocol;
+	sk = ctx->sk;
+	if (sk && sk->src_port) {
+		/* bpf_sock's src_port is in host order */
+		t.sport = bpf_htons((__u16)sk->src_port);
+		policy_ct_key_of(&ck, &t, POLICY_DIR_EGRESS, me->ep, false);
+		ct = bpf_map_lookup_elem(&policy_ct, &ck);
+		if (ct && ct->ep_state == cur) {
+			if (ct->verdict != POLICY_VERDICT_DENY)
+				return 1;
+			policy_stat_add(POLICY_STAT_SOCK_DENY);
+			return 0;
+		}
+		/* Judged under older entries, as the other side's flow: the
+		 * veth judges it again as that side, on its next packet. */
+		if (ct && (ct->flags & POLICY_CT_F_REPLY))
+			return 1;
+		t.sport = 0;
+	}
 	/* An unconnected socket's datagrams are judged one by one: only
 	 * refusals and audits are logged, not every allowed datagram. */
 	v = policy_judge(&t, POLICY_DIR_EGRESS, me, st, false, POLICY_EV_F_SOCKET, !datagram);

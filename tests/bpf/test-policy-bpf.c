@@ -988,6 +988,160 @@ static void test_socket_agrees_with_veth(void **state)
 	drain();
 }
 
+/* An endpoint whose egress is isolated ("Egress": []) answers the UDP
+ * datagrams its ingress allowed: its server socket's sendto() to the
+ * client, and a connect() back to it, find the flow's reply entry as the
+ * veth does, and are not refused as new egress. Its other egress is. */
+#define ANSWER_PORT 7000
+
+static void answer_client(void)
+{
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(ANSWER_PORT)};
+	struct sockaddr_in db = {.sin_family = AF_INET,
+				 .sin_port = htons(8050),
+				 .sin_addr.s_addr = htonl(IP(10, 1, 0, 20))};
+	struct sockaddr_in other = db;
+	int one = 1, s = socket(AF_INET, SOCK_DGRAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
+	int r;
+
+	if (s < 0 || u < 0)
+		_exit(4);
+	other.sin_port = htons(8051);
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&me, sizeof(me)) < 0)
+		_exit(5);
+	r = (int)sendto(s, "x", 1, 0, (struct sockaddr *)&db, sizeof(db));
+	shared_res->err[0] = r < 0 ? errno : 0;
+	r = (int)sendto(s, "x", 1, 0, (struct sockaddr *)&other, sizeof(other));
+	shared_res->err[1] = r < 0 ? errno : 0;
+	r = (int)sendto(u, "x", 1, 0, (struct sockaddr *)&db, sizeof(db));
+	shared_res->err[2] = r < 0 ? errno : 0;
+	r = connect(s, (struct sockaddr *)&db, sizeof(db));
+	shared_res->err[3] = r < 0 ? errno : 0;
+	close(s);
+	close(u);
+	shared_res->n = 4;
+}
+
+static void run_in_cgroup(void (*fn)(void))
+{
+	int status = 0;
+	pid_t pid;
+
+	memset(shared_res, 0, sizeof(*shared_res));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char procs[300], me[32];
+		int f;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg_path);
+		snprintf(me, sizeof(me), "%d\n", getpid());
+		f = open(procs, O_WRONLY | O_CLOEXEC);
+		if (f < 0 || write(f, me, strlen(me)) < 0)
+			_exit(3);
+		close(f);
+		fn();
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Passed by the socket hook: no EPERM; nothing routes 10/8 here. */
+static bool sock_passed(int e)
+{
+	return e == 0 || e == ENETUNREACH;
+}
+
+static void test_socket_answers_allowed_ingress(void **state)
+{
+	struct gen_set g = {0};
+	struct shoal_err err = {0};
+	struct stat st;
+	struct statfs fs;
+	struct tuple in = {.saddr = IP(10, 1, 0, 20),
+			   .daddr = IP(10, 1, 0, 2),
+			   .sport = 8050,
+			   .dport = ANSWER_PORT,
+			   .proto = IPPROTO_UDP};
+	struct tuple reply = {.saddr = in.daddr,
+			      .daddr = in.saddr,
+			      .sport = in.dport,
+			      .dport = in.sport,
+			      .proto = in.proto};
+
+	(void)state;
+	if (statfs(CG_ROOT, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+		print_message("SKIP: no cgroup v2 hierarchy at %s\n", CG_ROOT);
+		skip();
+	}
+	if (lb_feature(lb, LB_FEAT_SOCKET_LB)->state != LB_FEATURE_ON)
+		return; /* refused with the reason: test_socket_agrees_with_veth */
+	g.v[g.n++] = parse("{'Name':'web-quiet','Selector':{'Service':'web'},"
+			   "'Types':['Ingress','Egress'],"
+			   "'Ingress':[{'From':[{'Service':'db'}]}],'Egress':[]}");
+	struct policy_set set = {.v = (struct policy *const *)g.v, .n = g.n};
+
+	install(&set);
+	ct_flush();
+	snprintf(cg_path, sizeof(cg_path), "%s/%s%d", CG_ROOT, CG_PREFIX, getpid());
+	if (mkdir(cg_path, 0755) < 0 && errno != EEXIST)
+		fail_msg("creating cgroup %s: %s", cg_path, strerror(errno));
+	assert_int_equal(stat(cg_path, &st), 0);
+	struct lb_policy_endpoint e = {.addr = htonl(IP(10, 1, 0, 2)),
+				       .ep = 7,
+				       .identity = policy_compiled_identity(live, IP(10, 1, 0, 2)),
+				       .cgroup_id = st.st_ino};
+	assert_int_equal(lb_policy_endpoint_set(pol, &e, &err), 0);
+	if (lb_policy_sock_attach(pol, cg_path, &err) < 0)
+		fail_msg("lb_policy_sock_attach: %s", err.msg);
+	drain();
+
+	/* before db's datagram: web.1's egress is isolated, all refused */
+	run_in_cgroup(answer_client);
+	assert_int_equal(shared_res->n, 4);
+	for (int i = 0; i < 4; i++)
+		if (shared_res->err[i] != EPERM)
+			fail_msg("web.1 step %d before any ingress: %s, want EPERM", i,
+				 strerror(shared_res->err[i]));
+	assert_int_equal(run_prog(fd_from, &reply), RET_DROP);
+	ct_flush();
+
+	/* db.1:8050 -> web.1:7000 allowed at web's ingress; then web.1
+	 * answers from 7000, by sendto() and by connect() */
+	assert_int_equal(run_prog(fd_to, &in), RET_PASS);
+	uint64_t sock_deny = stat_of(POLICY_STAT_SOCK_DENY);
+	run_in_cgroup(answer_client);
+	assert_int_equal(shared_res->n, 4);
+	if (!sock_passed(shared_res->err[0]))
+		fail_msg("sendto() answering an allowed datagram: %s",
+			 strerror(shared_res->err[0]));
+	assert_int_equal(shared_res->err[1], EPERM); /* another port of db: new egress */
+	assert_int_equal(shared_res->err[2], EPERM); /* another local port: new egress */
+	if (!sock_passed(shared_res->err[3]))
+		fail_msg("connect() back to an allowed client: %s", strerror(shared_res->err[3]));
+	assert_int_equal(stat_of(POLICY_STAT_SOCK_DENY), sock_deny + 2);
+	/* the veth passes the answer on the same flow */
+	assert_int_equal(run_prog(fd_from, &reply), RET_PASS);
+
+	/* db's ingress taken away: the flow is judged again at the veth as
+	 * web's ingress and its answers dropped there */
+	policy_free(g.v[0]);
+	g.v[0] = parse("{'Name':'web-quiet','Selector':{'Service':'web'},"
+		       "'Types':['Ingress','Egress'],'Ingress':[],'Egress':[]}");
+	install(&set);
+	assert_int_equal(lb_policy_endpoint_set(pol, &e, &err), 0);
+	assert_int_equal(run_prog(fd_from, &reply), RET_DROP);
+
+	assert_int_equal(lb_policy_sock_detach(pol, cg_path, &err), 0);
+	gen_set_free(&g);
+	ct_flush();
+	drain();
+}
+
 /* ---- restart ---- */
 
 /* A new handle on the same pins enforces what the old one left, before
@@ -1404,6 +1558,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_published_through_lb),
 		cmocka_unit_test(test_flowlog_transport),
 		cmocka_unit_test(test_socket_agrees_with_veth),
+		cmocka_unit_test(test_socket_answers_allowed_ingress),
 		cmocka_unit_test(test_restart_keeps_state),
 		cmocka_unit_test(test_veth_attached_lo),
 	};
