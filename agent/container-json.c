@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/container-internal.h"
 #include "agent/container.h"
+#include "agent/overlay-agent.h"
 #include "agent/volumes.h"
 #include "lib/cleanup.h"
 #include "lib/json.h"
@@ -172,10 +173,19 @@ static json_t *network_settings(struct container *c)
 			 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
 	}
 	json_t *nets = json_object();
-	json_object_set_new(nets, c->net_mode,
-			    json_pack("{s:s, s:s, s:i, s:s}", "IPAddress", ip, "Gateway", gw,
-				      "IPPrefixLen", c->net_attached ? c->prefixlen : 0,
-				      "MacAddress", mac));
+	json_t *one =
+		json_pack("{s:s, s:s, s:i, s:s}", "IPAddress", ip, "Gateway", gw, "IPPrefixLen",
+			  c->net_attached ? c->prefixlen : 0, "MacAddress", mac);
+	/* an overlay network is held by its id; Docker keys it by name */
+	const char *key = c->net_mode;
+	if (overlay_net_mode(c->net_mode)) {
+		const char *name = overlay_network_name(c->agent, c->net_mode);
+		if (name)
+			key = name;
+		if (one)
+			json_object_set_new(one, "NetworkID", json_string(c->net_mode));
+	}
+	json_object_set_new(nets, key, one);
 	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:{}, s:s}", "IPAddress", ip, "Gateway", gw,
 			 "IPPrefixLen", c->net_attached ? c->prefixlen : 0, "MacAddress", mac,
 			 "Networks", nets, "Ports", "SandboxKey",

@@ -1516,6 +1516,14 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 	kick(oa);
 }
 
+const char *overlay_network_name(struct agent *a, const char *net_id)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa || !net_id)
+		return NULL;
+	return json_string_value(json_object_get(json_object_get(oa->nets, net_id), "Name"));
+}
+
 json_t *overlay_ep_attachments(struct agent *a, const char *ep_id)
 {
 	struct overlay_agent *oa = oa_of(a);

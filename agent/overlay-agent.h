@@ -78,6 +78,9 @@ int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, con
 typedef void (*overlay_ep_done_cb)(int r, struct shoal_err *err, void *arg);
 void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
 		      void *arg);
+/* The name of overlay network net_id as this node knows it, NULL when it
+ * does not (valid until the next store event). */
+const char *overlay_network_name(struct agent *a, const char *net_id);
 /* Docker's NetworksAttachments of a task whose container is ep_id, from the
  * endpoint records: [{"Network": {"ID", "Spec": {...}}, "Addresses": [CIDR]}];
  * an empty array when it has none (a new reference). */

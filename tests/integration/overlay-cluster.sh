@@ -84,6 +84,10 @@ log "a=$ip_a b=$ip_b"
 [[ "$ip_a" == 10.77.0.* ]] || fail "a's address $ip_a is not in 10.77.0.0/24"
 [[ "$ip_b" == 10.77.0.* ]] || fail "b's address $ip_b is not in 10.77.0.0/24"
 [ -n "$ip_a" ] && [ "$ip_a" != "$ip_b" ] || fail "a and b have the same address $ip_a"
+net_id=$(node_shoal 1 network inspect -f '{{.Id}}' ovl 2>/dev/null)
+nets_a=$(inspect 1 a '{{json .NetworkSettings.Networks}}')
+expect_contains "inspect keys the network by its name" '"ovl":{' "$nets_a"
+expect_contains "with its id" "\"NetworkID\":\"$net_id\"" "$nets_a"
 wait_until 20 reaches 1 a "$ip_b" hello-from-b || fail "a (node 1) does not reach b (node 3) at $ip_b"
 wait_until 20 reaches 3 b "$ip_a" hello-from-a || fail "b (node 3) does not reach a (node 1) at $ip_a"
 pings 1 a "$ip_b" && ok "a pings b" || fail "a does not ping b"
