@@ -612,6 +612,12 @@ int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 			return r;
 		shoal_err_clear(err);
 	}
+	/* no endpoint is left on it: an address still held is an orphan (an
+	 * agent killed between taking it and recording its endpoint) */
+	snprintf(key, sizeof(key), "%s%s/", OVL_ADDR_PREFIX, id);
+	struct shoal_err e = {0};
+	if (store_delete(a->store, key, true, NULL, &e) < 0)
+		log_warn("network %s: giving its addresses back: %s", id, e.msg);
 	log_info("network %s removed", id);
 	return 0;
 }

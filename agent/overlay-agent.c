@@ -1230,7 +1230,9 @@ static void reclaim_dead(struct overlay_agent *oa)
 		if (dead_past_grace(oa, nid, now) && !json_object_get(oa->reclaimed, nid))
 			sweep = true;
 	}
-	if (!sweep || n >= OVL_RECLAIM_MAX)
+	/* with no overlay network there is no address to give back (a network's
+	 * go with it) */
+	if (!sweep || n >= OVL_RECLAIM_MAX || !json_object_size(oa->nets))
 		return;
 	struct store_kvs *kvs = NULL;
 	struct shoal_err err = {0};

@@ -162,15 +162,28 @@ expect_contains "network rm refused while web uses it" "web" "$out"
 OVL_ID=$(api_get 1 /networks/ovl | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
 must "service rm web" node_shoal 1 service rm web
 must "service rm inside" node_shoal 1 service rm inside
+SECOND_ID=$(api_get 1 /networks/second | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
+# an address an agent killed mid-start would leave: no endpoint record
+nsenter --net="/run/netns/$ETCD_NS" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" \
+	put "/shoal/ipam/addr/$SECOND_ID/10.76.0.9" '{"Node":"gone","Endpoint":"gone"}' >/dev/null
 must "network rm second" node_shoal 1 network rm second
 keys_under() {
 	nsenter --net="/run/netns/$ETCD_NS" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" \
 		get --prefix --keys-only "$1" | grep .
 }
+key_exists() { # the exact key, not a prefix: 10.77.0.5 is not 10.77.0.51
+	nsenter --net="/run/netns/$ETCD_NS" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" \
+		get --keys-only "$1" | grep -q .
+}
 web_freed() {
 	local ip
-	for ip in $web_ips; do [ -z "$(keys_under "/shoal/ipam/addr/$OVL_ID/$ip")" ] || return 1; done
+	for ip in $web_ips; do ! key_exists "/shoal/ipam/addr/$OVL_ID/$ip" || return 1; done
 }
+if key_exists "/shoal/ipam/addr/$SECOND_ID/10.76.0.9"; then
+	fail "network rm left an orphaned address"
+else
+	ok "network rm gave an orphaned address back"
+fi
 wait_until 60 web_freed && ok "service rm gave web's addresses back" ||
 	fail "web's addresses still held: $(keys_under /shoal/ipam/addr/$OVL_ID/)"
 locked_id=$(api_get 1 /networks/locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
@@ -324,11 +337,11 @@ t1=$(date +%s.%N)
 log "e's entries gone from nodes 1 and 3 $(python3 -c "print('%.1f' % ($t1 - $t0))") s after node 2's agent died (TTL $TTL s)"
 reaches 1 p1 "$ip_p3" hello-from-p3 && ok "p1 still reaches p3" || fail "p1 no longer reaches p3"
 reaches 3 p3 "$ip_p1" hello-from-p1 && ok "p3 still reaches p1" || fail "p3 no longer reaches p1"
-e_reclaimed() { [ -z "$(keys_under "/shoal/endpoints/$OVL_ID/$e_id")$(keys_under "/shoal/ipam/addr/$OVL_ID/$ip_e")" ]; }
+e_reclaimed() { [ -z "$(keys_under "/shoal/endpoints/$OVL_ID/$e_id")" ] && ! key_exists "/shoal/ipam/addr/$OVL_ID/$ip_e"; }
 wait_until 60 e_reclaimed && ok "e's record and address given back after the grace" ||
 	fail "e's record or address still held: $(keys_under "/shoal/endpoints/$OVL_ID/")"
 cluster_node_start 2
-e_back() { [ -n "$(keys_under "/shoal/ipam/addr/$OVL_ID/$ip_e")" ] && fdb_has 1 "$mac_e"; }
+e_back() { key_exists "/shoal/ipam/addr/$OVL_ID/$ip_e" && fdb_has 1 "$mac_e"; }
 wait_until 30 e_back && ok "node 2 back: e recorded again at $ip_e" || fail "e not recorded again at $ip_e"
 wait_until 20 reaches 1 p1 "$ip_e" hello-from-e && ok "p1 reaches e again" || fail "p1 does not reach e after node 2 came back"
 
