@@ -580,13 +580,6 @@ int bridge_net_reserve(struct bridge_net *bn, struct in_addr addr, struct shoal_
 
 /* ---- endpoints ---- */
 
-static int endpoint_configure(struct bridge_net *bn, char *buf, int nlfd,
-			      const struct bridge_endpoint *ep, struct shoal_err *err)
-{
-	return nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen,
-				 ipam_broadcast(bn->ipam), ep->gateway, err);
-}
-
 int bridge_net_endpoint_fill(struct bridge_net *bn, const char *id, struct in_addr addr,
 			     struct bridge_endpoint *ret, struct shoal_err *err)
 {
@@ -647,43 +640,20 @@ int bridge_net_endpoint_plumb(struct bridge_net *bn, const char *id,
 	int r = nl_sock_open(&nl);
 	if (r < 0)
 		return shoal_err_errno(err, -r, "opening a netlink socket");
-
-	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
-	bool veth = false;
-	r = netns_take_at(ep->netns_path, &nsfd, &nlfd, err);
-	if (r < 0)
-		goto fail;
-
-	char ext[256];
-	struct nl_veth_spec spec = {
-		.ifname = ep->host_ifname,
+	struct netns_ep nep = {
+		.netns_path = ep->netns_path,
+		.host_ifname = ep->host_ifname,
 		.master = bn->bridge_ifindex,
 		.mtu = bn->mtu,
-		.peer_ifname = "eth0",
-		.peer_netns_fd = nsfd,
-		.peer_mac = ep->mac,
+		.mac = ep->mac,
+		.addr = ep->addr,
+		.broadcast = ipam_broadcast(bn->ipam),
+		.gateway = ep->gateway,
+		.prefixlen = ep->prefixlen,
 	};
-	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
-	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
-	if (r < 0) {
-		r = nl_err(err, r, ext, "creating veth %s on %s", ep->host_ifname, bn->bridge);
-		goto fail;
-	}
-	veth = true;
-
-	r = endpoint_configure(bn, buf, nlfd, ep, err);
-	if (r < 0)
-		goto fail;
+	if ((r = netns_ep_plumb(&nl, buf, &nep, err)) < 0)
+		return shoal_err_wrap(err, "attaching %s to %s", id, bn->bridge);
 	return 0;
-
-fail:
-	if (veth) {
-		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
-		(void)nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
-	}
-	if (nsfd >= 0)
-		netns_remove(ep->netns_path);
-	return shoal_err_wrap(err, "attaching %s to %s", id, bn->bridge);
 }
 
 int bridge_net_attach(struct bridge_net *bn, const char *id, struct bridge_endpoint *ret,

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdint.h>
+#include <netinet/in.h>
+
 #include "lib/err.h"
 
 /* Makes dir a shared mount point (bind-mounting it on itself first if it is
@@ -24,3 +27,18 @@ int netns_lo_up(int nlfd, struct shoal_err *err);
 /* A fresh namespace from the pool (see netns_pool_take() in bridge.h),
  * bind-mounted at path (which must not exist), with a netlink socket in it. */
 int netns_take_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
+
+struct nl_sock;
+/* A container's end of a network: a namespace from the pool at netns_path,
+ * a veth host_ifname enslaved to master (mtu, peer MAC mac) whose peer is
+ * eth0 inside, configured by nl_eth0_configure(). On failure nothing of it
+ * is left (the veth deleted, the namespace removed). Used by the bridge and
+ * by overlay endpoints alike. */
+struct netns_ep {
+	const char *netns_path, *host_ifname;
+	int master, mtu;
+	const uint8_t *mac;
+	struct in_addr addr, broadcast, gateway;
+	uint8_t prefixlen;
+};
+int netns_ep_plumb(struct nl_sock *nl, char *buf, const struct netns_ep *ep, struct shoal_err *err);

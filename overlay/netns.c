@@ -354,3 +354,35 @@ int netns_remove(const char *path)
 		r = -errno;
 	return r;
 }
+
+int netns_ep_plumb(struct nl_sock *nl, char *buf, const struct netns_ep *ep, struct shoal_err *err)
+{
+	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
+	int r = netns_take_at(ep->netns_path, &nsfd, &nlfd, err);
+	if (r < 0)
+		return r;
+	char ext[256];
+	struct nl_veth_spec spec = {
+		.ifname = ep->host_ifname,
+		.master = ep->master,
+		.mtu = ep->mtu,
+		.peer_ifname = "eth0",
+		.peer_netns_fd = nsfd,
+		.peer_mac = ep->mac,
+	};
+	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
+	r = nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
+	if (r < 0) {
+		nl_err(err, r, ext, "creating veth %s", ep->host_ifname);
+		netns_remove(ep->netns_path);
+		return r;
+	}
+	r = nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen, ep->broadcast,
+			      ep->gateway, err);
+	if (r < 0) {
+		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
+		(void)nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
+		netns_remove(ep->netns_path);
+	}
+	return r;
+}

@@ -26,15 +26,6 @@ int vxlan_ep_dir_prepare(const char *dir, struct shoal_err *err)
 	return netns_dir_prepare(dir, err);
 }
 
-/* eth0 inside: up, its address, the default route; lo up. */
-static int ep_configure(char *buf, int nlfd, const struct vxlan_ep *ep, struct shoal_err *err)
-{
-	uint32_t mask = ep->prefixlen ? ~0u << (32 - ep->prefixlen) : 0;
-	struct in_addr brd = {htonl(ntohl(ep->addr.s_addr) | ~mask)};
-	return nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen, brd,
-				 ep->gateway, err);
-}
-
 int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 {
 	if (!ep->netns_path[0] || !ep->host_ifname[0] || !ep->bridge[0] || !ep->prefixlen ||
@@ -62,38 +53,21 @@ int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 	nlh = nl_build_link_del(buf, 0, ep->host_ifname);
 	(void)nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
 
-	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
-	bool veth = false;
-	r = netns_take_at(ep->netns_path, &nsfd, &nlfd, err);
-	if (r < 0)
-		goto fail;
-	struct nl_veth_spec spec = {
-		.ifname = ep->host_ifname,
+	uint32_t mask = ep->prefixlen ? ~0u << (32 - ep->prefixlen) : 0;
+	struct netns_ep nep = {
+		.netns_path = ep->netns_path,
+		.host_ifname = ep->host_ifname,
 		.master = br.ifindex,
 		.mtu = ep->mtu,
-		.peer_ifname = "eth0",
-		.peer_netns_fd = nsfd,
-		.peer_mac = ep->mac,
+		.mac = ep->mac,
+		.addr = ep->addr,
+		.broadcast = {htonl(ntohl(ep->addr.s_addr) | ~mask)},
+		.gateway = ep->gateway,
+		.prefixlen = ep->prefixlen,
 	};
-	nlh = nl_build_veth_new(buf, &spec);
-	r = nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
-	if (r < 0) {
-		r = nl_err(err, r, ext, "creating veth %s on %s", ep->host_ifname, ep->bridge);
-		goto fail;
-	}
-	veth = true;
-	r = ep_configure(buf, nlfd, ep, err);
-	if (r < 0)
-		goto fail;
+	if ((r = netns_ep_plumb(&nl, buf, &nep, err)) < 0)
+		return shoal_err_wrap(err, "attaching to %s", ep->bridge);
 	return 0;
-fail:
-	if (veth) {
-		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
-		(void)nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
-	}
-	if (nsfd >= 0)
-		netns_remove(ep->netns_path);
-	return shoal_err_wrap(err, "attaching to %s", ep->bridge);
 }
 
 int vxlan_ep_unplumb(const char *netns_path, const char *host_ifname, struct shoal_err *err)
