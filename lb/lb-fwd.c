@@ -293,9 +293,6 @@ int lb_endpoint_list(struct lb_fwd *f, struct lb_endpoint **ret, size_t *ret_n)
 
 int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO,
-		    .prog_fd = lb_fwd_prog_fd(f), .flags = BPF_TC_F_REPLACE);
 	bool known = false;
 	int r;
 
@@ -306,10 +303,8 @@ int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 	if (!known && f->n_hooks >= LB_MAX_LOCAL_EPS)
 		return shoal_err_set(err, ENOSPC, "the reply program is on %d veths already",
 				     LB_MAX_LOCAL_EPS);
-	r = bpf_tc_hook_create(&hook);
-	if (r < 0 && r != -EEXIST)
-		return shoal_err_errno(err, -r, "creating clsact on interface %d", ifindex);
-	r = bpf_tc_attach(&hook, &o);
+	r = lb_tc_attach_at(ifindex, BPF_TC_INGRESS, LB_FWD_TC_HANDLE, LB_FWD_TC_PRIO,
+			    lb_fwd_prog_fd(f));
 	if (r < 0)
 		return shoal_err_errno(err, -r, "attaching the reply program to interface %d",
 				       ifindex);
@@ -326,9 +321,6 @@ int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 
 int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO);
-	LIBBPF_OPTS(bpf_tc_opts, d, .handle = LB_FWD_TC_HANDLE, .priority = LB_FWD_TC_PRIO);
 	int r;
 
 	for (size_t i = 0; i < f->n_hooks; i++)
@@ -336,18 +328,14 @@ int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err)
 			f->hooks[i] = f->hooks[--f->n_hooks];
 			break;
 		}
-	r = bpf_tc_query(&hook, &q);
-	if (r == -ENOENT || r == -EINVAL || r == -ENODEV)
-		return 0; /* no such filter, no clsact, or no interface */
-	if (r < 0)
-		return shoal_err_errno(err, -r, "reading the filters of interface %d", ifindex);
-	if (!lb_prog_is_named(q.prog_id, LB_FWD_PROG_NAME))
+	r = lb_tc_detach_at(ifindex, BPF_TC_INGRESS, LB_FWD_TC_HANDLE, LB_FWD_TC_PRIO,
+			    LB_FWD_PROG_NAME);
+	if (r == -EBUSY)
 		return shoal_err_set(err, EBUSY,
 				     "interface %d has another program at the reply program's tc "
 				     "handle; left in place",
 				     ifindex);
-	r = bpf_tc_detach(&hook, &d);
-	if (r < 0 && r != -ENOENT && r != -ENODEV)
+	if (r < 0)
 		return shoal_err_errno(err, -r, "detaching the reply program from interface %d",
 				       ifindex);
 	return 0;

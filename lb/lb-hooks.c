@@ -57,35 +57,47 @@ int lb_prog_map_fd(int prog_fd, const char *name)
 	return -ENOENT;
 }
 
-static int lb_tc_detach_one(int ifindex, enum bpf_tc_attach_point point, const char *name)
+int lb_tc_detach_at(int ifindex, enum bpf_tc_attach_point point, uint32_t handle, uint32_t prio,
+		    const char *name)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO);
-	LIBBPF_OPTS(bpf_tc_opts, d, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = handle, .priority = prio);
+	LIBBPF_OPTS(bpf_tc_opts, d, .handle = handle, .priority = prio);
 	int r;
 
 	r = bpf_tc_query(&hook, &q);
-	if (r == -ENOENT || r == -EINVAL)
-		return 0; /* no such filter (or no clsact at all) */
+	if (r == -ENOENT || r == -EINVAL || r == -ENODEV)
+		return 0; /* no such filter, no clsact, or no interface */
 	if (r < 0)
 		return r;
 	if (!lb_prog_is_named(q.prog_id, name))
 		return -EBUSY;
 	r = bpf_tc_detach(&hook, &d);
-	return r == -ENOENT ? 0 : r;
+	return r == -ENOENT || r == -ENODEV ? 0 : r;
 }
 
-static int lb_tc_attach_one(int ifindex, enum bpf_tc_attach_point point, int prog_fd)
+int lb_tc_attach_at(int ifindex, enum bpf_tc_attach_point point, uint32_t handle, uint32_t prio,
+		    int prog_fd)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIO,
-		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = handle, .priority = prio, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
 	int r;
 
 	r = bpf_tc_hook_create(&hook);
 	if (r < 0 && r != -EEXIST)
 		return r;
 	return bpf_tc_attach(&hook, &o);
+}
+
+static int lb_tc_detach_one(int ifindex, enum bpf_tc_attach_point point, const char *name)
+{
+	return lb_tc_detach_at(ifindex, point, LB_TC_HANDLE, LB_TC_PRIO, name);
+}
+
+static int lb_tc_attach_one(int ifindex, enum bpf_tc_attach_point point, int prog_fd)
+{
+	return lb_tc_attach_at(ifindex, point, LB_TC_HANDLE, LB_TC_PRIO, prog_fd);
 }
 
 /* Our XDP program off the interface, native mode only (the only one we

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <bpf/libbpf.h>
 
 #include "bpf/shared/lb_structs.h"
 #include "lb/lb.h"
@@ -60,6 +61,14 @@ int lb_local_ep_sync(struct lb *lb, uint32_t addr, const struct lb_local_ep *ep)
 /* Whether program prog_id is called name (as the kernel keeps it: at most
  * BPF_OBJ_NAME_LEN - 1 characters). */
 bool lb_prog_is_named(uint32_t prog_id, const char *name);
+
+/* Our tc filter at (handle, prio) on ifindex's hook point: attached (made,
+ * or replacing the program there), or removed only when it is the program
+ * called name (-EBUSY when another one is there; 0 when none is). */
+int lb_tc_attach_at(int ifindex, enum bpf_tc_attach_point point, uint32_t handle, uint32_t prio,
+		    int prog_fd);
+int lb_tc_detach_at(int ifindex, enum bpf_tc_attach_point point, uint32_t handle, uint32_t prio,
+		    const char *name);
 
 /* A new fd for the map called name that prog_fd uses; -ENOENT if none. */
 #define LB_PROG_MAPS_MAX 64

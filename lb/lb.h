@@ -301,3 +301,40 @@ int lb_veth_attach(struct lb_fwd *f, int ifindex, struct shoal_err *err);
 /* Removes our program from the interface; a missing interface or filter is
  * not an error, someone else's program at our handle is (-EBUSY). */
 int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err);
+
+/* The routing mesh's return path on a backend's node (bpf/lib/mesh.h). A
+ * published port's flow entering node E for a task on node B crosses the
+ * overlay with the client's address (E DNATs it to the task's overlay
+ * address and routes it there). On B, a program on each VXLAN device's
+ * ingress notes such flows (their source is outside the network's subnet)
+ * with E's gateway MAC, and a program on each overlay container's host-side
+ * veth sends their replies back to E through the VXLAN device, where E's
+ * uplink reverse-NATs them: the backend sees the client's real address and
+ * the client sees E's. Only basic helpers are used (no optional feature).
+ *
+ * Independent of struct lb: its own maps, pinned in pin_dir (lb_mesh_nets,
+ * lb_mesh_flows, lb_mesh_stats) and taken over by the next open on the same
+ * dir, so that flows survive an agent restart. Hooks stay when the handle is
+ * closed; lb_mesh_unpin() removes the pins (teardown). */
+struct lb_mesh;
+int lb_mesh_open(const char *pin_dir, struct lb_mesh **ret, struct shoal_err *err);
+struct lb_mesh *lb_mesh_close(struct lb_mesh *m);
+void lb_mesh_unpin(const char *pin_dir);
+/* The programs, for BPF_PROG_TEST_RUN: on the VXLAN device, on the veth. */
+int lb_mesh_in_fd(const struct lb_mesh *m);
+int lb_mesh_out_fd(const struct lb_mesh *m);
+/* On the VXLAN device ifindex of a network whose subnet is addr/prefix
+ * (network order): notes mesh flows arriving there. Replaces our earlier
+ * program and the subnet. */
+int lb_mesh_net_attach(struct lb_mesh *m, int ifindex, uint32_t addr, int prefix,
+		       struct shoal_err *err);
+int lb_mesh_net_detach(struct lb_mesh *m, int ifindex, struct shoal_err *err);
+/* On an overlay container's host-side veth, before the load balancer's
+ * reply program: sends mesh replies back. */
+int lb_mesh_veth_attach(struct lb_mesh *m, int ifindex, struct shoal_err *err);
+int lb_mesh_veth_detach(struct lb_mesh *m, int ifindex, struct shoal_err *err);
+struct lb_mesh_counters {
+	uint64_t noted;	   /* mesh flows noted (or moved to another entry node) */
+	uint64_t returned; /* replies sent back through their entry node */
+};
+int lb_mesh_counters(const struct lb_mesh *m, struct lb_mesh_counters *ret);

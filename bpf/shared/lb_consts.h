@@ -89,6 +89,9 @@
 
 /* Local endpoints (containers on this node) that published-port traffic is
  * redirected to directly, past the node's IP stack (lb_local_eps). */
+/* Overlay networks the mesh return path is on, per node. */
+#define LB_MAX_MESH_NETS 1024
+
 #ifndef LB_MAX_LOCAL_EPS
 #define LB_MAX_LOCAL_EPS 4096
 #endif

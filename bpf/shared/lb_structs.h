@@ -156,6 +156,30 @@ struct lb_fwd_flow {
 	__u32 pad;
 };
 
+/* Routing mesh across nodes. A published port's flow that enters on node E
+ * and goes to a task on node B crosses the overlay with the client's own
+ * address: E DNATs it to the task's overlay address and routes it into the
+ * overlay. B notes, per flow, the node it came from, so that the task's
+ * replies go back through E (whose uplink reverse-NATs them) instead of out
+ * of B with the task's address.
+ *
+ * lb_mesh_nets: a VXLAN device's ifindex -> the overlay network's subnet. A
+ * packet from the overlay whose source is outside the subnet is a mesh flow
+ * (anything else from another node carries an address of the network). */
+struct lb_mesh_net {
+	__be32 addr; /* subnet address, network order */
+	__be32 mask; /* network order */
+};
+
+/* lb_mesh_flows: a reply flow (as struct lb_flow_key: task -> client) ->
+ * the entry node's gateway MAC on the network and the VXLAN device to send
+ * it back through. */
+struct lb_mesh_flow {
+	__u32 ifindex; /* the VXLAN device */
+	__u8 mac[6];   /* the entry node's address on the overlay */
+	__u8 pad[2];
+};
+
 /* XDP metadata (in front of the frame, bpf_xdp_adjust_meta()) left by the
  * XDP ingress program on a packet it took charge of: DNATed to backend_id
  * (or dropped). tc ingress on the same uplink then only hands the packet to
