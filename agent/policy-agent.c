@@ -21,6 +21,7 @@
 #include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/policy-agent-internal.h"
 #include "agent/policy-agent.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
@@ -31,118 +32,7 @@
 #include "lib/util.h"
 #include "policy/policy.h"
 
-#define PA_RECONCILE_MS	  250 /* containers are looked at this often */
-#define PA_DEBOUNCE_MS	  10  /* a burst of store events is one recompile */
-#define PA_FILL_WARN_PCT  80  /* an endpoint's or the node's policy map this full: a warning */
-#define PA_FILL_TOP	  5   /* the fullest endpoints /info lists */
-#define PA_FLOW_RECORDS	  16384
-#define PA_FLOW_MAGIC	  0x31666c616f6873ULL /* "shoalf1" */
-#define PA_FLOW_HEAD	  4096
-#define PA_MAX_FOLLOWERS  64
-#define PA_FOLLOW_MAX_BUF (4u << 20) /* a follower that reads slower is cut off */
-#define PA_SERVICE_LABEL  "com.docker.swarm.service.name"
-#define PA_NETWORK	  "bridge"
-#define PA_MAX_POLICIES	  4096
-
-/* One flow log record, as kept in the file: fixed size, names resolved when
- * the event was read (the endpoints may be gone when it is read back). */
-struct pa_flow_rec {
-	uint64_t seq; /* 1-based; written last; 0: empty */
-	int64_t time_ns;
-	uint32_t saddr, daddr; /* network order */
-	uint16_t sport, dport; /* host order */
-	uint8_t proto, dir, verdict, flags;
-	uint16_t rule;
-	uint16_t pad;
-	uint32_t policy_id;
-	char src[48], src_svc[40];
-	char dst[48], dst_svc[40];
-	char policy[64];
-	char pad2[40];
-};
-
-_Static_assert(sizeof(struct pa_flow_rec) == 320, "flow record size is part of the file format");
-
-struct pa_flow_head {
-	uint64_t magic;
-	uint32_t rec_size;
-	uint32_t capacity;
-	uint64_t next_seq; /* the next record's seq */
-};
-
-struct pa_ep {
-	char id[65];
-	char name[128];
-	char service[64];
-	json_t *labels; /* owned */
-	uint32_t addr;	/* host order */
-	uint16_t slot;
-	int ifindex;
-	uint64_t cgroup_id;
-	uint32_t identity;
-	bool bound;
-	struct policy_labels plabels; /* for the model */
-};
-
-struct pa_follower {
-	struct pa_follower *next;
-	struct api_req *r;
-	struct policy_agent *pa;
-	int verdict; /* 0: any */
-	char *from, *to;
-};
-
-/* A set of parsed policies, shared by the agent and the compile running on
- * its worker (which only reads it); references are taken and dropped on
- * the loop. */
-struct pa_pols {
-	struct policy **v;
-	uint32_t *ids;
-	size_t n;
-	unsigned refs;
-};
-
-struct pa_job;
-
-struct policy_agent {
-	struct agent *a;
-	struct lb_policy *lbp;
-	struct shoal_err err; /* why enforcement is unavailable */
-	struct store_watch *watch;
-	struct event *tick, *soon, *flow_ev;
-	bool policies_dirty, force;
-	bool eps_stale; /* eps not rebuilt while there was nothing to enforce */
-	bool policies_loaded;
-	uint64_t sig;
-
-	struct pa_pols *pols; /* the policies below belong to it */
-	struct policy **policies;
-	uint32_t *ids;
-	size_t n_policies;
-
-	/* compiles run on a worker of their own, one at a time */
-	struct worker *worker;
-	struct pa_job *job; /* the compile running, NULL: none */
-	uint64_t job_seq;
-	double compile_ms; /* the last compile's time, on the worker */
-	double apply_ms;   /* the last map update's time, on the worker */
-
-	struct pa_ep *eps; /* sorted by addr */
-	size_t n_eps;
-	struct policy_compiled *live;
-	char last_error[512];
-	uint64_t applies; /* compiles written to the maps */
-
-	/* flow log */
-	struct pa_flow_head *flow_head;
-	struct pa_flow_rec *flow_recs;
-	size_t flow_map_len;
-	int64_t mono_to_real;
-	struct pa_follower *followers;
-	size_t n_followers;
-};
-
-static struct policy_agent *pa_of(struct agent *a)
+struct policy_agent *pa_of(struct agent *a)
 {
 	return a->policy_agent;
 }
@@ -249,7 +139,7 @@ static int pa_pols_read(struct policy_agent *pa, struct pa_pols **ret, struct sh
 	return 0;
 }
 
-static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
+int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
 {
 	struct pa_pols *pols = NULL;
 	int r = pa_pols_read(pa, &pols, err);
@@ -263,7 +153,7 @@ static int pa_policies_load(struct policy_agent *pa, struct shoal_err *err)
 	return 0;
 }
 
-static const char *pa_policy_name(const struct policy_agent *pa, uint32_t id)
+const char *pa_policy_name(const struct policy_agent *pa, uint32_t id)
 {
 	for (size_t i = 0; i < pa->n_policies; i++)
 		if (pa->ids[i] == id)
@@ -284,7 +174,7 @@ static void pa_ep_clear(struct pa_ep *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static void pa_eps_free(struct pa_ep *v, size_t n)
+void pa_eps_free(struct pa_ep *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		pa_ep_clear(&v[i]);
@@ -309,7 +199,7 @@ static bool pa_container_is_ep(const struct container *c)
 }
 
 /* What the endpoints depend on, to tell a change cheaply. */
-static uint64_t pa_containers_sig(struct agent *a)
+uint64_t pa_containers_sig(struct agent *a)
 {
 	uint64_t h = 1469598103934665603ULL;
 	for (struct container *c = a->containers; c; c = c->next) {
@@ -325,7 +215,7 @@ static uint64_t pa_containers_sig(struct agent *a)
 	return h;
 }
 
-static const struct pa_ep *pa_ep_by_addr(const struct policy_agent *pa, uint32_t addr)
+const struct pa_ep *pa_ep_by_addr(const struct policy_agent *pa, uint32_t addr)
 {
 	size_t lo = 0, hi = pa->n_eps;
 	while (lo < hi) {
@@ -385,7 +275,7 @@ static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep
 /* The node's endpoints now; slots kept for the containers seen before, new
  * ones from the address (stable across restarts, whose pinned maps are
  * keyed by slot). */
-static int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
+int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
 {
 	struct agent *a = pa->a;
 	size_t n = 0;
@@ -448,13 +338,6 @@ static uint32_t pa_node_addr(const struct agent *a)
 	return ntohl(ia.s_addr) + 1;
 }
 
-struct pa_model {
-	struct policy_endpoint *eps;
-	struct policy_node node;
-	struct policy_model m;
-	struct policy_set set;
-};
-
 static const char *const pa_networks[] = {PA_NETWORK};
 
 static int pa_model_build_of(struct policy_agent *pa, const struct pa_ep *eps, size_t n_eps,
@@ -488,7 +371,7 @@ static int pa_model_build_of(struct policy_agent *pa, const struct pa_ep *eps, s
 	return 0;
 }
 
-static int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
+int pa_model_build(struct policy_agent *pa, struct pa_model *mm)
 {
 	return pa_model_build_of(pa, pa->eps, pa->n_eps, (struct policy *const *)pa->policies,
 				 pa->ids, pa->n_policies, mm);
@@ -717,8 +600,6 @@ static void pa_compile_work(void *arg)
 	j->apply_ms = pa_ms_since(t0);
 }
 
-static void pa_reconcile(struct policy_agent *pa);
-
 /* After the job wrote the maps: adopts its state and registers and binds
  * the endpoints; on the loop. The job's endpoints become the agent's. */
 static void pa_apply(struct policy_agent *pa, struct pa_job *j)
@@ -834,7 +715,7 @@ static void pa_compile_done(void *arg)
 		pa_reconcile(pa);
 }
 
-static void pa_reconcile(struct policy_agent *pa)
+void pa_reconcile(struct policy_agent *pa)
 {
 	struct agent *a = pa->a;
 	struct shoal_err err = {0};
@@ -1100,449 +981,6 @@ static void pa_watch_cb(const struct store_event *events, size_t n, const struct
 	}
 	if (n || err)
 		policy_agent_kick(pa->a);
-}
-
-/* --- flow log --- */
-
-static int pa_flow_open(struct policy_agent *pa)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/policy-flows", pa->a->cfg.data_dir);
-	size_t len = PA_FLOW_HEAD + (size_t)PA_FLOW_RECORDS * sizeof(struct pa_flow_rec);
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return -errno;
-	bool fresh = (size_t)st.st_size != len;
-	if (fresh && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)len) < 0))
-		return -errno;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return -errno;
-	struct pa_flow_head *h = m;
-	if (fresh || h->magic != PA_FLOW_MAGIC || h->rec_size != sizeof(struct pa_flow_rec) ||
-	    h->capacity != PA_FLOW_RECORDS) {
-		memset(m, 0, len);
-		h->magic = PA_FLOW_MAGIC;
-		h->rec_size = sizeof(struct pa_flow_rec);
-		h->capacity = PA_FLOW_RECORDS;
-		h->next_seq = 1;
-	}
-	pa->flow_head = h;
-	pa->flow_recs = (struct pa_flow_rec *)((char *)m + PA_FLOW_HEAD);
-	pa->flow_map_len = len;
-	struct timespec mono, real;
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	clock_gettime(CLOCK_REALTIME, &real);
-	pa->mono_to_real =
-		((int64_t)real.tv_sec - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
-	return 0;
-}
-
-static const char *pa_verdict_name(int v)
-{
-	return policy_verdict_str((enum policy_verdict)v);
-}
-
-static int pa_verdict_parse(const char *s)
-{
-	if (!s || !*s)
-		return 0;
-	if (strcmp(s, "allowed") == 0 || strcmp(s, "allow") == 0)
-		return POLICY_VERDICT_ALLOW;
-	if (strcmp(s, "dropped") == 0 || strcmp(s, "deny") == 0 || strcmp(s, "denied") == 0)
-		return POLICY_VERDICT_DENY;
-	if (strcmp(s, "audit") == 0 || strcmp(s, "audited") == 0)
-		return POLICY_VERDICT_AUDIT;
-	return -1;
-}
-
-static json_t *pa_rec_json(const struct pa_flow_rec *rec)
-{
-	char t[40], sa[INET_ADDRSTRLEN], da[INET_ADDRSTRLEN];
-	format_rfc3339(rec->time_ns, t);
-	inet_ntop(AF_INET, &rec->saddr, sa, sizeof(sa));
-	inet_ntop(AF_INET, &rec->daddr, da, sizeof(da));
-	json_t *src = json_pack("{s:s,s:i}", "Address", sa, "Port", (int)rec->sport);
-	json_t *dst = json_pack("{s:s,s:i}", "Address", da, "Port", (int)rec->dport);
-	if (rec->src[0])
-		json_object_set_new(src, "Name", json_string(rec->src));
-	if (rec->src_svc[0])
-		json_object_set_new(src, "Service", json_string(rec->src_svc));
-	if (rec->dst[0])
-		json_object_set_new(dst, "Name", json_string(rec->dst));
-	if (rec->dst_svc[0])
-		json_object_set_new(dst, "Service", json_string(rec->dst_svc));
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b,s:b,s:b}", "Time", t, "Verdict",
-			      pa_verdict_name(rec->verdict), "Direction",
-			      rec->dir == POLICY_DIR_INGRESS ? "Ingress" : "Egress", "Protocol",
-			      policy_proto_str(rec->proto), "Source", src, "Destination", dst,
-			      "Published", (rec->flags & POLICY_EV_F_PUBLISHED) != 0, "Socket",
-			      (rec->flags & POLICY_EV_F_SOCKET) != 0, "Rejudged",
-			      (rec->flags & POLICY_EV_F_REJUDGED) != 0);
-	if (rec->policy[0])
-		json_object_set_new(o, "Policy", json_string(rec->policy));
-	else
-		json_object_set_new(o, "Policy", json_null());
-	json_object_set_new(o, "Rule",
-			    rec->rule == POLICY_RULE_NONE ? json_null() : json_integer(rec->rule));
-	return o;
-}
-
-static bool pa_party_match(const char *want, uint32_t addr, const char *name, const char *svc)
-{
-	if (!want || !*want)
-		return true;
-	char a[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &addr, a, sizeof(a));
-	return strcmp(want, a) == 0 || (name[0] && strcmp(want, name) == 0) ||
-	       (svc[0] && strcmp(want, svc) == 0);
-}
-
-static bool pa_rec_match(const struct pa_follower *f, const struct pa_flow_rec *rec)
-{
-	if (f->verdict && rec->verdict != f->verdict)
-		return false;
-	return pa_party_match(f->from, rec->saddr, rec->src, rec->src_svc) &&
-	       pa_party_match(f->to, rec->daddr, rec->dst, rec->dst_svc);
-}
-
-static void pa_follower_free(struct pa_follower *f)
-{
-	if (!f)
-		return;
-	free(f->from);
-	free(f->to);
-	free(f);
-}
-
-static void pa_follower_unlink(struct policy_agent *pa, struct pa_follower *f)
-{
-	for (struct pa_follower **pp = &pa->followers; *pp; pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			pa->n_followers--;
-			return;
-		}
-}
-
-static bool pa_send_rec(struct api_req *r, const struct pa_flow_rec *rec)
-{
-	json_t *o = pa_rec_json(rec);
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!s)
-		return false;
-	size_t n = strlen(s);
-	s[n] = '\n';
-	api_stream_chunk(r, s, n + 1);
-	free(s);
-	return true;
-}
-
-static size_t pa_req_backlog(struct api_req *r)
-{
-	if (!r->req)
-		return 0;
-	struct evhttp_connection *ec = evhttp_request_get_connection(r->req);
-	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
-	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
-}
-
-static void pa_flow_cb(const struct policy_flow_event *ev, void *userdata)
-{
-	struct policy_agent *pa = userdata;
-	struct pa_flow_head *h = pa->flow_head;
-	if (!h)
-		return;
-	uint64_t seq = h->next_seq++;
-	struct pa_flow_rec *rec = &pa->flow_recs[(seq - 1) % PA_FLOW_RECORDS];
-	memset(rec, 0, sizeof(*rec));
-	rec->time_ns = (int64_t)ev->ts_ns + pa->mono_to_real;
-	rec->saddr = ev->saddr;
-	rec->daddr = ev->daddr;
-	rec->sport = ntohs(ev->sport);
-	rec->dport = ntohs(ev->dport);
-	rec->proto = ev->proto;
-	rec->dir = ev->dir;
-	rec->verdict = ev->verdict;
-	rec->flags = ev->flags;
-	rec->rule = ev->rule;
-	rec->policy_id = ev->policy;
-	const struct pa_ep *s = pa_ep_by_addr(pa, ntohl(ev->saddr));
-	const struct pa_ep *d = pa_ep_by_addr(pa, ntohl(ev->daddr));
-	if (s) {
-		snprintf(rec->src, sizeof(rec->src), "%s", s->name);
-		snprintf(rec->src_svc, sizeof(rec->src_svc), "%s", s->service);
-	}
-	if (d) {
-		snprintf(rec->dst, sizeof(rec->dst), "%s", d->name);
-		snprintf(rec->dst_svc, sizeof(rec->dst_svc), "%s", d->service);
-	}
-	const char *pn = ev->policy ? pa_policy_name(pa, ev->policy) : NULL;
-	if (pn)
-		snprintf(rec->policy, sizeof(rec->policy), "%s", pn);
-	else if (ev->policy)
-		snprintf(rec->policy, sizeof(rec->policy), "#%u", ev->policy);
-	__atomic_store_n(&rec->seq, seq, __ATOMIC_RELEASE);
-
-	for (struct pa_follower *f = pa->followers, *next; f; f = next) {
-		next = f->next;
-		if (!pa_rec_match(f, rec))
-			continue;
-		if (pa_req_backlog(f->r) > PA_FOLLOW_MAX_BUF) {
-			/* a reader this far behind is let go rather than buffered
-			 * without bound */
-			pa_follower_unlink(pa, f);
-			f->r->on_cancel = NULL;
-			f->r->userdata = NULL;
-			api_stream_end(f->r);
-			pa_follower_free(f);
-			continue;
-		}
-		pa_send_rec(f->r, rec);
-	}
-}
-
-static void pa_flow_ev_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct policy_agent *pa = arg;
-	(void)fd;
-	(void)what;
-	int r = lb_policy_flowlog_consume(pa->lbp);
-	if (r < 0)
-		log_debug("policy: reading the flow log: %s", strerror(-r));
-}
-
-static void pa_follow_cancel(struct api_req *r)
-{
-	struct pa_follower *f = r->userdata;
-	if (!f)
-		return;
-	pa_follower_unlink(f->pa, f);
-	pa_follower_free(f);
-	r->userdata = NULL;
-}
-
-void policy_agent_log(struct api_req *r)
-{
-	struct policy_agent *pa = pa_of(r->agent);
-	if (!pa || !pa->flow_head) {
-		api_reply_error(r, 503, "the flow log is unavailable: %s",
-				pa && pa->err.msg[0] ? pa->err.msg
-						     : "network policy is not enforced");
-		return;
-	}
-	int verdict = pa_verdict_parse(api_query(r, "verdict"));
-	if (verdict < 0) {
-		api_reply_error(r, 400, "verdict %s: expected dropped, audit or allowed",
-				api_query(r, "verdict"));
-		return;
-	}
-	bool follow = api_query_bool(r, "follow", false);
-	int64_t tail;
-	if (api_query_int(r, "tail", -1, &tail) < 0)
-		return;
-	if (follow && pa->n_followers >= PA_MAX_FOLLOWERS) {
-		api_reply_error(r, 429, "%d flow log followers already: stop one first",
-				PA_MAX_FOLLOWERS);
-		return;
-	}
-	struct pa_follower *f = calloc(1, sizeof(*f));
-	if (!f) {
-		api_reply_error(r, 500, "out of memory");
-		return;
-	}
-	f->r = r;
-	f->pa = pa;
-	f->verdict = verdict;
-	const char *from = api_query(r, "from"), *to = api_query(r, "to");
-	if ((from && !(f->from = strdup(from))) || (to && !(f->to = strdup(to)))) {
-		pa_follower_free(f);
-		api_reply_error(r, 500, "out of memory");
-		return;
-	}
-	api_stream_start(r, 200, "application/x-ndjson");
-	uint64_t next = pa->flow_head->next_seq;
-	uint64_t first = next > PA_FLOW_RECORDS ? next - PA_FLOW_RECORDS : 1;
-	/* tail N: the last N matching records; counted backwards first */
-	if (tail >= 0) {
-		uint64_t s = next, found = 0;
-		while (s > first && found < (uint64_t)tail) {
-			s--;
-			const struct pa_flow_rec *rec = &pa->flow_recs[(s - 1) % PA_FLOW_RECORDS];
-			if (rec->seq == s && pa_rec_match(f, rec))
-				found++;
-		}
-		first = found < (uint64_t)tail ? first : s;
-		if (tail == 0)
-			first = next;
-	}
-	for (uint64_t s = first; s < next; s++) {
-		const struct pa_flow_rec *rec = &pa->flow_recs[(s - 1) % PA_FLOW_RECORDS];
-		if (rec->seq == s && pa_rec_match(f, rec))
-			pa_send_rec(r, rec);
-	}
-	if (!follow) {
-		pa_follower_free(f);
-		api_stream_end(r);
-		return;
-	}
-	f->next = pa->followers;
-	pa->followers = f;
-	pa->n_followers++;
-	r->userdata = f;
-	r->on_cancel = pa_follow_cancel;
-	api_req_defer(r);
-}
-
-/* --- explain --- */
-
-static int pa_party_resolve(struct policy_agent *pa, const struct policy_model *m, const char *ref,
-			    struct policy_party *ret, json_t **ret_desc, struct shoal_err *err)
-{
-	struct in_addr ia;
-	if (inet_pton(AF_INET, ref, &ia) == 1) {
-		*ret = policy_model_party(m, ntohl(ia.s_addr));
-		const char *kind = ret->kind == POLICY_PARTY_ENDPOINT ? "endpoint"
-				   : ret->kind == POLICY_PARTY_NODE   ? "node"
-								      : "world";
-		*ret_desc = json_pack("{s:s,s:s}", "Address", ref, "Kind", kind);
-		if (ret->kind == POLICY_PARTY_ENDPOINT && ret->ep)
-			json_object_set_new(*ret_desc, "Name", json_string(ret->ep->name));
-		return 0;
-	}
-	const struct pa_ep *found = NULL;
-	struct container *c = container_find(pa->a, ref, NULL);
-	if (c) {
-		for (size_t i = 0; i < pa->n_eps && !found; i++)
-			if (strcmp(pa->eps[i].id, c->id) == 0)
-				found = &pa->eps[i];
-		if (!found)
-			return shoal_err_set_status(err, 400, EINVAL,
-						    "container %s is not running on a network "
-						    "that policy applies to (bridge)",
-						    ref);
-	}
-	for (size_t i = 0; i < pa->n_eps && !found; i++)
-		if (strcmp(pa->eps[i].service, ref) == 0)
-			found = &pa->eps[i];
-	if (!found)
-		return shoal_err_set_status(err, 404, ENOENT,
-					    "%s: no such container, service with a running task "
-					    "on this node, or IPv4 address",
-					    ref);
-	*ret = policy_model_party(m, found->addr);
-	char a[INET_ADDRSTRLEN];
-	struct in_addr na = {.s_addr = htonl(found->addr)};
-	inet_ntop(AF_INET, &na, a, sizeof(a));
-	*ret_desc =
-		json_pack("{s:s,s:s,s:s}", "Address", a, "Kind", "endpoint", "Name", found->name);
-	if (found->service[0])
-		json_object_set_new(*ret_desc, "Service", json_string(found->service));
-	return 0;
-}
-
-static json_t *pa_decision_json(const struct policy_decision *d)
-{
-	json_t *chain = json_array();
-	for (size_t i = 0; i < d->n; i++) {
-		const struct policy_step *s = &d->chain[i];
-		json_t *st = json_pack("{s:s,s:s,s:s}", "Policy", s->policy->name, "Direction",
-				       policy_dir_str(s->dir), "Action",
-				       s->rule < 0 ? "deny" : policy_action_str(s->action));
-		json_object_set_new(st, "Rule", s->rule < 0 ? json_null() : json_integer(s->rule));
-		json_object_set_new(st, "Tier",
-				    json_string(s->policy->tier == POLICY_TIER_CLUSTER ? "cluster"
-						: s->policy->tier == POLICY_TIER_BASELINE
-							? "baseline"
-							: "service"));
-		json_array_append_new(chain, st);
-	}
-	char *text = policy_decision_format(d);
-	json_t *o = json_pack("{s:s,s:o,s:s}", "Verdict", policy_verdict_str(d->verdict), "Chain",
-			      chain, "Text", text ?: "");
-	free(text);
-	return o;
-}
-
-static int pa_explain_model(struct policy_agent *pa, struct pa_model *mm, const char *from,
-			    const char *to, uint8_t proto, uint16_t port, json_t **ret,
-			    struct shoal_err *err);
-
-int policy_agent_explain(struct agent *a, const char *from, const char *to, uint8_t proto,
-			 uint16_t port, json_t **ret, struct shoal_err *err)
-{
-	struct policy_agent *pa = pa_of(a);
-	if (!pa)
-		return shoal_err_set_status(err, 503, ENOTSUP, "network policy is not running");
-	if (!pa->policies_loaded) {
-		int r = pa_policies_load(pa, err);
-		if (r < 0)
-			return r;
-		pa->policies_loaded = true;
-	}
-	if (pa_containers_sig(a) != pa->sig || !pa->eps)
-		pa_reconcile(pa);
-	struct pa_ep *bound = NULL;
-	size_t n_bound = 0;
-	if (pa->eps_stale || pa->job || pa_containers_sig(a) != pa->sig) {
-		/* the endpoints as they are, for the names; the bound ones
-		 * stay the agent's while a compile runs */
-		struct pa_ep *eps = NULL;
-		size_t n_eps = 0;
-		if (pa_eps_build(pa, &eps, &n_eps) < 0)
-			return shoal_err_set(err, ENOMEM, "out of memory");
-		if (pa->eps_stale) {
-			pa_eps_free(pa->eps, pa->n_eps);
-			pa->eps_stale = false;
-		} else {
-			bound = pa->eps;
-			n_bound = pa->n_eps;
-		}
-		pa->eps = eps;
-		pa->n_eps = n_eps;
-	}
-	struct pa_model mm;
-	int r = pa_model_build(pa, &mm);
-	if (r >= 0) {
-		r = pa_explain_model(pa, &mm, from, to, proto, port, ret, err);
-		free(mm.eps);
-	} else {
-		r = shoal_err_set(err, ENOMEM, "out of memory");
-	}
-	if (bound) {
-		pa_eps_free(pa->eps, pa->n_eps);
-		pa->eps = bound;
-		pa->n_eps = n_bound;
-	}
-	return r;
-}
-
-static int pa_explain_model(struct policy_agent *pa, struct pa_model *mm, const char *from,
-			    const char *to, uint8_t proto, uint16_t port, json_t **ret,
-			    struct shoal_err *err)
-{
-	struct policy_flow flow = {.proto = proto, .port = port};
-	json_t *fj = NULL, *tj = NULL;
-	int r = pa_party_resolve(pa, &mm->m, from, &flow.src, &fj, err);
-	if (r >= 0)
-		r = pa_party_resolve(pa, &mm->m, to, &flow.dst, &tj, err);
-	if (r < 0) {
-		json_decref(fj);
-		return r;
-	}
-	struct policy_flow_result res;
-	policy_eval_flow(&mm->set, &flow, &res);
-	json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:i}", "Verdict", policy_verdict_str(res.verdict),
-			      "From", fj, "To", tj, "Protocol", policy_proto_str(proto), "Port",
-			      (int)port);
-	json_object_set_new(o, "Egress",
-			    res.has_egress ? pa_decision_json(&res.egress) : json_null());
-	json_object_set_new(o, "Ingress",
-			    res.has_ingress ? pa_decision_json(&res.ingress) : json_null());
-	*ret = o;
-	return 0;
 }
 
 /* --- metrics --- */
