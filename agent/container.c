@@ -980,6 +980,7 @@ static void spawn_done_cb(evutil_socket_t fd, short what, void *arg)
 	c->oom_killed = false;
 	c->paused = false;
 	container_persist_soon(c);
+	events_container_run(c, true);
 	events_container(c, "start", NULL, NULL);
 	stream_sess_connect_pending(c);
 	if (container_publishes(c))
@@ -1542,6 +1543,7 @@ static void container_exited(struct container *c, const struct rt_exit *ex, bool
 	if (c->oom_killed)
 		events_container(c, "oom", NULL, NULL);
 	events_container(c, "die", "exitCode", code);
+	events_container_run(c, false);
 	if (c->n_stop_reqs)
 		events_container(c, "stop", NULL, NULL);
 	for (size_t i = 0; i < c->n_stop_reqs; i++)

@@ -16,6 +16,7 @@
 #include "agent/api.h"
 #include "agent/container.h"
 #include "agent/events.h"
+#include "agent/networks.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
 
@@ -247,6 +248,39 @@ void events_image(struct agent *a, const char *action, const char *id, const cha
 void events_volume(struct agent *a, const char *action, const char *name)
 {
 	events_publish(a, "volume", action, name, NULL, json_pack("{s:s}", "driver", "local"));
+}
+
+void events_container_run(struct container *c, bool start)
+{
+	struct agent *a = c->agent;
+	char id[65];
+	const char *name, *driver;
+	if (network_of_mode(a, c->net_mode, id, &name, &driver))
+		events_publish(a, "network", start ? "connect" : "disconnect", id, NULL,
+			       json_pack("{s:s, s:s, s:s}", "container", c->id, "name", name,
+					 "type", driver));
+	size_t i;
+	json_t *m;
+	json_array_foreach(c->mounts, i, m)
+	{
+		const char *vol = json_string_value(json_object_get(m, "Name"));
+		if (!vol ||
+		    strcmp(json_string_value(json_object_get(m, "Type")) ?: "", "volume") != 0)
+			continue;
+		json_t *attrs = json_pack("{s:s, s:s}", "container", c->id, "driver", "local");
+		if (attrs && start) {
+			json_object_set_new(
+				attrs, "destination",
+				json_string(json_string_value(json_object_get(m, "Destination"))
+						    ?: ""));
+			json_object_set_new(attrs, "propagation", json_string(""));
+			json_object_set_new(attrs, "read/write",
+					    json_string(json_is_false(json_object_get(m, "RW"))
+								? "false"
+								: "true"));
+		}
+		events_publish(a, "volume", start ? "mount" : "unmount", vol, NULL, attrs);
+	}
 }
 
 /* Docker's timestamps: seconds[.nanoseconds] since the epoch, or RFC 3339. */

@@ -33,6 +33,10 @@ void events_image(struct agent *a, const char *action, const char *id, const cha
 
 /* A volume event (create, destroy) about volume name. */
 void events_volume(struct agent *a, const char *action, const char *name);
+/* Around a container's run, as Docker has them: at its start, network
+ * connect (its network) and volume mount (each named volume); at its end,
+ * network disconnect and volume unmount. */
+void events_container_run(struct container *c, bool start);
 struct store_event;
 /* The service, node and network events in a batch of the store's watch
  * (agent/events-store.c): every node sees every manager's changes. */

@@ -9,6 +9,7 @@
 #include "agent/container.h"
 #include "agent/network-ipam.h"
 #include "agent/networks.h"
+#include "agent/overlay-agent.h"
 #include "agent/overlay-ipam.h"
 #include "agent/store/store.h"
 #include "lib/cleanup.h"
@@ -72,6 +73,24 @@ static json_t *local_network(struct agent *a, const char *name)
 			 "EnableIPv6", 0, "IPAM", "Driver", "default", "Options", "Config", config,
 			 "Internal", 0, "Attachable", 0, "Ingress", 0, "ConfigFrom", "Network", "",
 			 "ConfigOnly", 0, "Containers", containers, "Options", "Labels");
+}
+
+bool network_of_mode(struct agent *a, const char *mode, char id[65], const char **ret_name,
+		     const char **ret_driver)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(local_names); i++)
+		if (strcmp(mode, local_names[i]) == 0) {
+			local_id(a, mode, id);
+			*ret_name = local_names[i];
+			*ret_driver = i == 0 ? "bridge" : i == 1 ? "host" : "null";
+			return true;
+		}
+	if (!overlay_net_mode(mode))
+		return false;
+	snprintf(id, 65, "%s", mode);
+	*ret_name = overlay_network_name(a, mode) ?: mode;
+	*ret_driver = "overlay";
+	return true;
 }
 
 /* ---- the reservation record ---- */

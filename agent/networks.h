@@ -25,6 +25,11 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 int network_list(struct agent *a, json_t **ret, struct shoal_err *err);
 /* By full id, name, or a unique id prefix; err->status 404 when none. */
 int network_get(struct agent *a, const char *ref, json_t **ret, struct shoal_err *err);
+/* The network a container's network mode names, as events show it: its id
+ * in id, its name and driver ("bridge", "host", "null", "overlay"). False
+ * for a mode that names no network (container:ID). */
+bool network_of_mode(struct agent *a, const char *mode, char id[65], const char **ret_name,
+		     const char **ret_driver);
 /* Refused for the node's networks (403), and (409) while services use it or
  * containers have endpoints on it, naming them. */
 int network_remove(struct agent *a, const char *ref, struct shoal_err *err);

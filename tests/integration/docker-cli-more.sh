@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The docker CLI's container and image operations beyond the life cycle,
-# against shoald: restart, rename, pause/unpause, update, top, stats, events,
+# against shoald: restart, rename, pause/unpause, update, top, stats, events
+# (a container's network connect/disconnect and volume mount/unmount too),
 # system df, container and image prune, image tag and history; and what they
 # refuse. Every command is bounded by a timeout, so a hang fails naming it.
 . "$(dirname "$0")/lib.sh"
@@ -86,6 +87,22 @@ out=$(dk 10 events --since 1m --until 0s --filter node="$node" --filter scope=sw
 expect_contains "a node update is an event" "update" "$out"
 out=$(dk 10 events --since 1m --until 0s --filter scope=local --filter type=service 2>&1)
 expect_eq "no service event is local" "" "$out"
+
+log "events: a container's network and volumes around its run"
+must_get evm "docker run with a named volume" dk 20 run -d --name evm -v evmvol:/data busybox true
+must "docker wait" dk 20 wait evm
+next_second
+out=$(dk 10 events --since 1m --until 0s --filter volume=evmvol --format '{{.Action}}' 2>&1)
+expect_eq "the volume: created, mounted at the start, unmounted at the end" "create mount unmount" "$(echo $out)"
+out=$(dk 10 events --since 1m --until 0s --filter volume=evmvol --filter event=mount \
+	--format '{{.Actor.Attributes.container}} {{.Actor.Attributes.destination}} {{index .Actor.Attributes "read/write"}}' 2>&1)
+expect_eq "the mount names the container, where and how" "$evm /data true" "$out"
+out=$(dk 10 events --since 1m --until 0s --filter type=network --filter network=bridge \
+	--format '{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}' 2>&1 | grep "$evm")
+expect_eq "the bridge network: connect at the start, disconnect at the end" \
+	"connect $evm bridge disconnect $evm bridge" "$(echo $out)"
+must "docker rm evm" dk 10 rm evm
+must "docker volume rm evmvol" dk 10 volume rm evmvol
 
 log "restart: same id, a new start"
 must_get id "docker run -d" dk 20 run -d --name r1 busybox sleep 1000
