@@ -28,3 +28,14 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/overlay-cluster.sh)
 		TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT
 		"SHOAL_BUILD=${CMAKE_BINARY_DIR};SHOAL_VXLAN_FILTER=nft")
 endif()
+
+# The docker CLI scripts once more with Debian's client (docker.io 20.10, API
+# 1.41; scripts/deps.sh puts its binary there): what older clients send.
+foreach(t docker-cli docker-cli-more)
+	if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
+		add_test(NAME integration/${t}-20.10 COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
+		set_tests_properties(integration/${t}-20.10 PROPERTIES LABELS integration
+			TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT
+			"SHOAL_BUILD=${CMAKE_BINARY_DIR};DOCKER=/usr/local/libexec/shoal/docker-20.10")
+	endif()
+endforeach()

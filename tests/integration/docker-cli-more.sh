@@ -9,6 +9,8 @@
 
 DOCKER=${DOCKER:-$(command -v docker)}
 [ -n "$DOCKER" ] || { echo "SKIP: no docker CLI on this machine"; exit $SKIP; }
+[ -x "$DOCKER" ] || { echo "SKIP: no docker CLI at $DOCKER (scripts/deps.sh installs it)"; exit $SKIP; }
+log "docker client $("$DOCKER" version --format '{{.Client.Version}} (API {{.Client.APIVersion}})' 2>/dev/null)"
 node_start
 export DOCKER_HOST="unix://$SOCK"
 unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
@@ -284,7 +286,8 @@ expect_eq "update --restart changes the policy" "on-failure 3" \
 	"$(dk 10 inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' rp 2>&1)"
 out=$(dk 10 run -d --rm --restart always busybox true 2>&1) && fail "--rm with --restart accepted"
 case "$out" in
-*"cannot specify both --restart and --rm"* | *"can't create 'AutoRemove' container with restart policy"*)
+*"cannot specify both --restart and --rm"* | *"can't create 'AutoRemove' container with restart policy"* | \
+	*"Conflicting options: --restart and --rm"*)
 	ok "--rm with --restart refused" ;;
 *) fail "--rm with --restart: [$out]" ;;
 esac

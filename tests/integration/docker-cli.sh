@@ -10,6 +10,8 @@
 
 DOCKER=${DOCKER:-$(command -v docker)}
 [ -n "$DOCKER" ] || { echo "SKIP: no docker CLI on this machine"; exit $SKIP; }
+[ -x "$DOCKER" ] || { echo "SKIP: no docker CLI at $DOCKER (scripts/deps.sh installs it)"; exit $SKIP; }
+log "docker client $("$DOCKER" version --format '{{.Client.Version}} (API {{.Client.APIVersion}})' 2>/dev/null)"
 node_start
 export DOCKER_HOST="unix://$SOCK"
 unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
