@@ -73,6 +73,11 @@ struct manager {
 	 * same records parsed, with the manager's per-service state, in tc. */
 	json_t *tasks, *by_service;
 	struct task_cache *tc;
+	/* This node's reports of its tasks (task_observe()): id -> the record
+	 * as written, with its new "Version", until the watch delivers that
+	 * version (or a later one) to the cache. A report starts from the
+	 * newer of the two instead of reading the record back. */
+	json_t *reports;
 	/* /shoal/services/ as the same watch delivers it: id -> record with
 	 * "Version"; and the records in key order for a pass (NULL: rebuilt at
 	 * the next one) */
@@ -116,6 +121,7 @@ static int64_t task_rev(json_t *t)
 static void cache_del(struct manager *m, const char *id)
 {
 	task_cache_del(m->tc, id);
+	json_object_del(m->reports, id);
 	json_t *old = json_object_get(m->tasks, id);
 	if (!old)
 		return;
@@ -141,6 +147,9 @@ static void cache_put(struct manager *m, const char *id, json_t *rec)
 	}
 	json_object_set(set, id, rec);
 	json_object_set_new(m->tasks, id, rec);
+	json_t *own = json_object_get(m->reports, id);
+	if (own && task_rev(own) <= task_rev(rec))
+		json_object_del(m->reports, id);
 	if (task_cache_put(m->tc, id, rec, task_rev(rec)) < 0)
 		log_warn("manager: task %s: out of memory for the task cache", id);
 }
@@ -237,6 +246,7 @@ static int cache_load(struct agent *a, struct shoal_err *err)
 	m->tasks = json_object();
 	m->by_service = json_object();
 	task_cache_clear(m->tc);
+	json_object_clear(m->reports);
 	m->all_dirty = true;
 	for (size_t i = 0; i < kvs->n; i++) {
 		json_t *j = kv_record(&kvs->kvs[i]);
@@ -291,9 +301,25 @@ json_t *task_record_new(const struct orch_task *t, const char *service_name, jso
 	return rec;
 }
 
+/* What a report of task id starts from: a copy of this node's last report or
+ * of the cached record, whichever is newer, and its version. False when
+ * neither is there. */
+static bool task_known(struct manager *m, const char *id, json_t **ret, int64_t *ret_rev)
+{
+	struct task_entry *e = m ? task_cache_get(m->tc, id) : NULL;
+	json_t *own = m ? json_object_get(m->reports, id) : NULL;
+	json_t *src = own && (!e || task_rev(own) > e->rev) ? own : e ? e->rec : NULL;
+	if (!src)
+		return false;
+	*ret = json_deep_copy(src);
+	*ret_rev = src == own ? task_rev(own) : e->rev;
+	return *ret != NULL;
+}
+
 int task_observe(struct agent *a, const char *task_id, enum task_state state, const char *message,
 		 const char *error, const char *container_id, int exit_code, int health)
 {
+	struct manager *m = mgr(a);
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, task_id);
 	struct task_report rep = {.state = state,
@@ -302,17 +328,25 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 				  .container_id = container_id,
 				  .exit_code = exit_code,
 				  .health = health};
+	/* the first try from what this node knows (a stale version fails
+	 * the compare-and-swap: then from a fresh read) */
 	for (int attempt = 0; attempt < 5; attempt++) {
 		json_t *rec = NULL;
-		int64_t rev = 0;
-		if (cluster_get(a, key, &rec, &rev, NULL) < 0)
+		int64_t rev = 0, wrote = 0;
+		if ((attempt > 0 || !task_known(m, task_id, &rec, &rev)) &&
+		    cluster_get(a, key, &rec, &rev, NULL) < 0)
 			return -ENOENT;
 		int r = task_record_observe(rec, &rep, now_ns());
 		if (r <= 0) {
 			json_decref(rec);
 			return r;
 		}
-		r = cluster_put(a, key, rec, rev, NULL, NULL);
+		r = cluster_put(a, key, rec, rev, &wrote, NULL);
+		if (r >= 0 && m && m->reports) {
+			json_object_set_new(rec, "Version",
+					    json_pack("{s:I}", "Index", (json_int_t)wrote));
+			json_object_set(m->reports, task_id, rec);
+		}
 		json_decref(rec);
 		if (r != -EAGAIN)
 			return r;
@@ -1553,7 +1587,8 @@ int manager_start(struct agent *a, struct shoal_err *err)
 	a->manager = m;
 	m->tc = task_cache_new(a->node_id);
 	m->services = json_object();
-	if (!m->tc || !m->services)
+	m->reports = json_object();
+	if (!m->tc || !m->services || !m->reports)
 		return -ENOMEM;
 	m->all_dirty = true;
 	m->kick = evtimer_new(a->base, kick_cb, a);
@@ -1594,6 +1629,7 @@ void manager_stop(struct agent *a)
 	json_decref(m->by_service);
 	json_decref(m->services);
 	json_decref(m->services_list);
+	json_decref(m->reports);
 	task_cache_free(m->tc);
 	free(m);
 	a->manager = NULL;
