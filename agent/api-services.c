@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/http.h>
 
@@ -227,6 +229,25 @@ static bool spec_unsupported(struct api_req *r, json_t *body)
 				  "TaskTemplate.ContainerSpec", ctr, ARRAY_SIZE(ctr));
 }
 
+/* Why a network alias is not a name the DNS can answer, NULL when it is. */
+static const char *alias_invalid(const char *a)
+{
+	size_t len = strlen(a);
+	if (!len)
+		return "is empty";
+	if (strncasecmp(a, "tasks.", 6) == 0)
+		return "starts with tasks. (the DNS's name for a service's tasks)";
+	if (a[0] == '.' || a[0] == '-' || a[len - 1] == '.' || a[len - 1] == '-' || strstr(a, ".."))
+		return "is not a DNS name";
+	for (const char *c = a; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+			return "holds a character a DNS name cannot";
+	struct in_addr in;
+	if (inet_pton(AF_INET, a, &in) == 1)
+		return "is an address";
+	return NULL;
+}
+
 static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_spec **ret_spec)
 {
 	if (spec_unsupported(r, body))
@@ -267,13 +288,16 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 	}
 	for (size_t i = 0; i < spec->task.n_networks; i++) {
 		struct spec_network *sn = &spec->task.networks[i];
-		if (sn->aliases && sn->aliases[0]) {
+		/* aliases: more names the embedded DNS answers on this network */
+		for (size_t k = 0; sn->aliases && sn->aliases[k]; k++) {
+			const char *why = alias_invalid(sn->aliases[k]);
+			if (!why)
+				continue;
 			api_reply_error(
 				r, 400,
-				"TaskTemplate.Networks[%zu].Aliases: network aliases are not "
-				"supported by shoal yet (the service is reached by its name); "
-				"leave alias= out",
-				i);
+				"TaskTemplate.Networks[%zu].Aliases: \"%s\" %s: an alias is "
+				"a DNS name (letters, digits, '-', '_' and '.')",
+				i, sn->aliases[k], why);
 			service_spec_free(spec);
 			return NULL;
 		}

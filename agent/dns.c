@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include "agent/cluster.h"
 #include "agent/container.h"
 #include "agent/dns.h"
+#include "agent/manager.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -24,10 +27,19 @@
 #define DNS_MAX_ANSWERS	 64
 #define DNS_MAX_FORWARDS 256 /* questions forwarded at once */
 
-struct dns {
-	struct evdns_server_port *port;
-	struct evdns_base *upstream; /* the node's resolvers, made on first use */
+/* One address the server answers on. */
+struct dns_port {
+	struct in_addr addr;
 	int fd;
+	struct evdns_server_port *port;
+};
+
+struct dns {
+	struct dns_port main;	/* the bridge's gateway */
+	struct dns_port *extra; /* this node's addresses on overlay networks */
+	size_t n_extra;
+	struct in_addr warned;	     /* the last address that could not be bound, said once */
+	struct evdns_base *upstream; /* the node's resolvers, made on first use */
 	unsigned forwarding;
 };
 
@@ -38,87 +50,106 @@ struct forward {
 	int type;
 };
 
-/* Addresses of a service's running tasks, on this node's bridge. */
-static int task_addrs(struct agent *a, const char *sid, struct in_addr *out, int max)
+/* Whether a service on the asker's network (net: an overlay network's id,
+ * NULL for the bridge) goes by name: its own, or an alias it has there. */
+static bool service_named(json_t *svc, const char *net, const char *name)
 {
-	json_t *tasks = NULL;
-	if (cluster_list(a, CLUSTER_TASKS, &tasks, NULL) < 0)
-		return 0;
-	int n = 0;
+	const char *snet = publish_service_network(svc);
+	if ((snet == NULL) != (net == NULL) || (net && strcmp(snet, net) != 0))
+		return false;
+	json_t *spec = json_object_get(svc, "Spec");
+	const char *sname = json_string_value(json_object_get(spec, "Name"));
+	if (sname && strcasecmp(sname, name) == 0)
+		return true;
+	json_t *att = json_array_get(
+		json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"), 0);
 	size_t i;
+	json_t *al;
+	json_array_foreach(json_object_get(att, "Aliases"), i, al)
+	{
+		const char *s = json_string_value(al);
+		if (s && strcasecmp(s, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Addresses of a service's running tasks: on its overlay network on every
+ * live node, or this node's on the bridge. */
+static int task_addrs(struct agent *a, json_t *svc, struct in_addr *out, int max)
+{
+	const char *net = publish_service_network(svc);
+	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+	int n = 0;
+	const char *tid;
 	json_t *t;
-	json_array_foreach(tasks, i, t)
+	json_object_foreach(manager_service_tasks(a, sid), tid, t)
 	{
 		if (n >= max)
 			break;
-		json_t *st = json_object_get(t, "Status");
-		if (strcmp(json_string_value(json_object_get(t, "ServiceID")) ?: "", sid) != 0 ||
-		    strcmp(json_string_value(json_object_get(st, "State")) ?: "", "running") != 0 ||
-		    strcmp(json_string_value(json_object_get(t, "DesiredState")) ?: "",
-			   "running") != 0)
+		if (!publish_task_active(t))
 			continue;
-		const char *cid = json_string_value(
-			json_object_get(json_object_get(st, "ContainerStatus"), "ContainerID"));
-		struct container *c = cid ? container_find(a, cid, NULL) : NULL;
+		const char *cid = json_string_value(json_object_get(
+			json_object_get(json_object_get(t, "Status"), "ContainerStatus"),
+			"ContainerID"));
+		if (!cid)
+			continue;
+		if (net) {
+			struct in_addr in = overlay_ep_addr(a, net, cid);
+			if (in.s_addr)
+				out[n++] = in;
+			continue;
+		}
+		struct container *c = container_get(a, cid);
 		if (c && c->net_attached && c->state == CONTAINER_RUNNING)
 			out[n++] = c->ip;
 	}
-	json_decref(tasks);
 	return n;
 }
 
-/* Our own names: 0 answers filled, -ENOENT when the name is not ours. */
-/* advance: an A question, which takes the next turn of a rotated answer */
-static int lookup(struct agent *a, const char *name, struct in_addr *out, int max, bool advance,
-		  int *ret_ttl)
+/* Our own names, for an asker on net (NULL: the bridge): answers filled,
+ * -ENOENT when the name is not ours. advance: an A question, which takes the
+ * next turn of a rotated answer. */
+static int lookup(struct agent *a, const char *net, const char *name, struct in_addr *out, int max,
+		  bool advance, int *ret_ttl)
 {
 	bool tasks_only = false;
 	if (strncasecmp(name, "tasks.", 6) == 0) {
 		name += 6;
 		tasks_only = true;
 	}
-	json_t *services = NULL;
-	if (cluster_list(a, CLUSTER_SERVICES, &services, NULL) == 0) {
-		size_t i;
-		json_t *svc;
-		json_array_foreach(services, i, svc)
-		{
-			const char *sname = json_string_value(
-				json_object_get(json_object_get(svc, "Spec"), "Name"));
-			if (!sname || strcasecmp(sname, name) != 0 ||
-			    json_is_true(json_object_get(svc, "Removed")))
-				continue;
-			const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
-			int n = 0;
-			if (vip && !tasks_only && publish_vips_balanced(a)) {
-				n = inet_pton(AF_INET, vip, &out[0]) == 1 ? 1 : 0;
-			} else {
-				n = task_addrs(a,
-					       json_string_value(json_object_get(svc, "ID")) ?: "",
-					       out, max);
-			}
-			if (vip && !tasks_only && n > 1 && !publish_vips_balanced(a)) {
-				/* a VIP without the socket hooks to balance it:
-				 * one task per answer, in turn, not cached. All
-				 * of them would not spread: glibc sorts answers
-				 * by prefix match (RFC 6724 rule 9), so every
-				 * client would take the same task. */
-				static unsigned turn;
-				out[0] = out[turn % (unsigned)n];
-				turn += advance;
-				n = 1;
-				*ret_ttl = 0;
-			}
-			json_decref(services);
-			return n;
+	const char *sid;
+	json_t *svc;
+	json_object_foreach(manager_services(a), sid, svc)
+	{
+		if (json_is_true(json_object_get(svc, "Removed")) || !service_named(svc, net, name))
+			continue;
+		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
+		bool balanced = publish_vips_balanced(a);
+		if (vip && !tasks_only && balanced)
+			return inet_pton(AF_INET, vip, &out[0]) == 1 ? 1 : 0;
+		int n = task_addrs(a, svc, out, max);
+		if (vip && !tasks_only && n > 1) {
+			/* a VIP without the socket hooks to balance it: one
+			 * task per answer, in turn, not cached. All of them
+			 * would not spread: glibc sorts answers by prefix match
+			 * (RFC 6724 rule 9), so every client would take the
+			 * same task. */
+			static unsigned turn;
+			out[0] = out[turn % (unsigned)n];
+			turn += advance;
+			n = 1;
+			*ret_ttl = 0;
 		}
-		json_decref(services);
+		return n;
 	}
 	if (tasks_only)
 		return -ENOENT;
+	if (net)
+		return overlay_ep_find_name(a, net, name, &out[0]) ? 1 : -ENOENT;
 	for (struct container *c = a->containers; c; c = c->next)
 		if (strcasecmp(c->name, name) == 0 && c->net_attached &&
-		    c->state == CONTAINER_RUNNING) {
+		    c->state == CONTAINER_RUNNING && !overlay_net_mode(c->net_mode)) {
 			out[0] = c->ip;
 			return 1;
 		}
@@ -195,9 +226,19 @@ static void request_cb(struct evdns_server_request *req, void *arg)
 	size_t len = strlen(name);
 	if (len && name[len - 1] == '.')
 		name[len - 1] = '\0';
+	/* the asker's network: names are answered within it */
+	struct sockaddr_storage from = {0};
+	char net_id[128];
+	const char *net = NULL;
+	/* (it returns the address's length) */
+	if (evdns_server_request_get_requesting_addr(req, (struct sockaddr *)&from, sizeof(from)) >
+		    0 &&
+	    from.ss_family == AF_INET &&
+	    overlay_net_of_addr(a, ((struct sockaddr_in *)&from)->sin_addr, net_id, sizeof(net_id)))
+		net = net_id;
 	struct in_addr addrs[DNS_MAX_ANSWERS];
 	int ttl = DNS_TTL;
-	int n = lookup(a, name, addrs, DNS_MAX_ANSWERS, q->type == EVDNS_TYPE_A, &ttl);
+	int n = lookup(a, net, name, addrs, DNS_MAX_ANSWERS, q->type == EVDNS_TYPE_A, &ttl);
 	if (n >= 0) {
 		/* ours: A records; other types of our names have no records */
 		/* one record per address: evdns packs n addresses into one record */
@@ -213,32 +254,102 @@ static void request_cb(struct evdns_server_request *req, void *arg)
 	evdns_server_request_respond(req, DNS_ERR_NOTIMPL);
 }
 
+/* A UDP socket on addr:53 served by request_cb. freebind: the address need
+ * not be up yet (an overlay network's bridge is made on the worker). */
+static int port_open(struct agent *a, struct in_addr addr, bool freebind, struct dns_port *ret)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53), .sin_addr = addr};
+	if ((freebind && setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	struct evdns_server_port *port =
+		evdns_add_server_port_with_base(a->base, fd, 0, request_cb, a);
+	if (!port) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*ret = (struct dns_port){.addr = addr, .fd = fd, .port = port};
+	return 0;
+}
+
+static void port_close(struct dns_port *p)
+{
+	/* the port closes its socket, once no request of it is pending */
+	if (p->port)
+		evdns_close_server_port(p->port);
+	else if (p->fd >= 0)
+		close(p->fd);
+	p->port = NULL;
+	p->fd = -1;
+}
+
 int dns_start(struct agent *a, struct in_addr listen_addr)
 {
 	struct dns *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (d->fd < 0) {
+	int r = port_open(a, listen_addr, false, &d->main);
+	if (r < 0) {
 		free(d);
-		return -errno;
-	}
-	struct sockaddr_in sa = {
-		.sin_family = AF_INET, .sin_port = htons(53), .sin_addr = listen_addr};
-	if (bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(d->fd);
-		free(d);
-		return -e;
-	}
-	d->port = evdns_add_server_port_with_base(a->base, d->fd, 0, request_cb, a);
-	if (!d->port) {
-		close(d->fd);
-		free(d);
-		return -ENOMEM;
+		return r;
 	}
 	a->dns = d;
 	return 0;
+}
+
+void dns_listen_set(struct agent *a, const struct in_addr *addrs, size_t n)
+{
+	struct dns *d = a->dns;
+	if (!d)
+		return;
+	/* gone ones closed, in place */
+	size_t kept = 0;
+	for (size_t i = 0; i < d->n_extra; i++) {
+		bool want = false;
+		for (size_t k = 0; k < n && !want; k++)
+			want = addrs[k].s_addr == d->extra[i].addr.s_addr;
+		if (want)
+			d->extra[kept++] = d->extra[i];
+		else
+			port_close(&d->extra[i]);
+	}
+	d->n_extra = kept;
+	for (size_t k = 0; k < n; k++) {
+		bool have = addrs[k].s_addr == d->main.addr.s_addr;
+		for (size_t i = 0; i < d->n_extra && !have; i++)
+			have = d->extra[i].addr.s_addr == addrs[k].s_addr;
+		if (have)
+			continue;
+		struct dns_port *grown = realloc(d->extra, (d->n_extra + 1) * sizeof(*grown));
+		if (!grown)
+			return;
+		d->extra = grown;
+		int r = port_open(a, addrs[k], true, &d->extra[d->n_extra]);
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addrs[k], ip, sizeof(ip));
+		if (r < 0) {
+			/* tried again at the next sync (a port just closed
+			 * keeps its socket until its pending answers are out) */
+			if (d->warned.s_addr != addrs[k].s_addr)
+				log_warn("service discovery on %s:53: %s; containers on that "
+					 "network resolve no service or container names until it "
+					 "can be bound",
+					 ip, strerror(-r));
+			d->warned = addrs[k];
+			continue;
+		}
+		if (d->warned.s_addr == addrs[k].s_addr)
+			d->warned.s_addr = 0;
+		log_debug("dns: answering on %s:53", ip);
+		d->n_extra++;
+	}
 }
 
 void dns_stop(struct agent *a)
@@ -246,10 +357,12 @@ void dns_stop(struct agent *a)
 	struct dns *d = a->dns;
 	if (!d)
 		return;
-	evdns_close_server_port(d->port);
+	port_close(&d->main);
+	for (size_t i = 0; i < d->n_extra; i++)
+		port_close(&d->extra[i]);
+	free(d->extra);
 	if (d->upstream)
 		evdns_base_free(d->upstream, 1);
-	close(d->fd);
 	free(d);
 	a->dns = NULL;
 }

@@ -275,6 +275,12 @@ json_t *manager_tasks(struct agent *a)
 	return m ? m->tasks : NULL;
 }
 
+json_t *manager_services(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	return m ? m->services : NULL;
+}
+
 json_t *manager_service_tasks(struct agent *a, const char *service_id)
 {
 	struct manager *m = mgr(a);
@@ -1492,6 +1498,15 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
 		mgr(a)->changed = true; /* containers move too (health, exits) */
 		mgr(a)->all_dirty = true;
 	}
+	manager_kick(a);
+}
+
+void manager_data_plane_changed(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	if (!m)
+		return;
+	m->changed = true;
 	manager_kick(a);
 }
 

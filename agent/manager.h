@@ -14,6 +14,9 @@ struct service_spec;
 int manager_start(struct agent *a, struct shoal_err *err);
 void manager_stop(struct agent *a);
 void manager_kick(struct agent *a);
+/* Something the data plane reads besides services and tasks moved (overlay
+ * endpoints, node liveness as the overlay follows it): the next pass syncs it. */
+void manager_data_plane_changed(struct agent *a);
 
 /* The placement plan for a service spec, changing nothing:
  * [{"Slot":1,"NodeID":..,"NodeHostname":..} | {"Slot":3,"Unplaced":"reason"}]. */
@@ -27,6 +30,8 @@ void manager_service_status(struct agent *a, json_t *svc);
  * before manager_start): every task by id, and one service's tasks by id. */
 json_t *manager_tasks(struct agent *a);
 json_t *manager_service_tasks(struct agent *a, const char *service_id);
+/* The services as the same watch delivers them: id -> record (borrowed). */
+json_t *manager_services(struct agent *a);
 /* A write under /shoal/ at revision rev: the next pass waits until the watch
  * has delivered it (cluster.c calls this for every write). */
 void manager_note_write(struct agent *a, const char *key, int64_t rev);

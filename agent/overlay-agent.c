@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <net/if.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,8 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/dns.h"
+#include "agent/manager.h"
 #include "agent/membership.h"
 #include "agent/network-ipam.h"
 #include "agent/networks.h"
@@ -107,6 +110,7 @@ struct overlay_agent {
 	bool netns_dir_ready;
 	json_t *nets;	   /* network id -> network object */
 	json_t *eps;	   /* network id -> {endpoint id -> record text} */
+	json_t *ep_index;  /* network id -> {endpoint id -> {"IP", "Node", "Name", "Container"}} */
 	json_t *nodes;	   /* node id -> underlay address */
 	json_t *alive;	   /* node id -> true while its liveness key is there */
 	json_t *reclaimed; /* dead node id -> true once its addresses were swept */
@@ -156,10 +160,14 @@ static void ep_event(struct overlay_agent *oa, const struct store_kv *kv, bool p
 	if (ovl_key_split(kv->key, OVL_ENDPOINT_PREFIX, net, sizeof(net), ep, sizeof(ep)) < 0)
 		return;
 	json_t *m = json_object_get(oa->eps, net);
+	json_t *x = json_object_get(oa->ep_index, net);
 	if (!put) {
 		json_object_del(m, ep);
 		if (m && !json_object_size(m))
 			json_object_del(oa->eps, net);
+		json_object_del(x, ep);
+		if (x && !json_object_size(x))
+			json_object_del(oa->ep_index, net);
 		return;
 	}
 	struct ovl_endpoint e;
@@ -173,6 +181,16 @@ static void ep_event(struct overlay_agent *oa, const struct store_kv *kv, bool p
 		json_object_set_new(oa->eps, net, m);
 	}
 	json_object_set_new(m, ep, json_stringn(kv->value, kv->value_len));
+	/* what the data plane and the DNS read on every sync and question,
+	 * parsed once here */
+	if (!x) {
+		x = json_object();
+		json_object_set_new(oa->ep_index, net, x);
+	}
+	json_object_set_new(x, ep,
+			    json_pack("{s:I, s:s, s:s, s:b}", "IP", (json_int_t)ntohl(e.ip.s_addr),
+				      "Node", e.node, "Name", e.name, "Container",
+				      e.kind == OVL_EP_CONTAINER));
 }
 
 static void node_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
@@ -226,6 +244,10 @@ static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_
 	}
 	for (size_t i = 0; i < n; i++)
 		apply(oa, &ev[i].kv, ev[i].type == STORE_EVENT_PUT);
+	/* service backends and names on other nodes follow this view: the
+	 * manager's own watch may have seen the change before this one */
+	if (n && (apply == ep_event || apply == alive_event))
+		manager_data_plane_changed(oa->a);
 	kick(oa);
 }
 
@@ -294,6 +316,8 @@ static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *
 	watches_cancel(oa);
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
 		int64_t rev = 0;
+		if (parts[i].view == oa->eps)
+			json_object_clear(oa->ep_index);
 		int r = load_prefix(oa, parts[i].prefix, parts[i].view, parts[i].apply, &rev, err);
 		if (r < 0)
 			return r;
@@ -663,6 +687,8 @@ static void job_free(struct ovl_job *j)
 	free(j);
 }
 
+static void dns_listeners_sync(struct overlay_agent *oa);
+
 static void job_done(void *arg)
 {
 	struct ovl_job *j = arg;
@@ -713,12 +739,16 @@ static void job_done(void *arg)
 				 ap->name, ap->st.links_created, ap->st.links_deleted);
 		if (known && ap->st.ops)
 			oa->repairs++;
+		char gw[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &ap->vn.gateway, gw, sizeof(gw));
 		json_object_set_new(oa->active, ap->net,
-				    json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "Name", ap->name,
-					      "Bridge", ap->vn.bridge, "Vxlan", ap->vn.vxlan, "MTU",
-					      ap->st.mtu, "VNI", (int)ap->vn.vni, "Remotes",
-					      (json_int_t)ap->vn.n_remotes));
+				    json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s}", "Name",
+					      ap->name, "Bridge", ap->vn.bridge, "Vxlan",
+					      ap->vn.vxlan, "MTU", ap->st.mtu, "VNI",
+					      (int)ap->vn.vni, "Remotes",
+					      (json_int_t)ap->vn.n_remotes, "Gateway", gw));
 	}
+	dns_listeners_sync(oa);
 	if (j->set_masq) {
 		if (j->masq_r < 0) {
 			log_warn("overlay: egress masquerading: %s", j->masq_err.msg);
@@ -740,6 +770,24 @@ static void job_done(void *arg)
 		oa->again = false;
 		kick(oa);
 	}
+}
+
+/* The DNS server answers on this node's address on every network made here
+ * (as last applied: a record that is rewritten does not close and reopen it):
+ * the resolver of the network's containers, their default gateway. */
+static void dns_listeners_sync(struct overlay_agent *oa)
+{
+	struct in_addr addrs[DNS_LISTEN_MAX];
+	size_t n = 0;
+	const char *net;
+	json_t *v;
+	json_object_foreach(oa->active, net, v)
+	{
+		const char *gw = json_string_value(json_object_get(v, "Gateway"));
+		if (n < DNS_LISTEN_MAX && gw && inet_pton(AF_INET, gw, &addrs[n]) == 1)
+			n++;
+	}
+	dns_listen_set(oa->a, addrs, n);
 }
 
 /* A snapshot of what this node should have, for the worker. */
@@ -992,6 +1040,7 @@ int overlay_agent_init(struct agent *a, struct shoal_err *err)
 	oa->a = a;
 	oa->nets = json_object();
 	oa->eps = json_object();
+	oa->ep_index = json_object();
 	oa->nodes = json_object();
 	oa->alive = json_object();
 	oa->reclaimed = json_object();
@@ -999,8 +1048,8 @@ int overlay_agent_init(struct agent *a, struct shoal_err *err)
 	oa->errs = json_object();
 	oa->kick_ev = event_new(a->base, -1, 0, kick_cb, oa);
 	oa->resync_ev = event_new(a->base, -1, EV_PERSIST, resync_cb, oa);
-	if (!oa->nets || !oa->eps || !oa->nodes || !oa->alive || !oa->reclaimed || !oa->active ||
-	    !oa->errs || !oa->kick_ev || !oa->resync_ev)
+	if (!oa->nets || !oa->eps || !oa->ep_index || !oa->nodes || !oa->alive || !oa->reclaimed ||
+	    !oa->active || !oa->errs || !oa->kick_ev || !oa->resync_ev)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	snprintf(oa->netns_dir, sizeof(oa->netns_dir), "%s/netns", a->cfg.run_dir);
 	struct shoal_err e = {0};
@@ -1339,6 +1388,7 @@ void overlay_agent_stop(struct agent *a)
 	vxlan_ctx_free(oa->ctx);
 	json_decref(oa->nets);
 	json_decref(oa->eps);
+	json_decref(oa->ep_index);
 	json_decref(oa->nodes);
 	json_decref(oa->alive);
 	json_decref(oa->reclaimed);
@@ -1566,4 +1616,61 @@ void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id)
 	if (ep_lookup(oa, net_id, ep_id, &e))
 		ep_delete(oa, &e);
 	kick(oa);
+}
+
+static bool ep_node_live(struct overlay_agent *oa, const char *node)
+{
+	return node && (strcmp(node, oa->a->node_id) == 0 || node_alive(oa, node));
+}
+
+struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *ep_id)
+{
+	struct overlay_agent *oa = oa_of(a);
+	struct in_addr in = {0};
+	if (!oa || !net_id || !ep_id)
+		return in;
+	json_t *x = json_object_get(json_object_get(oa->ep_index, net_id), ep_id);
+	if (x && ep_node_live(oa, json_string_value(json_object_get(x, "Node"))))
+		in.s_addr = htonl((uint32_t)json_integer_value(json_object_get(x, "IP")));
+	return in;
+}
+
+bool overlay_net_of_addr(struct agent *a, struct in_addr addr, char *ret_id, size_t len)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return false;
+	const char *id;
+	json_t *j;
+	json_object_foreach(oa->nets, id, j)
+	{
+		struct ovl_network n;
+		if (ovl_network_parse(j, &n, NULL) == 0 &&
+		    ovl_subnet_contains(&n.subnet, ntohl(addr.s_addr)) && strlen(id) < len) {
+			snprintf(ret_id, len, "%s", id);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool overlay_ep_find_name(struct agent *a, const char *net_id, const char *name,
+			  struct in_addr *ret)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa || !net_id || !name || !*name)
+		return false;
+	const char *id;
+	json_t *x;
+	json_object_foreach(json_object_get(oa->ep_index, net_id), id, x)
+	{
+		const char *n = json_string_value(json_object_get(x, "Name"));
+		if (!json_is_true(json_object_get(x, "Container")) || !n ||
+		    strcasecmp(n, name) != 0 ||
+		    !ep_node_live(oa, json_string_value(json_object_get(x, "Node"))))
+			continue;
+		ret->s_addr = htonl((uint32_t)json_integer_value(json_object_get(x, "IP")));
+		return true;
+	}
+	return false;
 }

@@ -88,3 +88,14 @@ json_t *overlay_ep_attachments(struct agent *a, const char *ep_id);
 /* Gives the endpoint's address and record back and removes its namespace and
  * veth; the network goes from this node with its last endpoint. */
 void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id);
+/* The address of endpoint ep_id (a container's id) on network net_id while
+ * its node is live as this node's overlay follows liveness (a dead node's
+ * endpoints leave with its FDB entries); 0.0.0.0 when there is no such record
+ * or its node is not live. */
+struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *ep_id);
+/* The overlay network whose subnet holds addr: its id in ret_id. */
+bool overlay_net_of_addr(struct agent *a, struct in_addr addr, char *ret_id, size_t len);
+/* The address of a container named name (case-insensitive) on network net_id,
+ * on any live node. */
+bool overlay_ep_find_name(struct agent *a, const char *net_id, const char *name,
+			  struct in_addr *ret);

@@ -16,6 +16,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "lb/lb.h"
 #include "lib/cleanup.h"
@@ -455,7 +456,7 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 				enum lb_backend_state bs;
 				if (!task_backend(t, sid, &bs))
 					continue;
-				struct in_addr in = addr_of(ctx, t);
+				struct in_addr in = addr_of(ctx, t, NULL);
 				if (!host) {
 					desired_add(desired, proto, pub, in, tgt, bs);
 					continue;
@@ -470,11 +471,41 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 	}
 }
 
-/* Service VIPs: every port, TCP and UDP, to the same port of a task. */
+const char *publish_service_network(json_t *svc)
+{
+	json_t *nets = json_object_get(
+		json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"), "Networks");
+	const char *net = json_string_value(json_object_get(json_array_get(nets, 0), "Target"));
+	return net && *net ? net : NULL;
+}
+
+bool publish_task_active(json_t *t)
+{
+	enum lb_backend_state bs;
+	return task_backend(t, json_string_value(json_object_get(t, "ServiceID")) ?: "", &bs) &&
+	       bs == LB_BACKEND_ACTIVE;
+}
+
+/* Service VIPs: every port, TCP and UDP, to the same port of a task; a
+ * service on an overlay network to its tasks' addresses there, on any node,
+ * one on the bridge to this node's tasks. The tasks are grouped by service
+ * first: one walk of each. */
 static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
 			 json_t *desired)
 {
+	json_t *by_sid = json_object();
 	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		const char *sid = json_string_value(json_object_get(t, "ServiceID"));
+		if (!sid || !by_sid)
+			continue;
+		json_t *arr = json_object_get(by_sid, sid);
+		if (!arr)
+			json_object_set_new(by_sid, sid, arr = json_array());
+		json_array_append(arr, t);
+	}
 	json_t *svc;
 	json_array_foreach(services, i, svc)
 	{
@@ -482,20 +513,22 @@ static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_o
 		if (!vip || json_is_true(json_object_get(svc, "Removed")))
 			continue;
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		const char *net = publish_service_network(svc);
+		json_t *mine = json_object_get(by_sid, sid);
 		for (int pi = 0; pi < 2; pi++) {
 			int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
 			desired_add_key(desired, vip, proto, 0, (struct in_addr){0}, 0, 0);
 			size_t m;
-			json_t *t;
-			json_array_foreach(tasks, m, t)
+			json_array_foreach(mine, m, t)
 			{
 				enum lb_backend_state bs;
 				if (task_backend(t, sid, &bs))
-					desired_add_key(desired, vip, proto, 0, addr_of(ctx, t), 0,
-							bs);
+					desired_add_key(desired, vip, proto, 0,
+							addr_of(ctx, t, net), 0, bs);
 			}
 		}
 	}
+	json_decref(by_sid);
 }
 
 /* `shoal run -p HOST:CONTAINER[/udp]`: {"80/tcp":[{"HostPort":"8080"}]} */
@@ -649,13 +682,16 @@ int publish_parse_backends(const char *joined, struct lb_backend_spec **ret, siz
 	return 0;
 }
 
-/* Task -> the local container's address, or 0. */
-static struct in_addr task_addr(void *ctx, json_t *t)
+/* Task -> the local container's address, or 0; with net, its address on
+ * that overlay network on any live node (its endpoint is its container's). */
+static struct in_addr task_addr(void *ctx, json_t *t, const char *net)
 {
 	struct agent *a = ctx;
 	struct in_addr none = {0};
 	const char *cid = json_string_value(json_object_get(
 		json_object_get(json_object_get(t, "Status"), "ContainerStatus"), "ContainerID"));
+	if (net)
+		return cid ? overlay_ep_addr(a, net, cid) : none;
 	struct container *c = container_get(a, cid);
 	if (!c || c->state != CONTAINER_RUNNING || !c->net_attached)
 		return none;
@@ -735,7 +771,7 @@ static void tasks_port_status(struct agent *a, json_t *services, json_t *tasks)
 	{
 		enum lb_backend_state bs;
 		const char *sid = json_string_value(json_object_get(t, "ServiceID")) ?: "";
-		if (!task_backend(t, sid, &bs) || task_addr(a, t).s_addr == 0)
+		if (!task_backend(t, sid, &bs) || task_addr(a, t, NULL).s_addr == 0)
 			continue;
 		json_t *svc = NULL;
 		size_t k;

@@ -119,11 +119,21 @@ json_t *publish_port_stats(struct agent *a, int proto, int port);
 json_t *publish_list(struct agent *a);
 
 /* The pure part of publish_sync(), exposed for tests. */
-/* A task -> the address of its container on this node; 0 if none here. */
-typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task);
+/* A task -> the address of its container on this node, 0 if none here; with
+ * net (an overlay network's id), its address on that network on any live
+ * node, 0 if none. */
+typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task, const char *net);
+/* The overlay network a service's tasks join (Spec.TaskTemplate.Networks[0]'s
+ * id), NULL for the node's bridge. */
+const char *publish_service_network(json_t *svc);
+/* A task that takes new connections: observed and desired running, not
+ * unhealthy (the VIP's active backends; the DNS's task answers). */
+bool publish_task_active(json_t *t);
 /* What the data plane should hold: {"tcp/8080": "10.213.0.5:80:1,...",
  * "udp/10.214.0.2/0": "..."}: per key ("proto/port" for a published port,
  * "proto/vip/0" for a service VIP), its backends "addr:port:state," sorted.
+ * A VIP's backends are its tasks' addresses on the service's overlay network
+ * (addr_of with the network) or, for a bridge service, this node's tasks.
  * services and tasks as the store has them; containers:
  * [{"Addr": "10.213.0.9" or "", "PortBindings": {"80/tcp": [{"HostPort": "8081"}]}}]. */
 json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,

@@ -19,13 +19,21 @@
 #   the counter in /info moves;
 # - a full network refuses the next container, naming the network;
 # - network rm and prune refuse a network containers are on, naming them;
-# - a 3-replica service on the network, one task per node: a container on
-#   node 1 reaches every task at its address (NetworksAttachments); a service
-#   on a non-attachable network runs; service rm gives the addresses back;
-#   more than one network and aliases are refused with a message;
+# - a 3-replica service on the network with an alias, one task per node: a
+#   container on node 1 reaches every task at its address
+#   (NetworksAttachments); its resolv.conf names its gateway, where the
+#   embedded DNS answers: the service's name and alias -> its VIP, tasks.NAME
+#   -> the 3 tasks' overlay addresses, a container's name on node 3 -> its
+#   address; a bridge asker gets none of these names; a service on a
+#   non-attachable network runs; service rm gives the addresses back; more
+#   than one network and a bad alias are refused with a message;
 # - node 2's agent killed, its containers running on: the other nodes drop
 #   its endpoints from FDB and neighbour tables (within the lease TTL + 1 s,
-#   polled with a generous bound), the survivors' traffic unaffected; past
+#   polled with a generous bound), the survivors' traffic unaffected; the
+#   service web on the network: before, 30 connections from node 1 to its
+#   VIP reach its tasks on all three nodes; after, within the same bound,
+#   node 2's task is neither a backend of the VIP on nodes 1 and 3 (30
+#   connections from each all answered, none by it) nor in tasks.web; past
 #   the grace the leader gives its records and addresses back; its agent
 #   restarted: the running container recorded again at the same address and
 #   reached again;
@@ -174,9 +182,12 @@ for t in json.load(sys.stdin):
         for addr in a["Addresses"]:
             print(t["NodeID"][:12], a["Network"]["Spec"]["Name"], addr.split("/")[0])'
 }
-must "service create --network ovl" node_shoal 1 service create -d --name web --replicas 3 \
-	--replicas-max-per-node 1 --network ovl busybox \
-	sh -c 'mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w'
+web_create() {
+	node_shoal 1 service create -d --name web --replicas 3 --replicas-max-per-node 1 \
+		--network name=ovl,alias=www busybox \
+		sh -c 'mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w'
+}
+must "service create --network name=ovl,alias=www" web_create
 three_up() { [ "$(task_addrs web | grep -c ' ovl 10\.77\.0\.')" = 3 ]; }
 wait_until 60 three_up || fail "web: not 3 running tasks with an address on ovl: $(task_addrs web)"
 expect_eq "web's tasks on 3 distinct nodes" 3 "$(task_addrs web | awk '{print $1}' | sort -u | wc -l)"
@@ -187,6 +198,32 @@ for ip in $web_ips; do
 	wait_until 20 answers "$ip" && ok "a (node 1) reaches web's task at $ip" ||
 		fail "a (node 1) does not reach web's task at $ip"
 done
+
+log "names on the overlay network, across nodes"
+vip_of() { api_get 1 "/services/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("VirtualIP", ""))'; }
+# dns NODE CTR NAME: the A records the embedded DNS gives CTR (at its gateway) for NAME
+dns() {
+	local gw
+	gw=$(inspect "$1" "$2" '{{.NetworkSettings.Gateway}}')
+	in_ctr "$1" "$2" busybox nslookup -type=a "$3" "$gw" 2>/dev/null |
+		sed -n 's/^Address:[[:space:]]*\([0-9.]*\)$/\1/p' | sort | xargs
+}
+web_vip=$(vip_of web)
+[[ "$web_vip" == 10.214.* ]] || fail "web has no virtual IP: [$web_vip]"
+expect_contains "a's resolv.conf names its gateway" "nameserver $gw_a" \
+	"$(node_shoal 1 exec a cat /etc/resolv.conf 2>&1)"
+expect_contains "web resolves to its VIP inside a (node 1), through its resolv.conf" \
+	"Address: $web_vip" "$(node_shoal 1 exec a nslookup -type=a web 2>&1)"
+expect_eq "the alias www resolves to the VIP" "$web_vip" "$(dns 1 a www)"
+expect_eq "tasks.web: the 3 tasks' overlay addresses" "$(echo $web_ips | xargs -n1 | sort | xargs)" \
+	"$(dns 1 a tasks.web)"
+expect_eq "b (a container on node 3) resolves from a (node 1)" "$ip_b" "$(dns 1 a b)"
+expect_eq "b resolves on node 3's DNS too" "$ip_b" "$(dns 3 b b)"
+# a bridge asker (node 1's own address) gets no name of the overlay network
+out=$(in_ns 1 timeout 1 busybox nslookup -type=a b 10.213.0.1 2>&1)
+expect_not_contains "a bridge asker does not get b's address" "$ip_b" "$out"
+out=$(in_ns 1 timeout 1 busybox nslookup -type=a www 10.213.0.1 2>&1)
+expect_not_contains "nor web's alias" "$web_vip" "$out"
 must "creating a non-attachable network" node_shoal 1 network create -d overlay locked
 must "service create on the non-attachable network" node_shoal 1 service create -d --name inside \
 	--network locked busybox sleep 100000
@@ -201,8 +238,10 @@ out=$(node_shoal 1 service create -d --name two --network ovl --network second b
 expect_contains "two networks refused with a message" "one overlay network" "$out"
 out=$(SOCK=$(node_sock 1) api POST /services/create '{"Name": "al", "TaskTemplate": {"ContainerSpec":
 	{"Image": "busybox", "Command": ["sleep", "1"]}, "Networks": [{"Target": "ovl", "Aliases": ["x"]}]}}')
-expect_contains "an alias refused with a message" "400 " "${out:0:4}"
-expect_contains "the refusal says why" "aliases are not supported" "$out"
+expect_contains "an alias accepted" "201" "${out:0:4}"
+must "service rm al" node_shoal 1 service rm al
+out=$(node_shoal 1 service create -d --name al2 --network name=ovl,alias=tasks.x busybox sleep 1 2>&1)
+expect_contains "an alias the DNS cannot answer refused naming it" '"tasks.x" starts with tasks.' "$out"
 out=$(node_shoal 1 service create -d --name nb --network bridge busybox sleep 1 2>&1)
 expect_contains "a service on the bridge network refused" "not an overlay network" "$out"
 out=$(node_shoal 1 network rm ovl 2>&1)
@@ -364,6 +403,23 @@ mac_e=$(inspect 2 e '{{.NetworkSettings.MacAddress}}')
 e_id=$(inspect 2 e '{{.Id}}')
 wait_until 20 reaches 1 p1 "$ip_e" hello-from-e || fail "p1 does not reach e at $ip_e"
 wait_until 20 reaches 3 p3 "$ip_e" hello-from-e || fail "p3 does not reach e at $ip_e"
+must "service web on ovl again" web_create
+wait_until 60 three_up || fail "web: not 3 running tasks with an address on ovl: $(task_addrs web)"
+n2=$(info_json 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["NodeID"][:12])')
+w2_ip=$(task_addrs web | awk -v n="$n2" '$1 == n {print $3}')
+[ -n "$w2_ip" ] || fail "no task of web on node 2: $(task_addrs web)"
+answers() { [ -n "$(get 1 p1 "$1")" ]; }
+wait_until 20 answers "$w2_ip"
+w2_body=$(get 1 p1 "$w2_ip")
+[ -n "$w2_body" ] || fail "p1 does not reach node 2's task of web at $w2_ip"
+# via NODE CTR: 30 connections from CTR to web's VIP (by name), one answer a line
+via() {
+	node_shoal "$1" exec "$2" sh -c 'for i in $(seq 1 30); do
+		printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 web 80 | tail -n 1; done' 2>/dev/null
+}
+all3() { [ "$(via 1 p1 | sort -u | grep -c .)" = 3 ]; }
+wait_until 20 all3 && ok "30 connections from node 1 to web's VIP reach its tasks on all three nodes" ||
+	fail "web's VIP from node 1 reaches: $(via 1 p1 | sort | uniq -c | xargs)"
 TTL=5 # shoald's default --node-ttl
 e_gone() { ! fdb_has 1 "$mac_e" && ! neigh_has 1 "$ip_e" && ! fdb_has 3 "$mac_e" && ! neigh_has 3 "$ip_e"; }
 t0=$(date +%s.%N)
@@ -373,6 +429,18 @@ t1=$(date +%s.%N)
 log "e's entries gone from nodes 1 and 3 $(python3 -c "print('%.1f' % ($t1 - $t0))") s after node 2's agent died (TTL $TTL s)"
 reaches 1 p1 "$ip_p3" hello-from-p3 && ok "p1 still reaches p3" || fail "p1 no longer reaches p3"
 reaches 3 p3 "$ip_p1" hello-from-p1 && ok "p3 still reaches p1" || fail "p3 no longer reaches p1"
+w2_gone() { ! grep -qw "$w2_ip" <<<"$(dns 1 p1 tasks.web) $(dns 3 p3 tasks.web)"; }
+wait_until 30 w2_gone || fail "node 2's task $w2_ip still in tasks.web 30 s after node 2's agent died"
+t1=$(date +%s.%N)
+log "node 2's task out of tasks.web $(python3 -c "print('%.1f' % ($t1 - $t0))") s after node 2's agent died"
+expect_eq "tasks.web on node 1: the two tasks left" 2 "$(dns 1 p1 tasks.web | wc -w)"
+for i in 1 3; do
+	ctr=p$i
+	out=$(via $i $ctr)
+	expect_eq "30 connections from node $i to web's VIP answered" 30 "$(grep -c . <<<"$out")"
+	expect_not_contains "none by node 2's task (not a backend on node $i)" "$w2_body" "$out"
+	expect_eq "by the two tasks left" 2 "$(sort -u <<<"$out" | grep -c .)"
+done
 e_reclaimed() { [ -z "$(keys_under "/shoal/endpoints/$OVL_ID/$e_id")" ] && ! key_exists "/shoal/ipam/addr/$OVL_ID/$ip_e"; }
 wait_until 60 e_reclaimed && ok "e's record and address given back after the grace" ||
 	fail "e's record or address still held: $(keys_under "/shoal/endpoints/$OVL_ID/")"
@@ -391,6 +459,7 @@ log "e's entries gone from nodes 1 and 3 $(python3 -c "print('%.1f' % ($t1 - $t0
 reaches 1 p1 "$ip_p3" hello-from-p3 && ok "p1 still reaches p3" || fail "p1 no longer reaches p3"
 reaches 3 p3 "$ip_p1" hello-from-p1 && ok "p3 still reaches p1" || fail "p3 no longer reaches p1"
 must "removing p3" node_shoal 3 rm -f p3
+must "service rm web" node_shoal 1 service rm web
 
 teardown_check
 finish

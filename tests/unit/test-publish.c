@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "lb/lb.h"
 
@@ -42,6 +43,11 @@ int cluster_get(struct agent *a, const char *key, json_t **ret, int64_t *ret_rev
 	return -ENOENT;
 }
 
+struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *ep_id)
+{
+	return (struct in_addr){0};
+}
+
 int publish_alloc_reconcile(struct agent *a, struct shoal_err *err)
 {
 	return 0;
@@ -62,11 +68,13 @@ int cluster_put(struct agent *a, const char *key, json_t *obj, int64_t expect_re
 }
 
 /* A task's container address comes from its "Addr" in these tests; none:
- * the task runs on another node. */
-static struct in_addr addr_of(void *ctx, json_t *t)
+ * the task runs on another node. Its address on an overlay network: "Ovl"
+ * {net: addr}; none there: no endpoint record, or its node is not live. */
+static struct in_addr addr_of(void *ctx, json_t *t, const char *net)
 {
 	struct in_addr in = {0};
-	const char *s = json_string_value(json_object_get(t, "Addr"));
+	const char *s = net ? json_string_value(json_object_get(json_object_get(t, "Ovl"), net))
+			    : json_string_value(json_object_get(t, "Addr"));
 	if (s)
 		assert_int_equal(inet_pton(AF_INET, s, &in), 1);
 	return in;
@@ -174,6 +182,52 @@ static void test_vip_and_udp(void **state)
 	assert_int_equal(k.addr, 0);
 	assert_int_equal(k.port, 8080);
 	assert_int_equal(publish_parse_key("sctp/80", &k), -EINVAL);
+	json_decref(d);
+	json_decref(tasks);
+	json_decref(svcs);
+}
+
+/* A service on an overlay network: its VIP's backends are its tasks'
+ * addresses there wherever they run, by the same rules as local ones; a
+ * bridge service's stay this node's tasks. */
+static void test_vip_overlay(void **state)
+{
+	json_t *ovl = service("s1", "10.214.0.8", "[]");
+	json_object_set_new(json_object_get(ovl, "Spec"), "TaskTemplate",
+			    J("{\"Networks\":[{\"Target\":\"n1\",\"Aliases\":[\"w\"]}]}"));
+	json_t *br = service("s2", "10.214.0.9", "[]");
+	assert_string_equal(publish_service_network(ovl), "n1");
+	assert_null(publish_service_network(br));
+	json_t *local = task("s1", "10.77.0.5", "running", "running");
+	json_object_set_new(local, "Ovl", J("{\"n1\":\"10.77.0.5\"}"));
+	json_t *remote = task("s1", NULL, "running", "running");
+	json_object_set_new(remote, "Ovl", J("{\"n1\":\"10.77.0.6\"}"));
+	json_t *stopping = task("s1", NULL, "running", "shutdown");
+	json_object_set_new(stopping, "Ovl", J("{\"n1\":\"10.77.0.7\"}"));
+	json_t *sick = task("s1", NULL, "running", "running");
+	json_object_set_new(sick, "Ovl", J("{\"n1\":\"10.77.0.8\"}"));
+	json_object_set_new(json_object_get(sick, "Status"), "Health", json_string("unhealthy"));
+	json_t *dead = task("s1", NULL, "running", "running"); /* on a node not live */
+	json_t *other = task("s1", NULL, "running", "running");
+	json_object_set_new(other, "Ovl", J("{\"n2\":\"10.76.0.3\"}"));
+	json_t *br_local = task("s2", "10.213.0.10", "running", "running");
+	json_t *br_remote = task("s2", NULL, "running", "running");
+	json_object_set_new(br_remote, "Ovl", J("{\"n1\":\"10.77.0.9\"}"));
+	assert_true(publish_task_active(remote));
+	assert_false(publish_task_active(stopping));
+	assert_false(publish_task_active(sick));
+	json_t *svcs = json_pack("[o,o]", ovl, br);
+	json_t *tasks = json_pack("[o,o,o,o,o,o,o,o]", br_remote, sick, local, dead, other,
+				  stopping, br_local, remote);
+	json_t *d = desired_of(svcs, tasks, NULL);
+	/* the stopping one drains (2); the unhealthy one, the one without an
+	 * address on n1 and the one whose node is gone are not backends */
+	assert_string_equal(want(d, "tcp/10.214.0.8/0"),
+			    "10.77.0.5:0:1,10.77.0.6:0:1,10.77.0.7:0:2,");
+	assert_string_equal(want(d, "udp/10.214.0.8/0"),
+			    "10.77.0.5:0:1,10.77.0.6:0:1,10.77.0.7:0:2,");
+	assert_string_equal(want(d, "tcp/10.214.0.9/0"), "10.213.0.10:0:1,");
+	assert_int_equal(json_object_size(d), 4);
 	json_decref(d);
 	json_decref(tasks);
 	json_decref(svcs);
@@ -347,11 +401,9 @@ static void test_host_mode_plan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ingress_backends),
-		cmocka_unit_test(test_vip_and_udp),
-		cmocka_unit_test(test_host_mode),
-		cmocka_unit_test(test_containers),
-		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_ingress_backends), cmocka_unit_test(test_vip_and_udp),
+		cmocka_unit_test(test_vip_overlay),	 cmocka_unit_test(test_host_mode),
+		cmocka_unit_test(test_containers),	 cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_host_mode_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
