@@ -15,6 +15,7 @@ struct image_store;
 struct bridge_net;
 struct container;
 struct exec_inst;
+struct secrets_key;
 
 /* Everything shoald creates lives under these roots and carries the prefix, so
  * several agents (one per test node) can share a machine. */
@@ -55,6 +56,9 @@ struct agent_config {
 	uint32_t lb_flows;    /* --lb-flows; 0: the load balancer's default */
 	/* --insecure-registry HOST[:PORT]: registries pulled from over plain HTTP */
 	char **insecure_registries;
+	/* --secrets-key-file: the key secrets are sealed with, the same file on
+	 * every node; NULL = $data_dir/secrets.key, made on the first start */
+	char *secrets_key_file;
 };
 
 struct agent {
@@ -92,6 +96,8 @@ struct agent {
 	struct policy_agent *policy_agent;
 	/* agent/overlay-agent.c: overlay networks on this node */
 	struct overlay_agent *overlay_agent;
+	/* agent/secrets-task.c: the key secrets are sealed with */
+	struct secrets_key *secrets;
 };
 
 /* agent/policy-agent.c: network policy on this node. Init after publish_init()

@@ -18,6 +18,7 @@
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
 #include "agent/publish.h"
+#include "agent/secrets.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -214,7 +215,9 @@ static bool spec_unsupported(struct api_req *r, json_t *body)
 					  "ReadOnly",
 					  "CapabilityAdd",
 					  "CapabilityDrop",
-					  "Mounts"};
+					  "Mounts",
+					  "Secrets",
+					  "Configs"};
 	json_t *tt = json_object_get(body, "TaskTemplate");
 	const char *rt = json_string_value(json_object_get(tt, "Runtime"));
 	if (rt && *rt && strcmp(rt, "container") != 0) {
@@ -332,6 +335,13 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 		sn->target = id;
 	}
 	json_t *full = service_spec_to_json(spec);
+	struct shoal_err serr = {0};
+	if (full && secrets_service_resolve(r->agent, full, &serr) < 0) {
+		api_reply_err(r, &serr);
+		json_decref(full);
+		service_spec_free(spec);
+		return NULL;
+	}
 	if (ret_spec)
 		*ret_spec = spec;
 	else

@@ -103,6 +103,18 @@ void api_node_list(struct api_req *r);
 void api_node_inspect(struct api_req *r);
 void api_node_update(struct api_req *r);
 
+/* Secrets and configs (agent/api-secrets.c) */
+void api_secret_create(struct api_req *r);
+void api_secret_list(struct api_req *r);
+void api_secret_inspect(struct api_req *r);
+void api_secret_update(struct api_req *r);
+void api_secret_delete(struct api_req *r);
+void api_config_create(struct api_req *r);
+void api_config_list(struct api_req *r);
+void api_config_inspect(struct api_req *r);
+void api_config_update(struct api_req *r);
+void api_config_delete(struct api_req *r);
+
 /* Network policies (agent/api-policies.c) */
 void api_policy_create(struct api_req *r);
 void api_policy_list(struct api_req *r);

@@ -28,6 +28,7 @@
 #include "agent/manager.h"
 #include "agent/overlay-agent.h"
 #include "agent/publish.h"
+#include "agent/secrets.h"
 #include "agent/stream.h"
 #include "agent/volumes.h"
 #include "agent/worker.h"
@@ -1712,6 +1713,7 @@ void container_remove(struct container *c, bool force, struct api_req *r)
 		return;
 	}
 	notify_waiters(c, true);
+	secrets_container_removed(a, json_object_get(c->config, "Labels"));
 	events_container(c, "destroy", NULL, NULL);
 	if (r) {
 		r->on_cancel = NULL;

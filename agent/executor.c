@@ -17,6 +17,7 @@
 #include "agent/container.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
+#include "agent/secrets.h"
 #include "agent/task-cache.h"
 #include "agent/worker.h"
 #include "lib/cleanup.h"
@@ -461,9 +462,17 @@ static void task_create_start(struct agent *a, struct task_run *run, json_t *tas
 		return;
 	}
 	json_object_del(config, "Name");
+	/* its secrets and configs: files on a tmpfs of the task's, bound in */
+	if (secrets_task_prepare(a, tid, task, config, &err) < 0) {
+		json_decref(config);
+		task_set_state(a, tid, "rejected", "preparing secrets failed", err.msg, NULL);
+		run->ended = true;
+		return;
+	}
 	int r = container_create(a, name, config, &c, NULL, &err);
 	json_decref(config);
 	if (r < 0) {
+		secrets_task_release(a, tid);
 		task_set_state(a, tid, "rejected", "creating container failed", err.msg, NULL);
 		run->ended = true;
 		return;

@@ -95,6 +95,16 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_GET, "/nodes", api_node_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/nodes/{}", api_node_inspect, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/nodes/{}/update", api_node_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/secrets/create", api_secret_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/secrets", api_secret_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/secrets/{}", api_secret_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/secrets/{}/update", api_secret_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_DELETE, "/secrets/{}", api_secret_delete, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/configs/create", api_config_create, API_BODY_JSON, false},
+	{EVHTTP_REQ_GET, "/configs", api_config_list, API_BODY_SMALL, false},
+	{EVHTTP_REQ_GET, "/configs/{}", api_config_inspect, API_BODY_SMALL, false},
+	{EVHTTP_REQ_POST, "/configs/{}/update", api_config_update, API_BODY_JSON, false},
+	{EVHTTP_REQ_DELETE, "/configs/{}", api_config_delete, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/policies/create", api_policy_create, API_BODY_JSON, false},
 	{EVHTTP_REQ_GET, "/policies", api_policy_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_GET, "/policies/explain", api_policy_explain, API_BODY_SMALL, false},
@@ -141,13 +151,14 @@ static const char *strip_version(const char *path)
 	return path;
 }
 
-/* Routes that read or change the cluster's state (services, tasks, nodes, and
- * the writes of policies): a worker node answers them as Docker's workers do,
+/* Routes that read or change the cluster's state (services, tasks, nodes,
+ * secrets, configs, and the writes of policies): a worker node answers them as Docker's workers do,
  * so that a client never acts on a view a worker does not keep. Its own
  * containers, images and the policy explanations of its own traffic stay. */
 static bool route_cluster_only(const char *pattern, enum evhttp_cmd_type m)
 {
-	static const char *const prefixes[] = {"/services", "/tasks", "/nodes"};
+	static const char *const prefixes[] = {"/services", "/tasks", "/nodes", "/secrets",
+					       "/configs"};
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (str_has_prefix(pattern, prefixes[i]))
 			return true;

@@ -29,6 +29,7 @@
 #include "agent/publish.h"
 #include "agent/membership.h"
 #include "agent/overlay-agent.h"
+#include "agent/secrets.h"
 #include "agent/swarm.h"
 #include "agent/store/store.h"
 #include "agent/stream.h"
@@ -95,6 +96,10 @@ static void usage(FILE *f)
 		"                        (repeatable; a HOST without a port covers every port;\n"
 		"                        every other registry is HTTPS with its certificate\n"
 		"                        verified)\n"
+		"  --secrets-key-file PATH  the key secrets are encrypted with in the store: 32\n"
+		"                        random bytes in a file owned by root, mode 0600; give\n"
+		"                        every node of a cluster the same file (default:\n"
+		"                        DATADIR/secrets.key, made on the first start)\n"
 		"  --uplink IFNAME       balance published ports on this interface (repeatable;\n"
 		"                        default: every interface but lo and shoald's own)\n"
 		"  --xdp                 also run the published-port ingress path as native XDP\n"
@@ -209,7 +214,8 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		O_XDP,
 		O_MAGLEV,
 		O_FLOWS,
-		O_INSECURE_REG
+		O_INSECURE_REG,
+		O_SECKEY
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, O_DATA},
@@ -246,6 +252,7 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 		{"maglev-size", required_argument, NULL, O_MAGLEV},
 		{"lb-flows", required_argument, NULL, O_FLOWS},
 		{"insecure-registry", required_argument, NULL, O_INSECURE_REG},
+		{"secrets-key-file", required_argument, NULL, O_SECKEY},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -479,6 +486,9 @@ static int parse_args(struct agent_config *cfg, int argc, char **argv)
 			if (strv_push(&cfg->insecure_registries, optarg) < 0)
 				return -ENOMEM;
 			break;
+		case O_SECKEY:
+			dst = &cfg->secrets_key_file;
+			break;
 		case O_VER:
 			printf("shoald %s\n", SHOAL_VERSION);
 			exit(0);
@@ -574,6 +584,7 @@ static void config_free(struct agent_config *cfg)
 	free(cfg->log_level);
 	strv_free(cfg->uplinks);
 	strv_free(cfg->insecure_registries);
+	free(cfg->secrets_key_file);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -673,6 +684,9 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 	logs_ballast_check(a, path); /* before the first write of this start */
 	if ((r = node_identity(a, err)) < 0)
 		return r;
+	/* before anything is made on the node: a key that cannot be used stops here */
+	if ((r = secrets_init(a, err)) < 0)
+		return r;
 	ensure_bpffs(a);
 
 	snprintf(path, sizeof(path), "%s/state.db", a->cfg.data_dir);
@@ -750,6 +764,7 @@ static int agent_init(struct agent *a, int *lock_fd, struct shoal_err *err)
 		return shoal_err_wrap(err, "reading the overlay networks");
 	if ((r = container_load_all(a, err)) < 0)
 		return shoal_err_wrap(err, "loading containers");
+	secrets_start(a);
 	overlay_agent_start(a);
 	if ((r = swarm_start(a, err)) < 0)
 		return r;
@@ -938,6 +953,7 @@ out:
 	container_free_all(&a);
 	bridge_net_free(a.bridge);
 	image_store_free(a.images);
+	secrets_free(&a);
 	store_close(a.store);
 	if (a.base)
 		event_base_free(a.base);

@@ -35,6 +35,8 @@ const struct cli_command cli_commands[] = {
 	{"lb", cli_cmd_lb, "Show published ports, their backends and counters"},
 	{"policy", cli_cmd_policy, "Manage network policies"},
 	{"volume", cli_cmd_volume, "Manage volumes"},
+	{"secret", cli_cmd_secret, "Manage swarm secrets"},
+	{"config", cli_cmd_config, "Manage swarm configs"},
 	{"network", cli_cmd_network, "Manage networks"},
 	{"version", cli_cmd_version, "Show the shoal version information"},
 	{"info", cli_cmd_info, "Display system-wide information"},

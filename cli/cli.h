@@ -94,6 +94,9 @@ int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
 /* Volumes (cmd-volume.c). */
 extern const struct cli_command cli_volume_commands[]; /* `shoal volume ...` */
 int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv);
+/* cli/cmd-secret.c */
+int cli_cmd_secret(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_config(struct cli_ctx *ctx, int argc, char **argv);
 /* Networks (cmd-network.c). */
 extern const struct cli_command cli_network_commands[]; /* `shoal network ...` */
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);

@@ -83,6 +83,12 @@ enum {
 	SOPT_ARGS,
 	SOPT_FORCE,
 	SOPT_ROLLBACK,
+	SOPT_SECRET,
+	SOPT_SECRET_ADD,
+	SOPT_SECRET_RM,
+	SOPT_CONFIG,
+	SOPT_CONFIG_ADD,
+	SOPT_CONFIG_RM,
 };
 
 /* Flags create and update share. */
@@ -185,6 +191,10 @@ static const struct cli_opt create_opts[] = {
 	{SOPT_NETWORK, "network", 0, CLI_OPT_VALUE, "network", "Network attachments"},
 	{SOPT_MOUNT, "mount", 0, CLI_OPT_VALUE, "mount",
 	 "Attach a filesystem mount to the service (type=bind|volume|tmpfs,source=..,target=..[,readonly])"},
+	{SOPT_SECRET, "secret", 0, CLI_OPT_VALUE, "secret",
+	 "Specify secrets to expose to the service (SECRET or source=SECRET[,target=NAME][,uid=][,gid=][,mode=0444])"},
+	{SOPT_CONFIG, "config", 0, CLI_OPT_VALUE, "config",
+	 "Specify configurations to expose to the service (CONFIG or source=CONFIG[,target=/PATH][,uid=][,gid=][,mode=0444])"},
 	{SOPT_DRY_RUN, "dry-run", 0, CLI_OPT_BOOL, NULL,
 	 "Show where the tasks would be placed, create nothing"},
 	{0},
@@ -221,6 +231,12 @@ static const struct cli_opt update_opts[] = {
 	{SOPT_MOUNT_ADD, "mount-add", 0, CLI_OPT_VALUE, "mount",
 	 "Add or update a mount on a service"},
 	{SOPT_MOUNT_RM, "mount-rm", 0, CLI_OPT_VALUE, "list", "Remove a mount by its target path"},
+	{SOPT_SECRET_ADD, "secret-add", 0, CLI_OPT_VALUE, "secret",
+	 "Add or update a secret on a service"},
+	{SOPT_SECRET_RM, "secret-rm", 0, CLI_OPT_VALUE, "list", "Remove a secret"},
+	{SOPT_CONFIG_ADD, "config-add", 0, CLI_OPT_VALUE, "config",
+	 "Add or update a config file on a service"},
+	{SOPT_CONFIG_RM, "config-rm", 0, CLI_OPT_VALUE, "list", "Remove a configuration file"},
 	{SOPT_FORCE, "force", 0, CLI_OPT_BOOL, NULL, "Force update even if no changes require it"},
 	{SOPT_ROLLBACK, "rollback", 0, CLI_OPT_BOOL, NULL, "Rollback to previous specification"},
 	{0},
@@ -612,6 +628,76 @@ static int apply_mount(struct apply *ap, json_t *cs, bool add)
 	return add ? json_array_extend(arr, one) : 0;
 }
 
+/* --secret and --config: NAME, or source=NAME[,target=T][,uid=U][,gid=G][,mode=OCTAL]
+ * as the docker CLI reads them (the daemon finds the object by name); a later
+ * reference with the same target replaces an earlier one. --secret-rm and
+ * --config-rm: by name or id. */
+static int apply_ref(struct apply *ap, json_t *cs, bool secret, bool add)
+{
+	const char *idk = secret ? "SecretID" : "ConfigID";
+	const char *namek = secret ? "SecretName" : "ConfigName";
+	json_t *arr = cli_json_arr(cs, secret ? "Secrets" : "Configs");
+	_cleanup_free_ char *dup = strdup(ap->f->value);
+	if (!arr || !dup)
+		return -ENOMEM;
+	if (!add) {
+		for (size_t i = 0; i < json_array_size(arr);) {
+			json_t *o = json_array_get(arr, i);
+			const char *n = cli_json_str(o, namek), *id = cli_json_str(o, idk);
+			if ((n && strcmp(n, dup) == 0) || (id && strcmp(id, dup) == 0))
+				json_array_remove(arr, i);
+			else
+				i++;
+		}
+		return 0;
+	}
+	const char *src = NULL, *target = NULL, *uid = "0", *gid = "0";
+	unsigned long mode = 0444;
+	if (!strchr(dup, '=')) {
+		src = dup;
+	} else {
+		for (char *save = NULL, *f = strtok_r(dup, ",", &save); f;
+		     f = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(f, '='), *end;
+			if (!eq)
+				return bad_value(ap, "expected source=NAME[,target=..][,uid=..]"
+						     "[,gid=..][,mode=..]");
+			*eq++ = '\0';
+			if (strcmp(f, "source") == 0 || strcmp(f, "src") == 0) {
+				src = eq;
+			} else if (strcmp(f, "target") == 0) {
+				target = eq;
+			} else if (strcmp(f, "uid") == 0) {
+				uid = eq;
+			} else if (strcmp(f, "gid") == 0) {
+				gid = eq;
+			} else if (strcmp(f, "mode") == 0) {
+				mode = strtoul(eq, &end, 8);
+				if (!*eq || *end || mode > 07777)
+					return bad_value(ap, "mode is octal file mode bits (0444)");
+			} else {
+				return bad_value(ap, "unknown field (source, target, uid, gid, "
+						     "mode)");
+			}
+		}
+	}
+	if (!src || !*src)
+		return bad_value(ap, "source is required");
+	char fname[4096];
+	snprintf(fname, sizeof(fname), "%s%s", !target && !secret ? "/" : "",
+		 target ? target : src);
+	for (size_t i = 0; i < json_array_size(arr);) {
+		const char *t = cli_json_str(json_array_get(arr, i), "File.Name");
+		if (t && strcmp(t, fname) == 0)
+			json_array_remove(arr, i);
+		else
+			i++;
+	}
+	json_t *ref = json_pack("{s:s, s:{s:s, s:s, s:s, s:I}}", namek, src, "File", "Name", fname,
+				"UID", uid, "GID", gid, "Mode", (json_int_t)mode);
+	return ref && json_array_append_new(arr, ref) == 0 ? 0 : -ENOMEM;
+}
+
 /* --network NAME or the long form name=NAME[,alias=A]... as the docker CLI
  * reads it (driver-opt, link-local-ip and the like are refused here rather
  * than dropped); --network-rm NAME. */
@@ -927,6 +1013,14 @@ static int apply_one(struct apply *ap, json_t *spec, bool *health_set, bool *no_
 		return apply_mount(ap, cs, true);
 	case SOPT_MOUNT_RM:
 		return apply_mount(ap, cs, false);
+	case SOPT_SECRET:
+	case SOPT_SECRET_ADD:
+	case SOPT_SECRET_RM:
+		return apply_ref(ap, cs, true, f->id != SOPT_SECRET_RM);
+	case SOPT_CONFIG:
+	case SOPT_CONFIG_ADD:
+	case SOPT_CONFIG_RM:
+		return apply_ref(ap, cs, false, f->id != SOPT_CONFIG_RM);
 	case SOPT_ENDPOINT_MODE: {
 		enum endpoint_mode m;
 		if (spec_parse_endpoint_mode(f->value, &m, &e) < 0)

@@ -46,6 +46,8 @@ static void container_done(struct container_spec *ct)
 	strv_free(ct->cap_add);
 	strv_free(ct->cap_drop);
 	json_decref(ct->mounts);
+	json_decref(ct->secrets);
+	json_decref(ct->configs);
 }
 
 static void task_done(struct task_template *t)
@@ -155,6 +157,14 @@ struct service_spec *service_spec_dup(const struct service_spec *s)
 		dc->mounts = json_deep_copy(sc->mounts);
 		fail = fail || !dc->mounts;
 	}
+	if (sc->secrets) {
+		dc->secrets = json_deep_copy(sc->secrets);
+		fail = fail || !dc->secrets;
+	}
+	if (sc->configs) {
+		dc->configs = json_deep_copy(sc->configs);
+		fail = fail || !dc->configs;
+	}
 
 	const struct task_template *st = &s->task;
 	struct task_template *dt = &d->task;
@@ -219,6 +229,11 @@ static bool strv_eq(char *const *a, char *const *b)
 	return true;
 }
 
+static bool json_eq(json_t *a, json_t *b)
+{
+	return a == b || (a && b && json_equal(a, b));
+}
+
 static bool labels_eq(const struct spec_labels *a, const struct spec_labels *b)
 {
 	if (a->n != b->n)
@@ -250,8 +265,8 @@ static bool container_eq(const struct container_spec *a, const struct container_
 	       str_eq(a->stop_signal, b->stop_signal) && a->read_only == b->read_only &&
 	       strv_eq(a->cap_add, b->cap_add) && strv_eq(a->cap_drop, b->cap_drop) &&
 	       a->has_init == b->has_init && (!a->has_init || a->init == b->init) &&
-	       (a->mounts == b->mounts ||
-		(a->mounts && b->mounts && json_equal(a->mounts, b->mounts)));
+	       json_eq(a->mounts, b->mounts) && json_eq(a->secrets, b->secrets) &&
+	       json_eq(a->configs, b->configs);
 }
 
 static bool resources_eq(const struct sched_resources *a, const struct sched_resources *b)

@@ -103,6 +103,10 @@ static json_t *container_json(struct jb *b, const struct container_spec *ct)
 		put(b, o, "Init", json_boolean(ct->init));
 	if (ct->mounts)
 		put(b, o, "Mounts", json_deep_copy(ct->mounts));
+	if (ct->secrets)
+		put(b, o, "Secrets", json_deep_copy(ct->secrets));
+	if (ct->configs)
+		put(b, o, "Configs", json_deep_copy(ct->configs));
 	if (!o)
 		b->fail = true;
 	return o;

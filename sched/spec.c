@@ -606,6 +606,191 @@ static void parse_mounts(struct pctx *c, json_t *o, struct container_spec *ct)
 	}
 }
 
+/* Docker's name rule for secrets and configs: 1 to 64 of [a-zA-Z0-9-_.],
+ * beginning and ending with a letter or digit. */
+static bool ref_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > SPEC_MAX_REF_NAME_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		bool alnum = isalnum((unsigned char)n[i]);
+		if (!alnum && (i == 0 || i == len - 1 || !strchr("-_.", n[i])))
+			return false;
+	}
+	return true;
+}
+
+/* A relative path with no empty, "." or ".." part. */
+static bool rel_path_clean(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (const char *s = p; *s;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		s = *e ? e + 1 : e;
+		if (*e && !*s)
+			return false; /* trailing '/' */
+	}
+	return true;
+}
+
+/* A uid or gid: decimal, below (uid_t)-1 (which means "unchanged" to chown). */
+static bool digits(const char *s)
+{
+	if (!*s || strlen(s) > 10)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	return strtoull(s, NULL, 10) < 4294967295ULL;
+}
+
+/* Secrets or Configs: references to objects the agent resolves (by ID, else
+ * by name), each with the file it becomes, Docker's defaults filled in: a
+ * secret at /run/secrets/<File.Name> (relative), a config at File.Name
+ * (absolute, relative ones under /), owner 0:0, mode 0444. */
+static void parse_refs(struct pctx *c, json_t *o, const char *key, bool secret, json_t **ret)
+{
+	const char *idk = secret ? "SecretID" : "ConfigID";
+	const char *namek = secret ? "SecretName" : "ConfigName";
+	size_t m = enter(c, key);
+	json_t *a = as_array(c, field(o, key), SPEC_MAX_MOUNTS);
+	json_t *out = json_array();
+	bool ok = out != NULL;
+	if (!out)
+		c->oom = true;
+	size_t i;
+	json_t *e;
+	char q[80];
+	json_array_foreach(a, i, e)
+	{
+		size_t mi = enter_index(c, i);
+		if (!json_is_object(e)) {
+			perr_type(c, "an object", e);
+			ok = false;
+			leave(c, mi);
+			continue;
+		}
+		_cleanup_free_ char *id = NULL, *name = NULL, *fname = NULL, *uid = NULL,
+				    *gid = NULL;
+		if (get_str(c, e, idk, 64, &id) < 0 || get_str(c, e, namek, 256, &name) < 0)
+			ok = false;
+		if ((!id || !*id) && (!name || !*name)) {
+			perr(c, "%s or %s is required", namek, idk);
+			ok = false;
+		} else if (name && *name && !ref_name_ok(name)) {
+			size_t mk = enter(c, namek);
+			quote(name, q);
+			perr(c,
+			     "%s is not a valid name: 1 to %d of [a-zA-Z0-9-_.], starting and "
+			     "ending with a letter or digit",
+			     q, SPEC_MAX_REF_NAME_LEN);
+			leave(c, mk);
+			ok = false;
+		}
+		json_t *rt = field(e, "Runtime");
+		if (rt && !(json_is_object(rt) && json_object_size(rt) == 0)) {
+			size_t mk = enter(c, "Runtime");
+			perr(c, "not supported by shoal; give File");
+			leave(c, mk);
+			ok = false;
+		}
+		size_t mf = enter(c, "File");
+		json_t *f = as_object(c, field(e, "File"));
+		int64_t mode = 0444;
+		if (field(e, "File") && !f)
+			ok = false;
+		if (get_str(c, f, "Name", SPEC_MAX_STRING_LEN, &fname) < 0 ||
+		    get_str(c, f, "UID", 16, &uid) < 0 || get_str(c, f, "GID", 16, &gid) < 0)
+			ok = false;
+		if (fname && !*fname) {
+			free(fname);
+			fname = NULL;
+		}
+		if (!fname && name && *name &&
+		    asprintf(&fname, "%s%s", secret ? "" : "/", name) < 0) {
+			fname = NULL;
+			c->oom = true;
+		}
+		if (fname) {
+			size_t mk = enter(c, "Name");
+			const char *rel = fname[0] == '/' ? fname + 1 : fname;
+			quote(fname, q);
+			if (secret && fname[0] == '/') {
+				perr(c,
+				     "%s: a secret's file is a name under /run/secrets, not an "
+				     "absolute path",
+				     q);
+				ok = false;
+			} else if (!rel_path_clean(rel)) {
+				perr(c, "%s is not a clean path (no empty, . or .. parts)", q);
+				ok = false;
+			}
+			leave(c, mk);
+		}
+		static const char *const ids[] = {"UID", "GID"};
+		for (size_t k = 0; k < 2; k++) {
+			const char *v = k ? gid : uid;
+			if (v && *v && !digits(v)) {
+				size_t mk = enter(c, ids[k]);
+				quote(v, q);
+				perr(c, "%s is not a numeric id", q);
+				leave(c, mk);
+				ok = false;
+			}
+		}
+		json_t *mv = field(f, "Mode");
+		if (mv) {
+			size_t mk = enter(c, "Mode");
+			if (!json_is_integer(mv) || json_integer_value(mv) < 0 ||
+			    json_integer_value(mv) > 07777) {
+				perr_type(c, "file mode bits (0 to 07777)", mv);
+				ok = false;
+			} else {
+				mode = json_integer_value(mv);
+			}
+			leave(c, mk);
+		}
+		leave(c, mf);
+		/* two references may not make the same file */
+		size_t k;
+		json_t *prev;
+		json_array_foreach(out, k, prev)
+		{
+			const char *pf = json_string_value(
+				json_object_get(json_object_get(prev, "File"), "Name"));
+			if (fname && pf && strcmp(pf, fname) == 0) {
+				perr(c, "%s and %s have a conflicting target: %s",
+				     json_string_value(json_object_get(prev, namek)) ?: "?",
+				     name ? name
+				     : id ? id
+					  : "?",
+				     fname);
+				ok = false;
+			}
+		}
+		if (ok && out) {
+			json_t *r =
+				json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:I}}", idk, id ? id : "",
+					  namek, name ? name : "", "File", "Name",
+					  fname ? fname : "", "UID", uid && *uid ? uid : "0", "GID",
+					  gid && *gid ? gid : "0", "Mode", (json_int_t)mode);
+			if (!r || json_array_append_new(out, r) < 0)
+				c->oom = true;
+		}
+		leave(c, mi);
+	}
+	leave(c, m);
+	if (ok && json_array_size(out))
+		*ret = out;
+	else
+		json_decref(out);
+}
+
 static void parse_container(struct pctx *c, json_t *o, struct container_spec *ct)
 {
 	char q[80];
@@ -694,6 +879,13 @@ static void parse_container(struct pctx *c, json_t *o, struct container_spec *ct
 	if (get_bool(c, o, "Init", &ct->init) > 0)
 		ct->has_init = true;
 	parse_mounts(c, o, ct);
+	parse_refs(c, o, "Secrets", true, &ct->secrets);
+	parse_refs(c, o, "Configs", false, &ct->configs);
+	size_t files = json_array_size(ct->mounts) + json_array_size(ct->secrets) +
+		       json_array_size(ct->configs);
+	if (files > SPEC_MAX_MOUNTS)
+		perr(c, "%zu mounts, secrets and configs together exceed the limit of %d", files,
+		     SPEC_MAX_MOUNTS);
 }
 
 static void check_reservation(struct pctx *c, const char *key, int64_t res, int64_t lim)

@@ -31,6 +31,7 @@
 #define SPEC_MAX_NETWORKS	 32
 #define SPEC_MAX_MOUNTS		 64
 #define SPEC_MAX_ALIASES	 32
+#define SPEC_MAX_REF_NAME_LEN	 64	   /* a secret's or config's name */
 #define SPEC_MAX_REPLICAS	 10000	   /* AGENT_MAX_CONTAINERS; each one is a task record */
 #define SPEC_MIN_HEALTH_DURATION 1000000LL /* 1 ms, Docker's minimum */
 
@@ -97,6 +98,11 @@ struct container_spec {
 	 * container's HostConfig.Mounts (agent/container-mounts.c), at the API
 	 * and again at each task's create. */
 	json_t *mounts;
+	/* Docker's SecretReference and ConfigReference objects, checked and with
+	 * File's defaults filled in ({SecretID, SecretName, File: {Name, UID,
+	 * GID, Mode}}); NULL = none. The agent resolves them against the store. */
+	json_t *secrets;
+	json_t *configs;
 };
 
 struct spec_network {

@@ -419,6 +419,46 @@ void api_policy_log(struct api_req *r)
 {
 	streamed(r);
 }
+void api_secret_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_secret_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_secret_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_secret_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_secret_delete(struct api_req *r)
+{
+	with_query(r);
+}
+void api_config_create(struct api_req *r)
+{
+	with_body(r);
+}
+void api_config_list(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_config_inspect(struct api_req *r)
+{
+	reply_ok(r);
+}
+void api_config_update(struct api_req *r)
+{
+	with_body(r);
+}
+void api_config_delete(struct api_req *r)
+{
+	with_query(r);
+}
 
 static void remove_socket(void)
 {
