@@ -29,6 +29,8 @@
 #define BCL_MAX_THREADS	 16
 #define BCL_MAX_EXECS	 256
 #define BCL_AGENT_PREFIX "shoal-benchcl"
+/* In the environment of every process a run starts: its temp dir. */
+#define BCL_RUN_ENV "SHOAL_BENCH_RUN"
 
 struct store;
 struct store_watch;
@@ -101,14 +103,17 @@ struct bcl_agent {
 	char cgroup_parent[96];
 	char bpffs_dir[128];
 	char prefix[9];
+	char netns[128]; /* a network namespace to start it in ("": the bench's own) */
 	struct cli_ctx ctx;
 	int restarts;
 };
 
 struct bcl_procs {
-	char tmp[256]; /* everything the bench writes */
+	const char *label; /* names the temp dir, cgroups, bpffs dirs (NULL: BCL_AGENT_PREFIX) */
+	char tmp[256];	   /* everything the bench writes */
 	char etcd_dir[300];
 	pid_t etcd_pid;
+	char etcd_addr[16]; /* where etcd listens ("": 127.0.0.1) */
 	char endpoints[512];
 	char etcd_version[64];
 	char etcd_fs[32];
@@ -118,8 +123,9 @@ struct bcl_procs {
 	size_t n_agents;
 };
 
-/* A temp dir, the namespace's addresses, and etcd on 127.0.0.1 inside it
- * (unless endpoints is given). */
+/* A temp dir and the namespace's addresses (an agent whose addr is set
+ * already keeps it); etcd on etcd_addr inside it (unless endpoints is
+ * given). */
 int bcl_procs_init(struct bcl_procs *p, const char *endpoints, struct shoal_err *err);
 int bcl_etcd_start(struct bcl_procs *p, struct shoal_err *err);
 /* Starts (or restarts) agent i and waits until it answers; its node id is
@@ -129,7 +135,9 @@ int bcl_agent_start(struct bcl_procs *p, size_t i, struct shoal_err *err);
 void bcl_agent_kill9(struct bcl_procs *p, size_t i);
 /* SIGTERM, then SIGKILL after a grace period; reaped. */
 void bcl_agent_stop(struct bcl_procs *p, size_t i);
-/* Every child stopped, cgroups, bpffs dirs, mounts and the temp dir removed. */
+/* Every child stopped, what the agents left running (their cgroups'
+ * processes, container monitors) killed, cgroups, bpffs dirs, mounts and the
+ * temp dir removed. */
 void bcl_procs_cleanup(struct bcl_procs *p);
 
 /* etcd's own counters (/metrics) summed: request messages received, and

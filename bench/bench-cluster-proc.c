@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,8 +61,14 @@ static int run_wait(char *const argv[])
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
-/* A child that dies with this process, its output to log. */
-static pid_t spawn(char *const argv[], const char *log)
+static const char *label_of(const struct bcl_procs *p)
+{
+	return p->label ? p->label : BCL_AGENT_PREFIX;
+}
+
+/* A child that dies with this process, its output to log; in the network
+ * namespace at netns when one is named. */
+static pid_t spawn(char *const argv[], const char *log, const char *netns)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -74,6 +81,11 @@ static pid_t spawn(char *const argv[], const char *log)
 	int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (in < 0 || out < 0)
 		_exit(126);
+	if (netns && *netns) {
+		int ns = open(netns, O_RDONLY | O_CLOEXEC);
+		if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+			_exit(125);
+	}
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(out, 2);
@@ -153,14 +165,19 @@ int bcl_procs_init(struct bcl_procs *p, const char *endpoints, struct shoal_err 
 				       "another)",
 				       p->shoald);
 	const char *tmp = getenv("TMPDIR");
-	snprintf(p->tmp, sizeof(p->tmp), "%s/shoal-benchcl.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(p->tmp, sizeof(p->tmp), "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", label_of(p));
 	if (!mkdtemp(p->tmp)) {
 		p->tmp[0] = '\0';
 		return shoal_err_errno(err, errno, "making a temp dir");
 	}
+	/* inherited by every process of the run, the agents' container
+	 * monitors too, whose command lines name nothing of it */
+	setenv(BCL_RUN_ENV, p->tmp, 1);
 	/* the agents' addresses, on lo of the namespace this bench made */
 	for (size_t i = 0; i < p->n_agents; i++) {
 		struct bcl_agent *a = &p->agents[i];
+		if (a->addr[0])
+			continue;
 		snprintf(a->addr, sizeof(a->addr), "10.213.0.%zu", 10 + i);
 		char cidr[24];
 		snprintf(cidr, sizeof(cidr), "%s/32", a->addr);
@@ -192,10 +209,11 @@ int bcl_etcd_start(struct bcl_procs *p, struct shoal_err *err)
 	if (mkdir(p->etcd_dir, 0700) < 0)
 		return shoal_err_errno(err, errno, "mkdir %s", p->etcd_dir);
 	char data[400], log[400], client[64], peer[64], cluster[96];
+	const char *host = p->etcd_addr[0] ? p->etcd_addr : "127.0.0.1";
 	snprintf(data, sizeof(data), "%s/data", p->etcd_dir);
 	snprintf(log, sizeof(log), "%s/etcd.log", p->etcd_dir);
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", cport);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+	snprintf(client, sizeof(client), "http://%s:%d", host, cport);
+	snprintf(peer, sizeof(peer), "http://%s:%d", host, pport);
 	snprintf(cluster, sizeof(cluster), "bench=%s", peer);
 	snprintf(p->endpoints, sizeof(p->endpoints), "%s", client);
 	char fsb[32];
@@ -208,7 +226,7 @@ int bcl_etcd_start(struct bcl_procs *p, struct shoal_err *err)
 			      peer,	   "--initial-advertise-peer-urls",
 			      peer,	   "--initial-cluster",
 			      cluster,	   NULL};
-	p->etcd_pid = spawn(argv, log);
+	p->etcd_pid = spawn(argv, log, NULL);
 	if (p->etcd_pid < 0)
 		return shoal_err_errno(err, errno, "starting etcd");
 	bool ready = false;
@@ -260,10 +278,10 @@ int bcl_agent_start(struct bcl_procs *p, size_t i, struct shoal_err *err)
 		memcpy(a->sock, sock, sizeof(sock));
 		if (mkdir(a->dir, 0700) < 0)
 			return shoal_err_errno(err, errno, "mkdir %s", a->dir);
-		snprintf(a->cgroup_parent, sizeof(a->cgroup_parent), "/%s-%d-a%zu",
-			 BCL_AGENT_PREFIX, (int)getpid(), i);
-		snprintf(a->bpffs_dir, sizeof(a->bpffs_dir), "/sys/fs/bpf/%s-%d-a%zu",
-			 BCL_AGENT_PREFIX, (int)getpid(), i);
+		snprintf(a->cgroup_parent, sizeof(a->cgroup_parent), "/%s-%d-a%zu", label_of(p),
+			 (int)getpid(), i);
+		snprintf(a->bpffs_dir, sizeof(a->bpffs_dir), "/sys/fs/bpf/%s-%d-a%zu", label_of(p),
+			 (int)getpid(), i);
 		snprintf(a->prefix, sizeof(a->prefix), "bc%03d%zu", (int)getpid() % 1000, i);
 		char host[320];
 		snprintf(host, sizeof(host), "unix://%s", a->sock);
@@ -287,7 +305,7 @@ int bcl_agent_start(struct bcl_procs *p, size_t i, struct shoal_err *err)
 		a->prefix,	  "--store",	      "etcd",	    "--store-endpoints",
 		p->endpoints,	  "--advertise-addr", a->addr,	    "--role",
 		"manager",	  "--node-ttl",	      ttl,	    NULL};
-	a->pid = spawn(argv, log);
+	a->pid = spawn(argv, log, a->netns);
 	if (a->pid < 0) {
 		a->pid = 0;
 		return shoal_err_errno(err, errno, "starting shoald");
@@ -379,7 +397,7 @@ static void cgroup_remove(const char *parent)
 /* Mounts under dir (a run dir's namespace files), deepest first. */
 static void unmount_under(const char *dir)
 {
-	for (int pass = 0; pass < 8; pass++) {
+	for (int pass = 0; pass < 1024; pass++) {
 		FILE *f = fopen("/proc/self/mounts", "re");
 		if (!f)
 			return;
@@ -400,6 +418,95 @@ static void unmount_under(const char *dir)
 	}
 }
 
+/* Adds the pids of a cgroup tree's cgroup.procs files to pids. */
+static void cgroup_pids(const char *dir, pid_t *pids, size_t *n, size_t cap)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	for (struct dirent *de; d && (de = readdir(d));) {
+		char path[1024];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR) {
+			cgroup_pids(path, pids, n, cap);
+		} else if (strcmp(de->d_name, "cgroup.procs") == 0) {
+			FILE *f = fopen(path, "re");
+			long v;
+			while (f && *n < cap && fscanf(f, "%ld", &v) == 1)
+				pids[(*n)++] = (pid_t)v;
+			if (f)
+				fclose(f);
+		}
+	}
+}
+
+/* What an agent leaves running on purpose (containers outlive it, and so do
+ * their monitors): every process in its cgroups, and every process whose
+ * command line names the temp dir or whose environment carries the run's
+ * mark, killed. */
+static void kill_leftovers(struct bcl_procs *p)
+{
+	enum { CAP = 4096 };
+	pid_t *pids = calloc(CAP, sizeof(*pids));
+	if (!pids)
+		return;
+	for (int pass = 0; pass < 20; pass++) {
+		size_t n = 0;
+		for (size_t i = 0; i < p->n_agents; i++) {
+			const char *cg = p->agents[i].cgroup_parent;
+			if (!cg[0])
+				continue;
+			char path[512];
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s", cg);
+			cgroup_pids(path, pids, &n, CAP);
+			_cleanup_closedir_ DIR *d = opendir("/sys/fs/cgroup");
+			for (struct dirent *de; d && (de = readdir(d));) {
+				if (de->d_name[0] == '.')
+					continue;
+				snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s", de->d_name, cg);
+				cgroup_pids(path, pids, &n, CAP);
+			}
+		}
+		_cleanup_closedir_ DIR *d = p->tmp[0] ? opendir("/proc") : NULL;
+		for (struct dirent *de; d && (de = readdir(d)) && n < CAP;) {
+			char path[300];
+			pid_t pid = (pid_t)atoi(de->d_name);
+			if (pid <= 0 || pid == getpid())
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+			_cleanup_free_ char *cmd = NULL;
+			size_t len = 0;
+			if (read_file(path, 1 << 16, &cmd, &len) < 0 || !len)
+				continue;
+			for (size_t k = 0; k < len; k++)
+				if (!cmd[k])
+					cmd[k] = ' ';
+			if (strstr(cmd, p->tmp)) {
+				pids[n++] = pid;
+				continue;
+			}
+			snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+			_cleanup_free_ char *env = NULL;
+			if (read_file(path, 1 << 20, &env, &len) < 0)
+				continue;
+			for (size_t k = 0; k < len; k += strlen(env + k) + 1)
+				if (str_has_prefix(env + k, BCL_RUN_ENV "=") &&
+				    strcmp(env + k + strlen(BCL_RUN_ENV) + 1, p->tmp) == 0)
+					pids[n++] = pid;
+		}
+		size_t killed = 0;
+		for (size_t k = 0; k < n; k++)
+			if (pids[k] > 0 && pids[k] != getpid() && kill(pids[k], SIGKILL) == 0)
+				killed++;
+		for (size_t k = 0; k < n; k++)
+			waitpid(pids[k], NULL, WNOHANG);
+		if (!killed)
+			break;
+		msleep(50);
+	}
+	free(pids);
+}
+
 void bcl_procs_cleanup(struct bcl_procs *p)
 {
 	for (size_t i = 0; i < p->n_agents; i++)
@@ -412,6 +519,7 @@ void bcl_procs_cleanup(struct bcl_procs *p)
 		}
 		p->etcd_pid = 0;
 	}
+	kill_leftovers(p);
 	for (size_t i = 0; i < p->n_agents; i++) {
 		struct bcl_agent *a = &p->agents[i];
 		if (a->cgroup_parent[0])

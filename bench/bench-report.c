@@ -409,6 +409,24 @@ int bench_report_html(json_t *results, FILE *f)
 		fprintf(f, "<h2>Container start</h2>\n");
 		bar_chart(f, "start", "Create + start + wait, median", "ms", bars, nb);
 	}
+	/* `bench overlay`: TCP across the nodes beside its baselines */
+	nb = 0;
+	json_array_foreach(results, i, it)
+	{
+		json_t *t = json_object_get(json_object_get(it, "result"), "throughput");
+		const char *keys[] = {"overlay", "bare_vxlan", "underlay"};
+		for (size_t k = 0; k < 3; k++) {
+			json_t *x = json_object_get(json_object_get(t, keys[k]), "gbit_per_sec");
+			if (json_is_number(x))
+				bars[nb++] = (struct bar){.group = n > 1 ? label_of(it) : "",
+							  .label = keys[k],
+							  .value = json_number_value(x)};
+		}
+	}
+	if (nb) {
+		fprintf(f, "<h2>Overlay throughput</h2>\n");
+		bar_chart(f, "overlay", "TCP between two nodes, median", "Gbit/s", bars, nb);
+	}
 	free(bars);
 	/* every figure of every result, as compare reads them */
 	fprintf(f, "<h2>Figures</h2>\n");

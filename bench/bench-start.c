@@ -532,6 +532,7 @@ int bench_main(struct cli_ctx *ctx, int argc, char **argv)
 		       "  sched       The scheduler on a simulated cluster (placements/s, spread)\n"
 		       "  converge    A replicated service from create to all tasks running\n"
 		       "  cluster     A cluster's control plane: etcd, simulated nodes, agents\n"
+		       "  overlay     The VXLAN overlay across nodes: throughput, HTTP, programming\n"
 		       "  lb          Published-port load balancing vs direct, iptables, nftables\n"
 		       "  policy      Network policy: eBPF vs iptables vs nftables, enforcement\n"
 		       "  http        HTTP load against any address or published service\n"
@@ -547,6 +548,8 @@ int bench_main(struct cli_ctx *ctx, int argc, char **argv)
 		return bench_converge(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "cluster") == 0)
 		return bench_cluster(ctx, argc - 1, argv + 1);
+	if (strcmp(argv[1], "overlay") == 0)
+		return bench_overlay(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "sched") == 0)
 		return bench_sched(ctx, argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)

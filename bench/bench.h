@@ -15,6 +15,7 @@ int bench_main(struct cli_ctx *ctx, int argc, char **argv);
 int bench_start(struct cli_ctx *ctx, int argc, char **argv);
 int bench_converge(struct cli_ctx *ctx, int argc, char **argv);
 int bench_cluster(struct cli_ctx *ctx, int argc, char **argv);
+int bench_overlay(struct cli_ctx *ctx, int argc, char **argv);
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv);
 int bench_policy(struct cli_ctx *ctx, int argc, char **argv);
 int bench_http(struct cli_ctx *ctx, int argc, char **argv);
