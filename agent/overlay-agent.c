@@ -23,8 +23,10 @@
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
 #include "agent/overlay-ipam.h"
+#include "agent/publish.h"
 #include "agent/store/store.h"
 #include "agent/worker.h"
+#include "lb/lb.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -56,6 +58,7 @@ struct ovl_apply {
 	char net[OVL_ID_MAX + 1];
 	char name[OVL_ID_MAX + 1];
 	struct vxlan_net vn;
+	uint32_t subnet; /* network order, with prefixlen: for the mesh's return path */
 	struct vxlan_remote *remotes;
 	struct vxlan_apply_stats st;
 	int r;
@@ -92,6 +95,11 @@ struct ovl_job {
 	struct shoal_err vteps_err;
 	bool stats_ok;
 	struct vxlan_filter_stats stats;
+	/* the routing mesh's return path: host ends of this node's overlay
+	 * containers' veths to hook again (at the first job after a start) */
+	char (*mesh_veths)[IFNAMSIZ];
+	size_t n_mesh_veths;
+	char mesh_err[256]; /* the first hook that failed, for the loop's log */
 };
 
 struct overlay_agent {
@@ -103,6 +111,9 @@ struct overlay_agent {
 	char filter_reason[512];
 	char filter_err[512];
 	struct vxlan_filter_stats stats;
+	struct lb_mesh *mesh;  /* the routing mesh's return path (lb.h), NULL: none */
+	char mesh_reason[256]; /* why not */
+	char mesh_logged[256]; /* the last hook error logged */
 	char unavailable[512]; /* why overlay endpoints are refused here ("" if not) */
 	struct in_addr vtep;
 	char underlay[IFNAMSIZ];
@@ -129,6 +140,12 @@ struct overlay_agent {
 static struct overlay_agent *oa_of(struct agent *a)
 {
 	return a->overlay_agent;
+}
+
+bool overlay_mesh_on(struct agent *a)
+{
+	struct overlay_agent *oa = oa_of(a);
+	return oa && oa->mesh;
 }
 
 bool overlay_net_mode(const char *mode)
@@ -617,6 +634,25 @@ static int gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
 
 /* ---- the worker ---- */
 
+/* The routing mesh's return path on a VXLAN device (with its network's
+ * subnet) or an overlay container's veth. A failure is kept for the loop's
+ * log; the device works on without it (mesh replies then leave through
+ * this node, where the client does not expect them). */
+static void mesh_hook(struct ovl_job *j, const char *ifname, bool vxlan, uint32_t subnet,
+		      uint8_t prefixlen)
+{
+	struct lb_mesh *m = j->oa->mesh;
+	if (!m)
+		return;
+	struct shoal_err err = {0};
+	int ifindex = (int)if_nametoindex(ifname);
+	int r = ifindex <= 0 ? shoal_err_errno(&err, errno, "interface %s", ifname)
+		: vxlan	     ? lb_mesh_net_attach(m, ifindex, subnet, prefixlen, &err)
+			     : lb_mesh_veth_attach(m, ifindex, &err);
+	if (r < 0 && !j->mesh_err[0])
+		snprintf(j->mesh_err, sizeof(j->mesh_err), "%s: %s", ifname, err.msg);
+}
+
 static void job_work(void *arg)
 {
 	struct ovl_job *j = arg;
@@ -635,9 +671,12 @@ static void job_work(void *arg)
 	for (size_t i = 0; i < j->n_remove; i++)
 		j->remove[i].r = vxlan_net_remove(oa->ctx, j->remove[i].bridge, j->remove[i].vxlan,
 						  &j->remove[i].err);
-	for (size_t i = 0; i < j->n_apply; i++)
-		j->apply[i].r = vxlan_net_apply(oa->ctx, &j->apply[i].vn, &j->apply[i].st,
-						&j->apply[i].err);
+	for (size_t i = 0; i < j->n_apply; i++) {
+		struct ovl_apply *ap = &j->apply[i];
+		ap->r = vxlan_net_apply(oa->ctx, &ap->vn, &ap->st, &ap->err);
+		if (ap->r >= 0)
+			mesh_hook(j, ap->vn.vxlan, true, ap->subnet, ap->vn.prefixlen);
+	}
 	for (struct ovl_plumb *p = j->plumbs; p; p = p->next) {
 		struct ovl_apply *ap = NULL;
 		for (size_t i = 0; i < j->n_apply && !ap; i++)
@@ -660,7 +699,11 @@ static void job_work(void *arg)
 		p->ep.gateway = ap->vn.gateway;
 		p->ep.mtu = ap->st.mtu;
 		p->r = vxlan_ep_plumb(&p->ep, &p->err);
+		if (p->r >= 0)
+			mesh_hook(j, p->ep.host_ifname, false, 0, 0);
 	}
+	for (size_t i = 0; i < j->n_mesh_veths; i++)
+		mesh_hook(j, j->mesh_veths[i], false, 0, 0);
 	if (j->set_masq)
 		j->masq_r =
 			vxlan_masq_set(oa->a->cfg.device_prefix, j->masq, j->n_masq, &j->masq_err);
@@ -680,6 +723,7 @@ static void job_free(struct ovl_job *j)
 	free(j->masq);
 	free(j->masq_sig);
 	free(j->vteps);
+	free(j->mesh_veths);
 	for (struct ovl_plumb *p = j->plumbs, *next; p; p = next) {
 		next = p->next;
 		free(p);
@@ -763,6 +807,9 @@ static void job_done(void *arg)
 	}
 	if (j->stats_ok)
 		oa->stats = j->stats;
+	if (j->mesh_err[0] && strcmp(j->mesh_err, oa->mesh_logged) != 0)
+		log_warn("overlay: the routing mesh's return path on %s", j->mesh_err);
+	snprintf(oa->mesh_logged, sizeof(oa->mesh_logged), "%s", j->mesh_err);
 	for (struct ovl_plumb *p = j->plumbs; p; p = p->next)
 		p->cb(p->r, &p->err, p->arg);
 	job_free(j);
@@ -790,6 +837,26 @@ static void dns_listeners_sync(struct overlay_agent *oa)
 	dns_listen_set(oa->a, addrs, n);
 }
 
+/* Networks this node builds for the routing mesh whether or not a container
+ * of it is on them: those of services publishing a port in ingress mode, so
+ * that a client of the port here reaches their tasks on every node. A set
+ * (network id -> true); the services as the manager's watch has them. */
+static json_t *mesh_nets(struct overlay_agent *oa)
+{
+	json_t *set = json_object();
+	const char *sid;
+	json_t *svc;
+	json_object_foreach(manager_services(oa->a), sid, svc)
+	{
+		const char *net = publish_service_network(svc);
+		if (!net || !set || json_is_true(json_object_get(svc, "Removed")) ||
+		    !publish_service_meshed(svc))
+			continue;
+		json_object_set_new(set, net, json_true());
+	}
+	return set;
+}
+
 /* A snapshot of what this node should have, for the worker. */
 static struct ovl_job *job_build(struct overlay_agent *oa)
 {
@@ -806,11 +873,12 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		job_free(j);
 		return NULL;
 	}
+	json_t *mesh = mesh_nets(oa);
 	const char *net;
 	json_t *eps;
 	json_object_foreach(oa->eps, net, eps)
 	{
-		if (!local_containers(oa, net))
+		if (!local_containers(oa, net) && !json_object_get(mesh, net))
 			continue;
 		struct ovl_network n;
 		struct shoal_err err = {0};
@@ -856,6 +924,7 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		vn->mtu = n.mtu;
 		vn->gateway = gw.ip;
 		vn->prefixlen = n.subnet.prefix;
+		ap->subnet = htonl(n.subnet.net);
 		ap->remotes = calloc(json_object_size(eps) + 1, sizeof(*ap->remotes));
 		if (!ap->remotes)
 			continue;
@@ -907,8 +976,21 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		if (ep_lookup(oa, id, gid, &gw))
 			ep_delete(oa, &gw);
 	}
+	json_decref(mesh);
 	j->sweep = !oa->swept;
 	oa->swept = true;
+	/* after a start, the veths of the containers found running get the
+	 * mesh's program again (the pins carry the flows; the program is new) */
+	if (j->sweep && oa->mesh) {
+		size_t n = 0;
+		for (struct container *c = a->containers; c; c = c->next)
+			n += overlay_net_mode(c->net_mode) && c->host_ifname[0];
+		j->mesh_veths = calloc(n + 1, sizeof(*j->mesh_veths));
+		for (struct container *c = a->containers; j->mesh_veths && c; c = c->next)
+			if (overlay_net_mode(c->net_mode) && c->host_ifname[0])
+				snprintf(j->mesh_veths[j->n_mesh_veths++], IFNAMSIZ, "%s",
+					 c->host_ifname);
+	}
 	j->plumbs = TAKE_PTR(oa->plumbs);
 	/* the masquerade table when what it says changed */
 	size_t siglen = 64 + j->n_masq * 64;
@@ -1360,6 +1442,15 @@ void overlay_agent_start(struct agent *a)
 	} else {
 		log_info("%s", oa->unavailable);
 	}
+	if (!oa->unavailable[0]) {
+		err = (struct shoal_err){0};
+		if (lb_mesh_open(a->cfg.bpffs_dir, &oa->mesh, &err) < 0) {
+			snprintf(oa->mesh_reason, sizeof(oa->mesh_reason), "%s", err.msg);
+			log_warn("overlay: no routing mesh across nodes: %s (a published port "
+				 "here answers from this node's tasks only)",
+				 err.msg);
+		}
+	}
 	oa->started = true;
 	struct timeval tv = {OVERLAY_RESYNC_S, 0};
 	event_add(oa->resync_ev, &tv);
@@ -1385,6 +1476,7 @@ void overlay_agent_stop(struct agent *a)
 		free(p);
 	}
 	vxlan_filter_free(oa->filter);
+	lb_mesh_close(oa->mesh);
 	vxlan_ctx_free(oa->ctx);
 	json_decref(oa->nets);
 	json_decref(oa->eps);
@@ -1411,6 +1503,8 @@ int overlay_agent_teardown(struct agent *a, struct shoal_err *err)
 		return r;
 	if ((r = vxlan_masq_set(a->cfg.device_prefix, NULL, 0, err)) < 0)
 		return r;
+	/* the mesh's hooks went with the devices and veths */
+	lb_mesh_unpin(a->cfg.bpffs_dir);
 	struct overlay_agent probe = {.a = a};
 	if (find_underlay(&probe, a->cfg.advertise_addr, NULL) < 0)
 		return 0; /* no underlay: no filter was ever put on one */
@@ -1449,9 +1543,17 @@ json_t *overlay_agent_info(struct agent *a)
 				       (json_int_t)oa->stats.accepted)
 			   : json_pack("{s:s, s:s}", "Kind", "none", "Error",
 				       oa->filter_err[0] ? oa->filter_err : oa->unavailable);
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "Error", oa->unavailable, "VTEP",
-			 vtep, "Underlay", oa->underlay, "Filter", filter, "Networks", nets,
-			 "Applies", (json_int_t)oa->applies, "Repairs", (json_int_t)oa->repairs);
+	struct lb_mesh_counters mc = {0};
+	json_t *mesh =
+		oa->mesh && lb_mesh_counters(oa->mesh, &mc) == 0
+			? json_pack("{s:s, s:I, s:I}", "State", "on", "Noted", (json_int_t)mc.noted,
+				    "Returned", (json_int_t)mc.returned)
+			: json_pack("{s:s, s:s}", "State", "unavailable", "Reason",
+				    oa->mesh_reason[0] ? oa->mesh_reason : oa->unavailable);
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I}", "Error", oa->unavailable,
+			 "VTEP", vtep, "Underlay", oa->underlay, "Filter", filter, "Mesh", mesh,
+			 "Networks", nets, "Applies", (json_int_t)oa->applies, "Repairs",
+			 (json_int_t)oa->repairs);
 }
 
 /* ---- containers ---- */

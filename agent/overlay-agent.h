@@ -49,6 +49,10 @@ int overlay_agent_teardown(struct agent *a, struct shoal_err *err);
  * networks materialised here. */
 json_t *overlay_agent_info(struct agent *a);
 
+/* Whether the routing mesh's return path is on here (lb.h's lb_mesh): then a
+ * published port of a service on an overlay network is balanced over its
+ * tasks on every node. */
+bool overlay_mesh_on(struct agent *a);
 /* Whether a container's network mode names an overlay network (not the
  * node's bridge, host or none). */
 bool overlay_net_mode(const char *mode);

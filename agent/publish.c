@@ -425,7 +425,7 @@ int publish_task_host_port(json_t *task, int proto, int target)
 }
 
 static void services_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
-			     json_t *desired)
+			     bool mesh, json_t *desired)
 {
 	size_t i;
 	json_t *svc;
@@ -436,6 +436,10 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 		json_t *ports = json_object_get(
 			json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"), "Ports");
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
+		/* the routing mesh: an ingress port of a service on an overlay
+		 * network goes to its tasks on every node, over the overlay
+		 * (without the mesh's return path, to this node's alone) */
+		const char *net = mesh ? publish_service_network(svc) : NULL;
 		size_t k;
 		json_t *pc;
 		json_array_foreach(ports, k, pc)
@@ -456,7 +460,7 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 				enum lb_backend_state bs;
 				if (!task_backend(t, sid, &bs))
 					continue;
-				struct in_addr in = addr_of(ctx, t, NULL);
+				struct in_addr in = addr_of(ctx, t, host ? NULL : net);
 				if (!host) {
 					desired_add(desired, proto, pub, in, tgt, bs);
 					continue;
@@ -477,6 +481,22 @@ const char *publish_service_network(json_t *svc)
 		json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"), "Networks");
 	const char *net = json_string_value(json_object_get(json_array_get(nets, 0), "Target"));
 	return net && *net ? net : NULL;
+}
+
+bool publish_service_meshed(json_t *svc)
+{
+	size_t k;
+	json_t *pc;
+	json_array_foreach(
+		json_object_get(json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"),
+				"Ports"),
+		k, pc)
+	{
+		if (!port_is_host(pc) &&
+		    json_integer_value(json_object_get(pc, "PublishedPort")) > 0)
+			return true;
+	}
+	return false;
 }
 
 bool publish_task_active(json_t *t)
@@ -572,7 +592,7 @@ static int cmp_str(const void *x, const void *y)
 }
 
 json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
-			publish_addr_fn addr_of, void *ctx)
+			publish_addr_fn addr_of, void *ctx, bool mesh)
 {
 	json_t *raw = json_object(), *out = json_object();
 	if (!raw || !out) {
@@ -580,7 +600,7 @@ json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
 		json_decref(out);
 		return NULL;
 	}
-	services_desired(services, tasks, addr_of, ctx, raw);
+	services_desired(services, tasks, addr_of, ctx, mesh, raw);
 	vips_desired(services, tasks, addr_of, ctx, raw);
 	containers_desired(containers, raw);
 	/* one string per key, backends sorted, so that a change is one
@@ -854,7 +874,9 @@ static uint64_t containers_sig(struct agent *a)
 	return h;
 }
 
-/* The published ports' running tasks on other nodes (ingress mode). */
+/* The published ports' running tasks on other nodes (ingress mode) that the
+ * load balancer here does not use: those of services on the node's bridge
+ * (a service on an overlay network reaches them through the mesh). */
 static json_t *remote_backends(struct agent *a, json_t *services, json_t *tasks)
 {
 	json_t *out = json_object();
@@ -862,7 +884,7 @@ static json_t *remote_backends(struct agent *a, json_t *services, json_t *tasks)
 	json_t *svc, *pc, *t;
 	json_array_foreach(services, i, svc)
 	{
-		if (json_is_true(json_object_get(svc, "Removed")))
+		if (json_is_true(json_object_get(svc, "Removed")) || publish_service_network(svc))
 			continue;
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 		json_array_foreach(json_object_get(json_object_get(json_object_get(svc, "Spec"),
@@ -916,7 +938,8 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	int64_t t1 = mono_ns();
 	tasks_port_status(a, services, tasks);
 	json_t *containers = containers_json(a);
-	json_t *desired = publish_desired(services, tasks, containers, task_addr, a);
+	json_t *desired =
+		publish_desired(services, tasks, containers, task_addr, a, overlay_mesh_on(a));
 	json_decref(containers);
 	int64_t t2 = mono_ns();
 	json_t *plan = desired ? publish_plan(desired, p->programmed) : NULL;

@@ -126,6 +126,8 @@ typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task, const char *n
 /* The overlay network a service's tasks join (Spec.TaskTemplate.Networks[0]'s
  * id), NULL for the node's bridge. */
 const char *publish_service_network(json_t *svc);
+/* Whether a service publishes a port in ingress mode (the routing mesh). */
+bool publish_service_meshed(json_t *svc);
 /* A task that takes new connections: observed and desired running, not
  * unhealthy (the VIP's active backends; the DNS's task answers). */
 bool publish_task_active(json_t *t);
@@ -133,11 +135,12 @@ bool publish_task_active(json_t *t);
  * "udp/10.214.0.2/0": "..."}: per key ("proto/port" for a published port,
  * "proto/vip/0" for a service VIP), its backends "addr:port:state," sorted.
  * A VIP's backends are its tasks' addresses on the service's overlay network
- * (addr_of with the network) or, for a bridge service, this node's tasks.
+ * (addr_of with the network) or, for a bridge service, this node's tasks; with
+ * mesh (the routing mesh's return path is there), so are an ingress port's.
  * services and tasks as the store has them; containers:
  * [{"Addr": "10.213.0.9" or "", "PortBindings": {"80/tcp": [{"HostPort": "8081"}]}}]. */
 json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
-			publish_addr_fn addr_of, void *ctx);
+			publish_addr_fn addr_of, void *ctx, bool mesh);
 /* The writes that take the data plane from programmed (same form, as last
  * written) to desired: {"Upsert": {key: backends}, "Delete": [key]}. */
 json_t *publish_plan(json_t *desired, json_t *programmed);

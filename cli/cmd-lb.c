@@ -59,8 +59,9 @@ static int lb_ls(struct cli_ctx *ctx, int argc, char **argv)
 			       json_integer_value(json_object_get(b, "Packets")),
 			       json_integer_value(json_object_get(b, "Bytes")));
 		}
-		/* tasks on other nodes: not balanced to from here until the overlay
-		 * carries the traffic */
+		/* tasks on other nodes of a service on the node's bridge: not
+		 * reachable from here (a service on an overlay network has them
+		 * among its backends, through the routing mesh) */
 		json_array_foreach(json_object_get(port, "RemoteBackends"), k, b)
 		{
 			char be[40];

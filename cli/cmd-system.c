@@ -236,6 +236,10 @@ int cli_cmd_info(struct cli_ctx *ctx, int argc, char **argv)
 		kv(3, "Fallback Reason", f, "FallbackReason");
 		kv(3, "Dropped (unknown source)", f, "DroppedUnknownSource");
 		kv(3, "Error", f, "Error");
+		json_t *mesh = json_object_get(ovl, "Mesh");
+		kv(2, "Routing Mesh", mesh, "State");
+		kv(3, "Reason", mesh, "Reason");
+		kv(3, "Replies returned to their entry node", mesh, "Returned");
 		json_array_foreach(json_object_get(ovl, "Networks"), i, w)
 		{
 			printf("  Network: %s (%s, %s, vni %lld, mtu %lld, %lld remote endpoints)%s%s\n",

@@ -43,7 +43,7 @@
 # the filter's checks (reachability, the kind, drops counted, teardown).
 . "$(dirname "$0")/cluster-lib.sh"
 
-for c in ip bridge nft tc nsenter python3; do
+for c in ip bridge nft tc nsenter python3 curl; do
 	command -v $c >/dev/null 2>&1 || { echo "SKIP: needs $c"; exit $SKIP; }
 done
 
@@ -246,6 +246,29 @@ out=$(node_shoal 1 service create -d --name nb --network bridge busybox sleep 1 
 expect_contains "a service on the bridge network refused" "not an overlay network" "$out"
 out=$(node_shoal 1 network rm ovl 2>&1)
 expect_contains "network rm refused while web uses it" "web" "$out"
+log "the routing mesh: a port published on node 2, served by tasks on nodes 1 and 3"
+n2_id=$(api_get 2 /info | python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["NodeID"])')
+# each task answers its name and the address its client came from
+who='mkdir -p /w/cgi-bin && printf "#!/bin/sh\necho Content-Type: text/plain\necho\necho \$(hostname) \$REMOTE_ADDR\n" > /w/cgi-bin/who && chmod +x /w/cgi-bin/who && exec httpd -f -p 80 -h /w'
+must "service create -p 8090:80 on ovl, off node 2" node_shoal 1 service create -d --name pub \
+	--replicas 2 --replicas-max-per-node 1 --constraint "node.id!=$n2_id" --network ovl \
+	-p 8090:80 busybox sh -c "$who"
+two_up() { [ "$(task_addrs pub | grep -c ' ovl ')" = 2 ]; }
+wait_until 60 two_up || fail "pub: not 2 tasks running: $(task_addrs pub)"
+# a client off the cluster: the etcd namespace, on the underlay
+# (busybox httpd gives the client's address as [::ffff:A.B.C.D])
+mesh_get() { nsenter --net="/run/netns/$ETCD_NS" curl -s --max-time 3 "http://$(node_addr 2):8090/cgi-bin/who" 2>/dev/null | sed 's/\[::ffff:\(.*\)\]/\1/'; }
+mesh_up() { [ -n "$(mesh_get)" ]; }
+wait_until 30 mesh_up || fail "node 2's port 8090 does not answer"
+out=$(for k in $(seq 1 20); do mesh_get; done)
+expect_eq "20 requests to node 2's published port answered" 20 "$(grep -c . <<<"$out")"
+expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
+expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
+mesh_count() { info_json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ShoalOverlay"]["Mesh"].get("Returned", -1))'; }
+[ "$(mesh_count 1)" -gt 0 ] && [ "$(mesh_count 3)" -gt 0 ] &&
+	ok "nodes 1 and 3 sent the replies back through node 2 ($(mesh_count 1), $(mesh_count 3) packets)" ||
+	fail "the mesh's return path counted nothing on node 1 or 3: $(mesh_count 1) $(mesh_count 3)"
+must "service rm pub" node_shoal 1 service rm pub
 OVL_ID=$(api_get 1 /networks/ovl | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
 must "service rm web" node_shoal 1 service rm web
 must "service rm inside" node_shoal 1 service rm inside

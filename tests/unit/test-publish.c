@@ -48,6 +48,11 @@ struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *
 	return (struct in_addr){0};
 }
 
+bool overlay_mesh_on(struct agent *a)
+{
+	return false;
+}
+
 int publish_alloc_reconcile(struct agent *a, struct shoal_err *err)
 {
 	return 0;
@@ -116,7 +121,7 @@ static const char *want(json_t *desired, const char *key)
 
 static json_t *desired_of(json_t *services, json_t *tasks, json_t *containers)
 {
-	json_t *d = publish_desired(services, tasks, containers, addr_of, NULL);
+	json_t *d = publish_desired(services, tasks, containers, addr_of, NULL, true);
 	assert_non_null(d);
 	return d;
 }
@@ -228,6 +233,40 @@ static void test_vip_overlay(void **state)
 			    "10.77.0.5:0:1,10.77.0.6:0:1,10.77.0.7:0:2,");
 	assert_string_equal(want(d, "tcp/10.214.0.9/0"), "10.213.0.10:0:1,");
 	assert_int_equal(json_object_size(d), 4);
+	json_decref(d);
+	json_decref(tasks);
+	json_decref(svcs);
+}
+
+/* The routing mesh: an ingress port of a service on an overlay network goes
+ * to its tasks' addresses there on every node; without the mesh's return
+ * path, to this node's tasks only; a host-mode port always to this node's. */
+static void test_mesh_ports(void **state)
+{
+	json_t *ovl =
+		service("s1", NULL,
+			"[{\"TargetPort\":80,\"PublishedPort\":8090},"
+			"{\"TargetPort\":81,\"PublishedPort\":9091,\"PublishMode\":\"host\"}]");
+	json_object_set_new(json_object_get(ovl, "Spec"), "TaskTemplate",
+			    J("{\"Networks\":[{\"Target\":\"n1\"}]}"));
+	assert_true(publish_service_meshed(ovl));
+	json_t *hostonly =
+		service("s2", NULL,
+			"[{\"TargetPort\":80,\"PublishedPort\":9092,\"PublishMode\":\"host\"}]");
+	assert_false(publish_service_meshed(hostonly));
+	json_decref(hostonly);
+	json_t *local = task("s1", "10.77.0.5", "running", "running");
+	json_object_set_new(local, "Ovl", J("{\"n1\":\"10.77.0.5\"}"));
+	json_t *remote = task("s1", NULL, "running", "running");
+	json_object_set_new(remote, "Ovl", J("{\"n1\":\"10.77.0.6\"}"));
+	json_t *svcs = json_pack("[o]", ovl);
+	json_t *tasks = json_pack("[o,o]", local, remote);
+	json_t *d = publish_desired(svcs, tasks, NULL, addr_of, NULL, true);
+	assert_string_equal(want(d, "tcp/8090"), "10.77.0.5:80:1,10.77.0.6:80:1,");
+	assert_string_equal(want(d, "tcp/9091"), "10.77.0.5:81:1,");
+	json_decref(d);
+	d = publish_desired(svcs, tasks, NULL, addr_of, NULL, false);
+	assert_string_equal(want(d, "tcp/8090"), "10.77.0.5:80:1,");
 	json_decref(d);
 	json_decref(tasks);
 	json_decref(svcs);
@@ -401,9 +440,13 @@ static void test_host_mode_plan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ingress_backends), cmocka_unit_test(test_vip_and_udp),
-		cmocka_unit_test(test_vip_overlay),	 cmocka_unit_test(test_host_mode),
-		cmocka_unit_test(test_containers),	 cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_ingress_backends),
+		cmocka_unit_test(test_vip_and_udp),
+		cmocka_unit_test(test_vip_overlay),
+		cmocka_unit_test(test_mesh_ports),
+		cmocka_unit_test(test_host_mode),
+		cmocka_unit_test(test_containers),
+		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_host_mode_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
