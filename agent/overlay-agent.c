@@ -119,14 +119,15 @@ struct overlay_agent {
 	char underlay[IFNAMSIZ];
 	char netns_dir[4096];
 	bool netns_dir_ready;
-	json_t *nets;	   /* network id -> network object */
-	json_t *eps;	   /* network id -> {endpoint id -> record text} */
-	json_t *ep_index;  /* network id -> {endpoint id -> {"IP", "Node", "Name", "Container"}} */
-	json_t *nodes;	   /* node id -> underlay address */
-	json_t *alive;	   /* node id -> true while its liveness key is there */
-	json_t *reclaimed; /* dead node id -> true once its addresses were swept */
-	json_t *active;	   /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
-	json_t *errs;	   /* network id -> the last apply error logged */
+	json_t *nets;	    /* network id -> network object */
+	json_t *eps;	    /* network id -> {endpoint id -> record text} */
+	json_t *ep_index;   /* network id -> {endpoint id -> {"IP", "Node", "Name", "Container"}} */
+	json_t *nodes;	    /* node id -> underlay address */
+	json_t *alive;	    /* node id -> true while its liveness key is there */
+	json_t *reclaimed;  /* dead node id -> true once its addresses were swept */
+	json_t *active;	    /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
+	json_t *programmed; /* network id -> {remote address (number) -> true}: in the kernel */
+	json_t *errs;	    /* network id -> the last apply error logged */
 	struct store_watch *w_nets, *w_eps, *w_nodes, *w_alive;
 	bool watch_broken;
 	struct event *kick_ev, *resync_ev;
@@ -733,6 +734,25 @@ static void job_free(struct ovl_job *j)
 
 static void dns_listeners_sync(struct overlay_agent *oa);
 
+/* The remote endpoints an apply put in the kernel: the load balancer uses a
+ * remote task's address once it is there (a connection to one that is not
+ * yet would find no FDB entry), so a change of the set is a change of the
+ * data plane's input. */
+static void programmed_set(struct overlay_agent *oa, const struct ovl_apply *ap)
+{
+	json_t *set = json_object();
+	for (size_t i = 0; set && i < ap->vn.n_remotes; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%u", (unsigned)ap->vn.remotes[i].ip.s_addr);
+		json_object_set_new(set, k, json_true());
+	}
+	if (!set)
+		return;
+	if (!json_equal(set, json_object_get(oa->programmed, ap->net)))
+		manager_data_plane_changed(oa->a);
+	json_object_set_new(oa->programmed, ap->net, set);
+}
+
 static void job_done(void *arg)
 {
 	struct ovl_job *j = arg;
@@ -758,6 +778,7 @@ static void job_done(void *arg)
 			 rm->net);
 		json_object_del(oa->active, rm->net);
 		json_object_del(oa->errs, rm->net);
+		json_object_del(oa->programmed, rm->net);
 	}
 	for (size_t i = 0; i < j->n_apply; i++) {
 		struct ovl_apply *ap = &j->apply[i];
@@ -785,6 +806,7 @@ static void job_done(void *arg)
 			oa->repairs++;
 		char gw[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &ap->vn.gateway, gw, sizeof(gw));
+		programmed_set(oa, ap);
 		json_object_set_new(oa->active, ap->net,
 				    json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s}", "Name",
 					      ap->name, "Bridge", ap->vn.bridge, "Vxlan",
@@ -1127,11 +1149,12 @@ int overlay_agent_init(struct agent *a, struct shoal_err *err)
 	oa->alive = json_object();
 	oa->reclaimed = json_object();
 	oa->active = json_object();
+	oa->programmed = json_object();
 	oa->errs = json_object();
 	oa->kick_ev = event_new(a->base, -1, 0, kick_cb, oa);
 	oa->resync_ev = event_new(a->base, -1, EV_PERSIST, resync_cb, oa);
 	if (!oa->nets || !oa->eps || !oa->ep_index || !oa->nodes || !oa->alive || !oa->reclaimed ||
-	    !oa->active || !oa->errs || !oa->kick_ev || !oa->resync_ev)
+	    !oa->active || !oa->programmed || !oa->errs || !oa->kick_ev || !oa->resync_ev)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	snprintf(oa->netns_dir, sizeof(oa->netns_dir), "%s/netns", a->cfg.run_dir);
 	struct shoal_err e = {0};
@@ -1485,6 +1508,7 @@ void overlay_agent_stop(struct agent *a)
 	json_decref(oa->alive);
 	json_decref(oa->reclaimed);
 	json_decref(oa->active);
+	json_decref(oa->programmed);
 	json_decref(oa->errs);
 	free(oa->masq_applied);
 	free(oa);
@@ -1732,8 +1756,17 @@ struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *
 	if (!oa || !net_id || !ep_id)
 		return in;
 	json_t *x = json_object_get(json_object_get(oa->ep_index, net_id), ep_id);
-	if (x && ep_node_live(oa, json_string_value(json_object_get(x, "Node"))))
-		in.s_addr = htonl((uint32_t)json_integer_value(json_object_get(x, "IP")));
+	const char *node = json_string_value(json_object_get(x, "Node"));
+	if (!x || !ep_node_live(oa, node))
+		return in;
+	in.s_addr = htonl((uint32_t)json_integer_value(json_object_get(x, "IP")));
+	if (strcmp(node, a->node_id) == 0)
+		return in; /* plumbed before its container runs */
+	/* another node's: once its FDB and neighbour entries are here */
+	char k[16];
+	snprintf(k, sizeof(k), "%u", (unsigned)in.s_addr);
+	if (!json_object_get(json_object_get(oa->programmed, net_id), k))
+		in.s_addr = 0;
 	return in;
 }
 

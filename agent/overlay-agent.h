@@ -94,8 +94,9 @@ json_t *overlay_ep_attachments(struct agent *a, const char *ep_id);
 void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id);
 /* The address of endpoint ep_id (a container's id) on network net_id while
  * its node is live as this node's overlay follows liveness (a dead node's
- * endpoints leave with its FDB entries); 0.0.0.0 when there is no such record
- * or its node is not live. */
+ * endpoints leave with its FDB entries) and, for another node's endpoint,
+ * once its FDB and neighbour entries are in this node's kernel (the data
+ * plane is told when that set changes); 0.0.0.0 otherwise. */
 struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *ep_id);
 /* The overlay network whose subnet holds addr: its id in ret_id. */
 bool overlay_net_of_addr(struct agent *a, struct in_addr addr, char *ret_id, size_t len);
