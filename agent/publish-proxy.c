@@ -35,10 +35,13 @@
 #include "lib/util.h"
 
 /* Limits, per published port unless said otherwise. */
-#define PROXY_TCP_MAX_CONNS	4096 /* concurrent TCP connections */
-#define PROXY_UDP_MAX_SESSIONS	1024 /* UDP clients at a time */
-#define PROXY_UDP_IDLE_S	30   /* a UDP client's session ends after this quiet */
-#define PROXY_CONNECT_TIMEOUT_S 10   /* a backend that does not answer the SYN */
+#define PROXY_TCP_MAX_CONNS    4096 /* concurrent TCP connections */
+#define PROXY_UDP_MAX_SESSIONS 1024 /* UDP clients at a time */
+#define PROXY_UDP_IDLE_S       30   /* a UDP client's session ends after this quiet */
+/* SHOAL_PROXY_UDP_IDLE_S (1-3600) shortens or lengthens it: the tests wait it
+ * out. */
+#define PROXY_UDP_IDLE_ENV	"SHOAL_PROXY_UDP_IDLE_S"
+#define PROXY_CONNECT_TIMEOUT_S 10 /* a backend that does not answer the SYN */
 /* A side whose pending output reaches this stops the other side's reads until
  * half of it is written; reads take at most this much at a time. */
 #define PROXY_TCP_HIGH_WM     (64 * 1024)
@@ -384,10 +387,25 @@ static void session_free(struct proxy_session *s)
 	free(s);
 }
 
+static int udp_idle_s(void)
+{
+	static int v;
+	if (!v) {
+		const char *e = getenv(PROXY_UDP_IDLE_ENV);
+		char *end = NULL;
+		long n = e && *e ? strtol(e, &end, 10) : 0;
+		v = end && *end == '\0' && n >= 1 && n <= 3600 ? (int)n : PROXY_UDP_IDLE_S;
+		if (e && *e && v != n)
+			log_warn("%s=%s: expected 1-3600 seconds; %d s used", PROXY_UDP_IDLE_ENV, e,
+				 v);
+	}
+	return v;
+}
+
 static void session_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy_session *s = arg;
-	int64_t idle = mono_ns() - s->last_ns, max = (int64_t)PROXY_UDP_IDLE_S * 1000000000;
+	int64_t idle = mono_ns() - s->last_ns, max = (int64_t)udp_idle_s() * 1000000000;
 	if (idle >= max) {
 		session_free(s);
 		return;
@@ -476,7 +494,7 @@ static struct proxy_session *session_new(struct proxy_port *pt, const struct soc
 	s->fd = fd;
 	s->ev = event_new(pp->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
 	s->idle = evtimer_new(pp->base, session_idle_cb, s);
-	struct timeval tv = {PROXY_UDP_IDLE_S, 0};
+	struct timeval tv = {udp_idle_s(), 0};
 	if (!s->ev || !s->idle || event_add(s->ev, NULL) < 0 || evtimer_add(s->idle, &tv) < 0) {
 		if (s->ev)
 			event_free(s->ev);
