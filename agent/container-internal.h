@@ -43,3 +43,17 @@ void container_restart_at_load(struct container *c);
 void container_waiters_notify(struct container *c);
 /* Cancels a pending restart (rm -f, stop); false when none was pending. */
 bool container_restart_cancel(struct container *c);
+
+/* Between container.c and container-start.c. */
+/* Writes the container's record after the reply goes out. */
+void container_persist_soon(struct container *c);
+/* Whether it has HostConfig.PortBindings (the data plane follows it). */
+bool container_publishes(struct container *c);
+/* Opens the monitor's "wait" connection, through which its exit arrives. */
+int container_watch_exit(struct container *c, struct shoal_err *err);
+/* Its exit as the monitor left it on disk (a monitor that vanished). */
+void container_exit_from_disk(struct container *c);
+/* Gives its network end back (address, veth, namespace, endpoint). */
+void container_network_release(struct container *c);
+/* Answers its waiters; removed: the container is going. */
+void container_notify_waiters(struct container *c, bool removed);
