@@ -23,6 +23,7 @@
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
 #include "agent/overlay-ipam.h"
+#include "agent/policy-agent.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
 #include "agent/worker.h"
@@ -266,6 +267,8 @@ static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_
 	 * manager's own watch may have seen the change before this one */
 	if (n && (apply == ep_event || apply == alive_event))
 		manager_data_plane_changed(oa->a);
+	if (n && (apply == ep_event || apply == alive_event || apply == net_event))
+		policy_agent_peers_changed(oa->a);
 	kick(oa);
 }
 
@@ -551,10 +554,33 @@ static int addr_claim(struct overlay_agent *oa, const struct ovl_network *n, str
 	return ok ? 0 : r;
 }
 
+/* A container's record also carries what network policy judges it by on
+ * other nodes: its service and its labels. */
+static char *ep_format_with_labels(struct overlay_agent *oa, const struct ovl_endpoint *e)
+{
+	char *text = ovl_endpoint_format(e);
+	struct container *c = e->kind == OVL_EP_CONTAINER ? container_get(oa->a, e->id) : NULL;
+	json_t *labels = c ? json_object_get(c->config, "Labels") : NULL;
+	if (!text || !json_is_object(labels))
+		return text;
+	json_t *j = json_loads(text, 0, NULL);
+	const char *svc =
+		json_string_value(json_object_get(labels, "com.docker.swarm.service.name"));
+	char *out = NULL;
+	if (j && json_object_set(j, "Labels", labels) == 0 &&
+	    (!svc || json_object_set_new(j, "Service", json_string(svc)) == 0))
+		out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (!out)
+		return text;
+	free(text);
+	return out;
+}
+
 /* Writes the record and puts it in the view at once (the watch repeats it). */
 static int ep_write(struct overlay_agent *oa, const struct ovl_endpoint *e, struct shoal_err *err)
 {
-	_cleanup_free_ char *text = ovl_endpoint_format(e);
+	_cleanup_free_ char *text = ep_format_with_labels(oa, e);
 	if (!text)
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	char key[320];
@@ -1808,4 +1834,26 @@ bool overlay_ep_find_name(struct agent *a, const char *net_id, const char *name,
 		return true;
 	}
 	return false;
+}
+
+void overlay_ep_records(struct agent *a, overlay_ep_record_cb cb, void *userdata)
+{
+	struct overlay_agent *oa = oa_of(a);
+	if (!oa)
+		return;
+	const char *net, *id;
+	json_t *eps, *text;
+	json_object_foreach(oa->eps, net, eps)
+	{
+		const char *name = overlay_network_name(a, net);
+		json_object_foreach(eps, id, text)
+		{
+			json_t *rec = json_loads(json_string_value(text), 0, NULL);
+			const char *node = json_string_value(json_object_get(rec, "Node"));
+			if (json_is_object(rec) && node)
+				cb(name ? name : net, rec, ep_node_live(oa, node),
+				   strcmp(node, a->node_id) == 0, userdata);
+			json_decref(rec);
+		}
+	}
 }

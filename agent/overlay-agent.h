@@ -104,3 +104,9 @@ bool overlay_net_of_addr(struct agent *a, struct in_addr addr, char *ret_id, siz
  * on any live node. */
 bool overlay_ep_find_name(struct agent *a, const char *net_id, const char *name,
 			  struct in_addr *ret);
+/* Every endpoint record this node knows, as stored ({"ID", "Kind", "IP",
+ * "Node", "Name", and for containers "Service" and "Labels"}), with the name
+ * of its network, whether its node is live and whether it is this node. */
+typedef void (*overlay_ep_record_cb)(const char *net_name, const json_t *rec, bool live, bool local,
+				     void *userdata);
+void overlay_ep_records(struct agent *a, overlay_ep_record_cb cb, void *userdata);

@@ -34,6 +34,14 @@ struct worker;
 #define PA_SERVICE_LABEL  "com.docker.swarm.service.name"
 #define PA_NETWORK	  "bridge"
 #define PA_MAX_POLICIES	  4096
+#define PA_ID_ATTEMPTS	  64 /* numbers tried for one label set before giving up */
+/* /shoal/identities/<sha256 of the label set> = {"ID", "Service", "Labels",
+ * "Networks"}, created only while absent; /shoal/identity-ids/<ID> = the
+ * hash, created in the same transaction, so no number is handed out twice.
+ * Kept once made: a label set's number never changes while any node may
+ * hold it in its maps. */
+#define CLUSTER_IDENTITIES   "/shoal/identities/"
+#define CLUSTER_IDENTITY_IDS "/shoal/identity-ids/"
 
 /* One flow log record, as kept in the file: fixed size, names resolved when
  * the event was read (the endpoints may be gone when it is read back). */
@@ -72,6 +80,8 @@ struct pa_ep {
 	uint64_t cgroup_id;
 	uint32_t identity;
 	bool bound;
+	bool remote;		      /* another node's endpoint: a peer in the model only */
+	char network[64];	      /* "bridge" or the overlay network's name */
 	struct policy_labels plabels; /* for the model */
 };
 
@@ -100,6 +110,9 @@ struct policy_agent {
 	struct lb_policy *lbp;
 	struct shoal_err err; /* why enforcement is unavailable */
 	struct store_watch *watch;
+	struct store_watch *id_watch;
+	json_t *idents;	    /* label set hash -> cluster-wide identity */
+	uint64_t peers_gen; /* bumped by other nodes' endpoints and identities */
 	struct event *tick, *soon, *flow_ev;
 	bool policies_dirty, force;
 	bool eps_stale; /* eps not rebuilt while there was nothing to enforce */
@@ -134,8 +147,11 @@ struct policy_agent {
 };
 
 struct pa_model {
+	/* one block: the endpoints, then the nodes, then each endpoint's
+	 * network name pointer, then each endpoint's identity */
 	struct policy_endpoint *eps;
-	struct policy_node node;
+	struct policy_node *nodes;
+	uint32_t *identities;
 	struct policy_model m;
 	struct policy_set set;
 };

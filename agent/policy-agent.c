@@ -21,6 +21,7 @@
 #include "agent/api.h"
 #include "agent/cluster.h"
 #include "agent/container.h"
+#include "agent/overlay-agent.h"
 #include "agent/policy-agent-internal.h"
 #include "agent/policy-agent.h"
 #include "agent/publish.h"
@@ -189,7 +190,9 @@ static int pa_label_cmp(const void *x, const void *y)
 static int pa_ep_cmp(const void *x, const void *y)
 {
 	const struct pa_ep *a = x, *b = y;
-	return a->addr < b->addr ? -1 : a->addr > b->addr;
+	if (a->addr != b->addr)
+		return a->addr < b->addr ? -1 : 1;
+	return (int)a->remote - (int)b->remote; /* a local one first */
 }
 
 static bool pa_container_is_ep(const struct container *c)
@@ -202,6 +205,8 @@ static bool pa_container_is_ep(const struct container *c)
 uint64_t pa_containers_sig(struct agent *a)
 {
 	uint64_t h = 1469598103934665603ULL;
+	if (pa_of(a))
+		h = (h ^ pa_of(a)->peers_gen) * 1099511628211ULL;
 	for (struct container *c = a->containers; c; c = c->next) {
 		if (!pa_container_is_ep(c))
 			continue;
@@ -230,16 +235,25 @@ const struct pa_ep *pa_ep_by_addr(const struct policy_agent *pa, uint32_t addr)
 	return NULL;
 }
 
-static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep *e)
+/* Labels that differ between the tasks of one service: left out of what
+ * selectors see, so that a service's tasks share one identity on every node
+ * (as Cilium leaves pod-specific labels out of identities). */
+static bool pa_label_per_task(const char *k)
 {
-	snprintf(e->id, sizeof(e->id), "%s", c->id);
-	snprintf(e->name, sizeof(e->name), "%s", c->name[0] == '/' ? c->name + 1 : c->name);
-	e->addr = ntohl(c->ip.s_addr);
-	json_t *labels = json_object_get(c->config, "Labels");
+	return strcmp(k, "com.docker.swarm.task.id") == 0 ||
+	       strcmp(k, "com.docker.swarm.task.name") == 0 ||
+	       strcmp(k, "com.docker.swarm.task") == 0 ||
+	       strcmp(k, "com.docker.swarm.node.id") == 0;
+}
+
+/* e->labels, e->service and e->plabels from a container's labels. */
+static int pa_ep_labels(struct pa_ep *e, const json_t *labels, const char *svc)
+{
 	e->labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
 	if (!e->labels)
 		return -ENOMEM;
-	const char *svc = json_string_value(json_object_get(e->labels, PA_SERVICE_LABEL));
+	if (!svc)
+		svc = json_string_value(json_object_get(e->labels, PA_SERVICE_LABEL));
 	snprintf(e->service, sizeof(e->service), "%s", svc ?: "");
 	size_t n = json_object_size(e->labels);
 	e->plabels.v = calloc(n + 1, sizeof(*e->plabels.v));
@@ -249,7 +263,7 @@ static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep
 	json_t *v;
 	json_object_foreach(e->labels, k, v)
 	{
-		if (!json_is_string(v))
+		if (!json_is_string(v) || pa_label_per_task(k))
 			continue;
 		struct policy_label *l = &e->plabels.v[e->plabels.n];
 		l->key = strdup(k);
@@ -262,6 +276,23 @@ static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep
 		e->plabels.n++;
 	}
 	qsort(e->plabels.v, e->plabels.n, sizeof(*e->plabels.v), pa_label_cmp);
+	return 0;
+}
+
+static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep *e)
+{
+	snprintf(e->id, sizeof(e->id), "%s", c->id);
+	snprintf(e->name, sizeof(e->name), "%s", c->name[0] == '/' ? c->name + 1 : c->name);
+	e->addr = ntohl(c->ip.s_addr);
+	const char *net = PA_NETWORK;
+	if (overlay_net_mode(c->net_mode)) {
+		net = overlay_network_name(pa->a, c->net_mode);
+		if (!net)
+			net = c->net_mode;
+	}
+	snprintf(e->network, sizeof(e->network), "%s", net);
+	if (pa_ep_labels(e, json_object_get(c->config, "Labels"), NULL) < 0)
+		return -ENOMEM;
 	if (pa->a->cgroup_v2[0]) {
 		char path[4200];
 		struct stat st;
@@ -270,6 +301,49 @@ static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep
 			e->cgroup_id = st.st_ino; /* a cgroup v2 directory's inode is its id */
 	}
 	return 0;
+}
+
+/* Other nodes' endpoints, from the overlay's endpoint records. */
+struct pa_remote {
+	struct pa_ep *v;
+	size_t n, cap;
+	int r;
+};
+
+static void pa_remote_cb(const char *net_name, const json_t *rec, bool live, bool local,
+			 void *userdata)
+{
+	struct pa_remote *rm = userdata;
+	const char *kind = json_string_value(json_object_get(rec, "Kind"));
+	const char *ip = json_string_value(json_object_get(rec, "IP"));
+	const char *id = json_string_value(json_object_get(rec, "ID"));
+	struct in_addr ia;
+	if (rm->r < 0 || !live || local || !kind || strcmp(kind, "container") != 0 || !ip || !id ||
+	    inet_pton(AF_INET, ip, &ia) != 1)
+		return;
+	if (rm->n == rm->cap) {
+		size_t cap = rm->cap ? 2 * rm->cap : 64;
+		struct pa_ep *v = reallocarray(rm->v, cap, sizeof(*v));
+		if (!v) {
+			rm->r = -ENOMEM;
+			return;
+		}
+		memset(v + rm->cap, 0, (cap - rm->cap) * sizeof(*v));
+		rm->v = v;
+		rm->cap = cap;
+	}
+	struct pa_ep *e = &rm->v[rm->n++];
+	const char *name = json_string_value(json_object_get(rec, "Name"));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	snprintf(e->name, sizeof(e->name), "%s", name && *name ? name : id);
+	if (e->name[0] == '/')
+		memmove(e->name, e->name + 1, strlen(e->name));
+	snprintf(e->network, sizeof(e->network), "%s", net_name);
+	e->addr = ntohl(ia.s_addr);
+	e->remote = true;
+	if (pa_ep_labels(e, json_object_get(rec, "Labels"),
+			 json_string_value(json_object_get(rec, "Service"))) < 0)
+		rm->r = -ENOMEM;
 }
 
 /* The node's endpoints now; slots kept for the containers seen before, new
@@ -289,6 +363,14 @@ int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
 		free(v);
 		free(used);
 		return -ENOMEM;
+	}
+	struct pa_remote rm = {0};
+	overlay_ep_records(a, pa_remote_cb, &rm);
+	if (rm.r < 0 || n + rm.n + 1 >= 0xffff) {
+		pa_eps_free(rm.v, rm.n);
+		free(v);
+		free(used);
+		return rm.r < 0 ? rm.r : -E2BIG;
 	}
 	size_t k = 0;
 	for (struct container *c = a->containers; c && k < n; c = c->next) {
@@ -317,10 +399,43 @@ int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
 		v[i].slot = s;
 		used[s / 8] |= 1u << (s % 8);
 	}
+	/* other nodes' endpoints: peers only, a slot no local one has (the
+	 * model wants distinct ids; no map is keyed by theirs) */
+	if (rm.n) {
+		struct pa_ep *w = reallocarray(v, k + rm.n + 1, sizeof(*v));
+		if (!w) {
+			pa_eps_free(rm.v, rm.n);
+			pa_eps_free(v, k);
+			free(used);
+			return -ENOMEM;
+		}
+		v = w;
+		uint16_t s = 0;
+		for (size_t i = 0; i < rm.n; i++) {
+			while (s == 0xffff || (used[s / 8] & (1u << (s % 8))))
+				s++;
+			rm.v[i].slot = s;
+			used[s / 8] |= 1u << (s % 8);
+			v[k++] = rm.v[i];
+		}
+		free(rm.v);
+	}
 	free(used);
 	qsort(v, k, sizeof(*v), pa_ep_cmp);
+	/* two with one address (a record not yet gone): the local one, or the
+	 * first, kept */
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (u && v[u - 1].addr == v[i].addr) {
+			pa_ep_clear(&v[i]);
+			continue;
+		}
+		if (u != i)
+			v[u] = v[i];
+		u++;
+	}
 	*ret = v;
-	*ret_n = k;
+	*ret_n = u;
 	return 0;
 }
 
@@ -338,35 +453,235 @@ static uint32_t pa_node_addr(const struct agent *a)
 	return ntohl(ia.s_addr) + 1;
 }
 
-static const char *const pa_networks[] = {PA_NETWORK};
+/* --- identities, cluster-wide --- */
+
+static void pa_set_error(struct policy_agent *pa, const char *msg);
+
+static void pa_id_event(struct policy_agent *pa, const struct store_kv *kv, bool put)
+{
+	const char *h = kv->key + strlen(CLUSTER_IDENTITIES);
+	if (!*h || strchr(h, '/'))
+		return;
+	if (!put) {
+		json_object_del(pa->idents, h);
+		return;
+	}
+	json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+	json_int_t id = json_integer_value(json_object_get(j, "ID"));
+	if (id >= POLICY_ID_FIRST_ENDPOINT && id < POLICY_ID_CIDR_BASE)
+		json_object_set_new(pa->idents, h, json_integer(id));
+	json_decref(j);
+}
+
+static void pa_soon(struct policy_agent *pa)
+{
+	if (pa->soon && !evtimer_pending(pa->soon, NULL)) {
+		struct timeval tv = {0, PA_DEBOUNCE_MS * 1000};
+		evtimer_add(pa->soon, &tv);
+	}
+}
+
+static void pa_id_watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
+			   void *userdata);
+
+/* Reads every identity and watches from the read on. */
+static int pa_ids_load(struct policy_agent *pa, struct shoal_err *err)
+{
+	struct store_kvs *kvs = NULL;
+	int r = store_get(pa->a->store, CLUSTER_IDENTITIES, true, 0, &kvs, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "reading the identities");
+	json_object_clear(pa->idents);
+	for (size_t i = 0; i < kvs->n; i++)
+		pa_id_event(pa, &kvs->kvs[i], true);
+	int64_t rev = kvs->revision;
+	store_kvs_free(kvs);
+	if (pa->id_watch)
+		store_watch_cancel(pa->id_watch);
+	pa->id_watch = NULL;
+	r = store_watch(pa->a->store, CLUSTER_IDENTITIES, true, rev + 1, pa_id_watch_cb, pa,
+			&pa->id_watch, err);
+	return r < 0 ? shoal_err_wrap(err, "watching the identities") : 0;
+}
+
+static void pa_id_watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
+			   void *userdata)
+{
+	struct policy_agent *pa = userdata;
+	if (err) {
+		log_warn("policy: the identities' watch ended: %s; reading them again", err->msg);
+		store_watch_cancel(pa->id_watch);
+		pa->id_watch = NULL;
+		struct shoal_err e = {0};
+		if (pa_ids_load(pa, &e) < 0)
+			log_error("policy: %s", e.msg);
+	}
+	for (size_t i = 0; i < n; i++)
+		pa_id_event(pa, &events[i].kv, events[i].type == STORE_EVENT_PUT);
+	if (n || err) {
+		pa->peers_gen++;
+		pa_soon(pa);
+	}
+}
+
+static json_t *pa_id_record(const struct policy_endpoint *ep, uint32_t id)
+{
+	json_t *labels = json_object(), *nets = json_array();
+	for (size_t i = 0; labels && i < ep->labels.n; i++)
+		json_object_set_new(labels, ep->labels.v[i].key,
+				    json_string(ep->labels.v[i].value));
+	for (size_t i = 0; nets && i < ep->n_networks; i++)
+		json_array_append_new(nets, json_string(ep->networks[i]));
+	return json_pack("{s:I, s:s?, s:o, s:o}", "ID", (json_int_t)id, "Service", ep->service,
+			 "Labels", labels, "Networks", nets);
+}
+
+/* The cluster-wide number of ep's label set: the store's, or one taken
+ * now by compare-and-swap (the first free number from a point hashed from
+ * the label set, so nodes numbering new sets at once rarely meet). 0 when
+ * the store cannot be reached: the compiler numbers the set on this node
+ * until the next compile. */
+static uint32_t pa_identity(struct policy_agent *pa, const struct policy_endpoint *ep)
+{
+	_cleanup_free_ char *key = policy_label_set_key(ep);
+	if (!key || !pa->idents)
+		return 0;
+	char h[65];
+	sha256_hex(key, strlen(key), h);
+	json_t *v = json_object_get(pa->idents, h);
+	if (v)
+		return (uint32_t)json_integer_value(v);
+	char hint[8];
+	memcpy(hint, h, 7);
+	hint[7] = '\0';
+	uint32_t span = POLICY_ID_CIDR_BASE - POLICY_ID_FIRST_ENDPOINT;
+	uint32_t n = POLICY_ID_FIRST_ENDPOINT + (uint32_t)(strtoul(hint, NULL, 16) % span);
+	char ikey[128], nkey[128];
+	snprintf(ikey, sizeof(ikey), "%s%s", CLUSTER_IDENTITIES, h);
+	for (int attempt = 0; attempt < PA_ID_ATTEMPTS; attempt++) {
+		snprintf(nkey, sizeof(nkey), "%s%u", CLUSTER_IDENTITY_IDS, n);
+		json_t *rec = pa_id_record(ep, n);
+		_cleanup_free_ char *text =
+			rec ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(rec);
+		if (!text)
+			return 0;
+		struct store_cmp cmps[2] = {
+			{.key = ikey, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ, .num = 0},
+			{.key = nkey, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ, .num = 0},
+		};
+		struct store_op puts[2] = {
+			{.type = STORE_OP_PUT,
+			 .key = ikey,
+			 .value = text,
+			 .value_len = strlen(text)},
+			{.type = STORE_OP_PUT, .key = nkey, .value = h, .value_len = 64},
+		};
+		struct store_op get = {.type = STORE_OP_GET, .key = ikey};
+		struct store_txn_result res = {0};
+		struct shoal_err err = {0};
+		if (store_txn(pa->a->store, cmps, 2, puts, 2, &get, 1, &res, &err) < 0) {
+			pa_set_error(pa, err.msg);
+			pa->force = true;
+			return 0;
+		}
+		uint32_t got = 0;
+		if (res.succeeded) {
+			got = n;
+		} else if (res.n_gets && res.gets[0].n) {
+			/* another node numbered the set first */
+			struct store_kv *kv = &res.gets[0].kvs[0];
+			json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+			got = (uint32_t)json_integer_value(json_object_get(j, "ID"));
+			json_decref(j);
+		}
+		store_txn_result_clear(&res);
+		if (got >= POLICY_ID_FIRST_ENDPOINT && got < POLICY_ID_CIDR_BASE) {
+			json_object_set_new(pa->idents, h, json_integer(got));
+			return got;
+		}
+		/* the number is another set's: the next one */
+		n = n + 1 >= POLICY_ID_CIDR_BASE ? POLICY_ID_FIRST_ENDPOINT : n + 1;
+	}
+	pa_set_error(pa, "no free identity number found for a label set");
+	return 0;
+}
+
+/* Every node's own addresses the model knows: this node's bridge gateway
+ * and each live node's address on each overlay network. */
+struct pa_nodes {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static void pa_gw_cb(const char *net_name, const json_t *rec, bool live, bool local, void *userdata)
+{
+	struct pa_nodes *nd = userdata;
+	const char *kind = json_string_value(json_object_get(rec, "Kind"));
+	const char *ip = json_string_value(json_object_get(rec, "IP"));
+	struct in_addr ia;
+	(void)net_name;
+	(void)local;
+	if (!live || !kind || strcmp(kind, "gateway") != 0 || !ip ||
+	    inet_pton(AF_INET, ip, &ia) != 1)
+		return;
+	if (nd->n == nd->cap) {
+		size_t cap = nd->cap ? 2 * nd->cap : 16;
+		uint32_t *v = reallocarray(nd->v, cap, sizeof(*v));
+		if (!v)
+			return;
+		nd->v = v;
+		nd->cap = cap;
+	}
+	nd->v[nd->n++] = ntohl(ia.s_addr);
+}
 
 static int pa_model_build_of(struct policy_agent *pa, const struct pa_ep *eps, size_t n_eps,
 			     struct policy *const *pols, const uint32_t *ids, size_t n_pols,
 			     struct pa_model *mm)
 {
+	struct pa_nodes nd = {0};
 	memset(mm, 0, sizeof(*mm));
-	mm->eps = calloc(n_eps + 1, sizeof(*mm->eps));
-	if (!mm->eps)
+	uint32_t bridge_gw = pa_node_addr(pa->a);
+	overlay_ep_records(pa->a, pa_gw_cb, &nd);
+	size_t n_nodes = nd.n + (bridge_gw ? 1 : 0);
+	size_t sz = (n_eps + 1) * sizeof(*mm->eps) + (n_nodes + 1) * sizeof(*mm->nodes) +
+		    (n_eps + 1) * sizeof(const char *) + (n_eps + 1) * sizeof(uint32_t);
+	mm->eps = calloc(1, sz);
+	if (!mm->eps) {
+		free(nd.v);
 		return -ENOMEM;
+	}
+	mm->nodes = (struct policy_node *)(mm->eps + n_eps + 1);
+	const char **nets = (const char **)(mm->nodes + n_nodes + 1);
+	mm->identities = (uint32_t *)(nets + n_eps + 1);
+	size_t k = 0;
+	if (bridge_gw)
+		mm->nodes[k++] = (struct policy_node){.name = pa->a->hostname, .addr = bridge_gw};
+	for (size_t i = 0; i < nd.n; i++)
+		mm->nodes[k++] = (struct policy_node){.name = "", .addr = nd.v[i]};
+	free(nd.v);
 	for (size_t i = 0; i < n_eps; i++) {
 		const struct pa_ep *e = &eps[i];
+		nets[i] = e->network[0] ? e->network : PA_NETWORK;
 		mm->eps[i] = (struct policy_endpoint){
 			.id = e->slot,
 			.name = e->name,
 			.service = e->service[0] ? e->service : NULL,
 			.labels = e->plabels,
-			.networks = pa_networks,
+			.networks = &nets[i],
 			.n_networks = 1,
 			.addr = e->addr,
-			.node = pa->a->hostname,
+			.node = e->remote ? "" : pa->a->hostname,
 		};
+		mm->identities[i] = pa_identity(pa, &mm->eps[i]);
 	}
-	mm->node = (struct policy_node){.name = pa->a->hostname, .addr = pa_node_addr(pa->a)};
 	mm->m = (struct policy_model){.endpoints = mm->eps,
 				      .n_endpoints = n_eps,
-				      .nodes = &mm->node,
-				      .n_nodes = mm->node.addr ? 1 : 0,
-				      .local_node = pa->a->hostname};
+				      .nodes = mm->nodes,
+				      .n_nodes = k,
+				      .local_node = pa->a->hostname,
+				      .identities = mm->identities};
 	mm->set = (struct policy_set){.v = pols, .n = n_pols, .ids = ids};
 	return 0;
 }
@@ -618,8 +933,8 @@ static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 	/* endpoints bound before stay bound when nothing about them moved */
 	for (size_t i = 0; i < n_eps; i++)
 		for (size_t k = 0; k < n_old; k++)
-			if (strcmp(old[k].id, eps[i].id) == 0 && old[k].addr == eps[i].addr &&
-			    old[k].slot == eps[i].slot) {
+			if (!eps[i].remote && !old[k].remote && strcmp(old[k].id, eps[i].id) == 0 &&
+			    old[k].addr == eps[i].addr && old[k].slot == eps[i].slot) {
 				eps[i].ifindex = old[k].ifindex;
 				eps[i].bound = old[k].bound;
 				eps[i].identity = old[k].identity;
@@ -634,6 +949,10 @@ static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 	for (size_t i = 0; i < n_eps; i++) {
 		struct pa_ep *e = &eps[i];
 		uint32_t id = policy_compiled_identity(c, e->addr);
+		if (e->remote) {
+			e->identity = id;
+			continue;
+		}
 		if (!e->ifindex) {
 			struct container *ct = container_get(a, e->id);
 			e->ifindex = ct ? (int)if_nametoindex(ct->host_ifname) : 0;
@@ -659,12 +978,16 @@ static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 	/* unbind the endpoints gone */
 	for (size_t k = 0; k < n_old; k++) {
 		bool kept = false;
+		if (old[k].remote)
+			continue;
 		for (size_t i = 0; i < n_eps && !kept; i++)
-			kept = strcmp(old[k].id, eps[i].id) == 0 && old[k].addr == eps[i].addr;
+			kept = !eps[i].remote && strcmp(old[k].id, eps[i].id) == 0 &&
+			       old[k].addr == eps[i].addr;
 		if (kept || !old[k].bound)
 			continue;
 		struct shoal_err uerr = {0};
-		bool readdressed = pa_ep_by_addr(pa, old[k].addr) != NULL;
+		const struct pa_ep *now = pa_ep_by_addr(pa, old[k].addr);
+		bool readdressed = now && !now->remote;
 		if (!readdressed &&
 		    lb_policy_endpoint_delete(pa->lbp, htonl(old[k].addr), &uerr) < 0 &&
 		    uerr.code != ENOENT)
@@ -676,7 +999,7 @@ static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 	pa->sig = j->sig;
 	pa->force = false;
 	for (size_t i = 0; i < n_eps; i++)
-		if (!eps[i].bound)
+		if (!eps[i].bound && !eps[i].remote)
 			pa->force = true;
 	pa->apply_ms = j->apply_ms;
 	log_debug("policy: %zu policies, %zu endpoints: compiled in %.1f ms, written in %.1f ms, "
@@ -957,10 +1280,16 @@ void policy_agent_kick(struct agent *a)
 	if (!pa || !pa->soon)
 		return;
 	pa->policies_dirty = true;
-	if (!evtimer_pending(pa->soon, NULL)) {
-		struct timeval tv = {0, PA_DEBOUNCE_MS * 1000};
-		evtimer_add(pa->soon, &tv);
-	}
+	pa_soon(pa);
+}
+
+void policy_agent_peers_changed(struct agent *a)
+{
+	struct policy_agent *pa = pa_of(a);
+	if (!pa)
+		return;
+	pa->peers_gen++;
+	pa_soon(pa);
 }
 
 static void pa_watch_cb(const struct store_event *events, size_t n, const struct shoal_err *err,
@@ -1070,6 +1399,7 @@ void policy_agent_init(struct agent *a)
 	}
 	pa->a = a;
 	a->policy_agent = pa;
+	pa->idents = json_object();
 	pa->tick = event_new(a->base, -1, EV_PERSIST, pa_tick_cb, pa);
 	pa->soon = evtimer_new(a->base, pa_tick_cb, pa);
 	if (!pa->tick || !pa->soon) {
@@ -1112,6 +1442,9 @@ void policy_agent_init(struct agent *a)
 	if (store_watch(a->store, CLUSTER_POLICIES, true, 0, pa_watch_cb, pa, &pa->watch, &err) < 0)
 		log_warn("policy: watching the store: %s; policies are read again every %d ms",
 			 err.msg, PA_RECONCILE_MS);
+	if (pa_ids_load(pa, &err) < 0)
+		log_warn("policy: %s; identities are numbered as label sets are met", err.msg);
+	shoal_err_clear(&err);
 	if (pa_policies_load(pa, &err) == 0)
 		pa->policies_loaded = true;
 	else
@@ -1141,6 +1474,9 @@ void policy_agent_stop(struct agent *a)
 	}
 	if (pa->watch)
 		store_watch_cancel(pa->watch);
+	if (pa->id_watch)
+		store_watch_cancel(pa->id_watch);
+	json_decref(pa->idents);
 	/* a compile running is waited for; its result is not applied */
 	worker_free(pa->worker);
 	pa_job_free(pa->job);

@@ -14,8 +14,10 @@ struct api_req;
 
 /*
  * Network policy on this node: the policies under /shoal/policies/ (a store
- * watch) and the node's bridge containers as endpoints, compiled by policy/
- * and written to the eBPF maps by lb/lb-policy. A change of either is
+ * watch) and the node's containers (bridge and overlay) as endpoints, other
+ * live nodes' overlay endpoints as peers, each label set numbered
+ * cluster-wide under /shoal/identities/, compiled by policy/ and written to
+ * the eBPF maps by lb/lb-policy. A change of any is
  * recompiled (debounced) and written to the maps as the difference from the
  * last state on a thread of its own, one job at a time (changes made while
  * one runs are taken together by the next, so none lands after a newer);
@@ -31,6 +33,9 @@ struct api_req;
 
 /* True while any policy is in force on this node. */
 bool policy_agent_active(struct agent *a);
+/* Recompile soon (coalesced) with the endpoints of other nodes read again:
+ * the overlay agent calls it when endpoint records or liveness change. */
+void policy_agent_peers_changed(struct agent *a);
 /* Recompile soon (coalesced): the API calls it after a write. */
 void policy_agent_kick(struct agent *a);
 /* Before a policy is stored (create or update): compiles the policies in

@@ -353,7 +353,8 @@ static int pa_party_resolve(struct policy_agent *pa, const struct policy_model *
 		if (!found)
 			return shoal_err_set_status(err, 400, EINVAL,
 						    "container %s is not running on a network "
-						    "that policy applies to (bridge)",
+						    "that policy applies to (bridge or an overlay "
+						    "network)",
 						    ref);
 	}
 	for (size_t i = 0; i < pa->n_eps && !found; i++)

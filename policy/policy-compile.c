@@ -46,7 +46,7 @@ static int str_cmp(const void *a, const void *b)
 /* An unambiguous key for what selectors see of an endpoint: its service,
  * labels and networks, each length-prefixed. Endpoints with the same key
  * share an identity. */
-static char *label_set_key(const struct policy_endpoint *ep)
+char *policy_label_set_key(const struct policy_endpoint *ep)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -143,6 +143,7 @@ struct ctx {
 	uint32_t *sub_ids;
 	struct policy_set sub_set;
 	uint32_t *ep_ids; /* each endpoint's identity, in model order */
+	size_t *ep_grp;	  /* each endpoint's label set, numbered densely from 0 */
 	const struct policy_model *m;
 	struct policy_compiled *c;
 	uint32_t *bounds; /* interval starts, ascending, bounds[0] = 0 */
@@ -579,6 +580,12 @@ static int ipcache_cmp(const void *a, const void *b)
 	return c ? c : (x->identity > y->identity) - (x->identity < y->identity);
 }
 
+static int identity_cmp(const void *a, const void *b)
+{
+	const struct policy_identity *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
 static int build_identities(struct ctx *x)
 {
 	const struct policy_model *m = x->m;
@@ -599,20 +606,80 @@ static int build_identities(struct ctx *x)
 
 	for (size_t i = 0; i < m->n_endpoints; i++) {
 		keys[i].ep = i;
-		if (!(keys[i].key = label_set_key(&m->endpoints[i]))) {
+		if (!(keys[i].key = policy_label_set_key(&m->endpoints[i]))) {
 			r = shoal_err_set(x->err, ENOMEM, "out of memory compiling");
 			goto out;
 		}
 	}
 	qsort(keys, m->n_endpoints, sizeof(*keys), ep_key_cmp);
+	/* Numbers given with the model (cluster-wide ones) are kept; the
+	 * label sets without one are numbered past the largest given. */
 	uint32_t next = POLICY_ID_FIRST_ENDPOINT;
 	for (size_t i = 0; i < m->n_endpoints; i++) {
-		if (i == 0 || strcmp(keys[i].key, keys[i - 1].key) != 0)
-			c->ids[c->n_ids++] = (struct policy_identity){
-				.id = next++, .ep = &m->endpoints[keys[i].ep]};
-		x->ep_ids[keys[i].ep] = next - 1;
-		c->ipcache[c->n_ipcache++] = (struct policy_ipcache_entry){
-			.prefix = {m->endpoints[keys[i].ep].addr, 32}, .identity = next - 1};
+		uint32_t g = m->identities ? m->identities[i] : 0;
+		if (g && (g < POLICY_ID_FIRST_ENDPOINT || g >= POLICY_ID_CIDR_BASE)) {
+			r = shoal_err_set(x->err, EINVAL,
+					  "endpoint %s: identity %u is outside the endpoint "
+					  "identities (%u-%u)",
+					  m->endpoints[i].name ? m->endpoints[i].name : "?", g,
+					  POLICY_ID_FIRST_ENDPOINT, POLICY_ID_CIDR_BASE - 1);
+			goto out;
+		}
+		if (g >= next)
+			next = g + 1;
+	}
+	size_t grp_start = 0;
+	uint32_t grp_id = 0;
+	for (size_t i = 0; i < m->n_endpoints; i++) {
+		const struct policy_endpoint *ep = &m->endpoints[keys[i].ep];
+		if (i == 0 || strcmp(keys[i].key, keys[i - 1].key) != 0) {
+			/* a new label set: its number is the first given one */
+			grp_start = i;
+			grp_id = 0;
+			for (size_t k = i; k < m->n_endpoints && !grp_id &&
+					   (k == i || strcmp(keys[k].key, keys[i].key) == 0);
+			     k++)
+				grp_id = m->identities ? m->identities[keys[k].ep] : 0;
+			if (!grp_id)
+				grp_id = next++;
+			x->ep_grp[keys[i].ep] = c->n_ids - 3;
+			c->ids[c->n_ids++] = (struct policy_identity){.id = grp_id, .ep = ep};
+		} else {
+			x->ep_grp[keys[i].ep] = x->ep_grp[keys[grp_start].ep];
+		}
+		uint32_t given = m->identities ? m->identities[keys[i].ep] : 0;
+		if (given && given != grp_id) {
+			r = shoal_err_set(x->err, EINVAL,
+					  "endpoints %s and %s have the same labels and "
+					  "identities %u and %u",
+					  m->endpoints[keys[grp_start].ep].name ?: "?",
+					  ep->name ? ep->name : "?", grp_id, given);
+			goto out;
+		}
+		x->ep_ids[keys[i].ep] = grp_id;
+		c->ipcache[c->n_ipcache++] =
+			(struct policy_ipcache_entry){.prefix = {ep->addr, 32}, .identity = grp_id};
+	}
+	/* two label sets given one number: refused (the data plane could not
+	 * tell them apart) */
+	if (m->identities && c->n_ids > 4) {
+		struct policy_identity *sorted = calloc(c->n_ids - 3, sizeof(*sorted));
+		if (!sorted) {
+			r = shoal_err_set(x->err, ENOMEM, "out of memory compiling");
+			goto out;
+		}
+		memcpy(sorted, c->ids + 3, (c->n_ids - 3) * sizeof(*sorted));
+		qsort(sorted, c->n_ids - 3, sizeof(*sorted), identity_cmp);
+		for (size_t k = 1; k < c->n_ids - 3 && r == 0; k++)
+			if (sorted[k].id == sorted[k - 1].id)
+				r = shoal_err_set(x->err, EINVAL,
+						  "endpoints %s and %s have different labels and "
+						  "the same identity %u",
+						  sorted[k - 1].ep->name ?: "?",
+						  sorted[k].ep->name ?: "?", sorted[k].id);
+		free(sorted);
+		if (r < 0)
+			goto out;
 	}
 	for (size_t i = 0; i < m->n_nodes; i++)
 		c->ipcache[c->n_ipcache++] = (struct policy_ipcache_entry){
@@ -704,8 +771,12 @@ int policy_compile(const struct policy_set *set, const struct policy_model *m,
 	struct slot_order *order = NULL;
 	size_t *first = NULL;
 	int r = -ENOMEM;
-	if (!(x.ep_ids = calloc(m->n_endpoints + 1, sizeof(*x.ep_ids))))
+	x.ep_grp = calloc(m->n_endpoints + 1, sizeof(*x.ep_grp));
+	if (!(x.ep_ids = calloc(m->n_endpoints + 1, sizeof(*x.ep_ids))) || !x.ep_grp) {
+		free(x.ep_ids);
+		free(x.ep_grp);
 		return shoal_err_set(err, ENOMEM, "out of memory compiling");
+	}
 	if ((r = build_identities(&x)) < 0)
 		goto out;
 	c->eps = calloc(m->n_endpoints + 1, sizeof(*c->eps));
@@ -717,7 +788,7 @@ int policy_compile(const struct policy_set *set, const struct policy_model *m,
 	/* Endpoints in slot order; one with the label set of an earlier one gets
 	 * a copy of its entries, since selection sees only the label set. */
 	order = calloc(m->n_endpoints + 1, sizeof(*order));
-	size_t n_ep_ids = c->n_ids; /* endpoint identities are dense from FIRST_ENDPOINT */
+	size_t n_ep_ids = c->n_ids; /* at least one more than the label sets */
 	first = calloc(n_ep_ids + 1, sizeof(*first));
 	if (!order || !first) {
 		r = shoal_err_set(err, ENOMEM, "out of memory compiling");
@@ -733,7 +804,7 @@ int policy_compile(const struct policy_set *set, const struct policy_model *m,
 		if (m->local_node && (!ep->node || strcmp(ep->node, m->local_node) != 0))
 			continue;
 		/* first[k]: 0 unseen, 1 seen without entries, 2 + index in c->eps */
-		size_t *seen = &first[x.ep_ids[order[oi].idx] - POLICY_ID_FIRST_ENDPOINT];
+		size_t *seen = &first[x.ep_grp[order[oi].idx]];
 		const struct policy_ep_program *same = NULL;
 		if (*seen == 1)
 			continue;
@@ -770,6 +841,7 @@ out:
 	free(order);
 	free(first);
 	free(x.ep_ids);
+	free(x.ep_grp);
 	free(x.sub);
 	free(x.sub_ids);
 	side_free(&x);

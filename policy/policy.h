@@ -210,6 +210,11 @@ struct policy_model {
 	/* Non-NULL: policy_compile() builds programs for the endpoints on this
 	 * node only (identities and the ipcache still cover every endpoint). */
 	const char *local_node;
+	/* Optional, by endpoint: the identity of its label set, allocated
+	 * cluster-wide by the caller (the same for every endpoint of one label
+	 * set, never one of another set's); 0 or NULL: the compiler numbers the
+	 * set itself, past the largest number given. */
+	const uint32_t *identities;
 };
 
 struct policy_set {
@@ -236,6 +241,11 @@ struct policy_party {
 	const struct policy_endpoint *ep;
 	uint32_t addr;
 };
+
+/* The unambiguous text of what selectors see of an endpoint (its service,
+ * labels and networks): endpoints with the same text share an identity.
+ * NULL on ENOMEM; the caller frees it. */
+char *policy_label_set_key(const struct policy_endpoint *ep);
 
 /* Resolves an address through the model: an endpoint, a node, or world. */
 struct policy_party policy_model_party(const struct policy_model *m, uint32_t addr);

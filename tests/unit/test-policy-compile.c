@@ -491,6 +491,60 @@ static void test_local_node(void **state)
 	policy_free(v[0]);
 }
 
+/* Cluster-wide numbers given with the model are what the entries and the
+ * ipcache say, on both nodes alike; the sets without one are numbered past
+ * them; a number given twice for two sets, or two for one set, is refused. */
+static void test_given_identities(void **state)
+{
+	struct policy *v[] = {parse("{'Name':'w','Selector':{'Service':'web'},'Ingress':[{'From':"
+				    "[{'Service':'db'}]}]}")};
+	struct policy_set set = {.v = v, .n = 1};
+	/* web.1, web.2, frontend, db, ctr given; plain left to the compiler */
+	uint32_t ids[N_EPS] = {70000, 70000, 5000, 900000, 300, 0};
+	struct policy_model m1 = model, m2 = model;
+	m1.identities = m2.identities = ids;
+	m1.local_node = "n1";
+	m2.local_node = "n2";
+	struct policy_compiled *c1 = NULL, *c2 = NULL;
+	struct shoal_err err = {0};
+	assert_int_equal(policy_compile(&set, &m1, &c1, &err), 0);
+	assert_int_equal(policy_compile(&set, &m2, &c2, &err), 0);
+	for (size_t i = 0; i + 1 < N_EPS; i++) {
+		assert_int_equal(policy_compiled_identity(c1, endpoints[i].addr), ids[i]);
+		assert_int_equal(policy_compiled_identity(c2, endpoints[i].addr), ids[i]);
+	}
+	assert_int_equal(policy_compiled_identity(c1, endpoints[5].addr), 900001);
+	/* web.1 on n1 and web.2 on n2 admit db by its given number */
+	assert_int_equal(c1->n_eps, 1);
+	assert_int_equal(c2->n_eps, 1);
+	assert_int_equal(
+		policy_lookup(&c1->eps[0], POLICY_INGRESS, 900000, IPPROTO_TCP, 80).verdict,
+		POLICY_VERDICT_ALLOW);
+	assert_int_equal(
+		policy_lookup(&c2->eps[0], POLICY_INGRESS, 900000, IPPROTO_TCP, 80).verdict,
+		POLICY_VERDICT_ALLOW);
+	assert_int_equal(policy_lookup(&c2->eps[0], POLICY_INGRESS, 5000, IPPROTO_TCP, 80).verdict,
+			 POLICY_VERDICT_DENY);
+	policy_compiled_free(c1);
+	policy_compiled_free(c2);
+	c1 = NULL;
+
+	uint32_t same_twice[N_EPS] = {70000, 70000, 70000, 0, 0, 0};
+	m1.identities = same_twice;
+	assert_int_equal(policy_compile(&set, &m1, &c1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "different labels and the same identity 70000"));
+	uint32_t split[N_EPS] = {70000, 70001, 0, 0, 0, 0};
+	m1.identities = split;
+	assert_int_equal(policy_compile(&set, &m1, &c1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "the same labels and identities"));
+	uint32_t reserved[N_EPS] = {3, 3, 0, 0, 0, 0};
+	m1.identities = reserved;
+	assert_int_equal(policy_compile(&set, &m1, &c1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "outside the endpoint identities"));
+	assert_null(c1);
+	policy_free(v[0]);
+}
+
 static void test_compile_errors(void **state)
 {
 	struct policy_endpoint dup[2] = {endpoints[0], endpoints[1]};
@@ -938,6 +992,7 @@ int main(void)
 		cmocka_unit_test(test_default_deny),
 		cmocka_unit_test(test_port_blocks),
 		cmocka_unit_test(test_local_node),
+		cmocka_unit_test(test_given_identities),
 		cmocka_unit_test(test_compile_errors),
 		cmocka_unit_test(test_many_cidr_rules),
 		cmocka_unit_test(test_compiler_equals_evaluator),
