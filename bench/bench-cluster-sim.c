@@ -35,6 +35,7 @@
 struct work {
 	struct bcl_node *node;
 	json_t *rec;
+	int64_t rev; /* rec's version, as the watch delivered it */
 };
 
 /* An executor: the blocking reads and writes of the nodes given to it, in
@@ -84,55 +85,71 @@ static void sim_fail(struct bcl_sim *s, const char *what, const char *msg)
 
 /* ---- task records, as the agent writes them ---- */
 
-/* The node's report of a task's state: read, moved forward by the agent's
- * own rule (task_record_observe(), as task_observe() of agent/manager.c
- * applies it), written back if the record is still the one read. 1 written,
- * 0 nothing to do, -errno. */
+/* The node's report of a task's state, as task_observe() of agent/manager.c
+ * makes it: from what the node knows (*known at version *known_rev: the
+ * record the watch delivered or the node's own last report), moved forward
+ * by the agent's rule (task_record_observe()), written back if the record is
+ * still at that version; a stale one is read again. On a write, *known and
+ * *known_rev become what was written. 1 written, 0 nothing to do, -errno. */
 static int observe(struct bcl_sim *sim, struct store *store, const char *task_id,
-		   enum task_state state, const char *message)
+		   enum task_state state, const char *message, json_t **known, int64_t *known_rev)
 {
 	struct bcl_sim_stats *st = &sim->stats;
 	struct task_report rep = {.state = state, .message = message, .health = -1};
 	char key[128];
 	snprintf(key, sizeof(key), "%s%s", BCL_TASKS, task_id);
 	for (int attempt = 0; attempt < 5; attempt++) {
-		struct store_kvs *kvs = NULL;
 		struct shoal_err err = {0};
-		if (store_get(store, key, false, 0, &kvs, &err) < 0) {
-			sim_fail(sim, "reading a task", err.msg);
-			return -EIO;
-		}
-		if (kvs->n == 0) {
+		int64_t rev = 0;
+		json_t *rec = NULL;
+		if (attempt == 0 && *known) {
+			rec = json_deep_copy(*known);
+			rev = *known_rev;
+		} else {
+			struct store_kvs *kvs = NULL;
+			if (store_get(store, key, false, 0, &kvs, &err) < 0) {
+				sim_fail(sim, "reading a task", err.msg);
+				return -EIO;
+			}
+			if (kvs->n == 0) {
+				store_kvs_free(kvs);
+				return -ENOENT;
+			}
+			rev = kvs->kvs[0].mod_revision;
+			rec = json_loadb(kvs->kvs[0].value, kvs->kvs[0].value_len, 0, NULL);
 			store_kvs_free(kvs);
-			return -ENOENT;
 		}
-		int64_t rev = kvs->kvs[0].mod_revision;
-		json_t *rec = json_loadb(kvs->kvs[0].value, kvs->kvs[0].value_len, 0, NULL);
-		store_kvs_free(kvs);
 		int r = rec ? task_record_observe(rec, &rep, now_ns()) : -EBADMSG;
 		if (r <= 0) {
 			json_decref(rec);
 			return r;
 		}
 		_cleanup_free_ char *s = json_dumps(rec, JSON_COMPACT);
-		json_decref(rec);
-		if (!s)
+		if (!s) {
+			json_decref(rec);
 			return -ENOMEM;
+		}
 		struct store_cmp cmp = {
 			.key = key, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = rev};
 		struct store_op op = {
 			.type = STORE_OP_PUT, .key = key, .value = s, .value_len = strlen(s)};
 		struct store_txn_result res = {0};
 		if (store_txn(store, &cmp, 1, &op, 1, NULL, 0, &res, &err) < 0) {
+			json_decref(rec);
 			sim_fail(sim, "writing a task's state", err.msg);
 			return -EIO;
 		}
 		bool ok = res.succeeded;
+		int64_t wrote = res.revision;
 		store_txn_result_clear(&res);
 		if (ok) {
+			json_decref(*known);
+			*known = rec;
+			*known_rev = wrote;
 			atomic_fetch_add(&st->writes, 1);
 			return 1;
 		}
+		json_decref(rec);
 		atomic_fetch_add(&st->conflicts, 1);
 	}
 	return -EAGAIN;
@@ -140,7 +157,8 @@ static int observe(struct bcl_sim *sim, struct store *store, const char *task_id
 
 /* What the executor does with a task of this node (executor_reconcile()):
  * an assigned task meant to run is started, one meant to stop is stopped. */
-static void task_event(struct bcl_sim *sim, struct store *store, struct bcl_node *n, json_t *rec)
+static void task_event(struct bcl_sim *sim, struct store *store, struct bcl_node *n, json_t *rec,
+		       int64_t rev)
 {
 	const char *tid = json_string_value(json_object_get(rec, "ID"));
 	const char *desired = json_string_value(json_object_get(rec, "DesiredState")) ?: "";
@@ -161,18 +179,27 @@ static void task_event(struct bcl_sim *sim, struct store *store, struct bcl_node
 			    {TASK_PREPARING, "preparing"},
 			    {TASK_STARTING, "starting"},
 			    {TASK_RUNNING, "started"}};
+		json_t *known = json_incref(rec);
+		int64_t known_rev = rev;
 		for (size_t i = 0; i < sizeof(walk) / sizeof(walk[0]); i++)
-			if (observe(sim, store, tid, walk[i].s, walk[i].msg) < 0)
+			if (observe(sim, store, tid, walk[i].s, walk[i].msg, &known, &known_rev) <
+			    0) {
+				json_decref(known);
 				return;
+			}
+		json_decref(known);
 		atomic_fetch_add(&sim->stats.started, 1);
 	} else if (strcmp(desired, "ready") != 0 && st >= TASK_ASSIGNED &&
 		   !task_state_is_terminal(st)) {
-		if (observe(sim, store, tid, TASK_SHUTDOWN, "shutdown") > 0)
+		json_t *known = json_incref(rec);
+		int64_t known_rev = rev;
+		if (observe(sim, store, tid, TASK_SHUTDOWN, "shutdown", &known, &known_rev) > 0)
 			atomic_fetch_add(&sim->stats.stopped, 1);
+		json_decref(known);
 	}
 }
 
-static int work_push(struct bcl_exec *x, struct bcl_node *node, json_t *rec)
+static int work_push(struct bcl_exec *x, struct bcl_node *node, json_t *rec, int64_t rev)
 {
 	int r = 0;
 	pthread_mutex_lock(&x->lock);
@@ -195,7 +222,8 @@ static int work_push(struct bcl_exec *x, struct bcl_node *node, json_t *rec)
 		}
 	}
 	if (r == 0) {
-		x->work[x->work_n++] = (struct work){.node = node, .rec = json_incref(rec)};
+		x->work[x->work_n++] =
+			(struct work){.node = node, .rec = json_incref(rec), .rev = rev};
 		pthread_cond_signal(&x->cond);
 	}
 	pthread_mutex_unlock(&x->lock);
@@ -213,7 +241,7 @@ static void *exec_main(void *arg)
 			break;
 		struct work w = x->work[x->work_head++];
 		pthread_mutex_unlock(&x->lock);
-		task_event(x->sim, x->store, w.node, w.rec);
+		task_event(x->sim, x->store, w.node, w.rec, w.rev);
 		json_decref(w.rec);
 		pthread_mutex_lock(&x->lock);
 	}
@@ -240,8 +268,8 @@ static void dispatch(struct bcl_thread *th, struct bcl_node *only, const struct 
 			json_t *ix = json_object_get(th->index, nid);
 			node = ix ? &s->nodes[json_integer_value(ix)] : NULL;
 		}
-		if (node &&
-		    work_push(&s->execs[(size_t)(node - s->nodes) % s->n_execs], node, rec) < 0)
+		if (node && work_push(&s->execs[(size_t)(node - s->nodes) % s->n_execs], node, rec,
+				      ev[i].kv.mod_revision) < 0)
 			sim_fail(s, node->hostname, "out of memory for its work");
 		json_decref(rec);
 	}
