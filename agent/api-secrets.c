@@ -97,6 +97,23 @@ out:
 	return n == 1 ? match : NULL;
 }
 
+/* The ops if the compares hold: 1 when they went through, 0 when a compare
+ * failed, or -errno when the store failed (replied). */
+static int txn(struct api_req *r, const struct store_cmp *cmps, size_t n_cmps,
+	       const struct store_op *ops, size_t n_ops)
+{
+	struct store_txn_result res = {0};
+	struct shoal_err err = {0};
+	int ret = store_txn(r->agent->store, cmps, n_cmps, ops, n_ops, NULL, 0, &res, &err);
+	bool ok = ret >= 0 && res.succeeded;
+	store_txn_result_clear(&res);
+	if (ret < 0) {
+		api_reply_err(r, &err);
+		return ret;
+	}
+	return ok;
+}
+
 static bool labels_ok(struct api_req *r, json_t *labels)
 {
 	if (!labels || json_is_null(labels))
@@ -241,15 +258,9 @@ static void create(struct api_req *r, const struct kind *k)
 		{.type = STORE_OP_PUT, .key = nkey, .value = id, .value_len = strlen(id)},
 		{.type = STORE_OP_PUT, .key = key, .value = s, .value_len = strlen(s)},
 	};
-	struct store_txn_result res = {0};
-	struct shoal_err err = {0};
-	int ret = store_txn(r->agent->store, cmps, 2, ops, 2, NULL, 0, &res, &err);
-	bool ok = ret >= 0 && res.succeeded;
-	store_txn_result_clear(&res);
-	if (ret < 0) {
-		api_reply_err(r, &err);
+	int ok = txn(r, cmps, 2, ops, 2);
+	if (ok < 0)
 		return;
-	}
 	if (!ok) {
 		api_reply_error(r, 409, "%s %s already exists", k->what, name);
 		return;
@@ -416,14 +427,9 @@ static void delete (struct api_req *r, const struct kind *k)
 		{.type = STORE_OP_DELETE, .key = key},
 		{.type = STORE_OP_DELETE, .key = nkey},
 	};
-	struct store_txn_result res = {0};
-	int ret = store_txn(r->agent->store, &cmp, 1, ops, 2, NULL, 0, &res, &err);
-	bool ok = ret >= 0 && res.succeeded;
-	store_txn_result_clear(&res);
-	if (ret < 0) {
-		api_reply_err(r, &err);
+	int ok = txn(r, &cmp, 1, ops, 2);
+	if (ok < 0)
 		return;
-	}
 	if (!ok) {
 		api_reply_error(r, 409, "%s %s changed while it was being removed; try again",
 				k->what, name);
@@ -433,43 +439,20 @@ static void delete (struct api_req *r, const struct kind *k)
 	api_reply_empty(r, 204);
 }
 
-void api_secret_create(struct api_req *r)
-{
-	create(r, &SECRET);
-}
-void api_secret_list(struct api_req *r)
-{
-	list(r, &SECRET);
-}
-void api_secret_inspect(struct api_req *r)
-{
-	inspect(r, &SECRET);
-}
-void api_secret_update(struct api_req *r)
-{
-	update(r, &SECRET);
-}
-void api_secret_delete(struct api_req *r)
-{
-	delete (r, &SECRET);
-}
-void api_config_create(struct api_req *r)
-{
-	create(r, &CONFIG);
-}
-void api_config_list(struct api_req *r)
-{
-	list(r, &CONFIG);
-}
-void api_config_inspect(struct api_req *r)
-{
-	inspect(r, &CONFIG);
-}
-void api_config_update(struct api_req *r)
-{
-	update(r, &CONFIG);
-}
-void api_config_delete(struct api_req *r)
-{
-	delete (r, &CONFIG);
-}
+/* The routes' handlers, one set per kind. */
+#define KIND_HANDLER(name, op, kind)              \
+	void api_##name##_##op(struct api_req *r) \
+	{                                         \
+		op(r, &kind);                     \
+	}
+/* clang-format off */
+#define KIND_HANDLERS(name, kind) \
+	KIND_HANDLER(name, create, kind) \
+	KIND_HANDLER(name, list, kind) \
+	KIND_HANDLER(name, inspect, kind) \
+	KIND_HANDLER(name, update, kind) \
+	KIND_HANDLER(name, delete, kind)
+/* clang-format on */
+
+KIND_HANDLERS(secret, SECRET)
+KIND_HANDLERS(config, CONFIG)

@@ -15,6 +15,7 @@
 #include "lib/cleanup.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "sched/task.h"
 
 /* A reservation whose network object never came (its creator died between
  * the two writes) is given back after this long. */
@@ -496,42 +497,127 @@ int network_get(struct agent *a, const char *ref, json_t **ret, struct shoal_err
 
 /* ---- remove ---- */
 
-/* The services whose spec attaches the network (by id or name). */
-static json_t *network_users(struct agent *a, json_t *net, struct shoal_err *err)
+/* Whether one of the attachments in list (a spec's Networks) targets the
+ * network, by id or name. */
+static bool net_attached(json_t *list, const char *id, const char *name)
 {
-	json_t *svcs = NULL;
+	size_t j;
+	json_t *att;
+	json_array_foreach(list, j, att)
+	{
+		const char *t = json_string_value(json_object_get(att, "Target"));
+		if (t && (strcmp(t, id) == 0 || strcmp(t, name) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Who keeps a network: the services that still exist (not being removed)
+ * whose spec attaches it, and the tasks on it still meant to run (desired
+ * and observed state at most running, as swarmkit's RemoveNetwork judges).
+ * A removed service's tasks being shut down do not keep it: their ids go in
+ * going, so that their containers' endpoints, which stay until each has
+ * stopped, are not counted either. */
+struct net_users {
+	json_t *services; /* names */
+	json_t *tasks;	  /* ids */
+	json_t *going;	  /* task id -> true */
+};
+
+static void net_users_clear(struct net_users *u)
+{
+	json_decref(u->services);
+	json_decref(u->tasks);
+	json_decref(u->going);
+	*u = (struct net_users){0};
+}
+
+static bool task_meant_to_run(json_t *t)
+{
+	enum task_state desired, observed;
+	/* "ready" (held before its start) and any name not known count as
+	 * running: a task is let go only when it is surely on its way out */
+	if (task_state_from_name(json_string_value(json_object_get(t, "DesiredState")) ?: "",
+				 &desired) == 0 &&
+	    desired > TASK_RUNNING)
+		return false;
+	if (task_state_from_name(
+		    json_string_value(json_object_get(json_object_get(t, "Status"), "State")) ?: "",
+		    &observed) == 0 &&
+	    observed > TASK_RUNNING)
+		return false;
+	return true;
+}
+
+static int network_users(struct agent *a, json_t *net, struct net_users *ret, struct shoal_err *err)
+{
+	json_t *svcs = NULL, *tasks = NULL;
 	if (cluster_list(a, CLUSTER_SERVICES, &svcs, err) < 0)
-		return NULL;
+		return -EIO;
+	if (cluster_list(a, CLUSTER_TASKS, &tasks, err) < 0) {
+		json_decref(svcs);
+		return -EIO;
+	}
 	const char *id = json_string_value(json_object_get(net, "Id"));
 	const char *name = json_string_value(json_object_get(net, "Name"));
-	json_t *users = json_array();
-	size_t i, j;
-	json_t *s, *att;
+	struct net_users u = {json_array(), json_array(), json_object()};
+	json_t *live = json_object(); /* service id -> true, not being removed */
+	size_t i;
+	json_t *s, *t;
 	json_array_foreach(svcs, i, s)
 	{
+		if (json_is_true(json_object_get(s, "Removed")))
+			continue;
 		json_t *spec = json_object_get(s, "Spec");
-		json_t *lists[] = {
-			json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"),
-			json_object_get(spec, "Networks")};
-		bool uses = false;
-		for (size_t l = 0; l < 2 && !uses; l++)
-			json_array_foreach(lists[l], j, att)
-			{
-				const char *t = json_string_value(json_object_get(att, "Target"));
-				uses = uses || (t && (strcmp(t, id) == 0 || strcmp(t, name) == 0));
-			}
-		if (uses)
-			json_array_append(users, json_object_get(spec, "Name"));
+		const char *sid = json_string_value(json_object_get(s, "ID"));
+		if (sid)
+			json_object_set_new(live, sid, json_true());
+		if (net_attached(json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"),
+				 id, name) ||
+		    net_attached(json_object_get(spec, "Networks"), id, name))
+			json_array_append(u.services, json_object_get(spec, "Name"));
 	}
+	json_array_foreach(tasks, i, t)
+	{
+		const char *tid = json_string_value(json_object_get(t, "ID"));
+		const char *sid = json_string_value(json_object_get(t, "ServiceID"));
+		if (!tid || !net_attached(json_object_get(json_object_get(t, "Spec"), "Networks"),
+					  id, name))
+			continue;
+		if ((sid && !json_object_get(live, sid)) || !task_meant_to_run(t))
+			json_object_set_new(u.going, tid, json_true());
+		else
+			json_array_append_new(u.tasks, json_string(tid));
+	}
+	json_decref(live);
 	json_decref(svcs);
-	return users;
+	json_decref(tasks);
+	if (!u.services || !u.tasks || !u.going) {
+		net_users_clear(&u);
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	}
+	*ret = u;
+	return 0;
+}
+
+/* Whether endpoint record text is a container of a task in going: task
+ * containers are named <service>.<slot or node>.<task id>. */
+static bool ep_going(const char *text, size_t len, json_t *going)
+{
+	struct ovl_endpoint e;
+	if (!json_object_size(going) || ovl_endpoint_parse(text, len, &e, NULL) < 0 ||
+	    e.kind != OVL_EP_CONTAINER)
+		return false;
+	const char *dot = strrchr(e.name, '.');
+	return dot && json_object_get(going, dot + 1);
 }
 
 /* The names of the containers (tasks' included) with an endpoint on the
- * network, on any node, from their endpoint records: ", "-separated in buf
- * (cut short, with "...", when they do not fit). The count, or -errno. */
-static int network_endpoints(struct agent *a, const char *net_id, char *buf, size_t len,
-			     struct shoal_err *err)
+ * network, on any node, from their endpoint records, but for those of the
+ * tasks in going (how many of those there are in ret_going): ", "-separated
+ * in buf (cut short, with "...", when they do not fit). The count, or -errno. */
+static int network_endpoints(struct agent *a, const char *net_id, json_t *going, char *buf,
+			     size_t len, size_t *ret_going, struct shoal_err *err)
 {
 	char prefix[256];
 	snprintf(prefix, sizeof(prefix), "%s%s/", OVL_ENDPOINT_PREFIX, net_id);
@@ -547,15 +633,31 @@ static int network_endpoints(struct agent *a, const char *net_id, char *buf, siz
 		store_kvs_free(kvs);
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	}
+	size_t n = 0, skipped = 0;
 	for (size_t i = 0; i < kvs->n; i++) {
-		texts[i] = kvs->kvs[i].value;
-		lens[i] = kvs->kvs[i].value_len;
+		if (ep_going(kvs->kvs[i].value, kvs->kvs[i].value_len, going)) {
+			skipped++;
+			continue;
+		}
+		texts[n] = kvs->kvs[i].value;
+		lens[n++] = kvs->kvs[i].value_len;
 	}
-	int n = (int)ovl_endpoint_names(texts, lens, kvs->n, buf, len);
+	int count = (int)ovl_endpoint_names(texts, lens, n, buf, len);
+	*ret_going = skipped;
 	free(texts);
 	free(lens);
 	store_kvs_free(kvs);
-	return n;
+	return count;
+}
+
+/* names (strings) ", "-separated in buf, cut short when they do not fit */
+static void names_join(json_t *names, char *buf, size_t len)
+{
+	size_t i, off = 0;
+	json_t *u;
+	buf[0] = '\0';
+	json_array_foreach(names, i, u) if (off < len - 64) off += (size_t)snprintf(
+		buf + off, len - off, "%s%s", i ? ", " : "", json_string_value(u) ?: "");
 }
 
 int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
@@ -578,37 +680,35 @@ int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 			"Cannot remove a multi-host network from a worker node. "
 			"Please remove the network from a manager node.");
 	}
-	json_t *users = network_users(a, net, err);
-	if (!users) {
-		json_decref(net);
-		return -EIO;
-	}
-	if (json_array_size(users)) {
-		char list[512] = "";
-		size_t i, off = 0;
-		json_t *u;
-		json_array_foreach(users, i, u) if (off < sizeof(list) - 64) off +=
-			(size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
-					 json_string_value(u) ?: "");
-		r = shoal_err_set_status(err, 409, EBUSY, "network %s is in use by service(s) %s",
-					 json_string_value(json_object_get(net, "Name")), list);
-		json_decref(users);
+	struct net_users users = {0};
+	if ((r = network_users(a, net, &users, err)) < 0) {
 		json_decref(net);
 		return r;
 	}
-	json_decref(users);
+	const char *name = json_string_value(json_object_get(net, "Name"));
+	char list[512];
+	if (json_array_size(users.services) || json_array_size(users.tasks)) {
+		bool svcs = json_array_size(users.services) > 0;
+		names_join(svcs ? users.services : users.tasks, list, sizeof(list));
+		r = shoal_err_set_status(err, 409, EBUSY, "network %s is in use by %s %s", name,
+					 svcs ? "service(s)" : "task(s)", list);
+		net_users_clear(&users);
+		json_decref(net);
+		return r;
+	}
 	char id[64], key[160];
 	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(net, "Id")));
 	/* containers on it, on any node (Docker's words) */
-	char names[512];
-	r = network_endpoints(a, id, names, sizeof(names), err);
+	size_t draining = 0;
+	r = network_endpoints(a, id, users.going, list, sizeof(list), &draining, err);
+	net_users_clear(&users);
 	if (r != 0) {
 		if (r > 0)
 			r = shoal_err_set_status(
 				err, 409, EBUSY,
 				"error while removing network: network %s id %s has active "
 				"endpoints (%s)",
-				json_string_value(json_object_get(net, "Name")), id, names);
+				name, id, list);
 		json_decref(net);
 		return r;
 	}
@@ -630,6 +730,12 @@ int network_remove(struct agent *a, const char *ref, struct shoal_err *err)
 		if (r != -EAGAIN || attempt >= 20)
 			return r;
 		shoal_err_clear(err);
+	}
+	if (draining) {
+		/* the stopping tasks' nodes give back their endpoints, addresses
+		 * and devices as each container goes */
+		log_info("network %s removed; its tasks being shut down leave it as they stop", id);
+		return 0;
 	}
 	/* no endpoint is left on it: an address still held is an orphan (an
 	 * agent killed between taking it and recording its endpoint) */

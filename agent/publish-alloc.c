@@ -238,6 +238,18 @@ static bool wants_vip(json_t *svc)
 	return !mode || strcmp(mode, "dnsrr") != 0;
 }
 
+/* The network Docker's Endpoint.VirtualIPs names: the service's overlay
+ * network (the spec holds it by id), or the node's bridge. */
+static const char *vip_network(json_t *svc)
+{
+	json_t *spec = json_object_get(svc, "Spec");
+	json_t *nets = json_object_get(json_object_get(spec, "TaskTemplate"), "Networks");
+	if (!json_array_size(nets))
+		nets = json_object_get(spec, "Networks");
+	const char *t = json_string_value(json_object_get(json_array_get(nets, 0), "Target"));
+	return t && *t ? t : "bridge";
+}
+
 static void set_vip(json_t *svc, const char *vip)
 {
 	if (!vip) {
@@ -245,10 +257,13 @@ static void set_vip(json_t *svc, const char *vip)
 		json_object_del(svc, "Endpoint");
 		return;
 	}
-	json_object_set_new(svc, "VirtualIP", json_string(vip));
+	/* vip may be the record's own string, replaced below */
+	char addr[INET_ADDRSTRLEN + 4];
+	snprintf(addr, sizeof(addr), "%s/32", vip);
+	json_object_set_new(svc, "VirtualIP", json_stringn(addr, strcspn(addr, "/")));
 	json_object_set_new(svc, "Endpoint",
-			    json_pack("{s:[{s:s, s:s+}]}", "VirtualIPs", "NetworkID", "bridge",
-				      "Addr", vip, "/32"));
+			    json_pack("{s:[{s:s, s:s}]}", "VirtualIPs", "NetworkID",
+				      vip_network(svc), "Addr", addr));
 }
 
 /* The transaction being built: room for a compare and an op per allocation
@@ -290,6 +305,9 @@ static int commit_once(struct agent *a, json_t *svc, json_t *prev, int64_t expec
 		}
 		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 		if (vip && *vip) {
+			/* the network it is on follows the spec (an update may move it) */
+			set_vip(svc, vip);
+			vip = json_string_value(json_object_get(svc, "VirtualIP"));
 			vip_key(vip, want[n_want].key, ALLOC_KEY_MAX);
 			want[n_want].port_idx = -1;
 			want[n_want++].picked = auto_vip;

@@ -152,19 +152,35 @@ void secrets_free(struct agent *a)
 
 /* ---- a service's references ---- */
 
-static int resolve_list(json_t *all, json_t *refs, const char *what, const char *idk,
-			const char *namek, struct shoal_err *err)
+/* What differs between a secret and a config where a task uses one. */
+struct ref_kind {
+	const char *what;     /* "secret" */
+	const char *prefix;   /* its records */
+	const char *ref_key;  /* the ContainerSpec member listing them */
+	const char *id_key;   /* a reference's id member */
+	const char *name_key; /* and its name member */
+	bool sealed;	      /* secrets: sealed data; configs: base64 in the spec */
+	char file_tag;	      /* its files in the task's tmpfs: s0, s1, c0... */
+	const char *root;     /* where a relative target goes in the container */
+};
+
+static const struct ref_kind REF_KINDS[] = {
+	{"secret", SECRETS_PREFIX, "Secrets", "SecretID", "SecretName", true, 's', "/run/secrets/"},
+	{"config", CONFIGS_PREFIX, "Configs", "ConfigID", "ConfigName", false, 'c', "/"},
+};
+
+static int resolve_list(json_t *all, json_t *refs, const struct ref_kind *k, struct shoal_err *err)
 {
 	size_t i;
 	json_t *ref;
 	json_array_foreach(refs, i, ref)
 	{
-		const char *id = json_string_value(json_object_get(ref, idk));
-		const char *name = json_string_value(json_object_get(ref, namek));
+		const char *id = json_string_value(json_object_get(ref, k->id_key));
+		const char *name = json_string_value(json_object_get(ref, k->name_key));
 		json_t *found = NULL;
-		size_t k;
+		size_t j;
 		json_t *o;
-		json_array_foreach(all, k, o)
+		json_array_foreach(all, j, o)
 		{
 			const char *oid = json_string_value(json_object_get(o, "ID")) ?: "";
 			const char *oname = json_string_value(json_object_get(
@@ -178,12 +194,12 @@ static int resolve_list(json_t *all, json_t *refs, const char *what, const char 
 			}
 		}
 		if (!found)
-			return shoal_err_set_status(err, 400, ENOENT, "%s not found: %s", what,
+			return shoal_err_set_status(err, 400, ENOENT, "%s not found: %s", k->what,
 						    name && *name ? name
 						    : id	  ? id
 								  : "");
-		json_object_set(ref, idk, json_object_get(found, "ID"));
-		json_object_set(ref, namek,
+		json_object_set(ref, k->id_key, json_object_get(found, "ID"));
+		json_object_set(ref, k->name_key,
 				json_object_get(json_object_get(found, "Spec"), "Name"));
 	}
 	return 0;
@@ -192,18 +208,15 @@ static int resolve_list(json_t *all, json_t *refs, const char *what, const char 
 int secrets_service_resolve(struct agent *a, json_t *spec, struct shoal_err *err)
 {
 	json_t *cs = json_object_get(json_object_get(spec, "TaskTemplate"), "ContainerSpec");
-	json_t *secrets = json_object_get(cs, "Secrets"), *configs = json_object_get(cs, "Configs");
-	int r;
-	if (json_array_size(secrets)) {
+	for (size_t i = 0; i < ARRAY_SIZE(REF_KINDS); i++) {
+		const struct ref_kind *k = &REF_KINDS[i];
+		json_t *refs = json_object_get(cs, k->ref_key);
+		if (!json_array_size(refs))
+			continue;
 		_cleanup_(json_decrefp) json_t *all = NULL;
-		if ((r = cluster_list(a, SECRETS_PREFIX, &all, err)) < 0 ||
-		    (r = resolve_list(all, secrets, "secret", "SecretID", "SecretName", err)) < 0)
-			return r;
-	}
-	if (json_array_size(configs)) {
-		_cleanup_(json_decrefp) json_t *all = NULL;
-		if ((r = cluster_list(a, CONFIGS_PREFIX, &all, err)) < 0 ||
-		    (r = resolve_list(all, configs, "config", "ConfigID", "ConfigName", err)) < 0)
+		int r;
+		if ((r = cluster_list(a, k->prefix, &all, err)) < 0 ||
+		    (r = resolve_list(all, refs, k, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -239,62 +252,45 @@ static int bind_add(json_t *mounts, const char *src, const char *target)
 					       src, "Target", target, "ReadOnly", true));
 }
 
-static int task_secret(struct agent *a, const char *dir, size_t i, json_t *ref, json_t *mounts,
-		       struct shoal_err *err)
+/* The file of one reference, written in dir and bound read-only at its
+ * target. */
+static int task_file(struct agent *a, const struct ref_kind *k, const char *dir, size_t i,
+		     json_t *ref, json_t *mounts, struct shoal_err *err)
 {
-	const char *id = json_string_value(json_object_get(ref, "SecretID")) ?: "";
-	const char *name = json_string_value(json_object_get(ref, "SecretName")) ?: id;
+	const char *id = json_string_value(json_object_get(ref, k->id_key)) ?: "";
+	const char *name = json_string_value(json_object_get(ref, k->name_key)) ?: id;
 	json_t *file = json_object_get(ref, "File");
 	const char *fname = json_string_value(json_object_get(file, "Name")) ?: name;
 	char key[256], path[4200], target[4200];
-	snprintf(key, sizeof(key), "%s%s", SECRETS_PREFIX, id);
+	snprintf(key, sizeof(key), "%s%s", k->prefix, id);
 	_cleanup_(json_decrefp) json_t *rec = NULL;
 	int r = cluster_get(a, key, &rec, NULL, err);
 	if (r < 0)
-		return r == -ENOENT
-			       ? shoal_err_set(err, ENOENT, "secret %s (%s) not found", name, id)
-			       : shoal_err_wrap(err, "reading secret %s", name);
+		return r == -ENOENT ? shoal_err_set(err, ENOENT, "%s %s (%s) not found", k->what,
+						    name, id)
+				    : shoal_err_wrap(err, "reading %s %s", k->what, name);
 	uint8_t *data = NULL;
 	size_t len = 0;
-	if ((r = secrets_unseal(a->secrets, id, json_object_get(rec, "Sealed"), &data, &len, err)) <
-	    0)
-		return shoal_err_wrap(err, "secret %s cannot be decrypted on this node", name);
-	snprintf(path, sizeof(path), "%s/s%zu", dir, i);
+	if (k->sealed) {
+		if ((r = secrets_unseal(a->secrets, id, json_object_get(rec, "Sealed"), &data, &len,
+					err)) < 0)
+			return shoal_err_wrap(err, "%s %s cannot be decrypted on this node",
+					      k->what, name);
+	} else {
+		json_t *dj = json_object_get(json_object_get(rec, "Spec"), "Data");
+		if (!json_is_string(dj) ||
+		    secrets_b64_decode(json_string_value(dj), json_string_length(dj), &data, &len) <
+			    0)
+			return shoal_err_set(err, EBADMSG, "%s %s: its stored data is not base64",
+					     k->what, name);
+	}
+	snprintf(path, sizeof(path), "%s/%c%zu", dir, k->file_tag, i);
 	r = write_one(path, data, len, file, err);
 	explicit_bzero(data, len);
 	free(data);
 	if (r < 0)
-		return shoal_err_wrap(err, "secret %s", name);
-	snprintf(target, sizeof(target), "%s%s", fname[0] == '/' ? "" : "/run/secrets/", fname);
-	return bind_add(mounts, path, target) < 0 ? shoal_err_set(err, ENOMEM, "out of memory") : 0;
-}
-
-static int task_config(struct agent *a, const char *dir, size_t i, json_t *ref, json_t *mounts,
-		       struct shoal_err *err)
-{
-	const char *id = json_string_value(json_object_get(ref, "ConfigID")) ?: "";
-	const char *name = json_string_value(json_object_get(ref, "ConfigName")) ?: id;
-	json_t *file = json_object_get(ref, "File");
-	const char *fname = json_string_value(json_object_get(file, "Name")) ?: name;
-	char key[256], path[4200], target[4200];
-	snprintf(key, sizeof(key), "%s%s", CONFIGS_PREFIX, id);
-	_cleanup_(json_decrefp) json_t *rec = NULL;
-	int r = cluster_get(a, key, &rec, NULL, err);
-	if (r < 0)
-		return r == -ENOENT
-			       ? shoal_err_set(err, ENOENT, "config %s (%s) not found", name, id)
-			       : shoal_err_wrap(err, "reading config %s", name);
-	json_t *dj = json_object_get(json_object_get(rec, "Spec"), "Data");
-	_cleanup_free_ uint8_t *data = NULL;
-	size_t len = 0;
-	if (!json_is_string(dj) ||
-	    secrets_b64_decode(json_string_value(dj), json_string_length(dj), &data, &len) < 0)
-		return shoal_err_set(err, EBADMSG, "config %s: its stored data is not base64",
-				     name);
-	snprintf(path, sizeof(path), "%s/c%zu", dir, i);
-	if ((r = write_one(path, data, len, file, err)) < 0)
-		return shoal_err_wrap(err, "config %s", name);
-	snprintf(target, sizeof(target), "%s%s", fname[0] == '/' ? "" : "/", fname);
+		return shoal_err_wrap(err, "%s %s", k->what, name);
+	snprintf(target, sizeof(target), "%s%s", fname[0] == '/' ? "" : k->root, fname);
 	return bind_add(mounts, path, target) < 0 ? shoal_err_set(err, ENOMEM, "out of memory") : 0;
 }
 
@@ -337,17 +333,14 @@ int secrets_task_prepare(struct agent *a, const char *task_id, json_t *task, jso
 		mounts = json_array();
 		json_object_set_new(hc, "Mounts", mounts);
 	}
-	size_t i;
-	json_t *ref;
-	json_array_foreach(secrets, i, ref)
-	{
-		if ((r = task_secret(a, dir, i, ref, mounts, err)) < 0)
-			goto fail;
-	}
-	json_array_foreach(configs, i, ref)
-	{
-		if ((r = task_config(a, dir, i, ref, mounts, err)) < 0)
-			goto fail;
+	for (size_t k = 0; k < ARRAY_SIZE(REF_KINDS); k++) {
+		size_t i;
+		json_t *ref;
+		json_array_foreach(json_object_get(cs, REF_KINDS[k].ref_key), i, ref)
+		{
+			if ((r = task_file(a, &REF_KINDS[k], dir, i, ref, mounts, err)) < 0)
+				goto fail;
+		}
 	}
 	return 0;
 fail:

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 
 #include "bench/bench-cluster-internal.h"
+#include "bench/bench-util.h"
 #include "cli/http.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
@@ -77,21 +78,7 @@ static pid_t spawn(char *const argv[], const char *log, const char *netns)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (in < 0 || out < 0)
-		_exit(126);
-	if (netns && *netns) {
-		int ns = open(netns, O_RDONLY | O_CLOEXEC);
-		if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
-			_exit(125);
-	}
-	dup2(in, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
+	bench_child_prepare(log, netns);
 	execv(argv[0], argv);
 	_exit(127);
 }

@@ -21,6 +21,7 @@
 
 #include "agent/store/store.h"
 #include "bench/bench-cluster-internal.h"
+#include "bench/bench-util.h"
 #include "bench/bench-load.h"
 #include "bench/bench.h"
 #include "cli/cli-internal.h"
@@ -74,18 +75,6 @@ struct bench {
 static void on_signal(int sig)
 {
 	bcl_interrupted = 1;
-}
-
-static void progress(struct bench *b, const char *fmt, ...)
-{
-	if (b->quiet)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "  ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
 }
 
 /* ---- the observer: every task and the leader, from watches of its own ---- */
@@ -190,48 +179,17 @@ static int observer_start(struct bench *b, struct shoal_err *err)
 	return 0;
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* Runs the observer's loop until pred holds (0), or the timeout (-ETIMEDOUT)
  * or an interrupt (-EINTR). */
-static int wait_for(struct bench *b, bool (*pred)(struct bench *, void *), void *arg,
+static int wait_for(struct bench *b, bool (*pred)(void *b, void *arg), void *arg,
 		    int64_t timeout_ns)
 {
-	int64_t end = mono_ns() + timeout_ns;
-	struct event *tick = evtimer_new(b->base, tick_cb, NULL);
-	if (!tick)
-		return -ENOMEM;
-	int r = -ETIMEDOUT;
-	while (mono_ns() < end) {
-		if (pred(b, arg)) {
-			r = 0;
-			break;
-		}
-		if (bcl_interrupted) {
-			r = -EINTR;
-			break;
-		}
-		struct timeval tv = {0, 5000};
-		evtimer_add(tick, &tv);
-		event_base_loop(b->base, EVLOOP_ONCE);
-	}
-	event_free(tick);
-	return r;
+	return bench_loop_until(b->base, pred, b, arg, timeout_ns, 5000, &bcl_interrupted);
 }
 
 static void idle(struct bench *b, int64_t ns)
 {
-	int64_t end = mono_ns() + ns;
-	struct event *tick = evtimer_new(b->base, tick_cb, NULL);
-	while (tick && mono_ns() < end && !bcl_interrupted) {
-		struct timeval tv = {0, 20000};
-		evtimer_add(tick, &tv);
-		event_base_loop(b->base, EVLOOP_ONCE);
-	}
-	if (tick)
-		event_free(tick);
+	bench_loop_until(b->base, NULL, NULL, NULL, ns, 20000, &bcl_interrupted);
 }
 
 static bool node_dead(struct bench *b, const char *id)
@@ -265,8 +223,9 @@ struct want {
 	int64_t placed_at; /* of every task placed (counting running ones) */
 };
 
-static bool enough_cb(struct bench *b, void *arg)
+static bool enough_cb(void *self, void *arg)
 {
+	struct bench *b = self;
 	struct want *w = arg;
 	size_t n = count_tasks(b, w->placed);
 	if (n && !w->first)
@@ -276,8 +235,9 @@ static bool enough_cb(struct bench *b, void *arg)
 	return n >= w->n;
 }
 
-static bool svc_gone_cb(struct bench *b, void *arg)
+static bool svc_gone_cb(void *self, void *arg)
 {
+	struct bench *b = self;
 	const char *sid = arg;
 	for (size_t i = 0; i < b->n_otasks; i++)
 		if (b->tasks[i].live && strcmp(b->tasks[i].svc, sid) == 0)
@@ -285,14 +245,16 @@ static bool svc_gone_cb(struct bench *b, void *arg)
 	return true;
 }
 
-static bool leader_is_cb(struct bench *b, void *arg)
+static bool leader_is_cb(void *self, void *arg)
 {
+	struct bench *b = self;
 	const char *id = arg;
 	return id ? strcmp(b->leader, id) == 0 : b->leader[0] != '\0';
 }
 
-static bool leader_not_cb(struct bench *b, void *arg)
+static bool leader_not_cb(void *self, void *arg)
 {
+	struct bench *b = self;
 	return b->leader[0] && strcmp(b->leader, arg) != 0;
 }
 
@@ -313,29 +275,6 @@ static struct cli_ctx *some_agent(struct bench *b, int not )
 	return NULL;
 }
 
-static int api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body, int want,
-	       json_t **ret, struct shoal_err *err)
-{
-	int status = 0;
-	json_t *j = NULL;
-	if (!ctx)
-		return shoal_err_set(err, ESRCH, "no agent is up");
-	int r = cli_call_json(ctx, method, path, body, &status, &j, err);
-	if (r < 0)
-		return r;
-	if (status != want) {
-		shoal_err_set(err, EIO, "%s %s: the agent answered %d: %s", method, path, status,
-			      json_string_value(json_object_get(j, "message")) ?: "");
-		json_decref(j);
-		return -EIO;
-	}
-	if (ret)
-		*ret = j;
-	else
-		json_decref(j);
-	return 0;
-}
-
 /* ---- the phases ---- */
 
 static void phase_done(struct bench *b, const char *name)
@@ -354,7 +293,7 @@ static int create_service(struct bench *b, size_t round, struct shoal_err *err)
 				 "node.role==worker", "Mode", "Replicated", "Replicas",
 				 (json_int_t)b->n_tasks);
 	json_t *resp = NULL;
-	int r = api(some_agent(b, -1), "POST", "/services/create", spec, 201, &resp, err);
+	int r = bench_api(some_agent(b, -1), "POST", "/services/create", spec, 201, &resp, err);
 	json_decref(spec);
 	if (r < 0)
 		return r;
@@ -388,20 +327,21 @@ static int phase_create(struct bench *b, json_t *out, struct shoal_err *err)
 		json_t *ro = json_pack("{s:f, s:f, s:f}", "converged_s", (t1 - t0) / 1e9,
 				       "first_running_s", (w.first - t0) / 1e9, "all_placed_s",
 				       ((w.placed_at ? w.placed_at : t1) - t0) / 1e9);
-		progress(b,
-			 "create %zu/%zu: %zu tasks running on %zu nodes in %.3f s (first running "
-			 "%.3f s, all placed %.3f s)",
-			 i + 1, b->rounds, b->n_tasks, b->n_nodes, (t1 - t0) / 1e9,
-			 (w.first - t0) / 1e9, ((w.placed_at ? w.placed_at : t1) - t0) / 1e9);
+		bench_progress(
+			b->quiet,
+			"create %zu/%zu: %zu tasks running on %zu nodes in %.3f s (first running "
+			"%.3f s, all placed %.3f s)",
+			i + 1, b->rounds, b->n_tasks, b->n_nodes, (t1 - t0) / 1e9,
+			(w.first - t0) / 1e9, ((w.placed_at ? w.placed_at : t1) - t0) / 1e9);
 		if (i + 1 < b->rounds) {
 			/* removal, timed too, so that every round starts empty */
 			char path[128];
 			snprintf(path, sizeof(path), "/services/%s", b->svc_id);
 			int64_t t2 = mono_ns();
-			if ((r = api(some_agent(b, -1), "DELETE", path, NULL, 200, NULL, err)) <
-				    0 &&
-			    (r = api(some_agent(b, -1), "DELETE", path, NULL, 204, NULL, err)) <
-				    0) {
+			if ((r = bench_api(some_agent(b, -1), "DELETE", path, NULL, 200, NULL,
+					   err)) < 0 &&
+			    (r = bench_api(some_agent(b, -1), "DELETE", path, NULL, 204, NULL,
+					   err)) < 0) {
 				json_decref(ro);
 				break;
 			}
@@ -520,8 +460,9 @@ static int phase_node_death(struct bench *b, json_t *out, struct shoal_err *err)
 							b->sim.nodes[best].hostname, "tasks_moved",
 							(json_int_t)most, "replaced_running_s",
 							(t1 - t0) / 1e9));
-		progress(b, "node death %zu/%zu: %zu tasks of %s running elsewhere in %.3f s",
-			 round + 1, b->rounds, most, b->sim.nodes[best].hostname, (t1 - t0) / 1e9);
+		bench_progress(
+			b->quiet, "node death %zu/%zu: %zu tasks of %s running elsewhere in %.3f s",
+			round + 1, b->rounds, most, b->sim.nodes[best].hostname, (t1 - t0) / 1e9);
 	}
 	json_t *d = json_object();
 	if (s.n) {
@@ -547,7 +488,7 @@ static int scale(struct bench *b, struct cli_ctx *via, size_t replicas, struct s
 	char path[160];
 	snprintf(path, sizeof(path), "/services/%s", b->svc_id);
 	json_t *svc = NULL;
-	int r = api(via, "GET", path, NULL, 200, &svc, err);
+	int r = bench_api(via, "GET", path, NULL, 200, &svc, err);
 	if (r < 0)
 		return r;
 	json_int_t ver =
@@ -556,7 +497,7 @@ static int scale(struct bench *b, struct cli_ctx *via, size_t replicas, struct s
 	json_t *rep = json_object_get(json_object_get(spec, "Mode"), "Replicated");
 	json_object_set_new(rep, "Replicas", json_integer((json_int_t)replicas));
 	snprintf(path, sizeof(path), "/services/%s/update?version=%lld", b->svc_id, (long long)ver);
-	r = api(via, "POST", path, spec, 200, NULL, err);
+	r = bench_api(via, "POST", path, spec, 200, NULL, err);
 	json_decref(svc);
 	if (r >= 0)
 		b->replicas = replicas;
@@ -615,11 +556,12 @@ static int phase_failover(struct bench *b, json_t *out, struct shoal_err *err)
 					  "new_leader", ni, "leader_s", (t1 - t0) / 1e9,
 					  "scale_placed_s", (t2 - t0) / 1e9, "scale_running_s",
 					  (t3 - t0) / 1e9, "replicas", (json_int_t)b->replicas));
-		progress(b,
-			 "failover %zu/%zu: agent %d killed, agent %d leads after %.3f s; the "
-			 "scale to %zu placed after %.3f s, running after %.3f s",
-			 round + 1, b->rounds, ai, ni, (t1 - t0) / 1e9, b->replicas,
-			 (t2 - t0) / 1e9, (t3 - t0) / 1e9);
+		bench_progress(
+			b->quiet,
+			"failover %zu/%zu: agent %d killed, agent %d leads after %.3f s; the "
+			"scale to %zu placed after %.3f s, running after %.3f s",
+			round + 1, b->rounds, ai, ni, (t1 - t0) / 1e9, b->replicas, (t2 - t0) / 1e9,
+			(t3 - t0) / 1e9);
 		/* back as a follower, for the next round to kill the other */
 		if ((r = bcl_agent_start(&b->procs, (size_t)ai, err)) < 0)
 			break;
@@ -699,7 +641,8 @@ static int phase_idle(struct bench *b, json_t *out, struct shoal_err *err)
 	size_t live = 0;
 	for (size_t i = 0; i < b->n_nodes; i++)
 		live += !atomic_load(&b->sim.nodes[i].dead);
-	progress(b, "idle: %d s with everything up (after %d s settling)", b->idle_s, b->ttl_s + 1);
+	bench_progress(b->quiet, "idle: %d s with everything up (after %d s settling)", b->idle_s,
+		       b->ttl_s + 1);
 	idle(b, (int64_t)(b->ttl_s + 1) * 1000000000);
 	struct bcl_metrics all = {0}, sims = {0};
 	int r = metrics_window(b, &all, err);
@@ -707,7 +650,7 @@ static int phase_idle(struct bench *b, json_t *out, struct shoal_err *err)
 		return r;
 	for (size_t i = 0; i < b->n_agents; i++)
 		bcl_agent_stop(&b->procs, i);
-	progress(b, "idle: %d s with the agents stopped", b->idle_s);
+	bench_progress(b->quiet, "idle: %d s with the agents stopped", b->idle_s);
 	/* their leases run out first: the deletions are not idle load */
 	idle(b, (int64_t)(b->ttl_s + 1) * 1000000000);
 	if ((r = metrics_window(b, &sims, err)) < 0) {
@@ -802,8 +745,9 @@ static double sec(json_t *out, const char *path)
 	return v ? json_number_value(v) / 1000.0 : -1;
 }
 
-static void print_report(struct bench *b, json_t *out)
+static void print_report(void *self, json_t *out)
 {
+	struct bench *b = self;
 	printf("shoal bench cluster: %zu simulated nodes (%s), %zu task(s), %zu agent(s), "
 	       "etcd %s\n",
 	       b->n_nodes, b->per_node_watch ? "a watch each" : "one watch per thread", b->n_tasks,
@@ -866,17 +810,6 @@ static void print_report(struct bench *b, json_t *out)
 
 /* ---- the command ---- */
 
-static int parse_range(const char *v, long lo, long hi, long *ret)
-{
-	char *end;
-	errno = 0;
-	long x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return -EINVAL;
-	*ret = x;
-	return 0;
-}
-
 static int run(struct bench *b, json_t *out, struct shoal_err *err)
 {
 	int r;
@@ -895,14 +828,14 @@ static int run(struct bench *b, json_t *out, struct shoal_err *err)
 	}
 	if ((r = bench_netns_client_up(&b->ns, err)) < 0)
 		return shoal_err_wrap(err, "making the bench's network namespace");
-	progress(b, "network namespace up; agents on 10.213.0.10+");
+	bench_progress(b->quiet, "network namespace up; agents on 10.213.0.10+");
 	if ((r = bcl_procs_init(&b->procs, b->endpoints, err)) < 0)
 		return r;
 	if (!b->endpoints) {
 		if ((r = bcl_etcd_start(&b->procs, err)) < 0)
 			return r;
-		progress(b, "etcd %s at %s, data on %s", b->procs.etcd_version, b->procs.endpoints,
-			 b->procs.etcd_fs);
+		bench_progress(b->quiet, "etcd %s at %s, data on %s", b->procs.etcd_version,
+			       b->procs.endpoints, b->procs.etcd_fs);
 	}
 	if ((r = observer_start(b, err)) < 0)
 		return r;
@@ -914,7 +847,7 @@ static int run(struct bench *b, json_t *out, struct shoal_err *err)
 	for (size_t i = 1; i < b->n_agents; i++)
 		if ((r = bcl_agent_start(&b->procs, i, err)) < 0)
 			return r;
-	progress(b, "%zu agent(s) up, agent 0 leads", b->n_agents);
+	bench_progress(b->quiet, "%zu agent(s) up, agent 0 leads", b->n_agents);
 	b->sim.endpoints = b->procs.endpoints;
 	b->sim.ttl_s = b->ttl_s;
 	b->sim.per_node_watch = b->per_node_watch;
@@ -925,8 +858,9 @@ static int run(struct bench *b, json_t *out, struct shoal_err *err)
 	b->sim_index = json_object();
 	for (size_t i = 0; i < b->n_nodes; i++)
 		json_object_set_new(b->sim_index, b->sim.nodes[i].id, json_integer((json_int_t)i));
-	progress(b, "%zu simulated nodes registered in %.3f s (%zu loop threads, %zu executors)",
-		 b->n_nodes, (mono_ns() - t0) / 1e9, b->threads, b->execs);
+	bench_progress(b->quiet,
+		       "%zu simulated nodes registered in %.3f s (%zu loop threads, %zu executors)",
+		       b->n_nodes, (mono_ns() - t0) / 1e9, b->threads, b->execs);
 	json_t *cfg = json_object_get(out, "config");
 	json_object_set_new(cfg, "registered_s", json_real((mono_ns() - t0) / 1e9));
 	json_object_set_new(cfg, "executors", json_integer((json_int_t)b->execs));
@@ -999,10 +933,7 @@ int bench_cluster(struct cli_ctx *ctx, int argc, char **argv)
 		O_WATCH,
 		O_THREADS,
 		O_EXECS,
-		O_EPS,
-		O_SHOALD,
-		O_JSON,
-		O_OUT
+		O_EPS
 	};
 	static const struct cli_opt opts[] = {
 		{O_NODES, "nodes", 0, CLI_OPT_VALUE, "int", "Simulated nodes (default 100)"},
@@ -1022,9 +953,7 @@ int bench_cluster(struct cli_ctx *ctx, int argc, char **argv)
 		 "Threads doing the simulated nodes' store calls (default 64)"},
 		{O_EPS, "store-endpoints", 0, CLI_OPT_VALUE, "urls",
 		 "An empty etcd to use instead of starting one"},
-		{O_SHOALD, "shoald", 0, CLI_OPT_VALUE, "path", "The agent (default: beside shoal)"},
-		{O_JSON, "json", 0, CLI_OPT_BOOL, NULL, "Print the results as JSON"},
-		{O_OUT, "output", 'o', CLI_OPT_VALUE, "file", "Also write the JSON results here"},
+		BENCH_OPTS_RESULTS,
 		{0},
 	};
 	struct bench b = {.n_nodes = 100,
@@ -1037,84 +966,41 @@ int bench_cluster(struct cli_ctx *ctx, int argc, char **argv)
 			  .idle_s = 10};
 	struct cli_opts p;
 	cli_opts_init(&p, opts, argc, argv, false);
+	const struct bench_num_opt nums[] = {
+		{O_NODES, 1, BCL_MAX_NODES, "--nodes: expected 1 to 20000", &b.n_nodes, NULL},
+		{O_TASKS, 1, 100000, "--tasks: expected 1 to 100000", &b.n_tasks, NULL},
+		{O_AGENTS, 1, BCL_MAX_AGENTS, "--agents: expected 1 to 8", &b.n_agents, NULL},
+		{O_ROUNDS, 1, 20, "--rounds: expected 1 to 20", &b.rounds, NULL},
+		{O_TTL, 2, 60, "--node-ttl: expected 2 to 60 (seconds, as shoald's)", NULL,
+		 &b.ttl_s},
+		{O_IDLE, 1, 600, "--idle: expected 1 to 600 (seconds)", NULL, &b.idle_s},
+		{O_THREADS, 1, BCL_MAX_THREADS, "--threads: expected 1 to 16", &b.threads, NULL},
+		{O_EXECS, 1, BCL_MAX_EXECS, "--executors: expected 1 to 256", &b.execs, NULL},
+	};
 	int o;
-	long v;
 	const char *bad = NULL;
 	while (!bad && (o = cli_opts_next(&p)) > 0) {
+		if (bench_num_opt(nums, ARRAY_SIZE(nums), o, p.value, &bad) ||
+		    bench_results_opt(&p, o, b.procs.shoald, sizeof(b.procs.shoald), &b.json,
+				      &b.out_path))
+			continue;
 		switch (o) {
-		case O_NODES:
-			if (parse_range(p.value, 1, BCL_MAX_NODES, &v) < 0)
-				bad = "--nodes: expected 1 to 20000";
-			b.n_nodes = (size_t)v;
-			break;
-		case O_TASKS:
-			if (parse_range(p.value, 1, 100000, &v) < 0)
-				bad = "--tasks: expected 1 to 100000";
-			b.n_tasks = (size_t)v;
-			break;
-		case O_AGENTS:
-			if (parse_range(p.value, 1, BCL_MAX_AGENTS, &v) < 0)
-				bad = "--agents: expected 1 to 8";
-			b.n_agents = (size_t)v;
-			break;
-		case O_ROUNDS:
-			if (parse_range(p.value, 1, 20, &v) < 0)
-				bad = "--rounds: expected 1 to 20";
-			b.rounds = (size_t)v;
-			break;
-		case O_TTL:
-			if (parse_range(p.value, 2, 60, &v) < 0)
-				bad = "--node-ttl: expected 2 to 60 (seconds, as shoald's)";
-			b.ttl_s = (int)v;
-			break;
-		case O_IDLE:
-			if (parse_range(p.value, 1, 600, &v) < 0)
-				bad = "--idle: expected 1 to 600 (seconds)";
-			b.idle_s = (int)v;
-			break;
 		case O_WATCH:
 			if (strcmp(p.value, "per-node") == 0)
 				b.per_node_watch = true;
 			else if (strcmp(p.value, "shared") != 0)
 				bad = "--watch: expected shared or per-node";
 			break;
-		case O_THREADS:
-			if (parse_range(p.value, 1, BCL_MAX_THREADS, &v) < 0)
-				bad = "--threads: expected 1 to 16";
-			b.threads = (size_t)v;
-			break;
-		case O_EXECS:
-			if (parse_range(p.value, 1, BCL_MAX_EXECS, &v) < 0)
-				bad = "--executors: expected 1 to 256";
-			b.execs = (size_t)v;
-			break;
 		case O_EPS:
 			b.endpoints = p.value;
 			break;
-		case O_SHOALD:
-			snprintf(b.procs.shoald, sizeof(b.procs.shoald), "%s", p.value);
-			break;
-		case O_JSON:
-			b.json = cli_opts_bool(&p);
-			break;
-		case O_OUT:
-			b.out_path = p.value;
-			break;
 		}
 	}
-	if (bad) {
-		cli_opts_done(&p);
-		return cli_usage_error(ctx, bad);
-	}
-	if (o == CLI_OPT_HELP || o == CLI_OPT_ERROR)
-		return cli_opts_fail(
-			ctx, &p, o, "[OPTIONS]",
-			"Time a cluster's control plane on one machine: etcd, simulated "
-			"nodes and real agents (root)");
-	if (p.npos > 0) {
-		cli_opts_done(&p);
-		return cli_usage_error(ctx, "unexpected argument");
-	}
+	int rc = bench_opts_end(ctx, &p, o, bad,
+				"Time a cluster's control plane on one machine: etcd, simulated "
+				"nodes and real agents (root)");
+	if (rc >= 0)
+		return rc;
 	if (geteuid() != 0) {
 		cli_opts_done(&p);
 		fprintf(stderr, "shoal bench cluster: needs root: it makes a network namespace and "
@@ -1176,43 +1062,18 @@ int bench_cluster(struct cli_ctx *ctx, int argc, char **argv)
 	teardown(&b);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
-	int rc = 0;
 	/* every figure measured, but the simulated nodes failed somewhere: the
 	 * results go out marked, and the bench fails */
 	bool partial = r < 0 && !bcl_interrupted && json_object_get(out, "simulated");
 	if (partial) {
 		json_object_set_new(out, "valid", json_false());
 		json_object_set_new(out, "invalid_because", json_string(err.msg));
-		bench_result_stamp(out, "cluster", NULL);
-		if (b.out_path)
-			json_dump_file(out, b.out_path, JSON_INDENT(2));
-		if (b.json) {
-			json_dumpf(out, stdout, JSON_INDENT(2));
-			putchar('\n');
-		} else {
-			print_report(&b, out);
-		}
+		bench_results_out(out, "cluster", b.out_path, b.json, print_report, &b);
 	}
-	if (r < 0) {
-		if (bcl_interrupted)
-			shoal_err_set(&err, EINTR, "interrupted; everything it started is gone");
-		cli_print_err(&err);
-		rc = 1;
-	} else {
-		/* in a namespace of its own, with agents of its own: no agent's data
-		 * plane to record */
-		bench_result_stamp(out, "cluster", NULL);
-		if (b.out_path && json_dump_file(out, b.out_path, JSON_INDENT(2)) < 0) {
-			fprintf(stderr, "shoal bench cluster: writing %s failed\n", b.out_path);
-			rc = 1;
-		}
-		if (b.json) {
-			json_dumpf(out, stdout, JSON_INDENT(2));
-			putchar('\n');
-		} else {
-			print_report(&b, out);
-		}
-	}
+	/* in a namespace of its own, with agents of its own: no agent's data
+	 * plane to record */
+	rc = bench_run_status(r, &err, &bcl_interrupted, out, "cluster", b.out_path, b.json,
+			      print_report, &b);
 	json_decref(out);
 	cli_opts_done(&p);
 	return rc;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,6 +26,12 @@ struct bench_lb_load {
  * latency per request. src: the clients' source address, 0 for any. */
 int bench_lb_load_run(uint32_t src, uint32_t addr, uint16_t port, int conns, double seconds,
 		      bool new_conn, struct bench_lb_load *ret);
+
+/* bench_lb_load_run() in a child that joins the network namespace ns_fd
+ * (pinned to cpus when not NULL), so that the caller stays in its own: 0 and
+ * *ret, -errno, or -ECONNREFUSED when the child gave no result. */
+int bench_lb_load_in(int ns_fd, const cpu_set_t *cpus, uint32_t src, uint32_t addr, uint16_t port,
+		     int conns, double seconds, bool new_conn, struct bench_lb_load *ret);
 
 /* ns per packet of the tc and XDP ingress programs of lb (a hit on an
  * established, DNATed flow of a published port; a miss) and of empty

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/bench-lb-internal.h"
@@ -221,4 +222,41 @@ out:
 	bench_samples_free(&l.lat);
 	close(l.ep);
 	return r;
+}
+
+int bench_lb_load_in(int ns_fd, const cpu_set_t *cpus, uint32_t src, uint32_t addr, uint16_t port,
+		     int conns, double seconds, bool new_conn, struct bench_lb_load *ret)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		struct bench_lb_load l = {0};
+		if (cpus)
+			sched_setaffinity(0, sizeof(*cpus), cpus);
+		int r = setns(ns_fd, CLONE_NEWNET) < 0
+				? -errno
+				: bench_lb_load_run(src, addr, port, conns, seconds, new_conn, &l);
+		if (r == 0)
+			write_all(p[1], &l, sizeof(l));
+		_exit(r == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	struct bench_lb_load l;
+	ssize_t n = read(p[0], &l, sizeof(l));
+	close(p[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(l))
+		return -ECONNREFUSED;
+	*ret = l;
+	return 0;
 }

@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "bench/bench-lb-internal.h"
+#include "bench/bench-util.h"
 #include "bench/bench.h"
 #include "cli/cli-internal.h"
 #include "cli/cli.h"
@@ -110,17 +111,11 @@ static int ns_fd(struct lb_bench *b, enum where w)
 /* Runs a command split on spaces, in a namespace; its exit status. */
 static int runf(struct lb_bench *b, enum where w, const char *input, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], *argv[64];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	bench_argv_vformat(line, sizeof(line), argv, 64, fmt, ap);
 	va_end(ap);
-	char *argv[64];
-	int n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(line, " ", &save); t && n < 63; t = strtok_r(NULL, " ", &save))
-		argv[n++] = t;
-	argv[n] = NULL;
 	int in[2] = {-1, -1};
 	if (input && pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
@@ -463,37 +458,9 @@ static int wait_published(struct lb_bench *b, struct shoal_err *err)
 static int measure(struct lb_bench *b, uint32_t addr, int port, bool new_conn,
 		   struct bench_lb_load *ret)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		close(p[0]);
-		struct bench_lb_load l = {0};
-		if (b->pin)
-			sched_setaffinity(0, sizeof(b->client_cpus), &b->client_cpus);
-		int r = setns(b->client_ns, CLONE_NEWNET) < 0
-				? -errno
-				: bench_lb_load_run(
-					  addr == b->be[0].addr ? b->direct_addr.s_addr : 0, addr,
-					  (uint16_t)port, b->conns, b->duration, new_conn, &l);
-		if (r == 0)
-			write_all(p[1], &l, sizeof(l));
-		_exit(r == 0 ? 0 : 1);
-	}
-	close(p[1]);
-	struct bench_lb_load l;
-	ssize_t n = read(p[0], &l, sizeof(l));
-	close(p[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(l))
-		return -ECONNREFUSED;
-	*ret = l;
-	return 0;
+	return bench_lb_load_in(b->client_ns, b->pin ? &b->client_cpus : NULL,
+				addr == b->be[0].addr ? b->direct_addr.s_addr : 0, addr,
+				(uint16_t)port, b->conns, b->duration, new_conn, ret);
 }
 
 static json_t *load_json(const struct bench_lb_load *l)
@@ -1014,17 +981,6 @@ static int run(struct lb_bench *b, struct shoal_err *err)
 	return 0;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *ret)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < lo || v > hi)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 {
 	enum {
@@ -1081,31 +1037,31 @@ int bench_lb(struct cli_ctx *ctx, int argc, char **argv)
 		int bad = 0;
 		switch (o) {
 		case O_DUR:
-			bad = parse_int(p.value, 1, 3600, &v);
+			bad = bench_parse_long(p.value, 1, 3600, &v);
 			b.duration = (double)v;
 			break;
 		case O_ROUNDS:
-			bad = parse_int(p.value, 1, 64, &v);
+			bad = bench_parse_long(p.value, 1, 64, &v);
 			b.rounds = (int)v;
 			break;
 		case O_BE:
-			bad = parse_int(p.value, 1, 64, &v);
+			bad = bench_parse_long(p.value, 1, 64, &v);
 			b.backends = (int)v;
 			break;
 		case O_CONNS:
-			bad = parse_int(p.value, 1, 1024, &v);
+			bad = bench_parse_long(p.value, 1, 1024, &v);
 			b.conns = (int)v;
 			break;
 		case O_PORT:
-			bad = parse_int(p.value, 1, 65532, &v);
+			bad = bench_parse_long(p.value, 1, 65532, &v);
 			b.port = (int)v;
 			break;
 		case O_SVCS:
-			bad = parse_int(p.value, 0, 1000000, &v);
+			bad = bench_parse_long(p.value, 0, 1000000, &v);
 			b.services = (int)v;
 			break;
 		case O_TOTAL:
-			bad = parse_int(p.value, 1, 10000000, &v);
+			bad = bench_parse_long(p.value, 1, 10000000, &v);
 			b.total_backends = (int)v;
 			break;
 		case O_TAR:

@@ -23,6 +23,7 @@
 #include <linux/rtnetlink.h>
 
 #include "bench/bench-overlay-internal.h"
+#include "bench/bench-util.h"
 #include "lib/cleanup.h"
 #include "lib/util.h"
 
@@ -166,17 +167,11 @@ int bov_run(const char *netns, char *const argv[], char **ret_out, struct shoal_
 
 int bov_runf(const char *netns, struct shoal_err *err, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], *argv[64];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	int n = bench_argv_vformat(line, sizeof(line), argv, 64, fmt, ap);
 	va_end(ap);
-	char *argv[64];
-	int n = 0;
-	for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < 63;
-	     t = strtok_r(NULL, " ", &save))
-		argv[n++] = t;
-	argv[n] = NULL;
 	if (!n)
 		return shoal_err_set(err, EINVAL, "an empty command");
 	return bov_run(netns, argv, NULL, err);
@@ -191,18 +186,7 @@ pid_t bov_spawn(const char *netns, char *const argv[], const char *log)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	int in = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int out = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : in;
-	if (in < 0 || out < 0)
-		_exit(126);
-	dup2(in, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (enter(netns) < 0)
-		_exit(125);
+	bench_child_prepare(log, netns);
 	execvp(argv[0], argv);
 	_exit(127);
 }

@@ -127,6 +127,31 @@ int cli_inspect_each(struct cli_ctx *ctx, struct cli_opts *p, const char *prefix
 /* A whole `X inspect [-f FORMAT] NAME...` command over cli_inspect_each(). */
 int cli_inspect_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usage, const char *desc,
 		    const char *prefix);
+/* The flags of a command that takes none and at least one argument: -1 when
+ * it goes on (p open), else its exit status (the usage or the error printed,
+ * p freed). */
+int cli_args_only(const struct cli_ctx *ctx, struct cli_opts *p, int argc, char **argv,
+		  const char *usage, const char *desc);
+/* A whole `X rm NAME...` command (no flags): DELETE <prefix>/<arg> for each. */
+int cli_rm_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usage, const char *desc,
+	       const char *prefix);
+/* GET <prefix>?filters=... for an ls; with noun, the answer must be an array (as
+ * cli_list_get()). NULL after printing why not. */
+json_t *cli_ls_get(struct cli_ctx *ctx, const char *prefix, const struct cli_ls *ls,
+		   const char *noun);
+/* One row of an ls: what -q prints, and the table's cells (pointing into the
+ * item or into buf). */
+#define CLI_LS_COLS_MAX 8
+struct cli_ls_row {
+	const char *id;
+	const char *cells[CLI_LS_COLS_MAX];
+	char buf[4][80];
+};
+/* Prints items as ls does: their ids (-q), the template (--format) or a table
+ * under head (ncols columns, at most CLI_LS_COLS_MAX), each row from row().
+ * Returns the exit status. */
+int cli_ls_print(const struct cli_ls *ls, json_t *items, const char *const *head, size_t ncols,
+		 void (*row)(json_t *v, const struct cli_ls *ls, struct cli_ls_row *ret));
 /* Ends a flag loop on an id the command does not handle: CLI_OPT_HELP prints the usage
  * (exit status 0), anything else prints p->error (125). Frees p either way. */
 int cli_opts_fail(const struct cli_ctx *ctx, struct cli_opts *p, int id, const char *usage,

@@ -259,6 +259,75 @@ int cli_inspect_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usag
 	return r;
 }
 
+int cli_args_only(const struct cli_ctx *ctx, struct cli_opts *p, int argc, char **argv,
+		  const char *usage, const char *desc)
+{
+	static const struct cli_opt opts[] = {{0}};
+	int id;
+	cli_opts_init(p, opts, argc, argv, false);
+	while ((id = cli_opts_next(p)) != 0)
+		return cli_opts_fail(ctx, p, id, usage, desc);
+	if (p->npos < 1)
+		return cli_opts_args_fail(ctx, p, usage, desc, "at least 1 argument");
+	return -1;
+}
+
+int cli_rm_cmd(struct cli_ctx *ctx, int argc, char **argv, const char *usage, const char *desc,
+	       const char *prefix)
+{
+	struct cli_opts p;
+	int r = cli_args_only(ctx, &p, argc, argv, usage, desc);
+	if (r >= 0)
+		return r;
+	int status = cli_each_request(ctx, &p, prefix, "DELETE", "", false);
+	cli_opts_done(&p);
+	return status;
+}
+
+json_t *cli_ls_get(struct cli_ctx *ctx, const char *prefix, const struct cli_ls *ls,
+		   const char *noun)
+{
+	_cleanup_free_ char *fq = cli_filters_query(ls->filters);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s%s%s", prefix, fq && *fq ? "?" : "", fq ? fq : "");
+	if (noun)
+		return cli_list_get(ctx, path, noun);
+	struct shoal_err e = {0};
+	json_t *resp = NULL;
+	if (cli_call_json(ctx, "GET", path, NULL, NULL, &resp, &e) < 0) {
+		cli_print_err(&e);
+		return NULL;
+	}
+	return resp;
+}
+
+int cli_ls_print(const struct cli_ls *ls, json_t *items, const char *const *head, size_t ncols,
+		 void (*row)(json_t *v, const struct cli_ls *ls, struct cli_ls_row *ret))
+{
+	struct cli_table *t = cli_table_new(ncols);
+	if (!t)
+		return cli_oom();
+	cli_table_add(t, head);
+	size_t i;
+	json_t *v;
+	int status = 0;
+	json_array_foreach(items, i, v)
+	{
+		struct cli_ls_row r = {0};
+		row(v, ls, &r);
+		if (ls->quiet)
+			printf("%s\n", r.id ?: "");
+		else if (ls->format)
+			status = status ?: cli_template_println(ls->format, v);
+		else
+			cli_table_add(t, r.cells);
+	}
+	if (!ls->quiet && !ls->format)
+		cli_table_print(t, stdout);
+	cli_table_free(t);
+	return status;
+}
+
 int cli_inspect_each(struct cli_ctx *ctx, struct cli_opts *p, const char *prefix,
 		     const char *format)
 {

@@ -111,6 +111,15 @@ static int network_create(struct cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static void network_row(json_t *v, const struct cli_ls *ls, struct cli_ls_row *ret)
+{
+	cli_id_trunc(cli_json_str(v, "Id") ?: "", !ls->no_trunc, ret->buf[0], sizeof(ret->buf[0]));
+	ret->id = ret->cells[0] = ret->buf[0];
+	ret->cells[1] = cli_json_str(v, "Name") ?: "";
+	ret->cells[2] = cli_json_str(v, "Driver") ?: "";
+	ret->cells[3] = cli_json_str(v, "Scope") ?: "";
+}
+
 static int network_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS]", desc[] = "List networks";
@@ -127,38 +136,9 @@ static int network_ls(struct cli_ctx *ctx, int argc, char **argv)
 	int r = cli_ls_parse_ext(ctx, argc, argv, opts, usage, desc, &ls);
 	if (r)
 		return r == CLI_OPT_HELP ? 0 : r;
-	_cleanup_free_ char *fq = cli_filters_query(ls.filters);
-	char path[4096];
-	snprintf(path, sizeof(path), "/networks%s%s", fq && *fq ? "?" : "", fq ? fq : "");
-	_cleanup_json_ json_t *nets = cli_list_get(ctx, path, "network");
-	struct cli_table *t = nets ? cli_table_new(4) : NULL;
-	if (!t) {
-		cli_ls_done(&ls);
-		return nets ? cli_oom() : 1;
-	}
+	_cleanup_json_ json_t *nets = cli_ls_get(ctx, "/networks", &ls, "network");
 	static const char *const head[] = {"NETWORK ID", "NAME", "DRIVER", "SCOPE"};
-	cli_table_add(t, head);
-	size_t i;
-	json_t *v;
-	int status = 0;
-	json_array_foreach(nets, i, v)
-	{
-		char nid[80];
-		cli_id_trunc(cli_json_str(v, "Id") ?: "", !ls.no_trunc, nid, sizeof(nid));
-		if (ls.quiet) {
-			printf("%s\n", nid);
-		} else if (ls.format) {
-			status = status ?: cli_template_println(ls.format, v);
-		} else {
-			const char *cells[] = {nid, cli_json_str(v, "Name") ?: "",
-					       cli_json_str(v, "Driver") ?: "",
-					       cli_json_str(v, "Scope") ?: ""};
-			cli_table_add(t, cells);
-		}
-	}
-	if (!ls.quiet && !ls.format)
-		cli_table_print(t, stdout);
-	cli_table_free(t);
+	int status = nets ? cli_ls_print(&ls, nets, head, 4, network_row) : 1;
 	cli_ls_done(&ls);
 	return status;
 }
@@ -171,18 +151,8 @@ static int network_inspect(struct cli_ctx *ctx, int argc, char **argv)
 
 static int network_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "NETWORK [NETWORK...]", desc[] = "Remove one or more networks";
-	static const struct cli_opt opts[] = {{0}};
-	struct cli_opts p;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0)
-		return cli_opts_fail(ctx, &p, id, usage, desc);
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
-	int status = cli_each_request(ctx, &p, "/networks", "DELETE", "", false);
-	cli_opts_done(&p);
-	return status;
+	return cli_rm_cmd(ctx, argc, argv, "NETWORK [NETWORK...]", "Remove one or more networks",
+			  "/networks");
 }
 
 static int network_prune(struct cli_ctx *ctx, int argc, char **argv)

@@ -414,14 +414,10 @@ static int policy_inspect(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "NAME [NAME...]",
 			  desc[] = "Display detailed information on one or more network policies";
-	static const struct cli_opt opts[] = {{0}};
 	struct cli_opts p;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0)
-		return cli_opts_fail(ctx, &p, id, usage, desc);
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
+	int r = cli_args_only(ctx, &p, argc, argv, usage, desc);
+	if (r >= 0)
+		return r;
 	_cleanup_json_ json_t *all = json_array();
 	int status = 0;
 	for (int i = 0; i < p.npos; i++) {
@@ -445,19 +441,8 @@ static int policy_inspect(struct cli_ctx *ctx, int argc, char **argv)
 
 static int policy_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char usage[] = "NAME [NAME...]",
-			  desc[] = "Remove one or more network policies";
-	static const struct cli_opt opts[] = {{0}};
-	struct cli_opts p;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0)
-		return cli_opts_fail(ctx, &p, id, usage, desc);
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
-	int status = cli_each_request(ctx, &p, "/policies", "DELETE", "", false);
-	cli_opts_done(&p);
-	return status;
+	return cli_rm_cmd(ctx, argc, argv, "NAME [NAME...]", "Remove one or more network policies",
+			  "/policies");
 }
 
 /* update */

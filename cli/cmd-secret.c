@@ -25,6 +25,12 @@ struct kind {
 static const struct kind SECRET = {"secret", "/secrets", "shoal secret"};
 static const struct kind CONFIG = {"config", "/configs", "shoal config"};
 
+/* "SECRET" or "CONFIG" */
+static const char *upper(const struct kind *k)
+{
+	return k->noun[0] == 's' ? "SECRET" : "CONFIG";
+}
+
 static char *b64(const unsigned char *d, size_t n)
 {
 	static const char tab[] =
@@ -73,8 +79,7 @@ static int read_data(const char *path, unsigned char **ret, size_t *ret_len)
 static int create(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 {
 	char usage[64], desc[96];
-	snprintf(usage, sizeof(usage), "[OPTIONS] %s file|-",
-		 k->noun[0] == 's' ? "SECRET" : "CONFIG");
+	snprintf(usage, sizeof(usage), "[OPTIONS] %s file|-", upper(k));
 	snprintf(desc, sizeof(desc), "Create a %s from a file or STDIN as content", k->noun);
 	static const struct cli_opt opts[] = {
 		{'l', "label", 'l', CLI_OPT_VALUE, "list", "Labels"},
@@ -136,6 +141,17 @@ static void ago(const char *ts, char *buf, size_t size)
 	snprintf(buf, size, "%s ago", d);
 }
 
+static void secret_row(json_t *v, const struct cli_ls *ls, struct cli_ls_row *ret)
+{
+	(void)ls;
+	ret->id = ret->cells[0] = cli_json_str(v, "ID") ?: "";
+	ret->cells[1] = cli_json_str(v, "Spec.Name") ?: "";
+	ago(cli_json_str(v, "CreatedAt"), ret->buf[0], sizeof(ret->buf[0]));
+	ago(cli_json_str(v, "UpdatedAt"), ret->buf[1], sizeof(ret->buf[1]));
+	ret->cells[2] = ret->buf[0];
+	ret->cells[3] = ret->buf[1];
+}
+
 static int ls(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 {
 	char desc[32];
@@ -152,44 +168,9 @@ static int ls(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 	int r = cli_ls_parse_ext(ctx, argc, argv, opts, "[OPTIONS]", desc, &l);
 	if (r)
 		return r == CLI_OPT_HELP ? 0 : r;
-	_cleanup_free_ char *fq = cli_filters_query(l.filters);
-	char path[4096];
-	snprintf(path, sizeof(path), "%s%s%s", k->prefix, fq && *fq ? "?" : "", fq ? fq : "");
-	struct shoal_err e = {0};
-	_cleanup_json_ json_t *resp = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &resp, &e) < 0) {
-		cli_ls_done(&l);
-		cli_print_err(&e);
-		return 1;
-	}
-	struct cli_table *t = cli_table_new(4);
-	if (!t) {
-		cli_ls_done(&l);
-		return cli_oom();
-	}
+	_cleanup_json_ json_t *resp = cli_ls_get(ctx, k->prefix, &l, NULL);
 	static const char *const head[] = {"ID", "NAME", "CREATED", "UPDATED"};
-	cli_table_add(t, head);
-	size_t i;
-	json_t *v;
-	int status = 0;
-	json_array_foreach(resp, i, v)
-	{
-		const char *oid = cli_json_str(v, "ID") ?: "";
-		if (l.quiet) {
-			printf("%s\n", oid);
-		} else if (l.format) {
-			status = status ?: cli_template_println(l.format, v);
-		} else {
-			char c[80], u[80];
-			ago(cli_json_str(v, "CreatedAt"), c, sizeof(c));
-			ago(cli_json_str(v, "UpdatedAt"), u, sizeof(u));
-			const char *cells[] = {oid, cli_json_str(v, "Spec.Name") ?: "", c, u};
-			cli_table_add(t, cells);
-		}
-	}
-	if (!l.quiet && !l.format)
-		cli_table_print(t, stdout);
-	cli_table_free(t);
+	int status = resp ? cli_ls_print(&l, resp, head, 4, secret_row) : 1;
 	cli_ls_done(&l);
 	return status;
 }
@@ -197,27 +178,15 @@ static int ls(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 static int rm(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 {
 	char usage[64], desc[64];
-	snprintf(usage, sizeof(usage), "%s [%s...]", k->noun[0] == 's' ? "SECRET" : "CONFIG",
-		 k->noun[0] == 's' ? "SECRET" : "CONFIG");
+	snprintf(usage, sizeof(usage), "%s [%s...]", upper(k), upper(k));
 	snprintf(desc, sizeof(desc), "Remove one or more %ss", k->noun);
-	static const struct cli_opt opts[] = {{0}};
-	struct cli_opts p;
-	int id;
-	cli_opts_init(&p, opts, argc, argv, false);
-	while ((id = cli_opts_next(&p)) != 0)
-		return cli_opts_fail(ctx, &p, id, usage, desc);
-	if (p.npos < 1)
-		return cli_opts_args_fail(ctx, &p, usage, desc, "at least 1 argument");
-	int status = cli_each_request(ctx, &p, k->prefix, "DELETE", "", false);
-	cli_opts_done(&p);
-	return status;
+	return cli_rm_cmd(ctx, argc, argv, usage, desc, k->prefix);
 }
 
 static int inspect(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 {
 	char usage[64], desc[80];
-	snprintf(usage, sizeof(usage), "[OPTIONS] %s [%s...]",
-		 k->noun[0] == 's' ? "SECRET" : "CONFIG", k->noun[0] == 's' ? "SECRET" : "CONFIG");
+	snprintf(usage, sizeof(usage), "[OPTIONS] %s [%s...]", upper(k), upper(k));
 	snprintf(desc, sizeof(desc), "Display detailed information on one or more %ss", k->noun);
 	return cli_inspect_cmd(ctx, argc, argv, usage, desc, k->prefix);
 }

@@ -72,6 +72,13 @@ static int volume_create(struct cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static void volume_row(json_t *v, const struct cli_ls *ls, struct cli_ls_row *ret)
+{
+	(void)ls;
+	ret->id = ret->cells[1] = cli_json_str(v, "Name") ?: "";
+	ret->cells[0] = cli_json_str(v, "Driver") ?: "";
+}
+
 static int volume_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char usage[] = "[OPTIONS]", desc[] = "List volumes";
@@ -87,41 +94,10 @@ static int volume_ls(struct cli_ctx *ctx, int argc, char **argv)
 	int r = cli_ls_parse_ext(ctx, argc, argv, opts, usage, desc, &ls);
 	if (r)
 		return r == CLI_OPT_HELP ? 0 : r;
-	_cleanup_free_ char *fq = cli_filters_query(ls.filters);
-	char path[4096];
-	snprintf(path, sizeof(path), "/volumes%s%s", fq && *fq ? "?" : "", fq ? fq : "");
-	struct shoal_err e = {0};
-	_cleanup_json_ json_t *resp = NULL;
-	if (cli_call_json(ctx, "GET", path, NULL, NULL, &resp, &e) < 0) {
-		cli_ls_done(&ls);
-		cli_print_err(&e);
-		return 1;
-	}
-	struct cli_table *t = cli_table_new(2);
-	if (!t) {
-		cli_ls_done(&ls);
-		return cli_oom();
-	}
+	_cleanup_json_ json_t *resp = cli_ls_get(ctx, "/volumes", &ls, NULL);
 	static const char *const head[] = {"DRIVER", "VOLUME NAME"};
-	cli_table_add(t, head);
-	size_t i;
-	json_t *v;
-	int status = 0;
-	json_array_foreach(json_object_get(resp, "Volumes"), i, v)
-	{
-		const char *name = cli_json_str(v, "Name") ?: "";
-		if (ls.quiet) {
-			printf("%s\n", name);
-		} else if (ls.format) {
-			status = status ?: cli_template_println(ls.format, v);
-		} else {
-			const char *cells[] = {cli_json_str(v, "Driver") ?: "", name};
-			cli_table_add(t, cells);
-		}
-	}
-	if (!ls.quiet && !ls.format)
-		cli_table_print(t, stdout);
-	cli_table_free(t);
+	int status =
+		resp ? cli_ls_print(&ls, json_object_get(resp, "Volumes"), head, 2, volume_row) : 1;
 	cli_ls_done(&ls);
 	return status;
 }

@@ -5,7 +5,8 @@
 # and labels, listed, filtered, inspected by name, id and id prefix, removed
 # and pruned; overlapping subnets, taken names and VNIs, other drivers, IPv6
 # and unsupported options refused naming the field, with nothing stored; the
-# node's networks cannot be removed; the docker CLI's network commands.
+# node's networks cannot be removed, a service's network can once the service
+# is removed; the docker CLI's network commands.
 . "$(dirname "$0")/lib.sh"
 node_start
 
@@ -62,9 +63,15 @@ expect_contains "a service on the node's bridge network is refused" "bridge is n
 expect_eq "and not created" "" "$(shoal service ls -q)"
 out=$(api POST /services/create '{"Name":"onnet","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"Networks":[{"Target":"back"}]}}')
 expect_contains "a service on an overlay network is created" "201 " "${out:0:4}"
+out=$(api GET /services/onnet)
+expect_contains "its VIP is on the overlay network (Endpoint.VirtualIPs[0].NetworkID)" "\"NetworkID\":\"$id2\"" "$(echo "$out" | tr -d ' \n')"
 out=$(shoal network rm back 2>&1)
 expect_contains "a network a service uses is not removed" "in use by service(s) onnet" "$out"
 must "removing the service" shoal service rm onnet
+# its record stays, marked removed, until its tasks have stopped: that does
+# not keep the network
+must "network rm right after service rm" shoal network rm back
+expect_contains "back is gone: 404" "404 " "$(api GET /networks/back)"
 
 log "removal and prune"
 must "removing front" shoal network rm front
@@ -72,8 +79,7 @@ expect_contains "gone: 404" "404 " "$(api GET /networks/front)"
 id3=$(shoal network create --subnet 10.50.0.0/16 wide)
 [ -n "$id3" ] && ok "its subnet and name are free again" || fail "10.50.0.0/16 still taken"
 out=$(shoal network prune -f)
-expect_contains "prune removes unused networks" "back" "$out"
-expect_contains "prune lists each" "wide" "$out"
+expect_contains "prune removes unused networks" "wide" "$out"
 expect_eq "nothing custom left" "" "$(shoal network ls -q --filter type=custom)"
 
 DOCKER=$(command -v docker || true)

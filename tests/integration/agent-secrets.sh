@@ -305,22 +305,44 @@ if [ $drc -eq 0 ]; then
 else
 	fail "docker stack deploy: $out"
 fi
+stnet=$(dk 10 network inspect --format '{{.Id}}' st_default 2>&1)
+[ ${#stnet} -eq 25 ] && ok "the stack made its network" || fail "st_default: $stnet"
+# the network's records in the store (endpoints, addresses) and its devices
+# on the node (bridge and VXLAN device, named from a hash of its id)
+st_keys() {
+	sqlite3 "$T/data/state.db" "SELECT CAST(key AS TEXT) FROM kv WHERE CAST(key AS TEXT) LIKE '/shoal/endpoints/$stnet/%' OR CAST(key AS TEXT) LIKE '/shoal/ipam/addr/$stnet/%';" 2>&1
+}
+st_devs() {
+	local h
+	h=$(printf '%s' "$stnet" | sha256sum | cut -c1-$((14 - ${#TAG})))
+	in_node ip -o link show | grep -E ": ${TAG}[nx]$h[@:]"
+}
+expect_eq "its endpoints and addresses are in the store (container, node)" 4 "$(st_keys | wc -l)"
+expect_eq "its bridge and VXLAN device are on the node" 2 "$(st_devs | wc -l)"
 out=$(dk 60 stack rm st 2>&1)
 rrc=$?
 log "docker stack rm said (exit $rrc): $out"
+# the network goes at once: the removed service's task being shut down does
+# not keep it (as swarmkit judges)
+expect_eq "docker stack rm exits 0" 0 "$rrc"
 expect_contains "stack rm removed the service" "Removing service st_web" "$out"
+expect_contains "stack rm removed the network" "Removing network st_default" "$out"
 expect_contains "stack rm removed the secret" "Removing secret st_stpass" "$out"
 expect_contains "stack rm removed the config" "Removing config st_stcfg" "$out"
 expect_not_contains "no secret or config failed to go" "Failed to remove secret" "$out"
 expect_not_contains "no config failed to go" "Failed to remove config" "$out"
+expect_not_contains "no network failed to go" "Failed to remove network" "$out"
+expect_not_contains "the stack's network is gone" "st_default" "$(dk 10 network ls --format '{{.Name}}' 2>&1)"
 wait_until 60 gone || fail "the stack's containers remain"
-if [ $rrc -ne 0 ]; then
-	# the network is refused while the removed service's record waits for its
-	# tasks to end; once they have, it goes
-	net_gone() { dk 10 network rm st_default || ! dk 10 network inspect st_default; }
-	wait_until 30 net_gone && ok "the stack's network goes once its service has" ||
-		fail "the stack's network stays: $(dk 10 network inspect st_default 2>&1 | head -n 5)"
-fi
+# the task stopped after its network record had gone: its node still gives
+# back the endpoints (its container's and the node's gateway), the
+# addresses and the VXLAN devices
+no_st_keys() { [ -z "$(st_keys)" ]; }
+no_st_devs() { [ -z "$(st_devs)" ]; }
+wait_until 30 no_st_keys && ok "no endpoint or address of the network left in the store" ||
+	fail "left in the store: $(st_keys)"
+wait_until 30 no_st_devs && ok "no device of the network left on the node" ||
+	fail "devices left: $(st_devs)"
 nothing_left() { [ -z "$(dk 10 secret ls -q)" ] && [ -z "$(dk 10 config ls -q)" ]; }
 wait_until 30 nothing_left && ok "no secret or config left" || fail "left: $(dk 10 secret ls 2>&1) $(dk 10 config ls 2>&1)"
 

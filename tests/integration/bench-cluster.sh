@@ -11,62 +11,18 @@
 #    bpffs dir, no temp dir; also after a Ctrl-C in the middle;
 #  - bad flags and a loopback --store-endpoints are refused, naming the
 #    problem.
-set -uo pipefail
-SKIP=77
-: "${SHOAL_BUILD:?SHOAL_BUILD must point at the build directory}"
-SHOAL_BIN="$SHOAL_BUILD/bin/shoal"
+. "$(dirname "$0")/bench-lib.sh"
 for f in "$SHOAL_BIN" "$SHOAL_BUILD/bin/shoald"; do
 	[ -x "$f" ] || { echo "FAIL: $f is missing (build first)"; exit 1; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, agents)"; exit $SKIP; }
 command -v python3 >/dev/null || { echo "FAIL: needs python3 (JSON checks)"; exit 1; }
 command -v etcd >/dev/null || { echo "FAIL: etcd is missing (etcd-server; scripts/deps.sh)"; exit 1; }
+bench_setup shoal-benchcl
 
-T=$(mktemp -d /tmp/shoal-it-benchcl.XXXXXX)
-FAILURES=0
-BENCH_PID=""
-PIDS=""
-log() { printf '%s %s\n' "$(date +%T.%3N)" "$*"; }
-fail() {
-	log "FAIL: $*"
-	FAILURES=$((FAILURES + 1))
-}
-ok() { log "ok: $*"; }
-
-# What a bench of pid $1 would leave behind, one line each.
-leftovers() {
-	local pid=$1 p
-	for p in $(pgrep -f "$T/" 2>/dev/null); do
-		[ "$p" != "$$" ] && echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
-	done
-	ls -d /sys/fs/cgroup/*/shoal-benchcl-"$pid"-* /sys/fs/cgroup/shoal-benchcl-"$pid"-* 2>/dev/null
-	ls -d /sys/fs/bpf/shoal-benchcl-"$pid"-* 2>/dev/null
-	ip -o link show "shb$((pid % 10000000))" 2>/dev/null | cut -d: -f2
-	ls -d "$T"/shoal-benchcl.* 2>/dev/null
-}
-
-cleanup() {
-	local rc=$? p
-	set +e
-	[ -n "$BENCH_PID" ] && kill -9 "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
-	for p in $(pgrep -f "$T/" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	# what a failed bench left: its agents' cgroups and bpffs dirs
-	for p in $PIDS; do
-		for d in /sys/fs/cgroup/*/shoal-benchcl-"$p"-* /sys/fs/cgroup/shoal-benchcl-"$p"-*; do
-			[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-		done
-		rm -rf /sys/fs/bpf/shoal-benchcl-"$p"-* 2>/dev/null
-		ip link del "shb$((p % 10000000))" 2>/dev/null
-	done
-	if [ "$FAILURES" -ne 0 ] || [ "$rc" -ne 0 ]; then
-		echo "---- bench stderr ----"
-		tail -n 30 "$T/stderr" 2>/dev/null
-	fi
-	rm -rf "$T"
-	[ "$FAILURES" -ne 0 ] && { echo "$FAILURES check(s) failed"; exit 1; }
-	exit "$rc"
-}
-trap cleanup EXIT
+# the bench's veth into its namespace
+bench_leftovers_more() { ip -o link show "shb$(($1 % 10000000))" 2>/dev/null | cut -d: -f2; }
+bench_cleanup_more() { ip link del "shb$(($1 % 10000000))" 2>/dev/null; }
 
 # ---- bad input, refused before anything starts ----
 out=$("$SHOAL_BIN" bench cluster --nodes 0 2>&1)
@@ -107,16 +63,7 @@ cmp -s "$T/stdout" "$T/out.json" 2>/dev/null ||
 	fail "-o and --json differ"
 [ ! -s "$T/stderr" ] && ok "quiet with --json" || fail "--json printed progress: $(head -n 3 "$T/stderr")"
 
-checks=$(python3 - "$T/out.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-def get(path):
-    v = d
-    for k in path.split("."):
-        v = v[int(k)] if isinstance(v, list) else v[k]
-    return v
-def check(what, cond):
-    print(("ok " if cond else "FAIL ") + what)
+json_checks "$T/out.json" <<'EOF'
 try:
     check("schema and suite", d["schema_version"] >= 1 and d["suite"] == "cluster" and "env" in d)
     for f in ["create.converged.median_ms", "create.first_running.median_ms", "create.tasks_per_s",
@@ -153,10 +100,6 @@ try:
 except Exception as e:
     print("FAIL reading the JSON: %r" % e)
 EOF
-)
-while read -r verdict what; do
-	if [ "$verdict" = ok ]; then ok "$what"; else fail "$what"; fi
-done <<<"$checks"
 
 left=$(leftovers "$pid")
 [ -z "$left" ] && ok "nothing left after the run" || fail "left after the run: $left"
@@ -174,21 +117,10 @@ TMPDIR=$T timeout 150 "$SHOAL_BIN" bench cluster --nodes 10 --tasks 20 --agents 
 	--node-ttl 3 >"$T/stdout2" 2>"$T/stderr" &
 BENCH_PID=$!
 PIDS="$PIDS $BENCH_PID"
-for _ in $(seq 1 300); do
-	grep -q "running on" "$T/stderr" 2>/dev/null && break
-	kill -0 "$BENCH_PID" 2>/dev/null || break
-	sleep 0.1
-done
+bench_wait_stderr 300 "running on"
 grep -q "running on" "$T/stderr" && ok "the second run got going" || fail "the second run did not get going"
 [ -n "$(pgrep -f "$T/shoal-benchcl" 2>/dev/null)" ] && ok "its agents and etcd run" ||
 	fail "no agent or etcd of the second run"
 pid=$(pgrep -P "$BENCH_PID" -x "shoal(-bench)?")
 PIDS="$PIDS $pid"
-[ -n "$pid" ] && kill -INT "$pid"
-wait "$BENCH_PID"
-rc=$?
-BENCH_PID=""
-[ "$rc" -ne 0 ] && grep -q "interrupted" "$T/stderr" && ok "Ctrl-C ends it, saying so" ||
-	fail "after Ctrl-C: exit $rc, $(tail -n 2 "$T/stderr")"
-left=$(leftovers "$pid")
-[ -z "$left" ] && ok "nothing left after Ctrl-C" || fail "left after Ctrl-C: $left"
+bench_interrupt "$pid"

@@ -12,10 +12,7 @@
 #    which measures its throughput with shoal bench tcp instead of iperf3 (the
 #    fallback when iperf3 is not installed);
 #  - bad flags are refused, naming the problem.
-set -uo pipefail
-SKIP=77
-: "${SHOAL_BUILD:?SHOAL_BUILD must point at the build directory}"
-SHOAL_BIN="$SHOAL_BUILD/bin/shoal"
+. "$(dirname "$0")/bench-lib.sh"
 for f in "$SHOAL_BIN" "$SHOAL_BUILD/bin/shoald" "$SHOAL_BUILD/bin/shoal-bench-httpd" \
 	"$SHOAL_BUILD/bin/shoal-bench-echo" "$SHOAL_BUILD/images/bench.tar"; do
 	[ -e "$f" ] || { echo "FAIL: $f is missing (build first)"; exit 1; }
@@ -24,24 +21,10 @@ done
 for c in python3 etcd ip; do
 	command -v $c >/dev/null || { echo "FAIL: needs $c (scripts/deps.sh installs it)"; exit 1; }
 done
+bench_setup shoal-benchov
 
-T=$(mktemp -d /tmp/shoal-it-benchov.XXXXXX)
-FAILURES=0
-BENCH_PID=""
-PIDS=""
-log() { printf '%s %s\n' "$(date +%T.%3N)" "$*"; }
-fail() {
-	log "FAIL: $*"
-	FAILURES=$((FAILURES + 1))
-}
-ok() { log "ok: $*"; }
-
-# What a bench of pid $1 would leave behind, one line each.
-leftovers() {
+bench_leftovers_more() {
 	local pid=$1 p
-	for p in $(pgrep -f "$T/" 2>/dev/null); do
-		[ "$p" != "$$" ] && echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
-	done
 	# the container monitors name nothing of the run: the mark in their
 	# environment does
 	for p in /proc/[0-9]*; do
@@ -49,49 +32,18 @@ leftovers() {
 			echo "process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
 	done
 	ip netns list 2>/dev/null | grep "shoal-benchov-$pid-"
-	ls -d /sys/fs/cgroup/*/shoal-benchov-"$pid"-* /sys/fs/cgroup/shoal-benchov-"$pid"-* 2>/dev/null
-	ls -d /sys/fs/bpf/shoal-benchov-"$pid"-* 2>/dev/null
 	grep " $T/" /proc/mounts
-	ls -d "$T"/shoal-benchov.* 2>/dev/null
 	# the links of the bench: the underlay's veths lived in its namespaces;
 	# nothing of it may show up in this one
 	ip -o link show 2>/dev/null | grep -E ': (bovx|n[12])@'
 }
 
-cleanup() {
-	local rc=$? p ns
-	set +e
-	[ -n "$BENCH_PID" ] && kill -9 "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
-	for p in $(pgrep -f "$T/" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	# what a failed bench left: its namespaces, its agents' cgroups and bpffs dirs
-	for p in $PIDS; do
-		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^shoal-benchov-$p-"); do
-			ip netns del "$ns" 2>/dev/null
-		done
-		for d in /sys/fs/cgroup/*/shoal-benchov-"$p"-* /sys/fs/cgroup/shoal-benchov-"$p"-*; do
-			[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-		done
-		rm -rf /sys/fs/bpf/shoal-benchov-"$p"-* 2>/dev/null
+# a failed bench's namespaces
+bench_cleanup_more() {
+	local ns
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^shoal-benchov-$1-"); do
+		ip netns del "$ns" 2>/dev/null
 	done
-	grep " $T/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	if [ "$FAILURES" -ne 0 ] || [ "$rc" -ne 0 ]; then
-		echo "---- bench stderr ----"
-		tail -n 30 "$T/stderr" 2>/dev/null
-	fi
-	rm -rf "$T"
-	[ "$FAILURES" -ne 0 ] && { echo "$FAILURES check(s) failed"; exit 1; }
-	exit "$rc"
-}
-trap cleanup EXIT
-
-# bench_pid: the bench itself, timeout's child (its pid names what it makes)
-bench_pid() {
-	local pid=""
-	for _ in $(seq 1 100); do
-		pid=$(pgrep -P "$BENCH_PID" -x "shoal(-bench)?") && break
-		sleep 0.05
-	done
-	echo "$pid"
 }
 
 # ---- bad input, refused before anything starts ----
@@ -123,16 +75,7 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == json.load(op
 	fail "-o and --json differ (or stdout is not JSON): $(head -c 300 "$T/stdout")"
 [ ! -s "$T/stderr" ] && ok "quiet with --json" || fail "--json printed progress: $(head -n 3 "$T/stderr")"
 
-checks=$(python3 - "$T/out.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-def get(path):
-    v = d
-    for k in path.split("."):
-        v = v[int(k)] if isinstance(v, list) else v[k]
-    return v
-def check(what, cond):
-    print(("ok " if cond else "FAIL ") + what)
+json_checks "$T/out.json" <<'EOF'
 def fig(path, low=0.0):
     try:
         v = get(path)
@@ -176,10 +119,6 @@ try:
 except Exception as e:
     print("FAIL reading the JSON: %r" % e)
 EOF
-)
-while read -r verdict what; do
-	if [ "$verdict" = ok ]; then ok "$what"; else fail "$what"; fi
-done <<<"$checks"
 
 left=$(leftovers "$pid")
 [ -z "$left" ] && ok "nothing left after the run" || fail "left after the run: $left"
@@ -190,11 +129,7 @@ TMPDIR=$T timeout 150 "$SHOAL_BIN" bench overlay --rounds 3 --endpoints 50 --dur
 BENCH_PID=$!
 pid=$(bench_pid)
 PIDS="$PIDS $BENCH_PID $pid"
-for _ in $(seq 1 600); do
-	grep -q "throughput 1/3" "$T/stderr" 2>/dev/null && break
-	kill -0 "$BENCH_PID" 2>/dev/null || break
-	sleep 0.1
-done
+bench_wait_stderr 600 "throughput 1/3"
 line=$(grep "throughput 1/3" "$T/stderr")
 if [[ "$line" =~ overlay\ ([0-9.]+),\ bare\ VXLAN\ ([0-9.]+),\ underlay\ ([0-9.]+) ]] &&
 	python3 -c 'import sys; sys.exit(0 if all(float(x) > 0 for x in sys.argv[1:]) else 1)' \
@@ -205,11 +140,4 @@ else
 fi
 [ -n "$(pgrep -f "$T/shoal-benchov" 2>/dev/null)" ] && ok "its agents and etcd run" ||
 	fail "no agent or etcd of the second run"
-[ -n "$pid" ] && kill -INT "$pid"
-wait "$BENCH_PID"
-rc=$?
-BENCH_PID=""
-[ "$rc" -ne 0 ] && grep -q "interrupted" "$T/stderr" && ok "Ctrl-C ends it, saying so" ||
-	fail "after Ctrl-C: exit $rc, $(tail -n 2 "$T/stderr")"
-left=$(leftovers "$pid")
-[ -z "$left" ] && ok "nothing left after Ctrl-C" || fail "left after Ctrl-C: $left"
+bench_interrupt "$pid"
