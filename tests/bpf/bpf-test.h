@@ -89,6 +89,20 @@ static inline uint8_t *l4_of(struct pkt *p)
 
 /* Pins /sys/fs/bpf/<prefix>-<pid> of earlier runs that died before their
  * teardown (a sanitizer abort). */
+/* One BPF_PROG_TEST_RUN of prog_fd on in (the skb on the namespace's
+ * loopback device), out filled: the program's return value, or -errno when
+ * the run itself fails (*ret_err set). */
+static inline int bpf_test_run_pkt(int prog_fd, const struct pkt *in, struct pkt *out, int *ret_err)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
+		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
+
+	memset(out, 0, sizeof(*out));
+	*ret_err = bpf_prog_test_run_opts(prog_fd, &o);
+	out->len = o.data_size_out;
+	return (int)o.retval;
+}
+
 static inline void bpf_test_remove_stale_pins(const char *prefix)
 {
 	_cleanup_closedir_ DIR *d = opendir("/sys/fs/bpf");

@@ -127,13 +127,11 @@ static uint16_t dport_of(struct pkt *p)
 
 static int run_fd(int prog_fd, const struct pkt *in, struct pkt *out)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
-		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
+	int err;
+	int r = bpf_test_run_pkt(prog_fd, in, out, &err);
 
-	memset(out, 0, sizeof(*out));
-	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &o), 0);
-	out->len = o.data_size_out;
-	return (int)o.retval;
+	assert_int_equal(err, 0);
+	return r;
 }
 
 static int run_ingress(const struct pkt *in, struct pkt *out)

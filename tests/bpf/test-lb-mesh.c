@@ -23,14 +23,11 @@ static const uint8_t other_mac[6] = {0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
 
 static int run_fd(int prog_fd, const struct pkt *in, struct pkt *out)
 {
-	/* no context given: the skb is on the namespace's loopback device */
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
-		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
+	int err;
+	int r = bpf_test_run_pkt(prog_fd, in, out, &err);
 
-	memset(out, 0, sizeof(*out));
-	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &o), 0);
-	out->len = o.data_size_out;
-	return (int)o.retval;
+	assert_int_equal(err, 0);
+	return r;
 }
 
 static int run_in(const struct pkt *in)
