@@ -307,6 +307,12 @@ static int check_body(json_t *body, const char **ret_subnet, const char **ret_gw
 							    "Options.%s: an MTU from 576 to 65535",
 							    k);
 			*ret_mtu = n;
+		} else if (strcmp(k, "encrypted") == 0) {
+			/* the design is in README ("Encryption"); no fake */
+			return shoal_err_set_status(
+				err, 400, EINVAL,
+				"Options.encrypted: encrypted overlay networks are not supported "
+				"by shoal yet (they need IPsec ESP or WireGuard in the kernel)");
 		} else {
 			return shoal_err_set_status(err, 400, EINVAL,
 						    "Options.%s: not supported by shoal (vni, mtu)",

@@ -52,7 +52,9 @@ expect_contains "IPv6" "EnableIPv6" "$out"
 out=$(shoal network create --subnet 10.70.0.0/24 --gateway 10.71.0.1 gw 2>&1)
 expect_contains "a gateway outside its subnet" "IPAM.Config[0].Gateway: 10.71.0.1 is not a host address" "$out"
 out=$(shoal network create --opt encrypted=true enc 2>&1)
-expect_contains "an unsupported option" "Options.encrypted: not supported by shoal" "$out"
+expect_contains "encryption refused, naming what it needs" "Options.encrypted: encrypted overlay networks are not supported by shoal yet" "$out"
+out=$(shoal network create --opt color=blue blue 2>&1)
+expect_contains "an unknown option refused" "Options.color: not supported by shoal (vni, mtu)" "$out"
 out=$(api POST /networks/create '{"Name":"x","Driver":"overlay","IPAM":{"Config":[{"Subnet":"10.80.0.0/24","IPRange":"10.80.0.0/25"}]}}')
 expect_contains "an IP range" "IPAM.Config[0].IPRange: not supported" "$out"
 
