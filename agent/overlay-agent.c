@@ -1493,7 +1493,8 @@ void overlay_agent_start(struct agent *a)
 	}
 	if (!oa->unavailable[0]) {
 		err = (struct shoal_err){0};
-		if (lb_mesh_open(a->cfg.bpffs_dir, &oa->mesh, &err) < 0) {
+		struct lb_mesh_open_opts mo = {.pin_dir = a->cfg.bpffs_dir};
+		if (lb_mesh_open(&mo, &oa->mesh, &err) < 0) {
 			snprintf(oa->mesh_reason, sizeof(oa->mesh_reason), "%s", err.msg);
 			log_warn("overlay: no routing mesh across nodes: %s (a published port "
 				 "here answers from this node's tasks only)",

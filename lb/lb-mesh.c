@@ -54,14 +54,20 @@ void lb_mesh_unpin(const char *pin_dir)
 
 /* Opens and loads the programs with their maps on the pins in pin_dir
  * (reused when there, made and pinned when not). */
-static int lb_mesh_load(struct lb_mesh *m, const char *pin_dir, char *reason, size_t len)
+static int lb_mesh_load(struct lb_mesh *m, const struct lb_mesh_open_opts *o, char *reason,
+			size_t len)
 {
+	const char *pin_dir = o->pin_dir;
 	int r;
 
 	tc_mesh__destroy(m->skel);
 	m->skel = tc_mesh__open();
 	if (!m->skel)
 		return -errno;
+	if (o->close_grace_ns)
+		m->skel->rodata->lb_mesh_close_grace_ns = o->close_grace_ns;
+	if (o->udp_idle_ns)
+		m->skel->rodata->lb_mesh_udp_idle_ns = o->udp_idle_ns;
 	for (size_t i = 0; pin_dir && i < ARRAY_SIZE(lb_mesh_pins); i++) {
 		struct bpf_map *map = bpf_object__find_map_by_name(m->skel->obj, lb_mesh_pins[i]);
 		char path[512];
@@ -79,9 +85,11 @@ static int lb_mesh_load(struct lb_mesh *m, const char *pin_dir, char *reason, si
 	return r;
 }
 
-int lb_mesh_open(const char *pin_dir, struct lb_mesh **ret, struct shoal_err *err)
+int lb_mesh_open(const struct lb_mesh_open_opts *opts, struct lb_mesh **ret, struct shoal_err *err)
 {
 	_cleanup_(lb_mesh_closep) struct lb_mesh *m = NULL;
+	struct lb_mesh_open_opts o = opts ? *opts : (struct lb_mesh_open_opts){0};
+	const char *pin_dir = o.pin_dir;
 	char reason[256] = "";
 	int r;
 
@@ -93,13 +101,13 @@ int lb_mesh_open(const char *pin_dir, struct lb_mesh **ret, struct shoal_err *er
 		if (r < 0)
 			return shoal_err_errno(err, -r, "creating %s", pin_dir);
 	}
-	r = lb_mesh_load(m, pin_dir, reason, sizeof(reason));
+	r = lb_mesh_load(m, &o, reason, sizeof(reason));
 	if (r < 0 && pin_dir) {
 		/* pins of another layout (an older agent): made afresh; the
 		 * flows they held come back with their next packets */
 		lb_mesh_unpin(pin_dir);
 		reason[0] = '\0';
-		r = lb_mesh_load(m, pin_dir, reason, sizeof(reason));
+		r = lb_mesh_load(m, &o, reason, sizeof(reason));
 	}
 	if (r < 0)
 		return shoal_err_set(err, -r, "loading the mesh programs: %s",

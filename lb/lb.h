@@ -317,7 +317,13 @@ int lb_veth_detach(struct lb_fwd *f, int ifindex, struct shoal_err *err);
  * dir, so that flows survive an agent restart. Hooks stay when the handle is
  * closed; lb_mesh_unpin() removes the pins (teardown). */
 struct lb_mesh;
-int lb_mesh_open(const char *pin_dir, struct lb_mesh **ret, struct shoal_err *err);
+struct lb_mesh_open_opts {
+	const char *pin_dir; /* NULL: no pins */
+	/* how long an entry outlives its flow's close, and a quiet UDP flow's
+	 * entry lives; 0: 2 s and 120 s */
+	uint64_t close_grace_ns, udp_idle_ns;
+};
+int lb_mesh_open(const struct lb_mesh_open_opts *opts, struct lb_mesh **ret, struct shoal_err *err);
 struct lb_mesh *lb_mesh_close(struct lb_mesh *m);
 void lb_mesh_unpin(const char *pin_dir);
 /* The programs, for BPF_PROG_TEST_RUN: on the VXLAN device, on the veth. */

@@ -35,6 +35,12 @@ struct {
 	__type(value, struct lb_mesh_flow);
 } lb_mesh_flows SEC(".maps");
 
+/* How long an entry outlives its flow's close (the last ACKs), and a quiet
+ * UDP flow; set by lb/ before the load. */
+const volatile __u64 lb_mesh_close_grace_ns = 2000000000ULL;
+const volatile __u64 lb_mesh_udp_idle_ns = 120000000000ULL;
+#define LB_MESH_REFRESH_NS 1000000000ULL
+
 /* Per reason, at index LB_MESH_STAT_*: flows noted, replies sent back. */
 enum {
 	LB_MESH_STAT_NOTED = 0,
@@ -79,6 +85,8 @@ static __always_inline int lb_mesh_note(struct __sk_buff *skb)
 	struct lb_flow_key rk = {};
 	struct lb_pkt p = {};
 	void *data, *data_end;
+	__u64 now;
+	bool syn;
 
 	if (!net)
 		return TC_ACT_UNSPEC;
@@ -97,9 +105,24 @@ static __always_inline int lb_mesh_note(struct __sk_buff *skb)
 	rk.proto = p.key.proto;
 	nf.ifindex = ifindex;
 	__builtin_memcpy(nf.mac, ((struct ethhdr *)data)->h_source, ETH_ALEN);
+	now = bpf_ktime_get_ns();
+	nf.seen_ns = now;
+	syn = p.tcp_flags & LB_TCP_SYN && !(p.tcp_flags & LB_TCP_ACK);
 	cur = bpf_map_lookup_elem(&lb_mesh_flows, &rk);
-	if (cur && cur->ifindex == nf.ifindex && lb_mesh_mac_eq(cur->mac, nf.mac))
+	/* the same flow from the same entry node: only its end or its age
+	 * changes (a closed one stays closed until a new SYN) */
+	if (cur && cur->ifindex == nf.ifindex && lb_mesh_mac_eq(cur->mac, nf.mac) &&
+	    !(syn && cur->closed_ns)) {
+		if (cur->closed_ns)
+			return TC_ACT_UNSPEC;
+		if (p.tcp_flags & LB_TCP_RST)
+			cur->closed_ns = now;
+		else if (now - cur->seen_ns > LB_MESH_REFRESH_NS)
+			cur->seen_ns = now;
 		return TC_ACT_UNSPEC;
+	}
+	if (p.tcp_flags & LB_TCP_RST)
+		return TC_ACT_UNSPEC; /* nothing to note for a flow that ends */
 	if (bpf_map_update_elem(&lb_mesh_flows, &rk, &nf, BPF_ANY) == 0)
 		lb_mesh_count(LB_MESH_STAT_NOTED);
 	return TC_ACT_UNSPEC;
@@ -114,12 +137,22 @@ static __always_inline int lb_mesh_reply(struct __sk_buff *skb)
 {
 	struct lb_mesh_flow *mf;
 	struct lb_pkt p = {};
+	__u64 now;
 
 	if (lb_parse4(skb, &p) != LB_PARSE_OK)
 		return TC_ACT_UNSPEC;
 	mf = bpf_map_lookup_elem(&lb_mesh_flows, &p.key);
 	if (!mf)
 		return TC_ACT_UNSPEC;
+	now = bpf_ktime_get_ns();
+	if ((mf->closed_ns && now - mf->closed_ns > lb_mesh_close_grace_ns) ||
+	    (p.udp && now - mf->seen_ns > lb_mesh_udp_idle_ns)) {
+		/* over: whatever uses these addresses now is not that flow */
+		bpf_map_delete_elem(&lb_mesh_flows, &p.key);
+		return TC_ACT_UNSPEC;
+	}
+	if (!mf->closed_ns && p.tcp_flags & (LB_TCP_FIN | LB_TCP_RST))
+		mf->closed_ns = now;
 	if (bpf_skb_store_bytes(skb, 0, mf->mac, ETH_ALEN, 0) < 0)
 		return TC_ACT_UNSPEC;
 	lb_mesh_count(LB_MESH_STAT_RETURNED);

@@ -173,11 +173,17 @@ struct lb_mesh_net {
 
 /* lb_mesh_flows: a reply flow (as struct lb_flow_key: task -> client) ->
  * the entry node's gateway MAC on the network and the VXLAN device to send
- * it back through. */
+ * it back through. An entry ends (so that a later flow with the same
+ * addresses and ports, entering at this node, is not sent away) a grace
+ * after the flow's close (a TCP FIN or RST from the task, an RST from the
+ * client), or for UDP after a quiet period; a new TCP flow (SYN) or a frame
+ * from another entry node rewrites it. */
 struct lb_mesh_flow {
 	__u32 ifindex; /* the VXLAN device */
 	__u8 mac[6];   /* the entry node's address on the overlay */
 	__u8 pad[2];
+	__u64 seen_ns;	 /* the client's last packet (refreshed once a second) */
+	__u64 closed_ns; /* when the flow closed; 0: open */
 };
 
 /* XDP metadata (in front of the frame, bpf_xdp_adjust_meta()) left by the

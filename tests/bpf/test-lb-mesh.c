@@ -17,6 +17,16 @@
 
 static char pin_dir[128];
 static struct lb_mesh *mesh;
+/* short grace and idle times, so that the tests see entries end */
+#define GRACE_MS 100
+static const struct lb_mesh_open_opts opts = {.pin_dir = pin_dir,
+					      .close_grace_ns = GRACE_MS * 1000000ULL,
+					      .udp_idle_ns = GRACE_MS * 1000000ULL};
+
+static void wait_grace(void)
+{
+	usleep(2 * GRACE_MS * 1000);
+}
 
 static const uint8_t entry_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02}; /* build()'s source */
 static const uint8_t other_mac[6] = {0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
@@ -59,7 +69,7 @@ static int setup(void **state)
 	struct shoal_err err = {};
 
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/shoal-lbmeshtest-%d", getpid());
-	if (lb_mesh_open(pin_dir, &mesh, &err) < 0) {
+	if (lb_mesh_open(&opts, &mesh, &err) < 0) {
 		fprintf(stderr, "lb_mesh_open: %s\n", err.msg);
 		return -1;
 	}
@@ -218,8 +228,71 @@ static void test_flows_survive_reopen(void **state)
 	build(&reply_tcp, &r);
 	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
 	mesh = lb_mesh_close(mesh);
-	assert_int_equal(lb_mesh_open(pin_dir, &mesh, &err), 0);
+	assert_int_equal(lb_mesh_open(&opts, &mesh, &err), 0);
 	assert_returned(&r, entry_mac);
+}
+
+/* The task closes (FIN): its last packets still go back through the entry
+ * node for the grace; after it, a flow with the same addresses and ports
+ * that entered at this node (no note) keeps its replies here, and the
+ * entry is gone. */
+static void test_closed_flow_ends(void **state)
+{
+	struct pkt_spec rs = reply_tcp;
+	struct pkt f, r, fin;
+
+	build(&fwd_tcp, &f);
+	build(&reply_tcp, &r);
+	rs.tcp_flags = 0x11; /* FIN, ACK */
+	build(&rs, &fin);
+	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
+	assert_returned(&fin, entry_mac);
+	assert_returned(&r, entry_mac); /* within the grace */
+	wait_grace();
+	assert_passed(&r);
+	assert_passed(&r); /* deleted: not looked at again */
+	/* a new connection (SYN) from the mesh notes the flow afresh */
+	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
+	assert_returned(&r, entry_mac);
+}
+
+/* The client's RST ends the flow too; a closed flow's later packets from
+ * the same entry node do not open it again, only a new SYN does. */
+static void test_client_reset_ends(void **state)
+{
+	struct pkt_spec fs = fwd_tcp;
+	struct pkt f, r, rst, ack;
+
+	build(&fwd_tcp, &f);
+	build(&reply_tcp, &r);
+	fs.tcp_flags = 0x04; /* RST */
+	build(&fs, &rst);
+	fs.tcp_flags = 0x10; /* ACK */
+	build(&fs, &ack);
+	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
+	assert_int_equal(run_in(&rst), TC_ACT_UNSPEC);
+	assert_int_equal(run_in(&ack), TC_ACT_UNSPEC);
+	wait_grace();
+	assert_passed(&r);
+	/* an RST alone notes nothing */
+	assert_int_equal(run_in(&rst), TC_ACT_UNSPEC);
+	assert_passed(&r);
+}
+
+/* A UDP flow's entry ends after its quiet period; traffic keeps it. */
+static void test_udp_idle_ends(void **state)
+{
+	struct pkt_spec fs = fwd_tcp, rs = reply_tcp;
+	struct pkt f, r;
+
+	fs.proto = rs.proto = IPPROTO_UDP;
+	fs.dport = rs.sport = 53;
+	build(&fs, &f);
+	build(&rs, &r);
+	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
+	assert_returned(&r, entry_mac);
+	wait_grace();
+	assert_passed(&r);
 }
 
 static uint32_t filter_prog(int ifindex, uint32_t prio)
@@ -278,6 +351,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_replies_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_interface_not_noted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flows_survive_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_flow_ends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_reset_ends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_idle_ends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_detach, setup, teardown),
 	};
 	int r = bpf_test_prepare("shoal-lbmeshtest", true);
