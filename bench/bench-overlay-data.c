@@ -1,19 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `shoal bench overlay`'s data-plane rounds: TCP throughput and HTTP rate
  * container to container across the two nodes, against the same between the
- * node namespaces over the underlay and over a bare kernel VXLAN pair. */
-/* `shoal bench overlay`: the VXLAN overlay between nodes, its data plane and
- * its control plane, on one machine. The bench makes an underlay bridge in a
- * network namespace of its own (where it runs, and etcd with it), two node
- * namespaces with a veth into it, one real agent in each (children of this
- * process, roots of their own: bench-cluster-proc.c), an attachable overlay
- * network, a container on each node, and the endpoints of a third node in
- * the store. Measured side by side in one run: TCP throughput and HTTP
- * request rate container to container across the nodes, against the same
- * between the node namespaces over the underlay and over a bare kernel
- * VXLAN pair; the time from an endpoint's record to its FDB and neighbour
- * entries on the other node; and a dead node's endpoints forgotten. Every
- * piece is removed at the end, whatever happened. */
+ * node namespaces over the underlay and over a bare kernel VXLAN pair; and
+ * HTTP through the routing mesh from the underlay, entering at the node
+ * without the backend against the node with it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +21,10 @@
 #include "bench/bench-load.h"
 #include "bench/bench-overlay-internal.h"
 #include "bench/bench-util.h"
+#include "cli/cli-internal.h"
+#include "cli/cli.h"
 #include "lib/cleanup.h"
+#include "lib/util.h"
 
 /* ---- TCP throughput ---- */
 
@@ -454,5 +449,410 @@ int bov_phase_http(struct bov *b, json_t *out, struct shoal_err *err)
 			    "namespace (the load generator of shoal bench lb)"));
 	json_object_set_new(h, "rounds", rounds);
 	json_object_set_new(out, "http", h);
+	return 0;
+}
+
+/* ---- the routing mesh ---- */
+
+/* Node i + 1's routing-mesh counters (GET /info's ShoalOverlay.Mesh): flows
+ * noted on their backend's node, replies sent back through their entry
+ * node. A mesh that is not on is an error saying why. */
+static int mesh_counters(struct bov *b, int i, json_int_t *ret_noted, json_int_t *ret_returned,
+			 struct shoal_err *err)
+{
+	json_t *j = NULL;
+	int r = bench_api(&b->procs.agents[i].ctx, "GET", "/info", NULL, 200, &j, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "node %d's /info", i + 1);
+	const char *state = cli_json_str(j, "ShoalOverlay.Mesh.State");
+	json_t *noted = cli_json_get(j, "ShoalOverlay.Mesh.Noted");
+	json_t *returned = cli_json_get(j, "ShoalOverlay.Mesh.Returned");
+	if (!state || strcmp(state, "on") != 0 || !json_is_integer(noted) ||
+	    !json_is_integer(returned)) {
+		r = shoal_err_set(
+			err, ENOTSUP,
+			"node %d's routing mesh is not on (ShoalOverlay.Mesh.State \"%s\": "
+			"%s)",
+			i + 1, state ?: "",
+			cli_json_str(j, "ShoalOverlay.Mesh.Reason") ?: "no counters");
+		json_decref(j);
+		return r;
+	}
+	*ret_noted = json_integer_value(noted);
+	*ret_returned = json_integer_value(returned);
+	json_decref(j);
+	return 0;
+}
+
+/* One replica of the bench image on the network, placed on node 2, its port
+ * 80 published in ingress mode (on every node) at MESH_PORT. Node 2's id in
+ * ret_node. */
+static int mesh_service_create(struct bov *b, char *ret_node, size_t size, struct shoal_err *err)
+{
+	json_t *info = NULL;
+	int r = bench_api(&b->procs.agents[1].ctx, "GET", "/info", NULL, 200, &info, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "node 2's /info");
+	const char *id = cli_json_str(info, "Swarm.NodeID");
+	if (!id || !*id) {
+		json_decref(info);
+		return shoal_err_set(err, EIO, "node 2's /info names no Swarm.NodeID");
+	}
+	char constraint[160];
+	snprintf(constraint, sizeof(constraint), "node.id==%s", id);
+	snprintf(ret_node, size, "%s", id);
+	json_decref(info);
+	snprintf(b->mesh_name, sizeof(b->mesh_name), "bov-%d-mesh", (int)getpid());
+	json_t *spec =
+		json_pack("{s:s, s:{s:{s:s, s:I}, s:{s:[s]}, s:[{s:s}]}, s:{s:{s:i}}, "
+			  "s:{s:[{s:s, s:i, s:i, s:s}]}}",
+			  "Name", b->mesh_name, "TaskTemplate", "ContainerSpec", "Image", BOV_IMAGE,
+			  "StopGracePeriod", (json_int_t)1000000000, "Placement", "Constraints",
+			  constraint, "Networks", "Target", b->net_name, "Mode", "Replicated",
+			  "Replicas", 1, "EndpointSpec", "Ports", "Protocol", "tcp", "TargetPort",
+			  80, "PublishedPort", MESH_PORT, "PublishMode", "ingress");
+	json_t *resp = NULL;
+	r = bench_api(&b->procs.agents[0].ctx, "POST", "/services/create", spec, 201, &resp, err);
+	json_decref(spec);
+	if (r < 0)
+		return shoal_err_wrap(err, "creating service %s", b->mesh_name);
+	snprintf(b->mesh_id, sizeof(b->mesh_id), "%s",
+		 json_string_value(json_object_get(resp, "ID")) ?: b->mesh_name);
+	json_decref(resp);
+	return 0;
+}
+
+/* Waits for the service's task to run on node 2: its container's id and
+ * network namespace. */
+static int mesh_task_wait(struct bov *b, const char *node, char *ret_ctr, size_t ctr_size,
+			  char *ret_sandbox, size_t sandbox_size, struct shoal_err *err)
+{
+	char q[256], path[1024];
+	snprintf(q, sizeof(q), "{\"service\":{\"%s\":true}}", b->mesh_id);
+	_cleanup_free_ char *eq = cli_escape(q);
+	if (!eq)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "/tasks?filters=%s", eq);
+	char cid[128] = "", last[512] = "no task";
+	int64_t t0 = mono_ns();
+	while (!cid[0] && mono_ns() - t0 < WAIT_NS && !bcl_interrupted) {
+		json_t *tasks = NULL;
+		struct shoal_err e = {0};
+		if (bench_api(&b->procs.agents[0].ctx, "GET", path, NULL, 200, &tasks, &e) == 0) {
+			size_t i;
+			json_t *t;
+			json_array_foreach(tasks, i, t)
+			{
+				const char *st = cli_json_str(t, "Status.State") ?: "";
+				const char *on = cli_json_str(t, "NodeID") ?: "";
+				const char *why = cli_json_str(t, "Status.Err");
+				snprintf(last, sizeof(last), "a task %s on node %.12s%s%s", st, on,
+					 why ? ": " : "", why ?: "");
+				if (strcmp(st, "running") == 0 && strcmp(on, node) == 0)
+					snprintf(cid, sizeof(cid), "%s",
+						 cli_json_str(t, "Status.ContainerStatus."
+								 "ContainerID")
+							 ?: "");
+			}
+		}
+		json_decref(tasks);
+		if (!cid[0])
+			bov_msleep(100);
+	}
+	if (bcl_interrupted)
+		return shoal_err_set(err, EINTR, "interrupted");
+	if (!cid[0])
+		return shoal_err_set(err, ETIMEDOUT,
+				     "service %s: no task running on node 2 (%.12s) after %lld s "
+				     "(%s)",
+				     b->mesh_name, node, WAIT_NS / 1000000000, last);
+	snprintf(path, sizeof(path), "/containers/%s/json", cid);
+	json_t *j = NULL;
+	int r = bench_api(&b->procs.agents[1].ctx, "GET", path, NULL, 200, &j, err);
+	if (r < 0)
+		return shoal_err_wrap(err, "service %s's container on node 2", b->mesh_name);
+	snprintf(ret_sandbox, sandbox_size, "%s",
+		 cli_json_str(j, "NetworkSettings.SandboxKey") ?: "");
+	json_decref(j);
+	if (!ret_sandbox[0])
+		return shoal_err_set(err, EIO,
+				     "service %s's container %.12s on node 2 has no network "
+				     "namespace (SandboxKey)",
+				     b->mesh_name, cid);
+	snprintf(ret_ctr, ctr_size, "%s", cid);
+	return 0;
+}
+
+/* A GET to addr:MESH_PORT from the bench's namespace (the underlay, not a
+ * node), answered 200: the connection, still open, in *ret_fd and its own
+ * address in *ret_self. -errno. */
+static int mesh_get(const char *addr, struct sockaddr_in *ret_self, int *ret_fd)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(MESH_PORT)};
+	if (inet_pton(AF_INET, addr, &to.sin_addr) != 1)
+		return -EINVAL;
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* connect() and recv() bounded by a second each */
+	struct timeval tv = {1, 0};
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0)
+		return -errno;
+	static const char req[] = "GET / HTTP/1.1\r\nHost: shoal-bench\r\n\r\n";
+	ssize_t n = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+	if (n != (ssize_t)sizeof(req) - 1)
+		return n < 0 ? -errno : -EIO;
+	char buf[256];
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return n < 0 ? -errno : -ECONNRESET;
+	buf[n] = '\0';
+	if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+		return -EPROTO;
+	socklen_t len = sizeof(*ret_self);
+	if (getsockname(fd, (struct sockaddr *)ret_self, &len) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int mesh_wait_answer(const char *addr, struct shoal_err *err)
+{
+	int r = -ETIMEDOUT;
+	/* the agents attach to the port and program its backend in their
+	 * own time */
+	for (int64_t t0 = mono_ns(); mono_ns() - t0 < WAIT_NS && !bcl_interrupted;) {
+		struct sockaddr_in self;
+		int fd = -EBADF;
+		if ((r = mesh_get(addr, &self, &fd)) == 0) {
+			close(fd);
+			return 0;
+		}
+		bov_msleep(100);
+	}
+	if (bcl_interrupted)
+		return shoal_err_set(err, EINTR, "interrupted");
+	return shoal_err_errno(err, -r, "the routing mesh: %s:%d does not answer within %lld s",
+			       addr, MESH_PORT, WAIT_NS / 1000000000);
+}
+
+/* A request to addr, its connection held open while the backend's
+ * namespace lists its connections: the backend must see the client's own
+ * address and port (in ret_client), not a node's. */
+static int mesh_peer_check(const char *sandbox, const char *addr, char *ret_client, size_t size,
+			   struct shoal_err *err)
+{
+	struct sockaddr_in self;
+	_cleanup_close_ int fd = -EBADF;
+	int r = mesh_get(addr, &self, &fd);
+	if (r < 0)
+		return shoal_err_errno(err, -r, "a request to %s:%d", addr, MESH_PORT);
+	char ip[INET_ADDRSTRLEN], want[INET_ADDRSTRLEN + 8];
+	inet_ntop(AF_INET, &self.sin_addr, ip, sizeof(ip));
+	snprintf(want, sizeof(want), "%s:%u", ip, ntohs(self.sin_port));
+	char *const argv[] = {"ss", "-Htn", "state", "established", NULL};
+	_cleanup_free_ char *out = NULL;
+	if ((r = bov_run(sandbox, argv, &out, err)) < 0)
+		return shoal_err_wrap(err, "listing the connections of the backend on node 2");
+	bool seen = false;
+	for (const char *line = out; line && *line && !seen;) {
+		char local[64], peer[64];
+		/* Recv-Q Send-Q Local:Port Peer:Port */
+		seen = sscanf(line, "%*s %*s %63s %63s", local, peer) == 2 &&
+		       strcmp(peer, want) == 0 && strstr(local, ":80") &&
+		       strcmp(strstr(local, ":80"), ":80") == 0;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	if (!seen)
+		return shoal_err_set(err, EIO,
+				     "a request to %s:%d from %s: the backend on node 2 has no "
+				     "connection from that address and port (its connections: "
+				     "%.400s)",
+				     addr, MESH_PORT, want, out[0] ? out : "none");
+	snprintf(ret_client, size, "%s", ip);
+	return 0;
+}
+
+void bov_mesh_remove(struct bov *b)
+{
+	if (!b->mesh_id[0])
+		return;
+	char path[200];
+	snprintf(path, sizeof(path), "/services/%s", b->mesh_id);
+	for (int i = 0; i < BOV_NODES; i++) {
+		struct shoal_err e = {0};
+		if (b->procs.agents[i].pid > 0 &&
+		    bench_api(&b->procs.agents[i].ctx, "DELETE", path, NULL, 200, NULL, &e) == 0)
+			break;
+	}
+	b->mesh_id[0] = '\0';
+}
+
+/* The service removed, its container gone from node 2: the phases after
+ * this one count node 2's endpoints. */
+static int mesh_service_remove(struct bov *b, const char *ctr, struct shoal_err *err)
+{
+	bov_mesh_remove(b);
+	for (int64_t t0 = mono_ns(); mono_ns() - t0 < WAIT_NS && !bcl_interrupted;) {
+		json_t *j = NULL;
+		struct shoal_err e = {0};
+		bool there = true;
+		if (bench_api(&b->procs.agents[1].ctx, "GET", "/containers/json?all=1", NULL, 200,
+			      &j, &e) == 0) {
+			there = false;
+			size_t k;
+			json_t *c;
+			json_array_foreach(j, k, c) there =
+				there ||
+				strcmp(json_string_value(json_object_get(c, "Id")) ?: "", ctr) == 0;
+		}
+		json_decref(j);
+		if (!there)
+			return 0;
+		bov_msleep(100);
+	}
+	if (bcl_interrupted)
+		return shoal_err_set(err, EINTR, "interrupted");
+	return shoal_err_set(err, ETIMEDOUT,
+			     "service %s removed, its container %.12s still on node 2 after %lld s",
+			     b->mesh_name, ctr, WAIT_NS / 1000000000);
+}
+
+enum { M_MESH, M_LOCAL, M_N };
+static const char *const mesh_key[M_N] = {"mesh", "local"};
+
+int bov_phase_mesh(struct bov *b, json_t *out, struct shoal_err *err)
+{
+	json_int_t noted = 0, returned = 0;
+	int r;
+	for (int i = 0; i < BOV_NODES; i++)
+		if ((r = mesh_counters(b, i, &noted, &returned, err)) < 0)
+			return r;
+	char node2[80], ctr[128], sandbox[512];
+	if ((r = mesh_service_create(b, node2, sizeof(node2), err)) < 0 ||
+	    (r = mesh_task_wait(b, node2, ctr, sizeof(ctr), sandbox, sizeof(sandbox), err)) < 0)
+		return r;
+	/* entering at node 1, whose agent runs no task of it; at node 2, where
+	 * the backend is */
+	char addr[M_N][16], client[M_N][INET_ADDRSTRLEN];
+	bov_node_addr(0, addr[M_MESH]);
+	bov_node_addr(1, addr[M_LOCAL]);
+	for (int k = 0; k < M_N; k++)
+		if ((r = mesh_wait_answer(addr[k], err)) < 0 ||
+		    (r = mesh_peer_check(sandbox, addr[k], client[k], sizeof(client[k]), err)) < 0)
+			return shoal_err_wrap(err, "the routing mesh, %s", mesh_key[k]);
+	bench_progress(b->quiet,
+		       "routing mesh: service %s's task on node 2 answers at port %d of both "
+		       "nodes and sees the client's own address (%s)",
+		       b->mesh_name, MESH_PORT, client[M_MESH]);
+	double rate[M_N][BOV_MAX_ROUNDS], p50[M_N][BOV_MAX_ROUNDS], p99[M_N][BOV_MAX_ROUNDS];
+	json_int_t d_noted[M_N] = {0}, d_returned[M_N] = {0}, errors[M_N] = {0};
+	json_t *rounds = json_array();
+	for (size_t i = 0; i < b->rounds && r >= 0; i++) {
+		json_t *ro = json_object();
+		for (int k = 0; k < M_N && r >= 0; k++) {
+			json_int_t n0, r0, n1, r1;
+			struct bench_lb_load l = {0};
+			if ((r = mesh_counters(b, 1, &n0, &r0, err)) < 0)
+				break;
+			if ((r = http_load(b, b->ns_path[0], addr[k], MESH_PORT, &l)) < 0) {
+				r = shoal_err_errno(err, -r, "the routing mesh, %s: %s:%d",
+						    mesh_key[k], addr[k], MESH_PORT);
+				break;
+			}
+			if ((r = mesh_counters(b, 1, &n1, &r1, err)) < 0)
+				break;
+			rate[k][i] = l.per_sec;
+			p50[k][i] = (double)l.p50_ns / 1e3;
+			p99[k][i] = (double)l.p99_ns / 1e3;
+			d_noted[k] += n1 - n0;
+			d_returned[k] += r1 - r0;
+			errors[k] += (json_int_t)l.errors;
+			json_object_set_new(ro, mesh_key[k],
+					    json_pack("{s:f, s:f, s:f, s:I, s:I, s:I}", "per_sec",
+						      l.per_sec, "p50_us", p50[k][i], "p99_us",
+						      p99[k][i], "errors", (json_int_t)l.errors,
+						      "noted_flows", n1 - n0, "returned_packets",
+						      r1 - r0));
+		}
+		if (r >= 0 && bcl_interrupted)
+			r = shoal_err_set(err, EINTR, "interrupted");
+		if (r < 0) {
+			json_decref(ro);
+			break;
+		}
+		json_array_append_new(rounds, ro);
+		bench_progress(b->quiet,
+			       "routing mesh %zu/%zu: via node 1 %.0f/s (p99 %.0f us), at node 2 "
+			       "%.0f/s (p99 %.0f us)",
+			       i + 1, b->rounds, rate[M_MESH][i], p99[M_MESH][i], rate[M_LOCAL][i],
+			       p99[M_LOCAL][i]);
+	}
+	if (r < 0) {
+		json_decref(rounds);
+		return r;
+	}
+	if ((r = mesh_service_remove(b, ctr, err)) < 0) {
+		json_decref(rounds);
+		return r;
+	}
+	/* a node-local path (a proxy, a NAT on node 1 to node 2's address)
+	 * would have answered too: only the backend's node sending the replies
+	 * back through node 1 shows the mesh carried them */
+	if (d_returned[M_MESH] <= 0) {
+		json_decref(rounds);
+		return shoal_err_set(err, EIO,
+				     "the routing mesh: node 2 sent no reply back through node 1 "
+				     "during the requests entering there "
+				     "(ShoalOverlay.Mesh.Returned did not move)");
+	}
+	json_t *m = json_object();
+	double med_rate[M_N], med_p99[M_N];
+	for (int k = 0; k < M_N; k++) {
+		double mn, mx;
+		char at[32];
+		snprintf(at, sizeof(at), "%s:%d", addr[k], MESH_PORT);
+		med_rate[k] = median(rate[k], b->rounds, &mn, &mx);
+		med_p99[k] = median(p99[k], b->rounds, NULL, NULL);
+		json_object_set_new(m, mesh_key[k],
+				    json_pack("{s:s, s:f, s:f, s:f, s:{s:f, s:f}, s:I, s:I, s:I}",
+					      "address", at, "per_sec", med_rate[k], "min_per_sec",
+					      mn, "max_per_sec", mx, "latency_us", "p50",
+					      median(p50[k], b->rounds, NULL, NULL), "p99",
+					      med_p99[k], "errors", errors[k], "noted_flows",
+					      d_noted[k], "returned_packets", d_returned[k]));
+	}
+	double rr[BOV_MAX_ROUNDS], rp[BOV_MAX_ROUNDS], rrmin, rrmax;
+	for (size_t i = 0; i < b->rounds; i++) {
+		rr[i] = rate[M_MESH][i] / rate[M_LOCAL][i];
+		rp[i] = p99[M_MESH][i] / p99[M_LOCAL][i];
+	}
+	json_object_set_new(m, "ratio_mesh_to_local",
+			    json_real(median(rr, b->rounds, &rrmin, &rrmax)));
+	json_object_set_new(m, "ratio_mesh_to_local_min", json_real(rrmin));
+	json_object_set_new(m, "ratio_mesh_to_local_max", json_real(rrmax));
+	json_object_set_new(m, "p99_mesh_over_local", json_real(median(rp, b->rounds, NULL, NULL)));
+	json_object_set_new(m, "connections", json_integer(b->conns));
+	json_object_set_new(m, "published_port", json_integer(MESH_PORT));
+	json_object_set_new(m, "client_address", json_string(client[M_MESH]));
+	json_object_set_new(m, "backend_saw_client_address", json_true());
+	json_object_set_new(
+		m, "how",
+		json_string("a service of one task of shoal-bench-httpd (the bench image) on the "
+			    "overlay network, placed on node 2, its port 80 published in ingress "
+			    "mode; keep-alive GETs, closed loop, from the bench's namespace on the "
+			    "underlay (not a node) to node 1's address (mesh: entering at node 1, "
+			    "the backend on node 2, the replies back through node 1) and to node "
+			    "2's (local: the backend on the entry node); before the rounds, one "
+			    "request each way with its connection listed in the task's namespace "
+			    "(ss), its peer the client's own address and port; noted_flows and "
+			    "returned_packets: node 2's ShoalOverlay.Mesh counters over each "
+			    "path's runs"));
+	json_object_set_new(m, "rounds", rounds);
+	json_object_set_new(out, "routing_mesh", m);
 	return 0;
 }

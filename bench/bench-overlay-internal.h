@@ -14,13 +14,14 @@
 #include "lib/err.h"
 
 /* `shoal bench overlay`, in four files: the command, its topology, set-up
- * and report (bench-overlay.c); the data plane's rounds, TCP throughput and
- * HTTP (bench-overlay-data.c); the control plane's, an endpoint programmed on
- * the other node and a dead node forgotten (bench-overlay-ctl.c); and what
- * it does inside the node namespaces: commands run there, their output, and
- * rtnetlink sockets that watch or dump their FDB and neighbour tables
- * (bench-overlay-net.c). A namespace is named by a path: /run/netns/NAME, or
- * a container's SandboxKey; "" is the bench's own. */
+ * and report (bench-overlay.c); the data plane's rounds, TCP throughput,
+ * HTTP and the routing mesh (bench-overlay-data.c); the control plane's, an
+ * endpoint programmed on the other node and a dead node forgotten
+ * (bench-overlay-ctl.c); and what it does inside the node namespaces:
+ * commands run there, their output, and rtnetlink sockets that watch or dump
+ * their FDB and neighbour tables (bench-overlay-net.c). A namespace is named
+ * by a path: /run/netns/NAME, or a container's SandboxKey; "" is the
+ * bench's own. */
 
 /* Runs argv in the namespace at netns and waits for it. With ret_out, its
  * standard output (at most 4 MiB, NUL-terminated, free()). 0, or -errno with
@@ -85,6 +86,7 @@ struct store;
 #define BARE_NET     "10.216.0"
 #define IPERF_PORT   5201
 #define HTTPD_PORT   8080
+#define MESH_PORT    8090 /* published by the routing mesh's service */
 
 struct ctr {
 	char name[64];
@@ -132,6 +134,9 @@ struct bov {
 	size_t n_servers;
 	char tool[16], tool_version[64];
 	int vni;
+	/* the routing mesh's service, published on every node, its task on
+	 * node 2 */
+	char mesh_name[64], mesh_id[128];
 	/* the programmed phase */
 	struct seen seen[SEEN_MAX];
 	size_t n_seen;
@@ -158,11 +163,15 @@ void bov_ctr_remove(struct cli_ctx *ctx, const char *id);
 int bov_parse_mac(const char *s, uint8_t mac[6]);
 
 /* bench-overlay-data.c: the TCP tool (iperf3 or bench-tcp, as asked and
- * installed), the servers it started stopped, and the two rounds. */
+ * installed), the servers it started stopped, and the three rounds. */
 int bov_tool_pick(struct bov *b, struct shoal_err *err);
 void bov_servers_stop(struct bov *b);
 int bov_phase_throughput(struct bov *b, json_t *out, struct shoal_err *err);
 int bov_phase_http(struct bov *b, json_t *out, struct shoal_err *err);
+int bov_phase_mesh(struct bov *b, json_t *out, struct shoal_err *err);
+/* Removes the routing mesh's service, if it is there; a failure is not
+ * reported. */
+void bov_mesh_remove(struct bov *b);
 
 /* bench-overlay-ctl.c */
 int bov_phase_programmed(struct bov *b, json_t *out, struct shoal_err *err);

@@ -8,7 +8,9 @@
  * the store. Measured side by side in one run: TCP throughput and HTTP
  * request rate container to container across the nodes, against the same
  * between the node namespaces over the underlay and over a bare kernel
- * VXLAN pair; the time from an endpoint's record to its FDB and neighbour
+ * VXLAN pair; HTTP from the underlay through the routing mesh (a published
+ * port entered at node 1, its backend on node 2) against the same port at
+ * node 2; the time from an endpoint's record to its FDB and neighbour
  * entries on the other node; and a dead node's endpoints forgotten. Every
  * piece is removed at the end, whatever happened. */
 #include <arpa/inet.h>
@@ -531,6 +533,8 @@ static int setup(struct bov *b, json_t *out, struct shoal_err *err)
 static void teardown(struct bov *b)
 {
 	bov_servers_stop(b);
+	/* before the containers go: its task would be started again */
+	bov_mesh_remove(b);
 	if (b->sim_keeper)
 		store_lease_keeper_stop(b->sim_keeper);
 	b->sim_keeper = NULL;
@@ -637,6 +641,40 @@ static void print_report(void *self, json_t *out)
 		       num(out, "http.ratio_overlay_to_underlay_max"),
 		       num(out, "http.p99_overlay_over_underlay"));
 	}
+	if (cli_json_get(out, "routing_mesh")) {
+		printf("  routing mesh, HTTP keep-alive from the underlay (not a node), %lld "
+		       "connections, port %lld\n"
+		       "                                       req/s median (min, max)     p50 us   "
+		       "p99 us\n",
+		       (long long)cli_json_int(out, "routing_mesh.connections"),
+		       (long long)cli_json_int(out, "routing_mesh.published_port"));
+		static const char *const rows[][2] = {{"mesh", "node 1 (entry), backend on node 2"},
+						      {"local", "node 2, backend local"}};
+		for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+			char p[96];
+			snprintf(p, sizeof(p), "routing_mesh.%s", rows[i][0]);
+			json_t *v = cli_json_get(out, p);
+			printf("    %-34s %8.0f (%.0f, %.0f) %8.0f %8.0f\n", rows[i][1],
+			       json_number_value(json_object_get(v, "per_sec")),
+			       json_number_value(json_object_get(v, "min_per_sec")),
+			       json_number_value(json_object_get(v, "max_per_sec")),
+			       json_number_value(cli_json_get(v, "latency_us.p50")),
+			       json_number_value(cli_json_get(v, "latency_us.p99")));
+		}
+		printf("    mesh / local            %.3fx the rate (rounds %.3fx to %.3fx), %.2fx "
+		       "the p99\n"
+		       "    the backend saw the client's own address (%s) both ways; node 2 sent "
+		       "%lld reply\n    packets back through node 1 for the mesh's requests (%lld "
+		       "flows noted), %lld for the local ones\n\n",
+		       num(out, "routing_mesh.ratio_mesh_to_local"),
+		       num(out, "routing_mesh.ratio_mesh_to_local_min"),
+		       num(out, "routing_mesh.ratio_mesh_to_local_max"),
+		       num(out, "routing_mesh.p99_mesh_over_local"),
+		       cli_json_str(out, "routing_mesh.client_address") ?: "",
+		       (long long)cli_json_int(out, "routing_mesh.mesh.returned_packets"),
+		       (long long)cli_json_int(out, "routing_mesh.mesh.noted_flows"),
+		       (long long)cli_json_int(out, "routing_mesh.local.returned_packets"));
+	}
 	if (cli_json_get(out, "programmed.median_ms"))
 		printf("  endpoint programmed on the other node, %zu present (a third node's, "
 		       "written to the store by the bench\n    as an agent writes them, no "
@@ -668,7 +706,8 @@ static int run(struct bov *b, json_t *out, struct shoal_err *err)
 	if ((r = setup(b, out, err)) < 0)
 		return r;
 	if ((r = bov_phase_throughput(b, out, err)) < 0 || (r = bov_phase_http(b, out, err)) < 0 ||
-	    (r = bov_phase_programmed(b, out, err)) < 0 || (r = bov_phase_dead(b, out, err)) < 0)
+	    (r = bov_phase_mesh(b, out, err)) < 0 || (r = bov_phase_programmed(b, out, err)) < 0 ||
+	    (r = bov_phase_dead(b, out, err)) < 0)
 		return r;
 	if (b->sim_lost)
 		return shoal_err_set(err, EIO, "the third node's lease was lost during the run");
@@ -739,9 +778,9 @@ int bench_overlay(struct cli_ctx *ctx, int argc, char **argv)
 		ctx, &p, o, bad,
 		"Measure the VXLAN overlay across two nodes on one machine (root): TCP and "
 		"HTTP container to container against a bare VXLAN pair and the underlay, "
-		"an endpoint programmed on the other node, a dead node forgotten. Traffic "
-		"entering through another node (the routing mesh) is not measured: it does "
-		"not cross the overlay yet");
+		"HTTP through the routing mesh (a published port entered at the node "
+		"without the backend) against the same port at the backend's node, an "
+		"endpoint programmed on the other node, a dead node forgotten");
 	if (rc >= 0)
 		return rc;
 	cli_opts_done(&p);
