@@ -105,12 +105,19 @@ left=$(leftovers "$pid")
 [ -z "$left" ] && ok "nothing left after the run" || fail "left after the run: $left"
 # the bench's namespace has no name: it goes with the last process in it, and
 # its veth pair (checked above) with it
-ns_left=$(for p in /proc/[0-9]*; do
-	[ -n "$bench_ns" ] && [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$bench_ns" ] &&
-		echo "${p#/proc/}"
-done)
-[ -z "$ns_left" ] && ok "no process left in the bench's network namespace" ||
-	fail "processes left in the bench's namespace: $ns_left"
+# (a killed child may take a moment to be gone after the bench returns: a
+# process that stays is named with its command line)
+in_bench_ns() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ -n "$bench_ns" ] && [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$bench_ns" ] &&
+			echo "${p#/proc/} ($(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-80))"
+	done
+}
+for _ in $(seq 1 50); do [ -z "$(in_bench_ns)" ] && break; sleep 0.1; done
+left=$(in_bench_ns)
+[ -z "$left" ] && ok "no process left in the bench's network namespace" ||
+	fail "processes left in the bench's namespace: $left"
 
 # ---- Ctrl-C in the middle: everything it started goes ----
 TMPDIR=$T timeout 150 "$SHOAL_BIN" bench cluster --nodes 10 --tasks 20 --agents 2 --rounds 5 \
