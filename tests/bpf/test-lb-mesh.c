@@ -144,15 +144,22 @@ static void test_reply_goes_back_to_entry_node(void **state)
 	assert_int_equal(counters().noted, 1);
 }
 
-static void test_udp(void **state)
+/* The same flow over UDP, to port 53: forward f and reply r. */
+static void build_udp(struct pkt *f, struct pkt *r)
 {
 	struct pkt_spec fs = fwd_tcp, rs = reply_tcp;
-	struct pkt f, r;
 
 	fs.proto = rs.proto = IPPROTO_UDP;
 	fs.dport = rs.sport = 53;
-	build(&fs, &f);
-	build(&rs, &r);
+	build(&fs, f);
+	build(&rs, r);
+}
+
+static void test_udp(void **state)
+{
+	struct pkt f, r;
+
+	build_udp(&f, &r);
 	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
 	assert_returned(&r, entry_mac);
 }
@@ -282,13 +289,9 @@ static void test_client_reset_ends(void **state)
 /* A UDP flow's entry ends after its quiet period; traffic keeps it. */
 static void test_udp_idle_ends(void **state)
 {
-	struct pkt_spec fs = fwd_tcp, rs = reply_tcp;
 	struct pkt f, r;
 
-	fs.proto = rs.proto = IPPROTO_UDP;
-	fs.dport = rs.sport = 53;
-	build(&fs, &f);
-	build(&rs, &r);
+	build_udp(&f, &r);
 	assert_int_equal(run_in(&f), TC_ACT_UNSPEC);
 	assert_returned(&r, entry_mac);
 	wait_grace();
