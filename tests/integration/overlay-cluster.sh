@@ -435,6 +435,11 @@ answers() { [ -n "$(get 1 p1 "$1")" ]; }
 wait_until 20 answers "$w2_ip"
 w2_body=$(get 1 p1 "$w2_ip")
 [ -n "$w2_body" ] || fail "p1 does not reach node 2's task of web at $w2_ip"
+# every task serving (a task is running once its container starts, before
+# its httpd listens), so that a connection the VIP sends anywhere is answered
+for ip in $(task_addrs web | awk '{print $3}'); do
+	wait_until 20 answers "$ip" || fail "p1 does not reach web's task at $ip"
+done
 # via NODE CTR: 30 connections from CTR to web's VIP (by name), one answer a line
 via() {
 	node_shoal "$1" exec "$2" sh -c 'for i in $(seq 1 30); do
