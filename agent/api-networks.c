@@ -145,7 +145,10 @@ void api_network_prune(struct api_req *r)
 	json_array_foreach(all, i, v)
 	{
 		const char *name = json_string_value(json_object_get(v, "Name"));
+		/* the routing mesh's network goes only when asked by name, as
+		 * with Docker */
 		if (strcmp(json_string_value(json_object_get(v, "Scope")), "local") == 0 ||
+		    json_is_true(json_object_get(v, "Ingress")) ||
 		    !api_filter_match(filters, "label", match_label, json_object_get(v, "Labels")))
 			continue;
 		struct shoal_err e = {0};

@@ -251,6 +251,23 @@ static const char *alias_invalid(const char *a)
 	return NULL;
 }
 
+/* Whether a service of this spec joins the ingress network: none of its own
+ * and a port published in ingress mode. */
+static bool on_ingress(json_t *spec)
+{
+	if (json_array_size(json_object_get(json_object_get(spec, "TaskTemplate"), "Networks")))
+		return false;
+	size_t i;
+	json_t *pc;
+	json_array_foreach(json_object_get(json_object_get(spec, "EndpointSpec"), "Ports"), i, pc)
+	{
+		const char *m = json_string_value(json_object_get(pc, "PublishMode"));
+		if (!m || strcmp(m, "host") != 0)
+			return true;
+	}
+	return false;
+}
+
 static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_spec **ret_spec)
 {
 	if (spec_unsupported(r, body))
@@ -314,6 +331,17 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 		}
 		const char *driver = json_string_value(json_object_get(net, "Driver"));
 		const char *nid = json_string_value(json_object_get(net, "Id"));
+		if (json_is_true(json_object_get(net, "Ingress"))) {
+			api_reply_error(
+				r, 400,
+				"TaskTemplate.Networks[%zu]: service cannot be explicitly "
+				"attached to the ingress network \"%s\": a service publishing "
+				"a port in ingress mode joins it by itself",
+				i, sn->target);
+			json_decref(net);
+			service_spec_free(spec);
+			return NULL;
+		}
 		if (!driver || strcmp(driver, "overlay") != 0 || !nid) {
 			api_reply_error(r, 400,
 					"TaskTemplate.Networks[%zu]: network %s is not an overlay "
@@ -557,7 +585,10 @@ void api_service_update(struct api_req *r)
 			return;
 		}
 		if (!json_equal(json_object_get(full, "TaskTemplate"),
-				json_object_get(cur, "TaskTemplate"))) {
+				json_object_get(cur, "TaskTemplate")) ||
+		    (overlay_ingress_network(r->agent) && on_ingress(full) != on_ingress(cur))) {
+			/* (a port published in ingress mode or the last one
+			 * gone: its tasks join the ingress network or leave it) */
 			/* a new spec version: the orchestrator rolls it out */
 			json_object_set_new(svc, "SpecVersion", json_integer(curv + 1));
 			json_object_set_new(svc, "PreviousSpecVersion", json_integer(curv));

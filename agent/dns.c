@@ -51,10 +51,15 @@ struct forward {
 };
 
 /* Whether a service on the asker's network (net: an overlay network's id,
- * NULL for the bridge) goes by name: its own, or an alias it has there. */
-static bool service_named(json_t *svc, const char *net, const char *name)
+ * NULL for the bridge) goes by name: its own, or an alias it has there. A
+ * service on the ingress network only (it has none of its own) goes by no
+ * name, as in swarm: the ingress network carries the routing mesh, not
+ * names. */
+static bool service_named(struct agent *a, json_t *svc, const char *net, const char *name)
 {
-	const char *snet = publish_service_network(svc);
+	const char *snet = publish_service_network(svc, NULL);
+	if (!snet && publish_service_network(svc, overlay_ingress_network(a)))
+		return false;
 	if ((snet == NULL) != (net == NULL) || (net && strcmp(snet, net) != 0))
 		return false;
 	json_t *spec = json_object_get(svc, "Spec");
@@ -78,7 +83,7 @@ static bool service_named(json_t *svc, const char *net, const char *name)
  * live node, or this node's on the bridge. */
 static int task_addrs(struct agent *a, json_t *svc, struct in_addr *out, int max)
 {
-	const char *net = publish_service_network(svc);
+	const char *net = publish_service_network(svc, NULL);
 	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 	int n = 0;
 	const char *tid;
@@ -122,7 +127,8 @@ static int lookup(struct agent *a, const char *net, const char *name, struct in_
 	json_t *svc;
 	json_object_foreach(manager_services(a), sid, svc)
 	{
-		if (json_is_true(json_object_get(svc, "Removed")) || !service_named(svc, net, name))
+		if (json_is_true(json_object_get(svc, "Removed")) ||
+		    !service_named(a, svc, net, name))
 			continue;
 		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 		bool balanced = publish_vips_balanced(a);

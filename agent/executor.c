@@ -17,6 +17,8 @@
 #include "agent/container.h"
 #include "agent/executor.h"
 #include "agent/manager.h"
+#include "agent/overlay-agent.h"
+#include "agent/publish.h"
 #include "agent/secrets.h"
 #include "agent/task-cache.h"
 #include "agent/worker.h"
@@ -670,6 +672,17 @@ static void task_start(struct agent *a, json_t *task)
 	size_t n_nets = spec->task.n_networks;
 	json_t *net = n_nets ? json_string(spec->task.networks[0].target) : NULL;
 	service_spec_free(spec);
+	/* none of its own: the ingress network when the service publishes a
+	 * port in ingress mode (the routing mesh reaches it from every node) */
+	const char *ingress =
+		n_nets ? NULL
+		       : publish_service_network(json_object_get(manager_services(a),
+								 json_string_value(json_object_get(
+									 task, "ServiceID"))
+									 ?: ""),
+						 overlay_ingress_network(a));
+	if (ingress)
+		net = json_string(ingress);
 	if (n_nets > 1) {
 		json_decref(body);
 		json_decref(net);
@@ -897,6 +910,17 @@ bool executor_reconcile(struct agent *a, struct task_cache *tc)
 		if (e->desired == TASK_RUNNING) {
 			if (!run && st == TASK_ASSIGNED) {
 				if (starts >= EXEC_TURN_STARTS || spent > EXEC_TURN_NS) {
+					more = true;
+					continue;
+				}
+				/* its service's record comes on another watch, and
+				 * what the task joins follows the service (the
+				 * ingress network): a task seen first waits for it */
+				json_t *svcs = manager_services(a);
+				if (svcs &&
+				    !json_object_get(
+					    svcs, json_string_value(json_object_get(t, "ServiceID"))
+							  ?: "")) {
 					more = true;
 					continue;
 				}

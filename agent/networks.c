@@ -11,6 +11,7 @@
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
 #include "agent/overlay-ipam.h"
+#include "agent/publish.h"
 #include "agent/store/store.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -236,11 +237,17 @@ static int check_body(json_t *body, const char **ret_subnet, const char **ret_gw
 			return shoal_err_set_status(err, 400, EINVAL, "%s: expected true or false",
 						    bools[i]);
 	}
-	if (json_is_true(json_object_get(body, "Ingress")) ||
-	    json_is_true(json_object_get(body, "ConfigOnly")))
+	if (json_is_true(json_object_get(body, "ConfigOnly")))
+		return shoal_err_set_status(err, 400, EINVAL, "ConfigOnly: not supported by shoal");
+	if (json_is_true(json_object_get(body, "Ingress")) &&
+	    (json_is_true(json_object_get(body, "Attachable")) ||
+	     json_is_true(json_object_get(body, "Internal"))))
 		return shoal_err_set_status(
-			err, 400, EINVAL, "%s: not supported by shoal",
-			json_is_true(json_object_get(body, "Ingress")) ? "Ingress" : "ConfigOnly");
+			err, 400, EINVAL,
+			"Ingress: an ingress network cannot be %s: it carries the routing mesh "
+			"of published ports, to services only",
+			json_is_true(json_object_get(body, "Attachable")) ? "attachable"
+									  : "internal");
 	json_t *ipam = json_object_get(body, "IPAM");
 	if (ipam && !json_is_null(ipam)) {
 		if (!json_is_object(ipam))
@@ -350,6 +357,7 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 	if (r < 0)
 		return r;
 	const char *name = json_string_value(json_object_get(body, "Name"));
+	bool ingress = json_is_true(json_object_get(body, "Ingress"));
 	char hex[65], id[26];
 	if ((r = random_hex_id(hex)) < 0)
 		return shoal_err_errno(err, -r, "naming the network");
@@ -372,6 +380,20 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 			return shoal_err_set_status(err, 409, EEXIST,
 						    "network with name %s already exists", name);
 		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(record_names(cur), k, v)
+		{
+			if (!ingress || !json_is_true(json_object_get(v, "Ingress")))
+				continue;
+			r = shoal_err_set_status(
+				err, 409, EEXIST,
+				"network %s is the ingress network already: there is "
+				"one (remove it first to make another)",
+				k);
+			json_decref(cur);
+			return r;
+		}
 		struct net_alloc_req req = {.network_id = id,
 					    .subnet = subnet,
 					    .gateway = gw,
@@ -383,7 +405,8 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 		if (r < 0)
 			return r;
 		json_object_set_new(record_names(next), name,
-				    json_pack("{s:s, s:I}", "ID", id, "At", (json_int_t)now_ns()));
+				    json_pack("{s:s, s:I, s:b}", "ID", id, "At",
+					      (json_int_t)now_ns(), "Ingress", ingress));
 		r = cluster_put(a, CLUSTER_NET_RECORD, next, rev, NULL, err);
 		json_decref(next);
 		if (r == 0)
@@ -408,7 +431,7 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 		"EnableIPv6", 0, "IPAM", "Driver", "default", "Options", "Config", "Subnet",
 		al.subnet, "Gateway", al.gateway, "Internal",
 		json_is_true(json_object_get(body, "Internal")), "Attachable",
-		json_is_true(json_object_get(body, "Attachable")), "Ingress", 0, "ConfigFrom",
+		json_is_true(json_object_get(body, "Attachable")), "Ingress", ingress, "ConfigFrom",
 		"Network", "", "ConfigOnly", 0, "Containers", "Options", opts, "Labels",
 		json_is_object(labels) ? labels : json_object());
 	snprintf(key, sizeof(key), "%s%s", CLUSTER_NETWORKS, id);
@@ -431,7 +454,8 @@ int network_create(struct agent *a, json_t *body, json_t **ret, struct shoal_err
 		}
 		return r;
 	}
-	log_info("network %s (%s) created: %s, vni %u", name, id, al.subnet, al.vni);
+	log_info("network %s (%s) created: %s, vni %u%s", name, id, al.subnet, al.vni,
+		 ingress ? " (the ingress network)" : "");
 	*ret = json_pack("{s:s, s:s}", "Id", id, "Warning", "");
 	return 0;
 }
@@ -566,6 +590,9 @@ static int network_users(struct agent *a, json_t *net, struct net_users *ret, st
 	}
 	const char *id = json_string_value(json_object_get(net, "Id"));
 	const char *name = json_string_value(json_object_get(net, "Name"));
+	/* the ingress network: used by every service publishing a port in
+	 * ingress mode without a network of its own */
+	const char *ingress = json_is_true(json_object_get(net, "Ingress")) ? id : NULL;
 	struct net_users u = {json_array(), json_array(), json_object()};
 	json_t *live = json_object(); /* service id -> true, not being removed */
 	size_t i;
@@ -580,7 +607,8 @@ static int network_users(struct agent *a, json_t *net, struct net_users *ret, st
 			json_object_set_new(live, sid, json_true());
 		if (net_attached(json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"),
 				 id, name) ||
-		    net_attached(json_object_get(spec, "Networks"), id, name))
+		    net_attached(json_object_get(spec, "Networks"), id, name) ||
+		    (ingress && publish_service_network(s, ingress) == ingress))
 			json_array_append(u.services, json_object_get(spec, "Name"));
 	}
 	json_array_foreach(tasks, i, t)

@@ -892,11 +892,12 @@ static void dns_listeners_sync(struct overlay_agent *oa)
 static json_t *mesh_nets(struct overlay_agent *oa)
 {
 	json_t *set = json_object();
+	const char *ingress = overlay_ingress_network(oa->a);
 	const char *sid;
 	json_t *svc;
 	json_object_foreach(manager_services(oa->a), sid, svc)
 	{
-		const char *net = publish_service_network(svc);
+		const char *net = publish_service_network(svc, ingress);
 		if (!net || !set || json_is_true(json_object_get(svc, "Removed")) ||
 		    !publish_service_meshed(svc))
 			continue;
@@ -1727,6 +1728,22 @@ const char *overlay_network_name(struct agent *a, const char *net_id)
 	if (!oa || !net_id)
 		return NULL;
 	return json_string_value(json_object_get(json_object_get(oa->nets, net_id), "Name"));
+}
+
+const char *overlay_ingress_network(struct agent *a)
+{
+	struct overlay_agent *oa = oa_of(a);
+	/* without overlay networks here, this node's tasks stay on its bridge */
+	if (!oa || oa->unavailable[0])
+		return NULL;
+	const char *id;
+	json_t *j;
+	json_object_foreach(oa->nets, id, j)
+	{
+		if (json_is_true(json_object_get(j, "Ingress")))
+			return id;
+	}
+	return NULL;
 }
 
 json_t *overlay_ep_attachments(struct agent *a, const char *ep_id)

@@ -85,6 +85,9 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 /* The name of overlay network net_id as this node knows it, NULL when it
  * does not (valid until the next store event). */
 const char *overlay_network_name(struct agent *a, const char *net_id);
+/* The ingress network's id (the one overlay network made with Ingress: the
+ * routing mesh of services without a network of their own), NULL if none. */
+const char *overlay_ingress_network(struct agent *a);
 /* Docker's NetworksAttachments of a task whose container is ep_id, from the
  * endpoint records: [{"Network": {"ID", "Spec": {...}}, "Addresses": [CIDR]}];
  * an empty array when it has none (a new reference). */

@@ -20,6 +20,7 @@
 #include "agent/agent.h"
 #include "agent/cluster.h"
 #include "agent/manager.h"
+#include "agent/overlay-agent.h"
 #include "agent/publish.h"
 #include "agent/store/store.h"
 #include "lib/cleanup.h"
@@ -239,18 +240,20 @@ static bool wants_vip(json_t *svc)
 }
 
 /* The network Docker's Endpoint.VirtualIPs names: the service's overlay
- * network (the spec holds it by id), or the node's bridge. */
-static const char *vip_network(json_t *svc)
+ * network (the spec holds it by id), the ingress network for a service
+ * meshed on it, or the node's bridge. */
+static const char *vip_network(struct agent *a, json_t *svc)
 {
-	json_t *spec = json_object_get(svc, "Spec");
-	json_t *nets = json_object_get(json_object_get(spec, "TaskTemplate"), "Networks");
-	if (!json_array_size(nets))
-		nets = json_object_get(spec, "Networks");
-	const char *t = json_string_value(json_object_get(json_array_get(nets, 0), "Target"));
+	const char *t = publish_service_network(svc, NULL);
+	json_t *old = json_object_get(json_object_get(svc, "Spec"), "Networks");
+	if (!t)
+		t = json_string_value(json_object_get(json_array_get(old, 0), "Target"));
+	if (!t || !*t)
+		t = publish_service_network(svc, overlay_ingress_network(a));
 	return t && *t ? t : "bridge";
 }
 
-static void set_vip(json_t *svc, const char *vip)
+static void set_vip(struct agent *a, json_t *svc, const char *vip)
 {
 	if (!vip) {
 		json_object_del(svc, "VirtualIP");
@@ -263,7 +266,7 @@ static void set_vip(json_t *svc, const char *vip)
 	json_object_set_new(svc, "VirtualIP", json_stringn(addr, strcspn(addr, "/")));
 	json_object_set_new(svc, "Endpoint",
 			    json_pack("{s:[{s:s, s:s}]}", "VirtualIPs", "NetworkID",
-				      vip_network(svc), "Addr", addr));
+				      vip_network(a, svc), "Addr", addr));
 }
 
 /* The transaction being built: room for a compare and an op per allocation
@@ -301,12 +304,12 @@ static int commit_once(struct agent *a, json_t *svc, json_t *prev, int64_t expec
 			char ip[INET_ADDRSTRLEN];
 			if ((r = vip_pick(a, sid, ip, sizeof(ip), err)) < 0)
 				return r;
-			set_vip(svc, ip);
+			set_vip(a, svc, ip);
 		}
 		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 		if (vip && *vip) {
 			/* the network it is on follows the spec (an update may move it) */
-			set_vip(svc, vip);
+			set_vip(a, svc, vip);
 			vip = json_string_value(json_object_get(svc, "VirtualIP"));
 			vip_key(vip, want[n_want].key, ALLOC_KEY_MAX);
 			want[n_want].port_idx = -1;
@@ -485,7 +488,7 @@ int publish_service_commit(struct agent *a, json_t *svc, json_t *prev, int64_t e
 		json_array_foreach(ports, i, pc) if (auto_port[i])
 			json_object_set_new(pc, "PublishedPort", json_integer(0));
 		if (auto_vip)
-			set_vip(svc, NULL);
+			set_vip(a, svc, NULL);
 	}
 	return shoal_err_set_status(
 		err, 503, EBUSY,

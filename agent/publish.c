@@ -425,7 +425,7 @@ int publish_task_host_port(json_t *task, int proto, int target)
 }
 
 static void services_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
-			     bool mesh, json_t *desired)
+			     bool mesh, const char *ingress, json_t *desired)
 {
 	size_t i;
 	json_t *svc;
@@ -439,7 +439,7 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 		/* the routing mesh: an ingress port of a service on an overlay
 		 * network goes to its tasks on every node, over the overlay
 		 * (without the mesh's return path, to this node's alone) */
-		const char *net = mesh ? publish_service_network(svc) : NULL;
+		const char *net = mesh ? publish_service_network(svc, ingress) : NULL;
 		size_t k;
 		json_t *pc;
 		json_array_foreach(ports, k, pc)
@@ -475,12 +475,14 @@ static void services_desired(json_t *services, json_t *tasks, publish_addr_fn ad
 	}
 }
 
-const char *publish_service_network(json_t *svc)
+const char *publish_service_network(json_t *svc, const char *ingress)
 {
 	json_t *nets = json_object_get(
 		json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"), "Networks");
 	const char *net = json_string_value(json_object_get(json_array_get(nets, 0), "Target"));
-	return net && *net ? net : NULL;
+	if (net && *net)
+		return net;
+	return ingress && publish_service_meshed(svc) ? ingress : NULL;
 }
 
 bool publish_service_meshed(json_t *svc)
@@ -511,7 +513,7 @@ bool publish_task_active(json_t *t)
  * one on the bridge to this node's tasks. The tasks are grouped by service
  * first: one walk of each. */
 static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_of, void *ctx,
-			 json_t *desired)
+			 const char *ingress, json_t *desired)
 {
 	json_t *by_sid = json_object();
 	size_t i;
@@ -533,7 +535,7 @@ static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_o
 		if (!vip || json_is_true(json_object_get(svc, "Removed")))
 			continue;
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
-		const char *net = publish_service_network(svc);
+		const char *net = publish_service_network(svc, ingress);
 		json_t *mine = json_object_get(by_sid, sid);
 		for (int pi = 0; pi < 2; pi++) {
 			int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
@@ -592,7 +594,7 @@ static int cmp_str(const void *x, const void *y)
 }
 
 json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
-			publish_addr_fn addr_of, void *ctx, bool mesh)
+			publish_addr_fn addr_of, void *ctx, bool mesh, const char *ingress)
 {
 	json_t *raw = json_object(), *out = json_object();
 	if (!raw || !out) {
@@ -600,8 +602,8 @@ json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
 		json_decref(out);
 		return NULL;
 	}
-	services_desired(services, tasks, addr_of, ctx, mesh, raw);
-	vips_desired(services, tasks, addr_of, ctx, raw);
+	services_desired(services, tasks, addr_of, ctx, mesh, ingress, raw);
+	vips_desired(services, tasks, addr_of, ctx, ingress, raw);
 	containers_desired(containers, raw);
 	/* one string per key, backends sorted, so that a change is one
 	 * comparison and the order of tasks does not matter */
@@ -877,14 +879,16 @@ static uint64_t containers_sig(struct agent *a)
 /* The published ports' running tasks on other nodes (ingress mode) that the
  * load balancer here does not use: those of services on the node's bridge
  * (a service on an overlay network reaches them through the mesh). */
-static json_t *remote_backends(struct agent *a, json_t *services, json_t *tasks)
+static json_t *remote_backends(struct agent *a, json_t *services, json_t *tasks,
+			       const char *ingress)
 {
 	json_t *out = json_object();
 	size_t i, k, m;
 	json_t *svc, *pc, *t;
 	json_array_foreach(services, i, svc)
 	{
-		if (json_is_true(json_object_get(svc, "Removed")) || publish_service_network(svc))
+		if (json_is_true(json_object_get(svc, "Removed")) ||
+		    publish_service_network(svc, ingress))
 			continue;
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 		json_array_foreach(json_object_get(json_object_get(json_object_get(svc, "Spec"),
@@ -925,7 +929,8 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	if (!p || !p->lb)
 		return;
 	json_decref(p->remote);
-	p->remote = remote_backends(a, services, tasks);
+	const char *ingress = overlay_ingress_network(a);
+	p->remote = remote_backends(a, services, tasks, ingress);
 	int64_t t0 = mono_ns();
 	uint64_t sig = containers_sig(a);
 	bool full = t0 - p->fwd_at >= PUBLISH_FWD_RESYNC_NS;
@@ -938,8 +943,8 @@ void publish_sync(struct agent *a, json_t *services, json_t *tasks)
 	int64_t t1 = mono_ns();
 	tasks_port_status(a, services, tasks);
 	json_t *containers = containers_json(a);
-	json_t *desired =
-		publish_desired(services, tasks, containers, task_addr, a, overlay_mesh_on(a));
+	json_t *desired = publish_desired(services, tasks, containers, task_addr, a,
+					  overlay_mesh_on(a), ingress);
 	json_decref(containers);
 	int64_t t2 = mono_ns();
 	json_t *plan = desired ? publish_plan(desired, p->programmed) : NULL;

@@ -123,9 +123,11 @@ json_t *publish_list(struct agent *a);
  * net (an overlay network's id), its address on that network on any live
  * node, 0 if none. */
 typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task, const char *net);
-/* The overlay network a service's tasks join (Spec.TaskTemplate.Networks[0]'s
- * id), NULL for the node's bridge. */
-const char *publish_service_network(json_t *svc);
+/* The overlay network a service's tasks join: Spec.TaskTemplate.Networks[0]'s
+ * id; without one, the ingress network (its id, NULL if there is none) for a
+ * service publishing a port in ingress mode, as swarm attaches it; NULL for
+ * the node's bridge. */
+const char *publish_service_network(json_t *svc, const char *ingress);
 /* Whether a service publishes a port in ingress mode (the routing mesh). */
 bool publish_service_meshed(json_t *svc);
 /* A task that takes new connections: observed and desired running, not
@@ -137,10 +139,11 @@ bool publish_task_active(json_t *t);
  * A VIP's backends are its tasks' addresses on the service's overlay network
  * (addr_of with the network) or, for a bridge service, this node's tasks; with
  * mesh (the routing mesh's return path is there), so are an ingress port's.
+ * ingress: the ingress network's id, NULL if there is none.
  * services and tasks as the store has them; containers:
  * [{"Addr": "10.213.0.9" or "", "PortBindings": {"80/tcp": [{"HostPort": "8081"}]}}]. */
 json_t *publish_desired(json_t *services, json_t *tasks, json_t *containers,
-			publish_addr_fn addr_of, void *ctx, bool mesh);
+			publish_addr_fn addr_of, void *ctx, bool mesh, const char *ingress);
 /* The writes that take the data plane from programmed (same form, as last
  * written) to desired: {"Upsert": {key: backends}, "Delete": [key]}. */
 json_t *publish_plan(json_t *desired, json_t *programmed);

@@ -6,6 +6,7 @@
 
 #include "agent/agent.h"
 #include "agent/cluster.h"
+#include "agent/networks.h"
 #include "agent/swarm.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
@@ -84,6 +85,21 @@ static int create_record(struct agent *a, struct shoal_err *err)
 	if (r < 0)
 		return shoal_err_wrap(err, "recording the cluster");
 	log_info("swarm: made cluster %s", id);
+	/* a cluster of nodes (etcd) gets swarm's default ingress network, the
+	 * routing mesh of services without a network of their own (on one node
+	 * they stay on its bridge, where their ports answer anyway) */
+	if (strcmp(a->cfg.store_backend, "etcd") != 0)
+		return 0;
+	_cleanup_(json_decrefp) json_t *body =
+		json_pack("{s:s, s:s, s:b}", "Name", "ingress", "Driver", "overlay", "Ingress", 1);
+	json_t *ret = NULL;
+	struct shoal_err e = {0};
+	if (!body || network_create(a, body, &ret, &e) < 0)
+		log_warn("swarm: making the ingress network: %s (published ports answer from "
+			 "the local tasks of services without a network; `network create "
+			 "--ingress -d overlay ingress` makes it)",
+			 body ? e.msg : "out of memory");
+	json_decref(ret);
 	return 0;
 }
 

@@ -15,6 +15,7 @@ enum {
 	NOPT_GATEWAY,
 	NOPT_ATTACHABLE,
 	NOPT_INTERNAL,
+	NOPT_INGRESS,
 	NOPT_LABEL,
 	NOPT_SCOPE,
 	NOPT_IPV6,
@@ -33,6 +34,8 @@ static int network_create(struct cli_ctx *ctx, int argc, char **argv)
 		 "Enable manual container attachment"},
 		{NOPT_INTERNAL, "internal", 0, CLI_OPT_BOOL, NULL,
 		 "Restrict external access to the network"},
+		{NOPT_INGRESS, "ingress", 0, CLI_OPT_BOOL, NULL,
+		 "Create swarm routing-mesh network"},
 		{'o', "opt", 'o', CLI_OPT_VALUE, "map",
 		 "Set driver specific options (vni=N, mtu=N)"},
 		{NOPT_LABEL, "label", 0, CLI_OPT_VALUE, "list", "Set metadata on a network"},
@@ -71,6 +74,9 @@ static int network_create(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case NOPT_INTERNAL:
 			json_object_set_new(body, "Internal", json_boolean(cli_opts_bool(&p)));
+			break;
+		case NOPT_INGRESS:
+			json_object_set_new(body, "Ingress", json_boolean(cli_opts_bool(&p)));
 			break;
 		case NOPT_IPV6:
 			json_object_set_new(body, "EnableIPv6", json_boolean(cli_opts_bool(&p)));

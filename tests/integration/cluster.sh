@@ -90,10 +90,15 @@ wait "${creates[@]}"
 expect_eq "all 16 created" 16 "$(grep -c '^201$' "$T/netcodes")"
 nets=$(curl -s --unix-socket "$(node_sock 3)" http://shoal/networks | python3 -c '
 import json,sys
-n=[x for x in json.load(sys.stdin) if x["Scope"]=="swarm"]
+n=[x for x in json.load(sys.stdin) if x["Scope"]=="swarm" and not x["Ingress"]]
 print(len(n), len({x["IPAM"]["Config"][0]["Subnet"] for x in n}),
       len({x["Options"]["com.docker.network.driver.overlay.vxlanid_list"] for x in n}))')
 expect_eq "16 networks, 16 subnets, 16 VNIs, seen from the worker" "16 16 16" "$nets"
+ingress=$(curl -s --unix-socket "$(node_sock 3)" http://shoal/networks/ingress | python3 -c '
+import json,sys
+n=json.load(sys.stdin)
+print(n["Ingress"], n["Driver"], n["IPAM"]["Config"][0]["Subnet"])')
+expect_eq "the cluster has swarm's ingress network, the pool's first /24" "True overlay 10.0.0.0/24" "$ingress"
 out=$(curl -s --unix-socket "$(node_sock 3)" -H 'Content-Type: application/json' -d '{"Name":"w","Driver":"overlay"}' http://shoal/networks/create)
 expect_contains "the worker does not create networks" "from a worker node" "$out"
 
@@ -106,9 +111,15 @@ expect_contains "2 on node 1" "$(node_addr 1)=2" "$sum"
 expect_contains "2 on node 2" "$(node_addr 2)=2" "$sum"
 expect_contains "2 on node 3" "$(node_addr 3)=2" "$sum"
 expect_contains "no slot twice" "dupslots=0" "$sum"
-remote_rows() { node_shoal 1 lb ls | grep -c "remote (node"; }
-wait_until 10 eval '[ "$(remote_rows)" -eq 4 ]' &&
-	ok "lb ls on node 1 lists the 4 tasks on other nodes as remote" ||
+# on the ingress network: node 1 balances its port over every task, on every
+# node, through the routing mesh (without the mesh's programs, over its own)
+mesh=$(curl -s --unix-socket "$(node_sock 1)" http://shoal/info | python3 -c '
+import json,sys; print(json.load(sys.stdin)["ShoalOverlay"]["Mesh"]["State"])')
+want=6
+[ "$mesh" = on ] || want=2
+mesh_rows() { node_shoal 1 lb ls | grep -cE '^ +10\.0\.0\.[0-9]+:80 +active'; }
+wait_until 10 eval '[ "$(mesh_rows)" -eq $want ]' &&
+	ok "lb ls on node 1 balances 8080 over $want tasks' ingress addresses (mesh $mesh)" ||
 	fail "lb ls: $(node_shoal 1 lb ls)"
 
 # The managers' node lists come from the store's watches, not a read of every

@@ -37,6 +37,14 @@
 #   the grace the leader gives its records and addresses back; its agent
 #   restarted: the running container recorded again at the same address and
 #   reached again;
+# - the ingress network (made with the cluster): a service without a network
+#   publishing 8091, 2 tasks off node 2, reached at node 2's address from a
+#   non-node with the client's own address seen by both tasks; --network
+#   ingress and run --network ingress refused; network rm ingress refused
+#   while the service exists, done after; without it, a service's port on
+#   node 2 lists its tasks on nodes 1 and 3 as remote, not used; a
+#   replacement made with --ingress --subnet, a second one and an attachable
+#   one refused;
 # - node 2 dead (agent and containers): its endpoints gone from the others;
 # - shoald --teardown removes the devices, the egress table and the filter.
 # Run once more with SHOAL_VXLAN_FILTER=nft: the filter's nftables fallback, up to
@@ -257,10 +265,10 @@ two_up() { [ "$(task_addrs pub | grep -c ' ovl ')" = 2 ]; }
 wait_until 60 two_up || fail "pub: not 2 tasks running: $(task_addrs pub)"
 # a client off the cluster: the etcd namespace, on the underlay
 # (busybox httpd gives the client's address as [::ffff:A.B.C.D])
-mesh_get() { nsenter --net="/run/netns/$ETCD_NS" curl -s --max-time 3 "http://$(node_addr 2):8090/cgi-bin/who" 2>/dev/null | sed 's/\[::ffff:\(.*\)\]/\1/'; }
-mesh_up() { [ -n "$(mesh_get)" ]; }
+mesh_get() { nsenter --net="/run/netns/$ETCD_NS" curl -s --max-time 3 "http://$(node_addr 2):$1/cgi-bin/who" 2>/dev/null | sed 's/\[::ffff:\(.*\)\]/\1/'; }
+mesh_up() { [ -n "$(mesh_get 8090)" ]; }
 wait_until 30 mesh_up || fail "node 2's port 8090 does not answer"
-out=$(for k in $(seq 1 20); do mesh_get; done)
+out=$(for k in $(seq 1 20); do mesh_get 8090; done)
 expect_eq "20 requests to node 2's published port answered" 20 "$(grep -c . <<<"$out")"
 expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
 expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
@@ -269,6 +277,46 @@ mesh_count() { info_json "$1" | python3 -c 'import json,sys; print(json.load(sys
 	ok "nodes 1 and 3 sent the replies back through node 2 ($(mesh_count 1), $(mesh_count 3) packets)" ||
 	fail "the mesh's return path counted nothing on node 1 or 3: $(mesh_count 1) $(mesh_count 3)"
 must "service rm pub" node_shoal 1 service rm pub
+log "the ingress network: a service without a network of its own, published on node 2, served from nodes 1 and 3"
+ingress=$(api_get 3 /networks/ingress)
+expect_contains "every node has swarm's ingress network" '"Ingress": true' "$(python3 -m json.tool <<<"$ingress")"
+out=$(node_shoal 1 service create -d --name ing2 --network ingress -p 8092:80 busybox sleep 1 2>&1)
+expect_contains "a service attached to ingress by name refused" "cannot be explicitly attached to the ingress network" "$out"
+out=$(node_shoal 1 run --rm --network ingress busybox true 2>&1)
+expect_contains "a container on ingress refused" "not manually attachable" "$out"
+must "service create -p 8091:80 without a network, off node 2" node_shoal 1 service create -d \
+	--name meshd --replicas 2 --replicas-max-per-node 1 --constraint "node.id!=$n2_id" \
+	-p 8091:80 busybox sh -c "$who"
+on_ingress() { [ "$(task_addrs meshd | grep -c ' ingress ')" = 2 ]; }
+wait_until 60 on_ingress || fail "meshd: not 2 tasks running on ingress: $(task_addrs meshd)"
+mesh_up() { [ -n "$(mesh_get 8091)" ]; }
+wait_until 30 mesh_up || fail "node 2's port 8091 does not answer"
+out=$(for k in $(seq 1 20); do mesh_get 8091; done)
+expect_eq "20 requests to node 2's port 8091 answered" 20 "$(grep -c . <<<"$out")"
+expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
+expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
+out=$(node_shoal 1 network rm ingress 2>&1)
+expect_contains "network rm ingress refused while meshd publishes a port" "meshd" "$out"
+must "service rm meshd" node_shoal 1 service rm meshd
+# once its tasks are gone, the ingress network can be replaced, as with Docker
+ingress_rm() { node_shoal 1 network rm ingress >/dev/null 2>&1; }
+wait_until 30 ingress_rm || fail "network rm ingress refused after meshd went: $(node_shoal 1 network rm ingress 2>&1)"
+# without an ingress network: tasks on their nodes' bridges, a port answering
+# from a node's own tasks, the others listed as not used
+must "service create -p 8093:80 with no ingress network" node_shoal 1 service create -d \
+	--name nomesh --replicas 2 --replicas-max-per-node 1 --constraint "node.id!=$n2_id" \
+	-p 8093:80 busybox sleep 100000
+remote_rows() { node_shoal 2 lb ls | grep -c "remote (node"; }
+wait_until 60 eval '[ "$(remote_rows)" -eq 2 ]' &&
+	ok "lb ls on node 2 lists nomesh's 2 tasks on other nodes as remote" ||
+	fail "lb ls on node 2: $(node_shoal 2 lb ls)"
+expect_eq "nomesh's tasks on no overlay network" "" "$(task_addrs nomesh)"
+must "service rm nomesh" node_shoal 1 service rm nomesh
+out=$(node_shoal 1 network create -d overlay --ingress --attachable ing-a 2>&1)
+expect_contains "an attachable ingress network refused" "cannot be attachable" "$out"
+must "network create --ingress --subnet" node_shoal 1 network create -d overlay --ingress --subnet 10.81.0.0/24 my-ingress
+out=$(node_shoal 2 network create -d overlay --ingress second-ingress 2>&1)
+expect_contains "a second ingress network refused, naming the first" "my-ingress is the ingress network already" "$out"
 OVL_ID=$(api_get 1 /networks/ovl | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
 must "service rm web" node_shoal 1 service rm web
 must "service rm inside" node_shoal 1 service rm inside
@@ -488,6 +536,9 @@ reaches 1 p1 "$ip_p3" hello-from-p3 && ok "p1 still reaches p3" || fail "p1 no l
 reaches 3 p3 "$ip_p1" hello-from-p1 && ok "p3 still reaches p1" || fail "p3 no longer reaches p1"
 must "removing p3" node_shoal 3 rm -f p3
 must "service rm web" node_shoal 1 service rm web
+must "network prune" node_shoal 1 network prune -f
+expect_contains "network prune leaves the ingress network" '"Ingress": true' \
+	"$(api_get 1 /networks/my-ingress | python3 -m json.tool)"
 
 teardown_check
 finish

@@ -53,6 +53,11 @@ bool overlay_mesh_on(struct agent *a)
 	return false;
 }
 
+const char *overlay_ingress_network(struct agent *a)
+{
+	return NULL;
+}
+
 int publish_alloc_reconcile(struct agent *a, struct shoal_err *err)
 {
 	return 0;
@@ -121,7 +126,7 @@ static const char *want(json_t *desired, const char *key)
 
 static json_t *desired_of(json_t *services, json_t *tasks, json_t *containers)
 {
-	json_t *d = publish_desired(services, tasks, containers, addr_of, NULL, true);
+	json_t *d = publish_desired(services, tasks, containers, addr_of, NULL, true, NULL);
 	assert_non_null(d);
 	return d;
 }
@@ -201,8 +206,8 @@ static void test_vip_overlay(void **state)
 	json_object_set_new(json_object_get(ovl, "Spec"), "TaskTemplate",
 			    J("{\"Networks\":[{\"Target\":\"n1\",\"Aliases\":[\"w\"]}]}"));
 	json_t *br = service("s2", "10.214.0.9", "[]");
-	assert_string_equal(publish_service_network(ovl), "n1");
-	assert_null(publish_service_network(br));
+	assert_string_equal(publish_service_network(ovl, NULL), "n1");
+	assert_null(publish_service_network(br, "ing"));
 	json_t *local = task("s1", "10.77.0.5", "running", "running");
 	json_object_set_new(local, "Ovl", J("{\"n1\":\"10.77.0.5\"}"));
 	json_t *remote = task("s1", NULL, "running", "running");
@@ -261,12 +266,51 @@ static void test_mesh_ports(void **state)
 	json_object_set_new(remote, "Ovl", J("{\"n1\":\"10.77.0.6\"}"));
 	json_t *svcs = json_pack("[o]", ovl);
 	json_t *tasks = json_pack("[o,o]", local, remote);
-	json_t *d = publish_desired(svcs, tasks, NULL, addr_of, NULL, true);
+	json_t *d = publish_desired(svcs, tasks, NULL, addr_of, NULL, true, NULL);
 	assert_string_equal(want(d, "tcp/8090"), "10.77.0.5:80:1,10.77.0.6:80:1,");
 	assert_string_equal(want(d, "tcp/9091"), "10.77.0.5:81:1,");
 	json_decref(d);
-	d = publish_desired(svcs, tasks, NULL, addr_of, NULL, false);
+	d = publish_desired(svcs, tasks, NULL, addr_of, NULL, false, NULL);
 	assert_string_equal(want(d, "tcp/8090"), "10.77.0.5:80:1,");
+	json_decref(d);
+	json_decref(tasks);
+	json_decref(svcs);
+}
+
+/* The ingress network: a service without a network of its own that
+ * publishes a port in ingress mode is on it (its port and its VIP go to its
+ * tasks' addresses there on every node); one with a network stays on that,
+ * one publishing in host mode only and any service when there is no ingress
+ * network stay on the bridge. */
+static void test_ingress_network(void **state)
+{
+	json_t *plain = service("s1", "10.214.0.4", "[{\"TargetPort\":80,\"PublishedPort\":8095}]");
+	json_t *own = service("s2", NULL, "[{\"TargetPort\":80,\"PublishedPort\":8096}]");
+	json_object_set_new(json_object_get(own, "Spec"), "TaskTemplate",
+			    J("{\"Networks\":[{\"Target\":\"n1\"}]}"));
+	json_t *hostonly =
+		service("s3", NULL,
+			"[{\"TargetPort\":80,\"PublishedPort\":9093,\"PublishMode\":\"host\"}]");
+	assert_string_equal(publish_service_network(plain, "ing"), "ing");
+	assert_null(publish_service_network(plain, NULL));
+	assert_string_equal(publish_service_network(own, "ing"), "n1");
+	assert_null(publish_service_network(hostonly, "ing"));
+	json_decref(own);
+	json_decref(hostonly);
+
+	json_t *local = task("s1", "10.0.0.5", "running", "running");
+	json_object_set_new(local, "Ovl", J("{\"ing\":\"10.0.0.5\"}"));
+	json_t *remote = task("s1", NULL, "running", "running");
+	json_object_set_new(remote, "Ovl", J("{\"ing\":\"10.0.0.6\"}"));
+	json_t *svcs = json_pack("[o]", plain);
+	json_t *tasks = json_pack("[o,o]", local, remote);
+	json_t *d = publish_desired(svcs, tasks, NULL, addr_of, NULL, true, "ing");
+	assert_string_equal(want(d, "tcp/8095"), "10.0.0.5:80:1,10.0.0.6:80:1,");
+	assert_string_equal(want(d, "tcp/10.214.0.4/0"), "10.0.0.5:0:1,10.0.0.6:0:1,");
+	json_decref(d);
+	/* no ingress network: this node's tasks */
+	d = publish_desired(svcs, tasks, NULL, addr_of, NULL, true, NULL);
+	assert_string_equal(want(d, "tcp/8095"), "10.0.0.5:80:1,");
 	json_decref(d);
 	json_decref(tasks);
 	json_decref(svcs);
@@ -440,13 +484,10 @@ static void test_host_mode_plan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ingress_backends),
-		cmocka_unit_test(test_vip_and_udp),
-		cmocka_unit_test(test_vip_overlay),
-		cmocka_unit_test(test_mesh_ports),
-		cmocka_unit_test(test_host_mode),
-		cmocka_unit_test(test_containers),
-		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_ingress_backends), cmocka_unit_test(test_vip_and_udp),
+		cmocka_unit_test(test_vip_overlay),	 cmocka_unit_test(test_mesh_ports),
+		cmocka_unit_test(test_ingress_network),	 cmocka_unit_test(test_host_mode),
+		cmocka_unit_test(test_containers),	 cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_host_mode_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
