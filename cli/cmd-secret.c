@@ -50,8 +50,8 @@ static char *b64(const unsigned char *d, size_t n)
 	return out;
 }
 
-/* FILE or "-" (stdin), at most SECRET_READ_MAX + 1 bytes: the daemon names the
- * limit. */
+/* FILE or "-" (stdin), at most SECRET_READ_MAX + 1 bytes (one more says the
+ * data is past the limit). */
 static int read_data(const char *path, unsigned char **ret, size_t *ret_len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -104,6 +104,16 @@ static int create(struct cli_ctx *ctx, const struct kind *k, int argc, char **ar
 	int r = read_data(p.pos[1], &data, &len);
 	if (r < 0) {
 		fprintf(stderr, "Error: reading %s: %s\n", p.pos[1], strerror(-r));
+		cli_opts_done(&p);
+		return 1;
+	}
+	if (len > SECRET_READ_MAX) {
+		/* read no further: the size is past the limit, whatever it is */
+		explicit_bzero(data, len);
+		fprintf(stderr,
+			"Error: %s: more than %d bytes; %s data must be larger than 0 and "
+			"less than %d bytes (500 KB)\n",
+			p.pos[1], SECRET_READ_MAX, k->noun, SECRET_READ_MAX);
 		cli_opts_done(&p);
 		return 1;
 	}

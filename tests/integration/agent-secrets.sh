@@ -92,6 +92,7 @@ head -c 600000 /dev/urandom >"$T/big"
 out=$(shoal secret create big "$T/big" 2>&1)
 expect_eq "too large: refused" 1 $?
 expect_contains "naming the limit" "less than 512000 bytes (500 KB)" "$out"
+expect_contains "saying the file is past it, not its first bytes' size" "big: more than 512000 bytes" "$out"
 out=$(shoal secret create dbpass "$T/secret.txt" 2>&1)
 expect_contains "a taken name: Docker's words" "secret dbpass already exists" "$out"
 out=$(api POST /secrets/create '{"Name":"dup","Data":"eA=="}')
