@@ -93,12 +93,18 @@ python3 -c "import sys; sys.exit(0 if float('$p99') < $PING_P99_MAX_MS else 1)" 
 [ "${last:-0}" -ge 100 ] && ok "$last tasks running" || fail "only ${last:-0} tasks running"
 
 must_get sid "big's id" svc_id big
-tasks_json "$sid" >"$T/tasks1"
-read -r total pending reasoned running < <(python3 -c '
+# the tasks' states once none is between pending and running (on a busy
+# machine the loop above can end with starts still under way)
+snapshot() {
+	tasks_json "$sid" >"$T/tasks1"
+	read -r total pending reasoned running < <(python3 -c '
 import json,sys
 ts=json.load(open(sys.argv[1]))
 pend=[t for t in ts if t["Status"]["State"]=="pending"]
 print(len(ts), len(pend), sum(1 for t in pend if t["Status"].get("Err")), sum(1 for t in ts if t["Status"]["State"]=="running"))' "$T/tasks1")
+	[ $((running + pending)) -eq "$REPLICAS" ]
+}
+wait_until 60 snapshot || log "still moving after 60 s: $running running, $pending pending"
 log "tasks: $total records, $running running, $pending pending ($reasoned with a reason)"
 [ "$total" -le $((REPLICAS + 5 * REPLICAS / 100 + 10)) ] && ok "task records bounded ($total for $REPLICAS replicas)" || fail "$total task records for $REPLICAS replicas"
 [ "$pending" -gt 0 ] && [ "$pending" -eq "$reasoned" ] && ok "every pending task names its reason" || fail "$pending pending, $reasoned with a reason"
