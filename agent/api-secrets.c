@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/cluster.h"
@@ -323,6 +325,35 @@ static void inspect(struct api_req *r, const struct kind *k)
 		api_reply_json(r, 200, shown(o));
 }
 
+/* Whether an update's Data differs from what the secret o holds: 1 or 0, or
+ * -1 with a reply. The docker CLI's stack deploy sends a stack's existing
+ * secrets back whole, their data included; as swarmkit's UpdateSecret, the
+ * same data is no change. A value that cannot be opened here differs. */
+static int sealed_differs(struct api_req *r, json_t *o, json_t *dj)
+{
+	uint8_t *given = NULL, *held = NULL;
+	size_t given_len = 0, held_len = 0;
+	if (!json_is_string(dj) || secrets_b64_decode(json_string_value(dj), json_string_length(dj),
+						      &given, &given_len) < 0) {
+		api_reply_error(r, 400,
+				"Data: not valid base64 (the standard alphabet, with = padding)");
+		return -1;
+	}
+	struct shoal_err err = {0};
+	const char *id = json_string_value(json_object_get(o, "ID")) ?: "";
+	int differs = 1;
+	if (secrets_unseal(r->agent->secrets, id, json_object_get(o, "Sealed"), &held, &held_len,
+			   &err) >= 0)
+		differs = given_len != held_len || CRYPTO_memcmp(given, held, given_len) != 0;
+	explicit_bzero(given, given_len);
+	free(given);
+	if (held)
+		explicit_bzero(held, held_len);
+	free(held);
+	explicit_bzero((char *)json_string_value(dj), json_string_length(dj));
+	return differs;
+}
+
 static void update(struct api_req *r, const struct kind *k)
 {
 	int64_t version;
@@ -344,9 +375,14 @@ static void update(struct api_req *r, const struct kind *k)
 	json_t *spec = json_object_get(o, "Spec");
 	const char *name = json_string_value(json_object_get(body, "Name"));
 	json_t *dj = json_object_get(body, "Data");
-	bool data_changed = k->sealed ? dj && !json_is_null(dj)
-				      : dj && !json_is_null(dj) &&
-						!json_equal(dj, json_object_get(spec, "Data"));
+	bool data_changed = false;
+	if (dj && !json_is_null(dj)) {
+		int d = k->sealed ? sealed_differs(r, o, dj)
+				  : !json_equal(dj, json_object_get(spec, "Data"));
+		if (d < 0)
+			return;
+		data_changed = d;
+	}
 	if (driver_refused(r, body, k))
 		return;
 	if (!name || strcmp(name, json_string_value(json_object_get(spec, "Name")) ?: "") != 0 ||

@@ -1119,12 +1119,21 @@ static void update_defaults(struct update_config *u)
 	};
 }
 
+/* An empty string is the default, as Docker's daemon reads FailureAction and
+ * Order (the docker CLI sends Order "" for a compose update_config without one). */
+static bool empty_string(json_t *o, const char *key)
+{
+	json_t *v = field(o, key);
+	return json_is_string(v) && json_string_length(v) == 0;
+}
+
 static void parse_update(struct pctx *c, json_t *o, struct update_config *u, bool rollback)
 {
 	int v;
 	get_u64(c, o, "Parallelism", &u->parallelism);
 	get_duration(c, o, "Delay", &u->delay_ns);
-	if (get_enum(c, o, "FailureAction", parse_failure_action, &v) > 0) {
+	if (!empty_string(o, "FailureAction") &&
+	    get_enum(c, o, "FailureAction", parse_failure_action, &v) > 0) {
 		if (rollback && v == FAILURE_ROLLBACK) {
 			size_t m = enter(c, "FailureAction");
 			perr(c,
@@ -1149,7 +1158,7 @@ static void parse_update(struct pctx *c, json_t *o, struct update_config *u, boo
 		}
 		leave(c, m);
 	}
-	if (get_enum(c, o, "Order", parse_update_order, &v) > 0)
+	if (!empty_string(o, "Order") && get_enum(c, o, "Order", parse_update_order, &v) > 0)
 		u->order = (enum update_order)v;
 }
 
