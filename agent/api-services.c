@@ -637,15 +637,18 @@ void api_service_delete(struct api_req *r)
 }
 
 /* filters={"service":{"web":true},"node":{...},"desired-state":{"running":true}} */
+/* Whether one of the filter's values (api_filters(): key -> [values]) is v1 or
+ * a prefix of it (4 characters or more: ids), or is v2; no such filter: yes. */
 static bool filter_match(json_t *filters, const char *key, const char *v1, const char *v2)
 {
-	json_t *f = json_object_get(filters, key);
-	if (!f || json_object_size(f) == 0)
+	json_t *vals = json_object_get(filters, key);
+	if (!json_array_size(vals))
 		return true;
-	const char *k;
+	size_t i;
 	json_t *val;
-	json_object_foreach(f, k, val)
+	json_array_foreach(vals, i, val)
 	{
+		const char *k = json_string_value(val);
 		if ((v1 && (strcmp(k, v1) == 0 || (strlen(k) >= 4 && str_has_prefix(v1, k)))) ||
 		    (v2 && strcmp(k, v2) == 0))
 			return true;
@@ -666,55 +669,102 @@ static void task_attachments(struct agent *a, json_t *t)
 		json_decref(att);
 }
 
+/* Whether a task passes GET /tasks' filters (Docker's set). by_id: service
+ * id -> record; nodes: node id -> hostname, when a node filter is given. */
+static bool task_filtered(json_t *filters, json_t *t, json_t *by_id, json_t *nodes)
+{
+	const char *sid = json_string_value(json_object_get(t, "ServiceID"));
+	json_t *svc = sid ? json_object_get(by_id, sid) : NULL;
+	const char *sname =
+		json_string_value(json_object_get(json_object_get(svc, "Spec"), "Name"));
+	const char *nid = json_string_value(json_object_get(t, "NodeID"));
+	/* Docker's task names: SERVICE.SLOT, SERVICE.NODE for a global one */
+	char tname[384];
+	json_int_t slot = json_integer_value(json_object_get(t, "Slot"));
+	if (slot > 0)
+		snprintf(tname, sizeof(tname), "%s.%lld", sname ?: "", (long long)slot);
+	else
+		snprintf(tname, sizeof(tname), "%s.%s", sname ?: "", nid ?: "");
+	if (!filter_match(filters, "service", sid, sname) ||
+	    !filter_match(filters, "node", nid,
+			  nid ? json_string_value(json_object_get(nodes, nid)) : NULL) ||
+	    !filter_match(filters, "desired-state",
+			  json_string_value(json_object_get(t, "DesiredState")), NULL) ||
+	    !filter_match(filters, "id", json_string_value(json_object_get(t, "ID")), NULL) ||
+	    !filter_match(filters, "runtime", "container", NULL))
+		return false;
+	size_t i;
+	json_t *v;
+	bool any = !json_array_size(json_object_get(filters, "name"));
+	json_array_foreach(json_object_get(filters, "name"), i, v) any |=
+		str_has_prefix(tname, json_string_value(v));
+	if (!any)
+		return false;
+	json_array_foreach(json_object_get(filters, "label"), i,
+			   v) if (!api_filter_label(json_object_get(t, "Labels"),
+						    json_string_value(v))) return false;
+	/* _up-to-date: tasks on their service's current spec (what the docker
+	 * CLI's progress waits for), none of a service that is gone */
+	json_array_foreach(json_object_get(filters, "_up-to-date"), i, v)
+	{
+		if (strcmp(json_string_value(v), "true") != 0 &&
+		    strcmp(json_string_value(v), "1") != 0)
+			continue;
+		if (!svc || json_is_true(json_object_get(svc, "Removed")) ||
+		    json_integer_value(
+			    json_object_get(json_object_get(t, "Orch"), "SpecVersion")) !=
+			    json_integer_value(json_object_get(svc, "SpecVersion")))
+			return false;
+	}
+	return true;
+}
+
 void api_task_list(struct api_req *r)
 {
-	json_t *filters = NULL;
-	const char *fq = api_query(r, "filters");
-	if (fq && *fq) {
-		filters = json_loads(fq, 0, NULL);
-		if (!json_is_object(filters)) {
-			json_decref(filters);
-			api_reply_error(
-				r, 400,
-				"filters must be a JSON object like {\"service\":{\"web\":true}}");
-			return;
-		}
-	}
+	static const char *const supported[] = {"_up-to-date", "desired-state", "id",
+						"label",       "name",		"node",
+						"runtime",     "service"};
+	json_t *filters = api_filters(r, supported, ARRAY_SIZE(supported));
+	if (!filters)
+		return;
 	struct shoal_err err = {0};
-	json_t *tasks = NULL, *services = NULL;
+	json_t *tasks = NULL, *services = NULL, *nodes = NULL;
 	if (cluster_list(r->agent, CLUSTER_TASKS, &tasks, &err) < 0 ||
-	    cluster_list(r->agent, CLUSTER_SERVICES, &services, &err) < 0) {
+	    cluster_list(r->agent, CLUSTER_SERVICES, &services, &err) < 0 ||
+	    (json_object_get(filters, "node") &&
+	     cluster_list(r->agent, CLUSTER_NODES, &nodes, &err) < 0)) {
 		json_decref(filters);
 		json_decref(tasks);
+		json_decref(services);
 		api_reply_err(r, &err);
 		return;
 	}
-	json_t *out = json_array();
+	json_t *by_id = json_object(), *hostnames = json_object(), *out = json_array();
 	size_t i;
 	json_t *t;
+	json_array_foreach(services, i, t)
+	{
+		const char *id = json_string_value(json_object_get(t, "ID"));
+		if (id)
+			json_object_set(by_id, id, t);
+	}
+	json_array_foreach(nodes, i, t)
+	{
+		const char *id = json_string_value(json_object_get(t, "ID"));
+		json_t *h = json_object_get(json_object_get(t, "Description"), "Hostname");
+		if (id && json_is_string(h))
+			json_object_set(hostnames, id, h);
+	}
 	json_array_foreach(tasks, i, t)
 	{
-		const char *sid = json_string_value(json_object_get(t, "ServiceID"));
-		const char *sname = NULL;
-		size_t k;
-		json_t *s;
-		json_array_foreach(services, k, s)
-		{
-			if (sid &&
-			    strcmp(json_string_value(json_object_get(s, "ID")) ?: "", sid) == 0)
-				sname = json_string_value(
-					json_object_get(json_object_get(s, "Spec"), "Name"));
-		}
-		if (!filter_match(filters, "service", sid, sname) ||
-		    !filter_match(filters, "node", json_string_value(json_object_get(t, "NodeID")),
-				  NULL) ||
-		    !filter_match(filters, "desired-state",
-				  json_string_value(json_object_get(t, "DesiredState")), NULL) ||
-		    !filter_match(filters, "id", json_string_value(json_object_get(t, "ID")), NULL))
+		if (!task_filtered(filters, t, by_id, hostnames))
 			continue;
 		task_attachments(r->agent, t);
 		json_array_append(out, t);
 	}
+	json_decref(by_id);
+	json_decref(hostnames);
+	json_decref(nodes);
 	json_decref(tasks);
 	json_decref(services);
 	json_decref(filters);

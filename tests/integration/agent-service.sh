@@ -68,6 +68,21 @@ must "updating web to V=2" shoal service update -d --env-add V=2 --update-parall
 wait_until 60 update_state_is web completed && ok "update completed" || fatal "update state: $(update_state web)"
 wait_until 20 task_env_all web 2 && ok "every running task runs the new spec" || fail "tasks not all on V=2"
 wait_until 20 running_is web 2 && ok "still 2 running after the update" || fail "after update: $(count_state web running)"
+# _up-to-date (what the docker CLI's progress waits for): the tasks on the
+# current spec, not the replaced ones kept as history
+q() { python3 -c 'import json,sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+all=$(api GET "/tasks?filters=$(q '{"service":{"web":true}}')" | cut -d' ' -f2-)
+cur=$(api GET "/tasks?filters=$(q '{"service":{"web":true},"_up-to-date":{"true":true}}')" | cut -d' ' -f2-)
+read -r n_all n_v2 same < <(python3 -c '
+import json,sys
+a=json.loads(sys.argv[1]); c=json.loads(sys.argv[2])
+v2={t["ID"] for t in a if "V=2" in (t["Spec"]["ContainerSpec"].get("Env") or [])}
+print(len(a), len(v2), int({t["ID"] for t in c} == v2))' "$all" "$cur")
+[ "$n_all" -gt "$n_v2" ] && [ "$same" = 1 ] && ok "_up-to-date: the $n_v2 tasks on V=2 of $n_all" ||
+	fail "_up-to-date: $n_all tasks, $n_v2 on V=2, the filter's $(echo "$cur" | head -c 300)"
+out=$(api GET "/tasks?filters=$(q '{"bogus":{"x":true}}')")
+expect_eq "an unknown task filter: 400" 400 "${out%% *}"
+expect_contains "naming it" "bogus is not supported" "$out"
 
 log "a failing update rolls back automatically"
 shoal service update -d --args "sh -c 'exit 3'" --update-failure-action rollback \
