@@ -696,13 +696,20 @@ static bool task_filtered(json_t *filters, json_t *t, json_t *by_id, json_t *nod
 	size_t i;
 	json_t *v;
 	bool any = !json_array_size(json_object_get(filters, "name"));
-	json_array_foreach(json_object_get(filters, "name"), i, v) any |=
-		str_has_prefix(tname, json_string_value(v));
+	json_array_foreach(json_object_get(filters, "name"), i, v)
+	{
+		any |= str_has_prefix(tname, json_string_value(v));
+	}
 	if (!any)
 		return false;
-	json_array_foreach(json_object_get(filters, "label"), i,
-			   v) if (!api_filter_label(json_object_get(t, "Labels"),
-						    json_string_value(v))) return false;
+	/* label: the service's labels, as swarm matches a task's service
+	 * annotations (`docker stack ps` finds a stack's tasks so) */
+	json_t *labels = json_object_get(json_object_get(svc, "Spec"), "Labels");
+	json_array_foreach(json_object_get(filters, "label"), i, v)
+	{
+		if (!api_filter_label(labels, json_string_value(v)))
+			return false;
+	}
 	/* _up-to-date: tasks on their service's current spec (what the docker
 	 * CLI's progress waits for), none of a service that is gone */
 	json_array_foreach(json_object_get(filters, "_up-to-date"), i, v)
