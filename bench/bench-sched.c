@@ -47,9 +47,9 @@ static const uint32_t service_sizes[] = {1,   2,   3,	5,    10,   20,	  50,
 					 100, 250, 500, 1000, 2500, 5000, 10000};
 
 static const struct constraint sim_constraints[] = {
-	{(char *)"node.labels.zone", CONSTRAINT_NE, (char *)"z3"},
-	{(char *)"node.role", CONSTRAINT_EQ, (char *)"worker"},
-	{(char *)"node.labels.disk", CONSTRAINT_EQ, (char *)"ssd"},
+	{.key = (char *)"node.labels.zone", .op = CONSTRAINT_NE, .value = (char *)"z3"},
+	{.key = (char *)"node.role", .op = CONSTRAINT_EQ, .value = (char *)"worker"},
+	{.key = (char *)"node.labels.disk", .op = CONSTRAINT_EQ, .value = (char *)"ssd"},
 };
 
 static const int64_t node_cpus[] = {8, 16, 32, 64};

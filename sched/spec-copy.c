@@ -174,6 +174,7 @@ struct service_spec *service_spec_dup(const struct service_spec *s)
 		dt->constraints[i].key = sdup(&fail, st->constraints[i].key);
 		dt->constraints[i].op = st->constraints[i].op;
 		dt->constraints[i].value = sdup(&fail, st->constraints[i].value);
+		dt->constraints[i].text = sdup(&fail, st->constraints[i].text);
 		dt->n_constraints++;
 	}
 	dt->prefs = adup(&fail, st->prefs, st->n_prefs, sizeof(*st->prefs));

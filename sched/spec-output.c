@@ -152,8 +152,11 @@ static json_t *task_json(struct jb *b, const struct task_template *t)
 	if (t->n_constraints) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < t->n_constraints; i++) {
-			char *cs = spec_format_constraint(&t->constraints[i]);
-			if (!cs || json_array_append_new(a, json_string(cs)) < 0)
+			/* as given: the docker CLI removes one by its text */
+			const struct constraint *c = &t->constraints[i];
+			char *cs = c->text ? NULL : spec_format_constraint(c);
+			const char *shown = c->text ? c->text : cs;
+			if (!shown || json_array_append_new(a, json_string(shown)) < 0)
 				b->fail = true;
 			free(cs);
 		}

@@ -333,13 +333,14 @@ int spec_parse_constraint(const char *s, struct constraint *ret, struct shoal_er
 			"\"%.128s\": invalid value \"%.64s\": expected letters, "
 			"digits, spaces and :-_.*()?+[]\\^$|/",
 			s, value);
-	char *k = strdup(key), *v = strdup(value);
-	if (!k || !v) {
+	char *k = strdup(key), *v = strdup(value), *t = strdup(s);
+	if (!k || !v || !t) {
 		free(k);
 		free(v);
+		free(t);
 		return shoal_err_set(err, ENOMEM, "out of memory");
 	}
-	*ret = (struct constraint){.key = k, .op = op, .value = v};
+	*ret = (struct constraint){.key = k, .op = op, .value = v, .text = t};
 	return 0;
 }
 
@@ -349,7 +350,8 @@ void spec_constraint_done(struct constraint *c)
 		return;
 	free(c->key);
 	free(c->value);
-	c->key = c->value = NULL;
+	free(c->text);
+	c->key = c->value = c->text = NULL;
 }
 
 char *spec_format_constraint(const struct constraint *c)

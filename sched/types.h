@@ -50,6 +50,7 @@ struct constraint {
 	char *key;
 	enum constraint_op op;
 	char *value;
+	char *text; /* as given ("node.role == manager"), what the spec shows */
 };
 
 /* Placement preference "spread=node.labels.zone". */

@@ -12,6 +12,12 @@
 
 #include "sched/scheduler.h"
 
+/* a constraint as the parser makes it, without its text */
+#define CONSTRAINT(k, o, v)                         \
+	{                                           \
+		.key = (k), .op = (o), .value = (v) \
+	}
+
 #define GIB (1024ll * 1024 * 1024)
 #define CPU 1000000000ll
 
@@ -192,21 +198,21 @@ static void test_filter_constraints(void **state)
 		const char *expect; /* nodes that match, as "n1n2" */
 	} cases[] = {
 		/* values compare case-insensitively, as SwarmKit's strings.EqualFold */
-		{{"node.labels.zone", CONSTRAINT_EQ, "a"}, "n1"},
-		{{"NODE.LABELS.zone", CONSTRAINT_EQ, "B"}, "n2"},
+		{CONSTRAINT("node.labels.zone", CONSTRAINT_EQ, "a"), "n1"},
+		{CONSTRAINT("NODE.LABELS.zone", CONSTRAINT_EQ, "B"), "n2"},
 		/* a missing label is "": != matches it */
-		{{"node.labels.zone", CONSTRAINT_NE, "a"}, "n2n3"},
+		{CONSTRAINT("node.labels.zone", CONSTRAINT_NE, "a"), "n2n3"},
 		/* label names are case-sensitive */
-		{{"node.labels.disk", CONSTRAINT_EQ, "ssd"}, ""},
-		{{"node.labels.Disk", CONSTRAINT_EQ, "SSD"}, "n1"},
-		{{"node.role", CONSTRAINT_EQ, "manager"}, "n2"},
-		{{"node.role", CONSTRAINT_NE, "Manager"}, "n1n3"},
-		{{"node.hostname", CONSTRAINT_EQ, "N3"}, "n3"},
-		{{"node.id", CONSTRAINT_NE, "n1"}, "n2n3"},
-		{{"node.platform.os", CONSTRAINT_EQ, "Linux"}, "n1n2n3"},
-		{{"node.platform.arch", CONSTRAINT_EQ, "aarch64"}, ""},
-		{{"engine.labels.x", CONSTRAINT_NE, "y"}, "n1n2n3"},
-		{{"node.labels.zone", CONSTRAINT_EQ, "never-seen"}, ""},
+		{CONSTRAINT("node.labels.disk", CONSTRAINT_EQ, "ssd"), ""},
+		{CONSTRAINT("node.labels.Disk", CONSTRAINT_EQ, "SSD"), "n1"},
+		{CONSTRAINT("node.role", CONSTRAINT_EQ, "manager"), "n2"},
+		{CONSTRAINT("node.role", CONSTRAINT_NE, "Manager"), "n1n3"},
+		{CONSTRAINT("node.hostname", CONSTRAINT_EQ, "N3"), "n3"},
+		{CONSTRAINT("node.id", CONSTRAINT_NE, "n1"), "n2n3"},
+		{CONSTRAINT("node.platform.os", CONSTRAINT_EQ, "Linux"), "n1n2n3"},
+		{CONSTRAINT("node.platform.arch", CONSTRAINT_EQ, "aarch64"), ""},
+		{CONSTRAINT("engine.labels.x", CONSTRAINT_NE, "y"), "n1n2n3"},
+		{CONSTRAINT("node.labels.zone", CONSTRAINT_EQ, "never-seen"), ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char svc[16];
@@ -232,8 +238,8 @@ static void test_filter_constraints(void **state)
 	}
 
 	/* several constraints: all must hold; the first failing one is counted */
-	struct constraint two[] = {{"node.labels.zone", CONSTRAINT_NE, ""},
-				   {"node.role", CONSTRAINT_EQ, "manager"}};
+	struct constraint two[] = {CONSTRAINT("node.labels.zone", CONSTRAINT_NE, ""),
+				   CONSTRAINT("node.role", CONSTRAINT_EQ, "manager")};
 	struct sched_request req = {
 		.service_id = "two", .count = 1, .constraints = two, .n_constraints = 2};
 	place(c, &req, &res);
@@ -248,7 +254,7 @@ static void test_filter_constraints(void **state)
 	sched_result_done(&res);
 
 	/* an unknown key is the caller's error, not "no node" */
-	struct constraint bad = {"node.ip", CONSTRAINT_EQ, "10.0.0.1"};
+	struct constraint bad = CONSTRAINT("node.ip", CONSTRAINT_EQ, "10.0.0.1");
 	struct sched_request breq = {
 		.service_id = "bad", .count = 1, .constraints = &bad, .n_constraints = 1};
 	struct shoal_err err = {0};
@@ -266,7 +272,7 @@ static void test_explanation(void **state)
 		{.id = "d", .labels = {"zone=a"}, .avail = NODE_DRAIN},
 	};
 	struct sched_cluster *c = cluster(nodes, 4);
-	struct constraint k = {"node.labels.zone", CONSTRAINT_EQ, "a"};
+	struct constraint k = CONSTRAINT("node.labels.zone", CONSTRAINT_EQ, "a");
 	struct sched_request req = {.service_id = "s",
 				    .count = 2,
 				    .reservations = {.memory_bytes = 2 * GIB},
@@ -686,7 +692,7 @@ static void test_global(void **state)
 		{.id = "e", .labels = {"gpu=yes"}},
 	};
 	struct sched_cluster *c = cluster(nodes, 5);
-	struct constraint k = {"node.labels.gpu", CONSTRAINT_EQ, "yes"};
+	struct constraint k = CONSTRAINT("node.labels.gpu", CONSTRAINT_EQ, "yes");
 	struct sched_request req = {.service_id = "g",
 				    .reservations = {.memory_bytes = 2 * GIB},
 				    .constraints = &k,
@@ -731,7 +737,7 @@ static void test_10k_spread_exact(void **state)
 				  .mem = 256 * GIB};
 		add(c, &t);
 	}
-	struct constraint k = {"node.labels.zone", CONSTRAINT_NE, "z3"};
+	struct constraint k = CONSTRAINT("node.labels.zone", CONSTRAINT_NE, "z3");
 	struct placement_pref pref = {"node.labels.zone"};
 	const uint32_t sizes[] = {1, 7, 250, 9001, 33333};
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {

@@ -558,13 +558,14 @@ static void test_round_trip(void **state)
 		service_spec_free(s2);
 		service_spec_free(d);
 	}
-	/* The normalised forms show: constraints without spaces, capabilities with CAP_. */
+	/* Constraints show as given (the docker CLI removes one by its text);
+	 * capabilities in their normalised form, with CAP_. */
 	struct service_spec *s = parse_ok(full_spec);
 	json_t *j = service_spec_to_json(s);
 	json_t *tt = json_object_get(j, "TaskTemplate");
 	json_t *cons = json_object_get(json_object_get(tt, "Placement"), "Constraints");
-	assert_string_equal(json_string_value(json_array_get(cons, 0)), "node.role==worker");
-	assert_string_equal(json_string_value(json_array_get(cons, 1)), "node.labels.zone!=b");
+	assert_string_equal(json_string_value(json_array_get(cons, 0)), " node.role == worker");
+	assert_string_equal(json_string_value(json_array_get(cons, 1)), "Node.Labels.zone!=b");
 	json_t *caps = json_object_get(json_object_get(tt, "ContainerSpec"), "CapabilityAdd");
 	assert_string_equal(json_string_value(json_array_get(caps, 0)), "CAP_NET_ADMIN");
 	json_decref(j);
@@ -797,6 +798,22 @@ static void test_constraints(void **state)
 			fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].s, err.msg,
 				 bad[i].msg);
 	}
+
+	/* the spec shows a constraint as given (the docker CLI removes one by
+	 * its text), through a copy too */
+	struct service_spec *s = parse_ok("{\"Name\":\"c\",\"TaskTemplate\":{\"ContainerSpec\":"
+					  "{\"Image\":\"busybox\"},\"Placement\":{\"Constraints\":"
+					  "[\"node.role == manager\",\"node.labels.zone!=a\"]}}}");
+	struct service_spec *d = service_spec_dup(s);
+	assert_non_null(d);
+	json_t *j = service_spec_to_json(d);
+	json_t *cons = json_object_get(
+		json_object_get(json_object_get(j, "TaskTemplate"), "Placement"), "Constraints");
+	assert_string_equal(json_string_value(json_array_get(cons, 0)), "node.role == manager");
+	assert_string_equal(json_string_value(json_array_get(cons, 1)), "node.labels.zone!=a");
+	json_decref(j);
+	service_spec_free(d);
+	service_spec_free(s);
 
 	struct placement_pref p = {0};
 	assert_int_equal(spec_parse_placement_pref("spread=node.labels.zone", &p, NULL), 0);
