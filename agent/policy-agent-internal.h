@@ -27,6 +27,7 @@ struct worker;
 #define PA_FILL_WARN_PCT  80  /* an endpoint's or the node's policy map this full: a warning */
 #define PA_FILL_TOP	  5   /* the fullest endpoints /info lists */
 #define PA_FLOW_RECORDS	  16384
+#define PA_FLOW_DRAIN_MS  100		      /* the flow log is read at least this often */
 #define PA_FLOW_MAGIC	  0x31666c616f6873ULL /* "shoalf1" */
 #define PA_FLOW_HEAD	  4096
 #define PA_MAX_FOLLOWERS  64

@@ -1427,10 +1427,18 @@ void policy_agent_init(struct agent *a)
 	if (lb_policy_flowlog_open(pa->lbp, pa_flow_cb, pa, &err) < 0) {
 		log_warn("policy: the flow log is unavailable: %s", err.msg);
 	} else {
+		/* A ring buffer record committed while the reader drains can
+		 * miss its wakeup (libbpf's reader publishes its position
+		 * with a release store only, the producer wakes it only when
+		 * that position equals the record's) and then waits for the
+		 * next one; seen in the cluster tests as a drop absent from
+		 * the log for seconds. Draining on a timeout as well bounds
+		 * that wait. */
+		struct timeval drain = {.tv_sec = 0, .tv_usec = PA_FLOW_DRAIN_MS * 1000};
 		pa->flow_ev = event_new(a->base, lb_policy_flowlog_fd(pa->lbp),
 					EV_READ | EV_PERSIST, pa_flow_ev_cb, pa);
 		if (pa->flow_ev)
-			event_add(pa->flow_ev, NULL);
+			event_add(pa->flow_ev, &drain);
 	}
 	if (a->cgroup_v2[0]) {
 		/* after the load balancer's own (publish_init), which must run first */

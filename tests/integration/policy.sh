@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Network policy on one node: services x, y and z with two tasks each, and two
-# client addresses outside the cluster. For each policy case the probed matrix must equal the one a small
-# oracle below computes from the policies (written here from the model's
+# client addresses outside the cluster. For each policy case the probed
+# matrix must equal the one a small oracle computes from the policies
+# (policy_oracle.py, shared with policy-cluster.sh: written from the model's
 # rules, not from shoal's code). Every pair is probed on TCP 80 and 81 and on
 # UDP 80 and 81 (a datagram answered by a small echo in each task), for more
 # than 40 policy cases. Then: the flow log names the deciding policy
@@ -10,6 +11,7 @@
 # refused naming the field; an agent killed with -9 keeps enforcing while it
 # is away and right after its restart.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/policy-lib.sh"
 node_start
 client_start
 must "a second client address" ip -n "$CLIENT_NS" addr add 10.250.0.3/24 dev "cl${TAG}"
@@ -17,104 +19,9 @@ must "a client route to the bridge" ip -n "$CLIENT_NS" route add 10.213.0.0/16 v
 must "forwarding in the node" in_node sysctl -qw net.ipv4.ip_forward=1
 
 # --- the services ---
-# busybox has no UDP server or client: the tasks' image adds /udptool, a
-# static UDP echo ("udptool serve PORT...") and prober ("udptool probe
-# IP:PORT...": a datagram each from its own socket, all at once, "IP PORT 1|0"
-# per target once answered or after a second).
-cat >"$T/udptool.c" <<'C'
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-#define MAXT 256
-int main(int argc, char **argv)
-{
-	struct pollfd p[MAXT];
-	int n = argc - 2, done[MAXT] = {0};
-	if (argc < 3 || n > MAXT)
-		return 2;
-	for (int i = 0; i < n; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET};
-		char ip[64];
-		p[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
-		p[i].events = POLLIN;
-		if (strcmp(argv[1], "serve") == 0) {
-			a.sin_port = htons((unsigned short)atoi(argv[i + 2]));
-			if (p[i].fd < 0 || bind(p[i].fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-				return 1;
-			continue;
-		}
-		snprintf(ip, sizeof(ip), "%s", argv[i + 2]);
-		char *c = strchr(ip, ':');
-		if (!c)
-			return 2;
-		*c = 0;
-		a.sin_port = htons((unsigned short)atoi(c + 1));
-		inet_pton(AF_INET, ip, &a.sin_addr);
-		/* a refusal (policy at sendmsg, or ICMP) is a 0 at once */
-		if (p[i].fd < 0 || connect(p[i].fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-		    send(p[i].fd, "ping", 4, 0) < 0) {
-			printf("%s %s 0\n", ip, c + 1);
-			done[i] = 1;
-			p[i].fd = -1;
-		}
-	}
-	if (strcmp(argv[1], "serve") == 0) {
-		for (;;) {
-			char buf[512];
-			struct sockaddr_in from;
-			socklen_t len;
-			if (poll(p, (nfds_t)n, -1) < 0)
-				continue;
-			for (int i = 0; i < n; i++) {
-				len = sizeof(from);
-				if (!(p[i].revents & POLLIN))
-					continue;
-				if (recvfrom(p[i].fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) >= 0)
-					sendto(p[i].fd, "ok", 2, 0, (struct sockaddr *)&from, len);
-			}
-		}
-	}
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		long left = 1000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || poll(p, (nfds_t)n, (int)left) <= 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			char buf[16];
-			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLERR)))
-				continue;
-			ssize_t k = recv(p[i].fd, buf, sizeof(buf), 0);
-			char *c = strchr(argv[i + 2], ':');
-			printf("%.*s %s %d\n", (int)(c - argv[i + 2]), argv[i + 2], c + 1,
-			       k == 2 && memcmp(buf, "ok", 2) == 0);
-			done[i] = 1;
-			p[i].fd = -1;
-		}
-	}
-	for (int i = 0; i < n; i++)
-		if (!done[i]) {
-			char *c = strchr(argv[i + 2], ':');
-			printf("%.*s %s 0\n", (int)(c - argv[i + 2]), argv[i + 2], c + 1);
-		}
-	return 0;
-}
-C
-must "building the UDP tool" cc -static -O2 -o "$T/udptool" "$T/udptool.c"
-mkdir -p "$T/img/rootfs" "$T/img/save"
-must "unpacking the test image" tar -C "$T/img/save" -xf "$TEST_IMAGE"
-for l in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))[0]["Layers"]))' "$T/img/save/manifest.json"); do
-	must "unpacking a layer" tar -C "$T/img/rootfs" -xf "$T/img/save/$l"
-done
-must "adding the UDP tool" cp "$T/udptool" "$T/img/rootfs/udptool"
-must "packing the image" tar -C "$T/img/rootfs" -cf "$T/img/udp.tar" .
+# The tasks' image adds /udptool (policy-lib.sh): a UDP echo in each task
+# and the UDP prober.
+policy_image_make
 must "importing busybox-udp:it" shoal image import "$T/img/udp.tar" busybox-udp:it
 SERVE='/udptool serve 80 81 & mkdir -p /tmp/www && echo ok >/tmp/www/index.html && httpd -p 80 -h /tmp/www && exec httpd -f -p 81 -h /tmp/www'
 for s in x:web y:api z:db; do
@@ -186,7 +93,7 @@ probe_all() {
 			# shellcheck disable=SC2086
 			shoal exec "$n" /udptool probe $udp 2>/dev/null |
 				while read -r dip p r; do
-					echo "$n $(task_by_ip "$dip") $p/udp $r"
+					echo "$n $(task_by_ip "$dip") $p $r"
 				done >"$T/probe.$n.udp"
 		) &
 		pids="$pids $!"
@@ -239,90 +146,13 @@ PY
 	rm -f "$T"/probe.*
 }
 
-# The oracle: the expected "SRC DST PORT 1|0" lines for the policies in $1
-# (a JSON array), from the model's rules as the file format describes them.
+# The oracle (policy_oracle.py): the expected "SRC DST PORT 1|0" lines for
+# the policies in $1 (a JSON array), the tasks on the network "bridge" and
+# the two client addresses outside the cluster.
 oracle() {
-	python3 - "$1" "$T/tasks" <<'PY'
-import ipaddress, json, sys
-pols = json.loads(sys.argv[1])
-tasks = [l.split() for l in open(sys.argv[2]) if l.strip()]
-eps = {t[0]: {"ep": True, "addr": t[1], "svc": t[2], "labels": {"role": t[3]}} for t in tasks}
-parties = dict(eps)
-for a in ("10.250.0.2", "10.250.0.3"):
-    parties[a] = {"ep": False, "addr": a}
-
-def selects(p, e):
-    s = p.get("Selector", {})
-    if "Service" in s: return e["svc"] == s["Service"]
-    if "Labels" in s: return all(e["labels"].get(k) == v for k, v in s["Labels"].items())
-    if "Network" in s: return s["Network"] == "bridge"
-    return True
-
-def types(p):
-    return p.get("Types") or (["Ingress"] + (["Egress"] if p.get("Egress") else []))
-
-def in_cidr(addr, c):
-    return ipaddress.ip_address(addr) in ipaddress.ip_network(c)
-
-def peer_ok(peer, q):
-    if "Service" in peer: return q["ep"] and q["svc"] == peer["Service"]
-    if "Labels" in peer: return q["ep"] and all(q["labels"].get(k) == v for k, v in peer["Labels"].items())
-    if "Network" in peer: return q["ep"] and peer["Network"] == "bridge"
-    if "CIDR" in peer:
-        return (not q["ep"] and in_cidr(q["addr"], peer["CIDR"])
-                and not any(in_cidr(q["addr"], x) for x in peer.get("Except", [])))
-    ent = peer.get("Entity")
-    return (ent == "world" and not q["ep"]) or (ent == "cluster" and q["ep"])
-
-def port_ok(rule, port, proto):
-    ps = rule.get("Ports")
-    if not ps: return True
-    for p in ps:
-        if p.get("Protocol", "tcp") != proto: continue
-        lo = p.get("Port", 0)
-        hi = p.get("EndPort", lo)
-        if lo == 0 or lo <= port <= hi: return True
-    return False
-
-def rule_ok(rule, d, q, port):
-    peers = rule.get("From" if d == "Ingress" else "To")
-    return (not peers or any(peer_ok(x, q) for x in peers)) and port_ok(rule, port[0], port[1])
-
-def tier(name, e, d, q, port):
-    """allow, deny, pass or None, as the tier decides"""
-    sel = [p for p in pols if p.get("Tier") == name and selects(p, e) and d in types(p)]
-    for order in sorted({p.get("Order", 0) for p in sel}):
-        answers = []
-        for p in (p for p in sel if p.get("Order", 0) == order):
-            for r in p.get(d, []):
-                if rule_ok(r, d, q, port):
-                    answers.append((r["Action"], p.get("Audit", False)))
-                    break
-        for act in ("deny", "pass", "allow"):
-            hits = [a for a in answers if a[0] == act]
-            if hits:
-                if act == "deny" and all(a[1] for a in hits):
-                    return "allow"      # audit: passed
-                return act
-    return None
-
-def side(e, d, q, port):
-    t = tier("cluster", e, d, q, port)
-    if t in ("allow", "deny"): return t == "allow"
-    svc = [p for p in pols if "Tier" not in p and selects(p, e) and d in types(p)]
-    if svc:
-        if any(rule_ok(r, d, q, port) for p in svc for r in p.get(d, [])): return True
-        return all(p.get("Audit", False) for p in svc)
-    t = tier("baseline", e, d, q, port)
-    return t != "deny"
-
-for sn, s in sorted(parties.items()):
-    for dn, dst in sorted(eps.items()):
-        if sn == dn: continue
-        for port in ((80, "tcp"), (81, "tcp"), (80, "udp"), (81, "udp")):
-            ok = (not s["ep"] or side(s, "Egress", dst, port)) and side(dst, "Ingress", s, port)
-            print("%s %s %d/%s %d" % (sn, dn, port[0], port[1], 1 if ok else 0))
-PY
+	echo "$1" >"$T/oracle.json"
+	awk '{print $1, $2, $3, $4, "bridge"}' "$T/tasks" >"$T/parties"
+	policy_oracle "$T/oracle.json" "$T/parties" --outside 10.250.0.2 --outside 10.250.0.3
 }
 
 metric() { curl -s --unix-socket "$SOCK" http://shoal/metrics | awk -v m="$1" '$1 == m {print $2}'; }
@@ -332,7 +162,7 @@ applied() { [ "$(metric shoal_policy_policies)" = "$1" ] && [ "$(metric shoal_po
 # check_case NAME POLICIES-JSON: the probed matrix equals the oracle's
 check_case() {
 	local name=$1 pols=$2 exp
-	exp=$(oracle "$pols" | sort) || { fail "$name: the oracle failed"; return; }
+	exp=$(oracle "$pols") || { fail "$name: the oracle failed"; return; }
 	probe_all
 	if [ "$(cat "$T/probed")" = "$exp" ]; then
 		ok "$name: $(grep -c ' 1$' "$T/probed") allowed, $(grep -c ' 0$' "$T/probed") denied, as expected"
