@@ -357,8 +357,7 @@ static int image_ensure(struct lb_bench *b, struct shoal_err *err)
 				     "image shoal-bench is not loaded and %s is missing; "
 				     "build target shoal_bench_image or pass --image-tar",
 				     b->image_tar);
-	char *argv[] = {(char *)"load", (char *)"-q", (char *)"-i", b->image_tar, NULL};
-	if (cli_cmd_image_load(b->ctx, 4, argv) != 0)
+	if (bench_image_load(b->ctx, b->image_tar) != 0)
 		return shoal_err_set(err, EIO, "loading %s", b->image_tar);
 	return 0;
 }

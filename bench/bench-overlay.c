@@ -77,20 +77,7 @@ static int image_load(struct bov *b, struct cli_ctx *ctx, struct shoal_err *err)
 				     "%s is missing: build target shoal_bench_image (the image "
 				     "of the bench's HTTP server)",
 				     tar);
-	/* its "Loaded image" line would land in the JSON on stdout */
-	fflush(stdout);
-	int saved = dup(1), nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (saved >= 0 && nul >= 0)
-		dup2(nul, 1);
-	char *argv[] = {(char *)"load", (char *)"-q", (char *)"-i", tar, NULL};
-	int rc = cli_cmd_image_load(ctx, 4, argv);
-	fflush(stdout);
-	if (saved >= 0) {
-		dup2(saved, 1);
-		close(saved);
-	}
-	if (nul >= 0)
-		close(nul);
+	int rc = bench_image_load(ctx, tar);
 	return rc ? shoal_err_set(err, EIO, "loading %s into an agent failed", tar) : 0;
 }
 

@@ -542,30 +542,24 @@ int bench_main(struct cli_ctx *ctx, int argc, char **argv)
 		       "  report      An HTML page of charts from results\n");
 		return argc < 2 ? 1 : 0;
 	}
-	if (strcmp(argv[1], "start") == 0)
-		return bench_start(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "converge") == 0)
-		return bench_converge(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "cluster") == 0)
-		return bench_cluster(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "overlay") == 0)
-		return bench_overlay(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "sched") == 0)
-		return bench_sched(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "policy") == 0)
-		return bench_policy(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "lb") == 0)
-		return bench_lb(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "http") == 0)
-		return bench_http(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "tcp") == 0)
-		return bench_tcp(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "udp") == 0)
-		return bench_udp(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "compare") == 0)
-		return bench_compare(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "report") == 0)
-		return bench_report(ctx, argc - 1, argv + 1);
+	static const struct {
+		const char *name;
+		int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+	} benches[] = {
+		{"start", bench_start},	    {"converge", bench_converge},
+		{"cluster", bench_cluster}, {"overlay", bench_overlay},
+		{"sched", bench_sched},	    {"policy", bench_policy},
+		{"lb", bench_lb},	    {"http", bench_http},
+		{"tcp", bench_tcp},	    {"udp", bench_udp},
+		{"compare", bench_compare}, {"report", bench_report},
+	};
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
+		if (strcmp(argv[1], benches[i].name) != 0)
+			continue;
+		/* what its --help and usage errors name */
+		snprintf(ctx->cmdpath, sizeof(ctx->cmdpath), "shoal bench %s", benches[i].name);
+		return benches[i].run(ctx, argc - 1, argv + 1);
+	}
 	fprintf(stderr, "shoal bench: unknown benchmark %s; see 'shoal bench --help'\n", argv[1]);
 	return 1;
 }

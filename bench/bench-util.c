@@ -201,3 +201,21 @@ void bench_child_prepare(const char *log, const char *netns)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
+
+int bench_image_load(struct cli_ctx *ctx, const char *tar)
+{
+	fflush(stdout);
+	int saved = dup(1), nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (saved >= 0 && nul >= 0)
+		dup2(nul, 1);
+	char *argv[] = {(char *)"load", (char *)"-q", (char *)"-i", (char *)tar, NULL};
+	int rc = cli_cmd_image_load(ctx, 4, argv);
+	fflush(stdout);
+	if (saved >= 0) {
+		dup2(saved, 1);
+		close(saved);
+	}
+	if (nul >= 0)
+		close(nul);
+	return rc;
+}

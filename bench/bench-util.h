@@ -40,6 +40,9 @@ bool bench_num_opt(const struct bench_num_opt *t, size_t n, int o, const char *v
 
 /* "  <fmt>\n" on stderr, unless quiet. */
 void bench_progress(bool quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `image load -q -i TAR` into the agent ctx talks to, its "Loaded image" line
+ * kept off stdout (where a --json result goes). 0, or the command's status. */
+int bench_image_load(struct cli_ctx *ctx, const char *tar);
 
 /* method path (body) on the agent at ctx, which must answer status want; its
  * answer in *ret (may be NULL). -ESRCH without ctx (no agent is up), -EIO
