@@ -19,7 +19,6 @@
 #include "agent/dns.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
-#include "agent/network-ipam.h"
 #include "agent/networks.h"
 #include "agent/overlay-agent.h"
 #include "agent/overlay-ipam.h"
@@ -35,109 +34,7 @@
 #include "overlay/vxlan-ep.h"
 #include "overlay/vxlan.h"
 
-/* Attempts at taking an address before giving up (each one that fails has
- * seen another node take the address it tried). */
-#define OVL_ALLOC_ATTEMPTS 64
-/* Networks one node materialises. */
-#define OVL_NETS_MAX 1024
-/* Endpoint records and addresses of dead nodes the leader gives back in one
- * resync (the rest at the next ones). */
-#define OVL_RECLAIM_MAX 256
-
-struct ovl_plumb {
-	struct ovl_plumb *next;
-	char net[OVL_ID_MAX + 1];
-	char ep_id[OVL_ID_MAX + 1];
-	struct vxlan_ep ep;
-	overlay_ep_done_cb cb;
-	void *arg;
-	int r;
-	struct shoal_err err;
-};
-
-struct ovl_apply {
-	char net[OVL_ID_MAX + 1];
-	char name[OVL_ID_MAX + 1];
-	struct vxlan_net vn;
-	uint32_t subnet; /* network order, with prefixlen: for the mesh's return path */
-	struct vxlan_remote *remotes;
-	struct vxlan_apply_stats st;
-	int r;
-	struct shoal_err err;
-};
-
-struct ovl_remove {
-	char net[OVL_ID_MAX + 1];
-	char bridge[IFNAMSIZ], vxlan[IFNAMSIZ];
-	int r;
-	struct shoal_err err;
-};
-
-struct ovl_job {
-	struct overlay_agent *oa;
-	struct ovl_apply *apply;
-	size_t n_apply;
-	struct ovl_remove *remove;
-	size_t n_remove;
-	struct ovl_plumb *plumbs;
-	bool sweep;
-	int swept;
-	struct shoal_err sweep_err;
-	struct vxlan_masq *masq;
-	size_t n_masq;
-	char *masq_sig; /* what masq says, to skip an unchanged table */
-	bool set_masq;
-	int masq_r;
-	struct shoal_err masq_err;
-	struct in_addr *vteps;
-	size_t n_vteps;
-	bool set_vteps;
-	int vteps_r;
-	struct shoal_err vteps_err;
-	bool stats_ok;
-	struct vxlan_filter_stats stats;
-	/* the routing mesh's return path: host ends of this node's overlay
-	 * containers' veths to hook again (at the first job after a start) */
-	char (*mesh_veths)[IFNAMSIZ];
-	size_t n_mesh_veths;
-	char mesh_err[256]; /* the first hook that failed, for the loop's log */
-};
-
-struct overlay_agent {
-	struct agent *a;
-	struct worker *worker;
-	struct vxlan_ctx *ctx;	     /* the worker's */
-	struct vxlan_filter *filter; /* the worker's once open */
-	char filter_kind[8];
-	char filter_reason[512];
-	char filter_err[512];
-	struct vxlan_filter_stats stats;
-	struct lb_mesh *mesh;  /* the routing mesh's return path (lb.h), NULL: none */
-	char mesh_reason[256]; /* why not */
-	char mesh_logged[256]; /* the last hook error logged */
-	char unavailable[512]; /* why overlay endpoints are refused here ("" if not) */
-	struct in_addr vtep;
-	char underlay[IFNAMSIZ];
-	char netns_dir[4096];
-	bool netns_dir_ready;
-	json_t *nets;	    /* network id -> network object */
-	json_t *eps;	    /* network id -> {endpoint id -> record text} */
-	json_t *ep_index;   /* network id -> {endpoint id -> {"IP", "Node", "Name", "Container"}} */
-	json_t *nodes;	    /* node id -> underlay address */
-	json_t *alive;	    /* node id -> true while its liveness key is there */
-	json_t *reclaimed;  /* dead node id -> true once its addresses were swept */
-	json_t *active;	    /* network id -> {"Bridge", "Vxlan", "MTU", "Name"}: made here */
-	json_t *programmed; /* network id -> {remote address (number) -> true}: in the kernel */
-	json_t *errs;	    /* network id -> the last apply error logged */
-	struct store_watch *w_nets, *w_eps, *w_nodes, *w_alive;
-	bool watch_broken;
-	struct event *kick_ev, *resync_ev;
-	bool started, busy, again, swept;
-	struct ovl_plumb *plumbs; /* for the next job */
-	char *masq_applied;
-	bool vteps_dirty;
-	unsigned long applies, repairs;
-};
+#include "agent/overlay-agent-internal.h"
 
 static struct overlay_agent *oa_of(struct agent *a)
 {
@@ -173,7 +70,7 @@ static void net_event(struct overlay_agent *oa, const struct store_kv *kv, bool 
 	json_decref(j);
 }
 
-static void ep_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
+void oa_ep_event(struct overlay_agent *oa, const struct store_kv *kv, bool put)
 {
 	char net[OVL_ID_MAX + 1], ep[OVL_ID_MAX + 1];
 	if (ovl_key_split(kv->key, OVL_ENDPOINT_PREFIX, net, sizeof(net), ep, sizeof(ep)) < 0)
@@ -245,7 +142,7 @@ static void alive_event(struct overlay_agent *oa, const struct store_kv *kv, boo
 		json_object_del(oa->alive, id);
 }
 
-static bool node_alive(struct overlay_agent *oa, const char *node)
+bool oa_node_alive(struct overlay_agent *oa, const char *node)
 {
 	return json_object_get(oa->alive, node) != NULL;
 }
@@ -265,9 +162,9 @@ static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_
 		apply(oa, &ev[i].kv, ev[i].type == STORE_EVENT_PUT);
 	/* service backends and names on other nodes follow this view: the
 	 * manager's own watch may have seen the change before this one */
-	if (n && (apply == ep_event || apply == alive_event))
+	if (n && (apply == oa_ep_event || apply == alive_event))
 		manager_data_plane_changed(oa->a);
-	if (n && (apply == ep_event || apply == alive_event || apply == net_event))
+	if (n && (apply == oa_ep_event || apply == alive_event || apply == net_event))
 		policy_agent_peers_changed(oa->a);
 	kick(oa);
 }
@@ -279,7 +176,7 @@ static void nets_cb(const struct store_event *ev, size_t n, const struct shoal_e
 
 static void eps_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
 {
-	watch_cb(ev, n, err, u, ep_event);
+	watch_cb(ev, n, err, u, oa_ep_event);
 }
 
 static void nodes_cb(const struct store_event *ev, size_t n, const struct shoal_err *err, void *u)
@@ -330,7 +227,7 @@ static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *
 		struct store_watch **w;
 	} parts[] = {
 		{CLUSTER_NETWORKS, oa->nets, net_event, nets_cb, &oa->w_nets},
-		{OVL_ENDPOINT_PREFIX, oa->eps, ep_event, eps_cb, &oa->w_eps},
+		{OVL_ENDPOINT_PREFIX, oa->eps, oa_ep_event, eps_cb, &oa->w_eps},
 		{CLUSTER_NODES, oa->nodes, node_event, nodes_cb, &oa->w_nodes},
 		{CLUSTER_ALIVE, oa->alive, alive_event, alive_cb, &oa->w_alive},
 	};
@@ -349,314 +246,6 @@ static int ovl_read_all(struct overlay_agent *oa, bool watch, struct shoal_err *
 	oa->vteps_dirty = true;
 	oa->watch_broken = false;
 	return 0;
-}
-
-/* ---- lookups in the view ---- */
-
-static bool ep_lookup(struct overlay_agent *oa, const char *net, const char *ep_id,
-		      struct ovl_endpoint *ret)
-{
-	const char *text = json_string_value(json_object_get(json_object_get(oa->eps, net), ep_id));
-	return text && ovl_endpoint_parse(text, strlen(text), ret, NULL) == 0;
-}
-
-static bool net_lookup(struct overlay_agent *oa, const char *net, struct ovl_network *ret,
-		       struct shoal_err *err)
-{
-	json_t *j = json_object_get(oa->nets, net);
-	if (!j) {
-		shoal_err_set_status(err, 404, ENOENT, "network %s not found", net);
-		return false;
-	}
-	return ovl_network_parse(j, ret, err) == 0;
-}
-
-static void gateway_id(struct overlay_agent *oa, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s%s", OVL_GATEWAY_EP, oa->a->node_id);
-}
-
-/* Local container endpoints on net. */
-static size_t local_containers(struct overlay_agent *oa, const char *net)
-{
-	size_t n = 0;
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(oa->eps, net), k, v)
-	{
-		const char *text = json_string_value(v);
-		struct ovl_endpoint e;
-		if (ovl_endpoint_parse(text, strlen(text), &e, NULL) == 0 &&
-		    e.kind == OVL_EP_CONTAINER && strcmp(e.node, oa->a->node_id) == 0)
-			n++;
-	}
-	return n;
-}
-
-/* Local containers attached to net, whatever the store says: a network
- * whose records were taken back while this node looked dead stays in place
- * under its containers until they are recorded again. */
-static bool local_attached(struct overlay_agent *oa, const char *net)
-{
-	for (struct container *c = oa->a->containers; c; c = c->next)
-		if (c->net_attached && strcmp(c->net_mode, net) == 0)
-			return true;
-	return false;
-}
-
-/* ---- addresses and records in the store ---- */
-
-static void addr_key(char *buf, size_t len, const char *net, struct in_addr ip)
-{
-	char s[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &ip, s, sizeof(s));
-	snprintf(buf, len, "%s%s/%s", OVL_ADDR_PREFIX, net, s);
-}
-
-static void ep_key(char *buf, size_t len, const char *net, const char *ep)
-{
-	snprintf(buf, len, "%s%s/%s", OVL_ENDPOINT_PREFIX, net, ep);
-}
-
-/* Takes a free address of net for owner (create-if-absent per address). */
-static int addr_take(struct overlay_agent *oa, const struct ovl_network *n, const char *owner_ep,
-		     struct in_addr *ret, struct shoal_err *err)
-{
-	struct store *s = oa->a->store;
-	char prefix[256];
-	snprintf(prefix, sizeof(prefix), "%s%s/", OVL_ADDR_PREFIX, n->id);
-	struct store_kvs *kvs = NULL;
-	int r = store_get(s, prefix, true, 0, &kvs, err);
-	if (r < 0)
-		return shoal_err_wrap(err, "reading the addresses of network %s", n->name);
-	size_t cap = kvs->n + OVL_ALLOC_ATTEMPTS, nt = 0;
-	_cleanup_free_ uint32_t *taken = calloc(cap ? cap : 1, sizeof(*taken));
-	if (!taken) {
-		store_kvs_free(kvs);
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < kvs->n; i++) {
-		struct in_addr a;
-		if (inet_pton(AF_INET, kvs->kvs[i].key + strlen(prefix), &a) == 1)
-			taken[nt++] = ntohl(a.s_addr);
-	}
-	store_kvs_free(kvs);
-	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
-	if (!owner)
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	uint32_t hint = ovl_ipam_hint(&n->subnet, owner_ep);
-	for (int attempt = 0; attempt < OVL_ALLOC_ATTEMPTS; attempt++) {
-		uint32_t cand;
-		r = ovl_ipam_pick(&n->subnet, taken, nt, hint, &cand);
-		if (r == -ENOSPC) {
-			char sub[32];
-			struct net_cidr c = {.addr = n->subnet.net, .prefix = n->subnet.prefix};
-			net_cidr_format(&c, sub, sizeof(sub));
-			return shoal_err_set_status(
-				err, 409, ENOSPC,
-				"network %s has no free address left: all %u addresses of %s are in "
-				"use; remove containers from it or use a network with a larger "
-				"subnet",
-				n->name, ovl_subnet_capacity(&n->subnet), sub);
-		}
-		if (r < 0)
-			return shoal_err_set(err, -r, "out of memory");
-		struct in_addr ip = {htonl(cand)};
-		char key[320];
-		addr_key(key, sizeof(key), n->id, ip);
-		struct store_cmp cmp = {
-			.key = key, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ, .num = 0};
-		struct store_op put = {.type = STORE_OP_PUT,
-				       .key = key,
-				       .value = owner,
-				       .value_len = strlen(owner)};
-		struct store_txn_result res = {0};
-		r = store_txn(s, &cmp, 1, &put, 1, NULL, 0, &res, err);
-		bool ok = res.succeeded;
-		store_txn_result_clear(&res);
-		if (r < 0)
-			return shoal_err_wrap(err, "taking an address on network %s", n->name);
-		if (ok) {
-			*ret = ip;
-			return 0;
-		}
-		/* someone else took it meanwhile: the next one */
-		taken[nt++] = cand;
-		hint = cand + 1;
-	}
-	return shoal_err_set_status(err, 503, EAGAIN,
-				    "network %s: no address taken after %d attempts (other nodes "
-				    "took each one first); try again",
-				    n->name, OVL_ALLOC_ATTEMPTS);
-}
-
-/* Deletes the address key while node's endpoint owner_ep holds it. */
-static void addr_release(struct overlay_agent *oa, const char *net, struct in_addr ip,
-			 const char *node, const char *owner_ep)
-{
-	char key[320];
-	addr_key(key, sizeof(key), net, ip);
-	_cleanup_free_ char *owner = ovl_addr_owner(node, owner_ep);
-	if (!owner)
-		return;
-	struct store_cmp cmp = {.key = key,
-				.target = STORE_CMP_VALUE,
-				.op = STORE_CMP_EQ,
-				.value = owner,
-				.value_len = strlen(owner)};
-	struct store_op del = {.type = STORE_OP_DELETE, .key = key};
-	struct store_txn_result res = {0};
-	struct shoal_err err = {0};
-	if (store_txn(oa->a->store, &cmp, 1, &del, 1, NULL, 0, &res, &err) < 0)
-		log_warn("overlay: giving back %s: %s", key, err.msg);
-	store_txn_result_clear(&res);
-}
-
-static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_addr ip,
-			   const char *owner_ep)
-{
-	addr_release(oa, net, ip, oa->a->node_id, owner_ep);
-}
-
-/* Takes that very address for owner_ep of this node: free, or already its. */
-static int addr_claim(struct overlay_agent *oa, const struct ovl_network *n, struct in_addr ip,
-		      const char *owner_ep, struct shoal_err *err)
-{
-	char key[320], s[INET_ADDRSTRLEN];
-	addr_key(key, sizeof(key), n->id, ip);
-	inet_ntop(AF_INET, &ip, s, sizeof(s));
-	_cleanup_free_ char *owner = ovl_addr_owner(oa->a->node_id, owner_ep);
-	if (!owner)
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	struct store_cmp cmp = {.key = key, .target = STORE_CMP_CREATE, .op = STORE_CMP_EQ};
-	struct store_op put = {
-		.type = STORE_OP_PUT, .key = key, .value = owner, .value_len = strlen(owner)};
-	struct store_op get = {.type = STORE_OP_GET, .key = key};
-	struct store_txn_result res = {0};
-	int r = store_txn(oa->a->store, &cmp, 1, &put, 1, &get, 1, &res, err);
-	if (r < 0)
-		return shoal_err_wrap(err, "taking %s on network %s", s, n->name);
-	bool ok = res.succeeded;
-	if (!ok && res.n_gets && res.gets[0].n) {
-		const struct store_kv *kv = &res.gets[0].kvs[0];
-		ok = kv->value_len == strlen(owner) && memcmp(kv->value, owner, kv->value_len) == 0;
-		if (!ok)
-			r = shoal_err_set_status(err, 409, EADDRINUSE,
-						 "%s on network %s is held by %.*s", s, n->name,
-						 (int)kv->value_len, kv->value);
-	} else if (!ok) {
-		r = shoal_err_set_status(err, 503, EAGAIN,
-					 "%s on network %s: taken and given back meanwhile; tried "
-					 "again at the next resync",
-					 s, n->name);
-	}
-	store_txn_result_clear(&res);
-	return ok ? 0 : r;
-}
-
-/* A container's record also carries what network policy judges it by on
- * other nodes: its service and its labels. */
-static char *ep_format_with_labels(struct overlay_agent *oa, const struct ovl_endpoint *e)
-{
-	char *text = ovl_endpoint_format(e);
-	struct container *c = e->kind == OVL_EP_CONTAINER ? container_get(oa->a, e->id) : NULL;
-	json_t *labels = c ? json_object_get(c->config, "Labels") : NULL;
-	if (!text || !json_is_object(labels))
-		return text;
-	json_t *j = json_loads(text, 0, NULL);
-	const char *svc =
-		json_string_value(json_object_get(labels, "com.docker.swarm.service.name"));
-	char *out = NULL;
-	if (j && json_object_set(j, "Labels", labels) == 0 &&
-	    (!svc || json_object_set_new(j, "Service", json_string(svc)) == 0))
-		out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
-	if (!out)
-		return text;
-	free(text);
-	return out;
-}
-
-/* Writes the record and puts it in the view at once (the watch repeats it). */
-static int ep_write(struct overlay_agent *oa, const struct ovl_endpoint *e, struct shoal_err *err)
-{
-	_cleanup_free_ char *text = ep_format_with_labels(oa, e);
-	if (!text)
-		return shoal_err_set(err, ENOMEM, "out of memory");
-	char key[320];
-	ep_key(key, sizeof(key), e->net, e->id);
-	int r = store_put(oa->a->store, key, text, strlen(text), 0, NULL, err);
-	if (r < 0)
-		return shoal_err_wrap(err, "writing endpoint %s", key);
-	struct store_kv kv = {.key = key, .value = text, .value_len = strlen(text)};
-	ep_event(oa, &kv, true);
-	return 0;
-}
-
-static void ep_delete(struct overlay_agent *oa, const struct ovl_endpoint *e)
-{
-	char key[320];
-	ep_key(key, sizeof(key), e->net, e->id);
-	struct shoal_err err = {0};
-	if (store_delete(oa->a->store, key, false, NULL, &err) < 0)
-		log_warn("overlay: removing endpoint record %s: %s", key, err.msg);
-	struct store_kv kv = {.key = key};
-	ep_event(oa, &kv, false);
-	addr_give_back(oa, e->net, e->ip, e->id);
-}
-
-/* An endpoint (a container's, or this node's gateway) with a fresh address. */
-static int ep_new(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
-		  const char *name, enum ovl_ep_kind kind, struct ovl_endpoint *ret,
-		  struct shoal_err *err)
-{
-	struct ovl_endpoint e = {.kind = kind, .vtep = oa->vtep};
-	snprintf(e.id, sizeof(e.id), "%s", ep_id);
-	snprintf(e.net, sizeof(e.net), "%s", n->id);
-	snprintf(e.node, sizeof(e.node), "%s", oa->a->node_id);
-	snprintf(e.name, sizeof(e.name), "%s", name ? name : "");
-	int r = addr_take(oa, n, ep_id, &e.ip, err);
-	if (r < 0)
-		return r;
-	vxlan_mac_from_addr(e.ip, e.mac);
-	if ((r = ep_write(oa, &e, err)) < 0) {
-		addr_give_back(oa, n->id, e.ip, ep_id);
-		return r;
-	}
-	*ret = e;
-	return 0;
-}
-
-static int ep_reclaim_own(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
-			  const char *name, enum ovl_ep_kind kind, struct in_addr ip,
-			  const uint8_t mac[6], struct shoal_err *err);
-
-/* This node's address on n, taken when it has none. */
-static int gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
-			  struct ovl_endpoint *ret, struct shoal_err *err)
-{
-	char gid[OVL_ID_MAX + 1];
-	gateway_id(oa, gid, sizeof(gid));
-	if (ep_lookup(oa, n->id, gid, ret))
-		return 0;
-	/* taken back while this node looked dead, its containers still routing
-	 * through it: that address again, if it is still free */
-	for (struct container *c = oa->a->containers; c; c = c->next) {
-		if (!c->net_attached || !c->gateway.s_addr || strcmp(c->net_mode, n->id) != 0)
-			continue;
-		if (ep_reclaim_own(oa, n, gid, oa->a->hostname, OVL_EP_GATEWAY, c->gateway, NULL,
-				   NULL) == 0 &&
-		    ep_lookup(oa, n->id, gid, ret))
-			return 0;
-		break;
-	}
-	int r = ep_new(oa, n, gid, oa->a->hostname, OVL_EP_GATEWAY, ret, err);
-	if (r == 0) {
-		char ip[INET_ADDRSTRLEN];
-		log_info("overlay: network %s: this node's address %s", n->name,
-			 inet_ntop(AF_INET, &ret->ip, ip, sizeof(ip)));
-	}
-	return r;
 }
 
 /* ---- the worker ---- */
@@ -927,11 +516,11 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 	json_t *eps;
 	json_object_foreach(oa->eps, net, eps)
 	{
-		if (!local_containers(oa, net) && !json_object_get(mesh, net))
+		if (!oa_local_containers(oa, net) && !json_object_get(mesh, net))
 			continue;
 		struct ovl_network n;
 		struct shoal_err err = {0};
-		if (!net_lookup(oa, net, &n, &err)) {
+		if (!oa_net_lookup(oa, net, &n, &err)) {
 			/* removed from the store under its containers: the
 			 * devices stay as they are until the last one goes */
 			continue;
@@ -942,7 +531,7 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 			continue;
 		}
 		struct ovl_endpoint gw;
-		if (gateway_ensure(oa, &n, &gw, &err) < 0) {
+		if (oa_gateway_ensure(oa, &n, &gw, &err) < 0) {
 			log_warn("overlay: network %s: this node's address: %s", n.name, err.msg);
 			continue;
 		}
@@ -988,7 +577,7 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 			 * back) */
 			if (ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
 			    strcmp(e.node, a->node_id) == 0 || e.vtep.s_addr == oa->vtep.s_addr ||
-			    !node_alive(oa, e.node))
+			    !oa_node_alive(oa, e.node))
 				continue;
 			struct vxlan_remote *rm = &ap->remotes[vn->n_remotes++];
 			rm->ip = e.ip;
@@ -1011,7 +600,7 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 		bool wanted = false;
 		for (size_t i = 0; i < j->n_apply && !wanted; i++)
 			wanted = strcmp(j->apply[i].net, id) == 0;
-		if (wanted || local_containers(oa, id) || local_attached(oa, id))
+		if (wanted || oa_local_containers(oa, id) || oa_local_attached(oa, id))
 			continue;
 		struct ovl_remove *rm = &j->remove[j->n_remove++];
 		snprintf(rm->net, sizeof(rm->net), "%s", id);
@@ -1021,9 +610,9 @@ static struct ovl_job *job_build(struct overlay_agent *oa)
 			 json_string_value(json_object_get(act, "Vxlan")));
 		char gid[OVL_ID_MAX + 1];
 		struct ovl_endpoint gw;
-		gateway_id(oa, gid, sizeof(gid));
-		if (ep_lookup(oa, id, gid, &gw))
-			ep_delete(oa, &gw);
+		oa_gateway_id(oa, gid, sizeof(gid));
+		if (oa_ep_lookup(oa, id, gid, &gw))
+			oa_ep_delete(oa, &gw);
 	}
 	json_decref(mesh);
 	j->sweep = !oa->swept;
@@ -1108,9 +697,6 @@ static void kick(struct overlay_agent *oa)
 	event_active(oa->kick_ev, EV_TIMEOUT, 0);
 }
 
-static void reregister(struct overlay_agent *oa);
-static void reclaim_dead(struct overlay_agent *oa);
-
 static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct overlay_agent *oa = arg;
@@ -1121,8 +707,8 @@ static void resync_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	reregister(oa);
-	reclaim_dead(oa);
+	oa_reregister(oa);
+	oa_reclaim_dead(oa);
 	kick(oa);
 }
 
@@ -1196,258 +782,6 @@ int overlay_agent_init(struct agent *a, struct shoal_err *err)
 	return ovl_read_all(oa, false, err);
 }
 
-/* What this node holds in the store that none of its containers uses any
- * more (a start or removal the agent was killed in): given back. */
-static void give_back_unused(struct overlay_agent *oa)
-{
-	struct agent *a = oa->a;
-	unsigned n = 0;
-	const char *net;
-	json_t *eps;
-	void *tmp;
-	json_t *copy = json_deep_copy(oa->eps);
-	json_object_foreach_safe(copy, tmp, net, eps)
-	{
-		bool used = local_containers(oa, net) > 0;
-		const char *k;
-		json_t *v;
-		json_object_foreach(eps, k, v)
-		{
-			const char *text = json_string_value(v);
-			struct ovl_endpoint e;
-			if (ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
-			    strcmp(e.node, a->node_id) != 0)
-				continue;
-			bool keep;
-			if (e.kind == OVL_EP_GATEWAY) {
-				keep = used;
-			} else {
-				struct container *c = container_get(a, e.id);
-				keep = c && c->net_attached && strcmp(c->net_mode, e.net) == 0 &&
-				       c->ip.s_addr == e.ip.s_addr;
-			}
-			if (!keep) {
-				ep_delete(oa, &e);
-				n++;
-			}
-		}
-	}
-	json_decref(copy);
-	/* addresses whose endpoint record never got written */
-	struct store_kvs *kvs = NULL;
-	struct shoal_err err = {0};
-	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
-		log_warn("overlay: reading the overlay addresses: %s", err.msg);
-		return;
-	}
-	for (size_t i = 0; i < kvs->n; i++) {
-		char nid[OVL_ID_MAX + 1], ip[64];
-		struct in_addr in;
-		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, nid, sizeof(nid), ip,
-				  sizeof(ip)) < 0 ||
-		    inet_pton(AF_INET, ip, &in) != 1)
-			continue;
-		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
-		const char *node = json_string_value(json_object_get(o, "Node"));
-		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
-		struct ovl_endpoint e;
-		if (node && owner && strcmp(node, a->node_id) == 0 &&
-		    !(ep_lookup(oa, nid, owner, &e) && e.ip.s_addr == in.s_addr)) {
-			addr_give_back(oa, nid, in, owner);
-			n++;
-		}
-		json_decref(o);
-	}
-	store_kvs_free(kvs);
-	if (n)
-		log_info("overlay: gave back %u addresses and endpoint records no container uses",
-			 n);
-}
-
-/* An endpoint of this node with the address it already uses: claimed back
- * (free, or still its own) and recorded. */
-static int ep_reclaim_own(struct overlay_agent *oa, const struct ovl_network *n, const char *ep_id,
-			  const char *name, enum ovl_ep_kind kind, struct in_addr ip,
-			  const uint8_t mac[6], struct shoal_err *err)
-{
-	struct ovl_endpoint e = {.kind = kind, .vtep = oa->vtep, .ip = ip};
-	snprintf(e.id, sizeof(e.id), "%s", ep_id);
-	snprintf(e.net, sizeof(e.net), "%s", n->id);
-	snprintf(e.node, sizeof(e.node), "%s", oa->a->node_id);
-	snprintf(e.name, sizeof(e.name), "%s", name ? name : "");
-	if (mac)
-		memcpy(e.mac, mac, 6);
-	else
-		vxlan_mac_from_addr(ip, e.mac);
-	int r = addr_claim(oa, n, ip, ep_id, err);
-	return r < 0 ? r : ep_write(oa, &e, err);
-}
-
-/* The running containers of this node with no endpoint record (taken back
- * by the leader while this node was down longer than the grace, or lost):
- * recorded again at the addresses they use, the node's own address on the
- * network first (their default route). An address someone else took
- * meanwhile is logged once: that container is reached by no other node until
- * it is restarted. */
-static void reregister(struct overlay_agent *oa)
-{
-	struct agent *a = oa->a;
-	if (oa->unavailable[0])
-		return;
-	for (struct container *c = a->containers; c; c = c->next) {
-		struct ovl_endpoint e;
-		struct ovl_network n;
-		if (!c->net_attached || c->state != CONTAINER_RUNNING ||
-		    !overlay_net_mode(c->net_mode) || ep_lookup(oa, c->net_mode, c->id, &e) ||
-		    !net_lookup(oa, c->net_mode, &n, NULL))
-			continue;
-		char gid[OVL_ID_MAX + 1];
-		struct shoal_err err = {0};
-		gateway_id(oa, gid, sizeof(gid));
-		if (!ep_lookup(oa, n.id, gid, &e) &&
-		    ep_reclaim_own(oa, &n, gid, a->hostname, OVL_EP_GATEWAY, c->gateway, NULL,
-				   &err) < 0) {
-			log_warn("overlay: network %s: this node's address again: %s", n.name,
-				 err.msg);
-			continue;
-		}
-		err = (struct shoal_err){0};
-		int r = ep_reclaim_own(oa, &n, c->id, c->name, OVL_EP_CONTAINER, c->ip, c->mac,
-				       &err);
-		const char *last = json_string_value(json_object_get(oa->errs, c->id));
-		if (r < 0 && (!last || strcmp(last, err.msg) != 0)) {
-			log_warn("overlay: container %.12s (%s) on network %s: not recorded again: "
-				 "%s; no other node reaches it until it is restarted",
-				 c->id, c->name, n.name, err.msg);
-			json_object_set_new(oa->errs, c->id, json_string(err.msg));
-		} else if (r == 0) {
-			char ip[INET_ADDRSTRLEN];
-			log_info("overlay: container %.12s (%s) on network %s recorded again at %s",
-				 c->id, c->name, n.name,
-				 inet_ntop(AF_INET, &c->ip, ip, sizeof(ip)));
-			json_object_del(oa->errs, c->id);
-		}
-	}
-}
-
-/* How long a dead node's endpoint records and addresses are kept: a few
- * lease TTLs, so that a node cut off for a moment (a partition, its agent
- * restarted late) comes back with its containers' addresses, while a node
- * that is gone frees its part of the subnets soon after its tasks have been
- * placed elsewhere. */
-static int64_t reclaim_grace_ns(struct agent *a)
-{
-	return (int64_t)OVERLAY_RECLAIM_TTLS * (a->cfg.node_ttl_s > 0 ? a->cfg.node_ttl_s : 5) *
-	       1000000000LL;
-}
-
-static bool dead_past_grace(struct overlay_agent *oa, const char *node, int64_t now)
-{
-	if (strcmp(node, oa->a->node_id) == 0 || node_alive(oa, node))
-		return false;
-	int64_t since = membership_down_since(oa->a, node);
-	return since > 0 && now - since >= reclaim_grace_ns(oa->a);
-}
-
-/* On the leader: the records and addresses of nodes dead for longer than the
- * grace, given back (compare-and-swap on what was read: a node that came back
- * and wrote them again keeps them). */
-static void reclaim_dead(struct overlay_agent *oa)
-{
-	struct agent *a = oa->a;
-	if (!membership_is_leader(a))
-		return;
-	int64_t now = now_ns();
-	unsigned n = 0;
-	json_t *copy = json_deep_copy(oa->eps);
-	const char *net;
-	json_t *eps;
-	json_object_foreach(copy, net, eps)
-	{
-		const char *k;
-		json_t *v;
-		json_object_foreach(eps, k, v)
-		{
-			const char *text = json_string_value(v);
-			struct ovl_endpoint e;
-			if (n >= OVL_RECLAIM_MAX ||
-			    ovl_endpoint_parse(text, strlen(text), &e, NULL) < 0 ||
-			    !dead_past_grace(oa, e.node, now))
-				continue;
-			char key[320];
-			ep_key(key, sizeof(key), e.net, e.id);
-			struct store_cmp cmp = {.key = key,
-						.target = STORE_CMP_VALUE,
-						.op = STORE_CMP_EQ,
-						.value = text,
-						.value_len = strlen(text)};
-			struct store_op del = {.type = STORE_OP_DELETE, .key = key};
-			struct store_txn_result res = {0};
-			struct shoal_err err = {0};
-			if (store_txn(a->store, &cmp, 1, &del, 1, NULL, 0, &res, &err) < 0) {
-				log_warn("overlay: removing %s of a dead node: %s", key, err.msg);
-			} else if (res.succeeded) {
-				addr_release(oa, e.net, e.ip, e.node, e.id);
-				struct store_kv kv = {.key = key};
-				ep_event(oa, &kv, false);
-				log_info(
-					"overlay: endpoint %.12s (%s) of node %.12s, down for more "
-					"than %lld s, given back",
-					e.id, e.name, e.node,
-					(long long)(reclaim_grace_ns(a) / 1000000000LL));
-				n++;
-			}
-			store_txn_result_clear(&res);
-		}
-	}
-	json_decref(copy);
-	/* addresses of dead nodes whose record never got written: one sweep
-	 * per death */
-	bool sweep = false;
-	const char *nid;
-	json_t *addr;
-	json_object_foreach(oa->nodes, nid, addr)
-	{
-		if (dead_past_grace(oa, nid, now) && !json_object_get(oa->reclaimed, nid))
-			sweep = true;
-	}
-	/* with no overlay network there is no address to give back (a network's
-	 * go with it) */
-	if (!sweep || n >= OVL_RECLAIM_MAX || !json_object_size(oa->nets))
-		return;
-	struct store_kvs *kvs = NULL;
-	struct shoal_err err = {0};
-	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
-		log_warn("overlay: reading the overlay addresses: %s", err.msg);
-		return;
-	}
-	for (size_t i = 0; i < kvs->n && n < OVL_RECLAIM_MAX; i++) {
-		char net_id[OVL_ID_MAX + 1], ip[64];
-		struct in_addr in;
-		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, net_id, sizeof(net_id), ip,
-				  sizeof(ip)) < 0 ||
-		    inet_pton(AF_INET, ip, &in) != 1)
-			continue;
-		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
-		const char *node = json_string_value(json_object_get(o, "Node"));
-		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
-		struct ovl_endpoint e;
-		if (node && owner && dead_past_grace(oa, node, now) &&
-		    !ep_lookup(oa, net_id, owner, &e)) {
-			addr_release(oa, net_id, in, node, owner);
-			n++;
-		}
-		json_decref(o);
-	}
-	store_kvs_free(kvs);
-	if (n < OVL_RECLAIM_MAX)
-		json_object_foreach(oa->nodes, nid, addr)
-		{
-			if (dead_past_grace(oa, nid, now))
-				json_object_set_new(oa->reclaimed, nid, json_true());
-		}
-}
-
 void overlay_agent_start(struct agent *a)
 {
 	struct overlay_agent *oa = oa_of(a);
@@ -1459,8 +793,8 @@ void overlay_agent_start(struct agent *a)
 			 OVERLAY_RESYNC_S);
 		oa->watch_broken = true;
 	}
-	give_back_unused(oa);
-	reregister(oa);
+	oa_give_back_unused(oa);
+	oa_reregister(oa);
 	/* SHOAL_VXLAN_FILTER=nft: the fallback, as if the program did not load */
 	const char *want = getenv("SHOAL_VXLAN_FILTER");
 	bool bad_want = want && *want && strcmp(want, "bpf") != 0 && strcmp(want, "nft") != 0;
@@ -1650,7 +984,7 @@ int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, con
 	if (oa->unavailable[0])
 		return shoal_err_set_status(err, 503, ENODEV, "%s", oa->unavailable);
 	struct ovl_network n;
-	if (!net_lookup(oa, net_id, &n, err)) {
+	if (!oa_net_lookup(oa, net_id, &n, err)) {
 		/* the watch may lag a network just made: ask the store */
 		json_t *j = NULL;
 		char key[256];
@@ -1661,17 +995,17 @@ int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, con
 			return r;
 		json_object_del(j, "Version");
 		json_object_set_new(oa->nets, net_id, j);
-		if (!net_lookup(oa, net_id, &n, err))
+		if (!oa_net_lookup(oa, net_id, &n, err))
 			return -(err->code ? err->code : EINVAL);
 	}
 	struct ovl_endpoint gw, e;
-	int r = gateway_ensure(oa, &n, &gw, err);
+	int r = oa_gateway_ensure(oa, &n, &gw, err);
 	if (r < 0)
 		return shoal_err_wrap(err, "network %s: this node's address on it", n.name);
 	struct ovl_endpoint old;
-	if (ep_lookup(oa, n.id, ep_id, &old))
-		ep_delete(oa, &old); /* a start before that never released */
-	if ((r = ep_new(oa, &n, ep_id, name, OVL_EP_CONTAINER, &e, err)) < 0)
+	if (oa_ep_lookup(oa, n.id, ep_id, &old))
+		oa_ep_delete(oa, &old); /* a start before that never released */
+	if ((r = oa_ep_new(oa, &n, ep_id, name, OVL_EP_CONTAINER, &e, err)) < 0)
 		return r;
 	struct overlay_ep_info info = {.ip = e.ip, .gateway = gw.ip, .prefixlen = n.subnet.prefix};
 	memcpy(info.mac, e.mac, 6);
@@ -1688,7 +1022,7 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 	struct ovl_plumb *p = calloc(1, sizeof(*p));
 	struct shoal_err err = {0};
 	struct ovl_endpoint e;
-	if (!p || !oa || !ep_lookup(oa, net_id, ep_id, &e)) {
+	if (!p || !oa || !oa_ep_lookup(oa, net_id, ep_id, &e)) {
 		shoal_err_set(&err, p ? ENOENT : ENOMEM, "endpoint %.12s on network %.12s: %s",
 			      ep_id, net_id, p ? "no record of it" : "out of memory");
 		free(p);
@@ -1696,7 +1030,7 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 		return;
 	}
 	struct ovl_network n;
-	if (!net_lookup(oa, net_id, &n, &err)) {
+	if (!oa_net_lookup(oa, net_id, &n, &err)) {
 		free(p);
 		cb(-(err.code ? err.code : EINVAL), &err, arg);
 		return;
@@ -1758,8 +1092,8 @@ json_t *overlay_ep_attachments(struct agent *a, const char *ep_id)
 	{
 		struct ovl_endpoint e;
 		struct ovl_network n;
-		if (!json_object_get(eps, ep_id) || !ep_lookup(oa, net, ep_id, &e) ||
-		    !net_lookup(oa, net, &n, NULL))
+		if (!json_object_get(eps, ep_id) || !oa_ep_lookup(oa, net, ep_id, &e) ||
+		    !oa_net_lookup(oa, net, &n, NULL))
 			continue;
 		json_t *att = ovl_attachment(
 			&n, json_object_get(json_object_get(oa->nets, net), "Labels"), e.ip);
@@ -1783,14 +1117,14 @@ void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id)
 	if (vxlan_ep_unplumb(path, ifname, &err) < 0)
 		log_warn("overlay: endpoint %.12s: %s", ep_id, err.msg);
 	struct ovl_endpoint e;
-	if (ep_lookup(oa, net_id, ep_id, &e))
-		ep_delete(oa, &e);
+	if (oa_ep_lookup(oa, net_id, ep_id, &e))
+		oa_ep_delete(oa, &e);
 	kick(oa);
 }
 
 static bool ep_node_live(struct overlay_agent *oa, const char *node)
 {
-	return node && (strcmp(node, oa->a->node_id) == 0 || node_alive(oa, node));
+	return node && (strcmp(node, oa->a->node_id) == 0 || oa_node_alive(oa, node));
 }
 
 struct in_addr overlay_ep_addr(struct agent *a, const char *net_id, const char *ep_id)
