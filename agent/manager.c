@@ -13,6 +13,7 @@
 #include "agent/cluster.h"
 #include "agent/events.h"
 #include "agent/executor.h"
+#include "agent/manager-internal.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
 #include "agent/publish.h"
@@ -106,6 +107,12 @@ static struct manager *mgr(struct agent *a)
 	return a->manager;
 }
 
+struct task_cache *mgr_task_cache(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	return m ? m->tc : NULL;
+}
+
 /* ---- the task cache ---- */
 
 static const char *sid_of(json_t *t)
@@ -113,7 +120,7 @@ static const char *sid_of(json_t *t)
 	return json_string_value(json_object_get(t, "ServiceID")) ?: "";
 }
 
-static int64_t task_rev(json_t *t)
+int64_t mgr_task_rev(json_t *t)
 {
 	return json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
 }
@@ -148,9 +155,9 @@ static void cache_put(struct manager *m, const char *id, json_t *rec)
 	json_object_set(set, id, rec);
 	json_object_set_new(m->tasks, id, rec);
 	json_t *own = json_object_get(m->reports, id);
-	if (own && task_rev(own) <= task_rev(rec))
+	if (own && mgr_task_rev(own) <= mgr_task_rev(rec))
 		json_object_del(m->reports, id);
-	if (task_cache_put(m->tc, id, rec, task_rev(rec)) < 0)
+	if (task_cache_put(m->tc, id, rec, mgr_task_rev(rec)) < 0)
 		log_warn("manager: task %s: out of memory for the task cache", id);
 }
 
@@ -314,11 +321,11 @@ static bool task_known(struct manager *m, const char *id, json_t **ret, int64_t 
 {
 	struct task_entry *e = m ? task_cache_get(m->tc, id) : NULL;
 	json_t *own = m ? json_object_get(m->reports, id) : NULL;
-	json_t *src = own && (!e || task_rev(own) > e->rev) ? own : e ? e->rec : NULL;
+	json_t *src = own && (!e || mgr_task_rev(own) > e->rev) ? own : e ? e->rec : NULL;
 	if (!src)
 		return false;
 	*ret = json_deep_copy(src);
-	*ret_rev = src == own ? task_rev(own) : e->rev;
+	*ret_rev = src == own ? mgr_task_rev(own) : e->rev;
 	return *ret != NULL;
 }
 
@@ -360,284 +367,6 @@ int task_observe(struct agent *a, const char *task_id, enum task_state state, co
 	return -EAGAIN;
 }
 
-/* ---- nodes ---- */
-
-/* The node records, each with its liveness as its state: the membership's
- * cache, kept from the store's watches, not a read of every record. */
-static int nodes_load(struct agent *a, json_t **ret, struct shoal_err *err)
-{
-	json_t *nodes = membership_nodes(a);
-	if (!nodes)
-		return shoal_err_set(err, ENOMEM, "the node list is not available");
-	*ret = json_incref(nodes);
-	return 0;
-}
-
-static enum node_availability node_avail(json_t *n)
-{
-	const char *s =
-		json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
-	if (s && strcmp(s, "pause") == 0)
-		return NODE_PAUSE;
-	if (s && strcmp(s, "drain") == 0)
-		return NODE_DRAIN;
-	return NODE_ACTIVE;
-}
-
-/* The scheduler's view of the cluster: nodes, and the tasks holding resources
- * (but except_sid's). */
-static struct sched_cluster *build_cluster(struct agent *a, json_t *nodes, struct task_cache *tc,
-					   const char *except_sid, uint64_t *ret_sig)
-{
-	/* what placement depends on: the nodes (their versions, this one's
-	 * limit) and the tasks holding resources */
-	uint64_t sig = 1469598103934665603ull, holders = 0;
-#define SIG_ADD(v) (sig = (sig ^ (uint64_t)(v)) * 1099511628211ull)
-	struct sched_cluster *cl = sched_cluster_new();
-	if (!cl)
-		return NULL;
-	size_t i;
-	json_t *n;
-	json_array_foreach(nodes, i, n)
-	{
-		json_t *desc = json_object_get(n, "Description");
-		json_t *lab = json_object_get(json_object_get(n, "Spec"), "Labels");
-		char **labels = calloc(json_object_size(lab) + 1, sizeof(char *));
-		size_t k = 0;
-		const char *lk;
-		json_t *lv;
-		json_object_foreach(lab, lk, lv)
-		{
-			if (asprintf(&labels[k], "%s=%s", lk, json_string_value(lv) ?: "") >= 0)
-				k++;
-		}
-		const char *role =
-			json_string_value(json_object_get(json_object_get(n, "Spec"), "Role"));
-		struct sched_node_desc d = {
-			.id = json_string_value(json_object_get(n, "ID")),
-			.hostname = json_string_value(json_object_get(desc, "Hostname")),
-			.role = role && strcmp(role, "worker") == 0 ? NODE_WORKER : NODE_MANAGER,
-			.os = "linux",
-			.arch = json_string_value(
-				json_object_get(json_object_get(desc, "Platform"), "Architecture")),
-			.labels = (const char *const *)labels,
-			.availability = node_avail(n),
-			.ready = strcmp(json_string_value(json_object_get(
-						json_object_get(n, "Status"), "State"))
-						?: "",
-					"ready") == 0,
-			.total = {.nano_cpus = json_integer_value(json_object_get(
-					  json_object_get(desc, "Resources"), "NanoCPUs")),
-				  .memory_bytes = json_integer_value(json_object_get(
-					  json_object_get(desc, "Resources"), "MemoryBytes"))},
-		};
-		/* this node's own limit, as it stands now; other nodes' are theirs */
-		if (d.id && strcmp(d.id, a->node_id) == 0)
-			d.max_tasks = executor_task_capacity(a);
-		SIG_ADD(task_rev(n));
-		SIG_ADD(d.max_tasks);
-		SIG_ADD(d.ready);
-		if (d.id)
-			sched_cluster_add_node(cl, &d, NULL);
-		strv_free(labels);
-	}
-	/* one node lookup per run of tasks on the same node */
-	const char *last_node = NULL;
-	int idx = -1;
-	for (struct task_entry *e = task_cache_holding(tc); e; e = e->onext) {
-		if (except_sid && strcmp(e->svc->id, except_sid) == 0)
-			continue;
-		if (!last_node || strcmp(last_node, e->node_id) != 0) {
-			idx = sched_cluster_find_node(cl, e->node_id);
-			last_node = e->node_id;
-		}
-		if (idx < 0)
-			continue;
-		struct sched_task st_ = {.service_id = e->svc->id, .reservations = e->reservations};
-		sched_cluster_add_task(cl, (uint32_t)idx, &st_, NULL);
-		/* which task holds what where, in any order (a task's state
-		 * moving on its node changes nothing here) */
-		uint64_t h = 1469598103934665603ull;
-		for (const char *p = e->id; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		h ^= (uint64_t)idx * 0x9e3779b97f4a7c15ull;
-		h ^= (uint64_t)e->reservations.nano_cpus * 0xc2b2ae3d27d4eb4full;
-		h ^= (uint64_t)e->reservations.memory_bytes * 0x165667b19e3779f9ull;
-		holders += h ^ (h >> 31);
-	}
-	SIG_ADD(holders);
-#undef SIG_ADD
-	if (ret_sig)
-		*ret_sig = sig;
-	return cl;
-}
-
-static void request_from_spec(const char *sid, const struct service_spec *spec, uint32_t count,
-			      struct sched_request *req)
-{
-	memset(req, 0, sizeof(*req));
-	req->service_id = sid;
-	req->count = count;
-	req->reservations = spec->task.reservations;
-	req->constraints = spec->task.constraints;
-	req->n_constraints = spec->task.n_constraints;
-	req->prefs = spec->task.prefs;
-	req->n_prefs = spec->task.n_prefs;
-	req->max_replicas = spec->task.max_replicas;
-	req->ports = spec->ports;
-	req->n_ports = spec->n_ports;
-}
-
-static struct service_spec *parse_spec(json_t *spec_json)
-{
-	struct service_spec *spec = NULL;
-	if (service_spec_from_json(spec_json, &spec, NULL) < 0)
-		return NULL;
-	return spec;
-}
-
-int manager_plan(struct agent *a, const char *service_id, const struct service_spec *spec,
-		 json_t **ret, struct shoal_err *err)
-{
-	json_t *nodes = NULL;
-	if (!mgr(a))
-		return shoal_err_set(err, EAGAIN, "the manager is not running");
-	if (nodes_load(a, &nodes, err) < 0)
-		return -EIO;
-	/* the service's own tasks would be replaced: they hold nothing in the plan */
-	struct sched_cluster *cl = build_cluster(a, nodes, mgr(a)->tc, service_id, NULL);
-	json_t *plan = json_array();
-	int r = 0;
-	if (spec->mode == SERVICE_GLOBAL) {
-		struct sched_request req;
-		request_from_spec(service_id, spec, 1, &req);
-		req.dry_run = true;
-		size_t i;
-		json_t *n;
-		json_array_foreach(nodes, i, n)
-		{
-			const char *id = json_string_value(json_object_get(n, "ID"));
-			int idx = sched_cluster_find_node(cl, id);
-			struct shoal_err e = {0};
-			if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &e) == 0)
-				json_array_append_new(
-					plan, json_pack("{s:s, s:s}", "NodeID", id, "NodeHostname",
-							json_string_value(json_object_get(
-								json_object_get(n, "Description"),
-								"Hostname"))
-								?: ""));
-			else
-				json_array_append_new(plan, json_pack("{s:s, s:s}", "NodeID", id,
-								      "Unplaced", e.msg));
-		}
-	} else {
-		struct sched_request req;
-		request_from_spec(service_id, spec, (uint32_t)spec->replicas, &req);
-		req.dry_run = true;
-		struct sched_result res = {0};
-		r = sched_place(cl, &req, &res, err);
-		for (uint32_t i = 0; r >= 0 && i < res.count; i++) {
-			if (res.nodes[i] < 0) {
-				json_array_append_new(
-					plan, json_pack("{s:I, s:s}", "Slot", (json_int_t)i + 1,
-							"Unplaced",
-							res.explanation ?: "no suitable node"));
-				continue;
-			}
-			const char *nid = sched_cluster_node_id(cl, (uint32_t)res.nodes[i]);
-			const char *hn = "";
-			size_t k;
-			json_t *n;
-			json_array_foreach(nodes, k, n)
-			{
-				if (strcmp(json_string_value(json_object_get(n, "ID")) ?: "",
-					   nid) == 0)
-					hn = json_string_value(json_object_get(
-						     json_object_get(n, "Description"), "Hostname"))
-						     ?: "";
-			}
-			json_array_append_new(plan, json_pack("{s:I, s:s, s:s}", "Slot",
-							      (json_int_t)i + 1, "NodeID", nid,
-							      "NodeHostname", hn));
-		}
-		sched_result_done(&res);
-	}
-	sched_cluster_free(cl);
-	json_decref(nodes);
-	if (r < 0) {
-		json_decref(plan);
-		return r;
-	}
-	*ret = plan;
-	return 0;
-}
-
-void manager_service_status(struct agent *a, json_t *svc)
-{
-	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
-	json_t *tasks = manager_service_tasks(a, sid);
-	json_int_t running = 0, desired = 0, completed = 0;
-	const char *i;
-	json_t *t;
-	json_object_foreach(tasks, i, t)
-	{
-		const char *ds = json_string_value(json_object_get(t, "DesiredState")) ?: "";
-		const char *st =
-			json_string_value(json_object_get(json_object_get(t, "Status"), "State"))
-				?: "";
-		if (strcmp(ds, "running") == 0) {
-			desired++;
-			if (strcmp(st, "running") == 0)
-				running++;
-		}
-		if (strcmp(st, "complete") == 0)
-			completed++;
-	}
-	json_t *spec = json_object_get(svc, "Spec");
-	json_t *rep = json_object_get(json_object_get(spec, "Mode"), "Replicated");
-	if (rep)
-		desired = json_integer_value(json_object_get(rep, "Replicas"));
-	json_object_set_new(svc, "ServiceStatus",
-			    json_pack("{s:I, s:I, s:I}", "RunningTasks", running, "DesiredTasks",
-				      desired, "CompletedTasks", completed));
-	/* Docker's Endpoint, with the data plane's counters per published port */
-	json_t *eps = json_object_get(spec, "EndpointSpec");
-	json_t *ports = json_object_get(eps, "Ports");
-	if (json_array_size(ports)) {
-		json_t *out = json_array();
-		size_t k;
-		json_t *pc;
-		json_array_foreach(ports, k, pc)
-		{
-			json_t *e = json_deep_copy(pc);
-			const char *pr = json_string_value(json_object_get(pc, "Protocol"));
-			json_t *stats = publish_port_stats(
-				a, pr && strcmp(pr, "udp") == 0 ? 17 : 6,
-				(int)json_integer_value(json_object_get(pc, "PublishedPort")));
-			if (stats)
-				json_object_set_new(e, "Stats", stats);
-			json_array_append_new(out, e);
-		}
-		json_t *ep = json_object_get(svc, "Endpoint");
-		if (!json_is_object(ep)) {
-			ep = json_object();
-			json_object_set_new(svc, "Endpoint", ep);
-		}
-		json_object_set(ep, "Spec", eps);
-		json_object_set_new(ep, "Ports", out);
-	}
-	json_t *upd = json_object_get(svc, "Updater");
-	if (upd) {
-		struct orch_update u = {0};
-		if (orch_update_from_json(upd, &u, NULL) == 0) {
-			json_t *us = orch_update_status_json(&u);
-			if (us)
-				json_object_set_new(svc, "UpdateStatus", us);
-			orch_update_clear(&u);
-		}
-	}
-}
-
 /* ---- reconcile ---- */
 
 /* One orchestrator call's actions go to the store as one transaction (chunked
@@ -672,7 +401,7 @@ static void batch_committed(struct batch *b, int64_t rev)
 		size_t slen = strlen(CLUSTER_SERVICES);
 		if (m && strncmp(k, CLUSTER_SERVICES, slen) == 0 && k[slen]) {
 			json_t *old = json_object_get(m->services, k + slen);
-			if (old && task_rev(old) > rev)
+			if (old && mgr_task_rev(old) > rev)
 				continue;
 			struct store_kv kv = {.key = b->keys[i],
 					      .value = b->vals[i],
@@ -693,7 +422,7 @@ static void batch_committed(struct batch *b, int64_t rev)
 		}
 		const char *id = k + plen;
 		json_t *old = json_object_get(m->tasks, id);
-		if (old && task_rev(old) > rev)
+		if (old && mgr_task_rev(old) > rev)
 			continue;
 		m->changed = true;
 		if (!b->vals[i]) {
@@ -887,7 +616,7 @@ static void apply_to_task(struct batch *b, struct task_cache *tc, struct task_sv
 		task_record_fill(rec, &ot);
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, act->task_id);
-		batch_add(b, key, rec, task_rev(t));
+		batch_add(b, key, rec, mgr_task_rev(t));
 		json_decref(rec);
 	} else {
 		log_debug("manager: %s on task %s: %s", orch_action_type_name(act->type),
@@ -944,7 +673,7 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *
 	struct manager *m = mgr(a);
 	const char *sid = json_string_value(json_object_get(svc, "ID"));
 	json_t *spec_json = json_object_get(svc, "Spec");
-	struct service_spec *spec = parse_spec(spec_json);
+	struct service_spec *spec = mgr_parse_spec(spec_json);
 	if (!sid || !spec) {
 		log_warn("manager: service %s has an unreadable spec; skipped", sid ? sid : "?");
 		service_spec_free(spec);
@@ -960,7 +689,7 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *
 	size_t nn = json_array_size(nodes);
 	struct orch_node *ons = calloc(nn ? nn : 1, sizeof(*ons));
 	struct sched_request greq;
-	request_from_spec(sid, spec, 1, &greq);
+	mgr_request_from_spec(sid, spec, 1, &greq);
 	greq.dry_run = true;
 	for (size_t i = 0; ons && i < nn; i++) {
 		json_t *n = json_array_get(nodes, i);
@@ -970,7 +699,7 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *
 					      ?: "",
 				      "ready") == 0;
 		ons[i].down_since_ns = membership_down_since(a, ons[i].id);
-		ons[i].availability = node_avail(n);
+		ons[i].availability = mgr_node_avail(n);
 		int idx = sched_cluster_find_node(cl, ons[i].id);
 		/* eligibility for global mode: constraints only, not free resources */
 		struct sched_request creq = greq;
@@ -1088,10 +817,10 @@ static int64_t reconcile_service(struct agent *a, json_t *svc, struct task_svc *
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_SERVICES, sid);
 		if (res.service_gone && !deferred) {
-			batch_add(&b, key, NULL, task_rev(svc));
+			batch_add(&b, key, NULL, mgr_task_rev(svc));
 		} else if (svc_changed) {
 			json_object_set_new(svc_new, "Updater", orch_update_to_json(&upd));
-			batch_add(&b, key, svc_new, task_rev(svc));
+			batch_add(&b, key, svc_new, mgr_task_rev(svc));
 		}
 		batch_flush(&b);
 		/* a write that did not go through comes back with no event to
@@ -1147,7 +876,7 @@ static void assign_task(struct batch *b, struct task_entry *e, const char *node_
 		char key[128];
 		snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS,
 			 json_string_value(json_object_get(rec, "ID")) ?: "");
-		batch_add(b, key, rec, task_rev(t));
+		batch_add(b, key, rec, mgr_task_rev(t));
 	}
 	json_decref(rec);
 }
@@ -1157,7 +886,7 @@ static struct service_spec *task_service_spec(json_t *svc, struct task_entry *e)
 	json_t *sj = json_pack("{s:s, s:O, s:O}", "Name", "x", "TaskTemplate",
 			       json_object_get(e->rec, "Spec"), "EndpointSpec",
 			       json_object_get(json_object_get(svc, "Spec"), "EndpointSpec"));
-	struct service_spec *spec = parse_spec(sj);
+	struct service_spec *spec = mgr_parse_spec(sj);
 	json_decref(sj);
 	return spec;
 }
@@ -1180,7 +909,7 @@ static void schedule_service(struct agent *a, json_t *svc, struct task_svc *ts,
 	 * cluster, for the same service record: the scheduler would say what
 	 * it said last time, which changed nothing (thousands of tasks a node
 	 * cannot take wait so, pass after pass). */
-	uint64_t sig = (cl_sig ^ (uint64_t)task_rev(svc)) * 1099511628211ull;
+	uint64_t sig = (cl_sig ^ (uint64_t)mgr_task_rev(svc)) * 1099511628211ull;
 	for (struct task_entry *t = ts->tasks; t; t = t->snext)
 		if ((t->desired == TASK_RUNNING || t->desired == TASK_PREPARING) &&
 		    (t->state == TASK_NEW || t->state == TASK_PENDING))
@@ -1206,7 +935,7 @@ static void schedule_service(struct agent *a, json_t *svc, struct task_svc *ts,
 		if (!spec)
 			continue;
 		struct sched_request req;
-		request_from_spec(sid, spec, 1, &req);
+		mgr_request_from_spec(sid, spec, 1, &req);
 		int idx = sched_cluster_find_node(cl, t->node_id);
 		struct shoal_err err = {0};
 		if (idx >= 0 && sched_place_on_node(cl, &req, (uint32_t)idx, &err) == 0)
@@ -1224,7 +953,7 @@ static void schedule_service(struct agent *a, json_t *svc, struct task_svc *ts,
 	if (!spec)
 		goto out;
 	struct sched_request req;
-	request_from_spec(sid, spec, (uint32_t)n, &req);
+	mgr_request_from_spec(sid, spec, (uint32_t)n, &req);
 	struct sched_result res = {0};
 	struct shoal_err err = {0};
 	if (sched_place(cl, &req, &res, &err) < 0) {
@@ -1275,7 +1004,7 @@ static bool service_due(struct manager *m, struct task_svc *ts, json_t *svc, int
 	/* its writes still queued: decided on once they are out */
 	if (ts->queued)
 		return false;
-	if (m->all_dirty || ts->rev != task_rev(svc) || (ts->wake_ns && now >= ts->wake_ns))
+	if (m->all_dirty || ts->rev != mgr_task_rev(svc) || (ts->wake_ns && now >= ts->wake_ns))
 		return true;
 	if (!ts->dirty)
 		return false;
@@ -1297,7 +1026,7 @@ static void manager_lead(struct agent *a, json_t *nodes, json_t *services, int64
 {
 	struct manager *m = mgr(a);
 	uint64_t cl_sig = 0;
-	struct sched_cluster *cl = build_cluster(a, nodes, m->tc, NULL, &cl_sig);
+	struct sched_cluster *cl = mgr_build_cluster(a, nodes, m->tc, NULL, &cl_sig);
 	*t_cluster = mono_ns() - start;
 	json_t *known = json_object();
 	size_t i;
@@ -1313,7 +1042,7 @@ static void manager_lead(struct agent *a, json_t *nodes, json_t *services, int64
 		} else if (service_due(m, ts, svc, now, &w)) {
 			ts->dirty = false;
 			ts->orch_ns = now;
-			ts->rev = task_rev(svc);
+			ts->rev = mgr_task_rev(svc);
 			bool more = m->more;
 			m->more = false;
 			w = reconcile_service(a, svc, ts, nodes, cl, now);
@@ -1353,7 +1082,7 @@ static void manager_lead(struct agent *a, json_t *nodes, json_t *services, int64
 				break;
 			char key[128];
 			snprintf(key, sizeof(key), "%s%s", CLUSTER_TASKS, tid);
-			batch_add(&b, key, NULL, task_rev(t));
+			batch_add(&b, key, NULL, mgr_task_rev(t));
 		}
 	}
 	batch_flush(&b);
@@ -1404,7 +1133,7 @@ static void manager_pass(struct agent *a)
 		m->nodes_gen = gen;
 		m->all_dirty = true;
 	}
-	if (nodes_load(a, &nodes, &err) < 0 || !(services = services_list(m))) {
+	if (mgr_nodes_load(a, &nodes, &err) < 0 || !(services = services_list(m))) {
 		log_warn("manager: the cluster's state: %s",
 			 err.msg[0] ? err.msg : "out of memory");
 		json_decref(nodes);
@@ -1557,7 +1286,7 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 			json_t *old = json_object_get(m->services, sid);
 			if (kv->mod_revision > m->seen_rev)
 				m->seen_rev = kv->mod_revision;
-			if (old && task_rev(old) >= kv->mod_revision)
+			if (old && mgr_task_rev(old) >= kv->mod_revision)
 				continue;
 			if (events[i].type == STORE_EVENT_DELETE) {
 				svc_del(m, sid);
@@ -1581,7 +1310,7 @@ static void watch_cb(const struct store_event *events, size_t n, const struct sh
 		json_t *old = json_object_get(m->tasks, id);
 		/* an event older than what the cache holds (a reload read past
 		 * it), or the one this agent's own write put there already */
-		if (old && task_rev(old) >= kv->mod_revision)
+		if (old && mgr_task_rev(old) >= kv->mod_revision)
 			continue;
 		if (events[i].type == STORE_EVENT_DELETE) {
 			cache_del(m, id);
