@@ -266,12 +266,18 @@ wait_until 60 two_up || fail "pub: not 2 tasks running: $(task_addrs pub)"
 # a client off the cluster: the etcd namespace, on the underlay
 # (busybox httpd gives the client's address as [::ffff:A.B.C.D])
 mesh_get() { nsenter --net="/run/netns/$ETCD_NS" curl -s --max-time 3 "http://$(node_addr 2):$1/cgi-bin/who" 2>/dev/null | sed 's/\[::ffff:\(.*\)\]/\1/'; }
-mesh_up() { [ -n "$(mesh_get 8090)" ]; }
-wait_until 30 mesh_up || fail "node 2's port 8090 does not answer"
-out=$(for k in $(seq 1 20); do mesh_get 8090; done)
-expect_eq "20 requests to node 2's published port answered" 20 "$(grep -c . <<<"$out")"
-expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
-expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
+# mesh_check PORT: 20 requests to node 2's PORT, answered by both tasks, each
+# seeing the client's own address
+mesh_check() {
+	local out
+	mesh_up() { [ -n "$(mesh_get "$1")" ]; }
+	wait_until 30 mesh_up "$1" || fail "node 2's port $1 does not answer"
+	out=$(for k in $(seq 1 20); do mesh_get "$1"; done)
+	expect_eq "20 requests to node 2's port $1 answered" 20 "$(grep -c . <<<"$out")"
+	expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
+	expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
+}
+mesh_check 8090
 mesh_count() { info_json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ShoalOverlay"]["Mesh"].get("Returned", -1))'; }
 [ "$(mesh_count 1)" -gt 0 ] && [ "$(mesh_count 3)" -gt 0 ] &&
 	ok "nodes 1 and 3 sent the replies back through node 2 ($(mesh_count 1), $(mesh_count 3) packets)" ||
@@ -289,12 +295,7 @@ must "service create -p 8091:80 without a network, off node 2" node_shoal 1 serv
 	-p 8091:80 busybox sh -c "$who"
 on_ingress() { [ "$(task_addrs meshd | grep -c ' ingress ')" = 2 ]; }
 wait_until 60 on_ingress || fail "meshd: not 2 tasks running on ingress: $(task_addrs meshd)"
-mesh_up() { [ -n "$(mesh_get 8091)" ]; }
-wait_until 30 mesh_up || fail "node 2's port 8091 does not answer"
-out=$(for k in $(seq 1 20); do mesh_get 8091; done)
-expect_eq "20 requests to node 2's port 8091 answered" 20 "$(grep -c . <<<"$out")"
-expect_eq "by both tasks, on nodes 1 and 3" 2 "$(awk '{print $1}' <<<"$out" | sort -u | grep -c .)"
-expect_eq "each task saw the client's own address" "$ETCD_ADDR" "$(awk '{print $2}' <<<"$out" | sort -u | xargs)"
+mesh_check 8091
 out=$(node_shoal 1 network rm ingress 2>&1)
 expect_contains "network rm ingress refused while meshd publishes a port" "meshd" "$out"
 must "service rm meshd" node_shoal 1 service rm meshd
