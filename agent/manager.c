@@ -90,6 +90,7 @@ struct manager {
 	int64_t wait_since;
 	bool reload;	      /* the watch failed: read the tasks again */
 	bool changed;	      /* the watch delivered something since the data plane's sync */
+	bool lost;	      /* ... and it took backends away: sync at once */
 	int64_t last_took;    /* the last pass's time on the loop */
 	int64_t last_publish; /* when the data plane was last synced */
 	/* writes waiting for their turn (see queue_push()) */
@@ -1151,10 +1152,11 @@ static void manager_pass(struct agent *a)
 	int64_t t_orch = mono_ns() - start;
 	/* the data plane first: a task about to be stopped is drained before its
 	 * container gets the signal */
-	if (m->changed && (mono_ns() - m->last_publish >= MANAGER_PUBLISH_MIN_NS ||
+	if (m->changed && (m->lost || mono_ns() - m->last_publish >= MANAGER_PUBLISH_MIN_NS ||
 			   executor_stopping_soon(a, m->tasks))) {
 		/* its cost grows with tasks and containers: only when they moved */
 		m->changed = false;
+		m->lost = false;
 		m->last_publish = mono_ns();
 		json_t *running = running_array(m);
 		publish_sync(a, services, running);
@@ -1237,6 +1239,15 @@ void manager_data_plane_changed(struct agent *a)
 		return;
 	m->changed = true;
 	manager_kick(a);
+}
+
+void manager_data_plane_lost(struct agent *a)
+{
+	struct manager *m = mgr(a);
+	if (!m)
+		return;
+	m->lost = true;
+	manager_data_plane_changed(a);
 }
 
 void manager_kick(struct agent *a)

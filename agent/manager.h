@@ -17,6 +17,10 @@ void manager_kick(struct agent *a);
 /* Something the data plane reads besides services and tasks moved (overlay
  * endpoints, node liveness as the overlay follows it): the next pass syncs it. */
 void manager_data_plane_changed(struct agent *a);
+/* As above, for a change that takes backends away (a node gone): synced by
+ * the next pass, not held back by the rate of routine syncs, so that no new
+ * connection goes to a node the rest of the cluster no longer reaches. */
+void manager_data_plane_lost(struct agent *a);
 
 /* The placement plan for a service spec, changing nothing:
  * [{"Slot":1,"NodeID":..,"NodeHostname":..} | {"Slot":3,"Unplaced":"reason"}]. */

@@ -158,11 +158,18 @@ static void watch_cb(const struct store_event *ev, size_t n, const struct shoal_
 		oa->watch_broken = true;
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	bool node_gone = false;
+	for (size_t i = 0; i < n; i++) {
 		apply(oa, &ev[i].kv, ev[i].type == STORE_EVENT_PUT);
+		node_gone |= apply == alive_event && ev[i].type != STORE_EVENT_PUT;
+	}
 	/* service backends and names on other nodes follow this view: the
-	 * manager's own watch may have seen the change before this one */
-	if (n && (apply == oa_ep_event || apply == alive_event))
+	 * manager's own watch may have seen the change before this one; names
+	 * follow at once (they are read from this view), and so must backends
+	 * when a node goes */
+	if (node_gone)
+		manager_data_plane_lost(oa->a);
+	else if (n && (apply == oa_ep_event || apply == alive_event))
 		manager_data_plane_changed(oa->a);
 	if (n && (apply == oa_ep_event || apply == alive_event || apply == net_event))
 		policy_agent_peers_changed(oa->a);
