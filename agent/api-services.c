@@ -766,6 +766,8 @@ void api_task_list(struct api_req *r)
 	{
 		if (!task_filtered(filters, t, by_id, hostnames))
 			continue;
+		/* the orchestrator's own state stays inside: Docker's task has none */
+		json_object_del(t, "Orch");
 		task_attachments(r->agent, t);
 		json_array_append(out, t);
 	}
@@ -782,6 +784,7 @@ void api_task_inspect(struct api_req *r)
 {
 	json_t *t = find_object(r, CLUSTER_TASKS, r->params[0], "task", false);
 	if (t) {
+		json_object_del(t, "Orch");
 		task_attachments(r->agent, t);
 		api_reply_json(r, 200, t);
 	}

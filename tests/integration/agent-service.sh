@@ -80,6 +80,7 @@ v2={t["ID"] for t in a if "V=2" in (t["Spec"]["ContainerSpec"].get("Env") or [])
 print(len(a), len(v2), int({t["ID"] for t in c} == v2))' "$all" "$cur")
 [ "$n_all" -gt "$n_v2" ] && [ "$same" = 1 ] && ok "_up-to-date: the $n_v2 tasks on V=2 of $n_all" ||
 	fail "_up-to-date: $n_all tasks, $n_v2 on V=2, the filter's $(echo "$cur" | head -c 300)"
+expect_not_contains "tasks show no orchestrator state" '"Orch"' "$all"
 expect_eq "a label filter no service matches: no task" "200 []" \
 	"$(api GET "/tasks?filters=$(q '{"label":{"no-such=label":true}}')")"
 out=$(api GET "/tasks?filters=$(q '{"bogus":{"x":true}}')")
