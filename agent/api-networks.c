@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/container.h"
 #include "agent/networks.h"
 #include "lib/cleanup.h"
 
@@ -161,9 +162,77 @@ void api_network_prune(struct api_req *r)
 	api_reply_json(r, 200, json_pack("{s:o}", "NetworksDeleted", deleted));
 }
 
+/* Endpoint settings shoal has no use for yet are refused, not ignored. */
+static bool zero_settings(json_t *v)
+{
+	if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)) ||
+	    (json_is_array(v) && !json_array_size(v)) || json_is_false(v) ||
+	    (json_is_integer(v) && !json_integer_value(v)))
+		return true;
+	if (!json_is_object(v))
+		return false;
+	const char *k;
+	json_t *e;
+	json_object_foreach(v, k, e)
+	{
+		if (!zero_settings(e))
+			return false;
+	}
+	return true;
+}
+
+/* POST /networks/{id}/connect {"Container", "EndpointConfig"} and
+ * /disconnect {"Container", "Force"}. */
+static void connect_or_not(struct api_req *r, bool connect)
+{
+	json_t *body = api_body_json(r, false);
+	if (!body)
+		return;
+	const char *ref = json_string_value(json_object_get(body, "Container"));
+	const char *k;
+	json_t *v;
+	json_object_foreach(body, k, v)
+	{
+		bool known = !strcmp(k, "Container") || (connect && !strcmp(k, "EndpointConfig")) ||
+			     (!connect && !strcmp(k, "Force"));
+		if (!known) {
+			api_reply_error(r, 400, "%s: unknown field", k);
+			json_decref(body);
+			return;
+		}
+	}
+	if (!ref || !*ref) {
+		api_reply_error(r, 400, "Container: required, the container's name or id");
+		json_decref(body);
+		return;
+	}
+	if (connect && !zero_settings(json_object_get(body, "EndpointConfig"))) {
+		api_reply_error(r, 400,
+				"EndpointConfig: endpoint settings (aliases, addresses, links) "
+				"are not supported by shoal");
+		json_decref(body);
+		return;
+	}
+	struct shoal_err err = {0};
+	struct container *c = container_find(r->agent, ref, &err);
+	if (!c) {
+		api_reply_err(r, &err);
+		json_decref(body);
+		return;
+	}
+	if (connect)
+		container_net_connect(c, r->params[0], r);
+	else
+		container_net_disconnect(c, r->params[0], r);
+	json_decref(body);
+}
+
 void api_network_connect(struct api_req *r)
 {
-	api_reply_error(r, 400,
-			"connecting a container to a network is not supported by shoal: "
-			"containers run on the bridge, host or none network given at create");
+	connect_or_not(r, true);
+}
+
+void api_network_disconnect(struct api_req *r)
+{
+	connect_or_not(r, false);
 }

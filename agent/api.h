@@ -31,6 +31,7 @@ void api_network_create(struct api_req *r);
 void api_network_delete(struct api_req *r);
 void api_network_prune(struct api_req *r);
 void api_network_connect(struct api_req *r);
+void api_network_disconnect(struct api_req *r);
 
 /* Volumes (agent/api-volumes.c) */
 void api_volume_list(struct api_req *r);

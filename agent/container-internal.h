@@ -55,5 +55,16 @@ int container_watch_exit(struct container *c, struct shoal_err *err);
 void container_exit_from_disk(struct container *c);
 /* Gives its network end back (address, veth, namespace, endpoint). */
 void container_network_release(struct container *c);
+/* Its further networks (container-nets.c): taken from a create's
+ * NetworkingConfig.EndpointsConfig (task: a service's, which joins any
+ * overlay network); as its record holds them; attached at a start once the
+ * first network is in place (done(r, err, arg) on the loop); given back with
+ * the first. */
+int container_nets_from_create(struct container *c, json_t *body, bool task, struct shoal_err *err);
+json_t *container_nets_record(struct container *c);
+void container_nets_load(struct container *c, json_t *arr);
+typedef void (*container_nets_done_cb)(int r, struct shoal_err *err, void *arg);
+void container_nets_attach(struct container *c, container_nets_done_cb done, void *arg);
+void container_nets_release(struct container *c);
 /* Answers its waiters; removed: the container is going. */
 void container_notify_waiters(struct container *c, bool removed);

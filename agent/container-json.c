@@ -18,6 +18,7 @@
 #include "lib/cleanup.h"
 #include "lib/json.h"
 #include "lib/util.h"
+#include "overlay/vxlan.h"
 
 const char *container_state_name(enum container_state s)
 {
@@ -140,6 +141,9 @@ int container_persist(struct container *c)
 		"Gateway", gw, "PrefixLen", (int)c->prefixlen, "SandboxKey",
 		c->net_attached ? c->netns_path : "", "HostIfname",
 		c->net_attached ? c->host_ifname : "");
+	if (j && c->n_more_nets)
+		json_object_set_new(json_object_get(j, "Network"), "More",
+				    container_nets_record(c));
 	if (j && json_array_size(c->mounts))
 		json_object_set(j, "MountPoints", c->mounts);
 	if (!j)
@@ -186,6 +190,24 @@ static json_t *network_settings(struct container *c)
 			json_object_set_new(one, "NetworkID", json_string(c->net_mode));
 	}
 	json_object_set_new(nets, key, one);
+	/* the further networks, by name as Docker keys them */
+	for (size_t i = 0; i < c->n_more_nets; i++) {
+		const struct container_net *m = &c->more_nets[i];
+		char mip[INET_ADDRSTRLEN] = "", mmac[18] = "";
+		if (m->attached) {
+			inet_ntop(AF_INET, &m->ip, mip, sizeof(mip));
+			uint8_t b[6];
+			vxlan_mac_from_addr(m->ip, b);
+			snprintf(mmac, sizeof(mmac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1],
+				 b[2], b[3], b[4], b[5]);
+		}
+		const char *name = overlay_network_name(c->agent, m->net);
+		json_object_set_new(nets, name ? name : m->net,
+				    json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "NetworkID", m->net,
+					      "IPAddress", mip, "Gateway", "", "IPPrefixLen",
+					      m->attached ? m->prefixlen : 0, "MacAddress", mmac,
+					      "Interface", m->ifname));
+	}
 	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:{}, s:s}", "IPAddress", ip, "Gateway", gw,
 			 "IPPrefixLen", c->net_attached ? c->prefixlen : 0, "MacAddress", mac,
 			 "Networks", nets, "Ports", "SandboxKey",

@@ -155,6 +155,21 @@ struct plumb_job {
 
 static void start_spawn(struct container *c);
 
+static void nets_attached_cb(int r, struct shoal_err *err, void *arg)
+{
+	struct container *c = arg;
+	if (r < 0)
+		start_fail(c, err);
+	else
+		start_spawn(c);
+}
+
+/* The first network in place: the further ones, then the process. */
+static void start_more_nets(struct container *c)
+{
+	container_nets_attach(c, nets_attached_cb, c);
+}
+
 static void plumb_work(void *arg)
 {
 	struct plumb_job *j = arg;
@@ -174,7 +189,7 @@ static void plumb_done(void *arg)
 				     "container %s was removed while it started", c->name);
 		start_fail(c, &err);
 	} else {
-		start_spawn(c);
+		start_more_nets(c);
 	}
 	free(j);
 }
@@ -336,7 +351,7 @@ static void overlay_plumbed_cb(int r, struct shoal_err *err, void *arg)
 				     "container %s was removed while it started", c->name);
 		start_fail(c, &e);
 	} else {
-		start_spawn(c);
+		start_more_nets(c);
 	}
 }
 
@@ -346,7 +361,7 @@ static void start_overlay(struct container *c)
 {
 	struct shoal_err err = {0};
 	struct overlay_ep_info ep;
-	if (overlay_ep_alloc(c->agent, c->net_mode, c->id, c->name, &ep, &err) < 0) {
+	if (overlay_ep_alloc(c->agent, c->net_mode, c->id, c->name, NULL, &ep, &err) < 0) {
 		shoal_err_wrap(&err, "connecting the container to its overlay network");
 		start_fail(c, &err);
 		return;
@@ -366,7 +381,7 @@ static void start_overlay(struct container *c)
 		start_fail(c, &err);
 		return;
 	}
-	overlay_ep_plumb(c->agent, c->net_mode, c->id, overlay_plumbed_cb, c);
+	overlay_ep_plumb(c->agent, c->net_mode, c->id, NULL, overlay_plumbed_cb, c);
 }
 
 void container_start(struct container *c, struct api_req *req)

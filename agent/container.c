@@ -217,6 +217,7 @@ static int container_load_one(struct agent *a, const char *id, struct shoal_err 
 	inet_pton(AF_INET, json_string_value(json_object_get(net, "Gateway")) ?: "0.0.0.0",
 		  &c->gateway);
 	c->prefixlen = (uint8_t)json_integer_value(json_object_get(net, "PrefixLen"));
+	container_nets_load(c, json_object_get(net, "More"));
 	snprintf(c->netns_path, sizeof(c->netns_path), "%s",
 		 json_string_value(json_object_get(net, "SandboxKey")) ?: "");
 	snprintf(c->host_ifname, sizeof(c->host_ifname), "%s",
@@ -331,6 +332,8 @@ void container_network_release(struct container *c)
 	if (!c->net_attached)
 		return;
 	struct shoal_err err = {0};
+	/* the further networks' veths go with the namespace */
+	container_nets_release(c);
 	if (overlay_net_mode(c->net_mode))
 		overlay_ep_release(a, c->net_mode, c->id);
 	else if (a->bridge && bridge_net_detach(a->bridge, c->id, c->ip, &err) < 0)
@@ -713,9 +716,17 @@ int container_load_all(struct agent *a, struct shoal_err *err)
 	/* restart policies: what the agent starts with it */
 	for (struct container *c = a->containers; c; c = c->next)
 		container_restart_at_load(c);
-	for (struct container *c = a->containers; c; c = c->next)
+	for (struct container *c = a->containers; c; c = c->next) {
 		if (c->net_attached && strv_push(&keep_net, c->id) < 0)
 			return shoal_err_set(err, ENOMEM, "out of memory");
+		/* a further network's veth is named from the id and the network */
+		for (size_t i = 0; i < c->n_more_nets; i++) {
+			char key[2 * CONTAINER_NET_ID_MAX + 66];
+			snprintf(key, sizeof(key), "%s.%s", c->id, c->more_nets[i].net);
+			if (c->more_nets[i].attached && strv_push(&keep_net, key) < 0)
+				return shoal_err_set(err, ENOMEM, "out of memory");
+		}
+	}
 	sweep_orphans(a, ids, n_ids, keep_net);
 	return 0;
 }
@@ -858,6 +869,10 @@ int container_create(struct agent *a, const char *name, json_t *body, struct con
 	 * name is another network */
 	if (overlay_net_mode(c->net_mode) &&
 	    (r = overlay_network_resolve(a, nm, task, c->net_mode, sizeof(c->net_mode), err)) < 0) {
+		container_free(c);
+		return r;
+	}
+	if ((r = container_nets_from_create(c, body, task, err)) < 0) {
 		container_free(c);
 		return r;
 	}

@@ -31,6 +31,22 @@ struct waiter {
 	struct container *c;
 };
 
+/* The length of a network id as a container holds it (an overlay network's
+ * id, or bridge, host, none). */
+#define CONTAINER_NET_ID_MAX 32
+/* Networks a container joins beyond its first (eth0): eth1 to eth7. */
+#define CONTAINER_MORE_NETS 7
+
+/* One of a container's further networks: an overlay network, eth<n> inside. */
+struct container_net {
+	char net[CONTAINER_NET_ID_MAX]; /* the network's id */
+	char ifname[8];			/* eth1, ... */
+	bool attached;			/* holds an address and a veth now */
+	struct in_addr ip;
+	uint8_t prefixlen;
+	char host_ifname[16];
+};
+
 struct container {
 	struct container *next;
 	struct container *id_next, *name_next; /* index chains (container-index.c) */
@@ -76,7 +92,7 @@ struct container {
 	struct event *restart_timer;
 
 	/* network: recorded before a start makes any of it (see container_start()) */
-	char net_mode[32];
+	char net_mode[CONTAINER_NET_ID_MAX];
 	bool net_attached;
 	struct in_addr ip, gateway;
 	uint8_t prefixlen;
@@ -88,6 +104,11 @@ struct container {
 	int64_t fwd_started_ns;
 	int fwd_ifindex;
 	uint8_t fwd_host_mac[6];
+	/* Further overlay networks (eth1, ...), in the order they were joined:
+	 * kept while stopped, attached by each start and by a connect while
+	 * running (container-nets.c). */
+	struct container_net more_nets[CONTAINER_MORE_NETS];
+	size_t n_more_nets;
 
 	/* in flight */
 	int spawn_fd;
@@ -147,6 +168,26 @@ bool container_restart_stop(struct container *c, int sig);
 int container_rename(struct container *c, const char *name, struct shoal_err *err);
 
 json_t *container_inspect_json(struct container *c);
+
+/* A container's networks as the data plane sees them (container-nets.c):
+ * i = 0 its first (eth0), 1.. its further ones; false when that one holds no
+ * address now. */
+struct container_att {
+	const char *net; /* bridge, or an overlay network's id */
+	const char *ifname;
+	struct in_addr ip;
+	uint8_t prefixlen;
+	const char *host_ifname;
+};
+bool container_att(const struct container *c, size_t i, struct container_att *ret);
+#define CONTAINER_ATT_MAX (1 + CONTAINER_MORE_NETS)
+/* Whether c holds an address on network net now; *ret_ip: that address. */
+bool container_on_net(const struct container *c, const char *net, struct in_addr *ret_ip);
+/* Docker's POST /networks/{id}/connect and /disconnect for container c:
+ * an attachable overlay network joined or left, now if it runs, else at its
+ * next start. */
+void container_net_connect(struct container *c, const char *ref, struct api_req *r);
+void container_net_disconnect(struct container *c, const char *ref, struct api_req *r);
 json_t *container_summary_json(struct container *c);
 const char *container_state_name(enum container_state s);
 /* Docker's State.Status: the state's name, "paused" for a paused one. */

@@ -162,6 +162,34 @@ static int lookup(struct agent *a, const char *net, const char *name, struct in_
 	return -ENOENT;
 }
 
+/* A container on several networks asks from its first one's address: its
+ * names are answered on each of its networks in turn, as Docker's are. */
+static int lookup_other_nets(struct agent *a, struct in_addr from, const char *asked_on,
+			     const char *name, struct in_addr *out, bool advance, int *ret_ttl)
+{
+	for (struct container *c = a->containers; c; c = c->next) {
+		struct container_att at;
+		bool asker = false;
+		for (size_t i = 0; i < CONTAINER_ATT_MAX && !asker; i++)
+			asker = container_att(c, i, &at) && at.ip.s_addr == from.s_addr;
+		if (!asker || !c->n_more_nets)
+			continue;
+		for (size_t i = 0; i < CONTAINER_ATT_MAX; i++) {
+			if (!container_att(c, i, &at))
+				continue;
+			const char *net = overlay_net_mode(at.net) ? at.net : NULL;
+			if ((net == NULL) == (asked_on == NULL) &&
+			    (!net || strcmp(net, asked_on) == 0))
+				continue; /* asked there already */
+			int n = lookup(a, net, name, out, DNS_MAX_ANSWERS, advance, ret_ttl);
+			if (n != -ENOENT)
+				return n;
+		}
+		break;
+	}
+	return -ENOENT;
+}
+
 static void forward_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
 {
 	struct forward *f = arg;
@@ -245,6 +273,9 @@ static void request_cb(struct evdns_server_request *req, void *arg)
 	struct in_addr addrs[DNS_MAX_ANSWERS];
 	int ttl = DNS_TTL;
 	int n = lookup(a, net, name, addrs, DNS_MAX_ANSWERS, q->type == EVDNS_TYPE_A, &ttl);
+	if (n == -ENOENT && from.ss_family == AF_INET)
+		n = lookup_other_nets(a, ((struct sockaddr_in *)&from)->sin_addr, net, name, addrs,
+				      q->type == EVDNS_TYPE_A, &ttl);
 	if (n >= 0) {
 		/* ours: A records; other types of our names have no records */
 		/* one record per address: evdns packs n addresses into one record */

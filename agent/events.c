@@ -250,15 +250,22 @@ void events_volume(struct agent *a, const char *action, const char *name)
 	events_publish(a, "volume", action, name, NULL, json_pack("{s:s}", "driver", "local"));
 }
 
-void events_container_run(struct container *c, bool start)
+void events_container_network(struct container *c, const char *net, bool connect)
 {
 	struct agent *a = c->agent;
 	char id[65];
 	const char *name, *driver;
-	if (network_of_mode(a, c->net_mode, id, &name, &driver))
-		events_publish(a, "network", start ? "connect" : "disconnect", id, NULL,
+	if (network_of_mode(a, net, id, &name, &driver))
+		events_publish(a, "network", connect ? "connect" : "disconnect", id, NULL,
 			       json_pack("{s:s, s:s, s:s}", "container", c->id, "name", name,
 					 "type", driver));
+}
+
+void events_container_run(struct container *c, bool start)
+{
+	events_container_network(c, c->net_mode, start);
+	for (size_t k = 0; k < c->n_more_nets; k++)
+		events_container_network(c, c->more_nets[k].net, start);
 	size_t i;
 	json_t *m;
 	json_array_foreach(c->mounts, i, m)
@@ -279,7 +286,7 @@ void events_container_run(struct container *c, bool start)
 								? "false"
 								: "true"));
 		}
-		events_publish(a, "volume", start ? "mount" : "unmount", vol, NULL, attrs);
+		events_publish(c->agent, "volume", start ? "mount" : "unmount", vol, NULL, attrs);
 	}
 }
 

@@ -36,6 +36,9 @@ void events_volume(struct agent *a, const char *action, const char *name);
 /* Around a container's run, as Docker has them: at its start, network
  * connect (its network) and volume mount (each named volume); at its end,
  * network disconnect and volume unmount. */
+/* A network's connect or disconnect event for container c (net: its id or
+ * bridge, host, none). */
+void events_container_network(struct container *c, const char *net, bool connect);
 void events_container_run(struct container *c, bool start);
 struct store_event;
 /* The service, node and network events in a batch of the store's watch

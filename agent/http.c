@@ -66,7 +66,7 @@ static const struct api_route routes[] = {
 	{EVHTTP_REQ_GET, "/networks/{}", api_network_inspect, API_BODY_SMALL, false},
 	{EVHTTP_REQ_DELETE, "/networks/{}", api_network_delete, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/networks/{}/connect", api_network_connect, API_BODY_JSON, false},
-	{EVHTTP_REQ_POST, "/networks/{}/disconnect", api_network_connect, API_BODY_JSON, false},
+	{EVHTTP_REQ_POST, "/networks/{}/disconnect", api_network_disconnect, API_BODY_JSON, false},
 	{EVHTTP_REQ_GET, "/volumes", api_volume_list, API_BODY_SMALL, false},
 	{EVHTTP_REQ_POST, "/volumes/create", api_volume_create, API_BODY_JSON, false},
 	{EVHTTP_REQ_POST, "/volumes/prune", api_volume_prune, API_BODY_SMALL, false},

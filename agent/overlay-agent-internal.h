@@ -34,6 +34,7 @@ struct ovl_plumb {
 	char net[OVL_ID_MAX + 1];
 	char ep_id[OVL_ID_MAX + 1];
 	struct vxlan_ep ep;
+	bool unplumb; /* a further network's veth to delete, not to make */
 	overlay_ep_done_cb cb;
 	void *arg;
 	int r;

@@ -301,6 +301,10 @@ static void job_work(void *arg)
 			mesh_hook(j, ap->vn.vxlan, true, ap->subnet, ap->vn.prefixlen);
 	}
 	for (struct ovl_plumb *p = j->plumbs; p; p = p->next) {
+		if (p->unplumb) {
+			p->r = vxlan_ep_unplumb(NULL, p->ep.host_ifname, &p->err);
+			continue;
+		}
 		struct ovl_apply *ap = NULL;
 		for (size_t i = 0; i < j->n_apply && !ap; i++)
 			if (strcmp(j->apply[i].net, p->net) == 0)
@@ -982,8 +986,20 @@ int overlay_network_resolve(struct agent *a, const char *ref, bool for_task, cha
 	return r;
 }
 
+void overlay_ep_more_ifname(struct agent *a, const char *net_id, const char *ep_id, char ret[16])
+{
+	char key[2 * OVL_ID_MAX + 2];
+	snprintf(key, sizeof(key), "%s.%s", ep_id, net_id);
+	bridge_host_ifname(a->cfg.device_prefix, key, ret);
+}
+
+static bool more_ifname(const char *ifname)
+{
+	return ifname && *ifname && strcmp(ifname, "eth0") != 0;
+}
+
 int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, const char *name,
-		     struct overlay_ep_info *ret, struct shoal_err *err)
+		     const char *ifname, struct overlay_ep_info *ret, struct shoal_err *err)
 {
 	struct overlay_agent *oa = oa_of(a);
 	if (!oa)
@@ -1017,13 +1033,16 @@ int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, con
 	struct overlay_ep_info info = {.ip = e.ip, .gateway = gw.ip, .prefixlen = n.subnet.prefix};
 	memcpy(info.mac, e.mac, 6);
 	snprintf(info.netns_path, sizeof(info.netns_path), "%s/%s", oa->netns_dir, ep_id);
-	bridge_host_ifname(a->cfg.device_prefix, ep_id, info.host_ifname);
+	if (more_ifname(ifname))
+		overlay_ep_more_ifname(a, net_id, ep_id, info.host_ifname);
+	else
+		bridge_host_ifname(a->cfg.device_prefix, ep_id, info.host_ifname);
 	*ret = info;
 	return 0;
 }
 
-void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
-		      void *arg)
+void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, const char *ifname,
+		      overlay_ep_done_cb cb, void *arg)
 {
 	struct overlay_agent *oa = oa_of(a);
 	struct ovl_plumb *p = calloc(1, sizeof(*p));
@@ -1045,7 +1064,12 @@ void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, ov
 	snprintf(p->net, sizeof(p->net), "%s", net_id);
 	snprintf(p->ep_id, sizeof(p->ep_id), "%s", ep_id);
 	snprintf(p->ep.netns_path, sizeof(p->ep.netns_path), "%s/%s", oa->netns_dir, ep_id);
-	bridge_host_ifname(a->cfg.device_prefix, ep_id, p->ep.host_ifname);
+	if (more_ifname(ifname)) {
+		overlay_ep_more_ifname(a, net_id, ep_id, p->ep.host_ifname);
+		snprintf(p->ep.ifname, sizeof(p->ep.ifname), "%s", ifname);
+	} else {
+		bridge_host_ifname(a->cfg.device_prefix, ep_id, p->ep.host_ifname);
+	}
 	p->ep.addr = e.ip;
 	p->ep.prefixlen = n.subnet.prefix;
 	memcpy(p->ep.mac, e.mac, 6);
@@ -1126,6 +1150,65 @@ void overlay_ep_release(struct agent *a, const char *net_id, const char *ep_id)
 	struct ovl_endpoint e;
 	if (oa_ep_lookup(oa, net_id, ep_id, &e))
 		oa_ep_delete(oa, &e);
+	kick(oa);
+}
+
+void overlay_ep_forget(struct agent *a, const char *net_id, const char *ep_id)
+{
+	struct overlay_agent *oa = oa_of(a);
+	struct ovl_endpoint e;
+	if (oa && oa_ep_lookup(oa, net_id, ep_id, &e)) {
+		oa_ep_delete(oa, &e);
+		kick(oa);
+	}
+}
+
+struct ovl_detach {
+	struct agent *a;
+	char net[OVL_ID_MAX + 1];
+	char ep_id[OVL_ID_MAX + 1];
+	overlay_ep_done_cb cb;
+	void *arg;
+};
+
+static void detached_cb(int r, struct shoal_err *err, void *arg)
+{
+	struct ovl_detach *d = arg;
+	/* the record and address go once nothing uses them, even when the
+	 * veth was gone already */
+	if (r >= 0 || err->code == ENODEV)
+		overlay_ep_forget(d->a, d->net, d->ep_id);
+	d->cb(r, err, d->arg);
+	free(d);
+}
+
+void overlay_ep_detach(struct agent *a, const char *net_id, const char *ep_id,
+		       overlay_ep_done_cb cb, void *arg)
+{
+	struct overlay_agent *oa = oa_of(a);
+	struct ovl_plumb *p = calloc(1, sizeof(*p));
+	struct ovl_detach *d = calloc(1, sizeof(*d));
+	if (!oa || !p || !d) {
+		struct shoal_err err = {0};
+		shoal_err_set(&err, oa ? ENOMEM : ENODEV, "%s",
+			      oa ? "out of memory"
+				 : "overlay networks are not running on this node");
+		free(p);
+		free(d);
+		cb(-err.code, &err, arg);
+		return;
+	}
+	*d = (struct ovl_detach){.a = a, .cb = cb, .arg = arg};
+	snprintf(d->net, sizeof(d->net), "%s", net_id);
+	snprintf(d->ep_id, sizeof(d->ep_id), "%s", ep_id);
+	snprintf(p->net, sizeof(p->net), "%s", net_id);
+	snprintf(p->ep_id, sizeof(p->ep_id), "%s", ep_id);
+	overlay_ep_more_ifname(a, net_id, ep_id, p->ep.host_ifname);
+	p->unplumb = true;
+	p->cb = detached_cb;
+	p->arg = d;
+	p->next = oa->plumbs;
+	oa->plumbs = p;
 	kick(oa);
 }
 

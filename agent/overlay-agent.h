@@ -74,14 +74,27 @@ struct overlay_ep_info {
 
 /* Takes an address on the network for endpoint ep_id (and this node's own
  * address on it if it has none yet), writes the endpoint's record. A clear
- * error naming the network when it is full. */
+ * error naming the network when it is full. ifname: the name inside, NULL
+ * for eth0 (the container's first network, in a namespace of its own), or
+ * eth1... for a further network joined to that namespace (its host veth
+ * named from the endpoint and the network). */
 int overlay_ep_alloc(struct agent *a, const char *net_id, const char *ep_id, const char *name,
-		     struct overlay_ep_info *ret, struct shoal_err *err);
+		     const char *ifname, struct overlay_ep_info *ret, struct shoal_err *err);
 /* Materialises the network if needed and makes the endpoint's namespace and
- * veth, on the worker; cb(r, err, arg) on the loop when done. */
+ * veth (for a further network, the veth into the namespace that exists), on
+ * the worker; cb(r, err, arg) on the loop when done. */
 typedef void (*overlay_ep_done_cb)(int r, struct shoal_err *err, void *arg);
-void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, overlay_ep_done_cb cb,
-		      void *arg);
+void overlay_ep_plumb(struct agent *a, const char *net_id, const char *ep_id, const char *ifname,
+		      overlay_ep_done_cb cb, void *arg);
+/* A further network's endpoint off a running container: its veth deleted on
+ * the worker, then its address and record given back; cb when done. */
+void overlay_ep_detach(struct agent *a, const char *net_id, const char *ep_id,
+		       overlay_ep_done_cb cb, void *arg);
+/* A further network's address and record given back, nothing else: its veth
+ * goes with the container's namespace. */
+void overlay_ep_forget(struct agent *a, const char *net_id, const char *ep_id);
+/* The host end of a further network's veth. */
+void overlay_ep_more_ifname(struct agent *a, const char *net_id, const char *ep_id, char ret[16]);
 /* The name of overlay network net_id as this node knows it, NULL when it
  * does not (valid until the next store event). */
 const char *overlay_network_name(struct agent *a, const char *net_id);

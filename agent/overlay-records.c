@@ -67,7 +67,7 @@ size_t oa_local_containers(struct overlay_agent *oa, const char *net)
 bool oa_local_attached(struct overlay_agent *oa, const char *net)
 {
 	for (struct container *c = oa->a->containers; c; c = c->next)
-		if (c->net_attached && strcmp(c->net_mode, net) == 0)
+		if (container_on_net(c, net, NULL))
 			return true;
 	return false;
 }
@@ -354,8 +354,9 @@ void oa_give_back_unused(struct overlay_agent *oa)
 				keep = used;
 			} else {
 				struct container *c = container_get(a, e.id);
-				keep = c && c->net_attached && strcmp(c->net_mode, e.net) == 0 &&
-				       c->ip.s_addr == e.ip.s_addr;
+				struct in_addr held = {0};
+				keep = c && container_on_net(c, e.net, &held) &&
+				       held.s_addr == e.ip.s_addr;
 			}
 			if (!keep) {
 				oa_ep_delete(oa, &e);
@@ -426,37 +427,54 @@ void oa_reregister(struct overlay_agent *oa)
 	if (oa->unavailable[0])
 		return;
 	for (struct container *c = a->containers; c; c = c->next) {
-		struct ovl_endpoint e;
-		struct ovl_network n;
-		if (!c->net_attached || c->state != CONTAINER_RUNNING ||
-		    !overlay_net_mode(c->net_mode) || oa_ep_lookup(oa, c->net_mode, c->id, &e) ||
-		    !oa_net_lookup(oa, c->net_mode, &n, NULL))
-			continue;
-		char gid[OVL_ID_MAX + 1];
-		struct shoal_err err = {0};
-		oa_gateway_id(oa, gid, sizeof(gid));
-		if (!oa_ep_lookup(oa, n.id, gid, &e) &&
-		    ep_reclaim_own(oa, &n, gid, a->hostname, OVL_EP_GATEWAY, c->gateway, NULL,
-				   &err) < 0) {
-			log_warn("overlay: network %s: this node's address again: %s", n.name,
-				 err.msg);
-			continue;
-		}
-		err = (struct shoal_err){0};
-		int r = ep_reclaim_own(oa, &n, c->id, c->name, OVL_EP_CONTAINER, c->ip, c->mac,
-				       &err);
-		const char *last = json_string_value(json_object_get(oa->errs, c->id));
-		if (r < 0 && (!last || strcmp(last, err.msg) != 0)) {
-			log_warn("overlay: container %.12s (%s) on network %s: not recorded again: "
-				 "%s; no other node reaches it until it is restarted",
-				 c->id, c->name, n.name, err.msg);
-			json_object_set_new(oa->errs, c->id, json_string(err.msg));
-		} else if (r == 0) {
-			char ip[INET_ADDRSTRLEN];
-			log_info("overlay: container %.12s (%s) on network %s recorded again at %s",
-				 c->id, c->name, n.name,
-				 inet_ntop(AF_INET, &c->ip, ip, sizeof(ip)));
-			json_object_del(oa->errs, c->id);
+		struct container_att at;
+		for (size_t i = 0; c->state == CONTAINER_RUNNING && i < CONTAINER_ATT_MAX; i++) {
+			struct ovl_endpoint e;
+			struct ovl_network n;
+			if (!container_att(c, i, &at) || !overlay_net_mode(at.net) ||
+			    oa_ep_lookup(oa, at.net, c->id, &e) ||
+			    !oa_net_lookup(oa, at.net, &n, NULL))
+				continue;
+			char gid[OVL_ID_MAX + 1];
+			struct shoal_err err = {0};
+			oa_gateway_id(oa, gid, sizeof(gid));
+			/* the first network routes through this node's address:
+			 * that one again; a further one any */
+			int r = 0;
+			if (oa_ep_lookup(oa, n.id, gid, &e))
+				r = 0;
+			else if (i == 0)
+				r = ep_reclaim_own(oa, &n, gid, a->hostname, OVL_EP_GATEWAY,
+						   c->gateway, NULL, &err);
+			else
+				r = oa_gateway_ensure(oa, &n, &e, &err);
+			if (r < 0) {
+				log_warn("overlay: network %s: this node's address again: %s",
+					 n.name, err.msg);
+				continue;
+			}
+			err = (struct shoal_err){0};
+			char ekey[2 * OVL_ID_MAX + 2];
+			snprintf(ekey, sizeof(ekey), "%s/%s", c->id, n.id);
+			r = ep_reclaim_own(oa, &n, c->id, c->name, OVL_EP_CONTAINER, at.ip,
+					   i == 0 ? c->mac : NULL, &err);
+			const char *last = json_string_value(json_object_get(oa->errs, ekey));
+			if (r < 0 && (!last || strcmp(last, err.msg) != 0)) {
+				log_warn(
+					"overlay: container %.12s (%s) on network %s: not recorded "
+					"again: %s; no other node reaches it there until it is "
+					"restarted",
+					c->id, c->name, n.name, err.msg);
+				json_object_set_new(oa->errs, ekey, json_string(err.msg));
+			} else if (r == 0) {
+				char ip[INET_ADDRSTRLEN];
+				log_info(
+					"overlay: container %.12s (%s) on network %s recorded again "
+					"at %s",
+					c->id, c->name, n.name,
+					inet_ntop(AF_INET, &at.ip, ip, sizeof(ip)));
+				json_object_del(oa->errs, ekey);
+			}
 		}
 	}
 }

@@ -83,6 +83,7 @@ struct pa_ep {
 	bool bound;
 	bool remote;		      /* another node's endpoint: a peer in the model only */
 	char network[64];	      /* "bridge" or the overlay network's name */
+	char host_ifname[16];	      /* a local one's veth on the node's side */
 	struct policy_labels plabels; /* for the model */
 };
 

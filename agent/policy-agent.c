@@ -195,10 +195,21 @@ static int pa_ep_cmp(const void *x, const void *y)
 	return (int)a->remote - (int)b->remote; /* a local one first */
 }
 
-static bool pa_container_is_ep(const struct container *c)
+/* A container's network i (eth0, eth1, ...) as a local endpoint: each of its
+ * networks is one, with its address and its veth. */
+static bool pa_container_ep(const struct container *c, size_t i, struct container_att *ret)
 {
 	return (c->state == CONTAINER_RUNNING || c->state == CONTAINER_STARTING) &&
-	       c->net_attached && c->ip.s_addr != 0 && c->host_ifname[0];
+	       container_att(c, i, ret) && ret->ip.s_addr != 0 && ret->host_ifname[0];
+}
+
+static size_t pa_container_eps(const struct container *c)
+{
+	size_t n = 0;
+	struct container_att at;
+	for (size_t i = 0; i < CONTAINER_ATT_MAX; i++)
+		n += pa_container_ep(c, i, &at);
+	return n;
 }
 
 /* What the endpoints depend on, to tell a change cheaply. */
@@ -208,14 +219,17 @@ uint64_t pa_containers_sig(struct agent *a)
 	if (pa_of(a))
 		h = (h ^ pa_of(a)->peers_gen) * 1099511628211ULL;
 	for (struct container *c = a->containers; c; c = c->next) {
-		if (!pa_container_is_ep(c))
-			continue;
-		for (const char *s = c->id; *s; s++)
-			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-		h = (h ^ c->ip.s_addr) * 1099511628211ULL;
-		h = (h ^ (uint64_t)c->started_ns) * 1099511628211ULL;
-		for (const char *s = c->host_ifname; *s; s++)
-			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+		struct container_att at;
+		for (size_t i = 0; i < CONTAINER_ATT_MAX; i++) {
+			if (!pa_container_ep(c, i, &at))
+				continue;
+			for (const char *s = c->id; *s; s++)
+				h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+			h = (h ^ at.ip.s_addr) * 1099511628211ULL;
+			h = (h ^ (uint64_t)c->started_ns) * 1099511628211ULL;
+			for (const char *s = at.host_ifname; *s; s++)
+				h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+		}
 	}
 	return h;
 }
@@ -279,21 +293,25 @@ static int pa_ep_labels(struct pa_ep *e, const json_t *labels, const char *svc)
 	return 0;
 }
 
-static int pa_ep_fill(struct policy_agent *pa, struct container *c, struct pa_ep *e)
+static int pa_ep_fill(struct policy_agent *pa, struct container *c, const struct container_att *at,
+		      bool first, struct pa_ep *e)
 {
 	snprintf(e->id, sizeof(e->id), "%s", c->id);
 	snprintf(e->name, sizeof(e->name), "%s", c->name[0] == '/' ? c->name + 1 : c->name);
-	e->addr = ntohl(c->ip.s_addr);
+	e->addr = ntohl(at->ip.s_addr);
+	snprintf(e->host_ifname, sizeof(e->host_ifname), "%s", at->host_ifname);
 	const char *net = PA_NETWORK;
-	if (overlay_net_mode(c->net_mode)) {
-		net = overlay_network_name(pa->a, c->net_mode);
+	if (overlay_net_mode(at->net)) {
+		net = overlay_network_name(pa->a, at->net);
 		if (!net)
-			net = c->net_mode;
+			net = at->net;
 	}
 	snprintf(e->network, sizeof(e->network), "%s", net);
 	if (pa_ep_labels(e, json_object_get(c->config, "Labels"), NULL) < 0)
 		return -ENOMEM;
-	if (pa->a->cgroup_v2[0]) {
+	/* connect()'s hook finds a socket's endpoint by its cgroup: the first
+	 * network's, the one its default route takes */
+	if (first && pa->a->cgroup_v2[0]) {
 		char path[4200];
 		struct stat st;
 		snprintf(path, sizeof(path), "%s/%s", pa->a->cgroup_v2, c->id);
@@ -354,7 +372,7 @@ int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
 	struct agent *a = pa->a;
 	size_t n = 0;
 	for (struct container *c = a->containers; c; c = c->next)
-		n += pa_container_is_ep(c);
+		n += pa_container_eps(c);
 	if (n > POLICY_LOCAL_EPS_MAX)
 		n = POLICY_LOCAL_EPS_MAX;
 	struct pa_ep *v = calloc(n + 1, sizeof(*v));
@@ -374,21 +392,27 @@ int pa_eps_build(struct policy_agent *pa, struct pa_ep **ret, size_t *ret_n)
 	}
 	size_t k = 0;
 	for (struct container *c = a->containers; c && k < n; c = c->next) {
-		if (!pa_container_is_ep(c))
-			continue;
-		if (pa_ep_fill(pa, c, &v[k]) < 0) {
-			pa_eps_free(v, k + 1);
-			free(used);
-			return -ENOMEM;
-		}
-		v[k].slot = 0xffff; /* not yet */
-		for (size_t i = 0; i < pa->n_eps; i++)
-			if (strcmp(pa->eps[i].id, v[k].id) == 0 && pa->eps[i].addr == v[k].addr) {
-				v[k].slot = pa->eps[i].slot;
-				used[v[k].slot / 8] |= 1u << (v[k].slot % 8);
-				break;
+		struct container_att at;
+		bool first = true;
+		for (size_t ai = 0; ai < CONTAINER_ATT_MAX && k < n; ai++) {
+			if (!pa_container_ep(c, ai, &at))
+				continue;
+			if (pa_ep_fill(pa, c, &at, first, &v[k]) < 0) {
+				pa_eps_free(v, k + 1);
+				free(used);
+				return -ENOMEM;
 			}
-		k++;
+			first = false;
+			v[k].slot = 0xffff; /* not yet */
+			for (size_t i = 0; i < pa->n_eps; i++)
+				if (strcmp(pa->eps[i].id, v[k].id) == 0 &&
+				    pa->eps[i].addr == v[k].addr) {
+					v[k].slot = pa->eps[i].slot;
+					used[v[k].slot / 8] |= 1u << (v[k].slot % 8);
+					break;
+				}
+			k++;
+		}
 	}
 	for (size_t i = 0; i < k; i++) {
 		if (v[i].slot != 0xffff)
@@ -919,7 +943,6 @@ static void pa_compile_work(void *arg)
  * the endpoints; on the loop. The job's endpoints become the agent's. */
 static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 {
-	struct agent *a = pa->a;
 	struct pa_ep *eps = TAKE_PTR(j->eps);
 	size_t n_eps = j->n_eps;
 	struct pa_ep *old = pa->eps;
@@ -953,10 +976,8 @@ static void pa_apply(struct policy_agent *pa, struct pa_job *j)
 			e->identity = id;
 			continue;
 		}
-		if (!e->ifindex) {
-			struct container *ct = container_get(a, e->id);
-			e->ifindex = ct ? (int)if_nametoindex(ct->host_ifname) : 0;
-		}
+		if (!e->ifindex)
+			e->ifindex = e->host_ifname[0] ? (int)if_nametoindex(e->host_ifname) : 0;
 		if (e->bound && e->identity == id)
 			continue;
 		struct lb_policy_endpoint le = {.addr = htonl(e->addr),

@@ -201,7 +201,58 @@ static int network_prune(struct cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* connect NETWORK CONTAINER / disconnect [-f] NETWORK CONTAINER */
+static int network_connect_cmd(struct cli_ctx *ctx, int argc, char **argv, bool connect)
+{
+	static const char usage[] = "[OPTIONS] NETWORK CONTAINER";
+	const char *desc = connect ? "Connect a container to a network"
+				   : "Disconnect a container from a network";
+	static const struct cli_opt copts[] = {{0}};
+	static const struct cli_opt dopts[] = {
+		{'f', "force", 'f', CLI_OPT_BOOL, NULL,
+		 "Force the container to disconnect from a network"},
+		{0},
+	};
+	struct cli_opts p;
+	bool force = false;
+	int id;
+	cli_opts_init(&p, connect ? copts : dopts, argc, argv, false);
+	while ((id = cli_opts_next(&p)) != 0) {
+		if (id != 'f')
+			return cli_opts_fail(ctx, &p, id, usage, desc);
+		force = cli_opts_bool(&p);
+	}
+	if (p.npos != 2)
+		return cli_opts_args_fail(ctx, &p, usage, desc, "exactly 2 arguments");
+	_cleanup_json_ json_t *body =
+		connect ? json_pack("{s:s}", "Container", p.pos[1])
+			: json_pack("{s:s, s:b}", "Container", p.pos[1], "Force", force);
+	_cleanup_free_ char *path =
+		cli_obj_path("/networks", p.pos[0], connect ? "/connect" : "/disconnect");
+	cli_opts_done(&p);
+	struct shoal_err e = {0};
+	if (!body || !path)
+		return cli_oom();
+	if (cli_call_json(ctx, "POST", path, body, NULL, NULL, &e) < 0) {
+		cli_print_err(&e);
+		return 1;
+	}
+	return 0;
+}
+
+static int network_connect(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return network_connect_cmd(ctx, argc, argv, true);
+}
+
+static int network_disconnect(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return network_connect_cmd(ctx, argc, argv, false);
+}
+
 const struct cli_command cli_network_commands[] = {
+	{"connect", network_connect, "Connect a container to a network"},
+	{"disconnect", network_disconnect, "Disconnect a container from a network"},
 	{"create", network_create, "Create a network"},
 	{"ls", network_ls, "List networks"},
 	{"list", network_ls, NULL},

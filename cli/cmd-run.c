@@ -545,7 +545,7 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			      *exposed = json_object(), *bindings = json_object(),
 			      *logcfg = json_object(), *binds = json_array(),
 			      *mounts = json_array(), *tmpfs = json_object(),
-			      *volumes = json_object();
+			      *volumes = json_object(), *more_nets = json_object();
 	_cleanup_free_ char *name = NULL;
 	_cleanup_json_ json_t *restart = NULL;
 	const char *logdriver = NULL;
@@ -669,7 +669,11 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 			break;
 		case OPT_NETWORK:
 		case OPT_NET:
-			r = json_object_set_new(hc, "NetworkMode", json_string(v));
+			/* the first is eth0; more join as eth1, ... */
+			if (!json_object_get(hc, "NetworkMode"))
+				r = json_object_set_new(hc, "NetworkMode", json_string(v));
+			else
+				r = json_object_set_new(more_nets, v, json_object());
 			break;
 		case 'l': {
 			const char *eq = strchr(v, '=');
@@ -781,6 +785,9 @@ int cli_run_parse(struct cli_ctx *ctx, int argc, char **argv, bool create_only,
 						   logdriver ? logdriver : "json-file", "Config",
 						   logcfg));
 	r |= json_object_set(body, "HostConfig", hc);
+	if (json_object_size(more_nets))
+		r |= json_object_set_new(body, "NetworkingConfig",
+					 json_pack("{s:O}", "EndpointsConfig", more_nets));
 	if (r)
 		goto nomem;
 

@@ -42,3 +42,10 @@ struct netns_ep {
 	uint8_t prefixlen;
 };
 int netns_ep_plumb(struct nl_sock *nl, char *buf, const struct netns_ep *ep, struct shoal_err *err);
+/* Opens the namespace bound at path, and a NETLINK_ROUTE socket inside it. */
+int netns_open_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err);
+/* A further network for a namespace that exists (netns_path): the veth's
+ * peer is ifname inside, with its address and only its subnet's route
+ * (ep->gateway unused). On failure the veth is deleted; the namespace stays. */
+int netns_ep_join(struct nl_sock *nl, char *buf, const struct netns_ep *ep, const char *ifname,
+		  struct shoal_err *err);

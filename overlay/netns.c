@@ -355,6 +355,78 @@ int netns_remove(const char *path)
 	return r;
 }
 
+/* On a short-lived thread, as ns_thread(): only it enters the namespace. */
+static void *join_thread(void *arg)
+{
+	struct ns_job *job = arg;
+	if (setns(job->nsfd, CLONE_NEWNET) < 0) {
+		job->r = shoal_err_errno(job->err, errno, "entering network namespace %s",
+					 job->path);
+		return NULL;
+	}
+	job->nlfd = nl_socket_fd();
+	if (job->nlfd < 0) {
+		job->r = shoal_err_errno(job->err, -job->nlfd,
+					 "opening a netlink socket in network namespace %s",
+					 job->path);
+		return NULL;
+	}
+	job->r = 0;
+	return NULL;
+}
+
+int netns_open_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_err *err)
+{
+	struct ns_job job = {.path = path, .nsfd = -EBADF, .nlfd = -EBADF, .err = err, .r = -EIO};
+	job.nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (job.nsfd < 0)
+		return shoal_err_errno(err, errno, "opening network namespace %s", path);
+	pthread_t t;
+	int r = pthread_create(&t, NULL, join_thread, &job);
+	if (r != 0) {
+		close(job.nsfd);
+		return shoal_err_errno(err, r, "starting the network namespace thread");
+	}
+	pthread_join(t, NULL);
+	if (job.r < 0) {
+		close(job.nsfd);
+		return job.r;
+	}
+	*ret_nsfd = job.nsfd;
+	*ret_nlfd = job.nlfd;
+	return 0;
+}
+
+int netns_ep_join(struct nl_sock *nl, char *buf, const struct netns_ep *ep, const char *ifname,
+		  struct shoal_err *err)
+{
+	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
+	int r = netns_open_at(ep->netns_path, &nsfd, &nlfd, err);
+	if (r < 0)
+		return r;
+	char ext[256];
+	struct nl_veth_spec spec = {
+		.ifname = ep->host_ifname,
+		.master = ep->master,
+		.mtu = ep->mtu,
+		.peer_ifname = ifname,
+		.peer_netns_fd = nsfd,
+		.peer_mac = ep->mac,
+	};
+	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
+	r = nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
+	if (r < 0)
+		return nl_err(err, r, ext, "creating veth %s", ep->host_ifname);
+	/* no default route: the first network keeps it */
+	r = nl_if_configure(nlfd, buf, ep->netns_path, ifname, ep->addr, ep->prefixlen,
+			    ep->broadcast, (struct in_addr){0}, err);
+	if (r < 0) {
+		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
+		(void)nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
+	}
+	return r;
+}
+
 int netns_ep_plumb(struct nl_sock *nl, char *buf, const struct netns_ep *ep, struct shoal_err *err)
 {
 	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;

@@ -115,3 +115,8 @@ int nl_link_get_cb(const struct nlmsghdr *nlh, void *data);
 int nl_eth0_configure(int nlfd, char *buf, const char *where, struct in_addr addr,
 		      uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
 		      struct shoal_err *err);
+/* The same for the interface ifname; without a gateway (0) no route but its
+ * subnet's: a container's second and further networks. */
+int nl_if_configure(int nlfd, char *buf, const char *where, const char *ifname, struct in_addr addr,
+		    uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
+		    struct shoal_err *err);

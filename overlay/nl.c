@@ -458,21 +458,29 @@ int nl_eth0_configure(int nlfd, char *buf, const char *where, struct in_addr add
 		      uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
 		      struct shoal_err *err)
 {
+	return nl_if_configure(nlfd, buf, where, "eth0", addr, prefixlen, broadcast, gateway, err);
+}
+
+int nl_if_configure(int nlfd, char *buf, const char *where, const char *ifname, struct in_addr addr,
+		    uint8_t prefixlen, struct in_addr broadcast, struct in_addr gateway,
+		    struct shoal_err *err)
+{
 	struct nl_sock s;
 	nl_sock_adopt(&s, nlfd);
 	char ext[256];
-	/* its index in the new namespace is the kernel's choice */
-	struct nlmsghdr *nlh = nl_build_link_get(buf, "eth0");
+	/* its index in the namespace is the kernel's choice */
+	struct nlmsghdr *nlh = nl_build_link_get(buf, ifname);
 	struct nl_link l = {0};
 	int r = nl_sock_transact(&s, buf, nlh->nlmsg_len, nl_link_get_cb, &l, ext, sizeof(ext));
 	if (r < 0)
-		return nl_err(err, r, ext, "finding eth0 in %s", where);
+		return nl_err(err, r, ext, "finding %s in %s", ifname, where);
 	size_t off = nl_build_link_set(buf, LOOPBACK_IFINDEX, NULL, 1, 0)->nlmsg_len;
 	off += nl_build_link_set(buf + off, l.ifindex, NULL, 1, 0)->nlmsg_len;
 	off += nl_build_addr_new(buf + off, l.ifindex, addr, prefixlen, broadcast)->nlmsg_len;
-	off += nl_build_route_default(buf + off, gateway, l.ifindex)->nlmsg_len;
+	if (gateway.s_addr)
+		off += nl_build_route_default(buf + off, gateway, l.ifindex)->nlmsg_len;
 	r = nl_sock_transact(&s, buf, off, NULL, NULL, ext, sizeof(ext));
 	if (r < 0)
-		return nl_err(err, r, ext, "configuring eth0 in %s", where);
+		return nl_err(err, r, ext, "configuring %s in %s", ifname, where);
 	return 0;
 }

@@ -47,8 +47,9 @@ int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 	if (r < 0 || br.ifindex <= 0)
 		return nl_err(err, r < 0 ? r : -ENODEV, ext, "finding bridge %s", ep->bridge);
 
+	bool join = ep->ifname[0] && strcmp(ep->ifname, "eth0") != 0;
 	/* What a start cut short left (same id, same names): out of the way. */
-	if (access(ep->netns_path, F_OK) == 0)
+	if (!join && access(ep->netns_path, F_OK) == 0)
 		(void)netns_remove(ep->netns_path);
 	nlh = nl_build_link_del(buf, 0, ep->host_ifname);
 	(void)nl_sock_transact(&nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
@@ -65,7 +66,9 @@ int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err)
 		.gateway = ep->gateway,
 		.prefixlen = ep->prefixlen,
 	};
-	if ((r = netns_ep_plumb(&nl, buf, &nep, err)) < 0)
+	r = join ? netns_ep_join(&nl, buf, &nep, ep->ifname, err)
+		 : netns_ep_plumb(&nl, buf, &nep, err);
+	if (r < 0)
 		return shoal_err_wrap(err, "attaching to %s", ep->bridge);
 	return 0;
 }
@@ -133,12 +136,28 @@ char *vxlan_masq_ruleset(const char *prefix, const struct vxlan_masq *nets, size
 				fprintf(f, "  ip saddr %s/%u oifname != \"%s\" masquerade\n", net,
 					nets[i].prefixlen, nets[i].bridge);
 		}
-		fprintf(f, " }\n chain internal_drop {\n  type filter hook forward priority "
+		/* networks are apart: nothing of one is routed by the node into
+		 * another's subnet (a container on both goes by its own
+		 * interface there), and nothing of an internal one leaves it */
+		fprintf(f, " }\n set nets {\n  type ipv4_addr; flags interval;\n  elements = { ");
+		for (size_t i = 0; i < n; i++) {
+			char net[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &nets[i].net, net, sizeof(net));
+			fprintf(f, "%s%s/%u", i ? ", " : "", net, nets[i].prefixlen);
+		}
+		fprintf(f, " }\n }\n chain isolate {\n  type filter hook forward priority "
 			   "filter; policy accept;\n");
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			char net[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &nets[i].net, net, sizeof(net));
 			if (nets[i].internal)
 				fprintf(f, "  iifname \"%s\" oifname != \"%s\" drop\n",
 					nets[i].bridge, nets[i].bridge);
+			else
+				fprintf(f,
+					"  iifname \"%s\" ip daddr != %s/%u ip daddr @nets drop\n",
+					nets[i].bridge, net, nets[i].prefixlen);
+		}
 		fprintf(f, " }\n}\n");
 	}
 	if (fclose(f) != 0 || !text) {

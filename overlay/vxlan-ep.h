@@ -30,10 +30,15 @@ struct vxlan_ep {
 	uint8_t prefixlen;
 	uint8_t mac[6];
 	int mtu; /* the network's, from vxlan_net_apply() */
+	/* The name inside: "" (eth0) makes the namespace; another (eth1, ...)
+	 * joins a further network to the namespace that exists, with no
+	 * default route (the first network keeps it). */
+	char ifname[IFNAMSIZ];
 };
 
-/* Makes the namespace and the veth; on error nothing is left behind. A
- * namespace already at netns_path (a start that was cut short) is replaced. */
+/* Makes the namespace and the veth, or for a further network the veth only;
+ * on error nothing it made is left behind. A namespace already at
+ * netns_path for eth0 (a start that was cut short) is replaced. */
 int vxlan_ep_plumb(const struct vxlan_ep *ep, struct shoal_err *err);
 /* Removes the namespace (its veth goes with it) or, with no namespace, the
  * host end of the veth. Missing pieces are not errors. */

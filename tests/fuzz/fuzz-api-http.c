@@ -371,6 +371,10 @@ void api_network_connect(struct api_req *r)
 {
 	with_body(r);
 }
+void api_network_disconnect(struct api_req *r)
+{
+	with_body(r);
+}
 void api_volume_list(struct api_req *r)
 {
 	with_query(r);

@@ -43,10 +43,13 @@ static void test_rules(void **state)
 	assert_non_null(
 		strstr(t, "ip saddr 10.77.0.0/24 oifname != \"shoaln1a2b3c\" masquerade\n"));
 	/* an internal network is not masqueraded: its way out is dropped */
-	assert_null(strstr(t, "10.78.0.0/24"));
+	assert_null(strstr(t, "ip saddr 10.78.0.0/24"));
 	assert_non_null(strstr(t, "type filter hook forward"));
 	assert_non_null(strstr(t, "iifname \"shoaln4d5e6f\" oifname != \"shoaln4d5e6f\" drop\n"));
-	assert_null(strstr(t, "iifname \"shoaln1a2b3c\""));
+	/* and the networks are apart: the node routes none into another */
+	assert_non_null(strstr(t, "elements = { 10.77.0.0/24, 10.78.0.0/24 }"));
+	assert_non_null(strstr(
+		t, "iifname \"shoaln1a2b3c\" ip daddr != 10.77.0.0/24 ip daddr @nets drop\n"));
 	free(t);
 }
 
