@@ -397,13 +397,11 @@ int netns_open_at(const char *path, int *ret_nsfd, int *ret_nlfd, struct shoal_e
 	return 0;
 }
 
-int netns_ep_join(struct nl_sock *nl, char *buf, const struct netns_ep *ep, const char *ifname,
-		  struct shoal_err *err)
+/* The veth whose host end is ep->host_ifname and whose peer is ifname in the
+ * namespace nsfd. */
+static int veth_into(struct nl_sock *nl, char *buf, const struct netns_ep *ep, int nsfd,
+		     const char *ifname, struct shoal_err *err)
 {
-	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
-	int r = netns_open_at(ep->netns_path, &nsfd, &nlfd, err);
-	if (r < 0)
-		return r;
 	char ext[256];
 	struct nl_veth_spec spec = {
 		.ifname = ep->host_ifname,
@@ -414,14 +412,24 @@ int netns_ep_join(struct nl_sock *nl, char *buf, const struct netns_ep *ep, cons
 		.peer_mac = ep->mac,
 	};
 	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
-	r = nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
+	int r = nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
 	if (r < 0)
 		return nl_err(err, r, ext, "creating veth %s", ep->host_ifname);
+	return 0;
+}
+
+int netns_ep_join(struct nl_sock *nl, char *buf, const struct netns_ep *ep, const char *ifname,
+		  struct shoal_err *err)
+{
+	_cleanup_close_ int nsfd = -EBADF, nlfd = -EBADF;
+	int r = netns_open_at(ep->netns_path, &nsfd, &nlfd, err);
+	if (r < 0 || (r = veth_into(nl, buf, ep, nsfd, ifname, err)) < 0)
+		return r;
 	/* no default route: the first network keeps it */
 	r = nl_if_configure(nlfd, buf, ep->netns_path, ifname, ep->addr, ep->prefixlen,
 			    ep->broadcast, (struct in_addr){0}, err);
 	if (r < 0) {
-		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
+		struct nlmsghdr *nlh = nl_build_link_del(buf, 0, ep->host_ifname);
 		(void)nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
 	}
 	return r;
@@ -433,26 +441,14 @@ int netns_ep_plumb(struct nl_sock *nl, char *buf, const struct netns_ep *ep, str
 	int r = netns_take_at(ep->netns_path, &nsfd, &nlfd, err);
 	if (r < 0)
 		return r;
-	char ext[256];
-	struct nl_veth_spec spec = {
-		.ifname = ep->host_ifname,
-		.master = ep->master,
-		.mtu = ep->mtu,
-		.peer_ifname = "eth0",
-		.peer_netns_fd = nsfd,
-		.peer_mac = ep->mac,
-	};
-	struct nlmsghdr *nlh = nl_build_veth_new(buf, &spec);
-	r = nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, ext, sizeof(ext));
-	if (r < 0) {
-		nl_err(err, r, ext, "creating veth %s", ep->host_ifname);
+	if ((r = veth_into(nl, buf, ep, nsfd, "eth0", err)) < 0) {
 		netns_remove(ep->netns_path);
 		return r;
 	}
 	r = nl_eth0_configure(nlfd, buf, ep->netns_path, ep->addr, ep->prefixlen, ep->broadcast,
 			      ep->gateway, err);
 	if (r < 0) {
-		nlh = nl_build_link_del(buf, 0, ep->host_ifname);
+		struct nlmsghdr *nlh = nl_build_link_del(buf, 0, ep->host_ifname);
 		(void)nl_sock_transact(nl, buf, nlh->nlmsg_len, NULL, NULL, NULL, 0);
 		netns_remove(ep->netns_path);
 	}
