@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/cluster.h"
+#include "agent/container.h"
 #include "agent/container-config.h"
 #include "agent/manager.h"
 #include "agent/membership.h"
@@ -297,12 +298,11 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 	}
 	/* networks: overlay ones, held by id (a network made later under the
 	 * same name is another one) */
-	if (spec->task.n_networks > 1) {
+	if (spec->task.n_networks > CONTAINER_ATT_MAX) {
 		api_reply_error(r, 400,
-				"TaskTemplate.Networks: %zu networks given; shoal attaches a "
-				"service's tasks to one overlay network (eth0) for now: give one "
-				"--network",
-				spec->task.n_networks);
+				"TaskTemplate.Networks: %zu networks given; a task joins %d at "
+				"most (eth0 to eth%d)",
+				spec->task.n_networks, CONTAINER_ATT_MAX, CONTAINER_ATT_MAX - 1);
 		service_spec_free(spec);
 		return NULL;
 	}
@@ -356,6 +356,18 @@ static json_t *spec_from_body(struct api_req *r, json_t *body, struct service_sp
 		json_decref(net);
 		if (!id) {
 			api_reply_error(r, 500, "out of memory");
+			service_spec_free(spec);
+			return NULL;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(spec->task.networks[k].target, id) != 0)
+				continue;
+			api_reply_error(
+				r, 400,
+				"TaskTemplate.Networks[%zu]: network %s is already attached "
+				"by Networks[%zu]",
+				i, sn->target, k);
+			free(id);
 			service_spec_free(spec);
 			return NULL;
 		}

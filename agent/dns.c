@@ -51,23 +51,34 @@ struct forward {
 };
 
 /* Whether a service on the asker's network (net: an overlay network's id,
- * NULL for the bridge) goes by name: its own, or an alias it has there. A
- * service on the ingress network only (it has none of its own) goes by no
- * name, as in swarm: the ingress network carries the routing mesh, not
- * names. */
-static bool service_named(struct agent *a, json_t *svc, const char *net, const char *name)
+ * NULL for the bridge) goes by name: its own, or an alias it has there; the
+ * index of that network among the service's in *ret_ni. A service on the
+ * ingress network only (it has none of its own) goes by no name, as in
+ * swarm: the ingress network carries the routing mesh, not names. */
+static bool service_named(struct agent *a, json_t *svc, const char *net, const char *name,
+			  size_t *ret_ni)
 {
 	const char *snet = publish_service_network(svc, NULL);
 	if (!snet && publish_service_network(svc, overlay_ingress_network(a)))
 		return false;
-	if ((snet == NULL) != (net == NULL) || (net && strcmp(snet, net) != 0))
+	const char *n, *vip;
+	size_t ni = 0;
+	if (net) {
+		while (publish_service_net_at(svc, ni, NULL, &n, &vip) &&
+		       (!n || strcmp(n, net) != 0))
+			ni++;
+		if (!publish_service_net_at(svc, ni, NULL, &n, &vip))
+			return false;
+	} else if (snet) {
 		return false;
+	}
+	*ret_ni = ni;
 	json_t *spec = json_object_get(svc, "Spec");
 	const char *sname = json_string_value(json_object_get(spec, "Name"));
 	if (sname && strcasecmp(sname, name) == 0)
 		return true;
 	json_t *att = json_array_get(
-		json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"), 0);
+		json_object_get(json_object_get(spec, "TaskTemplate"), "Networks"), ni);
 	size_t i;
 	json_t *al;
 	json_array_foreach(json_object_get(att, "Aliases"), i, al)
@@ -79,11 +90,10 @@ static bool service_named(struct agent *a, json_t *svc, const char *net, const c
 	return false;
 }
 
-/* Addresses of a service's running tasks: on its overlay network on every
- * live node, or this node's on the bridge. */
-static int task_addrs(struct agent *a, json_t *svc, struct in_addr *out, int max)
+/* Addresses of a service's running tasks: on its overlay network net on
+ * every live node, or this node's on the bridge (net NULL). */
+static int task_addrs(struct agent *a, json_t *svc, const char *net, struct in_addr *out, int max)
 {
-	const char *net = publish_service_network(svc, NULL);
 	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 	int n = 0;
 	const char *tid;
@@ -127,14 +137,17 @@ static int lookup(struct agent *a, const char *net, const char *name, struct in_
 	json_t *svc;
 	json_object_foreach(manager_services(a), sid, svc)
 	{
+		size_t ni = 0;
 		if (json_is_true(json_object_get(svc, "Removed")) ||
-		    !service_named(a, svc, net, name))
+		    !service_named(a, svc, net, name, &ni))
 			continue;
-		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
+		/* the VIP on the asker's network, to the tasks' addresses there */
+		const char *snet = NULL, *vip = NULL;
+		publish_service_net_at(svc, ni, NULL, &snet, &vip);
 		bool balanced = publish_vips_balanced(a);
 		if (vip && !tasks_only && balanced)
 			return inet_pton(AF_INET, vip, &out[0]) == 1 ? 1 : 0;
-		int n = task_addrs(a, svc, out, max);
+		int n = task_addrs(a, svc, snet, out, max);
 		if (vip && !tasks_only && n > 1) {
 			/* a VIP without the socket hooks to balance it: one
 			 * task per answer, in turn, not cached. All of them

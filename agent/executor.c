@@ -671,6 +671,14 @@ static void task_start(struct agent *a, json_t *task)
 	 * endpoint and records it, as for any container on an overlay network */
 	size_t n_nets = spec->task.n_networks;
 	json_t *net = n_nets ? json_string(spec->task.networks[0].target) : NULL;
+	/* the further networks: eth1, ... (container-nets.c) */
+	json_t *more = n_nets > 1 ? json_object() : NULL;
+	for (size_t i = 1; more && i < n_nets; i++)
+		json_object_set_new(more, spec->task.networks[i].target, json_object());
+	if (body && more)
+		json_object_set_new(body, "NetworkingConfig",
+				    json_pack("{s:O}", "EndpointsConfig", more));
+	json_decref(more);
 	service_spec_free(spec);
 	/* none of its own: the ingress network when the service publishes a
 	 * port in ingress mode (the routing mesh reaches it from every node) */
@@ -683,14 +691,6 @@ static void task_start(struct agent *a, json_t *task)
 						 overlay_ingress_network(a));
 	if (ingress)
 		net = json_string(ingress);
-	if (n_nets > 1) {
-		json_decref(body);
-		json_decref(net);
-		task_set_state(a, tid, "rejected", "more than one network",
-			       "a task joins one overlay network (eth0) for now", NULL);
-		run->ended = true;
-		return;
-	}
 	if (body && net)
 		json_object_set_new(json_object_get(body, "HostConfig"), "NetworkMode", net);
 	else

@@ -29,8 +29,8 @@
 #include "sched/spec.h"
 
 #define ALLOC_KEY_MAX 96
-/* Allocations of one service: its ports and its VIP. */
-#define ALLOC_MAX     (SPEC_MAX_PORTS + 1)
+/* Allocations of one service: its ports and its VIP on each network. */
+#define ALLOC_MAX     (SPEC_MAX_PORTS + SPEC_MAX_NETWORKS + 1)
 #define ALLOC_VAL_MAX 128
 /* Reservations retried when another manager took the VIP or port picked. */
 #define ALLOC_ATTEMPTS 32
@@ -98,6 +98,13 @@ static size_t record_keys(json_t *svc, char (*keys)[ALLOC_KEY_MAX], size_t max)
 	const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 	if (vip && *vip && n < max)
 		vip_key(vip, keys[n++], ALLOC_KEY_MAX);
+	const char *net;
+	json_t *v;
+	json_object_foreach(json_object_get(svc, PUBLISH_MORE_VIPS), net, v)
+	{
+		if (json_string_length(v) && n < max)
+			vip_key(json_string_value(v), keys[n++], ALLOC_KEY_MAX);
+	}
 	size_t i;
 	json_t *pc;
 	json_array_foreach(spec_ports(svc), i, pc)
@@ -143,9 +150,25 @@ static void owner_name(struct agent *a, const char *sid, char *buf, size_t len)
 	snprintf(buf, len, "service %s", *sid ? sid : "(unknown)");
 }
 
-/* The lowest VIP no other service holds. */
-static int vip_pick(struct agent *a, const char *sid, char *ret, size_t len, struct shoal_err *err)
+static bool vip_in_record(json_t *svc, const char *ip)
 {
+	const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
+	if (vip && strcmp(vip, ip) == 0)
+		return true;
+	const char *net;
+	json_t *v;
+	json_object_foreach(json_object_get(svc, PUBLISH_MORE_VIPS), net, v)
+	{
+		if (strcmp(json_string_value(v) ?: "", ip) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The lowest VIP no other service holds, nor svc on another network. */
+static int vip_pick(struct agent *a, json_t *svc, char *ret, size_t len, struct shoal_err *err)
+{
+	const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
 	struct store_kvs *kvs = NULL;
 	int r = store_get(a->store, PUBLISH_ALLOC_VIPS, true, 0, &kvs, err);
 	if (r < 0)
@@ -174,6 +197,8 @@ static int vip_pick(struct agent *a, const char *sid, char *ret, size_t len, str
 		if (!used[k]) {
 			struct in_addr in = {.s_addr = htonl(first + k)};
 			inet_ntop(AF_INET, &in, ret, (socklen_t)len);
+			if (vip_in_record(svc, ret))
+				continue;
 			return 0;
 		}
 	return shoal_err_set_status(err, 409, ENOSPC, "no free virtual IP left for the service");
@@ -232,6 +257,12 @@ static char *record_dump(json_t *svc)
 	return s;
 }
 
+static json_t *spec_networks(json_t *svc)
+{
+	return json_object_get(json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"),
+			       "Networks");
+}
+
 static bool wants_vip(json_t *svc)
 {
 	const char *mode = json_string_value(json_object_get(
@@ -264,9 +295,65 @@ static void set_vip(struct agent *a, json_t *svc, const char *vip)
 	char addr[INET_ADDRSTRLEN + 4];
 	snprintf(addr, sizeof(addr), "%s/32", vip);
 	json_object_set_new(svc, "VirtualIP", json_stringn(addr, strcspn(addr, "/")));
-	json_object_set_new(svc, "Endpoint",
-			    json_pack("{s:[{s:s, s:s}]}", "VirtualIPs", "NetworkID",
-				      vip_network(a, svc), "Addr", addr));
+	json_t *vips = json_array();
+	json_array_append_new(
+		vips, json_pack("{s:s, s:s}", "NetworkID", vip_network(a, svc), "Addr", addr));
+	/* one on each further network, in the spec's order */
+	size_t i;
+	json_t *n;
+	json_array_foreach(spec_networks(svc), i, n)
+	{
+		const char *t = json_string_value(json_object_get(n, "Target"));
+		const char *ip = json_string_value(
+			json_object_get(json_object_get(svc, PUBLISH_MORE_VIPS), t ?: ""));
+		if (i == 0 || !ip)
+			continue;
+		snprintf(addr, sizeof(addr), "%s/32", ip);
+		json_array_append_new(vips, json_pack("{s:s, s:s}", "NetworkID", t, "Addr", addr));
+	}
+	json_object_set_new(svc, "Endpoint", json_pack("{s:o}", "VirtualIPs", vips));
+}
+
+/* The VIPs of the further networks: the record's where it has one for the
+ * network, picked otherwise (marked in picked[], one per network index);
+ * those of networks no longer in the spec dropped. */
+static int more_vips(struct agent *a, json_t *svc, bool *picked, struct shoal_err *err)
+{
+	/* held: the record's member is replaced below */
+	_cleanup_(json_decrefp) json_t *old = json_incref(json_object_get(svc, PUBLISH_MORE_VIPS));
+	json_t *more = json_object();
+	if (!more)
+		return shoal_err_set(err, ENOMEM, "out of memory");
+	size_t i;
+	json_t *n;
+	json_array_foreach(spec_networks(svc), i, n)
+	{
+		const char *t = json_string_value(json_object_get(n, "Target"));
+		if (i == 0 || !t || !*t)
+			continue;
+		const char *ip = json_string_value(json_object_get(old, t));
+		picked[i] = !ip;
+		if (ip) {
+			json_object_set_new(more, t, json_string(ip));
+			continue;
+		}
+		char pick[INET_ADDRSTRLEN];
+		/* what this record holds already is not picked twice */
+		json_object_set(svc, PUBLISH_MORE_VIPS, more);
+		int r = vip_pick(a, svc, pick, sizeof(pick), err);
+		if (r < 0) {
+			json_decref(more);
+			return r;
+		}
+		json_object_set_new(more, t, json_string(pick));
+	}
+	if (json_object_size(more))
+		json_object_set_new(svc, PUBLISH_MORE_VIPS, more);
+	else {
+		json_object_del(svc, PUBLISH_MORE_VIPS);
+		json_decref(more);
+	}
+	return 0;
 }
 
 /* The transaction being built: room for a compare and an op per allocation
@@ -302,18 +389,37 @@ static int commit_once(struct agent *a, json_t *svc, json_t *prev, int64_t expec
 	if (!removed) {
 		if (auto_vip) {
 			char ip[INET_ADDRSTRLEN];
-			if ((r = vip_pick(a, sid, ip, sizeof(ip), err)) < 0)
+			if ((r = vip_pick(a, svc, ip, sizeof(ip), err)) < 0)
 				return r;
 			set_vip(a, svc, ip);
 		}
 		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 		if (vip && *vip) {
+			/* a VIP on each further network too */
+			bool picked[SPEC_MAX_NETWORKS + 1] = {0};
+			if ((r = more_vips(a, svc, picked, err)) < 0)
+				return r;
 			/* the network it is on follows the spec (an update may move it) */
 			set_vip(a, svc, vip);
 			vip = json_string_value(json_object_get(svc, "VirtualIP"));
 			vip_key(vip, want[n_want].key, ALLOC_KEY_MAX);
 			want[n_want].port_idx = -1;
 			want[n_want++].picked = auto_vip;
+			size_t k;
+			json_t *n;
+			json_array_foreach(spec_networks(svc), k, n)
+			{
+				const char *ip = json_string_value(json_object_get(
+					json_object_get(svc, PUBLISH_MORE_VIPS),
+					json_string_value(json_object_get(n, "Target")) ?: ""));
+				if (k == 0 || !ip || k > SPEC_MAX_NETWORKS)
+					continue;
+				vip_key(ip, want[n_want].key, ALLOC_KEY_MAX);
+				want[n_want].port_idx = -1;
+				want[n_want++].picked = picked[k];
+			}
+		} else {
+			json_object_del(svc, PUBLISH_MORE_VIPS);
 		}
 		size_t i;
 		json_t *pc;
@@ -469,6 +575,9 @@ int publish_service_commit(struct agent *a, json_t *svc, json_t *prev, int64_t e
 	}
 	const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
 	bool auto_vip = !removed && !prev && (!vip || !*vip) && wants_vip(svc);
+	/* the further networks' VIPs as the record came: picked again from it */
+	_cleanup_(json_decrefp) json_t *more0 =
+		json_deep_copy(json_object_get(svc, PUBLISH_MORE_VIPS));
 	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
 		int64_t rev = 0;
 		int r = commit_once(a, svc, prev, expect_rev, auto_port, auto_vip, want, held, &c,
@@ -489,6 +598,10 @@ int publish_service_commit(struct agent *a, json_t *svc, json_t *prev, int64_t e
 			json_object_set_new(pc, "PublishedPort", json_integer(0));
 		if (auto_vip)
 			set_vip(a, svc, NULL);
+		if (more0)
+			json_object_set(svc, PUBLISH_MORE_VIPS, more0);
+		else
+			json_object_del(svc, PUBLISH_MORE_VIPS);
 	}
 	return shoal_err_set_status(
 		err, 503, EBUSY,

@@ -485,6 +485,24 @@ const char *publish_service_network(json_t *svc, const char *ingress)
 	return ingress && publish_service_meshed(svc) ? ingress : NULL;
 }
 
+bool publish_service_net_at(json_t *svc, size_t i, const char *ingress, const char **ret_net,
+			    const char **ret_vip)
+{
+	if (i == 0) {
+		*ret_net = publish_service_network(svc, ingress);
+		*ret_vip = json_string_value(json_object_get(svc, "VirtualIP"));
+		return true;
+	}
+	json_t *nets = json_object_get(
+		json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"), "Networks");
+	const char *net = json_string_value(json_object_get(json_array_get(nets, i), "Target"));
+	if (!net)
+		return false;
+	*ret_net = net;
+	*ret_vip = json_string_value(json_object_get(json_object_get(svc, PUBLISH_MORE_VIPS), net));
+	return true;
+}
+
 bool publish_service_meshed(json_t *svc)
 {
 	size_t k;
@@ -531,22 +549,26 @@ static void vips_desired(json_t *services, json_t *tasks, publish_addr_fn addr_o
 	json_t *svc;
 	json_array_foreach(services, i, svc)
 	{
-		const char *vip = json_string_value(json_object_get(svc, "VirtualIP"));
-		if (!vip || json_is_true(json_object_get(svc, "Removed")))
+		if (json_is_true(json_object_get(svc, "Removed")))
 			continue;
 		const char *sid = json_string_value(json_object_get(svc, "ID")) ?: "";
-		const char *net = publish_service_network(svc, ingress);
 		json_t *mine = json_object_get(by_sid, sid);
-		for (int pi = 0; pi < 2; pi++) {
-			int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
-			desired_add_key(desired, vip, proto, 0, (struct in_addr){0}, 0, 0);
-			size_t m;
-			json_array_foreach(mine, m, t)
-			{
-				enum lb_backend_state bs;
-				if (task_backend(t, sid, &bs))
-					desired_add_key(desired, vip, proto, 0,
-							addr_of(ctx, t, net), 0, bs);
+		/* a VIP on each of its networks, to its tasks' addresses there */
+		const char *net, *vip;
+		for (size_t ni = 0; publish_service_net_at(svc, ni, ingress, &net, &vip); ni++) {
+			if (!vip)
+				continue;
+			for (int pi = 0; pi < 2; pi++) {
+				int proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
+				desired_add_key(desired, vip, proto, 0, (struct in_addr){0}, 0, 0);
+				size_t m;
+				json_array_foreach(mine, m, t)
+				{
+					enum lb_backend_state bs;
+					if (task_backend(t, sid, &bs))
+						desired_add_key(desired, vip, proto, 0,
+								addr_of(ctx, t, net), 0, bs);
+				}
 			}
 		}
 	}

@@ -130,6 +130,13 @@ typedef struct in_addr (*publish_addr_fn)(void *ctx, json_t *task, const char *n
 const char *publish_service_network(json_t *svc, const char *ingress);
 /* Whether a service publishes a port in ingress mode (the routing mesh). */
 bool publish_service_meshed(json_t *svc);
+/* A service record's VIPs on its further networks (Networks[1..]):
+ * {"<network id>": "<ip>"}; VirtualIP is its first network's. */
+#define PUBLISH_MORE_VIPS "MoreVirtualIPs"
+/* Its i-th overlay network's id (0: publish_service_network()'s) and the VIP
+ * there (NULL for none); false past its last. */
+bool publish_service_net_at(json_t *svc, size_t i, const char *ingress, const char **ret_net,
+			    const char **ret_vip);
 /* A task that takes new connections: observed and desired running, not
  * unhealthy (the VIP's active backends; the DNS's task answers). */
 bool publish_task_active(json_t *t);

@@ -139,6 +139,46 @@ static int post_update(struct cli_ctx *ctx, json_t *svc, json_t *spec, bool roll
 	return 0;
 }
 
+/* --network-rm NET: the spec holds its networks by id, as Docker's does, so
+ * a name is looked up first (the docker CLI does the same); a network the
+ * service is not on is an error, not a silent no-op. */
+static int networks_rm(struct cli_ctx *ctx, const struct cli_service_args *a, json_t *spec)
+{
+	json_t *nets = cli_json_get(spec, "TaskTemplate.Networks");
+	for (size_t f = 0; f < a->nflags; f++) {
+		if (strcmp(a->flags[f].name, "network-rm") != 0)
+			continue;
+		const char *ref = a->flags[f].value;
+		_cleanup_free_ char *path = cli_obj_path("/networks", ref, "");
+		_cleanup_json_ json_t *net = NULL;
+		struct shoal_err e = {0};
+		if (!path) {
+			cli_oom();
+			return -ENOMEM;
+		}
+		const char *id = NULL;
+		if (cli_call_json(ctx, "GET", path, NULL, NULL, &net, &e) == 0)
+			id = cli_json_str(net, "Id");
+		bool found = false;
+		for (size_t i = 0; i < json_array_size(nets);) {
+			const char *t = cli_json_str(json_array_get(nets, i), "Target");
+			if (t && (strcmp(t, ref) == 0 || (id && strcmp(t, id) == 0))) {
+				json_array_remove(nets, i);
+				found = true;
+			} else {
+				i++;
+			}
+		}
+		if (!found) {
+			fprintf(stderr,
+				"Error: --network-rm %s: the service is not on that network\n",
+				ref);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int service_update_args(struct cli_ctx *ctx, struct cli_service_args *a)
 {
 	const char *name = a->pos[0];
@@ -152,6 +192,8 @@ static int service_update_args(struct cli_ctx *ctx, struct cli_service_args *a)
 	_cleanup_json_ json_t *spec = json_is_object(cur) ? json_deep_copy(cur) : json_object();
 	if (!spec)
 		return cli_oom();
+	if (networks_rm(ctx, a, spec) < 0)
+		return 1;
 	char err[512];
 	int r = cli_service_spec_apply(a, spec, err, sizeof(err));
 	if (r == -ENOMEM)

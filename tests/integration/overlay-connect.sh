@@ -17,6 +17,11 @@
 #   on, endpoint settings (aliases), a host-network container;
 # - a network policy selecting network back isolates the container's eth1
 #   (its own veth), not its eth0;
+# - a service on front and back (alias on back): a VIP on each network in
+#   Endpoint.VirtualIPs; its name (and the alias, on back only) resolves to
+#   the asker's network's VIP, tasks.NAME to the tasks' addresses there, and
+#   both VIPs answer; --network-rm gives that network's VIP back, service rm
+#   the other; a network given twice is refused;
 # - node 1's agent restarted: eth1 still reached; after rm -f nothing is left
 #   (no veth of node 1's prefix, no endpoint record).
 . "$(dirname "$0")/cluster-lib.sh"
@@ -150,6 +155,46 @@ reaches 2 srvf "$m_front" hello-multi && ok "srvf still reaches multi's eth0" ||
 must "policy rm" node_shoal 1 policy rm back-closed
 wait_until 20 reaches 2 srvb "$m_back" hello-multi && ok "reached again once the policy is gone" ||
 	fail "srvb does not reach multi again"
+
+log "a service on front and back"
+must "service api on front and back" node_shoal 1 service create -d --name api --replicas 2 \
+	--network front --network name=back,alias=api-b busybox \
+	sh -c "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w"
+svc_json() { node_api 1 GET /services/api | cut -d' ' -f2-; }
+vips() { svc_json | python3 -c '
+import json,sys; s=json.load(sys.stdin)
+print(" ".join("%s=%s" % (v["NetworkID"], v["Addr"].split("/")[0]) for v in s["Endpoint"]["VirtualIPs"]))'; }
+FRONT_ID=$(node_shoal 1 network inspect -f '{{.Id}}' front)
+running2() { [ "$(node_shoal 1 service ps api 2>/dev/null | grep -c 'Running *Running')" = 2 ]; }
+wait_until 60 running2 || fail "api: not 2 running tasks: $(node_shoal 1 service ps api 2>&1)"
+v=$(vips)
+vip_f=$(tr ' ' '\n' <<<"$v" | sed -n "s/^$FRONT_ID=//p")
+vip_b=$(tr ' ' '\n' <<<"$v" | sed -n "s/^$BACK_ID=//p")
+[[ $vip_f == 10.214.* && $vip_b == 10.214.* && $vip_f != "$vip_b" ]] &&
+	ok "a VIP on each network: front $vip_f, back $vip_b" || fail "Endpoint.VirtualIPs: $v"
+ns() { node_shoal "$1" exec "$2" nslookup -type=a "$3" 2>/dev/null | sed -n 's/^Address:[[:space:]]*\(10\.[0-9.]*\)$/\1/p' | sort | xargs; }
+expect_eq "api from srvb (on back) is back's VIP" "$vip_b" "$(ns 2 srvb api)"
+expect_eq "api from srvf (on front) is front's VIP" "$vip_f" "$(ns 2 srvf api)"
+expect_eq "the alias api-b on back" "$vip_b" "$(ns 2 srvb api-b)"
+expect_eq "no alias api-b on front" "" "$(ns 2 srvf api-b)"
+tb=$(ns 2 srvb tasks.api)
+[[ $(wc -w <<<"$tb") == 2 && $tb == 10.92.0.*\ 10.92.0.* ]] && ok "tasks.api on back: its 2 tasks' back addresses ($tb)" ||
+	fail "tasks.api from srvb: $tb"
+answered() { [ -n "$(by_name 2 "$1" api)" ]; }
+wait_until 20 answered srvb && ok "srvb reaches api by its back VIP" || fail "srvb gets no answer from api"
+wait_until 20 answered srvf && ok "srvf reaches api by its front VIP" || fail "srvf gets no answer from api"
+out=$(node_shoal 1 service update -d --network-rm nosuch api 2>&1)
+expect_contains "--network-rm of a network it is not on refused" "not on that network" "$out"
+must "service update --network-rm back" node_shoal 1 service update -d --network-rm back api
+one_vip() { [ "$(vips | wc -w)" = 1 ]; }
+wait_until 10 one_vip && ok "one VIP left after the network's removal" || fail "VirtualIPs after --network-rm: $(vips)"
+expect_eq "back's VIP given back" "" "$(keys_under "/shoal/ipam/vips/$vip_b" | grep -x "/shoal/ipam/vips/$vip_b")"
+must "service rm api" node_shoal 1 service rm api
+api_gone() { ! node_shoal 1 ps -a | grep -q ' api\.'; }
+wait_until 30 api_gone || fail "api's containers still on node 1: $(node_shoal 1 ps -a)"
+expect_eq "front's VIP given back" "" "$(keys_under "/shoal/ipam/vips/$vip_f" | grep -x "/shoal/ipam/vips/$vip_f")"
+out=$(node_shoal 1 service create --name bad --network front --network "$FRONT_ID" busybox sleep 1000 2>&1)
+expect_contains "a network given twice refused" "already attached" "$out"
 
 log "node 1's agent restarted"
 cluster_node_kill9 1
