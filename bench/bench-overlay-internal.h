@@ -159,6 +159,9 @@ int bov_ctr_run(struct cli_ctx *ctx, const char *net, const char *name, char *re
 		struct shoal_err *err);
 /* Removes the container (forced); a failure is not reported. */
 void bov_ctr_remove(struct cli_ctx *ctx, const char *id);
+/* Every container of the first n agents removed through its agent. */
+struct bcl_procs;
+void bov_agents_clear(struct bcl_procs *procs, int n);
 /* "aa:bb:cc:dd:ee:ff": 0, or -EINVAL. */
 int bov_parse_mac(const char *s, uint8_t mac[6]);
 

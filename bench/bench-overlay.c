@@ -134,6 +134,28 @@ void bov_ctr_remove(struct cli_ctx *ctx, const char *id)
 	json_decref(j);
 }
 
+void bov_agents_clear(struct bcl_procs *procs, int n)
+{
+	/* the agents take their containers down (mounts, veths, addresses);
+	 * what one cannot is killed by bcl_procs_cleanup() */
+	for (int i = 0; i < n; i++) {
+		struct bcl_agent *a = &procs->agents[i];
+		if (a->pid <= 0)
+			continue;
+		int st = 0;
+		json_t *j = NULL;
+		if (cli_call_json(&a->ctx, "GET", "/containers/json?all=1", NULL, &st, &j, NULL) >=
+			    0 &&
+		    st == 200) {
+			size_t k;
+			json_t *c;
+			json_array_foreach(j, k, c) bov_ctr_remove(
+				&a->ctx, json_string_value(json_object_get(c, "Id")) ?: "");
+		}
+		json_decref(j);
+	}
+}
+
 /* ---- the topology ---- */
 
 static int topology_up(struct bov *b, struct shoal_err *err)
@@ -531,24 +553,7 @@ static void teardown(struct bov *b)
 	if (b->base)
 		event_base_free(b->base);
 	b->base = NULL;
-	/* the agents take their containers down (mounts, veths, addresses);
-	 * what one cannot is killed by bcl_procs_cleanup() */
-	for (int i = 0; i < BOV_NODES; i++) {
-		struct bcl_agent *a = &b->procs.agents[i];
-		if (a->pid <= 0)
-			continue;
-		int st = 0;
-		json_t *j = NULL;
-		if (cli_call_json(&a->ctx, "GET", "/containers/json?all=1", NULL, &st, &j, NULL) >=
-			    0 &&
-		    st == 200) {
-			size_t k;
-			json_t *c;
-			json_array_foreach(j, k, c) bov_ctr_remove(
-				&a->ctx, json_string_value(json_object_get(c, "Id")) ?: "");
-		}
-		json_decref(j);
-	}
+	bov_agents_clear(&b->procs, BOV_NODES);
 	bcl_procs_cleanup(&b->procs);
 	topology_down(b);
 }

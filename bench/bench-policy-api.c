@@ -83,7 +83,7 @@ static int64_t api_stamp(const char *buf, ssize_t n)
  * allowed to deny). allow: the send time of the first one answered, stamped
  * after the create started (-1: one was answered before, so the flow was not
  * denied). 0: gave up. */
-static void api_prober(const struct pb_api *a, bool deny, int wfd, int ready_fd, int t0_fd)
+void pb_api_prober(const struct pb_api *a, bool deny, int wfd, int ready_fd, int t0_fd)
 {
 	int *ring = calloc(PB_API_RING, sizeof(*ring));
 	int64_t *sends = calloc(PB_API_MAX_SENDS, sizeof(*sends));
@@ -265,7 +265,7 @@ static int api_round(struct cli_ctx *ctx, const struct pb_api *a, bool deny, int
 		close(pfd[0]);
 		close(rfd[0]);
 		close(tfd[1]);
-		api_prober(a, deny, pfd[1], rfd[1], tfd[0]);
+		pb_api_prober(a, deny, pfd[1], rfd[1], tfd[0]);
 	}
 	close(pfd[1]);
 	close(rfd[1]);
@@ -341,7 +341,7 @@ static int api_round(struct cli_ctx *ctx, const struct pb_api *a, bool deny, int
 	return 0;
 }
 
-static json_t *api_summary(struct bench_samples *s)
+json_t *pb_api_summary(struct bench_samples *s)
 {
 	return json_pack("{s:f, s:f, s:f, s:f, s:i}", "p50", (double)bench_quantile(s, 0.5) / 1e6,
 			 "p99", (double)bench_quantile(s, 0.99) / 1e6, "min",
@@ -387,8 +387,8 @@ int pb_api_run(struct cli_ctx *ctx, const struct pb *b, const struct pb_api *a, 
 	if (pb_interrupted && r >= 0)
 		r = shoal_err_set(err, -EINTR, "pb_interrupted");
 	if (r >= 0) {
-		json_t *en = json_pack("{s:o, s:o}", "deny", api_summary(&deny), "allow",
-				       api_summary(&allow));
+		json_t *en = json_pack("{s:o, s:o}", "deny", pb_api_summary(&deny), "allow",
+				       pb_api_summary(&allow));
 		json_object_set_new(out, "api_enforce_ms", en);
 		for (int i = 0; i < 2; i++) {
 			json_t *x = json_object_get(en, i ? "allow" : "deny");

@@ -2,8 +2,10 @@
 #pragma once
 
 /* Between `shoal bench policy`'s parts: bench-policy.c (the namespaces, the
- * enforcers, the load, per packet, create to enforcement, output) and
- * bench-policy-api.c (create to enforcement through a running shoald). */
+ * enforcers, the load, per packet, create to enforcement, output),
+ * bench-policy-api.c (create to enforcement through a running shoald) and
+ * bench-policy-cluster.c (create to enforcement on every node of a cluster
+ * the bench makes). */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -36,6 +38,12 @@ struct policy_compiled;
 #define PB_TARGET_RATIO	     0.98
 #define PB_TARGET_ENFORCE_MS 100.0
 
+/* --nodes: the cluster phase's size and rounds */
+#define PB_CLUSTER_MIN_NODES  2
+#define PB_CLUSTER_MAX_NODES  5
+#define PB_CLUSTER_ROUNDS     20
+#define PB_CLUSTER_MAX_ROUNDS 1000
+
 enum pb_enforcer { PB_NONE, PB_SHOAL, PB_IPTABLES, PB_NFTABLES, PB_ENFORCERS };
 
 struct pb_opts {
@@ -43,6 +51,7 @@ struct pb_opts {
 	int ncounts;
 	double duration, warmup;
 	int rounds, conns, enforce_rounds;
+	int nodes, cluster_rounds; /* --nodes (0: no cluster phase) */
 	bool json, quiet;
 	const char *outfile, *echo;
 };
@@ -62,6 +71,8 @@ struct pb {
 	double compile_ms, apply_ms;
 };
 
+struct bench_samples;
+
 struct pb_api {
 	struct sockaddr_in dst;
 	const char *service;
@@ -75,3 +86,28 @@ extern volatile sig_atomic_t pb_interrupted;
 int pb_api_run(struct cli_ctx *ctx, const struct pb *b, const struct pb_api *a, json_t *out,
 	       struct shoal_err *err);
 void pb_api_print(json_t *out);
+/* The prober of one round, in a child (it ends it): datagrams to a->dst
+ * from a new socket each, every millisecond. It writes "r" on ready_fd
+ * once the create may come (deny: once one of its own was answered; allow:
+ * at once), or closes it without a word when a deny round's first answer
+ * does not come in time. It reads the create's start (mono_ns()) from
+ * t0_fd, and writes on wfd what it saw, an int64_t: deny, the send time of
+ * the first datagram after the last one answered (-1: none was answered
+ * before the create); allow, the send time of the first one answered,
+ * stamped after the create started (-1: one was answered before); 0: gave
+ * up. Then three int64_t: answers before the create, after it, datagrams
+ * sent. */
+void pb_api_prober(const struct pb_api *a, bool deny, int wfd, int ready_fd, int t0_fd);
+/* p50, p99, min, max in ms and the count of s, as the API rows give them. */
+json_t *pb_api_summary(struct bench_samples *s);
+
+/* --nodes N: what the cluster phase needs is there (etcd, shoald, the bench
+ * image), before anything starts. */
+int pb_cluster_check(const struct pb *b, struct shoal_err *err);
+/* --nodes N: N node namespaces on an underlay bridge, etcd, a shoald on
+ * each, an overlay network, a receiver (UDP echo) on every node and a
+ * prober for each on the next node; policy creates through node 1's API
+ * timed to enforcement on every node, into out ("cluster_enforce_ms").
+ * Everything it made is removed before it returns. */
+int pb_cluster_run(const struct pb *b, json_t *out, struct shoal_err *err);
+void pb_cluster_print(json_t *out);

@@ -27,7 +27,9 @@
  * policy create (parse, compile, diff, map update) to enforcement, seen by
  * a prober in the client that sends a UDP datagram on a new socket every
  * 100 us: the send time of the first one answered, after the create
- * starts. Everything is removed at the end, also on failure and Ctrl-C. */
+ * starts. With --nodes N, then the same through the API of a cluster the
+ * bench makes, to enforcement on every node (bench-policy-cluster.c).
+ * Everything is removed at the end, also on failure and Ctrl-C. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +59,7 @@
 #include <jansson.h>
 #include <linux/pkt_cls.h>
 
+#include "bench/bench-cluster-internal.h"
 #include "bench/bench-load.h"
 #include "bench/bench-policy-internal.h"
 #include "bench/bench-results.h"
@@ -76,6 +79,8 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	pb_interrupted = 1;
+	/* the cluster phase's agents and etcd wait on this one */
+	bcl_interrupted = 1;
 }
 
 /* Runs argv, stdout to /dev/null (quiet) and stdin from in (NULL: none);
@@ -871,6 +876,7 @@ static void print_result(json_t *out)
 		       json_number_value(json_object_get(en, "max")), PB_TARGET_ENFORCE_MS,
 		       p99 <= PB_TARGET_ENFORCE_MS ? "ok" : "MISSED");
 	}
+	pb_cluster_print(out);
 	json_t *w;
 	json_array_foreach(json_object_get(out, "warnings"), i, w)
 		fprintf(stderr, "warning: %s\n", json_string_value(w));
@@ -1180,7 +1186,9 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 		O_JSON,
 		O_QUIET,
 		O_API_TARGET,
-		O_API_SERVICE
+		O_API_SERVICE,
+		O_NODES,
+		O_CLUSTER_ROUNDS
 	};
 	static const struct cli_opt opts[] = {
 		{O_RULES, "rules", 0, CLI_OPT_VALUE, "list",
@@ -1205,6 +1213,12 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 		 "at this UDP echo of a container"},
 		{O_API_SERVICE, "api-service", 0, CLI_OPT_VALUE, "name",
 		 "The service of the --api-target container"},
+		{O_NODES, "nodes", 0, CLI_OPT_VALUE, "int",
+		 "Also: policy create through node 1's API to enforcement on every node of a "
+		 "cluster of this many (2 to 5; each a network namespace with its own shoald, "
+		 "etcd; default: no cluster phase)"},
+		{O_CLUSTER_ROUNDS, "cluster-rounds", 0, CLI_OPT_VALUE, "int",
+		 "Policy creates timed on every node with --nodes (default 20)"},
 		{0},
 	};
 	struct pb b = {.host_fd = -1,
@@ -1214,10 +1228,12 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 			     .warmup = 0.5,
 			     .rounds = 3,
 			     .conns = 4,
-			     .enforce_rounds = 50}};
+			     .enforce_rounds = 50,
+			     .cluster_rounds = PB_CLUSTER_ROUNDS}};
 	struct cli_opts p;
 	struct pb_api api = {.dst = {.sin_family = AF_INET}};
 	const char *api_target = NULL;
+	bool cluster_rounds_given = false;
 	char msg[256];
 	int o;
 	cli_opts_init(&p, opts, argc, argv, false);
@@ -1276,6 +1292,23 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 			}
 		} else if (o == O_API_SERVICE) {
 			api.service = p.value;
+		} else if (o == O_NODES) {
+			if (parse_int(p.value, PB_CLUSTER_MIN_NODES, PB_CLUSTER_MAX_NODES,
+				      &b.o.nodes) < 0) {
+				snprintf(msg, sizeof(msg),
+					 "--nodes: expected %d to %d (each node is a network "
+					 "namespace running its own shoald), not %s",
+					 PB_CLUSTER_MIN_NODES, PB_CLUSTER_MAX_NODES, p.value);
+				bad = 1;
+			}
+		} else if (o == O_CLUSTER_ROUNDS) {
+			cluster_rounds_given = true;
+			if (parse_int(p.value, 1, PB_CLUSTER_MAX_ROUNDS, &b.o.cluster_rounds) < 0) {
+				snprintf(msg, sizeof(msg),
+					 "--cluster-rounds: expected an integer from 1 to %d",
+					 PB_CLUSTER_MAX_ROUNDS);
+				bad = 1;
+			}
 		}
 		if (bad) {
 			cli_opts_done(&p);
@@ -1287,7 +1320,8 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 			ctx, &p, o, "[OPTIONS]",
 			"What network policy costs: request rate and latency with 0 "
 			"to 10,000 rules as shoal's eBPF, iptables and nftables; the "
-			"policy program's per-packet cost; policy create to enforcement");
+			"policy program's per-packet cost; policy create to enforcement "
+			"(with --nodes N, also on every node of a cluster the bench makes)");
 	if (p.npos > 0) {
 		cli_opts_done(&p);
 		return cli_usage_error(ctx, "shoal bench policy takes no arguments");
@@ -1298,6 +1332,15 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 						    ? "--api-target needs --api-service NAME"
 						    : "--api-service needs --api-target ADDR:PORT");
 	}
+	if (cluster_rounds_given && !b.o.nodes) {
+		cli_opts_done(&p);
+		return cli_usage_error(ctx, "--cluster-rounds needs --nodes N (the cluster phase)");
+	}
+	if (api_target && b.o.nodes) {
+		cli_opts_done(&p);
+		return cli_usage_error(ctx, "--nodes runs a cluster of its own, --api-target "
+					    "measures a running agent: give one of them");
+	}
 	if (api_target)
 		return bench_policy_api(ctx, &b, &api, &p);
 	cli_opts_done(&p);
@@ -1307,7 +1350,7 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 		return 1;
 	}
 	struct shoal_err err = {0};
-	if (echo_path(&b, &err) < 0) {
+	if (echo_path(&b, &err) < 0 || (b.o.nodes && pb_cluster_check(&b, &err) < 0)) {
 		cli_print_err(&err);
 		return 1;
 	}
@@ -1324,6 +1367,12 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 			  "ebpf_driven", "directly through lb/lb-policy on a veth the bench made",
 			  "targets", "ratio_to_none_at_10000", PB_TARGET_RATIO, "enforce_p99_ms",
 			  PB_TARGET_ENFORCE_MS));
+	if (b.o.nodes) {
+		json_object_set_new(json_object_get(out, "config"), "nodes",
+				    json_integer(b.o.nodes));
+		json_object_set_new(json_object_get(out, "config"), "cluster_rounds",
+				    json_integer(b.o.cluster_rounds));
+	}
 	json_t *counts = json_array();
 	for (int i = 0; i < b.o.ncounts; i++)
 		json_array_append_new(counts, json_integer((json_int_t)b.o.counts[i]));
@@ -1336,6 +1385,8 @@ int bench_policy(struct cli_ctx *ctx, int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	int r = run_all(ctx, &b, out, &err);
 	pb_down(&b);
+	if (r >= 0 && b.o.nodes && !pb_interrupted)
+		r = pb_cluster_run(&b, out, &err);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	if (r < 0) {

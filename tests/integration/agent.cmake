@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Agent integration tests: shell scripts driving shoald and shoal as root.
 foreach(t agent-run agent-restart agent-restart-policy agent-concurrent agent-api agent-service agent-publish publish-proxy
-		agent-hardening agent-limits agent-http agent-disk agent-scale agent-crash bench-http bench-net docker-cli docker-cli-more image-pull policy cluster cluster-alloc cluster-join overlay-cluster overlay-connect policy-cluster agent-volumes agent-networks bench-cluster bench-lb bench-overlay bench-policy bench-policy-api agent-secrets stack-cluster)
+		agent-hardening agent-limits agent-http agent-disk agent-scale agent-crash bench-http bench-net docker-cli docker-cli-more image-pull policy cluster cluster-alloc cluster-join overlay-cluster overlay-connect policy-cluster agent-volumes agent-networks bench-cluster bench-lb bench-overlay bench-policy bench-policy-api bench-policy-cluster agent-secrets stack-cluster)
 	if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		add_test(NAME integration/${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 		set_tests_properties(integration/${t} PROPERTIES LABELS integration TIMEOUT 600
