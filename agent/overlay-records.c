@@ -4,6 +4,7 @@
  * swept (agent/overlay-agent-internal.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,46 @@ static void addr_give_back(struct overlay_agent *oa, const char *net, struct in_
 	addr_release(oa, net, ip, oa->a->node_id, owner_ep);
 }
 
+/* One address record (OVL_ADDR_PREFIX<network>/<ip> = {Node, Endpoint}). */
+struct ovl_addr_rec {
+	char net[OVL_ID_MAX + 1];
+	struct in_addr ip;
+	const char *node, *owner;
+};
+
+/* Calls fn for each address record in the store, up to max of them acted on
+ * (fn returns true when it acted); how many it acted on, or -1 when the
+ * store could not be read (logged). */
+static int addr_records_each(struct overlay_agent *oa, unsigned max,
+			     bool (*fn)(struct overlay_agent *, const struct ovl_addr_rec *,
+					void *),
+			     void *arg)
+{
+	struct store_kvs *kvs = NULL;
+	struct shoal_err err = {0};
+	if (store_get(oa->a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
+		log_warn("overlay: reading the overlay addresses: %s", err.msg);
+		return -1;
+	}
+	unsigned n = 0;
+	for (size_t i = 0; i < kvs->n && n < max; i++) {
+		struct ovl_addr_rec r;
+		char ip[64];
+		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, r.net, sizeof(r.net), ip,
+				  sizeof(ip)) < 0 ||
+		    inet_pton(AF_INET, ip, &r.ip) != 1)
+			continue;
+		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
+		r.node = json_string_value(json_object_get(o, "Node"));
+		r.owner = json_string_value(json_object_get(o, "Endpoint"));
+		if (r.node && r.owner && fn(oa, &r, arg))
+			n++;
+		json_decref(o);
+	}
+	store_kvs_free(kvs);
+	return (int)n;
+}
+
 /* Takes that very address for owner_ep of this node: free, or already its. */
 static int addr_claim(struct overlay_agent *oa, const struct ovl_network *n, struct in_addr ip,
 		      const char *owner_ep, struct shoal_err *err)
@@ -329,6 +370,18 @@ int oa_gateway_ensure(struct overlay_agent *oa, const struct ovl_network *n,
 
 /* What this node holds in the store that none of its containers uses any
  * more (a start or removal the agent was killed in): given back. */
+/* An address of this node's that no endpoint of its holds. */
+static bool unused_addr(struct overlay_agent *oa, const struct ovl_addr_rec *r, void *arg)
+{
+	(void)arg;
+	struct ovl_endpoint e;
+	if (strcmp(r->node, oa->a->node_id) != 0 ||
+	    (oa_ep_lookup(oa, r->net, r->owner, &e) && e.ip.s_addr == r->ip.s_addr))
+		return false;
+	addr_give_back(oa, r->net, r->ip, r->owner);
+	return true;
+}
+
 void oa_give_back_unused(struct overlay_agent *oa)
 {
 	struct agent *a = oa->a;
@@ -366,31 +419,10 @@ void oa_give_back_unused(struct overlay_agent *oa)
 	}
 	json_decref(copy);
 	/* addresses whose endpoint record never got written */
-	struct store_kvs *kvs = NULL;
-	struct shoal_err err = {0};
-	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
-		log_warn("overlay: reading the overlay addresses: %s", err.msg);
+	int q = addr_records_each(oa, UINT_MAX, unused_addr, NULL);
+	if (q < 0)
 		return;
-	}
-	for (size_t i = 0; i < kvs->n; i++) {
-		char nid[OVL_ID_MAX + 1], ip[64];
-		struct in_addr in;
-		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, nid, sizeof(nid), ip,
-				  sizeof(ip)) < 0 ||
-		    inet_pton(AF_INET, ip, &in) != 1)
-			continue;
-		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
-		const char *node = json_string_value(json_object_get(o, "Node"));
-		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
-		struct ovl_endpoint e;
-		if (node && owner && strcmp(node, a->node_id) == 0 &&
-		    !(oa_ep_lookup(oa, nid, owner, &e) && e.ip.s_addr == in.s_addr)) {
-			addr_give_back(oa, nid, in, owner);
-			n++;
-		}
-		json_decref(o);
-	}
-	store_kvs_free(kvs);
+	n += (unsigned)q;
 	if (n)
 		log_info("overlay: gave back %u addresses and endpoint records no container uses",
 			 n);
@@ -498,6 +530,17 @@ static bool dead_past_grace(struct overlay_agent *oa, const char *node, int64_t 
 	return since > 0 && now - since >= reclaim_grace_ns(oa->a);
 }
 
+/* An address of a node dead past the grace that no endpoint record holds. */
+static bool dead_addr(struct overlay_agent *oa, const struct ovl_addr_rec *r, void *arg)
+{
+	struct ovl_endpoint e;
+	if (!dead_past_grace(oa, r->node, *(const int64_t *)arg) ||
+	    oa_ep_lookup(oa, r->net, r->owner, &e))
+		return false;
+	addr_release(oa, r->net, r->ip, r->node, r->owner);
+	return true;
+}
+
 /* On the leader: the records and addresses of nodes dead for longer than the
  * grace, given back (compare-and-swap on what was read: a node that came back
  * and wrote them again keeps them). */
@@ -564,31 +607,11 @@ void oa_reclaim_dead(struct overlay_agent *oa)
 	 * go with it) */
 	if (!sweep || n >= OVL_RECLAIM_MAX || !json_object_size(oa->nets))
 		return;
-	struct store_kvs *kvs = NULL;
-	struct shoal_err err = {0};
-	if (store_get(a->store, OVL_ADDR_PREFIX, true, 0, &kvs, &err) < 0) {
-		log_warn("overlay: reading the overlay addresses: %s", err.msg);
+	int64_t at = now;
+	int q = addr_records_each(oa, OVL_RECLAIM_MAX - n, dead_addr, &at);
+	if (q < 0)
 		return;
-	}
-	for (size_t i = 0; i < kvs->n && n < OVL_RECLAIM_MAX; i++) {
-		char net_id[OVL_ID_MAX + 1], ip[64];
-		struct in_addr in;
-		if (ovl_key_split(kvs->kvs[i].key, OVL_ADDR_PREFIX, net_id, sizeof(net_id), ip,
-				  sizeof(ip)) < 0 ||
-		    inet_pton(AF_INET, ip, &in) != 1)
-			continue;
-		json_t *o = json_loadb(kvs->kvs[i].value, kvs->kvs[i].value_len, 0, NULL);
-		const char *node = json_string_value(json_object_get(o, "Node"));
-		const char *owner = json_string_value(json_object_get(o, "Endpoint"));
-		struct ovl_endpoint e;
-		if (node && owner && dead_past_grace(oa, node, now) &&
-		    !oa_ep_lookup(oa, net_id, owner, &e)) {
-			addr_release(oa, net_id, in, node, owner);
-			n++;
-		}
-		json_decref(o);
-	}
-	store_kvs_free(kvs);
+	n += (unsigned)q;
 	if (n < OVL_RECLAIM_MAX)
 		json_object_foreach(oa->nodes, nid, addr)
 		{
