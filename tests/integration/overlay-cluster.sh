@@ -13,6 +13,7 @@
 # - a container removed: its FDB and neighbour entries gone on the other nodes;
 #   the last one on a node: the network's devices gone from it;
 # - 30 containers started at once over the three nodes: no address twice;
+#   200 tasks of one service the same;
 # - egress off the overlay leaves through the node, masqueraded; not from an
 #   --internal network; the docker CLI's run --network works as shoal's;
 # - VXLAN sent to a node from the etcd namespace (not a node): dropped, and
@@ -444,6 +445,19 @@ expect_eq "32 addresses in all" 32 "$(echo "$addrs" | grep -c .)"
 expect_eq "no address twice" "" "$(echo "$addrs" | sort | uniq -d)"
 must "removing them" bash -c "for k in \$(seq 1 30); do
 	SHOAL_HOST=unix://$T/n\$(((k % 3) + 1))/shoal.sock $SHOAL_BIN rm -f m\$k >/dev/null; done"
+
+log "200 tasks at once over the three nodes"
+t0=$(date +%s)
+must "service many, 200 replicas on ovl" node_shoal 1 service create -d --name many --replicas 200 \
+	--network ovl busybox sleep 100000
+many_up() { [ "$(task_addrs many | grep -c ' ovl ')" = 200 ]; }
+wait_until 240 many_up || fail "many: $(task_addrs many | grep -c ' ovl ') of 200 tasks running with an address on ovl"
+log "200 tasks running with an address in $(($(date +%s) - t0)) s"
+expect_eq "200 task addresses, none twice" "" "$(task_addrs many | awk '{print $3}' | sort | uniq -d)"
+expect_eq "the tasks on all three nodes" 3 "$(task_addrs many | awk '{print $1}' | sort -u | wc -l)"
+must "service rm many" node_shoal 1 service rm many
+two_left() { [ "$(for i in 1 2 3; do node_shoal "$i" ps -q; done | grep -c .)" = 2 ]; }
+wait_until 240 two_left || fail "many's containers still running: $(for i in 1 2 3; do node_shoal "$i" ps -q; done | wc -l)"
 
 non_node_vxlan
 
