@@ -42,9 +42,9 @@ in_ctr() {
 	shift 2
 	nsenter --net="$(inspect "$i" "$c" '{{.NetworkSettings.SandboxKey}}')" "$@"
 }
-get() { in_ctr "$1" "$2" busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $3 80" 2>/dev/null | tail -n 1; }
+get() { in_ctr "$1" "$2" timeout 6 busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $3 80" 2>/dev/null | tail -n 1; }
 reaches() { [ "$(get "$1" "$2" "$3")" = "$4" ]; } # reaches NODE CTR ADDR BODY
-by_name() { node_shoal "$1" exec "$2" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $3 80 | tail -n 1" 2>/dev/null; }
+by_name() { timeout 10 "$SHOAL_BIN" -H "unix://$(node_sock "$1")" exec "$2" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $3 80 | tail -n 1" 2>/dev/null; }
 net_ip() { # net_ip NODE CTR NETWORK: its address there, from inspect
 	node_shoal "$1" inspect "$2" | python3 -c '
 import json,sys; n=json.load(sys.stdin)[0]["NetworkSettings"]["Networks"].get(sys.argv[1])
