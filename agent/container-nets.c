@@ -334,10 +334,24 @@ static void op_req_cancel(struct api_req *r)
 	api_req_free(r);
 }
 
+/* The request answered (200, or err), unless its client went; op freed. */
+static void op_done(struct nets_op *op, const struct shoal_err *err)
+{
+	struct api_req *req = op->arg;
+	if (req) {
+		req->userdata = NULL;
+		req->on_cancel = NULL;
+		if (err)
+			api_reply_err(req, err);
+		else
+			api_reply_empty(req, 200);
+	}
+	free(op);
+}
+
 static void connected_cb(int r, struct shoal_err *err, void *arg)
 {
 	struct nets_op *op = arg;
-	struct api_req *req = op->arg;
 	struct container *c = container_get(op->a, op->id);
 	struct container_net *m = c ? more_net(c, op->net) : NULL;
 	if (r < 0 && c && m) {
@@ -352,21 +366,12 @@ static void connected_cb(int r, struct shoal_err *err, void *arg)
 		networks_changed(op->a);
 		events_container_network(c, op->net, true);
 	}
-	if (req) {
-		req->userdata = NULL;
-		req->on_cancel = NULL;
-		if (r < 0)
-			api_reply_err(req, err);
-		else
-			api_reply_empty(req, 200);
-	}
-	free(op);
+	op_done(op, r < 0 ? err : NULL);
 }
 
 static void disconnected_cb(int r, struct shoal_err *err, void *arg)
 {
 	struct nets_op *op = arg;
-	struct api_req *req = op->arg;
 	struct container *c = container_get(op->a, op->id);
 	struct container_net *m = c ? more_net(c, op->net) : NULL;
 	if (c && m && (r >= 0 || err->code == ENODEV)) {
@@ -376,15 +381,7 @@ static void disconnected_cb(int r, struct shoal_err *err, void *arg)
 		networks_changed(op->a);
 		events_container_network(c, op->net, false);
 	}
-	if (req) {
-		req->userdata = NULL;
-		req->on_cancel = NULL;
-		if (r < 0 && err->code != ENODEV)
-			api_reply_err(req, err);
-		else
-			api_reply_empty(req, 200);
-	}
-	free(op);
+	op_done(op, r < 0 && err->code != ENODEV ? err : NULL);
 }
 
 static struct nets_op *op_new(struct container *c, const char *net, struct api_req *r)
