@@ -123,3 +123,13 @@ EOF
 		if [ "$verdict" = ok ]; then ok "$what"; else fail "$what"; fi
 	done <<<"$checks"
 }
+
+# The processes of this run that name nothing of it (container monitors):
+# the mark in their environment does. A line each.
+bench_marked_procs() {
+	local p
+	for p in /proc/[0-9]*; do
+		{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^SHOAL_BENCH_RUN=$T/" &&
+			echo "process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+	done
+}

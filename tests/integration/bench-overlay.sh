@@ -27,13 +27,8 @@ done
 bench_setup shoal-benchov
 
 bench_leftovers_more() {
-	local pid=$1 p
-	# the container monitors name nothing of the run: the mark in their
-	# environment does
-	for p in /proc/[0-9]*; do
-		{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^SHOAL_BENCH_RUN=$T/" &&
-			echo "process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
-	done
+	local pid=$1
+	bench_marked_procs
 	ip netns list 2>/dev/null | grep "shoal-benchov-$pid-"
 	grep " $T/" /proc/mounts
 	# the links of the bench: the underlay's veths lived in its namespaces;

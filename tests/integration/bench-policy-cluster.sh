@@ -27,13 +27,8 @@ done
 bench_setup shoal-benchpc
 
 bench_leftovers_more() {
-	local pid=$1 p
-	# the container monitors name nothing of the run: the mark in their
-	# environment does
-	for p in /proc/[0-9]*; do
-		{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^SHOAL_BENCH_RUN=$T/" &&
-			echo "process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
-	done
+	local pid=$1
+	bench_marked_procs
 	pgrep -af "shoal-bench-echo -a 10\.218\." 2>/dev/null
 	ip netns list 2>/dev/null | grep -E "^(shoal-benchpc-$pid-|shoal-pb$pid-)"
 	grep " $T/" /proc/mounts
